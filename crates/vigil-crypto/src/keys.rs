@@ -1,0 +1,305 @@
+//! Secret key types and the HKDF key schedule (docs/spec.md §1).
+//!
+//! Every key of a vault is derived from its [`RootKey`] with
+//! `HKDF-SHA256(ikm = root, salt = vault_id, info = "vigil/v1/<purpose>")`,
+//! one purpose per type, so a key can never be handed to the wrong operation.
+
+use core::fmt;
+
+use hkdf::Hkdf;
+use rand_core::CryptoRng;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::sas::ShortAuthCode;
+use crate::wrap::X25519PublicKey;
+
+/// HKDF `info` labels, one per purpose. The table in docs/spec.md §1 lists them.
+pub(crate) mod label {
+    pub(crate) const VAULT_ID: &[u8] = b"vigil/v1/vault-id";
+    pub(crate) const LOG: &[u8] = b"vigil/v1/log";
+    pub(crate) const STORE: &[u8] = b"vigil/v1/store";
+    pub(crate) const MAILBOX: &[u8] = b"vigil/v1/mailbox";
+    pub(crate) const ALERT_PREFIX: &[u8] = b"vigil/v1/alert/";
+    pub(crate) const SAS_PREFIX: &[u8] = b"vigil/v1/sas/";
+    pub(crate) const MAILBOX_VERIFIER: &[u8] = b"vigil/v1/mailbox-verifier";
+}
+
+/// Defines a 32-byte secret key type: zeroized on drop, redacted `Debug`,
+/// constant-time equality, no `Clone`.
+macro_rules! secret_key {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Zeroize, ZeroizeOnDrop)]
+        pub struct $name([u8; 32]);
+
+        impl $name {
+            /// Length of the key in bytes.
+            pub const LEN: usize = 32;
+
+            /// Rebuilds the key from its bytes (for example when a key store loads it).
+            pub fn from_bytes(bytes: [u8; 32]) -> Self {
+                Self(bytes)
+            }
+
+            /// The raw key bytes. Named so that every use stands out in review:
+            /// only key stores and the crypto core itself should need it.
+            pub fn expose_secret(&self) -> &[u8; 32] {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "(<redacted>)"))
+            }
+        }
+
+        impl ConstantTimeEq for $name {
+            fn ct_eq(&self, other: &Self) -> subtle::Choice {
+                self.0.ct_eq(&other.0)
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.ct_eq(other).into()
+            }
+        }
+
+        impl Eq for $name {}
+    };
+}
+
+secret_key!(
+    /// The root secret of one vault (one monitoring period). Every other key
+    /// is derived from it; destroying it destroys the vault.
+    RootKey
+);
+secret_key!(
+    /// Seals the health log's changes and snapshots (`vigil/v1/log`).
+    LogKey
+);
+secret_key!(
+    /// Seals device-local records at rest that are never synced, such as the
+    /// alert outbox and the disclosure log (`vigil/v1/store`).
+    StoreKey
+);
+secret_key!(
+    /// Proves to the relay that a device may use the vault's mailbox
+    /// (`vigil/v1/mailbox`). The relay keeps only its [`MailboxVerifier`].
+    MailboxKey
+);
+secret_key!(
+    /// Seals fever alerts for one community node
+    /// (`vigil/v1/alert/` followed by the node's X25519 public key).
+    AlertKey
+);
+
+impl RootKey {
+    /// Generates a fresh root key from a cryptographically secure RNG.
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut bytes = [0u8; 32];
+        rng.fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+}
+
+impl MailboxKey {
+    /// The value the relay stores to check mailbox access:
+    /// `SHA-256("vigil/v1/mailbox-verifier" || key)`. It does not reveal the key.
+    pub fn verifier(&self) -> MailboxVerifier {
+        let mut h = Sha256::new();
+        h.update(label::MAILBOX_VERIFIER);
+        h.update(self.0);
+        MailboxVerifier(h.finalize().into())
+    }
+}
+
+/// A public hash of a [`MailboxKey`], stored by the relay.
+#[derive(Clone, Copy)]
+pub struct MailboxVerifier([u8; 32]);
+
+impl MailboxVerifier {
+    /// Rebuilds a verifier from its stored bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The verifier's bytes, for storage.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
+    /// Whether `key` matches this verifier, compared in constant time.
+    pub fn verify(&self, key: &MailboxKey) -> bool {
+        key.verifier().0.ct_eq(&self.0).into()
+    }
+}
+
+impl fmt::Debug for MailboxVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MailboxVerifier({})", hex_prefix(&self.0))
+    }
+}
+
+impl PartialEq for MailboxVerifier {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for MailboxVerifier {}
+
+/// The public identifier of a vault, derived from its root. It names the
+/// vault's mailbox on the relay and salts every other derivation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VaultId([u8; 16]);
+
+impl VaultId {
+    /// Length in bytes.
+    pub const LEN: usize = 16;
+
+    /// Rebuilds a vault id from its bytes.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
+    /// The id's bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for VaultId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VaultId({self})")
+    }
+}
+
+impl fmt::Display for VaultId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+fn hex_prefix(bytes: &[u8]) -> String {
+    bytes.iter().take(4).map(|b| format!("{b:02x}")).collect::<String>() + "…"
+}
+
+/// The key schedule of one vault: holds the root and derives each purpose's key.
+///
+/// ```
+/// use vigil_crypto::{KeySchedule, RootKey};
+/// let schedule = KeySchedule::new(RootKey::from_bytes([7; 32]));
+/// let log_key = schedule.log_key();
+/// assert_ne!(log_key.expose_secret(), schedule.store_key().expose_secret());
+/// ```
+pub struct KeySchedule {
+    root: RootKey,
+    vault_id: VaultId,
+}
+
+impl fmt::Debug for KeySchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySchedule")
+            .field("root", &self.root)
+            .field("vault_id", &self.vault_id)
+            .finish()
+    }
+}
+
+impl KeySchedule {
+    /// Takes ownership of the root and derives the vault id from it.
+    pub fn new(root: RootKey) -> Self {
+        let mut id = [0u8; 16];
+        expand(&root, None, &[label::VAULT_ID], &mut id);
+        Self {
+            root,
+            vault_id: VaultId(id),
+        }
+    }
+
+    /// The vault id: `HKDF(ikm = root, salt = none, info = "vigil/v1/vault-id")`, 16 bytes.
+    pub fn vault_id(&self) -> VaultId {
+        self.vault_id
+    }
+
+    /// The root key, for a key store to persist or a pairing to wrap.
+    pub fn root(&self) -> &RootKey {
+        &self.root
+    }
+
+    /// The key that seals log bundles and snapshots.
+    pub fn log_key(&self) -> LogKey {
+        LogKey(self.derive(&[label::LOG]))
+    }
+
+    /// The key that seals device-local records at rest.
+    pub fn store_key(&self) -> StoreKey {
+        StoreKey(self.derive(&[label::STORE]))
+    }
+
+    /// The key that grants access to the vault's mailbox on the relay.
+    pub fn mailbox_key(&self) -> MailboxKey {
+        MailboxKey(self.derive(&[label::MAILBOX]))
+    }
+
+    /// The alert key for one community node, bound to that node's X25519 public key.
+    pub fn alert_key(&self, node: &X25519PublicKey) -> AlertKey {
+        AlertKey(self.derive(&[label::ALERT_PREFIX, node.as_bytes()]))
+    }
+
+    /// The short authentication code both devices show when `joiner` pairs
+    /// into this vault (docs/spec.md §5). It depends on the root, so a relay
+    /// that swapped the wrapped root or the joiner's key cannot predict it.
+    pub fn pairing_code(&self, joiner: &X25519PublicKey) -> ShortAuthCode {
+        let mut out = [0u8; 8];
+        expand(
+            &self.root,
+            Some(self.vault_id.as_bytes()),
+            &[label::SAS_PREFIX, joiner.as_bytes()],
+            &mut out,
+        );
+        ShortAuthCode::from_okm(out)
+    }
+
+    fn derive(&self, info: &[&[u8]]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        expand(&self.root, Some(self.vault_id.as_bytes()), info, &mut out);
+        out
+    }
+}
+
+/// HKDF-SHA256 extract-and-expand. Output lengths here are fixed and far
+/// below HKDF's 255 × 32-byte limit, so expansion cannot fail.
+fn expand(root: &RootKey, salt: Option<&[u8]>, info: &[&[u8]], out: &mut [u8]) {
+    let hk = Hkdf::<Sha256>::new(salt, &root.0);
+    hk.expand_multi_info(info, out)
+        .expect("HKDF output length is a small compile-time constant");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let k = RootKey::from_bytes([0xab; 32]);
+        let s = format!("{k:?}");
+        assert_eq!(s, "RootKey(<redacted>)");
+    }
+
+    #[test]
+    fn verifier_checks_key() {
+        let s = KeySchedule::new(RootKey::from_bytes([1; 32]));
+        let other = KeySchedule::new(RootKey::from_bytes([2; 32]));
+        let v = s.mailbox_key().verifier();
+        assert!(v.verify(&s.mailbox_key()));
+        assert!(!v.verify(&other.mailbox_key()));
+    }
+}
