@@ -159,7 +159,14 @@ pub const fn sealed_len(len: usize) -> usize {
 }
 
 fn header(kind: Kind) -> [u8; HEADER_LEN] {
-    [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, kind.to_byte()]
+    [
+        MAGIC[0],
+        MAGIC[1],
+        MAGIC[2],
+        MAGIC[3],
+        VERSION,
+        kind.to_byte(),
+    ]
 }
 
 fn aad(header: &[u8], context: &Context) -> Vec<u8> {
@@ -225,13 +232,19 @@ pub fn open<K: EnvelopeKey>(
     if padded < LEN_PREFIX || bucket_len(padded - LEN_PREFIX) != padded {
         return Err(OpenError);
     }
-    let nonce = XNonce::try_from(&sealed[HEADER_LEN..HEADER_LEN + NONCE_LEN]).map_err(|_| OpenError)?;
+    let nonce =
+        XNonce::try_from(&sealed[HEADER_LEN..HEADER_LEN + NONCE_LEN]).map_err(|_| OpenError)?;
     let body_start = HEADER_LEN + NONCE_LEN;
     let tag_start = body_start + padded;
     let tag = chacha20poly1305::Tag::try_from(&sealed[tag_start..]).map_err(|_| OpenError)?;
     let mut body = Zeroizing::new(sealed[body_start..tag_start].to_vec());
     cipher(key)
-        .decrypt_inout_detached(&nonce, &aad(&hdr, context), body.as_mut_slice().into(), &tag)
+        .decrypt_inout_detached(
+            &nonce,
+            &aad(&hdr, context),
+            body.as_mut_slice().into(),
+            &tag,
+        )
         .map_err(|_| OpenError)?;
     let mut len_bytes = [0u8; LEN_PREFIX];
     len_bytes.copy_from_slice(&body[..LEN_PREFIX]);

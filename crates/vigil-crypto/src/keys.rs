@@ -188,7 +188,12 @@ impl fmt::Display for VaultId {
 }
 
 fn hex_prefix(bytes: &[u8]) -> String {
-    bytes.iter().take(4).map(|b| format!("{b:02x}")).collect::<String>() + "…"
+    bytes
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        + "…"
 }
 
 /// The key schedule of one vault: holds the root and derives each purpose's key.

@@ -37,7 +37,7 @@ pub use rand_core;
 pub use sas::ShortAuthCode;
 pub use subtle::ConstantTimeEq;
 pub use wrap::{
-    UnwrapError, WRAP_VERSION, WRAPPED_LEN, Wrappable, WrapError, WrappedKey, X25519Identity,
+    UnwrapError, WRAP_VERSION, WRAPPED_LEN, WrapError, Wrappable, WrappedKey, X25519Identity,
     X25519PublicKey, unwrap, wrap,
 };
 pub use zeroize::Zeroizing;

@@ -19,13 +19,20 @@ struct Case {
 
 impl Case {
     fn hex(&self, field: &str) -> Vec<u8> {
-        hex::decode(self.t[field].as_str().unwrap_or_else(|| panic!("tc {} lacks {field}", self.id)))
-            .unwrap_or_else(|e| panic!("tc {}: bad hex in {field}: {e}", self.id))
+        hex::decode(
+            self.t[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("tc {} lacks {field}", self.id)),
+        )
+        .unwrap_or_else(|e| panic!("tc {}: bad hex in {field}: {e}", self.id))
     }
 }
 
 fn load(file: &str, expected: usize) -> (Vec<Value>, Vec<Case>) {
-    let path = format!("{}/tests/data/wycheproof/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/data/wycheproof/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let doc: Value = serde_json::from_str(&text).expect("valid JSON");
     let groups = doc["testGroups"].as_array().expect("testGroups").clone();
@@ -38,7 +45,11 @@ fn load(file: &str, expected: usize) -> (Vec<Value>, Vec<Case>) {
                 result: t["result"].as_str().expect("result").to_owned(),
                 flags: t["flags"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|f| f.as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 t: t.clone(),
             });
@@ -63,7 +74,11 @@ fn run(file: &str, expected: usize, check: impl Fn(&Value, &Case) -> Result<(), 
     for (gi, n) in per_group.iter().enumerate() {
         eprintln!("{file}: group {gi}: ran {n} cases");
     }
-    eprintln!("{file}: ran {} cases, {} failed", cases.len(), failures.len());
+    eprintln!(
+        "{file}: ran {} cases, {} failed",
+        cases.len(),
+        failures.len()
+    );
     assert!(failures.is_empty(), "{file}:\n{}", failures.join("\n"));
 }
 
@@ -81,10 +96,18 @@ fn aead_case<A: KeyInit + AeadInOut>(c: &Case) -> Result<(), String> {
     // A nonce of the wrong size cannot even be expressed in the typed API:
     // that is the rejection an "invalid" size vector asks for.
     let Ok(nonce) = chacha20poly1305::aead::Nonce::<A>::try_from(iv.as_slice()) else {
-        return if valid { Err("valid vector with unusable nonce".into()) } else { Ok(()) };
+        return if valid {
+            Err("valid vector with unusable nonce".into())
+        } else {
+            Ok(())
+        };
     };
     let Ok(tag_arr) = chacha20poly1305::aead::Tag::<A>::try_from(tag.as_slice()) else {
-        return if valid { Err("valid vector with unusable tag".into()) } else { Ok(()) };
+        return if valid {
+            Err("valid vector with unusable tag".into())
+        } else {
+            Ok(())
+        };
     };
     let mut buf = ct.clone();
     let opened = cipher
@@ -109,12 +132,16 @@ fn aead_case<A: KeyInit + AeadInOut>(c: &Case) -> Result<(), String> {
 
 #[test]
 fn chacha20_poly1305() {
-    run("chacha20_poly1305_test.json", 325, |_, c| aead_case::<ChaCha20Poly1305>(c));
+    run("chacha20_poly1305_test.json", 325, |_, c| {
+        aead_case::<ChaCha20Poly1305>(c)
+    });
 }
 
 #[test]
 fn xchacha20_poly1305() {
-    run("xchacha20_poly1305_test.json", 315, |_, c| aead_case::<XChaCha20Poly1305>(c));
+    run("xchacha20_poly1305_test.json", 315, |_, c| {
+        aead_case::<XChaCha20Poly1305>(c)
+    });
 }
 
 #[test]
