@@ -1,0 +1,592 @@
+//! The health log: one Automerge document per vault (docs/spec.md §6).
+
+use std::collections::{BTreeMap, HashMap};
+
+use automerge::transaction::Transactable;
+use automerge::{
+    ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
+};
+
+use crate::fever::{FeverEpisode, FeverRule, episodes};
+use crate::model::{
+    Day, DeviceId, LogError, MAX_TEXT_CHARS, Metric, Reading, ReadingId, Severity, Symptom, Unit,
+};
+
+/// The schema version this build writes and the highest it reads.
+pub const SCHEMA_VERSION: u64 = 1;
+
+const K_SCHEMA: &str = "schema";
+const K_READINGS: &str = "readings";
+const K_ANNOTATIONS: &str = "annotations";
+const K_RETRACTIONS: &str = "retractions";
+const K_CHECKINS: &str = "checkins";
+
+/// A retraction: the reading stays in history but leaves views.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retraction {
+    /// The device that retracted it.
+    pub by: DeviceId,
+    /// When, ms since the epoch.
+    pub time_ms: i64,
+    /// Why, as the resident wrote it.
+    pub reason: String,
+}
+
+/// Per-metric, per-UTC-day statistics over non-retracted readings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DailySummary {
+    /// The day.
+    pub day: Day,
+    /// The metric.
+    pub metric: Metric,
+    /// Lowest value.
+    pub min: f64,
+    /// Highest value.
+    pub max: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Number of readings.
+    pub count: usize,
+}
+
+/// A value several devices set concurrently; all stay visible until the
+/// resident picks one (by setting it again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// Two or more severities for one symptom on one day.
+    CheckIn {
+        /// The day.
+        day: Day,
+        /// The symptom.
+        symptom: Symptom,
+        /// Every concurrent value; the first is the one views show meanwhile.
+        values: Vec<Severity>,
+    },
+    /// Two or more annotations of one reading.
+    Annotation {
+        /// The reading.
+        reading: ReadingId,
+        /// Every concurrent text; the first is the one views show meanwhile.
+        values: Vec<String>,
+    },
+}
+
+/// Everything a resident can see in the log, in a canonical order: two
+/// replicas that converged have equal views.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogView {
+    /// Every reading, retracted or not, sorted by (time, id).
+    pub readings: Vec<Reading>,
+    /// Annotations by reading (all concurrent values, sorted).
+    pub annotations: BTreeMap<ReadingId, Vec<String>>,
+    /// Retractions by reading (the winning one).
+    pub retractions: BTreeMap<ReadingId, Retraction>,
+    /// Check-ins by day and symptom (all concurrent values, sorted).
+    pub checkins: BTreeMap<(Day, Symptom), Vec<Severity>>,
+}
+
+/// A resident's health log for one monitoring period: a typed, validated API
+/// over an Automerge document. Pure: no I/O, no clock — every time is a
+/// parameter. Each mutating call commits exactly one Automerge change.
+#[derive(Debug)]
+pub struct HealthLog {
+    doc: AutoCommit,
+    device: DeviceId,
+    readings: ObjId,
+    annotations: ObjId,
+    retractions: ObjId,
+    checkins: ObjId,
+    /// Length of the readings list: Automerge's `length()` is O(n), so it is
+    /// counted once at load and kept up to date.
+    readings_len: usize,
+    next_seq: u64,
+    /// Decoded readings, in list order, rebuilt after merges.
+    cache: Vec<Reading>,
+    by_id: HashMap<ReadingId, usize>,
+    unreadable: usize,
+    saved_heads: Vec<ChangeHash>,
+}
+
+impl HealthLog {
+    /// Creates a new, empty log authored by `device` (the vault's first device).
+    pub fn new(device: DeviceId) -> Self {
+        let mut doc = AutoCommit::new().with_actor(ActorId::from(&device.0[..]));
+        // Creating the four objects cannot fail on a fresh document.
+        let obj = |doc: &mut AutoCommit, key: &str, t: ObjType| {
+            doc.put_object(ROOT, key, t)
+                .expect("fresh document accepts objects")
+        };
+        doc.put(ROOT, K_SCHEMA, SCHEMA_VERSION)
+            .expect("fresh document accepts values");
+        let readings = obj(&mut doc, K_READINGS, ObjType::List);
+        let annotations = obj(&mut doc, K_ANNOTATIONS, ObjType::Map);
+        let retractions = obj(&mut doc, K_RETRACTIONS, ObjType::Map);
+        let checkins = obj(&mut doc, K_CHECKINS, ObjType::Map);
+        doc.commit();
+        HealthLog {
+            doc,
+            device,
+            readings,
+            annotations,
+            retractions,
+            checkins,
+            readings_len: 0,
+            next_seq: 1,
+            cache: Vec::new(),
+            by_id: HashMap::new(),
+            unreadable: 0,
+            saved_heads: Vec::new(),
+        }
+    }
+
+    /// Loads a log saved by [`HealthLog::save`] (or a concatenation of a save
+    /// and incremental chunks), to be edited by `device`.
+    pub fn load(bytes: &[u8], device: DeviceId) -> Result<Self, LogError> {
+        let doc = AutoCommit::load(bytes).map_err(|e| LogError::Malformed(e.to_string()))?;
+        Self::from_doc(doc, device)
+    }
+
+    fn from_doc(doc: AutoCommit, device: DeviceId) -> Result<Self, LogError> {
+        let mut doc = doc.with_actor(ActorId::from(&device.0[..]));
+        let schema = match doc.get(ROOT, K_SCHEMA) {
+            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                ScalarValue::Uint(v) => *v,
+                ScalarValue::Int(v) => u64::try_from(*v).unwrap_or(0),
+                _ => 0,
+            },
+            _ => return Err(LogError::Malformed("no schema version".into())),
+        };
+        if schema > SCHEMA_VERSION {
+            return Err(LogError::NewerSchema {
+                found: schema,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let obj = |doc: &AutoCommit, key: &str, want: ObjType| match doc.get(ROOT, key) {
+            Ok(Some((Value::Object(t), id))) if t == want => Ok(id),
+            _ => Err(LogError::Malformed(format!("missing or mistyped {key:?}"))),
+        };
+        let readings = obj(&doc, K_READINGS, ObjType::List)?;
+        let annotations = obj(&doc, K_ANNOTATIONS, ObjType::Map)?;
+        let retractions = obj(&doc, K_RETRACTIONS, ObjType::Map)?;
+        let checkins = obj(&doc, K_CHECKINS, ObjType::Map)?;
+        let saved_heads = doc.get_heads();
+        let mut log = HealthLog {
+            doc,
+            device,
+            readings,
+            annotations,
+            retractions,
+            checkins,
+            readings_len: 0,
+            next_seq: 1,
+            cache: Vec::new(),
+            by_id: HashMap::new(),
+            unreadable: 0,
+            saved_heads,
+        };
+        log.rebuild_cache();
+        Ok(log)
+    }
+
+    fn rebuild_cache(&mut self) {
+        self.cache.clear();
+        self.by_id.clear();
+        self.unreadable = 0;
+        let mut len = 0;
+        for item in self.doc.list_range(&self.readings, ..) {
+            len += 1;
+            let decoded = match &item.value {
+                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) => {
+                    Reading::decode(b)
+                }
+                _ => None,
+            };
+            match decoded {
+                Some(r) => {
+                    self.by_id.insert(r.id, self.cache.len());
+                    self.cache.push(r);
+                }
+                // From a newer version, or damaged: kept in the document,
+                // left out of views, counted.
+                None => self.unreadable += 1,
+            }
+        }
+        self.readings_len = len;
+        self.next_seq = self
+            .cache
+            .iter()
+            .filter(|r| r.id.device == self.device)
+            .map(|r| r.id.seq + 1)
+            .max()
+            .unwrap_or(1);
+    }
+
+    /// The device editing this replica.
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+
+    /// Records a reading measured at `time_ms` and returns its id.
+    pub fn record(
+        &mut self,
+        metric: Metric,
+        value: f64,
+        unit: Unit,
+        time_ms: i64,
+    ) -> Result<ReadingId, LogError> {
+        let value = metric.validate(value, unit)?;
+        if time_ms < 0 {
+            return Err(LogError::NegativeTime(time_ms));
+        }
+        let reading = Reading {
+            id: ReadingId {
+                device: self.device,
+                seq: self.next_seq,
+            },
+            time_ms,
+            metric,
+            value,
+        };
+        self.doc
+            .insert(&self.readings, self.readings_len, reading.encode().to_vec())
+            .map_err(|e| LogError::Malformed(e.to_string()))?;
+        self.doc.commit();
+        self.readings_len += 1;
+        self.next_seq += 1;
+        self.by_id.insert(reading.id, self.cache.len());
+        self.cache.push(reading);
+        Ok(reading.id)
+    }
+
+    fn check_text(text: &str) -> Result<(), LogError> {
+        let len = text.chars().count();
+        if len > MAX_TEXT_CHARS {
+            return Err(LogError::TextTooLong {
+                len,
+                max: MAX_TEXT_CHARS,
+            });
+        }
+        Ok(())
+    }
+
+    fn require(&self, id: ReadingId) -> Result<(), LogError> {
+        if self.by_id.contains_key(&id) {
+            Ok(())
+        } else {
+            Err(LogError::UnknownReading(id))
+        }
+    }
+
+    /// Sets the annotation of a reading (replacing this device's view of it;
+    /// concurrent annotations from other devices stay visible as a conflict).
+    pub fn annotate(&mut self, id: ReadingId, text: &str) -> Result<(), LogError> {
+        Self::check_text(text)?;
+        self.require(id)?;
+        self.doc
+            .put(&self.annotations, id.to_string(), text)
+            .map_err(|e| LogError::Malformed(e.to_string()))?;
+        self.doc.commit();
+        Ok(())
+    }
+
+    /// Retracts a wrong reading with a reason. It stays in the document's
+    /// history but leaves views and statistics.
+    pub fn retract(&mut self, id: ReadingId, reason: &str, time_ms: i64) -> Result<(), LogError> {
+        Self::check_text(reason)?;
+        self.require(id)?;
+        let mut v = Vec::with_capacity(24 + reason.len());
+        v.extend_from_slice(&self.device.0);
+        v.extend_from_slice(&time_ms.to_be_bytes());
+        v.extend_from_slice(reason.as_bytes());
+        self.doc
+            .put(&self.retractions, id.to_string(), v)
+            .map_err(|e| LogError::Malformed(e.to_string()))?;
+        self.doc.commit();
+        Ok(())
+    }
+
+    /// Sets one symptom of a day's check-in. Setting a value that is in
+    /// conflict resolves the conflict.
+    pub fn check_in(
+        &mut self,
+        day: Day,
+        symptom: Symptom,
+        severity: Severity,
+    ) -> Result<(), LogError> {
+        self.doc
+            .put(&self.checkins, checkin_key(day, symptom), severity.name())
+            .map_err(|e| LogError::Malformed(e.to_string()))?;
+        self.doc.commit();
+        Ok(())
+    }
+
+    /// Readings of `metric` (all metrics if `None`) with `from_ms <= time < to_ms`,
+    /// sorted by (time, id); retracted ones only if `include_retracted`.
+    pub fn readings(
+        &self,
+        metric: Option<Metric>,
+        from_ms: i64,
+        to_ms: i64,
+        include_retracted: bool,
+    ) -> Vec<Reading> {
+        let retracted = if include_retracted {
+            Default::default()
+        } else {
+            self.retracted_ids()
+        };
+        let mut out: Vec<Reading> = self
+            .cache
+            .iter()
+            .filter(|r| metric.is_none_or(|m| r.metric == m))
+            .filter(|r| r.time_ms >= from_ms && r.time_ms < to_ms)
+            .filter(|r| !retracted.contains_key(&r.id))
+            .copied()
+            .collect();
+        out.sort_by_key(|r| (r.time_ms, r.id));
+        out
+    }
+
+    /// The reading with this id, if present.
+    pub fn reading(&self, id: ReadingId) -> Option<Reading> {
+        self.by_id.get(&id).map(|&i| self.cache[i])
+    }
+
+    /// Number of readings in the document (retracted included).
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether the log holds no readings.
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    /// List entries that could not be decoded (written by a newer version, or damaged).
+    pub fn unreadable_entries(&self) -> usize {
+        self.unreadable
+    }
+
+    fn retracted_ids(&self) -> HashMap<ReadingId, ()> {
+        self.doc
+            .map_range(&self.retractions, ..)
+            .filter_map(|item| item.key.parse::<ReadingId>().ok())
+            .map(|id| (id, ()))
+            .collect()
+    }
+
+    /// The retraction of a reading, if any (the winning one if concurrent).
+    pub fn retraction(&self, id: ReadingId) -> Option<Retraction> {
+        match self.doc.get(&self.retractions, id.to_string()) {
+            Ok(Some((Value::Scalar(s), _))) => decode_retraction(s.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// Every concurrent annotation of a reading; the first is the one shown.
+    pub fn annotation(&self, id: ReadingId) -> Vec<String> {
+        self.all_strings(&self.annotations, &id.to_string())
+    }
+
+    /// A day's check-in: every symptom set, with all concurrent values.
+    pub fn checkin(&self, day: Day) -> BTreeMap<Symptom, Vec<Severity>> {
+        Symptom::ALL
+            .into_iter()
+            .filter_map(|s| {
+                let v = self.checkin_values(day, s);
+                (!v.is_empty()).then_some((s, v))
+            })
+            .collect()
+    }
+
+    fn checkin_values(&self, day: Day, symptom: Symptom) -> Vec<Severity> {
+        self.all_strings(&self.checkins, &checkin_key(day, symptom))
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    }
+
+    /// Values at `key`, the winning one first, then the others in op order.
+    fn all_strings(&self, obj: &ObjId, key: &str) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .doc
+            .get_all(obj, key)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(v, _)| v.as_str().map(str::to_owned))
+            .collect();
+        // Automerge's winner is the value with the greatest op id: the last.
+        all.reverse();
+        all
+    }
+
+    /// Every unresolved conflict, check-ins first, in key order.
+    pub fn conflicts(&self) -> Vec<Conflict> {
+        let mut out = Vec::new();
+        for item in self.doc.map_range(&self.checkins, ..) {
+            if !item.conflict {
+                continue;
+            }
+            if let Some((day, symptom)) = parse_checkin_key(&item.key) {
+                out.push(Conflict::CheckIn {
+                    day,
+                    symptom,
+                    values: self.checkin_values(day, symptom),
+                });
+            }
+        }
+        for item in self.doc.map_range(&self.annotations, ..) {
+            if !item.conflict {
+                continue;
+            }
+            if let Ok(reading) = item.key.parse::<ReadingId>() {
+                out.push(Conflict::Annotation {
+                    reading,
+                    values: self.annotation(reading),
+                });
+            }
+        }
+        out
+    }
+
+    /// Per-day min / max / mean / count for each metric, over non-retracted readings.
+    pub fn daily_summaries(&self, metric: Option<Metric>) -> Vec<DailySummary> {
+        let mut acc: BTreeMap<(Day, Metric), (f64, f64, f64, usize)> = BTreeMap::new();
+        for r in self.readings(metric, i64::MIN, i64::MAX, false) {
+            let e = acc.entry((Day::of(r.time_ms), r.metric)).or_insert((
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                0.0,
+                0,
+            ));
+            e.0 = e.0.min(r.value);
+            e.1 = e.1.max(r.value);
+            e.2 += r.value;
+            e.3 += 1;
+        }
+        acc.into_iter()
+            .map(|((day, metric), (min, max, sum, count))| DailySummary {
+                day,
+                metric,
+                min,
+                max,
+                mean: sum / count as f64,
+                count,
+            })
+            .collect()
+    }
+
+    /// Fever episodes in the merged log under `rule` (docs/spec.md §7).
+    pub fn fever_episodes(&self, rule: &FeverRule) -> Vec<FeverEpisode> {
+        episodes(
+            rule,
+            &self.readings(Some(Metric::BodyTemperature), i64::MIN, i64::MAX, false),
+        )
+    }
+
+    /// The episode in progress under `rule`, if the latest one has not ended.
+    pub fn current_fever(&self, rule: &FeverRule) -> Option<FeverEpisode> {
+        self.fever_episodes(rule)
+            .pop()
+            .filter(|e| e.end_ms.is_none())
+    }
+
+    /// The whole visible state, canonically ordered, for comparing replicas.
+    pub fn view(&self) -> LogView {
+        let mut annotations = BTreeMap::new();
+        for item in self.doc.map_range(&self.annotations, ..) {
+            if let Ok(id) = item.key.parse::<ReadingId>() {
+                let mut v = self.annotation(id);
+                v.sort();
+                annotations.insert(id, v);
+            }
+        }
+        let mut retractions = BTreeMap::new();
+        for item in self.doc.map_range(&self.retractions, ..) {
+            if let Ok(id) = item.key.parse::<ReadingId>() {
+                if let Some(r) = self.retraction(id) {
+                    retractions.insert(id, r);
+                }
+            }
+        }
+        let mut checkins = BTreeMap::new();
+        for item in self.doc.map_range(&self.checkins, ..) {
+            if let Some(k) = parse_checkin_key(&item.key) {
+                let mut v = self.checkin_values(k.0, k.1);
+                v.sort();
+                checkins.insert(k, v);
+            }
+        }
+        LogView {
+            readings: self.readings(None, i64::MIN, i64::MAX, true),
+            annotations,
+            retractions,
+            checkins,
+        }
+    }
+
+    /// Merges another replica's changes into this one.
+    pub fn merge(&mut self, other: &mut HealthLog) -> Result<(), LogError> {
+        self.doc
+            .merge(&mut other.doc)
+            .map_err(|e| LogError::Malformed(e.to_string()))?;
+        self.rebuild_cache();
+        Ok(())
+    }
+
+    /// Applies a chunk from [`HealthLog::take_unsaved`] or [`HealthLog::save`]
+    /// of another replica. Changes whose dependencies are missing are queued
+    /// by Automerge until they arrive.
+    pub fn apply(&mut self, chunk: &[u8]) -> Result<(), LogError> {
+        self.doc
+            .load_incremental(chunk)
+            .map_err(|e| LogError::Malformed(e.to_string()))?;
+        self.rebuild_cache();
+        Ok(())
+    }
+
+    /// The compact whole document (Automerge `save()`).
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// The changes made or received since the last call (or since load), as
+    /// one incremental chunk; empty if there are none.
+    pub fn take_unsaved(&mut self) -> Vec<u8> {
+        let bytes = self.doc.save_after(&self.saved_heads);
+        self.saved_heads = self.doc.get_heads();
+        bytes
+    }
+
+    /// The document's current heads.
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+}
+
+fn checkin_key(day: Day, symptom: Symptom) -> String {
+    format!("{day}/{symptom}")
+}
+
+fn parse_checkin_key(key: &str) -> Option<(Day, Symptom)> {
+    let (d, s) = key.split_once('/')?;
+    Some((d.parse().ok()?, s.parse().ok()?))
+}
+
+fn decode_retraction(v: &ScalarValue) -> Option<Retraction> {
+    let ScalarValue::Bytes(b) = v else {
+        return None;
+    };
+    if b.len() < 24 {
+        return None;
+    }
+    let mut by = [0u8; 16];
+    by.copy_from_slice(&b[..16]);
+    let mut t = [0u8; 8];
+    t.copy_from_slice(&b[16..24]);
+    Some(Retraction {
+        by: DeviceId(by),
+        time_ms: i64::from_be_bytes(t),
+        reason: String::from_utf8_lossy(&b[24..]).into_owned(),
+    })
+}

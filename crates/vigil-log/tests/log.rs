@@ -1,0 +1,314 @@
+//! The health log's behaviour: validation, queries, conflicts, and merges
+//! that converge without losing a reading.
+
+use proptest::prelude::*;
+use vigil_log::{
+    Conflict, Day, DeviceId, FeverRule, HealthLog, LogError, Metric, Severity, Symptom, Unit,
+};
+
+const T0: i64 = 1_790_000_000_000 - 1_790_000_000_000 % 86_400_000; // a UTC midnight
+const MIN: i64 = 60_000;
+
+fn dev(n: u8) -> DeviceId {
+    DeviceId([n; 16])
+}
+
+/// A second replica, as a paired device would get it: from the first's save.
+fn replica(log: &mut HealthLog, device: DeviceId) -> HealthLog {
+    HealthLog::load(&log.save(), device).unwrap()
+}
+
+#[test]
+fn bad_values_are_refused_clearly() {
+    let mut log = HealthLog::new(dev(1));
+    let cases: Vec<(Metric, f64, Unit)> = vec![
+        (Metric::BodyTemperature, f64::NAN, Unit::Celsius),
+        (Metric::BodyTemperature, f64::INFINITY, Unit::Celsius),
+        (Metric::BodyTemperature, 29.9, Unit::Celsius),
+        (Metric::BodyTemperature, 45.1, Unit::Celsius),
+        (Metric::BodyTemperature, 98.6, Unit::Fahrenheit),
+        (Metric::HeartRate, 19.0, Unit::BeatsPerMinute),
+        (Metric::SpO2, 100.5, Unit::Percent),
+        (Metric::RespiratoryRate, 61.0, Unit::BreathsPerMinute),
+        (Metric::Steps, -1.0, Unit::Count),
+        (Metric::Steps, 10.5, Unit::Count),
+        (Metric::HeartRate, 70.0, Unit::Percent),
+    ];
+    for (m, v, u) in cases {
+        let err = log.record(m, v, u, T0).unwrap_err();
+        assert!(!err.to_string().is_empty());
+    }
+    assert!(log.is_empty(), "nothing refused was recorded");
+    assert_eq!(
+        log.record(Metric::BodyTemperature, 98.6, Unit::Fahrenheit, T0)
+            .unwrap_err()
+            .to_string(),
+        "body_temperature is recorded in °C, not °F"
+    );
+    assert!(matches!(
+        "blood_pressure".parse::<Metric>(),
+        Err(LogError::UnknownMetric(_))
+    ));
+    assert!(matches!(
+        "location".parse::<Metric>(),
+        Err(LogError::UnknownMetric(_))
+    ));
+    assert!(
+        log.record(Metric::BodyTemperature, 37.0, Unit::Celsius, -5)
+            .is_err()
+    );
+    // Range ends are valid.
+    for m in Metric::ALL {
+        let (lo, hi) = m.range();
+        log.record(m, lo, m.unit(), T0).unwrap();
+        log.record(m, hi, m.unit(), T0).unwrap();
+    }
+    assert_eq!(log.len(), 10);
+}
+
+#[test]
+fn queries_summaries_and_retraction() {
+    let mut log = HealthLog::new(dev(1));
+    let a = log
+        .record(Metric::HeartRate, 60.0, Unit::BeatsPerMinute, T0 + MIN)
+        .unwrap();
+    log.record(Metric::HeartRate, 80.0, Unit::BeatsPerMinute, T0 + 2 * MIN)
+        .unwrap();
+    let wrong = log
+        .record(Metric::HeartRate, 200.0, Unit::BeatsPerMinute, T0 + 3 * MIN)
+        .unwrap();
+    log.record(
+        Metric::HeartRate,
+        70.0,
+        Unit::BeatsPerMinute,
+        T0 + 86_400_000,
+    )
+    .unwrap();
+    log.record(Metric::BodyTemperature, 36.6, Unit::Celsius, T0)
+        .unwrap();
+    log.retract(wrong, "strap was loose", T0 + 4 * MIN).unwrap();
+    log.annotate(a, "after climbing stairs").unwrap();
+
+    let day1 = log.readings(Some(Metric::HeartRate), T0, T0 + 86_400_000, false);
+    assert_eq!(
+        day1.iter().map(|r| r.value).collect::<Vec<_>>(),
+        vec![60.0, 80.0]
+    );
+    assert_eq!(
+        log.readings(Some(Metric::HeartRate), T0, T0 + 86_400_000, true)
+            .len(),
+        3
+    );
+    assert_eq!(log.retraction(wrong).unwrap().reason, "strap was loose");
+    assert_eq!(log.annotation(a), vec!["after climbing stairs".to_owned()]);
+
+    let s = log.daily_summaries(Some(Metric::HeartRate));
+    assert_eq!(s.len(), 2);
+    assert_eq!(
+        (s[0].min, s[0].max, s[0].mean, s[0].count),
+        (60.0, 80.0, 70.0, 2)
+    );
+    assert_eq!(s[0].day, Day::of(T0));
+    assert_eq!(s[1].count, 1);
+    let unknown = vigil_log::ReadingId {
+        device: dev(9),
+        seq: 1,
+    };
+    assert!(matches!(
+        log.annotate(unknown, "x"),
+        Err(LogError::UnknownReading(_))
+    ));
+    assert!(matches!(
+        log.annotate(a, &"x".repeat(5000)),
+        Err(LogError::TextTooLong { .. })
+    ));
+}
+
+#[test]
+fn concurrent_checkins_stay_visible_until_resolved() {
+    let mut phone = HealthLog::new(dev(1));
+    let mut tablet = replica(&mut phone, dev(2));
+    let day = Day::of(T0);
+    phone.check_in(day, Symptom::Cough, Severity::Mild).unwrap();
+    tablet
+        .check_in(day, Symptom::Cough, Severity::Severe)
+        .unwrap();
+    tablet
+        .check_in(day, Symptom::Fatigue, Severity::Moderate)
+        .unwrap();
+    phone.merge(&mut tablet).unwrap();
+    tablet.merge(&mut phone).unwrap();
+    assert_eq!(phone.view(), tablet.view());
+    let conflicts = phone.conflicts();
+    assert_eq!(conflicts.len(), 1);
+    let Conflict::CheckIn {
+        values, symptom, ..
+    } = &conflicts[0]
+    else {
+        panic!("{conflicts:?}")
+    };
+    assert_eq!(*symptom, Symptom::Cough);
+    let mut sorted = values.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec![Severity::Mild, Severity::Severe]);
+    // The resident resolves it on the phone; the tablet learns it by merge.
+    phone
+        .check_in(day, Symptom::Cough, Severity::Moderate)
+        .unwrap();
+    tablet.merge(&mut phone).unwrap();
+    assert!(tablet.conflicts().is_empty());
+    assert_eq!(
+        tablet.checkin(day)[&Symptom::Cough],
+        vec![Severity::Moderate]
+    );
+    assert_eq!(
+        tablet.checkin(day)[&Symptom::Fatigue],
+        vec![Severity::Moderate]
+    );
+}
+
+#[test]
+fn fever_episode_detection() {
+    let mut log = HealthLog::new(dev(1));
+    let rule = FeverRule::default();
+    let t = |m: i64| T0 + m * MIN;
+    log.record(Metric::BodyTemperature, 37.4, Unit::Celsius, t(0))
+        .unwrap();
+    // One high reading is not an episode; a second 20 min later is too late.
+    log.record(Metric::BodyTemperature, 37.5, Unit::Celsius, t(20))
+        .unwrap();
+    assert!(log.current_fever(&rule).is_none());
+    log.record(Metric::BodyTemperature, 38.1, Unit::Celsius, t(25))
+        .unwrap();
+    let ep = log.current_fever(&rule).unwrap();
+    assert_eq!((ep.onset_ms, ep.peak_c), (t(20), 38.1));
+    // Below for an hour ends it.
+    for m in [30, 60, 90] {
+        log.record(Metric::BodyTemperature, 36.9, Unit::Celsius, t(m))
+            .unwrap();
+    }
+    assert!(log.current_fever(&rule).is_none());
+    let eps = log.fever_episodes(&rule);
+    assert_eq!(eps.len(), 1);
+    assert_eq!(eps[0].end_ms, Some(t(30)));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Record(u8, u16),
+    Annotate(usize, u8),
+    Retract(usize),
+    CheckIn(u8, u8, u8),
+    Sync(usize, usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..5, any::<u16>()).prop_map(|(m, v)| Op::Record(m, v)),
+        1 => (any::<usize>(), any::<u8>()).prop_map(|(i, t)| Op::Annotate(i, t)),
+        1 => any::<usize>().prop_map(Op::Retract),
+        2 => (0u8..3, 0u8..8, 0u8..4).prop_map(|(d, s, v)| Op::CheckIn(d, s, v)),
+        1 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::Sync(a, b)),
+    ]
+}
+
+fn value_for(m: Metric, v: u16) -> f64 {
+    let (lo, hi) = m.range();
+    let x = lo + (hi - lo) * f64::from(v) / f64::from(u16::MAX);
+    if m == Metric::Steps {
+        x.round()
+    } else {
+        (x * 10.0).round() / 10.0
+    }
+    .clamp(lo, hi)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// 2–3 replicas apply random operations with partial syncs in between,
+    /// then merge in a random order and grouping: all views are identical and
+    /// every reading any replica recorded is present.
+    #[test]
+    fn replicas_converge_without_loss(
+        n in 2usize..=3,
+        ops in proptest::collection::vec((any::<usize>(), op()), 1..60),
+        order in proptest::collection::vec(any::<usize>(), 6),
+    ) {
+        let mut first = HealthLog::new(dev(1));
+        let mut reps = vec![];
+        for i in 1..n { reps.push(replica(&mut first, dev(i as u8 + 1))); }
+        reps.insert(0, first);
+        let mut recorded = vec![];
+        for (i, (who, op)) in ops.into_iter().enumerate() {
+            let w = who % n;
+            let t = T0 + i as i64 * MIN;
+            match op {
+                Op::Record(m, v) => {
+                    let m = Metric::ALL[m as usize];
+                    recorded.push(reps[w].record(m, value_for(m, v), m.unit(), t).unwrap());
+                }
+                Op::Annotate(k, tag) => {
+                    let known = reps[w].readings(None, i64::MIN, i64::MAX, true);
+                    if !known.is_empty() {
+                        let id = known[k % known.len()].id;
+                        reps[w].annotate(id, &format!("note {tag}")).unwrap();
+                    }
+                }
+                Op::Retract(k) => {
+                    let known = reps[w].readings(None, i64::MIN, i64::MAX, true);
+                    if !known.is_empty() {
+                        let id = known[k % known.len()].id;
+                        reps[w].retract(id, "wrong", t).unwrap();
+                    }
+                }
+                Op::CheckIn(d, s, v) => {
+                    let sev = [Severity::None, Severity::Mild, Severity::Moderate, Severity::Severe][v as usize];
+                    reps[w].check_in(Day::of(T0) .0.checked_add(i64::from(d)).map(Day).unwrap(), Symptom::ALL[s as usize], sev).unwrap();
+                }
+                Op::Sync(a, b) => {
+                    let (a, b) = (a % n, b % n);
+                    if a != b {
+                        // Incremental chunk transfer, as sync will do it.
+                        let chunk = reps[b].save();
+                        reps[a].apply(&chunk).unwrap();
+                    }
+                }
+            }
+        }
+        // Merge in a random grouping: fold everyone into a random target, in a
+        // random order, then spread the result back out, twice (idempotence).
+        let target = order[0] % n;
+        let mut idx: Vec<usize> = (0..n).filter(|&i| i != target).collect();
+        let k = order[1] % idx.len();
+        idx.rotate_left(k);
+        for _ in 0..2 {
+            for &i in &idx {
+                let (a, b) = two(&mut reps, target, i);
+                a.merge(b).unwrap();
+            }
+            for &i in &idx {
+                let (a, b) = two(&mut reps, i, target);
+                a.merge(b).unwrap();
+            }
+        }
+        let view = reps[0].view();
+        for r in &reps[1..] {
+            prop_assert_eq!(&r.view(), &view);
+        }
+        for id in recorded {
+            prop_assert!(view.readings.iter().any(|r| r.id == id), "reading {} lost", id);
+        }
+    }
+}
+
+fn two<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
+    assert_ne!(a, b);
+    if a < b {
+        let (l, r) = v.split_at_mut(b);
+        (&mut l[a], &mut r[0])
+    } else {
+        let (l, r) = v.split_at_mut(a);
+        (&mut r[0], &mut l[b])
+    }
+}
