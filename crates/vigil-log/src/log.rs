@@ -503,10 +503,13 @@ impl HealthLog {
         }
         let mut retractions = BTreeMap::new();
         for item in self.doc.map_range(&self.retractions, ..) {
-            if let Ok(id) = item.key.parse::<ReadingId>() {
-                if let Some(r) = self.retraction(id) {
-                    retractions.insert(id, r);
-                }
+            if let Some((id, r)) = item
+                .key
+                .parse::<ReadingId>()
+                .ok()
+                .and_then(|id| Some((id, self.retraction(id)?)))
+            {
+                retractions.insert(id, r);
             }
         }
         let mut checkins = BTreeMap::new();

@@ -586,8 +586,8 @@ mod tests {
                 day.to_string()
                     .parse::<Day>()
                     .ok()
-                    .filter(|_| y >= 0 && y < 10_000),
-                (y >= 0 && y < 10_000).then_some(day)
+                    .filter(|_| (0..10_000).contains(&y)),
+                ((0..10_000).contains(&y)).then_some(day)
             );
         }
         assert_eq!(Day(0).to_string(), "1970-01-01");
