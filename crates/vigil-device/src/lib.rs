@@ -1,1 +1,25 @@
-//! x
+//! The resident side of Vigil: a [`Vault`] holds one monitoring period's
+//! health log, its keys, and an encrypted store in which nothing is plaintext
+//! but non-sensitive metadata (docs/spec.md §8).
+//!
+//! ```
+//! use vigil_device::{MemStorage, MemoryKeyStore, Period, Vault};
+//! use vigil_log::{Metric, Unit};
+//! # use vigil_crypto::rand_core::UnwrapErr;
+//! # let mut rng = UnwrapErr(getrandom::SysRng);
+//! let keys = MemoryKeyStore::new();
+//! let period = Period::days(1_790_000_000_000, 7);
+//! let mut vault = Vault::create_with(Box::new(MemStorage::new()), period, Box::new(keys.clone()), &mut rng)?;
+//! vault.record(Metric::BodyTemperature, 36.9, Unit::Celsius, period.start_ms + 60_000)?;
+//! assert_eq!(vault.log().len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod keystore;
+mod storage;
+mod vault;
+
+pub use keystore::{FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
+pub use storage::{Batch, MemStorage, SledStorage, Storage, StorageError};
+pub use vault::{DEFAULT_COMPACT_EVERY, OpenError, Period, STORE_FORMAT, Vault, WriteError};

@@ -537,7 +537,7 @@ impl HealthLog {
         Ok(())
     }
 
-    /// Applies a chunk from [`HealthLog::take_unsaved`] or [`HealthLog::save`]
+    /// Applies a chunk from [`HealthLog::unsaved`] or [`HealthLog::save`]
     /// of another replica. Changes whose dependencies are missing are queued
     /// by Automerge until they arrive.
     pub fn apply(&mut self, chunk: &[u8]) -> Result<(), LogError> {
@@ -553,12 +553,21 @@ impl HealthLog {
         self.doc.save()
     }
 
-    /// The changes made or received since the last call (or since load), as
-    /// one incremental chunk; empty if there are none.
-    pub fn take_unsaved(&mut self) -> Vec<u8> {
-        let bytes = self.doc.save_after(&self.saved_heads);
-        self.saved_heads = self.doc.get_heads();
-        bytes
+    /// The changes made or received since the last [`HealthLog::mark_saved`]
+    /// (or since load), as one incremental chunk (empty if none), and the
+    /// heads to pass to `mark_saved` once the chunk is durable. Until then the
+    /// same changes are offered again, so a failed write loses nothing.
+    pub fn unsaved(&mut self) -> (Vec<u8>, Vec<ChangeHash>) {
+        let heads = self.doc.get_heads();
+        if heads == self.saved_heads {
+            return (Vec::new(), heads);
+        }
+        (self.doc.save_after(&self.saved_heads), heads)
+    }
+
+    /// Records that everything up to `heads` is stored.
+    pub fn mark_saved(&mut self, heads: Vec<ChangeHash>) {
+        self.saved_heads = heads;
     }
 
     /// The document's current heads.

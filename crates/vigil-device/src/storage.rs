@@ -1,0 +1,152 @@
+//! The narrow storage trait the vault writes through, its sled
+//! implementation, and an in-memory one (docs/spec.md §8).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The store's files could not be opened or read as a store (damaged or truncated).
+    #[error("the store is corrupted or unreadable: {0}")]
+    Corrupt(String),
+    /// An I/O error.
+    #[error("store I/O error: {0}")]
+    Io(String),
+}
+
+/// A set of writes applied atomically.
+#[derive(Debug, Default)]
+pub struct Batch {
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Batch {
+    /// Sets `key` to `value`.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), Some(value.into())));
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), None));
+    }
+
+    /// The operations, in order.
+    pub fn ops(&self) -> &[(Vec<u8>, Option<Vec<u8>>)] {
+        &self.ops
+    }
+}
+
+/// Ordered key-value storage. `apply` is atomic (all of a batch or none of
+/// it survives a crash) and durable when it returns Ok. Only ciphertext and
+/// non-sensitive metadata are ever given to it.
+pub trait Storage: Send {
+    /// The value at `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Every (key, value) whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+    /// Applies `batch` atomically and durably.
+    fn apply(&mut self, batch: Batch) -> Result<(), StorageError>;
+}
+
+/// [`Storage`] on sled 0.34.7. Durability: `apply` calls sled's `flush`,
+/// which survives a process crash but, as it uses `sync_file_range` rather
+/// than fsync, is not a power-loss guarantee (SECURITY.md).
+#[derive(Debug)]
+pub struct SledStorage {
+    db: sled::Db,
+}
+
+impl SledStorage {
+    /// Opens (or creates) a store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        let dir = dir.to_owned();
+        // sled can panic on some damaged files instead of returning an error;
+        // a damaged store must be an error, never a crash.
+        let opened = std::panic::catch_unwind(move || {
+            sled::Config::new()
+                .path(dir)
+                .mode(sled::Mode::LowSpace)
+                .open()
+        });
+        match opened {
+            Ok(Ok(db)) => Ok(SledStorage { db }),
+            Ok(Err(sled::Error::Io(e))) => Err(StorageError::Io(e.to_string())),
+            Ok(Err(e)) => Err(StorageError::Corrupt(e.to_string())),
+            Err(_) => Err(StorageError::Corrupt("sled panicked while opening".into())),
+        }
+    }
+}
+
+fn sled_err(e: sled::Error) -> StorageError {
+    match e {
+        sled::Error::Io(e) => StorageError::Io(e.to_string()),
+        other => StorageError::Corrupt(other.to_string()),
+    }
+}
+
+impl Storage for SledStorage {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get(key).map_err(sled_err)?.map(|v| v.to_vec()))
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        self.db
+            .scan_prefix(prefix)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(sled_err))
+            .collect()
+    }
+
+    fn apply(&mut self, batch: Batch) -> Result<(), StorageError> {
+        let mut b = sled::Batch::default();
+        for (k, v) in batch.ops {
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
+        self.db.apply_batch(b).map_err(sled_err)?;
+        self.db.flush().map_err(sled_err)?;
+        Ok(())
+    }
+}
+
+/// In-memory [`Storage`] for tests: every applied batch is "durable".
+#[derive(Debug, Default, Clone)]
+pub struct MemStorage {
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl MemStorage {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Storage for MemStorage {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.map.get(key).cloned())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        Ok(self
+            .map
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn apply(&mut self, batch: Batch) -> Result<(), StorageError> {
+        for (k, v) in batch.ops {
+            match v {
+                Some(v) => self.map.insert(k, v),
+                None => self.map.remove(&k),
+            };
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,390 @@
+//! The vault at rest, under an attacker's eye and under bad input.
+
+use std::path::{Path, PathBuf};
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use vigil_crypto::KeySchedule;
+use vigil_device::{
+    FileKeyStore, KeyStore, MemoryKeyStore, OpenError, Period, SledStorage, Storage, Vault,
+    WriteError,
+};
+use vigil_log::{Day, LogError, Metric, Reading, ReadingId, Severity, Symptom, Unit};
+
+const START: i64 = 1_790_035_200_000; // a UTC midnight
+const MIN: i64 = 60_000;
+
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(all_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn nothing_readable_at_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, keyfile) = (tmp.path().join("vault"), tmp.path().join("keys/root.key"));
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let period = Period::days(START, 7);
+    let mut vault = Vault::create(
+        &dir,
+        period,
+        Box::new(FileKeyStore::new(&keyfile)),
+        &mut rng,
+    )
+    .unwrap();
+    vault.set_compact_every(400);
+    let mut canaries = vec![];
+    let mut sample: Vec<ReadingId> = vec![];
+    // A compressed week: temperature every 10 minutes, heart rate every 30.
+    for i in 0..(7 * 144) {
+        let t = START + i * 10 * MIN;
+        let temp = 36.0 + (i % 17) as f64 * 0.1 + 0.01;
+        let id = vault
+            .record(Metric::BodyTemperature, temp, Unit::Celsius, t)
+            .unwrap();
+        if i % 3 == 0 {
+            vault
+                .record(
+                    Metric::HeartRate,
+                    61.0 + (i % 50) as f64,
+                    Unit::BeatsPerMinute,
+                    t,
+                )
+                .unwrap();
+        }
+        if i % 97 == 0 {
+            let canary = format!("CANARY-{i:05}-after-a-hot-shower");
+            vault.annotate(id, &canary).unwrap();
+            canaries.push(canary);
+            sample.push(id);
+        }
+    }
+    vault
+        .check_in(Day::of(START), Symptom::SoreThroat, Severity::Mild)
+        .unwrap();
+    let readings: Vec<Reading> = sample
+        .iter()
+        .map(|id| vault.log().reading(*id).unwrap())
+        .collect();
+    let view = vault.log().view();
+    let root = FileKeyStore::new(&keyfile).load().unwrap().unwrap();
+    let ks = KeySchedule::new(root);
+    drop(vault);
+
+    let files = all_files(&dir);
+    assert!(!files.is_empty());
+    let mut scanned = 0;
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        scanned += bytes.len();
+        for c in &canaries {
+            assert!(!contains(&bytes, c.as_bytes()), "canary in {}", f.display());
+            assert!(
+                !contains(&bytes, b"CANARY"),
+                "canary prefix in {}",
+                f.display()
+            );
+        }
+        for r in &readings {
+            assert!(
+                !contains(&bytes, &r.encode()),
+                "encoded reading in {}",
+                f.display()
+            );
+            assert!(
+                !contains(&bytes, &r.value.to_be_bytes()),
+                "value in {}",
+                f.display()
+            );
+            assert!(
+                !contains(&bytes, &r.value.to_le_bytes()),
+                "value in {}",
+                f.display()
+            );
+        }
+        for key in [
+            *ks.root().expose_secret(),
+            *ks.log_key().expose_secret(),
+            *ks.store_key().expose_secret(),
+            *ks.mailbox_key().expose_secret(),
+        ] {
+            assert!(!contains(&bytes, &key), "key bytes in {}", f.display());
+        }
+        assert!(
+            !contains(&bytes, b"sore_throat"),
+            "check-in in {}",
+            f.display()
+        );
+        assert!(!contains(&bytes, b"body_temperature"));
+    }
+    assert!(scanned > 10_000, "scanned only {scanned} bytes");
+
+    // And it all comes back with the key.
+    let vault = Vault::open(&dir, &FileKeyStore::new(&keyfile)).unwrap();
+    assert_eq!(vault.log().view(), view);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&keyfile).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn reopen_after_compaction_keeps_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let keys = MemoryKeyStore::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let mut vault = Vault::create(
+        &dir,
+        Period::days(START, 7),
+        Box::new(keys.clone()),
+        &mut rng,
+    )
+    .unwrap();
+    vault.set_compact_every(50);
+    let mut ids = vec![];
+    for i in 0..230 {
+        ids.push(
+            vault
+                .record(
+                    Metric::SpO2,
+                    95.0 + (i % 5) as f64,
+                    Unit::Percent,
+                    START + i * MIN,
+                )
+                .unwrap(),
+        );
+    }
+    vault
+        .retract(ids[3], "finger moved", START + 500 * MIN)
+        .unwrap();
+    assert!(vault.pending_chunks() < 50);
+    let view = vault.log().view();
+    drop(vault);
+    let vault = Vault::open(&dir, &keys).unwrap();
+    assert_eq!(vault.log().view(), view);
+    assert_eq!(vault.log().len(), 230);
+    assert!(vault.log().retraction(ids[3]).is_some());
+    // New readings continue the sequence without clobbering stored ones.
+    let mut vault = vault;
+    vault
+        .record(Metric::SpO2, 99.0, Unit::Percent, START + 999 * MIN)
+        .unwrap();
+    drop(vault);
+    assert_eq!(Vault::open(&dir, &keys).unwrap().log().len(), 231);
+}
+
+fn make_vault(dir: &Path, keys: &MemoryKeyStore, n: i64) -> Vault {
+    // Seeded by the path so that two vaults never share a root.
+    let seed = dir
+        .to_string_lossy()
+        .bytes()
+        .fold(3u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut v = Vault::create(
+        dir,
+        Period::days(START, 7),
+        Box::new(keys.clone()),
+        &mut rng,
+    )
+    .unwrap();
+    for i in 0..n {
+        v.record(
+            Metric::HeartRate,
+            70.0,
+            Unit::BeatsPerMinute,
+            START + i * MIN,
+        )
+        .unwrap();
+    }
+    v
+}
+
+#[test]
+fn bad_input_errors_are_clear_and_lose_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let keys = MemoryKeyStore::new();
+    let mut vault = make_vault(&dir, &keys, 20);
+
+    // Refused values leave nothing behind.
+    for (m, v, u) in [
+        (Metric::BodyTemperature, f64::NAN, Unit::Celsius),
+        (Metric::BodyTemperature, 101.0, Unit::Fahrenheit),
+        (Metric::HeartRate, 900.0, Unit::BeatsPerMinute),
+    ] {
+        assert!(matches!(
+            vault.record(m, v, u, START),
+            Err(WriteError::Invalid(_))
+        ));
+    }
+    let unknown = ReadingId {
+        device: vault.device_id(),
+        seq: 999,
+    };
+    assert!(matches!(
+        vault.annotate(unknown, "x"),
+        Err(WriteError::Invalid(LogError::UnknownReading(_)))
+    ));
+    assert_eq!(vault.log().len(), 20);
+    drop(vault);
+
+    // Missing key.
+    let err = Vault::open(&dir, &MemoryKeyStore::new()).unwrap_err();
+    assert!(matches!(err, OpenError::MissingKey), "{err}");
+    // Wrong key: another vault's.
+    let other_keys = MemoryKeyStore::new();
+    drop(make_vault(&tmp.path().join("other"), &other_keys, 0));
+    let err = Vault::open(&dir, &other_keys).unwrap_err();
+    assert!(matches!(err, OpenError::WrongKey { .. }), "{err}");
+    assert!(err.to_string().contains("another vault"));
+    // Not a vault; already a vault.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    assert!(matches!(
+        Vault::open(&empty, &keys),
+        Err(OpenError::NotAVault(_))
+    ));
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    assert!(matches!(
+        Vault::create(
+            &dir,
+            Period::days(START, 7),
+            Box::new(MemoryKeyStore::new()),
+            &mut rng
+        ),
+        Err(OpenError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        Vault::create(
+            &tmp.path().join("p"),
+            Period {
+                start_ms: 5,
+                end_ms: 5
+            },
+            Box::new(MemoryKeyStore::new()),
+            &mut rng
+        ),
+        Err(OpenError::InvalidPeriod { .. })
+    ));
+    // After all that, the vault opens with everything.
+    assert_eq!(Vault::open(&dir, &keys).unwrap().log().len(), 20);
+
+    // A newer format version is refused, and nothing is touched.
+    {
+        let mut s = SledStorage::open(&dir).unwrap();
+        let mut b = vigil_device::Batch::default();
+        b.put(b"m/format".to_vec(), 2u32.to_be_bytes().to_vec());
+        s.apply(b).unwrap();
+    }
+    let err = Vault::open(&dir, &keys).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::NewerFormat {
+                found: 2,
+                supported: 1
+            }
+        ),
+        "{err}"
+    );
+    {
+        let mut s = SledStorage::open(&dir).unwrap();
+        let mut b = vigil_device::Batch::default();
+        b.put(b"m/format".to_vec(), 1u32.to_be_bytes().to_vec());
+        s.apply(b).unwrap();
+    }
+    assert_eq!(Vault::open(&dir, &keys).unwrap().log().len(), 20);
+
+    // A tampered change is detected, not applied, not a panic.
+    let original = {
+        let s = SledStorage::open(&dir).unwrap();
+        s.scan_prefix(b"c/").unwrap()
+    };
+    {
+        let mut s = SledStorage::open(&dir).unwrap();
+        let (k, mut v) = original[5].clone();
+        v[40] ^= 1;
+        let mut b = vigil_device::Batch::default();
+        b.put(k, v);
+        s.apply(b).unwrap();
+    }
+    let err = Vault::open(&dir, &keys).unwrap_err();
+    assert!(matches!(err, OpenError::Corrupt(_)), "{err}");
+    assert!(err.to_string().contains("does not decrypt"), "{err}");
+    // Restoring the blob (e.g. from a backup) restores the vault: nothing was overwritten.
+    {
+        let mut s = SledStorage::open(&dir).unwrap();
+        let mut b = vigil_device::Batch::default();
+        b.put(original[5].0.clone(), original[5].1.clone());
+        s.apply(b).unwrap();
+    }
+    assert_eq!(Vault::open(&dir, &keys).unwrap().log().len(), 20);
+}
+
+#[test]
+fn truncated_or_garbage_store_files_give_errors_not_panics() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, damage) in ["truncate", "garbage", "zero-conf"].iter().enumerate() {
+        let keys = MemoryKeyStore::new();
+        let dir = tmp.path().join(format!("v{i}"));
+        drop(make_vault(&dir, &keys, 30));
+        let backup = tmp.path().join(format!("backup{i}"));
+        copy_dir(&dir, &backup);
+        for f in all_files(&dir) {
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            let len = std::fs::metadata(&f).unwrap().len();
+            match *damage {
+                "truncate" if name == "db" => std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&f)
+                    .unwrap()
+                    .set_len(len / 3)
+                    .unwrap(),
+                "garbage" if name == "db" => {
+                    std::fs::write(&f, vec![0xa5u8; len as usize]).unwrap()
+                }
+                "zero-conf" if name == "conf" => std::fs::write(&f, b"").unwrap(),
+                _ => {}
+            }
+        }
+        // Whatever sled makes of it: a typed error or a vault that is intact — never a panic.
+        match Vault::open(&dir, &keys) {
+            Err(e) => assert!(!e.to_string().is_empty()),
+            Ok(v) => assert!(v.log().len() <= 30),
+        }
+        // The backup copy still opens in full.
+        assert_eq!(
+            Vault::open(&backup, &keys).unwrap().log().len(),
+            30,
+            "{damage}"
+        );
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
