@@ -21,5 +21,5 @@ mod storage;
 mod vault;
 
 pub use keystore::{FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
-pub use storage::{Batch, MemStorage, SledStorage, Storage, StorageError};
+pub use storage::{Batch, Entries, MemStorage, SledStorage, Storage, StorageError};
 pub use vault::{DEFAULT_COMPACT_EVERY, OpenError, Period, STORE_FORMAT, Vault, WriteError};

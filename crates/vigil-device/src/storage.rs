@@ -16,6 +16,9 @@ pub enum StorageError {
     Io(String),
 }
 
+/// Key-value pairs in key order, as [`Storage::scan_prefix`] returns them.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A set of writes applied atomically.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -46,7 +49,7 @@ pub trait Storage: Send {
     /// The value at `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
     /// Every (key, value) whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StorageError>;
     /// Applies `batch` atomically and durably.
     fn apply(&mut self, batch: Batch) -> Result<(), StorageError>;
 }
@@ -69,6 +72,9 @@ impl SledStorage {
             sled::Config::new()
                 .path(dir)
                 .mode(sled::Mode::LowSpace)
+                // Small segments make large values (snapshots) separate blob
+                // files, deleted when replaced, instead of garbage in the log.
+                .segment_size(16 * 1024)
                 .open()
         });
         match opened {
@@ -92,7 +98,7 @@ impl Storage for SledStorage {
         Ok(self.db.get(key).map_err(sled_err)?.map(|v| v.to_vec()))
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
         self.db
             .scan_prefix(prefix)
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(sled_err))
@@ -100,6 +106,14 @@ impl Storage for SledStorage {
     }
 
     fn apply(&mut self, batch: Batch) -> Result<(), StorageError> {
+        // A single insert is atomic by itself and cheaper than a batch.
+        if let [(k, Some(v))] = batch.ops.as_slice() {
+            self.db
+                .insert(k.as_slice(), v.as_slice())
+                .map_err(sled_err)?;
+            self.db.flush().map_err(sled_err)?;
+            return Ok(());
+        }
         let mut b = sled::Batch::default();
         for (k, v) in batch.ops {
             match v {
@@ -131,7 +145,7 @@ impl Storage for MemStorage {
         Ok(self.map.get(key).cloned())
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
         Ok(self
             .map
             .range(prefix.to_vec()..)

@@ -15,7 +15,7 @@ use crate::storage::{Batch, SledStorage, Storage, StorageError};
 /// The store format version this build writes and the highest it reads.
 pub const STORE_FORMAT: u32 = 1;
 /// By default, compact after this many stored change chunks.
-pub const DEFAULT_COMPACT_EVERY: u64 = 2000;
+pub const DEFAULT_COMPACT_EVERY: u64 = 256;
 
 const K_FORMAT: &[u8] = b"m/format";
 const K_VAULT: &[u8] = b"m/vault";
@@ -475,6 +475,12 @@ impl Vault {
         let r = self.persist();
         self.compact_every = every;
         r
+    }
+
+    /// The plaintext log as a compact Automerge document, for the resident's
+    /// own use (export). This is plaintext: it is never written by the vault.
+    pub fn export_automerge(&mut self) -> Vec<u8> {
+        self.log.save()
     }
 
     /// Number of change chunks stored since the last snapshot.

@@ -40,7 +40,12 @@ fn crash_child() {
     let mut i = vault.log().len() as i64;
     loop {
         let id = vault
-            .record(Metric::HeartRate, 60.0 + (i % 100) as f64, Unit::BeatsPerMinute, START + i * 1000)
+            .record(
+                Metric::HeartRate,
+                60.0 + (i % 100) as f64,
+                Unit::BeatsPerMinute,
+                START + i * 1000,
+            )
             .unwrap();
         use std::io::Write;
         writeln!(out, "ok {id}").unwrap();
@@ -55,7 +60,12 @@ fn records_survive_sigkill() {
     let seed = std::env::var("VIGIL_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
     eprintln!("crash test seed {seed} (replay with VIGIL_CRASH_SEED={seed})");
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let exe = std::env::current_exe().unwrap();
@@ -95,8 +105,11 @@ fn records_survive_sigkill() {
                 acked.push(id.to_owned());
             }
         }
-        let vault = Vault::open(&tmp.path().join("vault"), &FileKeyStore::new(tmp.path().join("root.key")))
-            .unwrap_or_else(|e| panic!("round {round} (seed {seed}): vault does not open: {e}"));
+        let vault = Vault::open(
+            &tmp.path().join("vault"),
+            &FileKeyStore::new(tmp.path().join("root.key")),
+        )
+        .unwrap_or_else(|e| panic!("round {round} (seed {seed}): vault does not open: {e}"));
         let present: std::collections::HashSet<String> = vault
             .log()
             .readings(None, i64::MIN, i64::MAX, true)
@@ -104,9 +117,19 @@ fn records_survive_sigkill() {
             .map(|r| r.id.to_string())
             .collect();
         for id in &acked {
-            assert!(present.contains(id), "round {round} (seed {seed}): acknowledged reading {id} lost");
+            assert!(
+                present.contains(id),
+                "round {round} (seed {seed}): acknowledged reading {id} lost"
+            );
         }
-        eprintln!("round {round}: killed after {wait} ms, {} acknowledged this round, {} stored", acked.len() - before, present.len());
+        eprintln!(
+            "round {round}: killed after {wait} ms, {} acknowledged this round, {} stored",
+            acked.len() - before,
+            present.len()
+        );
     }
-    assert!(acked.len() as u64 >= ROUNDS, "every round acknowledged at least one record");
+    assert!(
+        acked.len() as u64 >= ROUNDS,
+        "every round acknowledged at least one record"
+    );
 }

@@ -562,6 +562,15 @@ impl HealthLog {
         if heads == self.saved_heads {
             return (Vec::new(), heads);
         }
+        // Fast path for the common case, one local change on top of what is
+        // saved: its raw bytes are the chunk, with no walk of the change graph.
+        if let [head] = heads.as_slice()
+            && let Some(change) = self.doc.get_last_local_change()
+            && change.hash() == *head
+            && change.deps() == self.saved_heads.as_slice()
+        {
+            return (change.raw_bytes().to_vec(), heads);
+        }
         (self.doc.save_after(&self.saved_heads), heads)
     }
 
