@@ -169,6 +169,11 @@ fn main() {
     let load_ms = ms(t.elapsed());
     drop(v);
     let disk = dir_size(&dir);
+    if std::env::var_os("VIGIL_BENCH_FILES").is_some() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            println!("{:>10} {}", dir_size(&e.path()).max(e.metadata().unwrap().len()), e.path().display());
+        }
+    }
 
     println!(
         "## Vault on sled ({days} days, {} readings, {episodes} fever episode(s))\n",
