@@ -171,7 +171,11 @@ fn main() {
     let disk = dir_size(&dir);
     if std::env::var_os("VIGIL_BENCH_FILES").is_some() {
         for e in std::fs::read_dir(&dir).unwrap().flatten() {
-            println!("{:>10} {}", dir_size(&e.path()).max(e.metadata().unwrap().len()), e.path().display());
+            println!(
+                "{:>10} {}",
+                dir_size(&e.path()).max(e.metadata().unwrap().len()),
+                e.path().display()
+            );
         }
     }
 

@@ -118,25 +118,18 @@ impl HealthLog {
         };
         doc.put(ROOT, K_SCHEMA, SCHEMA_VERSION)
             .expect("fresh document accepts values");
-        let readings = obj(&mut doc, K_READINGS, ObjType::List);
-        let annotations = obj(&mut doc, K_ANNOTATIONS, ObjType::Map);
-        let retractions = obj(&mut doc, K_RETRACTIONS, ObjType::Map);
-        let checkins = obj(&mut doc, K_CHECKINS, ObjType::Map);
-        doc.commit();
-        HealthLog {
-            doc,
-            device,
-            readings,
-            annotations,
-            retractions,
-            checkins,
-            readings_len: 0,
-            next_seq: 1,
-            cache: Vec::new(),
-            by_id: HashMap::new(),
-            unreadable: 0,
-            saved_heads: Vec::new(),
+        for (key, t) in [
+            (K_READINGS, ObjType::List),
+            (K_ANNOTATIONS, ObjType::Map),
+            (K_RETRACTIONS, ObjType::Map),
+            (K_CHECKINS, ObjType::Map),
+        ] {
+            obj(&mut doc, key, t);
         }
+        doc.commit();
+        // The creation change counts as saved: whoever creates the log stores
+        // (or sends) its first `save()`.
+        Self::from_doc(doc, device).expect("a freshly created log has the schema")
     }
 
     /// Loads a log saved by [`HealthLog::save`] (or a concatenation of a save
