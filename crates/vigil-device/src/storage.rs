@@ -2,7 +2,8 @@
 //! implementation, and an in-memory one (docs/spec.md §8).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -52,19 +53,29 @@ pub trait Storage: Send {
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StorageError>;
     /// Applies `batch` atomically and durably.
     fn apply(&mut self, batch: Batch) -> Result<(), StorageError>;
+    /// A named large value (the log snapshot), stored apart from the keys.
+    fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Replaces a named large value atomically and durably: after a crash it
+    /// holds either the old or the new value, whole.
+    fn put_blob(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError>;
 }
 
 /// [`Storage`] on sled 0.34.7. Durability: `apply` calls sled's `flush`,
 /// which survives a process crash but, as it uses `sync_file_range` rather
 /// than fsync, is not a power-loss guarantee (SECURITY.md).
+///
+/// Named blobs are files beside sled's, replaced by rename, because sled keeps
+/// replaced large values in its files long after they are dead.
 #[derive(Debug)]
 pub struct SledStorage {
     db: sled::Db,
+    dir: PathBuf,
 }
 
 impl SledStorage {
     /// Opens (or creates) a store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        let path = dir.to_owned();
         let dir = dir.to_owned();
         // sled can panic on some damaged files instead of returning an error;
         // a damaged store must be an error, never a crash.
@@ -78,12 +89,25 @@ impl SledStorage {
                 .open()
         });
         match opened {
-            Ok(Ok(db)) => Ok(SledStorage { db }),
+            Ok(Ok(db)) => Ok(SledStorage { db, dir: path }),
             Ok(Err(sled::Error::Io(e))) => Err(StorageError::Io(e.to_string())),
             Ok(Err(e)) => Err(StorageError::Corrupt(e.to_string())),
             Err(_) => Err(StorageError::Corrupt("sled panicked while opening".into())),
         }
     }
+}
+
+impl SledStorage {
+    fn blob_path(&self, name: &str) -> Result<PathBuf, StorageError> {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+            return Err(StorageError::Io(format!("invalid blob name {name:?}")));
+        }
+        Ok(self.dir.join(format!("vigil-{name}.blob")))
+    }
+}
+
+fn io_err(e: std::io::Error) -> StorageError {
+    StorageError::Io(e.to_string())
 }
 
 fn sled_err(e: sled::Error) -> StorageError {
@@ -125,12 +149,33 @@ impl Storage for SledStorage {
         self.db.flush().map_err(sled_err)?;
         Ok(())
     }
+
+    fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        match std::fs::read(self.blob_path(name)?) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    fn put_blob(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError> {
+        let path = self.blob_path(name)?;
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(io_err)?;
+        f.write_all(value).map_err(io_err)?;
+        f.sync_all().map_err(io_err)?;
+        std::fs::rename(&tmp, &path).map_err(io_err)?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err)
+    }
 }
 
 /// In-memory [`Storage`] for tests: every applied batch is "durable".
 #[derive(Debug, Default, Clone)]
 pub struct MemStorage {
     map: BTreeMap<Vec<u8>, Vec<u8>>,
+    blobs: BTreeMap<String, Vec<u8>>,
 }
 
 impl MemStorage {
@@ -161,6 +206,15 @@ impl Storage for MemStorage {
                 None => self.map.remove(&k),
             };
         }
+        Ok(())
+    }
+
+    fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.blobs.get(name).cloned())
+    }
+
+    fn put_blob(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.blobs.insert(name.to_owned(), value.to_vec());
         Ok(())
     }
 }

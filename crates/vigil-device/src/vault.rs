@@ -21,7 +21,8 @@ const K_FORMAT: &[u8] = b"m/format";
 const K_VAULT: &[u8] = b"m/vault";
 const K_DEVICE: &[u8] = b"m/device";
 const K_PERIOD: &[u8] = b"m/period";
-const K_SNAPSHOT: &[u8] = b"s";
+/// The snapshot is a named blob, not a key: see [`Storage::put_blob`].
+const SNAPSHOT_BLOB: &str = "snapshot";
 const P_CHUNK: &[u8] = b"c/";
 
 /// A monitoring period, in ms since the Unix epoch (UTC), `start <= t < end`.
@@ -220,10 +221,12 @@ impl Vault {
         batch.put(K_VAULT, vault.keys.vault_id().as_bytes().to_vec());
         batch.put(K_DEVICE, device.0.to_vec());
         batch.put(K_PERIOD, p);
-        vault
-            .snapshot_into(&mut batch)
-            .map_err(|e| OpenError::Corrupt(e.to_string()))?;
-        // The format marker last in the batch; the batch is atomic anyway.
+        // The snapshot first: until the metadata batch lands, this is not a
+        // vault, and a second create simply overwrites the snapshot.
+        vault.write_snapshot().map_err(|e| match e {
+            WriteError::Storage(s) => OpenError::Storage(s),
+            e => OpenError::Corrupt(e.to_string()),
+        })?;
         batch.put(K_FORMAT, STORE_FORMAT.to_be_bytes().to_vec());
         vault.storage.apply(batch)?;
         Ok(vault)
@@ -280,7 +283,7 @@ impl Vault {
         let log_key = keys.log_key();
 
         let snap = storage
-            .get(K_SNAPSHOT)?
+            .get_blob(SNAPSHOT_BLOB)?
             .ok_or_else(|| OpenError::Corrupt("snapshot missing".into()))?;
         if snap.len() < 8 {
             return Err(OpenError::Corrupt("snapshot truncated".into()));
@@ -435,7 +438,9 @@ impl Vault {
         Ok(())
     }
 
-    fn snapshot_into(&mut self, batch: &mut Batch) -> Result<u64, WriteError> {
+    /// Seals the whole log and stores it as the snapshot blob; returns the
+    /// last chunk seq it covers.
+    fn write_snapshot(&mut self) -> Result<u64, WriteError> {
         let covered = self.next_seq - 1;
         let doc = self.log.save();
         let sealed = seal(
@@ -448,16 +453,16 @@ impl Vault {
         .map_err(|e| WriteError::TooLarge(e.to_string()))?;
         let mut v = covered.to_be_bytes().to_vec();
         v.extend_from_slice(&sealed);
-        batch.put(K_SNAPSHOT, v);
+        self.storage.put_blob(SNAPSHOT_BLOB, &v)?;
         Ok(covered)
     }
 
-    /// Writes one sealed snapshot of the whole log and drops the chunks it
-    /// covers, in one atomic batch.
+    /// Writes one sealed snapshot of the whole log, then drops the chunks it
+    /// covers. A crash in between leaves covered chunks, which open ignores.
     pub fn compact(&mut self) -> Result<(), WriteError> {
         self.persist_pending_only()?;
+        let covered = self.write_snapshot()?;
         let mut batch = Batch::default();
-        let covered = self.snapshot_into(&mut batch)?;
         for (k, _) in self.storage.scan_prefix(P_CHUNK)? {
             if k.len() == P_CHUNK.len() + 8
                 && u64::from_be_bytes(k[P_CHUNK.len()..].try_into().unwrap_or_default()) <= covered

@@ -334,6 +334,20 @@ fn bad_input_errors_are_clear_and_lose_nothing() {
         s.apply(b).unwrap();
     }
     assert_eq!(Vault::open(&dir, &keys).unwrap().log().len(), 20);
+
+    // A truncated or missing snapshot file is Corrupt, and the rest is untouched.
+    let snap = dir.join("vigil-snapshot.blob");
+    let saved = std::fs::read(&snap).unwrap();
+    std::fs::write(&snap, &saved[..saved.len() / 2]).unwrap();
+    assert!(matches!(
+        Vault::open(&dir, &keys),
+        Err(OpenError::Corrupt(_))
+    ));
+    std::fs::remove_file(&snap).unwrap();
+    let err = Vault::open(&dir, &keys).unwrap_err();
+    assert!(err.to_string().contains("snapshot missing"), "{err}");
+    std::fs::write(&snap, &saved).unwrap();
+    assert_eq!(Vault::open(&dir, &keys).unwrap().log().len(), 20);
 }
 
 #[test]
