@@ -1,0 +1,18 @@
+//! Vigil's wire protocol: messages, the one codec, and the sans-I/O state
+//! machines for the device side of sync (docs/spec.md §9). No I/O, no clock,
+//! no async runtime: drivers feed frames and time in, and carry frames out.
+#![forbid(unsafe_code)]
+
+mod codec;
+mod exchange;
+mod messages;
+
+pub use codec::{
+    CodecError, MAX_FRAME, PROTOCOL_VERSION, decode_request, decode_response, encode_request,
+    encode_response,
+};
+pub use exchange::{Exchange, ExchangeError, FrameHandler};
+pub use messages::{
+    BundleItem, DeviceIdBytes, ProtoError, Request, Response, SnapshotItem, VaultIdBytes,
+    VersionVector,
+};

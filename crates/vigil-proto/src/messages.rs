@@ -1,0 +1,173 @@
+//! Wire messages (docs/spec.md §9). Every blob is an opaque sealed envelope:
+//! the relay moves bytes it cannot read.
+
+use serde::{Deserialize, Serialize};
+
+/// A vault id (16 bytes), as on the wire.
+pub type VaultIdBytes = [u8; 16];
+/// A device id (16 bytes), as on the wire.
+pub type DeviceIdBytes = [u8; 16];
+/// A version vector: for each device, the highest bundle seq held
+/// contiguously from 1. Sorted by device, no duplicates.
+pub type VersionVector = Vec<(DeviceIdBytes, u64)>;
+
+/// One sealed bundle of a device's changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleItem {
+    /// The author device.
+    pub device: DeviceIdBytes,
+    /// The author's bundle counter, from 1.
+    pub seq: u64,
+    /// The sealed envelope (kind LogBundle).
+    pub blob: Vec<u8>,
+}
+
+/// A sealed snapshot of the whole log covering a version vector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotItem {
+    /// What it covers.
+    pub covers: VersionVector,
+    /// The sealed envelope (kind LogSnapshot).
+    pub blob: Vec<u8>,
+}
+
+/// Device → node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Opens a session; must come first.
+    Hello {
+        /// Protocol version the device speaks.
+        version: u16,
+    },
+    /// Creates the vault's mailbox (first device only). Idempotent with the same verifier.
+    Register {
+        /// The vault.
+        vault: VaultIdBytes,
+        /// SHA-256 verifier of the mailbox key (never the key).
+        verifier: [u8; 32],
+        /// End of the monitoring period (ms); the node may delete the mailbox after it.
+        expires_ms: i64,
+    },
+    /// Authenticates the session for one vault by presenting the mailbox key.
+    Auth {
+        /// The vault.
+        vault: VaultIdBytes,
+        /// The mailbox access key.
+        key: [u8; 32],
+    },
+    /// Appends one sealed bundle.
+    Push(BundleItem),
+    /// Asks for every bundle the device lacks.
+    Pull {
+        /// What the device holds.
+        have: VersionVector,
+        /// Stop adding bundles to the reply past this many bytes (at least one is sent).
+        max_bytes: u32,
+    },
+    /// Stores a sealed snapshot; the node drops the bundles it covers.
+    PushSnapshot(SnapshotItem),
+    /// Leaves a wrapped root for a joining device (authenticated session).
+    PairOffer {
+        /// `SHA-256("vigil/v1/pair-slot" || joiner public key)`.
+        slot: [u8; 32],
+        /// The root wrapped to the joiner (82 bytes).
+        wrapped: Vec<u8>,
+    },
+    /// Fetches a wrapped root left for this joiner (no authentication).
+    PairFetch {
+        /// The joiner's slot.
+        slot: [u8; 32],
+    },
+}
+
+/// Node → device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Session open.
+    HelloOk {
+        /// Protocol version the node speaks.
+        version: u16,
+    },
+    /// The request succeeded (Register, Auth, PairOffer).
+    Ok,
+    /// A bundle or snapshot is durably stored.
+    Ack {
+        /// The bundle's author (or zero for a snapshot).
+        device: DeviceIdBytes,
+        /// Its seq (or 0 for a snapshot).
+        seq: u64,
+    },
+    /// What the device lacks, in (device, seq) order.
+    Bundles {
+        /// A snapshot to start from, if the node dropped bundles the device lacks.
+        snapshot: Option<SnapshotItem>,
+        /// The bundles.
+        bundles: Vec<BundleItem>,
+        /// Whether more remain (pull again with the updated vector).
+        more: bool,
+    },
+    /// Nothing new.
+    UpToDate,
+    /// The wrapped root left for this joiner.
+    PairOffer {
+        /// The root wrapped to the joiner.
+        wrapped: Vec<u8>,
+    },
+    /// The request was refused.
+    Error(ProtoError),
+}
+
+/// Typed protocol errors the node returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtoError {
+    /// The node does not speak this version.
+    #[error("unsupported protocol version; the node speaks {supported}")]
+    UnsupportedVersion {
+        /// Version the node speaks.
+        supported: u16,
+    },
+    /// Hello must come first.
+    #[error("say hello first")]
+    HelloFirst,
+    /// The request needs an authenticated session.
+    #[error("not authenticated")]
+    NotAuthenticated,
+    /// Wrong mailbox key.
+    #[error("mailbox key refused")]
+    Unauthorized,
+    /// No such vault on this node.
+    #[error("unknown vault")]
+    UnknownVault,
+    /// A different verifier is already registered for this vault.
+    #[error("vault already registered with another key")]
+    AlreadyRegistered,
+    /// A per-vault quota would be exceeded.
+    #[error("quota exceeded: {what} limit is {limit}")]
+    QuotaExceeded {
+        /// `bytes` or `blobs`.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// A different bundle is already stored at this (device, seq).
+    #[error("a different bundle is already stored at this device and seq")]
+    Conflict,
+    /// Bundles must arrive in order: seq must be the author's next.
+    #[error("bundle seq {got} out of order; expected {expected}")]
+    OutOfOrder {
+        /// The seq expected next.
+        expected: u64,
+        /// The seq given.
+        got: u64,
+    },
+    /// Nothing at that pairing slot.
+    #[error("nothing to fetch at that slot")]
+    NotFound,
+    /// The frame could not be decoded.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// The node failed internally (storage); try again later.
+    #[error("node error: {0}")]
+    Internal(String),
+}
