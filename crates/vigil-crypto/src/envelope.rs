@@ -50,6 +50,9 @@ pub enum Kind {
     LocalRecord = 3,
     /// A fever alert for a community node ([`AlertKey`]).
     Alert = 4,
+    /// Vault facts a joining device needs with the wrapped root, such as
+    /// the period ([`LogKey`]).
+    PairingInfo = 5,
 }
 
 impl Kind {

@@ -18,8 +18,10 @@
 
 mod keystore;
 mod storage;
+mod sync;
 mod vault;
 
 pub use keystore::{FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
 pub use storage::{Batch, Entries, MemStorage, SledStorage, Storage, StorageError};
+pub use sync::{AUTO_SNAPSHOT_EVERY, SnapshotPolicy, SyncFailure, SyncReport, pairing_slot};
 pub use vault::{DEFAULT_COMPACT_EVERY, OpenError, Period, STORE_FORMAT, Vault, WriteError};

@@ -24,6 +24,8 @@ const K_PERIOD: &[u8] = b"m/period";
 /// The snapshot is a named blob, not a key: see [`Storage::put_blob`].
 const SNAPSHOT_BLOB: &str = "snapshot";
 const P_CHUNK: &[u8] = b"c/";
+/// Bundles received from other devices, stored as received (sealed).
+pub(crate) const P_RECEIVED: &[u8] = b"r/";
 
 /// A monitoring period, in ms since the Unix epoch (UTC), `start <= t < end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,18 +113,18 @@ pub enum WriteError {
 
 /// One resident device's vault for one monitoring period.
 pub struct Vault {
-    storage: Box<dyn Storage>,
-    keys: KeySchedule,
-    log_key: LogKey,
-    device: DeviceId,
-    period: Period,
-    log: HealthLog,
+    pub(crate) storage: Box<dyn Storage>,
+    pub(crate) keys: KeySchedule,
+    pub(crate) log_key: LogKey,
+    pub(crate) device: DeviceId,
+    pub(crate) period: Period,
+    pub(crate) log: HealthLog,
     /// Sequence number of the next stored chunk.
     next_seq: u64,
     /// Chunks stored since the last snapshot.
     chunks_since_snapshot: u64,
     compact_every: u64,
-    rng: ChaCha20Rng,
+    pub(crate) rng: ChaCha20Rng,
 }
 
 impl std::fmt::Debug for Vault {
@@ -181,7 +183,7 @@ impl Vault {
     pub fn create_with<R: CryptoRng + ?Sized>(
         storage: Box<dyn Storage>,
         period: Period,
-        mut key_store: Box<dyn KeyStore>,
+        key_store: Box<dyn KeyStore>,
         rng: &mut R,
     ) -> Result<Vault, OpenError> {
         if period.end_ms <= period.start_ms {
@@ -190,10 +192,23 @@ impl Vault {
                 end_ms: period.end_ms,
             });
         }
+        let root = RootKey::generate(rng);
+        Self::create_with_root(storage, period, key_store, root, true, rng)
+    }
+
+    /// Creates a vault for an existing root (a paired device joining), or a
+    /// new one (`new_log`: this device starts the log).
+    pub(crate) fn create_with_root<R: CryptoRng + ?Sized>(
+        storage: Box<dyn Storage>,
+        period: Period,
+        mut key_store: Box<dyn KeyStore>,
+        root: RootKey,
+        new_log: bool,
+        rng: &mut R,
+    ) -> Result<Vault, OpenError> {
         if storage.get(K_FORMAT)?.is_some() {
             return Err(OpenError::AlreadyExists("this store".into()));
         }
-        let root = RootKey::generate(rng);
         let mut device = [0u8; 16];
         rng.fill_bytes(&mut device);
         let mut seed = [0u8; 32];
@@ -208,7 +223,11 @@ impl Vault {
             keys,
             device,
             period,
-            log: HealthLog::new(device),
+            log: if new_log {
+                HealthLog::new(device)
+            } else {
+                HealthLog::empty(device)
+            },
             storage,
             next_seq: 1,
             chunks_since_snapshot: 0,
@@ -296,7 +315,7 @@ impl Vault {
             &snap[8..],
         )
         .map_err(|_| OpenError::Corrupt("snapshot does not decrypt".into()))?;
-        let mut log = HealthLog::load(&doc, device)
+        let mut log = HealthLog::load_any(&doc, device)
             .map_err(|e| OpenError::Corrupt(format!("snapshot: {e}")))?;
 
         let mut pending = Vec::new();
@@ -322,6 +341,18 @@ impl Vault {
             pending.extend_from_slice(&chunk);
             last = seq;
             count += 1;
+        }
+        for (k, v) in storage.scan_prefix(P_RECEIVED)? {
+            let (author, seq) = crate::sync::parse_received_key(&k)
+                .ok_or_else(|| OpenError::Corrupt("bad received-bundle key".into()))?;
+            let chunk = open(
+                &log_key,
+                Kind::LogBundle,
+                &crate::sync::bundle_ctx(vault_id, author, seq),
+                &v,
+            )
+            .map_err(|_| OpenError::Corrupt(format!("received bundle {seq} does not decrypt")))?;
+            pending.extend_from_slice(&chunk);
         }
         if !pending.is_empty() {
             log.apply(&pending)
@@ -408,7 +439,7 @@ impl Vault {
     }
 
     /// Seals and stores every change not yet stored, as one chunk.
-    fn persist(&mut self) -> Result<(), WriteError> {
+    pub(crate) fn persist(&mut self) -> Result<(), WriteError> {
         let (chunk, heads) = self.log.unsaved();
         if chunk.is_empty() {
             return Ok(());
@@ -470,6 +501,13 @@ impl Vault {
                 batch.remove(k);
             }
         }
+        // Received bundles are in the snapshot too, unless some change still
+        // waits for a dependency (Automerge keeps those out of `save()`).
+        if self.log.missing_deps() == 0 {
+            for (k, _) in self.storage.scan_prefix(P_RECEIVED)? {
+                batch.remove(k);
+            }
+        }
         self.storage.apply(batch)?;
         self.chunks_since_snapshot = 0;
         Ok(())
@@ -480,6 +518,13 @@ impl Vault {
         let r = self.persist();
         self.compact_every = every;
         r
+    }
+
+    /// The log's Automerge heads (equal on two devices that hold the same changes).
+    pub fn heads(&mut self) -> Vec<vigil_log::ChangeHash> {
+        let mut h = self.log.heads();
+        h.sort();
+        h
     }
 
     /// The plaintext log as a compact Automerge document, for the resident's

@@ -132,10 +132,46 @@ impl HealthLog {
         Self::from_doc(doc, device).expect("a freshly created log has the schema")
     }
 
+    /// A replica with no document yet, for a device that joins an existing
+    /// vault: its first sync brings the log. Until then it has no schema and
+    /// accepts no edits (they would conflict with the real log's objects).
+    pub fn empty(device: DeviceId) -> Self {
+        let doc = AutoCommit::new().with_actor(ActorId::from(&device.0[..]));
+        HealthLog {
+            doc,
+            device,
+            readings: ROOT,
+            annotations: ROOT,
+            retractions: ROOT,
+            checkins: ROOT,
+            readings_len: 0,
+            next_seq: 1,
+            cache: Vec::new(),
+            by_id: HashMap::new(),
+            unreadable: 0,
+            saved_heads: Vec::new(),
+        }
+    }
+
+    /// Whether the log has its schema (false for [`HealthLog::empty`] before the first sync).
+    pub fn is_initialised(&self) -> bool {
+        self.readings != ROOT
+    }
+
     /// Loads a log saved by [`HealthLog::save`] (or a concatenation of a save
     /// and incremental chunks), to be edited by `device`.
     pub fn load(bytes: &[u8], device: DeviceId) -> Result<Self, LogError> {
         let doc = AutoCommit::load(bytes).map_err(|e| LogError::Malformed(e.to_string()))?;
+        Self::from_doc(doc, device)
+    }
+
+    /// Like [`HealthLog::load`], but a document without the schema yet (a
+    /// joining device's, before its first sync) loads as an empty replica.
+    pub fn load_any(bytes: &[u8], device: DeviceId) -> Result<Self, LogError> {
+        let doc = AutoCommit::load(bytes).map_err(|e| LogError::Malformed(e.to_string()))?;
+        if doc.get(ROOT, K_SCHEMA).ok().flatten().is_none() && doc.is_empty() {
+            return Ok(Self::empty(device));
+        }
         Self::from_doc(doc, device)
     }
 
@@ -228,6 +264,7 @@ impl HealthLog {
         unit: Unit,
         time_ms: i64,
     ) -> Result<ReadingId, LogError> {
+        self.require_init()?;
         let value = metric.validate(value, unit)?;
         if time_ms < 0 {
             return Err(LogError::NegativeTime(time_ms));
@@ -264,6 +301,7 @@ impl HealthLog {
     }
 
     fn require(&self, id: ReadingId) -> Result<(), LogError> {
+        self.require_init()?;
         if self.by_id.contains_key(&id) {
             Ok(())
         } else {
@@ -307,6 +345,7 @@ impl HealthLog {
         symptom: Symptom,
         severity: Severity,
     ) -> Result<(), LogError> {
+        self.require_init()?;
         self.doc
             .put(&self.checkins, checkin_key(day, symptom), severity.name())
             .map_err(|e| LogError::Malformed(e.to_string()))?;
@@ -526,8 +565,7 @@ impl HealthLog {
         self.doc
             .merge(&mut other.doc)
             .map_err(|e| LogError::Malformed(e.to_string()))?;
-        self.rebuild_cache();
-        Ok(())
+        self.after_import()
     }
 
     /// Applies a chunk from [`HealthLog::unsaved`] or [`HealthLog::save`]
@@ -537,8 +575,30 @@ impl HealthLog {
         self.doc
             .load_incremental(chunk)
             .map_err(|e| LogError::Malformed(e.to_string()))?;
+        self.after_import()
+    }
+
+    /// After changes arrived: find the schema's objects if this replica
+    /// started empty, and rebuild the decoded view.
+    fn after_import(&mut self) -> Result<(), LogError> {
+        if !self.is_initialised() && self.doc.get(ROOT, K_SCHEMA).ok().flatten().is_some() {
+            let doc = std::mem::take(&mut self.doc);
+            let saved = std::mem::take(&mut self.saved_heads);
+            let mut fresh = Self::from_doc(doc, self.device)?;
+            fresh.saved_heads = saved;
+            *self = fresh;
+            return Ok(());
+        }
         self.rebuild_cache();
         Ok(())
+    }
+
+    fn require_init(&self) -> Result<(), LogError> {
+        if self.is_initialised() {
+            Ok(())
+        } else {
+            Err(LogError::NotInitialised)
+        }
     }
 
     /// The compact whole document (Automerge `save()`).
@@ -570,6 +630,26 @@ impl HealthLog {
     /// Records that everything up to `heads` is stored.
     pub fn mark_saved(&mut self, heads: Vec<ChangeHash>) {
         self.saved_heads = heads;
+    }
+
+    /// This device's own changes that `heads` does not already include,
+    /// concatenated (an incremental chunk), and how many there are.
+    pub fn own_changes_since(&mut self, heads: &[ChangeHash]) -> (Vec<u8>, usize) {
+        let me = ActorId::from(&self.device.0[..]);
+        let mut out = Vec::new();
+        let mut n = 0;
+        for c in self.doc.get_changes(heads) {
+            if c.actor_id() == &me {
+                out.extend_from_slice(c.raw_bytes());
+                n += 1;
+            }
+        }
+        (out, n)
+    }
+
+    /// How many changes wait for dependencies that have not arrived.
+    pub fn missing_deps(&mut self) -> usize {
+        self.doc.get_missing_deps(&[]).len()
     }
 
     /// The document's current heads.

@@ -80,6 +80,9 @@ pub enum LogError {
     /// The Automerge document could not be loaded or lacks the log's schema.
     #[error("the log document is malformed: {0}")]
     Malformed(String),
+    /// This replica has not received the log yet (a joining device before its first sync).
+    #[error("this device has not received the log yet: sync first")]
+    NotInitialised,
     /// The document was written by a newer schema version.
     #[error("the log uses schema version {found}; this build reads up to {supported}")]
     NewerSchema {

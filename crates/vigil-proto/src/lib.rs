@@ -6,6 +6,7 @@
 mod codec;
 mod exchange;
 mod messages;
+mod sync;
 
 pub use codec::{
     CodecError, MAX_FRAME, PROTOCOL_VERSION, decode_request, decode_response, encode_request,
@@ -16,3 +17,4 @@ pub use messages::{
     BundleItem, DeviceIdBytes, ProtoError, Request, Response, SnapshotItem, VaultIdBytes,
     VersionVector,
 };
+pub use sync::{DeviceSync, Registration, SyncConfig, SyncError, SyncEvent};

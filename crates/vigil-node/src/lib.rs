@@ -1,0 +1,10 @@
+//! Vigil's community node. As a relay it stores and serves sealed blobs it
+//! cannot read, behind a mailbox verifier (docs/spec.md §11). Sans-I/O: the
+//! QUIC driver in `vigil-net` feeds it frames and the time.
+#![forbid(unsafe_code)]
+
+mod relay;
+mod store;
+
+pub use relay::{Relay, RelayConfig, RelaySession, Session};
+pub use store::{MailboxInfo, MailboxStore, StoreError};

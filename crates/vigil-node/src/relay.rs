@@ -1,0 +1,338 @@
+//! The blind relay: request handling, sans-I/O (docs/spec.md §11). The
+//! driver hands it frames and the time; it answers frames.
+
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use vigil_proto::{
+    FrameHandler, PROTOCOL_VERSION, ProtoError, Request, Response, VaultIdBytes, decode_request,
+    encode_response,
+};
+
+use crate::store::{MailboxInfo, MailboxStore, StoreError};
+
+/// Relay limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Most bytes of blobs one vault may hold (default 64 MiB).
+    pub max_bytes_per_vault: u64,
+    /// Most blobs one vault may hold (default 100,000).
+    pub max_blobs_per_vault: u64,
+    /// How long a wrapped root waits at a pairing slot, ms (default 15 minutes).
+    pub pairing_ttl_ms: i64,
+    /// Largest pull reply the relay builds, bytes (default 4 MiB).
+    pub max_pull_bytes: u32,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            max_bytes_per_vault: 64 * 1024 * 1024,
+            max_blobs_per_vault: 100_000,
+            pairing_ttl_ms: 15 * 60_000,
+            max_pull_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// The relay: the store and its limits, shared by every connection.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    store: MailboxStore,
+    config: RelayConfig,
+    // Serialises read-modify-write of counters across connections.
+    lock: Arc<Mutex<()>>,
+}
+
+/// What one connection has established.
+#[derive(Debug, Default, Clone)]
+pub struct Session {
+    hello: bool,
+    vault: Option<VaultIdBytes>,
+}
+
+fn verifier_of(key: &[u8; 32]) -> [u8; 32] {
+    // Must match vigil_crypto::MailboxKey::verifier (docs/spec.md §1).
+    let mut h = Sha256::new();
+    h.update(b"vigil/v1/mailbox-verifier");
+    h.update(key);
+    h.finalize().into()
+}
+
+fn internal(e: StoreError) -> Response {
+    tracing::error!(error = %e, "store failure");
+    Response::Error(ProtoError::Internal("storage failure".into()))
+}
+
+impl Relay {
+    /// A relay over `store`.
+    pub fn new(store: MailboxStore, config: RelayConfig) -> Self {
+        Relay {
+            store,
+            config,
+            lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// The store (for the operator and the sweeper).
+    pub fn store(&self) -> &MailboxStore {
+        &self.store
+    }
+
+    /// A frame handler for one new connection.
+    pub fn session(&self) -> RelaySession {
+        RelaySession {
+            relay: self.clone(),
+            session: Session::default(),
+        }
+    }
+
+    /// Handles one decoded request.
+    pub fn handle(&self, s: &mut Session, req: Request, now_ms: i64) -> Response {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        match self.handle_inner(s, req, now_ms) {
+            Ok(r) => r,
+            Err(e) => internal(e),
+        }
+    }
+
+    fn handle_inner(
+        &self,
+        s: &mut Session,
+        req: Request,
+        now_ms: i64,
+    ) -> Result<Response, StoreError> {
+        let err = |e| Ok(Response::Error(e));
+        if let Request::Hello { version } = req {
+            if version != PROTOCOL_VERSION {
+                return err(ProtoError::UnsupportedVersion {
+                    supported: PROTOCOL_VERSION,
+                });
+            }
+            s.hello = true;
+            return Ok(Response::HelloOk {
+                version: PROTOCOL_VERSION,
+            });
+        }
+        if !s.hello {
+            return err(ProtoError::HelloFirst);
+        }
+        match req {
+            Request::Hello { .. } => unreachable!("handled above"),
+            Request::Register {
+                vault,
+                verifier,
+                expires_ms,
+            } => match self.store.mailbox(&vault)? {
+                Some(m) if bool::from(m.verifier.ct_eq(&verifier)) => Ok(Response::Ok),
+                Some(_) => err(ProtoError::AlreadyRegistered),
+                None => {
+                    self.store.put_mailbox(
+                        &vault,
+                        &MailboxInfo {
+                            verifier,
+                            expires_ms,
+                            bytes: 0,
+                            blobs: 0,
+                        },
+                    )?;
+                    tracing::info!(vault = %hex8(&vault), "mailbox registered");
+                    Ok(Response::Ok)
+                }
+            },
+            Request::Auth { vault, key } => match self.store.mailbox(&vault)? {
+                None => err(ProtoError::UnknownVault),
+                Some(m) if bool::from(m.verifier.ct_eq(&verifier_of(&key))) => {
+                    s.vault = Some(vault);
+                    Ok(Response::Ok)
+                }
+                Some(_) => {
+                    tracing::warn!(vault = %hex8(&vault), "mailbox key refused");
+                    err(ProtoError::Unauthorized)
+                }
+            },
+            Request::PairFetch { slot } => match self.store.pairing(&slot, now_ms)? {
+                Some(wrapped) => Ok(Response::PairOffer { wrapped }),
+                None => err(ProtoError::NotFound),
+            },
+            other => {
+                let Some(vault) = s.vault else {
+                    return err(ProtoError::NotAuthenticated);
+                };
+                let Some(info) = self.store.mailbox(&vault)? else {
+                    return err(ProtoError::UnknownVault);
+                };
+                self.authed(vault, info, other, now_ms)
+            }
+        }
+    }
+
+    fn quota(&self, info: &MailboxInfo, add_bytes: u64, add_blobs: u64) -> Option<ProtoError> {
+        if info.bytes + add_bytes > self.config.max_bytes_per_vault {
+            return Some(ProtoError::QuotaExceeded {
+                what: "bytes".into(),
+                limit: self.config.max_bytes_per_vault,
+            });
+        }
+        if info.blobs + add_blobs > self.config.max_blobs_per_vault {
+            return Some(ProtoError::QuotaExceeded {
+                what: "blobs".into(),
+                limit: self.config.max_blobs_per_vault,
+            });
+        }
+        None
+    }
+
+    fn authed(
+        &self,
+        vault: VaultIdBytes,
+        mut info: MailboxInfo,
+        req: Request,
+        now_ms: i64,
+    ) -> Result<Response, StoreError> {
+        let err = |e| Ok(Response::Error(e));
+        match req {
+            Request::Push(b) => {
+                let highest = self.store.highest(&vault, &b.device)?;
+                if b.seq == 0 || b.seq > highest + 1 {
+                    return err(ProtoError::OutOfOrder {
+                        expected: highest + 1,
+                        got: b.seq,
+                    });
+                }
+                if b.seq <= highest {
+                    // A retry after a lost ack: the same bytes are acknowledged
+                    // again; a bundle already folded into a snapshot, too.
+                    return match self.store.bundle(&vault, &b.device, b.seq)? {
+                        Some(stored) if stored != b.blob => err(ProtoError::Conflict),
+                        _ => Ok(Response::Ack {
+                            device: b.device,
+                            seq: b.seq,
+                        }),
+                    };
+                }
+                if let Some(e) = self.quota(&info, b.blob.len() as u64, 1) {
+                    tracing::warn!(vault = %hex8(&vault), "quota exceeded");
+                    return err(e);
+                }
+                info.bytes += b.blob.len() as u64;
+                info.blobs += 1;
+                self.store.append(&vault, &b, &info)?;
+                Ok(Response::Ack {
+                    device: b.device,
+                    seq: b.seq,
+                })
+            }
+            Request::Pull { have, max_bytes } => {
+                let have_of = |v: &[([u8; 16], u64)], d: &[u8; 16]| {
+                    v.iter().find(|(x, _)| x == d).map_or(0, |x| x.1)
+                };
+                let mut floor = have.clone();
+                let snap = self
+                    .store
+                    .snapshot(&vault)?
+                    .filter(|s| s.covers.iter().any(|(d, seq)| have_of(&have, d) < *seq));
+                if let Some(s) = &snap {
+                    for (d, seq) in &s.covers {
+                        match floor.iter_mut().find(|(x, _)| x == d) {
+                            Some(e) => e.1 = e.1.max(*seq),
+                            None => floor.push((*d, *seq)),
+                        }
+                    }
+                }
+                let budget = max_bytes.min(self.config.max_pull_bytes) as usize;
+                let mut used = snap.as_ref().map_or(0, |s| s.blob.len());
+                let mut bundles = Vec::new();
+                let mut more = false;
+                for b in self.store.bundles(&vault) {
+                    let b = b?;
+                    if b.seq <= have_of(&floor, &b.device) {
+                        continue;
+                    }
+                    if (!bundles.is_empty() || snap.is_some()) && used + b.blob.len() > budget {
+                        more = true;
+                        break;
+                    }
+                    used += b.blob.len();
+                    bundles.push(b);
+                }
+                if snap.is_none() && bundles.is_empty() {
+                    return Ok(Response::UpToDate);
+                }
+                Ok(Response::Bundles {
+                    snapshot: snap,
+                    bundles,
+                    more,
+                })
+            }
+            Request::PushSnapshot(snap) => {
+                let holdings = self.store.holdings(&vault)?;
+                for (d, seq) in &snap.covers {
+                    let h = holdings.iter().find(|(x, _)| x == d).map_or(0, |x| x.1);
+                    if *seq > h {
+                        return err(ProtoError::Malformed(
+                            "snapshot covers bundles the relay never received".into(),
+                        ));
+                    }
+                }
+                if let Some(old) = self.store.snapshot(&vault)? {
+                    // Never replace a snapshot with one that covers less.
+                    let covers_old = old.covers.iter().all(|(d, seq)| {
+                        snap.covers.iter().find(|(x, _)| x == d).map_or(0, |x| x.1) >= *seq
+                    });
+                    if !covers_old {
+                        return Ok(Response::Ack {
+                            device: [0; 16],
+                            seq: 0,
+                        });
+                    }
+                }
+                if let Some(e) = self.quota(&info, snap.blob.len() as u64, 1) {
+                    return err(e);
+                }
+                self.store.put_snapshot(&vault, &snap, &mut info)?;
+                Ok(Response::Ack {
+                    device: [0; 16],
+                    seq: 0,
+                })
+            }
+            Request::PairOffer { slot, wrapped } => {
+                if wrapped.len() > 4096 {
+                    return err(ProtoError::Malformed("pairing offer too large".into()));
+                }
+                self.store
+                    .put_pairing(&slot, &wrapped, now_ms + self.config.pairing_ttl_ms)?;
+                Ok(Response::Ok)
+            }
+            Request::Hello { .. }
+            | Request::Register { .. }
+            | Request::Auth { .. }
+            | Request::PairFetch { .. } => unreachable!("handled before authentication"),
+        }
+    }
+}
+
+fn hex8(v: &[u8]) -> String {
+    v.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// One connection's handler: decodes frames, keeps the session, encodes replies.
+#[derive(Debug)]
+pub struct RelaySession {
+    relay: Relay,
+    session: Session,
+}
+
+impl FrameHandler for RelaySession {
+    fn handle(&mut self, request: &[u8], now_ms: i64) -> Vec<u8> {
+        let resp = match decode_request(request) {
+            Ok(req) => self.relay.handle(&mut self.session, req, now_ms),
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed frame");
+                Response::Error(ProtoError::Malformed(e.to_string()))
+            }
+        };
+        encode_response(&resp)
+    }
+}

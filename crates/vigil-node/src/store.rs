@@ -1,0 +1,261 @@
+//! The node's mailbox store on sled (docs/spec.md §11). It holds verifiers,
+//! sealed blobs and counters: nothing it could read.
+
+use std::path::Path;
+
+use vigil_proto::{BundleItem, DeviceIdBytes, SnapshotItem, VaultIdBytes, VersionVector};
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// sled failed or the store is damaged.
+    #[error("node store error: {0}")]
+    Sled(String),
+    /// A stored record could not be decoded.
+    #[error("node store record {0} is corrupted")]
+    Corrupt(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Sled(e.to_string())
+    }
+}
+
+/// A mailbox's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxInfo {
+    /// Verifier of the mailbox key.
+    pub verifier: [u8; 32],
+    /// End of the vault's period, ms.
+    pub expires_ms: i64,
+    /// Bytes of blobs stored.
+    pub bytes: u64,
+    /// Number of blobs stored (bundles + snapshot).
+    pub blobs: u64,
+}
+
+impl MailboxInfo {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(56);
+        v.extend_from_slice(&self.verifier);
+        v.extend_from_slice(&self.expires_ms.to_be_bytes());
+        v.extend_from_slice(&self.bytes.to_be_bytes());
+        v.extend_from_slice(&self.blobs.to_be_bytes());
+        v
+    }
+
+    fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() != 56 {
+            return None;
+        }
+        let u = |r: std::ops::Range<usize>| -> [u8; 8] { b[r].try_into().unwrap_or_default() };
+        Some(MailboxInfo {
+            verifier: b[..32].try_into().ok()?,
+            expires_ms: i64::from_be_bytes(u(32..40)),
+            bytes: u64::from_be_bytes(u(40..48)),
+            blobs: u64::from_be_bytes(u(48..56)),
+        })
+    }
+}
+
+fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = vec![prefix];
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// Mailboxes on sled. Every write is flushed before it returns, so whatever
+/// the node acknowledged survives a restart.
+#[derive(Debug, Clone)]
+pub struct MailboxStore {
+    db: sled::Db,
+}
+
+impl MailboxStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let dir = dir.to_owned();
+        let db = std::panic::catch_unwind(move || sled::Config::new().path(dir).open())
+            .map_err(|_| StoreError::Sled("sled panicked while opening".into()))??;
+        Ok(MailboxStore { db })
+    }
+
+    /// The mailbox of `vault`, if registered.
+    pub fn mailbox(&self, vault: &VaultIdBytes) -> Result<Option<MailboxInfo>, StoreError> {
+        match self.db.get(key(b'v', &[vault]))? {
+            None => Ok(None),
+            Some(v) => MailboxInfo::decode(&v)
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt("mailbox".into())),
+        }
+    }
+
+    /// Creates or replaces a mailbox record (durable).
+    pub fn put_mailbox(&self, vault: &VaultIdBytes, info: &MailboxInfo) -> Result<(), StoreError> {
+        self.db.insert(key(b'v', &[vault]), info.encode())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The highest bundle seq ever stored for a device (0 if none).
+    pub fn highest(&self, vault: &VaultIdBytes, device: &DeviceIdBytes) -> Result<u64, StoreError> {
+        Ok(self
+            .db
+            .get(key(b'h', &[vault, device]))?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// A stored bundle.
+    pub fn bundle(
+        &self,
+        vault: &VaultIdBytes,
+        device: &DeviceIdBytes,
+        seq: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .get(key(b'b', &[vault, device, &seq.to_be_bytes()]))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Appends a bundle and updates the counters, atomically and durably.
+    pub fn append(
+        &self,
+        vault: &VaultIdBytes,
+        b: &BundleItem,
+        info: &MailboxInfo,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            key(b'b', &[vault, &b.device, &b.seq.to_be_bytes()]),
+            b.blob.as_slice(),
+        );
+        batch.insert(key(b'h', &[vault, &b.device]), &b.seq.to_be_bytes());
+        batch.insert(key(b'v', &[vault]), info.encode());
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every bundle of the vault in (device, seq) order.
+    pub fn bundles(
+        &self,
+        vault: &VaultIdBytes,
+    ) -> impl Iterator<Item = Result<BundleItem, StoreError>> + '_ {
+        let prefix = key(b'b', &[vault]);
+        self.db.scan_prefix(prefix).map(|r| {
+            let (k, v) = r?;
+            if k.len() != 1 + 16 + 16 + 8 {
+                return Err(StoreError::Corrupt("bundle key".into()));
+            }
+            Ok(BundleItem {
+                device: k[17..33].try_into().unwrap_or_default(),
+                seq: u64::from_be_bytes(k[33..41].try_into().unwrap_or_default()),
+                blob: v.to_vec(),
+            })
+        })
+    }
+
+    /// The stored snapshot, if any.
+    pub fn snapshot(&self, vault: &VaultIdBytes) -> Result<Option<SnapshotItem>, StoreError> {
+        match self.db.get(key(b's', &[vault]))? {
+            None => Ok(None),
+            Some(v) => postcard::from_bytes(&v)
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt("snapshot".into())),
+        }
+    }
+
+    /// Stores a snapshot and drops the bundles it covers, atomically and durably.
+    pub fn put_snapshot(
+        &self,
+        vault: &VaultIdBytes,
+        snap: &SnapshotItem,
+        info: &mut MailboxInfo,
+    ) -> Result<(), StoreError> {
+        let old = self.snapshot(vault)?;
+        let mut batch = sled::Batch::default();
+        let mut bytes = info.bytes;
+        let mut blobs = info.blobs;
+        if let Some(o) = &old {
+            bytes = bytes.saturating_sub(o.blob.len() as u64);
+            blobs = blobs.saturating_sub(1);
+        }
+        let covered =
+            |d: &DeviceIdBytes| snap.covers.iter().find(|(x, _)| x == d).map_or(0, |c| c.1);
+        for b in self.bundles(vault) {
+            let b = b?;
+            if b.seq <= covered(&b.device) {
+                batch.remove(key(b'b', &[vault, &b.device, &b.seq.to_be_bytes()]));
+                bytes = bytes.saturating_sub(b.blob.len() as u64);
+                blobs = blobs.saturating_sub(1);
+            }
+        }
+        info.bytes = bytes + snap.blob.len() as u64;
+        info.blobs = blobs + 1;
+        let encoded = postcard::to_stdvec(snap).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        batch.insert(key(b's', &[vault]), encoded);
+        batch.insert(key(b'v', &[vault]), info.encode());
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Leaves a wrapped root at a pairing slot until `expires_ms`.
+    pub fn put_pairing(
+        &self,
+        slot: &[u8; 32],
+        wrapped: &[u8],
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut v = expires_ms.to_be_bytes().to_vec();
+        v.extend_from_slice(wrapped);
+        self.db.insert(key(b'p', &[slot]), v)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The wrapped root at a slot, if present and not expired at `now_ms`.
+    pub fn pairing(&self, slot: &[u8; 32], now_ms: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(key(b'p', &[slot]))?.and_then(|v| {
+            let exp = i64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+            (now_ms < exp).then(|| v[8..].to_vec())
+        }))
+    }
+
+    /// Every registered vault (for the sweeper and the operator).
+    pub fn vaults(&self) -> Result<Vec<(VaultIdBytes, MailboxInfo)>, StoreError> {
+        self.db
+            .scan_prefix([b'v'])
+            .map(|r| {
+                let (k, v) = r?;
+                let id: VaultIdBytes = k
+                    .get(1..)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(|| StoreError::Corrupt("vault key".into()))?;
+                let info =
+                    MailboxInfo::decode(&v).ok_or_else(|| StoreError::Corrupt("mailbox".into()))?;
+                Ok((id, info))
+            })
+            .collect()
+    }
+
+    /// The version vector of what the relay holds for a vault.
+    pub fn holdings(&self, vault: &VaultIdBytes) -> Result<VersionVector, StoreError> {
+        self.db
+            .scan_prefix(key(b'h', &[vault]))
+            .map(|r| {
+                let (k, v) = r?;
+                Ok((
+                    k[17..33].try_into().unwrap_or_default(),
+                    u64::from_be_bytes(v.as_ref().try_into().unwrap_or_default()),
+                ))
+            })
+            .collect()
+    }
+}
