@@ -288,10 +288,24 @@ impl Relay {
                         });
                     }
                 }
-                if let Some(e) = self.quota(&info, snap.blob.len() as u64, 1) {
-                    return err(e);
+                // The quota applies to usage after the covered bundles are gone.
+                let fits = |after: &MailboxInfo| {
+                    after.bytes <= self.config.max_bytes_per_vault
+                        && after.blobs <= self.config.max_blobs_per_vault
+                };
+                if !self.store.put_snapshot(&vault, &snap, &mut info, fits)? {
+                    let probe = MailboxInfo {
+                        bytes: 0,
+                        blobs: 0,
+                        ..info
+                    };
+                    return err(self.quota(&probe, snap.blob.len() as u64, 1).unwrap_or(
+                        ProtoError::QuotaExceeded {
+                            what: "bytes".into(),
+                            limit: self.config.max_bytes_per_vault,
+                        },
+                    ));
                 }
-                self.store.put_snapshot(&vault, &snap, &mut info)?;
                 Ok(Response::Ack {
                     device: [0; 16],
                     seq: 0,

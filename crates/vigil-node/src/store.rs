@@ -171,13 +171,16 @@ impl MailboxStore {
         }
     }
 
-    /// Stores a snapshot and drops the bundles it covers, atomically and durably.
+    /// Stores a snapshot and drops the bundles it covers, atomically and
+    /// durably — unless the resulting usage would fail `within_quota`, in
+    /// which case nothing changes and `Ok(false)` is returned.
     pub fn put_snapshot(
         &self,
         vault: &VaultIdBytes,
         snap: &SnapshotItem,
         info: &mut MailboxInfo,
-    ) -> Result<(), StoreError> {
+        within_quota: impl Fn(&MailboxInfo) -> bool,
+    ) -> Result<bool, StoreError> {
         let old = self.snapshot(vault)?;
         let mut batch = sled::Batch::default();
         let mut bytes = info.bytes;
@@ -196,14 +199,21 @@ impl MailboxStore {
                 blobs = blobs.saturating_sub(1);
             }
         }
-        info.bytes = bytes + snap.blob.len() as u64;
-        info.blobs = blobs + 1;
+        let after = MailboxInfo {
+            bytes: bytes + snap.blob.len() as u64,
+            blobs: blobs + 1,
+            ..*info
+        };
+        if !within_quota(&after) {
+            return Ok(false);
+        }
+        *info = after;
         let encoded = postcard::to_stdvec(snap).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         batch.insert(key(b's', &[vault]), encoded);
         batch.insert(key(b'v', &[vault]), info.encode());
         self.db.apply_batch(batch)?;
         self.db.flush()?;
-        Ok(())
+        Ok(true)
     }
 
     /// Leaves a wrapped root at a pairing slot until `expires_ms`.

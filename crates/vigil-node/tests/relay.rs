@@ -1,0 +1,320 @@
+//! The relay's rules, through its frame handler: authentication, ordering,
+//! quotas, snapshots, pairing slots, malformed frames, restarts.
+
+use vigil_crypto::{KeySchedule, RootKey};
+use vigil_node::{MailboxStore, Relay, RelayConfig};
+use vigil_proto::{
+    BundleItem, FrameHandler, PROTOCOL_VERSION, ProtoError, Request, Response, SnapshotItem,
+    decode_response, encode_request,
+};
+
+struct Client {
+    s: vigil_node::RelaySession,
+}
+
+impl Client {
+    fn call(&mut self, r: Request) -> Response {
+        decode_response(&self.s.handle(&encode_request(&r), 1_000)).unwrap()
+    }
+}
+
+fn setup(relay: &Relay, keys: &KeySchedule) -> Client {
+    let mut c = Client { s: relay.session() };
+    assert_eq!(
+        c.call(Request::Hello {
+            version: PROTOCOL_VERSION
+        }),
+        Response::HelloOk {
+            version: PROTOCOL_VERSION
+        }
+    );
+    let vault = *keys.vault_id().as_bytes();
+    assert_eq!(
+        c.call(Request::Register {
+            vault,
+            verifier: keys.mailbox_key().verifier().to_bytes(),
+            expires_ms: 10_000
+        }),
+        Response::Ok
+    );
+    assert_eq!(
+        c.call(Request::Auth {
+            vault,
+            key: *keys.mailbox_key().expose_secret()
+        }),
+        Response::Ok
+    );
+    c
+}
+
+fn push(c: &mut Client, seq: u64, blob: Vec<u8>) -> Response {
+    c.call(Request::Push(BundleItem {
+        device: [7; 16],
+        seq,
+        blob,
+    }))
+}
+
+#[test]
+fn authentication_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = Relay::new(
+        MailboxStore::open(tmp.path()).unwrap(),
+        RelayConfig::default(),
+    );
+    let keys = KeySchedule::new(RootKey::from_bytes([1; 32]));
+    let other = KeySchedule::new(RootKey::from_bytes([2; 32]));
+    drop(setup(&relay, &keys));
+    let vault = *keys.vault_id().as_bytes();
+
+    let mut c = Client { s: relay.session() };
+    let err = |e| Response::Error(e);
+    assert_eq!(
+        c.call(Request::Auth {
+            vault,
+            key: [0; 32]
+        }),
+        err(ProtoError::HelloFirst)
+    );
+    c.call(Request::Hello {
+        version: PROTOCOL_VERSION,
+    });
+    assert_eq!(
+        c.call(Request::Hello { version: 99 }),
+        err(ProtoError::UnsupportedVersion {
+            supported: PROTOCOL_VERSION
+        })
+    );
+    assert_eq!(push(&mut c, 1, vec![1]), err(ProtoError::NotAuthenticated));
+    assert_eq!(
+        c.call(Request::Auth {
+            vault,
+            key: *other.mailbox_key().expose_secret()
+        }),
+        err(ProtoError::Unauthorized)
+    );
+    assert_eq!(
+        c.call(Request::Auth {
+            vault: *other.vault_id().as_bytes(),
+            key: *other.mailbox_key().expose_secret()
+        }),
+        err(ProtoError::UnknownVault)
+    );
+    assert_eq!(
+        c.call(Request::Register {
+            vault,
+            verifier: other.mailbox_key().verifier().to_bytes(),
+            expires_ms: 0
+        }),
+        err(ProtoError::AlreadyRegistered)
+    );
+    assert_eq!(push(&mut c, 1, vec![1]), err(ProtoError::NotAuthenticated));
+    // Malformed frames get a typed error and the session goes on.
+    assert!(matches!(
+        decode_response(&c.s.handle(&[0xff, 0xff, 0xff], 0)).unwrap(),
+        Response::Error(ProtoError::Malformed(_))
+    ));
+    let mut ok = encode_request(&Request::Hello {
+        version: PROTOCOL_VERSION,
+    });
+    ok.push(0);
+    assert!(matches!(
+        decode_response(&c.s.handle(&ok, 0)).unwrap(),
+        Response::Error(ProtoError::Malformed(_))
+    ));
+    assert_eq!(
+        c.call(Request::Auth {
+            vault,
+            key: *keys.mailbox_key().expose_secret()
+        }),
+        Response::Ok
+    );
+}
+
+#[test]
+fn ordering_idempotence_quota_snapshot_and_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = KeySchedule::new(RootKey::from_bytes([3; 32]));
+    let config = RelayConfig {
+        max_bytes_per_vault: 1000,
+        max_blobs_per_vault: 4,
+        ..Default::default()
+    };
+    {
+        let relay = Relay::new(MailboxStore::open(tmp.path()).unwrap(), config);
+        let mut c = setup(&relay, &keys);
+        assert_eq!(
+            push(&mut c, 1, vec![1; 100]),
+            Response::Ack {
+                device: [7; 16],
+                seq: 1
+            }
+        );
+        // A retry of the same bundle is acknowledged again; a different one conflicts.
+        assert_eq!(
+            push(&mut c, 1, vec![1; 100]),
+            Response::Ack {
+                device: [7; 16],
+                seq: 1
+            }
+        );
+        assert_eq!(
+            push(&mut c, 1, vec![2; 100]),
+            Response::Error(ProtoError::Conflict)
+        );
+        assert_eq!(
+            push(&mut c, 3, vec![1; 10]),
+            Response::Error(ProtoError::OutOfOrder {
+                expected: 2,
+                got: 3
+            })
+        );
+        assert_eq!(
+            push(&mut c, 2, vec![2; 100]),
+            Response::Ack {
+                device: [7; 16],
+                seq: 2
+            }
+        );
+        assert!(matches!(
+            push(&mut c, 3, vec![3; 900]),
+            Response::Error(ProtoError::QuotaExceeded { .. })
+        ));
+        assert_eq!(
+            push(&mut c, 3, vec![3; 100]),
+            Response::Ack {
+                device: [7; 16],
+                seq: 3
+            }
+        );
+        assert_eq!(
+            push(&mut c, 4, vec![4; 10]),
+            Response::Ack {
+                device: [7; 16],
+                seq: 4
+            }
+        );
+        let err = push(&mut c, 5, vec![5; 10]);
+        assert!(
+            matches!(err, Response::Error(ProtoError::QuotaExceeded { ref what, limit: 4 }) if what == "blobs"),
+            "{err:?}"
+        );
+    }
+    // Restart: everything acknowledged is there.
+    let relay = Relay::new(MailboxStore::open(tmp.path()).unwrap(), config);
+    let mut c = setup(&relay, &keys);
+    let Response::Bundles {
+        bundles,
+        snapshot: None,
+        more: false,
+    } = c.call(Request::Pull {
+        have: vec![],
+        max_bytes: 1 << 20,
+    })
+    else {
+        panic!()
+    };
+    assert_eq!(
+        bundles.iter().map(|b| b.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    // Paged pulls.
+    let Response::Bundles {
+        bundles,
+        more: true,
+        ..
+    } = c.call(Request::Pull {
+        have: vec![],
+        max_bytes: 150,
+    })
+    else {
+        panic!()
+    };
+    assert_eq!(bundles.len(), 1);
+    assert_eq!(
+        c.call(Request::Pull {
+            have: vec![([7; 16], 4)],
+            max_bytes: 1 << 20
+        }),
+        Response::UpToDate
+    );
+    // A snapshot covering 1..=3 drops them; a pull from zero gets it plus bundle 4.
+    assert!(matches!(
+        c.call(Request::PushSnapshot(SnapshotItem {
+            covers: vec![([7; 16], 9)],
+            blob: vec![0; 50]
+        })),
+        Response::Error(ProtoError::Malformed(_))
+    ));
+    assert_eq!(
+        c.call(Request::PushSnapshot(SnapshotItem {
+            covers: vec![([7; 16], 3)],
+            blob: vec![0; 50]
+        })),
+        Response::Ack {
+            device: [0; 16],
+            seq: 0
+        }
+    );
+    let Response::Bundles {
+        bundles,
+        snapshot: Some(s),
+        ..
+    } = c.call(Request::Pull {
+        have: vec![],
+        max_bytes: 1 << 20,
+    })
+    else {
+        panic!()
+    };
+    assert_eq!(s.covers, vec![([7; 16], 3)]);
+    assert_eq!(bundles.iter().map(|b| b.seq).collect::<Vec<_>>(), vec![4]);
+    let (_, info) = relay.store().vaults().unwrap()[0];
+    assert_eq!((info.blobs, info.bytes), (2, 60));
+    // A retried push of a bundle folded into the snapshot is still acknowledged.
+    assert_eq!(
+        push(&mut c, 2, vec![2; 100]),
+        Response::Ack {
+            device: [7; 16],
+            seq: 2
+        }
+    );
+}
+
+#[test]
+fn pairing_slots_expire() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = Relay::new(
+        MailboxStore::open(tmp.path()).unwrap(),
+        RelayConfig::default(),
+    );
+    let keys = KeySchedule::new(RootKey::from_bytes([4; 32]));
+    let mut c = setup(&relay, &keys);
+    assert_eq!(
+        c.call(Request::PairOffer {
+            slot: [9; 32],
+            wrapped: vec![1, 2, 3]
+        }),
+        Response::Ok
+    );
+    let mut joiner = Client { s: relay.session() };
+    joiner.call(Request::Hello {
+        version: PROTOCOL_VERSION,
+    });
+    assert_eq!(
+        joiner.call(Request::PairFetch { slot: [9; 32] }),
+        Response::PairOffer {
+            wrapped: vec![1, 2, 3]
+        }
+    );
+    assert_eq!(
+        joiner.call(Request::PairFetch { slot: [8; 32] }),
+        Response::Error(ProtoError::NotFound)
+    );
+    let late = decode_response(&joiner.s.handle(
+        &encode_request(&Request::PairFetch { slot: [9; 32] }),
+        1_000 + 16 * 60_000,
+    ))
+    .unwrap();
+    assert_eq!(late, Response::Error(ProtoError::NotFound));
+}

@@ -1,0 +1,119 @@
+//! The codec: round trips, and every malformed frame is a typed error.
+
+use proptest::prelude::*;
+use vigil_proto::{
+    BundleItem, CodecError, MAX_FRAME, PROTOCOL_VERSION, ProtoError, Request, Response,
+    SnapshotItem, decode_request, decode_response, encode_request, encode_response,
+};
+
+fn arb_request() -> impl Strategy<Value = Request> {
+    let bytes = proptest::collection::vec(any::<u8>(), 0..300);
+    prop_oneof![
+        any::<u16>().prop_map(|version| Request::Hello { version }),
+        (any::<[u8; 16]>(), any::<[u8; 32]>(), any::<i64>()).prop_map(
+            |(vault, verifier, expires_ms)| {
+                Request::Register {
+                    vault,
+                    verifier,
+                    expires_ms,
+                }
+            }
+        ),
+        (any::<[u8; 16]>(), any::<[u8; 32]>())
+            .prop_map(|(vault, key)| Request::Auth { vault, key }),
+        (any::<[u8; 16]>(), any::<u64>(), bytes.clone())
+            .prop_map(|(device, seq, blob)| Request::Push(BundleItem { device, seq, blob })),
+        (
+            proptest::collection::vec((any::<[u8; 16]>(), any::<u64>()), 0..5),
+            any::<u32>()
+        )
+            .prop_map(|(have, max_bytes)| Request::Pull { have, max_bytes }),
+        (
+            proptest::collection::vec((any::<[u8; 16]>(), any::<u64>()), 0..5),
+            bytes.clone()
+        )
+            .prop_map(|(covers, blob)| Request::PushSnapshot(SnapshotItem { covers, blob })),
+        (any::<[u8; 32]>(), bytes).prop_map(|(slot, wrapped)| Request::PairOffer { slot, wrapped }),
+        any::<[u8; 32]>().prop_map(|slot| Request::PairFetch { slot }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn requests_round_trip_and_reject_trailing_bytes(req in arb_request(), extra in proptest::collection::vec(any::<u8>(), 1..8)) {
+        let frame = encode_request(&req);
+        prop_assert_eq!(decode_request(&frame), Ok(req));
+        let mut longer = frame.clone();
+        longer.extend_from_slice(&extra);
+        prop_assert_eq!(decode_request(&longer), Err(CodecError::TrailingBytes(extra.len())));
+    }
+
+    #[test]
+    fn truncated_frames_never_decode(req in arb_request(), cut in 1usize..16) {
+        let frame = encode_request(&req);
+        let cut = cut.min(frame.len());
+        prop_assert!(decode_request(&frame[..frame.len() - cut]).is_err());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode_request(&bytes);
+        let _ = decode_response(&bytes);
+    }
+}
+
+#[test]
+fn responses_round_trip() {
+    for r in [
+        Response::HelloOk {
+            version: PROTOCOL_VERSION,
+        },
+        Response::Ok,
+        Response::UpToDate,
+        Response::Ack {
+            device: [1; 16],
+            seq: 9,
+        },
+        Response::Error(ProtoError::QuotaExceeded {
+            what: "bytes".into(),
+            limit: 5,
+        }),
+        Response::Bundles {
+            snapshot: Some(SnapshotItem {
+                covers: vec![([2; 16], 3)],
+                blob: vec![1, 2, 3],
+            }),
+            bundles: vec![BundleItem {
+                device: [3; 16],
+                seq: 4,
+                blob: vec![9; 40],
+            }],
+            more: true,
+        },
+    ] {
+        assert_eq!(decode_response(&encode_response(&r)), Ok(r));
+    }
+}
+
+#[test]
+fn other_version_oversize_and_garbage_are_typed_errors() {
+    let mut frame = encode_request(&Request::Hello { version: 1 });
+    frame[0] = 2; // the version varint
+    assert_eq!(
+        decode_request(&frame),
+        Err(CodecError::Version {
+            found: 2,
+            supported: PROTOCOL_VERSION
+        })
+    );
+    let big = vec![0u8; MAX_FRAME + 1];
+    assert!(matches!(
+        decode_request(&big),
+        Err(CodecError::TooLarge { .. })
+    ));
+    assert!(matches!(decode_request(&[]), Err(CodecError::Malformed(_))));
+    assert!(matches!(
+        decode_request(&[1, 200]),
+        Err(CodecError::Malformed(_))
+    ));
+}
