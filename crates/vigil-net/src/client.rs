@@ -1,0 +1,322 @@
+//! The device side: a blocking connection to a node, pinned by certificate
+//! fingerprint.
+
+use core::fmt;
+use std::future::Future;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use quinn::{Connection, ConnectionError, Endpoint, VarInt};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::{Digest, Sha256};
+use vigil_proto::{Exchange, ExchangeError, MAX_FRAME};
+
+use crate::{ALPN, EnrolmentCode, NetError, SERVER_NAME, codes};
+
+/// Time allowed for one request/response exchange.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The connection closes after this long without any packet.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Keep-alives keep an idle connection (and NAT mappings) open.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// How long [`DeviceConnection::close`] waits for the close to be sent.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Accepts exactly the certificate whose SHA-256 is pinned, and still checks
+/// the handshake signature against that certificate's key.
+#[derive(Debug)]
+struct PinnedCert {
+    fingerprint: [u8; 32],
+    algorithms: WebPkiSupportedAlgorithms,
+    /// Set on a mismatch, so `connect` can say why the handshake failed.
+    mismatch: Arc<AtomicBool>,
+}
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // The pin names one exact certificate, so name and validity period
+        // add nothing.
+        if <[u8; 32]>::from(Sha256::digest(end_entity)) == self.fingerprint {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            self.mismatch.store(true, Ordering::Relaxed);
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+fn client_config(
+    fingerprint: [u8; 32],
+    mismatch: Arc<AtomicBool>,
+) -> Result<quinn::ClientConfig, NetError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = PinnedCert {
+        fingerprint,
+        algorithms: provider.signature_verification_algorithms,
+        mismatch,
+    };
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| NetError::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| NetError::Tls(e.to_string()))?;
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_idle_timeout(Some(
+            IDLE_TIMEOUT
+                .try_into()
+                .map_err(|_| NetError::Tls("idle timeout too large".into()))?,
+        ))
+        .keep_alive_interval(Some(KEEP_ALIVE))
+        // The node never opens streams towards a device.
+        .max_concurrent_bidi_streams(VarInt::from_u32(0))
+        .max_concurrent_uni_streams(VarInt::from_u32(0));
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// A private runtime with one worker thread, which keeps the endpoint
+/// driven (keep-alives, acks) between the caller's blocking calls.
+struct Driver(Option<tokio::runtime::Runtime>);
+
+impl Driver {
+    fn new() -> Result<Self, NetError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("vigil-net-device")
+            .enable_all()
+            .build()
+            .map(|rt| Self(Some(rt)))
+            .map_err(|e| NetError::Io(format!("starting network runtime: {e}")))
+    }
+
+    /// Runs `fut` on the private runtime and blocks this thread for its
+    /// result; `None` if the task died.
+    fn run<F>(&self, fut: F) -> Option<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let rt = self.0.as_ref()?;
+        // A std channel rather than `block_on`, which would panic if the
+        // caller happens to be inside another tokio runtime.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        rt.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().ok()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Never blocks, so dropping is safe on any thread.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A device's connection to a node, with a blocking API: it owns a small
+/// tokio runtime (one worker thread) that drives the connection.
+///
+/// Meant for plain threads (the device code is synchronous). Calling it from
+/// inside an async task does not panic but blocks that task's worker thread
+/// for the whole exchange; use `spawn_blocking` there.
+pub struct DeviceConnection {
+    connection: Connection,
+    endpoint: Endpoint,
+    sent: u64,
+    received: u64,
+    driver: Driver,
+}
+
+impl fmt::Debug for DeviceConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceConnection")
+            .field("remote", &self.connection.remote_address())
+            .field("bytes_sent", &self.sent)
+            .field("bytes_received", &self.received)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceConnection {
+    /// Connects to the node in `code` (ALPN `vigil/1`, server name
+    /// `vigil-node`), accepting only the certificate it pins, within `timeout`.
+    pub fn connect(code: &EnrolmentCode, timeout: Duration) -> Result<DeviceConnection, NetError> {
+        let mismatch = Arc::new(AtomicBool::new(false));
+        let config = client_config(code.fingerprint, mismatch.clone())?;
+        let driver = Driver::new()?;
+        let addr = code.addr;
+        let bind: SocketAddr = if addr.is_ipv6() {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let attempt = async move {
+            let mut endpoint =
+                Endpoint::client(bind).map_err(|e| NetError::Io(format!("binding {bind}: {e}")))?;
+            endpoint.set_default_client_config(config);
+            let connecting = endpoint
+                .connect(addr, SERVER_NAME)
+                .map_err(|e| NetError::Connect(format!("{addr}: {e}")))?;
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(Ok(connection)) => Ok((endpoint, connection)),
+                Ok(Err(e)) => Err(NetError::Connect(format!("{addr}: {e}"))),
+                Err(_) => Err(NetError::Timeout(timeout)),
+            }
+        };
+        let result = driver
+            .run(attempt)
+            .unwrap_or_else(|| Err(NetError::Io("network runtime stopped".into())));
+        match result {
+            Ok((endpoint, connection)) => Ok(DeviceConnection {
+                connection,
+                endpoint,
+                sent: 0,
+                received: 0,
+                driver,
+            }),
+            Err(_) if mismatch.load(Ordering::Relaxed) => Err(NetError::FingerprintMismatch),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Request payload bytes sent so far (for benchmarks).
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Response payload bytes received so far (for benchmarks).
+    pub fn bytes_received(&self) -> u64 {
+        self.received
+    }
+
+    /// Closes the connection gracefully, waiting briefly for the close to be
+    /// delivered. Dropping instead closes it without waiting.
+    pub fn close(self) {
+        self.connection
+            .close(VarInt::from_u32(codes::CLOSED), b"device closed");
+        let endpoint = self.endpoint.clone();
+        self.driver.run(async move {
+            let _ = tokio::time::timeout(CLOSE_WAIT, endpoint.wait_idle()).await;
+        });
+    }
+}
+
+fn describe_connection_error(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ApplicationClosed(close) => format!(
+            "node closed the connection ({})",
+            codes::describe(close.error_code.into_inner())
+        ),
+        other => format!("connection lost: {other}"),
+    }
+}
+
+fn describe_write_error(e: &quinn::WriteError) -> String {
+    match e {
+        quinn::WriteError::Stopped(code) => format!(
+            "node refused the request ({})",
+            codes::describe(code.into_inner())
+        ),
+        quinn::WriteError::ConnectionLost(c) => describe_connection_error(c),
+        other => format!("sending request: {other}"),
+    }
+}
+
+fn describe_read_error(e: &quinn::ReadToEndError) -> String {
+    match e {
+        quinn::ReadToEndError::Read(quinn::ReadError::Reset(code)) => format!(
+            "node refused the request ({})",
+            codes::describe(code.into_inner())
+        ),
+        quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(c)) => {
+            describe_connection_error(c)
+        }
+        quinn::ReadToEndError::TooLong => {
+            format!("response exceeds the maximum frame of {MAX_FRAME} bytes")
+        }
+        other => format!("reading response: {other}"),
+    }
+}
+
+impl Exchange for DeviceConnection {
+    /// One bidirectional stream per exchange: write the request, finish,
+    /// read the whole response; at most 30 s.
+    fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
+        let connection = self.connection.clone();
+        // The runtime task must own its data; one copy of the frame is cheap
+        // next to sending it.
+        let request = request.to_vec();
+        let len = request.len() as u64;
+        let attempt = async move {
+            let (mut send, mut recv) = connection
+                .open_bi()
+                .await
+                .map_err(|e| describe_connection_error(&e))?;
+            send.write_all(&request)
+                .await
+                .map_err(|e| describe_write_error(&e))?;
+            // Only fails if already finished or reset, which cannot be here.
+            let _ = send.finish();
+            recv.read_to_end(MAX_FRAME)
+                .await
+                .map_err(|e| describe_read_error(&e))
+        };
+        let outcome = self
+            .driver
+            .run(async move { tokio::time::timeout(EXCHANGE_TIMEOUT, attempt).await });
+        let response = match outcome {
+            None => Err("network runtime stopped".to_owned()),
+            Some(Err(_)) => Err(format!("no response within {EXCHANGE_TIMEOUT:?}")),
+            Some(Ok(r)) => r,
+        }
+        .map_err(ExchangeError)?;
+        self.sent += len;
+        self.received += response.len() as u64;
+        Ok(response)
+    }
+}

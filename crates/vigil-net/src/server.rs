@@ -1,0 +1,268 @@
+//! The node endpoint: accepts connections and feeds request frames to one
+//! `FrameHandler` per connection.
+
+use core::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use quinn::{Connection, Endpoint, Incoming, RecvStream, SendStream, VarInt};
+use vigil_proto::FrameHandler;
+
+use crate::{ALPN, NetError, NodeIdentity, codes};
+
+/// How long [`NodeServer::shutdown`] waits for connections to close.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// Makes the handler for one new connection.
+type HandlerFactory = Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync>;
+type SharedHandler = Arc<tokio::sync::Mutex<Box<dyn FrameHandler>>>;
+
+/// Node endpoint settings.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// A connection with no traffic for this long is closed (default 30 s).
+    pub idle_timeout: Duration,
+    /// Bidirectional streams a device may have open at once (default 16).
+    pub max_concurrent_streams: u32,
+    /// Connections beyond this many are refused (default 20 000).
+    pub max_connections: usize,
+    /// Largest request accepted; a larger one gets its stream reset
+    /// (default [`vigil_proto::MAX_FRAME`]).
+    pub max_frame: usize,
+    /// Test hook: when `Some`, every request frame the node receives is
+    /// appended here (the "attacker's copy").
+    pub frame_tap: Option<Arc<Mutex<Vec<Vec<u8>>>>>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30),
+            max_concurrent_streams: 16,
+            max_connections: 20_000,
+            max_frame: vigil_proto::MAX_FRAME,
+            frame_tap: None,
+        }
+    }
+}
+
+/// A running node endpoint, spawned on the current tokio runtime. Dropping
+/// it stops the endpoint abruptly; prefer [`NodeServer::shutdown`].
+pub struct NodeServer {
+    endpoint: Endpoint,
+    local_addr: SocketAddr,
+    accept_task: tokio::task::JoinHandle<()>,
+}
+
+impl fmt::Debug for NodeServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeServer")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn quinn_server_config(
+    identity: &NodeIdentity,
+    config: &ServerConfig,
+) -> Result<quinn::ServerConfig, NetError> {
+    let tls_err = |e: rustls::Error| NetError::Tls(e.to_string());
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .map_err(tls_err)?
+    .with_no_client_auth()
+    .with_single_cert(vec![identity.cert()], identity.key())
+    .map_err(tls_err)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| NetError::Tls(e.to_string()))?;
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_idle_timeout(Some(
+            config
+                .idle_timeout
+                .try_into()
+                .map_err(|_| NetError::Tls("idle timeout too large".into()))?,
+        ))
+        .max_concurrent_bidi_streams(VarInt::from_u32(config.max_concurrent_streams))
+        .max_concurrent_uni_streams(VarInt::from_u32(0));
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    server.transport_config(Arc::new(transport));
+    Ok(server)
+}
+
+impl NodeServer {
+    /// Binds UDP `addr` (port 0 allowed) with the identity's certificate,
+    /// ALPN `vigil/1`, TLS 1.3 only, and serves on the current tokio runtime.
+    /// `factory` is called once per accepted connection; that handler sees the
+    /// connection's requests one at a time.
+    pub async fn spawn(
+        identity: &NodeIdentity,
+        addr: SocketAddr,
+        config: ServerConfig,
+        factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync>,
+    ) -> Result<NodeServer, NetError> {
+        let server_config = quinn_server_config(identity, &config)?;
+        let endpoint = Endpoint::server(server_config, addr)
+            .map_err(|e| NetError::Io(format!("binding {addr}: {e}")))?;
+        let local_addr = endpoint
+            .local_addr()
+            .map_err(|e| NetError::Io(format!("local address: {e}")))?;
+        let accept_task = tokio::spawn(accept_loop(endpoint.clone(), Arc::new(config), factory));
+        tracing::info!(%local_addr, "node endpoint listening");
+        Ok(NodeServer {
+            endpoint,
+            local_addr,
+            accept_task,
+        })
+    }
+
+    /// The bound address (with the actual port if 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Graceful shutdown: stop accepting, close connections with a code, and
+    /// wait (bounded) for the endpoint to be idle.
+    pub async fn shutdown(self) {
+        self.endpoint.set_server_config(None);
+        self.endpoint
+            .close(VarInt::from_u32(codes::SHUTDOWN), b"node shutting down");
+        if tokio::time::timeout(SHUTDOWN_WAIT, self.endpoint.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!("endpoint not idle after {SHUTDOWN_WAIT:?}; shutting down anyway");
+        }
+    }
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+        self.endpoint
+            .close(VarInt::from_u32(codes::SHUTDOWN), b"node shutting down");
+    }
+}
+
+/// Decrements the live-connection count when a connection task ends.
+struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn accept_loop(endpoint: Endpoint, config: Arc<ServerConfig>, factory: HandlerFactory) {
+    let live = Arc::new(AtomicUsize::new(0));
+    while let Some(incoming) = endpoint.accept().await {
+        // Count handshakes in progress too, so a flood cannot exceed the cap.
+        if live.fetch_add(1, Ordering::Relaxed) >= config.max_connections {
+            live.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(remote = %incoming.remote_address(), "connection limit reached; refusing");
+            incoming.refuse();
+            continue;
+        }
+        let slot = ConnectionSlot(live.clone());
+        tokio::spawn(serve_connection(
+            incoming,
+            config.clone(),
+            factory.clone(),
+            slot,
+        ));
+    }
+}
+
+async fn serve_connection(
+    incoming: Incoming,
+    config: Arc<ServerConfig>,
+    factory: HandlerFactory,
+    _slot: ConnectionSlot,
+) {
+    let remote = incoming.remote_address();
+    let connection = match incoming.await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(%remote, "handshake failed: {e}");
+            return;
+        }
+    };
+    let handler: SharedHandler = Arc::new(tokio::sync::Mutex::new(factory()));
+    loop {
+        match connection.accept_bi().await {
+            Ok((send, recv)) => {
+                tokio::spawn(serve_stream(
+                    connection.clone(),
+                    send,
+                    recv,
+                    handler.clone(),
+                    config.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::debug!(%remote, "connection ended: {e}");
+                return;
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    // A clock before 1970 is reported as the epoch rather than failing.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+async fn serve_stream(
+    connection: Connection,
+    mut send: SendStream,
+    mut recv: RecvStream,
+    handler: SharedHandler,
+    config: Arc<ServerConfig>,
+) {
+    let request = match recv.read_to_end(config.max_frame).await {
+        Ok(r) => r,
+        Err(quinn::ReadToEndError::TooLong) => {
+            tracing::debug!(remote = %connection.remote_address(), "request too large; resetting stream");
+            let code = VarInt::from_u32(codes::FRAME_TOO_LARGE);
+            // Either may fail if the peer already gave up; nothing more to do then.
+            let _ = recv.stop(code);
+            let _ = send.reset(code);
+            return;
+        }
+        Err(e) => {
+            tracing::debug!("reading request: {e}");
+            return;
+        }
+    };
+    if let Some(tap) = &config.frame_tap {
+        // A poisoned tap only means a test thread panicked; keep recording.
+        tap.lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(request.clone());
+    }
+    // The handler may touch the disk, so it runs off the async workers;
+    // the owned guard keeps this connection's calls one at a time.
+    let mut guard = handler.lock_owned().await;
+    let result = tokio::task::spawn_blocking(move || guard.handle(&request, now_ms())).await;
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // The session state may be half-updated: end the connection.
+            tracing::error!("frame handler failed: {e}");
+            connection.close(VarInt::from_u32(codes::HANDLER_FAILED), b"handler failed");
+            return;
+        }
+    };
+    if let Err(e) = send.write_all(&response).await {
+        tracing::debug!("writing response: {e}");
+        return;
+    }
+    let _ = send.finish();
+}

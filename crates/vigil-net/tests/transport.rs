@@ -1,0 +1,215 @@
+//! Loopback tests of the node endpoint and the device connection.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use vigil_net::{
+    DeviceConnection, EnrolmentCode, NetError, NodeIdentity, NodeServer, ServerConfig,
+};
+use vigil_proto::{Exchange, FrameHandler};
+
+const CONNECT: Duration = Duration::from_secs(5);
+
+/// Replies with the count of frames this connection has seen, then the frame;
+/// panics on `boom` to exercise handler failure.
+struct Echo {
+    seen: u8,
+}
+
+impl FrameHandler for Echo {
+    fn handle(&mut self, request: &[u8], now_ms: i64) -> Vec<u8> {
+        assert!(request != b"boom", "handler asked to fail");
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!(
+            (wall - now_ms).abs() < 60_000,
+            "now_ms {now_ms} is not the wall clock"
+        );
+        self.seen += 1;
+        let mut out = vec![self.seen];
+        out.extend_from_slice(request);
+        out
+    }
+}
+
+/// A node on its own tokio runtime (worker threads in the background).
+struct Node {
+    rt: tokio::runtime::Runtime,
+    server: NodeServer,
+    code: EnrolmentCode,
+    _dir: tempfile::TempDir,
+}
+
+fn start(config: ServerConfig) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = NodeIdentity::load_or_create(dir.path()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let server = rt
+        .block_on(NodeServer::spawn(
+            &identity,
+            addr,
+            config,
+            Arc::new(|| Box::new(Echo { seen: 0 }) as Box<dyn FrameHandler>),
+        ))
+        .unwrap();
+    let code = identity.enrolment_code(server.local_addr());
+    Node {
+        rt,
+        server,
+        code,
+        _dir: dir,
+    }
+}
+
+impl Node {
+    fn stop(self) {
+        let started = Instant::now();
+        self.rt.block_on(self.server.shutdown());
+        assert!(started.elapsed() < Duration::from_secs(6));
+    }
+}
+
+#[test]
+fn echo_round_trips_per_connection_and_concurrently() {
+    let node = start(ServerConfig::default());
+    let mut dev = DeviceConnection::connect(&node.code, CONNECT).unwrap();
+    assert_eq!(dev.exchange(b"hello").unwrap(), b"\x01hello");
+    assert_eq!(dev.exchange(b"").unwrap(), b"\x02");
+    let big = vec![0x5a; 2 * 1024 * 1024];
+    let reply = dev.exchange(&big).unwrap();
+    assert_eq!((reply[0], &reply[1..]), (3, &big[..]));
+    assert_eq!(dev.bytes_sent(), 5 + big.len() as u64);
+    assert_eq!(dev.bytes_received(), 6 + 1 + big.len() as u64 + 1);
+
+    // Each connection has its own handler; several devices at once.
+    std::thread::scope(|s| {
+        for t in 0..4u8 {
+            let code = &node.code;
+            s.spawn(move || {
+                let mut dev = DeviceConnection::connect(code, CONNECT).unwrap();
+                for i in 1..=10u8 {
+                    assert_eq!(dev.exchange(&[t, i]).unwrap(), [i, t, i]);
+                }
+                dev.close();
+            });
+        }
+    });
+    dev.close();
+    node.stop();
+}
+
+#[test]
+fn wrong_fingerprint_is_refused_quickly() {
+    let node = start(ServerConfig::default());
+    let mut code = node.code.clone();
+    code.fingerprint[0] ^= 1;
+    let started = Instant::now();
+    let err = DeviceConnection::connect(&code, CONNECT).unwrap_err();
+    assert!(matches!(err, NetError::FingerprintMismatch), "{err:?}");
+    assert!(started.elapsed() < CONNECT);
+    node.stop();
+}
+
+#[test]
+fn silent_peer_times_out() {
+    // A bound UDP socket that never answers: the handshake cannot complete.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let code = EnrolmentCode {
+        addr: silent.local_addr().unwrap(),
+        node_public: vigil_crypto::X25519PublicKey::from_bytes([9; 32]),
+        fingerprint: [0; 32],
+    };
+    let started = Instant::now();
+    let err = DeviceConnection::connect(&code, Duration::from_millis(300)).unwrap_err();
+    assert!(matches!(err, NetError::Timeout(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn oversized_request_resets_only_its_stream() {
+    let node = start(ServerConfig {
+        max_frame: 1024,
+        ..ServerConfig::default()
+    });
+    let mut dev = DeviceConnection::connect(&node.code, CONNECT).unwrap();
+    let mut other = DeviceConnection::connect(&node.code, CONNECT).unwrap();
+    assert_eq!(dev.exchange(&[1; 1024]).unwrap().len(), 1025);
+    for size in [1025, 64 * 1024] {
+        let err = dev.exchange(&vec![2; size]).unwrap_err();
+        assert!(err.0.contains("request frame too large"), "{err}");
+    }
+    // Same connection, same handler (the rejected frames never reached it).
+    assert_eq!(dev.exchange(b"ok").unwrap(), b"\x02ok");
+    assert_eq!(other.exchange(b"ok").unwrap(), b"\x01ok");
+    node.stop();
+}
+
+#[test]
+fn frame_tap_records_every_request() {
+    let tap = Arc::new(Mutex::new(Vec::new()));
+    let node = start(ServerConfig {
+        frame_tap: Some(tap.clone()),
+        ..ServerConfig::default()
+    });
+    let mut dev = DeviceConnection::connect(&node.code, CONNECT).unwrap();
+    dev.exchange(b"first").unwrap();
+    dev.exchange(b"second").unwrap();
+    dev.close();
+    node.stop();
+    assert_eq!(
+        *tap.lock().unwrap(),
+        vec![b"first".to_vec(), b"second".to_vec()]
+    );
+}
+
+#[test]
+fn connection_limit_refuses_extra_devices() {
+    let node = start(ServerConfig {
+        max_connections: 1,
+        ..ServerConfig::default()
+    });
+    let mut dev = DeviceConnection::connect(&node.code, CONNECT).unwrap();
+    let err = DeviceConnection::connect(&node.code, CONNECT).unwrap_err();
+    assert!(matches!(err, NetError::Connect(_)), "{err:?}");
+    assert_eq!(dev.exchange(b"x").unwrap(), b"\x01x");
+    // Once the first device leaves, its slot is free again.
+    dev.close();
+    let deadline = Instant::now() + CONNECT;
+    let mut again = loop {
+        match DeviceConnection::connect(&node.code, CONNECT) {
+            Ok(d) => break d,
+            Err(e) if Instant::now() < deadline => drop(e),
+            Err(e) => panic!("slot never freed: {e}"),
+        }
+    };
+    assert_eq!(again.exchange(b"y").unwrap(), b"\x01y");
+    node.stop();
+}
+
+#[test]
+fn handler_panic_closes_only_that_connection() {
+    let node = start(ServerConfig::default());
+    let mut dev = DeviceConnection::connect(&node.code, CONNECT).unwrap();
+    let err = dev.exchange(b"boom").unwrap_err();
+    assert!(err.0.contains("node handler failed"), "{err}");
+    assert!(dev.exchange(b"again").is_err());
+    let mut other = DeviceConnection::connect(&node.code, CONNECT).unwrap();
+    assert_eq!(other.exchange(b"fine").unwrap(), b"\x01fine");
+    node.stop();
+}
+
+#[test]
+fn shutdown_closes_devices_with_a_reason() {
+    let node = start(ServerConfig::default());
+    let mut dev = DeviceConnection::connect(&node.code, CONNECT).unwrap();
+    dev.exchange(b"before").unwrap();
+    let code = node.code.clone();
+    node.stop();
+    let err = dev.exchange(b"after").unwrap_err();
+    assert!(err.0.contains("node shutting down"), "{err}");
+    assert!(DeviceConnection::connect(&code, Duration::from_millis(300)).is_err());
+}
