@@ -318,7 +318,8 @@ impl Vault {
                             }
                         }
                     }
-                    SyncEvent::PullDone { have } => {
+                    SyncEvent::PullDone => {
+                        let have = sync.have();
                         self.store_received(&mut received, &mut report)?;
                         let upload = match policy {
                             SnapshotPolicy::Always => true,

@@ -134,3 +134,155 @@ fn three_devices_converge_through_the_relay() {
         .unwrap();
     assert_eq!(phone.log().len(), 81);
 }
+
+/// A relay that tampers with what it serves.
+struct Mitm<F: FnMut(&mut vigil_proto::Response)> {
+    inner: Direct,
+    edit: F,
+}
+
+impl<F: FnMut(&mut vigil_proto::Response)> Exchange for Mitm<F> {
+    fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
+        let raw = self.inner.exchange(request)?;
+        let mut resp = vigil_proto::decode_response(&raw).unwrap();
+        (self.edit)(&mut resp);
+        Ok(vigil_proto::encode_response(&resp))
+    }
+}
+
+fn two_devices(relay: &Relay, seed: u64) -> (Vault, Vault) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut a = Vault::create_with(
+        Box::new(MemStorage::new()),
+        Period::days(START, 7),
+        Box::new(MemoryKeyStore::new()),
+        &mut rng,
+    )
+    .unwrap();
+    a.record(Metric::SpO2, 97.0, Unit::Percent, START).unwrap();
+    let id = X25519Identity::generate(&mut rng);
+    a.offer_pairing(&mut conn(relay), &id.public_key()).unwrap();
+    let (b, _) = Vault::join(
+        Box::new(MemStorage::new()),
+        Box::new(MemoryKeyStore::new()),
+        &id,
+        &mut conn(relay),
+        &mut rng,
+    )
+    .unwrap();
+    (a, b)
+}
+
+#[test]
+fn tampered_moved_and_replayed_blobs_are_rejected_or_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = Relay::new(
+        MailboxStore::open(tmp.path()).unwrap(),
+        RelayConfig::default(),
+    );
+    let (mut a, mut b) = two_devices(&relay, 5);
+    // Another vault on the same node, whose blobs a relay could substitute.
+    let (mut stranger, _) = two_devices(&relay, 6);
+    for i in 0..3 {
+        stranger
+            .record(Metric::SpO2, 91.0, Unit::Percent, START + i * MIN)
+            .unwrap();
+        stranger.sync(&mut conn(&relay)).unwrap();
+    }
+    // A pushes three bundles.
+    for i in 0..3 {
+        a.record(
+            Metric::HeartRate,
+            60.0 + i as f64,
+            Unit::BeatsPerMinute,
+            START + (10 + i) * MIN,
+        )
+        .unwrap();
+        a.sync(&mut conn(&relay)).unwrap();
+    }
+    let good = a.log().view();
+    let stolen: Vec<vigil_proto::BundleItem> = relay
+        .store()
+        .bundles(stranger.vault_id().as_bytes())
+        .map(|b| b.unwrap())
+        .collect();
+    assert!(!stolen.is_empty());
+
+    type Edit = Box<dyn FnMut(&mut vigil_proto::Response)>;
+    let edits: Vec<(&str, Edit)> = vec![
+        (
+            "bit flip",
+            Box::new(|r| {
+                if let vigil_proto::Response::Bundles { bundles, .. } = r {
+                    if let Some(b) = bundles.first_mut() {
+                        let n = b.blob.len();
+                        b.blob[n / 2] ^= 0x10;
+                    }
+                }
+            }),
+        ),
+        (
+            "moved to another slot",
+            Box::new(|r| {
+                if let vigil_proto::Response::Bundles { bundles, .. } = r {
+                    if bundles.len() >= 2 {
+                        let second = bundles[1].blob.clone();
+                        bundles[0].blob = second;
+                    }
+                }
+            }),
+        ),
+        (
+            "from another vault",
+            Box::new(move |r| {
+                if let vigil_proto::Response::Bundles { bundles, .. } = r {
+                    if let Some(b) = bundles.first_mut() {
+                        b.blob = stolen[0].blob.clone();
+                    }
+                }
+            }),
+        ),
+    ];
+    for (what, edit) in edits {
+        let mut m = Mitm {
+            inner: conn(&relay),
+            edit,
+        };
+        let report = b.sync_with(&mut m, SnapshotPolicy::Never).unwrap();
+        assert!(report.rejected >= 1, "{what}: not rejected");
+        assert_eq!(report.received, 0, "{what}: a bad bundle was applied");
+        assert!(b.log().len() <= good.readings.len());
+        assert!(
+            b.log()
+                .view()
+                .readings
+                .iter()
+                .all(|r| good.readings.contains(r)),
+            "{what}: foreign data entered the log"
+        );
+    }
+    // An honest sync then brings everything.
+    b.sync_with(&mut conn(&relay), SnapshotPolicy::Never)
+        .unwrap();
+    assert_eq!(b.log().view(), good);
+    // A replay of old bundles is ignored without even being opened.
+    let mut replay = Mitm {
+        inner: conn(&relay),
+        edit: |r: &mut vigil_proto::Response| {
+            if let vigil_proto::Response::UpToDate = r {
+                *r = vigil_proto::Response::Bundles {
+                    snapshot: None,
+                    bundles: vec![vigil_proto::BundleItem {
+                        device: [0; 16],
+                        seq: 1,
+                        blob: vec![1; 400],
+                    }],
+                    more: false,
+                };
+            }
+        },
+    };
+    let report = b.sync_with(&mut replay, SnapshotPolicy::Never).unwrap();
+    assert_eq!((report.received, report.rejected), (0, 1));
+    assert_eq!(b.log().view(), good);
+}

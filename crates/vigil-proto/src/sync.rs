@@ -67,11 +67,10 @@ pub enum SyncEvent {
     /// The next bundle of a device, in order. Call [`DeviceSync::reject`] if
     /// it does not open, so the vector does not advance past it.
     Bundle(BundleItem),
-    /// Pulling is complete; the caller may now [`DeviceSync::offer_snapshot`].
-    PullDone {
-        /// The version vector now held.
-        have: VersionVector,
-    },
+    /// Pulling is complete; the caller may now [`DeviceSync::offer_snapshot`]
+    /// covering [`DeviceSync::have`] (read it after handling the bundles:
+    /// rejections lower it).
+    PullDone,
     /// The node stored our snapshot.
     SnapshotAcked,
 }
@@ -255,9 +254,7 @@ impl DeviceSync {
 
     fn pull_done(&mut self) {
         self.step = Step::Snapshot;
-        self.events.push_back(SyncEvent::PullDone {
-            have: self.have_vector(),
-        });
+        self.events.push_back(SyncEvent::PullDone);
     }
 
     fn fail(&mut self, e: SyncError) -> Result<(), SyncError> {
@@ -280,8 +277,11 @@ impl DeviceSync {
     }
 
     /// A bundle delivered by [`SyncEvent::Bundle`] did not open: stop taking
-    /// that device's bundles in this session (the vector stays before it).
+    /// that device's bundles in this session (the vector stays before it),
+    /// including the ones already queued as events behind it.
     pub fn reject(&mut self, device: DeviceIdBytes, seq: u64) {
+        self.events
+            .retain(|e| !matches!(e, SyncEvent::Bundle(b) if b.device == device));
         if let Some(h) = self.have.get_mut(&device)
             && *h >= seq
         {
