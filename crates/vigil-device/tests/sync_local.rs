@@ -150,6 +150,13 @@ impl<F: FnMut(&mut vigil_proto::Response)> Exchange for Mitm<F> {
     }
 }
 
+fn bundles_of(r: &mut vigil_proto::Response) -> &mut [vigil_proto::BundleItem] {
+    match r {
+        vigil_proto::Response::Bundles { bundles, .. } => bundles,
+        _ => &mut [],
+    }
+}
+
 fn two_devices(relay: &Relay, seed: u64) -> (Vault, Vault) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let mut a = Vault::create_with(
@@ -213,32 +220,26 @@ fn tampered_moved_and_replayed_blobs_are_rejected_or_ignored() {
         (
             "bit flip",
             Box::new(|r| {
-                if let vigil_proto::Response::Bundles { bundles, .. } = r {
-                    if let Some(b) = bundles.first_mut() {
-                        let n = b.blob.len();
-                        b.blob[n / 2] ^= 0x10;
-                    }
+                if let Some(b) = bundles_of(r).first_mut() {
+                    let n = b.blob.len();
+                    b.blob[n / 2] ^= 0x10;
                 }
             }),
         ),
         (
             "moved to another slot",
             Box::new(|r| {
-                if let vigil_proto::Response::Bundles { bundles, .. } = r {
-                    if bundles.len() >= 2 {
-                        let second = bundles[1].blob.clone();
-                        bundles[0].blob = second;
-                    }
+                let bundles = bundles_of(r);
+                if bundles.len() >= 2 {
+                    bundles[0].blob = bundles[1].blob.clone();
                 }
             }),
         ),
         (
             "from another vault",
             Box::new(move |r| {
-                if let vigil_proto::Response::Bundles { bundles, .. } = r {
-                    if let Some(b) = bundles.first_mut() {
-                        b.blob = stolen[0].blob.clone();
-                    }
+                if let Some(b) = bundles_of(r).first_mut() {
+                    b.blob = stolen[0].blob.clone();
                 }
             }),
         ),
