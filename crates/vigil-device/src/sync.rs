@@ -25,6 +25,8 @@ const P_VV: &[u8] = b"m/vv/";
 const K_BUNDLED: &[u8] = b"m/bundled";
 const K_NEXT_BUNDLE: &[u8] = b"m/next-bundle";
 const K_SINCE_SNAPSHOT: &[u8] = b"m/since-relay-snapshot";
+/// A relay snapshot as received: be64(n) || n × (device (16) || be64(seq)) || sealed blob.
+pub(crate) const K_RELAY_SNAPSHOT: &[u8] = b"r/snapshot";
 
 /// Upload a relay snapshot after this many bundles since the last one.
 pub const AUTO_SNAPSHOT_EVERY: u64 = 32;
@@ -117,6 +119,34 @@ fn received_key(device: DeviceId, seq: u64) -> Vec<u8> {
     k.extend_from_slice(&device.0);
     k.extend_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// Opens a stored relay snapshot (see [`K_RELAY_SNAPSHOT`]).
+pub(crate) fn open_relay_snapshot(
+    log_key: &vigil_crypto::LogKey,
+    vault: VaultId,
+    stored: &[u8],
+) -> Option<vigil_crypto::Zeroizing<Vec<u8>>> {
+    let n = usize::try_from(u64::from_be_bytes(stored.get(..8)?.try_into().ok()?)).ok()?;
+    let end = 8usize.checked_add(n.checked_mul(24)?)?;
+    let covers: VersionVector = stored
+        .get(8..end)?
+        .chunks_exact(24)
+        .map(|c| {
+            let mut d = [0u8; 16];
+            d.copy_from_slice(&c[..16]);
+            let mut s = [0u8; 8];
+            s.copy_from_slice(&c[16..]);
+            (d, u64::from_be_bytes(s))
+        })
+        .collect();
+    open(
+        log_key,
+        Kind::LogSnapshot,
+        &relay_snapshot_ctx(vault, &covers),
+        &stored[end..],
+    )
+    .ok()
 }
 
 pub(crate) fn parse_received_key(k: &[u8]) -> Option<(DeviceId, u64)> {
@@ -289,13 +319,19 @@ impl Vault {
                         ) {
                             Ok(doc) => {
                                 self.log.apply(&doc).map_err(WriteError::from)?;
-                                // Durable locally before the vector says we have it.
-                                self.compact()?;
+                                // Stored as received (sealed), with the vector
+                                // it covers, in one durable batch; the next
+                                // compaction folds it into the local snapshot.
                                 let mut batch = Batch::default();
+                                let mut v = encode_vv(&s.covers);
+                                v.splice(0..0, (s.covers.len() as u64).to_be_bytes());
+                                v.extend_from_slice(&s.blob);
+                                batch.put(K_RELAY_SNAPSHOT, v);
                                 for (d, seq) in &s.covers {
                                     batch.put(Self::vv_key(d), seq.to_be_bytes().to_vec());
                                 }
                                 self.storage.apply(batch)?;
+                                self.log.mark_all_saved();
                                 report.received_snapshot = true;
                             }
                             Err(_) => {
@@ -377,8 +413,7 @@ impl Vault {
         self.log.apply(&all).map_err(WriteError::from)?;
         self.storage.apply(batch)?;
         // Everything applied is stored (as received bundles): nothing to re-save.
-        let (_, heads) = self.log.unsaved();
-        self.log.mark_saved(heads);
+        self.log.mark_all_saved();
         Ok(())
     }
 

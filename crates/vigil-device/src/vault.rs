@@ -343,6 +343,13 @@ impl Vault {
             count += 1;
         }
         for (k, v) in storage.scan_prefix(P_RECEIVED)? {
+            if k == crate::sync::K_RELAY_SNAPSHOT {
+                let doc = crate::sync::open_relay_snapshot(&log_key, vault_id, &v)
+                    .ok_or_else(|| OpenError::Corrupt("relay snapshot does not decrypt".into()))?;
+                log.apply(&doc)
+                    .map_err(|e| OpenError::Corrupt(format!("relay snapshot: {e}")))?;
+                continue;
+            }
             let (author, seq) = crate::sync::parse_received_key(&k)
                 .ok_or_else(|| OpenError::Corrupt("bad received-bundle key".into()))?;
             let chunk = open(

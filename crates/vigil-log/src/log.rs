@@ -572,6 +572,14 @@ impl HealthLog {
     /// of another replica. Changes whose dependencies are missing are queued
     /// by Automerge until they arrive.
     pub fn apply(&mut self, chunk: &[u8]) -> Result<(), LogError> {
+        if !self.is_initialised() && self.doc.is_empty() {
+            // A joining device's first download: a full load is much faster
+            // than importing a whole document incrementally.
+            if let Ok(doc) = AutoCommit::load(chunk) {
+                self.doc = doc.with_actor(ActorId::from(&self.device.0[..]));
+                return self.after_import();
+            }
+        }
         self.doc
             .load_incremental(chunk)
             .map_err(|e| LogError::Malformed(e.to_string()))?;
@@ -625,6 +633,12 @@ impl HealthLog {
             return (change.raw_bytes().to_vec(), heads);
         }
         (self.doc.save_after(&self.saved_heads), heads)
+    }
+
+    /// Records that everything in the document now is stored (cheaper than
+    /// [`HealthLog::unsaved`] when the caller stored it another way).
+    pub fn mark_all_saved(&mut self) {
+        self.saved_heads = self.doc.get_heads();
     }
 
     /// Records that everything up to `heads` is stored.
