@@ -185,7 +185,7 @@ fn main() {
     let push_bytes = counters(&c);
     let tablet_id = X25519Identity::generate(&mut rng);
     phone
-        .offer_pairing(&mut c, &tablet_id.public_key())
+        .offer_pairing(&mut c, &tablet_id.public_key(), START)
         .unwrap();
     c.close();
 

@@ -158,7 +158,7 @@ fn three_devices_sync_through_a_blind_node() {
         let id = X25519Identity::generate(rng);
         let code = phone
             .vault
-            .offer_pairing(&mut phone_conn, &id.public_key())
+            .offer_pairing(&mut phone_conn, &id.public_key(), START)
             .unwrap();
         let (storage, keys) = new_device(tmp.path(), name);
         let mut conn = node.connect();

@@ -16,11 +16,13 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod alerts;
 mod keystore;
 mod storage;
 mod sync;
 mod vault;
 
+pub use alerts::{AlertReport, DELIVERY_DEADLINE_MS, Disclosure, Grant, PendingAlert};
 pub use keystore::{FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
 pub use storage::{Batch, Entries, MemStorage, SledStorage, Storage, StorageError};
 pub use sync::{AUTO_SNAPSHOT_EVERY, SnapshotPolicy, SyncFailure, SyncReport, pairing_slot};

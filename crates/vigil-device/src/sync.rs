@@ -424,8 +424,18 @@ impl Vault {
         &mut self,
         conn: &mut dyn Exchange,
         joiner: &X25519PublicKey,
+        now_ms: i64,
     ) -> Result<ShortAuthCode, SyncFailure> {
         self.sync_with(conn, SnapshotPolicy::Always)?;
+        let mut batch = Batch::default();
+        self.disclose(
+            &mut batch,
+            &crate::alerts::Disclosure::Pairing {
+                at_ms: now_ms,
+                joiner: *joiner,
+            },
+        )?;
+        self.storage.apply(batch)?;
         let wrapped =
             wrap(joiner, self.keys.root(), &mut self.rng).map_err(|_| SyncFailure::BadOffer)?;
         let mut period = self.period.start_ms.to_be_bytes().to_vec();

@@ -125,6 +125,9 @@ pub struct Vault {
     chunks_since_snapshot: u64,
     compact_every: u64,
     pub(crate) rng: ChaCha20Rng,
+    /// Whether an evaluation saw a fever episode still open (so every
+    /// temperature reading, high or not, may end it).
+    pub(crate) episode_open: bool,
 }
 
 impl std::fmt::Debug for Vault {
@@ -233,6 +236,7 @@ impl Vault {
             chunks_since_snapshot: 0,
             compact_every: DEFAULT_COMPACT_EVERY,
             rng: ChaCha20Rng::from_seed(seed),
+            episode_open: false,
         };
         let mut batch = Batch::default();
         let mut p = period.start_ms.to_be_bytes().to_vec();
@@ -380,6 +384,7 @@ impl Vault {
             chunks_since_snapshot: count,
             compact_every: DEFAULT_COMPACT_EVERY,
             rng: ChaCha20Rng::from_seed(seed),
+            episode_open: true,
         })
     }
 
@@ -419,6 +424,9 @@ impl Vault {
     ) -> Result<ReadingId, WriteError> {
         let id = self.log.record(metric, value, unit, time_ms)?;
         self.persist()?;
+        if metric == Metric::BodyTemperature {
+            self.watch_fever(value, time_ms)?;
+        }
         Ok(id)
     }
 

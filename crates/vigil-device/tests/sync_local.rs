@@ -65,7 +65,7 @@ fn three_devices_converge_through_the_relay() {
     let mut join = |rng: &mut ChaCha20Rng| {
         let id = X25519Identity::generate(rng);
         let code = phone
-            .offer_pairing(&mut conn(&relay), &id.public_key())
+            .offer_pairing(&mut conn(&relay), &id.public_key(), START)
             .unwrap();
         let (v, code2) = Vault::join(
             Box::new(MemStorage::new()),
@@ -168,7 +168,8 @@ fn two_devices(relay: &Relay, seed: u64) -> (Vault, Vault) {
     .unwrap();
     a.record(Metric::SpO2, 97.0, Unit::Percent, START).unwrap();
     let id = X25519Identity::generate(&mut rng);
-    a.offer_pairing(&mut conn(relay), &id.public_key()).unwrap();
+    a.offer_pairing(&mut conn(relay), &id.public_key(), START)
+        .unwrap();
     let (b, _) = Vault::join(
         Box::new(MemStorage::new()),
         Box::new(MemoryKeyStore::new()),

@@ -3,8 +3,10 @@
 //! QUIC driver in `vigil-net` feeds it frames and the time.
 #![forbid(unsafe_code)]
 
+mod alerts;
 mod relay;
 mod store;
 
+pub use alerts::{GrantRecord, InboxEntry, MAX_LABEL_CHARS};
 pub use relay::{Relay, RelayConfig, RelaySession, Session};
 pub use store::{MailboxInfo, MailboxStore, StoreError};

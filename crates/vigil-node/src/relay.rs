@@ -1,6 +1,7 @@
 //! The blind relay: request handling, sans-I/O (docs/spec.md §11). The
 //! driver hands it frames and the time; it answers frames.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
@@ -10,6 +11,11 @@ use vigil_proto::{
     encode_response,
 };
 
+use vigil_crypto::{AlertKey, WrappedKey, X25519Identity, unwrap};
+use vigil_proto::alert::{grant_id, open_alert};
+use vigil_proto::{AlertWire, GrantWire};
+
+use crate::alerts::{GrantRecord, InboxEntry, validate_grant};
 use crate::store::{MailboxInfo, MailboxStore, StoreError};
 
 /// Relay limits.
@@ -43,6 +49,21 @@ pub struct Relay {
     config: RelayConfig,
     // Serialises read-modify-write of counters across connections.
     lock: Arc<Mutex<()>>,
+    // The alert role: the node's X25519 identity and unwrapped grant keys.
+    alerts: Option<Arc<AlertRole>>,
+}
+
+struct AlertRole {
+    identity: X25519Identity,
+    keys: Mutex<HashMap<[u8; 16], AlertKey>>,
+}
+
+impl std::fmt::Debug for AlertRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertRole")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What one connection has established.
@@ -72,7 +93,119 @@ impl Relay {
             store,
             config,
             lock: Arc::new(Mutex::new(())),
+            alerts: None,
         }
+    }
+
+    /// Takes on the alert role with the node's X25519 identity (the one in
+    /// its enrolment code): grants wrap their alert keys to it.
+    pub fn with_alerts(mut self, identity: X25519Identity) -> Self {
+        self.alerts = Some(Arc::new(AlertRole {
+            identity,
+            keys: Mutex::new(HashMap::new()),
+        }));
+        self
+    }
+
+    /// The alert inbox, oldest first.
+    pub fn inbox(&self) -> Result<Vec<InboxEntry>, StoreError> {
+        self.store.inbox()
+    }
+
+    /// Staff acknowledge an alert; false if there is no such alert.
+    pub fn ack_alert(
+        &self,
+        grant: &[u8; 16],
+        episode: &[u8; 16],
+        kind: u8,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.store.ack_alert(grant, episode, kind, now_ms)
+    }
+
+    /// Every grant (active, expired or revoked).
+    pub fn grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
+        self.store.grants()
+    }
+
+    /// Revokes a grant: its alerts are refused from now on.
+    pub fn revoke_grant(&self, id: &[u8; 16]) -> Result<bool, StoreError> {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut g) = self.store.grant(id)? else {
+            return Ok(false);
+        };
+        g.revoked = true;
+        self.store.put_grant(&g)?;
+        if let Some(role) = &self.alerts {
+            role.keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(id);
+        }
+        Ok(true)
+    }
+
+    fn grant(&self, role: &AlertRole, w: GrantWire, now_ms: i64) -> Result<Response, StoreError> {
+        if let Err(why) = validate_grant(&w) {
+            tracing::warn!(%why, "grant refused");
+            return Ok(Response::Error(ProtoError::Malformed(why)));
+        }
+        let key = WrappedKey::from_slice(&w.wrapped_key)
+            .ok()
+            .and_then(|wk| unwrap::<AlertKey>(&role.identity, &wk).ok());
+        let Some(key) = key.filter(|k| grant_id(k) == w.grant_id) else {
+            tracing::warn!("grant refused: key does not unwrap or match its id");
+            return Ok(Response::Error(ProtoError::BadGrant));
+        };
+        let id = w.grant_id;
+        self.store.put_grant(&GrantRecord::from_wire(w, now_ms))?;
+        role.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, key);
+        tracing::info!(grant = %hex8(&id), "grant stored");
+        Ok(Response::Ok)
+    }
+
+    fn alert(&self, role: &AlertRole, w: AlertWire, now_ms: i64) -> Result<Response, StoreError> {
+        let err = |e: ProtoError, why: &str| {
+            tracing::warn!(grant = %hex8(&w.grant_id), why, "alert refused");
+            Ok(Response::Error(e))
+        };
+        let Some(mut g) = self.store.grant(&w.grant_id)? else {
+            return err(ProtoError::UnknownGrant, "unknown grant");
+        };
+        if g.revoked {
+            return err(ProtoError::GrantRevoked, "grant revoked");
+        }
+        let mut keys = role.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let key = match keys.entry(w.grant_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                // After a restart: unwrap again from the stored grant.
+                match WrappedKey::from_slice(&g.wrapped_key)
+                    .ok()
+                    .and_then(|wk| unwrap::<AlertKey>(&role.identity, &wk).ok())
+                {
+                    Some(k) => e.insert(k),
+                    None => return err(ProtoError::BadGrant, "stored grant key does not unwrap"),
+                }
+            }
+        };
+        let Ok(payload) = open_alert(key, &w.grant_id, &w.episode, w.kind, &w.blob) else {
+            return err(ProtoError::ForgedAlert, "does not verify");
+        };
+        drop(keys);
+        if !g.in_window(payload.onset_ms, now_ms) {
+            return err(ProtoError::OutsideWindow, "outside the validity window");
+        }
+        let stored = self.store.put_alert(&w, &payload, &g.label, now_ms)?;
+        g.last_contact_ms = now_ms;
+        self.store.put_grant(&g)?;
+        if stored {
+            tracing::info!(grant = %hex8(&w.grant_id), kind = w.kind, "alert stored");
+        }
+        Ok(Response::AlertAck { stored })
     }
 
     /// The store (for the operator and the sweeper).
@@ -151,6 +284,14 @@ impl Relay {
                     tracing::warn!(vault = %hex8(&vault), "mailbox key refused");
                     err(ProtoError::Unauthorized)
                 }
+            },
+            Request::Grant(w) => match &self.alerts {
+                Some(role) => self.grant(role, w, now_ms),
+                None => err(ProtoError::UnknownGrant),
+            },
+            Request::Alert(w) => match &self.alerts {
+                Some(role) => self.alert(role, w, now_ms),
+                None => err(ProtoError::UnknownGrant),
             },
             Request::PairFetch { slot } => match self.store.pairing(&slot, now_ms)? {
                 Some(wrapped) => Ok(Response::PairOffer { wrapped }),
@@ -322,7 +463,9 @@ impl Relay {
             Request::Hello { .. }
             | Request::Register { .. }
             | Request::Auth { .. }
-            | Request::PairFetch { .. } => unreachable!("handled before authentication"),
+            | Request::PairFetch { .. }
+            | Request::Grant(_)
+            | Request::Alert(_) => unreachable!("handled before authentication"),
         }
     }
 }

@@ -84,6 +84,10 @@ impl MailboxStore {
         Ok(MailboxStore { db })
     }
 
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// The mailbox of `vault`, if registered.
     pub fn mailbox(&self, vault: &VaultIdBytes) -> Result<Option<MailboxInfo>, StoreError> {
         match self.db.get(key(b'v', &[vault]))? {

@@ -3,6 +3,7 @@
 //! no async runtime: drivers feed frames and time in, and carry frames out.
 #![forbid(unsafe_code)]
 
+pub mod alert;
 mod codec;
 mod exchange;
 mod messages;
@@ -14,7 +15,7 @@ pub use codec::{
 };
 pub use exchange::{Exchange, ExchangeError, FrameHandler};
 pub use messages::{
-    BundleItem, DeviceIdBytes, ProtoError, Request, Response, SnapshotItem, VaultIdBytes,
-    VersionVector,
+    AlertWire, BundleItem, DeviceIdBytes, GrantWire, ProtoError, Request, Response, SnapshotItem,
+    VaultIdBytes, VersionVector,
 };
 pub use sync::{DeviceSync, Registration, SyncConfig, SyncError, SyncEvent};

@@ -32,7 +32,7 @@ pub struct SnapshotItem {
 }
 
 /// Device → node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     /// Opens a session; must come first.
     Hello {
@@ -78,6 +78,48 @@ pub enum Request {
         /// The joiner's slot.
         slot: [u8; 32],
     },
+    /// Grants this node the fever-alert capability for one vault (no
+    /// mailbox authentication: the wrapped key proves itself, §12).
+    Grant(GrantWire),
+    /// One sealed fever alert under a grant.
+    Alert(AlertWire),
+}
+
+/// A fever-alert grant as the node receives it. Everything but the alert
+/// key is plaintext to the node, by design: the resident consents to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantWire {
+    /// `SHA-256("vigil/v1/grant-id" || alert key)[..16]`.
+    pub grant_id: [u8; 16],
+    /// The alert key wrapped to the node's X25519 key (82 bytes).
+    pub wrapped_key: Vec<u8>,
+    /// Threshold, °C.
+    pub threshold_c: f64,
+    /// Readings at or above the threshold that confirm an episode.
+    pub confirm_count: u32,
+    /// Within how long, ms.
+    pub confirm_window_ms: i64,
+    /// Below the threshold for this long ends an episode, ms.
+    pub recovery_ms: i64,
+    /// First instant of validity (the period's start), ms.
+    pub valid_from_ms: i64,
+    /// First instant after validity (the period's end), ms.
+    pub valid_until_ms: i64,
+    /// What the resident chose to share (≤ 200 characters).
+    pub label: String,
+}
+
+/// One sealed alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertWire {
+    /// The grant.
+    pub grant_id: [u8; 16],
+    /// The episode id (the same on every device that sees the episode).
+    pub episode: [u8; 16],
+    /// 1 = episode started, 2 = episode ended.
+    pub kind: u8,
+    /// The sealed alert (kind Alert, the grant's alert key).
+    pub blob: Vec<u8>,
 }
 
 /// Node → device.
@@ -115,6 +157,12 @@ pub enum Response {
     },
     /// The request was refused.
     Error(ProtoError),
+    /// The alert is verified and in the inbox (`stored` is false when it
+    /// already was: a duplicate from another device or a retry).
+    AlertAck {
+        /// Whether this request added it.
+        stored: bool,
+    },
 }
 
 /// Typed protocol errors the node returns.
@@ -170,4 +218,19 @@ pub enum ProtoError {
     /// The node failed internally (storage); try again later.
     #[error("node error: {0}")]
     Internal(String),
+    /// No such grant on this node.
+    #[error("unknown grant")]
+    UnknownGrant,
+    /// The grant was revoked or has expired.
+    #[error("grant revoked or expired")]
+    GrantRevoked,
+    /// The grant's key does not unwrap with this node's key, or does not match its id.
+    #[error("grant key does not belong to this node or this grant")]
+    BadGrant,
+    /// The alert does not open under the grant's key (forged or altered).
+    #[error("alert does not verify")]
+    ForgedAlert,
+    /// The alert's onset lies outside the grant's validity window.
+    #[error("alert outside the grant's validity window")]
+    OutsideWindow,
 }

@@ -1,0 +1,222 @@
+//! The node's alert role: grants, verification, the inbox (docs/spec.md §12).
+
+use serde::{Deserialize, Serialize};
+use vigil_proto::alert::{ALERT_END, ALERT_START, AlertPayload, ONSET_ROUNDING_MS};
+use vigil_proto::{AlertWire, GrantWire};
+
+use crate::store::{MailboxStore, StoreError};
+
+/// Longest label a grant may carry, in characters.
+pub const MAX_LABEL_CHARS: usize = 200;
+
+/// A grant as the node keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    /// Its id.
+    pub grant_id: [u8; 16],
+    /// The alert key, still wrapped to this node's key.
+    pub wrapped_key: Vec<u8>,
+    /// Threshold, °C.
+    pub threshold_c: f64,
+    /// Confirming readings.
+    pub confirm_count: u32,
+    /// Confirmation window, ms.
+    pub confirm_window_ms: i64,
+    /// Recovery time, ms.
+    pub recovery_ms: i64,
+    /// Validity start, ms.
+    pub valid_from_ms: i64,
+    /// Validity end, ms.
+    pub valid_until_ms: i64,
+    /// What the resident shares.
+    pub label: String,
+    /// Revoked by the operator.
+    pub revoked: bool,
+    /// When the node last heard from this grant's devices, ms.
+    pub last_contact_ms: i64,
+}
+
+impl GrantRecord {
+    pub(crate) fn from_wire(w: GrantWire, now_ms: i64) -> Self {
+        GrantRecord {
+            grant_id: w.grant_id,
+            wrapped_key: w.wrapped_key,
+            threshold_c: w.threshold_c,
+            confirm_count: w.confirm_count,
+            confirm_window_ms: w.confirm_window_ms,
+            recovery_ms: w.recovery_ms,
+            valid_from_ms: w.valid_from_ms,
+            valid_until_ms: w.valid_until_ms,
+            label: w.label,
+            revoked: false,
+            last_contact_ms: now_ms,
+        }
+    }
+
+    /// Whether an alert with this onset, received at `now_ms`, is in the window.
+    pub fn in_window(&self, onset_ms: i64, now_ms: i64) -> bool {
+        // Onsets are rounded down, so the first slot may start before the period.
+        onset_ms >= self.valid_from_ms - ONSET_ROUNDING_MS
+            && onset_ms < self.valid_until_ms
+            && now_ms < self.valid_until_ms
+    }
+}
+
+/// Checks a grant's plaintext fields.
+pub(crate) fn validate_grant(w: &GrantWire) -> Result<(), String> {
+    if w.label.chars().count() > MAX_LABEL_CHARS {
+        return Err(format!("label longer than {MAX_LABEL_CHARS} characters"));
+    }
+    if w.valid_until_ms <= w.valid_from_ms {
+        return Err("empty validity window".into());
+    }
+    if !(w.threshold_c.is_finite() && (35.0..=42.0).contains(&w.threshold_c)) {
+        return Err("threshold outside 35–42 °C".into());
+    }
+    if !(1..=20).contains(&w.confirm_count) || w.confirm_window_ms < 0 || w.recovery_ms < 0 {
+        return Err("implausible debounce".into());
+    }
+    Ok(())
+}
+
+/// One alert in the inbox, as community staff see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxEntry {
+    /// The grant it came under.
+    pub grant_id: [u8; 16],
+    /// The label the resident shared.
+    pub label: String,
+    /// The episode.
+    pub episode: [u8; 16],
+    /// Started or ended.
+    pub kind: u8,
+    /// Onset, rounded to 10 minutes, ms.
+    pub onset_ms: i64,
+    /// Level band (1–3).
+    pub level: u8,
+    /// When the node stored it, ms.
+    pub received_ms: i64,
+    /// When staff acknowledged it, if they did.
+    pub acked_ms: Option<i64>,
+}
+
+impl InboxEntry {
+    /// "fever started" or "fever ended".
+    pub fn describe(&self) -> &'static str {
+        match self.kind {
+            ALERT_START => "fever started",
+            ALERT_END => "fever ended",
+            _ => "unknown",
+        }
+    }
+}
+
+fn alert_key(grant: &[u8; 16], episode: &[u8; 16], kind: u8) -> Vec<u8> {
+    let mut k = vec![b'a'];
+    k.extend_from_slice(grant);
+    k.extend_from_slice(episode);
+    k.push(kind);
+    k
+}
+
+fn grant_key(grant: &[u8; 16]) -> Vec<u8> {
+    let mut k = vec![b'g'];
+    k.extend_from_slice(grant);
+    k
+}
+
+impl MailboxStore {
+    /// A grant by id.
+    pub fn grant(&self, id: &[u8; 16]) -> Result<Option<GrantRecord>, StoreError> {
+        match self.db().get(grant_key(id))? {
+            None => Ok(None),
+            Some(v) => postcard::from_bytes(&v)
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt("grant".into())),
+        }
+    }
+
+    /// Stores a grant (durable).
+    pub fn put_grant(&self, g: &GrantRecord) -> Result<(), StoreError> {
+        let v = postcard::to_stdvec(g).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.db().insert(grant_key(&g.grant_id), v)?;
+        self.db().flush()?;
+        Ok(())
+    }
+
+    /// Every grant.
+    pub fn grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
+        self.db()
+            .scan_prefix([b'g'])
+            .map(|r| {
+                let (_, v) = r?;
+                postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("grant".into()))
+            })
+            .collect()
+    }
+
+    /// Stores an alert unless one is already stored for (grant, episode,
+    /// kind); returns whether it was added (durable).
+    pub(crate) fn put_alert(
+        &self,
+        w: &AlertWire,
+        p: &AlertPayload,
+        label: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let key = alert_key(&w.grant_id, &w.episode, w.kind);
+        let entry = InboxEntry {
+            grant_id: w.grant_id,
+            label: label.to_owned(),
+            episode: w.episode,
+            kind: w.kind,
+            onset_ms: p.onset_ms,
+            level: p.level,
+            received_ms: now_ms,
+            acked_ms: None,
+        };
+        let v = postcard::to_stdvec(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // Compare-and-swap: two devices sending one episode store it once.
+        let added = self
+            .db()
+            .compare_and_swap(key, None as Option<&[u8]>, Some(v))?
+            .is_ok();
+        self.db().flush()?;
+        Ok(added)
+    }
+
+    /// The inbox, oldest first.
+    pub fn inbox(&self) -> Result<Vec<InboxEntry>, StoreError> {
+        let mut all: Vec<InboxEntry> = self
+            .db()
+            .scan_prefix([b'a'])
+            .map(|r| {
+                let (_, v) = r?;
+                postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("alert".into()))
+            })
+            .collect::<Result<_, _>>()?;
+        all.sort_by_key(|e| (e.received_ms, e.onset_ms, e.episode, e.kind));
+        Ok(all)
+    }
+
+    /// Marks an alert as seen by staff; false if there is no such alert.
+    pub fn ack_alert(
+        &self,
+        grant: &[u8; 16],
+        episode: &[u8; 16],
+        kind: u8,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let key = alert_key(grant, episode, kind);
+        let Some(v) = self.db().get(&key)? else {
+            return Ok(false);
+        };
+        let mut e: InboxEntry =
+            postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("alert".into()))?;
+        e.acked_ms.get_or_insert(now_ms);
+        let v = postcard::to_stdvec(&e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.db().insert(key, v)?;
+        self.db().flush()?;
+        Ok(true)
+    }
+}
