@@ -409,6 +409,7 @@ impl Vault {
 
     fn send_grant(&mut self, conn: &mut dyn Exchange, g: &Grant) -> Result<(), SyncFailure> {
         let wire = self.grant_wire(g)?;
+        hello(conn)?;
         match call(conn, &Request::Grant(wire))? {
             Response::Ok => Ok(()),
             Response::Error(e) => Err(SyncError::Refused(e).into()),
@@ -525,7 +526,11 @@ impl Vault {
             .filter(|g| g.node == *node)
             .collect();
         let mut report = AlertReport::default();
-        for (k, v) in self.storage.scan_prefix(P_OUTBOX)? {
+        let outbox = self.storage.scan_prefix(P_OUTBOX)?;
+        if !outbox.is_empty() {
+            hello(conn)?;
+        }
+        for (k, v) in outbox {
             let rest = &k[P_OUTBOX.len()..];
             if rest.len() != 33 || v.len() < 25 {
                 continue;
@@ -587,6 +592,19 @@ impl Vault {
             }
         }
         Ok(report)
+    }
+}
+
+fn hello(conn: &mut dyn Exchange) -> Result<(), SyncFailure> {
+    match call(
+        conn,
+        &Request::Hello {
+            version: vigil_proto::PROTOCOL_VERSION,
+        },
+    )? {
+        Response::HelloOk { .. } => Ok(()),
+        Response::Error(e) => Err(SyncError::Refused(e).into()),
+        r => Err(SyncError::Unexpected(format!("{r:?} to hello")).into()),
     }
 }
 
