@@ -6,9 +6,7 @@ use vigil_crypto::{KeySchedule, RootKey, X25519Identity};
 use vigil_device::{Disclosure, MemStorage, MemoryKeyStore, Period, Vault};
 use vigil_log::{FeverRule, Metric, Unit};
 use vigil_node::{MailboxStore, Relay, RelayConfig};
-use vigil_proto::alert::{
-    ALERT_START, AlertPayload, episode_id, grant_id, round_onset, seal_alert,
-};
+use vigil_proto::alert::{ALERT_START, AlertPayload, grant_id, round_onset, seal_alert};
 use vigil_proto::{
     AlertWire, Exchange, ExchangeError, FrameHandler, ProtoError, Request, Response,
     decode_response, encode_request,
@@ -314,7 +312,6 @@ fn forged_replayed_out_of_window_and_cross_grant_alerts_are_refused() {
         p.overdue(p.queued_ms + 16 * MIN),
         "the delivery watch flags it"
     );
-    let _ = episode_id;
 }
 
 /// One request on a fresh session (after Hello), at time `now`.

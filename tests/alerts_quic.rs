@@ -1,0 +1,227 @@
+//! What the community node learns from a whole monitoring week, over
+//! loopback QUIC: keep every frame it received and its data directory, use
+//! every key it holds, and show that exactly the fever episode's alerts open
+//! and nothing else of the resident's appears anywhere.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use vigil::crypto::{AlertKey, WrappedKey, X25519Identity, unwrap};
+use vigil::device::{FileKeyStore, Period, SledStorage, Vault};
+use vigil::log::{FeverRule, Metric, Unit};
+use vigil_net::{DeviceConnection, NodeIdentity, NodeServer, ServerConfig};
+use vigil_node::{MailboxStore, Relay, RelayConfig};
+use vigil_proto::alert::{ALERT_END, ALERT_START, open_alert, round_onset};
+use vigil_proto::{FrameHandler, Request, decode_request};
+
+const MIN: i64 = 60_000;
+const HOUR: i64 = 60 * MIN;
+const DAY: i64 = 24 * HOUR;
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The node's driver reads the real clock, so the period must contain now:
+/// it starts at midnight UTC two days ago.
+fn period_start() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    now - now.rem_euclid(DAY) - 2 * DAY
+}
+
+#[test]
+fn the_node_learns_the_fever_alerts_and_nothing_else() {
+    let start = period_start();
+    let tmp = tempfile::tempdir().unwrap();
+    let node_dir = tmp.path().join("node");
+    let identity = NodeIdentity::load_or_create(&node_dir).unwrap();
+    let node_secret = *identity.x25519().expose_secret();
+    let relay = Relay::new(
+        MailboxStore::open(&node_dir.join("relay")).unwrap(),
+        RelayConfig::default(),
+    )
+    .with_alerts(X25519Identity::from_bytes(node_secret));
+    let tap = Arc::new(Mutex::new(Vec::new()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let relay2 = relay.clone();
+    let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> =
+        Arc::new(move || Box::new(relay2.session()));
+    let config = ServerConfig {
+        frame_tap: Some(tap.clone()),
+        ..ServerConfig::default()
+    };
+    let server = rt
+        .block_on(NodeServer::spawn(
+            &identity,
+            "127.0.0.1:0".parse().unwrap(),
+            config,
+            factory,
+        ))
+        .unwrap();
+    let code = identity.enrolment_code(server.local_addr());
+
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let dev = tmp.path().join("phone");
+    std::fs::create_dir_all(&dev).unwrap();
+    let mut phone = Vault::create_with(
+        Box::new(SledStorage::open(&dev.join("vault")).unwrap()),
+        Period::days(start, 7),
+        Box::new(FileKeyStore::new(tmp.path().join("phone.key"))),
+        &mut rng,
+    )
+    .unwrap();
+    let mut conn = DeviceConnection::connect(&code, Duration::from_secs(5)).unwrap();
+    let label = "Ana Costa, flat 12B";
+    phone
+        .enrol(
+            &mut conn,
+            &code.node_public,
+            label,
+            FeverRule::default(),
+            start,
+        )
+        .unwrap();
+
+    // The week: temperature and heart rate every 10 minutes, SpO2 hourly,
+    // canary annotations; a fever on day 3 from 10:00 to 13:00 (peak 38.6).
+    let fever_onset = start + 2 * DAY + 10 * HOUR;
+    let mut canaries = vec![];
+    let mut values = vec![];
+    for m in (0..7 * 24 * 60).step_by(10) {
+        let t = start + m * MIN;
+        let in_fever = (fever_onset..fever_onset + 3 * HOUR).contains(&t);
+        let temp = if in_fever {
+            38.3 + (m % 4) as f64 * 0.1
+        } else {
+            36.41 + (m % 60) as f64 * 0.01
+        };
+        let id = phone
+            .record(Metric::BodyTemperature, temp, Unit::Celsius, t)
+            .unwrap();
+        phone
+            .record(
+                Metric::HeartRate,
+                61.0 + (m % 30) as f64,
+                Unit::BeatsPerMinute,
+                t,
+            )
+            .unwrap();
+        if m % 60 == 0 {
+            phone
+                .record(Metric::SpO2, 96.0 + (m % 3) as f64, Unit::Percent, t)
+                .unwrap();
+        }
+        if m % 720 == 0 {
+            let c = format!("CANARY-{m}-night-sweats");
+            phone.annotate(id, &c).unwrap();
+            canaries.push(c);
+            values.push(temp);
+        }
+        // Every hour the phone syncs and sends what is due.
+        if m % 60 == 50 {
+            phone.sync(&mut conn).unwrap();
+            phone.send_alerts(&mut conn, &code.node_public, t).unwrap();
+        }
+    }
+    assert!(phone.pending_alerts().unwrap().is_empty());
+    conn.close();
+    rt.block_on(server.shutdown());
+
+    // Everything the node holds: the frames it received, its files.
+    let frames: Vec<Vec<u8>> = tap.lock().unwrap().clone();
+    let mut held: Vec<Vec<u8>> = frames.clone();
+    for f in files(&node_dir) {
+        held.push(std::fs::read(f).unwrap());
+    }
+    // Every key the node holds: its X25519 identity, and through it the alert
+    // key of each grant it received.
+    let node_id = X25519Identity::from_bytes(node_secret);
+    let mut alert_keys: Vec<AlertKey> = vec![];
+    let mut opened = vec![];
+    let mut other_blobs = 0;
+    for f in &frames {
+        let Ok(req) = decode_request(f) else { continue };
+        match req {
+            Request::Grant(g) => {
+                assert_eq!(g.label, label, "the label is shared by consent");
+                let wk = WrappedKey::from_slice(&g.wrapped_key).unwrap();
+                alert_keys.push(unwrap::<AlertKey>(&node_id, &wk).unwrap());
+            }
+            Request::Alert(a) => {
+                let p = alert_keys
+                    .iter()
+                    .find_map(|k| open_alert(k, &a.grant_id, &a.episode, a.kind, &a.blob).ok())
+                    .expect("the node can open the alerts it was granted");
+                opened.push(p);
+            }
+            Request::Push(b) => {
+                other_blobs += 1;
+                // Nothing else opens under the alert key, in any slot.
+                for k in &alert_keys {
+                    assert!(open_alert(k, &[0; 16], &[0; 16], ALERT_START, &b.blob).is_err());
+                }
+            }
+            Request::PushSnapshot(s) => {
+                other_blobs += 1;
+                for k in &alert_keys {
+                    assert!(open_alert(k, &[0; 16], &[0; 16], ALERT_START, &s.blob).is_err());
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        other_blobs > 100,
+        "the log went through the node ({other_blobs} blobs)"
+    );
+    // Exactly the episode's two alerts, with the coarse onset.
+    assert_eq!(opened.len(), 2, "{opened:?}");
+    assert_eq!(
+        opened.iter().map(|p| p.kind).collect::<Vec<_>>(),
+        vec![ALERT_START, ALERT_END]
+    );
+    assert!(
+        opened
+            .iter()
+            .all(|p| p.onset_ms == round_onset(fever_onset) && p.level == 2)
+    );
+    let inbox = relay.inbox().unwrap();
+    assert_eq!(inbox.len(), 2);
+    // No reading value, annotation or vital in plain bytes anywhere.
+    for h in &held {
+        for c in &canaries {
+            assert!(!contains(h, c.as_bytes()), "canary visible to the node");
+        }
+        assert!(!contains(h, b"CANARY"));
+        assert!(!contains(h, b"night-sweats"));
+        for v in &values {
+            assert!(!contains(h, &v.to_be_bytes()));
+        }
+        for hr in [61.0f64, 75.0, 90.0] {
+            assert!(!contains(h, &hr.to_be_bytes()), "heart rate visible");
+        }
+    }
+}
