@@ -155,12 +155,12 @@ fn main() {
     let mut opens = vec![];
     for _ in 0..3 {
         let t = Instant::now();
-        let v = Vault::open(&dir, &keys).unwrap();
+        let v = Vault::open_at(&dir, &keys, START).unwrap();
         opens.push(t.elapsed());
         assert_eq!(v.log().len(), week.len());
     }
     opens.sort();
-    let mut v = Vault::open(&dir, &keys).unwrap();
+    let mut v = Vault::open_at(&dir, &keys, START).unwrap();
     let t = Instant::now();
     let automerge_save = v.export_automerge();
     let save_ms = ms(t.elapsed());

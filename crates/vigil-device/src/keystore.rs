@@ -34,6 +34,9 @@ pub trait KeyStore: Send {
     fn load(&self) -> Result<Option<RootKey>, KeyStoreError>;
     /// Stores the root; refuses if one is already stored.
     fn store(&mut self, root: &RootKey) -> Result<(), KeyStoreError>;
+    /// Destroys the stored root (overwrite, sync, remove). Idempotent: a
+    /// store with no key is already destroyed.
+    fn destroy(&self) -> Result<(), KeyStoreError>;
 }
 
 const MAGIC: &[u8; 4] = b"VGKS";
@@ -67,6 +70,33 @@ impl FileKeyStore {
 }
 
 impl KeyStore for FileKeyStore {
+    fn destroy(&self) -> Result<(), KeyStoreError> {
+        for path in [self.path.with_extension("tmp"), self.path.clone()] {
+            let len = match fs::metadata(&path) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io(e)),
+            };
+            // Overwrite in place before unlinking, so the key's blocks do not
+            // simply return to the free list with the key in them.
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| self.io(e))?;
+            f.write_all(&vec![0u8; usize::try_from(len).unwrap_or(FILE_LEN)])
+                .map_err(|e| self.io(e))?;
+            f.sync_all().map_err(|e| self.io(e))?;
+            drop(f);
+            fs::remove_file(&path).map_err(|e| self.io(e))?;
+        }
+        if let Some(dir) = self.path.parent()
+            && let Ok(d) = fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
     fn load(&self) -> Result<Option<RootKey>, KeyStoreError> {
         let bytes = match fs::read(&self.path) {
             Ok(b) => Zeroizing::new(b),
@@ -122,6 +152,12 @@ impl MemoryKeyStore {
 }
 
 impl KeyStore for MemoryKeyStore {
+    fn destroy(&self) -> Result<(), KeyStoreError> {
+        // Dropping the Zeroizing wipes the bytes.
+        self.key.lock().unwrap_or_else(|p| p.into_inner()).take();
+        Ok(())
+    }
+
     fn load(&self) -> Result<Option<RootKey>, KeyStoreError> {
         let guard = self.key.lock().unwrap_or_else(|p| p.into_inner());
         Ok(guard.as_ref().map(|k| RootKey::from_bytes(**k)))

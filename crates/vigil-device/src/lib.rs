@@ -18,12 +18,14 @@
 
 mod alerts;
 mod keystore;
+mod shred;
 mod storage;
 mod sync;
 mod vault;
 
 pub use alerts::{AlertReport, DELIVERY_DEADLINE_MS, Disclosure, Grant, PendingAlert};
 pub use keystore::{FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
-pub use storage::{Batch, Entries, MemStorage, SledStorage, Storage, StorageError};
+pub use shred::{ShredError, Tombstone};
+pub use storage::{Batch, Entries, MemStorage, SledStorage, Storage, StorageError, TOMBSTONE_FILE};
 pub use sync::{AUTO_SNAPSHOT_EVERY, SnapshotPolicy, SyncFailure, SyncReport, pairing_slot};
 pub use vault::{DEFAULT_COMPACT_EVERY, OpenError, Period, STORE_FORMAT, Vault, WriteError};

@@ -58,7 +58,16 @@ pub trait Storage: Send {
     /// Replaces a named large value atomically and durably: after a crash it
     /// holds either the old or the new value, whole.
     fn put_blob(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError>;
+    /// The tombstone, if the vault was shredded (or is being shredded).
+    fn tombstone(&self) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Writes the tombstone atomically and durably. It survives [`Storage::destroy`].
+    fn put_tombstone(&mut self, value: &[u8]) -> Result<(), StorageError>;
+    /// Deletes everything but the tombstone. Idempotent.
+    fn destroy(self: Box<Self>) -> Result<(), StorageError>;
 }
+
+/// The tombstone file's name in a sled store's directory.
+pub const TOMBSTONE_FILE: &str = "vigil-tombstone";
 
 /// [`Storage`] on sled 0.34.7. Durability: `apply` calls sled's `flush`,
 /// which survives a process crash but, as it uses `sync_file_range` rather
@@ -98,6 +107,51 @@ impl SledStorage {
 }
 
 impl SledStorage {
+    /// Reads the tombstone of the store in `dir` without opening sled.
+    pub fn read_tombstone(dir: &Path) -> Result<Option<Vec<u8>>, StorageError> {
+        match std::fs::read(dir.join(TOMBSTONE_FILE)) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    /// Deletes every file of the store in `dir` but the tombstone, without
+    /// opening sled (finishing a shred that was interrupted).
+    pub fn destroy_dir(dir: &Path) -> Result<(), StorageError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(e)),
+        };
+        for e in entries {
+            let e = e.map_err(io_err)?;
+            if e.file_name() == TOMBSTONE_FILE {
+                continue;
+            }
+            let p = e.path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p).map_err(io_err)?;
+            } else {
+                std::fs::remove_file(&p).map_err(io_err)?;
+            }
+        }
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err)
+    }
+
+    fn write_atomic(&self, path: &Path, value: &[u8]) -> Result<(), StorageError> {
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(io_err)?;
+        f.write_all(value).map_err(io_err)?;
+        f.sync_all().map_err(io_err)?;
+        std::fs::rename(&tmp, path).map_err(io_err)?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err)
+    }
+
     fn blob_path(&self, name: &str) -> Result<PathBuf, StorageError> {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
             return Err(StorageError::Io(format!("invalid blob name {name:?}")));
@@ -160,14 +214,23 @@ impl Storage for SledStorage {
 
     fn put_blob(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError> {
         let path = self.blob_path(name)?;
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io_err)?;
-        f.write_all(value).map_err(io_err)?;
-        f.sync_all().map_err(io_err)?;
-        std::fs::rename(&tmp, &path).map_err(io_err)?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err)
+        self.write_atomic(&path, value)
+    }
+
+    fn tombstone(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Self::read_tombstone(&self.dir)
+    }
+
+    fn put_tombstone(&mut self, value: &[u8]) -> Result<(), StorageError> {
+        let path = self.dir.join(TOMBSTONE_FILE);
+        self.write_atomic(&path, value)
+    }
+
+    fn destroy(self: Box<Self>) -> Result<(), StorageError> {
+        let dir = self.dir.clone();
+        // Close sled first so nothing writes behind the deletion.
+        drop(self);
+        Self::destroy_dir(&dir)
     }
 }
 
@@ -176,6 +239,7 @@ impl Storage for SledStorage {
 pub struct MemStorage {
     map: BTreeMap<Vec<u8>, Vec<u8>>,
     blobs: BTreeMap<String, Vec<u8>>,
+    tombstone: Option<Vec<u8>>,
 }
 
 impl MemStorage {
@@ -215,6 +279,19 @@ impl Storage for MemStorage {
 
     fn put_blob(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError> {
         self.blobs.insert(name.to_owned(), value.to_vec());
+        Ok(())
+    }
+
+    fn tombstone(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.tombstone.clone())
+    }
+
+    fn put_tombstone(&mut self, value: &[u8]) -> Result<(), StorageError> {
+        self.tombstone = Some(value.to_vec());
+        Ok(())
+    }
+
+    fn destroy(self: Box<Self>) -> Result<(), StorageError> {
         Ok(())
     }
 }

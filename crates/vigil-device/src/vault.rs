@@ -62,6 +62,12 @@ pub enum OpenError {
         /// The vault the store belongs to.
         expected: VaultId,
     },
+    /// The vault was shredded (now, or earlier): only its tombstone remains.
+    #[error("this vault was shredded at the end of its period (vault {}, shredded at {} ms)", .0.vault_id, .0.shredded_at_ms)]
+    Shredded(crate::shred::Tombstone),
+    /// A shred could not complete; opening again retries it.
+    #[error(transparent)]
+    Shred(#[from] crate::shred::ShredError),
     /// The directory holds no vault.
     #[error("no vault found in {0}")]
     NotAVault(String),
@@ -175,6 +181,11 @@ impl Vault {
         key_store: Box<dyn KeyStore>,
         rng: &mut R,
     ) -> Result<Vault, OpenError> {
+        // A shredded vault's directory keeps its tombstone: a stale copy of
+        // the app must not start a new vault over it.
+        if SledStorage::read_tombstone(dir)?.is_some() {
+            return Err(OpenError::AlreadyExists(dir.display().to_string()));
+        }
         let storage = SledStorage::open(dir)?;
         Self::create_with(Box::new(storage), period, key_store, rng).map_err(|e| match e {
             OpenError::AlreadyExists(_) => OpenError::AlreadyExists(dir.display().to_string()),
@@ -209,7 +220,7 @@ impl Vault {
         new_log: bool,
         rng: &mut R,
     ) -> Result<Vault, OpenError> {
-        if storage.get(K_FORMAT)?.is_some() {
+        if storage.get(K_FORMAT)?.is_some() || storage.tombstone()?.is_some() {
             return Err(OpenError::AlreadyExists("this store".into()));
         }
         let mut device = [0u8; 16];
@@ -255,8 +266,33 @@ impl Vault {
         Ok(vault)
     }
 
-    /// Opens the vault in `dir` with its key store.
+    /// Opens the vault in `dir` with its key store, shredding it first if
+    /// its period is over by the system clock (see [`Vault::open_at`]).
     pub fn open(dir: &Path, key_store: &dyn KeyStore) -> Result<Vault, OpenError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(i64::MAX);
+        Self::open_at(dir, key_store, now)
+    }
+
+    /// Opens the vault in `dir` as of `now_ms`. A vault whose tombstone
+    /// exists has its shred completed; a vault whose period is over at
+    /// `now_ms` is shredded. Both return [`OpenError::Shredded`].
+    pub fn open_at(dir: &Path, key_store: &dyn KeyStore, now_ms: i64) -> Result<Vault, OpenError> {
+        if let Some(t) = SledStorage::read_tombstone(dir)? {
+            return Err(OpenError::Shredded(crate::shred::finish_dir(
+                dir, key_store, &t,
+            )?));
+        }
+        let vault = Self::open_unchecked(dir, key_store)?;
+        if vault.is_due(now_ms) {
+            return Err(OpenError::Shredded(vault.shred_now(key_store, now_ms)?));
+        }
+        Ok(vault)
+    }
+
+    fn open_unchecked(dir: &Path, key_store: &dyn KeyStore) -> Result<Vault, OpenError> {
         if !dir.join("conf").exists() && !dir.join("db").exists() {
             return Err(OpenError::NotAVault(dir.display().to_string()));
         }
@@ -281,6 +317,11 @@ impl Vault {
         key_store: &dyn KeyStore,
         rng: &mut R,
     ) -> Result<Vault, OpenError> {
+        if let Some(t) = storage.tombstone()? {
+            return Err(OpenError::Shredded(crate::shred::finish(
+                storage, key_store, &t,
+            )?));
+        }
         let Some(format) = storage.get(K_FORMAT)? else {
             return Err(OpenError::NotAVault("this store".into()));
         };
@@ -386,6 +427,13 @@ impl Vault {
             rng: ChaCha20Rng::from_seed(seed),
             episode_open: true,
         })
+    }
+
+    /// Consumes the vault, dropping (and so zeroizing) every key and the
+    /// decrypted log, and hands back its storage.
+    pub(crate) fn into_storage(self) -> Box<dyn Storage> {
+        let Vault { storage, .. } = self;
+        storage
     }
 
     /// The vault's id.

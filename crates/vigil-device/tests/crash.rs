@@ -27,7 +27,7 @@ fn crash_child() {
     let dir = Path::new(&dir);
     let keys = FileKeyStore::new(dir.join("root.key"));
     let store = dir.join("vault");
-    let mut vault = match Vault::open(&store, &keys) {
+    let mut vault = match Vault::open_at(&store, &keys, START) {
         Ok(v) => v,
         Err(_) => {
             let mut rng = ChaCha20Rng::seed_from_u64(7);
@@ -105,9 +105,10 @@ fn records_survive_sigkill() {
                 acked.push(id.to_owned());
             }
         }
-        let vault = Vault::open(
+        let vault = Vault::open_at(
             &tmp.path().join("vault"),
             &FileKeyStore::new(tmp.path().join("root.key")),
+            START,
         )
         .unwrap_or_else(|e| panic!("round {round} (seed {seed}): vault does not open: {e}"));
         let present: std::collections::HashSet<String> = vault

@@ -132,7 +132,7 @@ fn nothing_readable_at_rest() {
     assert!(scanned > 10_000, "scanned only {scanned} bytes");
 
     // And it all comes back with the key.
-    let vault = Vault::open(&dir, &FileKeyStore::new(&keyfile)).unwrap();
+    let vault = Vault::open_at(&dir, &FileKeyStore::new(&keyfile), START).unwrap();
     assert_eq!(vault.log().view(), view);
     #[cfg(unix)]
     {
@@ -175,7 +175,7 @@ fn reopen_after_compaction_keeps_everything() {
     assert!(vault.pending_chunks() < 50);
     let view = vault.log().view();
     drop(vault);
-    let vault = Vault::open(&dir, &keys).unwrap();
+    let vault = Vault::open_at(&dir, &keys, START).unwrap();
     assert_eq!(vault.log().view(), view);
     assert_eq!(vault.log().len(), 230);
     assert!(vault.log().retraction(ids[3]).is_some());
@@ -185,7 +185,7 @@ fn reopen_after_compaction_keeps_everything() {
         .record(Metric::SpO2, 99.0, Unit::Percent, START + 999 * MIN)
         .unwrap();
     drop(vault);
-    assert_eq!(Vault::open(&dir, &keys).unwrap().log().len(), 231);
+    assert_eq!(Vault::open_at(&dir, &keys, START).unwrap().log().len(), 231);
 }
 
 fn make_vault(dir: &Path, keys: &MemoryKeyStore, n: i64) -> Vault {
@@ -244,19 +244,19 @@ fn bad_input_errors_are_clear_and_lose_nothing() {
     drop(vault);
 
     // Missing key.
-    let err = Vault::open(&dir, &MemoryKeyStore::new()).unwrap_err();
+    let err = Vault::open_at(&dir, &MemoryKeyStore::new(), START).unwrap_err();
     assert!(matches!(err, OpenError::MissingKey), "{err}");
     // Wrong key: another vault's.
     let other_keys = MemoryKeyStore::new();
     drop(make_vault(&tmp.path().join("other"), &other_keys, 0));
-    let err = Vault::open(&dir, &other_keys).unwrap_err();
+    let err = Vault::open_at(&dir, &other_keys, START).unwrap_err();
     assert!(matches!(err, OpenError::WrongKey { .. }), "{err}");
     assert!(err.to_string().contains("another vault"));
     // Not a vault; already a vault.
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     assert!(matches!(
-        Vault::open(&empty, &keys),
+        Vault::open_at(&empty, &keys, START),
         Err(OpenError::NotAVault(_))
     ));
     let mut rng = ChaCha20Rng::seed_from_u64(4);
@@ -282,7 +282,7 @@ fn bad_input_errors_are_clear_and_lose_nothing() {
         Err(OpenError::InvalidPeriod { .. })
     ));
     // After all that, the vault opens with everything.
-    assert_eq!(Vault::open(&dir, &keys).unwrap().log().len(), 20);
+    assert_eq!(Vault::open_at(&dir, &keys, START).unwrap().log().len(), 20);
 
     // A newer format version is refused, and nothing is touched.
     {
@@ -291,7 +291,7 @@ fn bad_input_errors_are_clear_and_lose_nothing() {
         b.put(b"m/format".to_vec(), 2u32.to_be_bytes().to_vec());
         s.apply(b).unwrap();
     }
-    let err = Vault::open(&dir, &keys).unwrap_err();
+    let err = Vault::open_at(&dir, &keys, START).unwrap_err();
     assert!(
         matches!(
             err,
@@ -308,7 +308,7 @@ fn bad_input_errors_are_clear_and_lose_nothing() {
         b.put(b"m/format".to_vec(), 1u32.to_be_bytes().to_vec());
         s.apply(b).unwrap();
     }
-    assert_eq!(Vault::open(&dir, &keys).unwrap().log().len(), 20);
+    assert_eq!(Vault::open_at(&dir, &keys, START).unwrap().log().len(), 20);
 
     // A tampered change is detected, not applied, not a panic.
     let original = {
@@ -323,7 +323,7 @@ fn bad_input_errors_are_clear_and_lose_nothing() {
         b.put(k, v);
         s.apply(b).unwrap();
     }
-    let err = Vault::open(&dir, &keys).unwrap_err();
+    let err = Vault::open_at(&dir, &keys, START).unwrap_err();
     assert!(matches!(err, OpenError::Corrupt(_)), "{err}");
     assert!(err.to_string().contains("does not decrypt"), "{err}");
     // Restoring the blob (e.g. from a backup) restores the vault: nothing was overwritten.
@@ -333,21 +333,21 @@ fn bad_input_errors_are_clear_and_lose_nothing() {
         b.put(original[5].0.clone(), original[5].1.clone());
         s.apply(b).unwrap();
     }
-    assert_eq!(Vault::open(&dir, &keys).unwrap().log().len(), 20);
+    assert_eq!(Vault::open_at(&dir, &keys, START).unwrap().log().len(), 20);
 
     // A truncated or missing snapshot file is Corrupt, and the rest is untouched.
     let snap = dir.join("vigil-snapshot.blob");
     let saved = std::fs::read(&snap).unwrap();
     std::fs::write(&snap, &saved[..saved.len() / 2]).unwrap();
     assert!(matches!(
-        Vault::open(&dir, &keys),
+        Vault::open_at(&dir, &keys, START),
         Err(OpenError::Corrupt(_))
     ));
     std::fs::remove_file(&snap).unwrap();
-    let err = Vault::open(&dir, &keys).unwrap_err();
+    let err = Vault::open_at(&dir, &keys, START).unwrap_err();
     assert!(err.to_string().contains("snapshot missing"), "{err}");
     std::fs::write(&snap, &saved).unwrap();
-    assert_eq!(Vault::open(&dir, &keys).unwrap().log().len(), 20);
+    assert_eq!(Vault::open_at(&dir, &keys, START).unwrap().log().len(), 20);
 }
 
 #[test]
@@ -377,13 +377,13 @@ fn truncated_or_garbage_store_files_give_errors_not_panics() {
             }
         }
         // Whatever sled makes of it: a typed error or a vault that is intact — never a panic.
-        match Vault::open(&dir, &keys) {
+        match Vault::open_at(&dir, &keys, START) {
             Err(e) => assert!(!e.to_string().is_empty()),
             Ok(v) => assert!(v.log().len() <= 30),
         }
         // The backup copy still opens in full.
         assert_eq!(
-            Vault::open(&backup, &keys).unwrap().log().len(),
+            Vault::open_at(&backup, &keys, START).unwrap().log().len(),
             30,
             "{damage}"
         );
