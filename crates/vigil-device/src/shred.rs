@@ -64,7 +64,8 @@ impl Tombstone {
         let at = field("shredded-at")?;
         let receipt = field("receipt")?;
         let unhex = |h: &str| -> Option<Vec<u8>> {
-            (h.len() % 2 == 0)
+            h.len()
+                .is_multiple_of(2)
                 .then(|| {
                     (0..h.len())
                         .step_by(2)
