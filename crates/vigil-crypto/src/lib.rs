@@ -20,6 +20,7 @@
 mod envelope;
 mod keys;
 mod sas;
+mod sign;
 mod wrap;
 
 #[cfg(test)]
@@ -35,6 +36,7 @@ pub use keys::{
 };
 pub use rand_core;
 pub use sas::ShortAuthCode;
+pub use sign::{SIGNATURE_LEN, SigningIdentity, VerifyKey};
 pub use subtle::ConstantTimeEq;
 pub use wrap::{
     UnwrapError, WRAP_VERSION, WRAPPED_LEN, WrapError, Wrappable, WrappedKey, X25519Identity,

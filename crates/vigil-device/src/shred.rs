@@ -147,6 +147,56 @@ impl Vault {
         self.shred_with_receipt(key_store, now_ms, None)
     }
 
+    /// Shreds the vault, first asking the node behind `conn` to delete the
+    /// mailbox and this device's grants at once. The node's signed receipt
+    /// goes into the tombstone. If the node cannot be reached the shred goes
+    /// ahead anyway (the node's sweeper deletes at the period's end).
+    pub fn shred_with_node(
+        self,
+        conn: &mut dyn vigil_proto::Exchange,
+        key_store: &dyn KeyStore,
+        now_ms: i64,
+    ) -> Result<Tombstone, ShredError> {
+        let receipt = match self.request_node_deletion(conn) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "node not told to delete; its sweeper will");
+                None
+            }
+        };
+        self.shred_with_receipt(key_store, now_ms, receipt)
+    }
+
+    fn request_node_deletion(
+        &self,
+        conn: &mut dyn vigil_proto::Exchange,
+    ) -> Result<Vec<u8>, String> {
+        use vigil_proto::{PROTOCOL_VERSION, Request, Response, decode_response, encode_request};
+        let grants = self
+            .grants()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|g| g.grant_id)
+            .collect();
+        let mut call = |r: &Request| -> Result<Response, String> {
+            let f = conn
+                .exchange(&encode_request(r))
+                .map_err(|e| e.to_string())?;
+            decode_response(&f).map_err(|e| e.to_string())
+        };
+        call(&Request::Hello {
+            version: PROTOCOL_VERSION,
+        })?;
+        match call(&Request::Shred {
+            vault: *self.keys.vault_id().as_bytes(),
+            key: *self.keys.mailbox_key().expose_secret(),
+            grants,
+        })? {
+            Response::Receipt(r) => Ok(r),
+            other => Err(format!("node answered {other:?}")),
+        }
+    }
+
     pub(crate) fn shred_with_receipt(
         self,
         key_store: &dyn KeyStore,

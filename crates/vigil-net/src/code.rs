@@ -4,14 +4,14 @@ use core::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
-use vigil_crypto::X25519PublicKey;
+use vigil_crypto::{VerifyKey, X25519PublicKey};
 
 use crate::NetError;
 
 const PREFIX: &str = "vigil1";
 
 /// What a device needs to reach and pin a node. Display/FromStr as one string:
-/// `vigil1/<socket addr>/<x25519 public key, 64 lowercase hex>/<cert sha256 fingerprint, 64 lowercase hex>`
+/// `vigil1/<socket addr>/<x25519 public key, 64 lowercase hex>/<cert sha256 fingerprint, 64 lowercase hex>/<ed25519 receipt key, 64 lowercase hex>`
 /// (IPv6 addresses in the `[::1]:port` form).
 ///
 /// Parsing rejects port 0 and unspecified addresses (`0.0.0.0`, `::`),
@@ -24,16 +24,19 @@ pub struct EnrolmentCode {
     pub node_public: X25519PublicKey,
     /// SHA-256 of the node's TLS certificate (DER), pinned on connect.
     pub fingerprint: [u8; 32],
+    /// The node's Ed25519 key, which signs deletion receipts.
+    pub receipt_key: VerifyKey,
 }
 
 impl fmt::Display for EnrolmentCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{PREFIX}/{}/{}/{}",
+            "{PREFIX}/{}/{}/{}/{}",
             self.addr,
             hex::encode(self.node_public.as_bytes()),
-            hex::encode(self.fingerprint)
+            hex::encode(self.fingerprint),
+            hex::encode(self.receipt_key.as_bytes())
         )
     }
 }
@@ -63,9 +66,9 @@ impl FromStr for EnrolmentCode {
     fn from_str(s: &str) -> Result<Self, NetError> {
         // Tolerate surrounding whitespace from copy and paste.
         let parts: Vec<&str> = s.trim().split('/').collect();
-        let [prefix, addr, public, fingerprint] = parts[..] else {
+        let [prefix, addr, public, fingerprint, receipt] = parts[..] else {
             return Err(bad(format!(
-                "expected 4 '/'-separated fields (vigil1/addr/key/fingerprint), found {}",
+                "expected 5 '/'-separated fields (vigil1/addr/key/fingerprint/receipt key), found {}",
                 parts.len()
             )));
         };
@@ -87,6 +90,7 @@ impl FromStr for EnrolmentCode {
             addr,
             node_public: X25519PublicKey::from_bytes(parse_hex32("node public key", public)?),
             fingerprint: parse_hex32("certificate fingerprint", fingerprint)?,
+            receipt_key: VerifyKey::from_bytes(parse_hex32("receipt key", receipt)?),
         })
     }
 }

@@ -7,13 +7,14 @@ use std::path::Path;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
-use vigil_crypto::{X25519Identity, Zeroizing};
+use vigil_crypto::{SigningIdentity, X25519Identity, Zeroizing};
 
 use crate::{EnrolmentCode, NetError, SERVER_NAME};
 
 const CERT_FILE: &str = "node-cert.der";
 const KEY_FILE: &str = "node-key.der";
 const X25519_FILE: &str = "node-x25519.key";
+const SIGNING_FILE: &str = "node-ed25519.key";
 
 /// Node identity persisted in the node's data dir: a self-signed TLS
 /// certificate (made for the name devices ask for) with its private key, and
@@ -23,6 +24,7 @@ pub struct NodeIdentity {
     cert: CertificateDer<'static>,
     key: Zeroizing<Vec<u8>>,
     x25519: X25519Identity,
+    signing: SigningIdentity,
     fingerprint: [u8; 32],
 }
 
@@ -84,7 +86,9 @@ impl NodeIdentity {
         let x25519 = read_opt(&dir.join(X25519_FILE))?;
         match (cert, key, x25519) {
             (None, None, None) => Self::create(dir),
-            (Some(cert), Some(key), Some(x25519)) => Self::from_parts(cert.to_vec(), key, &x25519),
+            (Some(cert), Some(key), Some(x25519)) => {
+                Self::from_parts(cert.to_vec(), key, &x25519, &*Self::signing_seed(dir)?)
+            }
             (cert, key, x25519) => {
                 let missing: Vec<&str> = [(CERT_FILE, cert.is_none()), (KEY_FILE, key.is_none())]
                     .into_iter()
@@ -111,11 +115,33 @@ impl NodeIdentity {
         // Secrets first, certificate last: the certificate is what devices see.
         write_file(dir, KEY_FILE, &key, true)?;
         write_file(dir, X25519_FILE, secret.as_ref(), true)?;
+        let seed = Self::signing_seed(dir)?;
         write_file(dir, CERT_FILE, generated.cert.der(), false)?;
-        Self::from_parts(generated.cert.der().to_vec(), key, secret.as_ref())
+        Self::from_parts(generated.cert.der().to_vec(), key, secret.as_ref(), &seed)
     }
 
-    fn from_parts(cert: Vec<u8>, key: Zeroizing<Vec<u8>>, x25519: &[u8]) -> Result<Self, NetError> {
+    /// The receipt-signing seed, created on first use (identities made
+    /// before receipts existed gain one without changing their certificate).
+    fn signing_seed(dir: &Path) -> Result<Zeroizing<[u8; 32]>, NetError> {
+        if let Some(b) = read_opt(&dir.join(SIGNING_FILE))? {
+            let seed = <[u8; 32]>::try_from(b.as_slice()).map_err(|_| {
+                NetError::CorruptIdentity(format!("{SIGNING_FILE} must hold 32 bytes"))
+            })?;
+            return Ok(Zeroizing::new(seed));
+        }
+        let mut seed = Zeroizing::new([0u8; 32]);
+        getrandom::fill(seed.as_mut())
+            .map_err(|e| NetError::Io(format!("system randomness unavailable: {e}")))?;
+        write_file(dir, SIGNING_FILE, seed.as_ref(), true)?;
+        Ok(seed)
+    }
+
+    fn from_parts(
+        cert: Vec<u8>,
+        key: Zeroizing<Vec<u8>>,
+        x25519: &[u8],
+        signing: &[u8; 32],
+    ) -> Result<Self, NetError> {
         let secret = <[u8; 32]>::try_from(x25519).map_err(|_| {
             NetError::CorruptIdentity(format!(
                 "{X25519_FILE} must hold 32 bytes, found {}",
@@ -137,7 +163,13 @@ impl NodeIdentity {
             cert,
             key,
             x25519: X25519Identity::from_bytes(secret),
+            signing: SigningIdentity::from_bytes(*signing),
         })
+    }
+
+    /// The node's receipt-signing identity (Ed25519).
+    pub fn signing(&self) -> &SigningIdentity {
+        &self.signing
     }
 
     /// SHA-256 of the certificate DER, which devices pin.
@@ -156,6 +188,7 @@ impl NodeIdentity {
             addr,
             node_public: self.x25519.public_key(),
             fingerprint: self.fingerprint,
+            receipt_key: self.signing.verify_key(),
         }
     }
 

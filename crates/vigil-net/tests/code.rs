@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use vigil_crypto::X25519PublicKey;
+use vigil_crypto::{VerifyKey, X25519PublicKey};
 use vigil_net::{EnrolmentCode, NetError};
 
 fn code(addr: &str) -> EnrolmentCode {
@@ -10,6 +10,7 @@ fn code(addr: &str) -> EnrolmentCode {
         addr: addr.parse().unwrap(),
         node_public: X25519PublicKey::from_bytes([0xab; 32]),
         fingerprint: core::array::from_fn(|i| i as u8),
+        receipt_key: VerifyKey::from_bytes([0xef; 32]),
     }
 }
 
@@ -24,8 +25,9 @@ fn display_and_parse_round_trip() {
     assert_eq!(
         s,
         format!(
-            "vigil1/[::1]:9/{}/000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
-            "ab".repeat(32)
+            "vigil1/[::1]:9/{}/000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f/{}",
+            "ab".repeat(32),
+            "ef".repeat(32)
         )
     );
     // Pasted with surrounding whitespace.
@@ -43,44 +45,51 @@ fn malformed_codes_are_rejected_with_a_reason() {
     let good = code("127.0.0.1:4433").to_string();
     let key = "ab".repeat(32);
     let fp = "cd".repeat(32);
+    let rk = "ef".repeat(32);
     let cases: Vec<(String, &str)> = vec![
-        (String::new(), "4 '/'-separated fields"),
-        ("vigil1".into(), "4 '/'-separated fields"),
-        (format!("{good}/extra"), "4 '/'-separated fields"),
+        (String::new(), "5 '/'-separated fields"),
+        ("vigil1".into(), "5 '/'-separated fields"),
+        (format!("{good}/extra"), "5 '/'-separated fields"),
         (good.replacen("vigil1", "vigil2", 1), "prefix"),
         (
-            format!("vigil1/localhost:1/{key}/{fp}"),
+            format!("vigil1/localhost:1/{key}/{fp}/{rk}"),
             "not a socket address",
         ),
         (
-            format!("vigil1/127.0.0.1/{key}/{fp}"),
+            format!("vigil1/127.0.0.1/{key}/{fp}/{rk}"),
             "not a socket address",
         ),
-        (format!("vigil1/::1:80/{key}/{fp}"), "not a socket address"),
-        (format!("vigil1/127.0.0.1:0/{key}/{fp}"), "port 0"),
         (
-            format!("vigil1/0.0.0.0:80/{key}/{fp}"),
+            format!("vigil1/::1:80/{key}/{fp}/{rk}"),
+            "not a socket address",
+        ),
+        (format!("vigil1/127.0.0.1:0/{key}/{fp}/{rk}"), "port 0"),
+        (
+            format!("vigil1/0.0.0.0:80/{key}/{fp}/{rk}"),
             "not a reachable address",
         ),
         (
-            format!("vigil1/[::]:80/{key}/{fp}"),
+            format!("vigil1/[::]:80/{key}/{fp}/{rk}"),
             "not a reachable address",
         ),
         (
-            format!("vigil1/127.0.0.1:80/{}/{fp}", &key[1..]),
+            format!("vigil1/127.0.0.1:80/{}/{fp}/{rk}", &key[1..]),
             "64 hex digits",
         ),
-        (format!("vigil1/127.0.0.1:80/{key}/{fp}00"), "64 hex digits"),
         (
-            format!("vigil1/127.0.0.1:80/{}/{fp}", key.to_uppercase()),
+            format!("vigil1/127.0.0.1:80/{key}/{fp}00/{rk}"),
+            "64 hex digits",
+        ),
+        (
+            format!("vigil1/127.0.0.1:80/{}/{fp}/{rk}", key.to_uppercase()),
             "lowercase hex",
         ),
         (
-            format!("vigil1/127.0.0.1:80/{key}/{}g", &fp[1..]),
+            format!("vigil1/127.0.0.1:80/{key}/{}g/{rk}", &fp[1..]),
             "lowercase hex",
         ),
         (
-            format!("vigil1/127.0.0.1:80/{key}/{}é", &fp[2..]),
+            format!("vigil1/127.0.0.1:80/{key}/{}é/{rk}", &fp[2..]),
             "lowercase hex",
         ),
     ];
@@ -103,4 +112,5 @@ fn enrolment_code_carries_identity() {
     assert_eq!(c.addr, addr);
     assert_eq!(c.fingerprint, id.fingerprint());
     assert_eq!(c.node_public, id.x25519().public_key());
+    assert_eq!(c.receipt_key, id.signing().verify_key());
 }

@@ -122,6 +122,7 @@ fn silent_peer_times_out() {
         addr: silent.local_addr().unwrap(),
         node_public: vigil_crypto::X25519PublicKey::from_bytes([9; 32]),
         fingerprint: [0; 32],
+        receipt_key: vigil_crypto::VerifyKey::from_bytes([0; 32]),
     };
     let started = Instant::now();
     let err = DeviceConnection::connect(&code, Duration::from_millis(300)).unwrap_err();

@@ -6,7 +6,9 @@
 mod alerts;
 mod relay;
 mod store;
+mod sweep;
 
 pub use alerts::{GrantRecord, InboxEntry, MAX_LABEL_CHARS};
 pub use relay::{Relay, RelayConfig, RelaySession, Session};
 pub use store::{MailboxInfo, MailboxStore, StoreError};
+pub use sweep::SweepReport;

@@ -11,12 +11,14 @@ use vigil_proto::{
     encode_response,
 };
 
-use vigil_crypto::{AlertKey, WrappedKey, X25519Identity, unwrap};
+use vigil_crypto::{AlertKey, SigningIdentity, WrappedKey, X25519Identity, unwrap};
 use vigil_proto::alert::{grant_id, open_alert};
+use vigil_proto::receipt::{ReceiptBody, sign_receipt};
 use vigil_proto::{AlertWire, GrantWire};
 
 use crate::alerts::{GrantRecord, InboxEntry, validate_grant};
 use crate::store::{MailboxInfo, MailboxStore, StoreError};
+use crate::sweep::SweepReport;
 
 /// Relay limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,8 @@ pub struct Relay {
     lock: Arc<Mutex<()>>,
     // The alert role: the node's X25519 identity and unwrapped grant keys.
     alerts: Option<Arc<AlertRole>>,
+    // Signs deletion receipts.
+    signer: Option<Arc<SigningIdentity>>,
 }
 
 struct AlertRole {
@@ -94,7 +98,88 @@ impl Relay {
             config,
             lock: Arc::new(Mutex::new(())),
             alerts: None,
+            signer: None,
         }
+    }
+
+    /// Signs deletion receipts with this key (the one in the enrolment code).
+    pub fn with_receipts(mut self, signer: SigningIdentity) -> Self {
+        self.signer = Some(Arc::new(signer));
+        self
+    }
+
+    /// Deletes every vault whose period ended at least `grace_ms` before
+    /// `now_ms` (mailbox, bundles, snapshot), every grant whose window did
+    /// (with its alerts and key), and expired pairing offers. Idempotent and
+    /// restart-safe: each deletion is one durable batch; run it at start and
+    /// periodically.
+    pub fn sweep(&self, now_ms: i64, grace_ms: i64) -> Result<SweepReport, StoreError> {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = SweepReport::default();
+        for (vault, info) in self.store.vaults()? {
+            if info.expires_ms.saturating_add(grace_ms) <= now_ms {
+                r += self.store.delete_vault(&vault)?;
+            }
+        }
+        for g in self.store.grants()? {
+            if g.valid_until_ms.saturating_add(grace_ms) <= now_ms {
+                r += self.store.delete_grant(&g.grant_id)?;
+                self.forget_key(&g.grant_id);
+            }
+        }
+        r.pairings += self.store.sweep_pairings(now_ms)?;
+        if r != SweepReport::default() {
+            tracing::info!(?r, "swept expired data");
+        }
+        Ok(r)
+    }
+
+    fn forget_key(&self, grant: &[u8; 16]) {
+        if let Some(role) = &self.alerts {
+            // Dropping the AlertKey zeroizes it.
+            role.keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(grant);
+        }
+    }
+
+    fn shred(
+        &self,
+        vault: [u8; 16],
+        key: [u8; 32],
+        grants: Vec<[u8; 16]>,
+        now_ms: i64,
+    ) -> Result<Response, StoreError> {
+        let Some(signer) = &self.signer else {
+            return Ok(Response::Error(ProtoError::NoReceipts));
+        };
+        let mut r = SweepReport::default();
+        match self.store.mailbox(&vault)? {
+            Some(m) if !bool::from(m.verifier.ct_eq(&verifier_of(&key))) => {
+                tracing::warn!(vault = %hex8(&vault), "shred refused: wrong mailbox key");
+                return Ok(Response::Error(ProtoError::Unauthorized));
+            }
+            Some(_) => r += self.store.delete_vault(&vault)?,
+            // Already swept: nothing to authenticate against; the grants are
+            // named by ids only the vault's devices and this node know.
+            None => {}
+        }
+        for g in &grants {
+            r += self.store.delete_grant(g)?;
+            self.forget_key(g);
+        }
+        tracing::info!(vault = %hex8(&vault), ?r, "vault shredded on request");
+        let body = ReceiptBody {
+            vault,
+            deleted_at_ms: now_ms,
+            blobs: r.blobs,
+            bytes: r.bytes,
+            grants: r.grants,
+            alerts: r.alerts,
+            node: *signer.verify_key().as_bytes(),
+        };
+        Ok(Response::Receipt(sign_receipt(signer, &body)))
     }
 
     /// Takes on the alert role with the node's X25519 identity (the one in
@@ -293,6 +378,7 @@ impl Relay {
                 Some(role) => self.alert(role, w, now_ms),
                 None => err(ProtoError::UnknownGrant),
             },
+            Request::Shred { vault, key, grants } => self.shred(vault, key, grants, now_ms),
             Request::PairFetch { slot } => match self.store.pairing(&slot, now_ms)? {
                 Some(wrapped) => Ok(Response::PairOffer { wrapped }),
                 None => err(ProtoError::NotFound),
@@ -465,7 +551,8 @@ impl Relay {
             | Request::Auth { .. }
             | Request::PairFetch { .. }
             | Request::Grant(_)
-            | Request::Alert(_) => unreachable!("handled before authentication"),
+            | Request::Alert(_)
+            | Request::Shred { .. } => unreachable!("handled before authentication"),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod alert;
 mod codec;
 mod exchange;
 mod messages;
+pub mod receipt;
 mod sync;
 
 pub use codec::{

@@ -83,6 +83,17 @@ pub enum Request {
     Grant(GrantWire),
     /// One sealed fever alert under a grant.
     Alert(AlertWire),
+    /// The period ended (or the resident ended it): delete the vault's
+    /// mailbox and these grants with their alerts, now. Authenticated with
+    /// the mailbox key, like `Auth`.
+    Shred {
+        /// The vault.
+        vault: VaultIdBytes,
+        /// The mailbox key.
+        key: [u8; 32],
+        /// The vault's grants on this node.
+        grants: Vec<[u8; 16]>,
+    },
 }
 
 /// A fever-alert grant as the node receives it. Everything but the alert
@@ -163,6 +174,8 @@ pub enum Response {
         /// Whether this request added it.
         stored: bool,
     },
+    /// A signed deletion receipt (§13).
+    Receipt(Vec<u8>),
 }
 
 /// Typed protocol errors the node returns.
@@ -233,4 +246,7 @@ pub enum ProtoError {
     /// The alert's onset lies outside the grant's validity window.
     #[error("alert outside the grant's validity window")]
     OutsideWindow,
+    /// This node does not issue receipts (no signing key configured).
+    #[error("this node cannot sign receipts")]
+    NoReceipts,
 }

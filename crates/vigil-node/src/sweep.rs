@@ -1,0 +1,99 @@
+//! Deletion at the end of a period: the expiry sweeper and shred requests
+//! (docs/spec.md §13).
+
+use crate::store::{MailboxStore, StoreError};
+
+/// What a sweep or a shred deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Mailboxes deleted.
+    pub mailboxes: u64,
+    /// Bundles and snapshots deleted.
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Grants deleted.
+    pub grants: u64,
+    /// Alerts deleted.
+    pub alerts: u64,
+    /// Expired pairing offers deleted.
+    pub pairings: u64,
+}
+
+impl MailboxStore {
+    /// Deletes a vault's mailbox, bundles, snapshot and counters in one
+    /// durable batch. Idempotent.
+    pub fn delete_vault(&self, vault: &[u8; 16]) -> Result<SweepReport, StoreError> {
+        let mut r = SweepReport::default();
+        let mut batch = sled::Batch::default();
+        if self.mailbox(vault)?.is_some() {
+            r.mailboxes = 1;
+        }
+        for prefix in [b'v', b'b', b'h', b's'] {
+            let mut p = vec![prefix];
+            p.extend_from_slice(vault);
+            for kv in self.db().scan_prefix(&p) {
+                let (k, v) = kv?;
+                if prefix == b'b' || prefix == b's' {
+                    r.blobs += 1;
+                    r.bytes += v.len() as u64;
+                }
+                batch.remove(k);
+            }
+        }
+        self.db().apply_batch(batch)?;
+        self.db().flush()?;
+        Ok(r)
+    }
+
+    /// Deletes a grant and every alert under it, durably. Idempotent.
+    pub fn delete_grant(&self, grant: &[u8; 16]) -> Result<SweepReport, StoreError> {
+        let mut r = SweepReport::default();
+        let mut batch = sled::Batch::default();
+        let mut g = vec![b'g'];
+        g.extend_from_slice(grant);
+        if self.db().get(&g)?.is_some() {
+            r.grants = 1;
+            batch.remove(g);
+        }
+        let mut a = vec![b'a'];
+        a.extend_from_slice(grant);
+        for kv in self.db().scan_prefix(&a) {
+            batch.remove(kv?.0);
+            r.alerts += 1;
+        }
+        self.db().apply_batch(batch)?;
+        self.db().flush()?;
+        Ok(r)
+    }
+
+    /// Deletes expired pairing offers.
+    pub fn sweep_pairings(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for kv in self.db().scan_prefix([b'p']) {
+            let (k, v) = kv?;
+            let exp = v
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(i64::from_be_bytes)
+                .unwrap_or(i64::MIN);
+            if exp <= now_ms {
+                self.db().remove(k)?;
+                n += 1;
+            }
+        }
+        self.db().flush()?;
+        Ok(n)
+    }
+}
+
+impl std::ops::AddAssign for SweepReport {
+    fn add_assign(&mut self, o: Self) {
+        self.mailboxes += o.mailboxes;
+        self.blobs += o.blobs;
+        self.bytes += o.bytes;
+        self.grants += o.grants;
+        self.alerts += o.alerts;
+        self.pairings += o.pairings;
+    }
+}
