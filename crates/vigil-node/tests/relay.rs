@@ -318,3 +318,72 @@ fn pairing_slots_expire() {
     .unwrap();
     assert_eq!(late, Response::Error(ProtoError::NotFound));
 }
+
+#[test]
+fn sweeper_deletes_expired_vaults_only_and_is_restart_safe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut vaults = vec![];
+    {
+        let relay = Relay::new(
+            MailboxStore::open(tmp.path()).unwrap(),
+            RelayConfig::default(),
+        );
+        for i in 0..6u8 {
+            let keys = KeySchedule::new(RootKey::from_bytes([10 + i; 32]));
+            let vault = *keys.vault_id().as_bytes();
+            let mut c = Client { s: relay.session() };
+            c.call(Request::Hello {
+                version: PROTOCOL_VERSION,
+            });
+            // Vaults 0..3 end at 1_000, the others at 100_000.
+            let expires_ms = if i < 3 { 1_000 } else { 100_000 };
+            c.call(Request::Register {
+                vault,
+                verifier: keys.mailbox_key().verifier().to_bytes(),
+                expires_ms,
+            });
+            c.call(Request::Auth {
+                vault,
+                key: *keys.mailbox_key().expose_secret(),
+            });
+            assert_eq!(
+                push(&mut c, 1, vec![i; 300]),
+                Response::Ack {
+                    device: [7; 16],
+                    seq: 1
+                }
+            );
+            vaults.push(vault);
+        }
+        // With a grace of 500 ms nothing is due at 1_200.
+        assert_eq!(relay.sweep(1_200, 500).unwrap().mailboxes, 0);
+        let r = relay.sweep(2_000, 500).unwrap();
+        assert_eq!((r.mailboxes, r.blobs, r.bytes), (3, 3, 900));
+    }
+    // After a restart: the swept ones stay gone, the others are intact, and
+    // sweeping again deletes nothing more.
+    let relay = Relay::new(
+        MailboxStore::open(tmp.path()).unwrap(),
+        RelayConfig::default(),
+    );
+    let left: Vec<_> = relay
+        .store()
+        .vaults()
+        .unwrap()
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
+    assert_eq!(left.len(), 3);
+    for v in &vaults[3..] {
+        assert!(left.contains(v));
+        assert_eq!(relay.store().bundles(v).count(), 1);
+    }
+    for v in &vaults[..3] {
+        assert_eq!(relay.store().bundles(v).count(), 0);
+        assert!(relay.store().holdings(v).unwrap().is_empty());
+    }
+    assert_eq!(
+        relay.sweep(2_000, 500).unwrap(),
+        vigil_node::SweepReport::default()
+    );
+}
