@@ -32,16 +32,25 @@ use vigil_proto::{
     encode_request,
 };
 
-const START: i64 = 1_790_035_200_000;
+/// The node checks periods against its real clock, so the period is
+/// placed around now: it starts at midnight UTC two days ago.
+fn period_start() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    now - now.rem_euclid(86_400_000) - 2 * 86_400_000
+}
 const MIN: i64 = 60_000;
 /// Frames for the plaintext Automerge peer start with this byte, which no
 /// Vigil frame can (its first byte is the protocol version, 1).
 const AM_TAG: u8 = 0xA5;
 
 fn workload(days: i64) -> Vec<(Metric, f64, i64)> {
+    let start = period_start();
     let mut out = Vec::new();
     for m in 0..days * 1440 {
-        let t = START + m * MIN;
+        let t = start + m * MIN;
         let fever = m / 1440 == 2 && (600..900).contains(&(m % 1440));
         out.push((
             Metric::BodyTemperature,
@@ -124,6 +133,7 @@ fn counters(c: &DeviceConnection) -> u64 {
 }
 
 fn main() {
+    let start = period_start();
     let full = std::env::args().any(|a| a == "--bench");
     let days = if full { 7 } else { 1 };
     let week = workload(days);
@@ -133,7 +143,7 @@ fn main() {
     // The phone records the week and pushes it (one bundle and a snapshot).
     let mut phone = Vault::create_with(
         Box::new(MemStorage::new()),
-        Period::days(START, 7),
+        Period::days(start, 7),
         Box::new(MemoryKeyStore::new()),
         &mut rng,
     )
@@ -185,7 +195,7 @@ fn main() {
     let push_bytes = counters(&c);
     let tablet_id = X25519Identity::generate(&mut rng);
     phone
-        .offer_pairing(&mut c, &tablet_id.public_key(), START)
+        .offer_pairing(&mut c, &tablet_id.public_key(), start)
         .unwrap();
     c.close();
 

@@ -22,7 +22,15 @@ use vigil_proto::{
     encode_request,
 };
 
-const START: i64 = 1_790_035_200_000;
+/// The node checks periods against its real clock, so the period is
+/// placed around now: it starts at midnight UTC two days ago.
+fn period_start() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    now - now.rem_euclid(86_400_000) - 2 * 86_400_000
+}
 const MIN: i64 = 60_000;
 
 struct TestNode {
@@ -119,12 +127,13 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn three_devices_sync_through_a_blind_node() {
+    let start = period_start();
     let tmp = tempfile::tempdir().unwrap();
     let node_dir = tmp.path().join("node");
     std::fs::create_dir_all(&node_dir).unwrap();
     let node = TestNode::start(&node_dir, Arc::new(Mutex::new(Vec::new())), 0);
     let mut rng = ChaCha20Rng::seed_from_u64(11);
-    let period = Period::days(START, 7);
+    let period = Period::days(start, 7);
 
     // The phone starts the vault and records with canary annotations.
     let (storage, keys) = new_device(tmp.path(), "phone");
@@ -140,7 +149,7 @@ fn three_devices_sync_through_a_blind_node() {
                 Metric::BodyTemperature,
                 36.61 + (i % 9) as f64 * 0.1,
                 Unit::Celsius,
-                START + i * MIN,
+                start + i * MIN,
             )
             .unwrap();
         if i % 20 == 0 {
@@ -158,7 +167,7 @@ fn three_devices_sync_through_a_blind_node() {
         let id = X25519Identity::generate(rng);
         let code = phone
             .vault
-            .offer_pairing(&mut phone_conn, &id.public_key(), START)
+            .offer_pairing(&mut phone_conn, &id.public_key(), start)
             .unwrap();
         let (storage, keys) = new_device(tmp.path(), name);
         let mut conn = node.connect();
@@ -174,14 +183,14 @@ fn three_devices_sync_through_a_blind_node() {
 
     // Partition: the band is offline; everyone edits, the same check-in
     // field on two devices.
-    let day = Day::of(START);
+    let day = Day::of(start);
     for i in 0..40 {
         band.vault
             .record(
                 Metric::HeartRate,
                 64.0 + (i % 7) as f64,
                 Unit::BeatsPerMinute,
-                START + (200 + i) * MIN,
+                start + (200 + i) * MIN,
             )
             .unwrap();
     }
@@ -281,13 +290,14 @@ fn raw(conn: &mut DeviceConnection, r: Request) -> Response {
 
 #[test]
 fn the_node_refuses_strangers_and_survives_garbage() {
+    let start = period_start();
     let tmp = tempfile::tempdir().unwrap();
     let node = TestNode::start(tmp.path(), Arc::new(Mutex::new(Vec::new())), 0);
     let mut rng = ChaCha20Rng::seed_from_u64(12);
     let (storage, keys) = new_device(tmp.path(), "phone");
-    let mut phone = Vault::create_with(storage, Period::days(START, 7), keys, &mut rng).unwrap();
+    let mut phone = Vault::create_with(storage, Period::days(start, 7), keys, &mut rng).unwrap();
     phone
-        .record(Metric::SpO2, 97.0, Unit::Percent, START)
+        .record(Metric::SpO2, 97.0, Unit::Percent, start)
         .unwrap();
     phone.sync(&mut node.connect()).unwrap();
     let vault = *phone.vault_id().as_bytes();
@@ -342,7 +352,7 @@ fn the_node_refuses_strangers_and_survives_garbage() {
         );
     }
     phone
-        .record(Metric::SpO2, 98.0, Unit::Percent, START + MIN)
+        .record(Metric::SpO2, 98.0, Unit::Percent, start + MIN)
         .unwrap();
     phone.sync(&mut node.connect()).unwrap();
 

@@ -342,11 +342,36 @@ fn online_device_gets_a_receipt_offline_one_shreds_alone_and_the_node_forgets() 
     assert!(band.is_due(end));
     let bt = band.shred_now(&band_keys, end + 3_600_000).unwrap();
     assert!(bt.receipt.is_none());
-    // A stale band that still had its keys cannot resurrect the mailbox on a
-    // swept node: the sweep removes what a re-registration could recreate.
-    let stale_keys = KeySchedule::new(vigil_crypto::RootKey::from_bytes([9; 32]));
-    let _ = stale_keys;
     let r = relay.sweep(end + 1, 0).unwrap();
     assert_eq!(r.mailboxes, 0, "already deleted by the shred request");
     assert!(relay.store().vaults().unwrap().is_empty());
+}
+
+#[test]
+fn a_stale_device_after_the_period_cannot_resurrect_the_mailbox() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = Relay::new(
+        MailboxStore::open(tmp.path()).unwrap(),
+        RelayConfig::default(),
+    );
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let keys = MemoryKeyStore::new();
+    let mut v = Vault::create_with(
+        Box::new(MemStorage::new()),
+        Period::days(START, 7),
+        Box::new(keys),
+        &mut rng,
+    )
+    .unwrap();
+    v.record(Metric::SpO2, 97.0, Unit::Percent, START).unwrap();
+    v.sync(&mut Direct(relay.session(), START)).unwrap();
+    let end = START + 7 * DAY;
+    assert_eq!(relay.sweep(end, 0).unwrap().mailboxes, 1);
+    // A device that missed its own shred (say, a restored backup) reconnects.
+    v.record(Metric::SpO2, 96.0, Unit::Percent, START + MIN)
+        .unwrap();
+    let err = v.sync(&mut Direct(relay.session(), end + DAY)).unwrap_err();
+    assert!(err.to_string().contains("period is over"), "{err}");
+    assert!(relay.store().vaults().unwrap().is_empty());
+    assert_eq!(relay.store().bundles(v.vault_id().as_bytes()).count(), 0);
 }

@@ -338,6 +338,11 @@ impl Relay {
         }
         match req {
             Request::Hello { .. } => unreachable!("handled above"),
+            // A device whose period is over must not recreate what the
+            // sweeper deleted.
+            Request::Register { expires_ms, .. } if expires_ms <= now_ms => {
+                err(ProtoError::PeriodOver)
+            }
             Request::Register {
                 vault,
                 verifier,
@@ -390,6 +395,9 @@ impl Relay {
                 let Some(info) = self.store.mailbox(&vault)? else {
                     return err(ProtoError::UnknownVault);
                 };
+                if info.expires_ms <= now_ms {
+                    return err(ProtoError::PeriodOver);
+                }
                 self.authed(vault, info, other, now_ms)
             }
         }

@@ -104,7 +104,7 @@ fn authentication_rules() {
         c.call(Request::Register {
             vault,
             verifier: other.mailbox_key().verifier().to_bytes(),
-            expires_ms: 0
+            expires_ms: 10_000
         }),
         err(ProtoError::AlreadyRegistered)
     );
@@ -335,8 +335,8 @@ fn sweeper_deletes_expired_vaults_only_and_is_restart_safe() {
             c.call(Request::Hello {
                 version: PROTOCOL_VERSION,
             });
-            // Vaults 0..3 end at 1_000, the others at 100_000.
-            let expires_ms = if i < 3 { 1_000 } else { 100_000 };
+            // Vaults 0..3 end at 1_500, the others at 100_000.
+            let expires_ms = if i < 3 { 1_500 } else { 100_000 };
             c.call(Request::Register {
                 vault,
                 verifier: keys.mailbox_key().verifier().to_bytes(),
@@ -355,8 +355,8 @@ fn sweeper_deletes_expired_vaults_only_and_is_restart_safe() {
             );
             vaults.push(vault);
         }
-        // With a grace of 500 ms nothing is due at 1_200.
-        assert_eq!(relay.sweep(1_200, 500).unwrap().mailboxes, 0);
+        // With a grace of 500 ms nothing is due at 1_900.
+        assert_eq!(relay.sweep(1_900, 500).unwrap().mailboxes, 0);
         let r = relay.sweep(2_000, 500).unwrap();
         assert_eq!((r.mailboxes, r.blobs, r.bytes), (3, 3, 900));
     }

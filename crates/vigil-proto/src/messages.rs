@@ -249,4 +249,7 @@ pub enum ProtoError {
     /// This node does not issue receipts (no signing key configured).
     #[error("this node cannot sign receipts")]
     NoReceipts,
+    /// The vault's period is over: its mailbox cannot be created or used.
+    #[error("the monitoring period is over")]
+    PeriodOver,
 }
