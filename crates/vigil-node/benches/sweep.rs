@@ -14,7 +14,7 @@ fn main() {
     let n: u32 = if full { 10_000 } else { 100 };
     let tmp = tempfile::tempdir().unwrap();
     let store = MailboxStore::open(tmp.path()).unwrap();
-    let mut vault = |i: u32, expires_ms: i64| {
+    let vault = |i: u32, expires_ms: i64| {
         let mut v = [0u8; 16];
         v[..4].copy_from_slice(&i.to_be_bytes());
         let info = MailboxInfo {
