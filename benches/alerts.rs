@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use vigil::crypto::{KeySchedule, RootKey, X25519Identity, wrap};
+use vigil::crypto::{KeySchedule, RootKey, X25519PublicKey, wrap};
 use vigil::device::{FileKeyStore, Period, SledStorage, Vault};
 use vigil::log::{FeverRule, Metric, Unit};
 use vigil_net::{DeviceConnection, NodeIdentity, NodeServer, ServerConfig};
-use vigil_node::{MailboxStore, Relay, RelayConfig};
+use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig};
 use vigil_proto::alert::{ALERT_START, AlertPayload, grant_id, seal_alert};
 use vigil_proto::{
     AlertWire, Exchange, FrameHandler, GrantWire, PROTOCOL_VERSION, Request, Response,
@@ -40,12 +40,12 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let tmp = tempfile::tempdir().unwrap();
     let identity = NodeIdentity::load_or_create(&tmp.path().join("node")).unwrap();
-    let secret = *identity.x25519().expose_secret();
+    let secret = identity.signing().expose_secret();
     let relay = Relay::new(
         MailboxStore::open(&tmp.path().join("relay")).unwrap(),
         RelayConfig::default(),
     )
-    .with_alerts(X25519Identity::from_bytes(secret));
+    .with_alerts(GrantKeys::open(&tmp.path().join("grant-keys"), secret).unwrap());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -140,9 +140,20 @@ fn main() {
                 let keys = KeySchedule::new(RootKey::from_bytes([i as u8 + 1; 32]));
                 let key = keys.alert_key(&node_public);
                 let gid = grant_id(&key);
+                let mut c = DeviceConnection::connect(&code, Duration::from_secs(5)).unwrap();
+                let mut call = |r: Request| {
+                    decode_response(&c.exchange(&encode_request(&r)).unwrap()).unwrap()
+                };
+                call(Request::Hello {
+                    version: PROTOCOL_VERSION,
+                });
+                let Response::GrantKey { public } = call(Request::GrantKey) else {
+                    panic!("no grant key")
+                };
                 let grant = GrantWire {
                     grant_id: gid,
-                    wrapped_key: wrap(&node_public, &key, &mut rng)
+                    grant_key: public,
+                    wrapped_key: wrap(&X25519PublicKey::from_bytes(public), &key, &mut rng)
                         .unwrap()
                         .as_bytes()
                         .to_vec(),
@@ -171,13 +182,6 @@ fn main() {
                         }
                     })
                     .collect();
-                let mut c = DeviceConnection::connect(&code, Duration::from_secs(5)).unwrap();
-                let mut call = |r: Request| {
-                    decode_response(&c.exchange(&encode_request(&r)).unwrap()).unwrap()
-                };
-                call(Request::Hello {
-                    version: PROTOCOL_VERSION,
-                });
                 assert_eq!(call(Request::Grant(grant)), Response::Ok);
                 for a in alerts {
                     assert_eq!(call(Request::Alert(a)), Response::AlertAck { stored: true });

@@ -1,14 +1,16 @@
-//! Run a community node (relay role) on this machine and print its
-//! enrolment code: `cargo run --example relay_node -- DATA_DIR [ADDR]`
-//! (ADDR defaults to 127.0.0.1:4433). Ctrl-C stops it gracefully.
+//! Run a community node on this machine and print its enrolment code:
+//! `cargo run --example relay_node -- DATA_DIR [ADDR]` (ADDR defaults to
+//! 127.0.0.1:4433). It relays, takes fever alerts, signs deletion receipts,
+//! and sweeps expired vaults at start and every minute. Ctrl-C stops it.
 //!
-//! The full `vigil-node` program (alerts, operator commands) comes later;
-//! this is the relay as the tests and benchmarks run it.
+//! The full `vigil-node` program (operator commands) comes later; this is
+//! the node as the tests and benchmarks run it.
 
 use std::sync::Arc;
 
+use vigil::crypto::SigningIdentity;
 use vigil_net::{NodeIdentity, NodeServer, ServerConfig};
-use vigil_node::{MailboxStore, Relay, RelayConfig};
+use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig};
 use vigil_proto::FrameHandler;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,10 +28,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(dir);
     std::fs::create_dir_all(&dir)?;
     let identity = NodeIdentity::load_or_create(&dir)?;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed)?;
     let relay = Relay::new(
         MailboxStore::open(&dir.join("relay"))?,
         RelayConfig::default(),
-    );
+    )
+    .with_alerts(GrantKeys::open(&dir.join("grant-keys"), seed)?)
+    .with_receipts(SigningIdentity::from_bytes(
+        identity.signing().expose_secret(),
+    ));
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    };
+    println!("sweep at start: {:?}", relay.sweep(now(), 0)?);
+    let sweeper = relay.clone();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> =
@@ -40,7 +56,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "enrolment code: {}",
             identity.enrolment_code(server.local_addr())
         );
+        let sweeping = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let s = sweeper.clone();
+                let _ = tokio::task::spawn_blocking(move || s.sweep(now(), 0)).await;
+            }
+        });
         tokio::signal::ctrl_c().await?;
+        sweeping.abort();
         println!("shutting down");
         server.shutdown().await;
         Ok::<(), Box<dyn std::error::Error>>(())

@@ -10,10 +10,10 @@ use std::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use vigil::crypto::{AlertKey, WrappedKey, X25519Identity, unwrap};
-use vigil::device::{FileKeyStore, Period, SledStorage, Vault};
+use vigil::device::{FileKeyStore, KeyStore, Period, SledStorage, Vault};
 use vigil::log::{FeverRule, Metric, Unit};
 use vigil_net::{DeviceConnection, NodeIdentity, NodeServer, ServerConfig};
-use vigil_node::{MailboxStore, Relay, RelayConfig};
+use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig};
 use vigil_proto::alert::{ALERT_END, ALERT_START, open_alert, round_onset};
 use vigil_proto::{FrameHandler, Request, decode_request};
 
@@ -59,7 +59,10 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
         MailboxStore::open(&node_dir.join("relay")).unwrap(),
         RelayConfig::default(),
     )
-    .with_alerts(X25519Identity::from_bytes(node_secret));
+    .with_alerts(GrantKeys::open(&node_dir.join("grant-keys"), [21; 32]).unwrap())
+    .with_receipts(vigil::crypto::SigningIdentity::from_bytes(
+        identity.signing().expose_secret(),
+    ));
     let tap = Arc::new(Mutex::new(Vec::new()));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -147,8 +150,6 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
         }
     }
     assert!(phone.pending_alerts().unwrap().is_empty());
-    conn.close();
-    rt.block_on(server.shutdown());
 
     // Everything the node holds: the frames it received, its files.
     let frames: Vec<Vec<u8>> = tap.lock().unwrap().clone();
@@ -156,9 +157,10 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
     for f in files(&node_dir) {
         held.push(std::fs::read(f).unwrap());
     }
-    // Every key the node holds: its X25519 identity, and through it the alert
-    // key of each grant it received.
+    // Every key the node holds: its X25519 identity, the one-time grant keys
+    // in its data directory, and through them the alert key of each grant.
     let node_id = X25519Identity::from_bytes(node_secret);
+    let grant_keys = GrantKeys::open(&node_dir.join("grant-keys"), [0; 32]).unwrap();
     let mut alert_keys: Vec<AlertKey> = vec![];
     let mut opened = vec![];
     let mut other_blobs = 0;
@@ -168,7 +170,12 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
             Request::Grant(g) => {
                 assert_eq!(g.label, label, "the label is shared by consent");
                 let wk = WrappedKey::from_slice(&g.wrapped_key).unwrap();
-                alert_keys.push(unwrap::<AlertKey>(&node_id, &wk).unwrap());
+                assert!(
+                    unwrap::<AlertKey>(&node_id, &wk).is_err(),
+                    "not wrapped to the long-term key"
+                );
+                let one_time = grant_keys.load(&g.grant_key).expect("grant key on disk");
+                alert_keys.push(unwrap::<AlertKey>(&one_time, &wk).unwrap());
             }
             Request::Alert(a) => {
                 let p = alert_keys
@@ -224,4 +231,65 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
             assert!(!contains(h, &hr.to_be_bytes()), "heart rate visible");
         }
     }
+    // The period ends. What an attacker copied before the end: the node's
+    // frames and files (above), the phone's vault and key store.
+    let keyfile = tmp.path().join("phone.key");
+    let root = vigil::device::FileKeyStore::new(&keyfile)
+        .load()
+        .unwrap()
+        .unwrap();
+    let schedule = vigil::crypto::KeySchedule::new(root);
+    let mut secrets = vec![
+        *schedule.root().expose_secret(),
+        *schedule.log_key().expose_secret(),
+        *schedule.store_key().expose_secret(),
+        *schedule.mailbox_key().expose_secret(),
+    ];
+    secrets.extend(alert_keys.iter().map(|k| *k.expose_secret()));
+    let end = start + 7 * DAY;
+    let t = phone
+        .shred_with_node(&mut conn, &vigil::device::FileKeyStore::new(&keyfile), end)
+        .unwrap();
+    let receipt =
+        vigil_proto::receipt::verify_receipt(&code.receipt_key, &t.receipt.unwrap()).unwrap();
+    assert_eq!(receipt.grants, 1);
+    assert_eq!(receipt.alerts, 2);
+    relay.sweep(end, 0).unwrap();
+    conn.close();
+    rt.block_on(server.shutdown());
+    drop(relay);
+
+    // Everything left anywhere: the node's files (identity keys included),
+    // the phone's tombstone. No root or derived key byte occurs in any of it,
+    // and no key file left unwraps any grant the attacker copied, so none of
+    // the copied alerts (nor anything else) opens.
+    let left: Vec<PathBuf> = files(tmp.path());
+    assert!(!keyfile.exists());
+    let phone_left: Vec<_> = left.iter().filter(|p| p.starts_with(&dev)).collect();
+    assert_eq!(phone_left.len(), 1, "only the tombstone: {phone_left:?}");
+    let mut key_material: Vec<[u8; 32]> = vec![];
+    for f in &left {
+        let b = std::fs::read(f).unwrap();
+        for s in &secrets {
+            assert!(!contains(&b, s), "a key survives in {}", f.display());
+        }
+        if f.extension().and_then(|e| e.to_str()) == Some("key") {
+            key_material.extend(b.windows(32).map(|w| <[u8; 32]>::try_from(w).unwrap()));
+        }
+    }
+    assert!(
+        !key_material.is_empty(),
+        "the node's own identity keys are still there"
+    );
+    let mut grants_tried = 0;
+    for f in &frames {
+        if let Ok(Request::Grant(g)) = decode_request(f) {
+            let wk = WrappedKey::from_slice(&g.wrapped_key).unwrap();
+            for k in &key_material {
+                assert!(unwrap::<AlertKey>(&X25519Identity::from_bytes(*k), &wk).is_err());
+            }
+            grants_tried += 1;
+        }
+    }
+    assert_eq!(grants_tried, 1);
 }

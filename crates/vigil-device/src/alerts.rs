@@ -344,11 +344,13 @@ impl Vault {
         Ok(out)
     }
 
-    fn grant_wire(&mut self, g: &Grant) -> Result<GrantWire, SyncFailure> {
+    fn grant_wire(&mut self, g: &Grant, grant_key: [u8; 32]) -> Result<GrantWire, SyncFailure> {
         let key = self.keys.alert_key(&g.node);
-        let wrapped = wrap(&g.node, &key, &mut self.rng).map_err(|_| SyncFailure::BadOffer)?;
+        let wrapped = wrap(&X25519PublicKey::from_bytes(grant_key), &key, &mut self.rng)
+            .map_err(|_| SyncFailure::BadOffer)?;
         Ok(GrantWire {
             grant_id: g.grant_id,
+            grant_key,
             wrapped_key: wrapped.as_bytes().to_vec(),
             threshold_c: g.rule.threshold_c,
             confirm_count: g.rule.confirm_count as u32,
@@ -408,8 +410,14 @@ impl Vault {
     }
 
     fn send_grant(&mut self, conn: &mut dyn Exchange, g: &Grant) -> Result<(), SyncFailure> {
-        let wire = self.grant_wire(g)?;
         hello(conn)?;
+        // A one-time key from the node, destroyed when the grant ends.
+        let grant_key = match call(conn, &Request::GrantKey)? {
+            Response::GrantKey { public } => public,
+            Response::Error(e) => return Err(SyncError::Refused(e).into()),
+            r => return Err(SyncError::Unexpected(format!("{r:?} to grant key")).into()),
+        };
+        let wire = self.grant_wire(g, grant_key)?;
         match call(conn, &Request::Grant(wire))? {
             Response::Ok => Ok(()),
             Response::Error(e) => Err(SyncError::Refused(e).into()),

@@ -35,13 +35,13 @@ struct Node {
 
 fn node(seed: u8) -> Node {
     let dir = tempfile::tempdir().unwrap();
-    let id = X25519Identity::from_bytes([seed; 32]);
-    let public = id.public_key();
+    let public = X25519Identity::from_bytes([seed; 32]).public_key();
+    let gk = vigil_node::GrantKeys::open(&dir.path().join("grant-keys"), [seed; 32]).unwrap();
     let relay = Relay::new(
         MailboxStore::open(dir.path()).unwrap(),
         RelayConfig::default(),
     )
-    .with_alerts(id);
+    .with_alerts(gk);
     Node {
         relay,
         public,
@@ -404,7 +404,7 @@ fn node_restart_and_lost_acknowledgements_lose_and_double_nothing() {
             MailboxStore::open(dir.path()).unwrap(),
             RelayConfig::default(),
         )
-        .with_alerts(X25519Identity::from_bytes(id_bytes))
+        .with_alerts(vigil_node::GrantKeys::open(&dir.path().join("grant-keys"), id_bytes).unwrap())
     };
     let public = X25519Identity::from_bytes(id_bytes).public_key();
     let mut v = vault(8);

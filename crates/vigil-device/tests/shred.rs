@@ -257,11 +257,12 @@ fn online_device_gets_a_receipt_offline_one_shreds_alone_and_the_node_forgets() 
     let verify = signer.verify_key();
     let node_id = X25519Identity::from_bytes([6; 32]);
     let node_pk = node_id.public_key();
+    drop(node_id);
     let relay = Relay::new(
         MailboxStore::open(tmp.path()).unwrap(),
         RelayConfig::default(),
     )
-    .with_alerts(node_id)
+    .with_alerts(vigil_node::GrantKeys::open(&tmp.path().join("grant-keys"), [6; 32]).unwrap())
     .with_receipts(signer);
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let phone_keys = MemoryKeyStore::new();

@@ -14,7 +14,9 @@ pub const MAX_LABEL_CHARS: usize = 200;
 pub struct GrantRecord {
     /// Its id.
     pub grant_id: [u8; 16],
-    /// The alert key, still wrapped to this node's key.
+    /// The one-time node key the alert key is wrapped to.
+    pub grant_key: [u8; 32],
+    /// The alert key, still wrapped to the one-time key.
     pub wrapped_key: Vec<u8>,
     /// Threshold, °C.
     pub threshold_c: f64,
@@ -40,6 +42,7 @@ impl GrantRecord {
     pub(crate) fn from_wire(w: GrantWire, now_ms: i64) -> Self {
         GrantRecord {
             grant_id: w.grant_id,
+            grant_key: w.grant_key,
             wrapped_key: w.wrapped_key,
             threshold_c: w.threshold_c,
             confirm_count: w.confirm_count,

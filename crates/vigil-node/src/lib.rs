@@ -4,11 +4,13 @@
 #![forbid(unsafe_code)]
 
 mod alerts;
+mod grant_keys;
 mod relay;
 mod store;
 mod sweep;
 
 pub use alerts::{GrantRecord, InboxEntry, MAX_LABEL_CHARS};
+pub use grant_keys::GrantKeys;
 pub use relay::{Relay, RelayConfig, RelaySession, Session};
 pub use store::{MailboxInfo, MailboxStore, StoreError};
 pub use sweep::SweepReport;

@@ -11,12 +11,13 @@ use vigil_proto::{
     encode_response,
 };
 
-use vigil_crypto::{AlertKey, SigningIdentity, WrappedKey, X25519Identity, unwrap};
+use vigil_crypto::{AlertKey, SigningIdentity, WrappedKey, unwrap};
 use vigil_proto::alert::{grant_id, open_alert};
 use vigil_proto::receipt::{ReceiptBody, sign_receipt};
 use vigil_proto::{AlertWire, GrantWire};
 
 use crate::alerts::{GrantRecord, InboxEntry, validate_grant};
+use crate::grant_keys::GrantKeys;
 use crate::store::{MailboxInfo, MailboxStore, StoreError};
 use crate::sweep::SweepReport;
 
@@ -58,15 +59,24 @@ pub struct Relay {
 }
 
 struct AlertRole {
-    identity: X25519Identity,
+    grant_keys: GrantKeys,
     keys: Mutex<HashMap<[u8; 16], AlertKey>>,
 }
 
 impl std::fmt::Debug for AlertRole {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AlertRole")
-            .field("identity", &self.identity)
+            .field("grant_keys", &self.grant_keys)
             .finish_non_exhaustive()
+    }
+}
+
+impl AlertRole {
+    /// Unwraps a grant's alert key with its one-time key, if that still exists.
+    fn unwrap_grant(&self, grant_key: &[u8; 32], wrapped: &[u8]) -> Option<AlertKey> {
+        let id = self.grant_keys.load(grant_key)?;
+        let wk = WrappedKey::from_slice(wrapped).ok()?;
+        unwrap::<AlertKey>(&id, &wk).ok()
     }
 }
 
@@ -121,10 +131,19 @@ impl Relay {
                 r += self.store.delete_vault(&vault)?;
             }
         }
-        for g in self.store.grants()? {
+        let grants = self.store.grants()?;
+        for g in &grants {
             if g.valid_until_ms.saturating_add(grace_ms) <= now_ms {
                 r += self.store.delete_grant(&g.grant_id)?;
-                self.forget_key(&g.grant_id);
+                self.forget_key(&g.grant_id, Some(g.grant_key));
+            }
+        }
+        if let Some(role) = &self.alerts {
+            // Keys issued for grants that never came, after a day.
+            let used = grants.iter().map(|g| g.grant_key).collect();
+            match role.grant_keys.sweep_unused(&used, now_ms - 86_400_000) {
+                Ok(n) => r.grant_keys += n,
+                Err(e) => tracing::error!(error = %e, "could not sweep unused grant keys"),
             }
         }
         r.pairings += self.store.sweep_pairings(now_ms)?;
@@ -134,13 +153,19 @@ impl Relay {
         Ok(r)
     }
 
-    fn forget_key(&self, grant: &[u8; 16]) {
+    /// Forgets a grant's keys: the cached alert key (zeroized on drop) and
+    /// the one-time key file (overwritten, removed).
+    fn forget_key(&self, grant: &[u8; 16], grant_key: Option<[u8; 32]>) {
         if let Some(role) = &self.alerts {
-            // Dropping the AlertKey zeroizes it.
             role.keys
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(grant);
+            if let Some(pk) = grant_key
+                && let Err(e) = role.grant_keys.destroy(&pk)
+            {
+                tracing::error!(error = %e, "could not destroy a grant key");
+            }
         }
     }
 
@@ -166,8 +191,9 @@ impl Relay {
             None => {}
         }
         for g in &grants {
+            let grant_key = self.store.grant(g)?.map(|rec| rec.grant_key);
             r += self.store.delete_grant(g)?;
-            self.forget_key(g);
+            self.forget_key(g, grant_key);
         }
         tracing::info!(vault = %hex8(&vault), ?r, "vault shredded on request");
         let body = ReceiptBody {
@@ -182,11 +208,11 @@ impl Relay {
         Ok(Response::Receipt(sign_receipt(signer, &body)))
     }
 
-    /// Takes on the alert role with the node's X25519 identity (the one in
-    /// its enrolment code): grants wrap their alert keys to it.
-    pub fn with_alerts(mut self, identity: X25519Identity) -> Self {
+    /// Takes on the alert role: grants wrap their alert keys to one-time
+    /// keys issued from `grant_keys` and destroyed when the grant ends.
+    pub fn with_alerts(mut self, grant_keys: GrantKeys) -> Self {
         self.alerts = Some(Arc::new(AlertRole {
-            identity,
+            grant_keys,
             keys: Mutex::new(HashMap::new()),
         }));
         self
@@ -235,9 +261,7 @@ impl Relay {
             tracing::warn!(%why, "grant refused");
             return Ok(Response::Error(ProtoError::Malformed(why)));
         }
-        let key = WrappedKey::from_slice(&w.wrapped_key)
-            .ok()
-            .and_then(|wk| unwrap::<AlertKey>(&role.identity, &wk).ok());
+        let key = role.unwrap_grant(&w.grant_key, &w.wrapped_key);
         let Some(key) = key.filter(|k| grant_id(k) == w.grant_id) else {
             tracing::warn!("grant refused: key does not unwrap or match its id");
             return Ok(Response::Error(ProtoError::BadGrant));
@@ -268,10 +292,7 @@ impl Relay {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 // After a restart: unwrap again from the stored grant.
-                match WrappedKey::from_slice(&g.wrapped_key)
-                    .ok()
-                    .and_then(|wk| unwrap::<AlertKey>(&role.identity, &wk).ok())
-                {
+                match role.unwrap_grant(&g.grant_key, &g.wrapped_key) {
                     Some(k) => e.insert(k),
                     None => return err(ProtoError::BadGrant, "stored grant key does not unwrap"),
                 }
@@ -384,6 +405,16 @@ impl Relay {
                 None => err(ProtoError::UnknownGrant),
             },
             Request::Shred { vault, key, grants } => self.shred(vault, key, grants, now_ms),
+            Request::GrantKey => match &self.alerts {
+                Some(role) => match role.grant_keys.issue(now_ms) {
+                    Ok(public) => Ok(Response::GrantKey { public }),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not issue a grant key");
+                        err(ProtoError::Internal("could not issue a grant key".into()))
+                    }
+                },
+                None => err(ProtoError::UnknownGrant),
+            },
             Request::PairFetch { slot } => match self.store.pairing(&slot, now_ms)? {
                 Some(wrapped) => Ok(Response::PairOffer { wrapped }),
                 None => err(ProtoError::NotFound),
@@ -560,6 +591,7 @@ impl Relay {
             | Request::PairFetch { .. }
             | Request::Grant(_)
             | Request::Alert(_)
+            | Request::GrantKey
             | Request::Shred { .. } => unreachable!("handled before authentication"),
         }
     }

@@ -18,6 +18,8 @@ pub struct SweepReport {
     pub alerts: u64,
     /// Expired pairing offers deleted.
     pub pairings: u64,
+    /// One-time grant keys destroyed without a grant (issued, never used).
+    pub grant_keys: u64,
 }
 
 impl MailboxStore {
@@ -95,5 +97,6 @@ impl std::ops::AddAssign for SweepReport {
         self.grants += o.grants;
         self.alerts += o.alerts;
         self.pairings += o.pairings;
+        self.grant_keys += o.grant_keys;
     }
 }

@@ -83,6 +83,10 @@ pub enum Request {
     Grant(GrantWire),
     /// One sealed fever alert under a grant.
     Alert(AlertWire),
+    /// Asks the node for a one-time X25519 key to wrap a grant's alert key
+    /// to; the node destroys its secret when the grant ends, so copies of
+    /// the grant stop unwrapping (§13).
+    GrantKey,
     /// The period ended (or the resident ended it): delete the vault's
     /// mailbox and these grants with their alerts, now. Authenticated with
     /// the mailbox key, like `Auth`.
@@ -102,7 +106,9 @@ pub enum Request {
 pub struct GrantWire {
     /// `SHA-256("vigil/v1/grant-id" || alert key)[..16]`.
     pub grant_id: [u8; 16],
-    /// The alert key wrapped to the node's X25519 key (82 bytes).
+    /// The one-time X25519 key the node issued for this grant (`GrantKey`).
+    pub grant_key: [u8; 32],
+    /// The alert key wrapped to `grant_key` (82 bytes).
     pub wrapped_key: Vec<u8>,
     /// Threshold, °C.
     pub threshold_c: f64,
@@ -176,6 +182,11 @@ pub enum Response {
     },
     /// A signed deletion receipt (§13).
     Receipt(Vec<u8>),
+    /// A one-time grant key.
+    GrantKey {
+        /// Its public half.
+        public: [u8; 32],
+    },
 }
 
 /// Typed protocol errors the node returns.

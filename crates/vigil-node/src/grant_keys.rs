@@ -1,0 +1,134 @@
+//! One-time X25519 keys the node issues for grants (docs/spec.md §13).
+//!
+//! A grant's alert key is wrapped to a key the node issues for that grant
+//! alone. Its secret lives in its own small file — never in sled, which does
+//! not erase — and is overwritten and removed when the grant ends, so a copy
+//! of the grant (or of the node's whole data directory) stops unwrapping.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use vigil_crypto::{X25519Identity, Zeroizing};
+
+/// The directory of one-time grant keys.
+#[derive(Debug)]
+pub struct GrantKeys {
+    dir: PathBuf,
+    rng: Mutex<ChaCha20Rng>,
+}
+
+fn name(public: &[u8; 32]) -> String {
+    let hex: String = public.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.key")
+}
+
+impl GrantKeys {
+    /// Opens (or creates) the directory; `seed` seeds the key generator
+    /// (the node passes system randomness, tests a fixed seed).
+    pub fn open(dir: &Path, seed: [u8; 32]) -> std::io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        Ok(GrantKeys {
+            dir: dir.to_owned(),
+            rng: Mutex::new(ChaCha20Rng::from_seed(seed)),
+        })
+    }
+
+    /// Issues a new key at `now_ms`: `be64(created) || secret (32)`, mode 0600, synced.
+    pub fn issue(&self, now_ms: i64) -> std::io::Result<[u8; 32]> {
+        let id = {
+            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+            X25519Identity::generate(&mut *rng)
+        };
+        let public = *id.public_key().as_bytes();
+        let mut bytes = Zeroizing::new(now_ms.to_be_bytes().to_vec());
+        bytes.extend_from_slice(id.expose_secret());
+        let path = self.dir.join(name(&public));
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&path)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        Ok(public)
+    }
+
+    /// The secret for `public`, if it still exists.
+    pub fn load(&self, public: &[u8; 32]) -> Option<X25519Identity> {
+        let b = Zeroizing::new(fs::read(self.dir.join(name(public))).ok()?);
+        let secret: [u8; 32] = b.get(8..40)?.try_into().ok()?;
+        let id = X25519Identity::from_bytes(secret);
+        (id.public_key().as_bytes() == public).then_some(id)
+    }
+
+    /// Overwrites and removes the key for `public`. Idempotent.
+    pub fn destroy(&self, public: &[u8; 32]) -> std::io::Result<()> {
+        let path = self.dir.join(name(public));
+        let len = match fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut f = fs::OpenOptions::new().write(true).open(&path)?;
+        f.write_all(&vec![0u8; usize::try_from(len).unwrap_or(40)])?;
+        f.sync_all()?;
+        drop(f);
+        fs::remove_file(&path)?;
+        if let Ok(d) = fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Destroys keys issued before `older_than_ms` that no grant uses
+    /// (issued, but the device never sent its grant). Returns how many.
+    pub fn sweep_unused(
+        &self,
+        used: &HashSet<[u8; 32]>,
+        older_than_ms: i64,
+    ) -> std::io::Result<u64> {
+        let mut n = 0;
+        for e in fs::read_dir(&self.dir)? {
+            let e = e?;
+            let Some(stem) = e
+                .file_name()
+                .to_str()
+                .and_then(|s| s.strip_suffix(".key"))
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            let mut public = [0u8; 32];
+            if stem.len() != 64
+                || (0..32).any(|i| {
+                    u8::from_str_radix(&stem[2 * i..2 * i + 2], 16)
+                        .map(|b| public[i] = b)
+                        .is_err()
+                })
+            {
+                continue;
+            }
+            if used.contains(&public) {
+                continue;
+            }
+            let created = fs::read(e.path())
+                .ok()
+                .and_then(|b| {
+                    b.get(..8)
+                        .and_then(|x| x.try_into().ok())
+                        .map(i64::from_be_bytes)
+                })
+                .unwrap_or(i64::MIN);
+            if created < older_than_ms {
+                self.destroy(&public)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
