@@ -516,6 +516,15 @@ impl HealthLog {
         )
     }
 
+    /// Fever episodes counting retracted readings too: what a device may
+    /// already have alerted before a reading was retracted.
+    pub fn fever_episodes_including_retracted(&self, rule: &FeverRule) -> Vec<FeverEpisode> {
+        episodes(
+            rule,
+            &self.readings(Some(Metric::BodyTemperature), i64::MIN, i64::MAX, true),
+        )
+    }
+
     /// The episode in progress under `rule`, if the latest one has not ended.
     pub fn current_fever(&self, rule: &FeverRule) -> Option<FeverEpisode> {
         self.fever_episodes(rule)

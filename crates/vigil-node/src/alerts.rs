@@ -188,6 +188,19 @@ impl MailboxStore {
         Ok(added)
     }
 
+    /// The alerts stored under one grant.
+    pub fn inbox_of(&self, grant: &[u8; 16]) -> Result<Vec<InboxEntry>, StoreError> {
+        let mut p = vec![b'a'];
+        p.extend_from_slice(grant);
+        self.db()
+            .scan_prefix(p)
+            .map(|r| {
+                let (_, v) = r?;
+                postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("alert".into()))
+            })
+            .collect()
+    }
+
     /// The inbox, oldest first.
     pub fn inbox(&self) -> Result<Vec<InboxEntry>, StoreError> {
         let mut all: Vec<InboxEntry> = self

@@ -305,7 +305,15 @@ impl Relay {
         if !g.in_window(payload.onset_ms, now_ms) {
             return err(ProtoError::OutsideWindow, "outside the validity window");
         }
-        let stored = self.store.put_alert(&w, &payload, &g.label, now_ms)?;
+        // Devices that merged different parts of the log may place one
+        // episode's onset differently (and so derive another episode id).
+        // Two episodes' onsets are at least the recovery time apart, so an
+        // alert of the same kind closer than that to a stored one is the
+        // same episode: acknowledged, not stored again.
+        let same_episode = self.store.inbox_of(&w.grant_id)?.iter().any(|e| {
+            e.kind == w.kind && (e.onset_ms - payload.onset_ms).abs() < g.recovery_ms.max(1)
+        });
+        let stored = !same_episode && self.store.put_alert(&w, &payload, &g.label, now_ms)?;
         g.last_contact_ms = now_ms;
         self.store.put_grant(&g)?;
         if stored {

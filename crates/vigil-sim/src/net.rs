@@ -1,0 +1,58 @@
+//! The simulated network between a device and the node: the real relay
+//! code behind an `Exchange` that can drop requests, lose replies, and
+//! deliver a request twice, as the seed decides.
+
+use std::sync::{Arc, Mutex};
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::Rng;
+use vigil_node::RelaySession;
+use vigil_proto::{Exchange, ExchangeError, FrameHandler};
+
+/// Per-link fault rates, in parts per thousand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Faults {
+    pub(crate) drop_request: u32,
+    pub(crate) lose_reply: u32,
+    pub(crate) duplicate: u32,
+}
+
+impl Faults {
+    pub(crate) const NONE: Faults = Faults {
+        drop_request: 0,
+        lose_reply: 0,
+        duplicate: 0,
+    };
+}
+
+/// One device's connection: a relay session, the node's clock, faults.
+pub(crate) struct SimLink<'a> {
+    pub(crate) session: &'a mut RelaySession,
+    pub(crate) now_ms: i64,
+    pub(crate) faults: Faults,
+    pub(crate) rng: &'a mut ChaCha20Rng,
+    /// Every request frame the node received (the curious node's copy).
+    pub(crate) tap: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Exchange for SimLink<'_> {
+    fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
+        let roll = |rng: &mut ChaCha20Rng| rng.next_u32() % 1000;
+        if roll(self.rng) < self.faults.drop_request {
+            return Err(ExchangeError("simulated: request dropped".into()));
+        }
+        self.tap
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(request.to_vec());
+        let mut reply = self.session.handle(request, self.now_ms);
+        if roll(self.rng) < self.faults.duplicate {
+            // The network delivered the request twice; the second reply wins.
+            reply = self.session.handle(request, self.now_ms);
+        }
+        if roll(self.rng) < self.faults.lose_reply {
+            return Err(ExchangeError("simulated: reply lost".into()));
+        }
+        Ok(reply)
+    }
+}

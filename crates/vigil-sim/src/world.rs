@@ -1,0 +1,742 @@
+//! The simulated world: devices, a node, a clock, faults, and invariants.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+use vigil_crypto::{SigningIdentity, X25519Identity, X25519PublicKey};
+use vigil_device::{
+    Batch, Entries, KeyStore, MemoryKeyStore, OpenError, Period, Storage, StorageError, Vault,
+};
+use vigil_log::{Day, FeverRule, Metric, ReadingId, Severity, Symptom};
+use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig, RelaySession};
+
+use crate::net::{Faults, SimLink};
+
+const MIN: i64 = 60_000;
+const DAY: i64 = 86_400_000;
+/// The period starts here in every run (virtual time).
+const START: i64 = 1_790_035_200_000;
+
+/// What the run exercises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// The monitoring week: readings, annotations, check-ins, syncs, faults.
+    Week,
+    /// Concurrent edits of the same check-ins and annotations under partitions.
+    Conflicts,
+    /// A fever seen first by a device that is offline.
+    FeverWhileOffline,
+    /// The period ends while some devices are partitioned.
+    ShredWhilePartitioned,
+}
+
+impl Scenario {
+    /// Every scenario, for `--scenario all`.
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Week,
+        Scenario::Conflicts,
+        Scenario::FeverWhileOffline,
+        Scenario::ShredWhilePartitioned,
+    ];
+
+    /// The scenario's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Week => "week",
+            Scenario::Conflicts => "conflicts",
+            Scenario::FeverWhileOffline => "fever-offline",
+            Scenario::ShredWhilePartitioned => "shred-partitioned",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Scenario> {
+        Scenario::ALL.into_iter().find(|x| x.name() == s)
+    }
+}
+
+/// One run's parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    /// The seed: it decides everything.
+    pub seed: u64,
+    /// Resident devices, 2–6.
+    pub devices: usize,
+    /// What to exercise.
+    pub scenario: Scenario,
+    /// Random steps before the heal and the end of the period.
+    pub steps: usize,
+}
+
+/// What a run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimReport {
+    /// The seed.
+    pub seed: u64,
+    /// Events logged.
+    pub events: usize,
+    /// SHA-256 of the event log: equal for two runs of one seed.
+    pub hash: [u8; 32],
+    /// Invariant violations (empty: the run passed).
+    pub failures: Vec<String>,
+    /// Readings in the merged log after the heal.
+    pub readings: usize,
+    /// Alerts in the node's inbox after the heal.
+    pub alerts: usize,
+}
+
+/// A user-written invariant, checked at the end of the run (after the heal,
+/// before the period ends): returns a description of any violation.
+pub type Invariant = fn(&World) -> Result<(), String>;
+
+/// Storage shared between a device's successive incarnations: `apply`
+/// returns only once the batch is in, so a crash (dropping the vault) loses
+/// exactly what was never acknowledged.
+#[derive(Debug, Clone, Default)]
+struct SharedStorage(Arc<Mutex<Stored>>);
+
+/// Keys, named blobs, tombstone.
+type Stored = (
+    BTreeMap<Vec<u8>, Vec<u8>>,
+    BTreeMap<String, Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
+impl Storage for SharedStorage {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .get(key)
+            .cloned())
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
+        let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(g.0
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+    fn apply(&mut self, batch: Batch) -> Result<(), StorageError> {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for (k, v) in batch.ops() {
+            match v {
+                Some(v) => g.0.insert(k.clone(), v.clone()),
+                None => g.0.remove(k),
+            };
+        }
+        Ok(())
+    }
+    fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .get(name)
+            .cloned())
+    }
+    fn put_blob(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .insert(name.into(), value.to_vec());
+        Ok(())
+    }
+    fn tombstone(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.0.lock().unwrap_or_else(|p| p.into_inner()).2.clone())
+    }
+    fn put_tombstone(&mut self, value: &[u8]) -> Result<(), StorageError> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).2 = Some(value.to_vec());
+        Ok(())
+    }
+    fn destroy(self: Box<Self>) -> Result<(), StorageError> {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.0.clear();
+        g.1.clear();
+        Ok(())
+    }
+}
+
+/// One resident device.
+#[derive(Debug)]
+struct Device {
+    vault: Option<Vault>,
+    storage: SharedStorage,
+    keys: MemoryKeyStore,
+    session: RelaySession,
+    online: bool,
+    skew_ms: i64,
+    acked: BTreeSet<ReadingId>,
+    shredded: bool,
+}
+
+/// Everything in one simulated run, exposed read-only to invariants.
+#[derive(Debug)]
+pub struct World {
+    devices: Vec<Device>,
+    relay: Relay,
+    node_public: X25519PublicKey,
+    tap: Arc<Mutex<Vec<Vec<u8>>>>,
+    now_ms: i64,
+    rng: ChaCha20Rng,
+    log: Vec<String>,
+    canaries: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    /// How many devices there are.
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// A device's vault, if it is running and not shredded.
+    pub fn vault(&self, i: usize) -> Option<&Vault> {
+        self.devices.get(i)?.vault.as_ref()
+    }
+
+    /// The node's relay (inbox, store) as it stands.
+    pub fn relay(&self) -> &Relay {
+        &self.relay
+    }
+
+    /// The virtual time, ms.
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    fn event(&mut self, e: String) {
+        self.log.push(e);
+    }
+}
+
+fn fresh_rng(rng: &mut ChaCha20Rng) -> ChaCha20Rng {
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    ChaCha20Rng::from_seed(seed)
+}
+
+fn setup(config: &SimConfig) -> World {
+    let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let node_x = X25519Identity::from_bytes(core::array::from_fn(|i| i as u8 ^ 0x5a));
+    let node_public = node_x.public_key();
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    let relay = Relay::new(
+        MailboxStore::open(&dir.path().join("relay")).expect("node store"),
+        RelayConfig::default(),
+    )
+    .with_alerts(GrantKeys::open(&dir.path().join("grant-keys"), seed).expect("grant keys"))
+    .with_receipts(SigningIdentity::from_bytes([7; 32]));
+    let tap = Arc::new(Mutex::new(Vec::new()));
+    let mut w = World {
+        devices: Vec::new(),
+        relay,
+        node_public,
+        tap,
+        now_ms: START,
+        rng,
+        log: Vec::new(),
+        canaries: Vec::new(),
+        _dir: dir,
+    };
+    // The first device creates the vault and enrols with the node; the
+    // others pair through the node.
+    let period = Period::days(START, 7);
+    let storage = SharedStorage::default();
+    let keys = MemoryKeyStore::new();
+    let mut vrng = fresh_rng(&mut w.rng);
+    let mut first = Vault::create_with(
+        Box::new(storage.clone()),
+        period,
+        Box::new(keys.clone()),
+        &mut vrng,
+    )
+    .expect("create");
+    let mut session = w.relay.session();
+    {
+        let mut link = SimLink {
+            session: &mut session,
+            now_ms: START,
+            faults: Faults::NONE,
+            rng: &mut w.rng,
+            tap: w.tap.clone(),
+        };
+        first
+            .enrol(
+                &mut link,
+                &node_public,
+                "sim resident",
+                FeverRule::default(),
+                START,
+            )
+            .expect("enrol");
+    }
+    w.devices.push(Device {
+        vault: Some(first),
+        storage,
+        keys,
+        session,
+        online: true,
+        skew_ms: 0,
+        acked: BTreeSet::new(),
+        shredded: false,
+    });
+    for i in 1..config.devices.clamp(2, 6) {
+        let id = X25519Identity::generate(&mut w.rng);
+        let now = w.now_ms;
+        {
+            let d0 = &mut w.devices[0];
+            let mut link = SimLink {
+                session: &mut d0.session,
+                now_ms: now,
+                faults: Faults::NONE,
+                rng: &mut w.rng,
+                tap: w.tap.clone(),
+            };
+            d0.vault
+                .as_mut()
+                .expect("first device")
+                .offer_pairing(&mut link, &id.public_key(), now)
+                .expect("offer");
+        }
+        let storage = SharedStorage::default();
+        let keys = MemoryKeyStore::new();
+        let mut session = w.relay.session();
+        let mut jrng = fresh_rng(&mut w.rng);
+        let vault = {
+            let mut link = SimLink {
+                session: &mut session,
+                now_ms: now,
+                faults: Faults::NONE,
+                rng: &mut w.rng,
+                tap: w.tap.clone(),
+            };
+            Vault::join(
+                Box::new(storage.clone()),
+                Box::new(keys.clone()),
+                &id,
+                &mut link,
+                &mut jrng,
+            )
+            .expect("join")
+            .0
+        };
+        let skew_ms = (w.rng.next_u64() % (4 * MIN as u64)) as i64 - 2 * MIN;
+        w.devices.push(Device {
+            vault: Some(vault),
+            storage,
+            keys,
+            session,
+            online: true,
+            skew_ms,
+            acked: BTreeSet::new(),
+            shredded: false,
+        });
+        w.event(format!("paired device {i} skew {skew_ms}"));
+    }
+    w
+}
+
+fn faults_for(s: Scenario) -> Faults {
+    match s {
+        Scenario::Week => Faults {
+            drop_request: 30,
+            lose_reply: 30,
+            duplicate: 20,
+        },
+        Scenario::Conflicts => Faults {
+            drop_request: 50,
+            lose_reply: 50,
+            duplicate: 50,
+        },
+        Scenario::FeverWhileOffline | Scenario::ShredWhilePartitioned => Faults {
+            drop_request: 20,
+            lose_reply: 20,
+            duplicate: 10,
+        },
+    }
+}
+
+/// One random step.
+fn step(w: &mut World, config: &SimConfig, n: usize) {
+    // Spread the steps over six and a half days; the heal comes before the end.
+    let span = (13 * DAY / config.steps.max(1) as i64).max(2);
+    w.now_ms = (w.now_ms + 1 + (w.rng.next_u64() % span as u64) as i64)
+        .min(START + 7 * DAY - 3 * 60 * MIN);
+    let count = w.devices.len();
+    let mut d = (w.rng.next_u64() % count as u64) as usize;
+    let faults = faults_for(config.scenario);
+    let op = w.rng.next_u32() % 100;
+    // The fever: scenario-dependent, on a chosen device, on day 3.
+    let fever_device = match config.scenario {
+        Scenario::FeverWhileOffline => count - 1,
+        _ => 0,
+    };
+    let in_fever =
+        (START + 2 * DAY + 8 * 60 * MIN..START + 2 * DAY + 16 * 60 * MIN).contains(&w.now_ms);
+    if in_fever && op < 25 {
+        d = fever_device;
+    }
+    let local_now = w.now_ms + w.devices[d].skew_ms;
+    if w.devices[d].shredded {
+        return;
+    }
+    if w.devices[d].vault.is_none() {
+        // A crashed device restarts.
+        let dev = &mut w.devices[d];
+        let mut r = fresh_rng(&mut w.rng);
+        match Vault::open_with(Box::new(dev.storage.clone()), &dev.keys, &mut r) {
+            Ok(v) => dev.vault = Some(v),
+            Err(e) => {
+                let msg = format!("step {n}: device {d} failed to reopen: {e}");
+                w.event(msg);
+                return;
+            }
+        }
+        w.event(format!("step {n}: device {d} restarted"));
+        return;
+    }
+    match op {
+        0..=39 => {
+            let temp = if in_fever && d == fever_device {
+                38.3
+            } else {
+                36.4 + (w.rng.next_u32() % 8) as f64 * 0.1
+            };
+            let (metric, value) = if op < 25 {
+                (Metric::BodyTemperature, temp)
+            } else {
+                (Metric::HeartRate, 55.0 + (w.rng.next_u32() % 60) as f64)
+            };
+            // A fever is measured twice, 5 minutes apart (the debounce).
+            let times: Vec<i64> = if metric == Metric::BodyTemperature && value >= 37.3 {
+                vec![local_now, local_now + 5 * MIN]
+            } else {
+                vec![local_now]
+            };
+            for t in times {
+                let dev = &mut w.devices[d];
+                let vault = dev.vault.as_mut().expect("running");
+                match vault.record(
+                    metric,
+                    value,
+                    metric.unit(),
+                    t.clamp(START, START + 7 * DAY - 1),
+                ) {
+                    Ok(id) => {
+                        dev.acked.insert(id);
+                        w.event(format!("step {n}: device {d} recorded {id}"));
+                    }
+                    Err(e) => w.event(format!("step {n}: device {d} record failed: {e}")),
+                }
+            }
+        }
+        40..=47 => {
+            let dev = &mut w.devices[d];
+            let vault = dev.vault.as_mut().expect("running");
+            let readings = vault.log().readings(None, i64::MIN, i64::MAX, true);
+            if !readings.is_empty() {
+                let r = readings[(w.rng.next_u64() % readings.len() as u64) as usize].id;
+                let canary = format!("CANARY-{}-{n}", config.seed);
+                let res = if op < 45 {
+                    vault.annotate(r, &canary)
+                } else {
+                    vault.retract(r, &canary, local_now)
+                };
+                w.canaries.push(canary);
+                w.event(format!(
+                    "step {n}: device {d} annotated/retracted {r}: {}",
+                    res.is_ok()
+                ));
+            }
+        }
+        48..=57 => {
+            let day = Day::of(START + (w.rng.next_u64() % 3) as i64 * DAY);
+            let symptom = Symptom::ALL[(w.rng.next_u32() % 3) as usize];
+            let sev = [
+                Severity::None,
+                Severity::Mild,
+                Severity::Moderate,
+                Severity::Severe,
+            ][(w.rng.next_u32() % 4) as usize];
+            let vault = w.devices[d].vault.as_mut().expect("running");
+            let ok = vault.check_in(day, symptom, sev).is_ok();
+            w.event(format!(
+                "step {n}: device {d} check-in {day} {symptom} {sev}: {ok}"
+            ));
+        }
+        58..=84 => {
+            if !w.devices[d].online {
+                return;
+            }
+            let now = w.now_ms;
+            let tap = w.tap.clone();
+            let node_public = w.node_public;
+            let dev = &mut w.devices[d];
+            let mut link = SimLink {
+                session: &mut dev.session,
+                now_ms: now,
+                faults,
+                rng: &mut w.rng,
+                tap,
+            };
+            let vault = dev.vault.as_mut().expect("running");
+            let r = vault.sync(&mut link).map(|r| (r.pushed, r.received));
+            let a = vault
+                .send_alerts(&mut link, &node_public, local_now)
+                .map(|r| r.delivered);
+            w.event(format!("step {n}: device {d} sync {r:?} alerts {a:?}"));
+        }
+        85..=90 => {
+            w.devices[d].online = !w.devices[d].online;
+            let on = w.devices[d].online;
+            w.event(format!("step {n}: device {d} online={on}"));
+        }
+        91..=94 => {
+            w.devices[d].vault = None;
+            w.event(format!("step {n}: device {d} crashed"));
+        }
+        95..=96 => {
+            // The node restarts: sessions and caches are lost, the store stays.
+            for dev in &mut w.devices {
+                dev.session = w.relay.session();
+            }
+            w.event(format!("step {n}: node restarted"));
+        }
+        _ => {}
+    }
+    if config.scenario == Scenario::FeverWhileOffline && in_fever {
+        w.devices[fever_device].online = false;
+    }
+}
+
+fn heal(w: &mut World) -> Vec<String> {
+    let mut failures = Vec::new();
+    for d in 0..w.devices.len() {
+        w.devices[d].online = true;
+        if w.devices[d].vault.is_none() && !w.devices[d].shredded {
+            let dev = &mut w.devices[d];
+            let mut r = fresh_rng(&mut w.rng);
+            match Vault::open_with(Box::new(dev.storage.clone()), &dev.keys, &mut r) {
+                Ok(v) => dev.vault = Some(v),
+                Err(e) => failures.push(format!("device {d} does not reopen after the heal: {e}")),
+            }
+        }
+    }
+    let node_public = w.node_public;
+    for round in 0..3 {
+        for d in 0..w.devices.len() {
+            let now = w.now_ms;
+            let tap = w.tap.clone();
+            let dev = &mut w.devices[d];
+            let Some(vault) = dev.vault.as_mut() else {
+                continue;
+            };
+            let mut link = SimLink {
+                session: &mut dev.session,
+                now_ms: now,
+                faults: Faults::NONE,
+                rng: &mut w.rng,
+                tap,
+            };
+            if let Err(e) = vault.sync(&mut link) {
+                failures.push(format!("heal round {round}: device {d} sync failed: {e}"));
+            }
+            if let Err(e) = vault.send_alerts(&mut link, &node_public, now) {
+                failures.push(format!("heal round {round}: device {d} alerts failed: {e}"));
+            }
+        }
+    }
+    failures
+}
+
+fn check(w: &mut World) -> Vec<String> {
+    let mut failures = Vec::new();
+    let views: Vec<_> = w
+        .devices
+        .iter()
+        .filter_map(|d| d.vault.as_ref().map(|v| v.log().view()))
+        .collect();
+    let heads: Vec<_> = w
+        .devices
+        .iter_mut()
+        .filter_map(|d| d.vault.as_mut().map(|v| v.heads()))
+        .collect();
+    if views.windows(2).any(|p| p[0] != p[1]) {
+        failures.push("devices' views differ after the heal".into());
+    }
+    if heads.windows(2).any(|p| p[0] != p[1]) {
+        failures.push("devices' heads differ after the heal".into());
+    }
+    if let Some(view) = views.first() {
+        let present: BTreeSet<ReadingId> = view.readings.iter().map(|r| r.id).collect();
+        for (d, dev) in w.devices.iter().enumerate() {
+            for id in &dev.acked {
+                if !present.contains(id) {
+                    failures.push(format!("reading {id} acknowledged by device {d} is lost"));
+                }
+            }
+        }
+    }
+    // The node never holds a plaintext canary.
+    let tap = w.tap.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for c in &w.canaries {
+        if tap
+            .iter()
+            .any(|f| f.windows(c.len()).any(|x| x == c.as_bytes()))
+        {
+            failures.push(format!("the node received canary {c} in plaintext"));
+        }
+    }
+    // Fever episodes in the merged log reach the inbox once; no alert without one.
+    if let Some(v) = w.devices[0].vault.as_ref() {
+        let episodes = v.log().fever_episodes(&FeverRule::default());
+        let inbox = w.relay.inbox().unwrap_or_default();
+        let starts: Vec<_> = inbox
+            .iter()
+            .filter(|e| e.kind == vigil_proto::alert::ALERT_START)
+            .collect();
+        // Every episode of the merged log reached the inbox. Devices that saw
+        // different parts of the log may place an onset differently: an
+        // alert counts for an episode if its onset lies within the episode's
+        // span (give or take the recovery time), and the node merges alerts
+        // closer than that (see the step-6 note on what remains possible).
+        let tolerance = FeverRule::default().recovery_ms;
+        let spans = |eps: &[vigil_log::FeverEpisode]| -> Vec<(i64, i64)> {
+            eps.iter()
+                .map(|e| {
+                    let a = vigil_proto::alert::round_onset(e.onset_ms) - tolerance;
+                    (a, e.end_ms.unwrap_or(i64::MAX / 2) + tolerance)
+                })
+                .collect()
+        };
+        let merged = spans(&episodes);
+        for (a, z) in &merged {
+            if *a + tolerance >= START + 7 * DAY {
+                continue;
+            }
+            if !starts.iter().any(|e| (*a..=*z).contains(&e.onset_ms)) {
+                failures.push(format!(
+                    "the episode from {} never reached the inbox",
+                    a + tolerance
+                ));
+            }
+        }
+        // No alert without a fever: counting readings retracted after the
+        // alert had left.
+        let ever = spans(
+            &v.log()
+                .fever_episodes_including_retracted(&FeverRule::default()),
+        );
+        for e in &starts {
+            if !ever.iter().any(|(a, z)| (*a..=*z).contains(&e.onset_ms)) {
+                failures.push(format!(
+                    "alert at {} has no fever in the merged log",
+                    e.onset_ms
+                ));
+            }
+        }
+    }
+    failures
+}
+
+fn shred(w: &mut World, config: &SimConfig) -> Vec<String> {
+    let mut failures = Vec::new();
+    let end = START + 7 * DAY;
+    w.now_ms = end;
+    for d in 0..w.devices.len() {
+        let partitioned = config.scenario == Scenario::ShredWhilePartitioned && d % 2 == 1;
+        let dev = &mut w.devices[d];
+        let Some(vault) = dev.vault.take() else {
+            continue;
+        };
+        let local_end = end + dev.skew_ms.max(0);
+        let res = if partitioned {
+            vault.shred_now(&dev.keys, local_end)
+        } else {
+            let mut link = SimLink {
+                session: &mut dev.session,
+                now_ms: end,
+                faults: Faults::NONE,
+                rng: &mut w.rng,
+                tap: w.tap.clone(),
+            };
+            vault.shred_with_node(&mut link, &dev.keys, local_end)
+        };
+        dev.shredded = true;
+        if let Err(e) = res {
+            failures.push(format!("device {d} shred failed: {e}"));
+        }
+        if dev.keys.load().ok().flatten().is_some() {
+            failures.push(format!("device {d} still holds its root after the shred"));
+        }
+        let mut r = fresh_rng(&mut w.rng);
+        if !matches!(
+            Vault::open_with(Box::new(dev.storage.clone()), &dev.keys, &mut r),
+            Err(OpenError::Shredded(_))
+        ) {
+            failures.push(format!("device {d} opens after the shred"));
+        }
+    }
+    if let Err(e) = w.relay.sweep(end, 0) {
+        failures.push(format!("node sweep failed: {e}"));
+    }
+    if !w
+        .relay
+        .store()
+        .vaults()
+        .map(|v| v.is_empty())
+        .unwrap_or(false)
+    {
+        failures.push("the node still holds a mailbox after the period".into());
+    }
+    if !w.relay.grants().map(|g| g.is_empty()).unwrap_or(false) {
+        failures.push("the node still holds a grant after the period".into());
+    }
+    failures
+}
+
+/// Runs one seed with the built-in invariants and `extra` ones.
+pub fn run(config: &SimConfig, extra: &[Invariant]) -> SimReport {
+    let mut w = setup(config);
+    for n in 0..config.steps {
+        step(&mut w, config, n);
+    }
+    let mut failures = heal(&mut w);
+    failures.extend(check(&mut w));
+    let readings = w
+        .devices
+        .iter()
+        .find_map(|d| d.vault.as_ref())
+        .map_or(0, |v| v.log().len());
+    let alerts = w.relay.inbox().map_or(0, |i| i.len());
+    for inv in extra {
+        if let Err(e) = inv(&w) {
+            failures.push(e);
+        }
+    }
+    failures.extend(shred(&mut w, config));
+    let mut h = Sha256::new();
+    for e in &w.log {
+        h.update(e.as_bytes());
+        h.update([0]);
+    }
+    SimReport {
+        seed: config.seed,
+        events: w.log.len(),
+        hash: h.finalize().into(),
+        failures,
+        readings,
+        alerts,
+    }
+}
