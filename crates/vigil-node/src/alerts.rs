@@ -215,6 +215,18 @@ impl MailboxStore {
         Ok(all)
     }
 
+    /// Removes one alert from the inbox (an operator's purge). Durable.
+    pub fn forget_alert(
+        &self,
+        grant: &[u8; 16],
+        episode: &[u8; 16],
+        kind: u8,
+    ) -> Result<(), StoreError> {
+        self.db().remove(alert_key(grant, episode, kind))?;
+        self.db().flush()?;
+        Ok(())
+    }
+
     /// Marks an alert as seen by staff; false if there is no such alert.
     pub fn ack_alert(
         &self,

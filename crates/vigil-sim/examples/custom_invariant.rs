@@ -26,6 +26,7 @@ fn main() {
             devices: 4,
             scenario: Scenario::Conflicts,
             steps: 200,
+            bug: vigil_sim::Bug::None,
         };
         let report = run(&config, &[bounded_and_equal]);
         if !report.failures.is_empty() {

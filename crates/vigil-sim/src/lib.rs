@@ -7,7 +7,8 @@
 //!
 //! ```
 //! use vigil_sim::{Scenario, SimConfig, run};
-//! let report = run(&SimConfig { seed: 7, devices: 3, scenario: Scenario::Week, steps: 120 }, &[]);
+//! let config = SimConfig { seed: 7, devices: 3, scenario: Scenario::Week, steps: 120, bug: Default::default() };
+//! let report = run(&config, &[]);
 //! assert!(report.failures.is_empty(), "{:?}", report.failures);
 //! ```
 #![forbid(unsafe_code)]
@@ -15,4 +16,4 @@
 mod net;
 mod world;
 
-pub use world::{Invariant, Scenario, SimConfig, SimReport, World, run};
+pub use world::{Bug, Invariant, Scenario, SimConfig, SimReport, World, run};

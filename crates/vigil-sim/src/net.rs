@@ -33,6 +33,8 @@ pub(crate) struct SimLink<'a> {
     pub(crate) rng: &'a mut ChaCha20Rng,
     /// Every request frame the node received (the curious node's copy).
     pub(crate) tap: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Injected bug: acknowledge some pushes without storing them.
+    pub(crate) drop_acked: bool,
 }
 
 impl Exchange for SimLink<'_> {
@@ -40,6 +42,15 @@ impl Exchange for SimLink<'_> {
         let roll = |rng: &mut ChaCha20Rng| rng.next_u32() % 1000;
         if roll(self.rng) < self.faults.drop_request {
             return Err(ExchangeError("simulated: request dropped".into()));
+        }
+        if self.drop_acked
+            && roll(self.rng) < 100
+            && let Ok(vigil_proto::Request::Push(b)) = vigil_proto::decode_request(request)
+        {
+            return Ok(vigil_proto::encode_response(&vigil_proto::Response::Ack {
+                device: b.device,
+                seq: b.seq,
+            }));
         }
         self.tap
             .lock()

@@ -58,6 +58,22 @@ impl Scenario {
     }
 }
 
+/// A deliberately wrong variant of the system, for proving that the
+/// harness catches real bugs (never enabled outside such tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Bug {
+    /// The system as built.
+    #[default]
+    None,
+    /// The relay acknowledges some pushed bundles without storing them.
+    RelayDropsAckedBundles,
+    /// A device restart keeps its version vector but loses the received
+    /// bundles it stood for (the vector runs ahead of what was applied).
+    VectorAheadOfReceivedAfterRestart,
+    /// The node forgets its inbox when it restarts.
+    NodeForgetsInboxOnRestart,
+}
+
 /// One run's parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimConfig {
@@ -69,6 +85,8 @@ pub struct SimConfig {
     pub scenario: Scenario,
     /// Random steps before the heal and the end of the period.
     pub steps: usize,
+    /// An injected bug ([`Bug::None`] normally).
+    pub bug: Bug,
 }
 
 /// What a run found.
@@ -270,6 +288,7 @@ fn setup(config: &SimConfig) -> World {
             faults: Faults::NONE,
             rng: &mut w.rng,
             tap: w.tap.clone(),
+            drop_acked: false,
         };
         first
             .enrol(
@@ -302,6 +321,7 @@ fn setup(config: &SimConfig) -> World {
                 faults: Faults::NONE,
                 rng: &mut w.rng,
                 tap: w.tap.clone(),
+                drop_acked: false,
             };
             d0.vault
                 .as_mut()
@@ -320,6 +340,7 @@ fn setup(config: &SimConfig) -> World {
                 faults: Faults::NONE,
                 rng: &mut w.rng,
                 tap: w.tap.clone(),
+                drop_acked: false,
             };
             Vault::join(
                 Box::new(storage.clone()),
@@ -489,6 +510,7 @@ fn step(w: &mut World, config: &SimConfig, n: usize) {
                 faults,
                 rng: &mut w.rng,
                 tap,
+                drop_acked: config.bug == Bug::RelayDropsAckedBundles,
             };
             let vault = dev.vault.as_mut().expect("running");
             let r = vault.sync(&mut link).map(|r| (r.pushed, r.received));
@@ -504,12 +526,28 @@ fn step(w: &mut World, config: &SimConfig, n: usize) {
         }
         91..=94 => {
             w.devices[d].vault = None;
+            if config.bug == Bug::VectorAheadOfReceivedAfterRestart {
+                let mut g = w.devices[d]
+                    .storage
+                    .0
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                g.0.retain(|k, _| !k.starts_with(b"r/"));
+            }
             w.event(format!("step {n}: device {d} crashed"));
         }
         95..=96 => {
             // The node restarts: sessions and caches are lost, the store stays.
             for dev in &mut w.devices {
                 dev.session = w.relay.session();
+            }
+            if config.bug == Bug::NodeForgetsInboxOnRestart {
+                for e in w.relay.inbox().unwrap_or_default() {
+                    let _ = w
+                        .relay
+                        .store()
+                        .forget_alert(&e.grant_id, &e.episode, e.kind);
+                }
             }
             w.event(format!("step {n}: node restarted"));
         }
@@ -548,6 +586,7 @@ fn heal(w: &mut World) -> Vec<String> {
                 faults: Faults::NONE,
                 rng: &mut w.rng,
                 tap,
+                drop_acked: false,
             };
             if let Err(e) = vault.sync(&mut link) {
                 failures.push(format!("heal round {round}: device {d} sync failed: {e}"));
@@ -670,6 +709,7 @@ fn shred(w: &mut World, config: &SimConfig) -> Vec<String> {
                 faults: Faults::NONE,
                 rng: &mut w.rng,
                 tap: w.tap.clone(),
+                drop_acked: false,
             };
             vault.shred_with_node(&mut link, &dev.keys, local_end)
         };

@@ -1,6 +1,6 @@
 //! The harness itself: runs pass, replays are exact, invariants bite.
 
-use vigil_sim::{Scenario, SimConfig, World, run};
+use vigil_sim::{Bug, Scenario, SimConfig, World, run};
 
 fn config(seed: u64, scenario: Scenario) -> SimConfig {
     SimConfig {
@@ -8,6 +8,7 @@ fn config(seed: u64, scenario: Scenario) -> SimConfig {
         devices: 3,
         scenario,
         steps: 150,
+        bug: Bug::None,
     }
 }
 
@@ -64,4 +65,57 @@ fn a_user_invariant_is_checked_and_reported() {
         &[more_devices_than_three],
     );
     assert!(r.failures.is_empty(), "{:?}", r.failures);
+}
+
+/// The harness must catch real bugs: each injected one is found within a
+/// bounded number of seeds.
+#[test]
+fn the_harness_catches_injected_bugs() {
+    for (bug, scenario) in [
+        (Bug::RelayDropsAckedBundles, Scenario::Week),
+        (Bug::VectorAheadOfReceivedAfterRestart, Scenario::Conflicts),
+        (Bug::NodeForgetsInboxOnRestart, Scenario::FeverWhileOffline),
+    ] {
+        let caught = (0..40).find(|&seed| {
+            let c = SimConfig {
+                bug,
+                steps: 300,
+                ..config(seed, scenario)
+            };
+            !run(&c, &[]).failures.is_empty()
+        });
+        assert!(caught.is_some(), "{bug:?} went unnoticed for 40 seeds");
+        eprintln!("{bug:?}: caught at seed {}", caught.unwrap_or_default());
+    }
+}
+
+/// The CI's bounded sweep: 64 seeds of every scenario (256 runs of a
+/// simulated week). `vigil-sim --seeds 0..10000` runs the long version.
+#[test]
+fn a_few_hundred_seeds_pass() {
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for half in 0..2u64 {
+            let failures = &failures;
+            s.spawn(move || {
+                for scenario in Scenario::ALL {
+                    for seed in (half * 32)..(half * 32 + 32) {
+                        let c = SimConfig { steps: 300, ..config(seed, scenario) };
+                        let r = run(&c, &[]);
+                        if !r.failures.is_empty() {
+                            failures.lock().unwrap().push(format!(
+                                "{} seed {seed}: {:?} (replay: cargo run --release -p vigil-sim -- --seeds {seed}..{} --scenario {} --devices 3 --steps 300)",
+                                scenario.name(),
+                                r.failures,
+                                seed + 1,
+                                scenario.name()
+                            ));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -98,6 +98,7 @@ fn main() -> ExitCode {
             devices: args.devices,
             scenario: *scenario,
             steps: args.steps,
+            bug: vigil_sim::Bug::None,
         };
         // Determinism: one seed, twice, the same event-log hash.
         let a = run(&config(args.seeds.start), &[]);
