@@ -13,7 +13,7 @@ use vigil_proto::{
 };
 
 use crate::storage::{Batch, StorageError};
-use crate::sync::SyncFailure;
+use crate::sync::{SyncFailure, hello};
 use crate::vault::{Vault, WriteError};
 
 const P_GRANT: &[u8] = b"g/";
@@ -600,19 +600,6 @@ impl Vault {
             }
         }
         Ok(report)
-    }
-}
-
-fn hello(conn: &mut dyn Exchange) -> Result<(), SyncFailure> {
-    match call(
-        conn,
-        &Request::Hello {
-            version: vigil_proto::PROTOCOL_VERSION,
-        },
-    )? {
-        Response::HelloOk { .. } => Ok(()),
-        Response::Error(e) => Err(SyncError::Refused(e).into()),
-        r => Err(SyncError::Unexpected(format!("{r:?} to hello")).into()),
     }
 }
 

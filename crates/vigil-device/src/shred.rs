@@ -171,22 +171,20 @@ impl Vault {
         &self,
         conn: &mut dyn vigil_proto::Exchange,
     ) -> Result<Vec<u8>, String> {
-        use vigil_proto::{PROTOCOL_VERSION, Request, Response, decode_response, encode_request};
+        use vigil_proto::{Request, Response, decode_response, encode_request};
         let grants = self
             .grants()
             .map_err(|e| e.to_string())?
             .iter()
             .map(|g| g.grant_id)
             .collect();
+        crate::sync::hello(conn).map_err(|e| e.to_string())?;
         let mut call = |r: &Request| -> Result<Response, String> {
             let f = conn
                 .exchange(&encode_request(r))
                 .map_err(|e| e.to_string())?;
             decode_response(&f).map_err(|e| e.to_string())
         };
-        call(&Request::Hello {
-            version: PROTOCOL_VERSION,
-        })?;
         match call(&Request::Shred {
             vault: *self.keys.vault_id().as_bytes(),
             key: *self.keys.mailbox_key().expose_secret(),

@@ -183,7 +183,8 @@ fn call(conn: &mut dyn Exchange, req: &Request) -> Result<Response, SyncFailure>
     }
 }
 
-fn hello(conn: &mut dyn Exchange) -> Result<(), SyncFailure> {
+/// Opens (or re-opens) a session on `conn`.
+pub(crate) fn hello(conn: &mut dyn Exchange) -> Result<(), SyncFailure> {
     match call(
         conn,
         &Request::Hello {
