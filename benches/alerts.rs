@@ -160,7 +160,9 @@ fn main() {
                     threshold_c: 37.3,
                     confirm_count: 2,
                     confirm_window_ms: 600_000,
-                    recovery_ms: 3_600_000,
+                    // Short, so that onsets 10 minutes apart are distinct
+                    // episodes (the node merges closer ones).
+                    recovery_ms: 60_000,
                     valid_from_ms: start,
                     valid_until_ms: start + 14 * DAY,
                     label: format!("resident {i}"),
@@ -170,7 +172,7 @@ fn main() {
                         let mut episode = [0u8; 16];
                         episode[..8].copy_from_slice(&(n as u64).to_be_bytes());
                         let p = AlertPayload {
-                            onset_ms: start + DAY,
+                            onset_ms: start + n as i64 * 600_000,
                             level: 1,
                             kind: ALERT_START,
                         };

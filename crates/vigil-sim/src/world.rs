@@ -536,6 +536,72 @@ fn step(w: &mut World, config: &SimConfig, n: usize) {
             }
             w.event(format!("step {n}: device {d} crashed"));
         }
+        97..=98 if w.devices.len() < 6 && w.devices[0].online && !w.devices[0].shredded => {
+            // A new device pairs while others may be partitioned.
+            let now = w.now_ms;
+            let id = X25519Identity::generate(&mut w.rng);
+            let offered = {
+                let d0 = &mut w.devices[0];
+                match d0.vault.as_mut() {
+                    Some(v) => {
+                        let mut link = SimLink {
+                            session: &mut d0.session,
+                            now_ms: now,
+                            faults,
+                            rng: &mut w.rng,
+                            tap: w.tap.clone(),
+                            drop_acked: false,
+                        };
+                        v.offer_pairing(&mut link, &id.public_key(), now).is_ok()
+                    }
+                    None => false,
+                }
+            };
+            if !offered {
+                w.event(format!("step {n}: pairing offer failed"));
+                return;
+            }
+            let storage = SharedStorage::default();
+            let keys = MemoryKeyStore::new();
+            let mut session = w.relay.session();
+            let mut jrng = fresh_rng(&mut w.rng);
+            let joined = {
+                let mut link = SimLink {
+                    session: &mut session,
+                    now_ms: now,
+                    faults,
+                    rng: &mut w.rng,
+                    tap: w.tap.clone(),
+                    drop_acked: false,
+                };
+                Vault::join(
+                    Box::new(storage.clone()),
+                    Box::new(keys.clone()),
+                    &id,
+                    &mut link,
+                    &mut jrng,
+                )
+            };
+            match joined {
+                Ok((vault, _)) => {
+                    let i = w.devices.len();
+                    w.devices.push(Device {
+                        vault: Some(vault),
+                        storage,
+                        keys,
+                        session,
+                        online: true,
+                        skew_ms: 0,
+                        acked: BTreeSet::new(),
+                        shredded: false,
+                    });
+                    w.event(format!("step {n}: device {i} paired"));
+                }
+                // A join that failed half-way leaves a store the device
+                // would retry from; the simulation simply drops it.
+                Err(e) => w.event(format!("step {n}: pairing failed: {e}")),
+            }
+        }
         95..=96 => {
             // The node restarts: sessions and caches are lost, the store stays.
             for dev in &mut w.devices {
@@ -749,10 +815,24 @@ fn shred(w: &mut World, config: &SimConfig) -> Vec<String> {
 /// Runs one seed with the built-in invariants and `extra` ones.
 pub fn run(config: &SimConfig, extra: &[Invariant]) -> SimReport {
     let mut w = setup(config);
+    let mut failures = Vec::new();
+    let mut scanned = 0;
     for n in 0..config.steps {
         step(&mut w, config, n);
+        // At every step: nothing the node received so far holds a canary.
+        let tap = w.tap.lock().unwrap_or_else(|p| p.into_inner());
+        for f in &tap[scanned..] {
+            for c in &w.canaries {
+                if f.windows(c.len()).any(|x| x == c.as_bytes()) {
+                    failures.push(format!(
+                        "step {n}: the node received canary {c} in plaintext"
+                    ));
+                }
+            }
+        }
+        scanned = tap.len();
     }
-    let mut failures = heal(&mut w);
+    failures.extend(heal(&mut w));
     failures.extend(check(&mut w));
     let readings = w
         .devices
