@@ -310,62 +310,68 @@ fn setup(config: &SimConfig) -> World {
         acked: BTreeSet::new(),
         shredded: false,
     });
-    for i in 1..config.devices.clamp(2, 6) {
-        let id = X25519Identity::generate(&mut w.rng);
-        let now = w.now_ms;
-        {
-            let d0 = &mut w.devices[0];
-            let mut link = SimLink {
-                session: &mut d0.session,
-                now_ms: now,
-                faults: Faults::NONE,
-                rng: &mut w.rng,
-                tap: w.tap.clone(),
-                drop_acked: false,
-            };
-            d0.vault
-                .as_mut()
-                .expect("first device")
-                .offer_pairing(&mut link, &id.public_key(), now)
-                .expect("offer");
-        }
-        let storage = SharedStorage::default();
-        let keys = MemoryKeyStore::new();
-        let mut session = w.relay.session();
-        let mut jrng = fresh_rng(&mut w.rng);
-        let vault = {
-            let mut link = SimLink {
-                session: &mut session,
-                now_ms: now,
-                faults: Faults::NONE,
-                rng: &mut w.rng,
-                tap: w.tap.clone(),
-                drop_acked: false,
-            };
-            Vault::join(
-                Box::new(storage.clone()),
-                Box::new(keys.clone()),
-                &id,
-                &mut link,
-                &mut jrng,
-            )
-            .expect("join")
-            .0
-        };
+    for _ in 1..config.devices.clamp(2, 6) {
         let skew_ms = (w.rng.next_u64() % (4 * MIN as u64)) as i64 - 2 * MIN;
-        w.devices.push(Device {
-            vault: Some(vault),
-            storage,
-            keys,
-            session,
-            online: true,
-            skew_ms,
-            acked: BTreeSet::new(),
-            shredded: false,
-        });
+        let i = pair(&mut w, Faults::NONE, skew_ms).expect("pairing at setup");
         w.event(format!("paired device {i} skew {skew_ms}"));
     }
     w
+}
+
+/// Pairs a new device through device 0 and the node, over links with
+/// `faults`; returns its index.
+fn pair(w: &mut World, faults: Faults, skew_ms: i64) -> Result<usize, String> {
+    let now = w.now_ms;
+    let id = X25519Identity::generate(&mut w.rng);
+    {
+        let d0 = &mut w.devices[0];
+        let vault = d0.vault.as_mut().ok_or("device 0 is down")?;
+        let mut link = SimLink {
+            session: &mut d0.session,
+            now_ms: now,
+            faults,
+            rng: &mut w.rng,
+            tap: w.tap.clone(),
+            drop_acked: false,
+        };
+        vault
+            .offer_pairing(&mut link, &id.public_key(), now)
+            .map_err(|e| format!("offer: {e}"))?;
+    }
+    let storage = SharedStorage::default();
+    let keys = MemoryKeyStore::new();
+    let mut session = w.relay.session();
+    let mut jrng = fresh_rng(&mut w.rng);
+    let vault = {
+        let mut link = SimLink {
+            session: &mut session,
+            now_ms: now,
+            faults,
+            rng: &mut w.rng,
+            tap: w.tap.clone(),
+            drop_acked: false,
+        };
+        Vault::join(
+            Box::new(storage.clone()),
+            Box::new(keys.clone()),
+            &id,
+            &mut link,
+            &mut jrng,
+        )
+        .map_err(|e| format!("join: {e}"))?
+        .0
+    };
+    w.devices.push(Device {
+        vault: Some(vault),
+        storage,
+        keys,
+        session,
+        online: true,
+        skew_ms,
+        acked: BTreeSet::new(),
+        shredded: false,
+    });
+    Ok(w.devices.len() - 1)
 }
 
 fn faults_for(s: Scenario) -> Faults {
@@ -538,65 +544,8 @@ fn step(w: &mut World, config: &SimConfig, n: usize) {
         }
         97..=98 if w.devices.len() < 6 && w.devices[0].online && !w.devices[0].shredded => {
             // A new device pairs while others may be partitioned.
-            let now = w.now_ms;
-            let id = X25519Identity::generate(&mut w.rng);
-            let offered = {
-                let d0 = &mut w.devices[0];
-                match d0.vault.as_mut() {
-                    Some(v) => {
-                        let mut link = SimLink {
-                            session: &mut d0.session,
-                            now_ms: now,
-                            faults,
-                            rng: &mut w.rng,
-                            tap: w.tap.clone(),
-                            drop_acked: false,
-                        };
-                        v.offer_pairing(&mut link, &id.public_key(), now).is_ok()
-                    }
-                    None => false,
-                }
-            };
-            if !offered {
-                w.event(format!("step {n}: pairing offer failed"));
-                return;
-            }
-            let storage = SharedStorage::default();
-            let keys = MemoryKeyStore::new();
-            let mut session = w.relay.session();
-            let mut jrng = fresh_rng(&mut w.rng);
-            let joined = {
-                let mut link = SimLink {
-                    session: &mut session,
-                    now_ms: now,
-                    faults,
-                    rng: &mut w.rng,
-                    tap: w.tap.clone(),
-                    drop_acked: false,
-                };
-                Vault::join(
-                    Box::new(storage.clone()),
-                    Box::new(keys.clone()),
-                    &id,
-                    &mut link,
-                    &mut jrng,
-                )
-            };
-            match joined {
-                Ok((vault, _)) => {
-                    let i = w.devices.len();
-                    w.devices.push(Device {
-                        vault: Some(vault),
-                        storage,
-                        keys,
-                        session,
-                        online: true,
-                        skew_ms: 0,
-                        acked: BTreeSet::new(),
-                        shredded: false,
-                    });
-                    w.event(format!("step {n}: device {i} paired"));
-                }
+            match pair(w, faults, 0) {
+                Ok(i) => w.event(format!("step {n}: device {i} paired")),
                 // A join that failed half-way leaves a store the device
                 // would retry from; the simulation simply drops it.
                 Err(e) => w.event(format!("step {n}: pairing failed: {e}")),
