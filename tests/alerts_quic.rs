@@ -3,7 +3,7 @@
 //! every key it holds, and show that exactly the fever episode's alerts open
 //! and nothing else of the resident's appears anywhere.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,36 +17,12 @@ use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig};
 use vigil_proto::alert::{ALERT_END, ALERT_START, open_alert, round_onset};
 use vigil_proto::{FrameHandler, Request, decode_request};
 
+mod common;
+use common::{contains, files, period_start};
+
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 const DAY: i64 = 24 * HOUR;
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// The node's driver reads the real clock, so the period must contain now:
-/// it starts at midnight UTC two days ago.
-fn period_start() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    now - now.rem_euclid(DAY) - 2 * DAY
-}
 
 #[test]
 fn the_node_learns_the_fever_alerts_and_nothing_else() {

@@ -22,15 +22,9 @@ use vigil_proto::{
     encode_request,
 };
 
-/// The node checks periods against its real clock, so the period is
-/// placed around now: it starts at midnight UTC two days ago.
-fn period_start() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    now - now.rem_euclid(86_400_000) - 2 * 86_400_000
-}
+mod common;
+use common::{contains, files, period_start};
+
 const MIN: i64 = 60_000;
 
 struct TestNode {
@@ -106,23 +100,6 @@ fn new_device(base: &Path, name: &str) -> (Box<SledStorage>, Box<FileKeyStore>) 
         Box::new(SledStorage::open(&dir.join("vault")).unwrap()),
         Box::new(FileKeyStore::new(base.join(format!("{name}.key")))),
     )
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]

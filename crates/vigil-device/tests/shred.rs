@@ -17,28 +17,12 @@ use vigil_log::{FeverRule, Metric, Unit};
 use vigil_node::{MailboxStore, Relay, RelayConfig};
 use vigil_proto::{Exchange, ExchangeError, FrameHandler};
 
+mod common;
+use common::{contains, files};
+
 const START: i64 = 1_790_035_200_000;
 const MIN: i64 = 60_000;
 const DAY: i64 = 86_400_000;
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
 
 #[test]
 fn after_the_period_nothing_left_opens_the_copied_ciphertext() {

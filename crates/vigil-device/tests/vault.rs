@@ -1,6 +1,6 @@
 //! The vault at rest, under an attacker's eye and under bad input.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -11,25 +11,11 @@ use vigil_device::{
 };
 use vigil_log::{Day, LogError, Metric, Reading, ReadingId, Severity, Symptom, Unit};
 
+mod common;
+use common::{contains, files};
+
 const START: i64 = 1_790_035_200_000; // a UTC midnight
 const MIN: i64 = 60_000;
-
-fn all_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(all_files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
 
 #[test]
 fn nothing_readable_at_rest() {
@@ -83,7 +69,7 @@ fn nothing_readable_at_rest() {
     let ks = KeySchedule::new(root);
     drop(vault);
 
-    let files = all_files(&dir);
+    let files = files(&dir);
     assert!(!files.is_empty());
     let mut scanned = 0;
     for f in &files {
@@ -359,7 +345,7 @@ fn truncated_or_garbage_store_files_give_errors_not_panics() {
         drop(make_vault(&dir, &keys, 30));
         let backup = tmp.path().join(format!("backup{i}"));
         copy_dir(&dir, &backup);
-        for f in all_files(&dir) {
+        for f in files(&dir) {
             let name = f.file_name().unwrap().to_string_lossy().to_string();
             let len = std::fs::metadata(&f).unwrap().len();
             match *damage {

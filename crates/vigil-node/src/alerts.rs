@@ -9,29 +9,12 @@ use crate::store::{MailboxStore, StoreError};
 /// Longest label a grant may carry, in characters.
 pub const MAX_LABEL_CHARS: usize = 200;
 
-/// A grant as the node keeps it.
+/// A grant as the node keeps it: the grant as received, plus the node's
+/// own bookkeeping.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GrantRecord {
-    /// Its id.
-    pub grant_id: [u8; 16],
-    /// The one-time node key the alert key is wrapped to.
-    pub grant_key: [u8; 32],
-    /// The alert key, still wrapped to the one-time key.
-    pub wrapped_key: Vec<u8>,
-    /// Threshold, °C.
-    pub threshold_c: f64,
-    /// Confirming readings.
-    pub confirm_count: u32,
-    /// Confirmation window, ms.
-    pub confirm_window_ms: i64,
-    /// Recovery time, ms.
-    pub recovery_ms: i64,
-    /// Validity start, ms.
-    pub valid_from_ms: i64,
-    /// Validity end, ms.
-    pub valid_until_ms: i64,
-    /// What the resident shares.
-    pub label: String,
+    /// The grant as the device sent it.
+    pub grant: GrantWire,
     /// Revoked by the operator.
     pub revoked: bool,
     /// When the node last heard from this grant's devices, ms.
@@ -39,18 +22,9 @@ pub struct GrantRecord {
 }
 
 impl GrantRecord {
-    pub(crate) fn from_wire(w: GrantWire, now_ms: i64) -> Self {
+    pub(crate) fn from_wire(grant: GrantWire, now_ms: i64) -> Self {
         GrantRecord {
-            grant_id: w.grant_id,
-            grant_key: w.grant_key,
-            wrapped_key: w.wrapped_key,
-            threshold_c: w.threshold_c,
-            confirm_count: w.confirm_count,
-            confirm_window_ms: w.confirm_window_ms,
-            recovery_ms: w.recovery_ms,
-            valid_from_ms: w.valid_from_ms,
-            valid_until_ms: w.valid_until_ms,
-            label: w.label,
+            grant,
             revoked: false,
             last_contact_ms: now_ms,
         }
@@ -59,9 +33,10 @@ impl GrantRecord {
     /// Whether an alert with this onset, received at `now_ms`, is in the window.
     pub fn in_window(&self, onset_ms: i64, now_ms: i64) -> bool {
         // Onsets are rounded down, so the first slot may start before the period.
-        onset_ms >= self.valid_from_ms - ONSET_ROUNDING_MS
-            && onset_ms < self.valid_until_ms
-            && now_ms < self.valid_until_ms
+        let g = &self.grant;
+        onset_ms >= g.valid_from_ms - ONSET_ROUNDING_MS
+            && onset_ms < g.valid_until_ms
+            && now_ms < g.valid_until_ms
     }
 }
 
@@ -142,7 +117,7 @@ impl MailboxStore {
     /// Stores a grant (durable).
     pub fn put_grant(&self, g: &GrantRecord) -> Result<(), StoreError> {
         let v = postcard::to_stdvec(g).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.db().insert(grant_key(&g.grant_id), v)?;
+        self.db().insert(grant_key(&g.grant.grant_id), v)?;
         self.db().flush()?;
         Ok(())
     }

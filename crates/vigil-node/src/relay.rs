@@ -133,14 +133,14 @@ impl Relay {
         }
         let grants = self.store.grants()?;
         for g in &grants {
-            if g.valid_until_ms.saturating_add(grace_ms) <= now_ms {
-                r += self.store.delete_grant(&g.grant_id)?;
-                self.forget_key(&g.grant_id, Some(g.grant_key));
+            if g.grant.valid_until_ms.saturating_add(grace_ms) <= now_ms {
+                r += self.store.delete_grant(&g.grant.grant_id)?;
+                self.forget_key(&g.grant.grant_id, Some(g.grant.grant_key));
             }
         }
         if let Some(role) = &self.alerts {
             // Keys issued for grants that never came, after a day.
-            let used = grants.iter().map(|g| g.grant_key).collect();
+            let used = grants.iter().map(|g| g.grant.grant_key).collect();
             match role.grant_keys.sweep_unused(&used, now_ms - 86_400_000) {
                 Ok(n) => r.grant_keys += n,
                 Err(e) => tracing::error!(error = %e, "could not sweep unused grant keys"),
@@ -191,7 +191,7 @@ impl Relay {
             None => {}
         }
         for g in &grants {
-            let grant_key = self.store.grant(g)?.map(|rec| rec.grant_key);
+            let grant_key = self.store.grant(g)?.map(|rec| rec.grant.grant_key);
             r += self.store.delete_grant(g)?;
             self.forget_key(g, grant_key);
         }
@@ -292,7 +292,7 @@ impl Relay {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 // After a restart: unwrap again from the stored grant.
-                match role.unwrap_grant(&g.grant_key, &g.wrapped_key) {
+                match role.unwrap_grant(&g.grant.grant_key, &g.grant.wrapped_key) {
                     Some(k) => e.insert(k),
                     None => return err(ProtoError::BadGrant, "stored grant key does not unwrap"),
                 }
@@ -311,9 +311,9 @@ impl Relay {
         // alert of the same kind closer than that to a stored one is the
         // same episode: acknowledged, not stored again.
         let same_episode = self.store.inbox_of(&w.grant_id)?.iter().any(|e| {
-            e.kind == w.kind && (e.onset_ms - payload.onset_ms).abs() < g.recovery_ms.max(1)
+            e.kind == w.kind && (e.onset_ms - payload.onset_ms).abs() < g.grant.recovery_ms.max(1)
         });
-        let stored = !same_episode && self.store.put_alert(&w, &payload, &g.label, now_ms)?;
+        let stored = !same_episode && self.store.put_alert(&w, &payload, &g.grant.label, now_ms)?;
         g.last_contact_ms = now_ms;
         self.store.put_grant(&g)?;
         if stored {
