@@ -1,0 +1,2 @@
+//! `vigil-node`: the community node.
+fn main() {}

@@ -1,0 +1,2 @@
+//! `vigil`: the resident CLI.
+fn main() {}
