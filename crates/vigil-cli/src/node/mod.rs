@@ -1,0 +1,1 @@
+//! The community node program (`vigil-node`): serve, code, alerts, residents, sweep.

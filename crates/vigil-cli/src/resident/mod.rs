@@ -1,0 +1,1 @@
+//! The resident CLI (`vigil`): commands over a local vault.
