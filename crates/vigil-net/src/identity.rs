@@ -81,13 +81,26 @@ impl NodeIdentity {
     /// enrolled devices pin this certificate.
     pub fn load_or_create(dir: &Path) -> Result<NodeIdentity, NetError> {
         std::fs::create_dir_all(dir).map_err(|e| io_err("creating", dir, e))?;
+        match Self::load(dir)? {
+            Some(identity) => Ok(identity),
+            None => Self::create(dir),
+        }
+    }
+
+    /// Loads the identity from `dir` without creating one: `Ok(None)` when
+    /// `dir` holds none of the identity files (or does not exist), for
+    /// operator tools that must not mint a new identity by accident. A
+    /// partial or unparsable identity is an error, as in
+    /// [`NodeIdentity::load_or_create`]. (An identity made before receipts
+    /// existed gains its signing key file here too.)
+    pub fn load(dir: &Path) -> Result<Option<NodeIdentity>, NetError> {
         let cert = read_opt(&dir.join(CERT_FILE))?;
         let key = read_opt(&dir.join(KEY_FILE))?;
         let x25519 = read_opt(&dir.join(X25519_FILE))?;
         match (cert, key, x25519) {
-            (None, None, None) => Self::create(dir),
+            (None, None, None) => Ok(None),
             (Some(cert), Some(key), Some(x25519)) => {
-                Self::from_parts(cert.to_vec(), key, &x25519, &*Self::signing_seed(dir)?)
+                Self::from_parts(cert.to_vec(), key, &x25519, &*Self::signing_seed(dir)?).map(Some)
             }
             (cert, key, x25519) => {
                 let missing: Vec<&str> = [(CERT_FILE, cert.is_none()), (KEY_FILE, key.is_none())]

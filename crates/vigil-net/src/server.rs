@@ -14,6 +14,9 @@ use crate::{ALPN, NetError, NodeIdentity, codes};
 
 /// How long [`NodeServer::shutdown`] waits for connections to close.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+/// How long a request stays in flight waiting for the device to acknowledge
+/// its response (see [`NodeServer::drain`]).
+const ACK_WAIT: Duration = Duration::from_secs(1);
 
 /// Makes the handler for one new connection.
 type HandlerFactory = Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync>;
@@ -54,6 +57,7 @@ pub struct NodeServer {
     endpoint: Endpoint,
     local_addr: SocketAddr,
     accept_task: tokio::task::JoinHandle<()>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for NodeServer {
@@ -112,18 +116,45 @@ impl NodeServer {
         let local_addr = endpoint
             .local_addr()
             .map_err(|e| NetError::Io(format!("local address: {e}")))?;
-        let accept_task = tokio::spawn(accept_loop(endpoint.clone(), Arc::new(config), factory));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let accept_task = tokio::spawn(accept_loop(
+            endpoint.clone(),
+            Arc::new(config),
+            factory,
+            in_flight.clone(),
+        ));
         tracing::info!(%local_addr, "node endpoint listening");
         Ok(NodeServer {
             endpoint,
             local_addr,
             accept_task,
+            in_flight,
         })
     }
 
     /// The bound address (with the actual port if 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Requests being received, handled or answered right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The first half of a graceful stop: refuses new connections, then
+    /// waits up to `timeout` until no request is in flight (every request
+    /// already received has been handled and its response written), while
+    /// open connections are still served. Returns whether that point was
+    /// reached. Follow it with [`NodeServer::shutdown`].
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        self.endpoint.set_server_config(None);
+        let idle = async {
+            while self.in_flight() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(timeout, idle).await.is_ok()
     }
 
     /// Graceful shutdown: stop accepting, close connections with a code, and
@@ -149,7 +180,8 @@ impl Drop for NodeServer {
     }
 }
 
-/// Decrements the live-connection count when a connection task ends.
+/// Decrements a count when dropped: the live connections (when a
+/// connection task ends) or the requests in flight (when a stream task does).
 struct ConnectionSlot(Arc<AtomicUsize>);
 
 impl Drop for ConnectionSlot {
@@ -158,7 +190,12 @@ impl Drop for ConnectionSlot {
     }
 }
 
-async fn accept_loop(endpoint: Endpoint, config: Arc<ServerConfig>, factory: HandlerFactory) {
+async fn accept_loop(
+    endpoint: Endpoint,
+    config: Arc<ServerConfig>,
+    factory: HandlerFactory,
+    in_flight: Arc<AtomicUsize>,
+) {
     let live = Arc::new(AtomicUsize::new(0));
     while let Some(incoming) = endpoint.accept().await {
         // Count handshakes in progress too, so a flood cannot exceed the cap.
@@ -174,6 +211,7 @@ async fn accept_loop(endpoint: Endpoint, config: Arc<ServerConfig>, factory: Han
             config.clone(),
             factory.clone(),
             slot,
+            in_flight.clone(),
         ));
     }
 }
@@ -183,6 +221,7 @@ async fn serve_connection(
     config: Arc<ServerConfig>,
     factory: HandlerFactory,
     _slot: ConnectionSlot,
+    in_flight: Arc<AtomicUsize>,
 ) {
     let remote = incoming.remote_address();
     let connection = match incoming.await {
@@ -196,12 +235,15 @@ async fn serve_connection(
     loop {
         match connection.accept_bi().await {
             Ok((send, recv)) => {
+                in_flight.fetch_add(1, Ordering::Relaxed);
+                let request = ConnectionSlot(in_flight.clone());
                 tokio::spawn(serve_stream(
                     connection.clone(),
                     send,
                     recv,
                     handler.clone(),
                     config.clone(),
+                    request,
                 ));
             }
             Err(e) => {
@@ -225,6 +267,7 @@ async fn serve_stream(
     mut recv: RecvStream,
     handler: SharedHandler,
     config: Arc<ServerConfig>,
+    _request: ConnectionSlot,
 ) {
     let request = match recv.read_to_end(config.max_frame).await {
         Ok(r) => r,
@@ -264,5 +307,10 @@ async fn serve_stream(
         tracing::debug!("writing response: {e}");
         return;
     }
-    let _ = send.finish();
+    if send.finish().is_ok() {
+        // The request stays in flight until the device acknowledges the
+        // whole response, so a draining node does not close under it; a
+        // device that vanished without acknowledging holds it a moment only.
+        let _ = tokio::time::timeout(ACK_WAIT, send.stopped()).await;
+    }
 }

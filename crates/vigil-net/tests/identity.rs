@@ -79,3 +79,19 @@ fn corrupted_or_partial_identity_is_an_error() {
     expect_corrupt(d, "node-cert.der missing");
     assert!(!d.join("node-cert.der").exists());
 }
+
+#[test]
+fn load_never_creates_an_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node");
+    assert!(NodeIdentity::load(&path).unwrap().is_none());
+    assert!(!path.exists(), "load created the directory");
+    let made = NodeIdentity::load_or_create(&path).unwrap();
+    let loaded = NodeIdentity::load(&path).unwrap().expect("an identity");
+    assert_eq!(made.fingerprint(), loaded.fingerprint());
+    std::fs::remove_file(path.join("node-x25519.key")).unwrap();
+    assert!(matches!(
+        NodeIdentity::load(&path),
+        Err(NetError::CorruptIdentity(_))
+    ));
+}

@@ -12,7 +12,7 @@ use vigil_proto::{Exchange, FrameHandler};
 const CONNECT: Duration = Duration::from_secs(5);
 
 /// Replies with the count of frames this connection has seen, then the frame;
-/// panics on `boom` to exercise handler failure.
+/// panics on `boom` to exercise handler failure; takes 300 ms over `slow`.
 struct Echo {
     seen: u8,
 }
@@ -20,6 +20,9 @@ struct Echo {
 impl FrameHandler for Echo {
     fn handle(&mut self, request: &[u8], now_ms: i64) -> Vec<u8> {
         assert!(request != b"boom", "handler asked to fail");
+        if request == b"slow" {
+            std::thread::sleep(Duration::from_millis(300));
+        }
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -213,4 +216,41 @@ fn shutdown_closes_devices_with_a_reason() {
     let err = dev.exchange(b"after").unwrap_err();
     assert!(err.0.contains("node shutting down"), "{err}");
     assert!(DeviceConnection::connect(&code, Duration::from_millis(300)).is_err());
+}
+
+#[test]
+fn drain_lets_requests_in_flight_finish_and_refuses_new_devices() {
+    let node = start(ServerConfig::default());
+    let code = node.code.clone();
+    let mut dev = DeviceConnection::connect(&code, CONNECT).unwrap();
+    dev.exchange(b"warm").unwrap();
+    let started = Instant::now();
+    while node.server.in_flight() > 0 {
+        assert!(
+            started.elapsed() < CONNECT,
+            "the first request stays in flight"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let slow = std::thread::spawn(move || {
+        let r = dev.exchange(b"slow");
+        (r, dev)
+    });
+    let started = Instant::now();
+    while node.server.in_flight() == 0 {
+        assert!(
+            started.elapsed() < CONNECT,
+            "the slow request never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(node.rt.block_on(node.server.drain(Duration::from_secs(5))));
+    assert_eq!(node.server.in_flight(), 0);
+    // The request in flight got its whole answer.
+    let (r, dev) = slow.join().unwrap();
+    assert_eq!(r.unwrap(), b"\x02slow");
+    dev.close();
+    // A new device is refused while the node drains.
+    assert!(DeviceConnection::connect(&code, Duration::from_millis(300)).is_err());
+    node.stop();
 }
