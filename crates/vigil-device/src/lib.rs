@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod alerts;
+mod faults;
 mod keystore;
 mod shred;
 mod storage;
@@ -24,6 +25,8 @@ mod sync;
 mod vault;
 
 pub use alerts::{AlertReport, DELIVERY_DEADLINE_MS, Disclosure, Grant, PendingAlert};
+#[cfg(feature = "fault-injection")]
+pub use faults::DeviceFault;
 pub use keystore::{FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
 pub use shred::{ShredError, Tombstone};
 pub use storage::{Batch, Entries, MemStorage, SledStorage, Storage, StorageError, TOMBSTONE_FILE};

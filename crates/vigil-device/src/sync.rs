@@ -233,7 +233,12 @@ impl Vault {
         if n == 0 {
             return Ok(());
         }
-        let seq = be64(self.storage.get(K_NEXT_BUNDLE)?).max(1);
+        #[allow(unused_mut)]
+        let mut seq = be64(self.storage.get(K_NEXT_BUNDLE)?).max(1);
+        #[cfg(feature = "fault-injection")]
+        if self.has_fault(crate::DeviceFault::OwnSeqStuckAfterRestart) {
+            seq = be64(self.storage.get(&Self::vv_key(&self.device.0))?).max(1);
+        }
         let sealed = seal(
             &self.log_key,
             Kind::LogBundle,
@@ -402,7 +407,14 @@ impl Vault {
         }
         let mut all = Vec::new();
         let mut batch = Batch::default();
-        for (b, chunk) in received.drain(..) {
+        #[allow(unused_variables)]
+        for (i, (b, chunk)) in received.drain(..).enumerate() {
+            #[cfg(feature = "fault-injection")]
+            if i > 0 && self.has_fault(crate::DeviceFault::SkipQueuedChanges) {
+                batch.put(Self::vv_key(&b.device), b.seq.to_be_bytes().to_vec());
+                report.received += 1;
+                continue;
+            }
             all.extend_from_slice(&chunk);
             // Our own bundles come back too; they are already in the log.
             if b.device != self.device.0 {

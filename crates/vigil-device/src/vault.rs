@@ -134,6 +134,9 @@ pub struct Vault {
     /// Whether an evaluation saw a fever episode still open (so every
     /// temperature reading, high or not, may end it).
     pub(crate) episode_open: bool,
+    /// Injected bugs (simulation harness only).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) faults: Vec<crate::DeviceFault>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -248,6 +251,8 @@ impl Vault {
             compact_every: DEFAULT_COMPACT_EVERY,
             rng: ChaCha20Rng::from_seed(seed),
             episode_open: false,
+            #[cfg(feature = "fault-injection")]
+            faults: Vec::new(),
         };
         let mut batch = Batch::default();
         let mut p = period.start_ms.to_be_bytes().to_vec();
@@ -426,6 +431,8 @@ impl Vault {
             compact_every: DEFAULT_COMPACT_EVERY,
             rng: ChaCha20Rng::from_seed(seed),
             episode_open: true,
+            #[cfg(feature = "fault-injection")]
+            faults: Vec::new(),
         })
     }
 

@@ -106,7 +106,7 @@ fn grant_key(grant: &[u8; 16]) -> Vec<u8> {
 impl MailboxStore {
     /// A grant by id.
     pub fn grant(&self, id: &[u8; 16]) -> Result<Option<GrantRecord>, StoreError> {
-        match self.db().get(grant_key(id))? {
+        match self.db().get(&grant_key(id))? {
             None => Ok(None),
             Some(v) => postcard::from_bytes(&v)
                 .map(Some)
@@ -125,11 +125,9 @@ impl MailboxStore {
     /// Every grant.
     pub fn grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
         self.db()
-            .scan_prefix([b'g'])
-            .map(|r| {
-                let (_, v) = r?;
-                postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("grant".into()))
-            })
+            .scan_prefix(b"g")?
+            .into_iter()
+            .map(|(_, v)| postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("grant".into())))
             .collect()
     }
 
@@ -155,12 +153,37 @@ impl MailboxStore {
         };
         let v = postcard::to_stdvec(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // Compare-and-swap: two devices sending one episode store it once.
-        let added = self
-            .db()
-            .compare_and_swap(key, None as Option<&[u8]>, Some(v))?
-            .is_ok();
+        let added = self.db().insert_if_absent(key, v)?;
         self.db().flush()?;
         Ok(added)
+    }
+
+    /// The forgetful-dedup bug's store: always a new entry (fault injection).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn put_alert_unchecked(
+        &self,
+        w: &AlertWire,
+        p: &AlertPayload,
+        label: &str,
+        now_ms: i64,
+        n: u64,
+    ) -> Result<(), StoreError> {
+        let mut key = alert_key(&w.grant_id, &w.episode, w.kind);
+        key.extend_from_slice(&now_ms.to_be_bytes());
+        key.extend_from_slice(&n.to_be_bytes());
+        let entry = InboxEntry {
+            grant_id: w.grant_id,
+            label: label.to_owned(),
+            episode: w.episode,
+            kind: w.kind,
+            onset_ms: p.onset_ms,
+            level: p.level,
+            received_ms: now_ms,
+            acked_ms: None,
+        };
+        let v = postcard::to_stdvec(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.db().insert(key, v)?;
+        self.db().flush()
     }
 
     /// The alerts stored under one grant.
@@ -168,11 +191,9 @@ impl MailboxStore {
         let mut p = vec![b'a'];
         p.extend_from_slice(grant);
         self.db()
-            .scan_prefix(p)
-            .map(|r| {
-                let (_, v) = r?;
-                postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("alert".into()))
-            })
+            .scan_prefix(&p)?
+            .into_iter()
+            .map(|(_, v)| postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("alert".into())))
             .collect()
     }
 
@@ -180,11 +201,9 @@ impl MailboxStore {
     pub fn inbox(&self) -> Result<Vec<InboxEntry>, StoreError> {
         let mut all: Vec<InboxEntry> = self
             .db()
-            .scan_prefix([b'a'])
-            .map(|r| {
-                let (_, v) = r?;
-                postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("alert".into()))
-            })
+            .scan_prefix(b"a")?
+            .into_iter()
+            .map(|(_, v)| postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("alert".into())))
             .collect::<Result<_, _>>()?;
         all.sort_by_key(|e| (e.received_ms, e.onset_ms, e.episode, e.kind));
         Ok(all)
@@ -197,7 +216,7 @@ impl MailboxStore {
         episode: &[u8; 16],
         kind: u8,
     ) -> Result<(), StoreError> {
-        self.db().remove(alert_key(grant, episode, kind))?;
+        self.db().remove(&alert_key(grant, episode, kind))?;
         self.db().flush()?;
         Ok(())
     }

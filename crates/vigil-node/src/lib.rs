@@ -5,6 +5,7 @@
 
 mod alerts;
 mod grant_keys;
+mod kv;
 mod relay;
 mod store;
 mod sweep;

@@ -45,6 +45,10 @@ impl Default for RelayConfig {
     }
 }
 
+/// (grant, kind, onset) of an alert the forgetful-dedup bug remembers.
+#[cfg(feature = "fault-injection")]
+type SeenAlert = ([u8; 16], u8, i64);
+
 /// The relay: the store and its limits, shared by every connection.
 #[derive(Debug, Clone)]
 pub struct Relay {
@@ -56,6 +60,10 @@ pub struct Relay {
     alerts: Option<Arc<AlertRole>>,
     // Signs deletion receipts.
     signer: Option<Arc<SigningIdentity>>,
+    // Injected bug: alert deduplication kept in memory only (lost with
+    // this `Relay` value, that is, on a node restart).
+    #[cfg(feature = "fault-injection")]
+    forgetful_dedup: Option<Arc<Mutex<Vec<SeenAlert>>>>,
 }
 
 struct AlertRole {
@@ -109,7 +117,18 @@ impl Relay {
             lock: Arc::new(Mutex::new(())),
             alerts: None,
             signer: None,
+            #[cfg(feature = "fault-injection")]
+            forgetful_dedup: None,
         }
+    }
+
+    /// Injected bug for the simulation harness: deduplicates alerts only
+    /// against those this `Relay` value stored (forgotten on restart), and
+    /// stores every other one as a new inbox entry.
+    #[cfg(feature = "fault-injection")]
+    pub fn with_forgetful_alert_dedup(mut self) -> Self {
+        self.forgetful_dedup = Some(Arc::default());
+        self
     }
 
     /// Signs deletion receipts with this key (the one in the enrolment code).
@@ -313,6 +332,22 @@ impl Relay {
         let same_episode = self.store.inbox_of(&w.grant_id)?.iter().any(|e| {
             e.kind == w.kind && (e.onset_ms - payload.onset_ms).abs() < g.grant.recovery_ms.max(1)
         });
+        #[cfg(feature = "fault-injection")]
+        if let Some(seen) = &self.forgetful_dedup {
+            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            let dup = seen.iter().any(|(id, kind, onset)| {
+                *id == w.grant_id
+                    && *kind == w.kind
+                    && (onset - payload.onset_ms).abs() < g.grant.recovery_ms.max(1)
+            });
+            if !dup {
+                seen.push((w.grant_id, w.kind, payload.onset_ms));
+                let n = seen.len() as u64;
+                self.store
+                    .put_alert_unchecked(&w, &payload, &g.grant.label, now_ms, n)?;
+            }
+            return Ok(Response::AlertAck { stored: !dup });
+        }
         let stored = !same_episode && self.store.put_alert(&w, &payload, &g.grant.label, now_ms)?;
         g.last_contact_ms = now_ms;
         self.store.put_grant(&g)?;

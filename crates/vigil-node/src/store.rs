@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use crate::kv::{Kv, KvBatch};
+
 use vigil_proto::{BundleItem, DeviceIdBytes, SnapshotItem, VaultIdBytes, VersionVector};
 
 /// A store failure.
@@ -72,7 +74,7 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
 /// the node acknowledged survives a restart.
 #[derive(Debug, Clone)]
 pub struct MailboxStore {
-    db: sled::Db,
+    db: Kv,
 }
 
 impl MailboxStore {
@@ -81,16 +83,25 @@ impl MailboxStore {
         let dir = dir.to_owned();
         let db = std::panic::catch_unwind(move || sled::Config::new().path(dir).open())
             .map_err(|_| StoreError::Sled("sled panicked while opening".into()))??;
-        Ok(MailboxStore { db })
+        Ok(MailboxStore { db: Kv::Sled(db) })
     }
 
-    pub(crate) fn db(&self) -> &sled::Db {
+    /// A store held in memory only: nothing survives the process. Clones
+    /// share it, so a simulated node restart keeps its data. For the
+    /// simulation harness and tests; a real node uses [`MailboxStore::open`].
+    pub fn in_memory() -> Self {
+        MailboxStore {
+            db: Kv::Mem(Default::default()),
+        }
+    }
+
+    pub(crate) fn db(&self) -> &Kv {
         &self.db
     }
 
     /// The mailbox of `vault`, if registered.
     pub fn mailbox(&self, vault: &VaultIdBytes) -> Result<Option<MailboxInfo>, StoreError> {
-        match self.db.get(key(b'v', &[vault]))? {
+        match self.db.get(&key(b'v', &[vault]))? {
             None => Ok(None),
             Some(v) => MailboxInfo::decode(&v)
                 .map(Some)
@@ -109,8 +120,8 @@ impl MailboxStore {
     pub fn highest(&self, vault: &VaultIdBytes, device: &DeviceIdBytes) -> Result<u64, StoreError> {
         Ok(self
             .db
-            .get(key(b'h', &[vault, device]))?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .get(&key(b'h', &[vault, device]))?
+            .and_then(|v| v.as_slice().try_into().ok().map(u64::from_be_bytes))
             .unwrap_or(0))
     }
 
@@ -121,10 +132,8 @@ impl MailboxStore {
         device: &DeviceIdBytes,
         seq: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .db
-            .get(key(b'b', &[vault, device, &seq.to_be_bytes()]))?
-            .map(|v| v.to_vec()))
+        self.db
+            .get(&key(b'b', &[vault, device, &seq.to_be_bytes()]))
     }
 
     /// Appends a bundle and updates the counters, atomically and durably.
@@ -134,14 +143,14 @@ impl MailboxStore {
         b: &BundleItem,
         info: &MailboxInfo,
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = KvBatch::default();
         batch.insert(
             key(b'b', &[vault, &b.device, &b.seq.to_be_bytes()]),
             b.blob.as_slice(),
         );
-        batch.insert(key(b'h', &[vault, &b.device]), &b.seq.to_be_bytes());
+        batch.insert(key(b'h', &[vault, &b.device]), b.seq.to_be_bytes());
         batch.insert(key(b'v', &[vault]), info.encode());
-        self.db.apply_batch(batch)?;
+        self.db.apply(batch)?;
         self.db.flush()?;
         Ok(())
     }
@@ -151,23 +160,26 @@ impl MailboxStore {
         &self,
         vault: &VaultIdBytes,
     ) -> impl Iterator<Item = Result<BundleItem, StoreError>> + '_ {
-        let prefix = key(b'b', &[vault]);
-        self.db.scan_prefix(prefix).map(|r| {
-            let (k, v) = r?;
+        let scanned = self.db.scan_prefix(&key(b'b', &[vault]));
+        let (entries, err) = match scanned {
+            Ok(e) => (e, None),
+            Err(e) => (Vec::new(), Some(Err(e))),
+        };
+        err.into_iter().chain(entries.into_iter().map(|(k, v)| {
             if k.len() != 1 + 16 + 16 + 8 {
                 return Err(StoreError::Corrupt("bundle key".into()));
             }
             Ok(BundleItem {
                 device: k[17..33].try_into().unwrap_or_default(),
                 seq: u64::from_be_bytes(k[33..41].try_into().unwrap_or_default()),
-                blob: v.to_vec(),
+                blob: v,
             })
-        })
+        }))
     }
 
     /// The stored snapshot, if any.
     pub fn snapshot(&self, vault: &VaultIdBytes) -> Result<Option<SnapshotItem>, StoreError> {
-        match self.db.get(key(b's', &[vault]))? {
+        match self.db.get(&key(b's', &[vault]))? {
             None => Ok(None),
             Some(v) => postcard::from_bytes(&v)
                 .map(Some)
@@ -186,7 +198,7 @@ impl MailboxStore {
         within_quota: impl Fn(&MailboxInfo) -> bool,
     ) -> Result<bool, StoreError> {
         let old = self.snapshot(vault)?;
-        let mut batch = sled::Batch::default();
+        let mut batch = KvBatch::default();
         let mut bytes = info.bytes;
         let mut blobs = info.blobs;
         if let Some(o) = &old {
@@ -215,7 +227,7 @@ impl MailboxStore {
         let encoded = postcard::to_stdvec(snap).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         batch.insert(key(b's', &[vault]), encoded);
         batch.insert(key(b'v', &[vault]), info.encode());
-        self.db.apply_batch(batch)?;
+        self.db.apply(batch)?;
         self.db.flush()?;
         Ok(true)
     }
@@ -236,7 +248,7 @@ impl MailboxStore {
 
     /// The wrapped root at a slot, if present and not expired at `now_ms`.
     pub fn pairing(&self, slot: &[u8; 32], now_ms: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(key(b'p', &[slot]))?.and_then(|v| {
+        Ok(self.db.get(&key(b'p', &[slot]))?.and_then(|v| {
             let exp = i64::from_be_bytes(v.get(..8)?.try_into().ok()?);
             (now_ms < exp).then(|| v[8..].to_vec())
         }))
@@ -245,9 +257,9 @@ impl MailboxStore {
     /// Every registered vault (for the sweeper and the operator).
     pub fn vaults(&self) -> Result<Vec<(VaultIdBytes, MailboxInfo)>, StoreError> {
         self.db
-            .scan_prefix([b'v'])
-            .map(|r| {
-                let (k, v) = r?;
+            .scan_prefix(b"v")?
+            .into_iter()
+            .map(|(k, v)| {
                 let id: VaultIdBytes = k
                     .get(1..)
                     .and_then(|s| s.try_into().ok())
@@ -261,15 +273,16 @@ impl MailboxStore {
 
     /// The version vector of what the relay holds for a vault.
     pub fn holdings(&self, vault: &VaultIdBytes) -> Result<VersionVector, StoreError> {
-        self.db
-            .scan_prefix(key(b'h', &[vault]))
-            .map(|r| {
-                let (k, v) = r?;
-                Ok((
+        Ok(self
+            .db
+            .scan_prefix(&key(b'h', &[vault]))?
+            .into_iter()
+            .map(|(k, v)| {
+                (
                     k[17..33].try_into().unwrap_or_default(),
-                    u64::from_be_bytes(v.as_ref().try_into().unwrap_or_default()),
-                ))
+                    u64::from_be_bytes(v.as_slice().try_into().unwrap_or_default()),
+                )
             })
-            .collect()
+            .collect())
     }
 }

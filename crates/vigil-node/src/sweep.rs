@@ -27,15 +27,14 @@ impl MailboxStore {
     /// durable batch. Idempotent.
     pub fn delete_vault(&self, vault: &[u8; 16]) -> Result<SweepReport, StoreError> {
         let mut r = SweepReport::default();
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::kv::KvBatch::default();
         if self.mailbox(vault)?.is_some() {
             r.mailboxes = 1;
         }
         for prefix in [b'v', b'b', b'h', b's'] {
             let mut p = vec![prefix];
             p.extend_from_slice(vault);
-            for kv in self.db().scan_prefix(&p) {
-                let (k, v) = kv?;
+            for (k, v) in self.db().scan_prefix(&p)? {
                 if prefix == b'b' || prefix == b's' {
                     r.blobs += 1;
                     r.bytes += v.len() as u64;
@@ -43,7 +42,7 @@ impl MailboxStore {
                 batch.remove(k);
             }
         }
-        self.db().apply_batch(batch)?;
+        self.db().apply(batch)?;
         self.db().flush()?;
         Ok(r)
     }
@@ -51,7 +50,7 @@ impl MailboxStore {
     /// Deletes a grant and every alert under it, durably. Idempotent.
     pub fn delete_grant(&self, grant: &[u8; 16]) -> Result<SweepReport, StoreError> {
         let mut r = SweepReport::default();
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::kv::KvBatch::default();
         let mut g = vec![b'g'];
         g.extend_from_slice(grant);
         if self.db().get(&g)?.is_some() {
@@ -60,11 +59,11 @@ impl MailboxStore {
         }
         let mut a = vec![b'a'];
         a.extend_from_slice(grant);
-        for kv in self.db().scan_prefix(&a) {
-            batch.remove(kv?.0);
+        for (k, _) in self.db().scan_prefix(&a)? {
+            batch.remove(k);
             r.alerts += 1;
         }
-        self.db().apply_batch(batch)?;
+        self.db().apply(batch)?;
         self.db().flush()?;
         Ok(r)
     }
@@ -72,15 +71,14 @@ impl MailboxStore {
     /// Deletes expired pairing offers.
     pub fn sweep_pairings(&self, now_ms: i64) -> Result<u64, StoreError> {
         let mut n = 0;
-        for kv in self.db().scan_prefix([b'p']) {
-            let (k, v) = kv?;
+        for (k, v) in self.db().scan_prefix(b"p")? {
             let exp = v
                 .get(..8)
                 .and_then(|b| b.try_into().ok())
                 .map(i64::from_be_bytes)
                 .unwrap_or(i64::MIN);
             if exp <= now_ms {
-                self.db().remove(k)?;
+                self.db().remove(&k)?;
                 n += 1;
             }
         }

@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use vigil_sim::{Scenario, SimConfig, run};
-//! let config = SimConfig { seed: 7, devices: 3, scenario: Scenario::Week, steps: 120, bug: Default::default() };
+//! let config = SimConfig { seed: 7, steps: 120, scenario: Scenario::Week, ..SimConfig::default() };
 //! let report = run(&config, &[]);
 //! assert!(report.failures.is_empty(), "{:?}", report.failures);
 //! ```
@@ -16,4 +16,4 @@
 mod net;
 mod world;
 
-pub use world::{Bug, Invariant, Scenario, SimConfig, SimReport, World, run};
+pub use world::{Bug, Invariant, Scenario, SimConfig, SimReport, Workload, World, run};

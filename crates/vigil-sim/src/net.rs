@@ -1,6 +1,8 @@
 //! The simulated network between a device and the node: the real relay
-//! code behind an `Exchange` that can drop requests, lose replies, and
-//! deliver a request twice, as the seed decides.
+//! code behind an `Exchange` that can drop requests, lose replies, deliver
+//! a request twice, or hold a request back and deliver it late, after newer
+//! ones (reordering), as the seed decides. Time passes between steps (the
+//! virtual clock), which is the network's delay at this granularity.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +17,8 @@ pub(crate) struct Faults {
     pub(crate) drop_request: u32,
     pub(crate) lose_reply: u32,
     pub(crate) duplicate: u32,
+    /// Held back: the device sees a timeout, the node gets it later.
+    pub(crate) hold: u32,
 }
 
 impl Faults {
@@ -22,6 +26,7 @@ impl Faults {
         drop_request: 0,
         lose_reply: 0,
         duplicate: 0,
+        hold: 0,
     };
 }
 
@@ -35,13 +40,35 @@ pub(crate) struct SimLink<'a> {
     pub(crate) tap: Arc<Mutex<Vec<Vec<u8>>>>,
     /// Injected bug: acknowledge some pushes without storing them.
     pub(crate) drop_acked: bool,
+    /// Where held-back requests wait (None: this link never holds).
+    pub(crate) held: Option<&'a mut Vec<Vec<u8>>>,
 }
 
 impl Exchange for SimLink<'_> {
     fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
         let roll = |rng: &mut ChaCha20Rng| rng.next_u32() % 1000;
+        // Late arrivals first: requests held back earlier reach the node
+        // now, after the ones sent since (their replies go nowhere).
+        if let Some(held) = self.held.as_deref_mut()
+            && !held.is_empty()
+            && roll(self.rng) < 300
+        {
+            for late in std::mem::take(held) {
+                self.tap
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(late.clone());
+                let _ = self.session.handle(&late, self.now_ms);
+            }
+        }
         if roll(self.rng) < self.faults.drop_request {
             return Err(ExchangeError("simulated: request dropped".into()));
+        }
+        if let Some(held) = self.held.as_deref_mut()
+            && roll(self.rng) < self.faults.hold
+        {
+            held.push(request.to_vec());
+            return Err(ExchangeError("simulated: request delayed".into()));
         }
         if self.drop_acked
             && roll(self.rng) < 100

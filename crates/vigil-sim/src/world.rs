@@ -72,10 +72,51 @@ pub enum Bug {
     VectorAheadOfReceivedAfterRestart,
     /// The node forgets its inbox when it restarts.
     NodeForgetsInboxOnRestart,
+    /// A device that receives several bundles in one sync applies only the
+    /// first and skips the queued rest (while recording them as received).
+    SkipQueuedChanges,
+    /// A device's own version-vector entry does not advance past a restart:
+    /// its next bundle reuses the last acknowledged sequence number.
+    OwnSeqStuckAfterRestart,
+    /// The node deduplicates alerts in memory only, so after a restart a
+    /// repeated alert for a known episode becomes a second inbox entry.
+    AlertDedupForgetsOnRestart,
+}
+
+impl Bug {
+    /// Every injectable bug.
+    pub const ALL: [Bug; 6] = [
+        Bug::RelayDropsAckedBundles,
+        Bug::VectorAheadOfReceivedAfterRestart,
+        Bug::NodeForgetsInboxOnRestart,
+        Bug::SkipQueuedChanges,
+        Bug::OwnSeqStuckAfterRestart,
+        Bug::AlertDedupForgetsOnRestart,
+    ];
+
+    /// The bug's name on the command line (`vigil-sim --bug NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::None => "none",
+            Bug::RelayDropsAckedBundles => "relay-drops-acked",
+            Bug::VectorAheadOfReceivedAfterRestart => "vector-ahead-after-restart",
+            Bug::NodeForgetsInboxOnRestart => "node-forgets-inbox",
+            Bug::SkipQueuedChanges => "skip-queued-changes",
+            Bug::OwnSeqStuckAfterRestart => "own-seq-stuck-after-restart",
+            Bug::AlertDedupForgetsOnRestart => "alert-dedup-forgets",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Bug> {
+        std::iter::once(Bug::None)
+            .chain(Bug::ALL)
+            .find(|b| b.name() == s)
+    }
 }
 
 /// One run's parameters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SimConfig {
     /// The seed: it decides everything.
     pub seed: u64,
@@ -87,7 +128,30 @@ pub struct SimConfig {
     pub steps: usize,
     /// An injected bug ([`Bug::None`] normally).
     pub bug: Bug,
+    /// Your own workload, run at every step before the scenario's random
+    /// operation; returning `true` replaces that operation.
+    pub workload: Option<Workload>,
 }
+
+impl Default for SimConfig {
+    /// Seed 0, 3 devices, the week, 300 steps, no bug, no extra workload.
+    fn default() -> Self {
+        SimConfig {
+            seed: 0,
+            devices: 3,
+            scenario: Scenario::Week,
+            steps: 300,
+            bug: Bug::None,
+            workload: None,
+        }
+    }
+}
+
+/// A user-written workload: called with the world and the step number at
+/// every step; it drives devices through [`World`]'s operations
+/// ([`World::record`], [`World::sync`], [`World::set_online`], ...) and
+/// returns whether it replaced the step's random operation.
+pub type Workload = fn(&mut World, usize) -> bool;
 
 /// What a run found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +258,8 @@ struct Device {
     skew_ms: i64,
     acked: BTreeSet<ReadingId>,
     shredded: bool,
+    /// Requests the network held back, delivered late (out of order).
+    held: Vec<Vec<u8>>,
 }
 
 /// Everything in one simulated run, exposed read-only to invariants.
@@ -207,7 +273,48 @@ pub struct World {
     rng: ChaCha20Rng,
     log: Vec<String>,
     canaries: Vec<String>,
-    _dir: tempfile::TempDir,
+    node: NodeParts,
+    faults: Faults,
+    seed: u64,
+    step: usize,
+}
+
+/// What survives a node restart: its store, its grant-key files, its keys.
+#[derive(Debug)]
+struct NodeParts {
+    store: MailboxStore,
+    dir: tempfile::TempDir,
+    seed: [u8; 32],
+    bug: Bug,
+}
+
+impl NodeParts {
+    /// A node process: a fresh `Relay` (empty caches) over the kept state.
+    fn start(&self) -> Relay {
+        let relay = Relay::new(self.store.clone(), RelayConfig::default())
+            .with_alerts(
+                GrantKeys::open(&self.dir.path().join("grant-keys"), self.seed)
+                    .expect("grant keys"),
+            )
+            .with_receipts(SigningIdentity::from_bytes([7; 32]));
+        if self.bug == Bug::AlertDedupForgetsOnRestart {
+            relay.with_forgetful_alert_dedup()
+        } else {
+            relay
+        }
+    }
+}
+
+/// A device's vault with the run's injected bug, if it is a device bug.
+fn with_bug(mut v: Vault, bug: Bug, restarted: bool) -> Vault {
+    match bug {
+        Bug::SkipQueuedChanges => v.inject_fault(vigil_device::DeviceFault::SkipQueuedChanges),
+        Bug::OwnSeqStuckAfterRestart if restarted => {
+            v.inject_fault(vigil_device::DeviceFault::OwnSeqStuckAfterRestart)
+        }
+        _ => {}
+    }
+    v
 }
 
 impl World {
@@ -231,9 +338,32 @@ impl World {
         self.now_ms
     }
 
+    /// When the monitoring period starts (virtual time, ms); it lasts 7 days.
+    pub fn period_start_ms(&self) -> i64 {
+        START
+    }
+
     fn event(&mut self, e: String) {
         self.log.push(e);
     }
+}
+
+/// Whether `hay` contains `needle` (non-empty). Jumps between occurrences
+/// of the first byte: a byte-by-byte window compare made the canary scan the
+/// run's largest cost.
+fn holds(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let mut i = 0;
+    while let Some(p) = hay[i..].iter().position(|&b| b == first) {
+        let at = i + p + 1;
+        if hay.len() - at >= rest.len() && &hay[at..at + rest.len()] == rest {
+            return true;
+        }
+        i = at;
+    }
+    false
 }
 
 fn fresh_rng(rng: &mut ChaCha20Rng) -> ChaCha20Rng {
@@ -245,16 +375,19 @@ fn fresh_rng(rng: &mut ChaCha20Rng) -> ChaCha20Rng {
 fn setup(config: &SimConfig) -> World {
     let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let node_x = X25519Identity::from_bytes(core::array::from_fn(|i| i as u8 ^ 0x5a));
-    let node_public = node_x.public_key();
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
-    let relay = Relay::new(
-        MailboxStore::open(&dir.path().join("relay")).expect("node store"),
-        RelayConfig::default(),
-    )
-    .with_alerts(GrantKeys::open(&dir.path().join("grant-keys"), seed).expect("grant keys"))
-    .with_receipts(SigningIdentity::from_bytes([7; 32]));
+    // The node's store lives in memory (clones share it): a node restart
+    // keeps it, and the run pays no disk flushes.
+    let node = NodeParts {
+        store: MailboxStore::in_memory(),
+        dir,
+        seed,
+        bug: config.bug,
+    };
+    let relay = node.start();
+    let node_public =
+        X25519Identity::from_bytes(core::array::from_fn(|i| i as u8 ^ 0x5a)).public_key();
     let tap = Arc::new(Mutex::new(Vec::new()));
     let mut w = World {
         devices: Vec::new(),
@@ -265,7 +398,10 @@ fn setup(config: &SimConfig) -> World {
         rng,
         log: Vec::new(),
         canaries: Vec::new(),
-        _dir: dir,
+        node,
+        faults: faults_for(config.scenario),
+        seed: config.seed,
+        step: 0,
     };
     // The first device creates the vault and enrols with the node; the
     // others pair through the node.
@@ -289,6 +425,7 @@ fn setup(config: &SimConfig) -> World {
             rng: &mut w.rng,
             tap: w.tap.clone(),
             drop_acked: false,
+            held: None,
         };
         first
             .enrol(
@@ -301,7 +438,7 @@ fn setup(config: &SimConfig) -> World {
             .expect("enrol");
     }
     w.devices.push(Device {
-        vault: Some(first),
+        vault: Some(with_bug(first, config.bug, false)),
         storage,
         keys,
         session,
@@ -309,6 +446,7 @@ fn setup(config: &SimConfig) -> World {
         skew_ms: 0,
         acked: BTreeSet::new(),
         shredded: false,
+        held: Vec::new(),
     });
     for _ in 1..config.devices.clamp(2, 6) {
         let skew_ms = (w.rng.next_u64() % (4 * MIN as u64)) as i64 - 2 * MIN;
@@ -333,6 +471,7 @@ fn pair(w: &mut World, faults: Faults, skew_ms: i64) -> Result<usize, String> {
             rng: &mut w.rng,
             tap: w.tap.clone(),
             drop_acked: false,
+            held: None,
         };
         vault
             .offer_pairing(&mut link, &id.public_key(), now)
@@ -350,6 +489,7 @@ fn pair(w: &mut World, faults: Faults, skew_ms: i64) -> Result<usize, String> {
             rng: &mut w.rng,
             tap: w.tap.clone(),
             drop_acked: false,
+            held: None,
         };
         Vault::join(
             Box::new(storage.clone()),
@@ -361,6 +501,7 @@ fn pair(w: &mut World, faults: Faults, skew_ms: i64) -> Result<usize, String> {
         .map_err(|e| format!("join: {e}"))?
         .0
     };
+    let vault = with_bug(vault, w.node.bug, false);
     w.devices.push(Device {
         vault: Some(vault),
         storage,
@@ -370,6 +511,7 @@ fn pair(w: &mut World, faults: Faults, skew_ms: i64) -> Result<usize, String> {
         skew_ms,
         acked: BTreeSet::new(),
         shredded: false,
+        held: Vec::new(),
     });
     Ok(w.devices.len() - 1)
 }
@@ -380,29 +522,37 @@ fn faults_for(s: Scenario) -> Faults {
             drop_request: 30,
             lose_reply: 30,
             duplicate: 20,
+            hold: 20,
         },
         Scenario::Conflicts => Faults {
             drop_request: 50,
             lose_reply: 50,
             duplicate: 50,
+            hold: 40,
         },
         Scenario::FeverWhileOffline | Scenario::ShredWhilePartitioned => Faults {
             drop_request: 20,
             lose_reply: 20,
             duplicate: 10,
+            hold: 10,
         },
     }
 }
 
 /// One random step.
 fn step(w: &mut World, config: &SimConfig, n: usize) {
+    w.step = n;
     // Spread the steps over six and a half days; the heal comes before the end.
     let span = (13 * DAY / config.steps.max(1) as i64).max(2);
     w.now_ms = (w.now_ms + 1 + (w.rng.next_u64() % span as u64) as i64)
         .min(START + 7 * DAY - 3 * 60 * MIN);
+    if let Some(workload) = config.workload
+        && workload(w, n)
+    {
+        return;
+    }
     let count = w.devices.len();
     let mut d = (w.rng.next_u64() % count as u64) as usize;
-    let faults = faults_for(config.scenario);
     let op = w.rng.next_u32() % 100;
     // The fever: scenario-dependent, on a chosen device, on day 3.
     let fever_device = match config.scenario {
@@ -414,23 +564,11 @@ fn step(w: &mut World, config: &SimConfig, n: usize) {
     if in_fever && op < 25 {
         d = fever_device;
     }
-    let local_now = w.now_ms + w.devices[d].skew_ms;
     if w.devices[d].shredded {
         return;
     }
     if w.devices[d].vault.is_none() {
-        // A crashed device restarts.
-        let dev = &mut w.devices[d];
-        let mut r = fresh_rng(&mut w.rng);
-        match Vault::open_with(Box::new(dev.storage.clone()), &dev.keys, &mut r) {
-            Ok(v) => dev.vault = Some(v),
-            Err(e) => {
-                let msg = format!("step {n}: device {d} failed to reopen: {e}");
-                w.event(msg);
-                return;
-            }
-        }
-        w.event(format!("step {n}: device {d} restarted"));
+        w.restart_device(d);
         return;
     }
     match op {
@@ -445,46 +583,24 @@ fn step(w: &mut World, config: &SimConfig, n: usize) {
             } else {
                 (Metric::HeartRate, 55.0 + (w.rng.next_u32() % 60) as f64)
             };
+            let _ = w.record(d, metric, value, 0);
             // A fever is measured twice, 5 minutes apart (the debounce).
-            let times: Vec<i64> = if metric == Metric::BodyTemperature && value >= 37.3 {
-                vec![local_now, local_now + 5 * MIN]
-            } else {
-                vec![local_now]
-            };
-            for t in times {
-                let dev = &mut w.devices[d];
-                let vault = dev.vault.as_mut().expect("running");
-                match vault.record(
-                    metric,
-                    value,
-                    metric.unit(),
-                    t.clamp(START, START + 7 * DAY - 1),
-                ) {
-                    Ok(id) => {
-                        dev.acked.insert(id);
-                        w.event(format!("step {n}: device {d} recorded {id}"));
-                    }
-                    Err(e) => w.event(format!("step {n}: device {d} record failed: {e}")),
-                }
+            if metric == Metric::BodyTemperature && value >= 37.3 {
+                let _ = w.record(d, metric, value, 5 * MIN);
             }
         }
         40..=47 => {
-            let dev = &mut w.devices[d];
-            let vault = dev.vault.as_mut().expect("running");
+            let Some(vault) = w.devices[d].vault.as_ref() else {
+                return;
+            };
             let readings = vault.log().readings(None, i64::MIN, i64::MAX, true);
             if !readings.is_empty() {
                 let r = readings[(w.rng.next_u64() % readings.len() as u64) as usize].id;
-                let canary = format!("CANARY-{}-{n}", config.seed);
-                let res = if op < 45 {
-                    vault.annotate(r, &canary)
+                let _ = if op < 45 {
+                    w.annotate(d, r)
                 } else {
-                    vault.retract(r, &canary, local_now)
+                    w.retract(d, r)
                 };
-                w.canaries.push(canary);
-                w.event(format!(
-                    "step {n}: device {d} annotated/retracted {r}: {}",
-                    res.is_ok()
-                ));
             }
         }
         48..=57 => {
@@ -496,54 +612,19 @@ fn step(w: &mut World, config: &SimConfig, n: usize) {
                 Severity::Moderate,
                 Severity::Severe,
             ][(w.rng.next_u32() % 4) as usize];
-            let vault = w.devices[d].vault.as_mut().expect("running");
-            let ok = vault.check_in(day, symptom, sev).is_ok();
-            w.event(format!(
-                "step {n}: device {d} check-in {day} {symptom} {sev}: {ok}"
-            ));
+            let _ = w.check_in(d, day, symptom, sev);
         }
         58..=84 => {
-            if !w.devices[d].online {
-                return;
-            }
-            let now = w.now_ms;
-            let tap = w.tap.clone();
-            let node_public = w.node_public;
-            let dev = &mut w.devices[d];
-            let mut link = SimLink {
-                session: &mut dev.session,
-                now_ms: now,
-                faults,
-                rng: &mut w.rng,
-                tap,
-                drop_acked: config.bug == Bug::RelayDropsAckedBundles,
-            };
-            let vault = dev.vault.as_mut().expect("running");
-            let r = vault.sync(&mut link).map(|r| (r.pushed, r.received));
-            let a = vault
-                .send_alerts(&mut link, &node_public, local_now)
-                .map(|r| r.delivered);
-            w.event(format!("step {n}: device {d} sync {r:?} alerts {a:?}"));
+            let _ = w.sync(d);
         }
         85..=90 => {
-            w.devices[d].online = !w.devices[d].online;
-            let on = w.devices[d].online;
-            w.event(format!("step {n}: device {d} online={on}"));
+            let on = !w.devices[d].online;
+            w.set_online(d, on);
         }
-        91..=94 => {
-            w.devices[d].vault = None;
-            if config.bug == Bug::VectorAheadOfReceivedAfterRestart {
-                let mut g = w.devices[d]
-                    .storage
-                    .0
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                g.0.retain(|k, _| !k.starts_with(b"r/"));
-            }
-            w.event(format!("step {n}: device {d} crashed"));
-        }
+        91..=94 => w.crash(d),
         97..=98 if w.devices.len() < 6 && w.devices[0].online && !w.devices[0].shredded => {
             // A new device pairs while others may be partitioned.
+            let faults = w.faults;
             match pair(w, faults, 0) {
                 Ok(i) => w.event(format!("step {n}: device {i} paired")),
                 // A join that failed half-way leaves a store the device
@@ -551,25 +632,201 @@ fn step(w: &mut World, config: &SimConfig, n: usize) {
                 Err(e) => w.event(format!("step {n}: pairing failed: {e}")),
             }
         }
-        95..=96 => {
-            // The node restarts: sessions and caches are lost, the store stays.
-            for dev in &mut w.devices {
-                dev.session = w.relay.session();
-            }
-            if config.bug == Bug::NodeForgetsInboxOnRestart {
-                for e in w.relay.inbox().unwrap_or_default() {
-                    let _ = w
-                        .relay
-                        .store()
-                        .forget_alert(&e.grant_id, &e.episode, e.kind);
-                }
-            }
-            w.event(format!("step {n}: node restarted"));
-        }
+        95..=96 => w.restart_node(),
         _ => {}
     }
     if config.scenario == Scenario::FeverWhileOffline && in_fever {
         w.devices[fever_device].online = false;
+    }
+}
+
+/// Operations a workload performs, each as one step's event (used by the
+/// built-in scenarios and by [`Workload`]s). A device that is down, shredded
+/// or (for `sync`) offline refuses with an error; nothing panics.
+impl World {
+    fn running(&mut self, d: usize) -> Result<&mut Vault, String> {
+        let dev = self
+            .devices
+            .get_mut(d)
+            .ok_or_else(|| format!("no device {d}"))?;
+        dev.vault
+            .as_mut()
+            .ok_or_else(|| format!("device {d} is down or shredded"))
+    }
+
+    /// A device's local clock: the virtual time plus its skew.
+    pub fn local_now(&self, d: usize) -> i64 {
+        self.now_ms + self.devices.get(d).map_or(0, |dev| dev.skew_ms)
+    }
+
+    /// A number from the run's random stream (so workloads stay
+    /// deterministic).
+    pub fn random(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    /// Device `d` records a reading `offset_ms` after its local now; a
+    /// reading it acknowledges must survive the run.
+    pub fn record(
+        &mut self,
+        d: usize,
+        metric: Metric,
+        value: f64,
+        offset_ms: i64,
+    ) -> Result<ReadingId, String> {
+        let n = self.step;
+        let t = (self.local_now(d) + offset_ms).clamp(START, START + 7 * DAY - 1);
+        let res = self
+            .running(d)?
+            .record(metric, value, metric.unit(), t)
+            .map_err(|e| e.to_string());
+        match &res {
+            Ok(id) => {
+                self.devices[d].acked.insert(*id);
+                self.event(format!("step {n}: device {d} recorded {id}"));
+            }
+            Err(e) => self.event(format!("step {n}: device {d} record failed: {e}")),
+        }
+        res
+    }
+
+    /// Device `d` annotates a reading with a fresh canary (a string the
+    /// node must never see in plaintext).
+    pub fn annotate(&mut self, d: usize, reading: ReadingId) -> Result<(), String> {
+        let canary = format!("CANARY-{}-{}", self.seed, self.canaries.len());
+        let res = self.running(d)?.annotate(reading, &canary);
+        self.canaries.push(canary);
+        let n = self.step;
+        self.event(format!("step {n}: device {d} annotated {reading}: {res:?}"));
+        res.map_err(|e| e.to_string())
+    }
+
+    /// Device `d` retracts a reading, giving a fresh canary as the reason.
+    pub fn retract(&mut self, d: usize, reading: ReadingId) -> Result<(), String> {
+        let canary = format!("CANARY-{}-{}", self.seed, self.canaries.len());
+        let now = self.local_now(d);
+        let res = self.running(d)?.retract(reading, &canary, now);
+        self.canaries.push(canary);
+        let n = self.step;
+        self.event(format!("step {n}: device {d} retracted {reading}: {res:?}"));
+        res.map_err(|e| e.to_string())
+    }
+
+    /// Device `d` checks in a symptom for a day.
+    pub fn check_in(
+        &mut self,
+        d: usize,
+        day: Day,
+        symptom: Symptom,
+        severity: Severity,
+    ) -> Result<(), String> {
+        let res = self.running(d)?.check_in(day, symptom, severity);
+        let n = self.step;
+        self.event(format!(
+            "step {n}: device {d} check-in {day} {symptom} {severity}: {}",
+            res.is_ok()
+        ));
+        res.map_err(|e| e.to_string())
+    }
+
+    /// Device `d` syncs with the node and sends its pending alerts, over a
+    /// link with the scenario's faults (or the injected bug's).
+    pub fn sync(&mut self, d: usize) -> Result<(), String> {
+        if !self.devices.get(d).is_some_and(|dev| dev.online) {
+            return Err(format!("device {d} is offline"));
+        }
+        let n = self.step;
+        let now = self.now_ms;
+        let local_now = self.local_now(d);
+        let node_public = self.node_public;
+        let drop_acked = self.node.bug == Bug::RelayDropsAckedBundles;
+        let dev = &mut self.devices[d];
+        let Some(vault) = dev.vault.as_mut() else {
+            return Err(format!("device {d} is down or shredded"));
+        };
+        let mut link = SimLink {
+            session: &mut dev.session,
+            now_ms: now,
+            faults: self.faults,
+            rng: &mut self.rng,
+            tap: self.tap.clone(),
+            drop_acked,
+            held: Some(&mut dev.held),
+        };
+        let r = vault.sync(&mut link).map(|r| (r.pushed, r.received));
+        let a = vault
+            .send_alerts(&mut link, &node_public, local_now)
+            .map(|r| r.delivered);
+        let ok = r.is_ok() && a.is_ok();
+        self.event(format!("step {n}: device {d} sync {r:?} alerts {a:?}"));
+        if ok {
+            Ok(())
+        } else {
+            Err("sync failed".into())
+        }
+    }
+
+    /// Cuts device `d` off the network (`false`) or reconnects it.
+    pub fn set_online(&mut self, d: usize, online: bool) {
+        if let Some(dev) = self.devices.get_mut(d) {
+            dev.online = online;
+            let n = self.step;
+            self.event(format!("step {n}: device {d} online={online}"));
+        }
+    }
+
+    /// Device `d` crashes: its vault is dropped without a goodbye; what its
+    /// storage acknowledged stays.
+    pub fn crash(&mut self, d: usize) {
+        let Some(dev) = self.devices.get_mut(d) else {
+            return;
+        };
+        dev.vault = None;
+        if self.node.bug == Bug::VectorAheadOfReceivedAfterRestart {
+            let mut g = dev.storage.0.lock().unwrap_or_else(|p| p.into_inner());
+            g.0.retain(|k, _| !k.starts_with(b"r/"));
+        }
+        let n = self.step;
+        self.event(format!("step {n}: device {d} crashed"));
+    }
+
+    /// A crashed device `d` starts again from its storage.
+    pub fn restart_device(&mut self, d: usize) {
+        let n = self.step;
+        let bug = self.node.bug;
+        let Some(dev) = self.devices.get_mut(d) else {
+            return;
+        };
+        if dev.vault.is_some() || dev.shredded {
+            return;
+        }
+        let mut r = fresh_rng(&mut self.rng);
+        match Vault::open_with(Box::new(dev.storage.clone()), &dev.keys, &mut r) {
+            Ok(v) => {
+                dev.vault = Some(with_bug(v, bug, true));
+                self.event(format!("step {n}: device {d} restarted"));
+            }
+            Err(e) => self.event(format!("step {n}: device {d} failed to reopen: {e}")),
+        }
+    }
+
+    /// The node crashes and restarts: sessions and in-memory state are
+    /// lost, its store stays.
+    pub fn restart_node(&mut self) {
+        self.relay = self.node.start();
+        for dev in &mut self.devices {
+            dev.session = self.relay.session();
+        }
+        if self.node.bug == Bug::NodeForgetsInboxOnRestart {
+            for e in self.relay.inbox().unwrap_or_default() {
+                let _ = self
+                    .relay
+                    .store()
+                    .forget_alert(&e.grant_id, &e.episode, e.kind);
+            }
+        }
+        let n = self.step;
+        self.event(format!("step {n}: node restarted"));
     }
 }
 
@@ -581,7 +838,7 @@ fn heal(w: &mut World) -> Vec<String> {
             let dev = &mut w.devices[d];
             let mut r = fresh_rng(&mut w.rng);
             match Vault::open_with(Box::new(dev.storage.clone()), &dev.keys, &mut r) {
-                Ok(v) => dev.vault = Some(v),
+                Ok(v) => dev.vault = Some(with_bug(v, w.node.bug, true)),
                 Err(e) => failures.push(format!("device {d} does not reopen after the heal: {e}")),
             }
         }
@@ -602,6 +859,7 @@ fn heal(w: &mut World) -> Vec<String> {
                 rng: &mut w.rng,
                 tap,
                 drop_acked: false,
+                held: None,
             };
             if let Err(e) = vault.sync(&mut link) {
                 failures.push(format!("heal round {round}: device {d} sync failed: {e}"));
@@ -643,13 +901,12 @@ fn check(w: &mut World) -> Vec<String> {
         }
     }
     // The node never holds a plaintext canary.
-    let tap = w.tap.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    for c in &w.canaries {
-        if tap
-            .iter()
-            .any(|f| f.windows(c.len()).any(|x| x == c.as_bytes()))
-        {
-            failures.push(format!("the node received canary {c} in plaintext"));
+    {
+        let tap = w.tap.lock().unwrap_or_else(|p| p.into_inner());
+        for c in &w.canaries {
+            if tap.iter().any(|f| holds(f, c.as_bytes())) {
+                failures.push(format!("the node received canary {c} in plaintext"));
+            }
         }
     }
     // Fever episodes in the merged log reach the inbox once; no alert without one.
@@ -674,6 +931,20 @@ fn check(w: &mut World) -> Vec<String> {
                 })
                 .collect()
         };
+        // Once: the node merges alerts for one episode, so no two start
+        // alerts lie closer than the recovery time (or share an episode id).
+        for (i, a) in starts.iter().enumerate() {
+            for b in &starts[i + 1..] {
+                if a.episode == b.episode || (a.onset_ms - b.onset_ms).abs() < tolerance {
+                    failures.push(format!(
+                        "the episode from {} reached the inbox twice (onsets {} and {})",
+                        a.onset_ms.min(b.onset_ms),
+                        a.onset_ms,
+                        b.onset_ms
+                    ));
+                }
+            }
+        }
         let merged = spans(&episodes);
         for (a, z) in &merged {
             if *a + tolerance >= START + 7 * DAY {
@@ -725,6 +996,7 @@ fn shred(w: &mut World, config: &SimConfig) -> Vec<String> {
                 rng: &mut w.rng,
                 tap: w.tap.clone(),
                 drop_acked: false,
+                held: None,
             };
             vault.shred_with_node(&mut link, &dev.keys, local_end)
         };
@@ -772,7 +1044,7 @@ pub fn run(config: &SimConfig, extra: &[Invariant]) -> SimReport {
         let tap = w.tap.lock().unwrap_or_else(|p| p.into_inner());
         for f in &tap[scanned..] {
             for c in &w.canaries {
-                if f.windows(c.len()).any(|x| x == c.as_bytes()) {
+                if holds(f, c.as_bytes()) {
                     failures.push(format!(
                         "step {n}: the node received canary {c} in plaintext"
                     ));
@@ -807,5 +1079,21 @@ pub fn run(config: &SimConfig, extra: &[Invariant]) -> SimReport {
         failures,
         readings,
         alerts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds;
+
+    #[test]
+    fn holds_finds_needles_anywhere_and_only_whole() {
+        assert!(holds(b"xxCANARY-1", b"CANARY-1"));
+        assert!(holds(b"CANARY-1xx", b"CANARY-1"));
+        assert!(holds(b"CCANARY-1", b"CANARY-1"));
+        assert!(!holds(b"CANARY-", b"CANARY-1"));
+        assert!(!holds(b"CANARX-1 CANARY-2", b"CANARY-1"));
+        assert!(!holds(b"", b"C"));
+        assert!(holds(b"anything", b""));
     }
 }

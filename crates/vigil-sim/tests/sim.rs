@@ -9,6 +9,7 @@ fn config(seed: u64, scenario: Scenario) -> SimConfig {
         scenario,
         steps: 150,
         bug: Bug::None,
+        workload: None,
     }
 }
 
@@ -68,25 +69,52 @@ fn a_user_invariant_is_checked_and_reported() {
 }
 
 /// The harness must catch real bugs: each injected one is found within a
-/// bounded number of seeds.
+/// bounded number of seeds, and the failure names what broke.
 #[test]
 fn the_harness_catches_injected_bugs() {
-    for (bug, scenario) in [
-        (Bug::RelayDropsAckedBundles, Scenario::Week),
-        (Bug::VectorAheadOfReceivedAfterRestart, Scenario::Conflicts),
-        (Bug::NodeForgetsInboxOnRestart, Scenario::FeverWhileOffline),
+    for (bug, scenario, symptom) in [
+        (Bug::RelayDropsAckedBundles, Scenario::Week, "out of order"),
+        (
+            Bug::VectorAheadOfReceivedAfterRestart,
+            Scenario::Conflicts,
+            "differ",
+        ),
+        (
+            Bug::NodeForgetsInboxOnRestart,
+            Scenario::Week,
+            "never reached the inbox",
+        ),
+        (Bug::SkipQueuedChanges, Scenario::Week, "views differ"),
+        (
+            Bug::OwnSeqStuckAfterRestart,
+            Scenario::Week,
+            "already stored",
+        ),
+        (
+            Bug::AlertDedupForgetsOnRestart,
+            Scenario::Week,
+            "reached the inbox twice",
+        ),
     ] {
-        let caught = (0..40).find(|&seed| {
+        let caught = (0..60).find_map(|seed| {
             let c = SimConfig {
                 bug,
                 steps: 300,
                 ..config(seed, scenario)
             };
-            !run(&c, &[]).failures.is_empty()
+            let f = run(&c, &[]).failures;
+            (!f.is_empty()).then_some((seed, f))
         });
-        assert!(caught.is_some(), "{bug:?} went unnoticed for 40 seeds");
-        eprintln!("{bug:?}: caught at seed {}", caught.unwrap_or_default());
+        let Some((seed, failures)) = caught else {
+            panic!("{bug:?} went unnoticed for 60 seeds");
+        };
+        assert!(
+            failures.iter().any(|f| f.contains(symptom)),
+            "{bug:?} caught at seed {seed}, but not as {symptom:?}: {failures:?}"
+        );
+        eprintln!("{bug:?}: caught at seed {seed}: {}", failures[0]);
     }
+    assert_eq!(Bug::ALL.len(), 6, "a new bug needs a row above");
 }
 
 /// The CI's bounded sweep: 64 seeds of every scenario (256 runs of a
@@ -118,4 +146,53 @@ fn a_few_hundred_seeds_pass() {
     });
     let failures = failures.into_inner().unwrap();
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A user's workload runs inside the simulation and its effects are what
+/// the user's invariant sees: a reading made by one device, offline at the
+/// time, reaches every device after the heal.
+#[test]
+fn a_custom_workload_and_invariant_run() {
+    fn workload(w: &mut vigil_sim::World, step: usize) -> bool {
+        match step {
+            10 => {
+                w.restart_device(1); // in case it had crashed
+                w.set_online(1, false);
+                w.record(1, vigil_log::Metric::HeartRate, 199.0, 0).is_ok()
+            }
+            20 => {
+                w.set_online(1, true);
+                true
+            }
+            _ => false,
+        }
+    }
+    fn everyone_has_the_199(w: &World) -> Result<(), String> {
+        for i in 0..w.device_count() {
+            let Some(v) = w.vault(i) else { continue };
+            let found = v
+                .log()
+                .readings(Some(vigil_log::Metric::HeartRate), i64::MIN, i64::MAX, true)
+                .iter()
+                .any(|r| r.value == 199.0);
+            if !found {
+                return Err(format!("device {i} lacks the reading"));
+            }
+        }
+        Ok(())
+    }
+    fn never(_: &World) -> Result<(), String> {
+        Err("invariants do run".into())
+    }
+    for seed in 0..5 {
+        let c = SimConfig {
+            workload: Some(workload),
+            ..config(seed, Scenario::Week)
+        };
+        let r = run(&c, &[everyone_has_the_199]);
+        assert!(r.failures.is_empty(), "seed {seed}: {:?}", r.failures);
+        // A failing invariant is reported.
+        let r = run(&c, &[never]);
+        assert_eq!(r.failures, vec!["invariants do run".to_string()]);
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! vigil-sim --seeds 0..200 [--scenario week|conflicts|fever-offline|shred-partitioned|all]
-//!           [--devices 2..6] [--steps N] [--threads N]
+//!           [--devices 2..6] [--steps N] [--threads N] [--bug NAME]
 //! ```
 //!
 //! Every failing seed is printed with the one command that replays it. The
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use vigil_sim::{Scenario, SimConfig, run};
+use vigil_sim::{Bug, Scenario, SimConfig, run};
 
 struct Args {
     seeds: std::ops::Range<u64>,
@@ -21,6 +21,7 @@ struct Args {
     devices: usize,
     steps: usize,
     threads: usize,
+    bug: Bug,
 }
 
 fn parse() -> Result<Args, String> {
@@ -30,6 +31,7 @@ fn parse() -> Result<Args, String> {
         devices: 3,
         steps: 300,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        bug: Bug::None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -70,9 +72,17 @@ fn parse() -> Result<Args, String> {
                     .map_err(|_| "--threads takes a number")?
                     .max(1)
             }
+            "--bug" => {
+                let v = value()?;
+                a.bug = Bug::parse(&v).ok_or_else(|| {
+                    let names: Vec<_> = Bug::ALL.iter().map(|b| b.name()).collect();
+                    format!("unknown bug {v:?} ({})", names.join(", "))
+                })?;
+            }
             "-h" | "--help" => {
                 println!(
-                    "vigil-sim --seeds A..B [--scenario NAME|all] [--devices 2..6] [--steps N] [--threads N]\n\
+                    "vigil-sim --seeds A..B [--scenario NAME|all] [--devices 2..6] [--steps N] [--threads N] [--bug NAME]\n\
+                     --bug injects a deliberately wrong variant, to watch the harness catch it\n\
                           example: vigil-sim --seeds 0..1000 --scenario conflicts --devices 4"
                 );
                 std::process::exit(0);
@@ -98,7 +108,8 @@ fn main() -> ExitCode {
             devices: args.devices,
             scenario: *scenario,
             steps: args.steps,
-            bug: vigil_sim::Bug::None,
+            bug: args.bug,
+            workload: None,
         };
         // Determinism: one seed, twice, the same event-log hash.
         let a = run(&config(args.seeds.start), &[]);
@@ -143,12 +154,17 @@ fn main() -> ExitCode {
             failed = true;
             println!("  seed {}: {}", r.seed, r.failures.join("; "));
             println!(
-                "    replay: cargo run --release -p vigil-sim -- --seeds {}..{} --scenario {} --devices {} --steps {}",
+                "    replay: cargo run --release -p vigil-sim -- --seeds {}..{} --scenario {} --devices {} --steps {}{}",
                 r.seed,
                 r.seed + 1,
                 scenario.name(),
                 args.devices,
-                args.steps
+                args.steps,
+                if args.bug == Bug::None {
+                    String::new()
+                } else {
+                    format!(" --bug {}", args.bug.name())
+                }
             );
         }
     }
