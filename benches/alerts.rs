@@ -213,4 +213,8 @@ fn main() {
     println!(
         "| alerts verified and stored durably, {threads} connections × {per} | {rate:.0}/s | |"
     );
+    // Machine-readable, for `vigil-bench report`.
+    println!("figure: alert_p50_ms {:.3}", pct(0.5));
+    println!("figure: alert_p99_ms {:.3}", pct(0.99));
+    println!("figure: alerts_per_s {rate:.0}");
 }

@@ -1,8 +1,8 @@
 //! Week sync, side by side (step 3).
 //!
-//! `cargo bench --bench sync` builds the monitoring week (24,864 readings,
-//! step 2's workload) on a phone, then over ONE loopback QUIC connection to a
-//! local node measures:
+//! `cargo bench --bench sync` builds 1, 2, 4 and 7 days of the monitoring
+//! week (the week is 24,864 readings, step 2's workload) on a phone, then for
+//! each size, over ONE loopback QUIC connection to a local node, measures:
 //!
 //! 1. E2EE: a freshly paired device joins and syncs the week through the
 //!    blind relay (`Vault::join`: pairing fetch, snapshot download, open);
@@ -132,26 +132,91 @@ fn counters(c: &DeviceConnection) -> u64 {
     c.bytes_sent() + c.bytes_received()
 }
 
-fn main() {
-    let start = period_start();
-    let full = std::env::args().any(|a| a == "--bench");
-    let days = if full { 7 } else { 1 };
-    let week = workload(days);
-    let tmp = tempfile::tempdir().unwrap();
-    let mut rng = ChaCha20Rng::seed_from_u64(1);
+/// One size's side-by-side measurement.
+struct SizePoint {
+    readings: usize,
+    e2ee: Duration,
+    e2ee_bytes: u64,
+    plain: Duration,
+    plain_bytes: u64,
+    push: Duration,
+    push_bytes: u64,
+}
 
-    // The phone records the week and pushes it (one bundle and a snapshot).
+/// A phone records `days` of the workload and pushes it; a freshly paired
+/// tablet joins (E2EE), then the plaintext Automerge peer syncs the same log,
+/// both on ONE new connection.
+fn measure(
+    days: i64,
+    connect: &dyn Fn() -> DeviceConnection,
+    master: &Mutex<AutoCommit>,
+    rng: &mut ChaCha20Rng,
+) -> SizePoint {
+    let start = period_start();
+    let week = workload(days);
     let mut phone = Vault::create_with(
         Box::new(MemStorage::new()),
         Period::days(start, 7),
         Box::new(MemoryKeyStore::new()),
-        &mut rng,
+        rng,
     )
     .unwrap();
     for (m, v, t) in &week {
         phone.record(*m, *v, m.unit(), *t).unwrap();
     }
-    let plain_doc = phone.export_automerge();
+    // The node's plaintext copy of this log (the plaintext baseline's server).
+    *master.lock().unwrap() = AutoCommit::load(&phone.export_automerge()).expect("loads");
+
+    let mut c = connect();
+    let t = Instant::now();
+    phone.sync_with(&mut c, SnapshotPolicy::Always).unwrap();
+    let push = t.elapsed();
+    let push_bytes = counters(&c);
+    let tablet_id = X25519Identity::generate(rng);
+    phone
+        .offer_pairing(&mut c, &tablet_id.public_key(), start)
+        .unwrap();
+    c.close();
+
+    let mut conn = connect();
+    let before = counters(&conn);
+    let t = Instant::now();
+    let (mut tablet, _) = Vault::join(
+        Box::new(MemStorage::new()),
+        Box::new(MemoryKeyStore::new()),
+        &tablet_id,
+        &mut conn,
+        rng,
+    )
+    .unwrap();
+    let e2ee = t.elapsed();
+    let e2ee_bytes = counters(&conn) - before;
+    assert_eq!(tablet.log().len(), week.len());
+    assert_eq!(tablet.log().view(), phone.log().view());
+
+    let before = counters(&conn);
+    let t = Instant::now();
+    let mut plain = am_sync(&mut conn);
+    let plain_time = t.elapsed();
+    let plain_bytes = counters(&conn) - before;
+    assert_eq!(plain.get_heads().len(), tablet.heads().len());
+    conn.close();
+    SizePoint {
+        readings: week.len(),
+        e2ee,
+        e2ee_bytes,
+        plain: plain_time,
+        plain_bytes,
+        push,
+        push_bytes,
+    }
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let sizes: &[i64] = if full { &[1, 2, 4, 7] } else { &[1] };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -164,11 +229,12 @@ fn main() {
         RelayConfig::default(),
     );
     let relay2 = relay.clone();
-    let master = Arc::new(Mutex::new(AutoCommit::load(&plain_doc).expect("loads")));
+    let master = Arc::new(Mutex::new(AutoCommit::new()));
+    let master2 = master.clone();
     let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> = Arc::new(move || {
         Box::new(BenchHandler {
             relay: relay2.session(),
-            master: master.clone(),
+            master: master2.clone(),
             doc: None,
             state: State::new(),
         })
@@ -188,65 +254,52 @@ fn main() {
     let code = identity.enrolment_code(server.local_addr());
     let connect = || DeviceConnection::connect(&code, Duration::from_secs(10)).unwrap();
 
-    let mut c = connect();
-    let t = Instant::now();
-    phone.sync_with(&mut c, SnapshotPolicy::Always).unwrap();
-    let push_time = t.elapsed();
-    let push_bytes = counters(&c);
-    let tablet_id = X25519Identity::generate(&mut rng);
-    phone
-        .offer_pairing(&mut c, &tablet_id.public_key(), start)
-        .unwrap();
-    c.close();
-
-    // 1 and 2 on one connection.
-    let mut conn = connect();
-    let before = counters(&conn);
-    let t = Instant::now();
-    let (mut tablet, _) = Vault::join(
-        Box::new(MemStorage::new()),
-        Box::new(MemoryKeyStore::new()),
-        &tablet_id,
-        &mut conn,
-        &mut rng,
-    )
-    .unwrap();
-    let e2ee_time = t.elapsed();
-    let e2ee_bytes = counters(&conn) - before;
-    assert_eq!(tablet.log().len(), week.len());
-    assert_eq!(tablet.log().view(), phone.log().view());
-
-    let before = counters(&conn);
-    let t = Instant::now();
-    let mut plain = am_sync(&mut conn);
-    let plain_time = t.elapsed();
-    let plain_bytes = counters(&conn) - before;
-    assert_eq!(plain.get_heads().len(), tablet.heads().len());
-    conn.close();
-
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let points: Vec<(i64, SizePoint)> = sizes
+        .iter()
+        .map(|&days| (days, measure(days, &connect, &master, &mut rng)))
+        .collect();
+    println!("## Sync to a new device over one loopback QUIC connection, by log size\n");
     println!(
-        "## Week sync to a new device over one loopback QUIC connection ({days} days, {} readings)\n",
-        week.len()
+        "| days | readings | E2EE time | plaintext time | time ratio | E2EE bytes | plaintext bytes | bytes ratio |"
     );
-    println!("| sync | time | bytes on the wire |");
-    println!("|---|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (days, p) in &points {
+        println!(
+            "| {days} | {} | {:.1} ms | {:.1} ms | {:.2}× | {} | {} | {:.2}× |",
+            p.readings,
+            ms(p.e2ee),
+            ms(p.plain),
+            p.e2ee.as_secs_f64() / p.plain.as_secs_f64(),
+            p.e2ee_bytes,
+            p.plain_bytes,
+            p.e2ee_bytes as f64 / p.plain_bytes as f64
+        );
+        // Machine-readable lines for `vigil-bench report` (plot and table).
+        println!(
+            "figure: sync_point {} {:.3} {} {:.3} {}",
+            p.readings,
+            ms(p.e2ee),
+            p.e2ee_bytes,
+            ms(p.plain),
+            p.plain_bytes
+        );
+    }
+    let (days, w) = points.last().expect("at least one size");
     println!(
-        "| Vigil E2EE: pair fetch + snapshot download + open | {:.1} ms | {e2ee_bytes} |",
-        ms(e2ee_time)
+        "\nE2EE = pair fetch + snapshot download + open (`Vault::join`); plaintext = Automerge's \
+         sync protocol against a node-side copy of the log. The phone's first push of the \
+         {days}-day log (bundle + snapshot) took {:.1} ms and {} bytes.\n",
+        ms(w.push),
+        w.push_bytes
     );
     println!(
-        "| plaintext Automerge sync protocol | {:.1} ms | {plain_bytes} |",
-        ms(plain_time)
+        "figure: week_sync_time_ratio {:.3}",
+        w.e2ee.as_secs_f64() / w.plain.as_secs_f64()
     );
     println!(
-        "| ratio E2EE / plaintext | {:.2}× | {:.2}× |",
-        e2ee_time.as_secs_f64() / plain_time.as_secs_f64(),
-        e2ee_bytes as f64 / plain_bytes as f64
-    );
-    println!(
-        "| (phone's first push of the week: bundle + snapshot) | {:.1} ms | {push_bytes} |\n",
-        ms(push_time)
+        "figure: week_sync_bytes_ratio {:.3}",
+        w.e2ee_bytes as f64 / w.plain_bytes as f64
     );
 
     // Handshakes: connects from 4 threads; only the handshakes are timed
@@ -330,5 +383,7 @@ fn main() {
     println!("|---|---:|");
     println!("| QUIC handshakes (4 client threads, {n} connections) | {hs:.0}/s |");
     println!("| durable bundle pushes, {devices} connections × {per} | {pushes:.0}/s |");
+    println!("figure: handshakes_per_s {hs:.0}");
+    println!("figure: pushes_per_s {pushes:.0}");
     rt.block_on(server.shutdown());
 }

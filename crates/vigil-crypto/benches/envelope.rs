@@ -129,5 +129,11 @@ fn main() {
             mbps(env_open),
             100.0 * raw_open / env_open,
         );
+        // Machine-readable, for `vigil-bench report`.
+        println!(
+            "figure: envelope_{size} {:.1} {:.1}",
+            100.0 * raw_seal / env_seal,
+            100.0 * raw_open / env_open
+        );
     }
 }

@@ -48,4 +48,8 @@ fn main() {
         took.as_secs_f64() * 1e3,
         f64::from(n) / took.as_secs_f64()
     );
+    println!(
+        "figure: sweep_vaults_per_s {:.0}",
+        f64::from(n) / took.as_secs_f64()
+    );
 }
