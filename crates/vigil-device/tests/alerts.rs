@@ -149,6 +149,17 @@ fn one_episode_one_alert_even_from_two_devices_and_retries() {
         )
         .unwrap();
     assert_eq!(g2.grant_id, phone.grants().unwrap()[0].grant_id);
+    // The tablet's enrolment replaced the grant record: the phone's one-time
+    // key is destroyed with it, so a copy of the phone's grant frame no
+    // longer unwraps the alert key once the grant is deleted.
+    let keys: Vec<_> = std::fs::read_dir(n._dir.path().join("grant-keys"))
+        .unwrap()
+        .collect();
+    assert_eq!(
+        keys.len(),
+        1,
+        "only the current grant's one-time key is kept"
+    );
 
     // Fever on day 3, 10:00–12:00, recorded on the phone.
     let fever = |m: i64| {

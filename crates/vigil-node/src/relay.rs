@@ -286,7 +286,22 @@ impl Relay {
             return Ok(Response::Error(ProtoError::BadGrant));
         };
         let id = w.grant_id;
+        // Another device of the vault enrolling replaces the record (same
+        // grant id, its own one-time key): the replaced key is destroyed,
+        // or a copy of the earlier grant frame would still unwrap the alert
+        // key after the receipts said the grant was deleted.
+        let replaced = self
+            .store
+            .grant(&id)?
+            .map(|old| old.grant.grant_key)
+            .filter(|old| *old != w.grant_key);
         self.store.put_grant(&GrantRecord::from_wire(w, now_ms))?;
+        if let Some(old) = replaced
+            && let Err(e) = role.grant_keys.destroy(&old)
+        {
+            // The unused-key sweep retries it.
+            tracing::error!(error = %e, "could not destroy a replaced grant key");
+        }
         role.keys
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -35,9 +35,15 @@ impl MailboxStore {
             let mut p = vec![prefix];
             p.extend_from_slice(vault);
             for (k, v) in self.db().scan_prefix(&p)? {
-                if prefix == b'b' || prefix == b's' {
+                if prefix == b'b' {
                     r.blobs += 1;
                     r.bytes += v.len() as u64;
+                } else if prefix == b's' {
+                    // A snapshot record is the blob plus the vector it
+                    // covers: count the blob, as the mailbox's usage does.
+                    r.blobs += 1;
+                    r.bytes += postcard::from_bytes::<vigil_proto::SnapshotItem>(&v)
+                        .map_or(v.len(), |s| s.blob.len()) as u64;
                 }
                 batch.remove(k);
             }
