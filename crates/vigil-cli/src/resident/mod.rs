@@ -1,1 +1,150 @@
 //! The resident CLI (`vigil`): commands over a local vault.
+//!
+//! [`run`] parses the arguments, runs one command and turns every failure
+//! into a one-line `error: ...` on stderr and a documented exit code (see
+//! `vigil --help`). The vault's library (`vigil-device`) does the work; this
+//! module reads the clock, finds the files and prints.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+mod context;
+mod error;
+mod export;
+mod fmt;
+mod local;
+mod net;
+mod time;
+
+use cli::{Cli, Command};
+use context::{Ctx, default_key_file, default_vault_dir};
+use error::{CliError, exit};
+
+/// Runs `vigil` with these arguments (the first is the program name) and
+/// returns the process's exit code.
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    install_panic_hook();
+    if std::env::var_os("VIGIL_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("VIGIL_LOG"))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => return clap_error(&e),
+    };
+    let stdout = std::io::stdout();
+    let result = context(&cli, Box::new(stdout.lock())).and_then(|mut ctx| {
+        let r = dispatch(&mut ctx, &cli.command);
+        let flushed = ctx.out.flush().map_err(CliError::from);
+        r.and(flushed)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.code == 0 => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error::one_line(&e.message));
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn context(cli: &Cli, out: Box<dyn Write>) -> Result<Ctx, CliError> {
+    let dir = match &cli.vault {
+        Some(d) if !d.as_os_str().is_empty() => d.clone(),
+        _ => default_vault_dir()?,
+    };
+    let key_file = match &cli.key_file {
+        Some(k) if !k.as_os_str().is_empty() => k.clone(),
+        _ => default_key_file(&dir),
+    };
+    let real = time::system_now_ms();
+    Ok(Ctx {
+        dir,
+        key_file,
+        now_ms: cli.now.map_or(real, |t| t.resolve(real)),
+        json: cli.json,
+        out,
+    })
+}
+
+fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<(), CliError> {
+    let r = match command {
+        Command::Init(a) => local::init(ctx, a),
+        Command::Record(a) => local::record(ctx, a),
+        Command::Log(a) => local::log(ctx, a),
+        Command::Summary(a) => local::summary(ctx, a),
+        Command::Annotate(a) => local::annotate(ctx, a),
+        Command::Retract(a) => local::retract(ctx, a),
+        Command::CheckIn(a) => local::check_in(ctx, a),
+        Command::Conflicts(a) => local::conflicts(ctx, a),
+        Command::Disclosures => local::disclosures(ctx),
+        Command::Alerts => local::alerts(ctx),
+        Command::Status => local::status(ctx),
+        Command::Enrol(a) => net::enrol(ctx, a),
+        Command::Sync(a) => net::sync(ctx, a),
+        Command::Pair(a) => net::pair(ctx, &a.action),
+        Command::Export(a) => export::export(ctx, a),
+        Command::Shred(a) => net::shred(ctx, a),
+    };
+    // Output cut short by a closed pipe (`vigil log | head`) is not a failure.
+    match r {
+        Err(e) if e.message.contains("Broken pipe") => Err(CliError::new(0, "")),
+        r => r,
+    }
+}
+
+/// Clap's own errors, on one line; help and version go to stdout as usual.
+fn clap_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(exit::USAGE);
+        }
+        _ => {}
+    }
+    let text = e.render().to_string();
+    let first: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let msg = first.join(" ");
+    let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+    eprintln!("error: {msg} (see --help)");
+    ExitCode::from(exit::USAGE)
+}
+
+/// A bug must still end with one line, not a backtrace.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error ({}{at}); please report it",
+            error::one_line(&msg)
+        );
+    }));
+}
