@@ -116,29 +116,38 @@ fn client_config(
     Ok(config)
 }
 
-/// A private runtime with one worker thread, which keeps the endpoint
-/// driven (keep-alives, acks) between the caller's blocking calls.
-struct Driver(Option<tokio::runtime::Runtime>);
+/// A runtime that keeps endpoints driven (keep-alives, acks) between the
+/// callers' blocking calls: private to one [`DeviceConnection`] (one worker
+/// thread), or shared by every connection of a [`ClientEndpoint`]. It is shut
+/// down when the last holder is dropped.
+#[derive(Clone)]
+struct Driver(Arc<RuntimeOwner>);
+
+struct RuntimeOwner(Option<tokio::runtime::Runtime>);
 
 impl Driver {
     fn new() -> Result<Self, NetError> {
+        Self::with_workers(1, "vigil-net-device")
+    }
+
+    fn with_workers(workers: usize, name: &str) -> Result<Self, NetError> {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("vigil-net-device")
+            .worker_threads(workers.max(1))
+            .thread_name(name)
             .enable_all()
             .build()
-            .map(|rt| Self(Some(rt)))
+            .map(|rt| Self(Arc::new(RuntimeOwner(Some(rt)))))
             .map_err(|e| NetError::Io(format!("starting network runtime: {e}")))
     }
 
-    /// Runs `fut` on the private runtime and blocks this thread for its
-    /// result; `None` if the task died.
+    /// Runs `fut` on the runtime and blocks this thread for its result;
+    /// `None` if the task died.
     fn run<F>(&self, fut: F) -> Option<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let rt = self.0.as_ref()?;
+        let rt = self.0.0.as_ref()?;
         // A std channel rather than `block_on`, which would panic if the
         // caller happens to be inside another tokio runtime.
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -149,12 +158,114 @@ impl Driver {
     }
 }
 
-impl Drop for Driver {
+impl Drop for RuntimeOwner {
     fn drop(&mut self) {
         // Never blocks, so dropping is safe on any thread.
         if let Some(rt) = self.0.take() {
             rt.shutdown_background();
         }
+    }
+}
+
+fn unspecified_for(addr: SocketAddr) -> SocketAddr {
+    if addr.is_ipv6() {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    }
+}
+
+/// Connects on `endpoint` with the pin in `code`, within `timeout`.
+async fn connect_on(
+    endpoint: &Endpoint,
+    config: quinn::ClientConfig,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Connection, NetError> {
+    let connecting = endpoint
+        .connect_with(config, addr, SERVER_NAME)
+        .map_err(|e| NetError::Connect(format!("{addr}: {e}")))?;
+    match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(e)) => Err(NetError::Connect(format!("{addr}: {e}"))),
+        Err(_) => Err(NetError::Timeout(timeout)),
+    }
+}
+
+/// One client endpoint (one UDP socket) and one runtime shared by many
+/// [`DeviceConnection`]s.
+///
+/// [`DeviceConnection::connect`] gives every connection its own socket and
+/// its own runtime thread, which is right for a device (it holds one
+/// connection) but costs a thread and a few file descriptors per
+/// connection. A program that holds thousands of connections at once (the
+/// load generator, a gateway) makes one `ClientEndpoint` and connects
+/// through it instead: the connections behave exactly as
+/// [`DeviceConnection::connect`]'s (same pinning, timeouts, blocking API),
+/// but share the socket and `worker_threads` runtime threads. Clones share
+/// the endpoint; it lives until the last clone and the last connection made
+/// through it are dropped.
+#[derive(Clone)]
+pub struct ClientEndpoint {
+    endpoint: Endpoint,
+    driver: Driver,
+}
+
+impl fmt::Debug for ClientEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientEndpoint")
+            .field("local_addr", &self.endpoint.local_addr().ok())
+            .field("open_connections", &self.endpoint.open_connections())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientEndpoint {
+    /// Binds a client endpoint on an ephemeral port of the unspecified
+    /// address of `family`'s IP version (pass the node's address), driven by
+    /// a runtime of `worker_threads` threads (at least one).
+    pub fn new(family: SocketAddr, worker_threads: usize) -> Result<ClientEndpoint, NetError> {
+        let driver = Driver::with_workers(worker_threads, "vigil-net-shared")?;
+        let bind = unspecified_for(family);
+        let endpoint = driver
+            .run(async move { Endpoint::client(bind) })
+            .unwrap_or_else(|| Err(std::io::Error::other("network runtime stopped")))
+            .map_err(|e| NetError::Io(format!("binding {bind}: {e}")))?;
+        Ok(ClientEndpoint { endpoint, driver })
+    }
+
+    /// Connects to the node in `code` through this endpoint; the same
+    /// contract as [`DeviceConnection::connect`].
+    pub fn connect(
+        &self,
+        code: &EnrolmentCode,
+        timeout: Duration,
+    ) -> Result<DeviceConnection, NetError> {
+        let mismatch = Arc::new(AtomicBool::new(false));
+        let config = client_config(code.fingerprint, mismatch.clone())?;
+        let endpoint = self.endpoint.clone();
+        let addr = code.addr;
+        let result = self
+            .driver
+            .run(async move { connect_on(&endpoint, config, addr, timeout).await })
+            .unwrap_or_else(|| Err(NetError::Io("network runtime stopped".into())));
+        match result {
+            Ok(connection) => Ok(DeviceConnection {
+                connection,
+                endpoint: self.endpoint.clone(),
+                sent: 0,
+                received: 0,
+                driver: self.driver.clone(),
+                shared: true,
+            }),
+            Err(_) if mismatch.load(Ordering::Relaxed) => Err(NetError::FingerprintMismatch),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Connections open on this endpoint right now.
+    pub fn open_connections(&self) -> usize {
+        self.endpoint.open_connections()
     }
 }
 
@@ -170,6 +281,9 @@ pub struct DeviceConnection {
     sent: u64,
     received: u64,
     driver: Driver,
+    /// Made through a [`ClientEndpoint`]: the endpoint is not this
+    /// connection's alone.
+    shared: bool,
 }
 
 impl fmt::Debug for DeviceConnection {
@@ -190,23 +304,12 @@ impl DeviceConnection {
         let config = client_config(code.fingerprint, mismatch.clone())?;
         let driver = Driver::new()?;
         let addr = code.addr;
-        let bind: SocketAddr = if addr.is_ipv6() {
-            (Ipv6Addr::UNSPECIFIED, 0).into()
-        } else {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        };
+        let bind = unspecified_for(addr);
         let attempt = async move {
-            let mut endpoint =
+            let endpoint =
                 Endpoint::client(bind).map_err(|e| NetError::Io(format!("binding {bind}: {e}")))?;
-            endpoint.set_default_client_config(config);
-            let connecting = endpoint
-                .connect(addr, SERVER_NAME)
-                .map_err(|e| NetError::Connect(format!("{addr}: {e}")))?;
-            match tokio::time::timeout(timeout, connecting).await {
-                Ok(Ok(connection)) => Ok((endpoint, connection)),
-                Ok(Err(e)) => Err(NetError::Connect(format!("{addr}: {e}"))),
-                Err(_) => Err(NetError::Timeout(timeout)),
-            }
+            let connection = connect_on(&endpoint, config, addr, timeout).await?;
+            Ok((endpoint, connection))
         };
         let result = driver
             .run(attempt)
@@ -218,6 +321,7 @@ impl DeviceConnection {
                 sent: 0,
                 received: 0,
                 driver,
+                shared: false,
             }),
             Err(_) if mismatch.load(Ordering::Relaxed) => Err(NetError::FingerprintMismatch),
             Err(e) => Err(e),
@@ -235,10 +339,15 @@ impl DeviceConnection {
     }
 
     /// Closes the connection gracefully, waiting briefly for the close to be
-    /// delivered. Dropping instead closes it without waiting.
+    /// delivered. Dropping instead closes it without waiting. A connection
+    /// made through a [`ClientEndpoint`] does not wait: the shared endpoint
+    /// keeps running and sends the close.
     pub fn close(self) {
         self.connection
             .close(VarInt::from_u32(codes::CLOSED), b"device closed");
+        if self.shared {
+            return;
+        }
         let endpoint = self.endpoint.clone();
         self.driver.run(async move {
             let _ = tokio::time::timeout(CLOSE_WAIT, endpoint.wait_idle()).await;

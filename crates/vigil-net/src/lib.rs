@@ -5,7 +5,8 @@
 //! - [`NodeServer`] runs a node endpoint on the caller's tokio runtime and
 //!   feeds each request frame to a per-connection [`vigil_proto::FrameHandler`].
 //! - [`DeviceConnection`] is the device side, with a blocking API, pinning the
-//!   node's certificate by the fingerprint in an [`EnrolmentCode`].
+//!   node's certificate by the fingerprint in an [`EnrolmentCode`];
+//!   [`ClientEndpoint`] shares one socket and runtime among many of them.
 //!
 //! TLS is rustls with the ring provider and TLS 1.3 only; there is no web PKI.
 #![forbid(unsafe_code)]
@@ -15,7 +16,7 @@ mod code;
 mod identity;
 mod server;
 
-pub use client::DeviceConnection;
+pub use client::{ClientEndpoint, DeviceConnection};
 pub use code::EnrolmentCode;
 pub use identity::NodeIdentity;
 pub use server::{NodeServer, ServerConfig};

@@ -1,0 +1,77 @@
+//! Many device connections through one shared client endpoint.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use vigil_net::{ClientEndpoint, NetError, NodeIdentity, NodeServer, ServerConfig};
+use vigil_proto::{Exchange, FrameHandler};
+
+const CONNECT: Duration = Duration::from_secs(5);
+
+/// Replies with the count of frames this connection has seen, then the frame.
+struct Echo(u8);
+
+impl FrameHandler for Echo {
+    fn handle(&mut self, request: &[u8], _now_ms: i64) -> Vec<u8> {
+        self.0 += 1;
+        let mut out = vec![self.0];
+        out.extend_from_slice(request);
+        out
+    }
+}
+
+#[test]
+fn connections_share_one_endpoint_and_stay_separate() {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = NodeIdentity::load_or_create(dir.path()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let server = rt
+        .block_on(NodeServer::spawn(
+            &identity,
+            addr,
+            ServerConfig {
+                max_connections: 40,
+                ..ServerConfig::default()
+            },
+            Arc::new(|| Box::new(Echo(0)) as Box<dyn FrameHandler>),
+        ))
+        .unwrap();
+    let code = identity.enrolment_code(server.local_addr());
+    let shared = ClientEndpoint::new(code.addr, 1).unwrap();
+    let mut conns: Vec<_> = (0..40)
+        .map(|_| shared.connect(&code, CONNECT).unwrap())
+        .collect();
+    assert_eq!(shared.open_connections(), 40);
+    // Each connection has its own session at the node.
+    for (i, c) in conns.iter_mut().enumerate() {
+        assert_eq!(c.exchange(&[i as u8]).unwrap(), vec![1, i as u8]);
+    }
+    assert_eq!(conns[3].exchange(b"x").unwrap(), b"\x02x");
+    // The node's connection limit refuses the 41st, as for a private endpoint.
+    let err = shared.connect(&code, CONNECT).unwrap_err();
+    assert!(matches!(err, NetError::Connect(_)), "{err:?}");
+    // Connections work from other threads, concurrently.
+    let handles: Vec<_> = conns
+        .drain(..20)
+        .enumerate()
+        .map(|(i, mut c)| std::thread::spawn(move || (i, c.exchange(b"t").unwrap())))
+        .collect();
+    for h in handles {
+        let (i, reply) = h.join().unwrap();
+        let seen = if i == 3 { 3 } else { 2 };
+        assert_eq!(reply, vec![seen, b't']);
+    }
+    // A pin mismatch is reported as such.
+    let mut wrong = code.clone();
+    wrong.fingerprint[0] ^= 1;
+    let err = shared.connect(&wrong, CONNECT).unwrap_err();
+    assert!(matches!(err, NetError::FingerprintMismatch), "{err:?}");
+    // Closing returns at once and frees the node's slot.
+    for c in conns {
+        c.close();
+    }
+    drop(shared);
+    rt.block_on(server.shutdown());
+}
