@@ -1,0 +1,387 @@
+//! The operator's operations over the relay, and their line-delimited JSON
+//! form on the admin socket.
+//!
+//! One request per line, one response per line:
+//!
+//! ```text
+//! {"op":"status"}                        -> {"ok":{"pid":..,"listen":..,..}}
+//! {"op":"alerts"}                        -> {"ok":[{"id":"3fa2c19b04de",..},..]}
+//! {"op":"ack","id":"3fa2"}               -> {"ok":{"already":false,"alert":{..}}}
+//! {"op":"residents","all":false}         -> {"ok":[{"label":..,..},..]}
+//! {"op":"sweep","grace_ms":0}            -> {"ok":{"mailboxes":0,..}}
+//! anything that fails                    -> {"error":"one line"}
+//! ```
+//!
+//! The same [`execute`] runs behind the socket (node serving) and directly on
+//! the store (node stopped), so both paths answer alike.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use vigil_node::{GrantRecord, InboxEntry, Relay, SweepReport};
+
+use super::util::rfc3339;
+
+/// Hex digits in an alert's id.
+pub(crate) const ALERT_ID_LEN: usize = 12;
+/// Fewest hex digits accepted as an id prefix.
+pub(crate) const MIN_ID_PREFIX: usize = 4;
+
+/// A request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum Request {
+    /// Is a node serving, and where.
+    Status,
+    /// The whole inbox, oldest first.
+    Alerts,
+    /// Acknowledge the alert with this id (or unique prefix).
+    Ack {
+        /// Id or prefix.
+        id: String,
+    },
+    /// Grants: active ones, or all.
+    Residents {
+        /// Include ended and revoked grants.
+        all: bool,
+    },
+    /// Sweep now.
+    Sweep {
+        /// Grace after a period's end, ms.
+        grace_ms: i64,
+    },
+}
+
+/// A response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Response {
+    /// Success, with the operation's result.
+    Ok(serde_json::Value),
+    /// Failure, one line.
+    Error(String),
+}
+
+/// A serving node, as `status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Status {
+    /// Its process id.
+    pub(crate) pid: u32,
+    /// The address it bound.
+    pub(crate) listen: SocketAddr,
+    /// The address it puts in enrolment codes, if set.
+    pub(crate) advertise: Option<SocketAddr>,
+    /// When it started, ms.
+    pub(crate) started_ms: i64,
+    /// Its version.
+    pub(crate) version: String,
+}
+
+/// One alert as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AlertView {
+    /// Short id for `alerts ack`.
+    pub(crate) id: String,
+    /// "fever started" / "fever ended".
+    pub(crate) what: String,
+    /// 1 started, 2 ended.
+    pub(crate) kind: u8,
+    /// The label the resident shared.
+    pub(crate) label: String,
+    /// Rounded onset, ms and RFC 3339.
+    pub(crate) onset_ms: i64,
+    pub(crate) onset: String,
+    /// Level band 1–3.
+    pub(crate) level: u8,
+    /// When the node stored it.
+    pub(crate) received_ms: i64,
+    pub(crate) received: String,
+    /// When staff acknowledged it.
+    pub(crate) acked_ms: Option<i64>,
+    pub(crate) acked: Option<String>,
+    /// The grant (hex) and episode (hex).
+    pub(crate) grant_id: String,
+    pub(crate) episode: String,
+}
+
+/// The result of `ack`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AckView {
+    /// It had been acknowledged before (the first time stands).
+    pub(crate) already: bool,
+    /// The alert, acknowledged.
+    pub(crate) alert: AlertView,
+}
+
+/// One resident's grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ResidentView {
+    /// Short grant id.
+    pub(crate) id: String,
+    /// The label the resident shared.
+    pub(crate) label: String,
+    /// "active", "ended" or "revoked".
+    pub(crate) status: String,
+    /// The period (the grant's validity), ms and RFC 3339.
+    pub(crate) period_start_ms: i64,
+    pub(crate) period_start: String,
+    pub(crate) period_end_ms: i64,
+    pub(crate) period_end: String,
+    /// When the node last heard from the resident's devices.
+    pub(crate) last_contact_ms: i64,
+    pub(crate) last_contact: String,
+    /// Alerts in the inbox under this grant, and how many are unacknowledged.
+    pub(crate) alerts: usize,
+    pub(crate) unacked: usize,
+    /// The fever threshold the resident set, °C.
+    pub(crate) threshold_c: f64,
+    /// The whole grant id, hex.
+    pub(crate) grant_id: String,
+}
+
+/// What a sweep deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SweepView {
+    /// Mailboxes (vaults).
+    pub(crate) mailboxes: u64,
+    /// Bundles and snapshots.
+    pub(crate) blobs: u64,
+    /// Their bytes.
+    pub(crate) bytes: u64,
+    /// Grants.
+    pub(crate) grants: u64,
+    /// Alerts.
+    pub(crate) alerts: u64,
+    /// Expired pairing offers.
+    pub(crate) pairings: u64,
+    /// One-time grant keys never used.
+    pub(crate) grant_keys: u64,
+}
+
+impl From<SweepReport> for SweepView {
+    fn from(r: SweepReport) -> Self {
+        SweepView {
+            mailboxes: r.mailboxes,
+            blobs: r.blobs,
+            bytes: r.bytes,
+            grants: r.grants,
+            alerts: r.alerts,
+            pairings: r.pairings,
+            grant_keys: r.grant_keys,
+        }
+    }
+}
+
+/// The short id of an alert: the first 12 hex digits of
+/// `SHA-256("vigil-node/alert-id" || grant || episode || kind)`. Stable
+/// across restarts and the same on both paths.
+pub(crate) fn alert_id(e: &InboxEntry) -> String {
+    let mut h = Sha256::new();
+    h.update(b"vigil-node/alert-id");
+    h.update(e.grant_id);
+    h.update(e.episode);
+    h.update([e.kind]);
+    hex::encode(&h.finalize()[..ALERT_ID_LEN / 2])
+}
+
+fn alert_view(e: &InboxEntry) -> AlertView {
+    AlertView {
+        id: alert_id(e),
+        what: e.describe().to_owned(),
+        kind: e.kind,
+        label: e.label.clone(),
+        onset_ms: e.onset_ms,
+        onset: rfc3339(e.onset_ms),
+        level: e.level,
+        received_ms: e.received_ms,
+        received: rfc3339(e.received_ms),
+        acked_ms: e.acked_ms,
+        acked: e.acked_ms.map(rfc3339),
+        grant_id: hex::encode(e.grant_id),
+        episode: hex::encode(e.episode),
+    }
+}
+
+fn resident_view(g: &GrantRecord, inbox: &[InboxEntry], now_ms: i64) -> ResidentView {
+    let w = &g.grant;
+    let status = if g.revoked {
+        "revoked"
+    } else if w.valid_until_ms <= now_ms {
+        "ended"
+    } else {
+        "active"
+    };
+    let mine: Vec<&InboxEntry> = inbox.iter().filter(|e| e.grant_id == w.grant_id).collect();
+    ResidentView {
+        id: hex::encode(&w.grant_id[..6]),
+        label: w.label.clone(),
+        status: status.to_owned(),
+        period_start_ms: w.valid_from_ms,
+        period_start: rfc3339(w.valid_from_ms),
+        period_end_ms: w.valid_until_ms,
+        period_end: rfc3339(w.valid_until_ms),
+        last_contact_ms: g.last_contact_ms,
+        last_contact: rfc3339(g.last_contact_ms),
+        alerts: mine.len(),
+        unacked: mine.iter().filter(|e| e.acked_ms.is_none()).count(),
+        threshold_c: w.threshold_c,
+        grant_id: hex::encode(w.grant_id),
+    }
+}
+
+/// Checks an id the operator typed: 4–12 hex digits.
+pub(crate) fn check_id(id: &str) -> Result<String, String> {
+    let id = id.trim().to_ascii_lowercase();
+    if !(MIN_ID_PREFIX..=ALERT_ID_LEN).contains(&id.len())
+        || !id.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(format!(
+            "`{id}` is not an alert id: expected {MIN_ID_PREFIX} to {ALERT_ID_LEN} hex digits \
+             as shown by `vigil-node alerts`"
+        ));
+    }
+    Ok(id)
+}
+
+/// Runs one request against `relay` at `now_ms`. `status` is the serving
+/// node's, `None` when the store was opened directly.
+pub(crate) fn execute(
+    relay: &Relay,
+    req: &Request,
+    now_ms: i64,
+    status: Option<&Status>,
+) -> Result<serde_json::Value, String> {
+    let store = |e: vigil_node::StoreError| e.to_string();
+    let json = |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| e.to_string());
+    match req {
+        Request::Status => match status {
+            Some(s) => json(serde_json::to_value(s)),
+            None => Err("no node is serving".into()),
+        },
+        Request::Alerts => {
+            let inbox = relay.inbox().map_err(store)?;
+            json(serde_json::to_value(
+                inbox.iter().map(alert_view).collect::<Vec<_>>(),
+            ))
+        }
+        Request::Ack { id } => {
+            let id = check_id(id)?;
+            let inbox = relay.inbox().map_err(store)?;
+            let matches: Vec<&InboxEntry> = inbox
+                .iter()
+                .filter(|e| alert_id(e).starts_with(&id))
+                .collect();
+            let e = match matches[..] {
+                [e] => e,
+                [] => {
+                    return Err(format!(
+                        "no alert with id {id} (see `vigil-node alerts`; alerts of ended periods are swept)"
+                    ));
+                }
+                _ => {
+                    return Err(format!(
+                        "{} alerts have ids starting with {id}; give more digits",
+                        matches.len()
+                    ));
+                }
+            };
+            if !relay
+                .ack_alert(&e.grant_id, &e.episode, e.kind, now_ms)
+                .map_err(store)?
+            {
+                return Err(format!("alert {id} was swept just now"));
+            }
+            let acked = relay
+                .store()
+                .inbox_of(&e.grant_id)
+                .map_err(store)?
+                .into_iter()
+                .find(|x| x.episode == e.episode && x.kind == e.kind)
+                .ok_or_else(|| format!("alert {id} was swept just now"))?;
+            json(serde_json::to_value(AckView {
+                already: e.acked_ms.is_some(),
+                alert: alert_view(&acked),
+            }))
+        }
+        Request::Residents { all } => {
+            let inbox = relay.inbox().map_err(store)?;
+            let mut grants = relay.grants().map_err(store)?;
+            grants.sort_by(|a, b| {
+                (a.grant.valid_until_ms, &a.grant.label)
+                    .cmp(&(b.grant.valid_until_ms, &b.grant.label))
+            });
+            let views: Vec<ResidentView> = grants
+                .iter()
+                .map(|g| resident_view(g, &inbox, now_ms))
+                .filter(|v| *all || v.status == "active")
+                .collect();
+            json(serde_json::to_value(views))
+        }
+        Request::Sweep { grace_ms } => {
+            let r = relay.sweep(now_ms, *grace_ms).map_err(store)?;
+            json(serde_json::to_value(SweepView::from(r)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_have_a_stable_json_form() {
+        let cases = [
+            (Request::Status, r#"{"op":"status"}"#),
+            (Request::Alerts, r#"{"op":"alerts"}"#),
+            (
+                Request::Ack { id: "3fa2".into() },
+                r#"{"op":"ack","id":"3fa2"}"#,
+            ),
+            (
+                Request::Residents { all: true },
+                r#"{"op":"residents","all":true}"#,
+            ),
+            (
+                Request::Sweep { grace_ms: 5 },
+                r#"{"op":"sweep","grace_ms":5}"#,
+            ),
+        ];
+        for (req, text) in cases {
+            assert_eq!(serde_json::to_string(&req).unwrap(), text);
+            assert_eq!(serde_json::from_str::<Request>(text).unwrap(), req);
+        }
+        assert!(serde_json::from_str::<Request>(r#"{"op":"rm -rf"}"#).is_err());
+        let r = Response::Error("no".into());
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"error":"no"}"#);
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert_eq!(check_id(" 3FA2 ").unwrap(), "3fa2");
+        for bad in ["", "3fa", "3fa2c19b04de0", "zzzz", "3fa2-1"] {
+            assert!(check_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn operations_on_an_empty_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = Relay::new(
+            vigil_node::MailboxStore::open(dir.path()).unwrap(),
+            vigil_node::RelayConfig::default(),
+        );
+        assert_eq!(
+            execute(&relay, &Request::Alerts, 0, None).unwrap(),
+            serde_json::json!([])
+        );
+        assert!(execute(&relay, &Request::Status, 0, None).is_err());
+        let e = execute(&relay, &Request::Ack { id: "abcd".into() }, 0, None).unwrap_err();
+        assert!(e.contains("no alert with id abcd"), "{e}");
+        let s: SweepView = serde_json::from_value(
+            execute(&relay, &Request::Sweep { grace_ms: 0 }, 0, None).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(s, SweepView::default());
+    }
+}

@@ -1,0 +1,217 @@
+//! The command line (clap).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use super::util::parse_duration;
+
+const ABOUT: &str = "The Vigil community node: relays residents' encrypted sync traffic it \
+cannot read, keeps the fever alerts residents granted it, and deletes everything when each \
+monitoring period ends.";
+
+const EXAMPLES: &str = "\
+Examples:
+  vigil-node serve --data /var/lib/vigil-node --listen 0.0.0.0:4433 --advertise 203.0.113.7:4433
+  vigil-node code --data /var/lib/vigil-node
+  vigil-node alerts --data /var/lib/vigil-node
+  vigil-node alerts ack 3fa2c19b04de --data /var/lib/vigil-node
+  vigil-node residents --data /var/lib/vigil-node --json
+  vigil-node sweep --data /var/lib/vigil-node
+
+While `serve` runs, the other commands talk to it over DATA/admin.sock; when no node is \
+serving they open the store directly. Exit codes: 0 success, 1 failure, 2 bad input.";
+
+/// `vigil-node`'s arguments.
+#[derive(Debug, Parser)]
+#[command(name = "vigil-node", version, about = ABOUT, after_help = EXAMPLES)]
+pub(crate) struct Cli {
+    /// The node's data directory: identity, store, grant keys, admin socket
+    /// (or `data` in the config file).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) data: Option<PathBuf>,
+    /// A TOML config file; flags override what it sets.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Log level or filter (error, warn, info, debug, trace, or a RUST_LOG
+    /// filter such as `vigil_node=debug`); overrides RUST_LOG. Default: info
+    /// for `serve`, warn otherwise.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub(crate) log_level: Option<String>,
+    /// Log format on stderr [default: text].
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub(crate) log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// How logs are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the node: the QUIC relay, the alert inbox, the periodic sweeper and
+    /// the admin socket; prints the bound address and the enrolment code.
+    /// SIGINT or SIGTERM stops it gracefully.
+    #[command(after_help = "\
+Example:
+  vigil-node serve --data /var/lib/vigil-node --listen 0.0.0.0:4433 --advertise 203.0.113.7:4433
+  vigil-node serve --config /etc/vigil-node.toml
+
+Config file (TOML; every key optional, flags win):
+  data = \"/var/lib/vigil-node\"      # relative to the config file
+  listen = \"0.0.0.0:4433\"
+  advertise = \"203.0.113.7:4433\"    # the address put in enrolment codes
+  log_level = \"info\"
+  log_format = \"json\"               # or \"text\"
+  sweep_every = \"60s\"               # 90s, 15m, 2h, 1d
+  grace = \"0s\"                      # keep expired data this long
+  [limits]
+  max_bytes_per_vault = 67108864
+  max_blobs_per_vault = 100000
+  pairing_ttl = \"15m\"
+  max_pull_bytes = 4194304
+  max_connections = 20000
+  idle_timeout = \"30s\"")]
+    Serve(ServeArgs),
+    /// Print the enrolment code residents' devices need to reach and pin this
+    /// node, as text and as a QR code.
+    #[command(after_help = "\
+Example:
+  vigil-node code --data /var/lib/vigil-node
+  vigil-node code --data /var/lib/vigil-node --addr 203.0.113.7:4433 --json
+
+The address is --addr, else the node's `advertise` address, else the address it last bound.")]
+    Code(CodeArgs),
+    /// List the fever alerts in the inbox, or acknowledge one (`alerts ack ID`).
+    #[command(after_help = "\
+Example:
+  vigil-node alerts --data /var/lib/vigil-node
+  vigil-node alerts --data /var/lib/vigil-node --unacked --json
+  vigil-node alerts ack 3fa2c19b04de --data /var/lib/vigil-node")]
+    Alerts(AlertsArgs),
+    /// List the residents who granted this node their fever alerts: label,
+    /// period end, last contact.
+    #[command(after_help = "\
+Example:
+  vigil-node residents --data /var/lib/vigil-node
+  vigil-node residents --data /var/lib/vigil-node --all --json")]
+    Residents(ResidentsArgs),
+    /// Delete now every vault, grant and alert whose monitoring period has
+    /// ended (the running node also does this periodically).
+    #[command(after_help = "\
+Example:
+  vigil-node sweep --data /var/lib/vigil-node
+  vigil-node sweep --data /var/lib/vigil-node --grace 1h --json")]
+    Sweep(SweepArgs),
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// UDP address to listen on, e.g. 0.0.0.0:4433 (port 0 picks a free
+    /// port) [default: 0.0.0.0:4433].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// The address devices reach the node at, put in enrolment codes (when it
+    /// differs from --listen, e.g. behind NAT or with 0.0.0.0).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) advertise: Option<SocketAddr>,
+    /// How often to sweep expired data, e.g. 60s, 15m [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) sweep_every: Option<Duration>,
+    /// Keep data this long after its period ends before sweeping it
+    /// [default: 0s].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) grace: Option<Duration>,
+}
+
+/// `code`.
+#[derive(Debug, Args)]
+pub(crate) struct CodeArgs {
+    /// Put this address in the code instead (e.g. the public address).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) addr: Option<SocketAddr>,
+    /// Print the code only, without the QR code.
+    #[arg(long)]
+    pub(crate) no_qr: bool,
+    /// Print JSON: the code, its parts and the QR code's text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `alerts`.
+#[derive(Debug, Args)]
+pub(crate) struct AlertsArgs {
+    /// Only alerts no one has acknowledged yet.
+    #[arg(long)]
+    pub(crate) unacked: bool,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) action: Option<AlertsAction>,
+}
+
+/// `alerts ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AlertsAction {
+    /// Acknowledge an alert: staff have seen it and act on it.
+    #[command(after_help = "\
+Example:
+  vigil-node alerts ack 3fa2c19b04de --data /var/lib/vigil-node
+
+ID is the alert's id from `vigil-node alerts`, or a unique prefix of it (at least 4 hex digits).")]
+    Ack {
+        /// The alert's id (or a unique prefix of at least 4 hex digits).
+        id: String,
+    },
+}
+
+/// `residents`.
+#[derive(Debug, Args)]
+pub(crate) struct ResidentsArgs {
+    /// Include grants that ended or were revoked (with their status).
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `sweep`.
+#[derive(Debug, Args)]
+pub(crate) struct SweepArgs {
+    /// Keep data this long after its period ends, e.g. 1h [default: the
+    /// config file's `grace`, else 0s].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) grace: Option<Duration>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,293 @@
+//! The optional TOML config file and how it combines with the flags
+//! (flags win, then the file, then the defaults).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use vigil_net::ServerConfig;
+use vigil_node::RelayConfig;
+
+use super::cli::{Cli, LogFormat};
+use super::error::Error;
+use super::util::{ms, parse_duration};
+
+/// The default listen address.
+pub(crate) const DEFAULT_LISTEN: &str = "0.0.0.0:4433";
+/// The default sweep interval.
+pub(crate) const DEFAULT_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// A duration in the file: `"90s"` or a number of seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Seconds(u64),
+    Text(String),
+}
+
+impl DurationValue {
+    fn get(&self, key: &str) -> Result<Duration, String> {
+        match self {
+            DurationValue::Seconds(s) => Ok(Duration::from_secs(*s)),
+            DurationValue::Text(t) => parse_duration(t).map_err(|e| format!("{key}: {e}")),
+        }
+    }
+}
+
+/// The file's contents. Unknown keys are errors, so a typo is not ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    data: Option<PathBuf>,
+    listen: Option<String>,
+    advertise: Option<String>,
+    log_level: Option<String>,
+    log_format: Option<LogFormat>,
+    sweep_every: Option<DurationValue>,
+    grace: Option<DurationValue>,
+    #[serde(default)]
+    limits: Limits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Limits {
+    max_bytes_per_vault: Option<u64>,
+    max_blobs_per_vault: Option<u64>,
+    pairing_ttl: Option<DurationValue>,
+    max_pull_bytes: Option<u32>,
+    max_connections: Option<usize>,
+    idle_timeout: Option<DurationValue>,
+}
+
+/// Everything a command may need, resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// The data directory, if any was given.
+    pub(crate) data: Option<PathBuf>,
+    /// Where `serve` listens.
+    pub(crate) listen: SocketAddr,
+    /// The address for enrolment codes, if it differs.
+    pub(crate) advertise: Option<SocketAddr>,
+    /// Explicit log filter (flag, else file); RUST_LOG sits between them.
+    pub(crate) log_flag: Option<String>,
+    /// The file's log level.
+    pub(crate) log_file: Option<String>,
+    /// Log format.
+    pub(crate) log_format: LogFormat,
+    /// Sweep interval.
+    pub(crate) sweep_every: Duration,
+    /// Grace after a period's end.
+    pub(crate) grace: Duration,
+    /// Relay limits.
+    pub(crate) relay: RelayConfig,
+    /// Endpoint settings.
+    pub(crate) server: ServerConfig,
+}
+
+impl Settings {
+    /// The data directory, or the error that says how to give one.
+    pub(crate) fn data_dir(&self) -> Result<&Path, Error> {
+        self.data.as_deref().ok_or_else(|| {
+            Error::usage("no data directory: pass --data DIR (or set `data` in the --config file)")
+        })
+    }
+}
+
+fn addr(key: &str, s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{key}: `{s}` is not an address like 0.0.0.0:4433 or [::]:4433"))
+}
+
+/// Line and column (1-based) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+fn load_file(path: &Path) -> Result<File, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::usage(format!("config file {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|s| {
+                let (l, c) = line_col(&text, s.start);
+                format!(" at line {l}, column {c}")
+            })
+            .unwrap_or_default();
+        Error::usage(format!(
+            "config file {}{at}: {}",
+            path.display(),
+            e.message().trim()
+        ))
+    })
+}
+
+/// Combines the flags and the config file. `serve` flags are passed
+/// separately since only `serve` has them.
+pub(crate) fn resolve(
+    cli: &Cli,
+    listen: Option<SocketAddr>,
+    advertise: Option<SocketAddr>,
+    sweep_every: Option<Duration>,
+    grace: Option<Duration>,
+) -> Result<Settings, Error> {
+    let file = match &cli.config {
+        Some(p) => load_file(p)?,
+        None => File::default(),
+    };
+    let bad = |e: String| {
+        Error::usage(format!(
+            "config file {}: {e}",
+            cli.config.as_deref().unwrap_or(Path::new("")).display()
+        ))
+    };
+    let base = cli
+        .config
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let data = cli
+        .data
+        .clone()
+        .or_else(|| file.data.as_ref().map(|d| base.join(d)));
+    let listen = match (listen, &file.listen) {
+        (Some(a), _) => a,
+        (None, Some(s)) => addr("listen", s).map_err(bad)?,
+        (None, None) => DEFAULT_LISTEN.parse().map_err(|_| bad("default".into()))?,
+    };
+    let advertise = match (advertise, &file.advertise) {
+        (Some(a), _) => Some(a),
+        (None, Some(s)) => Some(addr("advertise", s).map_err(bad)?),
+        (None, None) => None,
+    };
+    let dur =
+        |flag: Option<Duration>, v: &Option<DurationValue>, key: &str, default: Duration| match (
+            flag, v,
+        ) {
+            (Some(d), _) => Ok(d),
+            (None, Some(v)) => v.get(key).map_err(bad),
+            (None, None) => Ok(default),
+        };
+    let sweep_every = dur(
+        sweep_every,
+        &file.sweep_every,
+        "sweep_every",
+        DEFAULT_SWEEP_EVERY,
+    )?;
+    if sweep_every < Duration::from_secs(1) {
+        return Err(Error::usage("the sweep interval must be at least 1s"));
+    }
+    let grace = dur(grace, &file.grace, "grace", Duration::ZERO)?;
+    let l = &file.limits;
+    let mut relay = RelayConfig::default();
+    relay.max_bytes_per_vault = l.max_bytes_per_vault.unwrap_or(relay.max_bytes_per_vault);
+    relay.max_blobs_per_vault = l.max_blobs_per_vault.unwrap_or(relay.max_blobs_per_vault);
+    relay.max_pull_bytes = l.max_pull_bytes.unwrap_or(relay.max_pull_bytes);
+    if let Some(t) = &l.pairing_ttl {
+        relay.pairing_ttl_ms = ms(t.get("limits.pairing_ttl").map_err(bad)?);
+    }
+    let mut server = ServerConfig::default();
+    server.max_connections = l.max_connections.unwrap_or(server.max_connections);
+    if let Some(t) = &l.idle_timeout {
+        server.idle_timeout = t.get("limits.idle_timeout").map_err(bad)?;
+    }
+    if server.idle_timeout < Duration::from_secs(1) {
+        return Err(bad("limits.idle_timeout must be at least 1s".into()));
+    }
+    Ok(Settings {
+        data,
+        listen,
+        advertise,
+        log_flag: cli.log_level.clone(),
+        log_file: file.log_level,
+        log_format: cli
+            .log_format
+            .or(file.log_format)
+            .unwrap_or(LogFormat::Text),
+        sweep_every,
+        grace,
+        relay,
+        server,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn settings(args: &[&str], file: &str) -> Result<Settings, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, file).unwrap();
+        let mut argv = vec!["vigil-node", "--config", path.to_str().unwrap()];
+        argv.extend_from_slice(args);
+        let cli = Cli::parse_from(argv);
+        let super::super::cli::Command::Serve(s) = &cli.command else {
+            panic!("serve expected")
+        };
+        resolve(&cli, s.listen, s.advertise, s.sweep_every, s.grace)
+    }
+
+    #[test]
+    fn flags_override_the_file_and_the_file_the_defaults() {
+        let file = "data = \"d\"\nlisten = \"127.0.0.1:5000\"\nsweep_every = \"5m\"\n\
+                    grace = 30\nlog_format = \"json\"\n[limits]\nmax_blobs_per_vault = 7\n\
+                    idle_timeout = \"10s\"\n";
+        let s = settings(&["serve"], file).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(s.sweep_every, Duration::from_secs(300));
+        assert_eq!(s.grace, Duration::from_secs(30));
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.relay.max_blobs_per_vault, 7);
+        assert_eq!(
+            s.relay.max_bytes_per_vault,
+            RelayConfig::default().max_bytes_per_vault
+        );
+        assert_eq!(s.server.idle_timeout, Duration::from_secs(10));
+        assert!(s.data.unwrap().ends_with("d"), "relative to the file");
+        let s = settings(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:6000",
+                "--sweep-every",
+                "1h",
+                "--data",
+                "/x",
+            ],
+            file,
+        )
+        .unwrap();
+        assert_eq!(s.listen, "127.0.0.1:6000".parse().unwrap());
+        assert_eq!(s.sweep_every, Duration::from_secs(3600));
+        assert_eq!(s.data.unwrap(), PathBuf::from("/x"));
+        let s = settings(&["serve"], "").unwrap();
+        assert_eq!(s.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(s.sweep_every, DEFAULT_SWEEP_EVERY);
+        assert!(s.data.is_none());
+    }
+
+    #[test]
+    fn bad_files_are_one_line_errors() {
+        for (file, needle) in [
+            ("listen = ", "line 1"),
+            ("lisen = \"1.2.3.4:5\"", "unknown field"),
+            ("listen = \"nowhere\"", "not an address"),
+            ("sweep_every = \"soon\"", "not a duration"),
+            ("[limits]\nmax_blobs_per_vault = -1", "line 2"),
+            ("sweep_every = \"0s\"", "at least 1s"),
+        ] {
+            let e = settings(&["serve"], file).unwrap_err();
+            let msg = e.one_line();
+            assert!(msg.contains(needle), "{file:?}: {msg}");
+            assert_eq!(e.exit_code(), 2);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! `vigil-node serve`: the relay on QUIC, the admin socket, the sweeper, and
+//! a graceful stop on SIGINT/SIGTERM.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+use vigil_crypto::SigningIdentity;
+use vigil_net::{NodeIdentity, NodeServer};
+use vigil_node::Relay;
+use vigil_proto::FrameHandler;
+
+use super::admin::Status;
+use super::channel::{self, AdminServer};
+use super::code::{enrolment_code, write_state};
+use super::config::Settings;
+use super::error::Error;
+use super::util::{ms, now_ms, out, show_duration};
+
+/// How long a stopping node waits for requests in flight.
+const DRAIN: Duration = Duration::from_secs(5);
+
+fn create_data_dir(data: &Path) -> Result<(), Error> {
+    if data.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data)
+        .map_err(|e| Error::failed(format!("cannot create {}: {e}", data.display())))?;
+    tracing::info!(data = %data.display(), "created a new node data directory");
+    Ok(())
+}
+
+/// Runs the node until SIGINT or SIGTERM.
+pub(crate) fn run(settings: &Settings) -> Result<(), Error> {
+    let data = settings.data_dir()?.to_path_buf();
+    create_data_dir(&data)?;
+    channel::clear_stale_socket(&data)?;
+    let identity = NodeIdentity::load_or_create(&data)
+        .map_err(|e| Error::failed(format!("node identity in {}: {e}", data.display())))?;
+    let relay = channel::open_relay(&data, settings.relay, true)
+        .map_err(|e| {
+            Error::failed(format!(
+                "cannot open the store in {}: {e}",
+                data.join(channel::STORE).display()
+            ))
+        })?
+        .with_receipts(SigningIdentity::from_bytes(
+            identity.signing().expose_secret(),
+        ));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vigil-node")
+        .build()
+        .map_err(|e| Error::failed(format!("starting the runtime: {e}")))?;
+    let result = rt.block_on(serve(settings, data, identity, relay));
+    // Dropping the runtime waits for store work still running on its
+    // blocking threads; the store's last handle then closes it.
+    drop(rt);
+    if result.is_ok() {
+        tracing::info!("node stopped");
+    }
+    result
+}
+
+async fn serve(
+    settings: &Settings,
+    data: PathBuf,
+    identity: NodeIdentity,
+    relay: Relay,
+) -> Result<(), Error> {
+    // Handlers first, so a signal right after the ready line is handled.
+    let sig =
+        |kind, name| signal(kind).map_err(|e| Error::failed(format!("cannot handle {name}: {e}")));
+    let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
+
+    let sessions = relay.clone();
+    let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> =
+        Arc::new(move || Box::new(sessions.session()));
+    let server = NodeServer::spawn(&identity, settings.listen, settings.server.clone(), factory)
+        .await
+        .map_err(|e| Error::failed(format!("cannot listen on {}: {e}", settings.listen)))?;
+    let bound = server.local_addr();
+    let status = Status {
+        pid: std::process::id(),
+        listen: bound,
+        advertise: settings.advertise,
+        started_ms: now_ms(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    write_state(&data, &status)?;
+    let admin = AdminServer::bind(&data, relay.clone(), status)?;
+
+    let code = enrolment_code(&identity, settings.advertise.unwrap_or(bound));
+    let mut ready = format!("vigil-node listening on {bound}");
+    match &code {
+        Ok(c) => ready.push_str(&format!("\nenrolment code: {c}")),
+        Err(why) => ready.push_str(&format!("\nno enrolment code yet: {why}")),
+    }
+    if let Err(e) = out(&ready) {
+        tracing::warn!(error = %e, "could not print the ready lines");
+    }
+    tracing::info!(
+        listen = %bound,
+        data = %data.display(),
+        sweep_every = %show_duration(settings.sweep_every),
+        grace = %show_duration(settings.grace),
+        code = code.as_ref().map(ToString::to_string).unwrap_or_default(),
+        "node serving"
+    );
+
+    let sweeper = tokio::spawn(sweep_loop(
+        relay.clone(),
+        settings.sweep_every,
+        ms(settings.grace),
+    ));
+
+    let which = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(
+        signal = which,
+        "shutting down: no new connections, finishing requests"
+    );
+    sweeper.abort();
+    if !server.drain(DRAIN).await {
+        tracing::warn!(
+            in_flight = server.in_flight(),
+            "requests still in flight after {DRAIN:?}; closing anyway"
+        );
+    }
+    admin.close();
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn sweep_loop(relay: Relay, every: Duration, grace_ms: i64) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // The first tick is immediate: a sweep at start.
+        tick.tick().await;
+        let r = relay.clone();
+        match tokio::task::spawn_blocking(move || r.sweep(now_ms(), grace_ms)).await {
+            Ok(Ok(report)) => tracing::debug!(?report, "sweep done"),
+            Ok(Err(e)) => tracing::error!(error = %e, "sweep failed"),
+            Err(e) => tracing::error!(error = %e, "sweep task failed"),
+        }
+    }
+}
