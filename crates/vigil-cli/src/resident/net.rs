@@ -114,8 +114,8 @@ pub(crate) fn enrol(ctx: &mut Ctx, args: &EnrolArgs) -> Result<(), CliError> {
 
 /// `vigil sync`.
 pub(crate) fn sync(ctx: &mut Ctx, args: &SyncArgs) -> Result<(), CliError> {
-    let code = ctx.node_code(args.node.as_deref())?;
     let mut vault = ctx.open()?;
+    let code = ctx.node_code(args.node.as_deref())?;
     let mut conn = connect(&code)?;
     let report = vault
         .sync(&mut conn)
@@ -223,8 +223,8 @@ fn joiner_code(k: &X25519PublicKey) -> String {
 
 fn pair_show(ctx: &mut Ctx, joiner: &str, node: Option<&str>) -> Result<(), CliError> {
     let joiner = parse_joiner(joiner)?;
-    let code = ctx.node_code(node)?;
     let mut vault = ctx.open()?;
+    let code = ctx.node_code(node)?;
     let mut conn = connect(&code)?;
     let sas = vault
         .offer_pairing(&mut conn, &joiner, ctx.now_ms)

@@ -1,0 +1,1186 @@
+//! The `vigil` binary, end to end: every command's happy path and its
+//! refusals (exit code, one-line error), the FHIR and Automerge exports of a
+//! simulated week, and the network commands against an in-process node.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+const MIN: i64 = 60_000;
+const HOUR: i64 = 60 * MIN;
+const DAY: i64 = 24 * HOUR;
+
+// ---------------------------------------------------------------- helpers
+
+/// A `vigil` command on the vault `dir`, with Vigil's variables cleared.
+fn vigil(dir: &Path) -> Command {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin!("vigil"));
+    for v in [
+        "VIGIL_VAULT",
+        "VIGIL_KEY_FILE",
+        "VIGIL_NOW",
+        "VIGIL_LOG",
+        "RUST_BACKTRACE",
+    ] {
+        c.env_remove(v);
+    }
+    c.arg("--vault").arg(dir);
+    c
+}
+
+/// A `vigil` command at a fixed "now".
+fn at(dir: &Path, now: i64) -> Command {
+    let mut c = vigil(dir);
+    c.arg("--now").arg(rfc3339(now));
+    c
+}
+
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "expected success: {self:#?}");
+        &self.out
+    }
+
+    /// Failure with `code` and one line `error: ...` mentioning `needle`.
+    #[track_caller]
+    fn fails(&self, code: i32, needle: &str) {
+        assert_eq!(self.code, code, "exit code: {self:#?}");
+        let lines: Vec<&str> = self.err.lines().collect();
+        assert_eq!(lines.len(), 1, "one line on stderr: {self:#?}");
+        assert!(lines[0].starts_with("error: "), "{self:#?}");
+        assert!(
+            self.err.contains(needle),
+            "stderr should mention {needle:?}: {self:#?}"
+        );
+        assert!(!self.err.contains("panicked") && !self.err.contains("RUST_BACKTRACE"));
+    }
+
+    #[track_caller]
+    fn json(&self) -> Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
+    }
+}
+
+fn run_in(cmd: &mut Command, input: &str) -> Run {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vigil runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        out: String::from_utf8(stdout).unwrap(),
+        err: String::from_utf8(stderr).unwrap(),
+    }
+}
+
+fn run<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut cmd: Command, args: I) -> Run {
+    cmd.args(args);
+    run_in(&mut cmd, "")
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// RFC 3339 (UTC, whole seconds), computed independently of the CLI.
+fn rfc3339(ms: i64) -> String {
+    let days = ms.div_euclid(DAY);
+    let rem = ms.rem_euclid(DAY);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / HOUR,
+        rem % HOUR / MIN,
+        rem % MIN / 1000
+    )
+}
+
+fn real_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// 2026-11-23T00:00:00Z, a Monday: the simulated week's start.
+const T0: i64 = 1_795_392_000_000;
+
+/// A fresh vault for a 7-day period from T0, "now" an hour into it.
+fn new_vault(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("vault");
+    run(at(&dir, T0 + HOUR), ["init", "--start", &rfc3339(T0)]).ok();
+    dir
+}
+
+fn record(dir: &Path, now: i64, metric: &str, value: &str, t: i64) -> String {
+    let r = run(
+        at(dir, now),
+        ["--json", "record", metric, value, "--at", &rfc3339(t)],
+    );
+    r.json()["id"].as_str().unwrap().to_owned()
+}
+
+// ---------------------------------------------------------------- local commands
+
+#[test]
+fn t0_is_the_documented_monday() {
+    assert_eq!(rfc3339(T0), "2026-11-23T00:00:00Z");
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    let tmp = tempfile::tempdir().unwrap();
+    let top = run(vigil(tmp.path()), ["--help"]);
+    assert!(top.ok().contains("Exit codes"), "{top:?}");
+    assert!(top.out.contains("VIGIL_VAULT"));
+    for cmd in [
+        vec!["init"],
+        vec!["record"],
+        vec!["log"],
+        vec!["summary"],
+        vec!["annotate"],
+        vec!["retract"],
+        vec!["check-in"],
+        vec!["conflicts"],
+        vec!["conflicts", "resolve"],
+        vec!["enrol"],
+        vec!["sync"],
+        vec!["pair"],
+        vec!["pair", "show"],
+        vec!["pair", "join"],
+        vec!["disclosures"],
+        vec!["alerts"],
+        vec!["status"],
+        vec!["export"],
+        vec!["shred"],
+    ] {
+        let mut args = cmd.clone();
+        args.push("--help");
+        let r = run(vigil(tmp.path()), &args);
+        assert!(
+            r.ok().contains("Example"),
+            "`vigil {}` help has an example: {r:?}",
+            cmd.join(" ")
+        );
+    }
+    // No subcommand: help on stderr, usage exit code.
+    assert_eq!(run(vigil(tmp.path()), Vec::<&str>::new()).code, 2);
+    run(vigil(tmp.path()), ["frobnicate"]).fails(2, "frobnicate");
+}
+
+#[test]
+fn init_record_log_and_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    assert!(
+        tmp.path().join("vault.key").exists(),
+        "key beside the vault"
+    );
+    let now = T0 + DAY + 12 * HOUR;
+    record(&dir, now, "temperature", "36.6", T0 + 8 * HOUR);
+    record(&dir, now, "temperature", "37.0", T0 + 20 * HOUR);
+    record(&dir, now, "heart-rate", "72", T0 + 8 * HOUR);
+    record(&dir, now, "spo2", "97", T0 + DAY + HOUR);
+    record(&dir, now, "respiratory-rate", "14", T0 + DAY + HOUR);
+    let id = record(&dir, now, "steps", "4200", T0 + DAY + 2 * HOUR);
+    assert!(id.len() > 33 && id.contains('-'));
+    // Default time is now; the output names the reading.
+    let r = run(at(&dir, now), ["record", "temperature", "36.9"]);
+    assert!(r.ok().contains("Recorded temperature 36.9 °C at"), "{r:?}");
+
+    let table = run(at(&dir, now), ["log"]);
+    let t = table.ok();
+    assert!(t.starts_with("TIME"), "{t}");
+    assert_eq!(t.lines().count(), 8, "header + 7 readings: {t}");
+    assert!(t.contains("2026-11-23T08:00:00Z  temperature") && t.contains("36.6"));
+    let temps = run(at(&dir, now), ["--json", "log", "--metric", "temperature"]).json();
+    assert_eq!(temps.as_array().unwrap().len(), 3);
+    let day1 = run(at(&dir, now), ["--json", "log", "--day", "2026-11-23"]).json();
+    assert_eq!(day1.as_array().unwrap().len(), 3);
+    assert_eq!(day1[0]["time"], "2026-11-23T08:00:00Z");
+    assert_eq!(day1[0]["unit"], "°C");
+    let range = run(
+        at(&dir, now),
+        [
+            "--json",
+            "log",
+            "--from",
+            "2026-11-23T10:00:00Z",
+            "--to",
+            "2026-11-24T01:30:00Z",
+        ],
+    )
+    .json();
+    assert_eq!(range.as_array().unwrap().len(), 3, "{range}");
+
+    let sum = run(
+        at(&dir, now),
+        ["--json", "summary", "--metric", "temperature"],
+    )
+    .json();
+    let sum = sum.as_array().unwrap();
+    assert_eq!(sum.len(), 2);
+    assert_eq!(sum[0]["day"], "2026-11-23");
+    assert_eq!(sum[0]["count"], 2);
+    assert_eq!(sum[0]["min"], 36.6);
+    assert_eq!(sum[0]["max"], 37.0);
+    assert!((sum[0]["mean"].as_f64().unwrap() - 36.8).abs() < 1e-9);
+    let text = run(at(&dir, now), ["summary"]);
+    assert!(
+        text.ok().contains("MEAN") && text.out.contains("36.80"),
+        "{text:?}"
+    );
+    let one_day = run(at(&dir, now), ["--json", "summary", "--day", "2026-11-24"]).json();
+    assert_eq!(one_day.as_array().unwrap().len(), 4, "{one_day}");
+
+    // The environment variables work as the flags do.
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin!("vigil"));
+    c.env("VIGIL_VAULT", &dir)
+        .env("VIGIL_NOW", rfc3339(now))
+        .env_remove("VIGIL_KEY_FILE");
+    assert_eq!(
+        run(c, ["--json", "log"]).json().as_array().unwrap().len(),
+        7
+    );
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let now = T0 + DAY;
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["record", "location", "1"], "heart-rate, spo2"),
+        (vec!["record", "temperature", "NaN"], "finite"),
+        (vec!["record", "temperature", "inf"], "finite"),
+        (vec!["record", "temperature", "50"], "30–45"),
+        (vec!["record", "temperature", "-5"], "30–45"),
+        (vec!["record", "spo2", "101"], "50–100"),
+        (vec!["record", "steps", "10.5"], "whole number"),
+        (vec!["record", "heart-rate", "fast"], "invalid value"),
+        (vec!["record", "temperature"], "required"),
+        (
+            vec!["record", "temperature", "37", "--at", "yesterday"],
+            "RFC 3339",
+        ),
+        (
+            vec![
+                "record",
+                "temperature",
+                "37",
+                "--at",
+                "2026-11-23T25:00:00Z",
+            ],
+            "RFC 3339",
+        ),
+        (
+            vec![
+                "record",
+                "temperature",
+                "37",
+                "--at",
+                "2026-11-30T00:00:00Z",
+            ],
+            "future",
+        ),
+        (
+            vec![
+                "record",
+                "temperature",
+                "37",
+                "--at",
+                "2026-11-20T00:00:00Z",
+            ],
+            "outside the monitoring period",
+        ),
+        (vec!["log", "--day", "2026-02-30"], "YYYY-MM-DD"),
+        (vec!["log", "--metric", "mood"], "unknown metric"),
+        (vec!["annotate", "nope", "x"], "invalid reading id"),
+        (vec!["annotate", "abcdef12-9", "x"], "no reading"),
+        (vec!["retract", "abcdef12-1"], "--reason"),
+        (vec!["check-in", "cough"], "SYMPTOM=SEVERITY"),
+        (vec!["check-in", "hiccups=mild"], "unknown symptom"),
+        (vec!["check-in", "cough=awful"], "unknown severity"),
+        (
+            vec!["check-in", "--day", "2026-12-24", "cough=mild"],
+            "outside the monitoring period",
+        ),
+        (
+            vec!["conflicts", "resolve", "2026-11-23/cough", "mild"],
+            "no unresolved conflict",
+        ),
+        (
+            vec!["enrol", "vigil1/nonsense", "--label", "x"],
+            "bad node code",
+        ),
+        (
+            vec!["enrol", "vigil1/127.0.0.1:4433/00/00/00", "--label", ""],
+            "label",
+        ),
+        (vec!["sync"], "no node known"),
+        (
+            vec!["pair", "show", "vigil-join1/xyz"],
+            "invalid joiner code",
+        ),
+        (vec!["export"], "required"),
+        (
+            vec!["export", "--fhir", "--automerge", "x"],
+            "cannot be used",
+        ),
+        (vec!["init", "--days", "0"], "period length"),
+    ];
+    for (args, needle) in cases {
+        let r = run(at(&dir, now), &args);
+        r.fails(2, needle);
+    }
+    // A bad --now is bad input too.
+    run(vigil(&dir), ["--now", "soon", "log"]).fails(2, "RFC 3339");
+    // Nothing was recorded by any of them.
+    assert_eq!(
+        run(at(&dir, now), ["--json", "log", "--all"]).json(),
+        Value::Array(vec![])
+    );
+}
+
+#[test]
+fn missing_vault_and_wrong_key_file_exit_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let now = T0 + DAY;
+    let none = tmp.path().join("none");
+    for cmd in [
+        vec!["log"],
+        vec!["status"],
+        vec!["record", "temperature", "37"],
+        vec!["export", "--fhir"],
+        vec!["shred", "--yes"],
+    ] {
+        run(at(&none, now), &cmd).fails(3, "vigil init");
+    }
+    let a = new_vault(&tmp.path().join("a"));
+    let b = new_vault(&tmp.path().join("b"));
+    // A's vault with B's key.
+    let mut c = at(&a, now);
+    c.arg("--key-file")
+        .arg(tmp.path().join("b").join("vault.key"));
+    run(c, ["log"]).fails(3, "another vault");
+    // A missing key file.
+    let mut c = at(&a, now);
+    c.arg("--key-file").arg(tmp.path().join("nowhere.key"));
+    run(c, ["log"]).fails(3, "no key file");
+    // A file that is not a key file.
+    let junk = tmp.path().join("junk.key");
+    std::fs::write(&junk, b"not a key").unwrap();
+    let mut c = at(&b, now);
+    c.arg("--key-file").arg(&junk);
+    run(c, ["status"]).fails(3, "not a Vigil key file");
+    // init refuses an existing vault and an existing key file.
+    run(at(&a, now), ["init"]).fails(2, "already holds a vault");
+    let mut c = at(&tmp.path().join("c"), now);
+    c.arg("--key-file")
+        .arg(tmp.path().join("a").join("vault.key"));
+    run(c, ["init"]).fails(2, "already exists");
+    // Both vaults still open with their own keys.
+    run(at(&a, now), ["status"]).ok();
+    run(at(&b, now), ["status"]).ok();
+}
+
+#[test]
+fn annotate_retract_and_check_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let now = T0 + DAY;
+    let a = record(&dir, now, "temperature", "36.7", T0 + 2 * HOUR);
+    let b = record(&dir, now, "temperature", "39.9", T0 + 3 * HOUR);
+    let short = |id: &str| format!("{}-{}", &id[..8], id.rsplit('-').next().unwrap());
+    run(
+        at(&dir, now),
+        ["annotate", &short(&a), "after a hot shower"],
+    )
+    .ok();
+    let r = run(
+        at(&dir, now),
+        ["retract", &b, "--reason", "sensor off the wrist"],
+    );
+    assert!(r.ok().contains("Retracted"), "{r:?}");
+    let log = run(at(&dir, now), ["--json", "log"]).json();
+    assert_eq!(log.as_array().unwrap().len(), 1);
+    assert_eq!(log[0]["annotation"], "after a hot shower");
+    let all = run(at(&dir, now), ["--json", "log", "--all"]).json();
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert_eq!(all[1]["retracted"]["reason"], "sensor off the wrist");
+    let table = run(at(&dir, now), ["log", "--all"]);
+    assert!(
+        table.ok().contains("RETRACTED (sensor off the wrist)"),
+        "{table:?}"
+    );
+    let sum = run(at(&dir, now), ["--json", "summary"]).json();
+    assert_eq!(sum[0]["max"], 36.7, "a retracted reading leaves statistics");
+
+    let r = run(
+        at(&dir, now),
+        [
+            "check-in",
+            "--day",
+            "2026-11-23",
+            "cough=mild",
+            "sore-throat=none",
+        ],
+    );
+    assert!(r.ok().contains("Check-in saved for 2026-11-23"), "{r:?}");
+    assert!(r.out.contains("cough") && r.out.contains("mild"));
+    let day = run(at(&dir, now), ["--json", "check-in", "--day", "2026-11-23"]).json();
+    let syms = day["symptoms"].as_array().unwrap();
+    assert_eq!(syms.len(), 8);
+    assert_eq!(syms[0]["symptom"], "cough");
+    assert_eq!(syms[0]["value"], "mild");
+    assert_eq!(syms[1]["value"], "none");
+    assert_eq!(syms[2]["value"], Value::Null);
+    // Today, by default.
+    run(at(&dir, now), ["check-in", "fatigue=moderate"]).ok();
+    let today = run(at(&dir, now), ["--json", "check-in"]).json();
+    assert_eq!(today["day"], "2026-11-24");
+    // No conflicts on one device.
+    assert!(
+        run(at(&dir, now), ["conflicts"])
+            .ok()
+            .contains("No conflicts")
+    );
+    assert_eq!(
+        run(at(&dir, now), ["--json", "conflicts"]).json(),
+        Value::Array(vec![])
+    );
+}
+
+#[test]
+fn status_alerts_and_disclosures_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let now = T0 + 2 * DAY + 6 * HOUR;
+    record(&dir, now, "temperature", "38.2", now - 20 * MIN);
+    record(&dir, now, "temperature", "38.4", now - 10 * MIN);
+    let s = run(at(&dir, now), ["--json", "status"]).json();
+    assert_eq!(s["period"]["start"], "2026-11-23T00:00:00Z");
+    assert_eq!(s["period"]["end"], "2026-11-30T00:00:00Z");
+    assert_eq!(s["period"]["remaining_ms"], 4 * DAY + 18 * HOUR);
+    assert_eq!(s["readings"], 2);
+    assert_eq!(s["last_sync"], Value::Null);
+    assert_eq!(s["node"], Value::Null);
+    assert_eq!(s["enrolled"], false);
+    assert_eq!(s["pending_alerts"], Value::Array(vec![]));
+    assert_eq!(s["fever"]["onset"], rfc3339(now - 20 * MIN));
+    let text = run(at(&dir, now), ["status"]);
+    assert!(text.ok().contains("ends in 4d 18h 0m"), "{text:?}");
+    assert!(text.out.contains("Last sync   never"));
+    let al = run(at(&dir, now), ["--json", "alerts"]).json();
+    assert_eq!(al["enrolled"], false);
+    assert_eq!(al["episodes"].as_array().unwrap().len(), 1);
+    let al = run(at(&dir, now), ["alerts"]);
+    assert!(al.ok().contains("Not enrolled"), "{al:?}");
+    // Nothing left the device.
+    assert_eq!(
+        run(at(&dir, now), ["--json", "disclosures"]).json(),
+        Value::Array(vec![])
+    );
+    assert!(
+        run(at(&dir, now), ["disclosures"])
+            .ok()
+            .contains("Nothing has left")
+    );
+}
+
+/// FHIR R4 rules the export must meet, checked field by field.
+fn check_fhir(bundle: &Value) -> Vec<&Value> {
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert_eq!(bundle["type"], "collection");
+    let entries = bundle["entry"].as_array().expect("entry is an array");
+    let id_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    };
+    let mut urls = std::collections::HashSet::new();
+    let mut out = vec![];
+    for e in entries {
+        let url = e["fullUrl"].as_str().expect("fullUrl");
+        let uuid = url.strip_prefix("urn:uuid:").expect("urn:uuid full URL");
+        let parts: Vec<&str> = uuid.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            vec![8, 4, 4, 4, 12],
+            "{uuid}"
+        );
+        assert!(
+            uuid.bytes()
+                .all(|b| b == b'-' || b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert!(urls.insert(url.to_owned()), "fullUrl unique");
+        let o = &e["resource"];
+        assert_eq!(o["resourceType"], "Observation");
+        assert!(id_ok(o["id"].as_str().unwrap()), "{}", o["id"]);
+        let status = o["status"].as_str().unwrap();
+        assert!(["final", "entered-in-error"].contains(&status));
+        let code = &o["code"]["coding"][0];
+        assert_eq!(code["system"], "http://loinc.org");
+        let cat = &o["category"][0]["coding"][0];
+        assert_eq!(
+            cat["system"],
+            "http://terminology.hl7.org/CodeSystem/observation-category"
+        );
+        let (unit, category) = match code["code"].as_str().unwrap() {
+            "8310-5" => ("Cel", "vital-signs"),
+            "8867-4" => ("/min", "vital-signs"),
+            "59408-5" => ("%", "vital-signs"),
+            "9279-1" => ("/min", "vital-signs"),
+            "55423-8" => ("{steps}", "activity"),
+            other => panic!("unexpected LOINC code {other}"),
+        };
+        assert_eq!(cat["code"], category);
+        let eff = o["effectiveDateTime"].as_str().unwrap();
+        assert_eq!(eff.len(), 20, "{eff}");
+        assert!(eff.ends_with('Z') && &eff[10..11] == "T");
+        let q = &o["valueQuantity"];
+        assert!(q["value"].is_number());
+        assert!(q["unit"].is_string());
+        assert_eq!(q["system"], "http://unitsofmeasure.org");
+        assert_eq!(q["code"], unit);
+        assert!(o.get("subject").is_none());
+        out.push(o);
+    }
+    out
+}
+
+#[test]
+fn fhir_export_of_a_simulated_week() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let end = T0 + 7 * DAY - MIN;
+    let mut ids = vec![];
+    for d in 0..7 {
+        let day = T0 + d * DAY;
+        for (h, v) in [(7, "36.5"), (13, "36.9"), (21, "37.1")] {
+            ids.push(record(&dir, end, "temperature", v, day + h * HOUR));
+        }
+        record(
+            &dir,
+            end,
+            "heart-rate",
+            &format!("{}", 60 + d),
+            day + 7 * HOUR,
+        );
+        record(&dir, end, "spo2", "97", day + 7 * HOUR);
+        record(&dir, end, "respiratory-rate", "15", day + 7 * HOUR);
+        record(
+            &dir,
+            end,
+            "steps",
+            &format!("{}", 3000 + 100 * d),
+            day + 22 * HOUR,
+        );
+    }
+    run(at(&dir, end), ["annotate", &ids[4], "felt warm"]).ok();
+    run(at(&dir, end), ["retract", &ids[5], "--reason", "misread"]).ok();
+
+    let out = tmp.path().join("week.fhir.json");
+    let r = run(
+        at(&dir, end),
+        ["export", "--fhir", "--out", out.to_str().unwrap()],
+    );
+    assert!(r.ok().contains("48 Observations"), "{r:?}");
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let obs = check_fhir(&bundle);
+    assert_eq!(obs.len(), 49 - 1, "the retracted reading is left out");
+    assert_eq!(bundle["total"], 48);
+    assert!(obs.iter().all(|o| o["status"] == "final"));
+    assert!(!obs.iter().any(|o| o["id"] == ids[5].as_str()));
+    let temp = obs.iter().find(|o| o["id"] == ids[0].as_str()).unwrap();
+    assert_eq!(temp["code"]["coding"][0]["code"], "8310-5");
+    assert_eq!(temp["effectiveDateTime"], "2026-11-23T07:00:00Z");
+    assert_eq!(temp["valueQuantity"]["value"], 36.5);
+    assert_eq!(temp["valueQuantity"]["code"], "Cel");
+    let noted = obs.iter().find(|o| o["id"] == ids[4].as_str()).unwrap();
+    assert_eq!(noted["note"][0]["text"], "felt warm");
+    let counts = |code: &str| {
+        obs.iter()
+            .filter(|o| o["code"]["coding"][0]["code"] == code)
+            .count()
+    };
+    assert_eq!(counts("8310-5"), 20);
+    for c in ["8867-4", "59408-5", "9279-1", "55423-8"] {
+        assert_eq!(counts(c), 7, "{c}");
+    }
+    let steps = obs
+        .iter()
+        .find(|o| o["code"]["coding"][0]["code"] == "55423-8")
+        .unwrap();
+    assert_eq!(
+        steps["valueQuantity"]["value"], 3000,
+        "steps are whole numbers"
+    );
+    // Re-running refuses to overwrite without --force.
+    run(
+        at(&dir, end),
+        ["export", "--fhir", "--out", out.to_str().unwrap()],
+    )
+    .fails(2, "--force");
+    run(
+        at(&dir, end),
+        [
+            "export",
+            "--fhir",
+            "--force",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "exports are private to the owner");
+    }
+
+    // To stdout, with retracted readings marked entered-in-error.
+    let all: Value = run(at(&dir, end), ["export", "--fhir", "--include-retracted"]).json();
+    let obs = check_fhir(&all);
+    assert_eq!(obs.len(), 49);
+    let gone = obs.iter().find(|o| o["id"] == ids[5].as_str()).unwrap();
+    assert_eq!(gone["status"], "entered-in-error");
+    assert!(
+        gone["note"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("misread")
+    );
+    // One metric only.
+    let temps: Value = run(
+        at(&dir, end),
+        ["export", "--fhir", "--metric", "temperature"],
+    )
+    .json();
+    assert_eq!(check_fhir(&temps).len(), 20);
+}
+
+#[test]
+fn automerge_export_holds_every_reading() {
+    use automerge::ReadDoc;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let now = T0 + 3 * DAY;
+    let mut ids = vec![];
+    for i in 0..10 {
+        ids.push(record(
+            &dir,
+            now,
+            if i % 2 == 0 {
+                "temperature"
+            } else {
+                "heart-rate"
+            },
+            if i % 2 == 0 { "36.8" } else { "70" },
+            T0 + i * HOUR,
+        ));
+    }
+    run(at(&dir, now), ["retract", &ids[3], "--reason", "double"]).ok();
+    let path = tmp.path().join("log.automerge");
+    let r = run(
+        at(&dir, now),
+        ["export", "--automerge", path.to_str().unwrap()],
+    );
+    assert!(
+        r.ok().contains("10 readings") || r.out.contains("9 readings"),
+        "{r:?}"
+    );
+    let doc = automerge::AutoCommit::load(&std::fs::read(&path).unwrap()).unwrap();
+    let (_, readings) = doc
+        .get(automerge::ROOT, "readings")
+        .unwrap()
+        .expect("readings list");
+    let mut found = vec![];
+    for item in doc.list_range(&readings, ..) {
+        if let automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) = item.value {
+            assert_eq!(b.len(), 42, "docs/spec.md §6 reading encoding");
+            let device = hex::encode(&b[1..17]);
+            let seq = u64::from_be_bytes(b[17..25].try_into().unwrap());
+            found.push(format!("{device}-{seq}"));
+        }
+    }
+    for (i, id) in ids.iter().enumerate() {
+        if i != 3 {
+            assert!(found.contains(id), "reading {id} in the export");
+        }
+    }
+    // The export is refused over an existing file.
+    run(
+        at(&dir, now),
+        ["export", "--automerge", path.to_str().unwrap()],
+    )
+    .fails(2, "already exists");
+}
+
+#[test]
+fn shred_leaves_only_the_tombstone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let key = tmp.path().join("vault.key");
+    let now = T0 + DAY;
+    record(&dir, now, "temperature", "36.6", T0 + 2 * HOUR);
+    // Not confirmed: nothing happens.
+    let mut c = at(&dir, now);
+    c.arg("shred");
+    let r = run_in(&mut c, "no\n");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.err.starts_with("Shred vault "), "the question: {r:?}");
+    assert!(
+        r.err
+            .ends_with("error: not confirmed: nothing was shredded\n")
+    );
+    run(at(&dir, now), ["status"]).ok();
+    // Confirmed on stdin.
+    let mut c = at(&dir, now);
+    c.args(["shred", "--offline"]);
+    let r = run_in(&mut c, "yes\n");
+    assert!(r.ok().contains("shredded"), "{r:?}");
+    assert!(!key.exists(), "the key file is destroyed");
+    let left = files(&dir);
+    assert_eq!(left.len(), 1, "only the tombstone: {left:?}");
+    assert!(left[0].ends_with("vigil-tombstone"));
+    for cmd in [
+        vec!["log"],
+        vec!["status"],
+        vec!["record", "temperature", "36.6"],
+        vec!["export", "--fhir"],
+    ] {
+        run(at(&dir, now), &cmd).fails(4, "shredded");
+    }
+    run(at(&dir, now), ["init"]).fails(4, "tombstone");
+    // Shredding again is a no-op that says so.
+    let again = run(at(&dir, now), ["shred", "--yes"]);
+    assert!(again.ok().contains("already shredded"), "{again:?}");
+}
+
+#[test]
+fn the_period_ending_shreds_the_vault() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    record(&dir, T0 + DAY, "temperature", "36.6", T0 + 2 * HOUR);
+    let s = run(at(&dir, T0 + 7 * DAY - HOUR), ["status"]);
+    assert!(s.ok().contains("ends in 1h 0m"), "{s:?}");
+    run(at(&dir, T0 + 7 * DAY), ["log"]).fails(4, "shredded just now");
+    assert!(!tmp.path().join("vault.key").exists());
+    run(at(&dir, T0 + 8 * DAY), ["log"]).fails(4, "was shredded at 2026-11-30T00:00:00Z");
+}
+
+// ---------------------------------------------------------------- network commands
+
+/// A community node on loopback, in this process.
+struct Node {
+    code: String,
+    relay: vigil_node::Relay,
+    server: Option<vigil_net::NodeServer>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Node {
+    fn start(dir: &Path) -> Node {
+        use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig};
+        use vigil_proto::FrameHandler;
+        let identity = vigil_net::NodeIdentity::load_or_create(dir).unwrap();
+        let relay = Relay::new(
+            MailboxStore::open(&dir.join("relay")).unwrap(),
+            RelayConfig::default(),
+        )
+        .with_alerts(GrantKeys::open(&dir.join("grant-keys"), [7; 32]).unwrap())
+        .with_receipts(vigil_crypto::SigningIdentity::from_bytes(
+            identity.signing().expose_secret(),
+        ));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let r2 = relay.clone();
+        let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> =
+            Arc::new(move || Box::new(r2.session()));
+        let server = rt
+            .block_on(vigil_net::NodeServer::spawn(
+                &identity,
+                "127.0.0.1:0".parse().unwrap(),
+                vigil_net::ServerConfig::default(),
+                factory,
+            ))
+            .unwrap();
+        let code = identity.enrolment_code(server.local_addr()).to_string();
+        Node {
+            code,
+            relay,
+            server: Some(server),
+            rt,
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            self.rt.block_on(s.shutdown());
+        }
+    }
+}
+
+/// The node checks periods against its real clock: the vault's period
+/// starts two days ago at midnight UTC, and "now" is the real time.
+fn live_vault(dir: &Path) -> i64 {
+    let now = real_now();
+    let start = now - now.rem_euclid(DAY) - 2 * DAY;
+    run(vigil(dir), ["init", "--start", &rfc3339(start)]).ok();
+    start
+}
+
+#[test]
+fn enrol_sync_and_fever_alerts_reach_the_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Node::start(&tmp.path().join("node"));
+    let phone = tmp.path().join("phone");
+    live_vault(&phone);
+    let now = real_now();
+    // A wrong node code is bad input; a label is required.
+    run(vigil(&phone), ["enrol", "vigil1/x/y", "--label", "A"]).fails(2, "bad node code");
+    run(vigil(&phone), ["enrol", &node.code]).fails(2, "--label");
+    let e = run(
+        vigil(&phone),
+        [
+            "--json",
+            "enrol",
+            &node.code,
+            "--label",
+            "Ana Costa, flat 12B",
+        ],
+    )
+    .json();
+    assert_eq!(e["label"], "Ana Costa, flat 12B");
+    assert_eq!(e["threshold_c"], 37.3);
+    // A fever: two readings at or above 37.3 °C within ten minutes.
+    let r = run(
+        vigil(&phone),
+        [
+            "record",
+            "temperature",
+            "38.4",
+            "--at",
+            &rfc3339(now - 9 * MIN),
+        ],
+    );
+    r.ok();
+    let r = run(
+        vigil(&phone),
+        [
+            "record",
+            "temperature",
+            "38.6",
+            "--at",
+            &rfc3339(now - 4 * MIN),
+        ],
+    );
+    assert!(r.ok().contains("fever alert is queued"), "{r:?}");
+    let s = run(vigil(&phone), ["--json", "status"]).json();
+    assert_eq!(s["pending_alerts"].as_array().unwrap().len(), 1);
+    assert_eq!(s["enrolled"], true);
+    assert!(s["node"].as_str().unwrap().starts_with("127.0.0.1:"));
+
+    let sync = run(vigil(&phone), ["--json", "sync"]).json();
+    assert_eq!(sync["alerts_delivered"], 1, "{sync}");
+    assert_eq!(sync["alerts_pending"], 0);
+    assert!(sync["pushed"].as_u64().unwrap() >= 1);
+    let inbox = node.relay.inbox().unwrap();
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].label, "Ana Costa, flat 12B");
+    assert_eq!(inbox[0].level, 2, "peak ≥ 38.0 °C");
+
+    let s = run(vigil(&phone), ["--json", "status"]).json();
+    assert!(s["last_sync"].is_string());
+    assert_eq!(s["pending_alerts"].as_array().unwrap().len(), 0);
+    let text = run(vigil(&phone), ["sync"]);
+    assert!(
+        text.ok().contains("Synced with node 127.0.0.1:"),
+        "{text:?}"
+    );
+    assert!(text.out.contains("Fever alerts: 0 delivered, 0 waiting."));
+
+    let d = run(vigil(&phone), ["--json", "disclosures"]).json();
+    let kinds: Vec<&str> = d
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["grant", "alert-sent", "alert-acknowledged"]);
+    assert_eq!(d[0]["label"], "Ana Costa, flat 12B");
+    let text = run(vigil(&phone), ["disclosures"]);
+    assert!(text.ok().contains("fever-alert grant to node"), "{text:?}");
+
+    // Shred with the node: its signed receipt is verified and reported.
+    let r = run(vigil(&phone), ["--json", "shred", "--yes"]).json();
+    assert_eq!(r["receipt"]["verified"], true, "{r}");
+    assert_eq!(r["receipt"]["grants"], 1);
+    assert_eq!(r["receipt"]["alerts"], 1);
+    assert_eq!(files(&phone).len(), 1, "only the tombstone");
+    run(vigil(&phone), ["sync"]).fails(4, "shredded");
+}
+
+#[test]
+fn pairing_in_two_steps_then_conflicts_resolve_across_devices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Node::start(&tmp.path().join("node"));
+    let phone = tmp.path().join("phone");
+    let tablet = tmp.path().join("tablet");
+    let start = live_vault(&phone);
+    run(vigil(&phone), ["enrol", &node.code, "--label", "Ana"]).ok();
+    let id = run(
+        vigil(&phone),
+        [
+            "--json",
+            "record",
+            "heart-rate",
+            "66",
+            "--at",
+            &rfc3339(start + HOUR),
+        ],
+    )
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Step 1 on the new device: the joiner code, and "not yet" (exit 5).
+    let first = run(
+        vigil(&tablet),
+        ["--json", "pair", "join", &node.code, "--timeout", "0"],
+    );
+    assert_eq!(first.code, 5, "{first:?}");
+    first.fails(5, "vigil pair show");
+    let line: Value = serde_json::from_str(first.out.lines().next().unwrap()).unwrap();
+    assert_eq!(line["status"], "waiting");
+    let joiner = line["joiner_code"].as_str().unwrap().to_owned();
+    assert!(joiner.starts_with("vigil-join1/"));
+    // The tablet has no vault yet.
+    run(vigil(&tablet), ["log"]).fails(3, "still being paired");
+    // Step 2 on the existing device.
+    let shown = run(vigil(&phone), ["--json", "pair", "show", &joiner]).json();
+    let code = shown["pairing_code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 7, "ddd ddd: {code}");
+    // Step 3: the same command again joins and shows the same code.
+    let again = run(
+        vigil(&tablet),
+        ["--json", "pair", "join", &node.code, "--timeout", "0"],
+    );
+    let last: Value = serde_json::from_str(again.ok().lines().last().unwrap()).unwrap();
+    assert_eq!(last["status"], "paired");
+    assert_eq!(
+        last["pairing_code"],
+        code.as_str(),
+        "both screens show the same code"
+    );
+    assert_eq!(last["readings"], 1);
+    assert!(
+        !files(&tablet)
+            .iter()
+            .any(|p| p.ends_with("vigil-joiner.key")),
+        "the pairing key is gone"
+    );
+    let tlog = run(vigil(&tablet), ["--json", "log"]).json();
+    assert_eq!(tlog[0]["id"], id.as_str());
+    let pairings = run(vigil(&phone), ["--json", "disclosures"]).json();
+    assert!(
+        pairings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["kind"] == "pairing")
+    );
+    // Joining again into a vault directory is refused.
+    run(
+        vigil(&tablet),
+        ["pair", "join", &node.code, "--timeout", "0"],
+    )
+    .fails(2, "already holds a vault");
+
+    // Apart, both set the same check-in and annotate the same reading.
+    let today = &rfc3339(real_now())[..10];
+    run(vigil(&phone), ["check-in", "cough=mild"]).ok();
+    run(vigil(&tablet), ["check-in", "cough=severe"]).ok();
+    run(vigil(&phone), ["annotate", &id, "after the stairs"]).ok();
+    run(vigil(&tablet), ["annotate", &id, "after coffee"]).ok();
+    run(vigil(&phone), ["sync"]).ok();
+    run(vigil(&tablet), ["sync"]).ok();
+    run(vigil(&phone), ["sync"]).ok();
+    let c = run(vigil(&phone), ["--json", "conflicts"]).json();
+    let c = c.as_array().unwrap();
+    assert_eq!(c.len(), 2, "{c:?}");
+    assert_eq!(c[0]["kind"], "check-in");
+    assert_eq!(c[0]["key"], format!("{today}/cough"));
+    let mut vals: Vec<&str> = c[0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    vals.sort();
+    assert_eq!(vals, vec!["mild", "severe"]);
+    assert_eq!(c[1]["kind"], "annotation");
+    let text = run(vigil(&phone), ["conflicts"]);
+    assert!(
+        text.ok().contains("resolve: vigil conflicts resolve"),
+        "{text:?}"
+    );
+    // Resolve both on the phone; the tablet agrees after syncing.
+    run(
+        vigil(&phone),
+        [
+            "conflicts",
+            "resolve",
+            &format!("{today}/cough"),
+            "moderate",
+        ],
+    )
+    .ok();
+    let key = c[1]["key"].as_str().unwrap();
+    run(vigil(&phone), ["conflicts", "resolve", key, "--pick", "9"]).fails(2, "--pick 9");
+    run(vigil(&phone), ["conflicts", "resolve", key, "--pick", "2"]).ok();
+    run(vigil(&phone), ["sync"]).ok();
+    run(vigil(&tablet), ["sync"]).ok();
+    assert_eq!(
+        run(vigil(&tablet), ["--json", "conflicts"]).json(),
+        Value::Array(vec![])
+    );
+    let day = run(vigil(&tablet), ["--json", "check-in"]).json();
+    assert_eq!(day["symptoms"][0]["value"], "moderate");
+    let t = run(vigil(&tablet), ["status"]);
+    assert!(
+        t.ok().contains("sync only"),
+        "the tablet did not enrol: {t:?}"
+    );
+}
+
+#[test]
+fn pairing_by_waiting_join() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Node::start(&tmp.path().join("node"));
+    let phone = tmp.path().join("phone");
+    let band = tmp.path().join("band");
+    live_vault(&phone);
+    run(vigil(&phone), ["record", "temperature", "36.6"]).ok();
+    // pair show needs a node: none is known yet, so it is given.
+    let mut join = vigil(&band);
+    join.args([
+        "pair",
+        "join",
+        &node.code,
+        "--timeout",
+        "60s",
+        "--poll",
+        "200ms",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = join.spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let joiner = first
+        .trim()
+        .strip_prefix("Joiner code: ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    run(vigil(&phone), ["pair", "show", &joiner]).fails(2, "no node known");
+    let shown = run(
+        vigil(&phone),
+        ["pair", "show", &joiner, "--node", &node.code],
+    );
+    let code = shown
+        .ok()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pairing code: "))
+        .unwrap()
+        .to_owned();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(
+        rest.contains(&format!("Pairing code: {code}")),
+        "same code on both: {rest}"
+    );
+    assert_eq!(
+        run(vigil(&band), ["--json", "log"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // The phone remembered the node it was given.
+    run(vigil(&phone), ["sync"]).ok();
+}
+
+#[test]
+fn an_unreachable_node_is_a_one_line_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node_dir = tmp.path().join("node");
+    let code = {
+        let node = Node::start(&node_dir);
+        node.code.clone()
+    };
+    // The node is gone: its address no longer answers.
+    let phone = tmp.path().join("phone");
+    live_vault(&phone);
+    let r = run(vigil(&phone), ["sync", "--node", &code]);
+    r.fails(1, "cannot reach the node");
+    // Shredding still works offline, and says the node was not told.
+    let mut c = vigil(&phone);
+    c.args(["shred", "--yes", "--node", &code]);
+    let r = run_in(&mut c, "");
+    assert!(r.ok().contains("deletes the mailbox itself"), "{r:?}");
+}
