@@ -139,10 +139,15 @@ impl Node {
     }
 
     /// SIGTERM, then its exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
+    fn terminate(self) -> std::process::ExitStatus {
+        self.signal("-TERM")
+    }
+
+    /// Sends our child `signal` (e.g. `-INT`), then its exit status.
+    fn signal(mut self, signal: &str) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let sent = StdCommand::new("kill")
-            .args(["-TERM", &pid])
+            .args([signal, &pid])
             .status()
             .unwrap();
         assert!(sent.success());
@@ -209,6 +214,31 @@ fn resident_with_a_fever(code: &str, label: &str) -> usize {
     assert_eq!(report.pending, 0);
     conn.close();
     report.delivered
+}
+
+/// A resident whose period ended three days ago enrols (the node keeps the
+/// grant until a sweep).
+fn resident_whose_period_ended(code: &str) {
+    let code: EnrolmentCode = code.parse().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let mut phone = Vault::create_with(
+        Box::new(MemStorage::new()),
+        Period::days(period_start() - 8 * DAY, 7),
+        Box::new(MemoryKeyStore::new()),
+        &mut rng,
+    )
+    .unwrap();
+    let mut conn = DeviceConnection::connect(&code, Duration::from_secs(10)).unwrap();
+    phone
+        .enrol(
+            &mut conn,
+            &code.node_public,
+            "Ben, flat 3",
+            FeverRule::default(),
+            now_ms(),
+        )
+        .unwrap();
+    conn.close();
 }
 
 fn lines_with_blocks(s: &str) -> usize {
@@ -321,11 +351,41 @@ fn a_node_serves_takes_a_fever_alert_and_stops_cleanly() {
         "{text}"
     );
 
-    // Nothing has expired.
+    // A resident whose period is over: listed with --all only, then swept.
+    resident_whose_period_ended(&node.code);
+    assert_eq!(
+        json(&["residents", "--data", d, "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let all = json(&["residents", "--data", d, "--json", "--all"]);
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0]["label"], "Ben, flat 3");
+    assert_eq!(all[0]["status"], "ended");
+    let text = ok(&["residents", "--data", d, "--all"]);
+    assert!(
+        text.contains("Ben, flat 3") && text.contains("ended"),
+        "{text}"
+    );
+    // A grace longer than the time since then keeps it.
+    assert_eq!(
+        json(&["sweep", "--data", d, "--json", "--grace", "5d"])["grants"],
+        0
+    );
     let swept = json(&["sweep", "--data", d, "--json"]);
-    assert_eq!(swept["grants"], 0);
+    assert_eq!(swept["grants"], 1);
     assert_eq!(swept["alerts"], 0);
     assert_eq!(ok(&["sweep", "--data", d]).trim(), "nothing to sweep");
+    assert_eq!(
+        json(&["residents", "--data", d, "--json", "--all"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Another node on the same directory is refused.
     let line = fails(&["serve", "--data", d, "--listen", "127.0.0.1:0"], 1);
@@ -411,8 +471,28 @@ fn a_config_file_drives_serve_and_a_stale_socket_is_cleared() {
         &["alerts", "--config", c, "--data", missing.to_str().unwrap()],
         1,
     );
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(node.terminate().success());
+    // The periodic sweeper (every second here) deletes a grant whose period
+    // ended three days ago (more than the hour of grace).
+    resident_whose_period_ended(&node.code);
+    let deadline = Instant::now() + PATIENCE;
+    while !json(&["residents", "--config", c, "--all", "--json"])
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the sweeper never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // With the socket gone but the node still holding the store, the
+    // commands say both ways failed.
+    std::fs::remove_file(data.join("admin.sock")).unwrap();
+    let line = fails(&["alerts", "--config", c], 1);
+    assert!(
+        line.contains("no node answers on") && line.contains("in use by another process"),
+        "{line}"
+    );
+    // SIGINT stops it as gracefully as SIGTERM.
+    assert!(node.signal("-INT").success());
     // The logs were JSON lines.
     let log = std::fs::read_to_string(&log).unwrap();
     let first: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
