@@ -38,7 +38,7 @@ Exit codes: 0 success; 1 the operation failed (network, storage, refused, not co
 2 bad input; 3 no usable vault (none there, or missing or wrong key file); 4 the vault was
 shredded; 5 pairing offer not at the node yet (run `vigil pair join` again).
 
-Output: add --json for machine-readable output (one JSON document on stdout).";
+Output: add --json for machine-readable output: one JSON document on stdout (`pair join`:\none JSON line per step).";
 
 /// `vigil`: the resident's CLI.
 #[derive(Debug, Parser)]

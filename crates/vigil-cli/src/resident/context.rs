@@ -99,7 +99,7 @@ impl Ctx {
 
     /// Opens the vault (shredding it if its period is over).
     pub(crate) fn open(&self) -> Result<Vault, CliError> {
-        if self.joiner_pending() && !self.holds_vault() {
+        if self.joiner_pending() && !self.key_file.exists() {
             return Err(CliError::new(
                 exit::NO_VAULT,
                 format!(

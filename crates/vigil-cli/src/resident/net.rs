@@ -320,10 +320,23 @@ fn pair_join(
     qr: bool,
 ) -> Result<(), CliError> {
     let code = parse_node_code(code)?;
-    if ctx.holds_vault() {
-        if ctx.joiner_pending() && ctx.tombstone().is_none() {
+    if let Some(t) = ctx.tombstone() {
+        return Err(CliError::new(
+            exit::SHREDDED,
+            format!(
+                "{} holds the tombstone of a vault shredded at {}: pass --vault DIR with a new directory",
+                ctx.dir.display(),
+                format_time(t.shredded_at_ms)
+            ),
+        ));
+    }
+    if ctx.joiner_pending() {
+        // A join that created the vault (its key file is written first) but
+        // stopped before it finished.
+        if ctx.holds_vault() && ctx.key_file.exists() {
             return finish_interrupted_join(ctx, &code);
         }
+    } else if ctx.holds_vault() {
         return Err(CliError::usage(format!(
             "{} already holds a vault: pass --vault DIR with a new directory for the joining device",
             ctx.dir.display()
