@@ -132,3 +132,79 @@ pub(crate) fn run(data: &Path, args: &CodeArgs) -> Result<(), Error> {
     }
     out(&format!("enrolment code: {code}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads the terminal rendering back as pixels (a block is a light
+    /// module: the code is drawn light on dark) and decodes it as a scanner
+    /// would.
+    fn scan(text: &str) -> String {
+        let mut rows: Vec<Vec<bool>> = vec![];
+        for line in text.lines() {
+            let (top, bottom): (Vec<bool>, Vec<bool>) = line
+                .chars()
+                .map(|c| match c {
+                    '█' => (true, true),
+                    '▀' => (true, false),
+                    '▄' => (false, true),
+                    _ => (false, false),
+                })
+                .unzip();
+            rows.push(top);
+            rows.push(bottom);
+        }
+        let (w, h, scale) = (rows[0].len(), rows.len(), 4);
+        let mut img = rqrr::PreparedImage::prepare_from_greyscale(w * scale, h * scale, |x, y| {
+            if rows[y / scale].get(x / scale).copied().unwrap_or(false) {
+                255
+            } else {
+                0
+            }
+        });
+        let grids = img.detect_grids();
+        assert_eq!(grids.len(), 1);
+        grids[0].decode().unwrap().1
+    }
+
+    #[test]
+    fn the_qr_code_scans_to_the_enrolment_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = NodeIdentity::load_or_create(dir.path()).unwrap();
+        let code = enrolment_code(&identity, "[2001:db8::7]:4433".parse().unwrap()).unwrap();
+        assert_eq!(scan(&qr(&code).unwrap()), code.to_string());
+    }
+
+    #[test]
+    fn unreachable_addresses_make_no_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = NodeIdentity::load_or_create(dir.path()).unwrap();
+        for addr in ["0.0.0.0:4433", "[::]:4433", "127.0.0.1:0"] {
+            let e = enrolment_code(&identity, addr.parse().unwrap()).unwrap_err();
+            assert!(e.contains("not an address devices can reach"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_recorded_state_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_state(dir.path()).unwrap(), None);
+        let s = Status {
+            pid: 7,
+            listen: "127.0.0.1:4433".parse().unwrap(),
+            advertise: Some("192.0.2.1:4433".parse().unwrap()),
+            started_ms: 1,
+            version: "0.1.0".into(),
+        };
+        write_state(dir.path(), &s).unwrap();
+        assert_eq!(read_state(dir.path()).unwrap(), Some(s));
+        std::fs::write(dir.path().join(STATE), b"{").unwrap();
+        assert!(
+            read_state(dir.path())
+                .unwrap_err()
+                .one_line()
+                .contains("damaged")
+        );
+    }
+}
