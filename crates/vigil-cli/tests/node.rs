@@ -593,3 +593,35 @@ fn every_command_has_help_with_an_example() {
         assert!(help.contains("vigil-node "), "{cmd:?}");
     }
 }
+
+#[test]
+fn the_advertised_address_goes_into_enrolment_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("node");
+    let d = data.to_str().unwrap();
+    let node = Node::start(
+        &[
+            "--data",
+            d,
+            "--listen",
+            "127.0.0.1:0",
+            "--advertise",
+            "127.0.0.2:4999",
+        ],
+        &tmp.path().join("serve.log"),
+    );
+    assert!(
+        node.code.starts_with("vigil1/127.0.0.2:4999/"),
+        "{}",
+        node.code
+    );
+    let j = json(&["code", "--data", d, "--json"]);
+    assert_eq!(j["code"], node.code.as_str());
+    // `--addr` still wins.
+    let j = json(&["code", "--data", d, "--json", "--addr", "127.0.0.3:5000"]);
+    assert_eq!(j["addr"], "127.0.0.3:5000");
+    assert!(node.terminate().success());
+    // Stopped, the recorded advertised address is used.
+    let text = ok(&["code", "--data", d, "--no-qr"]);
+    assert!(text.contains("vigil1/127.0.0.2:4999/"), "{text}");
+}
