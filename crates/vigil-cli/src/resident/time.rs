@@ -152,25 +152,26 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
     Ok(total)
 }
 
-/// A duration for people: `4d 3h 12m`, `12m 5s`, `0s`.
+/// A duration for people, its zero parts left out: `4d 3h 12m`, `1h`,
+/// `12m 5s`, `0s` (seconds only below an hour).
 pub(crate) fn format_duration(ms: i64) -> String {
     let ms = ms.max(0);
-    let (d, h, m, s) = (
-        ms / DAY,
-        ms % DAY / HOUR,
-        ms % HOUR / MINUTE,
-        ms % MINUTE / SECOND,
-    );
-    let parts: Vec<String> = if d > 0 {
-        vec![format!("{d}d"), format!("{h}h"), format!("{m}m")]
-    } else if h > 0 {
-        vec![format!("{h}h"), format!("{m}m")]
-    } else if m > 0 {
-        vec![format!("{m}m"), format!("{s}s")]
+    let parts = [
+        (ms / DAY, "d"),
+        (ms % DAY / HOUR, "h"),
+        (ms % HOUR / MINUTE, "m"),
+        (if ms < HOUR { ms % MINUTE / SECOND } else { 0 }, "s"),
+    ];
+    let s: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect();
+    if s.is_empty() {
+        "0s".into()
     } else {
-        return format!("{s}s");
-    };
-    parts.join(" ")
+        s.join(" ")
+    }
 }
 
 /// The real clock, ms since the Unix epoch.
@@ -230,6 +231,9 @@ mod tests {
             "4d 3h 12m"
         );
         assert_eq!(format_duration(12 * MINUTE + 5 * SECOND), "12m 5s");
+        assert_eq!(format_duration(HOUR + 5 * SECOND), "1h");
+        assert_eq!(format_duration(2 * DAY + 5 * MINUTE), "2d 5m");
+        assert_eq!(format_duration(10 * MINUTE), "10m");
         assert_eq!(format_duration(-3), "0s");
     }
 }
