@@ -3,8 +3,9 @@
 //! 127.0.0.1:4433). It relays, takes fever alerts, signs deletion receipts,
 //! and sweeps expired vaults at start and every minute. Ctrl-C stops it.
 //!
-//! The full `vigil-node` program (operator commands) comes later; this is
-//! the node as the tests and benchmarks run it.
+//! This is the node in a few dozen lines, as a library user would embed it.
+//! Community staff run the `vigil-node` program instead (crates/vigil-cli:
+//! `vigil-node serve`, `code`, `alerts`, `residents`, `sweep`).
 
 use std::sync::Arc;
 
