@@ -438,6 +438,7 @@ fn annotate_retract_and_check_in() {
         ["annotate", &short(&a), "after a hot shower"],
     )
     .ok();
+    run(at(&dir, now), ["annotate", &a, &"x".repeat(2001)]).fails(2, "exceeds the limit of 2000");
     let r = run(
         at(&dir, now),
         ["retract", &b, "--reason", "sensor off the wrist"],
@@ -1120,6 +1121,7 @@ fn pairing_by_waiting_join() {
         &node.code,
         "--timeout",
         "60s",
+        "--qr",
         "--poll",
         "200ms",
     ])
@@ -1149,6 +1151,7 @@ fn pairing_by_waiting_join() {
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{rest}");
+    assert!(rest.contains('█'), "--qr draws the joiner code: {rest}");
     assert!(
         rest.contains(&format!("Pairing code: {code}")),
         "same code on both: {rest}"

@@ -67,6 +67,9 @@ impl From<StorageError> for CliError {
 impl From<WriteError> for CliError {
     fn from(e: WriteError) -> Self {
         match e {
+            WriteError::Invalid(vigil_log::LogError::NotInitialised) => CliError::failed(
+                "this device has not received the vault's log yet: run `vigil sync` first",
+            ),
             WriteError::Invalid(e) => CliError::usage(e.to_string()),
             e => CliError::failed(e.to_string()),
         }

@@ -46,11 +46,14 @@ where
     let result = context(&cli, Box::new(stdout.lock())).and_then(|mut ctx| {
         let r = dispatch(&mut ctx, &cli.command);
         let flushed = ctx.out.flush().map_err(CliError::from);
-        r.and(flushed)
+        match r.and(flushed) {
+            // Output cut short by a closed pipe (`vigil log | head`) is not a failure.
+            Err(e) if e.message.contains("Broken pipe") => Ok(()),
+            r => r,
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.code == 0 => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", error::one_line(&e.message));
             ExitCode::from(e.code)
@@ -78,7 +81,7 @@ fn context(cli: &Cli, out: Box<dyn Write>) -> Result<Ctx, CliError> {
 }
 
 fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<(), CliError> {
-    let r = match command {
+    match command {
         Command::Init(a) => local::init(ctx, a),
         Command::Record(a) => local::record(ctx, a),
         Command::Log(a) => local::log(ctx, a),
@@ -95,11 +98,6 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<(), CliError> {
         Command::Pair(a) => net::pair(ctx, &a.action),
         Command::Export(a) => export::export(ctx, a),
         Command::Shred(a) => net::shred(ctx, a),
-    };
-    // Output cut short by a closed pipe (`vigil log | head`) is not a failure.
-    match r {
-        Err(e) if e.message.contains("Broken pipe") => Err(CliError::new(0, "")),
-        r => r,
     }
 }
 
