@@ -3,12 +3,12 @@
 //! over QUIC with the library, and the operator commands against the serving
 //! node (admin socket) and the stopped one (the store directly).
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command as StdCommand, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::*;
 
 use assert_cmd::Command;
 use rand_chacha::ChaCha20Rng;
@@ -17,26 +17,6 @@ use serde_json::Value;
 use vigil_device::{MemStorage, MemoryKeyStore, Period, Vault};
 use vigil_log::{FeverRule, Metric, Unit};
 use vigil_net::{DeviceConnection, EnrolmentCode};
-
-const MIN: i64 = 60_000;
-const HOUR: i64 = 60 * MIN;
-const DAY: i64 = 24 * HOUR;
-/// How long a debug build may take to start or stop on a busy machine.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap()
-}
-
-/// The node reads the real clock, so the period is placed around now: it
-/// starts at midnight UTC two days ago.
-fn period_start() -> i64 {
-    let now = now_ms();
-    now - now.rem_euclid(DAY) - 2 * DAY
-}
 
 fn vigil_node() -> Command {
     let mut c = Command::cargo_bin("vigil-node").unwrap();
@@ -78,102 +58,6 @@ fn fails(args: &[&str], code: i32) -> String {
 
 fn json(args: &[&str]) -> Value {
     serde_json::from_str(&ok(args)).unwrap()
-}
-
-/// `serve` as a real process.
-struct Node {
-    child: Child,
-    addr: String,
-    code: String,
-    stderr: PathBuf,
-}
-
-impl Node {
-    fn start(args: &[&str], stderr: &Path) -> Node {
-        let mut child = StdCommand::new(env!("CARGO_BIN_EXE_vigil-node"))
-            .arg("serve")
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut addr = None;
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(Ok(line)) => {
-                    if let Some(a) = line.strip_prefix("vigil-node listening on ") {
-                        addr = Some(a.to_owned());
-                    }
-                    if let Some(c) = line.strip_prefix("enrolment code: ") {
-                        return Node {
-                            child,
-                            addr: addr.expect("the address comes first"),
-                            code: c.to_owned(),
-                            stderr: stderr.to_owned(),
-                        };
-                    }
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "the node did not start: {}",
-                        std::fs::read_to_string(stderr).unwrap_or_default()
-                    );
-                }
-            }
-        }
-    }
-
-    /// SIGTERM, then its exit status.
-    fn terminate(self) -> std::process::ExitStatus {
-        self.signal("-TERM")
-    }
-
-    /// Sends our child `signal` (e.g. `-INT`), then its exit status.
-    fn signal(mut self, signal: &str) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = StdCommand::new("kill")
-            .args([signal, &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the node did not stop: {}",
-                std::fs::read_to_string(&self.stderr).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        // Only if a test failed before stopping it: our own child, by handle.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// A resident's phone enrols with the node and reports a fever on day 2,

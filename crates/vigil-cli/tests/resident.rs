@@ -4,143 +4,21 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use serde_json::Value;
 
-const MIN: i64 = 60_000;
-const HOUR: i64 = 60 * MIN;
-const DAY: i64 = 24 * HOUR;
+mod common;
+use common::*;
 
 // ---------------------------------------------------------------- helpers
-
-/// A `vigil` command on the vault `dir`, with Vigil's variables cleared.
-fn vigil(dir: &Path) -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin!("vigil"));
-    for v in [
-        "VIGIL_VAULT",
-        "VIGIL_KEY_FILE",
-        "VIGIL_NOW",
-        "VIGIL_LOG",
-        "RUST_BACKTRACE",
-    ] {
-        c.env_remove(v);
-    }
-    c.arg("--vault").arg(dir);
-    c
-}
 
 /// A `vigil` command at a fixed "now".
 fn at(dir: &Path, now: i64) -> Command {
     let mut c = vigil(dir);
     c.arg("--now").arg(rfc3339(now));
     c
-}
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        &self.out
-    }
-
-    /// Failure with `code` and one line `error: ...` mentioning `needle`.
-    #[track_caller]
-    fn fails(&self, code: i32, needle: &str) {
-        assert_eq!(self.code, code, "exit code: {self:#?}");
-        let lines: Vec<&str> = self.err.lines().collect();
-        assert_eq!(lines.len(), 1, "one line on stderr: {self:#?}");
-        assert!(lines[0].starts_with("error: "), "{self:#?}");
-        assert!(
-            self.err.contains(needle),
-            "stderr should mention {needle:?}: {self:#?}"
-        );
-        assert!(!self.err.contains("panicked") && !self.err.contains("RUST_BACKTRACE"));
-    }
-
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
-    }
-}
-
-fn run_in(cmd: &mut Command, input: &str) -> Run {
-    use std::io::Write;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("vigil runs");
-    let mut stdin = child.stdin.take().unwrap();
-    let _ = stdin.write_all(input.as_bytes());
-    drop(stdin);
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = child.wait_with_output().unwrap();
-    Run {
-        code: status.code().unwrap_or(-1),
-        out: String::from_utf8(stdout).unwrap(),
-        err: String::from_utf8(stderr).unwrap(),
-    }
-}
-
-fn run<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut cmd: Command, args: I) -> Run {
-    cmd.args(args);
-    run_in(&mut cmd, "")
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// RFC 3339 (UTC, whole seconds), computed independently of the CLI.
-fn rfc3339(ms: i64) -> String {
-    let days = ms.div_euclid(DAY);
-    let rem = ms.rem_euclid(DAY);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / HOUR,
-        rem % HOUR / MIN,
-        rem % MIN / 1000
-    )
-}
-
-fn real_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// 2026-11-23T00:00:00Z, a Monday: the simulated week's start.
