@@ -51,7 +51,9 @@ use serde::Serialize;
 use vigil_device::Period;
 use vigil_net::{ClientEndpoint, EnrolmentCode};
 
-pub use measure::{DiskUse, Latency, ProcSample, disk_use, proc_sample};
+pub use measure::{
+    DiskUse, Latency, ProcSample, disk_use, proc_sample, udp_port_drops, udp_receive_drops,
+};
 pub use node::{InProcessNode, NodeChoice, NodeExit, ServeNodeArgs, serve_node};
 pub use resident::DayProfile;
 pub use verify::{Durability, Tally};
@@ -168,6 +170,43 @@ pub struct Phase {
     pub per_s: f64,
     /// Per resident (successes only).
     pub latency: Latency,
+    /// UDP datagrams dropped during the phase.
+    pub udp_drops: UdpDrops,
+}
+
+/// UDP datagrams dropped (receive buffer full, mostly), from `/proc/net`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UdpDrops {
+    /// By every socket on this machine (node and generator alike).
+    pub machine: Option<u64>,
+    /// By the node's socket (a node on this machine).
+    pub node_socket: Option<u64>,
+}
+
+impl UdpDrops {
+    fn now(port: u16) -> UdpDrops {
+        UdpDrops {
+            machine: udp_receive_drops(),
+            node_socket: udp_port_drops(port),
+        }
+    }
+
+    fn since(before: UdpDrops, port: u16) -> UdpDrops {
+        let now = UdpDrops::now(port);
+        let d = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
+        UdpDrops {
+            machine: d(before.machine, now.machine),
+            node_socket: d(before.node_socket, now.node_socket),
+        }
+    }
+
+    fn describe(&self) -> Option<String> {
+        let m = self.machine?;
+        Some(match self.node_socket {
+            Some(n) => format!("{m} ({n} at the node's socket)"),
+            None => m.to_string(),
+        })
+    }
 }
 
 /// The day phase.
@@ -202,6 +241,10 @@ pub struct DayResult {
     /// How late steps started against their schedule (the generator or the
     /// node falling behind).
     pub schedule_lag: Latency,
+    /// UDP datagrams dropped during the day.
+    pub udp_drops: UdpDrops,
+    /// CPU seconds this process (the residents) used during the day.
+    pub generator_cpu_s: Option<f64>,
 }
 
 /// Fever alerts.
@@ -410,7 +453,7 @@ fn run_day(residents: &[Mutex<Resident>], ctx: &Ctx<'_>, threads: usize, day: Du
     });
 }
 
-fn phase(ok: u64, failed: u64, elapsed: Duration, latency: Latency) -> Phase {
+fn phase(ok: u64, failed: u64, elapsed: Duration, latency: Latency, udp_drops: UdpDrops) -> Phase {
     let secs = elapsed.as_secs_f64();
     Phase {
         ok,
@@ -418,6 +461,7 @@ fn phase(ok: u64, failed: u64, elapsed: Duration, latency: Latency) -> Phase {
         elapsed_s: secs,
         per_s: if secs > 0.0 { ok as f64 / secs } else { 0.0 },
         latency,
+        udp_drops,
     }
 }
 
@@ -485,10 +529,13 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     let mut died = None;
 
     // 1. Connect.
+    let port = code.addr.port();
+    let drops = UdpDrops::now(port);
     let started = Instant::now();
     for_each(config.concurrency, &residents, |r| {
         r.connect(&ctx, config.connect_attempts, true);
     });
+    let drops = UdpDrops::since(drops, port);
     let connect_elapsed = started.elapsed();
     let connected = residents
         .iter()
@@ -499,6 +546,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         n as u64 - connected,
         connect_elapsed,
         stats.connect_latency.summary(),
+        drops,
     );
     let with_all = node.sample();
     if let Err(e) = node.check_alive() {
@@ -506,10 +554,12 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     }
 
     // 2. Enrol.
+    let drops = UdpDrops::now(port);
     let started = Instant::now();
     for_each(config.concurrency, &residents, |r| {
         r.enrol(&ctx);
     });
+    let drops = UdpDrops::since(drops, port);
     let enrolled = residents
         .iter()
         .filter(|r| r.lock().is_ok_and(|r| r.enrolled))
@@ -519,6 +569,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         n as u64 - enrolled,
         started.elapsed(),
         stats.enrol_latency.summary(),
+        drops,
     );
     if let Err(e) = node.check_alive() {
         died.get_or_insert(e);
@@ -526,6 +577,8 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
 
     // 3. The day.
     let before_day = node.sample();
+    let generator_before = proc_sample(None);
+    let drops = UdpDrops::now(port);
     let requests_before = stats.requests.load(Ordering::Relaxed);
     let acked_before = stats.bundles_acked.load(Ordering::Relaxed);
     let started = Instant::now();
@@ -536,6 +589,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         Duration::from_secs_f64(config.day_seconds.max(0.0)),
     );
     let day_elapsed = started.elapsed();
+    let day_drops = UdpDrops::since(drops, port);
     let after_day = node.sample();
     let disk = node.disk();
     if let Err(e) = node.check_alive() {
@@ -580,6 +634,11 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         reconnects: stats.reconnects.load(Ordering::Relaxed),
         sync_latency: stats.sync_latency.summary(),
         schedule_lag: stats.lag.summary(),
+        udp_drops: day_drops,
+        generator_cpu_s: match (generator_before, generator) {
+            (Some(a), Some(b)) => Some(b.cpu_ms.saturating_sub(a.cpu_ms) as f64 / 1e3),
+            _ => None,
+        },
     };
 
     // 4. Verify: pull every vault back over fresh connections.
@@ -774,6 +833,9 @@ impl LoadReport {
             ),
         );
         row("handshake latency p50 / p99", lat(&c.latency));
+        if let Some(d) = c.udp_drops.describe() {
+            row("UDP datagrams dropped, connect phase", d);
+        }
         let e = &self.enrol;
         row(
             "enrolments/s",
@@ -805,6 +867,18 @@ impl LoadReport {
         );
         row("sync latency p50 / p99", lat(&d.sync_latency));
         row("schedule lag p50 / p99", lat(&d.schedule_lag));
+        if let Some(x) = d.udp_drops.describe() {
+            row("UDP datagrams dropped, day phase", x);
+        }
+        if let Some(cpu) = d.generator_cpu_s {
+            row(
+                "generator CPU during the day",
+                format!(
+                    "{cpu:.1} s ({:.0}% of one core)",
+                    100.0 * cpu / d.elapsed_s.max(1e-9)
+                ),
+            );
+        }
         let a = &self.alerts;
         row(
             "alert latency p50 / p99 (record → AlertAck)",

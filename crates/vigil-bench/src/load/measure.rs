@@ -123,6 +123,38 @@ pub fn proc_sample(pid: Option<u32>) -> Option<ProcSample> {
     })
 }
 
+/// UDP datagrams this machine dropped because a socket's receive buffer was
+/// full (`RcvbufErrors` in `/proc/net/snmp`), all sockets together.
+pub fn udp_receive_drops() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let i = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
+/// UDP datagrams dropped so far by the sockets bound to local `port` (the
+/// `drops` column of `/proc/net/udp` and `/proc/net/udp6`): receive buffer
+/// full, mostly.
+pub fn udp_port_drops(port: u16) -> Option<u64> {
+    let want = format!(":{port:04X}");
+    let mut found = None;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.get(1).is_some_and(|local| local.ends_with(&want))
+                && let Some(d) = f.last().and_then(|d| d.parse::<u64>().ok())
+            {
+                *found.get_or_insert(0) += d;
+            }
+        }
+    }
+    found
+}
+
 /// Disk use of everything under a directory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct DiskUse {
@@ -271,6 +303,10 @@ mod tests {
         let s = proc_sample(None).unwrap();
         assert!(s.rss_bytes > 0 && s.peak_rss_bytes >= s.rss_bytes / 2);
         assert!(s.threads >= 1);
+        assert!(udp_receive_drops().is_some());
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        assert_eq!(udp_port_drops(port), Some(0));
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a"), [0u8; 5000]).unwrap();
         let u = disk_use(dir.path());

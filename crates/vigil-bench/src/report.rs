@@ -1,0 +1,428 @@
+//! `vigil-bench report`: every comparison the steps named, side by side in
+//! one run, written as Markdown and an SVG plot.
+//!
+//! It runs the workspace's benchmarks (`cargo bench --workspace`), collects
+//! their tables and their machine-readable `figure:` lines, measures the
+//! simulation's seeds per second itself, and compares each figure with its
+//! target.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::svg::{Panel, Series, render};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// The workspace root (where `cargo bench` runs).
+    pub workspace: PathBuf,
+    /// Where report.md and sync.svg go.
+    pub out_dir: PathBuf,
+    /// Smoke sizes (seconds, not minutes): for checking that the command works.
+    pub quick: bool,
+    /// Simulation seeds to time (one core).
+    pub sim_seeds: u64,
+}
+
+/// A report failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A benchmark run failed.
+    #[error("`{command}` failed: {detail}")]
+    Bench {
+        /// The command.
+        command: String,
+        /// Its exit status or error, and the end of its stderr.
+        detail: String,
+    },
+    /// The report could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// The figures a run collected: name → values (a `figure:` line's fields).
+pub type Figures = BTreeMap<String, Vec<Vec<f64>>>;
+
+/// Parses `figure: NAME V1 V2 ...` lines out of benchmark output.
+pub fn parse_figures(output: &str, into: &mut Figures) {
+    for line in output.lines() {
+        let Some(rest) = line.trim().strip_prefix("figure: ") else {
+            continue;
+        };
+        let mut parts = rest.split_whitespace();
+        let Some(name) = parts.next() else { continue };
+        let values: Option<Vec<f64>> = parts.map(|v| v.parse().ok()).collect();
+        if let Some(values) = values.filter(|v| !v.is_empty()) {
+            into.entry(name.to_owned()).or_default().push(values);
+        }
+    }
+}
+
+/// The Markdown sections of benchmark output (everything but `figure:`
+/// lines and cargo's own noise).
+fn tables(output: &str) -> String {
+    let mut out = String::new();
+    for line in output.lines() {
+        let keep = line.starts_with('|')
+            || line.starts_with("## ")
+            || line.is_empty()
+            || (!line.starts_with("figure: ")
+                && !line.starts_with("running ")
+                && !line.starts_with("test result")
+                && !line.starts_with("Running"));
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    // Collapse runs of blank lines.
+    while out.contains("\n\n\n") {
+        out = out.replace("\n\n\n", "\n\n");
+    }
+    out
+}
+
+fn run_benches(opts: &ReportOptions) -> Result<String, ReportError> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(&opts.workspace);
+    if opts.quick {
+        // Without `--bench` each benchmark runs its smoke size.
+        cmd.args(["test", "--release", "--workspace", "--benches", "--locked", "-q"]);
+    } else {
+        cmd.args(["bench", "--workspace", "--locked", "-q"]);
+    }
+    let shown = format!("{cargo} {}", if opts.quick { "test --release --workspace --benches" } else { "bench --workspace" });
+    eprintln!("report: running `{shown}` (this takes a while)");
+    let out = cmd.output().map_err(|e| ReportError::Bench {
+        command: shown.clone(),
+        detail: e.to_string(),
+    })?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(15).collect();
+        return Err(ReportError::Bench {
+            command: shown,
+            detail: format!(
+                "{}\n{}",
+                out.status,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Seeds per second of the default simulation (3 devices, the week, 300
+/// steps) on one core.
+pub fn sim_seeds_per_s(seeds: u64) -> f64 {
+    let t = Instant::now();
+    for seed in 0..seeds {
+        let r = vigil_sim::run(
+            &vigil_sim::SimConfig {
+                seed,
+                ..vigil_sim::SimConfig::default()
+            },
+            &[],
+        );
+        assert!(r.failures.is_empty(), "seed {seed}: {:?}", r.failures);
+    }
+    seeds as f64 / t.elapsed().as_secs_f64()
+}
+
+/// One row of the summary: a figure, its target and whether it is met.
+struct Row {
+    what: &'static str,
+    measured: String,
+    target: &'static str,
+    met: Option<bool>,
+}
+
+fn first(f: &Figures, name: &str, i: usize) -> Option<f64> {
+    f.get(name)?.last()?.get(i).copied()
+}
+
+fn summary(f: &Figures) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut add = |what, v: Option<f64>, fmt: &dyn Fn(f64) -> String, target, ok: &dyn Fn(f64) -> bool| {
+        rows.push(Row {
+            what,
+            measured: v.map_or("not measured".into(), fmt),
+            target,
+            met: v.map(ok),
+        });
+    };
+    add(
+        "envelope seal, 64 KiB, vs raw XChaCha20-Poly1305",
+        first(f, "envelope_65536", 0),
+        &|v| format!("{v:.0} %"),
+        "≥ 80 %",
+        &|v| v >= 80.0,
+    );
+    add(
+        "envelope open, 64 KiB, vs raw XChaCha20-Poly1305",
+        first(f, "envelope_65536", 1),
+        &|v| format!("{v:.0} %"),
+        "≥ 80 %",
+        &|v| v >= 80.0,
+    );
+    add(
+        "durable record rate (sled)",
+        first(f, "record_per_s", 0),
+        &|v| format!("{v:.0}/s"),
+        "≥ 5,000/s",
+        &|v| v >= 5000.0,
+    );
+    add(
+        "durable record p99",
+        first(f, "record_p99_ms", 0),
+        &|v| format!("{v:.3} ms"),
+        "≤ 1 ms",
+        &|v| v <= 1.0,
+    );
+    add(
+        "open the week's vault",
+        first(f, "week_open_ms", 0),
+        &|v| format!("{v:.1} ms"),
+        "≤ 100 ms",
+        &|v| v <= 100.0,
+    );
+    add(
+        "bytes on disk / Automerge save()",
+        first(f, "disk_ratio", 0),
+        &|v| format!("{v:.2}×"),
+        "≤ 3×",
+        &|v| v <= 3.0,
+    );
+    add(
+        "week sync time, E2EE / plaintext Automerge (same QUIC connection)",
+        first(f, "week_sync_time_ratio", 0),
+        &|v| format!("{v:.2}×"),
+        "≤ 1.0×",
+        &|v| v <= 1.0,
+    );
+    add(
+        "week sync bytes, E2EE / plaintext Automerge",
+        first(f, "week_sync_bytes_ratio", 0),
+        &|v| format!("{v:.2}×"),
+        "≤ 1.1×",
+        &|v| v <= 1.1,
+    );
+    add(
+        "reading → node inbox alert latency p50",
+        first(f, "alert_p50_ms", 0),
+        &|v| format!("{v:.2} ms"),
+        "≤ 5 ms",
+        &|v| v <= 5.0,
+    );
+    add(
+        "reading → node inbox alert latency p99",
+        first(f, "alert_p99_ms", 0),
+        &|v| format!("{v:.2} ms"),
+        "—",
+        &|_| true,
+    );
+    add(
+        "shred the week's vault",
+        first(f, "shred_ms", 0),
+        &|v| format!("{v:.1} ms"),
+        "≤ 50 ms",
+        &|v| v <= 50.0,
+    );
+    add(
+        "simulation seeds/s (3 devices, a week, one core)",
+        first(f, "sim_seeds_per_s", 0),
+        &|v| format!("{v:.1}/s"),
+        "≥ 100/s",
+        &|v| v >= 100.0,
+    );
+    add(
+        "QUIC handshakes (loopback)",
+        first(f, "handshakes_per_s", 0),
+        &|v| format!("{v:.0}/s"),
+        "—",
+        &|_| true,
+    );
+    add(
+        "durable bundle pushes (loopback)",
+        first(f, "pushes_per_s", 0),
+        &|v| format!("{v:.0}/s"),
+        "—",
+        &|_| true,
+    );
+    add(
+        "node sweep of expired vaults",
+        first(f, "sweep_vaults_per_s", 0),
+        &|v| format!("{v:.0} vaults/s"),
+        "—",
+        &|_| true,
+    );
+    rows
+}
+
+/// The sync plot: time and bytes against log size, E2EE and plaintext.
+pub fn sync_plot(f: &Figures) -> Option<String> {
+    let pts = f.get("sync_point")?;
+    let get = |i: usize| -> Vec<(f64, f64)> {
+        let mut v: Vec<(f64, f64)> = pts
+            .iter()
+            .filter(|p| p.len() >= 5)
+            .map(|p| (p[0], p[i]))
+            .collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v
+    };
+    let (e2ee, plain) = ("#c0392b", "#2471a3");
+    Some(render(&[
+        Panel {
+            title: "Sync to a new device: time".into(),
+            x_label: "readings in the log".into(),
+            y_label: "ms".into(),
+            series: vec![
+                Series { name: "Vigil E2EE".into(), colour: e2ee, points: get(1) },
+                Series { name: "plaintext Automerge".into(), colour: plain, points: get(3) },
+            ],
+        },
+        Panel {
+            title: "Sync to a new device: bytes on the wire".into(),
+            x_label: "readings in the log".into(),
+            y_label: "bytes".into(),
+            series: vec![
+                Series { name: "Vigil E2EE".into(), colour: e2ee, points: get(2) },
+                Series { name: "plaintext Automerge".into(), colour: plain, points: get(4) },
+            ],
+        },
+    ]))
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores, {mem_gib:.0} GiB RAM, {rustc}")
+}
+
+/// Renders the Markdown report.
+pub fn markdown(f: &Figures, bench_tables: &str, machine: &str, quick: bool) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Vigil performance report\n");
+    let _ = writeln!(md, "Machine: {machine}.");
+    if quick {
+        let _ = writeln!(
+            md,
+            "\n**Quick run: smoke sizes, not the real workloads. Figures are not comparable with the targets.**"
+        );
+    }
+    let _ = writeln!(md, "\n## Summary\n");
+    let _ = writeln!(md, "| figure | measured | target | |");
+    let _ = writeln!(md, "|---|---:|---:|---|");
+    for r in summary(f) {
+        let verdict = match r.met {
+            Some(true) if r.target != "—" => "met",
+            Some(false) => "**missed**",
+            _ => "",
+        };
+        let _ = writeln!(md, "| {} | {} | {} | {verdict} |", r.what, r.measured, r.target);
+    }
+    let _ = writeln!(md, "\n![sync time and bytes against log size](sync.svg)\n");
+    let _ = writeln!(md, "## Every benchmark's table\n");
+    md.push_str(bench_tables);
+    md
+}
+
+/// Runs everything and writes `report.md` and `sync.svg` into `out_dir`;
+/// returns the Markdown.
+pub fn run(opts: &ReportOptions) -> Result<String, ReportError> {
+    let output = run_benches(opts)?;
+    let mut f = Figures::new();
+    parse_figures(&output, &mut f);
+    eprintln!("report: timing {} simulation seeds on one core", opts.sim_seeds);
+    let sps = sim_seeds_per_s(opts.sim_seeds);
+    f.insert("sim_seeds_per_s".into(), vec![vec![sps]]);
+    let md = markdown(&f, &tables(&output), &machine(), opts.quick);
+    write(&opts.out_dir.join("report.md"), &md)?;
+    if let Some(svg) = sync_plot(&f) {
+        write(&opts.out_dir.join("sync.svg"), &svg)?;
+    }
+    Ok(md)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), ReportError> {
+    let err = |source| ReportError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    std::fs::write(path, text).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_parse_and_bad_lines_are_skipped() {
+        let mut f = Figures::new();
+        parse_figures(
+            "| a table |\nfigure: record_per_s 5181\nfigure: sync_point 10 1.5 200 2.5 300\nfigure: broken x\nfigure: \n",
+            &mut f,
+        );
+        assert_eq!(f["record_per_s"], vec![vec![5181.0]]);
+        assert_eq!(f["sync_point"], vec![vec![10.0, 1.5, 200.0, 2.5, 300.0]]);
+        assert!(!f.contains_key("broken"));
+    }
+
+    #[test]
+    fn summary_marks_met_and_missed_targets() {
+        let mut f = Figures::new();
+        parse_figures("figure: record_per_s 4000\nfigure: shred_ms 2.5\n", &mut f);
+        let md = markdown(&f, "", "test machine", false);
+        assert!(md.contains("| durable record rate (sled) | 4000/s | ≥ 5,000/s | **missed** |"), "{md}");
+        assert!(md.contains("| shred the week's vault | 2.5 ms | ≤ 50 ms | met |"), "{md}");
+        assert!(md.contains("| open the week's vault | not measured |"), "{md}");
+    }
+
+    #[test]
+    fn the_plot_has_both_protocols() {
+        let mut f = Figures::new();
+        parse_figures(
+            "figure: sync_point 3552 35.8 25199 50.7 29000\nfigure: sync_point 24864 254.0 172655 402.8 200105\n",
+            &mut f,
+        );
+        let svg = sync_plot(&f).expect("a plot");
+        assert_eq!(svg.matches("<polyline").count(), 4);
+        assert!(svg.contains("plaintext Automerge"));
+    }
+}
