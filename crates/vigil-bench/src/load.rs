@@ -78,6 +78,9 @@ pub struct LoadConfig {
     pub data: Option<PathBuf>,
     /// OS threads running residents.
     pub concurrency: usize,
+    /// Residents connecting at once in the connect phase (`concurrency` if
+    /// `None`).
+    pub connect_concurrency: Option<usize>,
     /// Wall-clock length of the simulated day; 0 runs every step as soon as a
     /// thread is free (maximum throughput).
     pub day_seconds: f64,
@@ -111,6 +114,7 @@ impl Default for LoadConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data: None,
             concurrency: 64,
+            connect_concurrency: None,
             day_seconds: 60.0,
             profile: DayProfile::default(),
             seed: 1,
@@ -131,6 +135,8 @@ pub struct Setup {
     pub residents: usize,
     /// Resident threads.
     pub concurrency: usize,
+    /// Residents connecting at once in the connect phase.
+    pub connect_concurrency: usize,
     /// Length of the simulated day, seconds.
     pub day_seconds: f64,
     /// The day's script.
@@ -532,7 +538,8 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     let port = code.addr.port();
     let drops = UdpDrops::now(port);
     let started = Instant::now();
-    for_each(config.concurrency, &residents, |r| {
+    let connect_concurrency = config.connect_concurrency.unwrap_or(config.concurrency);
+    for_each(connect_concurrency, &residents, |r| {
         r.connect(&ctx, config.connect_attempts, true);
     });
     let drops = UdpDrops::since(drops, port);
@@ -745,6 +752,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         setup: Setup {
             residents: n,
             concurrency: config.concurrency,
+            connect_concurrency,
             day_seconds: config.day_seconds,
             profile: config.profile.clone(),
             readings_per_resident: config.profile.readings_per_day(),
@@ -828,8 +836,8 @@ impl LoadReport {
         row(
             "handshakes/s (connect phase)",
             format!(
-                "{:.0} ({} of {} connected in {:.1} s)",
-                c.per_s, c.ok, s.residents, c.elapsed_s
+                "{:.0} ({} of {} connected in {:.1} s, {} at once)",
+                c.per_s, c.ok, s.residents, c.elapsed_s, s.connect_concurrency
             ),
         );
         row("handshake latency p50 / p99", lat(&c.latency));
@@ -1039,6 +1047,9 @@ pub struct LoadArgs {
     /// OS threads playing residents (each resident's calls are blocking).
     #[arg(long, value_name = "C", default_value_t = 64)]
     pub concurrency: usize,
+    /// Residents connecting at once in the connect phase [default: C].
+    #[arg(long, value_name = "N")]
+    pub connect_concurrency: Option<usize>,
     /// Wall-clock seconds of the simulated day; 0 = as fast as possible.
     #[arg(long, value_name = "S", default_value_t = 60.0)]
     pub day_seconds: f64,
@@ -1099,6 +1110,7 @@ impl LoadArgs {
         let mut c = LoadConfig {
             residents: self.residents,
             concurrency: self.concurrency.max(1),
+            connect_concurrency: self.connect_concurrency.map(|c| c.max(1)),
             day_seconds: self.day_seconds,
             seed: self.seed,
             connect_timeout: Duration::from_secs_f64(self.connect_timeout.max(0.1)),

@@ -53,3 +53,35 @@ fn twenty_residents_through_a_short_day() {
     assert_eq!(json["day"]["bundles_acked"], report.day.bundles_acked);
     println!("took {:?}", started.elapsed());
 }
+
+#[test]
+fn a_full_node_refuses_and_nothing_acknowledged_is_lost() {
+    // The node lets 6 of 10 residents in: the others are refused at every
+    // attempt (counted, with backoff), and the run goes on.
+    let config = LoadConfig {
+        residents: 10,
+        node: NodeChoice::InProcess,
+        node_max_connections: Some(6),
+        concurrency: 10,
+        day_seconds: 1.0,
+        connect_attempts: 2,
+        profile: DayProfile {
+            syncs: 6,
+            fever_percent: 0.0,
+            ..DayProfile::default()
+        },
+        connect_timeout: Duration::from_secs(5),
+        ..LoadConfig::default()
+    };
+    let report = run(&config).unwrap();
+    println!("{}", report.markdown());
+    assert_eq!(report.connect.ok, 6);
+    assert_eq!(report.connect.failed, 4);
+    assert!(report.errors["connect: refused (node busy)"] >= 8);
+    assert_eq!(report.errors["gave up: connect"] % 4, 0);
+    assert_eq!(report.day.syncs_ok, 6 * 6);
+    assert_eq!(report.day.syncs_failed, 4 * 6);
+    assert!(report.node.died.is_none());
+    assert!(report.durability.passed, "{:?}", report.durability);
+    assert_eq!(report.durability.by_pull.acked, 6 * 6);
+}

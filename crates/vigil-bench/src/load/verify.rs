@@ -106,6 +106,12 @@ fn covers_of(covers: &VersionVector, device: &[u8; 16]) -> u64 {
 pub(crate) fn check_by_pull(resident: &Resident, conn: &mut dyn Exchange) -> Tally {
     let mut t = Tally::default();
     let who = resident.index;
+    if resident.link.acked.is_empty() {
+        // Nothing acknowledged, nothing to find (a resident the node never
+        // let in has no mailbox to pull).
+        t.residents += 1;
+        return t;
+    }
     let Ok(Some(root)) = vigil_device::KeyStore::load(&resident.keys) else {
         t.unreadable += 1;
         t.problem(format!("resident {who}: key store empty"));
