@@ -7,8 +7,15 @@
 //! disk, every refusal and error by kind, and a durability check (every
 //! bundle the node acknowledged is read back and compared).
 //!
+//! [`report`] runs every comparison the steps named side by side (the
+//! workspace's benchmarks plus the simulation's seeds per second) and writes a
+//! Markdown report with an SVG plot ([`svg`]) of sync time and bytes against
+//! log size.
+//!
 //! The `vigil-bench` binary is a thin command line over this library
-//! (`vigil-bench load --residents N ...`).
+//! (`vigil-bench load --residents N ...`, `vigil-bench report`).
 #![forbid(unsafe_code)]
 
 pub mod load;
+pub mod report;
+pub mod svg;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! vigil-bench load --residents 1000 --json load-1000.json
+//! vigil-bench report --out target/vigil-report
 //! ```
 
 use std::process::ExitCode;
@@ -28,6 +29,40 @@ enum Command {
     /// own process.
     #[command(hide = true)]
     ServeNode(load::ServeNodeArgs),
+    /// Run every benchmark side by side (`cargo bench --workspace` and the
+    /// simulation's seeds/s) and write report.md and sync.svg.
+    ///
+    /// Example: vigil-bench report --out target/vigil-report
+    Report(ReportArgs),
+}
+
+/// Options of `report`.
+#[derive(Debug, clap::Args)]
+struct ReportArgs {
+    /// Where report.md and sync.svg go.
+    #[arg(long, default_value = "target/vigil-report")]
+    out: std::path::PathBuf,
+    /// Smoke sizes: checks the command works in a minute; the figures are
+    /// not comparable with the targets.
+    #[arg(long)]
+    quick: bool,
+    /// Simulation seeds to time on one core.
+    #[arg(long, default_value_t = 200)]
+    sim_seeds: u64,
+}
+
+fn report(args: ReportArgs) -> Result<ExitCode, String> {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let md = vigil_bench::report::run(&vigil_bench::report::ReportOptions {
+        workspace: workspace.canonicalize().unwrap_or(workspace),
+        out_dir: args.out.clone(),
+        quick: args.quick,
+        sim_seeds: args.sim_seeds,
+    })
+    .map_err(|e| e.to_string())?;
+    println!("{md}");
+    eprintln!("report: wrote {}", args.out.join("report.md").display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -35,6 +70,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Load(args) => load::main(args),
         Command::ServeNode(args) => load::serve_node(args),
+        Command::Report(args) => report(args),
     };
     match result {
         Ok(code) => code,
