@@ -499,6 +499,12 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         Err(e) => return Err(e),
     };
     node.notes.append(&mut notes);
+    // Allocator settings change the node's memory a lot (see the crate docs).
+    for (k, v) in std::env::vars().filter(|(k, _)| k.starts_with("MALLOC_")) {
+        node.notes.push(format!(
+            "environment: {k}={v} (inherited by a node started here)"
+        ));
+    }
     let idle = node.sample();
     let disk_idle = node.disk();
     let stats = Stats::default();

@@ -332,8 +332,23 @@ impl NodeHandle {
                 let store = self
                     .data
                     .as_ref()
-                    .map(|d| MailboxStore::open(&d.join("relay")).map_err(|e| e.to_string()));
+                    .map(|d| Self::open_store(&d.join("relay")));
                 (exit, store)
+            }
+        }
+    }
+
+    /// Opens a stopped node's store, waiting up to 10 s for its lock (a wrapper
+    /// may exit before the node it ran).
+    fn open_store(dir: &Path) -> Result<MailboxStore, String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match MailboxStore::open(dir) {
+                Ok(s) => return Ok(s),
+                Err(e) if Instant::now() < deadline && e.to_string().contains("lock") => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e.to_string()),
             }
         }
     }
