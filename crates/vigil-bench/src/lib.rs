@@ -14,6 +14,44 @@
 //!
 //! The `vigil-bench` binary is a thin command line over this library
 //! (`vigil-bench load --residents N ...`, `vigil-bench report`).
+//!
+//! # Running
+//!
+//! ```text
+//! cargo build --release -p vigil-bench -p vigil-cli --bin vigil-bench --bin vigil-node
+//! target/release/vigil-bench load --residents 1000 --json load-1000.json
+//! target/release/vigil-bench load --residents 10000 --day-seconds 600 --network-threads 2
+//! target/release/vigil-bench load --residents 10000 --day-seconds 0 --network-threads 2
+//! crates/vigil-bench/run-load.sh target/load-results     # every run of the step-8 table
+//! ```
+//!
+//! For `load`, the node runs as its own process (the `vigil-node` program when it sits
+//! next to `vigil-bench`, else `vigil-bench serve-node`, the relay_node
+//! example's stack) in a fresh data directory, so its memory (VmRSS/VmHWM)
+//! and disk (`du` of its data directory) are its own; `--in-process` runs it
+//! inside the generator, `--node CODE` targets a running node. The exit code
+//! is 1 if the node died or lost an acknowledged bundle.
+//!
+//! # Reading the numbers
+//!
+//! - The generator and the node share the machine's cores: at saturation
+//!   (`--day-seconds 0`) the table gives the CPU each used, which says which
+//!   one bounded the run. The schedule lag says whether the offered load was
+//!   served on time.
+//! - Residents' vaults live in memory ([`vigil_device::MemStorage`] and
+//!   [`vigil_device::MemoryKeyStore`]) so that 10,000 fit; the node's store is
+//!   the real one, on disk.
+//! - By default residents connect through one shared
+//!   [`vigil_net::ClientEndpoint`] (one socket); `--private-endpoints` gives
+//!   each its own socket and runtime thread, as on a phone.
+//! - UDP drops are read from `/proc/net`: machine-wide and at the node's
+//!   socket. A burst of concurrent handshakes overflows default-sized (208 KiB)
+//!   receive buffers, which costs the affected handshakes a 1 s
+//!   retransmission: compare `--connect-concurrency 8` with the default 64.
+//! - The node's resident memory depends on the allocator: with glibc's
+//!   dynamic mmap threshold its heap fragments (peak RSS several times its
+//!   live heap); `MALLOC_MMAP_THRESHOLD_=131072` in the environment (inherited
+//!   by a node started here) shows the difference.
 #![forbid(unsafe_code)]
 
 pub mod load;
