@@ -529,6 +529,16 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     } else {
         Connector::Private
     };
+    let endpoint_desc = if let Connector::Shared(e) = &connector {
+        format!(
+            "one shared client endpoint ({} runtime thread(s), receive buffer {})",
+            config.network_threads,
+            e.recv_buffer_size()
+                .map_or("unknown".into(), |b| format!("{} KiB", b / 1024))
+        )
+    } else {
+        "a private endpoint and runtime thread per resident".into()
+    };
     let code = node.code.clone();
     let ctx = Ctx {
         code: &code,
@@ -766,14 +776,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
             node: node.description.clone(),
             node_code: node.code.to_string(),
             node_notes: node.notes.clone(),
-            endpoint: if config.shared_endpoint {
-                format!(
-                    "one shared client endpoint ({} runtime thread(s))",
-                    config.network_threads
-                )
-            } else {
-                "a private endpoint and runtime thread per resident".into()
-            },
+            endpoint: endpoint_desc,
             resident_storage: "vaults in memory (MemStorage + MemoryKeyStore), not sled".into(),
             seed: config.seed,
             cpus,

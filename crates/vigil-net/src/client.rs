@@ -192,6 +192,9 @@ async fn connect_on(
     }
 }
 
+/// The receive buffer a [`ClientEndpoint`] asks for: 4 MiB.
+pub const SHARED_RECV_BUFFER: usize = 4 * 1024 * 1024;
+
 /// One client endpoint (one UDP socket) and one runtime shared by many
 /// [`DeviceConnection`]s.
 ///
@@ -209,6 +212,7 @@ async fn connect_on(
 pub struct ClientEndpoint {
     endpoint: Endpoint,
     driver: Driver,
+    recv_buffer: Option<usize>,
 }
 
 impl fmt::Debug for ClientEndpoint {
@@ -224,14 +228,42 @@ impl ClientEndpoint {
     /// Binds a client endpoint on an ephemeral port of the unspecified
     /// address of `family`'s IP version (pass the node's address), driven by
     /// a runtime of `worker_threads` threads (at least one).
+    ///
+    /// The socket asks for a [`SHARED_RECV_BUFFER`] receive buffer (the
+    /// kernel caps it at `net.core.rmem_max`): with the system default
+    /// (208 KiB on Linux) a burst of handshakes through one socket overflows
+    /// it, and each lost packet costs a connection a 1 s retransmission.
     pub fn new(family: SocketAddr, worker_threads: usize) -> Result<ClientEndpoint, NetError> {
         let driver = Driver::with_workers(worker_threads, "vigil-net-shared")?;
         let bind = unspecified_for(family);
+        let io = |e: std::io::Error| NetError::Io(format!("binding {bind}: {e}"));
+        let socket = std::net::UdpSocket::bind(bind).map_err(io)?;
+        let state = quinn::udp::UdpSocketState::new((&socket).into()).map_err(io)?;
+        // Best effort: a smaller buffer only means more retransmissions.
+        let _ = state.set_recv_buffer_size((&socket).into(), SHARED_RECV_BUFFER);
+        let recv_buffer = state.recv_buffer_size((&socket).into()).ok();
         let endpoint = driver
-            .run(async move { Endpoint::client(bind) })
+            .run(async move {
+                Endpoint::new(
+                    quinn::EndpointConfig::default(),
+                    None,
+                    socket,
+                    Arc::new(quinn::TokioRuntime),
+                )
+            })
             .unwrap_or_else(|| Err(std::io::Error::other("network runtime stopped")))
-            .map_err(|e| NetError::Io(format!("binding {bind}: {e}")))?;
-        Ok(ClientEndpoint { endpoint, driver })
+            .map_err(io)?;
+        Ok(ClientEndpoint {
+            endpoint,
+            driver,
+            recv_buffer,
+        })
+    }
+
+    /// The socket's receive buffer as the kernel granted it, bytes (Linux
+    /// reports twice the usable size), if it could be read.
+    pub fn recv_buffer_size(&self) -> Option<usize> {
+        self.recv_buffer
     }
 
     /// Connects to the node in `code` through this endpoint; the same

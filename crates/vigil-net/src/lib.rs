@@ -16,7 +16,7 @@ mod code;
 mod identity;
 mod server;
 
-pub use client::{ClientEndpoint, DeviceConnection};
+pub use client::{ClientEndpoint, DeviceConnection, SHARED_RECV_BUFFER};
 pub use code::EnrolmentCode;
 pub use identity::NodeIdentity;
 pub use server::{NodeServer, ServerConfig};
