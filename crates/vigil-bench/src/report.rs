@@ -70,9 +70,13 @@ pub fn parse_figures(output: &str, into: &mut Figures) {
 fn tables(output: &str) -> String {
     let mut out = String::new();
     for line in output.lines() {
-        // Test harness progress dots (quick mode runs benches as tests).
-        if !line.is_empty() && line.chars().all(|c| c == '.') {
+        // Test-harness progress marks ('.' passed, 'i' ignored: `cargo
+        // bench -q` runs the unit tests too, as ignored).
+        if !line.is_empty() && line.chars().all(|c| c == '.' || c == 'i') {
             continue;
+        }
+        if line.starts_with("## ") && !out.is_empty() && !out.ends_with("\n\n") {
+            out.push('\n');
         }
         let keep = line.starts_with('|')
             || line.starts_with("## ")
@@ -500,6 +504,12 @@ mod tests {
             md.contains("| open the week's vault | not measured |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn tables_keep_markdown_and_drop_harness_noise() {
+        let t = tables("| a | b |\n## Next\n\niiii\n....\nfigure: x 1\ntest result: ok\n| c |\n");
+        assert_eq!(t, "| a | b |\n\n## Next\n\n| c |\n");
     }
 
     #[test]
