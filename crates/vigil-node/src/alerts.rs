@@ -103,6 +103,26 @@ fn grant_key(grant: &[u8; 16]) -> Vec<u8> {
     k
 }
 
+/// A new (unacknowledged) inbox entry for an alert, encoded for the store.
+fn encode_entry(
+    w: &AlertWire,
+    p: &AlertPayload,
+    label: &str,
+    now_ms: i64,
+) -> Result<Vec<u8>, StoreError> {
+    let entry = InboxEntry {
+        grant_id: w.grant_id,
+        label: label.to_owned(),
+        episode: w.episode,
+        kind: w.kind,
+        onset_ms: p.onset_ms,
+        level: p.level,
+        received_ms: now_ms,
+        acked_ms: None,
+    };
+    postcard::to_stdvec(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 impl MailboxStore {
     /// A grant by id.
     pub fn grant(&self, id: &[u8; 16]) -> Result<Option<GrantRecord>, StoreError> {
@@ -141,17 +161,7 @@ impl MailboxStore {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let key = alert_key(&w.grant_id, &w.episode, w.kind);
-        let entry = InboxEntry {
-            grant_id: w.grant_id,
-            label: label.to_owned(),
-            episode: w.episode,
-            kind: w.kind,
-            onset_ms: p.onset_ms,
-            level: p.level,
-            received_ms: now_ms,
-            acked_ms: None,
-        };
-        let v = postcard::to_stdvec(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let v = encode_entry(w, p, label, now_ms)?;
         // Compare-and-swap: two devices sending one episode store it once.
         let added = self.db().insert_if_absent(key, v)?;
         self.db().flush()?;
@@ -171,18 +181,7 @@ impl MailboxStore {
         let mut key = alert_key(&w.grant_id, &w.episode, w.kind);
         key.extend_from_slice(&now_ms.to_be_bytes());
         key.extend_from_slice(&n.to_be_bytes());
-        let entry = InboxEntry {
-            grant_id: w.grant_id,
-            label: label.to_owned(),
-            episode: w.episode,
-            kind: w.kind,
-            onset_ms: p.onset_ms,
-            level: p.level,
-            received_ms: now_ms,
-            acked_ms: None,
-        };
-        let v = postcard::to_stdvec(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.db().insert(key, v)?;
+        self.db().insert(key, encode_entry(w, p, label, now_ms)?)?;
         self.db().flush()
     }
 
