@@ -9,6 +9,7 @@ use crate::StoreError;
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+type EntryIter<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a>;
 
 /// A backend handle; clones share the same data.
 #[derive(Debug, Clone)]
@@ -81,6 +82,24 @@ impl Kv {
                 .take_while(|(k, _)| k.starts_with(prefix))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()),
+        }
+    }
+
+    /// Entries with `start <= key < end`, in key order, read lazily from
+    /// sled (a pull reads only what it sends).
+    pub(crate) fn range(&self, start: Vec<u8>, end: Vec<u8>) -> EntryIter<'_> {
+        match self {
+            Kv::Sled(db) => Box::new(db.range(start..end).map(|r| {
+                let (k, v) = r?;
+                Ok((k.to_vec(), v.to_vec()))
+            })),
+            Kv::Mem(m) => {
+                let v: Entries = Self::mem(m)
+                    .range(start..end)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                Box::new(v.into_iter().map(Ok))
+            }
         }
     }
 

@@ -569,11 +569,8 @@ impl Relay {
                 let mut used = snap.as_ref().map_or(0, |s| s.blob.len());
                 let mut bundles = Vec::new();
                 let mut more = false;
-                for b in self.store.bundles(&vault) {
+                for b in self.store.bundles_after(&vault, &floor)? {
                     let b = b?;
-                    if b.seq <= have_of(&floor, &b.device) {
-                        continue;
-                    }
                     if (!bundles.is_empty() || snap.is_some()) && used + b.blob.len() > budget {
                         more = true;
                         break;

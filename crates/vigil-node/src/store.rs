@@ -177,6 +177,43 @@ impl MailboxStore {
         }))
     }
 
+    /// The bundles of the vault that `have` lacks, in (device, seq) order,
+    /// read lazily per device from the first missing seq: a device that is
+    /// up to date costs the relay one scan of the vault's counters.
+    pub fn bundles_after<'a>(
+        &'a self,
+        vault: &'a VaultIdBytes,
+        have: &'a [(DeviceIdBytes, u64)],
+    ) -> Result<impl Iterator<Item = Result<BundleItem, StoreError>> + 'a, StoreError> {
+        let held = self.holdings(vault)?;
+        Ok(held
+            .into_iter()
+            .filter_map(move |(device, highest)| {
+                let from = have
+                    .iter()
+                    .find(|(d, _)| *d == device)
+                    .map_or(0, |h| h.1)
+                    .saturating_add(1);
+                (from <= highest).then_some((device, from, highest))
+            })
+            .flat_map(move |(device, from, highest)| {
+                let start = key(b'b', &[vault, &device, &from.to_be_bytes()]);
+                let end = key(
+                    b'b',
+                    &[vault, &device, &highest.saturating_add(1).to_be_bytes()],
+                );
+                self.db.range(start, end).map(move |r| {
+                    let (k, blob) = r?;
+                    let seq = k
+                        .get(33..41)
+                        .and_then(|s| s.try_into().ok())
+                        .map(u64::from_be_bytes)
+                        .ok_or_else(|| StoreError::Corrupt("bundle key".into()))?;
+                    Ok(BundleItem { device, seq, blob })
+                })
+            }))
+    }
+
     /// The stored snapshot, if any.
     pub fn snapshot(&self, vault: &VaultIdBytes) -> Result<Option<SnapshotItem>, StoreError> {
         match self.db.get(&key(b's', &[vault]))? {
