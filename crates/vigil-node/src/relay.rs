@@ -344,17 +344,20 @@ impl Relay {
         // Two episodes' onsets are at least the recovery time apart, so an
         // alert of the same kind closer than that to a stored one is the
         // same episode: acknowledged, not stored again.
-        let same_episode = self.store.inbox_of(&w.grant_id)?.iter().any(|e| {
-            e.kind == w.kind && (e.onset_ms - payload.onset_ms).abs() < g.grant.recovery_ms.max(1)
-        });
+        let close = |kind: u8, onset_ms: i64| {
+            kind == w.kind && (onset_ms - payload.onset_ms).abs() < g.grant.recovery_ms.max(1)
+        };
+        let same_episode = self
+            .store
+            .inbox_of(&w.grant_id)?
+            .iter()
+            .any(|e| close(e.kind, e.onset_ms));
         #[cfg(feature = "fault-injection")]
         if let Some(seen) = &self.forgetful_dedup {
             let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-            let dup = seen.iter().any(|(id, kind, onset)| {
-                *id == w.grant_id
-                    && *kind == w.kind
-                    && (onset - payload.onset_ms).abs() < g.grant.recovery_ms.max(1)
-            });
+            let dup = seen
+                .iter()
+                .any(|(id, kind, onset)| *id == w.grant_id && close(*kind, *onset));
             if !dup {
                 seen.push((w.grant_id, w.kind, payload.onset_ms));
                 let n = seen.len() as u64;

@@ -167,25 +167,15 @@ impl MailboxStore {
     }
 
     /// Every bundle of the vault in (device, seq) order.
-    pub fn bundles(
-        &self,
-        vault: &VaultIdBytes,
-    ) -> impl Iterator<Item = Result<BundleItem, StoreError>> + '_ {
-        let scanned = self.db.scan_prefix(&key(b'b', &[vault]));
-        let (entries, err) = match scanned {
-            Ok(e) => (e, None),
-            Err(e) => (Vec::new(), Some(Err(e))),
+    pub fn bundles<'a>(
+        &'a self,
+        vault: &'a VaultIdBytes,
+    ) -> impl Iterator<Item = Result<BundleItem, StoreError>> + 'a {
+        let (all, err) = match self.bundles_after(vault, &[]) {
+            Ok(it) => (Some(it), None),
+            Err(e) => (None, Some(Err(e))),
         };
-        err.into_iter().chain(entries.into_iter().map(|(k, v)| {
-            if k.len() != 1 + 16 + 16 + 8 {
-                return Err(StoreError::Corrupt("bundle key".into()));
-            }
-            Ok(BundleItem {
-                device: k[17..33].try_into().unwrap_or_default(),
-                seq: u64::from_be_bytes(k[33..41].try_into().unwrap_or_default()),
-                blob: v,
-            })
-        }))
+        err.into_iter().chain(all.into_iter().flatten())
     }
 
     /// The bundles of the vault that `have` lacks, in (device, seq) order,
