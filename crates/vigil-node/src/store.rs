@@ -83,6 +83,25 @@ pub struct MailboxStore {
 impl MailboxStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        // A store just closed in this process may still be locked for a
+        // moment (sled's flusher thread lets go of it asynchronously): retry
+        // a lock refusal for up to 2 s. Another process's lock stays an error.
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            match Self::open_once(dir) {
+                Err(StoreError::Sled(e))
+                    if e.contains("WouldBlock") && waited < std::time::Duration::from_secs(2) =>
+                {
+                    let step = std::time::Duration::from_millis(20);
+                    std::thread::sleep(step);
+                    waited += step;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn open_once(dir: &Path) -> Result<Self, StoreError> {
         let dir = dir.to_owned();
         // sled caches up to 1 GiB of pages by default, which a node of
         // 10,000 residents fills; every write is flushed, so a smaller cache
