@@ -1,29 +1,11 @@
-//! Helpers shared by the integration tests: scanning what is left on disk.
+//! Helpers shared by the integration tests: the device crate's helpers for
+//! scanning what is left on disk, and the period placed around now.
 
 #![allow(dead_code)] // Each test file uses its own subset.
 
-use std::path::{Path, PathBuf};
-
-/// Every file under `dir`, recursively (none if it does not exist).
-pub(crate) fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// Whether `needle` occurs in `hay`.
-pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
+#[path = "../../crates/vigil-device/tests/common/mod.rs"]
+mod disk;
+pub(crate) use disk::{contains, files};
 
 /// The node checks periods against its real clock, so tests that go through
 /// a real node place the period around now: it starts at midnight UTC two
