@@ -2,9 +2,6 @@
 //! feature, so the simulation harness (crates/vigil-sim) can prove it
 //! catches real bugs. Never enabled by the programs.
 
-#[cfg(feature = "fault-injection")]
-use crate::Vault;
-
 /// A bug to inject into one running vault.
 #[cfg(feature = "fault-injection")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,18 +16,22 @@ pub enum DeviceFault {
     OwnSeqStuckAfterRestart,
 }
 
-#[cfg(feature = "fault-injection")]
-impl Vault {
-    /// Injects `fault` into this vault until it is dropped.
-    pub fn inject_fault(&mut self, fault: DeviceFault) {
-        self.faults.push(fault);
-    }
+/// The faults injected into one vault (always none without the feature).
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    #[cfg(feature = "fault-injection")]
+    injected: Vec<DeviceFault>,
 }
 
 #[cfg(feature = "fault-injection")]
-impl Vault {
-    /// Whether a fault is injected.
-    pub(crate) fn has_fault(&self, f: DeviceFault) -> bool {
-        self.faults.contains(&f)
+impl Faults {
+    /// Injects `fault`.
+    pub(crate) fn inject(&mut self, fault: DeviceFault) {
+        self.injected.push(fault);
+    }
+
+    /// Whether `fault` is injected.
+    pub(crate) fn has(&self, fault: DeviceFault) -> bool {
+        self.injected.contains(&fault)
     }
 }

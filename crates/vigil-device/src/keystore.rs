@@ -18,12 +18,13 @@ pub enum KeyStoreError {
     #[error("key store {0} already holds a key")]
     Occupied(String),
     /// An I/O error.
-    #[error("key store I/O error at {path}: {msg}")]
+    #[error("key store I/O error at {path}: {source}")]
     Io {
         /// The file.
         path: String,
         /// What failed.
-        msg: String,
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -64,7 +65,7 @@ impl FileKeyStore {
     fn io(&self, e: std::io::Error) -> KeyStoreError {
         KeyStoreError::Io {
             path: self.path.display().to_string(),
-            msg: e.to_string(),
+            source: e,
         }
     }
 }

@@ -17,18 +17,30 @@
 #![forbid(unsafe_code)]
 
 mod alerts;
+mod disclosure;
+mod error;
 mod faults;
+mod journal;
 mod keystore;
+mod layout;
+mod pairing;
+mod period;
 mod shred;
 mod storage;
 mod sync;
 mod vault;
 
-pub use alerts::{AlertReport, DELIVERY_DEADLINE_MS, Disclosure, Grant, PendingAlert};
+pub use alerts::{AlertReport, DELIVERY_DEADLINE_MS, Grant, PendingAlert};
+pub use disclosure::Disclosure;
+pub use error::{OpenError, SyncFailure, WriteError};
 #[cfg(feature = "fault-injection")]
 pub use faults::DeviceFault;
+pub use journal::DEFAULT_COMPACT_EVERY;
 pub use keystore::{FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
+pub use layout::{RecordError, STORE_FORMAT};
+pub use pairing::{offer_waiting, pairing_slot};
+pub use period::Period;
 pub use shred::{ShredError, Tombstone};
 pub use storage::{Batch, Entries, MemStorage, SledStorage, Storage, StorageError, TOMBSTONE_FILE};
-pub use sync::{AUTO_SNAPSHOT_EVERY, SnapshotPolicy, SyncFailure, SyncReport, pairing_slot};
-pub use vault::{DEFAULT_COMPACT_EVERY, OpenError, Period, STORE_FORMAT, Vault, WriteError};
+pub use sync::{AUTO_SNAPSHOT_EVERY, SnapshotPolicy, SyncReport};
+pub use vault::Vault;

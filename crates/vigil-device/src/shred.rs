@@ -6,14 +6,15 @@
 //! (overwrite, sync, remove); (3) drop every key in memory (zeroized on
 //! drop); (4) delete the store's files, all but the tombstone.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use vigil_crypto::VaultId;
+use vigil_proto::{DriveError, Exchange, RequestShred, drive};
 
 use crate::keystore::{KeyStore, KeyStoreError};
+use crate::layout::{self, SMALL_RECORD, TOMBSTONE_MAGIC, TombstoneRecord};
+use crate::period::Period;
 use crate::storage::{SledStorage, Storage, StorageError};
-use crate::vault::{Period, Vault};
 
 /// What remains of a shredded vault: nothing sensitive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,65 +30,27 @@ pub struct Tombstone {
 }
 
 impl Tombstone {
-    /// The tombstone file's text form.
+    /// The tombstone file's bytes: a magic, then the record (postcard).
     pub fn encode(&self) -> Vec<u8> {
-        let mut s = String::from("vigil-tombstone 1\n");
-        let _ = writeln!(s, "vault {}", self.vault_id);
-        let _ = writeln!(s, "period {} {}", self.period.start_ms, self.period.end_ms);
-        let _ = writeln!(s, "shredded-at {}", self.shredded_at_ms);
-        match &self.receipt {
-            Some(r) => {
-                let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
-                let _ = writeln!(s, "receipt {hex}");
-            }
-            None => s.push_str("receipt -\n"),
-        }
-        s.into_bytes()
+        let mut v = TOMBSTONE_MAGIC.to_vec();
+        v.extend_from_slice(&layout::encode(&TombstoneRecord {
+            vault: *self.vault_id.as_bytes(),
+            period: self.period,
+            shredded_at_ms: self.shredded_at_ms,
+            receipt: self.receipt.clone(),
+        }));
+        v
     }
 
-    /// Parses the text form; `None` if it is not a tombstone.
+    /// Parses the file's bytes; `None` if it is not a tombstone.
     pub fn decode(b: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(b).ok()?;
-        let mut lines = text.lines();
-        if lines.next()? != "vigil-tombstone 1" {
-            return None;
-        }
-        let mut field = |name: &str| -> Option<String> {
-            lines
-                .next()?
-                .strip_prefix(name)?
-                .strip_prefix(' ')
-                .map(str::to_owned)
-        };
-        let vault = field("vault")?;
-        let period = field("period")?;
-        let at = field("shredded-at")?;
-        let receipt = field("receipt")?;
-        let unhex = |h: &str| -> Option<Vec<u8>> {
-            h.len()
-                .is_multiple_of(2)
-                .then(|| {
-                    (0..h.len())
-                        .step_by(2)
-                        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).ok())
-                        .collect()
-                })
-                .flatten()
-        };
-        let vault: [u8; 16] = unhex(&vault)?.try_into().ok()?;
-        let (a, z) = period.split_once(' ')?;
+        let r: TombstoneRecord =
+            layout::decode(b.strip_prefix(TOMBSTONE_MAGIC)?, SMALL_RECORD).ok()?;
         Some(Tombstone {
-            vault_id: VaultId::from_bytes(vault),
-            period: Period {
-                start_ms: a.parse().ok()?,
-                end_ms: z.parse().ok()?,
-            },
-            shredded_at_ms: at.parse().ok()?,
-            receipt: if receipt == "-" {
-                None
-            } else {
-                Some(unhex(&receipt)?)
-            },
+            vault_id: VaultId::from_bytes(r.vault),
+            period: r.period,
+            shredded_at_ms: r.shredded_at_ms,
+            receipt: r.receipt,
         })
     }
 }
@@ -107,6 +70,17 @@ pub enum ShredError {
     /// The tombstone is unreadable.
     #[error("the vault's tombstone is damaged")]
     BadTombstone,
+}
+
+/// Shreds: writes `t` as the tombstone, then finishes.
+pub(crate) fn shred(
+    mut storage: Box<dyn Storage>,
+    key_store: &dyn KeyStore,
+    t: &Tombstone,
+) -> Result<Tombstone, ShredError> {
+    let bytes = t.encode();
+    storage.put_tombstone(&bytes)?;
+    finish(storage, key_store, &bytes)
 }
 
 /// Finishes a shred whose tombstone exists: destroys the key, deletes the
@@ -134,81 +108,19 @@ pub(crate) fn finish_dir(
     Ok(t)
 }
 
-impl Vault {
-    /// Whether the period is over at `now_ms` (the app's timer calls this,
-    /// then [`Vault::shred_now`]).
-    pub fn is_due(&self, now_ms: i64) -> bool {
-        now_ms >= self.period.end_ms
-    }
-
-    /// Shreds the vault now (at the end of the period, or early at the
-    /// resident's request): tombstone, key destruction, store deletion.
-    pub fn shred_now(self, key_store: &dyn KeyStore, now_ms: i64) -> Result<Tombstone, ShredError> {
-        self.shred_with_receipt(key_store, now_ms, None)
-    }
-
-    /// Shreds the vault, first asking the node behind `conn` to delete the
-    /// mailbox and this device's grants at once. The node's signed receipt
-    /// goes into the tombstone. If the node cannot be reached the shred goes
-    /// ahead anyway (the node's sweeper deletes at the period's end).
-    pub fn shred_with_node(
-        self,
-        conn: &mut dyn vigil_proto::Exchange,
-        key_store: &dyn KeyStore,
-        now_ms: i64,
-    ) -> Result<Tombstone, ShredError> {
-        let receipt = match self.request_node_deletion(conn) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::warn!(error = %e, "node not told to delete; its sweeper will");
-                None
-            }
-        };
-        self.shred_with_receipt(key_store, now_ms, receipt)
-    }
-
-    fn request_node_deletion(
-        &self,
-        conn: &mut dyn vigil_proto::Exchange,
-    ) -> Result<Vec<u8>, String> {
-        use vigil_proto::{Request, Response, decode_response, encode_request};
-        let grants = self
-            .grants()
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|g| g.grant_id)
-            .collect();
-        crate::sync::hello(conn).map_err(|e| e.to_string())?;
-        let mut call = |r: &Request| -> Result<Response, String> {
-            let f = conn
-                .exchange(&encode_request(r))
-                .map_err(|e| e.to_string())?;
-            decode_response(&f).map_err(|e| e.to_string())
-        };
-        match call(&Request::Shred {
-            vault: *self.keys.vault_id().as_bytes(),
-            key: *self.keys.mailbox_key().expose_secret(),
-            grants,
-        })? {
-            Response::Receipt(r) => Ok(r),
-            other => Err(format!("node answered {other:?}")),
-        }
-    }
-
-    pub(crate) fn shred_with_receipt(
-        self,
-        key_store: &dyn KeyStore,
-        now_ms: i64,
-        receipt: Option<Vec<u8>>,
-    ) -> Result<Tombstone, ShredError> {
-        let t = Tombstone {
-            vault_id: self.keys.vault_id(),
-            period: self.period,
-            shredded_at_ms: now_ms,
-            receipt,
-        };
-        let mut storage = self.into_storage();
-        storage.put_tombstone(&t.encode())?;
-        finish(storage, key_store, &t.encode())
-    }
+/// Asks the node to delete the vault's mailbox and `grants` at once;
+/// returns its signed receipt.
+pub(crate) fn request_deletion(
+    conn: &mut dyn Exchange,
+    vault: VaultId,
+    mailbox_key: &[u8; 32],
+    grants: Vec<[u8; 16]>,
+) -> Result<Vec<u8>, DriveError> {
+    let mut conv = RequestShred::new(*vault.as_bytes(), mailbox_key, grants);
+    drive(&mut conv, conn, |_| Ok::<(), DriveError>(()))?;
+    conv.into_receipt().ok_or_else(|| {
+        DriveError::Protocol(vigil_proto::SyncError::Unexpected(
+            "no receipt from the node".into(),
+        ))
+    })
 }

@@ -12,9 +12,15 @@ pub enum StorageError {
     /// The store's files could not be opened or read as a store (damaged or truncated).
     #[error("the store is corrupted or unreadable: {0}")]
     Corrupt(String),
+    /// sled refused the store's files as damaged.
+    #[error("the store is corrupted or unreadable: {0}")]
+    Damaged(#[source] sled::Error),
     /// An I/O error.
     #[error("store I/O error: {0}")]
-    Io(String),
+    Io(#[from] std::io::Error),
+    /// A blob name outside the store's naming rule (a bug, not bad data).
+    #[error("invalid blob name {0:?}")]
+    BadBlobName(String),
 }
 
 /// Key-value pairs in key order, as [`Storage::scan_prefix`] returns them.
@@ -99,8 +105,7 @@ impl SledStorage {
         });
         match opened {
             Ok(Ok(db)) => Ok(SledStorage { db, dir: path }),
-            Ok(Err(sled::Error::Io(e))) => Err(StorageError::Io(e.to_string())),
-            Ok(Err(e)) => Err(StorageError::Corrupt(e.to_string())),
+            Ok(Err(e)) => Err(sled_err(e)),
             Err(_) => Err(StorageError::Corrupt("sled panicked while opening".into())),
         }
     }
@@ -154,20 +159,20 @@ impl SledStorage {
 
     fn blob_path(&self, name: &str) -> Result<PathBuf, StorageError> {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
-            return Err(StorageError::Io(format!("invalid blob name {name:?}")));
+            return Err(StorageError::BadBlobName(name.to_owned()));
         }
         Ok(self.dir.join(format!("vigil-{name}.blob")))
     }
 }
 
 fn io_err(e: std::io::Error) -> StorageError {
-    StorageError::Io(e.to_string())
+    StorageError::Io(e)
 }
 
 fn sled_err(e: sled::Error) -> StorageError {
     match e {
-        sled::Error::Io(e) => StorageError::Io(e.to_string()),
-        other => StorageError::Corrupt(other.to_string()),
+        sled::Error::Io(e) => StorageError::Io(e),
+        other => StorageError::Damaged(other),
     }
 }
 

@@ -1,35 +1,31 @@
-//! Device sync through the blind relay, and pairing (docs/spec.md §10).
+//! Device sync through the blind relay (docs/spec.md §10).
 //!
-//! The vault drives the sans-I/O [`DeviceSync`] machine over any
-//! [`Exchange`] (QUIC in production, a direct call in the simulation) and
-//! does the device's part: seal outgoing bundles into an outbox before
-//! pushing them, open and store incoming ones, keep the version vector.
+//! [`SyncState`] does the device's part of the sans-I/O [`DeviceSync`]
+//! machine: it seals outgoing bundles into an outbox before they are
+//! pushed, opens and stores incoming ones, and keeps the version vector.
 
-use sha2::{Digest, Sha256};
-use vigil_crypto::{
-    Context, KeySchedule, Kind, RootKey, ShortAuthCode, VaultId, WrappedKey, X25519Identity,
-    X25519PublicKey, open, seal, unwrap, wrap,
-};
-use vigil_log::{ChangeHash, DeviceId};
+use vigil_log::{ChangeHash, DeviceId, HealthLog};
 use vigil_proto::{
-    BundleItem, DeviceSync, Exchange, ExchangeError, ProtoError, Registration, Request, Response,
-    SnapshotItem, SyncConfig, SyncError, SyncEvent, VersionVector, decode_response, encode_request,
+    BundleItem, DeviceSync, Exchange, Registration, SnapshotItem, SyncConfig, SyncEvent,
+    VersionVector, drive,
 };
 
-use crate::keystore::KeyStore;
+use crate::error::{OpenError, SyncFailure, WriteError};
+use crate::faults::Faults;
+use crate::layout::{
+    self, K_RELAY_SNAPSHOT, K_SYNC, LOG_RECORD, P_RECEIVED, P_SYNC_OUTBOX, RelaySnapshotRecord,
+    SyncRecord, VaultCrypto, parse_received_key, parse_sync_outbox_key, received_key,
+    sync_outbox_key,
+};
+use crate::period::Period;
 use crate::storage::{Batch, Storage, StorageError};
-use crate::vault::{OpenError, P_RECEIVED, Period, Vault, WriteError};
-
-const P_OUTBOX: &[u8] = b"o/";
-const P_VV: &[u8] = b"m/vv/";
-const K_BUNDLED: &[u8] = b"m/bundled";
-const K_NEXT_BUNDLE: &[u8] = b"m/next-bundle";
-const K_SINCE_SNAPSHOT: &[u8] = b"m/since-relay-snapshot";
-/// A relay snapshot as received: be64(n) || n × (device (16) || be64(seq)) || sealed blob.
-pub(crate) const K_RELAY_SNAPSHOT: &[u8] = b"r/snapshot";
 
 /// Upload a relay snapshot after this many bundles since the last one.
 pub const AUTO_SNAPSHOT_EVERY: u64 = 32;
+/// The sync record's size limit (a vector entry per device, the heads).
+const SYNC_RECORD: usize = 1 << 20;
+/// Reply size hint for pulls.
+const PULL_MAX_BYTES: u32 = 4 * 1024 * 1024;
 
 /// When to upload a sealed snapshot of the whole log to the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,340 +54,274 @@ pub struct SyncReport {
     pub uploaded_snapshot: bool,
 }
 
-/// Why a sync or pairing failed. Nothing acknowledged or stored is lost: a
-/// later sync resumes where this one stopped.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SyncFailure {
-    /// The transport failed.
-    #[error(transparent)]
-    Transport(#[from] ExchangeError),
-    /// The protocol failed (refusal, bad reply).
-    #[error(transparent)]
-    Protocol(#[from] SyncError),
-    /// The device's store failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// A local write failed.
-    #[error(transparent)]
-    Write(#[from] WriteError),
-    /// Creating the joining vault failed.
-    #[error(transparent)]
-    Open(#[from] OpenError),
-    /// Pairing: nothing waits for this device at the node (yet).
-    #[error("no pairing offer for this device at the node (has the first device sent it?)")]
-    NoOffer,
-    /// Pairing: the offer does not open with this device's pairing key.
-    #[error("the pairing offer does not open with this device's key")]
-    BadOffer,
+/// The sync component: the version vector and the bundle counters, as
+/// stored in one record.
+#[derive(Debug)]
+pub(crate) struct SyncState {
+    rec: SyncRecord,
 }
 
-pub(crate) fn bundle_ctx(vault: VaultId, device: DeviceId, seq: u64) -> Context {
-    Context::new("vigil/v1/bundle")
-        .bytes(vault.as_bytes())
-        .bytes(&device.0)
-        .u64(seq)
-}
-
-fn encode_vv(vv: &VersionVector) -> Vec<u8> {
-    let mut v = Vec::with_capacity(vv.len() * 24);
-    for (d, s) in vv {
-        v.extend_from_slice(d);
-        v.extend_from_slice(&s.to_be_bytes());
-    }
-    v
-}
-
-fn relay_snapshot_ctx(vault: VaultId, covers: &VersionVector) -> Context {
-    Context::new("vigil/v1/relay-snapshot")
-        .bytes(vault.as_bytes())
-        .bytes(&encode_vv(covers))
-}
-
-fn pair_info_ctx(vault: VaultId, joiner: &X25519PublicKey) -> Context {
-    Context::new("vigil/v1/pair-info")
-        .bytes(vault.as_bytes())
-        .bytes(joiner.as_bytes())
-}
-
-fn received_key(device: DeviceId, seq: u64) -> Vec<u8> {
-    let mut k = P_RECEIVED.to_vec();
-    k.extend_from_slice(&device.0);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-/// Opens a stored relay snapshot (see [`K_RELAY_SNAPSHOT`]).
-pub(crate) fn open_relay_snapshot(
-    log_key: &vigil_crypto::LogKey,
-    vault: VaultId,
-    stored: &[u8],
-) -> Option<vigil_crypto::Zeroizing<Vec<u8>>> {
-    let n = usize::try_from(u64::from_be_bytes(stored.get(..8)?.try_into().ok()?)).ok()?;
-    let end = 8usize.checked_add(n.checked_mul(24)?)?;
-    let covers: VersionVector = stored
-        .get(8..end)?
-        .chunks_exact(24)
-        .map(|c| {
-            let mut d = [0u8; 16];
-            d.copy_from_slice(&c[..16]);
-            let mut s = [0u8; 8];
-            s.copy_from_slice(&c[16..]);
-            (d, u64::from_be_bytes(s))
-        })
-        .collect();
-    open(
-        log_key,
-        Kind::LogSnapshot,
-        &relay_snapshot_ctx(vault, &covers),
-        &stored[end..],
-    )
-    .ok()
-}
-
-pub(crate) fn parse_received_key(k: &[u8]) -> Option<(DeviceId, u64)> {
-    let rest = k.strip_prefix(P_RECEIVED)?;
-    if rest.len() != 24 {
-        return None;
-    }
-    Some((
-        DeviceId(rest[..16].try_into().ok()?),
-        u64::from_be_bytes(rest[16..].try_into().ok()?),
-    ))
-}
-
-fn be64(v: Option<Vec<u8>>) -> u64 {
-    v.and_then(|b| b.as_slice().try_into().ok().map(u64::from_be_bytes))
-        .unwrap_or(0)
-}
-
-/// The node-side slot where a joiner's wrapped root waits:
-/// `SHA-256("vigil/v1/pair-slot" || joiner public key)`.
-pub fn pairing_slot(joiner: &X25519PublicKey) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"vigil/v1/pair-slot");
-    h.update(joiner.as_bytes());
-    h.finalize().into()
-}
-
-/// One request/response outside a sync session (pairing).
-fn call(conn: &mut dyn Exchange, req: &Request) -> Result<Response, SyncFailure> {
-    let frame = conn.exchange(&encode_request(req))?;
-    match decode_response(&frame).map_err(SyncError::from)? {
-        Response::Error(e) => Err(SyncFailure::Protocol(SyncError::Refused(e))),
-        r => Ok(r),
+fn set_vv(vv: &mut VersionVector, device: [u8; 16], seq: u64) {
+    match vv.binary_search_by(|(d, _)| d.cmp(&device)) {
+        Ok(i) => vv[i].1 = seq,
+        Err(i) => vv.insert(i, (device, seq)),
     }
 }
 
-/// Opens (or re-opens) a session on `conn`.
-pub(crate) fn hello(conn: &mut dyn Exchange) -> Result<(), SyncFailure> {
-    match call(
-        conn,
-        &Request::Hello {
-            version: vigil_proto::PROTOCOL_VERSION,
-        },
-    )? {
-        Response::HelloOk { .. } => Ok(()),
-        r => Err(SyncError::Unexpected(format!("{r:?} to hello")).into()),
-    }
+#[cfg(feature = "fault-injection")]
+fn get_vv(vv: &VersionVector, device: &[u8; 16]) -> u64 {
+    vv.iter().find(|(d, _)| d == device).map_or(0, |(_, s)| *s)
 }
 
-impl Vault {
-    fn version_vector(&self) -> Result<VersionVector, StorageError> {
-        let mut vv = Vec::new();
-        for (k, v) in self.storage.scan_prefix(P_VV)? {
-            if let Some(d) = k
-                .strip_prefix(P_VV)
-                .and_then(|d| <[u8; 16]>::try_from(d).ok())
-            {
-                vv.push((d, be64(Some(v))));
-            }
+impl SyncState {
+    /// A new vault's: nothing bundled, nothing held.
+    pub(crate) fn new() -> Self {
+        SyncState {
+            rec: SyncRecord {
+                next_bundle: 1,
+                ..SyncRecord::default()
+            },
         }
-        Ok(vv)
     }
 
-    fn vv_key(device: &[u8; 16]) -> Vec<u8> {
-        let mut k = P_VV.to_vec();
-        k.extend_from_slice(device);
-        k
+    fn read(storage: &dyn Storage) -> Result<SyncRecord, StorageError> {
+        match storage.get(K_SYNC)? {
+            None => Ok(SyncState::new().rec),
+            Some(v) => layout::decode(&v, SYNC_RECORD)
+                .map_err(|e| StorageError::Corrupt(format!("sync record: {e}"))),
+        }
+    }
+
+    /// Loads the state, and applies to `log` what was received from other
+    /// devices (the relay snapshot and the bundles after it).
+    pub(crate) fn load(
+        storage: &dyn Storage,
+        crypto: &VaultCrypto,
+        log: &mut HealthLog,
+    ) -> Result<SyncState, OpenError> {
+        let rec = Self::read(storage)?;
+        if let Some(v) = storage.get(K_RELAY_SNAPSHOT)? {
+            let doc = layout::decode::<RelaySnapshotRecord>(&v, LOG_RECORD)
+                .ok()
+                .and_then(|r| crypto.open_relay_snapshot(&r.covers, &r.sealed))
+                .ok_or_else(|| OpenError::Corrupt("relay snapshot does not decrypt".into()))?;
+            log.apply(&doc)
+                .map_err(|e| OpenError::Corrupt(format!("relay snapshot: {e}")))?;
+        }
+        let mut pending = Vec::new();
+        for (k, v) in storage.scan_prefix(P_RECEIVED)? {
+            let (author, seq) = parse_received_key(&k)
+                .ok_or_else(|| OpenError::Corrupt("bad received-bundle key".into()))?;
+            let chunk = crypto.open_bundle(author, seq, &v).ok_or_else(|| {
+                OpenError::Corrupt(format!("received bundle {seq} does not decrypt"))
+            })?;
+            pending.extend_from_slice(&chunk);
+        }
+        if !pending.is_empty() {
+            log.apply(&pending)
+                .map_err(|e| OpenError::Corrupt(format!("changes: {e}")))?;
+        }
+        Ok(SyncState { rec })
+    }
+
+    /// Adds the removal of what was received (now in a local snapshot) to `batch`.
+    pub(crate) fn forget_received(
+        storage: &dyn Storage,
+        batch: &mut Batch,
+    ) -> Result<(), StorageError> {
+        for (k, _) in storage.scan_prefix(P_RECEIVED)? {
+            batch.remove(k);
+        }
+        if storage.get(K_RELAY_SNAPSHOT)?.is_some() {
+            batch.remove(K_RELAY_SNAPSHOT);
+        }
+        Ok(())
     }
 
     /// Seals this device's changes not yet bundled into the next outbox
     /// bundle, durably, before anything is sent.
-    fn make_bundle(&mut self) -> Result<(), SyncFailure> {
-        if !self.log.is_initialised() {
+    fn make_bundle(
+        &mut self,
+        storage: &mut dyn Storage,
+        crypto: &mut VaultCrypto,
+        log: &mut HealthLog,
+        #[allow(unused_variables)] faults: &Faults,
+    ) -> Result<(), SyncFailure> {
+        if !log.is_initialised() {
             return Ok(());
         }
-        let bundled: Vec<ChangeHash> = self
-            .storage
-            .get(K_BUNDLED)?
-            .unwrap_or_default()
-            .chunks_exact(32)
-            .filter_map(|c| c.try_into().ok().map(ChangeHash))
-            .collect();
-        let (changes, n) = self.log.own_changes_since(&bundled);
+        let bundled: Vec<ChangeHash> = self.rec.bundled.iter().copied().map(ChangeHash).collect();
+        let (changes, n) = log.own_changes_since(&bundled);
         if n == 0 {
             return Ok(());
         }
         #[allow(unused_mut)]
-        let mut seq = be64(self.storage.get(K_NEXT_BUNDLE)?).max(1);
+        let mut seq = self.rec.next_bundle.max(1);
         #[cfg(feature = "fault-injection")]
-        if self.has_fault(crate::DeviceFault::OwnSeqStuckAfterRestart) {
-            seq = be64(self.storage.get(&Self::vv_key(&self.device.0))?).max(1);
+        if faults.has(crate::DeviceFault::OwnSeqStuckAfterRestart) {
+            seq = get_vv(&self.rec.vv, &crypto.device().0).max(1);
         }
-        let sealed = seal(
-            &self.log_key,
-            Kind::LogBundle,
-            &bundle_ctx(self.keys.vault_id(), self.device, seq),
-            &changes,
-            &mut self.rng,
-        )
-        .map_err(|e| WriteError::TooLarge(e.to_string()))?;
-        let heads: Vec<u8> = self.log.heads().iter().flat_map(|h| h.0).collect();
+        let sealed = crypto.seal_bundle(seq, &changes)?;
+        let mut next = self.rec.clone();
+        next.bundled = log.heads().iter().map(|h| h.0).collect();
+        next.next_bundle = seq + 1;
         let mut batch = Batch::default();
-        let mut k = P_OUTBOX.to_vec();
-        k.extend_from_slice(&seq.to_be_bytes());
-        batch.put(k, sealed);
-        batch.put(K_BUNDLED, heads);
-        batch.put(K_NEXT_BUNDLE, (seq + 1).to_be_bytes().to_vec());
-        self.storage.apply(batch)?;
+        batch.put(sync_outbox_key(seq), sealed);
+        self.commit(storage, batch, next)?;
         Ok(())
     }
 
-    /// Syncs with the node: pushes this device's new changes as one sealed
-    /// bundle and pulls what the version vector lacks.
-    pub fn sync(&mut self, conn: &mut dyn Exchange) -> Result<SyncReport, SyncFailure> {
-        self.sync_with(conn, SnapshotPolicy::Auto)
+    /// Applies `batch` with the record `next`, then takes `next` as the state.
+    fn commit(
+        &mut self,
+        storage: &mut dyn Storage,
+        mut batch: Batch,
+        next: SyncRecord,
+    ) -> Result<(), StorageError> {
+        batch.put(K_SYNC, layout::encode(&next));
+        storage.apply(batch)?;
+        self.rec = next;
+        Ok(())
     }
 
-    /// [`Vault::sync`] with a choice of when to upload a relay snapshot.
-    pub fn sync_with(
+    /// Syncs with the node behind `conn`: pushes this device's new changes
+    /// as one sealed bundle and pulls what the version vector lacks. The
+    /// caller has stored every pending change first.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sync(
         &mut self,
+        storage: &mut dyn Storage,
+        crypto: &mut VaultCrypto,
+        log: &mut HealthLog,
+        period: Period,
         conn: &mut dyn Exchange,
         policy: SnapshotPolicy,
+        faults: &Faults,
     ) -> Result<SyncReport, SyncFailure> {
-        self.persist()?;
-        self.make_bundle()?;
-        let outgoing: Vec<BundleItem> = self
-            .storage
-            .scan_prefix(P_OUTBOX)?
+        let result = self.sync_inner(storage, crypto, log, period, conn, policy, faults);
+        if result.is_err() {
+            // What was applied is durable; what was not, is forgotten.
+            self.rec = Self::read(storage)?;
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sync_inner(
+        &mut self,
+        storage: &mut dyn Storage,
+        crypto: &mut VaultCrypto,
+        log: &mut HealthLog,
+        period: Period,
+        conn: &mut dyn Exchange,
+        policy: SnapshotPolicy,
+        faults: &Faults,
+    ) -> Result<SyncReport, SyncFailure> {
+        self.make_bundle(storage, crypto, log, faults)?;
+        let own = crypto.device().0;
+        let outgoing: Vec<BundleItem> = storage
+            .scan_prefix(P_SYNC_OUTBOX)?
             .into_iter()
             .filter_map(|(k, blob)| {
-                let seq = u64::from_be_bytes(k.strip_prefix(P_OUTBOX)?.try_into().ok()?);
                 Some(BundleItem {
-                    device: self.device.0,
-                    seq,
+                    device: own,
+                    seq: parse_sync_outbox_key(&k)?,
                     blob,
                 })
             })
             .collect();
-        let mailbox = self.keys.mailbox_key();
+        let mailbox = crypto.keys().mailbox_key();
         let config = SyncConfig {
-            vault: *self.keys.vault_id().as_bytes(),
+            vault: *crypto.vault_id().as_bytes(),
             mailbox_key: *mailbox.expose_secret(),
             register: Some(Registration {
                 verifier: mailbox.verifier().to_bytes(),
-                expires_ms: self.period.end_ms,
+                expires_ms: period.end_ms,
             }),
-            pull_max_bytes: 4 * 1024 * 1024,
+            pull_max_bytes: PULL_MAX_BYTES,
         };
-        let mut sync = DeviceSync::new(config, self.version_vector()?, outgoing);
+        let mut session = DeviceSync::new(config, self.rec.vv.clone(), outgoing);
         let mut report = SyncReport::default();
-        let mut since_snapshot = be64(self.storage.get(K_SINCE_SNAPSHOT)?);
-        while let Some(req) = sync.poll_request() {
-            let resp = conn.exchange(&req)?;
-            sync.handle_response(&resp)?;
+        drive(&mut session, conn, |session| -> Result<(), SyncFailure> {
             let mut received: Vec<(BundleItem, Vec<u8>)> = Vec::new();
-            while let Some(ev) = sync.poll_event() {
+            while let Some(ev) = session.poll_event() {
                 match ev {
                     SyncEvent::Acked { seq } => {
+                        let mut next = self.rec.clone();
+                        set_vv(&mut next.vv, own, seq);
+                        next.since_relay_snapshot += 1;
                         let mut batch = Batch::default();
-                        let mut k = P_OUTBOX.to_vec();
-                        k.extend_from_slice(&seq.to_be_bytes());
-                        batch.remove(k);
-                        batch.put(Self::vv_key(&self.device.0), seq.to_be_bytes().to_vec());
-                        since_snapshot += 1;
-                        batch.put(K_SINCE_SNAPSHOT, since_snapshot.to_be_bytes().to_vec());
-                        self.storage.apply(batch)?;
+                        batch.remove(sync_outbox_key(seq));
+                        self.commit(storage, batch, next)?;
                         report.pushed += 1;
                     }
                     SyncEvent::Snapshot(s) => {
-                        let vault = self.keys.vault_id();
-                        match open(
-                            &self.log_key,
-                            Kind::LogSnapshot,
-                            &relay_snapshot_ctx(vault, &s.covers),
-                            &s.blob,
-                        ) {
-                            Ok(doc) => {
-                                self.log.apply(&doc).map_err(WriteError::from)?;
-                                // Stored as received (sealed), with the vector
-                                // it covers, in one durable batch; the next
-                                // compaction folds it into the local snapshot.
-                                let mut batch = Batch::default();
-                                let mut v = encode_vv(&s.covers);
-                                v.splice(0..0, (s.covers.len() as u64).to_be_bytes());
-                                v.extend_from_slice(&s.blob);
-                                batch.put(K_RELAY_SNAPSHOT, v);
+                        match crypto.open_relay_snapshot(&s.covers, &s.blob) {
+                            Some(doc) => {
+                                log.apply(&doc).map_err(WriteError::from)?;
+                                // Stored as received (sealed), with the vector it
+                                // covers, in one durable batch; the next compaction
+                                // folds it into the local snapshot.
+                                let mut next = self.rec.clone();
                                 for (d, seq) in &s.covers {
-                                    batch.put(Self::vv_key(d), seq.to_be_bytes().to_vec());
+                                    set_vv(&mut next.vv, *d, *seq);
                                 }
-                                self.storage.apply(batch)?;
-                                self.log.mark_all_saved();
+                                let mut batch = Batch::default();
+                                batch.put(
+                                    K_RELAY_SNAPSHOT,
+                                    layout::encode(&RelaySnapshotRecord {
+                                        covers: s.covers,
+                                        sealed: s.blob,
+                                    }),
+                                );
+                                self.commit(storage, batch, next)?;
+                                log.mark_all_saved();
                                 report.received_snapshot = true;
                             }
-                            Err(_) => {
+                            None => {
                                 tracing::warn!("relay snapshot does not open; ignored");
                                 for (d, _) in &s.covers {
-                                    sync.reject(*d, 1);
+                                    session.reject(*d, 1);
                                 }
                                 report.rejected += 1;
                             }
                         }
                     }
                     SyncEvent::Bundle(b) => {
-                        let ctx = bundle_ctx(self.keys.vault_id(), DeviceId(b.device), b.seq);
-                        match open(&self.log_key, Kind::LogBundle, &ctx, &b.blob) {
-                            Ok(chunk) => received.push((b, chunk.to_vec())),
-                            Err(_) => {
+                        match crypto.open_bundle(DeviceId(b.device), b.seq, &b.blob) {
+                            Some(chunk) => received.push((b, chunk.to_vec())),
+                            None => {
                                 tracing::warn!(seq = b.seq, "bundle does not open; ignored");
-                                sync.reject(b.device, b.seq);
+                                session.reject(b.device, b.seq);
                                 report.rejected += 1;
                             }
                         }
                     }
                     SyncEvent::PullDone => {
-                        let have = sync.have();
-                        self.store_received(&mut received, &mut report)?;
+                        let have = session.have();
+                        self.store_received(storage, log, &mut received, &mut report, faults)?;
                         let upload = match policy {
                             SnapshotPolicy::Always => true,
                             SnapshotPolicy::Never => false,
-                            SnapshotPolicy::Auto => since_snapshot >= AUTO_SNAPSHOT_EVERY,
+                            SnapshotPolicy::Auto => {
+                                self.rec.since_relay_snapshot >= AUTO_SNAPSHOT_EVERY
+                            }
                         };
-                        if upload && self.log.is_initialised() {
-                            let doc = self.log.save();
-                            let blob = seal(
-                                &self.log_key,
-                                Kind::LogSnapshot,
-                                &relay_snapshot_ctx(self.keys.vault_id(), &have),
-                                &doc,
-                                &mut self.rng,
-                            )
-                            .map_err(|e| WriteError::TooLarge(e.to_string()))?;
-                            sync.offer_snapshot(SnapshotItem { covers: have, blob });
+                        if upload && log.is_initialised() {
+                            let blob = crypto.seal_relay_snapshot(&have, &log.save())?;
+                            session.offer_snapshot(SnapshotItem { covers: have, blob });
                         }
                     }
                     SyncEvent::SnapshotAcked => {
                         report.uploaded_snapshot = true;
-                        since_snapshot = 0;
-                        let mut batch = Batch::default();
-                        batch.put(K_SINCE_SNAPSHOT, 0u64.to_be_bytes().to_vec());
-                        self.storage.apply(batch)?;
+                        let mut next = self.rec.clone();
+                        next.since_relay_snapshot = 0;
+                        self.commit(storage, Batch::default(), next)?;
                     }
                 }
             }
-            self.store_received(&mut received, &mut report)?;
-        }
+            self.store_received(storage, log, &mut received, &mut report, faults)
+        })?;
         Ok(report)
     }
 
@@ -399,147 +329,37 @@ impl Vault {
     /// advanced version vector, in one durable batch.
     fn store_received(
         &mut self,
+        storage: &mut dyn Storage,
+        log: &mut HealthLog,
         received: &mut Vec<(BundleItem, Vec<u8>)>,
         report: &mut SyncReport,
+        #[allow(unused_variables)] faults: &Faults,
     ) -> Result<(), SyncFailure> {
         if received.is_empty() {
             return Ok(());
         }
+        let own = log.device();
         let mut all = Vec::new();
         let mut batch = Batch::default();
+        let mut next = self.rec.clone();
         #[allow(unused_variables)]
         for (i, (b, chunk)) in received.drain(..).enumerate() {
+            set_vv(&mut next.vv, b.device, b.seq);
+            report.received += 1;
             #[cfg(feature = "fault-injection")]
-            if i > 0 && self.has_fault(crate::DeviceFault::SkipQueuedChanges) {
-                batch.put(Self::vv_key(&b.device), b.seq.to_be_bytes().to_vec());
-                report.received += 1;
+            if i > 0 && faults.has(crate::DeviceFault::SkipQueuedChanges) {
                 continue;
             }
             all.extend_from_slice(&chunk);
             // Our own bundles come back too; they are already in the log.
-            if b.device != self.device.0 {
+            if b.device != own.0 {
                 batch.put(received_key(DeviceId(b.device), b.seq), b.blob);
             }
-            batch.put(Self::vv_key(&b.device), b.seq.to_be_bytes().to_vec());
-            report.received += 1;
         }
-        self.log.apply(&all).map_err(WriteError::from)?;
-        self.storage.apply(batch)?;
+        log.apply(&all).map_err(WriteError::from)?;
+        self.commit(storage, batch, next)?;
         // Everything applied is stored (as received bundles): nothing to re-save.
-        self.log.mark_all_saved();
+        log.mark_all_saved();
         Ok(())
-    }
-
-    /// First device: syncs (uploading a snapshot, so the joiner needs one
-    /// download), then leaves the period's root, wrapped to `joiner`, at the
-    /// node, and returns the code the resident compares on both screens.
-    pub fn offer_pairing(
-        &mut self,
-        conn: &mut dyn Exchange,
-        joiner: &X25519PublicKey,
-        now_ms: i64,
-    ) -> Result<ShortAuthCode, SyncFailure> {
-        self.sync_with(conn, SnapshotPolicy::Always)?;
-        let mut batch = Batch::default();
-        self.disclose(
-            &mut batch,
-            &crate::alerts::Disclosure::Pairing {
-                at_ms: now_ms,
-                joiner: *joiner,
-            },
-        )?;
-        self.storage.apply(batch)?;
-        let wrapped =
-            wrap(joiner, self.keys.root(), &mut self.rng).map_err(|_| SyncFailure::BadOffer)?;
-        let mut period = self.period.start_ms.to_be_bytes().to_vec();
-        period.extend_from_slice(&self.period.end_ms.to_be_bytes());
-        let info = seal(
-            &self.log_key,
-            Kind::PairingInfo,
-            &pair_info_ctx(self.keys.vault_id(), joiner),
-            &period,
-            &mut self.rng,
-        )
-        .map_err(|e| WriteError::TooLarge(e.to_string()))?;
-        let mut payload = wrapped.as_bytes().to_vec();
-        payload.extend_from_slice(&info);
-        let mailbox = self.keys.mailbox_key();
-        hello(conn)?;
-        call(
-            conn,
-            &Request::Register {
-                vault: *self.keys.vault_id().as_bytes(),
-                verifier: mailbox.verifier().to_bytes(),
-                expires_ms: self.period.end_ms,
-            },
-        )?;
-        call(
-            conn,
-            &Request::Auth {
-                vault: *self.keys.vault_id().as_bytes(),
-                key: *mailbox.expose_secret(),
-            },
-        )?;
-        call(
-            conn,
-            &Request::PairOffer {
-                slot: pairing_slot(joiner),
-                wrapped: payload,
-            },
-        )?;
-        Ok(self.keys.pairing_code(joiner))
-    }
-
-    /// Joining device: fetches the wrapped root left for `identity`, creates
-    /// this device's vault in `storage` with it, and syncs the whole log.
-    /// Returns the vault and the code to compare with the first device's.
-    pub fn join<R: vigil_crypto::rand_core::CryptoRng + ?Sized>(
-        storage: Box<dyn Storage>,
-        key_store: Box<dyn KeyStore>,
-        identity: &X25519Identity,
-        conn: &mut dyn Exchange,
-        rng: &mut R,
-    ) -> Result<(Vault, ShortAuthCode), SyncFailure> {
-        hello(conn)?;
-        let joiner = identity.public_key();
-        let payload = match call(
-            conn,
-            &Request::PairFetch {
-                slot: pairing_slot(&joiner),
-            },
-        ) {
-            Ok(Response::PairOffer { wrapped }) => wrapped,
-            Err(SyncFailure::Protocol(SyncError::Refused(ProtoError::NotFound))) => {
-                return Err(SyncFailure::NoOffer);
-            }
-            Ok(r) => return Err(SyncError::Unexpected(format!("{r:?} to pair fetch")).into()),
-            Err(e) => return Err(e),
-        };
-        if payload.len() <= vigil_crypto::WRAPPED_LEN {
-            return Err(SyncFailure::BadOffer);
-        }
-        let wrapped = WrappedKey::from_slice(&payload[..vigil_crypto::WRAPPED_LEN])
-            .map_err(|_| SyncFailure::BadOffer)?;
-        let root: RootKey = unwrap(identity, &wrapped).map_err(|_| SyncFailure::BadOffer)?;
-        let keys = KeySchedule::new(RootKey::from_bytes(*root.expose_secret()));
-        let info = open(
-            &keys.log_key(),
-            Kind::PairingInfo,
-            &pair_info_ctx(keys.vault_id(), &joiner),
-            &payload[vigil_crypto::WRAPPED_LEN..],
-        )
-        .map_err(|_| SyncFailure::BadOffer)?;
-        if info.len() != 16 {
-            return Err(SyncFailure::BadOffer);
-        }
-        let period = Period {
-            start_ms: i64::from_be_bytes(info[..8].try_into().unwrap_or_default()),
-            end_ms: i64::from_be_bytes(info[8..].try_into().unwrap_or_default()),
-        };
-        let code = keys.pairing_code(&joiner);
-        drop(keys);
-        let mut vault = Vault::create_with_root(storage, period, key_store, root, false, rng)?;
-        vault.sync_with(conn, SnapshotPolicy::Never)?;
-        Ok((vault, code))
     }
 }

@@ -1,179 +1,70 @@
-//! The resident's vault: the health log, its keys and its encrypted store
-//! (docs/spec.md §8).
+//! The resident's vault (docs/spec.md §8): it coordinates the components —
+//! the [`Journal`] (the log at rest), [`SyncState`] (the relay), [`Alerts`]
+//! (the fever capability), pairing and shredding — over one store and one
+//! set of keys. Each component owns its state; the vault owns them.
 
 use std::path::Path;
 
-use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::{Rng, SeedableRng};
 use vigil_crypto::rand_core::CryptoRng;
-use vigil_crypto::{Context, KeySchedule, Kind, LogKey, RootKey, VaultId, open, seal};
-use vigil_log::{Day, DeviceId, HealthLog, LogError, Metric, ReadingId, Severity, Symptom, Unit};
+use vigil_crypto::{KeySchedule, RootKey, ShortAuthCode, VaultId, X25519Identity, X25519PublicKey};
+use vigil_log::{
+    ChangeHash, Day, DeviceId, FeverRule, HealthLog, Metric, ReadingId, Severity, Symptom, Unit,
+};
+use vigil_proto::Exchange;
 
-use crate::keystore::{KeyStore, KeyStoreError};
+use crate::alerts::{AlertReport, Alerts, Grant, PendingAlert};
+use crate::disclosure::{self, Disclosure};
+use crate::error::{OpenError, SyncFailure, WriteError};
+use crate::faults::Faults;
+use crate::journal::Journal;
+use crate::keystore::KeyStore;
+use crate::layout::{self, K_FORMAT, K_META, MetaRecord, SMALL_RECORD, STORE_FORMAT, VaultCrypto};
+use crate::pairing;
+use crate::period::Period;
+use crate::shred::{self, ShredError, Tombstone};
 use crate::storage::{Batch, SledStorage, Storage, StorageError};
-
-/// The store format version this build writes and the highest it reads.
-pub const STORE_FORMAT: u32 = 1;
-/// By default, compact after this many stored change chunks.
-pub const DEFAULT_COMPACT_EVERY: u64 = 256;
-
-const K_FORMAT: &[u8] = b"m/format";
-const K_VAULT: &[u8] = b"m/vault";
-const K_DEVICE: &[u8] = b"m/device";
-const K_PERIOD: &[u8] = b"m/period";
-/// The snapshot is a named blob, not a key: see [`Storage::put_blob`].
-const SNAPSHOT_BLOB: &str = "snapshot";
-const P_CHUNK: &[u8] = b"c/";
-/// Bundles received from other devices, stored as received (sealed).
-pub(crate) const P_RECEIVED: &[u8] = b"r/";
-
-/// A monitoring period, in ms since the Unix epoch (UTC), `start <= t < end`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Period {
-    /// First instant of the period.
-    pub start_ms: i64,
-    /// First instant after the period.
-    pub end_ms: i64,
-}
-
-impl Period {
-    /// A period of `days` days from `start_ms`.
-    pub fn days(start_ms: i64, days: u32) -> Self {
-        Period {
-            start_ms,
-            end_ms: start_ms + i64::from(days) * 86_400_000,
-        }
-    }
-}
-
-/// Why a vault could not be created or opened. Opening never writes, so
-/// nothing already stored is lost whatever the error.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum OpenError {
-    /// The key store holds no root key for this vault.
-    #[error(
-        "no key for this vault in the key store (was it shredded, or is this the wrong key store?)"
-    )]
-    MissingKey,
-    /// The key store holds a root, but of another vault.
-    #[error("the key store holds the key of another vault (expected vault {expected})")]
-    WrongKey {
-        /// The vault the store belongs to.
-        expected: VaultId,
-    },
-    /// The vault was shredded (now, or earlier): only its tombstone remains.
-    #[error("this vault was shredded at the end of its period (vault {}, shredded at {} ms)", .0.vault_id, .0.shredded_at_ms)]
-    Shredded(crate::shred::Tombstone),
-    /// A shred could not complete; opening again retries it.
-    #[error(transparent)]
-    Shred(#[from] crate::shred::ShredError),
-    /// The directory holds no vault.
-    #[error("no vault found in {0}")]
-    NotAVault(String),
-    /// The directory already holds a vault.
-    #[error("a vault already exists in {0}")]
-    AlreadyExists(String),
-    /// Written by a newer version of Vigil.
-    #[error("the vault uses store format {found}; this build reads up to {supported}")]
-    NewerFormat {
-        /// Format found.
-        found: u32,
-        /// Highest format this build reads.
-        supported: u32,
-    },
-    /// Stored data failed to decrypt or decode.
-    #[error("the vault store is corrupted: {0}")]
-    Corrupt(String),
-    /// The period is empty or reversed.
-    #[error("invalid monitoring period: end {end_ms} is not after start {start_ms}")]
-    InvalidPeriod {
-        /// Start.
-        start_ms: i64,
-        /// End.
-        end_ms: i64,
-    },
-    /// The storage layer failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The key store failed.
-    #[error(transparent)]
-    KeyStore(#[from] KeyStoreError),
-}
-
-/// Why a write to the vault failed. On a storage error the change stays
-/// pending in memory and is written with the next successful write.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum WriteError {
-    /// The input was refused (bad value, unknown reading, ...).
-    #[error(transparent)]
-    Invalid(#[from] LogError),
-    /// The storage layer failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The change was too large to seal.
-    #[error("change too large to store: {0}")]
-    TooLarge(String),
-}
+use crate::sync::{SnapshotPolicy, SyncReport, SyncState};
 
 /// One resident device's vault for one monitoring period.
 pub struct Vault {
-    pub(crate) storage: Box<dyn Storage>,
-    pub(crate) keys: KeySchedule,
-    pub(crate) log_key: LogKey,
-    pub(crate) device: DeviceId,
-    pub(crate) period: Period,
-    pub(crate) log: HealthLog,
-    /// Sequence number of the next stored chunk.
-    next_seq: u64,
-    /// Chunks stored since the last snapshot.
-    chunks_since_snapshot: u64,
-    compact_every: u64,
-    pub(crate) rng: ChaCha20Rng,
-    /// Whether an evaluation saw a fever episode still open (so every
-    /// temperature reading, high or not, may end it).
-    pub(crate) episode_open: bool,
-    /// Injected bugs (simulation harness only).
-    #[cfg(feature = "fault-injection")]
-    pub(crate) faults: Vec<crate::DeviceFault>,
+    storage: Box<dyn Storage>,
+    crypto: VaultCrypto,
+    period: Period,
+    log: HealthLog,
+    journal: Journal,
+    sync: SyncState,
+    alerts: Alerts,
+    /// Injected bugs (simulation harness only; always empty otherwise).
+    faults: Faults,
 }
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vault")
-            .field("vault_id", &self.keys.vault_id())
-            .field("device", &self.device)
+            .field("vault_id", &self.crypto.vault_id())
+            .field("device", &self.crypto.device())
             .field("period", &self.period)
             .field("readings", &self.log.len())
             .finish_non_exhaustive()
     }
 }
 
-fn chunk_key(seq: u64) -> Vec<u8> {
-    let mut k = P_CHUNK.to_vec();
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
+fn system_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(i64::MAX)
 }
 
-fn chunk_ctx(vault: VaultId, device: DeviceId, seq: u64) -> Context {
-    Context::new("vigil/v1/chunk")
-        .bytes(vault.as_bytes())
-        .bytes(&device.0)
-        .u64(seq)
-}
-
-fn snapshot_ctx(vault: VaultId, device: DeviceId, covered: u64) -> Context {
-    Context::new("vigil/v1/snapshot")
-        .bytes(vault.as_bytes())
-        .bytes(&device.0)
-        .u64(covered)
-}
-
-fn fixed<const N: usize>(v: Option<Vec<u8>>, what: &str) -> Result<[u8; N], OpenError> {
-    v.ok_or_else(|| OpenError::Corrupt(format!("{what} missing")))?
-        .try_into()
-        .map_err(|_| OpenError::Corrupt(format!("{what} has the wrong length")))
+fn system_rng() -> Result<rand_chacha::ChaCha20Rng, OpenError> {
+    use rand_chacha::rand_core::SeedableRng;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| {
+        OpenError::Storage(StorageError::Io(std::io::Error::other(format!(
+            "system randomness unavailable: {e}"
+        ))))
+    })?;
+    Ok(rand_chacha::ChaCha20Rng::from_seed(seed))
 }
 
 impl Vault {
@@ -215,8 +106,8 @@ impl Vault {
 
     /// Creates a vault for an existing root (a paired device joining), or a
     /// new one (`new_log`: this device starts the log).
-    pub(crate) fn create_with_root<R: CryptoRng + ?Sized>(
-        storage: Box<dyn Storage>,
+    fn create_with_root<R: CryptoRng + ?Sized>(
+        mut storage: Box<dyn Storage>,
         period: Period,
         mut key_store: Box<dyn KeyStore>,
         root: RootKey,
@@ -228,57 +119,50 @@ impl Vault {
         }
         let mut device = [0u8; 16];
         rng.fill_bytes(&mut device);
-        let mut seed = [0u8; 32];
-        rng.fill_bytes(&mut seed);
+        let device = DeviceId(device);
         // The key first: a crash before the store is written leaves a key
         // without a vault (harmless), never a vault without its key.
         key_store.store(&root)?;
-        let keys = KeySchedule::new(root);
-        let device = DeviceId(device);
-        let mut vault = Vault {
-            log_key: keys.log_key(),
-            keys,
-            device,
-            period,
-            log: if new_log {
-                HealthLog::new(device)
-            } else {
-                HealthLog::empty(device)
-            },
-            storage,
-            next_seq: 1,
-            chunks_since_snapshot: 0,
-            compact_every: DEFAULT_COMPACT_EVERY,
-            rng: ChaCha20Rng::from_seed(seed),
-            episode_open: false,
-            #[cfg(feature = "fault-injection")]
-            faults: Vec::new(),
+        let mut crypto = VaultCrypto::new(KeySchedule::new(root), device, rng);
+        let mut log = if new_log {
+            HealthLog::new(device)
+        } else {
+            HealthLog::empty(device)
         };
-        let mut batch = Batch::default();
-        let mut p = period.start_ms.to_be_bytes().to_vec();
-        p.extend_from_slice(&period.end_ms.to_be_bytes());
-        batch.put(K_VAULT, vault.keys.vault_id().as_bytes().to_vec());
-        batch.put(K_DEVICE, device.0.to_vec());
-        batch.put(K_PERIOD, p);
         // The snapshot first: until the metadata batch lands, this is not a
         // vault, and a second create simply overwrites the snapshot.
-        vault.write_snapshot().map_err(|e| match e {
-            WriteError::Storage(s) => OpenError::Storage(s),
-            e => OpenError::Corrupt(e.to_string()),
-        })?;
+        let journal =
+            Journal::create(storage.as_mut(), &mut crypto, &mut log).map_err(|e| match e {
+                WriteError::Storage(s) => OpenError::Storage(s),
+                e => OpenError::Corrupt(e.to_string()),
+            })?;
+        let mut batch = Batch::default();
+        batch.put(
+            K_META,
+            layout::encode(&MetaRecord {
+                vault: *crypto.vault_id().as_bytes(),
+                device: device.0,
+                period,
+            }),
+        );
         batch.put(K_FORMAT, STORE_FORMAT.to_be_bytes().to_vec());
-        vault.storage.apply(batch)?;
-        Ok(vault)
+        storage.apply(batch)?;
+        Ok(Vault {
+            storage,
+            crypto,
+            period,
+            log,
+            journal,
+            sync: SyncState::new(),
+            alerts: Alerts::new(period),
+            faults: Faults::default(),
+        })
     }
 
     /// Opens the vault in `dir` with its key store, shredding it first if
     /// its period is over by the system clock (see [`Vault::open_at`]).
     pub fn open(dir: &Path, key_store: &dyn KeyStore) -> Result<Vault, OpenError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(i64::MAX);
-        Self::open_at(dir, key_store, now)
+        Self::open_at(dir, key_store, system_now_ms())
     }
 
     /// Opens the vault in `dir` as of `now_ms`. A vault whose tombstone
@@ -286,34 +170,22 @@ impl Vault {
     /// `now_ms` is shredded. Both return [`OpenError::Shredded`].
     pub fn open_at(dir: &Path, key_store: &dyn KeyStore, now_ms: i64) -> Result<Vault, OpenError> {
         if let Some(t) = SledStorage::read_tombstone(dir)? {
-            return Err(OpenError::Shredded(crate::shred::finish_dir(
-                dir, key_store, &t,
-            )?));
+            return Err(OpenError::Shredded(shred::finish_dir(dir, key_store, &t)?));
         }
-        let vault = Self::open_unchecked(dir, key_store)?;
-        if vault.is_due(now_ms) {
-            return Err(OpenError::Shredded(vault.shred_now(key_store, now_ms)?));
-        }
-        Ok(vault)
-    }
-
-    fn open_unchecked(dir: &Path, key_store: &dyn KeyStore) -> Result<Vault, OpenError> {
         if !dir.join("conf").exists() && !dir.join("db").exists() {
             return Err(OpenError::NotAVault(dir.display().to_string()));
         }
         let storage = SledStorage::open(dir)?;
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed)
-            .map_err(|e| OpenError::Storage(StorageError::Io(e.to_string())))?;
-        Self::open_with(
-            Box::new(storage),
-            key_store,
-            &mut ChaCha20Rng::from_seed(seed),
-        )
-        .map_err(|e| match e {
-            OpenError::NotAVault(_) => OpenError::NotAVault(dir.display().to_string()),
-            e => e,
-        })
+        let vault = Self::open_with(Box::new(storage), key_store, &mut system_rng()?).map_err(
+            |e| match e {
+                OpenError::NotAVault(_) => OpenError::NotAVault(dir.display().to_string()),
+                e => e,
+            },
+        )?;
+        if vault.is_due(now_ms) {
+            return Err(OpenError::Shredded(vault.shred_now(key_store, now_ms)?));
+        }
+        Ok(vault)
     }
 
     /// Opens a vault on any [`Storage`], drawing its randomness from `rng`.
@@ -323,134 +195,59 @@ impl Vault {
         rng: &mut R,
     ) -> Result<Vault, OpenError> {
         if let Some(t) = storage.tombstone()? {
-            return Err(OpenError::Shredded(crate::shred::finish(
-                storage, key_store, &t,
-            )?));
+            return Err(OpenError::Shredded(shred::finish(storage, key_store, &t)?));
         }
         let Some(format) = storage.get(K_FORMAT)? else {
             return Err(OpenError::NotAVault("this store".into()));
         };
-        let format = u32::from_be_bytes(fixed::<4>(Some(format), "format")?);
+        let format = <[u8; 4]>::try_from(format.as_slice())
+            .map(u32::from_be_bytes)
+            .map_err(|_| OpenError::Corrupt("format has the wrong length".into()))?;
         if format > STORE_FORMAT {
             return Err(OpenError::NewerFormat {
                 found: format,
                 supported: STORE_FORMAT,
             });
         }
-        let vault_id = VaultId::from_bytes(fixed::<16>(storage.get(K_VAULT)?, "vault id")?);
-        let device = DeviceId(fixed::<16>(storage.get(K_DEVICE)?, "device id")?);
-        let p = fixed::<16>(storage.get(K_PERIOD)?, "period")?;
-        let period = Period {
-            start_ms: i64::from_be_bytes(p[..8].try_into().unwrap_or_default()),
-            end_ms: i64::from_be_bytes(p[8..].try_into().unwrap_or_default()),
-        };
+        let meta: MetaRecord = layout::decode(
+            &storage
+                .get(K_META)?
+                .ok_or_else(|| OpenError::Corrupt("vault metadata missing".into()))?,
+            SMALL_RECORD,
+        )
+        .map_err(|e| OpenError::Corrupt(format!("vault metadata: {e}")))?;
+        let vault_id = VaultId::from_bytes(meta.vault);
         let root = key_store.load()?.ok_or(OpenError::MissingKey)?;
         let keys = KeySchedule::new(root);
         if keys.vault_id() != vault_id {
             return Err(OpenError::WrongKey { expected: vault_id });
         }
-        let log_key = keys.log_key();
-
-        let snap = storage
-            .get_blob(SNAPSHOT_BLOB)?
-            .ok_or_else(|| OpenError::Corrupt("snapshot missing".into()))?;
-        if snap.len() < 8 {
-            return Err(OpenError::Corrupt("snapshot truncated".into()));
-        }
-        let covered = u64::from_be_bytes(snap[..8].try_into().unwrap_or_default());
-        let doc = open(
-            &log_key,
-            Kind::LogSnapshot,
-            &snapshot_ctx(vault_id, device, covered),
-            &snap[8..],
-        )
-        .map_err(|_| OpenError::Corrupt("snapshot does not decrypt".into()))?;
-        let mut log = HealthLog::load_any(&doc, device)
-            .map_err(|e| OpenError::Corrupt(format!("snapshot: {e}")))?;
-
-        let mut pending = Vec::new();
-        let mut last = covered;
-        let mut count = 0;
-        for (k, v) in storage.scan_prefix(P_CHUNK)? {
-            let seq = u64::from_be_bytes(
-                k[P_CHUNK.len()..]
-                    .try_into()
-                    .map_err(|_| OpenError::Corrupt("bad chunk key".into()))?,
-            );
-            if seq <= covered {
-                // Left over by a compaction whose removal had not finished: covered already.
-                continue;
-            }
-            let chunk = open(
-                &log_key,
-                Kind::LogBundle,
-                &chunk_ctx(vault_id, device, seq),
-                &v,
-            )
-            .map_err(|_| OpenError::Corrupt(format!("change {seq} does not decrypt")))?;
-            pending.extend_from_slice(&chunk);
-            last = seq;
-            count += 1;
-        }
-        for (k, v) in storage.scan_prefix(P_RECEIVED)? {
-            if k == crate::sync::K_RELAY_SNAPSHOT {
-                let doc = crate::sync::open_relay_snapshot(&log_key, vault_id, &v)
-                    .ok_or_else(|| OpenError::Corrupt("relay snapshot does not decrypt".into()))?;
-                log.apply(&doc)
-                    .map_err(|e| OpenError::Corrupt(format!("relay snapshot: {e}")))?;
-                continue;
-            }
-            let (author, seq) = crate::sync::parse_received_key(&k)
-                .ok_or_else(|| OpenError::Corrupt("bad received-bundle key".into()))?;
-            let chunk = open(
-                &log_key,
-                Kind::LogBundle,
-                &crate::sync::bundle_ctx(vault_id, author, seq),
-                &v,
-            )
-            .map_err(|_| OpenError::Corrupt(format!("received bundle {seq} does not decrypt")))?;
-            pending.extend_from_slice(&chunk);
-        }
-        if !pending.is_empty() {
-            log.apply(&pending)
-                .map_err(|e| OpenError::Corrupt(format!("changes: {e}")))?;
-        }
-        let (_, heads) = log.unsaved();
-        log.mark_saved(heads);
-        let mut seed = [0u8; 32];
-        rng.fill_bytes(&mut seed);
+        let crypto = VaultCrypto::new(keys, DeviceId(meta.device), rng);
+        let (mut log, journal) = Journal::load(storage.as_ref(), &crypto)?;
+        let sync = SyncState::load(storage.as_ref(), &crypto, &mut log)?;
+        let alerts = Alerts::load(storage.as_ref(), &crypto, meta.period)?;
+        // Everything loaded is stored already.
+        log.mark_all_saved();
         Ok(Vault {
             storage,
-            log_key,
-            keys,
-            device,
-            period,
+            crypto,
+            period: meta.period,
             log,
-            next_seq: last + 1,
-            chunks_since_snapshot: count,
-            compact_every: DEFAULT_COMPACT_EVERY,
-            rng: ChaCha20Rng::from_seed(seed),
-            episode_open: true,
-            #[cfg(feature = "fault-injection")]
-            faults: Vec::new(),
+            journal,
+            sync,
+            alerts,
+            faults: Faults::default(),
         })
-    }
-
-    /// Consumes the vault, dropping (and so zeroizing) every key and the
-    /// decrypted log, and hands back its storage.
-    pub(crate) fn into_storage(self) -> Box<dyn Storage> {
-        let Vault { storage, .. } = self;
-        storage
     }
 
     /// The vault's id.
     pub fn vault_id(&self) -> VaultId {
-        self.keys.vault_id()
+        self.crypto.vault_id()
     }
 
     /// This device's id.
     pub fn device_id(&self) -> DeviceId {
-        self.device
+        self.crypto.device()
     }
 
     /// The monitoring period.
@@ -465,8 +262,15 @@ impl Vault {
 
     /// Compact automatically after this many stored chunks (0 disables).
     pub fn set_compact_every(&mut self, chunks: u64) {
-        self.compact_every = chunks;
+        self.journal.set_compact_every(chunks);
     }
+
+    /// Number of change chunks stored since the last snapshot.
+    pub fn pending_chunks(&self) -> u64 {
+        self.journal.since_snapshot()
+    }
+
+    // ---- writing the log ----
 
     /// Records a reading. When this returns Ok the reading is sealed and
     /// durably stored (see SECURITY.md for what "durably" means on sled).
@@ -480,7 +284,13 @@ impl Vault {
         let id = self.log.record(metric, value, unit, time_ms)?;
         self.persist()?;
         if metric == Metric::BodyTemperature {
-            self.watch_fever(value, time_ms)?;
+            self.alerts.watch_fever(
+                self.storage.as_mut(),
+                &mut self.crypto,
+                &self.log,
+                value,
+                time_ms,
+            )?;
         }
         Ok(id)
     }
@@ -508,29 +318,13 @@ impl Vault {
         self.persist()
     }
 
-    /// Seals and stores every change not yet stored, as one chunk.
-    pub(crate) fn persist(&mut self) -> Result<(), WriteError> {
-        let (chunk, heads) = self.log.unsaved();
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let seq = self.next_seq;
-        let sealed = seal(
-            &self.log_key,
-            Kind::LogBundle,
-            &chunk_ctx(self.keys.vault_id(), self.device, seq),
-            &chunk,
-            &mut self.rng,
-        )
-        .map_err(|e| WriteError::TooLarge(e.to_string()))?;
-        let mut batch = Batch::default();
-        batch.put(chunk_key(seq), sealed);
-        self.storage.apply(batch)?;
-        self.log.mark_saved(heads);
-        self.next_seq += 1;
-        self.chunks_since_snapshot += 1;
-        if self.compact_every > 0 && self.chunks_since_snapshot >= self.compact_every {
-            // The reading is already durable; a failed compaction only delays
+    /// Stores every change not yet stored; compacts when it is due.
+    fn persist(&mut self) -> Result<(), WriteError> {
+        let due = self
+            .journal
+            .persist(self.storage.as_mut(), &mut self.crypto, &mut self.log)?;
+        if due {
+            // The change is already durable; a failed compaction only delays
             // compaction, so it is logged, not returned.
             if let Err(e) = self.compact() {
                 tracing::warn!(error = %e, "compaction failed; will retry");
@@ -539,59 +333,23 @@ impl Vault {
         Ok(())
     }
 
-    /// Seals the whole log and stores it as the snapshot blob; returns the
-    /// last chunk seq it covers.
-    fn write_snapshot(&mut self) -> Result<u64, WriteError> {
-        let covered = self.next_seq - 1;
-        let doc = self.log.save();
-        let sealed = seal(
-            &self.log_key,
-            Kind::LogSnapshot,
-            &snapshot_ctx(self.keys.vault_id(), self.device, covered),
-            &doc,
-            &mut self.rng,
-        )
-        .map_err(|e| WriteError::TooLarge(e.to_string()))?;
-        let mut v = covered.to_be_bytes().to_vec();
-        v.extend_from_slice(&sealed);
-        self.storage.put_blob(SNAPSHOT_BLOB, &v)?;
-        Ok(covered)
-    }
-
     /// Writes one sealed snapshot of the whole log, then drops the chunks it
-    /// covers. A crash in between leaves covered chunks, which open ignores.
+    /// covers, and the received bundles it holds.
     pub fn compact(&mut self) -> Result<(), WriteError> {
-        self.persist_pending_only()?;
-        let covered = self.write_snapshot()?;
-        let mut batch = Batch::default();
-        for (k, _) in self.storage.scan_prefix(P_CHUNK)? {
-            if k.len() == P_CHUNK.len() + 8
-                && u64::from_be_bytes(k[P_CHUNK.len()..].try_into().unwrap_or_default()) <= covered
-            {
-                batch.remove(k);
-            }
-        }
+        let mut batch =
+            self.journal
+                .compact(self.storage.as_mut(), &mut self.crypto, &mut self.log)?;
         // Received bundles are in the snapshot too, unless some change still
         // waits for a dependency (Automerge keeps those out of `save()`).
         if self.log.missing_deps() == 0 {
-            for (k, _) in self.storage.scan_prefix(P_RECEIVED)? {
-                batch.remove(k);
-            }
+            SyncState::forget_received(self.storage.as_ref(), &mut batch)?;
         }
         self.storage.apply(batch)?;
-        self.chunks_since_snapshot = 0;
         Ok(())
     }
 
-    fn persist_pending_only(&mut self) -> Result<(), WriteError> {
-        let every = std::mem::replace(&mut self.compact_every, 0);
-        let r = self.persist();
-        self.compact_every = every;
-        r
-    }
-
     /// The log's Automerge heads (equal on two devices that hold the same changes).
-    pub fn heads(&mut self) -> Vec<vigil_log::ChangeHash> {
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
         let mut h = self.log.heads();
         h.sort();
         h
@@ -603,13 +361,206 @@ impl Vault {
         self.log.save()
     }
 
-    /// Number of change chunks stored since the last snapshot.
-    pub fn pending_chunks(&self) -> u64 {
-        self.chunks_since_snapshot
-    }
-
     /// A fresh random value from the vault's RNG (for callers that need one).
     pub fn random_u64(&mut self) -> u64 {
-        self.rng.next_u64()
+        self.crypto.random_u64()
+    }
+
+    // ---- sync and pairing ----
+
+    /// Syncs with the node: pushes this device's new changes as one sealed
+    /// bundle and pulls what the version vector lacks.
+    pub fn sync(&mut self, conn: &mut dyn Exchange) -> Result<SyncReport, SyncFailure> {
+        self.sync_with(conn, SnapshotPolicy::Auto)
+    }
+
+    /// [`Vault::sync`] with a choice of when to upload a relay snapshot.
+    pub fn sync_with(
+        &mut self,
+        conn: &mut dyn Exchange,
+        policy: SnapshotPolicy,
+    ) -> Result<SyncReport, SyncFailure> {
+        self.persist()?;
+        self.sync.sync(
+            self.storage.as_mut(),
+            &mut self.crypto,
+            &mut self.log,
+            self.period,
+            conn,
+            policy,
+            &self.faults,
+        )
+    }
+
+    /// First device: syncs (uploading a snapshot, so the joiner needs one
+    /// download), then leaves the period's root, wrapped to `joiner`, at the
+    /// node, and returns the code the resident compares on both screens.
+    pub fn offer_pairing(
+        &mut self,
+        conn: &mut dyn Exchange,
+        joiner: &X25519PublicKey,
+        now_ms: i64,
+    ) -> Result<ShortAuthCode, SyncFailure> {
+        self.sync_with(conn, SnapshotPolicy::Always)?;
+        let mut batch = Batch::default();
+        disclosure::disclose(
+            self.storage.as_ref(),
+            &mut self.crypto,
+            &mut batch,
+            &Disclosure::Pairing {
+                at_ms: now_ms,
+                joiner: *joiner,
+            },
+        )?;
+        self.storage.apply(batch)?;
+        pairing::offer(&mut self.crypto, self.period, conn, joiner)
+    }
+
+    /// Joining device: fetches the wrapped root left for `identity`, creates
+    /// this device's vault in `storage` with it, and syncs the whole log.
+    /// Returns the vault and the code to compare with the first device's.
+    pub fn join<R: CryptoRng + ?Sized>(
+        storage: Box<dyn Storage>,
+        key_store: Box<dyn KeyStore>,
+        identity: &X25519Identity,
+        conn: &mut dyn Exchange,
+        rng: &mut R,
+    ) -> Result<(Vault, ShortAuthCode), SyncFailure> {
+        let received = pairing::fetch(conn, identity)?;
+        let mut vault = Vault::create_with_root(
+            storage,
+            received.period,
+            key_store,
+            received.root,
+            false,
+            rng,
+        )?;
+        vault.sync_with(conn, SnapshotPolicy::Never)?;
+        Ok((vault, received.code))
+    }
+
+    // ---- fever alerts ----
+
+    /// The grants this device made.
+    pub fn grants(&self) -> Result<Vec<Grant>, StorageError> {
+        Ok(self.alerts.grants().to_vec())
+    }
+
+    /// Everything that ever left this device, oldest first.
+    pub fn disclosures(&self) -> Result<Vec<Disclosure>, StorageError> {
+        disclosure::disclosures(self.storage.as_ref(), &self.crypto)
+    }
+
+    /// Grants `node` the fever-alert capability for this period under `rule`,
+    /// sharing `label`. The grant is recorded in the disclosure log before it
+    /// is sent; alerts already due are queued.
+    pub fn enrol(
+        &mut self,
+        conn: &mut dyn Exchange,
+        node: &X25519PublicKey,
+        label: &str,
+        rule: FeverRule,
+        now_ms: i64,
+    ) -> Result<Grant, SyncFailure> {
+        let grant = self.alerts.add_grant(
+            self.storage.as_mut(),
+            &mut self.crypto,
+            node,
+            label,
+            rule,
+            now_ms,
+        )?;
+        Alerts::give_grant(&mut self.crypto, conn, &grant)?;
+        self.evaluate_alerts(now_ms)?;
+        Ok(grant)
+    }
+
+    /// Evaluates every grant's rule over the merged log and queues an alert
+    /// for each episode start (and end) not alerted yet. Called on every
+    /// body-temperature reading and before alerts are sent.
+    pub fn evaluate_alerts(&mut self, now_ms: i64) -> Result<usize, WriteError> {
+        self.alerts
+            .evaluate(self.storage.as_mut(), &mut self.crypto, &self.log, now_ms)
+    }
+
+    /// Alerts not yet acknowledged by their node (the delivery watch: see
+    /// [`PendingAlert::overdue`]).
+    pub fn pending_alerts(&self) -> Result<Vec<PendingAlert>, StorageError> {
+        Alerts::pending(self.storage.as_ref())
+    }
+
+    /// Evaluates the rule, then sends every pending alert for `node` over
+    /// `conn`, removing each from the outbox once the node acknowledges it.
+    pub fn send_alerts(
+        &mut self,
+        conn: &mut dyn Exchange,
+        node: &X25519PublicKey,
+        now_ms: i64,
+    ) -> Result<AlertReport, SyncFailure> {
+        self.evaluate_alerts(now_ms)?;
+        self.alerts
+            .deliver(self.storage.as_mut(), &mut self.crypto, conn, node, now_ms)
+    }
+
+    // ---- shredding ----
+
+    /// Whether the period is over at `now_ms` (the app's timer calls this,
+    /// then [`Vault::shred_now`]).
+    pub fn is_due(&self, now_ms: i64) -> bool {
+        self.period.is_over(now_ms)
+    }
+
+    /// Shreds the vault now (at the end of the period, or early at the
+    /// resident's request): tombstone, key destruction, store deletion.
+    pub fn shred_now(self, key_store: &dyn KeyStore, now_ms: i64) -> Result<Tombstone, ShredError> {
+        self.shred_with_receipt(key_store, now_ms, None)
+    }
+
+    /// Shreds the vault, first asking the node behind `conn` to delete the
+    /// mailbox and this device's grants at once. The node's signed receipt
+    /// goes into the tombstone. If the node cannot be reached the shred goes
+    /// ahead anyway (the node's sweeper deletes at the period's end).
+    pub fn shred_with_node(
+        self,
+        conn: &mut dyn Exchange,
+        key_store: &dyn KeyStore,
+        now_ms: i64,
+    ) -> Result<Tombstone, ShredError> {
+        let grants = self.alerts.grants().iter().map(|g| g.grant_id).collect();
+        let mailbox = self.crypto.keys().mailbox_key();
+        let receipt =
+            match shred::request_deletion(conn, self.vault_id(), mailbox.expose_secret(), grants) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "node not told to delete; its sweeper will");
+                    None
+                }
+            };
+        self.shred_with_receipt(key_store, now_ms, receipt)
+    }
+
+    fn shred_with_receipt(
+        self,
+        key_store: &dyn KeyStore,
+        now_ms: i64,
+        receipt: Option<Vec<u8>>,
+    ) -> Result<Tombstone, ShredError> {
+        let t = Tombstone {
+            vault_id: self.vault_id(),
+            period: self.period,
+            shredded_at_ms: now_ms,
+            receipt,
+        };
+        // Dropping the rest of the vault zeroizes every key and the log.
+        let Vault { storage, .. } = self;
+        shred::shred(storage, key_store, &t)
+    }
+
+    // ---- simulation only ----
+
+    /// Injects `fault` into this vault until it is dropped.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_fault(&mut self, fault: crate::DeviceFault) {
+        self.faults.inject(fault);
     }
 }

@@ -274,24 +274,28 @@ fn bad_input_errors_are_clear_and_lose_nothing() {
     {
         let mut s = SledStorage::open(&dir).unwrap();
         let mut b = vigil_device::Batch::default();
-        b.put(b"m/format".to_vec(), 2u32.to_be_bytes().to_vec());
+        b.put(
+            b"m/format".to_vec(),
+            (vigil_device::STORE_FORMAT + 1).to_be_bytes().to_vec(),
+        );
         s.apply(b).unwrap();
     }
     let err = Vault::open_at(&dir, &keys, START).unwrap_err();
     assert!(
         matches!(
             err,
-            OpenError::NewerFormat {
-                found: 2,
-                supported: 1
-            }
+            OpenError::NewerFormat { found, supported }
+                if found == vigil_device::STORE_FORMAT + 1 && supported == vigil_device::STORE_FORMAT
         ),
         "{err}"
     );
     {
         let mut s = SledStorage::open(&dir).unwrap();
         let mut b = vigil_device::Batch::default();
-        b.put(b"m/format".to_vec(), 1u32.to_be_bytes().to_vec());
+        b.put(
+            b"m/format".to_vec(),
+            vigil_device::STORE_FORMAT.to_be_bytes().to_vec(),
+        );
         s.apply(b).unwrap();
     }
     assert_eq!(Vault::open_at(&dir, &keys, START).unwrap().log().len(), 20);

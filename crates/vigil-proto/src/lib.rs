@@ -1,10 +1,11 @@
 //! Vigil's wire protocol: messages, the one codec, and the sans-I/O state
-//! machines for the device side of sync (docs/spec.md §9). No I/O, no clock,
+//! machines for every device ↔ node conversation (docs/spec.md §9). No I/O, no clock,
 //! no async runtime: drivers feed frames and time in, and carry frames out.
 #![forbid(unsafe_code)]
 
 pub mod alert;
 mod codec;
+mod conversation;
 mod exchange;
 mod messages;
 pub mod receipt;
@@ -13,6 +14,10 @@ mod sync;
 pub use codec::{
     CodecError, MAX_FRAME, PROTOCOL_VERSION, decode_request, decode_response, encode_request,
     encode_response,
+};
+pub use conversation::{
+    AlertEvent, Conversation, DeliverAlerts, DriveError, FetchPairing, GiveGrant, OfferPairing,
+    OutgoingAlert, PairingFetched, RequestShred, drive, pairing_slot,
 };
 pub use exchange::{Exchange, ExchangeError, FrameHandler};
 pub use messages::{

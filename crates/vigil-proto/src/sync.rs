@@ -309,3 +309,19 @@ impl DeviceSync {
         self.have_vector()
     }
 }
+
+impl crate::Conversation for DeviceSync {
+    type Event = SyncEvent;
+
+    fn poll_request(&mut self) -> Option<Vec<u8>> {
+        DeviceSync::poll_request(self)
+    }
+
+    fn handle_response(&mut self, frame: &[u8]) -> Result<(), SyncError> {
+        DeviceSync::handle_response(self, frame)
+    }
+
+    fn poll_event(&mut self) -> Option<SyncEvent> {
+        DeviceSync::poll_event(self)
+    }
+}

@@ -784,7 +784,8 @@ impl World {
         dev.vault = None;
         if self.node.bug == Bug::VectorAheadOfReceivedAfterRestart {
             let mut g = dev.storage.0.lock().unwrap_or_else(|p| p.into_inner());
-            g.0.retain(|k, _| !k.starts_with(b"r/"));
+            // Received bundles (`r/`) and the relay snapshot (`R/`).
+            g.0.retain(|k, _| !k.starts_with(b"r/") && !k.starts_with(b"R/"));
         }
         let n = self.step;
         self.event(format!("step {n}: device {d} crashed"));

@@ -1,0 +1,590 @@
+//! The device store's layout, in one place (docs/spec.md §8, §10, §12, §13):
+//! every key and prefix, every AEAD [`Context`], every at-rest record and the
+//! one codec they are written with (postcard, size-limited, no trailing
+//! bytes). Components ask this module for keys, seal and open through
+//! [`VaultCrypto`], and never build a key or a context themselves.
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use vigil_crypto::rand_core::CryptoRng;
+use vigil_crypto::{
+    Context, KeySchedule, Kind, LogKey, SealError, StoreKey, VaultId, X25519PublicKey, Zeroizing,
+    open, seal,
+};
+use vigil_log::{DeviceId, FeverRule};
+use vigil_proto::VersionVector;
+
+use crate::period::Period;
+
+/// The store format version this build writes and the highest it reads.
+pub const STORE_FORMAT: u32 = 2;
+
+// ---- keys -----------------------------------------------------------------
+
+/// `be32(format)`: read first, so a newer format is refused before anything else.
+pub(crate) const K_FORMAT: &[u8] = b"m/format";
+/// [`MetaRecord`]: vault id, device id, period (plaintext, not sensitive).
+pub(crate) const K_META: &[u8] = b"m/vault";
+/// [`SyncRecord`]: version vector and bundle counters.
+pub(crate) const K_SYNC: &[u8] = b"m/sync";
+/// `c/ || be64(seq)` → sealed chunk of own changes not yet in the snapshot.
+pub(crate) const P_CHUNK: &[u8] = b"c/";
+/// `r/ || device || be64(seq)` → a bundle received from another device, as received.
+pub(crate) const P_RECEIVED: &[u8] = b"r/";
+/// [`RelaySnapshotRecord`]: the relay snapshot last received, as received.
+pub(crate) const K_RELAY_SNAPSHOT: &[u8] = b"R/snapshot";
+/// `o/ || be64(seq)` → a sealed bundle of own changes not yet acknowledged by the node.
+pub(crate) const P_SYNC_OUTBOX: &[u8] = b"o/";
+/// `g/ || grant id` → sealed [`GrantRecord`].
+pub(crate) const P_GRANT: &[u8] = b"g/";
+/// `a/ || grant || episode || kind` → [`OutboxRecord`] (the alert outbox).
+pub(crate) const P_ALERT_OUTBOX: &[u8] = b"a/";
+/// `A/ || grant || episode || kind` → sealed `be64(queued)`: never queue an alert twice.
+pub(crate) const P_ALERTED: &[u8] = b"A/";
+/// `d/ || be64(n)` → sealed [`DisclosureRecord`].
+pub(crate) const P_DISCLOSURE: &[u8] = b"d/";
+/// The local snapshot's blob name ([`SnapshotRecord`]).
+pub(crate) const SNAPSHOT_BLOB: &str = "snapshot";
+
+fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// The key of own chunk `seq`.
+pub(crate) fn chunk_key(seq: u64) -> Vec<u8> {
+    join(P_CHUNK, &[&seq.to_be_bytes()])
+}
+
+/// The seq in a chunk key.
+pub(crate) fn parse_chunk_key(k: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(
+        k.strip_prefix(P_CHUNK)?.try_into().ok()?,
+    ))
+}
+
+/// The key of a received bundle.
+pub(crate) fn received_key(device: DeviceId, seq: u64) -> Vec<u8> {
+    join(P_RECEIVED, &[&device.0, &seq.to_be_bytes()])
+}
+
+/// The author and seq in a received-bundle key.
+pub(crate) fn parse_received_key(k: &[u8]) -> Option<(DeviceId, u64)> {
+    let rest = k.strip_prefix(P_RECEIVED)?;
+    if rest.len() != 24 {
+        return None;
+    }
+    Some((
+        DeviceId(rest[..16].try_into().ok()?),
+        u64::from_be_bytes(rest[16..].try_into().ok()?),
+    ))
+}
+
+/// The key of own outgoing bundle `seq`.
+pub(crate) fn sync_outbox_key(seq: u64) -> Vec<u8> {
+    join(P_SYNC_OUTBOX, &[&seq.to_be_bytes()])
+}
+
+/// The seq in an outgoing-bundle key.
+pub(crate) fn parse_sync_outbox_key(k: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(
+        k.strip_prefix(P_SYNC_OUTBOX)?.try_into().ok()?,
+    ))
+}
+
+/// The key of a grant.
+pub(crate) fn grant_key(id: &[u8; 16]) -> Vec<u8> {
+    join(P_GRANT, &[id])
+}
+
+/// The grant id in a grant key.
+pub(crate) fn parse_grant_key(k: &[u8]) -> Option<[u8; 16]> {
+    k.strip_prefix(P_GRANT)?.try_into().ok()
+}
+
+/// An alert's slot: which grant, which episode, which kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AlertSlot {
+    pub(crate) grant: [u8; 16],
+    pub(crate) episode: [u8; 16],
+    pub(crate) kind: u8,
+}
+
+impl AlertSlot {
+    fn key(&self, prefix: &[u8]) -> Vec<u8> {
+        join(prefix, &[&self.grant, &self.episode, &[self.kind]])
+    }
+
+    /// Its key in the alert outbox.
+    pub(crate) fn outbox_key(&self) -> Vec<u8> {
+        self.key(P_ALERT_OUTBOX)
+    }
+
+    /// Its "already queued" marker's key.
+    pub(crate) fn marker_key(&self) -> Vec<u8> {
+        self.key(P_ALERTED)
+    }
+
+    /// The slot in an alert-outbox key.
+    pub(crate) fn parse_outbox_key(k: &[u8]) -> Option<Self> {
+        let rest = k.strip_prefix(P_ALERT_OUTBOX)?;
+        if rest.len() != 33 {
+            return None;
+        }
+        Some(AlertSlot {
+            grant: rest[..16].try_into().ok()?,
+            episode: rest[16..32].try_into().ok()?,
+            kind: rest[32],
+        })
+    }
+}
+
+/// The key of disclosure `n` (from 1).
+pub(crate) fn disclosure_key(n: u64) -> Vec<u8> {
+    join(P_DISCLOSURE, &[&n.to_be_bytes()])
+}
+
+/// The n in a disclosure key.
+pub(crate) fn parse_disclosure_key(k: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(
+        k.strip_prefix(P_DISCLOSURE)?.try_into().ok()?,
+    ))
+}
+
+// ---- records ----------------------------------------------------------------
+
+/// Why a stored record could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Longer than its limit.
+    #[error("record larger than its limit of {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// Not a record of this type.
+    #[error("malformed record: {0}")]
+    Malformed(#[source] postcard::Error),
+    /// Bytes after the record.
+    #[error("trailing bytes after a record")]
+    Trailing,
+}
+
+/// Encodes a record (postcard).
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // postcard only fails on types it cannot represent; ours are all plain.
+    postcard::to_stdvec(value).unwrap_or_default()
+}
+
+/// Decodes a record of at most `limit` bytes, refusing trailing bytes.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, RecordError> {
+    if bytes.len() > limit {
+        return Err(RecordError::TooLarge { limit });
+    }
+    let (v, rest) = postcard::take_from_bytes(bytes).map_err(RecordError::Malformed)?;
+    if !rest.is_empty() {
+        return Err(RecordError::Trailing);
+    }
+    Ok(v)
+}
+
+/// Limit of the small fixed records.
+pub(crate) const SMALL_RECORD: usize = 4096;
+/// Limit of records that carry a sealed log (snapshots).
+pub(crate) const LOG_RECORD: usize = vigil_crypto::MAX_SEALED_LEN + 4096;
+
+/// `m/vault`: which vault and device this store is, and the period.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct MetaRecord {
+    pub(crate) vault: [u8; 16],
+    pub(crate) device: [u8; 16],
+    pub(crate) period: Period,
+}
+
+/// The local snapshot blob: the last chunk seq it covers and the sealed log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SnapshotRecord {
+    pub(crate) covered: u64,
+    pub(crate) sealed: Vec<u8>,
+}
+
+/// `m/sync`: what sync must remember between sessions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct SyncRecord {
+    /// Highest bundle seq held contiguously, per device (own: acknowledged).
+    pub(crate) vv: VersionVector,
+    /// The log heads already sealed into an outgoing bundle.
+    pub(crate) bundled: Vec<[u8; 32]>,
+    /// The seq of the next outgoing bundle.
+    pub(crate) next_bundle: u64,
+    /// Bundles acknowledged since this device last uploaded a relay snapshot.
+    pub(crate) since_relay_snapshot: u64,
+}
+
+/// `R/snapshot`: a relay snapshot as received, with the vector it covers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RelaySnapshotRecord {
+    pub(crate) covers: VersionVector,
+    pub(crate) sealed: Vec<u8>,
+}
+
+/// A fever rule as stored.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct RuleRecord {
+    threshold_c: f64,
+    confirm_count: u64,
+    confirm_window_ms: i64,
+    recovery_ms: i64,
+}
+
+impl From<FeverRule> for RuleRecord {
+    fn from(r: FeverRule) -> Self {
+        RuleRecord {
+            threshold_c: r.threshold_c,
+            confirm_count: r.confirm_count as u64,
+            confirm_window_ms: r.confirm_window_ms,
+            recovery_ms: r.recovery_ms,
+        }
+    }
+}
+
+impl From<RuleRecord> for FeverRule {
+    fn from(r: RuleRecord) -> Self {
+        FeverRule {
+            threshold_c: r.threshold_c,
+            confirm_count: usize::try_from(r.confirm_count).unwrap_or(usize::MAX),
+            confirm_window_ms: r.confirm_window_ms,
+            recovery_ms: r.recovery_ms,
+        }
+    }
+}
+
+/// `g/`: a grant this device made (sealed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct GrantRecord {
+    pub(crate) grant_id: [u8; 16],
+    pub(crate) node: [u8; 32],
+    pub(crate) rule: RuleRecord,
+    pub(crate) label: String,
+    pub(crate) valid_from_ms: i64,
+    pub(crate) valid_until_ms: i64,
+}
+
+/// `a/`: an alert waiting for its node's acknowledgement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OutboxRecord {
+    pub(crate) queued_ms: i64,
+    pub(crate) first_sent_ms: Option<i64>,
+    pub(crate) onset_ms: i64,
+    pub(crate) level: u8,
+    /// The sealed alert, as sent.
+    pub(crate) blob: Vec<u8>,
+}
+
+/// `d/`: one fact that left this device (sealed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum DisclosureRecord {
+    Grant {
+        at_ms: i64,
+        node: [u8; 32],
+        rule: RuleRecord,
+        label: String,
+    },
+    AlertSent {
+        at_ms: i64,
+        onset_ms: i64,
+        kind: u8,
+        level: u8,
+    },
+    AlertAcknowledged {
+        at_ms: i64,
+        onset_ms: i64,
+        kind: u8,
+    },
+    Pairing {
+        at_ms: i64,
+        joiner: [u8; 32],
+    },
+}
+
+/// The tombstone file: what remains of a shredded vault.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TombstoneRecord {
+    pub(crate) vault: [u8; 16],
+    pub(crate) period: Period,
+    pub(crate) shredded_at_ms: i64,
+    pub(crate) receipt: Option<Vec<u8>>,
+}
+
+/// The tombstone file starts with this, so a stray file is never taken for one.
+pub(crate) const TOMBSTONE_MAGIC: &[u8; 8] = b"VGTOMB\x00\x02";
+
+// ---- sealing ------------------------------------------------------------------
+
+/// What a sealed local record is, and so its context.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LocalRecord<'a> {
+    /// A grant, by id.
+    Grant(&'a [u8; 16]),
+    /// Disclosure `n`.
+    Disclosure(u64),
+    /// An "already queued" marker, by its key.
+    Alerted(&'a [u8]),
+}
+
+impl LocalRecord<'_> {
+    fn context(&self, vault: VaultId) -> Context {
+        match self {
+            LocalRecord::Grant(id) => Context::new("vigil/v1/grant")
+                .bytes(vault.as_bytes())
+                .bytes(&id[..]),
+            LocalRecord::Disclosure(n) => Context::new("vigil/v1/disclosure")
+                .bytes(vault.as_bytes())
+                .u64(*n),
+            LocalRecord::Alerted(key) => Context::new("vigil/v1/alerted")
+                .bytes(vault.as_bytes())
+                .bytes(key),
+        }
+    }
+}
+
+fn vv_bytes(vv: &VersionVector) -> Vec<u8> {
+    let mut v = Vec::with_capacity(vv.len() * 24);
+    for (d, s) in vv {
+        v.extend_from_slice(d);
+        v.extend_from_slice(&s.to_be_bytes());
+    }
+    v
+}
+
+fn chunk_ctx(vault: VaultId, device: DeviceId, seq: u64) -> Context {
+    Context::new("vigil/v1/chunk")
+        .bytes(vault.as_bytes())
+        .bytes(&device.0)
+        .u64(seq)
+}
+
+fn snapshot_ctx(vault: VaultId, device: DeviceId, covered: u64) -> Context {
+    Context::new("vigil/v1/snapshot")
+        .bytes(vault.as_bytes())
+        .bytes(&device.0)
+        .u64(covered)
+}
+
+fn bundle_ctx(vault: VaultId, device: DeviceId, seq: u64) -> Context {
+    Context::new("vigil/v1/bundle")
+        .bytes(vault.as_bytes())
+        .bytes(&device.0)
+        .u64(seq)
+}
+
+fn relay_snapshot_ctx(vault: VaultId, covers: &VersionVector) -> Context {
+    Context::new("vigil/v1/relay-snapshot")
+        .bytes(vault.as_bytes())
+        .bytes(&vv_bytes(covers))
+}
+
+fn pair_info_ctx(vault: VaultId, joiner: &X25519PublicKey) -> Context {
+    Context::new("vigil/v1/pair-info")
+        .bytes(vault.as_bytes())
+        .bytes(joiner.as_bytes())
+}
+
+/// The vault's keys, ids and randomness: every seal and open of the device
+/// goes through here, so each blob gets the context the spec gives it.
+pub(crate) struct VaultCrypto {
+    keys: KeySchedule,
+    log_key: LogKey,
+    store_key: StoreKey,
+    device: DeviceId,
+    rng: ChaCha20Rng,
+}
+
+impl std::fmt::Debug for VaultCrypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultCrypto")
+            .field("vault", &self.keys.vault_id())
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VaultCrypto {
+    /// Keys for `device`, with an RNG seeded from `rng`.
+    pub(crate) fn new<R: CryptoRng + ?Sized>(
+        keys: KeySchedule,
+        device: DeviceId,
+        rng: &mut R,
+    ) -> Self {
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        VaultCrypto {
+            log_key: keys.log_key(),
+            store_key: keys.store_key(),
+            keys,
+            device,
+            rng: ChaCha20Rng::from_seed(seed),
+        }
+    }
+
+    /// The key schedule (mailbox, alert and pairing keys are derived on use).
+    pub(crate) fn keys(&self) -> &KeySchedule {
+        &self.keys
+    }
+
+    /// The vault id.
+    pub(crate) fn vault_id(&self) -> VaultId {
+        self.keys.vault_id()
+    }
+
+    /// This device.
+    pub(crate) fn device(&self) -> DeviceId {
+        self.device
+    }
+
+    /// The vault's RNG.
+    pub(crate) fn rng(&mut self) -> &mut ChaCha20Rng {
+        &mut self.rng
+    }
+
+    /// The root, wrapped to a joining device's key.
+    pub(crate) fn wrap_root(
+        &mut self,
+        to: &X25519PublicKey,
+    ) -> Result<vigil_crypto::WrappedKey, vigil_crypto::WrapError> {
+        vigil_crypto::wrap(to, self.keys.root(), &mut self.rng)
+    }
+
+    /// A fresh random value.
+    pub(crate) fn random_u64(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    fn seal_log(&mut self, kind: Kind, ctx: &Context, plain: &[u8]) -> Result<Vec<u8>, SealError> {
+        seal(&self.log_key, kind, ctx, plain, &mut self.rng)
+    }
+
+    fn open_log(&self, kind: Kind, ctx: &Context, blob: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        open(&self.log_key, kind, ctx, blob).ok()
+    }
+
+    /// Seals own chunk `seq`.
+    pub(crate) fn seal_chunk(&mut self, seq: u64, plain: &[u8]) -> Result<Vec<u8>, SealError> {
+        let ctx = chunk_ctx(self.vault_id(), self.device, seq);
+        self.seal_log(Kind::LogBundle, &ctx, plain)
+    }
+
+    /// Opens own chunk `seq`.
+    pub(crate) fn open_chunk(&self, seq: u64, blob: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        let ctx = chunk_ctx(self.vault_id(), self.device, seq);
+        self.open_log(Kind::LogBundle, &ctx, blob)
+    }
+
+    /// Seals the local snapshot covering chunks up to `covered`.
+    pub(crate) fn seal_snapshot(&mut self, covered: u64, doc: &[u8]) -> Result<Vec<u8>, SealError> {
+        let ctx = snapshot_ctx(self.vault_id(), self.device, covered);
+        self.seal_log(Kind::LogSnapshot, &ctx, doc)
+    }
+
+    /// Opens the local snapshot.
+    pub(crate) fn open_snapshot(&self, covered: u64, blob: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        let ctx = snapshot_ctx(self.vault_id(), self.device, covered);
+        self.open_log(Kind::LogSnapshot, &ctx, blob)
+    }
+
+    /// Seals own bundle `seq` for the relay.
+    pub(crate) fn seal_bundle(&mut self, seq: u64, plain: &[u8]) -> Result<Vec<u8>, SealError> {
+        let ctx = bundle_ctx(self.vault_id(), self.device, seq);
+        self.seal_log(Kind::LogBundle, &ctx, plain)
+    }
+
+    /// Opens `author`'s bundle `seq`.
+    pub(crate) fn open_bundle(
+        &self,
+        author: DeviceId,
+        seq: u64,
+        blob: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>> {
+        let ctx = bundle_ctx(self.vault_id(), author, seq);
+        self.open_log(Kind::LogBundle, &ctx, blob)
+    }
+
+    /// Seals a relay snapshot covering `covers`.
+    pub(crate) fn seal_relay_snapshot(
+        &mut self,
+        covers: &VersionVector,
+        doc: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
+        let ctx = relay_snapshot_ctx(self.vault_id(), covers);
+        self.seal_log(Kind::LogSnapshot, &ctx, doc)
+    }
+
+    /// Opens a relay snapshot claimed to cover `covers`.
+    pub(crate) fn open_relay_snapshot(
+        &self,
+        covers: &VersionVector,
+        blob: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>> {
+        let ctx = relay_snapshot_ctx(self.vault_id(), covers);
+        self.open_log(Kind::LogSnapshot, &ctx, blob)
+    }
+
+    /// Seals the pairing info (the period) for `joiner`.
+    pub(crate) fn seal_pair_info(
+        &mut self,
+        joiner: &X25519PublicKey,
+        period: Period,
+    ) -> Result<Vec<u8>, SealError> {
+        let ctx = pair_info_ctx(self.vault_id(), joiner);
+        self.seal_log(Kind::PairingInfo, &ctx, &encode(&period))
+    }
+
+    /// Opens pairing info with a received root's keys, before a vault exists.
+    pub(crate) fn open_pair_info(
+        keys: &KeySchedule,
+        joiner: &X25519PublicKey,
+        blob: &[u8],
+    ) -> Option<Period> {
+        let ctx = pair_info_ctx(keys.vault_id(), joiner);
+        let plain = open(&keys.log_key(), Kind::PairingInfo, &ctx, blob).ok()?;
+        decode(&plain, SMALL_RECORD).ok()
+    }
+
+    /// Seals a local record with the store key.
+    pub(crate) fn seal_record<T: Serialize>(
+        &mut self,
+        what: LocalRecord<'_>,
+        value: &T,
+    ) -> Result<Vec<u8>, SealError> {
+        let plain = Zeroizing::new(encode(value));
+        seal(
+            &self.store_key,
+            Kind::LocalRecord,
+            &what.context(self.vault_id()),
+            &plain,
+            &mut self.rng,
+        )
+    }
+
+    /// Opens a local record; `None` if it does not open or decode.
+    pub(crate) fn open_record<T: DeserializeOwned>(
+        &self,
+        what: LocalRecord<'_>,
+        blob: &[u8],
+    ) -> Option<T> {
+        let plain = open(
+            &self.store_key,
+            Kind::LocalRecord,
+            &what.context(self.vault_id()),
+            blob,
+        )
+        .ok()?;
+        decode(&plain, SMALL_RECORD).ok()
+    }
+}

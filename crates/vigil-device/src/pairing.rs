@@ -1,0 +1,105 @@
+//! Pairing a second device (docs/spec.md §10): the first device leaves the
+//! period's root, wrapped to the joiner's X25519 key, in the joiner's slot
+//! at the node, with the period sealed beside it; the joiner fetches and
+//! unwraps it. Both show a short code derived from the root and the joiner's
+//! key for the resident to compare.
+
+use vigil_crypto::{
+    KeySchedule, RootKey, ShortAuthCode, WRAPPED_LEN, WrappedKey, X25519Identity, X25519PublicKey,
+    unwrap,
+};
+use vigil_proto::{
+    Conversation, Exchange, FetchPairing, OfferPairing, PairingFetched, Registration, drive,
+};
+
+use crate::error::SyncFailure;
+use crate::layout::VaultCrypto;
+use crate::period::Period;
+
+/// The node-side slot where a joiner's wrapped root waits:
+/// `SHA-256("vigil/v1/pair-slot" || joiner public key)`.
+pub fn pairing_slot(joiner: &X25519PublicKey) -> [u8; 32] {
+    vigil_proto::pairing_slot(joiner.as_bytes())
+}
+
+/// Leaves the root, wrapped to `joiner`, at the node; returns the code to
+/// compare.
+pub(crate) fn offer(
+    crypto: &mut VaultCrypto,
+    period: Period,
+    conn: &mut dyn Exchange,
+    joiner: &X25519PublicKey,
+) -> Result<ShortAuthCode, SyncFailure> {
+    let wrapped = crypto
+        .wrap_root(joiner)
+        .map_err(|_| SyncFailure::BadOffer)?;
+    let info = crypto.seal_pair_info(joiner, period)?;
+    let mut payload = wrapped.as_bytes().to_vec();
+    payload.extend_from_slice(&info);
+    let mailbox = crypto.keys().mailbox_key();
+    let mut conv = OfferPairing::new(
+        *crypto.vault_id().as_bytes(),
+        mailbox.expose_secret(),
+        Registration {
+            verifier: mailbox.verifier().to_bytes(),
+            expires_ms: period.end_ms,
+        },
+        pairing_slot(joiner),
+        payload,
+    );
+    drive(&mut conv, conn, |_| Ok::<(), SyncFailure>(()))?;
+    Ok(crypto.keys().pairing_code(joiner))
+}
+
+/// What a joiner received: the root, the period, and the code to compare.
+pub(crate) struct Received {
+    pub(crate) root: RootKey,
+    pub(crate) period: Period,
+    pub(crate) code: ShortAuthCode,
+}
+
+fn fetch_payload(
+    conn: &mut dyn Exchange,
+    joiner: &X25519PublicKey,
+) -> Result<Option<Vec<u8>>, SyncFailure> {
+    let mut conv = FetchPairing::new(pairing_slot(joiner));
+    let mut found = None;
+    drive(&mut conv, conn, |conv| -> Result<(), SyncFailure> {
+        while let Some(ev) = conv.poll_event() {
+            found = match ev {
+                PairingFetched::Offer(p) => Some(p),
+                PairingFetched::NoOffer => None,
+            };
+        }
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Whether the node holds an offer for `joiner` (without using it).
+pub fn offer_waiting(
+    conn: &mut dyn Exchange,
+    joiner: &X25519PublicKey,
+) -> Result<bool, SyncFailure> {
+    Ok(fetch_payload(conn, joiner)?.is_some())
+}
+
+/// Fetches and opens the offer left for `identity`.
+pub(crate) fn fetch(
+    conn: &mut dyn Exchange,
+    identity: &X25519Identity,
+) -> Result<Received, SyncFailure> {
+    let joiner = identity.public_key();
+    let payload = fetch_payload(conn, &joiner)?.ok_or(SyncFailure::NoOffer)?;
+    if payload.len() <= WRAPPED_LEN {
+        return Err(SyncFailure::BadOffer);
+    }
+    let wrapped =
+        WrappedKey::from_slice(&payload[..WRAPPED_LEN]).map_err(|_| SyncFailure::BadOffer)?;
+    let root: RootKey = unwrap(identity, &wrapped).map_err(|_| SyncFailure::BadOffer)?;
+    let keys = KeySchedule::new(RootKey::from_bytes(*root.expose_secret()));
+    let period = VaultCrypto::open_pair_info(&keys, &joiner, &payload[WRAPPED_LEN..])
+        .ok_or(SyncFailure::BadOffer)?;
+    let code = keys.pairing_code(&joiner);
+    Ok(Received { root, period, code })
+}

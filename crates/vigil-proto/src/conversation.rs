@@ -1,0 +1,659 @@
+//! Every device ↔ node conversation as a sans-I/O state machine, in the
+//! shape of [`crate::DeviceSync`] (docs/spec.md §9): `poll_request` gives the
+//! next request frame, `handle_response` takes the node's reply, and
+//! `poll_event` reports what the caller must act on (store, seal, disclose).
+//! None of them touch a socket, a clock or a disk; [`drive`] is the one loop
+//! that carries their frames over an [`Exchange`].
+
+use std::collections::VecDeque;
+
+use sha2::{Digest, Sha256};
+
+use crate::codec::{PROTOCOL_VERSION, decode_response, encode_request};
+use crate::exchange::{Exchange, ExchangeError};
+use crate::messages::{AlertWire, GrantWire, ProtoError, Request, Response, VaultIdBytes};
+use crate::sync::{Registration, SyncError};
+
+/// A device ↔ node conversation. Call [`Conversation::poll_request`] until it
+/// returns `None`, feeding each reply to [`Conversation::handle_response`]
+/// and draining [`Conversation::poll_event`] after each.
+pub trait Conversation {
+    /// What the caller is told.
+    type Event;
+    /// The next request frame, or `None` while a reply is awaited or when the
+    /// conversation is over.
+    fn poll_request(&mut self) -> Option<Vec<u8>>;
+    /// Feeds the reply to the last request.
+    fn handle_response(&mut self, frame: &[u8]) -> Result<(), SyncError>;
+    /// The next event, if any.
+    fn poll_event(&mut self) -> Option<Self::Event>;
+}
+
+/// Why a driven conversation stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriveError {
+    /// The transport failed.
+    #[error(transparent)]
+    Transport(#[from] ExchangeError),
+    /// The node refused, or replied out of turn or malformed.
+    #[error(transparent)]
+    Protocol(#[from] SyncError),
+}
+
+/// Runs `conv` over `conn` to its end. After each reply, `on_reply` is called
+/// with the conversation so that it can drain and act on its events before the
+/// next request is made (an event may change what is sent next).
+pub fn drive<C, E>(
+    conv: &mut C,
+    conn: &mut dyn Exchange,
+    mut on_reply: impl FnMut(&mut C) -> Result<(), E>,
+) -> Result<(), E>
+where
+    C: Conversation + ?Sized,
+    E: From<DriveError>,
+{
+    // Events queued before the first request (e.g. "about to send") come first.
+    on_reply(conv)?;
+    while let Some(req) = conv.poll_request() {
+        let resp = conn
+            .exchange(&req)
+            .map_err(|e| E::from(DriveError::Transport(e)))?;
+        conv.handle_response(&resp)
+            .map_err(|e| E::from(DriveError::Protocol(e)))?;
+        on_reply(conv)?;
+    }
+    Ok(())
+}
+
+/// Decodes a reply; a refusal becomes [`SyncError::Refused`].
+fn reply(frame: &[u8]) -> Result<Response, SyncError> {
+    match decode_response(frame)? {
+        Response::Error(e) => Err(SyncError::Refused(e)),
+        r => Ok(r),
+    }
+}
+
+fn hello() -> Vec<u8> {
+    encode_request(&Request::Hello {
+        version: PROTOCOL_VERSION,
+    })
+}
+
+fn unexpected(resp: &Response, to: &str) -> SyncError {
+    SyncError::Unexpected(format!("{resp:?} to {to}"))
+}
+
+/// Whether a reply is the node's hello for this protocol version.
+fn hello_ok(resp: &Response) -> Result<(), SyncError> {
+    match resp {
+        Response::HelloOk { version } if *version == PROTOCOL_VERSION => Ok(()),
+        r => Err(unexpected(r, "hello")),
+    }
+}
+
+/// The node-side slot where a joiner's wrapped root waits:
+/// `SHA-256("vigil/v1/pair-slot" || joiner public key)`.
+pub fn pairing_slot(joiner: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"vigil/v1/pair-slot");
+    h.update(joiner);
+    h.finalize().into()
+}
+
+/// A short, fixed request sequence whose last reply is the result.
+#[derive(Debug)]
+struct Script {
+    requests: VecDeque<(Request, &'static str)>,
+    waiting: Option<&'static str>,
+    failed: bool,
+}
+
+impl Script {
+    fn new(requests: Vec<(Request, &'static str)>) -> Self {
+        Script {
+            requests: requests.into(),
+            waiting: None,
+            failed: false,
+        }
+    }
+
+    fn poll(&mut self) -> Option<Vec<u8>> {
+        if self.waiting.is_some() || self.failed {
+            return None;
+        }
+        let (req, name) = self.requests.pop_front()?;
+        self.waiting = Some(name);
+        Some(encode_request(&req))
+    }
+
+    /// The awaited step's name and its reply (refusals as errors).
+    fn take(&mut self, frame: &[u8]) -> Result<(&'static str, Response), SyncError> {
+        let Some(name) = self.waiting.take() else {
+            self.failed = true;
+            return Err(SyncError::Unexpected("reply without a request".into()));
+        };
+        let r = reply(frame);
+        if r.is_err() {
+            self.failed = true;
+        }
+        Ok((name, r?))
+    }
+
+    fn fail(&mut self, e: SyncError) -> Result<(), SyncError> {
+        self.failed = true;
+        self.requests.clear();
+        Err(e)
+    }
+}
+
+/// First device: leaves the period's root, wrapped to a joiner, in the
+/// joiner's pairing slot (`Hello` → `Register` → `Auth` → `PairOffer`).
+#[derive(Debug)]
+pub struct OfferPairing {
+    script: Script,
+    done: bool,
+}
+
+impl OfferPairing {
+    /// Offers `payload` (wrapped root ‖ sealed pairing info) in `slot`.
+    /// `mailbox_key` is used only in this conversation's `Auth` frame.
+    pub fn new(
+        vault: VaultIdBytes,
+        mailbox_key: &[u8; 32],
+        register: Registration,
+        slot: [u8; 32],
+        payload: Vec<u8>,
+    ) -> Self {
+        OfferPairing {
+            script: Script::new(vec![
+                (
+                    Request::Hello {
+                        version: PROTOCOL_VERSION,
+                    },
+                    "hello",
+                ),
+                (
+                    Request::Register {
+                        vault,
+                        verifier: register.verifier,
+                        expires_ms: register.expires_ms,
+                    },
+                    "register",
+                ),
+                (
+                    Request::Auth {
+                        vault,
+                        key: *mailbox_key,
+                    },
+                    "auth",
+                ),
+                (
+                    Request::PairOffer {
+                        slot,
+                        wrapped: payload,
+                    },
+                    "pairing offer",
+                ),
+            ]),
+            done: false,
+        }
+    }
+
+    /// Whether the node stored the offer.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+impl Conversation for OfferPairing {
+    type Event = ();
+
+    fn poll_request(&mut self) -> Option<Vec<u8>> {
+        self.script.poll()
+    }
+
+    fn handle_response(&mut self, frame: &[u8]) -> Result<(), SyncError> {
+        let (step, resp) = self.script.take(frame)?;
+        match (step, &resp) {
+            ("hello", r) => hello_ok(r).or_else(|e| self.script.fail(e)),
+            // Registering again with the same verifier is answered Ok.
+            ("register" | "auth", Response::Ok) => Ok(()),
+            ("pairing offer", Response::Ok) => {
+                self.done = true;
+                Ok(())
+            }
+            (step, r) => self.script.fail(unexpected(r, step)),
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<()> {
+        None
+    }
+}
+
+/// What a pairing fetch found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PairingFetched {
+    /// The offer waiting in the slot (wrapped root ‖ sealed pairing info).
+    Offer(Vec<u8>),
+    /// Nothing waits in the slot (yet).
+    NoOffer,
+}
+
+/// Joining device: fetches what waits in its pairing slot (`Hello` →
+/// `PairFetch`).
+#[derive(Debug)]
+pub struct FetchPairing {
+    script: Script,
+    events: VecDeque<PairingFetched>,
+}
+
+impl FetchPairing {
+    /// Fetches the offer in `slot` (see [`pairing_slot`]).
+    pub fn new(slot: [u8; 32]) -> Self {
+        FetchPairing {
+            script: Script::new(vec![
+                (
+                    Request::Hello {
+                        version: PROTOCOL_VERSION,
+                    },
+                    "hello",
+                ),
+                (Request::PairFetch { slot }, "pairing fetch"),
+            ]),
+            events: VecDeque::new(),
+        }
+    }
+}
+
+impl Conversation for FetchPairing {
+    type Event = PairingFetched;
+
+    fn poll_request(&mut self) -> Option<Vec<u8>> {
+        self.script.poll()
+    }
+
+    fn handle_response(&mut self, frame: &[u8]) -> Result<(), SyncError> {
+        let taken = self.script.take(frame);
+        match taken {
+            Ok(("hello", r)) => hello_ok(&r).or_else(|e| self.script.fail(e)),
+            Ok(("pairing fetch", Response::PairOffer { wrapped })) => {
+                self.events.push_back(PairingFetched::Offer(wrapped));
+                Ok(())
+            }
+            Err(SyncError::Refused(ProtoError::NotFound)) => {
+                self.events.push_back(PairingFetched::NoOffer);
+                Ok(())
+            }
+            Ok((step, r)) => self.script.fail(unexpected(&r, step)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<PairingFetched> {
+        self.events.pop_front()
+    }
+}
+
+/// What a grant or alert conversation asks of the caller, or reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertEvent {
+    /// The node issued a one-time key for the grant `grant_id`: wrap the alert
+    /// key to it and hand the grant back with [`GiveGrant::grant`] or
+    /// [`DeliverAlerts::grant`].
+    GrantKey {
+        /// The grant being given.
+        grant_id: [u8; 16],
+        /// The node's one-time X25519 public key.
+        public: [u8; 32],
+    },
+    /// The node stored the grant.
+    Granted {
+        /// Its id.
+        grant_id: [u8; 16],
+    },
+    /// The alert at this index is about to leave the device for the first
+    /// time in this conversation: record the disclosure now.
+    Sending(usize),
+    /// The node acknowledged the alert at this index.
+    Delivered(usize),
+    /// The node refused the alert at this index; it stays pending.
+    Refused(usize, ProtoError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GrantStep {
+    Hello,
+    Key,
+    /// Waiting for the caller's wire.
+    Wrap,
+    Grant,
+    Done,
+}
+
+/// Gives a node a fever-alert grant: `Hello` → `GrantKey` → (the caller
+/// wraps the alert key to the issued key) → `Grant`.
+#[derive(Debug)]
+pub struct GiveGrant {
+    grant_id: [u8; 16],
+    step: GrantStep,
+    waiting: bool,
+    wire: Option<GrantWire>,
+    events: VecDeque<AlertEvent>,
+    hello: bool,
+}
+
+impl GiveGrant {
+    /// Gives the grant `grant_id`.
+    pub fn new(grant_id: [u8; 16]) -> Self {
+        Self::after_hello(grant_id, false)
+    }
+
+    /// `hello`: whether the session is already open.
+    fn after_hello(grant_id: [u8; 16], hello: bool) -> Self {
+        GiveGrant {
+            grant_id,
+            step: if hello {
+                GrantStep::Key
+            } else {
+                GrantStep::Hello
+            },
+            waiting: false,
+            wire: None,
+            events: VecDeque::new(),
+            hello,
+        }
+    }
+
+    /// After [`AlertEvent::GrantKey`]: the grant to send, its alert key
+    /// wrapped to the issued key.
+    pub fn grant(&mut self, wire: GrantWire) {
+        if self.step == GrantStep::Wrap {
+            self.wire = Some(wire);
+            self.step = GrantStep::Grant;
+        }
+    }
+
+    /// Whether the node stored the grant.
+    pub fn is_done(&self) -> bool {
+        self.step == GrantStep::Done
+    }
+}
+
+impl Conversation for GiveGrant {
+    type Event = AlertEvent;
+
+    fn poll_request(&mut self) -> Option<Vec<u8>> {
+        if self.waiting {
+            return None;
+        }
+        let frame = match self.step {
+            GrantStep::Hello => hello(),
+            GrantStep::Key => encode_request(&Request::GrantKey),
+            GrantStep::Grant => encode_request(&Request::Grant(self.wire.take()?)),
+            GrantStep::Wrap | GrantStep::Done => return None,
+        };
+        self.waiting = true;
+        Some(frame)
+    }
+
+    fn handle_response(&mut self, frame: &[u8]) -> Result<(), SyncError> {
+        if !std::mem::take(&mut self.waiting) {
+            self.step = GrantStep::Done;
+            return Err(SyncError::Unexpected("reply without a request".into()));
+        }
+        let resp = match reply(frame) {
+            Ok(r) => r,
+            Err(e) => {
+                self.step = GrantStep::Done;
+                return Err(e);
+            }
+        };
+        match (self.step, &resp) {
+            (GrantStep::Hello, r) => {
+                hello_ok(r)?;
+                self.hello = true;
+                self.step = GrantStep::Key;
+            }
+            (GrantStep::Key, Response::GrantKey { public }) => {
+                self.step = GrantStep::Wrap;
+                self.events.push_back(AlertEvent::GrantKey {
+                    grant_id: self.grant_id,
+                    public: *public,
+                });
+            }
+            (GrantStep::Grant, Response::Ok) => {
+                self.step = GrantStep::Done;
+                self.events.push_back(AlertEvent::Granted {
+                    grant_id: self.grant_id,
+                });
+            }
+            (step, r) => {
+                self.step = GrantStep::Done;
+                let to = if step == GrantStep::Key {
+                    "grant key"
+                } else {
+                    "grant"
+                };
+                return Err(unexpected(r, to));
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_event(&mut self) -> Option<AlertEvent> {
+        self.events.pop_front()
+    }
+}
+
+/// One alert to deliver, with the grant it needs if the node lost it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingAlert {
+    /// The sealed alert.
+    pub wire: AlertWire,
+    /// Whether it already left the device in an earlier conversation.
+    pub sent_before: bool,
+}
+
+/// Delivers sealed alerts: `Hello`, then one `Alert` each. An alert the node
+/// refuses with `UnknownGrant` makes the grant be given again (once per
+/// grant, inside this conversation) and the alert be retried.
+#[derive(Debug)]
+pub struct DeliverAlerts {
+    alerts: Vec<OutgoingAlert>,
+    next: usize,
+    hello_done: bool,
+    waiting: bool,
+    regrant: Option<GiveGrant>,
+    regranted: Vec<[u8; 16]>,
+    events: VecDeque<AlertEvent>,
+    failed: bool,
+}
+
+impl DeliverAlerts {
+    /// Delivers `alerts` in order.
+    pub fn new(alerts: Vec<OutgoingAlert>) -> Self {
+        let mut d = DeliverAlerts {
+            alerts,
+            next: 0,
+            hello_done: false,
+            waiting: false,
+            regrant: None,
+            regranted: Vec::new(),
+            events: VecDeque::new(),
+            failed: false,
+        };
+        d.announce();
+        d
+    }
+
+    /// After [`AlertEvent::GrantKey`]: the grant to give again.
+    pub fn grant(&mut self, wire: GrantWire) {
+        if let Some(g) = self.regrant.as_mut() {
+            g.grant(wire);
+        }
+    }
+
+    /// Queues "about to send" for the next alert, if it never left.
+    fn announce(&mut self) {
+        if let Some(a) = self.alerts.get(self.next)
+            && !a.sent_before
+        {
+            self.events.push_back(AlertEvent::Sending(self.next));
+            self.alerts[self.next].sent_before = true;
+        }
+    }
+
+    fn advance(&mut self) {
+        self.next += 1;
+        self.announce();
+    }
+}
+
+impl Conversation for DeliverAlerts {
+    type Event = AlertEvent;
+
+    fn poll_request(&mut self) -> Option<Vec<u8>> {
+        if self.waiting || self.failed || self.next >= self.alerts.len() {
+            return None;
+        }
+        if let Some(g) = self.regrant.as_mut() {
+            let frame = g.poll_request()?;
+            self.waiting = true;
+            return Some(frame);
+        }
+        let frame = if self.hello_done {
+            encode_request(&Request::Alert(self.alerts[self.next].wire.clone()))
+        } else {
+            hello()
+        };
+        self.waiting = true;
+        Some(frame)
+    }
+
+    fn handle_response(&mut self, frame: &[u8]) -> Result<(), SyncError> {
+        if !std::mem::take(&mut self.waiting) {
+            self.failed = true;
+            return Err(SyncError::Unexpected("reply without a request".into()));
+        }
+        if let Some(g) = self.regrant.as_mut() {
+            if let Err(e) = g.handle_response(frame) {
+                self.failed = true;
+                return Err(e);
+            }
+            while let Some(ev) = g.poll_event() {
+                self.events.push_back(ev);
+            }
+            if g.is_done() {
+                self.regrant = None;
+            }
+            return Ok(());
+        }
+        if !self.hello_done {
+            let r = decode_response(frame).map_err(SyncError::from);
+            let r = r.and_then(|r| match r {
+                Response::Error(e) => Err(SyncError::Refused(e)),
+                r => hello_ok(&r),
+            });
+            if r.is_err() {
+                self.failed = true;
+            }
+            self.hello_done = r.is_ok();
+            return r;
+        }
+        let resp = match decode_response(frame) {
+            Ok(r) => r,
+            Err(e) => {
+                self.failed = true;
+                return Err(e.into());
+            }
+        };
+        let grant_id = self.alerts[self.next].wire.grant_id;
+        match resp {
+            Response::AlertAck { .. } => {
+                self.events.push_back(AlertEvent::Delivered(self.next));
+                self.advance();
+            }
+            Response::Error(ProtoError::UnknownGrant) if !self.regranted.contains(&grant_id) => {
+                // The node lost or never got the grant: give it again, once.
+                self.regranted.push(grant_id);
+                self.regrant = Some(GiveGrant::after_hello(grant_id, true));
+            }
+            Response::Error(e) => {
+                self.events.push_back(AlertEvent::Refused(self.next, e));
+                self.advance();
+            }
+            r => {
+                self.failed = true;
+                return Err(unexpected(&r, "alert"));
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_event(&mut self) -> Option<AlertEvent> {
+        self.events.pop_front()
+    }
+}
+
+/// Asks the node to delete a vault's mailbox and grants at once and to sign
+/// a receipt (`Hello` → `Shred`).
+#[derive(Debug)]
+pub struct RequestShred {
+    script: Script,
+    receipt: Option<Vec<u8>>,
+}
+
+impl RequestShred {
+    /// Deletes `vault` (proved by its mailbox key) and `grants`.
+    pub fn new(vault: VaultIdBytes, mailbox_key: &[u8; 32], grants: Vec<[u8; 16]>) -> Self {
+        RequestShred {
+            script: Script::new(vec![
+                (
+                    Request::Hello {
+                        version: PROTOCOL_VERSION,
+                    },
+                    "hello",
+                ),
+                (
+                    Request::Shred {
+                        vault,
+                        key: *mailbox_key,
+                        grants,
+                    },
+                    "shred",
+                ),
+            ]),
+            receipt: None,
+        }
+    }
+
+    /// The node's signed receipt, once it answered.
+    pub fn into_receipt(self) -> Option<Vec<u8>> {
+        self.receipt
+    }
+}
+
+impl Conversation for RequestShred {
+    type Event = ();
+
+    fn poll_request(&mut self) -> Option<Vec<u8>> {
+        self.script.poll()
+    }
+
+    fn handle_response(&mut self, frame: &[u8]) -> Result<(), SyncError> {
+        match self.script.take(frame)? {
+            ("hello", r) => hello_ok(&r).or_else(|e| self.script.fail(e)),
+            ("shred", Response::Receipt(r)) => {
+                self.receipt = Some(r);
+                Ok(())
+            }
+            (step, r) => self.script.fail(unexpected(&r, step)),
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<()> {
+        None
+    }
+}
