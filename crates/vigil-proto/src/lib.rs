@@ -14,7 +14,7 @@ pub use codec::{
     CodecError, MAX_FRAME, PROTOCOL_VERSION, decode_request, decode_response, encode_request,
     encode_response,
 };
-pub use exchange::{Exchange, ExchangeError, FrameHandler};
+pub use exchange::{CloseReason, Exchange, ExchangeError, FrameHandler};
 pub use messages::{
     AlertWire, BundleItem, DeviceIdBytes, GrantWire, ProtoError, Request, Response, SnapshotItem,
     VaultIdBytes, VersionVector,
