@@ -10,7 +10,6 @@
 //!
 //! Without `--bench` it runs a few episodes, as a smoke test.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
@@ -19,11 +18,11 @@ use vigil::crypto::{KeySchedule, RootKey, X25519PublicKey, wrap};
 use vigil::device::{FileKeyStore, Period, SledStorage, Vault};
 use vigil::log::{FeverRule, Metric, Unit};
 use vigil_net::{DeviceConnection, NodeIdentity, NodeServer, ServerConfig};
-use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig};
+use vigil_node::{Node, NodeConfig};
 use vigil_proto::alert::{ALERT_START, AlertPayload, grant_id, seal_alert};
 use vigil_proto::{
-    AlertWire, Exchange, FrameHandler, GrantWire, PROTOCOL_VERSION, Request, Response,
-    decode_response, encode_request,
+    AlertWire, Exchange, GrantWire, PROTOCOL_VERSION, Request, Response, decode_response,
+    encode_request,
 };
 
 const MIN: i64 = 60_000;
@@ -40,20 +39,18 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let tmp = tempfile::tempdir().unwrap();
     let identity = NodeIdentity::load_or_create(&tmp.path().join("node")).unwrap();
-    let secret = identity.signing().expose_secret();
-    let relay = Relay::new(
-        MailboxStore::open(&tmp.path().join("relay")).unwrap(),
-        RelayConfig::default(),
-    )
-    .with_alerts(GrantKeys::open(&tmp.path().join("grant-keys"), secret).unwrap());
+    let config = NodeConfig {
+        grant_key_seed: Some(identity.signing().expose_secret()),
+        ..NodeConfig::default()
+    };
+    let node = Node::open(tmp.path(), &config).unwrap();
+    let relay = node.relay().clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let r2 = relay.clone();
-    let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> =
-        Arc::new(move || Box::new(r2.session()));
+    let factory = node.handler_factory();
     let server = rt
         .block_on(NodeServer::spawn(
             &identity,

@@ -32,10 +32,10 @@ use vigil::device::{
 };
 use vigil::log::{Conflict, Day, FeverRule, Metric, ReadingId, Severity, Symptom};
 use vigil_net::{DeviceConnection, EnrolmentCode, NodeIdentity, NodeServer, ServerConfig};
-use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig};
+use vigil_node::{GrantKeys, Node, NodeConfig};
 use vigil_proto::alert::{ALERT_END, ALERT_START, round_onset};
 use vigil_proto::receipt::verify_receipt;
-use vigil_proto::{FrameHandler, Request, decode_request};
+use vigil_proto::{Request, decode_request};
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
 
@@ -292,16 +292,8 @@ pub(crate) fn run(opts: Options, out: &mut dyn Write) -> BoxResult<Summary> {
     let node_dir = tmp.path().join("node");
     std::fs::create_dir_all(&node_dir)?;
     let identity = NodeIdentity::load_or_create(&node_dir)?;
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed)?;
-    let relay = Relay::new(
-        MailboxStore::open(&node_dir.join("relay"))?,
-        RelayConfig::default(),
-    )
-    .with_alerts(GrantKeys::open(&node_dir.join("grant-keys"), seed)?)
-    .with_receipts(vigil::crypto::SigningIdentity::from_bytes(
-        identity.signing().expose_secret(),
-    ));
+    let node = Node::open(&node_dir, &NodeConfig::default())?.with_receipts(identity.signing());
+    let relay = node.relay().clone();
     // Every request frame the node receives is kept, as a curious node
     // could: the canary scan below covers what it saw, not only what it kept.
     let tap = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
@@ -309,9 +301,7 @@ pub(crate) fn run(opts: Options, out: &mut dyn Write) -> BoxResult<Summary> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let handler_relay = relay.clone();
-    let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> =
-        Arc::new(move || Box::new(handler_relay.session()));
+    let factory = node.handler_factory();
     let config = ServerConfig {
         frame_tap: Some(tap.clone()),
         ..ServerConfig::default()

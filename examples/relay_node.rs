@@ -7,12 +7,8 @@
 //! Community staff run the `vigil-node` program instead (crates/vigil-cli:
 //! `vigil-node serve`, `code`, `alerts`, `residents`, `sweep`).
 
-use std::sync::Arc;
-
-use vigil::crypto::SigningIdentity;
 use vigil_net::{NodeIdentity, NodeServer, ServerConfig};
-use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig};
-use vigil_proto::FrameHandler;
+use vigil_node::{Node, NodeConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -29,29 +25,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(dir);
     std::fs::create_dir_all(&dir)?;
     let identity = NodeIdentity::load_or_create(&dir)?;
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed)?;
-    let relay = Relay::new(
-        MailboxStore::open(&dir.join("relay"))?,
-        RelayConfig::default(),
-    )
-    .with_alerts(GrantKeys::open(&dir.join("grant-keys"), seed)?)
-    .with_receipts(SigningIdentity::from_bytes(
-        identity.signing().expose_secret(),
-    ));
+    let node = Node::open(&dir, &NodeConfig::default())?.with_receipts(identity.signing());
     let now = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0)
     };
-    println!("sweep at start: {:?}", relay.sweep(now(), 0)?);
-    let sweeper = relay.clone();
+    println!("sweep at start: {:?}", node.sweep(now(), 0)?);
+    let sweeper = node.clone();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> =
-            Arc::new(move || Box::new(relay.session()));
-        let server = NodeServer::spawn(&identity, addr, ServerConfig::default(), factory).await?;
+        let server = NodeServer::spawn(
+            &identity,
+            addr,
+            ServerConfig::default(),
+            node.handler_factory(),
+        )
+        .await?;
         println!("node listening on {}", server.local_addr());
         println!(
             "enrolment code: {}",

@@ -13,9 +13,9 @@ use vigil::crypto::{AlertKey, WrappedKey, X25519Identity, unwrap};
 use vigil::device::{FileKeyStore, KeyStore, Period, SledStorage, Vault};
 use vigil::log::{FeverRule, Metric, Unit};
 use vigil_net::{DeviceConnection, NodeIdentity, NodeServer, ServerConfig};
-use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig};
+use vigil_node::{GrantKeys, Node, NodeConfig};
 use vigil_proto::alert::{ALERT_END, ALERT_START, open_alert, round_onset};
-use vigil_proto::{FrameHandler, Request, decode_request};
+use vigil_proto::{Request, decode_request};
 
 mod common;
 use common::{contains, files, period_start};
@@ -31,23 +31,21 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
     let node_dir = tmp.path().join("node");
     let identity = NodeIdentity::load_or_create(&node_dir).unwrap();
     let node_secret = *identity.x25519().expose_secret();
-    let relay = Relay::new(
-        MailboxStore::open(&node_dir.join("relay")).unwrap(),
-        RelayConfig::default(),
-    )
-    .with_alerts(GrantKeys::open(&node_dir.join("grant-keys"), [21; 32]).unwrap())
-    .with_receipts(vigil::crypto::SigningIdentity::from_bytes(
-        identity.signing().expose_secret(),
-    ));
+    let config = NodeConfig {
+        grant_key_seed: Some([21; 32]),
+        ..NodeConfig::default()
+    };
+    let node = Node::open(&node_dir, &config)
+        .unwrap()
+        .with_receipts(identity.signing());
+    let relay = node.relay().clone();
     let tap = Arc::new(Mutex::new(Vec::new()));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let relay2 = relay.clone();
-    let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> =
-        Arc::new(move || Box::new(relay2.session()));
+    let factory = node.handler_factory();
     let config = ServerConfig {
         frame_tap: Some(tap.clone()),
         ..ServerConfig::default()

@@ -16,10 +16,9 @@ use vigil::log::{Day, Metric, Severity, Symptom, Unit};
 use vigil_net::{
     DeviceConnection, EnrolmentCode, NetError, NodeIdentity, NodeServer, ServerConfig,
 };
-use vigil_node::{MailboxStore, Relay, RelayConfig};
+use vigil_node::{Node, NodeConfig};
 use vigil_proto::{
-    Exchange, FrameHandler, PROTOCOL_VERSION, ProtoError, Request, Response, decode_response,
-    encode_request,
+    Exchange, PROTOCOL_VERSION, ProtoError, Request, Response, decode_response, encode_request,
 };
 
 mod common;
@@ -45,24 +44,23 @@ impl TestNode {
         let identity = NodeIdentity::load_or_create(dir).unwrap();
         // sled holds a lock on its files; after a restart the old handle may
         // take a moment to drop.
-        let mut store = None;
+        let mut node = None;
         for _ in 0..50 {
-            match MailboxStore::open(&dir.join("relay")) {
-                Ok(s) => {
-                    store = Some(s);
+            match Node::open(dir, &NodeConfig::default()) {
+                Ok(n) => {
+                    node = Some(n);
                     break;
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         }
-        let relay = Relay::new(store.expect("relay store opens"), RelayConfig::default());
+        let node = node.expect("relay store opens");
         let config = ServerConfig {
             frame_tap: Some(tap.clone()),
             ..ServerConfig::default()
         };
         let addr = format!("127.0.0.1:{port}").parse().unwrap();
-        let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> =
-            Arc::new(move || Box::new(relay.session()));
+        let factory = node.handler_factory();
         let server = rt
             .block_on(NodeServer::spawn(&identity, addr, config, factory))
             .unwrap();

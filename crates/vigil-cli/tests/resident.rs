@@ -5,7 +5,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -704,25 +703,21 @@ struct Node {
 
 impl Node {
     fn start(dir: &Path) -> Node {
-        use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig};
-        use vigil_proto::FrameHandler;
         let identity = vigil_net::NodeIdentity::load_or_create(dir).unwrap();
-        let relay = Relay::new(
-            MailboxStore::open(&dir.join("relay")).unwrap(),
-            RelayConfig::default(),
-        )
-        .with_alerts(GrantKeys::open(&dir.join("grant-keys"), [7; 32]).unwrap())
-        .with_receipts(vigil_crypto::SigningIdentity::from_bytes(
-            identity.signing().expose_secret(),
-        ));
+        let config = vigil_node::NodeConfig {
+            grant_key_seed: Some([7; 32]),
+            ..Default::default()
+        };
+        let node = vigil_node::Node::open(dir, &config)
+            .unwrap()
+            .with_receipts(identity.signing());
+        let relay = node.relay().clone();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let r2 = relay.clone();
-        let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> =
-            Arc::new(move || Box::new(r2.session()));
+        let factory = node.handler_factory();
         let server = rt
             .block_on(vigil_net::NodeServer::spawn(
                 &identity,

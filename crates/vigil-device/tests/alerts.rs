@@ -5,7 +5,7 @@ use rand_chacha::rand_core::SeedableRng;
 use vigil_crypto::{KeySchedule, RootKey, X25519Identity};
 use vigil_device::{Disclosure, MemStorage, MemoryKeyStore, Period, Vault};
 use vigil_log::{FeverRule, Metric, Unit};
-use vigil_node::{MailboxStore, Relay, RelayConfig};
+use vigil_node::Relay;
 use vigil_proto::alert::{ALERT_START, AlertPayload, grant_id, round_onset, seal_alert};
 use vigil_proto::{
     AlertWire, Exchange, ExchangeError, FrameHandler, ProtoError, Request, Response,
@@ -36,12 +36,14 @@ struct Node {
 fn node(seed: u8) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let public = X25519Identity::from_bytes([seed; 32]).public_key();
-    let gk = vigil_node::GrantKeys::open(&dir.path().join("grant-keys"), [seed; 32]).unwrap();
-    let relay = Relay::new(
-        MailboxStore::open(dir.path()).unwrap(),
-        RelayConfig::default(),
-    )
-    .with_alerts(gk);
+    let config = vigil_node::NodeConfig {
+        grant_key_seed: Some([seed; 32]),
+        ..Default::default()
+    };
+    let relay = vigil_node::Node::open(dir.path(), &config)
+        .unwrap()
+        .relay()
+        .clone();
     Node {
         relay,
         public,
@@ -411,11 +413,14 @@ fn node_restart_and_lost_acknowledgements_lose_and_double_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let id_bytes = [8u8; 32];
     let open_node = || {
-        Relay::new(
-            MailboxStore::open(dir.path()).unwrap(),
-            RelayConfig::default(),
-        )
-        .with_alerts(vigil_node::GrantKeys::open(&dir.path().join("grant-keys"), id_bytes).unwrap())
+        let config = vigil_node::NodeConfig {
+            grant_key_seed: Some(id_bytes),
+            ..Default::default()
+        };
+        vigil_node::Node::open(dir.path(), &config)
+            .unwrap()
+            .relay()
+            .clone()
     };
     let public = X25519Identity::from_bytes(id_bytes).public_key();
     let mut v = vault(8);
@@ -450,7 +455,9 @@ fn node_restart_and_lost_acknowledgements_lose_and_double_nothing() {
             let r = self.0.exchange(request)?;
             if !self.1 && matches!(decode_response(&r), Ok(Response::AlertAck { .. })) {
                 self.1 = true;
-                return Err(ExchangeError("connection lost".into()));
+                return Err(ExchangeError::ConnectionLost(
+                    std::io::ErrorKind::ConnectionReset.into(),
+                ));
             }
             Ok(r)
         }

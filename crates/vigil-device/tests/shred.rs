@@ -242,12 +242,15 @@ fn online_device_gets_a_receipt_offline_one_shreds_alone_and_the_node_forgets() 
     let node_id = X25519Identity::from_bytes([6; 32]);
     let node_pk = node_id.public_key();
     drop(node_id);
-    let relay = Relay::new(
-        MailboxStore::open(tmp.path()).unwrap(),
-        RelayConfig::default(),
-    )
-    .with_alerts(vigil_node::GrantKeys::open(&tmp.path().join("grant-keys"), [6; 32]).unwrap())
-    .with_receipts(signer);
+    let config = vigil_node::NodeConfig {
+        grant_key_seed: Some([6; 32]),
+        ..Default::default()
+    };
+    let relay = vigil_node::Node::open(tmp.path(), &config)
+        .unwrap()
+        .with_receipts(&signer)
+        .relay()
+        .clone();
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let phone_keys = MemoryKeyStore::new();
     let mut phone = Vault::create_with(

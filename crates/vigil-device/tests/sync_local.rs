@@ -21,7 +21,7 @@ struct Direct {
 impl Exchange for Direct {
     fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
         if self.offline {
-            return Err(ExchangeError("offline".into()));
+            return Err(ExchangeError::NotConnected);
         }
         Ok(self.session.handle(request, self.now))
     }

@@ -3,6 +3,7 @@
 
 use core::fmt;
 use std::future::Future;
+use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +15,7 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
-use vigil_proto::{Exchange, ExchangeError, MAX_FRAME};
+use vigil_proto::{CloseReason, Exchange, ExchangeError, MAX_FRAME};
 
 use crate::{ALPN, EnrolmentCode, NetError, SERVER_NAME, codes};
 
@@ -93,19 +94,16 @@ fn client_config(
     };
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| NetError::Tls(e.to_string()))?
+        .map_err(NetError::Tls)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-        .map_err(|e| NetError::Tls(e.to_string()))?;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(NetError::QuicTls)?;
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_idle_timeout(Some(
-            IDLE_TIMEOUT
-                .try_into()
-                .map_err(|_| NetError::Tls("idle timeout too large".into()))?,
+            IDLE_TIMEOUT.try_into().map_err(NetError::IdleTimeout)?,
         ))
         .keep_alive_interval(Some(KEEP_ALIVE))
         // The node never opens streams towards a device.
@@ -137,7 +135,7 @@ impl Driver {
             .enable_all()
             .build()
             .map(|rt| Self(Arc::new(RuntimeOwner(Some(rt)))))
-            .map_err(|e| NetError::Io(format!("starting network runtime: {e}")))
+            .map_err(|e| NetError::io("starting network runtime", e))
     }
 
     /// Runs `fut` on the runtime and blocks this thread for its result;
@@ -184,10 +182,10 @@ async fn connect_on(
 ) -> Result<Connection, NetError> {
     let connecting = endpoint
         .connect_with(config, addr, SERVER_NAME)
-        .map_err(|e| NetError::Connect(format!("{addr}: {e}")))?;
+        .map_err(|source| NetError::ConnectSetup { addr, source })?;
     match tokio::time::timeout(timeout, connecting).await {
         Ok(Ok(connection)) => Ok(connection),
-        Ok(Err(e)) => Err(NetError::Connect(format!("{addr}: {e}"))),
+        Ok(Err(source)) => Err(NetError::Connect { addr, source }),
         Err(_) => Err(NetError::Timeout(timeout)),
     }
 }
@@ -236,7 +234,7 @@ impl ClientEndpoint {
     pub fn new(family: SocketAddr, worker_threads: usize) -> Result<ClientEndpoint, NetError> {
         let driver = Driver::with_workers(worker_threads, "vigil-net-shared")?;
         let bind = unspecified_for(family);
-        let io = |e: std::io::Error| NetError::Io(format!("binding {bind}: {e}"));
+        let io = |e: std::io::Error| NetError::io(format!("binding {bind}"), e);
         let socket = std::net::UdpSocket::bind(bind).map_err(io)?;
         let state = quinn::udp::UdpSocketState::new((&socket).into()).map_err(io)?;
         // Best effort: a smaller buffer only means more retransmissions.
@@ -280,7 +278,7 @@ impl ClientEndpoint {
         let result = self
             .driver
             .run(async move { connect_on(&endpoint, config, addr, timeout).await })
-            .unwrap_or_else(|| Err(NetError::Io("network runtime stopped".into())));
+            .unwrap_or_else(|| Err(NetError::RuntimeStopped));
         match result {
             Ok(connection) => Ok(DeviceConnection {
                 connection,
@@ -339,13 +337,13 @@ impl DeviceConnection {
         let bind = unspecified_for(addr);
         let attempt = async move {
             let endpoint =
-                Endpoint::client(bind).map_err(|e| NetError::Io(format!("binding {bind}: {e}")))?;
+                Endpoint::client(bind).map_err(|e| NetError::io(format!("binding {bind}"), e))?;
             let connection = connect_on(&endpoint, config, addr, timeout).await?;
             Ok((endpoint, connection))
         };
         let result = driver
             .run(attempt)
-            .unwrap_or_else(|| Err(NetError::Io("network runtime stopped".into())));
+            .unwrap_or_else(|| Err(NetError::RuntimeStopped));
         match result {
             Ok((endpoint, connection)) => Ok(DeviceConnection {
                 connection,
@@ -387,40 +385,49 @@ impl DeviceConnection {
     }
 }
 
-fn describe_connection_error(e: &ConnectionError) -> String {
+/// A lost connection as a typed transport error: the node's close reason,
+/// or the loss as an `io::Error` whose kind says how (timeout, reset, ...).
+fn connection_error(e: ConnectionError) -> ExchangeError {
+    let kind = match &e {
+        ConnectionError::ApplicationClosed(close) => {
+            return ExchangeError::Closed(CloseReason::from_code(close.error_code.into_inner()));
+        }
+        ConnectionError::TimedOut => io::ErrorKind::TimedOut,
+        ConnectionError::Reset => io::ErrorKind::ConnectionReset,
+        ConnectionError::LocallyClosed => io::ErrorKind::NotConnected,
+        _ => io::ErrorKind::ConnectionAborted,
+    };
+    ExchangeError::ConnectionLost(io::Error::new(kind, e))
+}
+
+fn write_error(e: quinn::WriteError) -> ExchangeError {
     match e {
-        ConnectionError::ApplicationClosed(close) => format!(
-            "node closed the connection ({})",
-            codes::describe(close.error_code.into_inner())
-        ),
-        other => format!("connection lost: {other}"),
+        quinn::WriteError::Stopped(code) => {
+            ExchangeError::Refused(CloseReason::from_code(code.into_inner()))
+        }
+        quinn::WriteError::ConnectionLost(c) => connection_error(c),
+        other => ExchangeError::Io {
+            context: "sending request",
+            source: other.into(),
+        },
     }
 }
 
-fn describe_write_error(e: &quinn::WriteError) -> String {
+fn read_error(e: quinn::ReadToEndError) -> ExchangeError {
     match e {
-        quinn::WriteError::Stopped(code) => format!(
-            "node refused the request ({})",
-            codes::describe(code.into_inner())
-        ),
-        quinn::WriteError::ConnectionLost(c) => describe_connection_error(c),
-        other => format!("sending request: {other}"),
-    }
-}
-
-fn describe_read_error(e: &quinn::ReadToEndError) -> String {
-    match e {
-        quinn::ReadToEndError::Read(quinn::ReadError::Reset(code)) => format!(
-            "node refused the request ({})",
-            codes::describe(code.into_inner())
-        ),
-        quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(c)) => {
-            describe_connection_error(c)
+        quinn::ReadToEndError::Read(quinn::ReadError::Reset(code)) => {
+            ExchangeError::Refused(CloseReason::from_code(code.into_inner()))
         }
-        quinn::ReadToEndError::TooLong => {
-            format!("response exceeds the maximum frame of {MAX_FRAME} bytes")
-        }
-        other => format!("reading response: {other}"),
+        quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(c)) => connection_error(c),
+        quinn::ReadToEndError::TooLong => ExchangeError::ResponseTooLarge(MAX_FRAME),
+        quinn::ReadToEndError::Read(other) => ExchangeError::Io {
+            context: "reading response",
+            // quinn's kind for the read error, its text with the wrapper's.
+            source: io::Error::new(
+                io::Error::from(other.clone()).kind(),
+                quinn::ReadToEndError::Read(other),
+            ),
+        },
     }
 }
 
@@ -434,28 +441,20 @@ impl Exchange for DeviceConnection {
         let request = request.to_vec();
         let len = request.len() as u64;
         let attempt = async move {
-            let (mut send, mut recv) = connection
-                .open_bi()
-                .await
-                .map_err(|e| describe_connection_error(&e))?;
-            send.write_all(&request)
-                .await
-                .map_err(|e| describe_write_error(&e))?;
+            let (mut send, mut recv) = connection.open_bi().await.map_err(connection_error)?;
+            send.write_all(&request).await.map_err(write_error)?;
             // Only fails if already finished or reset, which cannot be here.
             let _ = send.finish();
-            recv.read_to_end(MAX_FRAME)
-                .await
-                .map_err(|e| describe_read_error(&e))
+            recv.read_to_end(MAX_FRAME).await.map_err(read_error)
         };
         let outcome = self
             .driver
             .run(async move { tokio::time::timeout(EXCHANGE_TIMEOUT, attempt).await });
         let response = match outcome {
-            None => Err("network runtime stopped".to_owned()),
-            Some(Err(_)) => Err(format!("no response within {EXCHANGE_TIMEOUT:?}")),
+            None => Err(ExchangeError::Stopped),
+            Some(Err(_)) => Err(ExchangeError::TimedOut(EXCHANGE_TIMEOUT)),
             Some(Ok(r)) => r,
-        }
-        .map_err(ExchangeError)?;
+        }?;
         self.sent += len;
         self.received += response.len() as u64;
         Ok(response)

@@ -38,7 +38,7 @@ impl fmt::Debug for NodeIdentity {
 }
 
 fn io_err(what: &str, path: &Path, e: io::Error) -> NetError {
-    NetError::Io(format!("{what} {}: {e}", path.display()))
+    NetError::io(format!("{what} {}", path.display()), e)
 }
 
 /// Reads a file, `None` if it does not exist.
@@ -120,11 +120,10 @@ impl NodeIdentity {
 
     fn create(dir: &Path) -> Result<NodeIdentity, NetError> {
         let generated = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])
-            .map_err(|e| NetError::Tls(format!("generating certificate: {e}")))?;
+            .map_err(NetError::Certificate)?;
         let key = Zeroizing::new(generated.signing_key.serialize_der());
         let mut secret = Zeroizing::new([0u8; 32]);
-        getrandom::fill(secret.as_mut())
-            .map_err(|e| NetError::Io(format!("system randomness unavailable: {e}")))?;
+        getrandom::fill(secret.as_mut()).map_err(NetError::Randomness)?;
         // Secrets first, certificate last: the certificate is what devices see.
         write_file(dir, KEY_FILE, &key, true)?;
         write_file(dir, X25519_FILE, secret.as_ref(), true)?;
@@ -143,8 +142,7 @@ impl NodeIdentity {
             return Ok(Zeroizing::new(seed));
         }
         let mut seed = Zeroizing::new([0u8; 32]);
-        getrandom::fill(seed.as_mut())
-            .map_err(|e| NetError::Io(format!("system randomness unavailable: {e}")))?;
+        getrandom::fill(seed.as_mut()).map_err(NetError::Randomness)?;
         write_file(dir, SIGNING_FILE, seed.as_ref(), true)?;
         Ok(seed)
     }

@@ -26,7 +26,8 @@ const ALPN: &[u8] = b"vigil/1";
 /// The TLS server name devices ask for; the node's certificate is made for it.
 const SERVER_NAME: &str = "vigil-node";
 
-/// Application error codes on the wire (stream resets and connection closes).
+/// Application error codes on the wire (stream resets and connection
+/// closes); devices read them as [`vigil_proto::CloseReason`].
 mod codes {
     /// Normal close.
     pub(crate) const CLOSED: u32 = 0;
@@ -37,14 +38,17 @@ mod codes {
     /// The node is shutting down.
     pub(crate) const SHUTDOWN: u32 = 3;
 
-    /// A human-readable meaning for a code received from the peer.
-    pub(crate) fn describe(code: u64) -> &'static str {
-        match code {
-            0 => "closed",
-            1 => "request frame too large",
-            2 => "node handler failed",
-            3 => "node shutting down",
-            _ => "unknown error code",
+    #[cfg(test)]
+    #[test]
+    fn devices_read_these_codes_as_sent() {
+        use vigil_proto::CloseReason;
+        for (code, reason) in [
+            (CLOSED, CloseReason::Closed),
+            (FRAME_TOO_LARGE, CloseReason::FrameTooLarge),
+            (HANDLER_FAILED, CloseReason::HandlerFailed),
+            (SHUTDOWN, CloseReason::ShuttingDown),
+        ] {
+            assert_eq!(CloseReason::from_code(code.into()), reason);
         }
     }
 }
@@ -53,25 +57,72 @@ mod codes {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetError {
-    /// A file or socket operation failed.
-    #[error("I/O error: {0}")]
-    Io(String),
-    /// The TLS or QUIC configuration could not be built.
+    /// A file or socket operation failed while doing `context`.
+    #[error("I/O error: {context}: {source}")]
+    Io {
+        /// What was being done ("binding 0.0.0.0:0", "reading <path>", ...).
+        context: String,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The system has no randomness to offer (for new identity keys).
+    #[error("I/O error: system randomness unavailable: {0}")]
+    Randomness(#[source] getrandom::Error),
+    /// The runtime that drives connections has stopped.
+    #[error("I/O error: network runtime stopped")]
+    RuntimeStopped,
+    /// The TLS configuration could not be built.
     #[error("TLS error: {0}")]
-    Tls(String),
+    Tls(#[source] rustls::Error),
+    /// The TLS configuration offers no cipher suite QUIC can start with.
+    #[error("TLS error: {0}")]
+    QuicTls(#[source] quinn::crypto::rustls::NoInitialCipherSuite),
+    /// The node's self-signed certificate could not be generated.
+    #[error("TLS error: generating certificate: {0}")]
+    Certificate(#[source] rcgen::Error),
+    /// The idle timeout does not fit QUIC's encoding.
+    #[error("TLS error: idle timeout too large")]
+    IdleTimeout(#[source] quinn::VarIntBoundsExceeded),
+    /// The connection attempt could not start (endpoint stopping, bad
+    /// address, ...).
+    #[error("connection failed: {addr}: {source}")]
+    ConnectSetup {
+        /// The node's address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: quinn::ConnectError,
+    },
     /// The connection could not be established (refused, handshake failed, ...).
-    #[error("connection failed: {0}")]
-    Connect(String),
+    #[error("connection failed: {addr}: {source}")]
+    Connect {
+        /// The node's address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: quinn::ConnectionError,
+    },
     /// The node presented a certificate other than the pinned one.
     #[error("node certificate does not match the enrolment code's fingerprint")]
     FingerprintMismatch,
     /// No connection within the connect timeout.
     #[error("connection timed out after {0:?}")]
     Timeout(std::time::Duration),
-    /// An enrolment code string is malformed.
+    /// An enrolment code string is malformed (the message says how).
     #[error("bad enrolment code: {0}")]
     BadEnrolmentCode(String),
-    /// The node identity files exist but are unusable.
+    /// The node identity files exist but are unusable (the message says
+    /// which and how).
     #[error("corrupt node identity: {0}")]
     CorruptIdentity(String),
+}
+
+impl NetError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        NetError::Io {
+            context: context.into(),
+            source,
+        }
+    }
 }

@@ -72,25 +72,23 @@ fn quinn_server_config(
     identity: &NodeIdentity,
     config: &ServerConfig,
 ) -> Result<quinn::ServerConfig, NetError> {
-    let tls_err = |e: rustls::Error| NetError::Tls(e.to_string());
     let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_protocol_versions(&[&rustls::version::TLS13])
-    .map_err(tls_err)?
+    .map_err(NetError::Tls)?
     .with_no_client_auth()
     .with_single_cert(vec![identity.cert()], identity.key())
-    .map_err(tls_err)?;
+    .map_err(NetError::Tls)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-        .map_err(|e| NetError::Tls(e.to_string()))?;
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(NetError::QuicTls)?;
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_idle_timeout(Some(
             config
                 .idle_timeout
                 .try_into()
-                .map_err(|_| NetError::Tls("idle timeout too large".into()))?,
+                .map_err(NetError::IdleTimeout)?,
         ))
         .max_concurrent_bidi_streams(VarInt::from_u32(config.max_concurrent_streams))
         .max_concurrent_uni_streams(VarInt::from_u32(0));
@@ -111,7 +109,7 @@ impl NodeServer {
         factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync>,
     ) -> Result<NodeServer, NetError> {
         let server_config = quinn_server_config(identity, &config)?;
-        let io = |e: std::io::Error| NetError::Io(format!("binding {addr}: {e}"));
+        let io = |e: std::io::Error| NetError::io(format!("binding {addr}"), e);
         let socket = std::net::UdpSocket::bind(addr).map_err(io)?;
         // A burst of handshakes overflows the system's default receive
         // buffer (208 KiB on Linux) and each lost packet costs a device a 1 s
@@ -129,7 +127,7 @@ impl NodeServer {
         .map_err(io)?;
         let local_addr = endpoint
             .local_addr()
-            .map_err(|e| NetError::Io(format!("local address: {e}")))?;
+            .map_err(|e| NetError::io("local address", e))?;
         let in_flight = Arc::new(AtomicUsize::new(0));
         let accept_task = tokio::spawn(accept_loop(
             endpoint.clone(),

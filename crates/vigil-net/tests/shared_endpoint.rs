@@ -53,7 +53,7 @@ fn connections_share_one_endpoint_and_stay_separate() {
     assert_eq!(conns[3].exchange(b"x").unwrap(), b"\x02x");
     // The node's connection limit refuses the 41st, as for a private endpoint.
     let err = shared.connect(&code, CONNECT).unwrap_err();
-    assert!(matches!(err, NetError::Connect(_)), "{err:?}");
+    assert!(matches!(err, NetError::Connect { .. }), "{err:?}");
     // Connections work from other threads, concurrently.
     let handles: Vec<_> = conns
         .drain(..20)

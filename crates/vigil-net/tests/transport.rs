@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vigil_net::{
     DeviceConnection, EnrolmentCode, NetError, NodeIdentity, NodeServer, ServerConfig,
 };
-use vigil_proto::{Exchange, FrameHandler};
+use vigil_proto::{CloseReason, Exchange, ExchangeError, FrameHandler};
 
 const CONNECT: Duration = Duration::from_secs(5);
 
@@ -144,7 +144,8 @@ fn oversized_request_resets_only_its_stream() {
     assert_eq!(dev.exchange(&[1; 1024]).unwrap().len(), 1025);
     for size in [1025, 64 * 1024] {
         let err = dev.exchange(&vec![2; size]).unwrap_err();
-        assert!(err.0.contains("request frame too large"), "{err}");
+        assert_eq!(reason(&err), Some(CloseReason::FrameTooLarge), "{err}");
+        assert!(err.to_string().contains("request frame too large"), "{err}");
     }
     // Same connection, same handler (the rejected frames never reached it).
     assert_eq!(dev.exchange(b"ok").unwrap(), b"\x02ok");
@@ -178,7 +179,7 @@ fn connection_limit_refuses_extra_devices() {
     });
     let mut dev = DeviceConnection::connect(&node.code, CONNECT).unwrap();
     let err = DeviceConnection::connect(&node.code, CONNECT).unwrap_err();
-    assert!(matches!(err, NetError::Connect(_)), "{err:?}");
+    assert!(matches!(err, NetError::Connect { .. }), "{err:?}");
     assert_eq!(dev.exchange(b"x").unwrap(), b"\x01x");
     // Once the first device leaves, its slot is free again.
     dev.close();
@@ -194,12 +195,21 @@ fn connection_limit_refuses_extra_devices() {
     node.stop();
 }
 
+/// The node's reason for a reset stream or a closed connection.
+fn reason(e: &ExchangeError) -> Option<CloseReason> {
+    match e {
+        ExchangeError::Refused(r) | ExchangeError::Closed(r) => Some(*r),
+        _ => None,
+    }
+}
+
 #[test]
 fn handler_panic_closes_only_that_connection() {
     let node = start(ServerConfig::default());
     let mut dev = DeviceConnection::connect(&node.code, CONNECT).unwrap();
     let err = dev.exchange(b"boom").unwrap_err();
-    assert!(err.0.contains("node handler failed"), "{err}");
+    assert_eq!(reason(&err), Some(CloseReason::HandlerFailed), "{err}");
+    assert!(err.to_string().contains("node handler failed"), "{err}");
     assert!(dev.exchange(b"again").is_err());
     let mut other = DeviceConnection::connect(&node.code, CONNECT).unwrap();
     assert_eq!(other.exchange(b"fine").unwrap(), b"\x01fine");
@@ -214,7 +224,8 @@ fn shutdown_closes_devices_with_a_reason() {
     let code = node.code.clone();
     node.stop();
     let err = dev.exchange(b"after").unwrap_err();
-    assert!(err.0.contains("node shutting down"), "{err}");
+    assert_eq!(reason(&err), Some(CloseReason::ShuttingDown), "{err}");
+    assert!(err.to_string().contains("node shutting down"), "{err}");
     assert!(DeviceConnection::connect(&code, Duration::from_millis(300)).is_err());
 }
 

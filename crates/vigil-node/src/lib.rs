@@ -1,17 +1,20 @@
 //! Vigil's community node. As a relay it stores and serves sealed blobs it
 //! cannot read, behind a mailbox verifier (docs/spec.md §11). Sans-I/O: the
-//! QUIC driver in `vigil-net` feeds it frames and the time.
+//! QUIC driver in `vigil-net` feeds it frames and the time. [`Node`]
+//! assembles one from its data directory.
 #![forbid(unsafe_code)]
 
 mod alerts;
 mod grant_keys;
 mod kv;
+mod node;
 mod relay;
 mod store;
 mod sweep;
 
 pub use alerts::{GrantRecord, InboxEntry, MAX_LABEL_CHARS};
 pub use grant_keys::GrantKeys;
+pub use node::{GRANT_KEYS_DIR, HandlerFactory, Node, NodeConfig, NodeError, RELAY_DIR};
 pub use relay::{Relay, RelayConfig, RelaySession, Session};
 pub use store::{MailboxInfo, MailboxStore, StoreError};
 pub use sweep::SweepReport;

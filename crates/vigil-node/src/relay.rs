@@ -4,14 +4,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use vigil_proto::{
     FrameHandler, PROTOCOL_VERSION, ProtoError, Request, Response, VaultIdBytes, decode_request,
     encode_response,
 };
 
-use vigil_crypto::{AlertKey, SigningIdentity, WrappedKey, unwrap};
+use vigil_crypto::{AlertKey, MailboxKey, MailboxVerifier, SigningIdentity, WrappedKey, unwrap};
 use vigil_proto::alert::{grant_id, open_alert};
 use vigil_proto::receipt::{ReceiptBody, sign_receipt};
 use vigil_proto::{AlertWire, GrantWire};
@@ -95,12 +93,10 @@ pub struct Session {
     vault: Option<VaultIdBytes>,
 }
 
-fn verifier_of(key: &[u8; 32]) -> [u8; 32] {
-    // Must match vigil_crypto::MailboxKey::verifier (docs/spec.md §1).
-    let mut h = Sha256::new();
-    h.update(b"vigil/v1/mailbox-verifier");
-    h.update(key);
-    h.finalize().into()
+/// Whether `key` opens mailbox `m`: vigil-crypto's verifier, compared in
+/// constant time (one definition of the derivation, docs/spec.md §1).
+fn opens(m: &MailboxInfo, key: [u8; 32]) -> bool {
+    MailboxVerifier::from_bytes(m.verifier).verify(&MailboxKey::from_bytes(key))
 }
 
 fn internal(e: StoreError) -> Response {
@@ -200,7 +196,7 @@ impl Relay {
         };
         let mut r = SweepReport::default();
         match self.store.mailbox(&vault)? {
-            Some(m) if !bool::from(m.verifier.ct_eq(&verifier_of(&key))) => {
+            Some(m) if !opens(&m, key) => {
                 tracing::warn!(vault = %hex8(&vault), "shred refused: wrong mailbox key");
                 return Ok(Response::Error(ProtoError::Unauthorized));
             }
@@ -430,7 +426,12 @@ impl Relay {
                 verifier,
                 expires_ms,
             } => match self.store.mailbox(&vault)? {
-                Some(m) if bool::from(m.verifier.ct_eq(&verifier)) => Ok(Response::Ok),
+                Some(m)
+                    if MailboxVerifier::from_bytes(m.verifier)
+                        == MailboxVerifier::from_bytes(verifier) =>
+                {
+                    Ok(Response::Ok)
+                }
                 Some(_) => err(ProtoError::AlreadyRegistered),
                 None => {
                     self.store.put_mailbox(
@@ -448,7 +449,7 @@ impl Relay {
             },
             Request::Auth { vault, key } => match self.store.mailbox(&vault)? {
                 None => err(ProtoError::UnknownVault),
-                Some(m) if bool::from(m.verifier.ct_eq(&verifier_of(&key))) => {
+                Some(m) if opens(&m, key) => {
                     s.vault = Some(vault);
                     Ok(Response::Ok)
                 }

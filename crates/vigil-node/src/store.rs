@@ -13,7 +13,14 @@ use vigil_proto::{BundleItem, DeviceIdBytes, SnapshotItem, VaultIdBytes, Version
 pub enum StoreError {
     /// sled failed or the store is damaged.
     #[error("node store error: {0}")]
-    Sled(String),
+    Sled(#[source] sled::Error),
+    /// Another process holds the store's lock (sled opens a store in one
+    /// process only): a node is serving this data directory.
+    #[error("node store error: {0}")]
+    Locked(#[source] sled::Error),
+    /// sled panicked while opening the store (it does on some damage).
+    #[error("node store error: sled panicked while opening")]
+    OpenPanicked,
     /// A stored record could not be decoded.
     #[error("node store record {0} is corrupted")]
     Corrupt(String),
@@ -21,7 +28,14 @@ pub enum StoreError {
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
-        StoreError::Sled(e.to_string())
+        // sled reports a held lock only as an I/O error of kind `Other`
+        // whose text names it; recognised here, once, so callers can match.
+        match &e {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                StoreError::Locked(e)
+            }
+            _ => StoreError::Sled(e),
+        }
     }
 }
 
@@ -89,9 +103,7 @@ impl MailboxStore {
         let mut waited = std::time::Duration::ZERO;
         loop {
             match Self::open_once(dir) {
-                Err(StoreError::Sled(e))
-                    if e.contains("WouldBlock") && waited < std::time::Duration::from_secs(2) =>
-                {
+                Err(StoreError::Locked(_)) if waited < std::time::Duration::from_secs(2) => {
                     let step = std::time::Duration::from_millis(20);
                     std::thread::sleep(step);
                     waited += step;
@@ -112,7 +124,7 @@ impl MailboxStore {
                 .cache_capacity(NODE_CACHE_BYTES)
                 .open()
         })
-        .map_err(|_| StoreError::Sled("sled panicked while opening".into()))??;
+        .map_err(|_| StoreError::OpenPanicked)??;
         Ok(MailboxStore { db: Kv::Sled(db) })
     }
 

@@ -1,10 +1,90 @@
 //! The one thing a transport must do for the device side: carry a request
 //! frame to the node and bring back its response frame.
 
-/// A transport failure (the node is unreachable, the stream broke, ...).
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-#[error("transport error: {0}")]
-pub struct ExchangeError(pub String);
+use core::fmt;
+use std::io;
+use std::time::Duration;
+
+/// Why the node reset a stream or closed a connection: the application
+/// error code it sent (docs/spec.md §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// A normal close (code 0).
+    Closed,
+    /// The request exceeded the node's frame limit (code 1).
+    FrameTooLarge,
+    /// The node's handler failed; the session state is gone (code 2).
+    HandlerFailed,
+    /// The node is shutting down (code 3).
+    ShuttingDown,
+    /// A code this version does not know.
+    Unknown(u64),
+}
+
+impl CloseReason {
+    /// The reason for a code received from the node.
+    pub fn from_code(code: u64) -> Self {
+        match code {
+            0 => CloseReason::Closed,
+            1 => CloseReason::FrameTooLarge,
+            2 => CloseReason::HandlerFailed,
+            3 => CloseReason::ShuttingDown,
+            other => CloseReason::Unknown(other),
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CloseReason::Closed => "closed",
+            CloseReason::FrameTooLarge => "request frame too large",
+            CloseReason::HandlerFailed => "node handler failed",
+            CloseReason::ShuttingDown => "node shutting down",
+            CloseReason::Unknown(_) => "unknown error code",
+        })
+    }
+}
+
+/// A transport failure, by kind, so callers can tell a node that is gone
+/// from one that refused a request or was too slow. Every message starts
+/// with `transport error: ` (users see it).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExchangeError {
+    /// There is no connection to carry the request (never made, or dropped).
+    #[error("transport error: not connected")]
+    NotConnected,
+    /// The node closed the connection, saying why.
+    #[error("transport error: node closed the connection ({0})")]
+    Closed(CloseReason),
+    /// The node reset this request's stream, saying why.
+    #[error("transport error: node refused the request ({0})")]
+    Refused(CloseReason),
+    /// The connection was lost: idle timeout (kind `TimedOut`), reset by the
+    /// peer (`ConnectionReset`), closed (`ConnectionAborted`, `NotConnected`).
+    #[error("transport error: connection lost: {0}")]
+    ConnectionLost(#[source] io::Error),
+    /// No response within the time allowed for one exchange.
+    #[error("transport error: no response within {0:?}")]
+    TimedOut(Duration),
+    /// The response was longer than the largest frame, in bytes.
+    #[error("transport error: response exceeds the maximum frame of {0} bytes")]
+    ResponseTooLarge(usize),
+    /// Another I/O failure while `context` (sending, reading, ...).
+    #[error("transport error: {context}: {source}")]
+    Io {
+        /// What the transport was doing.
+        context: &'static str,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The transport's own machinery (its runtime) has stopped.
+    #[error("transport error: network runtime stopped")]
+    Stopped,
+}
 
 /// Carries one request frame to the node and returns its response frame.
 /// The QUIC driver opens one bidirectional stream per exchange; the

@@ -19,7 +19,7 @@ pub use conversation::{
     AlertEvent, Conversation, DeliverAlerts, DriveError, FetchPairing, GiveGrant, OfferPairing,
     OutgoingAlert, PairingFetched, RequestShred, drive, pairing_slot,
 };
-pub use exchange::{Exchange, ExchangeError, FrameHandler};
+pub use exchange::{CloseReason, Exchange, ExchangeError, FrameHandler};
 pub use messages::{
     AlertWire, BundleItem, DeviceIdBytes, GrantWire, ProtoError, Request, Response, SnapshotItem,
     VaultIdBytes, VersionVector,

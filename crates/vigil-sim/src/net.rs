@@ -44,6 +44,15 @@ pub(crate) struct SimLink<'a> {
     pub(crate) held: Option<&'a mut Vec<Vec<u8>>>,
 }
 
+/// A simulated network failure: what a real transport would report as a
+/// lost or unanswered exchange.
+fn simulated(what: &'static str) -> ExchangeError {
+    ExchangeError::Io {
+        context: "simulated",
+        source: std::io::Error::new(std::io::ErrorKind::TimedOut, what),
+    }
+}
+
 impl Exchange for SimLink<'_> {
     fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
         let roll = |rng: &mut ChaCha20Rng| rng.next_u32() % 1000;
@@ -62,13 +71,13 @@ impl Exchange for SimLink<'_> {
             }
         }
         if roll(self.rng) < self.faults.drop_request {
-            return Err(ExchangeError("simulated: request dropped".into()));
+            return Err(simulated("request dropped"));
         }
         if let Some(held) = self.held.as_deref_mut()
             && roll(self.rng) < self.faults.hold
         {
             held.push(request.to_vec());
-            return Err(ExchangeError("simulated: request delayed".into()));
+            return Err(simulated("request delayed"));
         }
         if self.drop_acked
             && roll(self.rng) < 100
@@ -89,7 +98,7 @@ impl Exchange for SimLink<'_> {
             reply = self.session.handle(request, self.now_ms);
         }
         if roll(self.rng) < self.faults.lose_reply {
-            return Err(ExchangeError("simulated: reply lost".into()));
+            return Err(simulated("reply lost"));
         }
         Ok(reply)
     }

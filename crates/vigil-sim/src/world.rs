@@ -11,7 +11,7 @@ use vigil_device::{
     Batch, Entries, KeyStore, MemoryKeyStore, OpenError, Period, Storage, StorageError, Vault,
 };
 use vigil_log::{Day, FeverRule, Metric, ReadingId, Severity, Symptom};
-use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig, RelaySession};
+use vigil_node::{MailboxStore, Node, NodeConfig, Relay, RelaySession};
 
 use crate::net::{Faults, SimLink};
 
@@ -291,12 +291,16 @@ struct NodeParts {
 impl NodeParts {
     /// A node process: a fresh `Relay` (empty caches) over the kept state.
     fn start(&self) -> Relay {
-        let relay = Relay::new(self.store.clone(), RelayConfig::default())
-            .with_alerts(
-                GrantKeys::open(&self.dir.path().join("grant-keys"), self.seed)
-                    .expect("grant keys"),
-            )
-            .with_receipts(SigningIdentity::from_bytes([7; 32]));
+        let config = NodeConfig {
+            grant_key_seed: Some(self.seed),
+            ..NodeConfig::default()
+        };
+        let grant_keys = self.dir.path().join(vigil_node::GRANT_KEYS_DIR);
+        let relay = Node::with_store(self.store.clone(), &grant_keys, &config)
+            .expect("grant keys")
+            .with_receipts(&SigningIdentity::from_bytes([7; 32]))
+            .relay()
+            .clone();
         if self.bug == Bug::AlertDedupForgetsOnRestart {
             relay.with_forgetful_alert_dedup()
         } else {

@@ -206,25 +206,29 @@ pub(crate) fn proto_kind(e: &ProtoError) -> String {
 
 /// A short, stable name for a transport failure.
 pub(crate) fn transport_kind(e: &ExchangeError) -> String {
-    let m = e.0.as_str();
-    let kind = if m.starts_with("no response within") {
-        "timeout (no response)"
-    } else if m.contains("node shutting down") {
-        "node shutting down"
-    } else if m.contains("node handler failed") {
-        "node handler failed"
-    } else if m.contains("refused the request") {
-        "stream refused"
-    } else if m.contains("timed out") {
-        "connection idle timeout"
-    } else if m.contains("reset") {
-        "connection reset"
-    } else if m.contains("connection lost") || m.contains("closed") {
-        "connection lost"
-    } else if m.contains("not connected") {
-        "not connected"
-    } else {
-        "other"
+    use std::io::ErrorKind;
+    use vigil_proto::CloseReason::{HandlerFailed, ShuttingDown};
+    let kind = match e {
+        ExchangeError::TimedOut(_) => "timeout (no response)",
+        ExchangeError::Closed(ShuttingDown) | ExchangeError::Refused(ShuttingDown) => {
+            "node shutting down"
+        }
+        ExchangeError::Closed(HandlerFailed) | ExchangeError::Refused(HandlerFailed) => {
+            "node handler failed"
+        }
+        ExchangeError::Refused(_) => "stream refused",
+        ExchangeError::ConnectionLost(io) if io.kind() == ErrorKind::TimedOut => {
+            "connection idle timeout"
+        }
+        ExchangeError::ConnectionLost(io) if io.kind() == ErrorKind::ConnectionReset => {
+            "connection reset"
+        }
+        ExchangeError::ConnectionLost(_) | ExchangeError::Closed(_) => "connection lost",
+        ExchangeError::Io { source, .. } if source.kind() == ErrorKind::NotConnected => {
+            "connection lost"
+        }
+        ExchangeError::NotConnected => "not connected",
+        _ => "other",
     };
     format!("transport: {kind}")
 }
@@ -234,11 +238,23 @@ pub(crate) fn connect_kind(e: &NetError) -> String {
     let kind = match e {
         NetError::Timeout(_) => "timeout".to_owned(),
         NetError::FingerprintMismatch => "fingerprint mismatch".to_owned(),
-        NetError::Connect(m) if m.contains("refused") => "refused (node busy)".to_owned(),
-        NetError::Connect(m) if m.contains("timed out") => "timeout".to_owned(),
-        NetError::Connect(m) if m.contains("closed") => "closed by node".to_owned(),
-        NetError::Connect(_) => "failed".to_owned(),
-        NetError::Io(_) => "local I/O".to_owned(),
+        NetError::Connect { source, .. } => {
+            // quinn says how in text only (a refusal is a transport close code).
+            let m = source.to_string();
+            if m.contains("refused") {
+                "refused (node busy)".to_owned()
+            } else if m.contains("timed out") {
+                "timeout".to_owned()
+            } else if m.contains("closed") {
+                "closed by node".to_owned()
+            } else {
+                "failed".to_owned()
+            }
+        }
+        NetError::ConnectSetup { .. } => "failed".to_owned(),
+        NetError::Io { .. } | NetError::Randomness(_) | NetError::RuntimeStopped => {
+            "local I/O".to_owned()
+        }
         other => format!("{other}"),
     };
     format!("connect: {kind}")
@@ -293,7 +309,7 @@ mod tests {
             "refused: OutOfOrder"
         );
         assert_eq!(
-            transport_kind(&ExchangeError("no response within 30s".into())),
+            transport_kind(&ExchangeError::TimedOut(std::time::Duration::from_secs(30))),
             "transport: timeout (no response)"
         );
     }

@@ -4,14 +4,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use vigil_crypto::SigningIdentity;
 use vigil_net::{EnrolmentCode, NodeIdentity, NodeServer, ServerConfig};
-use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig};
-use vigil_proto::FrameHandler;
+use vigil_node::{MailboxStore, Node, NodeConfig, Relay};
 
 use super::measure::{DiskUse, ProcSample, disk_use, proc_sample};
 
@@ -65,24 +62,16 @@ impl InProcessNode {
     ) -> Result<InProcessNode, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let identity = NodeIdentity::load_or_create(dir).map_err(|e| e.to_string())?;
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| e.to_string())?;
-        let store = MailboxStore::open(&dir.join("relay")).map_err(|e| e.to_string())?;
-        let grant_keys =
-            GrantKeys::open(&dir.join("grant-keys"), seed).map_err(|e| e.to_string())?;
-        let relay = Relay::new(store, RelayConfig::default())
-            .with_alerts(grant_keys)
-            .with_receipts(SigningIdentity::from_bytes(
-                identity.signing().expose_secret(),
-            ));
+        let node = Node::open(dir, &NodeConfig::default())
+            .map_err(|e| e.to_string())?
+            .with_receipts(identity.signing());
+        let relay = node.relay().clone();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("vigil-node")
             .build()
             .map_err(|e| e.to_string())?;
-        let sessions = relay.clone();
-        let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> =
-            Arc::new(move || Box::new(sessions.session()));
+        let factory = node.handler_factory();
         let mut config = ServerConfig::default();
         if let Some(m) = max_connections {
             config.max_connections = m;

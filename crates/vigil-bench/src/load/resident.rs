@@ -156,7 +156,7 @@ pub(crate) struct Recording<'a> {
 impl Exchange for Recording<'_> {
     fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
         let Some(conn) = self.link.conn.as_mut() else {
-            return Err(ExchangeError("not connected".into()));
+            return Err(ExchangeError::NotConnected);
         };
         let push = match decode_request(request) {
             Ok(Request::Push(b)) => Some((b.seq, Sha256::digest(&b.blob).into())),

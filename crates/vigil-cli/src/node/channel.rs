@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig};
+use vigil_node::{Node, NodeConfig, NodeError, Relay, RelayConfig, StoreError};
 
 use super::admin::{self, Request, Response, Status};
 use super::error::Error;
@@ -20,9 +20,7 @@ use super::util::now_ms;
 /// The admin socket's name in the data directory.
 pub(crate) const SOCKET: &str = "admin.sock";
 /// The relay store's directory in the data directory.
-pub(crate) const STORE: &str = "relay";
-/// The one-time grant keys' directory in the data directory.
-pub(crate) const GRANT_KEYS: &str = "grant-keys";
+pub(crate) const STORE: &str = vigil_node::RELAY_DIR;
 
 /// Longest request line the node reads.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -52,7 +50,7 @@ pub(crate) fn existing_data_dir(data: &Path) -> Result<(), Error> {
 
 /// Opens the relay on `data`'s store, with its grant keys. `create` is for
 /// `serve`; the commands refuse a directory with no store in it.
-pub(crate) fn open_relay(data: &Path, config: RelayConfig, create: bool) -> Result<Relay, String> {
+pub(crate) fn open_relay(data: &Path, config: RelayConfig, create: bool) -> Result<Node, String> {
     let store = data.join(STORE);
     if !create && !store.is_dir() {
         return Err(format!(
@@ -62,19 +60,19 @@ pub(crate) fn open_relay(data: &Path, config: RelayConfig, create: bool) -> Resu
             data.display()
         ));
     }
-    let store = MailboxStore::open(&store).map_err(|e| {
-        let e = e.to_string();
-        if e.contains("lock") {
+    let config = NodeConfig {
+        relay: config,
+        grant_key_seed: None,
+    };
+    Node::open(data, &config).map_err(|e| match e {
+        NodeError::Store(e @ StoreError::Locked(_)) => {
             format!("the store is in use by another process ({e})")
-        } else {
-            e
         }
-    })?;
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| format!("system randomness unavailable: {e}"))?;
-    let keys = GrantKeys::open(&data.join(GRANT_KEYS), seed)
-        .map_err(|e| format!("grant keys in {}: {e}", data.display()))?;
-    Ok(Relay::new(store, config).with_alerts(keys))
+        NodeError::GrantKeys { source, .. } => {
+            format!("grant keys in {}: {source}", data.display())
+        }
+        e => e.to_string(),
+    })
 }
 
 /// What asking the serving node gave.
@@ -146,13 +144,13 @@ pub(crate) fn run(data: &Path, req: &Request) -> Result<(serde_json::Value, bool
         Call::Answered(Response::Error(e)) => Err(Error::failed(e)),
         Call::NotServing(why) => {
             tracing::info!(data = %data.display(), why, "no node serving; opening the store directly");
-            let relay = open_relay(data, RelayConfig::default(), false).map_err(|e| {
+            let node = open_relay(data, RelayConfig::default(), false).map_err(|e| {
                 Error::failed(format!(
                     "no node answers on {} ({why}), and the store cannot be opened directly: {e}",
                     data.join(SOCKET).display()
                 ))
             })?;
-            admin::execute(&relay, req, now_ms(), None)
+            admin::execute(node.relay(), req, now_ms(), None)
                 .map(|v| (v, false))
                 .map_err(Error::failed)
         }

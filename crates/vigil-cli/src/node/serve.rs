@@ -3,14 +3,11 @@
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
-use vigil_crypto::SigningIdentity;
 use vigil_net::{NodeIdentity, NodeServer};
-use vigil_node::Relay;
-use vigil_proto::FrameHandler;
+use vigil_node::{Node, Relay};
 
 use super::admin::Status;
 use super::channel::{self, AdminServer};
@@ -42,22 +39,20 @@ pub(crate) fn run(settings: &Settings) -> Result<(), Error> {
     channel::clear_stale_socket(&data)?;
     let identity = NodeIdentity::load_or_create(&data)
         .map_err(|e| Error::failed(format!("node identity in {}: {e}", data.display())))?;
-    let relay = channel::open_relay(&data, settings.relay, true)
+    let node = channel::open_relay(&data, settings.relay, true)
         .map_err(|e| {
             Error::failed(format!(
                 "cannot open the store in {}: {e}",
                 data.join(channel::STORE).display()
             ))
         })?
-        .with_receipts(SigningIdentity::from_bytes(
-            identity.signing().expose_secret(),
-        ));
+        .with_receipts(identity.signing());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("vigil-node")
         .build()
         .map_err(|e| Error::failed(format!("starting the runtime: {e}")))?;
-    let result = rt.block_on(serve(settings, data, identity, relay));
+    let result = rt.block_on(serve(settings, data, identity, node));
     // Dropping the runtime waits for store work still running on its
     // blocking threads; the store's last handle then closes it.
     drop(rt);
@@ -71,17 +66,16 @@ async fn serve(
     settings: &Settings,
     data: PathBuf,
     identity: NodeIdentity,
-    relay: Relay,
+    node: Node,
 ) -> Result<(), Error> {
+    let relay = node.relay().clone();
     // Handlers first, so a signal right after the ready line is handled.
     let sig =
         |kind, name| signal(kind).map_err(|e| Error::failed(format!("cannot handle {name}: {e}")));
     let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
     let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
 
-    let sessions = relay.clone();
-    let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> =
-        Arc::new(move || Box::new(sessions.session()));
+    let factory = node.handler_factory();
     let server = NodeServer::spawn(&identity, settings.listen, settings.server.clone(), factory)
         .await
         .map_err(|e| Error::failed(format!("cannot listen on {}: {e}", settings.listen)))?;
