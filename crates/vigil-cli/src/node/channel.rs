@@ -14,8 +14,8 @@ use tokio::net::{UnixListener, UnixStream};
 use vigil_node::{GrantKeys, MailboxStore, Relay, RelayConfig};
 
 use super::admin::{self, Request, Response, Status};
-use super::error::Error;
-use super::util::now_ms;
+use crate::common::Error;
+use crate::common::time::now_ms;
 
 /// The admin socket's name in the data directory.
 pub(crate) const SOCKET: &str = "admin.sock";

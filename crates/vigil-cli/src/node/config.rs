@@ -9,9 +9,10 @@ use serde::Deserialize;
 use vigil_net::ServerConfig;
 use vigil_node::RelayConfig;
 
+use super::cli::duration as parse_duration;
 use super::cli::{Cli, LogFormat};
-use super::error::Error;
-use super::util::{ms, parse_duration};
+use crate::common::Error;
+use crate::common::time::ms;
 
 /// The default listen address.
 pub(crate) const DEFAULT_LISTEN: &str = "0.0.0.0:4433";

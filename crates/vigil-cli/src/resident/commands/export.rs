@@ -21,11 +21,11 @@ use std::io::Write;
 use serde_json::{Value, json};
 use vigil_log::{HealthLog, Metric, Reading, ReadingId};
 
-use super::cli::ExportArgs;
-use super::context::{Ctx, write_private};
-use super::error::CliError;
-use super::fmt::json_value;
-use super::time::format_time;
+use crate::common::Error as CliError;
+use crate::common::time::format_time;
+use crate::resident::cli::ExportArgs;
+use crate::resident::context::{Ctx, write_private};
+use crate::resident::fmt::json_value;
 
 const LOINC: &str = "http://loinc.org";
 const UCUM: &str = "http://unitsofmeasure.org";
@@ -169,7 +169,7 @@ pub(crate) fn fhir_bundle(
 }
 
 /// `vigil export`.
-pub(crate) fn export(ctx: &mut Ctx, args: &ExportArgs) -> Result<(), CliError> {
+pub(crate) fn run(ctx: &mut Ctx, args: &ExportArgs) -> Result<(), CliError> {
     let mut vault = ctx.open()?;
     if let Some(path) = &args.automerge {
         let doc = vault.export_automerge();
