@@ -161,9 +161,12 @@ impl Ctx {
         }
     }
 
-    /// Prints a JSON document.
-    pub(crate) fn print_json(&mut self, v: &serde_json::Value) -> Result<(), CliError> {
-        let s = serde_json::to_string_pretty(v).map_err(|e| CliError::failed(e.to_string()))?;
+    /// Prints an output type as one pretty JSON document (`--json`).
+    pub(crate) fn print_json<T: serde::Serialize + ?Sized>(
+        &mut self,
+        v: &T,
+    ) -> Result<(), CliError> {
+        let s = crate::common::to_json(v)?;
         writeln!(self.out, "{s}")?;
         Ok(())
     }

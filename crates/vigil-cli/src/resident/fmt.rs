@@ -35,13 +35,25 @@ pub(crate) fn fmt_value(v: f64) -> String {
     format!("{v}")
 }
 
-/// A JSON number for a value: integral values as integers.
-pub(crate) fn json_value(v: f64) -> serde_json::Value {
-    if v.fract() == 0.0 && v.abs() < 9.0e15 {
-        serde_json::Value::from(v as i64)
-    } else {
-        serde_json::Value::from(v)
+/// A value in `--json` output: integral values as integers (`72`, not
+/// `72.0`), others as they are (`37.9`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Num(pub(crate) f64);
+
+impl serde::Serialize for Num {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.fract() == 0.0 && v.abs() < 9.0e15 {
+            s.serialize_i64(v as i64)
+        } else {
+            s.serialize_f64(v)
+        }
     }
+}
+
+/// A JSON number for a value (for the FHIR export, built as a document).
+pub(crate) fn json_value(v: f64) -> serde_json::Value {
+    serde_json::to_value(Num(v)).unwrap_or(serde_json::Value::Null)
 }
 
 /// Finds a reading by its full id or by the short form `vigil log` shows
@@ -148,5 +160,24 @@ pub(crate) fn alert_kind(kind: u8) -> &'static str {
         1 => "started",
         2 => "ended",
         _ => "unknown",
+    }
+}
+
+/// A monitoring period in `--json` output.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct PeriodJson {
+    /// When it ends, RFC 3339.
+    pub(crate) end: String,
+    /// When it starts, RFC 3339.
+    pub(crate) start: String,
+}
+
+impl PeriodJson {
+    /// The period's two ends.
+    pub(crate) fn of(p: vigil_device::Period) -> Self {
+        PeriodJson {
+            end: crate::common::time::format_time(p.end_ms),
+            start: crate::common::time::format_time(p.start_ms),
+        }
     }
 }

@@ -2,24 +2,53 @@
 
 use std::io::Write;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use vigil_device::{Grant, PendingAlert};
 use vigil_log::FeverRule;
 
 use crate::common::Error;
 use crate::common::time::format_time;
 use crate::resident::context::Ctx;
-use crate::resident::fmt::*;
+use crate::resident::fmt::{alert_kind, rule_text, table};
 
-pub(crate) fn pending_json(p: &PendingAlert, now_ms: i64) -> Value {
-    json!({
-        "grant": hex::encode(p.grant_id),
-        "episode": hex::encode(p.episode),
-        "kind": alert_kind(p.kind),
-        "queued": format_time(p.queued_ms),
-        "first_sent": p.first_sent_ms.map(format_time),
-        "overdue": p.overdue(now_ms),
-    })
+/// An alert waiting for the node's acknowledgement, in `--json` output.
+#[derive(Debug, Serialize)]
+pub(crate) struct PendingJson {
+    episode: String,
+    first_sent: Option<String>,
+    grant: String,
+    kind: &'static str,
+    overdue: bool,
+    queued: String,
+}
+
+impl PendingJson {
+    /// `p` as of `now_ms`.
+    pub(crate) fn of(p: &PendingAlert, now_ms: i64) -> Self {
+        PendingJson {
+            episode: hex::encode(p.episode),
+            first_sent: p.first_sent_ms.map(format_time),
+            grant: hex::encode(p.grant_id),
+            kind: alert_kind(p.kind),
+            overdue: p.overdue(now_ms),
+            queued: format_time(p.queued_ms),
+        }
+    }
+}
+
+/// `vigil alerts --json`.
+#[derive(Debug, Serialize)]
+struct AlertsJson {
+    enrolled: bool,
+    episodes: Vec<EpisodeJson>,
+    pending: Vec<PendingJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct EpisodeJson {
+    end: Option<String>,
+    onset: String,
+    peak_c: f64,
 }
 
 /// The rules the device evaluates: each grant's, or the default if none.
@@ -40,16 +69,21 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
     let rule = rules(&grants)[0];
     let episodes = vault.log().fever_episodes(&rule);
     if ctx.json {
-        let v = json!({
-            "pending": pending.iter().map(|p| pending_json(p, ctx.now_ms)).collect::<Vec<_>>(),
-            "episodes": episodes.iter().map(|e| json!({
-                "onset": format_time(e.onset_ms),
-                "end": e.end_ms.map(format_time),
-                "peak_c": e.peak_c,
-            })).collect::<Vec<_>>(),
-            "enrolled": !grants.is_empty(),
+        return ctx.print_json(&AlertsJson {
+            enrolled: !grants.is_empty(),
+            episodes: episodes
+                .iter()
+                .map(|e| EpisodeJson {
+                    end: e.end_ms.map(format_time),
+                    onset: format_time(e.onset_ms),
+                    peak_c: e.peak_c,
+                })
+                .collect(),
+            pending: pending
+                .iter()
+                .map(|p| PendingJson::of(p, ctx.now_ms))
+                .collect(),
         });
-        return ctx.print_json(&v);
     }
     if grants.is_empty() {
         writeln!(

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::common::Error;
 use crate::common::time::format_time;
@@ -16,7 +16,10 @@ pub(crate) fn run(ctx: &mut Ctx, args: &AnnotateArgs) -> Result<(), Error> {
     let r = find_reading(vault.log(), &args.id)?;
     vault.annotate(r.id, &args.text)?;
     if ctx.json {
-        return ctx.print_json(&json!({"id": r.id.to_string(), "annotation": args.text}));
+        return ctx.print_json(&Annotated {
+            annotation: &args.text,
+            id: r.id.to_string(),
+        });
     }
     writeln!(
         ctx.out,
@@ -27,4 +30,11 @@ pub(crate) fn run(ctx: &mut Ctx, args: &AnnotateArgs) -> Result<(), Error> {
         format_time(r.time_ms)
     )?;
     Ok(())
+}
+
+/// `vigil annotate --json`.
+#[derive(Debug, Serialize)]
+struct Annotated<'a> {
+    annotation: &'a str,
+    id: String,
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use vigil_log::{Day, Symptom};
 
 use crate::common::Error;
@@ -33,18 +33,21 @@ pub(crate) fn run(ctx: &mut Ctx, args: &CheckInArgs) -> Result<(), Error> {
     }
     let checkin = vault.log().checkin(day);
     if ctx.json {
-        let v: Vec<Value> = Symptom::ALL
+        let v: Vec<SymptomJson> = Symptom::ALL
             .iter()
             .map(|s| {
                 let vals = checkin.get(s).cloned().unwrap_or_default();
-                json!({
-                    "symptom": symptom_name(*s),
-                    "value": vals.first().map(|v| v.name()),
-                    "conflicting": if vals.len() > 1 { json!(vals.iter().map(|v| v.name()).collect::<Vec<_>>()) } else { Value::Null },
-                })
+                SymptomJson {
+                    conflicting: (vals.len() > 1).then(|| vals.iter().map(|v| v.name()).collect()),
+                    symptom: symptom_name(*s),
+                    value: vals.first().map(|v| v.name()),
+                }
             })
             .collect();
-        return ctx.print_json(&json!({"day": day.to_string(), "symptoms": v}));
+        return ctx.print_json(&CheckInJson {
+            day: day.to_string(),
+            symptoms: v,
+        });
     }
     if !args.set.is_empty() {
         writeln!(ctx.out, "Check-in saved for {day}.")?;
@@ -68,4 +71,19 @@ pub(crate) fn run(ctx: &mut Ctx, args: &CheckInArgs) -> Result<(), Error> {
     ctx.out
         .write_all(table(&["SYMPTOM", "SEVERITY"], &rows, &[]).as_bytes())?;
     Ok(())
+}
+
+/// `vigil check-in --json`.
+#[derive(Debug, Serialize)]
+struct CheckInJson {
+    day: String,
+    symptoms: Vec<SymptomJson>,
+}
+
+/// One symptom of the day: its severity, and every value when devices differ.
+#[derive(Debug, Serialize)]
+struct SymptomJson {
+    conflicting: Option<Vec<&'static str>>,
+    symptom: String,
+    value: Option<&'static str>,
 }

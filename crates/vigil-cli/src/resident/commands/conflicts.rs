@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use vigil_device::Vault;
 use vigil_log::{Conflict, Day, Severity, Symptom};
 
@@ -26,29 +26,32 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ConflictsArgs) -> Result<(), Error> {
     }
     let all = vault.log().conflicts();
     if ctx.json {
-        let v: Vec<Value> = all
+        let v: Vec<ConflictJson> = all
             .iter()
             .map(|c| match c {
                 Conflict::CheckIn {
                     day,
                     symptom,
                     values,
-                } => json!({
-                    "key": conflict_key(c),
-                    "kind": "check-in",
-                    "day": day.to_string(),
-                    "symptom": symptom_name(*symptom),
-                    "values": values.iter().map(|v| v.name()).collect::<Vec<_>>(),
-                }),
-                Conflict::Annotation { reading, values } => json!({
-                    "key": conflict_key(c),
-                    "kind": "annotation",
-                    "reading": reading.to_string(),
-                    "values": values,
-                }),
+                } => ConflictJson {
+                    day: Some(day.to_string()),
+                    key: conflict_key(c),
+                    kind: "check-in",
+                    reading: None,
+                    symptom: Some(symptom_name(*symptom)),
+                    values: values.iter().map(|v| v.name().to_owned()).collect(),
+                },
+                Conflict::Annotation { reading, values } => ConflictJson {
+                    day: None,
+                    key: conflict_key(c),
+                    kind: "annotation",
+                    reading: Some(reading.to_string()),
+                    symptom: None,
+                    values: values.clone(),
+                },
             })
             .collect();
-        return ctx.print_json(&Value::Array(v));
+        return ctx.print_json(&v);
     }
     if all.is_empty() {
         writeln!(ctx.out, "No conflicts.")?;
@@ -132,7 +135,11 @@ fn resolve(
             ))
         })?;
         vault.check_in(day, symptom, severity)?;
-        json!({"key": format!("{day}/{}", symptom_name(symptom)), "value": severity.name()})
+        Resolved {
+            key: format!("{day}/{}", symptom_name(symptom)),
+            reading: None,
+            value: severity.name().to_owned(),
+        }
     } else {
         let r = find_reading(vault.log(), key)?;
         let values = all
@@ -150,7 +157,11 @@ fn resolve(
             })?;
         let v = chosen(values)?;
         vault.annotate(r.id, &v)?;
-        json!({"key": short_id(r.id), "reading": r.id.to_string(), "value": v})
+        Resolved {
+            key: short_id(r.id),
+            reading: Some(r.id.to_string()),
+            value: v,
+        }
     };
     if ctx.json {
         return ctx.print_json(&result);
@@ -158,8 +169,33 @@ fn resolve(
     writeln!(
         ctx.out,
         "Resolved {}: {} (your other devices take it at their next sync)",
-        result["key"].as_str().unwrap_or(key),
-        result["value"]
+        result.key,
+        // Quoted, as JSON: an annotation may hold any text.
+        serde_json::Value::from(result.value)
     )?;
     Ok(())
+}
+
+/// One conflict in `vigil conflicts --json`: a check-in has `day` and
+/// `symptom`, an annotation `reading`.
+#[derive(Debug, Serialize)]
+struct ConflictJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    day: Option<String>,
+    key: String,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reading: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    symptom: Option<String>,
+    values: Vec<String>,
+}
+
+/// `vigil conflicts resolve --json`.
+#[derive(Debug, Serialize)]
+struct Resolved {
+    key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reading: Option<String>,
+    value: String,
 }

@@ -2,67 +2,21 @@
 
 use std::io::Write;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use vigil_device::Disclosure;
 
 use crate::common::Error;
 use crate::common::time::format_time;
 use crate::resident::context::Ctx;
-use crate::resident::fmt::*;
+use crate::resident::fmt::{alert_kind, node_hex, rule_text, table};
 
 /// `vigil disclosures`.
 pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
     let vault = ctx.open()?;
     let all = vault.disclosures()?;
     if ctx.json {
-        let v: Vec<Value> = all
-            .iter()
-            .map(|d| match d {
-                Disclosure::Grant {
-                    at_ms,
-                    node,
-                    rule,
-                    label,
-                } => json!({
-                    "time": format_time(*at_ms),
-                    "kind": "grant",
-                    "node": node_hex(node),
-                    "label": label,
-                    "threshold_c": rule.threshold_c,
-                    "confirm_count": rule.confirm_count,
-                    "confirm_window_ms": rule.confirm_window_ms,
-                    "recovery_ms": rule.recovery_ms,
-                }),
-                Disclosure::AlertSent {
-                    at_ms,
-                    onset_ms,
-                    kind,
-                    level,
-                } => json!({
-                    "time": format_time(*at_ms),
-                    "kind": "alert-sent",
-                    "episode": alert_kind(*kind),
-                    "onset": format_time(*onset_ms),
-                    "level": level,
-                }),
-                Disclosure::AlertAcknowledged {
-                    at_ms,
-                    onset_ms,
-                    kind,
-                } => json!({
-                    "time": format_time(*at_ms),
-                    "kind": "alert-acknowledged",
-                    "episode": alert_kind(*kind),
-                    "onset": format_time(*onset_ms),
-                }),
-                Disclosure::Pairing { at_ms, joiner } => json!({
-                    "time": format_time(*at_ms),
-                    "kind": "pairing",
-                    "device": node_hex(joiner),
-                }),
-            })
-            .collect();
-        return ctx.print_json(&Value::Array(v));
+        let v: Vec<DisclosureJson> = all.iter().map(DisclosureJson::of).collect();
+        return ctx.print_json(&v);
     }
     if all.is_empty() {
         writeln!(
@@ -132,4 +86,85 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
         "Besides these, only your log left this device, encrypted: the node cannot read it."
     )?;
     Ok(())
+}
+
+/// One disclosure in `vigil disclosures --json`: `time` and `kind`, and the
+/// fields of that kind.
+#[derive(Debug, Default, Serialize)]
+struct DisclosureJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirm_count: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirm_window_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    episode: Option<&'static str>,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    level: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    onset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threshold_c: Option<f64>,
+    time: String,
+}
+
+impl DisclosureJson {
+    fn of(d: &Disclosure) -> Self {
+        match d {
+            Disclosure::Grant {
+                at_ms,
+                node,
+                rule,
+                label,
+            } => DisclosureJson {
+                confirm_count: Some(rule.confirm_count),
+                confirm_window_ms: Some(rule.confirm_window_ms),
+                kind: "grant",
+                label: Some(label.clone()),
+                node: Some(node_hex(node)),
+                recovery_ms: Some(rule.recovery_ms),
+                threshold_c: Some(rule.threshold_c),
+                time: format_time(*at_ms),
+                ..Default::default()
+            },
+            Disclosure::AlertSent {
+                at_ms,
+                onset_ms,
+                kind,
+                level,
+            } => DisclosureJson {
+                episode: Some(alert_kind(*kind)),
+                kind: "alert-sent",
+                level: Some(*level),
+                onset: Some(format_time(*onset_ms)),
+                time: format_time(*at_ms),
+                ..Default::default()
+            },
+            Disclosure::AlertAcknowledged {
+                at_ms,
+                onset_ms,
+                kind,
+            } => DisclosureJson {
+                episode: Some(alert_kind(*kind)),
+                kind: "alert-acknowledged",
+                onset: Some(format_time(*onset_ms)),
+                time: format_time(*at_ms),
+                ..Default::default()
+            },
+            Disclosure::Pairing { at_ms, joiner } => DisclosureJson {
+                device: Some(node_hex(joiner)),
+                kind: "pairing",
+                time: format_time(*at_ms),
+                ..Default::default()
+            },
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use serde_json::json;
+use serde::Serialize;
 use vigil_log::FeverRule;
 
 use crate::common::time::{format_duration, format_time};
@@ -60,18 +60,18 @@ pub(crate) fn run(ctx: &mut Ctx, args: &EnrolArgs) -> Result<(), Error> {
     let p = vault.period();
     let delivered = sent.as_ref().map_or(0, |r| r.delivered);
     if ctx.json {
-        return ctx.print_json(&json!({
-            "node": code.addr.to_string(),
-            "grant": hex::encode(grant.grant_id),
-            "label": label,
-            "valid_from": format_time(p.start_ms),
-            "valid_until": format_time(p.end_ms),
-            "threshold_c": rule.threshold_c,
-            "confirm_count": rule.confirm_count,
-            "confirm_window_ms": rule.confirm_window_ms,
-            "recovery_ms": rule.recovery_ms,
-            "alerts_delivered": delivered,
-        }));
+        return ctx.print_json(&Enrolled {
+            alerts_delivered: delivered,
+            confirm_count: rule.confirm_count,
+            confirm_window_ms: rule.confirm_window_ms,
+            grant: hex::encode(grant.grant_id),
+            label,
+            node: code.addr.to_string(),
+            recovery_ms: rule.recovery_ms,
+            threshold_c: rule.threshold_c,
+            valid_from: format_time(p.start_ms),
+            valid_until: format_time(p.end_ms),
+        });
     }
     writeln!(
         ctx.out,
@@ -103,4 +103,19 @@ pub(crate) fn run(ctx: &mut Ctx, args: &EnrolArgs) -> Result<(), Error> {
         Ok(_) => {}
     }
     Ok(())
+}
+
+/// `vigil enrol --json`.
+#[derive(Debug, Serialize)]
+struct Enrolled<'a> {
+    alerts_delivered: usize,
+    confirm_count: usize,
+    confirm_window_ms: i64,
+    grant: String,
+    label: &'a str,
+    node: String,
+    recovery_ms: i64,
+    threshold_c: f64,
+    valid_from: String,
+    valid_until: String,
 }

@@ -176,11 +176,12 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ExportArgs) -> Result<(), CliError> {
         write_private(path, &doc, args.force)?;
         let n = vault.log().readings(None, i64::MIN, i64::MAX, false).len();
         if ctx.json {
-            return ctx.print_json(&json!({
-                "file": path.display().to_string(),
-                "bytes": doc.len(),
-                "readings": n,
-            }));
+            return ctx.print_json(&Written {
+                bytes: Some(doc.len()),
+                file: path.display().to_string(),
+                observations: None,
+                readings: Some(n),
+            });
         }
         writeln!(
             ctx.out,
@@ -198,8 +199,12 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ExportArgs) -> Result<(), CliError> {
             write_private(path, format!("{text}\n").as_bytes(), args.force)?;
             let n = bundle["entry"].as_array().map_or(0, Vec::len);
             if ctx.json {
-                return ctx
-                    .print_json(&json!({"file": path.display().to_string(), "observations": n}));
+                return ctx.print_json(&Written {
+                    bytes: None,
+                    file: path.display().to_string(),
+                    observations: Some(n),
+                    readings: None,
+                });
             }
             writeln!(
                 ctx.out,
@@ -210,4 +215,17 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ExportArgs) -> Result<(), CliError> {
         None => writeln!(ctx.out, "{text}")?,
     }
     Ok(())
+}
+
+/// `vigil export --json` when the export went to a file. (The FHIR Bundle
+/// itself is a document of FHIR's, built as one.)
+#[derive(Debug, serde::Serialize)]
+struct Written {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<usize>,
+    file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    observations: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    readings: Option<usize>,
 }

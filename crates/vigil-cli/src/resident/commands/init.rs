@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use serde_json::json;
+use serde::Serialize;
 use vigil_device::{Period, Vault};
 
 use crate::common::Error;
@@ -11,6 +11,7 @@ use crate::common::time::format_time;
 use crate::resident::cli::*;
 use crate::resident::context::{Ctx, rng};
 use crate::resident::error::open_error;
+use crate::resident::fmt::PeriodJson;
 
 /// `vigil init`.
 pub(crate) fn run(ctx: &mut Ctx, args: &InitArgs) -> Result<(), Error> {
@@ -58,14 +59,13 @@ pub(crate) fn run(ctx: &mut Ctx, args: &InitArgs) -> Result<(), Error> {
     let vault = Vault::create(&ctx.dir, period, Box::new(ctx.key_store()), &mut rng())
         .map_err(|e| open_error(e, &ctx.dir, &ctx.key_file, ctx.now_ms))?;
     if ctx.json {
-        let v = json!({
-            "vault": vault.vault_id().to_string(),
-            "device": vault.device_id().to_string(),
-            "period": {"start": format_time(period.start_ms), "end": format_time(period.end_ms)},
-            "vault_dir": ctx.dir.display().to_string(),
-            "key_file": ctx.key_file.display().to_string(),
+        return ctx.print_json(&Created {
+            device: vault.device_id().to_string(),
+            key_file: ctx.key_file.display().to_string(),
+            period: PeriodJson::of(period),
+            vault: vault.vault_id().to_string(),
+            vault_dir: ctx.dir.display().to_string(),
         });
-        return ctx.print_json(&v);
     }
     writeln!(
         ctx.out,
@@ -78,4 +78,14 @@ pub(crate) fn run(ctx: &mut Ctx, args: &InitArgs) -> Result<(), Error> {
         ctx.key_file.display()
     )?;
     Ok(())
+}
+
+/// `vigil init --json`.
+#[derive(Debug, Serialize)]
+struct Created {
+    device: String,
+    key_file: String,
+    period: PeriodJson,
+    vault: String,
+    vault_dir: String,
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use vigil_log::HealthLog;
 
 use crate::common::Error;
@@ -13,25 +13,45 @@ use crate::resident::fmt::*;
 
 const DAY_MS: i64 = 86_400_000;
 
-fn reading_json(log: &HealthLog, r: &vigil_log::Reading) -> Value {
-    let mut v = json!({
-        "id": r.id.to_string(),
-        "time": format_time(r.time_ms),
-        "metric": mname(r.metric),
-        "value": json_value(r.value),
-        "unit": unit_label(r.metric),
-    });
+/// One reading in `vigil log --json`; the annotation and retraction only
+/// when there is one.
+#[derive(Debug, Serialize)]
+struct ReadingJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotation: Option<String>,
+    /// Every value, when devices set the annotation differently.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotation_conflict: Option<Vec<String>>,
+    id: String,
+    metric: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retracted: Option<RetractionJson>,
+    time: String,
+    unit: &'static str,
+    value: Num,
+}
+
+#[derive(Debug, Serialize)]
+struct RetractionJson {
+    reason: String,
+    time: String,
+}
+
+fn reading_json(log: &HealthLog, r: &vigil_log::Reading) -> ReadingJson {
     let notes = log.annotation(r.id);
-    if !notes.is_empty() {
-        v["annotation"] = json!(notes[0]);
-        if notes.len() > 1 {
-            v["annotation_conflict"] = json!(notes);
-        }
+    ReadingJson {
+        annotation: notes.first().cloned(),
+        annotation_conflict: (notes.len() > 1).then_some(notes),
+        id: r.id.to_string(),
+        metric: mname(r.metric),
+        retracted: log.retraction(r.id).map(|x| RetractionJson {
+            reason: x.reason,
+            time: format_time(x.time_ms),
+        }),
+        time: format_time(r.time_ms),
+        unit: unit_label(r.metric),
+        value: Num(r.value),
     }
-    if let Some(x) = log.retraction(r.id) {
-        v["retracted"] = json!({"time": format_time(x.time_ms), "reason": x.reason});
-    }
-    v
 }
 
 /// `vigil log`.
@@ -47,8 +67,8 @@ pub(crate) fn run(ctx: &mut Ctx, args: &LogArgs) -> Result<(), Error> {
     let log = vault.log();
     let readings = log.readings(args.metric, from, to, args.all);
     if ctx.json {
-        let v: Vec<Value> = readings.iter().map(|r| reading_json(log, r)).collect();
-        return ctx.print_json(&Value::Array(v));
+        let v: Vec<ReadingJson> = readings.iter().map(|r| reading_json(log, r)).collect();
+        return ctx.print_json(&v);
     }
     if readings.is_empty() {
         writeln!(ctx.out, "No readings.")?;

@@ -1,4 +1,9 @@
 //! One file per `vigil` subcommand; [`run`] picks the one to run.
+//!
+//! Each command's `--json` output is a `#[derive(Serialize)]` type in its
+//! file. Their fields are declared in alphabetical order: that is the order
+//! the output has always had (serde_json sorts a `json!` map), and scripts
+//! may compare it byte for byte.
 
 use super::cli::Command;
 use super::context::Ctx;

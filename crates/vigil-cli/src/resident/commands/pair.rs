@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde::Serialize;
 use vigil_crypto::{KeySchedule, X25519Identity, X25519PublicKey};
 use vigil_device::{KeyStore, SledStorage, Vault, pairing_slot};
 use vigil_net::{DeviceConnection, EnrolmentCode};
@@ -13,6 +13,7 @@ use crate::common::time::{format_duration, format_time};
 use crate::common::{Error, exit, one_line};
 use crate::resident::cli::*;
 use crate::resident::context::{Ctx, JOINER_FILE, connect, parse_node_code, rng, write_private};
+use crate::resident::fmt::PeriodJson;
 
 const JOIN_PREFIX: &str = "vigil-join1/";
 /// `vigil pair show` and `vigil pair join`.
@@ -64,10 +65,10 @@ fn pair_show(ctx: &mut Ctx, joiner: &str, node: Option<&str>) -> Result<(), Erro
     }
     ctx.save_state(&state)?;
     if ctx.json {
-        return ctx.print_json(&json!({
-            "pairing_code": sas.to_string(),
-            "node": code.addr.to_string(),
-        }));
+        return ctx.print_json(&Offered {
+            node: code.addr.to_string(),
+            pairing_code: sas.to_string(),
+        });
     }
     writeln!(
         ctx.out,
@@ -179,8 +180,12 @@ fn pair_join(
     let public = identity.public_key();
     let jc = joiner_code(&public);
     if ctx.json {
-        let line = json!({"status": "waiting", "joiner_code": jc, "node": code.addr.to_string()});
-        writeln!(ctx.out, "{line}")?;
+        let line = Waiting {
+            joiner_code: &jc,
+            node: code.addr.to_string(),
+            status: "waiting",
+        };
+        writeln!(ctx.out, "{}", json_line(&line)?)?;
     } else {
         writeln!(
             ctx.out,
@@ -261,14 +266,14 @@ fn joined(ctx: &mut Ctx, code: &EnrolmentCode, vault: &Vault, sas: &str) -> Resu
     remove_joiner(ctx);
     let p = vault.period();
     if ctx.json {
-        let line = json!({
-            "status": "paired",
-            "pairing_code": sas,
-            "vault": vault.vault_id().to_string(),
-            "readings": vault.log().len(),
-            "period": {"start": format_time(p.start_ms), "end": format_time(p.end_ms)},
-        });
-        writeln!(ctx.out, "{line}")?;
+        let line = Paired {
+            pairing_code: sas,
+            period: PeriodJson::of(p),
+            readings: vault.log().len(),
+            status: "paired",
+            vault: vault.vault_id().to_string(),
+        };
+        writeln!(ctx.out, "{}", json_line(&line)?)?;
         return Ok(());
     }
     writeln!(
@@ -308,4 +313,34 @@ fn qr_text(s: &str) -> Result<String, Error> {
         .render::<qrcode::render::unicode::Dense1x2>()
         .quiet_zone(true)
         .build())
+}
+
+/// `pair join --json` prints one line per step (see `vigil --help`).
+fn json_line<T: Serialize>(v: &T) -> Result<String, Error> {
+    serde_json::to_string(v).map_err(|e| Error::failed(e.to_string()))
+}
+
+/// `vigil pair show --json`.
+#[derive(Debug, Serialize)]
+struct Offered {
+    node: String,
+    pairing_code: String,
+}
+
+/// `vigil pair join --json`, first line.
+#[derive(Debug, Serialize)]
+struct Waiting<'a> {
+    joiner_code: &'a str,
+    node: String,
+    status: &'static str,
+}
+
+/// `vigil pair join --json`, last line.
+#[derive(Debug, Serialize)]
+struct Paired<'a> {
+    pairing_code: &'a str,
+    period: PeriodJson,
+    readings: usize,
+    status: &'static str,
+    vault: String,
 }

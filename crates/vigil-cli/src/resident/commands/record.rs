@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::common::Error;
 use crate::common::time::format_time;
@@ -38,15 +38,14 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RecordArgs) -> Result<(), Error> {
     let id = vault.record(args.metric, args.value, args.metric.unit(), at)?;
     let queued = vault.pending_alerts()?.len().saturating_sub(before);
     if ctx.json {
-        let v = json!({
-            "id": id.to_string(),
-            "metric": mname(args.metric),
-            "value": json_value(args.value),
-            "unit": unit_label(args.metric),
-            "time": format_time(at),
-            "alerts_queued": queued,
+        return ctx.print_json(&Recorded {
+            alerts_queued: queued,
+            id: id.to_string(),
+            metric: mname(args.metric),
+            time: format_time(at),
+            unit: unit_label(args.metric),
+            value: Num(args.value),
         });
-        return ctx.print_json(&v);
     }
     writeln!(
         ctx.out,
@@ -63,4 +62,15 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RecordArgs) -> Result<(), Error> {
         )?;
     }
     Ok(())
+}
+
+/// `vigil record --json`.
+#[derive(Debug, Serialize)]
+struct Recorded {
+    alerts_queued: usize,
+    id: String,
+    metric: &'static str,
+    time: String,
+    unit: &'static str,
+    value: Num,
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::common::Error;
 use crate::common::time::format_time;
@@ -16,9 +16,11 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RetractArgs) -> Result<(), Error> {
     let r = find_reading(vault.log(), &args.id)?;
     vault.retract(r.id, &args.reason, ctx.now_ms)?;
     if ctx.json {
-        return ctx.print_json(
-            &json!({"id": r.id.to_string(), "retracted": true, "reason": args.reason}),
-        );
+        return ctx.print_json(&Retracted {
+            id: r.id.to_string(),
+            reason: &args.reason,
+            retracted: true,
+        });
     }
     writeln!(
         ctx.out,
@@ -29,4 +31,12 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RetractArgs) -> Result<(), Error> {
         format_time(r.time_ms)
     )?;
     Ok(())
+}
+
+/// `vigil retract --json`.
+#[derive(Debug, Serialize)]
+struct Retracted<'a> {
+    id: String,
+    reason: &'a str,
+    retracted: bool,
 }

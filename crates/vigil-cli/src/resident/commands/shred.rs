@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, Write};
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::common::time::format_time;
 use crate::common::{Error, exit, one_line};
@@ -75,20 +75,25 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
         _ => None,
     };
     if ctx.json {
-        let r = match &receipt {
-            Some(Ok(b)) => json!({
-                "verified": true,
-                "deleted_at": format_time(b.deleted_at_ms),
-                "blobs": b.blobs, "bytes": b.bytes, "grants": b.grants, "alerts": b.alerts,
-            }),
-            Some(Err(_)) => json!({"verified": false}),
-            None => serde_json::Value::Null,
-        };
-        return ctx.print_json(&json!({
-            "vault": vault_id.to_string(),
-            "shredded_at": format_time(tombstone.shredded_at_ms),
-            "receipt": r,
-        }));
+        let receipt = receipt.as_ref().map(|r| match r {
+            Ok(b) => ReceiptJson {
+                alerts: Some(b.alerts),
+                blobs: Some(b.blobs),
+                bytes: Some(b.bytes),
+                deleted_at: Some(format_time(b.deleted_at_ms)),
+                grants: Some(b.grants),
+                verified: true,
+            },
+            Err(_) => ReceiptJson {
+                verified: false,
+                ..Default::default()
+            },
+        });
+        return ctx.print_json(&Shredded {
+            receipt,
+            shredded_at: format_time(tombstone.shredded_at_ms),
+            vault: vault_id.to_string(),
+        });
     }
     writeln!(
         ctx.out,
@@ -117,8 +122,10 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
 
 fn already_shredded(ctx: &mut Ctx, at_ms: i64) -> Result<(), Error> {
     if ctx.json {
-        return ctx
-            .print_json(&json!({"already_shredded": true, "shredded_at": format_time(at_ms)}));
+        return ctx.print_json(&AlreadyShredded {
+            already_shredded: true,
+            shredded_at: format_time(at_ms),
+        });
     }
     writeln!(
         ctx.out,
@@ -127,4 +134,35 @@ fn already_shredded(ctx: &mut Ctx, at_ms: i64) -> Result<(), Error> {
         format_time(at_ms)
     )?;
     Ok(())
+}
+
+/// `vigil shred --json`.
+#[derive(Debug, Serialize)]
+struct Shredded {
+    receipt: Option<ReceiptJson>,
+    shredded_at: String,
+    vault: String,
+}
+
+/// The node's deletion receipt; only `verified` when it does not verify.
+#[derive(Debug, Default, Serialize)]
+struct ReceiptJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerts: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blobs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grants: Option<u64>,
+    verified: bool,
+}
+
+/// `vigil shred --json` on a vault already shredded.
+#[derive(Debug, Serialize)]
+struct AlreadyShredded {
+    already_shredded: bool,
+    shredded_at: String,
 }

@@ -2,14 +2,14 @@
 
 use std::io::Write;
 
-use serde_json::json;
+use serde::Serialize;
 use vigil_log::Metric;
 
-use super::alerts::{pending_json, rules};
+use super::alerts::{PendingJson, rules};
 use crate::common::Error;
 use crate::common::time::{format_duration, format_time};
 use crate::resident::context::Ctx;
-use crate::resident::fmt::*;
+use crate::resident::fmt::{Num, node_hex};
 
 /// `vigil status`.
 pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
@@ -35,33 +35,38 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
         .is_some_and(|n| grants.iter().any(|g| g.node == n.node_public));
     let temps = log.readings(Some(Metric::BodyTemperature), i64::MIN, i64::MAX, false);
     if ctx.json {
-        let v = json!({
-            "vault": vault.vault_id().to_string(),
-            "device": vault.device_id().to_string(),
-            "now": format_time(now),
-            "period": {
-                "start": format_time(p.start_ms),
-                "end": format_time(p.end_ms),
-                "remaining_ms": (p.end_ms - now).max(0),
+        return ctx.print_json(&StatusJson {
+            conflicts,
+            device: vault.device_id().to_string(),
+            enrolled,
+            fever: fever.map(|e| FeverJson {
+                onset: format_time(e.onset_ms),
+                peak_c: e.peak_c,
+            }),
+            grants: grants
+                .iter()
+                .map(|g| GrantJson {
+                    label: g.label.clone(),
+                    node: node_hex(&g.node),
+                    valid_until: format_time(g.valid_until_ms),
+                })
+                .collect(),
+            last_reading: last.map(format_time),
+            last_sync: state.last_sync_ms.map(format_time),
+            last_temperature: temps.last().map(|r| Num(r.value)),
+            node: node.as_ref().map(|n| n.addr.to_string()),
+            now: format_time(now),
+            overdue_alerts: overdue,
+            pending_alerts: pending.iter().map(|p| PendingJson::of(p, now)).collect(),
+            period: PeriodLeft {
+                end: format_time(p.end_ms),
+                remaining_ms: (p.end_ms - now).max(0),
+                start: format_time(p.start_ms),
             },
-            "readings": visible.len(),
-            "retracted": all.len() - visible.len(),
-            "last_reading": last.map(format_time),
-            "last_temperature": temps.last().map(|r| json_value(r.value)),
-            "node": node.as_ref().map(|n| n.addr.to_string()),
-            "enrolled": enrolled,
-            "grants": grants.iter().map(|g| json!({
-                "node": node_hex(&g.node),
-                "label": g.label,
-                "valid_until": format_time(g.valid_until_ms),
-            })).collect::<Vec<_>>(),
-            "last_sync": state.last_sync_ms.map(format_time),
-            "pending_alerts": pending.iter().map(|p| pending_json(p, now)).collect::<Vec<_>>(),
-            "overdue_alerts": overdue,
-            "conflicts": conflicts,
-            "fever": fever.map(|e| json!({"onset": format_time(e.onset_ms), "peak_c": e.peak_c})),
+            readings: visible.len(),
+            retracted: all.len() - visible.len(),
+            vault: vault.vault_id().to_string(),
         });
-        return ctx.print_json(&v);
     }
     let mut s = String::new();
     let mut line = |k: &str, v: String| s.push_str(&format!("{k:<12}{v}\n"));
@@ -145,4 +150,45 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
     );
     ctx.out.write_all(s.as_bytes())?;
     Ok(())
+}
+
+/// `vigil status --json`.
+#[derive(Debug, Serialize)]
+struct StatusJson {
+    conflicts: usize,
+    device: String,
+    enrolled: bool,
+    fever: Option<FeverJson>,
+    grants: Vec<GrantJson>,
+    last_reading: Option<String>,
+    last_sync: Option<String>,
+    last_temperature: Option<Num>,
+    node: Option<String>,
+    now: String,
+    overdue_alerts: usize,
+    pending_alerts: Vec<PendingJson>,
+    period: PeriodLeft,
+    readings: usize,
+    retracted: usize,
+    vault: String,
+}
+
+#[derive(Debug, Serialize)]
+struct FeverJson {
+    onset: String,
+    peak_c: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct GrantJson {
+    label: String,
+    node: String,
+    valid_until: String,
+}
+
+#[derive(Debug, Serialize)]
+struct PeriodLeft {
+    end: String,
+    remaining_ms: i64,
+    start: String,
 }

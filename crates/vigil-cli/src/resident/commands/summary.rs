@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::common::Error;
 use crate::resident::cli::*;
@@ -19,21 +19,19 @@ pub(crate) fn run(ctx: &mut Ctx, args: &SummaryArgs) -> Result<(), Error> {
         .filter(|s| args.day.is_none_or(|d| s.day == d))
         .collect();
     if ctx.json {
-        let v: Vec<Value> = sums
+        let v: Vec<DaySummary> = sums
             .iter()
-            .map(|s| {
-                json!({
-                    "day": s.day.to_string(),
-                    "metric": mname(s.metric),
-                    "unit": unit_label(s.metric),
-                    "count": s.count,
-                    "min": json_value(s.min),
-                    "max": json_value(s.max),
-                    "mean": s.mean,
-                })
+            .map(|s| DaySummary {
+                count: s.count,
+                day: s.day.to_string(),
+                max: Num(s.max),
+                mean: s.mean,
+                metric: mname(s.metric),
+                min: Num(s.min),
+                unit: unit_label(s.metric),
             })
             .collect();
-        return ctx.print_json(&Value::Array(v));
+        return ctx.print_json(&v);
     }
     if sums.is_empty() {
         writeln!(ctx.out, "No readings.")?;
@@ -60,4 +58,16 @@ pub(crate) fn run(ctx: &mut Ctx, args: &SummaryArgs) -> Result<(), Error> {
     );
     ctx.out.write_all(t.as_bytes())?;
     Ok(())
+}
+
+/// One entry of `vigil summary --json`.
+#[derive(Debug, Serialize)]
+struct DaySummary {
+    count: usize,
+    day: String,
+    max: Num,
+    mean: f64,
+    metric: &'static str,
+    min: Num,
+    unit: &'static str,
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::common::Error;
 use crate::common::time::format_time;
@@ -37,18 +37,18 @@ pub(crate) fn run(ctx: &mut Ctx, args: &SyncArgs) -> Result<(), Error> {
     ctx.save_state(&state)?;
     let delivered = alerts.as_ref().map_or(0, |a| a.delivered);
     if ctx.json {
-        return ctx.print_json(&json!({
-            "node": code.addr.to_string(),
-            "time": format_time(ctx.now_ms),
-            "pushed": report.pushed,
-            "received": report.received,
-            "received_snapshot": report.received_snapshot,
-            "uploaded_snapshot": report.uploaded_snapshot,
-            "rejected": report.rejected,
-            "alerts_delivered": delivered,
-            "alerts_pending": pending.len(),
-            "enrolled": enrolled,
-        }));
+        return ctx.print_json(&Synced {
+            alerts_delivered: delivered,
+            alerts_pending: pending.len(),
+            enrolled,
+            node: code.addr.to_string(),
+            pushed: report.pushed,
+            received: report.received,
+            received_snapshot: report.received_snapshot,
+            rejected: report.rejected,
+            time: format_time(ctx.now_ms),
+            uploaded_snapshot: report.uploaded_snapshot,
+        });
     }
     writeln!(
         ctx.out,
@@ -83,4 +83,19 @@ pub(crate) fn run(ctx: &mut Ctx, args: &SyncArgs) -> Result<(), Error> {
         )?;
     }
     Ok(())
+}
+
+/// `vigil sync --json`.
+#[derive(Debug, Serialize)]
+struct Synced {
+    alerts_delivered: usize,
+    alerts_pending: usize,
+    enrolled: bool,
+    node: String,
+    pushed: usize,
+    received: usize,
+    received_snapshot: bool,
+    rejected: usize,
+    time: String,
+    uploaded_snapshot: bool,
 }
