@@ -2,5 +2,6 @@
 //! programs. The programs are thin: every behaviour lives in the library
 //! crates; this crate parses arguments, reads the clock and prints.
 
+mod common;
 pub mod node;
 pub mod resident;

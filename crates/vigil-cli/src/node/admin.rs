@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use vigil_node::{GrantRecord, InboxEntry, Relay, SweepReport};
 
-use super::util::rfc3339;
+use crate::common::time::format_secs as rfc3339;
 
 /// Hex digits in an alert's id.
 pub(crate) const ALERT_ID_LEN: usize = 12;

@@ -14,8 +14,8 @@ use tokio::net::{UnixListener, UnixStream};
 use vigil_node::{Node, NodeConfig, NodeError, Relay, RelayConfig, StoreError};
 
 use super::admin::{self, Request, Response, Status};
-use super::error::Error;
-use super::util::now_ms;
+use crate::common::Error;
+use crate::common::time::now_ms;
 
 /// The admin socket's name in the data directory.
 pub(crate) const SOCKET: &str = "admin.sock";

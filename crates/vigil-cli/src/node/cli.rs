@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use super::util::parse_duration;
+use crate::common::time::parse_duration;
 
 const ABOUT: &str = "The Vigil community node: relays residents' encrypted sync traffic it \
 cannot read, keeps the fever alerts residents granted it, and deletes everything when each \
@@ -116,8 +116,15 @@ Example:
     Sweep(SweepArgs),
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
+/// A duration on the command line or in the config file: `90s`, `15m`,
+/// `1h30m`, `1d`, or a bare number of seconds; at most a year.
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
+    const YEAR: Duration = Duration::from_secs(365 * 86_400);
+    match parse_duration(s) {
+        None => Err(format!("`{s}` is not a duration (e.g. 90s, 15m, 2h, 1d)")),
+        Some(d) if d > YEAR => Err(format!("`{s}` is longer than a year")),
+        Some(d) => Ok(d),
+    }
 }
 
 /// `serve`.
@@ -213,5 +220,13 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_are_at_most_a_year() {
+        assert_eq!(duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(duration("365d").is_ok());
+        assert!(duration("400d").unwrap_err().contains("longer than a year"));
+        assert!(duration("3 weeks").unwrap_err().contains("not a duration"));
     }
 }

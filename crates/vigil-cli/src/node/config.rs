@@ -9,9 +9,10 @@ use serde::Deserialize;
 use vigil_net::ServerConfig;
 use vigil_node::RelayConfig;
 
+use super::cli::duration as parse_duration;
 use super::cli::{Cli, LogFormat};
-use super::error::Error;
-use super::util::{ms, parse_duration};
+use crate::common::Error;
+use crate::common::time::ms;
 
 /// The default listen address.
 pub(crate) const DEFAULT_LISTEN: &str = "0.0.0.0:4433";
@@ -127,8 +128,21 @@ fn load_file(path: &Path) -> Result<File, Error> {
     })
 }
 
-/// Combines the flags and the config file. `serve` flags are passed
-/// separately since only `serve` has them.
+/// The flag if given, else the file's value (read and checked), else `None`.
+fn merge<T, F>(
+    flag: Option<T>,
+    file: Option<F>,
+    read: impl FnOnce(F) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    match flag {
+        Some(v) => Ok(Some(v)),
+        None => file.map(read).transpose(),
+    }
+}
+
+/// Combines the flags and the config file: flags win, then the file, then
+/// the defaults. `serve` flags are passed separately since only `serve`
+/// has them.
 pub(crate) fn resolve(
     cli: &Cli,
     listen: Option<SocketAddr>,
@@ -140,62 +154,39 @@ pub(crate) fn resolve(
         Some(p) => load_file(p)?,
         None => File::default(),
     };
-    let bad = |e: String| {
-        Error::usage(format!(
-            "config file {}: {e}",
-            cli.config.as_deref().unwrap_or(Path::new("")).display()
-        ))
-    };
-    let base = cli
-        .config
-        .as_deref()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let data = cli
-        .data
-        .clone()
-        .or_else(|| file.data.as_ref().map(|d| base.join(d)));
-    let listen = match (listen, &file.listen) {
-        (Some(a), _) => a,
-        (None, Some(s)) => addr("listen", s).map_err(bad)?,
-        (None, None) => DEFAULT_LISTEN.parse().map_err(|_| bad("default".into()))?,
-    };
-    let advertise = match (advertise, &file.advertise) {
-        (Some(a), _) => Some(a),
-        (None, Some(s)) => Some(addr("advertise", s).map_err(bad)?),
-        (None, None) => None,
-    };
-    let dur =
-        |flag: Option<Duration>, v: &Option<DurationValue>, key: &str, default: Duration| match (
-            flag, v,
-        ) {
-            (Some(d), _) => Ok(d),
-            (None, Some(v)) => v.get(key).map_err(bad),
-            (None, None) => Ok(default),
-        };
-    let sweep_every = dur(
-        sweep_every,
-        &file.sweep_every,
-        "sweep_every",
-        DEFAULT_SWEEP_EVERY,
-    )?;
+    let config = cli.config.as_deref().unwrap_or(Path::new(""));
+    let bad = |e: String| Error::usage(format!("config file {}: {e}", config.display()));
+    // A relative `data` in the file is relative to the file.
+    let base = config.parent().unwrap_or(Path::new(""));
+    let data = cli.data.clone().or_else(|| file.data.map(|d| base.join(d)));
+    let listen = merge(listen, file.listen, |s| addr("listen", &s))
+        .map_err(bad)?
+        .map_or_else(
+            || DEFAULT_LISTEN.parse().map_err(|_| bad("default".into())),
+            Ok,
+        )?;
+    let advertise = merge(advertise, file.advertise, |s| addr("advertise", &s)).map_err(bad)?;
+    let sweep_every = merge(sweep_every, file.sweep_every, |v| v.get("sweep_every"))
+        .map_err(bad)?
+        .unwrap_or(DEFAULT_SWEEP_EVERY);
     if sweep_every < Duration::from_secs(1) {
         return Err(Error::usage("the sweep interval must be at least 1s"));
     }
-    let grace = dur(grace, &file.grace, "grace", Duration::ZERO)?;
-    let l = &file.limits;
+    let grace = merge(grace, file.grace, |v| v.get("grace"))
+        .map_err(bad)?
+        .unwrap_or_default();
+    let l = file.limits;
     let mut relay = RelayConfig::default();
     relay.max_bytes_per_vault = l.max_bytes_per_vault.unwrap_or(relay.max_bytes_per_vault);
     relay.max_blobs_per_vault = l.max_blobs_per_vault.unwrap_or(relay.max_blobs_per_vault);
     relay.max_pull_bytes = l.max_pull_bytes.unwrap_or(relay.max_pull_bytes);
-    if let Some(t) = &l.pairing_ttl {
-        relay.pairing_ttl_ms = ms(t.get("limits.pairing_ttl").map_err(bad)?);
+    if let Some(t) = merge(None, l.pairing_ttl, |v| v.get("limits.pairing_ttl")).map_err(bad)? {
+        relay.pairing_ttl_ms = ms(t);
     }
     let mut server = ServerConfig::default();
     server.max_connections = l.max_connections.unwrap_or(server.max_connections);
-    if let Some(t) = &l.idle_timeout {
-        server.idle_timeout = t.get("limits.idle_timeout").map_err(bad)?;
+    if let Some(t) = merge(None, l.idle_timeout, |v| v.get("limits.idle_timeout")).map_err(bad)? {
+        server.idle_timeout = t;
     }
     if server.idle_timeout < Duration::from_secs(1) {
         return Err(bad("limits.idle_timeout must be at least 1s".into()));

@@ -20,7 +20,6 @@ mod cli;
 mod code;
 mod commands;
 mod config;
-mod error;
 mod serve;
 mod util;
 
@@ -32,9 +31,9 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use tracing_subscriber::EnvFilter;
 
+use crate::common::Error;
 use cli::{AlertsAction, Cli, Command, LogFormat};
 use config::Settings;
-use error::Error;
 
 /// Runs `vigil-node` with these arguments (the first is the program name).
 pub fn run<I, T>(args: I) -> ExitCode

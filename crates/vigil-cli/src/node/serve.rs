@@ -13,8 +13,9 @@ use super::admin::Status;
 use super::channel::{self, AdminServer};
 use super::code::{enrolment_code, write_state};
 use super::config::Settings;
-use super::error::Error;
-use super::util::{ms, now_ms, out, show_duration};
+use super::util::out;
+use crate::common::Error;
+use crate::common::time::{ms, now_ms, show_duration};
 
 /// How long a stopping node waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(5);

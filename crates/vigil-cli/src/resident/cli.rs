@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use vigil_log::{Metric, Severity, Symptom};
 
-use super::time::{TimeArg, parse_duration, parse_time_arg};
+use crate::common::time::{parse_duration as duration, parse_rfc3339};
 
 const ABOUT: &str =
     "Vigil: your health log for the monitoring period, encrypted on your own devices";
@@ -496,4 +496,46 @@ pub(crate) struct ShredArgs {
     /// Use this node code instead of the remembered one.
     #[arg(long, value_name = "CODE")]
     pub(crate) node: Option<String>,
+}
+
+/// A time given on the command line: `now`, or an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimeArg {
+    /// The program's clock (or the `--now` override).
+    Now,
+    /// An instant, ms since the Unix epoch (UTC).
+    At(i64),
+}
+
+impl TimeArg {
+    /// The instant, given what "now" is.
+    pub(crate) fn resolve(self, now_ms: i64) -> i64 {
+        match self {
+            TimeArg::Now => now_ms,
+            TimeArg::At(t) => t,
+        }
+    }
+}
+
+/// `now` or an RFC 3339 time.
+pub(crate) fn parse_time_arg(s: &str) -> Result<TimeArg, String> {
+    if s.trim().eq_ignore_ascii_case("now") {
+        return Ok(TimeArg::Now);
+    }
+    parse_rfc3339(s).map(TimeArg::At).ok_or_else(|| {
+        let s = s.trim();
+        if s.parse::<jiff::Timestamp>().is_ok() {
+            format!("invalid time {s:?}: before 1970-01-01")
+        } else {
+            format!("invalid time {s:?}: expected RFC 3339, e.g. 2026-11-27T08:10:00Z")
+        }
+    })
+}
+
+/// A duration such as `90s`, `10m`, `1h30m`, `2d`, `500ms`, or a bare
+/// number of seconds; in ms.
+fn parse_duration(s: &str) -> Result<i64, String> {
+    duration(s)
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .ok_or_else(|| format!("invalid duration {s:?}: expected e.g. 30s, 10m, 1h30m, 2d"))
 }

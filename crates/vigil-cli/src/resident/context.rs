@@ -12,7 +12,9 @@ use vigil_crypto::rand_core::UnwrapErr;
 use vigil_device::{FileKeyStore, SledStorage, Vault};
 use vigil_net::{DeviceConnection, EnrolmentCode};
 
-use super::error::{CliError, exit, open_error};
+use super::error::open_error;
+use crate::common::fs::write_atomic;
+use crate::common::{Error as CliError, exit};
 
 /// The CLI's own state, a JSON file inside the vault directory, so that a
 /// shred (which empties the directory but for the tombstone) removes it. It
@@ -140,16 +142,10 @@ impl Ctx {
     /// Replaces the CLI state atomically.
     pub(crate) fn save_state(&self, state: &State) -> Result<(), CliError> {
         let path = self.dir.join(STATE_FILE);
-        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
         let bytes =
             serde_json::to_vec_pretty(state).map_err(|e| CliError::failed(e.to_string()))?;
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))
+        write_atomic(&path, &bytes)
+            .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))
     }
 
     /// The node to talk to: `over` if given, else the remembered one.
@@ -165,9 +161,12 @@ impl Ctx {
         }
     }
 
-    /// Prints a JSON document.
-    pub(crate) fn print_json(&mut self, v: &serde_json::Value) -> Result<(), CliError> {
-        let s = serde_json::to_string_pretty(v).map_err(|e| CliError::failed(e.to_string()))?;
+    /// Prints an output type as one pretty JSON document (`--json`).
+    pub(crate) fn print_json<T: serde::Serialize + ?Sized>(
+        &mut self,
+        v: &T,
+    ) -> Result<(), CliError> {
+        let s = crate::common::to_json(v)?;
         writeln!(self.out, "{s}")?;
         Ok(())
     }

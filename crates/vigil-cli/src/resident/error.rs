@@ -1,62 +1,11 @@
-//! The CLI's one error type: a one-line message and an exit code.
+//! How the vault's failures reach the resident: each library error mapped
+//! to a message and an exit code of the CLIs' one error type.
 
 use vigil_device::{OpenError, StorageError, SyncFailure, WriteError};
 
-use super::time::format_time;
-
-/// Exit codes (documented in `vigil --help`).
-pub(crate) mod exit {
-    /// The operation failed (network, storage, the node refused, not confirmed).
-    pub(crate) const FAILED: u8 = 1;
-    /// Bad input: an unknown metric, a value out of range, a malformed time or code.
-    pub(crate) const USAGE: u8 = 2;
-    /// No usable vault: none in the directory, or its key file is missing or wrong.
-    pub(crate) const NO_VAULT: u8 = 3;
-    /// The vault was shredded; only its tombstone remains.
-    pub(crate) const SHREDDED: u8 = 4;
-    /// Pairing: the offer is not at the node yet; run the same command again.
-    pub(crate) const WAITING: u8 = 5;
-}
-
-/// A failure, shown as `error: <message>` on one line.
-#[derive(Debug)]
-pub(crate) struct CliError {
-    /// The process exit code.
-    pub(crate) code: u8,
-    /// The message, without the `error: ` prefix.
-    pub(crate) message: String,
-}
-
-impl CliError {
-    pub(crate) fn new(code: u8, message: impl Into<String>) -> Self {
-        CliError {
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// Bad input.
-    pub(crate) fn usage(message: impl Into<String>) -> Self {
-        Self::new(exit::USAGE, message)
-    }
-
-    /// An operation that failed.
-    pub(crate) fn failed(message: impl Into<String>) -> Self {
-        Self::new(exit::FAILED, message)
-    }
-
-    /// Prefixes the message with what was being done.
-    pub(crate) fn context(mut self, what: &str) -> Self {
-        self.message = format!("{what}: {}", self.message);
-        self
-    }
-}
-
-impl From<std::io::Error> for CliError {
-    fn from(e: std::io::Error) -> Self {
-        CliError::failed(e.to_string())
-    }
-}
+use super::fmt::value_error;
+use crate::common::time::format_time;
+use crate::common::{Error as CliError, exit, one_line};
 
 impl From<StorageError> for CliError {
     fn from(e: StorageError) -> Self {
@@ -70,7 +19,7 @@ impl From<WriteError> for CliError {
             WriteError::Invalid(vigil_log::LogError::NotInitialised) => CliError::failed(
                 "this device has not received the vault's log yet: run `vigil sync` first",
             ),
-            WriteError::Invalid(e) => CliError::usage(e.to_string()),
+            WriteError::Invalid(e) => CliError::usage(value_error(&e)),
             e => CliError::failed(e.to_string()),
         }
     }
@@ -139,9 +88,4 @@ pub(crate) fn open_error(
         )),
         e => CliError::failed(one_line(&e.to_string())),
     }
-}
-
-/// Collapses a message onto one line.
-pub(crate) fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

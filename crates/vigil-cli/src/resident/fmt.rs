@@ -1,9 +1,12 @@
-//! Presentation: reading ids, values, tables.
+//! Presentation shared by the commands: reading ids, values, units, names.
 
-use vigil_log::{HealthLog, Metric, Reading, ReadingId};
+use vigil_log::{FeverRule, HealthLog, LogError, Metric, Reading, ReadingId, Symptom};
 
 use super::cli::metric_name;
-use super::error::CliError;
+use crate::common::Error as CliError;
+use crate::common::time::format_duration;
+
+pub(crate) use crate::common::table::render as table;
 
 /// A reading id as the table shows it: 8 hex digits of the device, the seq.
 pub(crate) fn short_id(id: ReadingId) -> String {
@@ -32,13 +35,25 @@ pub(crate) fn fmt_value(v: f64) -> String {
     format!("{v}")
 }
 
-/// A JSON number for a value: integral values as integers.
-pub(crate) fn json_value(v: f64) -> serde_json::Value {
-    if v.fract() == 0.0 && v.abs() < 9.0e15 {
-        serde_json::Value::from(v as i64)
-    } else {
-        serde_json::Value::from(v)
+/// A value in `--json` output: integral values as integers (`72`, not
+/// `72.0`), others as they are (`37.9`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Num(pub(crate) f64);
+
+impl serde::Serialize for Num {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.fract() == 0.0 && v.abs() < 9.0e15 {
+            s.serialize_i64(v as i64)
+        } else {
+            s.serialize_f64(v)
+        }
     }
+}
+
+/// A JSON number for a value (for the FHIR export, built as a document).
+pub(crate) fn json_value(v: f64) -> serde_json::Value {
+    serde_json::to_value(Num(v)).unwrap_or(serde_json::Value::Null)
 }
 
 /// Finds a reading by its full id or by the short form `vigil log` shows
@@ -76,72 +91,93 @@ pub(crate) fn find_reading(log: &HealthLog, s: &str) -> Result<Reading, CliError
     }
 }
 
-/// A plain text table: a header row and rows, columns padded; the columns
-/// listed in `right` are right-aligned.
-pub(crate) fn table(header: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
-    let n = header.len();
-    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate().take(n) {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| -> String {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            let pad = w[i].saturating_sub(c.chars().count());
-            if i > 0 {
-                s.push_str("  ");
-            }
-            if right.contains(&i) {
-                s.push_str(&" ".repeat(pad));
-                s.push_str(c);
-            } else {
-                s.push_str(c);
-                if i + 1 < cells.len() {
-                    s.push_str(&" ".repeat(pad));
-                }
-            }
-        }
-        s.trim_end().to_owned()
-    };
-    let mut out = line(header.to_vec());
-    out.push('\n');
-    for r in rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-        out.push('\n');
-    }
-    out
-}
-
 /// The CLI name of a metric, for messages.
 pub(crate) fn mname(m: Metric) -> &'static str {
     metric_name(m)
 }
 
-/// Checks a value for a metric, with the CLI's names in the message.
-pub(crate) fn validate_value(m: Metric, v: f64) -> Result<(), CliError> {
-    let (min, max) = m.range();
-    if !v.is_finite() {
-        return Err(CliError::usage(format!(
-            "{} value must be a finite number, got {v}",
-            mname(m)
-        )));
-    }
-    if !(min..=max).contains(&v) {
-        return Err(CliError::usage(format!(
+/// vigil-log's refusal of a value (it checks every range), in the CLI's
+/// words: the metric's CLI name and the unit as people write it.
+pub(crate) fn value_error(e: &LogError) -> String {
+    match *e {
+        LogError::NotFinite { metric, value } => {
+            format!(
+                "{} value must be a finite number, got {value}",
+                mname(metric)
+            )
+        }
+        LogError::OutOfRange {
+            metric,
+            value,
+            min,
+            max,
+            ..
+        } => format!(
             "{} value {} is outside the valid range {}–{} {}",
-            mname(m),
-            fmt_value(v),
+            mname(metric),
+            fmt_value(value),
             fmt_value(min),
             fmt_value(max),
-            unit_label(m)
-        )));
+            unit_label(metric)
+        ),
+        LogError::FractionalCount(v) => format!("steps must be a whole number, got {v}"),
+        ref e => e.to_string(),
     }
-    if m == Metric::Steps && v.fract() != 0.0 {
-        return Err(CliError::usage(format!(
-            "steps must be a whole number, got {v}"
-        )));
+}
+
+/// Checks a value for a metric (vigil-log's check, before the vault is
+/// opened, so bad input is reported as such whatever the vault's state).
+pub(crate) fn validate_value(m: Metric, v: f64) -> Result<(), CliError> {
+    m.validate(v, m.unit())
+        .map(drop)
+        .map_err(|e| CliError::usage(value_error(&e)))
+}
+
+/// A symptom's CLI name (`sore-throat`).
+pub(crate) fn symptom_name(s: Symptom) -> String {
+    s.name().replace('_', "-")
+}
+
+/// A public key, as hex.
+pub(crate) fn node_hex(k: &vigil_crypto::X25519PublicKey) -> String {
+    hex::encode(k.as_bytes())
+}
+
+/// A fever rule in words.
+pub(crate) fn rule_text(r: &FeverRule) -> String {
+    format!(
+        "≥ {} °C in {} reading(s) within {}, ends after {} below",
+        r.threshold_c,
+        r.confirm_count,
+        format_duration(r.confirm_window_ms),
+        format_duration(r.recovery_ms)
+    )
+}
+
+/// An alert's episode kind.
+pub(crate) fn alert_kind(kind: u8) -> &'static str {
+    match kind {
+        1 => "started",
+        2 => "ended",
+        _ => "unknown",
     }
-    Ok(())
+}
+
+/// A monitoring period in `--json` output.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct PeriodJson {
+    /// When it ends, RFC 3339.
+    pub(crate) end: String,
+    /// When it starts, RFC 3339.
+    pub(crate) start: String,
+}
+
+impl PeriodJson {
+    /// The period's two ends.
+    pub(crate) fn of(p: vigil_device::Period) -> Self {
+        PeriodJson {
+            end: crate::common::time::format_time(p.end_ms),
+            start: crate::common::time::format_time(p.start_ms),
+        }
+    }
 }

@@ -12,17 +12,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod cli;
+mod commands;
 mod context;
 mod error;
-mod export;
 mod fmt;
-mod local;
-mod net;
-mod time;
 
-use cli::{Cli, Command};
+use crate::common::time::now_ms;
+use crate::common::{Error as CliError, exit, one_line};
+use cli::Cli;
 use context::{Ctx, default_key_file, default_vault_dir};
-use error::{CliError, exit};
 
 /// Runs `vigil` with these arguments (the first is the program name) and
 /// returns the process's exit code.
@@ -44,7 +42,7 @@ where
     };
     let stdout = std::io::stdout();
     let result = context(&cli, Box::new(stdout.lock())).and_then(|mut ctx| {
-        let r = dispatch(&mut ctx, &cli.command);
+        let r = commands::run(&mut ctx, &cli.command);
         let flushed = ctx.out.flush().map_err(CliError::from);
         match r.and(flushed) {
             // Output cut short by a closed pipe (`vigil log | head`) is not a failure.
@@ -55,7 +53,7 @@ where
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", error::one_line(&e.message));
+            eprintln!("error: {}", one_line(&e.message));
             ExitCode::from(e.code)
         }
     }
@@ -70,7 +68,7 @@ fn context(cli: &Cli, out: Box<dyn Write>) -> Result<Ctx, CliError> {
         Some(k) if !k.as_os_str().is_empty() => k.clone(),
         _ => default_key_file(&dir),
     };
-    let real = time::system_now_ms();
+    let real = now_ms();
     Ok(Ctx {
         dir,
         key_file,
@@ -78,27 +76,6 @@ fn context(cli: &Cli, out: Box<dyn Write>) -> Result<Ctx, CliError> {
         json: cli.json,
         out,
     })
-}
-
-fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<(), CliError> {
-    match command {
-        Command::Init(a) => local::init(ctx, a),
-        Command::Record(a) => local::record(ctx, a),
-        Command::Log(a) => local::log(ctx, a),
-        Command::Summary(a) => local::summary(ctx, a),
-        Command::Annotate(a) => local::annotate(ctx, a),
-        Command::Retract(a) => local::retract(ctx, a),
-        Command::CheckIn(a) => local::check_in(ctx, a),
-        Command::Conflicts(a) => local::conflicts(ctx, a),
-        Command::Disclosures => local::disclosures(ctx),
-        Command::Alerts => local::alerts(ctx),
-        Command::Status => local::status(ctx),
-        Command::Enrol(a) => net::enrol(ctx, a),
-        Command::Sync(a) => net::sync(ctx, a),
-        Command::Pair(a) => net::pair(ctx, &a.action),
-        Command::Export(a) => export::export(ctx, a),
-        Command::Shred(a) => net::shred(ctx, a),
-    }
 }
 
 /// Clap's own errors, on one line; help and version go to stdout as usual.
@@ -142,7 +119,7 @@ fn install_panic_hook() {
             .unwrap_or_default();
         eprintln!(
             "error: internal error ({}{at}); please report it",
-            error::one_line(&msg)
+            one_line(&msg)
         );
     }));
 }

@@ -222,25 +222,13 @@ pub(crate) fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// RFC 3339 (UTC, whole seconds), computed independently of the CLI.
+/// RFC 3339 (UTC, whole seconds), computed here with jiff directly rather
+/// than through the CLI's own formatting.
 pub(crate) fn rfc3339(ms: i64) -> String {
-    let days = ms.div_euclid(DAY);
-    let rem = ms.rem_euclid(DAY);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / HOUR,
-        rem % HOUR / MIN,
-        rem % MIN / 1000
-    )
+    jiff::Timestamp::from_millisecond(ms)
+        .unwrap()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 pub(crate) fn real_now() -> i64 {

@@ -21,11 +21,11 @@ use std::io::Write;
 use serde_json::{Value, json};
 use vigil_log::{HealthLog, Metric, Reading, ReadingId};
 
-use super::cli::ExportArgs;
-use super::context::{Ctx, write_private};
-use super::error::CliError;
-use super::fmt::json_value;
-use super::time::format_time;
+use crate::common::Error as CliError;
+use crate::common::time::format_time;
+use crate::resident::cli::ExportArgs;
+use crate::resident::context::{Ctx, write_private};
+use crate::resident::fmt::json_value;
 
 const LOINC: &str = "http://loinc.org";
 const UCUM: &str = "http://unitsofmeasure.org";
@@ -169,18 +169,19 @@ pub(crate) fn fhir_bundle(
 }
 
 /// `vigil export`.
-pub(crate) fn export(ctx: &mut Ctx, args: &ExportArgs) -> Result<(), CliError> {
+pub(crate) fn run(ctx: &mut Ctx, args: &ExportArgs) -> Result<(), CliError> {
     let mut vault = ctx.open()?;
     if let Some(path) = &args.automerge {
         let doc = vault.export_automerge();
         write_private(path, &doc, args.force)?;
         let n = vault.log().readings(None, i64::MIN, i64::MAX, false).len();
         if ctx.json {
-            return ctx.print_json(&json!({
-                "file": path.display().to_string(),
-                "bytes": doc.len(),
-                "readings": n,
-            }));
+            return ctx.print_json(&Written {
+                bytes: Some(doc.len()),
+                file: path.display().to_string(),
+                observations: None,
+                readings: Some(n),
+            });
         }
         writeln!(
             ctx.out,
@@ -198,8 +199,12 @@ pub(crate) fn export(ctx: &mut Ctx, args: &ExportArgs) -> Result<(), CliError> {
             write_private(path, format!("{text}\n").as_bytes(), args.force)?;
             let n = bundle["entry"].as_array().map_or(0, Vec::len);
             if ctx.json {
-                return ctx
-                    .print_json(&json!({"file": path.display().to_string(), "observations": n}));
+                return ctx.print_json(&Written {
+                    bytes: None,
+                    file: path.display().to_string(),
+                    observations: Some(n),
+                    readings: None,
+                });
             }
             writeln!(
                 ctx.out,
@@ -210,4 +215,17 @@ pub(crate) fn export(ctx: &mut Ctx, args: &ExportArgs) -> Result<(), CliError> {
         None => writeln!(ctx.out, "{text}")?,
     }
     Ok(())
+}
+
+/// `vigil export --json` when the export went to a file. (The FHIR Bundle
+/// itself is a document of FHIR's, built as one.)
+#[derive(Debug, serde::Serialize)]
+struct Written {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<usize>,
+    file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    observations: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    readings: Option<usize>,
 }

@@ -1,0 +1,82 @@
+//! The one error type of both programs: a one-line message and the process
+//! exit code it ends with.
+
+use std::fmt;
+
+/// Exit codes. `vigil --help` documents all five; `vigil-node` uses the first two.
+pub(crate) mod exit {
+    /// The operation failed (network, storage, the node refused, not confirmed).
+    pub(crate) const FAILED: u8 = 1;
+    /// Bad input: arguments, a value out of range, a malformed time, code or config file.
+    pub(crate) const USAGE: u8 = 2;
+    /// No usable vault: none in the directory, or its key file is missing or wrong.
+    pub(crate) const NO_VAULT: u8 = 3;
+    /// The vault was shredded; only its tombstone remains.
+    pub(crate) const SHREDDED: u8 = 4;
+    /// Pairing: the offer is not at the node yet; run the same command again.
+    pub(crate) const WAITING: u8 = 5;
+}
+
+/// A failure, shown as `error: <message>` on one line.
+#[derive(Debug)]
+pub(crate) struct Error {
+    /// The process exit code.
+    pub(crate) code: u8,
+    /// The message, without the `error: ` prefix.
+    pub(crate) message: String,
+}
+
+impl Error {
+    /// A failure with this exit code.
+    pub(crate) fn new(code: u8, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Bad input (exit code 2).
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self::new(exit::USAGE, message)
+    }
+
+    /// An operation that failed (exit code 1).
+    pub(crate) fn failed(message: impl Into<String>) -> Self {
+        Self::new(exit::FAILED, message)
+    }
+
+    /// Prefixes the message with what was being done.
+    pub(crate) fn context(mut self, what: &str) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+
+    /// The process exit code.
+    pub(crate) fn exit_code(&self) -> u8 {
+        self.code
+    }
+
+    /// The message on one line (library messages may contain newlines).
+    pub(crate) fn one_line(&self) -> String {
+        one_line(&self.message)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::failed(e.to_string())
+    }
+}
+
+/// Collapses a message onto one line.
+pub(crate) fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,95 @@
+//! `vigil-node alerts` and `vigil-node alerts ack ID`.
+
+use std::path::Path;
+
+use super::{json, level, request};
+use crate::common::Error;
+use crate::common::time::{now_ms, relative, short_utc};
+use crate::node::admin::{self, AckView, AlertView, Request};
+use crate::node::util::{out, printable, table};
+
+/// `vigil-node alerts`.
+pub(crate) fn alerts(data: &Path, unacked: bool, as_json: bool) -> Result<(), Error> {
+    let mut list: Vec<AlertView> = request(data, &Request::Alerts)?;
+    if unacked {
+        list.retain(|a| a.acked_ms.is_none());
+    }
+    if as_json {
+        return json(&list);
+    }
+    if list.is_empty() {
+        return out(if unacked {
+            "no unacknowledged alerts"
+        } else {
+            "no alerts"
+        });
+    }
+    let now = now_ms();
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|a| {
+            vec![
+                a.id.clone(),
+                match a.acked_ms {
+                    None => "NEW".into(),
+                    Some(t) => format!("acked {}", short_utc(t)),
+                },
+                a.what.clone(),
+                short_utc(a.onset_ms),
+                level(a.level).into(),
+                format!(
+                    "{} ({})",
+                    short_utc(a.received_ms),
+                    relative(a.received_ms, now)
+                ),
+                printable(&a.label),
+            ]
+        })
+        .collect();
+    let new = list.iter().filter(|a| a.acked_ms.is_none()).count();
+    out(&table(
+        &[
+            "ID",
+            "STATUS",
+            "ALERT",
+            "ONSET (UTC)",
+            "LEVEL",
+            "RECEIVED (UTC)",
+            "RESIDENT",
+        ],
+        &rows,
+    ))?;
+    out(&format!(
+        "{} alert{}, {new} not acknowledged{}",
+        list.len(),
+        if list.len() == 1 { "" } else { "s" },
+        if new > 0 {
+            " (vigil-node alerts ack ID)"
+        } else {
+            ""
+        }
+    ))
+}
+
+/// `vigil-node alerts ack ID`.
+pub(crate) fn ack(data: &Path, id: &str, as_json: bool) -> Result<(), Error> {
+    let id = admin::check_id(id).map_err(Error::usage)?;
+    let v: AckView = request(data, &Request::Ack { id })?;
+    if as_json {
+        return json(&v);
+    }
+    let a = &v.alert;
+    let when = a.acked_ms.map(short_utc).unwrap_or_default();
+    let what = format!(
+        "{} ({}, {}, onset {} UTC)",
+        a.id,
+        a.what,
+        printable(&a.label),
+        short_utc(a.onset_ms)
+    );
+    if v.already {
+        out(&format!("already acknowledged at {when} UTC: {what}"))
+    } else {
+        out(&format!("acknowledged {what}"))
+    }
+}

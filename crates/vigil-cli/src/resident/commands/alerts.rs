@@ -1,0 +1,139 @@
+//! `vigil alerts`: alerts waiting for the node, fever episodes.
+
+use std::io::Write;
+
+use serde::Serialize;
+use vigil_device::{Grant, PendingAlert};
+use vigil_log::FeverRule;
+
+use crate::common::Error;
+use crate::common::time::format_time;
+use crate::resident::context::Ctx;
+use crate::resident::fmt::{alert_kind, rule_text, table};
+
+/// An alert waiting for the node's acknowledgement, in `--json` output.
+#[derive(Debug, Serialize)]
+pub(crate) struct PendingJson {
+    episode: String,
+    first_sent: Option<String>,
+    grant: String,
+    kind: &'static str,
+    overdue: bool,
+    queued: String,
+}
+
+impl PendingJson {
+    /// `p` as of `now_ms`.
+    pub(crate) fn of(p: &PendingAlert, now_ms: i64) -> Self {
+        PendingJson {
+            episode: hex::encode(p.episode),
+            first_sent: p.first_sent_ms.map(format_time),
+            grant: hex::encode(p.grant_id),
+            kind: alert_kind(p.kind),
+            overdue: p.overdue(now_ms),
+            queued: format_time(p.queued_ms),
+        }
+    }
+}
+
+/// `vigil alerts --json`.
+#[derive(Debug, Serialize)]
+struct AlertsJson {
+    enrolled: bool,
+    episodes: Vec<EpisodeJson>,
+    pending: Vec<PendingJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct EpisodeJson {
+    end: Option<String>,
+    onset: String,
+    peak_c: f64,
+}
+
+/// The rules the device evaluates: each grant's, or the default if none.
+pub(crate) fn rules(grants: &[Grant]) -> Vec<FeverRule> {
+    let mut r: Vec<FeverRule> = grants.iter().map(|g| g.rule).collect();
+    if r.is_empty() {
+        r.push(FeverRule::default());
+    }
+    r.dedup();
+    r
+}
+
+/// `vigil alerts`.
+pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
+    let vault = ctx.open()?;
+    let pending = vault.pending_alerts()?;
+    let grants = vault.grants()?;
+    let rule = rules(&grants)[0];
+    let episodes = vault.log().fever_episodes(&rule);
+    if ctx.json {
+        return ctx.print_json(&AlertsJson {
+            enrolled: !grants.is_empty(),
+            episodes: episodes
+                .iter()
+                .map(|e| EpisodeJson {
+                    end: e.end_ms.map(format_time),
+                    onset: format_time(e.onset_ms),
+                    peak_c: e.peak_c,
+                })
+                .collect(),
+            pending: pending
+                .iter()
+                .map(|p| PendingJson::of(p, ctx.now_ms))
+                .collect(),
+        });
+    }
+    if grants.is_empty() {
+        writeln!(
+            ctx.out,
+            "Not enrolled with a node: no alert is ever sent (`vigil enrol` to allow them)."
+        )?;
+    }
+    if pending.is_empty() {
+        writeln!(ctx.out, "No alert waiting for the node.")?;
+    } else {
+        let rows: Vec<Vec<String>> = pending
+            .iter()
+            .map(|p| {
+                vec![
+                    alert_kind(p.kind).into(),
+                    format_time(p.queued_ms),
+                    p.first_sent_ms.map_or("not yet".into(), format_time),
+                    if p.overdue(ctx.now_ms) {
+                        "OVERDUE: the community has not received it".into()
+                    } else {
+                        "waiting".into()
+                    },
+                ]
+            })
+            .collect();
+        writeln!(ctx.out, "Alerts waiting for the node's acknowledgement:")?;
+        ctx.out.write_all(
+            table(&["EPISODE", "QUEUED", "FIRST SENT", "STATE"], &rows, &[]).as_bytes(),
+        )?;
+    }
+    if episodes.is_empty() {
+        writeln!(
+            ctx.out,
+            "No fever episode in the log ({}).",
+            rule_text(&rule)
+        )?;
+    } else {
+        writeln!(ctx.out, "Fever episodes ({}):", rule_text(&rule))?;
+        for e in &episodes {
+            writeln!(
+                ctx.out,
+                "  onset {}, {}, peak {} °C",
+                format_time(e.onset_ms),
+                e.end_ms.map_or("ongoing".to_owned(), |t| format!(
+                    "ended {}",
+                    format_time(t)
+                )),
+                e.peak_c
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! `vigil annotate`: a note on a reading.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::common::Error;
+use crate::common::time::format_time;
+use crate::resident::cli::*;
+use crate::resident::context::Ctx;
+use crate::resident::fmt::*;
+
+/// `vigil annotate`.
+pub(crate) fn run(ctx: &mut Ctx, args: &AnnotateArgs) -> Result<(), Error> {
+    let mut vault = ctx.open()?;
+    let r = find_reading(vault.log(), &args.id)?;
+    vault.annotate(r.id, &args.text)?;
+    if ctx.json {
+        return ctx.print_json(&Annotated {
+            annotation: &args.text,
+            id: r.id.to_string(),
+        });
+    }
+    writeln!(
+        ctx.out,
+        "Annotated {} ({} {} at {})",
+        short_id(r.id),
+        mname(r.metric),
+        value_with_unit(r.metric, r.value),
+        format_time(r.time_ms)
+    )?;
+    Ok(())
+}
+
+/// `vigil annotate --json`.
+#[derive(Debug, Serialize)]
+struct Annotated<'a> {
+    annotation: &'a str,
+    id: String,
+}

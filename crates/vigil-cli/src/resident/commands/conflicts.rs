@@ -1,0 +1,201 @@
+//! `vigil conflicts`: values the devices set differently, and `conflicts resolve`.
+
+use std::io::Write;
+
+use serde::Serialize;
+use vigil_device::Vault;
+use vigil_log::{Conflict, Day, Severity, Symptom};
+
+use crate::common::Error;
+use crate::resident::cli::*;
+use crate::resident::context::Ctx;
+use crate::resident::fmt::*;
+
+fn conflict_key(c: &Conflict) -> String {
+    match c {
+        Conflict::CheckIn { day, symptom, .. } => format!("{day}/{}", symptom_name(*symptom)),
+        Conflict::Annotation { reading, .. } => short_id(*reading),
+    }
+}
+
+/// `vigil conflicts` and `vigil conflicts resolve`.
+pub(crate) fn run(ctx: &mut Ctx, args: &ConflictsArgs) -> Result<(), Error> {
+    let mut vault = ctx.open()?;
+    if let Some(ConflictsAction::Resolve { key, value, pick }) = &args.action {
+        return resolve(ctx, &mut vault, key, value.as_deref(), *pick);
+    }
+    let all = vault.log().conflicts();
+    if ctx.json {
+        let v: Vec<ConflictJson> = all
+            .iter()
+            .map(|c| match c {
+                Conflict::CheckIn {
+                    day,
+                    symptom,
+                    values,
+                } => ConflictJson {
+                    day: Some(day.to_string()),
+                    key: conflict_key(c),
+                    kind: "check-in",
+                    reading: None,
+                    symptom: Some(symptom_name(*symptom)),
+                    values: values.iter().map(|v| v.name().to_owned()).collect(),
+                },
+                Conflict::Annotation { reading, values } => ConflictJson {
+                    day: None,
+                    key: conflict_key(c),
+                    kind: "annotation",
+                    reading: Some(reading.to_string()),
+                    symptom: None,
+                    values: values.clone(),
+                },
+            })
+            .collect();
+        return ctx.print_json(&v);
+    }
+    if all.is_empty() {
+        writeln!(ctx.out, "No conflicts.")?;
+        return Ok(());
+    }
+    for c in &all {
+        let key = conflict_key(c);
+        let (what, values): (String, Vec<String>) = match c {
+            Conflict::CheckIn { values, .. } => (
+                "check-in".into(),
+                values.iter().map(|v| v.name().to_owned()).collect(),
+            ),
+            Conflict::Annotation { values, .. } => (
+                "annotation".into(),
+                values.iter().map(|v| format!("{v:?}")).collect(),
+            ),
+        };
+        writeln!(ctx.out, "{key}  ({what}, set differently on your devices)")?;
+        for (i, v) in values.iter().enumerate() {
+            let shown = if i == 0 { "  (shown now)" } else { "" };
+            writeln!(ctx.out, "  {}. {v}{shown}", i + 1)?;
+        }
+        writeln!(ctx.out, "  resolve: vigil conflicts resolve {key} --pick N")?;
+    }
+    Ok(())
+}
+
+fn resolve(
+    ctx: &mut Ctx,
+    vault: &mut Vault,
+    key: &str,
+    value: Option<&str>,
+    pick: Option<usize>,
+) -> Result<(), Error> {
+    let all = vault.log().conflicts();
+    let chosen = |values: Vec<String>| -> Result<String, Error> {
+        match (value, pick) {
+            (Some(v), _) => Ok(v.to_owned()),
+            (None, Some(n)) => values.get(n.wrapping_sub(1)).cloned().ok_or_else(|| {
+                Error::usage(format!(
+                    "--pick {n}: this conflict has values 1 to {}",
+                    values.len()
+                ))
+            }),
+            (None, None) => Err(Error::usage("give the VALUE to keep, or --pick N")),
+        }
+    };
+    let result = if let Some((d, s)) = key.split_once('/') {
+        let day: Day = d.parse().map_err(|_| {
+            Error::usage(format!(
+                "invalid conflict key {key:?}: expected DAY/SYMPTOM or a reading id"
+            ))
+        })?;
+        let symptom: Symptom = s
+            .parse()
+            .map_err(|_| Error::usage(format!("unknown symptom {s:?} in {key:?}")))?;
+        let values = all
+            .iter()
+            .find_map(|c| match c {
+                Conflict::CheckIn {
+                    day: d2,
+                    symptom: s2,
+                    values,
+                } if *d2 == day && *s2 == symptom => Some(
+                    values
+                        .iter()
+                        .map(|v| v.name().to_owned())
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "no unresolved conflict {key} (see `vigil conflicts`)"
+                ))
+            })?;
+        let v = chosen(values)?;
+        let severity: Severity = v.parse().map_err(|_| {
+            Error::usage(format!(
+                "unknown severity {v:?} (use one of: none, mild, moderate, severe)"
+            ))
+        })?;
+        vault.check_in(day, symptom, severity)?;
+        Resolved {
+            key: format!("{day}/{}", symptom_name(symptom)),
+            reading: None,
+            value: severity.name().to_owned(),
+        }
+    } else {
+        let r = find_reading(vault.log(), key)?;
+        let values = all
+            .iter()
+            .find_map(|c| match c {
+                Conflict::Annotation { reading, values } if *reading == r.id => {
+                    Some(values.clone())
+                }
+                _ => None,
+            })
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "no unresolved conflict {key} (see `vigil conflicts`)"
+                ))
+            })?;
+        let v = chosen(values)?;
+        vault.annotate(r.id, &v)?;
+        Resolved {
+            key: short_id(r.id),
+            reading: Some(r.id.to_string()),
+            value: v,
+        }
+    };
+    if ctx.json {
+        return ctx.print_json(&result);
+    }
+    writeln!(
+        ctx.out,
+        "Resolved {}: {} (your other devices take it at their next sync)",
+        result.key,
+        // Quoted, as JSON: an annotation may hold any text.
+        serde_json::Value::from(result.value)
+    )?;
+    Ok(())
+}
+
+/// One conflict in `vigil conflicts --json`: a check-in has `day` and
+/// `symptom`, an annotation `reading`.
+#[derive(Debug, Serialize)]
+struct ConflictJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    day: Option<String>,
+    key: String,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reading: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    symptom: Option<String>,
+    values: Vec<String>,
+}
+
+/// `vigil conflicts resolve --json`.
+#[derive(Debug, Serialize)]
+struct Resolved {
+    key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reading: Option<String>,
+    value: String,
+}

@@ -1,0 +1,170 @@
+//! `vigil disclosures`: everything that left this device.
+
+use std::io::Write;
+
+use serde::Serialize;
+use vigil_device::Disclosure;
+
+use crate::common::Error;
+use crate::common::time::format_time;
+use crate::resident::context::Ctx;
+use crate::resident::fmt::{alert_kind, node_hex, rule_text, table};
+
+/// `vigil disclosures`.
+pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
+    let vault = ctx.open()?;
+    let all = vault.disclosures()?;
+    if ctx.json {
+        let v: Vec<DisclosureJson> = all.iter().map(DisclosureJson::of).collect();
+        return ctx.print_json(&v);
+    }
+    if all.is_empty() {
+        writeln!(
+            ctx.out,
+            "Nothing has left this device except your encrypted log."
+        )?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|d| match d {
+            Disclosure::Grant {
+                at_ms,
+                node,
+                rule,
+                label,
+            } => vec![
+                format_time(*at_ms),
+                "grant".into(),
+                format!(
+                    "fever-alert grant to node {}…: label {label:?}, rule {}",
+                    &node_hex(node)[..16],
+                    rule_text(rule)
+                ),
+            ],
+            Disclosure::AlertSent {
+                at_ms,
+                onset_ms,
+                kind,
+                level,
+            } => vec![
+                format_time(*at_ms),
+                "alert sent".into(),
+                format!(
+                    "fever episode {}, onset {} (10-minute slot), level {level}",
+                    alert_kind(*kind),
+                    format_time(*onset_ms)
+                ),
+            ],
+            Disclosure::AlertAcknowledged {
+                at_ms,
+                onset_ms,
+                kind,
+            } => vec![
+                format_time(*at_ms),
+                "alert received".into(),
+                format!(
+                    "the node acknowledged the alert (episode {}, onset {})",
+                    alert_kind(*kind),
+                    format_time(*onset_ms)
+                ),
+            ],
+            Disclosure::Pairing { at_ms, joiner } => vec![
+                format_time(*at_ms),
+                "pairing".into(),
+                format!(
+                    "the vault's key, wrapped to new device {}…",
+                    &node_hex(joiner)[..16]
+                ),
+            ],
+        })
+        .collect();
+    ctx.out
+        .write_all(table(&["TIME", "WHAT", "DETAIL"], &rows, &[]).as_bytes())?;
+    writeln!(
+        ctx.out,
+        "Besides these, only your log left this device, encrypted: the node cannot read it."
+    )?;
+    Ok(())
+}
+
+/// One disclosure in `vigil disclosures --json`: `time` and `kind`, and the
+/// fields of that kind.
+#[derive(Debug, Default, Serialize)]
+struct DisclosureJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirm_count: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirm_window_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    episode: Option<&'static str>,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    level: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    onset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threshold_c: Option<f64>,
+    time: String,
+}
+
+impl DisclosureJson {
+    fn of(d: &Disclosure) -> Self {
+        match d {
+            Disclosure::Grant {
+                at_ms,
+                node,
+                rule,
+                label,
+            } => DisclosureJson {
+                confirm_count: Some(rule.confirm_count),
+                confirm_window_ms: Some(rule.confirm_window_ms),
+                kind: "grant",
+                label: Some(label.clone()),
+                node: Some(node_hex(node)),
+                recovery_ms: Some(rule.recovery_ms),
+                threshold_c: Some(rule.threshold_c),
+                time: format_time(*at_ms),
+                ..Default::default()
+            },
+            Disclosure::AlertSent {
+                at_ms,
+                onset_ms,
+                kind,
+                level,
+            } => DisclosureJson {
+                episode: Some(alert_kind(*kind)),
+                kind: "alert-sent",
+                level: Some(*level),
+                onset: Some(format_time(*onset_ms)),
+                time: format_time(*at_ms),
+                ..Default::default()
+            },
+            Disclosure::AlertAcknowledged {
+                at_ms,
+                onset_ms,
+                kind,
+            } => DisclosureJson {
+                episode: Some(alert_kind(*kind)),
+                kind: "alert-acknowledged",
+                onset: Some(format_time(*onset_ms)),
+                time: format_time(*at_ms),
+                ..Default::default()
+            },
+            Disclosure::Pairing { at_ms, joiner } => DisclosureJson {
+                device: Some(node_hex(joiner)),
+                kind: "pairing",
+                time: format_time(*at_ms),
+                ..Default::default()
+            },
+        }
+    }
+}

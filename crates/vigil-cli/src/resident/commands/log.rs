@@ -1,0 +1,114 @@
+//! `vigil log`: readings as a table.
+
+use std::io::Write;
+
+use serde::Serialize;
+use vigil_log::HealthLog;
+
+use crate::common::Error;
+use crate::common::time::format_time;
+use crate::resident::cli::*;
+use crate::resident::context::Ctx;
+use crate::resident::fmt::*;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One reading in `vigil log --json`; the annotation and retraction only
+/// when there is one.
+#[derive(Debug, Serialize)]
+struct ReadingJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotation: Option<String>,
+    /// Every value, when devices set the annotation differently.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotation_conflict: Option<Vec<String>>,
+    id: String,
+    metric: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retracted: Option<RetractionJson>,
+    time: String,
+    unit: &'static str,
+    value: Num,
+}
+
+#[derive(Debug, Serialize)]
+struct RetractionJson {
+    reason: String,
+    time: String,
+}
+
+fn reading_json(log: &HealthLog, r: &vigil_log::Reading) -> ReadingJson {
+    let notes = log.annotation(r.id);
+    ReadingJson {
+        annotation: notes.first().cloned(),
+        annotation_conflict: (notes.len() > 1).then_some(notes),
+        id: r.id.to_string(),
+        metric: mname(r.metric),
+        retracted: log.retraction(r.id).map(|x| RetractionJson {
+            reason: x.reason,
+            time: format_time(x.time_ms),
+        }),
+        time: format_time(r.time_ms),
+        unit: unit_label(r.metric),
+        value: Num(r.value),
+    }
+}
+
+/// `vigil log`.
+pub(crate) fn run(ctx: &mut Ctx, args: &LogArgs) -> Result<(), Error> {
+    let vault = ctx.open()?;
+    let (from, to) = match args.day {
+        Some(d) => (d.start_ms(), d.start_ms() + DAY_MS),
+        None => (
+            args.from.map_or(i64::MIN, |t| t.resolve(ctx.now_ms)),
+            args.to.map_or(i64::MAX, |t| t.resolve(ctx.now_ms)),
+        ),
+    };
+    let log = vault.log();
+    let readings = log.readings(args.metric, from, to, args.all);
+    if ctx.json {
+        let v: Vec<ReadingJson> = readings.iter().map(|r| reading_json(log, r)).collect();
+        return ctx.print_json(&v);
+    }
+    if readings.is_empty() {
+        writeln!(ctx.out, "No readings.")?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = readings
+        .iter()
+        .map(|r| {
+            let mut note = log.annotation(r.id);
+            let mut n = note.first().cloned().unwrap_or_default();
+            if note.len() > 1 {
+                n.push_str(&format!(" [{} conflicting notes]", note.len()));
+            }
+            if let Some(x) = log.retraction(r.id) {
+                note.clear();
+                n = format!(
+                    "RETRACTED ({}){}",
+                    x.reason,
+                    if n.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {n}")
+                    }
+                );
+            }
+            vec![
+                format_time(r.time_ms),
+                mname(r.metric).to_owned(),
+                fmt_value(r.value),
+                unit_label(r.metric).to_owned(),
+                short_id(r.id),
+                n,
+            ]
+        })
+        .collect();
+    let t = table(
+        &["TIME", "METRIC", "VALUE", "UNIT", "ID", "NOTE"],
+        &rows,
+        &[2],
+    );
+    ctx.out.write_all(t.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! `vigil pair show` and `vigil pair join`: a second device for the vault.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use vigil_crypto::{KeySchedule, X25519Identity, X25519PublicKey};
+use vigil_device::{KeyStore, SledStorage, Vault, pairing_slot};
+use vigil_net::{DeviceConnection, EnrolmentCode};
+use vigil_proto::{Exchange, ProtoError, Request, Response, decode_response, encode_request};
+
+use crate::common::time::{format_duration, format_time};
+use crate::common::{Error, exit, one_line};
+use crate::resident::cli::*;
+use crate::resident::context::{Ctx, JOINER_FILE, connect, parse_node_code, rng, write_private};
+use crate::resident::fmt::PeriodJson;
+
+const JOIN_PREFIX: &str = "vigil-join1/";
+/// `vigil pair show` and `vigil pair join`.
+pub(crate) fn run(ctx: &mut Ctx, action: &PairAction) -> Result<(), Error> {
+    match action {
+        PairAction::Show { joiner, node } => pair_show(ctx, joiner, node.as_deref()),
+        PairAction::Join {
+            code,
+            timeout,
+            poll,
+            qr,
+        } => pair_join(ctx, code, *timeout, *poll, *qr),
+    }
+}
+
+fn parse_joiner(s: &str) -> Result<X25519PublicKey, Error> {
+    let s = s.trim();
+    let bad = || {
+        Error::usage(format!(
+            "invalid joiner code {s:?}: expected {JOIN_PREFIX}<64 hex digits>, as `vigil pair join` prints it"
+        ))
+    };
+    let h = s.strip_prefix(JOIN_PREFIX).ok_or_else(bad)?;
+    let mut k = [0u8; 32];
+    if h.len() != 64 {
+        return Err(bad());
+    }
+    hex::decode_to_slice(h.to_ascii_lowercase(), &mut k).map_err(|_| bad())?;
+    Ok(X25519PublicKey::from_bytes(k))
+}
+
+fn joiner_code(k: &X25519PublicKey) -> String {
+    format!("{JOIN_PREFIX}{}", hex::encode(k.as_bytes()))
+}
+
+fn pair_show(ctx: &mut Ctx, joiner: &str, node: Option<&str>) -> Result<(), Error> {
+    let joiner = parse_joiner(joiner)?;
+    let mut vault = ctx.open()?;
+    let code = ctx.node_code(node)?;
+    let mut conn = connect(&code)?;
+    let sas = vault
+        .offer_pairing(&mut conn, &joiner, ctx.now_ms)
+        .map_err(|e| Error::from(e).context("pairing failed"))?;
+    conn.close();
+    let mut state = ctx.state();
+    state.last_sync_ms = Some(ctx.now_ms);
+    if state.node.is_none() {
+        state.node = Some(code.to_string());
+    }
+    ctx.save_state(&state)?;
+    if ctx.json {
+        return ctx.print_json(&Offered {
+            node: code.addr.to_string(),
+            pairing_code: sas.to_string(),
+        });
+    }
+    writeln!(
+        ctx.out,
+        "Pairing code: {sas}\nThe new device shows its code once it has fetched the offer (it waits at the node for 15 minutes).\nCheck that both codes are the same. If they differ, do not use the new device: the joiner code may have been swapped."
+    )?;
+    Ok(())
+}
+
+/// The joining device's pairing identity, created on the first `pair join`
+/// and kept (mode 0600) until the join completes.
+fn joiner_identity(ctx: &Ctx) -> Result<X25519Identity, Error> {
+    let path = ctx.dir.join(JOINER_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut lines = text.lines();
+            let ok = lines.next() == Some("vigil-joiner 1");
+            let mut k = [0u8; 32];
+            match lines.next() {
+                Some(h) if ok && hex::decode_to_slice(h.trim(), &mut k).is_ok() => {
+                    Ok(X25519Identity::from_bytes(k))
+                }
+                _ => Err(Error::failed(format!(
+                    "{} is damaged: remove it and run `vigil pair join` again",
+                    path.display()
+                ))),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&ctx.dir)?;
+            let id = X25519Identity::generate(&mut rng());
+            let text = format!("vigil-joiner 1\n{}\n", hex::encode(id.expose_secret()));
+            write_private(&path, text.as_bytes(), false)?;
+            Ok(id)
+        }
+        Err(e) => Err(Error::failed(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn remove_joiner(ctx: &Ctx) {
+    let path = ctx.dir.join(JOINER_FILE);
+    if let Ok(len) = std::fs::metadata(&path).map(|m| m.len()) {
+        let _ = std::fs::write(&path, vec![0u8; usize::try_from(len).unwrap_or(0)]);
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// Whether the node holds an offer for `joiner` (without taking it).
+fn offer_waiting(conn: &mut DeviceConnection, joiner: &X25519PublicKey) -> Result<bool, Error> {
+    let mut call = |req: &Request| -> Result<Response, Error> {
+        let frame = conn
+            .exchange(&encode_request(req))
+            .map_err(|e| Error::failed(format!("node: {}", one_line(&e.to_string()))))?;
+        decode_response(&frame).map_err(|e| Error::failed(format!("node: {e}")))
+    };
+    call(&Request::Hello {
+        version: vigil_proto::PROTOCOL_VERSION,
+    })?;
+    match call(&Request::PairFetch {
+        slot: pairing_slot(joiner),
+    })? {
+        Response::PairOffer { .. } => Ok(true),
+        Response::Error(ProtoError::NotFound) => Ok(false),
+        r => Err(Error::failed(format!(
+            "node answered {r:?} to a pairing fetch"
+        ))),
+    }
+}
+
+fn pair_join(
+    ctx: &mut Ctx,
+    code: &str,
+    timeout_ms: i64,
+    poll_ms: i64,
+    qr: bool,
+) -> Result<(), Error> {
+    let code = parse_node_code(code)?;
+    if let Some(t) = ctx.tombstone() {
+        return Err(Error::new(
+            exit::SHREDDED,
+            format!(
+                "{} holds the tombstone of a vault shredded at {}: pass --vault DIR with a new directory",
+                ctx.dir.display(),
+                format_time(t.shredded_at_ms)
+            ),
+        ));
+    }
+    if ctx.joiner_pending() {
+        // A join that created the vault (its key file is written first) but
+        // stopped before it finished.
+        if ctx.holds_vault() && ctx.key_file.exists() {
+            return finish_interrupted_join(ctx, &code);
+        }
+    } else if ctx.holds_vault() {
+        return Err(Error::usage(format!(
+            "{} already holds a vault: pass --vault DIR with a new directory for the joining device",
+            ctx.dir.display()
+        )));
+    }
+    if ctx.key_file.exists() {
+        return Err(Error::usage(format!(
+            "the key file {} already exists (another vault's key?): pass --key-file FILE",
+            ctx.key_file.display()
+        )));
+    }
+    let identity = joiner_identity(ctx)?;
+    let public = identity.public_key();
+    let jc = joiner_code(&public);
+    if ctx.json {
+        let line = Waiting {
+            joiner_code: &jc,
+            node: code.addr.to_string(),
+            status: "waiting",
+        };
+        writeln!(ctx.out, "{}", json_line(&line)?)?;
+    } else {
+        writeln!(
+            ctx.out,
+            "Joiner code: {jc}\nOn the device that already has the vault, run:\n  vigil pair show {jc}"
+        )?;
+        if qr {
+            writeln!(ctx.out, "{}", qr_text(&jc)?)?;
+        }
+        if timeout_ms > 0 {
+            writeln!(
+                ctx.out,
+                "Waiting up to {} for the offer at node {}...",
+                format_duration(timeout_ms),
+                code.addr
+            )?;
+        }
+    }
+    ctx.out.flush()?;
+
+    let deadline = Instant::now() + Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+    let poll = Duration::from_millis(u64::try_from(poll_ms.max(100)).unwrap_or(2000));
+    let mut conn = Some(connect(&code)?);
+    let mut last_err: Option<Error> = None;
+    let mut conn = loop {
+        if let Some(c) = conn.as_mut() {
+            match offer_waiting(c, &public) {
+                Ok(true) => break conn.take(),
+                Ok(false) => last_err = None,
+                Err(e) => {
+                    last_err = Some(e);
+                    if let Some(c) = conn.take() {
+                        c.close();
+                    }
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            if let Some(e) = last_err {
+                return Err(e);
+            }
+            return Err(Error::new(
+                exit::WAITING,
+                format!(
+                    "no pairing offer yet: run `vigil pair show {jc}` on the other device, then run this command again"
+                ),
+            ));
+        }
+        std::thread::sleep(poll.min(deadline.saturating_duration_since(Instant::now())).max(Duration::from_millis(50)));
+        if conn.is_none() {
+            match connect(&code) {
+                Ok(c) => conn = Some(c),
+                Err(e) => last_err = Some(e),
+            }
+        }
+    }
+    .ok_or_else(|| Error::failed("lost the connection to the node"))?;
+
+    let storage = SledStorage::open(&ctx.dir)?;
+    let (vault, sas) = Vault::join(
+        Box::new(storage),
+        Box::new(ctx.key_store()),
+        &identity,
+        &mut conn,
+        &mut rng(),
+    )
+    .map_err(|e| Error::from(e).context("joining failed"))?;
+    conn.close();
+    joined(ctx, &code, &vault, &sas.to_string())
+}
+
+/// After the vault is created: remember the node, forget the pairing key,
+/// show the code.
+fn joined(ctx: &mut Ctx, code: &EnrolmentCode, vault: &Vault, sas: &str) -> Result<(), Error> {
+    let mut state = ctx.state();
+    state.node = Some(code.to_string());
+    state.last_sync_ms = Some(ctx.now_ms);
+    ctx.save_state(&state)?;
+    remove_joiner(ctx);
+    let p = vault.period();
+    if ctx.json {
+        let line = Paired {
+            pairing_code: sas,
+            period: PeriodJson::of(p),
+            readings: vault.log().len(),
+            status: "paired",
+            vault: vault.vault_id().to_string(),
+        };
+        writeln!(ctx.out, "{}", json_line(&line)?)?;
+        return Ok(());
+    }
+    writeln!(
+        ctx.out,
+        "Pairing code: {sas}\nCheck that the other device shows the same code. If it does not, run `vigil shred --yes --offline` here and pair again.\nJoined vault {} ({} readings; period ends {}). Key file: {}.\nTo send fever alerts from this device too, run `vigil enrol <node code> --label ...` here.",
+        vault.vault_id(),
+        vault.log().len(),
+        format_time(p.end_ms),
+        ctx.key_file.display()
+    )?;
+    Ok(())
+}
+
+/// A join that created the vault but stopped before it finished (a crash,
+/// or a failed first sync): recompute the code from the key file, then sync.
+fn finish_interrupted_join(ctx: &mut Ctx, code: &EnrolmentCode) -> Result<(), Error> {
+    let identity = joiner_identity(ctx)?;
+    let root = ctx
+        .key_store()
+        .load()
+        .map_err(|e| Error::new(exit::NO_VAULT, one_line(&e.to_string())))?
+        .ok_or_else(|| Error::new(exit::NO_VAULT, "the joined vault has no key file"))?;
+    let sas = KeySchedule::new(root).pairing_code(&identity.public_key());
+    let mut vault = ctx.open()?;
+    let mut conn = connect(code)?;
+    vault
+        .sync(&mut conn)
+        .map_err(|e| Error::from(e).context("first sync failed"))?;
+    conn.close();
+    joined(ctx, code, &vault, &sas.to_string())
+}
+
+fn qr_text(s: &str) -> Result<String, Error> {
+    let code =
+        qrcode::QrCode::new(s.as_bytes()).map_err(|e| Error::failed(format!("QR code: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .quiet_zone(true)
+        .build())
+}
+
+/// `pair join --json` prints one line per step (see `vigil --help`).
+fn json_line<T: Serialize>(v: &T) -> Result<String, Error> {
+    serde_json::to_string(v).map_err(|e| Error::failed(e.to_string()))
+}
+
+/// `vigil pair show --json`.
+#[derive(Debug, Serialize)]
+struct Offered {
+    node: String,
+    pairing_code: String,
+}
+
+/// `vigil pair join --json`, first line.
+#[derive(Debug, Serialize)]
+struct Waiting<'a> {
+    joiner_code: &'a str,
+    node: String,
+    status: &'static str,
+}
+
+/// `vigil pair join --json`, last line.
+#[derive(Debug, Serialize)]
+struct Paired<'a> {
+    pairing_code: &'a str,
+    period: PeriodJson,
+    readings: usize,
+    status: &'static str,
+    vault: String,
+}

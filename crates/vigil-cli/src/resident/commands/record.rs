@@ -1,0 +1,76 @@
+//! `vigil record`: one reading.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::common::Error;
+use crate::common::time::format_time;
+use crate::resident::cli::*;
+use crate::resident::context::Ctx;
+use crate::resident::fmt::*;
+
+/// Readings may carry a time this far past "now" (clock skew between devices).
+const FUTURE_SLACK_MS: i64 = 60_000;
+
+/// `vigil record`.
+pub(crate) fn run(ctx: &mut Ctx, args: &RecordArgs) -> Result<(), Error> {
+    validate_value(args.metric, args.value)?;
+    let at = args.at.map_or(ctx.now_ms, |t| t.resolve(ctx.now_ms));
+    if at > ctx.now_ms + FUTURE_SLACK_MS {
+        return Err(Error::usage(format!(
+            "{} is in the future (now is {})",
+            format_time(at),
+            format_time(ctx.now_ms)
+        )));
+    }
+    let mut vault = ctx.open()?;
+    let p = vault.period();
+    if at < p.start_ms || at >= p.end_ms {
+        return Err(Error::usage(format!(
+            "{} is outside the monitoring period ({} to {})",
+            format_time(at),
+            format_time(p.start_ms),
+            format_time(p.end_ms)
+        )));
+    }
+    let before = vault.pending_alerts()?.len();
+    let id = vault.record(args.metric, args.value, args.metric.unit(), at)?;
+    let queued = vault.pending_alerts()?.len().saturating_sub(before);
+    if ctx.json {
+        return ctx.print_json(&Recorded {
+            alerts_queued: queued,
+            id: id.to_string(),
+            metric: mname(args.metric),
+            time: format_time(at),
+            unit: unit_label(args.metric),
+            value: Num(args.value),
+        });
+    }
+    writeln!(
+        ctx.out,
+        "Recorded {} {} at {} (id {})",
+        mname(args.metric),
+        value_with_unit(args.metric, args.value),
+        format_time(at),
+        short_id(id)
+    )?;
+    if queued > 0 {
+        writeln!(
+            ctx.out,
+            "A fever alert is queued for the community node; it is sent at the next `vigil sync`."
+        )?;
+    }
+    Ok(())
+}
+
+/// `vigil record --json`.
+#[derive(Debug, Serialize)]
+struct Recorded {
+    alerts_queued: usize,
+    id: String,
+    metric: &'static str,
+    time: String,
+    unit: &'static str,
+    value: Num,
+}

@@ -1,0 +1,42 @@
+//! `vigil retract`: take a wrong reading out of every view.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::common::Error;
+use crate::common::time::format_time;
+use crate::resident::cli::*;
+use crate::resident::context::Ctx;
+use crate::resident::fmt::*;
+
+/// `vigil retract`.
+pub(crate) fn run(ctx: &mut Ctx, args: &RetractArgs) -> Result<(), Error> {
+    let mut vault = ctx.open()?;
+    let r = find_reading(vault.log(), &args.id)?;
+    vault.retract(r.id, &args.reason, ctx.now_ms)?;
+    if ctx.json {
+        return ctx.print_json(&Retracted {
+            id: r.id.to_string(),
+            reason: &args.reason,
+            retracted: true,
+        });
+    }
+    writeln!(
+        ctx.out,
+        "Retracted {} ({} {} at {}): it no longer counts in views, summaries, exports or alerts",
+        short_id(r.id),
+        mname(r.metric),
+        value_with_unit(r.metric, r.value),
+        format_time(r.time_ms)
+    )?;
+    Ok(())
+}
+
+/// `vigil retract --json`.
+#[derive(Debug, Serialize)]
+struct Retracted<'a> {
+    id: String,
+    reason: &'a str,
+    retracted: bool,
+}

@@ -1,0 +1,168 @@
+//! `vigil shred`: destroy the vault now.
+
+use std::io::{BufRead, Write};
+
+use serde::Serialize;
+
+use crate::common::time::format_time;
+use crate::common::{Error, exit, one_line};
+use crate::resident::cli::*;
+use crate::resident::context::{Ctx, connect, parse_node_code};
+
+/// `vigil shred`.
+pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
+    if let Some(t) = ctx.tombstone() {
+        return already_shredded(ctx, t.shredded_at_ms);
+    }
+    let vault = match ctx.open() {
+        Ok(v) => v,
+        Err(e) if e.code == exit::SHREDDED => {
+            let at = ctx.tombstone().map_or(ctx.now_ms, |t| t.shredded_at_ms);
+            return already_shredded(ctx, at);
+        }
+        Err(e) => return Err(e),
+    };
+    let node = if args.offline {
+        None
+    } else {
+        match (&args.node, ctx.state().node) {
+            (Some(c), _) => Some(parse_node_code(c)?),
+            (None, Some(c)) => parse_node_code(&c).ok(),
+            (None, None) => None,
+        }
+    };
+    if !args.yes {
+        let mut err = std::io::stderr();
+        write!(
+            err,
+            "Shred vault {} now? Its key is destroyed and every reading on every device becomes unreadable, forever.\nType `yes` to shred: ",
+            vault.vault_id()
+        )?;
+        err.flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "yes" | "y") {
+            return Err(Error::failed("not confirmed: nothing was shredded"));
+        }
+    }
+    let vault_id = vault.vault_id();
+    let key_store = ctx.key_store();
+    let mut node_note =
+        String::from("no node contacted (it deletes the mailbox itself when the period ends)");
+    let tombstone = match &node {
+        Some(code) => match connect(code) {
+            Ok(mut conn) => {
+                node_note = "the node did not confirm the deletion; it deletes the mailbox itself when the period ends".into();
+                let t = vault.shred_with_node(&mut conn, &key_store, ctx.now_ms);
+                conn.close();
+                t
+            }
+            Err(e) => {
+                node_note = format!("{}; the node deletes the mailbox itself when the period ends", e.message);
+                vault.shred_now(&key_store, ctx.now_ms)
+            }
+        },
+        None => vault.shred_now(&key_store, ctx.now_ms),
+    }
+    .map_err(|e| {
+        Error::failed(format!(
+            "shredding did not complete ({}); the vault no longer opens, and the next command finishes the job",
+            one_line(&e.to_string())
+        ))
+    })?;
+    let receipt = match (&node, &tombstone.receipt) {
+        (Some(code), Some(r)) => Some(vigil_proto::receipt::verify_receipt(&code.receipt_key, r)),
+        _ => None,
+    };
+    if ctx.json {
+        let receipt = receipt.as_ref().map(|r| match r {
+            Ok(b) => ReceiptJson {
+                alerts: Some(b.alerts),
+                blobs: Some(b.blobs),
+                bytes: Some(b.bytes),
+                deleted_at: Some(format_time(b.deleted_at_ms)),
+                grants: Some(b.grants),
+                verified: true,
+            },
+            Err(_) => ReceiptJson {
+                verified: false,
+                ..Default::default()
+            },
+        });
+        return ctx.print_json(&Shredded {
+            receipt,
+            shredded_at: format_time(tombstone.shredded_at_ms),
+            vault: vault_id.to_string(),
+        });
+    }
+    writeln!(
+        ctx.out,
+        "Vault {vault_id} shredded at {}: the key file is destroyed and the store deleted; only a tombstone remains in {}.",
+        format_time(tombstone.shredded_at_ms),
+        ctx.dir.display()
+    )?;
+    match receipt {
+        Some(Ok(b)) => writeln!(
+            ctx.out,
+            "The node's signed receipt (verified): at {} it deleted {} blob(s) ({} bytes), {} grant(s) and {} alert(s).",
+            format_time(b.deleted_at_ms),
+            b.blobs,
+            b.bytes,
+            b.grants,
+            b.alerts
+        )?,
+        Some(Err(_)) => writeln!(
+            ctx.out,
+            "Warning: the node's receipt does not verify against its code; it is kept in the tombstone."
+        )?,
+        None => writeln!(ctx.out, "Node: {node_note}.")?,
+    }
+    Ok(())
+}
+
+fn already_shredded(ctx: &mut Ctx, at_ms: i64) -> Result<(), Error> {
+    if ctx.json {
+        return ctx.print_json(&AlreadyShredded {
+            already_shredded: true,
+            shredded_at: format_time(at_ms),
+        });
+    }
+    writeln!(
+        ctx.out,
+        "The vault in {} was already shredded at {}; only its tombstone remains.",
+        ctx.dir.display(),
+        format_time(at_ms)
+    )?;
+    Ok(())
+}
+
+/// `vigil shred --json`.
+#[derive(Debug, Serialize)]
+struct Shredded {
+    receipt: Option<ReceiptJson>,
+    shredded_at: String,
+    vault: String,
+}
+
+/// The node's deletion receipt; only `verified` when it does not verify.
+#[derive(Debug, Default, Serialize)]
+struct ReceiptJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerts: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blobs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grants: Option<u64>,
+    verified: bool,
+}
+
+/// `vigil shred --json` on a vault already shredded.
+#[derive(Debug, Serialize)]
+struct AlreadyShredded {
+    already_shredded: bool,
+    shredded_at: String,
+}

@@ -1,0 +1,101 @@
+//! `vigil sync`: the log through the node, and alerts due.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::common::Error;
+use crate::common::time::format_time;
+use crate::resident::cli::*;
+use crate::resident::context::{Ctx, connect};
+
+/// `vigil sync`.
+pub(crate) fn run(ctx: &mut Ctx, args: &SyncArgs) -> Result<(), Error> {
+    let mut vault = ctx.open()?;
+    let code = ctx.node_code(args.node.as_deref())?;
+    let mut conn = connect(&code)?;
+    let report = vault
+        .sync(&mut conn)
+        .map_err(|e| Error::from(e).context("sync failed"))?;
+    let enrolled = vault.grants()?.iter().any(|g| g.node == code.node_public);
+    let alerts = if enrolled {
+        Some(
+            vault
+                .send_alerts(&mut conn, &code.node_public, ctx.now_ms)
+                .map_err(|e| Error::from(e).context("synced, but sending alerts failed"))?,
+        )
+    } else {
+        None
+    };
+    conn.close();
+    let pending = vault.pending_alerts()?;
+    let mut state = ctx.state();
+    state.last_sync_ms = Some(ctx.now_ms);
+    if state.node.is_none() {
+        state.node = Some(code.to_string());
+    }
+    ctx.save_state(&state)?;
+    let delivered = alerts.as_ref().map_or(0, |a| a.delivered);
+    if ctx.json {
+        return ctx.print_json(&Synced {
+            alerts_delivered: delivered,
+            alerts_pending: pending.len(),
+            enrolled,
+            node: code.addr.to_string(),
+            pushed: report.pushed,
+            received: report.received,
+            received_snapshot: report.received_snapshot,
+            rejected: report.rejected,
+            time: format_time(ctx.now_ms),
+            uploaded_snapshot: report.uploaded_snapshot,
+        });
+    }
+    writeln!(
+        ctx.out,
+        "Synced with node {}: sent {} bundle(s) of changes, received {}{}.",
+        code.addr,
+        report.pushed,
+        report.received,
+        if report.received_snapshot {
+            " and a snapshot"
+        } else {
+            ""
+        }
+    )?;
+    if report.rejected > 0 {
+        writeln!(
+            ctx.out,
+            "Warning: {} blob(s) from the node did not decrypt and were ignored (tampered or not ours).",
+            report.rejected
+        )?;
+    }
+    if enrolled {
+        writeln!(
+            ctx.out,
+            "Fever alerts: {delivered} delivered, {} waiting.",
+            pending.len()
+        )?;
+    } else if !pending.is_empty() {
+        writeln!(
+            ctx.out,
+            "{} fever alert(s) wait for another node this device enrolled with.",
+            pending.len()
+        )?;
+    }
+    Ok(())
+}
+
+/// `vigil sync --json`.
+#[derive(Debug, Serialize)]
+struct Synced {
+    alerts_delivered: usize,
+    alerts_pending: usize,
+    enrolled: bool,
+    node: String,
+    pushed: usize,
+    received: usize,
+    received_snapshot: bool,
+    rejected: usize,
+    time: String,
+    uploaded_snapshot: bool,
+}
