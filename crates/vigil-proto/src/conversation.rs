@@ -260,7 +260,7 @@ impl FetchPairing {
                     },
                     "hello",
                 ),
-                (Request::PairFetch { slot }, "pairing fetch"),
+                (Request::PairFetch { slot }, "a pairing fetch"),
             ]),
             events: VecDeque::new(),
         }
@@ -278,7 +278,7 @@ impl Conversation for FetchPairing {
         let taken = self.script.take(frame);
         match taken {
             Ok(("hello", r)) => hello_ok(&r).or_else(|e| self.script.fail(e)),
-            Ok(("pairing fetch", Response::PairOffer { wrapped })) => {
+            Ok(("a pairing fetch", Response::PairOffer { wrapped })) => {
                 self.events.push_back(PairingFetched::Offer(wrapped));
                 Ok(())
             }

@@ -24,6 +24,8 @@ pub(crate) struct Error {
     pub(crate) code: u8,
     /// The message, without the `error: ` prefix.
     pub(crate) message: String,
+    /// The kind of the I/O error it came from, if any.
+    io_kind: Option<std::io::ErrorKind>,
 }
 
 impl Error {
@@ -32,6 +34,7 @@ impl Error {
         Error {
             code,
             message: message.into(),
+            io_kind: None,
         }
     }
 
@@ -49,6 +52,11 @@ impl Error {
     pub(crate) fn context(mut self, what: &str) -> Self {
         self.message = format!("{what}: {}", self.message);
         self
+    }
+
+    /// Whether this is a write to a closed pipe (`vigil log | head`).
+    pub(crate) fn is_broken_pipe(&self) -> bool {
+        self.io_kind == Some(std::io::ErrorKind::BrokenPipe)
     }
 
     /// The process exit code.
@@ -72,7 +80,10 @@ impl std::error::Error for Error {}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::failed(e.to_string())
+        Error {
+            io_kind: Some(e.kind()),
+            ..Error::failed(e.to_string())
+        }
     }
 }
 

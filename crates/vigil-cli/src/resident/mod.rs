@@ -46,7 +46,7 @@ where
         let flushed = ctx.out.flush().map_err(CliError::from);
         match r.and(flushed) {
             // Output cut short by a closed pipe (`vigil log | head`) is not a failure.
-            Err(e) if e.message.contains("Broken pipe") => Ok(()),
+            Err(e) if e.is_broken_pipe() => Ok(()),
             r => r,
         }
     });

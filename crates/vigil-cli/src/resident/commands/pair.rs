@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use vigil_crypto::{KeySchedule, X25519Identity, X25519PublicKey};
-use vigil_device::{KeyStore, SledStorage, Vault, pairing_slot};
+use vigil_device::{KeyStore, SledStorage, SyncFailure, Vault};
 use vigil_net::{DeviceConnection, EnrolmentCode};
-use vigil_proto::{Exchange, ProtoError, Request, Response, decode_response, encode_request};
+use vigil_proto::SyncError;
 
 use crate::common::time::{format_duration, format_time};
 use crate::common::{Error, exit, one_line};
@@ -120,24 +120,18 @@ fn remove_joiner(ctx: &Ctx) {
 
 /// Whether the node holds an offer for `joiner` (without taking it).
 fn offer_waiting(conn: &mut DeviceConnection, joiner: &X25519PublicKey) -> Result<bool, Error> {
-    let mut call = |req: &Request| -> Result<Response, Error> {
-        let frame = conn
-            .exchange(&encode_request(req))
-            .map_err(|e| Error::failed(format!("node: {}", one_line(&e.to_string()))))?;
-        decode_response(&frame).map_err(|e| Error::failed(format!("node: {e}")))
-    };
-    call(&Request::Hello {
-        version: vigil_proto::PROTOCOL_VERSION,
-    })?;
-    match call(&Request::PairFetch {
-        slot: pairing_slot(joiner),
-    })? {
-        Response::PairOffer { .. } => Ok(true),
-        Response::Error(ProtoError::NotFound) => Ok(false),
-        r => Err(Error::failed(format!(
-            "node answered {r:?} to a pairing fetch"
-        ))),
-    }
+    vigil_device::offer_waiting(conn, joiner).map_err(|e| match e {
+        SyncFailure::Transport(e) => Error::failed(format!("node: {}", one_line(&e.to_string()))),
+        SyncFailure::Protocol(SyncError::Codec(e)) => Error::failed(format!("node: {e}")),
+        SyncFailure::Protocol(SyncError::Refused(e)) => Error::failed(format!(
+            "node answered {:?} to a pairing fetch",
+            vigil_proto::Response::Error(e)
+        )),
+        SyncFailure::Protocol(SyncError::Unexpected(m)) => {
+            Error::failed(format!("node answered {m}"))
+        }
+        e => Error::failed(format!("node: {}", one_line(&e.to_string()))),
+    })
 }
 
 fn pair_join(
