@@ -4,6 +4,7 @@
 //! is open; the conversations with the node are [`GiveGrant`] and
 //! [`DeliverAlerts`].
 
+use serde::{Deserialize, Serialize};
 use vigil_crypto::{AlertKey, X25519PublicKey, wrap};
 use vigil_log::{FeverRule, HealthLog};
 use vigil_proto::alert::{
@@ -17,8 +18,8 @@ use vigil_proto::{
 use crate::disclosure::{Disclosure, disclose};
 use crate::error::{SyncFailure, WriteError};
 use crate::layout::{
-    self, AlertSlot, GrantRecord, LocalRecord, OutboxRecord, P_ALERT_OUTBOX, P_GRANT, SMALL_RECORD,
-    VaultCrypto, grant_key, parse_grant_key,
+    self, AlertSlot, LocalRecord, OutboxRecord, P_ALERT_OUTBOX, P_GRANT, SMALL_RECORD, VaultCrypto,
+    grant_key, parse_grant_key,
 };
 use crate::period::Period;
 use crate::storage::{Batch, Storage, StorageError};
@@ -26,14 +27,16 @@ use crate::storage::{Batch, Storage, StorageError};
 /// An alert unacknowledged for longer than this is surfaced to the resident.
 pub const DELIVERY_DEADLINE_MS: i64 = 15 * 60_000;
 
-/// A grant this device made.
-#[derive(Debug, Clone, PartialEq)]
+/// A grant this device made (stored as it is, sealed: docs/spec.md §12).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
     /// Its id (derived from the alert key).
     pub grant_id: [u8; 16],
     /// The node it was made to.
+    #[serde(with = "layout::x25519")]
     pub node: X25519PublicKey,
     /// The rule.
+    #[serde(with = "layout::rule")]
     pub rule: FeverRule,
     /// What the resident shares.
     pub label: String,
@@ -41,32 +44,6 @@ pub struct Grant {
     pub valid_from_ms: i64,
     /// End of validity.
     pub valid_until_ms: i64,
-}
-
-impl From<&Grant> for GrantRecord {
-    fn from(g: &Grant) -> Self {
-        GrantRecord {
-            grant_id: g.grant_id,
-            node: *g.node.as_bytes(),
-            rule: g.rule.into(),
-            label: g.label.clone(),
-            valid_from_ms: g.valid_from_ms,
-            valid_until_ms: g.valid_until_ms,
-        }
-    }
-}
-
-impl From<GrantRecord> for Grant {
-    fn from(r: GrantRecord) -> Self {
-        Grant {
-            grant_id: r.grant_id,
-            node: X25519PublicKey::from_bytes(r.node),
-            rule: r.rule.into(),
-            label: r.label,
-            valid_from_ms: r.valid_from_ms,
-            valid_until_ms: r.valid_until_ms,
-        }
-    }
 }
 
 /// An alert waiting for the node's acknowledgement.
@@ -144,10 +121,10 @@ impl Alerts {
         for (k, v) in storage.scan_prefix(P_GRANT)? {
             let id =
                 parse_grant_key(&k).ok_or_else(|| StorageError::Corrupt("grant key".into()))?;
-            let rec: GrantRecord = crypto
+            let grant: Grant = crypto
                 .open_record(LocalRecord::Grant(&id), &v)
                 .ok_or_else(|| StorageError::Corrupt("grant does not open".into()))?;
-            grants.push(rec.into());
+            grants.push(grant);
         }
         Ok(Alerts {
             period,
@@ -184,10 +161,7 @@ impl Alerts {
             valid_from_ms: period.start_ms,
             valid_until_ms: period.end_ms,
         };
-        let sealed = crypto.seal_record(
-            LocalRecord::Grant(&grant.grant_id),
-            &GrantRecord::from(&grant),
-        )?;
+        let sealed = crypto.seal_record(LocalRecord::Grant(&grant.grant_id), &grant)?;
         let mut batch = Batch::default();
         batch.put(grant_key(&grant.grant_id), sealed);
         disclose(

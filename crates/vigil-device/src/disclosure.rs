@@ -1,25 +1,28 @@
 //! The disclosure log (docs/spec.md §12): every fact that left this device,
 //! and when, sealed with the store key.
 
+use serde::{Deserialize, Serialize};
 use vigil_crypto::X25519PublicKey;
 use vigil_log::FeverRule;
 
 use crate::error::WriteError;
 use crate::layout::{
-    DisclosureRecord, LocalRecord, P_DISCLOSURE, VaultCrypto, disclosure_key, parse_disclosure_key,
+    self, LocalRecord, P_DISCLOSURE, VaultCrypto, disclosure_key, parse_disclosure_key,
 };
 use crate::storage::{Batch, Storage, StorageError};
 
-/// One fact that left this device.
-#[derive(Debug, Clone, PartialEq)]
+/// One fact that left this device (stored as it is, sealed: docs/spec.md §12).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Disclosure {
     /// A fever-alert grant was given to a node.
     Grant {
         /// When, ms.
         at_ms: i64,
         /// To which node.
+        #[serde(with = "layout::x25519")]
         node: X25519PublicKey,
         /// Under which rule.
+        #[serde(with = "layout::rule")]
         rule: FeverRule,
         /// With which label.
         label: String,
@@ -49,92 +52,9 @@ pub enum Disclosure {
         /// When, ms.
         at_ms: i64,
         /// The joining device's key.
+        #[serde(with = "layout::x25519")]
         joiner: X25519PublicKey,
     },
-}
-
-impl From<&Disclosure> for DisclosureRecord {
-    fn from(d: &Disclosure) -> Self {
-        match d {
-            Disclosure::Grant {
-                at_ms,
-                node,
-                rule,
-                label,
-            } => DisclosureRecord::Grant {
-                at_ms: *at_ms,
-                node: *node.as_bytes(),
-                rule: (*rule).into(),
-                label: label.clone(),
-            },
-            Disclosure::AlertSent {
-                at_ms,
-                onset_ms,
-                kind,
-                level,
-            } => DisclosureRecord::AlertSent {
-                at_ms: *at_ms,
-                onset_ms: *onset_ms,
-                kind: *kind,
-                level: *level,
-            },
-            Disclosure::AlertAcknowledged {
-                at_ms,
-                onset_ms,
-                kind,
-            } => DisclosureRecord::AlertAcknowledged {
-                at_ms: *at_ms,
-                onset_ms: *onset_ms,
-                kind: *kind,
-            },
-            Disclosure::Pairing { at_ms, joiner } => DisclosureRecord::Pairing {
-                at_ms: *at_ms,
-                joiner: *joiner.as_bytes(),
-            },
-        }
-    }
-}
-
-impl From<DisclosureRecord> for Disclosure {
-    fn from(r: DisclosureRecord) -> Self {
-        match r {
-            DisclosureRecord::Grant {
-                at_ms,
-                node,
-                rule,
-                label,
-            } => Disclosure::Grant {
-                at_ms,
-                node: X25519PublicKey::from_bytes(node),
-                rule: rule.into(),
-                label,
-            },
-            DisclosureRecord::AlertSent {
-                at_ms,
-                onset_ms,
-                kind,
-                level,
-            } => Disclosure::AlertSent {
-                at_ms,
-                onset_ms,
-                kind,
-                level,
-            },
-            DisclosureRecord::AlertAcknowledged {
-                at_ms,
-                onset_ms,
-                kind,
-            } => Disclosure::AlertAcknowledged {
-                at_ms,
-                onset_ms,
-                kind,
-            },
-            DisclosureRecord::Pairing { at_ms, joiner } => Disclosure::Pairing {
-                at_ms,
-                joiner: X25519PublicKey::from_bytes(joiner),
-            },
-        }
-    }
 }
 
 /// Appends `d` to `batch` as the next entry (after those stored and those
@@ -152,7 +72,7 @@ pub(crate) fn disclose(
         .filter(|(k, _)| k.starts_with(P_DISCLOSURE))
         .count() as u64;
     let n = stored + batched + 1;
-    let sealed = crypto.seal_record(LocalRecord::Disclosure(n), &DisclosureRecord::from(d))?;
+    let sealed = crypto.seal_record(LocalRecord::Disclosure(n), d)?;
     batch.put(disclosure_key(n), sealed);
     Ok(())
 }
@@ -166,10 +86,10 @@ pub(crate) fn disclosures(
     for (k, v) in storage.scan_prefix(P_DISCLOSURE)? {
         let n = parse_disclosure_key(&k)
             .ok_or_else(|| StorageError::Corrupt("disclosure key".into()))?;
-        let rec: DisclosureRecord = crypto
+        let d: Disclosure = crypto
             .open_record(LocalRecord::Disclosure(n), &v)
             .ok_or_else(|| StorageError::Corrupt(format!("disclosure {n} does not open")))?;
-        out.push(rec.into());
+        out.push(d);
     }
     Ok(out)
 }

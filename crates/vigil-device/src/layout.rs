@@ -13,7 +13,7 @@ use vigil_crypto::{
     Context, KeySchedule, Kind, LogKey, SealError, StoreKey, VaultId, X25519PublicKey, Zeroizing,
     open, seal,
 };
-use vigil_log::{DeviceId, FeverRule};
+use vigil_log::DeviceId;
 use vigil_proto::VersionVector;
 
 use crate::period::Period;
@@ -37,13 +37,13 @@ pub(crate) const P_RECEIVED: &[u8] = b"r/";
 pub(crate) const K_RELAY_SNAPSHOT: &[u8] = b"R/snapshot";
 /// `o/ || be64(seq)` → a sealed bundle of own changes not yet acknowledged by the node.
 pub(crate) const P_SYNC_OUTBOX: &[u8] = b"o/";
-/// `g/ || grant id` → sealed [`GrantRecord`].
+/// `g/ || grant id` → sealed [`crate::Grant`].
 pub(crate) const P_GRANT: &[u8] = b"g/";
 /// `a/ || grant || episode || kind` → [`OutboxRecord`] (the alert outbox).
 pub(crate) const P_ALERT_OUTBOX: &[u8] = b"a/";
 /// `A/ || grant || episode || kind` → sealed `be64(queued)`: never queue an alert twice.
 pub(crate) const P_ALERTED: &[u8] = b"A/";
-/// `d/ || be64(n)` → sealed [`DisclosureRecord`].
+/// `d/ || be64(n)` → sealed [`crate::Disclosure`].
 pub(crate) const P_DISCLOSURE: &[u8] = b"d/";
 /// The local snapshot's blob name ([`SnapshotRecord`]).
 pub(crate) const SNAPSHOT_BLOB: &str = "snapshot";
@@ -234,46 +234,54 @@ pub(crate) struct RelaySnapshotRecord {
     pub(crate) sealed: Vec<u8>,
 }
 
-/// A fever rule as stored.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub(crate) struct RuleRecord {
-    threshold_c: f64,
-    confirm_count: u64,
-    confirm_window_ms: i64,
-    recovery_ms: i64,
-}
+/// A fever rule as stored (`#[serde(with = "layout::rule")]`).
+pub(crate) mod rule {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use vigil_log::FeverRule;
 
-impl From<FeverRule> for RuleRecord {
-    fn from(r: FeverRule) -> Self {
-        RuleRecord {
+    #[derive(Serialize, Deserialize)]
+    struct Rule {
+        threshold_c: f64,
+        confirm_count: u64,
+        confirm_window_ms: i64,
+        recovery_ms: i64,
+    }
+
+    pub(crate) fn serialize<S: Serializer>(r: &FeverRule, s: S) -> Result<S::Ok, S::Error> {
+        Rule {
             threshold_c: r.threshold_c,
             confirm_count: r.confirm_count as u64,
             confirm_window_ms: r.confirm_window_ms,
             recovery_ms: r.recovery_ms,
         }
+        .serialize(s)
     }
-}
 
-impl From<RuleRecord> for FeverRule {
-    fn from(r: RuleRecord) -> Self {
-        FeverRule {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<FeverRule, D::Error> {
+        let r = Rule::deserialize(d)?;
+        Ok(FeverRule {
             threshold_c: r.threshold_c,
             confirm_count: usize::try_from(r.confirm_count).unwrap_or(usize::MAX),
             confirm_window_ms: r.confirm_window_ms,
             recovery_ms: r.recovery_ms,
-        }
+        })
     }
 }
 
-/// `g/`: a grant this device made (sealed).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct GrantRecord {
-    pub(crate) grant_id: [u8; 16],
-    pub(crate) node: [u8; 32],
-    pub(crate) rule: RuleRecord,
-    pub(crate) label: String,
-    pub(crate) valid_from_ms: i64,
-    pub(crate) valid_until_ms: i64,
+/// An X25519 public key as stored: its 32 bytes (`#[serde(with = "layout::x25519")]`).
+pub(crate) mod x25519 {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use vigil_crypto::X25519PublicKey;
+
+    pub(crate) fn serialize<S: Serializer>(k: &X25519PublicKey, s: S) -> Result<S::Ok, S::Error> {
+        k.as_bytes().serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<X25519PublicKey, D::Error> {
+        Ok(X25519PublicKey::from_bytes(<[u8; 32]>::deserialize(d)?))
+    }
 }
 
 /// `a/`: an alert waiting for its node's acknowledgement.
@@ -285,32 +293,6 @@ pub(crate) struct OutboxRecord {
     pub(crate) level: u8,
     /// The sealed alert, as sent.
     pub(crate) blob: Vec<u8>,
-}
-
-/// `d/`: one fact that left this device (sealed).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum DisclosureRecord {
-    Grant {
-        at_ms: i64,
-        node: [u8; 32],
-        rule: RuleRecord,
-        label: String,
-    },
-    AlertSent {
-        at_ms: i64,
-        onset_ms: i64,
-        kind: u8,
-        level: u8,
-    },
-    AlertAcknowledged {
-        at_ms: i64,
-        onset_ms: i64,
-        kind: u8,
-    },
-    Pairing {
-        at_ms: i64,
-        joiner: [u8; 32],
-    },
 }
 
 /// The tombstone file: what remains of a shredded vault.

@@ -58,6 +58,8 @@ pub struct SyncReport {
 /// stored in one record.
 #[derive(Debug)]
 pub(crate) struct SyncState {
+    /// The mailbox is registered until the period's end.
+    period: Period,
     rec: SyncRecord,
 }
 
@@ -75,8 +77,9 @@ fn get_vv(vv: &VersionVector, device: &[u8; 16]) -> u64 {
 
 impl SyncState {
     /// A new vault's: nothing bundled, nothing held.
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(period: Period) -> Self {
         SyncState {
+            period,
             rec: SyncRecord {
                 next_bundle: 1,
                 ..SyncRecord::default()
@@ -84,9 +87,9 @@ impl SyncState {
         }
     }
 
-    fn read(storage: &dyn Storage) -> Result<SyncRecord, StorageError> {
+    fn read(storage: &dyn Storage, period: Period) -> Result<SyncRecord, StorageError> {
         match storage.get(K_SYNC)? {
-            None => Ok(SyncState::new().rec),
+            None => Ok(SyncState::new(period).rec),
             Some(v) => layout::decode(&v, SYNC_RECORD)
                 .map_err(|e| StorageError::Corrupt(format!("sync record: {e}"))),
         }
@@ -98,8 +101,9 @@ impl SyncState {
         storage: &dyn Storage,
         crypto: &VaultCrypto,
         log: &mut HealthLog,
+        period: Period,
     ) -> Result<SyncState, OpenError> {
-        let rec = Self::read(storage)?;
+        let rec = Self::read(storage, period)?;
         if let Some(v) = storage.get(K_RELAY_SNAPSHOT)? {
             let doc = layout::decode::<RelaySnapshotRecord>(&v, LOG_RECORD)
                 .ok()
@@ -121,7 +125,7 @@ impl SyncState {
             log.apply(&pending)
                 .map_err(|e| OpenError::Corrupt(format!("changes: {e}")))?;
         }
-        Ok(SyncState { rec })
+        Ok(SyncState { period, rec })
     }
 
     /// Adds the removal of what was received (now in a local snapshot) to `batch`.
@@ -186,33 +190,14 @@ impl SyncState {
 
     /// Syncs with the node behind `conn`: pushes this device's new changes
     /// as one sealed bundle and pulls what the version vector lacks. The
-    /// caller has stored every pending change first.
-    #[allow(clippy::too_many_arguments)]
+    /// caller has stored every pending change first. The state in memory
+    /// changes only with what was durably applied, so a failure half-way
+    /// leaves both in step.
     pub(crate) fn sync(
         &mut self,
         storage: &mut dyn Storage,
         crypto: &mut VaultCrypto,
         log: &mut HealthLog,
-        period: Period,
-        conn: &mut dyn Exchange,
-        policy: SnapshotPolicy,
-        faults: &Faults,
-    ) -> Result<SyncReport, SyncFailure> {
-        let result = self.sync_inner(storage, crypto, log, period, conn, policy, faults);
-        if result.is_err() {
-            // What was applied is durable; what was not, is forgotten.
-            self.rec = Self::read(storage)?;
-        }
-        result
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn sync_inner(
-        &mut self,
-        storage: &mut dyn Storage,
-        crypto: &mut VaultCrypto,
-        log: &mut HealthLog,
-        period: Period,
         conn: &mut dyn Exchange,
         policy: SnapshotPolicy,
         faults: &Faults,
@@ -236,7 +221,7 @@ impl SyncState {
             mailbox_key: *mailbox.expose_secret(),
             register: Some(Registration {
                 verifier: mailbox.verifier().to_bytes(),
-                expires_ms: period.end_ms,
+                expires_ms: self.period.end_ms,
             }),
             pull_max_bytes: PULL_MAX_BYTES,
         };

@@ -153,7 +153,7 @@ impl Vault {
             period,
             log,
             journal,
-            sync: SyncState::new(),
+            sync: SyncState::new(period),
             alerts: Alerts::new(period),
             faults: Faults::default(),
         })
@@ -224,7 +224,7 @@ impl Vault {
         }
         let crypto = VaultCrypto::new(keys, DeviceId(meta.device), rng);
         let (mut log, journal) = Journal::load(storage.as_ref(), &crypto)?;
-        let sync = SyncState::load(storage.as_ref(), &crypto, &mut log)?;
+        let sync = SyncState::load(storage.as_ref(), &crypto, &mut log, meta.period)?;
         let alerts = Alerts::load(storage.as_ref(), &crypto, meta.period)?;
         // Everything loaded is stored already.
         log.mark_all_saved();
@@ -385,7 +385,6 @@ impl Vault {
             self.storage.as_mut(),
             &mut self.crypto,
             &mut self.log,
-            self.period,
             conn,
             policy,
             &self.faults,
