@@ -570,3 +570,53 @@ impl VaultCrypto {
         decode(&plain, SMALL_RECORD).ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_refuse_trailing_bytes_oversize_and_garbage() {
+        let rec = OutboxRecord {
+            queued_ms: 1,
+            first_sent_ms: None,
+            onset_ms: 2,
+            level: 3,
+            blob: vec![4; 10],
+        };
+        let bytes = encode(&rec);
+        let back: OutboxRecord = decode(&bytes, SMALL_RECORD).unwrap();
+        assert_eq!((back.queued_ms, back.level, back.blob), (1, 3, vec![4; 10]));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            decode::<OutboxRecord>(&longer, SMALL_RECORD),
+            Err(RecordError::Trailing)
+        ));
+        assert!(matches!(
+            decode::<OutboxRecord>(&bytes, bytes.len() - 1),
+            Err(RecordError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            decode::<OutboxRecord>(&bytes[..bytes.len() - 1], SMALL_RECORD),
+            Err(RecordError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn keys_round_trip_and_sort_by_number() {
+        assert_eq!(parse_chunk_key(&chunk_key(258)), Some(258));
+        assert!(chunk_key(2) < chunk_key(256), "big-endian seqs sort");
+        let d = DeviceId([7; 16]);
+        assert_eq!(parse_received_key(&received_key(d, 9)), Some((d, 9)));
+        assert_eq!(parse_received_key(K_RELAY_SNAPSHOT), None);
+        let slot = AlertSlot {
+            grant: [1; 16],
+            episode: [2; 16],
+            kind: 2,
+        };
+        assert_eq!(AlertSlot::parse_outbox_key(&slot.outbox_key()), Some(slot));
+        assert_eq!(AlertSlot::parse_outbox_key(&slot.marker_key()), None);
+        assert_eq!(parse_disclosure_key(&disclosure_key(5)), Some(5));
+    }
+}

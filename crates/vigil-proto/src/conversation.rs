@@ -330,6 +330,7 @@ enum GrantStep {
     Wrap,
     Grant,
     Done,
+    Failed,
 }
 
 /// Gives a node a fever-alert grant: `Hello` → `GrantKey` → (the caller
@@ -392,7 +393,7 @@ impl Conversation for GiveGrant {
             GrantStep::Hello => hello(),
             GrantStep::Key => encode_request(&Request::GrantKey),
             GrantStep::Grant => encode_request(&Request::Grant(self.wire.take()?)),
-            GrantStep::Wrap | GrantStep::Done => return None,
+            GrantStep::Wrap | GrantStep::Done | GrantStep::Failed => return None,
         };
         self.waiting = true;
         Some(frame)
@@ -400,19 +401,22 @@ impl Conversation for GiveGrant {
 
     fn handle_response(&mut self, frame: &[u8]) -> Result<(), SyncError> {
         if !std::mem::take(&mut self.waiting) {
-            self.step = GrantStep::Done;
+            self.step = GrantStep::Failed;
             return Err(SyncError::Unexpected("reply without a request".into()));
         }
         let resp = match reply(frame) {
             Ok(r) => r,
             Err(e) => {
-                self.step = GrantStep::Done;
+                self.step = GrantStep::Failed;
                 return Err(e);
             }
         };
         match (self.step, &resp) {
             (GrantStep::Hello, r) => {
-                hello_ok(r)?;
+                if let Err(e) = hello_ok(r) {
+                    self.step = GrantStep::Failed;
+                    return Err(e);
+                }
                 self.hello = true;
                 self.step = GrantStep::Key;
             }
@@ -430,7 +434,7 @@ impl Conversation for GiveGrant {
                 });
             }
             (step, r) => {
-                self.step = GrantStep::Done;
+                self.step = GrantStep::Failed;
                 let to = if step == GrantStep::Key {
                     "grant key"
                 } else {
