@@ -15,6 +15,48 @@ pub struct FeverRule {
     pub recovery_ms: i64,
 }
 
+/// The longest label a resident may share with a node's alerts, in characters.
+pub const MAX_LABEL_CHARS: usize = 200;
+
+/// Why a fever rule is refused (by the device that makes a grant and by the
+/// node that receives one: the ranges live here, once).
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum RuleError {
+    /// The threshold is not a number within [`FeverRule::THRESHOLD_C`].
+    #[error("threshold {0} °C is outside 35–42 °C")]
+    Threshold(f64),
+    /// The confirmation count is not within [`FeverRule::CONFIRM_COUNT`].
+    #[error("confirm count {0} is outside 1–20")]
+    ConfirmCount(usize),
+    /// A negative confirmation window or recovery time.
+    #[error("the confirmation window and the recovery time must not be negative")]
+    NegativeDuration,
+}
+
+impl FeverRule {
+    /// Plausible thresholds, °C.
+    pub const THRESHOLD_C: std::ops::RangeInclusive<f64> = 35.0..=42.0;
+    /// Plausible confirmation counts.
+    pub const CONFIRM_COUNT: std::ops::RangeInclusive<usize> = 1..=20;
+
+    /// Checks that the rule is plausible: a finite threshold within
+    /// [`Self::THRESHOLD_C`], a count within [`Self::CONFIRM_COUNT`], and no
+    /// negative duration.
+    pub fn validate(&self) -> Result<(), RuleError> {
+        if !(self.threshold_c.is_finite() && Self::THRESHOLD_C.contains(&self.threshold_c)) {
+            return Err(RuleError::Threshold(self.threshold_c));
+        }
+        if !Self::CONFIRM_COUNT.contains(&self.confirm_count) {
+            return Err(RuleError::ConfirmCount(self.confirm_count));
+        }
+        if self.confirm_window_ms < 0 || self.recovery_ms < 0 {
+            return Err(RuleError::NegativeDuration);
+        }
+        Ok(())
+    }
+}
+
 impl Default for FeverRule {
     fn default() -> Self {
         FeverRule {
@@ -80,4 +122,54 @@ pub(crate) fn episodes(rule: &FeverRule, temps: &[Reading]) -> Vec<FeverEpisode>
     }
     out.extend(current);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implausible_rules_are_refused() {
+        assert_eq!(FeverRule::default().validate(), Ok(()));
+        for (rule, want) in [
+            (
+                FeverRule {
+                    threshold_c: f64::NAN,
+                    ..FeverRule::default()
+                },
+                "threshold",
+            ),
+            (
+                FeverRule {
+                    threshold_c: 42.1,
+                    ..FeverRule::default()
+                },
+                "threshold",
+            ),
+            (
+                FeverRule {
+                    confirm_count: 0,
+                    ..FeverRule::default()
+                },
+                "count",
+            ),
+            (
+                FeverRule {
+                    confirm_count: 21,
+                    ..FeverRule::default()
+                },
+                "count",
+            ),
+            (
+                FeverRule {
+                    recovery_ms: -1,
+                    ..FeverRule::default()
+                },
+                "negative",
+            ),
+        ] {
+            let e = rule.validate().unwrap_err();
+            assert!(e.to_string().contains(want), "{e}");
+        }
+    }
 }

@@ -19,7 +19,7 @@ mod log;
 mod model;
 
 pub use automerge::ChangeHash;
-pub use fever::{FeverEpisode, FeverRule};
+pub use fever::{FeverEpisode, FeverRule, MAX_LABEL_CHARS, RuleError};
 pub use log::{Conflict, DailySummary, HealthLog, LogView, Retraction, SCHEMA_VERSION};
 pub use model::{
     Day, DeviceId, LogError, MAX_TEXT_CHARS, Metric, READING_LEN, Reading, ReadingId, Severity,

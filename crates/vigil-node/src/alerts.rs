@@ -6,8 +6,7 @@ use vigil_proto::{AlertWire, GrantWire};
 
 use crate::store::{MailboxStore, StoreError};
 
-/// Longest label a grant may carry, in characters.
-pub const MAX_LABEL_CHARS: usize = 200;
+pub use vigil_log::MAX_LABEL_CHARS;
 
 /// A grant as the node keeps it: the grant as received, plus the node's
 /// own bookkeeping.
@@ -48,13 +47,16 @@ pub(crate) fn validate_grant(w: &GrantWire) -> Result<(), String> {
     if w.valid_until_ms <= w.valid_from_ms {
         return Err("empty validity window".into());
     }
-    if !(w.threshold_c.is_finite() && (35.0..=42.0).contains(&w.threshold_c)) {
-        return Err("threshold outside 35–42 °C".into());
-    }
-    if !(1..=20).contains(&w.confirm_count) || w.confirm_window_ms < 0 || w.recovery_ms < 0 {
-        return Err("implausible debounce".into());
-    }
-    Ok(())
+    let rule = vigil_log::FeverRule {
+        threshold_c: w.threshold_c,
+        confirm_count: usize::try_from(w.confirm_count).unwrap_or(usize::MAX),
+        confirm_window_ms: w.confirm_window_ms,
+        recovery_ms: w.recovery_ms,
+    };
+    rule.validate().map_err(|e| match e {
+        vigil_log::RuleError::Threshold(_) => "threshold outside 35–42 °C".to_owned(),
+        _ => "implausible debounce".to_owned(),
+    })
 }
 
 /// One alert in the inbox, as community staff see it.

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use serde::Serialize;
-use vigil_log::FeverRule;
+use vigil_log::{FeverRule, MAX_LABEL_CHARS, RuleError};
 
 use crate::common::time::{format_duration, format_time};
 use crate::common::{Error, one_line};
@@ -18,26 +18,11 @@ pub(crate) fn run(ctx: &mut Ctx, args: &EnrolArgs) -> Result<(), Error> {
             "the label is empty: say what the node may show with your alerts",
         ));
     }
-    if label.chars().count() > 200 {
+    if label.chars().count() > MAX_LABEL_CHARS {
         return Err(Error::usage(format!(
-            "the label has {} characters; at most 200",
+            "the label has {} characters; at most {MAX_LABEL_CHARS}",
             label.chars().count()
         )));
-    }
-    if !(35.0..=42.0).contains(&args.threshold) {
-        return Err(Error::usage(format!(
-            "threshold {} °C is outside 35–42 °C",
-            args.threshold
-        )));
-    }
-    if !(1..=20).contains(&args.confirm_count) {
-        return Err(Error::usage(format!(
-            "--confirm-count {} is outside 1–20",
-            args.confirm_count
-        )));
-    }
-    if args.confirm_window <= 0 {
-        return Err(Error::usage("--confirm-window must be longer than zero"));
     }
     let rule = FeverRule {
         threshold_c: args.threshold,
@@ -45,6 +30,15 @@ pub(crate) fn run(ctx: &mut Ctx, args: &EnrolArgs) -> Result<(), Error> {
         confirm_window_ms: args.confirm_window,
         recovery_ms: args.recovery,
     };
+    rule.validate().map_err(|e| match e {
+        RuleError::ConfirmCount(n) => Error::usage(format!("--confirm-count {n} is outside 1–20")),
+        e => Error::usage(e.to_string()),
+    })?;
+    // A zero window could never confirm two readings: refused here, where
+    // the resident can fix it (the node accepts any non-negative one).
+    if args.confirm_window <= 0 {
+        return Err(Error::usage("--confirm-window must be longer than zero"));
+    }
     let code = parse_node_code(&args.code)?;
     let mut vault = ctx.open()?;
     let mut conn = connect(&code)?;
