@@ -5,7 +5,7 @@
 //! [`VaultCrypto`], and never build a key or a context themselves.
 
 use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::{Rng, SeedableRng};
+use rand_chacha::rand_core::SeedableRng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use vigil_crypto::rand_core::CryptoRng;
@@ -441,11 +441,6 @@ impl VaultCrypto {
         to: &X25519PublicKey,
     ) -> Result<vigil_crypto::WrappedKey, vigil_crypto::WrapError> {
         vigil_crypto::wrap(to, self.keys.root(), &mut self.rng)
-    }
-
-    /// A fresh random value.
-    pub(crate) fn random_u64(&mut self) -> u64 {
-        self.rng.next_u64()
     }
 
     fn seal_log(&mut self, kind: Kind, ctx: &Context, plain: &[u8]) -> Result<Vec<u8>, SealError> {

@@ -335,7 +335,7 @@ impl Vault {
 
     /// Writes one sealed snapshot of the whole log, then drops the chunks it
     /// covers, and the received bundles it holds.
-    pub fn compact(&mut self) -> Result<(), WriteError> {
+    fn compact(&mut self) -> Result<(), WriteError> {
         let mut batch =
             self.journal
                 .compact(self.storage.as_mut(), &mut self.crypto, &mut self.log)?;
@@ -359,11 +359,6 @@ impl Vault {
     /// own use (export). This is plaintext: it is never written by the vault.
     pub fn export_automerge(&mut self) -> Vec<u8> {
         self.log.save()
-    }
-
-    /// A fresh random value from the vault's RNG (for callers that need one).
-    pub fn random_u64(&mut self) -> u64 {
-        self.crypto.random_u64()
     }
 
     // ---- sync and pairing ----
