@@ -12,7 +12,7 @@ use vigil_proto::{
 use vigil_crypto::{AlertKey, MailboxKey, MailboxVerifier, SigningIdentity, WrappedKey, unwrap};
 use vigil_proto::alert::{grant_id, open_alert};
 use vigil_proto::receipt::{ReceiptBody, sign_receipt};
-use vigil_proto::{AlertWire, GrantWire};
+use vigil_proto::{AlertWire, BundleItem, GrantWire, SnapshotItem, VersionVector};
 
 use crate::alerts::{GrantRecord, InboxEntry, validate_grant};
 use crate::grant_keys::GrantKeys;
@@ -425,39 +425,8 @@ impl Relay {
                 vault,
                 verifier,
                 expires_ms,
-            } => match self.store.mailbox(&vault)? {
-                Some(m)
-                    if MailboxVerifier::from_bytes(m.verifier)
-                        == MailboxVerifier::from_bytes(verifier) =>
-                {
-                    Ok(Response::Ok)
-                }
-                Some(_) => err(ProtoError::AlreadyRegistered),
-                None => {
-                    self.store.put_mailbox(
-                        &vault,
-                        &MailboxInfo {
-                            verifier,
-                            expires_ms,
-                            bytes: 0,
-                            blobs: 0,
-                        },
-                    )?;
-                    tracing::info!(vault = %hex8(&vault), "mailbox registered");
-                    Ok(Response::Ok)
-                }
-            },
-            Request::Auth { vault, key } => match self.store.mailbox(&vault)? {
-                None => err(ProtoError::UnknownVault),
-                Some(m) if opens(&m, key) => {
-                    s.vault = Some(vault);
-                    Ok(Response::Ok)
-                }
-                Some(_) => {
-                    tracing::warn!(vault = %hex8(&vault), "mailbox key refused");
-                    err(ProtoError::Unauthorized)
-                }
-            },
+            } => self.register(vault, verifier, expires_ms),
+            Request::Auth { vault, key } => self.auth(s, vault, key),
             Request::Grant(w) => match &self.alerts {
                 Some(role) => self.grant(role, w, now_ms),
                 None => err(ProtoError::UnknownGrant),
@@ -496,6 +465,57 @@ impl Relay {
         }
     }
 
+    /// Creates a mailbox, or confirms one with the same verifier.
+    fn register(
+        &self,
+        vault: VaultIdBytes,
+        verifier: [u8; 32],
+        expires_ms: i64,
+    ) -> Result<Response, StoreError> {
+        match self.store.mailbox(&vault)? {
+            Some(m)
+                if MailboxVerifier::from_bytes(m.verifier)
+                    == MailboxVerifier::from_bytes(verifier) =>
+            {
+                Ok(Response::Ok)
+            }
+            Some(_) => Ok(Response::Error(ProtoError::AlreadyRegistered)),
+            None => {
+                self.store.put_mailbox(
+                    &vault,
+                    &MailboxInfo {
+                        verifier,
+                        expires_ms,
+                        bytes: 0,
+                        blobs: 0,
+                    },
+                )?;
+                tracing::info!(vault = %hex8(&vault), "mailbox registered");
+                Ok(Response::Ok)
+            }
+        }
+    }
+
+    /// Binds the session to `vault` if `key` opens its mailbox.
+    fn auth(
+        &self,
+        s: &mut Session,
+        vault: VaultIdBytes,
+        key: [u8; 32],
+    ) -> Result<Response, StoreError> {
+        match self.store.mailbox(&vault)? {
+            None => Ok(Response::Error(ProtoError::UnknownVault)),
+            Some(m) if opens(&m, key) => {
+                s.vault = Some(vault);
+                Ok(Response::Ok)
+            }
+            Some(_) => {
+                tracing::warn!(vault = %hex8(&vault), "mailbox key refused");
+                Ok(Response::Error(ProtoError::Unauthorized))
+            }
+        }
+    }
+
     fn quota(&self, info: &MailboxInfo, add_bytes: u64, add_blobs: u64) -> Option<ProtoError> {
         if info.bytes + add_bytes > self.config.max_bytes_per_vault {
             return Some(ProtoError::QuotaExceeded {
@@ -512,133 +532,24 @@ impl Relay {
         None
     }
 
+    /// One request of an authenticated session, for `vault` (whose mailbox
+    /// is `info`, not expired).
     fn authed(
         &self,
         vault: VaultIdBytes,
-        mut info: MailboxInfo,
+        info: MailboxInfo,
         req: Request,
         now_ms: i64,
     ) -> Result<Response, StoreError> {
-        let err = |e| Ok(Response::Error(e));
         match req {
-            Request::Push(b) => {
-                let highest = self.store.highest(&vault, &b.device)?;
-                if b.seq == 0 || b.seq > highest + 1 {
-                    return err(ProtoError::OutOfOrder {
-                        expected: highest + 1,
-                        got: b.seq,
-                    });
-                }
-                if b.seq <= highest {
-                    // A retry after a lost ack: the same bytes are acknowledged
-                    // again; a bundle already folded into a snapshot, too.
-                    return match self.store.bundle(&vault, &b.device, b.seq)? {
-                        Some(stored) if stored != b.blob => err(ProtoError::Conflict),
-                        _ => Ok(Response::Ack {
-                            device: b.device,
-                            seq: b.seq,
-                        }),
-                    };
-                }
-                if let Some(e) = self.quota(&info, b.blob.len() as u64, 1) {
-                    tracing::warn!(vault = %hex8(&vault), "quota exceeded");
-                    return err(e);
-                }
-                info.bytes += b.blob.len() as u64;
-                info.blobs += 1;
-                self.store.append(&vault, &b, &info)?;
-                Ok(Response::Ack {
-                    device: b.device,
-                    seq: b.seq,
-                })
-            }
-            Request::Pull { have, max_bytes } => {
-                let have_of = |v: &[([u8; 16], u64)], d: &[u8; 16]| {
-                    v.iter().find(|(x, _)| x == d).map_or(0, |x| x.1)
-                };
-                let mut floor = have.clone();
-                let snap = self
-                    .store
-                    .snapshot(&vault)?
-                    .filter(|s| s.covers.iter().any(|(d, seq)| have_of(&have, d) < *seq));
-                if let Some(s) = &snap {
-                    for (d, seq) in &s.covers {
-                        match floor.iter_mut().find(|(x, _)| x == d) {
-                            Some(e) => e.1 = e.1.max(*seq),
-                            None => floor.push((*d, *seq)),
-                        }
-                    }
-                }
-                let budget = max_bytes.min(self.config.max_pull_bytes) as usize;
-                let mut used = snap.as_ref().map_or(0, |s| s.blob.len());
-                let mut bundles = Vec::new();
-                let mut more = false;
-                for b in self.store.bundles_after(&vault, &floor)? {
-                    let b = b?;
-                    if (!bundles.is_empty() || snap.is_some()) && used + b.blob.len() > budget {
-                        more = true;
-                        break;
-                    }
-                    used += b.blob.len();
-                    bundles.push(b);
-                }
-                if snap.is_none() && bundles.is_empty() {
-                    return Ok(Response::UpToDate);
-                }
-                Ok(Response::Bundles {
-                    snapshot: snap,
-                    bundles,
-                    more,
-                })
-            }
-            Request::PushSnapshot(snap) => {
-                let holdings = self.store.holdings(&vault)?;
-                for (d, seq) in &snap.covers {
-                    let h = holdings.iter().find(|(x, _)| x == d).map_or(0, |x| x.1);
-                    if *seq > h {
-                        return err(ProtoError::Malformed(
-                            "snapshot covers bundles the relay never received".into(),
-                        ));
-                    }
-                }
-                if let Some(old) = self.store.snapshot(&vault)? {
-                    // Never replace a snapshot with one that covers less.
-                    let covers_old = old.covers.iter().all(|(d, seq)| {
-                        snap.covers.iter().find(|(x, _)| x == d).map_or(0, |x| x.1) >= *seq
-                    });
-                    if !covers_old {
-                        return Ok(Response::Ack {
-                            device: [0; 16],
-                            seq: 0,
-                        });
-                    }
-                }
-                // The quota applies to usage after the covered bundles are gone.
-                let fits = |after: &MailboxInfo| {
-                    after.bytes <= self.config.max_bytes_per_vault
-                        && after.blobs <= self.config.max_blobs_per_vault
-                };
-                if !self.store.put_snapshot(&vault, &snap, &mut info, fits)? {
-                    let probe = MailboxInfo {
-                        bytes: 0,
-                        blobs: 0,
-                        ..info
-                    };
-                    return err(self.quota(&probe, snap.blob.len() as u64, 1).unwrap_or(
-                        ProtoError::QuotaExceeded {
-                            what: "bytes".into(),
-                            limit: self.config.max_bytes_per_vault,
-                        },
-                    ));
-                }
-                Ok(Response::Ack {
-                    device: [0; 16],
-                    seq: 0,
-                })
-            }
+            Request::Push(b) => self.push(vault, info, b),
+            Request::Pull { have, max_bytes } => self.pull(vault, &have, max_bytes),
+            Request::PushSnapshot(snap) => self.push_snapshot(vault, info, &snap),
             Request::PairOffer { slot, wrapped } => {
                 if wrapped.len() > 4096 {
-                    return err(ProtoError::Malformed("pairing offer too large".into()));
+                    return Ok(Response::Error(ProtoError::Malformed(
+                        "pairing offer too large".into(),
+                    )));
                 }
                 self.store
                     .put_pairing(&slot, &wrapped, now_ms + self.config.pairing_ttl_ms)?;
@@ -653,6 +564,144 @@ impl Relay {
             | Request::GrantKey
             | Request::Shred { .. } => unreachable!("handled before authentication"),
         }
+    }
+
+    /// Stores the next bundle of a device, or acknowledges a retry.
+    fn push(
+        &self,
+        vault: VaultIdBytes,
+        mut info: MailboxInfo,
+        b: BundleItem,
+    ) -> Result<Response, StoreError> {
+        let err = |e| Ok(Response::Error(e));
+        let highest = self.store.highest(&vault, &b.device)?;
+        if b.seq == 0 || b.seq > highest + 1 {
+            return err(ProtoError::OutOfOrder {
+                expected: highest + 1,
+                got: b.seq,
+            });
+        }
+        if b.seq <= highest {
+            // A retry after a lost ack: the same bytes are acknowledged
+            // again; a bundle already folded into a snapshot, too.
+            return match self.store.bundle(&vault, &b.device, b.seq)? {
+                Some(stored) if stored != b.blob => err(ProtoError::Conflict),
+                _ => Ok(Response::Ack {
+                    device: b.device,
+                    seq: b.seq,
+                }),
+            };
+        }
+        if let Some(e) = self.quota(&info, b.blob.len() as u64, 1) {
+            tracing::warn!(vault = %hex8(&vault), "quota exceeded");
+            return err(e);
+        }
+        info.bytes += b.blob.len() as u64;
+        info.blobs += 1;
+        self.store.append(&vault, &b, &info)?;
+        Ok(Response::Ack {
+            device: b.device,
+            seq: b.seq,
+        })
+    }
+
+    /// What `have` lacks: the snapshot if it covers more, then the bundles
+    /// past it, within the reply budget.
+    fn pull(
+        &self,
+        vault: VaultIdBytes,
+        have: &VersionVector,
+        max_bytes: u32,
+    ) -> Result<Response, StoreError> {
+        let have_of =
+            |v: &[([u8; 16], u64)], d: &[u8; 16]| v.iter().find(|(x, _)| x == d).map_or(0, |x| x.1);
+        let mut floor = have.clone();
+        let snap = self
+            .store
+            .snapshot(&vault)?
+            .filter(|s| s.covers.iter().any(|(d, seq)| have_of(have, d) < *seq));
+        if let Some(s) = &snap {
+            for (d, seq) in &s.covers {
+                match floor.iter_mut().find(|(x, _)| x == d) {
+                    Some(e) => e.1 = e.1.max(*seq),
+                    None => floor.push((*d, *seq)),
+                }
+            }
+        }
+        let budget = max_bytes.min(self.config.max_pull_bytes) as usize;
+        let mut used = snap.as_ref().map_or(0, |s| s.blob.len());
+        let mut bundles = Vec::new();
+        let mut more = false;
+        for b in self.store.bundles_after(&vault, &floor)? {
+            let b = b?;
+            if (!bundles.is_empty() || snap.is_some()) && used + b.blob.len() > budget {
+                more = true;
+                break;
+            }
+            used += b.blob.len();
+            bundles.push(b);
+        }
+        if snap.is_none() && bundles.is_empty() {
+            return Ok(Response::UpToDate);
+        }
+        Ok(Response::Bundles {
+            snapshot: snap,
+            bundles,
+            more,
+        })
+    }
+
+    /// Keeps a snapshot that covers at least the one kept, and drops the
+    /// bundles it covers.
+    fn push_snapshot(
+        &self,
+        vault: VaultIdBytes,
+        mut info: MailboxInfo,
+        snap: &SnapshotItem,
+    ) -> Result<Response, StoreError> {
+        let snapshot_ack = Response::Ack {
+            device: [0; 16],
+            seq: 0,
+        };
+        let holdings = self.store.holdings(&vault)?;
+        for (d, seq) in &snap.covers {
+            let h = holdings.iter().find(|(x, _)| x == d).map_or(0, |x| x.1);
+            if *seq > h {
+                return Ok(Response::Error(ProtoError::Malformed(
+                    "snapshot covers bundles the relay never received".into(),
+                )));
+            }
+        }
+        if let Some(old) = self.store.snapshot(&vault)? {
+            // Never replace a snapshot with one that covers less.
+            let covers_old = old.covers.iter().all(|(d, seq)| {
+                snap.covers.iter().find(|(x, _)| x == d).map_or(0, |x| x.1) >= *seq
+            });
+            if !covers_old {
+                return Ok(snapshot_ack);
+            }
+        }
+        // The quota applies to usage after the covered bundles are gone.
+        let fits = |after: &MailboxInfo| {
+            after.bytes <= self.config.max_bytes_per_vault
+                && after.blobs <= self.config.max_blobs_per_vault
+        };
+        if !self.store.put_snapshot(&vault, snap, &mut info, fits)? {
+            let probe = MailboxInfo {
+                bytes: 0,
+                blobs: 0,
+                ..info
+            };
+            return Ok(Response::Error(
+                self.quota(&probe, snap.blob.len() as u64, 1).unwrap_or(
+                    ProtoError::QuotaExceeded {
+                        what: "bytes".into(),
+                        limit: self.config.max_bytes_per_vault,
+                    },
+                ),
+            ));
+        }
+        Ok(snapshot_ack)
     }
 }
 
