@@ -221,7 +221,9 @@ fn live_a_day(w: &mut Week, day: i64) -> BoxResult<()> {
     };
     println!("\nday {} ({}){title}", day + 1, date(day_start));
     if day == PARTITION_DAY {
-        w.band().conn.take().map(DeviceConnection::close);
+        if let Some(c) = w.band().conn.take() {
+            c.close();
+        }
         println!("  band    out of reach from 00:00: records on, syncs nothing");
     }
     let mut recorded = 0;
