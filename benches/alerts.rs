@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use vigil::crypto::{KeySchedule, RootKey, X25519PublicKey, wrap};
-use vigil::device::{FileKeyStore, Period, SledStorage, Vault};
-use vigil::log::{FeverRule, Metric, Unit};
+use vigil::X25519PublicKey;
+use vigil::{FeverRule, Metric, Unit};
+use vigil::{FileKeyStore, Period, SledStorage, Vault};
+use vigil_crypto::{KeySchedule, RootKey, wrap};
 use vigil_net::{DeviceConnection, NodeIdentity, NodeServer, ServerConfig};
 use vigil_node::{Node, NodeConfig};
 use vigil_proto::alert::{ALERT_START, AlertPayload, grant_id, seal_alert};

@@ -22,9 +22,9 @@ use automerge::AutoCommit;
 use automerge::sync::{Message, State, SyncDoc};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use vigil::crypto::X25519Identity;
-use vigil::device::{MemStorage, MemoryKeyStore, Period, SnapshotPolicy, Vault};
-use vigil::log::Metric;
+use vigil::Metric;
+use vigil::X25519Identity;
+use vigil::{MemStorage, MemoryKeyStore, Period, SnapshotPolicy, Vault};
 use vigil_net::{DeviceConnection, NodeIdentity, NodeServer, ServerConfig};
 use vigil_node::{MailboxStore, Relay, RelayConfig};
 use vigil_proto::{

@@ -4,38 +4,26 @@
 //!
 //! In one process: a community node on loopback QUIC, a phone that creates
 //! the period's vault and a wristband paired to it through the node. The
-//! wristband records the step 2 workload (temperature and heart rate every
-//! minute, SpO2 and respiratory rate every 5 minutes, steps every 15); the
-//! phone does daily check-ins. On day 2 the wristband is cut off and both
-//! devices edit the same check-in and the same reading; the conflicts show
-//! after the heal and the resident resolves them. On day 3 a fever recorded
-//! on the wristband reaches the node's inbox. At the period's end both
-//! devices shred and the node deletes. Then it verifies what the story
-//! claims and prints one `check: ... ok` line per claim; it exits non-zero
-//! if any check fails.
+//! wristband measures every minute; the phone does daily check-ins. On day 2
+//! the wristband is cut off and both devices edit the same check-in and the
+//! same reading: the conflicts show after the heal and the resident
+//! resolves them. On day 3 a fever reaches the node's inbox. At the
+//! period's end both devices shred and the node deletes. `tests/
+//! monitoring_week.rs` runs the same story and checks every claim.
 //!
-//! Two clocks: the node reads the real clock (it checks grant windows and
-//! period ends against now), so the period is placed around now — it starts
-//! at midnight UTC two days ago; the devices take every time as a parameter,
-//! so they live the compressed week inside that period.
+//! Two clocks: the node reads the real clock, so the period is placed
+//! around now (it starts at midnight UTC two days ago); the devices take
+//! every time as a parameter, so they live the compressed week inside it.
 
 use std::error::Error;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use vigil::crypto::rand_core::UnwrapErr;
-use vigil::crypto::{AlertKey, WrappedKey, X25519Identity, unwrap};
-use vigil::device::{
-    Disclosure, FileKeyStore, OpenError, Period, SledStorage, SyncReport, TOMBSTONE_FILE, Vault,
+use vigil::node::{LocalNode, ServerConfig};
+use vigil::{
+    Conflict, Day, DeviceConnection, EnrolmentCode, FeverRule, FileKeyStore, Metric, Period,
+    ReadingId, Severity, SledStorage, Symptom, Vault, X25519Identity, verify_receipt,
 };
-use vigil::log::{Conflict, Day, FeverRule, Metric, ReadingId, Severity, Symptom};
-use vigil_net::{DeviceConnection, EnrolmentCode, NodeIdentity, NodeServer, ServerConfig};
-use vigil_node::{GrantKeys, Node, NodeConfig};
-use vigil_proto::alert::{ALERT_END, ALERT_START, round_onset};
-use vigil_proto::receipt::verify_receipt;
-use vigil_proto::{Request, decode_request};
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
 
@@ -47,93 +35,60 @@ const LABEL: &str = "resident #0412, flat 12B";
 /// The day (0-based) the wristband is cut off, and the day of the fever.
 const PARTITION_DAY: i64 = 1;
 const FEVER_DAY: i64 = 2;
-/// The fever, in minutes of the fever day: 10:00 to 15:00 (as in the
-/// step 2 benchmark).
-const FEVER_MINUTES: std::ops::Range<i64> = 600..900;
 
-/// How much of the workload to run.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Options {
-    /// Readings every 10 minutes instead of every minute (for the debug
-    /// test build); the story is the same.
-    pub(crate) quick: bool,
+fn main() -> BoxResult<()> {
+    let quick = std::env::args().any(|a| a == "--quick")
+        || std::env::var("VIGIL_QUICK").is_ok_and(|v| v == "1");
+    let began = Instant::now();
+    let mut week = setup(if quick { 10 } else { 1 })?;
+    pair_the_band(&mut week)?;
+    for day in 0..7 {
+        live_a_day(&mut week, day)?;
+    }
+    end_of_the_period(week)?;
+    println!("\n(ran in {:.1} s)", began.elapsed().as_secs_f64());
+    Ok(())
 }
 
-impl Options {
-    /// `--quick` on the command line or `VIGIL_QUICK=1` in the environment.
-    pub(crate) fn from_env() -> Self {
-        let quick = std::env::args().skip(1).any(|a| a == "--quick")
-            || std::env::var("VIGIL_QUICK").is_ok_and(|v| v == "1");
-        Options { quick }
+/// One device: its vault, its root key's file, its connection to the node
+/// (none while it is out of reach).
+struct Device {
+    name: &'static str,
+    vault: Vault,
+    keys: FileKeyStore,
+    dir: PathBuf,
+    conn: Option<DeviceConnection>,
+}
+
+/// Everything the story carries from one act to the next.
+struct Week {
+    tmp: PathBuf,
+    node: LocalNode,
+    code: EnrolmentCode,
+    start: i64,
+    /// Minutes between the wristband's readings.
+    every: i64,
+    phone: Device,
+    band: Option<Device>,
+    /// The reading both devices edit during the partition.
+    contested: Option<ReadingId>,
+}
+
+impl Week {
+    fn band(&mut self) -> &mut Device {
+        self.band.as_mut().expect("the band is paired first")
+    }
+
+    /// A device-side time as "day N HH:MM" of the period.
+    fn at(&self, t: i64) -> String {
+        let off = t - self.start;
+        let (day, min) = (off.div_euclid(DAY) + 1, off.rem_euclid(DAY) / MIN);
+        format!("day {day} {:02}:{:02}", min / 60, min % 60)
     }
 }
 
-/// The verification summary: each claim and whether it held.
-#[derive(Debug, Default)]
-pub(crate) struct Summary {
-    pub(crate) checks: Vec<(String, bool)>,
-}
-
-impl Summary {
-    pub(crate) fn passed(&self) -> bool {
-        self.checks.iter().all(|(_, ok)| *ok)
-    }
-}
-
-fn main() -> std::process::ExitCode {
-    let mut out = std::io::stdout().lock();
-    match run(Options::from_env(), &mut out) {
-        Ok(s) if s.passed() => std::process::ExitCode::SUCCESS,
-        Ok(_) => std::process::ExitCode::FAILURE,
-        Err(e) => {
-            let _ = out.flush();
-            eprintln!("monitoring_week: {e}");
-            std::process::ExitCode::from(2)
-        }
-    }
-}
-
-/// Real time, ms since the Unix epoch: only the node and the placement of
-/// the period use it.
-fn real_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// `12345` as `12,345`.
-fn n(x: impl Into<u64>) -> String {
-    let s = x.into().to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+fn connect(code: &EnrolmentCode) -> BoxResult<DeviceConnection> {
+    Ok(DeviceConnection::connect(code, Duration::from_secs(5))?)
 }
 
 fn date(t: i64) -> String {
@@ -141,66 +96,199 @@ fn date(t: i64) -> String {
     format!("{y}-{m:02}-{d:02}")
 }
 
-/// A device-side time as "day N HH:MM" of the period.
-fn at(start: i64, t: i64) -> String {
-    let off = t - start;
-    format!(
-        "day {} {:02}:{:02}",
-        off.div_euclid(DAY) + 1,
-        off.rem_euclid(DAY) / HOUR,
-        off.rem_euclid(HOUR) / MIN
-    )
+/// The node, the period, and the phone's vault with its grant to the node.
+fn setup(every: i64) -> BoxResult<Week> {
+    let tmp = std::env::temp_dir().join(format!("vigil-week-{}", std::process::id()));
+    println!(
+        "Vigil: a monitoring week on one machine (a reading every {every} min, in {})",
+        tmp.display()
+    );
+    let node = LocalNode::start(
+        &tmp.join("node"),
+        "127.0.0.1:0".parse()?,
+        ServerConfig::default(),
+    )?;
+    let code = node.enrolment_code().clone();
+    println!(
+        "\nsetup\n  node    listening on {} (QUIC, TLS 1.3 pinned by the enrolment code)",
+        node.local_addr()
+    );
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let start = now - now.rem_euclid(DAY) - 2 * DAY;
+    let period = Period::days(start, 7);
+    println!(
+        "  period  {} to {} (UTC), around the real now; the devices live it compressed",
+        date(period.start_ms),
+        date(period.end_ms)
+    );
+
+    let dir = tmp.join("phone");
+    let keys = FileKeyStore::new(tmp.join("phone.key"));
+    let vault = Vault::create(
+        &dir.join("vault"),
+        period,
+        Box::new(keys.clone()),
+        &mut vigil::os_rng(),
+    )?;
+    let mut phone = Device {
+        name: "phone",
+        vault,
+        keys,
+        dir,
+        conn: Some(connect(&code)?),
+    };
+    let rule = FeverRule::default();
+    let conn = phone.conn.as_mut().ok_or("phone offline")?;
+    phone
+        .vault
+        .enrol(conn, &code.node_public, LABEL, rule, start)?;
+    println!(
+        "  phone   created the vault {} and granted the node fever alerts (≥ {} °C, label {LABEL:?})",
+        phone.vault.vault_id(),
+        rule.threshold_c
+    );
+    Ok(Week {
+        tmp,
+        node,
+        code,
+        start,
+        every,
+        phone,
+        band: None,
+        contested: None,
+    })
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// The band shows its key; the phone leaves the root wrapped to it at the
+/// node; both show a code; the band enrols too, so it can alert itself.
+fn pair_the_band(w: &mut Week) -> BoxResult<()> {
+    let identity = X25519Identity::generate(&mut vigil::os_rng());
+    let conn = w.phone.conn.as_mut().ok_or("phone offline")?;
+    let phone_code = w
+        .phone
+        .vault
+        .offer_pairing(conn, &identity.public_key(), w.start + MIN)?;
+    let dir = w.tmp.join("band");
+    std::fs::create_dir_all(&dir)?;
+    let keys = FileKeyStore::new(w.tmp.join("band.key"));
+    let mut conn = connect(&w.code)?;
+    let storage = SledStorage::open(&dir.join("vault"))?;
+    let (mut vault, band_code) = Vault::join(
+        Box::new(storage),
+        Box::new(keys.clone()),
+        &identity,
+        &mut conn,
+        &mut vigil::os_rng(),
+    )?;
+    let same = if phone_code == band_code {
+        "match"
+    } else {
+        "MISMATCH"
+    };
+    println!("  pairing phone shows {phone_code}, band shows {band_code}: {same}");
+    vault.enrol(
+        &mut conn,
+        &w.code.node_public,
+        LABEL,
+        FeverRule::default(),
+        w.start + 2 * MIN,
+    )?;
+    println!(
+        "  band    joined vault {} and enrolled with the node",
+        vault.vault_id()
+    );
+    w.band = Some(Device {
+        name: "band",
+        vault,
+        keys,
+        dir,
+        conn: Some(conn),
+    });
+    Ok(())
 }
 
-fn kind_name(kind: u8) -> &'static str {
-    match kind {
-        ALERT_START => "fever started",
-        ALERT_END => "fever ended",
-        _ => "unknown",
+/// One day: the band measures all day and syncs hourly, the phone every six
+/// hours; day 2 has the partition, day 3 the fever.
+fn live_a_day(w: &mut Week, day: i64) -> BoxResult<()> {
+    let day_start = w.start + day * DAY;
+    let title = match day {
+        PARTITION_DAY => ": partition",
+        FEVER_DAY => ": fever",
+        _ => "",
+    };
+    println!("\nday {} ({}){title}", day + 1, date(day_start));
+    if day == PARTITION_DAY {
+        if let Some(c) = w.band().conn.take() {
+            c.close();
+        }
+        println!("  band    out of reach from 00:00: records on, syncs nothing");
     }
+    let mut recorded = 0;
+    for hour in 0..24 {
+        recorded += measure_an_hour(w, day, hour)?;
+        match (day, hour) {
+            (PARTITION_DAY, 9) => phone_edits_apart(w, day_start)?,
+            (PARTITION_DAY, 10) => band_edits_apart(w, day_start + hour * HOUR)?,
+            (PARTITION_DAY, 23) => heal_and_resolve(w, day_start)?,
+            _ => {}
+        }
+        if hour == 21 {
+            let (symptom, severity) = evening_check_in(day);
+            w.phone
+                .vault
+                .check_in(Day::of(day_start), symptom, severity)?;
+        }
+        let tick = day_start + hour * HOUR + HOUR - MIN;
+        sync_and_alert(w, true, tick)?;
+        if hour % 6 == 5 {
+            sync_and_alert(w, false, tick)?;
+        }
+    }
+    let (s, sev) = evening_check_in(day);
+    println!(
+        "  band    {recorded} readings; phone 21:00 check-in {} = {}; the phone's log holds {} readings",
+        s.name(),
+        sev.name(),
+        w.phone.vault.log().len()
+    );
+    Ok(())
 }
 
-/// How often the wristband measures, in minutes: temperature and heart
-/// rate, SpO2 and respiratory rate, steps.
-#[derive(Debug, Clone, Copy)]
-struct Cadence {
-    vitals: i64,
-    oxygen: i64,
-    steps: i64,
+/// The band's readings for one hour; returns how many.
+fn measure_an_hour(w: &mut Week, day: i64, hour: i64) -> BoxResult<usize> {
+    let (every, day_start) = (w.every, w.start + day * DAY);
+    let mut n = 0;
+    for m in (hour * 60..hour * 60 + 60).step_by(every as usize) {
+        let t = day_start + m * MIN;
+        for (metric, value) in readings_at(day, m, every) {
+            let id = w.band().vault.record(metric, value, metric.unit(), t)?;
+            if day == 0 && m == 20 * 60 && metric == Metric::BodyTemperature {
+                w.contested = Some(id);
+            }
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
-/// The step 2 workload (24,864 readings a week), and a tenth-ish of it.
-const FULL: Cadence = Cadence {
-    vitals: 1,
-    oxygen: 5,
-    steps: 15,
-};
-const QUICK: Cadence = Cadence {
-    vitals: 10,
-    oxygen: 60,
-    steps: 180,
-};
-
-/// The wristband's readings at minute `m` of the period (a multiple of
-/// `c.vitals`), with the fever of day 3 from 10:00 to 15:00, peaking at
-/// 38.5 °C, as in the step 2 benchmark.
-fn readings_at(m: i64, c: Cadence) -> Vec<(Metric, f64)> {
-    let day = m / 1440;
-    let fever = day == FEVER_DAY && FEVER_MINUTES.contains(&(m % 1440));
+/// What the band measures at minute `m` of a day: temperature and heart
+/// rate every time, SpO2 and respiratory rate hourly-ish, steps less often;
+/// on the fever day 38.2 °C and up from 10:00 to 15:00.
+fn readings_at(day: i64, m: i64, every: i64) -> Vec<(Metric, f64)> {
+    let fever = day == FEVER_DAY && (600..900).contains(&m);
     let temp = if fever { 38.2 } else { 36.5 } + (m % 7) as f64 * 0.05;
     let mut v = vec![
         (Metric::BodyTemperature, temp),
         (Metric::HeartRate, 60.0 + (m % 40) as f64),
     ];
-    if m % c.oxygen == 0 {
+    if m % (5 * every) == 0 {
         v.push((Metric::SpO2, 95.0 + (m % 5) as f64));
         v.push((Metric::RespiratoryRate, 12.0 + (m % 6) as f64));
     }
-    if m % c.steps == 0 {
+    if m % (15 * every) == 0 {
         v.push((Metric::Steps, ((m * 37) % 1500) as f64));
     }
     v
@@ -209,17 +297,76 @@ fn readings_at(m: i64, c: Cadence) -> Vec<(Metric, f64)> {
 /// The phone's evening check-in, one symptom a day.
 fn evening_check_in(day: i64) -> (Symptom, Severity) {
     match day {
-        0 => (Symptom::Fatigue, Severity::Mild),
+        0 | 5 => (Symptom::Fatigue, Severity::Mild),
         1 => (Symptom::Headache, Severity::Mild),
         2 => (Symptom::Chills, Severity::Moderate),
         3 => (Symptom::Fatigue, Severity::Moderate),
         4 => (Symptom::MuscleAche, Severity::Mild),
-        5 => (Symptom::Fatigue, Severity::Mild),
         _ => (Symptom::Headache, Severity::None),
     }
 }
 
-fn describe_conflict(c: &Conflict) -> String {
+/// During the partition, 09:00: the phone's check-in and note.
+fn phone_edits_apart(w: &mut Week, day_start: i64) -> BoxResult<()> {
+    let r = w.contested.ok_or("no contested reading")?;
+    w.phone
+        .vault
+        .check_in(Day::of(day_start), Symptom::Cough, Severity::Severe)?;
+    w.phone
+        .vault
+        .annotate(r, "measured right after a hot shower")?;
+    println!("  phone   09:00 check-in cough = severe; a note on the day 1 20:00 temperature");
+    Ok(())
+}
+
+/// 10:00: the band's, on the same day and the same reading, which it retracts.
+fn band_edits_apart(w: &mut Week, at: i64) -> BoxResult<()> {
+    let r = w.contested.ok_or("no contested reading")?;
+    let band = w.band();
+    band.vault
+        .check_in(Day::of(at), Symptom::Cough, Severity::Mild)?;
+    band.vault.annotate(r, "strap was loose")?;
+    band.vault.retract(r, "off-wrist reading", at)?;
+    println!(
+        "  band    10:00 check-in cough = mild; its own note on the same reading, which it retracts"
+    );
+    Ok(())
+}
+
+/// 23:59: the band is back; both see the conflicts; the resident decides on
+/// the phone (setting a value again resolves its conflict).
+fn heal_and_resolve(w: &mut Week, day_start: i64) -> BoxResult<()> {
+    w.band().conn = Some(connect(&w.code)?);
+    let r = sync(w.band())?;
+    let p = sync(&mut w.phone)?;
+    println!(
+        "  heal    23:59 the band pushes {} bundle(s) and pulls {}; the phone pulls {}",
+        r.pushed, r.received, p.received
+    );
+    for c in w.phone.vault.log().conflicts() {
+        println!("  conflict (on both) {}", describe(&c));
+    }
+    let rid = w.contested.ok_or("no contested reading")?;
+    w.phone
+        .vault
+        .check_in(Day::of(day_start), Symptom::Cough, Severity::Moderate)?;
+    w.phone
+        .vault
+        .annotate(rid, "measured right after a hot shower")?;
+    sync(&mut w.phone)?;
+    sync(w.band())?;
+    let left = (
+        w.phone.vault.log().conflicts().len(),
+        w.band().vault.log().conflicts().len(),
+    );
+    println!(
+        "  resolve cough = moderate and the phone's note; conflicts left: {} on the phone, {} on the band",
+        left.0, left.1
+    );
+    Ok(())
+}
+
+fn describe(c: &Conflict) -> String {
     match c {
         Conflict::CheckIn {
             day,
@@ -235,752 +382,105 @@ fn describe_conflict(c: &Conflict) -> String {
             )
         }
         Conflict::Annotation { values, .. } => {
-            let v: Vec<String> = values.iter().map(|s| format!("{s:?}")).collect();
-            format!("note on the reading: {}", v.join(" | "))
+            format!("note on the reading: {}", values.join(" | "))
         }
     }
 }
 
-/// One device: its vault and its connection to the node (none while it is
-/// cut off).
-struct Device {
-    name: &'static str,
-    vault: Vault,
-    conn: Option<DeviceConnection>,
-    syncs: usize,
+fn sync(d: &mut Device) -> BoxResult<vigil::SyncReport> {
+    let conn = d.conn.as_mut().ok_or("device is offline")?;
+    Ok(d.vault.sync(conn)?)
 }
 
-impl Device {
-    fn sync(&mut self) -> BoxResult<SyncReport> {
-        let conn = self.conn.as_mut().ok_or("device is offline")?;
-        let r = self.vault.sync(conn)?;
-        self.syncs += 1;
-        Ok(r)
+/// A device's regular sync, then the alerts that are due; the node's inbox
+/// is shown when it grows.
+fn sync_and_alert(w: &mut Week, band: bool, tick: i64) -> BoxResult<()> {
+    let inbox_before = w.node.node().inbox()?.len();
+    let at = w.at(tick);
+    let node_public = w.code.node_public;
+    let d = if band { w.band() } else { &mut w.phone };
+    let Some(conn) = d.conn.as_mut() else {
+        return Ok(());
+    };
+    d.vault.sync(conn)?;
+    let r = d.vault.send_alerts(conn, &node_public, tick)?;
+    if r.delivered > 0 {
+        println!("  {:<7} {at}: sent {} fever alert(s)", d.name, r.delivered);
     }
+    for e in w.node.node().inbox()?.iter().skip(inbox_before) {
+        println!(
+            "  node    inbox +1: {}, {:?}, onset {}, level {}",
+            e.describe(),
+            e.label,
+            w.at(e.onset_ms),
+            e.level
+        );
+    }
+    Ok(())
 }
 
-/// Runs the week, narrating to `out`; returns the verification summary.
-pub(crate) fn run(opts: Options, out: &mut dyn Write) -> BoxResult<Summary> {
-    let began = Instant::now();
-    let cadence = if opts.quick { QUICK } else { FULL };
-    let tmp = tempfile::Builder::new().prefix("vigil-week-").tempdir()?;
-    let mut rng = UnwrapErr(getrandom::SysRng);
-    let mut summary = Summary::default();
-    let mut check = |out: &mut dyn Write, what: String, ok: bool| -> BoxResult<()> {
-        writeln!(
-            out,
-            "check: {what} ... {}",
-            if ok { "ok" } else { "FAILED" }
-        )?;
-        summary.checks.push((what, ok));
-        Ok(())
-    };
-
-    let readings_per_day = (0..1440)
-        .step_by(cadence.vitals as usize)
-        .map(|m| readings_at(m, cadence).len())
-        .sum::<usize>();
-    writeln!(
-        out,
-        "Vigil: a monitoring week on one machine ({} workload: {} wristband readings a day, in {})",
-        if opts.quick { "quick" } else { "step 2" },
-        n(readings_per_day as u64),
-        tmp.path().display()
-    )?;
-
-    // ---- The node: relay, alert role, deletion receipts, on loopback.
-    let node_dir = tmp.path().join("node");
-    std::fs::create_dir_all(&node_dir)?;
-    let identity = NodeIdentity::load_or_create(&node_dir)?;
-    let node = Node::open(&node_dir, &NodeConfig::default())?.with_receipts(identity.signing());
-    let relay = node.relay().clone();
-    // Every request frame the node receives is kept, as a curious node
-    // could: the canary scan below covers what it saw, not only what it kept.
-    let tap = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let factory = node.handler_factory();
-    let config = ServerConfig {
-        frame_tap: Some(tap.clone()),
-        ..ServerConfig::default()
-    };
-    let server = rt.block_on(NodeServer::spawn(
-        &identity,
-        "127.0.0.1:0".parse()?,
-        config,
-        factory,
-    ))?;
-    let code: EnrolmentCode = identity.enrolment_code(server.local_addr());
-    let code_text = code.to_string();
-    writeln!(out, "\nsetup")?;
-    writeln!(
-        out,
-        "  node    listening on {} (QUIC, TLS 1.3 pinned by the enrolment code {}…)",
-        server.local_addr(),
-        &code_text[..code_text.len().min(40)]
-    )?;
-
-    // The node checks periods against its real clock, so the period starts
-    // at midnight UTC two days ago; the devices' clock is the compressed week.
-    let now = real_now();
-    let start = now - now.rem_euclid(DAY) - 2 * DAY;
-    let period = Period::days(start, 7);
-    writeln!(
-        out,
-        "  period  {} 00:00 UTC to {} 00:00 UTC, around the real now (the node checks it against \
-         its clock); the devices live it compressed",
-        date(period.start_ms),
-        date(period.end_ms)
-    )?;
-
-    // ---- The phone creates the vault and grants the node fever alerts.
-    let keys_dir = tmp.path().join("keystore");
-    std::fs::create_dir_all(&keys_dir)?;
-    let phone_dir = tmp.path().join("phone");
-    let band_dir = tmp.path().join("band");
-    std::fs::create_dir_all(&phone_dir)?;
-    std::fs::create_dir_all(&band_dir)?;
-    let phone_key = keys_dir.join("phone-root.key");
-    let band_key = keys_dir.join("band-root.key");
-    let rule = FeverRule::default();
-    let mut phone = Device {
-        name: "phone",
-        vault: Vault::create(
-            &phone_dir.join("vault"),
-            period,
-            Box::new(FileKeyStore::new(&phone_key)),
-            &mut rng,
-        )?,
-        conn: Some(DeviceConnection::connect(&code, Duration::from_secs(5))?),
-        syncs: 0,
-    };
-    let vault_id = phone.vault.vault_id();
-    let phone_conn = phone.conn.as_mut().ok_or("phone offline")?;
-    let grant = phone
-        .vault
-        .enrol(phone_conn, &code.node_public, LABEL, rule, start)?;
-    writeln!(
-        out,
-        "  phone   created the vault {vault_id} and granted the node fever alerts \
-         (≥ {} °C, label {LABEL:?})",
-        rule.threshold_c
-    )?;
-
-    // ---- The wristband pairs through the node.
-    let band_identity = X25519Identity::generate(&mut rng);
-    let phone_code =
-        phone
-            .vault
-            .offer_pairing(phone_conn, &band_identity.public_key(), start + MIN)?;
-    let mut band_conn = DeviceConnection::connect(&code, Duration::from_secs(5))?;
-    let (band_vault, band_code) = Vault::join(
-        Box::new(SledStorage::open(&band_dir.join("vault"))?),
-        Box::new(FileKeyStore::new(&band_key)),
-        &band_identity,
-        &mut band_conn,
-        &mut rng,
-    )?;
-    let mut band = Device {
-        name: "band",
-        vault: band_vault,
-        conn: Some(band_conn),
-        syncs: 0,
-    };
-    writeln!(
-        out,
-        "  pairing the band shows its key; the phone leaves the root wrapped to it at the node; \
-         phone shows {phone_code}, band shows {band_code}: {}",
-        if phone_code == band_code {
-            "match"
-        } else {
-            "MISMATCH"
-        }
-    )?;
-    // Grants live in each device's own store, not in the log: the band
-    // enrols too, so it can send alerts itself. Same root, same node: the
-    // same grant.
-    let band_conn = band.conn.as_mut().ok_or("band offline")?;
-    let band_grant =
-        band.vault
-            .enrol(band_conn, &code.node_public, LABEL, rule, start + 2 * MIN)?;
-    writeln!(
-        out,
-        "  band    joined vault {} and enrolled with the node: grant {} ({})",
-        band.vault.vault_id(),
-        hex(&band_grant.grant_id[..4]),
-        if band_grant.grant_id == grant.grant_id {
-            "the phone's grant"
-        } else {
-            "ANOTHER grant"
-        }
-    )?;
-    let pairing_ok = phone_code == band_code && band.vault.vault_id() == vault_id;
-
-    // ---- The week.
-    let mut recorded = 0usize;
-    // The reading both devices will edit during the partition: day 1, 20:00.
-    let mut contested: Option<ReadingId> = None;
-    let mut canaries: Vec<String> = vec![];
-    let mut conflicts_seen: (usize, usize) = (0, 0);
-    let mut conflicts_after: (usize, usize) = (usize::MAX, usize::MAX);
-    let mut inbox_len = 0usize;
-    let mut senders: Vec<&'static str> = vec![];
-    let mut merged_acks = 0usize;
-    let mut fever_onset: Option<i64> = None;
-    for day in 0..7 {
-        let day_start = start + day * DAY;
-        writeln!(
-            out,
-            "\nday {} ({}){}",
-            day + 1,
-            date(day_start),
-            match day {
-                PARTITION_DAY => ": partition",
-                FEVER_DAY => ": fever",
-                _ => "",
-            }
-        )?;
-        let recorded_before = recorded;
-        let (band_syncs, phone_syncs) = (band.syncs, phone.syncs);
-        if day == PARTITION_DAY {
-            if let Some(c) = band.conn.take() {
-                c.close();
-            }
-            writeln!(
-                out,
-                "  band    out of reach from 00:00: records on, syncs nothing"
-            )?;
-        }
-        for hour in 0..24 {
-            let hour_start = day_start + hour * HOUR;
-            for m in (hour * 60..hour * 60 + 60).step_by(cadence.vitals as usize) {
-                let t = day_start + m * MIN;
-                for (metric, value) in readings_at(day * 1440 + m, cadence) {
-                    let id = band.vault.record(metric, value, metric.unit(), t)?;
-                    recorded += 1;
-                    if day == 0 && m == 20 * 60 && metric == Metric::BodyTemperature {
-                        contested = Some(id);
-                    }
-                }
-            }
-            let tick = hour_start + HOUR - MIN;
-
-            // Day 2: the same check-in and the same reading, edited apart.
-            if day == PARTITION_DAY && (hour == 9 || hour == 10) {
-                let r = contested.ok_or("no contested reading")?;
-                let today = Day::of(day_start);
-                if hour == 9 {
-                    let mut tag = [0u8; 4];
-                    getrandom::fill(&mut tag)?;
-                    let note = format!("CANARY-{}: measured right after a hot shower", hex(&tag));
-                    phone
-                        .vault
-                        .check_in(today, Symptom::Cough, Severity::Severe)?;
-                    phone.vault.annotate(r, &note)?;
-                    writeln!(
-                        out,
-                        "  phone   09:00 check-in cough = severe; notes on the day 1 20:00 \
-                         temperature {note:?}"
-                    )?;
-                    canaries.push(note);
-                } else {
-                    let note = "CANARY-band: strap was loose";
-                    band.vault.check_in(today, Symptom::Cough, Severity::Mild)?;
-                    band.vault.annotate(r, note)?;
-                    band.vault.retract(r, "off-wrist reading", hour_start)?;
-                    writeln!(
-                        out,
-                        "  band    10:00 check-in cough = mild; notes on the same reading \
-                         {note:?} and retracts it (off-wrist)"
-                    )?;
-                    canaries.push(note.to_owned());
-                }
-            }
-            // The heal, at the end of day 2.
-            if day == PARTITION_DAY && hour == 23 {
-                band.conn = Some(DeviceConnection::connect(&code, Duration::from_secs(5))?);
-                let r = band.sync()?;
-                let p = phone.sync()?;
-                conflicts_seen = (
-                    phone.vault.log().conflicts().len(),
-                    band.vault.log().conflicts().len(),
-                );
-                writeln!(
-                    out,
-                    "  heal    23:59 the band is back: pushes {} bundle(s) and pulls {}; the phone \
-                     pulls {}",
-                    r.pushed, r.received, p.received
-                )?;
-                for c in phone.vault.log().conflicts() {
-                    writeln!(out, "  conflict (on both) {}", describe_conflict(&c))?;
-                }
-                // The resident decides on the phone: setting a value again
-                // resolves its conflict.
-                let rid = contested.ok_or("no contested reading")?;
-                phone
-                    .vault
-                    .check_in(Day::of(day_start), Symptom::Cough, Severity::Moderate)?;
-                phone.vault.annotate(rid, &canaries[0])?;
-                phone.sync()?;
-                band.sync()?;
-                conflicts_after = (
-                    phone.vault.log().conflicts().len(),
-                    band.vault.log().conflicts().len(),
-                );
-                writeln!(
-                    out,
-                    "  resolve the resident picks cough = moderate and the phone's note; after \
-                     sync: {} conflict(s) on the phone, {} on the band; the reading stays \
-                     retracted",
-                    conflicts_after.0, conflicts_after.1
-                )?;
-            }
-
-            // Hourly: the band syncs and sends what is due; every 6 hours
-            // the phone does too; in the evening the phone's check-in.
-            if hour == 21 {
-                let (s, sev) = evening_check_in(day);
-                phone.vault.check_in(Day::of(day_start), s, sev)?;
-            }
-            let mut devices = vec![&mut band];
-            if hour % 6 == 5 {
-                devices.push(&mut phone);
-            }
-            for d in devices {
-                let Some(conn) = d.conn.as_mut() else {
-                    continue;
-                };
-                d.vault.sync(conn)?;
-                d.syncs += 1;
-                let pending = d.vault.pending_alerts()?;
-                let r = d.vault.send_alerts(conn, &code.node_public, tick)?;
-                if r.delivered == 0 && r.pending == 0 {
-                    continue;
-                }
-                let inbox = relay.inbox()?;
-                if inbox.len() > inbox_len {
-                    // What the device saw, then what reached the node.
-                    let ep = d.vault.log().fever_episodes(&rule);
-                    let e = ep.last().ok_or("an alert without an episode")?;
-                    fever_onset.get_or_insert(e.onset_ms);
-                    for p in &pending {
-                        let what = if p.kind == ALERT_START {
-                            format!(
-                                "fever confirmed (onset {}, peak so far {:.2} °C)",
-                                at(start, e.onset_ms),
-                                e.peak_c
-                            )
-                        } else {
-                            format!(
-                                "fever over (below {} °C since {}, an hour's recovery)",
-                                rule.threshold_c,
-                                at(start, e.end_ms.unwrap_or(e.onset_ms))
-                            )
-                        };
-                        writeln!(
-                            out,
-                            "  {:<7} {}: {what}; alert queued, sent at the {} sync",
-                            d.name,
-                            at(start, p.queued_ms),
-                            &at(start, tick)[6..]
-                        )?;
-                    }
-                    for e in &inbox[inbox_len..] {
-                        writeln!(
-                            out,
-                            "  node    inbox +1: {}, {:?}, onset {}, level {}",
-                            e.describe(),
-                            e.label,
-                            at(start, e.onset_ms),
-                            e.level
-                        )?;
-                    }
-                } else {
-                    merged_acks += r.delivered;
-                    writeln!(
-                        out,
-                        "  {:<7} {} synced the band's readings and sent the same {} alert(s): \
-                         acknowledged, not stored again (inbox: {})",
-                        d.name,
-                        &at(start, tick)[6..],
-                        r.delivered,
-                        inbox.len()
-                    )?;
-                }
-                if !senders.contains(&d.name) {
-                    senders.push(d.name);
-                }
-                inbox_len = inbox.len();
-            }
-        }
-        writeln!(
-            out,
-            "  {:<7} {} readings; synced {}×{}",
-            "band",
-            n((recorded - recorded_before) as u64),
-            band.syncs - band_syncs,
-            if day == PARTITION_DAY {
-                " (only at the heal)"
-            } else {
-                ""
-            }
-        )?;
-        let (s, sev) = evening_check_in(day);
-        writeln!(
-            out,
-            "  {:<7} 21:00 check-in {} = {}; synced {}×; its log holds {} readings",
-            "phone",
-            s.name(),
-            sev.name(),
-            phone.syncs - phone_syncs,
-            n(phone.vault.log().len() as u64)
-        )?;
-    }
-
-    // ---- The end of the period (device time): a last sync, then shred.
-    let end = period.end_ms;
-    writeln!(
-        out,
-        "\nend of the period ({} 00:00 UTC by the devices' compressed clock)",
+/// A last sync; what the node learned; both devices shred with the node's
+/// signed receipt; the node sweeps.
+fn end_of_the_period(mut w: Week) -> BoxResult<()> {
+    let end = w.phone.vault.period().end_ms;
+    println!(
+        "\nend of the period ({} 00:00 UTC by the devices' clock)",
         date(end)
-    )?;
+    );
     for _ in 0..2 {
-        band.sync()?;
-        phone.sync()?;
+        sync(w.band())?;
+        sync(&mut w.phone)?;
     }
-    let due = phone.vault.is_due(end) && band.vault.is_due(end);
-    let heads_equal = phone.vault.heads() == band.vault.heads();
-    let view = phone.vault.log().view();
-    let views_equal = view == band.vault.log().view();
-    let retracted = view.retractions.len();
-    let checkins = view.checkins.len();
-    let phone_len = phone.vault.log().len();
-    writeln!(
-        out,
-        "  both    the timers say the period is {}; a last sync: heads {}, views {} ({} readings, \
-         {} retracted, {} check-ins)",
-        if due { "over" } else { "NOT over" },
-        if heads_equal { "equal" } else { "DIFFER" },
-        if views_equal { "equal" } else { "DIFFER" },
-        n(phone_len as u64),
-        retracted,
-        checkins
-    )?;
-    let phone_disclosures = phone.vault.disclosures()?;
-    let band_disclosures = band.vault.disclosures()?;
-
-    // What the node holds, before anyone deletes anything.
-    let mailbox = relay
-        .store()
-        .mailbox(vault_id.as_bytes())?
-        .ok_or("the node holds no mailbox for the vault")?;
-    let grants_at_node = relay.grants()?;
-    let inbox = relay.inbox()?;
-    let frames: Vec<Vec<u8>> = tap.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let frame_bytes: usize = frames.iter().map(Vec::len).sum();
-    let node_files = files(&node_dir);
-    let mut node_bytes = 0usize;
-    let mut canary_hits = 0usize;
-    for f in &node_files {
-        let b = std::fs::read(f)?;
-        node_bytes += b.len();
-        canary_hits += canaries
-            .iter()
-            .filter(|c| contains(&b, c.as_bytes()))
-            .count();
-        canary_hits += usize::from(contains(&b, b"CANARY"));
-    }
-    for f in &frames {
-        canary_hits += usize::from(contains(f, b"CANARY"));
-    }
-
-    // Shred: the devices' timers say the period is over. shred_with_node
-    // asks the node to delete first and keeps its signed receipt in the
-    // tombstone; neither call checks the clock (a resident may also shred
-    // early), so the compressed end is enough.
-    let phone_conn = phone.conn.take().ok_or("phone offline")?;
-    let band_conn = band.conn.take().ok_or("band offline")?;
-    let mut receipts = vec![];
-    for (name, vault, mut conn, key) in [
-        ("phone", phone.vault, phone_conn, &phone_key),
-        ("band", band.vault, band_conn, &band_key),
-    ] {
-        let t = vault.shred_with_node(&mut conn, &FileKeyStore::new(key), end)?;
-        conn.close();
-        match t
-            .receipt
-            .as_deref()
-            .map(|r| verify_receipt(&code.receipt_key, r))
-        {
-            Some(Ok(r)) => {
-                writeln!(
-                    out,
-                    "  {name:<7} shredded: tombstone written, root destroyed, store deleted; the \
-                     node's signed receipt: {} blobs ({} bytes), {} grant(s), {} alert(s) deleted",
-                    n(r.blobs),
-                    n(r.bytes),
-                    r.grants,
-                    r.alerts
-                )?;
-                receipts.push(Some(r));
-            }
-            _ => {
-                writeln!(out, "  {name:<7} shredded, WITHOUT a valid receipt")?;
-                receipts.push(None);
-            }
-        }
-    }
-    // A curious node's copy of the grants it received: does anything left
-    // in its directory still unwrap their alert keys?
-    let copied_grants_open = || -> BoxResult<Vec<usize>> {
-        let keys_left = GrantKeys::open(&node_dir.join("grant-keys"), [0; 32])?;
-        let mut open = vec![];
-        let grants = frames.iter().filter_map(|f| match decode_request(f) {
-            Ok(Request::Grant(g)) => Some(g),
-            _ => None,
-        });
-        for (i, g) in grants.enumerate() {
-            let unwraps = keys_left.load(&g.grant_key).is_some_and(|k| {
-                WrappedKey::from_slice(&g.wrapped_key)
-                    .is_ok_and(|w| unwrap::<AlertKey>(&k, &w).is_ok())
-            });
-            if unwraps {
-                open.push(i);
-            }
-        }
-        Ok(open)
-    };
-    let open_after_receipts = copied_grants_open()?;
-    if !open_after_receipts.is_empty() {
-        // Reported as found, not hidden: the band's enrolment gave the node
-        // a new one-time key for the same grant id, and a shred destroys
-        // only the key of the grant record as it stands.
-        writeln!(
-            out,
-            "  node    note: {} copied grant frame(s) (#{} in order received; #0 is the phone's) \
-             still unwrap the alert key with a one-time key left in its directory: the band's \
-             enrolment replaced that key at the node, and the receipts destroyed only the new one",
-            open_after_receipts.len(),
-            open_after_receipts
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", #")
-        )?;
-    }
-    // The node's own deletion at the period's end: its sweeper runs on a
-    // timer against the real clock, and the real end is days away, so it
-    // is called here with the end's time. It would delete the mailbox and
-    // grant had the devices not asked; here it finds the leftovers.
-    let swept = relay.sweep(end, 0)?;
-    writeln!(
-        out,
-        "  node    sweep at the period's end (relay.sweep(end, 0), standing in for its timer): \
-         {} mailbox(es), {} grant(s), {} pairing offer(s), {} unused grant key(s)",
-        swept.mailboxes, swept.grants, swept.pairings, swept.grant_keys
-    )?;
-    let open_after_sweep = copied_grants_open()?;
-
-    // ---- Verification.
-    writeln!(out, "\nverification")?;
-    check(
-        out,
-        "pairing: both screens showed the same 6-digit code, and the band opened the phone's vault"
-            .into(),
-        pairing_ok,
-    )?;
-    check(
-        out,
-        format!(
-            "devices converged: equal heads and equal views on phone and band ({} readings)",
-            n(phone_len as u64)
-        ),
-        heads_equal && views_equal,
-    )?;
-    check(
-        out,
-        format!(
-            "nothing lost: every one of the band's {} readings is on both, the retraction too",
-            n(recorded as u64)
-        ),
-        phone_len == recorded && retracted == 1,
-    )?;
-    check(
-        out,
-        format!(
-            "the partition's conflicts showed on both after the heal ({} on the phone, {} on \
-             the band) and were resolved ({} left)",
-            conflicts_seen.0,
-            conflicts_seen.1,
-            conflicts_after.0.max(conflicts_after.1)
-        ),
-        conflicts_seen == (2, 2) && conflicts_after == (0, 0),
-    )?;
-    let onset = fever_onset.map(round_onset);
-    let expected_onset = round_onset(start + FEVER_DAY * DAY + FEVER_MINUTES.start * MIN);
-    let kinds: Vec<u8> = inbox.iter().map(|e| e.kind).collect();
-    check(
-        out,
-        format!(
-            "the fever reached the node's inbox once: {} — onset {}, level {}; sent by {} \
-             device(s), {} duplicate(s) merged",
-            kinds
-                .iter()
-                .map(|k| kind_name(*k))
-                .collect::<Vec<_>>()
-                .join(", "),
-            inbox.first().map_or("-".into(), |e| at(start, e.onset_ms)),
-            inbox.first().map_or(0, |e| e.level),
-            senders.len(),
-            merged_acks
-        ),
-        kinds == [ALERT_START, ALERT_END]
-            && inbox
-                .iter()
-                .all(|e| Some(e.onset_ms) == onset && e.onset_ms == expected_onset && e.level == 2)
-            && senders.len() == 2
-            && merged_acks == 2,
-    )?;
-    let disclosed = |d: &[Disclosure]| {
-        let grant = d
-            .iter()
-            .any(|x| matches!(x, Disclosure::Grant { label, .. } if label == LABEL));
-        let sent = d
-            .iter()
-            .filter(|x| matches!(x, Disclosure::AlertSent { .. }))
-            .count();
-        (grant, sent)
-    };
-    let (pg, ps) = disclosed(&phone_disclosures);
-    let (bg, bs) = disclosed(&band_disclosures);
-    let paired = phone_disclosures
+    let band = w.band.take().ok_or("no band")?;
+    let equal = w.phone.vault.log().view() == band.vault.log().view();
+    println!(
+        "  both    the period is over: {}; views equal: {equal}; {} readings",
+        w.phone.vault.is_due(end),
+        w.phone.vault.log().len()
+    );
+    let inbox: Vec<_> = w
+        .node
+        .node()
+        .inbox()?
         .iter()
-        .any(|x| matches!(x, Disclosure::Pairing { .. }));
-    check(
-        out,
-        format!(
-            "disclosure logs: the phone lists its grant, the pairing and {ps} alert(s) sent; the \
-             band its grant and {bs} alert(s) sent"
-        ),
-        pg && bg && paired && ps == 2 && bs == 2,
-    )?;
-    check(
-        out,
-        format!(
-            "the node holds only ciphertext: no canary note in its {} files ({} bytes) nor in the \
-             {} frames it received ({} bytes)",
-            node_files.len(),
-            n(node_bytes as u64),
-            n(frames.len() as u64),
-            n(frame_bytes as u64)
-        ),
-        canary_hits == 0 && !canaries.is_empty(),
-    )?;
-    let learned_grant = grants_at_node
-        .iter()
-        .map(|g| g.grant.label.as_str())
-        .collect::<Vec<_>>();
-    check(
-        out,
-        format!(
-            "what the node learned: a mailbox (period end {}), {} opaque blob(s) of {} bytes, one \
-             grant labelled {:?}, and the {} alert(s) above",
-            date(mailbox.expires_ms),
-            n(mailbox.blobs),
-            n(mailbox.bytes),
-            learned_grant.first().copied().unwrap_or("-"),
-            inbox.len()
-        ),
-        learned_grant == [LABEL]
-            && mailbox.expires_ms == end
-            && inbox.iter().all(|e| e.label == LABEL),
-    )?;
-    let [Some(phone_receipt), Some(band_receipt)] = [&receipts[0], &receipts[1]] else {
-        check(out, "both deletion receipts verify".into(), false)?;
-        return finish(out, summary, began, tmp);
-    };
-    check(
-        out,
-        format!(
-            "deletion receipts verify under the node's key from the enrolment code: the phone's \
-             covers {} blobs, the grant and {} alerts; the band's finds nothing left",
-            n(phone_receipt.blobs),
-            phone_receipt.alerts
-        ),
-        phone_receipt.vault == *vault_id.as_bytes()
-            && phone_receipt.blobs == mailbox.blobs
-            // The receipt counts stored records (the snapshot's with its
-            // version-vector header), the mailbox counts blob bytes only.
-            && phone_receipt.bytes >= mailbox.bytes
-            && phone_receipt.grants == 1
-            && phone_receipt.alerts == 2
-            && band_receipt.blobs == 0
-            && band_receipt.grants == 0,
-    )?;
-    for (name, dir, key) in [
-        ("phone", &phone_dir, &phone_key),
-        ("band", &band_dir, &band_key),
-    ] {
-        let left = files(dir);
-        let only_tombstone = left == [dir.join("vault").join(TOMBSTONE_FILE)];
-        let reopened = Vault::open(&dir.join("vault"), &FileKeyStore::new(key));
-        check(
-            out,
-            format!(
-                "after shred the {name}'s directory holds only its tombstone ({} file(s)), its \
-                 root key file is gone, and the vault opens as shredded",
-                left.len()
-            ),
-            only_tombstone && !key.exists() && matches!(reopened, Err(OpenError::Shredded(_))),
-        )?;
+        .map(|e| e.describe())
+        .collect();
+    let vault_id = w.phone.vault.vault_id();
+    if let Some(m) = w.node.node().store().mailbox(vault_id.as_bytes())? {
+        println!(
+            "  node    learned: a mailbox of {} opaque blob(s), {} bytes; the grant {LABEL:?}; alerts: {}",
+            m.blobs,
+            m.bytes,
+            inbox.join(", ")
+        );
     }
-    let node_keeps_nothing = relay.store().mailbox(vault_id.as_bytes())?.is_none()
-        && relay.store().vaults()?.is_empty()
-        && relay.grants()?.is_empty()
-        && relay.inbox()?.is_empty()
-        && files(&node_dir.join("grant-keys")).is_empty();
-    let mut canary_after = 0;
-    for f in files(&node_dir) {
-        canary_after += usize::from(contains(&std::fs::read(f)?, b"CANARY"));
+    for device in [w.phone, band] {
+        shred(device, &w.code, end)?;
     }
-    check(
-        out,
-        "after shred and sweep the node holds no mailbox, grant, alert or grant key for the vault, \
-         no copied grant frame unwraps, and still no canary"
-            .into(),
-        node_keeps_nothing && canary_after == 0 && open_after_sweep.is_empty(),
-    )?;
-
-    // Stop the node; its directory goes with the temporary directory.
-    rt.block_on(server.shutdown());
-    drop(rt);
-    drop(relay);
-    finish(out, summary, began, tmp)
+    let swept = w.node.node().sweep(end, 0)?;
+    println!(
+        "  node    sweep at the period's end: {} mailbox(es), {} grant(s) left to delete",
+        swept.mailboxes, swept.grants
+    );
+    w.node.shutdown();
+    std::fs::remove_dir_all(&w.tmp)?;
+    Ok(())
 }
 
-/// Prints the verdict and removes the temporary directory.
-fn finish(
-    out: &mut dyn Write,
-    summary: Summary,
-    began: Instant,
-    tmp: tempfile::TempDir,
-) -> BoxResult<Summary> {
-    let total = summary.checks.len();
-    let failed = summary.checks.iter().filter(|(_, ok)| !ok).count();
-    if failed == 0 {
-        writeln!(out, "verification: all {total} checks passed")?;
-    } else {
-        writeln!(out, "verification: {failed} of {total} checks FAILED")?;
-    }
-    let path = tmp.path().to_owned();
-    tmp.close()?;
-    writeln!(
-        out,
-        "(ran in {:.1} s; {} removed)",
-        began.elapsed().as_secs_f64(),
-        path.display()
-    )?;
-    Ok(summary)
+/// Shreds one device, asking the node to delete first, and shows its receipt.
+fn shred(d: Device, code: &EnrolmentCode, end: i64) -> BoxResult<()> {
+    let mut conn = match d.conn {
+        Some(c) => c,
+        None => connect(code)?,
+    };
+    let t = d.vault.shred_with_node(&mut conn, &d.keys, end)?;
+    conn.close();
+    let receipt = t.receipt.as_deref().ok_or("no receipt")?;
+    let r = verify_receipt(&code.receipt_key, receipt)?;
+    let left = std::fs::read_dir(d.dir.join("vault"))?.count();
+    println!(
+        "  {:<7} shredded: root destroyed, {left} file (the tombstone) left; the node's signed receipt: {} blob(s), {} grant(s), {} alert(s) deleted",
+        d.name, r.blobs, r.grants, r.alerts
+    );
+    Ok(())
 }

@@ -1,63 +1,86 @@
-//! Pair a second device into a vault and read what the first one sealed.
+//! Pair a second device into a vault through a node, and read on it what
+//! the first one recorded.
 //!
-//! Run with `cargo run --example pairing`. It walks through what the resident
-//! sees: the joiner's key, the wrapped root crossing the (untrusted) relay,
-//! the 6-digit code both screens show, and a reading sealed on the phone that
-//! only the paired tablet opens.
+//! Run with `cargo run --example pairing`. It walks through what the
+//! resident sees: the tablet's pairing key, the root crossing the node
+//! wrapped to that key (the node cannot open it), the 6-digit code both
+//! screens show, and the phone's readings on the tablet after a sync.
 
-use vigil::crypto::rand_core::UnwrapErr;
-use vigil::crypto::{
-    Context, KeySchedule, Kind, RootKey, X25519Identity, open, seal, sealed_len, unwrap, wrap,
-};
+use std::error::Error;
+use std::time::Duration;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut rng = UnwrapErr(getrandom::SysRng);
+use vigil::node::{LocalNode, ServerConfig};
+use vigil::{DeviceConnection, MemStorage, MemoryKeyStore, Metric, Period, Vault, X25519Identity};
 
-    // The phone creates the period's vault.
-    let phone = KeySchedule::new(RootKey::generate(&mut rng));
-    println!("phone:  created vault {}", phone.vault_id());
+fn main() -> Result<(), Box<dyn Error>> {
+    let tmp = std::env::temp_dir().join(format!("vigil-pairing-{}", std::process::id()));
+    let node = LocalNode::start(
+        &tmp.join("node"),
+        "127.0.0.1:0".parse()?,
+        ServerConfig::default(),
+    )?;
+    let code = node.enrolment_code().clone();
+    let connect = || DeviceConnection::connect(&code, Duration::from_secs(5));
+    let mut rng = vigil::os_rng();
 
-    // The tablet shows its public key (as a QR code or text, in an app).
+    // The phone creates the period's vault (around now: the node checks it)
+    // and records a reading.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let start = now.as_millis() as i64 - 3_600_000;
+    let mut phone = Vault::create_with(
+        Box::new(MemStorage::new()),
+        Period::days(start, 7),
+        Box::new(MemoryKeyStore::new()),
+        &mut rng,
+    )?;
+    let temp = Metric::BodyTemperature;
+    phone.record(temp, 37.6, temp.unit(), start + 600_000)?;
+    println!("phone:  created vault {}, 1 reading", phone.vault_id());
+
+    // The tablet shows its pairing key (as a QR code or text, in an app).
     let tablet_identity = X25519Identity::generate(&mut rng);
-    let tablet_public = tablet_identity.public_key();
-    println!("tablet: my pairing key is {tablet_public:?}");
-
-    // The phone wraps the root to it; the wrapped bytes may cross the relay.
-    let wrapped = wrap(&tablet_public, phone.root(), &mut rng)?;
     println!(
-        "phone:  sent the wrapped root ({} bytes) through the relay",
-        wrapped.as_bytes().len()
+        "tablet: my pairing key is {:?}",
+        tablet_identity.public_key()
     );
 
-    // The tablet unwraps it; both show the code for the resident to compare.
-    let tablet = KeySchedule::new(unwrap::<RootKey>(&tablet_identity, &wrapped)?);
-    let (a, b) = (
-        phone.pairing_code(&tablet_public),
-        tablet.pairing_code(&tablet_public),
-    );
+    // The phone leaves the root at the node, wrapped to that key.
+    let mut phone_conn = connect()?;
+    let phone_code = phone.offer_pairing(&mut phone_conn, &tablet_identity.public_key(), start)?;
+    println!("phone:  left the wrapped root at the node");
+
+    // The tablet fetches it, builds its own copy of the vault and syncs.
+    let mut tablet_conn = connect()?;
+    let (mut tablet, tablet_code) = Vault::join(
+        Box::new(MemStorage::new()),
+        Box::new(MemoryKeyStore::new()),
+        &tablet_identity,
+        &mut tablet_conn,
+        &mut rng,
+    )?;
     println!(
-        "phone shows {a}, tablet shows {b}: {}",
-        if a == b { "match" } else { "MISMATCH" }
+        "phone shows {phone_code}, tablet shows {tablet_code}: {}",
+        if phone_code == tablet_code {
+            "match"
+        } else {
+            "MISMATCH"
+        }
     );
 
-    // A reading sealed on the phone opens on the tablet, in the same slot only.
-    let ctx = Context::new("example-bundle")
-        .bytes(phone.vault_id().as_bytes())
-        .u64(1);
-    let reading = b"body temperature 37.6 C at 08:10";
-    let blob = seal(&phone.log_key(), Kind::LogBundle, &ctx, reading, &mut rng)?;
-    let plain = open(&tablet.log_key(), Kind::LogBundle, &ctx, &blob)?;
+    // From now on both record, and each sync carries the other's readings.
+    tablet.record(temp, 37.2, temp.unit(), start + 1_200_000)?;
+    tablet.sync(&mut tablet_conn)?;
+    phone.sync(&mut phone_conn)?;
     println!(
-        "tablet: opened a {}-byte blob (padded; {} bytes of plaintext): {:?}",
-        blob.len(),
-        plain.len(),
-        String::from_utf8_lossy(&plain)
+        "tablet: vault {}, {} readings; phone: {} readings",
+        tablet.vault_id(),
+        tablet.log().len(),
+        phone.log().len()
     );
-    assert_eq!(blob.len(), sealed_len(reading.len()));
-    let moved = Context::new("example-bundle")
-        .bytes(phone.vault_id().as_bytes())
-        .u64(2);
-    let err = open(&tablet.log_key(), Kind::LogBundle, &moved, &blob).unwrap_err();
-    println!("relay moved the blob to slot 2: {err}");
+
+    phone_conn.close();
+    tablet_conn.close();
+    node.shutdown();
+    std::fs::remove_dir_all(&tmp)?;
     Ok(())
 }

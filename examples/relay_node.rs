@@ -7,8 +7,16 @@
 //! Community staff run the `vigil-node` program instead (crates/vigil-cli:
 //! `vigil-node serve`, `code`, `alerts`, `residents`, `sweep`).
 
-use vigil_net::{NodeIdentity, NodeServer, ServerConfig};
-use vigil_node::{Node, NodeConfig};
+use std::time::Duration;
+
+use vigil::node::{LocalNode, ServerConfig};
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -22,44 +30,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .unwrap_or_else(|| "127.0.0.1:4433".into())
         .parse()?;
-    let dir = std::path::PathBuf::from(dir);
-    std::fs::create_dir_all(&dir)?;
-    let identity = NodeIdentity::load_or_create(&dir)?;
-    let node = Node::open(&dir, &NodeConfig::default())?.with_receipts(identity.signing());
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    };
-    println!("sweep at start: {:?}", node.sweep(now(), 0)?);
-    let sweeper = node.clone();
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        let server = NodeServer::spawn(
-            &identity,
-            addr,
-            ServerConfig::default(),
-            node.handler_factory(),
-        )
-        .await?;
-        println!("node listening on {}", server.local_addr());
-        println!(
-            "enrolment code: {}",
-            identity.enrolment_code(server.local_addr())
-        );
-        let sweeping = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                let s = sweeper.clone();
-                let _ = tokio::task::spawn_blocking(move || s.sweep(now(), 0)).await;
+    let server = LocalNode::start(dir.as_ref(), addr, ServerConfig::default())?;
+    println!("sweep at start: {:?}", server.node().sweep(now(), 0)?);
+    println!("node listening on {}", server.local_addr());
+    println!("enrolment code: {}", server.enrolment_code());
+
+    // The sweep runs beside the server: it only needs the node's store.
+    let node = server.node().clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_secs(60));
+            if let Err(e) = node.sweep(now(), 0) {
+                eprintln!("sweep: {e}");
             }
-        });
-        tokio::signal::ctrl_c().await?;
-        sweeping.abort();
-        println!("shutting down");
-        server.shutdown().await;
-        Ok::<(), Box<dyn std::error::Error>>(())
-    })
+        }
+    });
+    server.wait_for_ctrl_c()?;
+    println!("shutting down");
+    server.shutdown();
+    Ok(())
 }

@@ -1,11 +1,106 @@
 //! Vigil: an end-to-end encrypted, local-first vault for the health log a
 //! resident keeps during a monitoring period.
 //!
-//! This facade re-exports what resident apps need: the crypto core
-//! ([`crypto`]), the health log ([`log`]) and the device vault ([`device`]).
-//! Sync, alerts and shredding join them as they land.
+//! This crate is what a resident app links: the [`Vault`] and the types it
+//! speaks (the period, key stores, storage, sync, pairing, fever alerts,
+//! disclosures, shredding), the health log's types ([`Metric`], [`Reading`],
+//! [`FeverRule`], ...) and, with the default `net` feature, the connection
+//! to a community node ([`DeviceConnection`], [`EnrolmentCode`]). Keys,
+//! envelopes and the wire format stay inside the crates that own them.
+//!
+//! A resident's week, against a node reached through its enrolment code:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use vigil::{DeviceConnection, EnrolmentCode, FeverRule, FileKeyStore, Metric, Period, Vault};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let (code_text, start) = ("vigil1/...", 1_790_000_000_000);
+//! let code: EnrolmentCode = code_text.parse()?; // scanned from the node's poster
+//! let keys = FileKeyStore::new("/data/vigil.key");
+//! let mut vault = Vault::create(
+//!     "/data/vigil".as_ref(),
+//!     Period::days(start, 7),
+//!     Box::new(keys.clone()),
+//!     &mut vigil::os_rng(),
+//! )?;
+//! let mut node = DeviceConnection::connect(&code, Duration::from_secs(5))?;
+//! // Allow the node fever alerts for this period, and nothing else.
+//! vault.enrol(&mut node, &code.node_public, "flat 12B", FeverRule::default(), start)?;
+//! vault.record(Metric::BodyTemperature, 38.4, Metric::BodyTemperature.unit(), start + 60_000)?;
+//! vault.sync(&mut node)?; // the sealed log, to the resident's other devices
+//! vault.send_alerts(&mut node, &code.node_public, start + 60_000)?;
+//! // At the period's end: the node deletes, then every key is destroyed.
+//! let tombstone = vault.shred_with_node(&mut node, &keys, start + 7 * 86_400_000)?;
+//! assert!(tombstone.receipt.is_some());
+//! # Ok(()) }
+//! ```
+//!
+//! The same flow without a network, which runs as a test:
+//!
+//! ```
+//! use vigil::{MemStorage, MemoryKeyStore, Metric, Period, Unit, Vault};
+//!
+//! let keys = MemoryKeyStore::new();
+//! let period = Period::days(1_790_000_000_000, 7);
+//! let mut vault = Vault::create_with(
+//!     Box::new(MemStorage::new()),
+//!     period,
+//!     Box::new(keys.clone()),
+//!     &mut vigil::os_rng(),
+//! )?;
+//! let id = vault.record(Metric::BodyTemperature, 36.9, Unit::Celsius, period.start_ms + 60_000)?;
+//! vault.annotate(id, "after a walk")?;
+//! assert_eq!(vault.log().len(), 1);
+//! assert!(vault.is_due(period.end_ms));
+//! let tombstone = vault.shred_now(&keys, period.end_ms)?;
+//! assert_eq!(tombstone.period, period);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Features: `net` (default) adds the QUIC connection to a node; `node`
+//! adds [`node`], a community node to run in-process (for examples, tests
+//! and embedding).
 #![forbid(unsafe_code)]
 
-pub use vigil_crypto as crypto;
-pub use vigil_device as device;
-pub use vigil_log as log;
+// The vault and its components.
+pub use vigil_device::{
+    AlertReport, Batch, DELIVERY_DEADLINE_MS, Disclosure, Entries, FileKeyStore, Grant, KeyStore,
+    KeyStoreError, MemStorage, MemoryKeyStore, OpenError, PendingAlert, Period, RecordError,
+    ShredError, SledStorage, SnapshotPolicy, Storage, StorageError, SyncFailure, SyncReport,
+    TOMBSTONE_FILE, Tombstone, Vault, WriteError,
+};
+
+// The health log.
+pub use vigil_log::{
+    ChangeHash, Conflict, DailySummary, Day, DeviceId, FeverEpisode, FeverRule, HealthLog,
+    LogError, LogView, MAX_TEXT_CHARS, Metric, Reading, ReadingId, Retraction, Severity, Symptom,
+    Unit,
+};
+
+// Pairing: the joiner's key and the code both screens show.
+pub use vigil_crypto::{ShortAuthCode, VaultId, X25519Identity, X25519PublicKey};
+
+// Fever alerts as the node records them, and its deletion receipts.
+pub use vigil_proto::alert::{ALERT_END, ALERT_START};
+pub use vigil_proto::receipt::{BadReceipt, ReceiptBody, verify_receipt};
+
+// The vault talks to a node through any `Exchange`: the QUIC connection
+// below, or an app's own transport.
+pub use vigil_proto::{Exchange, ExchangeError};
+
+/// The connection to a community node.
+#[cfg(feature = "net")]
+pub use vigil_net::{DeviceConnection, EnrolmentCode, NetError};
+
+/// Random numbers as the vault's constructors and pairing take them.
+pub use vigil_crypto::rand_core::CryptoRng;
+
+/// The operating system's random number generator (panics if the OS has
+/// none, which no supported platform lacks).
+pub fn os_rng() -> impl CryptoRng {
+    vigil_crypto::rand_core::UnwrapErr(getrandom::SysRng)
+}
+
+#[cfg(feature = "node")]
+pub mod node;

@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use vigil::crypto::{AlertKey, WrappedKey, X25519Identity, unwrap};
-use vigil::device::{FileKeyStore, KeyStore, Period, SledStorage, Vault};
-use vigil::log::{FeverRule, Metric, Unit};
+use vigil::X25519Identity;
+use vigil::{FeverRule, Metric, Unit};
+use vigil::{FileKeyStore, KeyStore, Period, SledStorage, Vault};
+use vigil_crypto::{AlertKey, WrappedKey, unwrap};
 use vigil_net::{DeviceConnection, NodeIdentity, NodeServer, ServerConfig};
 use vigil_node::{GrantKeys, Node, NodeConfig};
 use vigil_proto::alert::{ALERT_END, ALERT_START, open_alert, round_onset};
 use vigil_proto::{Request, decode_request};
 
-mod common;
-use common::{contains, files, period_start};
+use vigil_testkit::{contains, files, period_start};
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
@@ -208,11 +208,8 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
     // The period ends. What an attacker copied before the end: the node's
     // frames and files (above), the phone's vault and key store.
     let keyfile = tmp.path().join("phone.key");
-    let root = vigil::device::FileKeyStore::new(&keyfile)
-        .load()
-        .unwrap()
-        .unwrap();
-    let schedule = vigil::crypto::KeySchedule::new(root);
+    let root = vigil::FileKeyStore::new(&keyfile).load().unwrap().unwrap();
+    let schedule = vigil_crypto::KeySchedule::new(root);
     let mut secrets = vec![
         *schedule.root().expose_secret(),
         *schedule.log_key().expose_secret(),
@@ -222,7 +219,7 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
     secrets.extend(alert_keys.iter().map(|k| *k.expose_secret()));
     let end = start + 7 * DAY;
     let t = phone
-        .shred_with_node(&mut conn, &vigil::device::FileKeyStore::new(&keyfile), end)
+        .shred_with_node(&mut conn, &vigil::FileKeyStore::new(&keyfile), end)
         .unwrap();
     let receipt =
         vigil_proto::receipt::verify_receipt(&code.receipt_key, &t.receipt.unwrap()).unwrap();

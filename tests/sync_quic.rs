@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use vigil::crypto::X25519Identity;
-use vigil::device::{FileKeyStore, Period, SledStorage, SyncFailure, Vault};
-use vigil::log::{Day, Metric, Severity, Symptom, Unit};
+use vigil::X25519Identity;
+use vigil::{Day, Metric, Severity, Symptom, Unit};
+use vigil::{FileKeyStore, Period, SledStorage, SyncFailure, Vault};
 use vigil_net::{
     DeviceConnection, EnrolmentCode, NetError, NodeIdentity, NodeServer, ServerConfig,
 };
@@ -21,8 +21,7 @@ use vigil_proto::{
     Exchange, PROTOCOL_VERSION, ProtoError, Request, Response, decode_response, encode_request,
 };
 
-mod common;
-use common::{contains, files, period_start};
+use vigil_testkit::{contains, files, period_start};
 
 const MIN: i64 = 60_000;
 

@@ -17,8 +17,7 @@ use vigil_log::{FeverRule, Metric, Unit};
 use vigil_node::{MailboxStore, Relay, RelayConfig};
 use vigil_proto::{Exchange, ExchangeError, FrameHandler};
 
-mod common;
-use common::{contains, files};
+use vigil_testkit::{contains, files};
 
 const START: i64 = 1_790_035_200_000;
 const MIN: i64 = 60_000;

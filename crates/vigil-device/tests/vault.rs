@@ -11,8 +11,7 @@ use vigil_device::{
 };
 use vigil_log::{Day, LogError, Metric, Reading, ReadingId, Severity, Symptom, Unit};
 
-mod common;
-use common::{contains, files};
+use vigil_testkit::{contains, files};
 
 const START: i64 = 1_790_035_200_000; // a UTC midnight
 const MIN: i64 = 60_000;

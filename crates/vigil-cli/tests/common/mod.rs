@@ -1,37 +1,21 @@
 //! Helpers shared by the programs' tests: the clocks, the `vigil` command
-//! and its result, and `vigil-node serve` as a real process.
+//! and its result, and `vigil-node serve` as a real process; the clocks and
+//! the disk scan come from vigil-testkit.
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub(crate) const MIN: i64 = 60_000;
-
-pub(crate) const HOUR: i64 = 60 * MIN;
-
-pub(crate) const DAY: i64 = 24 * HOUR;
+#[allow(unused_imports)] // each test file uses its own subset
+pub(crate) use vigil_testkit::{DAY, HOUR, MIN, files, now_ms, now_ms as real_now, period_start};
 
 /// How long a debug build may take to start or stop on a busy machine.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap()
-}
-
-/// The node reads the real clock, so the period is placed around now: it
-/// starts at midnight UTC two days ago.
-pub(crate) fn period_start() -> i64 {
-    let now = now_ms();
-    now - now.rem_euclid(DAY) - 2 * DAY
-}
 
 /// `serve` as a real process.
 pub(crate) struct Node {
@@ -207,21 +191,6 @@ pub(crate) fn run<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(
     run_in(&mut cmd, "")
 }
 
-pub(crate) fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 /// RFC 3339 (UTC, whole seconds), computed here with jiff directly rather
 /// than through the CLI's own formatting.
 pub(crate) fn rfc3339(ms: i64) -> String {
@@ -229,11 +198,4 @@ pub(crate) fn rfc3339(ms: i64) -> String {
         .unwrap()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
-}
-
-pub(crate) fn real_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }

@@ -1,10 +1,11 @@
-//! Cross-crate: the facade exposes what a resident app needs to pair two
-//! devices and share sealed data, and an attacker's copy of the traffic
-//! (the wrapped root and the blob) opens for neither a relay nor a stranger.
+//! Two devices paired by a wrapped root share sealed data, and an
+//! attacker's copy of the traffic (the wrapped root and the blob) opens for
+//! neither a relay nor a stranger. (Moved from the facade's tests: the
+//! facade no longer exposes the crypto core.)
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use vigil::crypto::{
+use vigil_crypto::{
     Context, KeySchedule, Kind, OpenError, RootKey, UnwrapError, X25519Identity, open, seal,
     unwrap, wrap,
 };

@@ -1,0 +1,103 @@
+//! A community node run in-process (feature `node`): for examples, tests
+//! and apps that embed one. Staff run the `vigil-node` program instead.
+//!
+//! ```no_run
+//! use vigil::node::{LocalNode, ServerConfig};
+//!
+//! let node = LocalNode::start("/tmp/vigil-node".as_ref(), "127.0.0.1:0".parse()?, ServerConfig::default())?;
+//! println!("enrolment code: {}", node.enrolment_code());
+//! node.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+pub use vigil_net::{NodeIdentity, NodeServer, ServerConfig};
+pub use vigil_node::{
+    GrantRecord, InboxEntry, MailboxInfo, Node, NodeConfig, NodeError, SweepReport,
+};
+
+use crate::EnrolmentCode;
+
+/// Why a [`LocalNode`] did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created or its store opened.
+    #[error("opening the node's data directory")]
+    Node(#[from] NodeError),
+    /// The identity, or the endpoint.
+    #[error("starting the node's endpoint")]
+    Net(#[from] crate::NetError),
+    /// The runtime or the directory.
+    #[error("starting the node")]
+    Io(#[from] std::io::Error),
+}
+
+/// A node serving on its own runtime, so that a program that is not async
+/// can start one, talk to it through [`crate::DeviceConnection`], and stop it.
+#[derive(Debug)]
+pub struct LocalNode {
+    node: Node,
+    code: EnrolmentCode,
+    server: NodeServer,
+    // Declared last: the server's tasks live on it, so it drops after them.
+    runtime: tokio::runtime::Runtime,
+}
+
+impl LocalNode {
+    /// Opens (or creates) the node in `dir` with the default settings,
+    /// signing deletion receipts with its identity, and serves on `addr`
+    /// (port 0 picks a free one).
+    pub fn start(dir: &Path, addr: SocketAddr, config: ServerConfig) -> Result<Self, StartError> {
+        std::fs::create_dir_all(dir)?;
+        let identity = NodeIdentity::load_or_create(dir)?;
+        let node = Node::open(dir, &NodeConfig::default())?.with_receipts(identity.signing());
+        // Two workers are plenty for a handful of devices on loopback.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let server = runtime.block_on(NodeServer::spawn(
+            &identity,
+            addr,
+            config,
+            node.handler_factory(),
+        ))?;
+        let code = identity.enrolment_code(server.local_addr());
+        Ok(LocalNode {
+            node,
+            code,
+            server,
+            runtime,
+        })
+    }
+
+    /// The node's stores: its inbox, grants, mailboxes, sweep.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// What a resident scans to reach this node.
+    pub fn enrolment_code(&self) -> &EnrolmentCode {
+        &self.code
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Blocks until the process receives Ctrl-C.
+    pub fn wait_for_ctrl_c(&self) -> std::io::Result<()> {
+        self.runtime.block_on(tokio::signal::ctrl_c())
+    }
+
+    /// Stops serving: no new connections, requests in flight answered.
+    pub fn shutdown(self) {
+        let LocalNode {
+            server, runtime, ..
+        } = self;
+        runtime.block_on(server.shutdown());
+    }
+}
