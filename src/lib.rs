@@ -68,14 +68,14 @@ pub use vigil_device::{
     AlertReport, Batch, DELIVERY_DEADLINE_MS, Disclosure, Entries, FileKeyStore, Grant, KeyStore,
     KeyStoreError, MemStorage, MemoryKeyStore, OpenError, PendingAlert, Period, RecordError,
     ShredError, SledStorage, SnapshotPolicy, Storage, StorageError, SyncFailure, SyncReport,
-    TOMBSTONE_FILE, Tombstone, Vault, WriteError,
+    TOMBSTONE_FILE, Tombstone, Vault, WriteError, offer_waiting,
 };
 
 // The health log.
 pub use vigil_log::{
     ChangeHash, Conflict, DailySummary, Day, DeviceId, FeverEpisode, FeverRule, HealthLog,
-    LogError, LogView, MAX_TEXT_CHARS, Metric, Reading, ReadingId, Retraction, Severity, Symptom,
-    Unit,
+    LogError, LogView, MAX_LABEL_CHARS, MAX_TEXT_CHARS, Metric, Reading, ReadingId, Retraction,
+    RuleError, Severity, Symptom, Unit,
 };
 
 // Pairing: the joiner's key and the code both screens show.
