@@ -519,6 +519,31 @@ mod tests {
         assert_eq!(parse_seeds_per_s("nothing"), None);
     }
 
+    /// Every figure the summary knows, some meeting their target and some
+    /// not, and a plot: the report's text is pinned byte for byte.
+    fn every_figure() -> Figures {
+        let mut f = Figures::new();
+        parse_figures(
+            "figure: envelope_65536 91.5 79.4\nfigure: record_per_s 5181.2\nfigure: record_p99_ms 0.8125\n\
+             figure: week_open_ms 120.04\nfigure: disk_ratio 2.345\nfigure: week_sync_time_ratio 0.876\n\
+             figure: week_sync_bytes_ratio 1.2\nfigure: alert_p50_ms 1.234\nfigure: alert_p99_ms 9.5\n\
+             figure: shred_ms 12.25\nfigure: sim_seeds_per_s 38.04\nfigure: handshakes_per_s 1500.4\n\
+             figure: pushes_per_s 800\nfigure: sweep_vaults_per_s 20000\n\
+             figure: sync_point 3552 35.8 25199 50.7 29000\nfigure: sync_point 24864 254.0 172655 402.8 200105\n\
+             figure: sync_point 1000 0.25 1500000 0.5 2500000\n",
+            &mut f,
+        );
+        f
+    }
+
+    #[test]
+    fn the_report_text_is_unchanged() {
+        let f = every_figure();
+        let md = markdown(&f, "| t |\n", "test machine", true);
+        assert_eq!(md, include_str!("testdata/report.md"));
+        assert_eq!(sync_plot(&f).unwrap(), include_str!("testdata/sync.svg"));
+    }
+
     #[test]
     fn the_plot_has_both_protocols() {
         let mut f = Figures::new();
