@@ -366,43 +366,38 @@ pub fn sync_plot(f: &Figures) -> Option<String> {
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
         v
     };
-    let (e2ee, plain) = ("#c0392b", "#2471a3");
+    // Columns of a sync point: readings, then E2EE ms and bytes, then
+    // plaintext ms and bytes.
     Some(render(&[
-        Panel {
-            title: "Sync to a new device: time".into(),
-            x_label: "readings in the log".into(),
-            y_label: "ms".into(),
-            series: vec![
-                Series {
-                    name: "Vigil E2EE".into(),
-                    colour: e2ee,
-                    points: get(1),
-                },
-                Series {
-                    name: "plaintext Automerge".into(),
-                    colour: plain,
-                    points: get(3),
-                },
-            ],
-        },
-        Panel {
-            title: "Sync to a new device: bytes on the wire".into(),
-            x_label: "readings in the log".into(),
-            y_label: "bytes".into(),
-            series: vec![
-                Series {
-                    name: "Vigil E2EE".into(),
-                    colour: e2ee,
-                    points: get(2),
-                },
-                Series {
-                    name: "plaintext Automerge".into(),
-                    colour: plain,
-                    points: get(4),
-                },
-            ],
-        },
+        protocols("Sync to a new device: time", "ms", get(1), get(3)),
+        protocols(
+            "Sync to a new device: bytes on the wire",
+            "bytes",
+            get(2),
+            get(4),
+        ),
     ]))
+}
+
+/// A panel of one measure against log size, E2EE beside plaintext.
+fn protocols(title: &str, y_label: &str, e2ee: Vec<(f64, f64)>, plain: Vec<(f64, f64)>) -> Panel {
+    Panel {
+        title: title.into(),
+        x_label: "readings in the log".into(),
+        y_label: y_label.into(),
+        series: vec![
+            Series {
+                name: "Vigil E2EE".into(),
+                colour: "#c0392b",
+                points: e2ee,
+            },
+            Series {
+                name: "plaintext Automerge".into(),
+                colour: "#2471a3",
+                points: plain,
+            },
+        ],
+    }
 }
 
 fn machine() -> String {
