@@ -76,108 +76,164 @@ pub fn render(panels: &[Panel]) -> String {
     );
     let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
     for (i, p) in panels.iter().enumerate() {
-        let ox = W * i as f64;
+        let f = Frame::fit(p, W * i as f64);
+        f.title(&mut out, &p.title);
+        f.grid(&mut out);
+        f.axes(&mut out, p);
+        for (k, s) in p.series.iter().enumerate() {
+            f.series(&mut out, s);
+            f.legend(&mut out, k, s);
+        }
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// One panel's plot area and scales: data (x, y) to SVG coordinates.
+struct Frame {
+    /// The panel's left edge in the document.
+    ox: f64,
+    /// Tick steps.
+    xs: f64,
+    ys: f64,
+    /// Axis ends: the data's maxima rounded up to a tick.
+    xtop: f64,
+    ytop: f64,
+    /// Plot area width and height.
+    pw: f64,
+    ph: f64,
+}
+
+impl Frame {
+    /// Axes that fit every series of `p`, for the panel at `ox`.
+    fn fit(p: &Panel, ox: f64) -> Frame {
         let pts = p.series.iter().flat_map(|s| s.points.iter());
         let (xmax, ymax) = pts.fold((0f64, 0f64), |(a, b), (x, y)| (a.max(*x), b.max(*y)));
         let (xs, ys) = (tick_step(xmax), tick_step(ymax));
         let (xtop, ytop) = ((xmax / xs).ceil() * xs, (ymax / ys).ceil() * ys);
-        let (xtop, ytop) = (xtop.max(xs), ytop.max(ys));
-        let pw = W - LEFT - RIGHT;
-        let ph = H - TOP - BOTTOM;
-        let px = |x: f64| ox + LEFT + x / xtop * pw;
-        let py = |y: f64| TOP + ph - y / ytop * ph;
+        Frame {
+            ox,
+            xs,
+            ys,
+            xtop: xtop.max(xs),
+            ytop: ytop.max(ys),
+            pw: W - LEFT - RIGHT,
+            ph: H - TOP - BOTTOM,
+        }
+    }
+
+    fn px(&self, x: f64) -> f64 {
+        self.ox + LEFT + x / self.xtop * self.pw
+    }
+
+    fn py(&self, y: f64) -> f64 {
+        TOP + self.ph - y / self.ytop * self.ph
+    }
+
+    fn title(&self, out: &mut String, title: &str) {
         let _ = writeln!(
             out,
             r#"<text x="{}" y="20" text-anchor="middle" font-size="14">{}</text>"#,
-            ox + W / 2.0,
-            escape(&p.title)
+            self.ox + W / 2.0,
+            escape(title)
         );
-        // Axes and grid.
+    }
+
+    /// Horizontal grid lines with the y labels, then the x ticks and labels.
+    fn grid(&self, out: &mut String) {
         let mut t = 0.0;
-        while t <= ytop + ys / 2.0 {
-            let y = py(t);
+        while t <= self.ytop + self.ys / 2.0 {
+            let y = self.py(t);
             let _ = writeln!(
                 out,
                 r##"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
-                px(0.0),
-                px(xtop),
-                px(0.0) - 6.0,
+                self.px(0.0),
+                self.px(self.xtop),
+                self.px(0.0) - 6.0,
                 y + 4.0,
                 label(t)
             );
-            t += ys;
+            t += self.ys;
         }
         let mut t = 0.0;
-        while t <= xtop + xs / 2.0 {
-            let x = px(t);
+        while t <= self.xtop + self.xs / 2.0 {
+            let x = self.px(t);
             let _ = writeln!(
                 out,
                 r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#999"/><text x="{x}" y="{}" text-anchor="middle">{}</text>"##,
-                py(0.0),
-                py(0.0) + 5.0,
-                py(0.0) + 18.0,
+                self.py(0.0),
+                self.py(0.0) + 5.0,
+                self.py(0.0) + 18.0,
                 label(t)
             );
-            t += xs;
+            t += self.xs;
         }
+    }
+
+    /// The two axis lines and their labels.
+    fn axes(&self, out: &mut String, p: &Panel) {
         let _ = writeln!(
             out,
             r#"<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="black"/><line x1="{0}" y1="{1}" x2="{0}" y2="{3}" stroke="black"/>"#,
-            px(0.0),
-            py(0.0),
-            px(xtop),
-            py(ytop)
+            self.px(0.0),
+            self.py(0.0),
+            self.px(self.xtop),
+            self.py(self.ytop)
         );
         let _ = writeln!(
             out,
             r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
-            ox + LEFT + pw / 2.0,
+            self.ox + LEFT + self.pw / 2.0,
             H - 12.0,
             escape(&p.x_label)
         );
         let _ = writeln!(
             out,
             r#"<text transform="translate({},{}) rotate(-90)" text-anchor="middle">{}</text>"#,
-            ox + 16.0,
-            TOP + ph / 2.0,
+            self.ox + 16.0,
+            TOP + self.ph / 2.0,
             escape(&p.y_label)
         );
-        for (k, s) in p.series.iter().enumerate() {
-            let path: Vec<String> = s
-                .points
-                .iter()
-                .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
-                .collect();
+    }
+
+    /// A series' line and a dot at each point.
+    fn series(&self, out: &mut String, s: &Series) {
+        let path: Vec<String> = s
+            .points
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", self.px(*x), self.py(*y)))
+            .collect();
+        let _ = writeln!(
+            out,
+            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
+            s.colour,
+            path.join(" ")
+        );
+        for (x, y) in &s.points {
             let _ = writeln!(
                 out,
-                r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
-                s.colour,
-                path.join(" ")
-            );
-            for (x, y) in &s.points {
-                let _ = writeln!(
-                    out,
-                    r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#,
-                    px(*x),
-                    py(*y),
-                    s.colour
-                );
-            }
-            let ly = TOP + 12.0 + 16.0 * k as f64;
-            let lx = ox + LEFT + 10.0;
-            let _ = writeln!(
-                out,
-                r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
-                lx + 18.0,
-                s.colour,
-                lx + 24.0,
-                ly + 4.0,
-                escape(&s.name)
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#,
+                self.px(*x),
+                self.py(*y),
+                s.colour
             );
         }
     }
-    out.push_str("</svg>\n");
-    out
+
+    /// The `k`th legend entry, top left of the plot.
+    fn legend(&self, out: &mut String, k: usize, s: &Series) {
+        let ly = TOP + 12.0 + 16.0 * k as f64;
+        let lx = self.ox + LEFT + 10.0;
+        let _ = writeln!(
+            out,
+            r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
+            lx + 18.0,
+            s.colour,
+            lx + 24.0,
+            ly + 4.0,
+            escape(&s.name)
+        );
+    }
 }
 
 #[cfg(test)]

@@ -173,6 +173,50 @@ fn data_dir(data: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir>),
     }
 }
 
+/// `PROGRAM serve --data DIR --listen ADDR`, with the connection limit in a
+/// config file next to the data (vigil-node takes it only from there).
+fn vigil_node_command(
+    program: &Path,
+    dir: &Path,
+    listen: SocketAddr,
+    max_connections: Option<usize>,
+) -> Result<Command, String> {
+    let mut cmd = Command::new(program);
+    cmd.arg("serve")
+        .arg("--data")
+        .arg(dir)
+        .arg("--listen")
+        .arg(listen.to_string())
+        .arg("--log-level")
+        .arg("warn");
+    if let Some(m) = max_connections {
+        let config = dir.with_extension("toml");
+        std::fs::write(&config, format!("[limits]\nmax_connections = {m}\n"))
+            .map_err(|e| e.to_string())?;
+        cmd.arg("--config").arg(config);
+    }
+    Ok(cmd)
+}
+
+/// This executable's `serve-node --data DIR --listen ADDR`.
+fn serve_node_command(
+    dir: &Path,
+    listen: SocketAddr,
+    max_connections: Option<usize>,
+) -> Result<Command, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("serve-node")
+        .arg("--data")
+        .arg(dir)
+        .arg("--listen")
+        .arg(listen.to_string());
+    if let Some(m) = max_connections {
+        cmd.arg("--max-connections").arg(m.to_string());
+    }
+    Ok(cmd)
+}
+
 impl NodeHandle {
     /// Starts (or adopts) the node.
     pub(crate) fn start(
@@ -191,77 +235,66 @@ impl NodeHandle {
                 kind: Kind::External { pid: *pid },
                 _tmp: None,
             }),
-            NodeChoice::InProcess => {
-                let (dir, tmp) = data_dir(data)?;
-                let node = InProcessNode::start(&dir, listen, max_connections)?;
-                Ok(NodeHandle {
-                    code: node.code().clone(),
-                    description: "in-process node (relay_node example's stack); memory is the \
-                                  whole process, residents included"
-                        .into(),
-                    notes: vec![],
-                    data: Some(dir),
-                    log: None,
-                    kind: Kind::InProcess(Box::new(node)),
-                    _tmp: tmp,
-                })
-            }
+            NodeChoice::InProcess => Self::in_process(listen, data, max_connections),
             NodeChoice::Spawn { program } => {
-                let (dir, tmp) = data_dir(data)?;
-                let log = dir.with_extension("stderr.log");
-                let (child, code, description) = match program {
-                    Some(p) => {
-                        let mut cmd = Command::new(p);
-                        cmd.arg("serve")
-                            .arg("--data")
-                            .arg(&dir)
-                            .arg("--listen")
-                            .arg(listen.to_string())
-                            .arg("--log-level")
-                            .arg("warn");
-                        if let Some(m) = max_connections {
-                            let config = dir.with_extension("toml");
-                            std::fs::write(&config, format!("[limits]\nmax_connections = {m}\n"))
-                                .map_err(|e| e.to_string())?;
-                            cmd.arg("--config").arg(config);
-                        }
-                        let (c, code) = spawn(cmd, &log)?;
-                        (c, code, format!("vigil-node process ({})", p.display()))
-                    }
-                    None => {
-                        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-                        let mut cmd = Command::new(exe);
-                        cmd.arg("serve-node")
-                            .arg("--data")
-                            .arg(&dir)
-                            .arg("--listen")
-                            .arg(listen.to_string());
-                        if let Some(m) = max_connections {
-                            cmd.arg("--max-connections").arg(m.to_string());
-                        }
-                        let (c, code) = spawn(cmd, &log)?;
-                        (
-                            c,
-                            code,
-                            "node process (vigil-bench serve-node: the relay_node example's stack)"
-                                .to_owned(),
-                        )
-                    }
-                };
-                Ok(NodeHandle {
-                    code,
-                    description,
-                    notes: vec![],
-                    data: Some(dir),
-                    log: Some(log),
-                    kind: Kind::Child {
-                        child,
-                        vigil_node: program.is_some(),
-                    },
-                    _tmp: tmp,
-                })
+                Self::child(program.as_deref(), listen, data, max_connections)
             }
         }
+    }
+
+    fn in_process(
+        listen: SocketAddr,
+        data: Option<&Path>,
+        max_connections: Option<usize>,
+    ) -> Result<NodeHandle, String> {
+        let (dir, tmp) = data_dir(data)?;
+        let node = InProcessNode::start(&dir, listen, max_connections)?;
+        Ok(NodeHandle {
+            code: node.code().clone(),
+            description: "in-process node (relay_node example's stack); memory is the \
+                          whole process, residents included"
+                .into(),
+            notes: vec![],
+            data: Some(dir),
+            log: None,
+            kind: Kind::InProcess(Box::new(node)),
+            _tmp: tmp,
+        })
+    }
+
+    /// A node process: `program` (a vigil-node) or, without one, this
+    /// executable's `serve-node`; its stderr goes to a log next to its data.
+    fn child(
+        program: Option<&Path>,
+        listen: SocketAddr,
+        data: Option<&Path>,
+        max_connections: Option<usize>,
+    ) -> Result<NodeHandle, String> {
+        let (dir, tmp) = data_dir(data)?;
+        let log = dir.with_extension("stderr.log");
+        let (cmd, description) = match program {
+            Some(p) => (
+                vigil_node_command(p, &dir, listen, max_connections)?,
+                format!("vigil-node process ({})", p.display()),
+            ),
+            None => (
+                serve_node_command(&dir, listen, max_connections)?,
+                "node process (vigil-bench serve-node: the relay_node example's stack)".to_owned(),
+            ),
+        };
+        let (child, code) = spawn(cmd, &log)?;
+        Ok(NodeHandle {
+            code,
+            description,
+            notes: vec![],
+            data: Some(dir),
+            log: Some(log),
+            kind: Kind::Child {
+                child,
+                vigil_node: program.is_some(),
+            },
+            _tmp: tmp,
+        })
     }
 
     /// The node process's memory and CPU now (this process's when in-process).
