@@ -50,9 +50,20 @@ impl LocalNode {
     /// signing deletion receipts with its identity, and serves on `addr`
     /// (port 0 picks a free one).
     pub fn start(dir: &Path, addr: SocketAddr, config: ServerConfig) -> Result<Self, StartError> {
+        Self::start_with(dir, addr, &NodeConfig::default(), config)
+    }
+
+    /// As [`LocalNode::start`], with the node's own settings (retention,
+    /// a fixed grant-key seed for reproducible tests and benches, ...).
+    pub fn start_with(
+        dir: &Path,
+        addr: SocketAddr,
+        node_config: &NodeConfig,
+        config: ServerConfig,
+    ) -> Result<Self, StartError> {
         std::fs::create_dir_all(dir)?;
         let identity = NodeIdentity::load_or_create(dir)?;
-        let node = Node::open(dir, &NodeConfig::default())?.with_receipts(identity.signing());
+        let node = Node::open(dir, node_config)?.with_receipts(identity.signing());
         // Two workers are plenty for a handful of devices on loopback.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -4,73 +4,40 @@
 //! and nothing else of the resident's appears anywhere.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::SeedableRng;
 use vigil::X25519Identity;
+use vigil::node::{NodeConfig, NodeIdentity};
 use vigil::{FeverRule, Metric, Unit};
-use vigil::{FileKeyStore, KeyStore, Period, SledStorage, Vault};
+use vigil::{KeyStore, Period};
 use vigil_crypto::{AlertKey, WrappedKey, unwrap};
-use vigil_net::{DeviceConnection, NodeIdentity, NodeServer, ServerConfig};
-use vigil_node::{GrantKeys, Node, NodeConfig};
+use vigil_node::GrantKeys;
 use vigil_proto::alert::{ALERT_END, ALERT_START, open_alert, round_onset};
 use vigil_proto::{Request, decode_request};
 
-use vigil_testkit::{contains, files, period_start};
-
-const MIN: i64 = 60_000;
-const HOUR: i64 = 60 * MIN;
-const DAY: i64 = 24 * HOUR;
+use vigil_testkit::{
+    DAY, HOUR, MIN, connect, contains, files, period_start, sled_vault, tapped_node_with,
+};
 
 #[test]
 fn the_node_learns_the_fever_alerts_and_nothing_else() {
     let start = period_start();
     let tmp = tempfile::tempdir().unwrap();
     let node_dir = tmp.path().join("node");
-    let identity = NodeIdentity::load_or_create(&node_dir).unwrap();
-    let node_secret = *identity.x25519().expose_secret();
     let config = NodeConfig {
         grant_key_seed: Some([21; 32]),
         ..NodeConfig::default()
     };
-    let node = Node::open(&node_dir, &config)
+    let (node, tap) = tapped_node_with(&node_dir, &config);
+    let node_secret = *NodeIdentity::load_or_create(&node_dir)
         .unwrap()
-        .with_receipts(identity.signing());
-    let relay = node.relay().clone();
-    let tap = Arc::new(Mutex::new(Vec::new()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let factory = node.handler_factory();
-    let config = ServerConfig {
-        frame_tap: Some(tap.clone()),
-        ..ServerConfig::default()
-    };
-    let server = rt
-        .block_on(NodeServer::spawn(
-            &identity,
-            "127.0.0.1:0".parse().unwrap(),
-            config,
-            factory,
-        ))
-        .unwrap();
-    let code = identity.enrolment_code(server.local_addr());
+        .x25519()
+        .expose_secret();
+    let relay = node.node().relay();
+    let code = node.enrolment_code().clone();
 
-    let mut rng = ChaCha20Rng::seed_from_u64(21);
     let dev = tmp.path().join("phone");
-    std::fs::create_dir_all(&dev).unwrap();
-    let mut phone = Vault::create_with(
-        Box::new(SledStorage::open(&dev.join("vault")).unwrap()),
-        Period::days(start, 7),
-        Box::new(FileKeyStore::new(tmp.path().join("phone.key"))),
-        &mut rng,
-    )
-    .unwrap();
-    let mut conn = DeviceConnection::connect(&code, Duration::from_secs(5)).unwrap();
+    let (mut phone, _) = sled_vault(tmp.path(), "phone", Period::days(start, 7), 21);
+    let mut conn = connect(&code);
     let label = "Ana Costa, flat 12B";
     phone
         .enrol(
@@ -227,8 +194,7 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
     assert_eq!(receipt.alerts, 2);
     relay.sweep(end, 0).unwrap();
     conn.close();
-    rt.block_on(server.shutdown());
-    drop(relay);
+    node.shutdown();
 
     // Everything left anywhere: the node's files (identity keys included),
     // the phone's tombstone. No root or derived key byte occurs in any of it,

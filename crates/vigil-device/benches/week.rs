@@ -31,17 +31,8 @@ fn workload(days: i64) -> Vec<(Metric, f64, i64)> {
     let mut out = Vec::new();
     for m in 0..days * 1440 {
         let t = START + m * MIN;
-        let day = m / 1440;
-        let fever = day == 2 && (600..900).contains(&(m % 1440));
-        let temp = if fever { 38.2 } else { 36.5 } + (m % 7) as f64 * 0.05;
-        out.push((Metric::BodyTemperature, temp, t));
-        out.push((Metric::HeartRate, 60.0 + (m % 40) as f64, t));
-        if m % 5 == 0 {
-            out.push((Metric::SpO2, 95.0 + (m % 5) as f64, t));
-            out.push((Metric::RespiratoryRate, 12.0 + (m % 6) as f64, t));
-        }
-        if m % 15 == 0 {
-            out.push((Metric::Steps, ((m * 37) % 1500) as f64, t));
+        for (metric, value) in vigil_testkit::wristband_readings(m, 5, 15) {
+            out.push((metric, value, t));
         }
     }
     out

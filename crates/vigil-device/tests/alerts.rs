@@ -69,6 +69,36 @@ fn vault(seed: u64) -> Vault {
     .unwrap()
 }
 
+/// A phone (`vault(seed)`) enrolled with `n` under `label`, and a second
+/// device that joined it through the node with an identity drawn from
+/// `join_seed`.
+fn enrolled_and_joined(n: &Node, seed: u64, join_seed: u64, label: &str) -> (Vault, Vault) {
+    let mut rng = ChaCha20Rng::seed_from_u64(join_seed);
+    let mut phone = vault(seed);
+    phone
+        .enrol(
+            &mut conn(n, START),
+            &n.public,
+            label,
+            FeverRule::default(),
+            START,
+        )
+        .unwrap();
+    let id = X25519Identity::generate(&mut rng);
+    phone
+        .offer_pairing(&mut conn(n, START), &id.public_key(), START)
+        .unwrap();
+    let (joined, _) = Vault::join(
+        Box::new(MemStorage::new()),
+        Box::new(MemoryKeyStore::new()),
+        &id,
+        &mut conn(n, START),
+        &mut rng,
+    )
+    .unwrap();
+    (phone, joined)
+}
+
 /// Temperature every 10 minutes for `days`, with `f(minute)` giving the value.
 fn temps(v: &mut Vault, days: i64, f: impl Fn(i64) -> f64) {
     for m in (0..days * 1440).step_by(10) {
@@ -117,30 +147,8 @@ fn quiet_weeks_and_single_spikes_send_nothing() {
 #[test]
 fn one_episode_one_alert_even_from_two_devices_and_retries() {
     let n = node(2);
-    let mut rng = ChaCha20Rng::seed_from_u64(9);
-    let mut phone = vault(2);
-    phone
-        .enrol(
-            &mut conn(&n, START),
-            &n.public,
-            "Ben",
-            FeverRule::default(),
-            START,
-        )
-        .unwrap();
-    // The tablet joins and enrols with the same node: the same grant.
-    let id = X25519Identity::generate(&mut rng);
-    phone
-        .offer_pairing(&mut conn(&n, START), &id.public_key(), START)
-        .unwrap();
-    let (mut tablet, _) = Vault::join(
-        Box::new(MemStorage::new()),
-        Box::new(MemoryKeyStore::new()),
-        &id,
-        &mut conn(&n, START),
-        &mut rng,
-    )
-    .unwrap();
+    let (mut phone, mut tablet) = enrolled_and_joined(&n, 2, 9, "Ben");
+    // The tablet enrols with the same node: the same grant.
     let g2 = tablet
         .enrol(
             &mut conn(&n, START),
@@ -356,29 +364,7 @@ impl Exchange for Tap {
 fn offline_at_onset_arrives_later_once_with_the_true_onset() {
     let n = node(6);
     // Not the seed of `vault(6)`: the joiner must draw another device id.
-    let mut rng = ChaCha20Rng::seed_from_u64(60);
-    let mut phone = vault(6);
-    phone
-        .enrol(
-            &mut conn(&n, START),
-            &n.public,
-            "Eve",
-            FeverRule::default(),
-            START,
-        )
-        .unwrap();
-    let id = X25519Identity::generate(&mut rng);
-    phone
-        .offer_pairing(&mut conn(&n, START), &id.public_key(), START)
-        .unwrap();
-    let (mut band, _) = Vault::join(
-        Box::new(MemStorage::new()),
-        Box::new(MemoryKeyStore::new()),
-        &id,
-        &mut conn(&n, START),
-        &mut rng,
-    )
-    .unwrap();
+    let (mut phone, mut band) = enrolled_and_joined(&n, 6, 60, "Eve");
     // The band measures a fever at 03:00 on day 2 while nothing is online.
     let onset = START + DAY + 180 * MIN;
     for i in 0..4 {

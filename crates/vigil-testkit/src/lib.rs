@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use vigil::node::{LocalNode, ServerConfig};
+use vigil::node::{LocalNode, NodeConfig, ServerConfig};
 use vigil::{
-    Day, DeviceConnection, EnrolmentCode, FileKeyStore, MemStorage, MemoryKeyStore, Period,
+    Day, DeviceConnection, EnrolmentCode, FileKeyStore, MemStorage, MemoryKeyStore, Metric, Period,
     SledStorage, Vault,
 };
 
@@ -76,6 +76,28 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The wristband's readings at minute `m` of a period (the step 2
+/// workload, shared by the week test and the benches): temperature and
+/// heart rate every call, SpO2 and respiratory rate when `m` is a multiple
+/// of `oxygen_every`, steps when a multiple of `steps_every`; a fever on
+/// day 3 (index 2) from 10:00 to 15:00, peaking at 38.5 °C.
+pub fn wristband_readings(m: i64, oxygen_every: i64, steps_every: i64) -> Vec<(Metric, f64)> {
+    let fever = m / 1440 == 2 && (600..900).contains(&(m % 1440));
+    let temp = if fever { 38.2 } else { 36.5 } + (m % 7) as f64 * 0.05;
+    let mut v = vec![
+        (Metric::BodyTemperature, temp),
+        (Metric::HeartRate, 60.0 + (m % 40) as f64),
+    ];
+    if m % oxygen_every == 0 {
+        v.push((Metric::SpO2, 95.0 + (m % 5) as f64));
+        v.push((Metric::RespiratoryRate, 12.0 + (m % 6) as f64));
+    }
+    if m % steps_every == 0 {
+        v.push((Metric::Steps, ((m * 37) % 1500) as f64));
+    }
+    v
+}
+
 /// A seeded RNG, so a failing test replays.
 pub fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
@@ -101,6 +123,22 @@ pub fn node(dir: &Path) -> LocalNode {
     LocalNode::start(dir, loopback(), ServerConfig::default()).expect("the node starts")
 }
 
+/// A node on loopback with its data in `dir` and the given settings (a
+/// fixed grant-key seed, say), keeping a copy of every request frame it
+/// receives. Its identity is in `dir` too:
+/// [`NodeIdentity::load_or_create`](vigil::node::NodeIdentity::load_or_create)
+/// on `dir` returns it.
+pub fn tapped_node_with(dir: &Path, node_config: &NodeConfig) -> (LocalNode, Tap) {
+    let tap = Tap::default();
+    let config = ServerConfig {
+        frame_tap: Some(tap.clone()),
+        ..ServerConfig::default()
+    };
+    let node =
+        LocalNode::start_with(dir, loopback(), node_config, config).expect("the node starts");
+    (node, tap)
+}
+
 fn loopback() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 0))
 }
@@ -123,12 +161,22 @@ pub fn mem_vault(period: Period, seed: u64) -> (Vault, MemoryKeyStore) {
     (vault, keys)
 }
 
-/// A vault on disk in `dir/NAME/vault`, its root in `dir/NAME.key`.
-pub fn sled_vault(dir: &Path, name: &str, period: Period, seed: u64) -> (Vault, FileKeyStore) {
+/// A device's store on disk in `dir/NAME/vault` and its root's key file
+/// `dir/NAME.key`, for [`Vault::create_with`] or [`Vault::join`]; nothing
+/// else is written under `dir/NAME`, so a test can check what a shred
+/// leaves there.
+pub fn sled_home(dir: &Path, name: &str) -> (SledStorage, FileKeyStore) {
     let home = dir.join(name);
     std::fs::create_dir_all(&home).expect("the device's directory");
     let keys = FileKeyStore::new(dir.join(format!("{name}.key")));
     let storage = SledStorage::open(&home.join("vault")).expect("the store opens");
+    (storage, keys)
+}
+
+/// A vault on disk in `dir/NAME/vault`, its root in `dir/NAME.key` (see
+/// [`sled_home`]).
+pub fn sled_vault(dir: &Path, name: &str, period: Period, seed: u64) -> (Vault, FileKeyStore) {
+    let (storage, keys) = sled_home(dir, name);
     let vault = Vault::create_with(
         Box::new(storage),
         period,
