@@ -180,20 +180,12 @@ impl fmt::Debug for VaultId {
 
 impl fmt::Display for VaultId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&hex::encode(self.0))
     }
 }
 
 fn hex_prefix(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .take(4)
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>()
-        + "…"
+    hex::encode(&bytes[..bytes.len().min(4)]) + "…"
 }
 
 /// The key schedule of one vault: holds the root and derives each purpose's key.
@@ -291,6 +283,32 @@ fn expand(root: &RootKey, salt: Option<&[u8]>, info: &[&[u8]], out: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_values_print_as_lowercase_hex() {
+        let mut b = [0u8; 32];
+        b[0] = 0x0a;
+        b[1] = 0xbc;
+        b[31] = 0xff;
+        let hex32 = format!("0abc{}ff", "00".repeat(29));
+        let mut v = [0u8; 16];
+        v.copy_from_slice(&b[..16]);
+        let id = VaultId::from_bytes(v);
+        assert_eq!(id.to_string(), &hex32[..32]);
+        assert_eq!(format!("{id:?}"), format!("VaultId({})", &hex32[..32]));
+        assert_eq!(
+            format!("{:?}", MailboxVerifier::from_bytes(b)),
+            "MailboxVerifier(0abc0000…)"
+        );
+        assert_eq!(
+            format!("{:?}", crate::X25519PublicKey::from_bytes(b)),
+            format!("X25519PublicKey({hex32})")
+        );
+        assert_eq!(
+            format!("{:?}", crate::VerifyKey::from_bytes(b)),
+            format!("VerifyKey({hex32})")
+        );
+    }
 
     #[test]
     fn debug_is_redacted() {

@@ -40,11 +40,7 @@ impl X25519PublicKey {
 
 impl fmt::Debug for X25519PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("X25519PublicKey(")?;
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        f.write_str(")")
+        write!(f, "X25519PublicKey({})", hex::encode(self.0))
     }
 }
 

@@ -1,7 +1,6 @@
 //! Where the root key lives: never in sled (docs/spec.md §8, SECURITY.md).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -72,28 +71,11 @@ impl FileKeyStore {
 
 impl KeyStore for FileKeyStore {
     fn destroy(&self) -> Result<(), KeyStoreError> {
+        // Overwrite in place before unlinking, so the key's blocks do not
+        // simply return to the free list with the key in them. `key.tmp` is
+        // where versions before vigil-fs staged the key.
         for path in [self.path.with_extension("tmp"), self.path.clone()] {
-            let len = match fs::metadata(&path) {
-                Ok(m) => m.len(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(self.io(e)),
-            };
-            // Overwrite in place before unlinking, so the key's blocks do not
-            // simply return to the free list with the key in them.
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| self.io(e))?;
-            f.write_all(&vec![0u8; usize::try_from(len).unwrap_or(FILE_LEN)])
-                .map_err(|e| self.io(e))?;
-            f.sync_all().map_err(|e| self.io(e))?;
-            drop(f);
-            fs::remove_file(&path).map_err(|e| self.io(e))?;
-        }
-        if let Some(dir) = self.path.parent()
-            && let Ok(d) = fs::File::open(dir)
-        {
-            let _ = d.sync_all();
+            vigil_fs::erase(&path).map_err(|e| self.io(e))?;
         }
         Ok(())
     }
@@ -118,23 +100,11 @@ impl KeyStore for FileKeyStore {
         }
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(|e| self.io(e))?;
-        let tmp = self.path.with_extension("tmp");
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp).map_err(|e| self.io(e))?;
         let mut buf = Zeroizing::new(Vec::with_capacity(FILE_LEN));
         buf.extend_from_slice(MAGIC);
         buf.push(VERSION);
         buf.extend_from_slice(root.expose_secret());
-        f.write_all(&buf).map_err(|e| self.io(e))?;
-        f.sync_all().map_err(|e| self.io(e))?;
-        fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        vigil_fs::write_atomic(&self.path, &buf, vigil_fs::Mode::OwnerOnly).map_err(|e| self.io(e))
     }
 }
 

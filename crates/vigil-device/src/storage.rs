@@ -2,7 +2,6 @@
 //! implementation, and an in-memory one (docs/spec.md §8).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A storage failure.
@@ -141,20 +140,11 @@ impl SledStorage {
                 std::fs::remove_file(&p).map_err(io_err)?;
             }
         }
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err)
+        vigil_fs::sync_dir(dir).map_err(io_err)
     }
 
     fn write_atomic(&self, path: &Path, value: &[u8]) -> Result<(), StorageError> {
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io_err)?;
-        f.write_all(value).map_err(io_err)?;
-        f.sync_all().map_err(io_err)?;
-        std::fs::rename(&tmp, path).map_err(io_err)?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err)
+        vigil_fs::write_atomic(path, value, vigil_fs::Mode::Default).map_err(io_err)
     }
 
     fn blob_path(&self, name: &str) -> Result<PathBuf, StorageError> {

@@ -272,10 +272,7 @@ impl fmt::Debug for DeviceId {
 
 impl fmt::Display for DeviceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&hex::encode(self.0))
     }
 }
 
@@ -306,13 +303,8 @@ impl FromStr for ReadingId {
     fn from_str(s: &str) -> Result<Self, LogError> {
         let bad = || LogError::InvalidReadingId(s.to_owned());
         let (dev, seq) = s.split_once('-').ok_or_else(bad)?;
-        if dev.len() != 32 || !dev.is_ascii() {
-            return Err(bad());
-        }
         let mut device = [0u8; 16];
-        for (i, b) in device.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&dev[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-        }
+        hex::decode_to_slice(dev, &mut device).map_err(|_| bad())?;
         let seq = seq.parse().map_err(|_| bad())?;
         Ok(ReadingId {
             device: DeviceId(device),
@@ -622,5 +614,31 @@ mod tests {
         assert_eq!(Reading::decode(&r.encode()[..41]), None);
         let id: ReadingId = r.id.to_string().parse().unwrap();
         assert_eq!(id, r.id);
+    }
+
+    #[test]
+    fn ids_print_as_lowercase_hex_and_parse_back() {
+        let mut dev = [0u8; 16];
+        dev[0] = 0x0a;
+        dev[15] = 0xff;
+        let id = ReadingId {
+            device: DeviceId(dev),
+            seq: 7,
+        };
+        let text = "0a0000000000000000000000000000ff-7";
+        assert_eq!(id.to_string(), text);
+        assert_eq!(
+            format!("{:?}", id.device),
+            "DeviceId(0a0000000000000000000000000000ff)"
+        );
+        assert_eq!(text.parse::<ReadingId>().unwrap(), id);
+        assert_eq!(text.to_uppercase().parse::<ReadingId>().unwrap(), id);
+        for bad in [
+            "0a-7",
+            "0a0000000000000000000000000000f-7",
+            "zz000000000000000000000000000000-7",
+        ] {
+            assert!(bad.parse::<ReadingId>().is_err(), "{bad}");
+        }
     }
 }

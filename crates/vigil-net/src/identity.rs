@@ -1,7 +1,7 @@
 //! The node's persisted identity: TLS certificate and key, and X25519 key.
 
 use core::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -50,29 +50,16 @@ fn read_opt(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, NetError> {
     }
 }
 
-/// Writes via a fresh temporary file and a rename, so a crash never leaves a
-/// half-written file under the real name; `secret` files get mode 0600.
+/// Writes atomically (vigil-fs), so a crash never leaves a half-written
+/// file under the real name; `secret` files get mode 0600, others 0644.
 fn write_file(dir: &Path, name: &str, bytes: &[u8], secret: bool) -> Result<(), NetError> {
     let path = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("removing", &tmp, e)),
-        _ => {}
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(if secret { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    let mut file = opts.open(&tmp).map_err(|e| io_err("creating", &tmp, e))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io_err("writing", &tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| io_err("renaming", &tmp, e))
+    let mode = if secret {
+        vigil_fs::Mode::OwnerOnly
+    } else {
+        vigil_fs::Mode::WorldReadable
+    };
+    vigil_fs::write_atomic(&path, bytes, mode).map_err(|e| io_err("writing", &path, e))
 }
 
 impl NodeIdentity {

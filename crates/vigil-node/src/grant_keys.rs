@@ -7,7 +7,6 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -23,8 +22,7 @@ pub struct GrantKeys {
 }
 
 fn name(public: &[u8; 32]) -> String {
-    let hex: String = public.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}.key")
+    format!("{}.key", hex::encode(public))
 }
 
 impl GrantKeys {
@@ -48,13 +46,7 @@ impl GrantKeys {
         let mut bytes = Zeroizing::new(now_ms.to_be_bytes().to_vec());
         bytes.extend_from_slice(id.expose_secret());
         let path = self.dir.join(name(&public));
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&path)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
+        vigil_fs::write_new(&path, &bytes, vigil_fs::Mode::OwnerOnly)?;
         Ok(public)
     }
 
@@ -68,21 +60,7 @@ impl GrantKeys {
 
     /// Overwrites and removes the key for `public`. Idempotent.
     pub fn destroy(&self, public: &[u8; 32]) -> std::io::Result<()> {
-        let path = self.dir.join(name(public));
-        let len = match fs::metadata(&path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let mut f = fs::OpenOptions::new().write(true).open(&path)?;
-        f.write_all(&vec![0u8; usize::try_from(len).unwrap_or(40)])?;
-        f.sync_all()?;
-        drop(f);
-        fs::remove_file(&path)?;
-        if let Ok(d) = fs::File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        vigil_fs::erase(&self.dir.join(name(public)))
     }
 
     /// Destroys keys issued before `older_than_ms` that no grant uses
@@ -104,13 +82,7 @@ impl GrantKeys {
                 continue;
             };
             let mut public = [0u8; 32];
-            if stem.len() != 64
-                || (0..32).any(|i| {
-                    u8::from_str_radix(&stem[2 * i..2 * i + 2], 16)
-                        .map(|b| public[i] = b)
-                        .is_err()
-                })
-            {
+            if hex::decode_to_slice(&stem, &mut public).is_err() {
                 continue;
             }
             if used.contains(&public) {

@@ -706,7 +706,7 @@ impl Relay {
 }
 
 fn hex8(v: &[u8]) -> String {
-    v.iter().take(4).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&v[..v.len().min(4)])
 }
 
 /// One connection's handler: decodes frames, keeps the session, encodes replies.

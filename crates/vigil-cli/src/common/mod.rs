@@ -1,9 +1,8 @@
 //! The layer both programs stand on: one error type that carries its exit
 //! code, times and durations (jiff), text tables (comfy-table), atomic file
-//! writes (tempfile) and JSON output.
+//! writes (vigil-fs) and JSON output.
 
 pub(crate) mod error;
-pub(crate) mod fs;
 pub(crate) mod table;
 pub(crate) mod time;
 

@@ -15,7 +15,6 @@ use super::channel;
 use super::cli::CodeArgs;
 use super::util::out;
 use crate::common::Error;
-use crate::common::fs::write_atomic;
 
 /// Where `serve` records what it bound.
 pub(crate) const STATE: &str = "node.json";
@@ -24,7 +23,7 @@ pub(crate) const STATE: &str = "node.json";
 pub(crate) fn write_state(data: &Path, status: &Status) -> Result<(), Error> {
     let mut text = serde_json::to_vec_pretty(status).map_err(|e| Error::failed(e.to_string()))?;
     text.push(b'\n');
-    write_atomic(&data.join(STATE), &text)
+    vigil_fs::write_atomic(&data.join(STATE), &text, vigil_fs::Mode::OwnerOnly)
         .map_err(|e| Error::failed(format!("writing {}: {e}", data.join(STATE).display())))
 }
 

@@ -13,7 +13,6 @@ use vigil_device::{FileKeyStore, SledStorage, Vault};
 use vigil_net::{DeviceConnection, EnrolmentCode};
 
 use super::error::open_error;
-use crate::common::fs::write_atomic;
 use crate::common::{Error as CliError, exit};
 
 /// The CLI's own state, a JSON file inside the vault directory, so that a
@@ -144,7 +143,7 @@ impl Ctx {
         let path = self.dir.join(STATE_FILE);
         let bytes =
             serde_json::to_vec_pretty(state).map_err(|e| CliError::failed(e.to_string()))?;
-        write_atomic(&path, &bytes)
+        vigil_fs::write_atomic(&path, &bytes, vigil_fs::Mode::OwnerOnly)
             .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))
     }
 

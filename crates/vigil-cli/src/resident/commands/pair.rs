@@ -112,10 +112,7 @@ fn joiner_identity(ctx: &Ctx) -> Result<X25519Identity, Error> {
 
 fn remove_joiner(ctx: &Ctx) {
     let path = ctx.dir.join(JOINER_FILE);
-    if let Ok(len) = std::fs::metadata(&path).map(|m| m.len()) {
-        let _ = std::fs::write(&path, vec![0u8; usize::try_from(len).unwrap_or(0)]);
-        let _ = std::fs::remove_file(&path);
-    }
+    let _ = vigil_fs::erase(&path);
 }
 
 /// Whether the node holds an offer for `joiner` (without taking it).
