@@ -10,92 +10,39 @@
 //!
 //! Without `--bench` it runs a few episodes, as a smoke test.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use vigil::X25519PublicKey;
-use vigil::{FeverRule, Metric, Unit};
-use vigil::{FileKeyStore, Period, SledStorage, Vault};
+use vigil::{Metric, Period, Unit, Vault};
 use vigil_crypto::{KeySchedule, RootKey, wrap};
-use vigil_net::{DeviceConnection, NodeIdentity, NodeServer, ServerConfig};
-use vigil_node::{Node, NodeConfig};
 use vigil_proto::alert::{ALERT_START, AlertPayload, grant_id, seal_alert};
 use vigil_proto::{
     AlertWire, Exchange, GrantWire, PROTOCOL_VERSION, Request, Response, decode_response,
     encode_request,
 };
-
-const MIN: i64 = 60_000;
-const DAY: i64 = 86_400_000;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use vigil_testkit::{DAY, MIN, connect, enrol, node, now_ms, sled_vault};
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let tmp = tempfile::tempdir().unwrap();
-    let identity = NodeIdentity::load_or_create(&tmp.path().join("node")).unwrap();
-    let config = NodeConfig {
-        grant_key_seed: Some(identity.signing().expose_secret()),
-        ..NodeConfig::default()
-    };
-    let node = Node::open(tmp.path(), &config).unwrap();
-    let relay = node.relay().clone();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let factory = node.handler_factory();
-    let server = rt
-        .block_on(NodeServer::spawn(
-            &identity,
-            "127.0.0.1:0".parse().unwrap(),
-            ServerConfig::default(),
-            factory,
-        ))
-        .unwrap();
-    let code = identity.enrolment_code(server.local_addr());
+    // Untapped, with the default settings: the node as a community runs it.
+    let node = node(&tmp.path().join("node"));
+    let relay = node.node().relay();
+    let code = node.enrolment_code().clone();
 
     // 1. Latency. The period contains now (the node checks validity on its clock).
     let start = now_ms() - now_ms().rem_euclid(DAY) - DAY;
-    let mut rng = ChaCha20Rng::seed_from_u64(3);
-    let dev = tmp.path().join("phone");
-    std::fs::create_dir_all(&dev).unwrap();
-    let mut phone = Vault::create_with(
-        Box::new(SledStorage::open(&dev.join("vault")).unwrap()),
-        Period::days(start, 14),
-        Box::new(FileKeyStore::new(tmp.path().join("phone.key"))),
-        &mut rng,
-    )
-    .unwrap();
-    let mut conn = DeviceConnection::connect(&code, Duration::from_secs(5)).unwrap();
-    phone
-        .enrol(
-            &mut conn,
-            &code.node_public,
-            "bench",
-            FeverRule::default(),
-            start,
-        )
-        .unwrap();
+    let (mut phone, _) = sled_vault(tmp.path(), "phone", Period::days(start, 14), 3);
+    let mut conn = enrol(&mut phone, &code, "bench", start);
     // ~95 simulated minutes per episode: 150 fit in the 14-day period.
     let episodes = if full { 150 } else { 5 };
     let mut lat = Vec::new();
     let mut t = start;
     for _ in 0..episodes {
         // Normal readings, one high one, then the high one that confirms.
-        for _ in 0..8 {
-            phone
-                .record(Metric::BodyTemperature, 36.6, Unit::Celsius, t)
-                .unwrap();
-            t += 10 * MIN;
-        }
+        normal_readings(&mut phone, &mut t);
         // The previous episode's end alert goes out untimed.
         phone.send_alerts(&mut conn, &code.node_public, t).unwrap();
         phone
@@ -112,12 +59,7 @@ fn main() {
         t += 10 * MIN;
     }
     // The episodes' end alerts, untimed.
-    for _ in 0..8 {
-        phone
-            .record(Metric::BodyTemperature, 36.6, Unit::Celsius, t)
-            .unwrap();
-        t += 10 * MIN;
-    }
+    normal_readings(&mut phone, &mut t);
     phone.send_alerts(&mut conn, &code.node_public, t).unwrap();
     conn.close();
     lat.sort();
@@ -138,7 +80,7 @@ fn main() {
                 let keys = KeySchedule::new(RootKey::from_bytes([i as u8 + 1; 32]));
                 let key = keys.alert_key(&node_public);
                 let gid = grant_id(&key);
-                let mut c = DeviceConnection::connect(&code, Duration::from_secs(5)).unwrap();
+                let mut c = connect(&code);
                 let mut call = |r: Request| {
                     decode_response(&c.exchange(&encode_request(&r)).unwrap()).unwrap()
                 };
@@ -198,7 +140,7 @@ fn main() {
         relay.inbox().unwrap().len(),
         2 * episodes + threads as usize * per
     );
-    rt.block_on(server.shutdown());
+    node.shutdown();
 
     println!("## Fever alerts over loopback QUIC\n");
     println!("| figure | value | target |");
@@ -215,4 +157,15 @@ fn main() {
     println!("figure: alert_p50_ms {:.3}", pct(0.5));
     println!("figure: alert_p99_ms {:.3}", pct(0.99));
     println!("figure: alerts_per_s {rate:.0}");
+}
+
+/// Eight normal readings ten minutes apart from `t`, which it advances
+/// (enough to end an episode, or to start the next one afresh).
+fn normal_readings(phone: &mut Vault, t: &mut i64) {
+    for _ in 0..8 {
+        phone
+            .record(Metric::BodyTemperature, 36.6, Unit::Celsius, *t)
+            .unwrap();
+        *t += 10 * MIN;
+    }
 }

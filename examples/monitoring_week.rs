@@ -19,7 +19,7 @@ use std::error::Error;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use vigil::node::{LocalNode, ServerConfig};
+use vigil::node::LocalNode;
 use vigil::{
     Conflict, Day, DeviceConnection, EnrolmentCode, FeverRule, FileKeyStore, Metric, Period,
     ReadingId, Severity, SledStorage, Symptom, Vault, X25519Identity, verify_receipt,
@@ -103,11 +103,7 @@ fn setup(every: i64) -> BoxResult<Week> {
         "Vigil: a monitoring week on one machine (a reading every {every} min, in {})",
         tmp.display()
     );
-    let node = LocalNode::start(
-        &tmp.join("node"),
-        "127.0.0.1:0".parse()?,
-        ServerConfig::default(),
-    )?;
+    let node = LocalNode::start_on_loopback(&tmp.join("node"))?;
     let code = node.enrolment_code().clone();
     println!(
         "\nsetup\n  node    listening on {} (QUIC, TLS 1.3 pinned by the enrolment code)",
@@ -306,15 +302,22 @@ fn evening_check_in(day: i64) -> (Symptom, Severity) {
     }
 }
 
-/// During the partition, 09:00: the phone's check-in and note.
-fn phone_edits_apart(w: &mut Week, day_start: i64) -> BoxResult<()> {
+/// The phone's cough check-in on the partition day and its note on the
+/// contested reading: made apart, then made again to resolve the conflicts.
+fn phone_sets_cough(w: &mut Week, day_start: i64, severity: Severity) -> BoxResult<()> {
     let r = w.contested.ok_or("no contested reading")?;
     w.phone
         .vault
-        .check_in(Day::of(day_start), Symptom::Cough, Severity::Severe)?;
+        .check_in(Day::of(day_start), Symptom::Cough, severity)?;
     w.phone
         .vault
         .annotate(r, "measured right after a hot shower")?;
+    Ok(())
+}
+
+/// During the partition, 09:00: the phone's check-in and note.
+fn phone_edits_apart(w: &mut Week, day_start: i64) -> BoxResult<()> {
+    phone_sets_cough(w, day_start, Severity::Severe)?;
     println!("  phone   09:00 check-in cough = severe; a note on the day 1 20:00 temperature");
     Ok(())
 }
@@ -346,13 +349,7 @@ fn heal_and_resolve(w: &mut Week, day_start: i64) -> BoxResult<()> {
     for c in w.phone.vault.log().conflicts() {
         println!("  conflict (on both) {}", describe(&c));
     }
-    let rid = w.contested.ok_or("no contested reading")?;
-    w.phone
-        .vault
-        .check_in(Day::of(day_start), Symptom::Cough, Severity::Moderate)?;
-    w.phone
-        .vault
-        .annotate(rid, "measured right after a hot shower")?;
+    phone_sets_cough(w, day_start, Severity::Moderate)?;
     sync(&mut w.phone)?;
     sync(w.band())?;
     let left = (

@@ -9,16 +9,12 @@
 use std::error::Error;
 use std::time::Duration;
 
-use vigil::node::{LocalNode, ServerConfig};
+use vigil::node::LocalNode;
 use vigil::{DeviceConnection, MemStorage, MemoryKeyStore, Metric, Period, Vault, X25519Identity};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let tmp = std::env::temp_dir().join(format!("vigil-pairing-{}", std::process::id()));
-    let node = LocalNode::start(
-        &tmp.join("node"),
-        "127.0.0.1:0".parse()?,
-        ServerConfig::default(),
-    )?;
+    let node = LocalNode::start_on_loopback(&tmp.join("node"))?;
     let code = node.enrolment_code().clone();
     let connect = || DeviceConnection::connect(&code, Duration::from_secs(5));
     let mut rng = vigil::os_rng();

@@ -7,7 +7,7 @@
 use std::error::Error;
 use std::time::Duration;
 
-use vigil::node::{LocalNode, ServerConfig};
+use vigil::node::LocalNode;
 use vigil::{DeviceConnection, FeverRule, FileKeyStore, Metric, Period, Vault, verify_receipt};
 
 const MIN: i64 = 60_000;
@@ -17,11 +17,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let tmp = std::env::temp_dir().join(format!("vigil-quickstart-{}", std::process::id()));
 
     // The community node: relay, fever-alert inbox, deletion receipts.
-    let node = LocalNode::start(
-        &tmp.join("node"),
-        "127.0.0.1:0".parse()?,
-        ServerConfig::default(),
-    )?;
+    let node = LocalNode::start_on_loopback(&tmp.join("node"))?;
     let code = node.enrolment_code().clone();
     println!("node:  listening on {}", node.local_addr());
 

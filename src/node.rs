@@ -20,6 +20,10 @@ pub use vigil_node::{
 
 use crate::EnrolmentCode;
 
+/// Any free port on the loopback interface.
+const LOOPBACK: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
 /// Why a [`LocalNode`] did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -51,6 +55,13 @@ impl LocalNode {
     /// (port 0 picks a free one).
     pub fn start(dir: &Path, addr: SocketAddr, config: ServerConfig) -> Result<Self, StartError> {
         Self::start_with(dir, addr, &NodeConfig::default(), config)
+    }
+
+    /// Opens (or creates) the node in `dir` with the default settings and
+    /// serves on a free loopback port: a node for examples and tests, which
+    /// reach it through [`LocalNode::enrolment_code`].
+    pub fn start_on_loopback(dir: &Path) -> Result<Self, StartError> {
+        Self::start(dir, LOOPBACK, ServerConfig::default())
     }
 
     /// As [`LocalNode::start`], with the node's own settings (retention,

@@ -7,15 +7,15 @@ use std::path::PathBuf;
 
 use vigil::X25519Identity;
 use vigil::node::{NodeConfig, NodeIdentity};
-use vigil::{FeverRule, Metric, Unit};
 use vigil::{KeyStore, Period};
+use vigil::{Metric, Unit};
 use vigil_crypto::{AlertKey, WrappedKey, unwrap};
 use vigil_node::GrantKeys;
 use vigil_proto::alert::{ALERT_END, ALERT_START, open_alert, round_onset};
 use vigil_proto::{Request, decode_request};
 
 use vigil_testkit::{
-    DAY, HOUR, MIN, connect, contains, files, period_start, sled_vault, tapped_node_with,
+    DAY, HOUR, MIN, contains, enrol, files, period_start, sled_vault, tapped_node_with,
 };
 
 #[test]
@@ -37,17 +37,8 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
 
     let dev = tmp.path().join("phone");
     let (mut phone, _) = sled_vault(tmp.path(), "phone", Period::days(start, 7), 21);
-    let mut conn = connect(&code);
     let label = "Ana Costa, flat 12B";
-    phone
-        .enrol(
-            &mut conn,
-            &code.node_public,
-            label,
-            FeverRule::default(),
-            start,
-        )
-        .unwrap();
+    let mut conn = enrol(&mut phone, &code, label, start);
 
     // The week: temperature and heart rate every 10 minutes, SpO2 hourly,
     // canary annotations; a fever on day 3 from 10:00 to 13:00 (peak 38.6).

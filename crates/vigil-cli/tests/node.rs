@@ -11,12 +11,11 @@ mod common;
 use common::*;
 
 use assert_cmd::Command;
-use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::SeedableRng;
 use serde_json::Value;
-use vigil_device::{MemStorage, MemoryKeyStore, Period, Vault};
-use vigil_log::{FeverRule, Metric, Unit};
-use vigil_net::{DeviceConnection, EnrolmentCode};
+use vigil_device::Period;
+use vigil_log::{Metric, Unit};
+use vigil_net::EnrolmentCode;
+use vigil_testkit::{enrol, mem_vault};
 
 fn vigil_node() -> Command {
     let mut c = Command::cargo_bin("vigil-node").unwrap();
@@ -65,24 +64,8 @@ fn json(args: &[&str]) -> Value {
 fn resident_with_a_fever(code: &str, label: &str) -> usize {
     let code: EnrolmentCode = code.parse().unwrap();
     let start = period_start();
-    let mut rng = ChaCha20Rng::seed_from_u64(7);
-    let mut phone = Vault::create_with(
-        Box::new(MemStorage::new()),
-        Period::days(start, 7),
-        Box::new(MemoryKeyStore::new()),
-        &mut rng,
-    )
-    .unwrap();
-    let mut conn = DeviceConnection::connect(&code, Duration::from_secs(10)).unwrap();
-    phone
-        .enrol(
-            &mut conn,
-            &code.node_public,
-            label,
-            FeverRule::default(),
-            now_ms(),
-        )
-        .unwrap();
+    let (mut phone, _) = mem_vault(Period::days(start, 7), 7);
+    let mut conn = enrol(&mut phone, &code, label, now_ms());
     let day = start + DAY;
     for m in (8 * 60..18 * 60).step_by(10) {
         let t = day + m * MIN;
@@ -104,25 +87,8 @@ fn resident_with_a_fever(code: &str, label: &str) -> usize {
 /// grant until a sweep).
 fn resident_whose_period_ended(code: &str) {
     let code: EnrolmentCode = code.parse().unwrap();
-    let mut rng = ChaCha20Rng::seed_from_u64(8);
-    let mut phone = Vault::create_with(
-        Box::new(MemStorage::new()),
-        Period::days(period_start() - 8 * DAY, 7),
-        Box::new(MemoryKeyStore::new()),
-        &mut rng,
-    )
-    .unwrap();
-    let mut conn = DeviceConnection::connect(&code, Duration::from_secs(10)).unwrap();
-    phone
-        .enrol(
-            &mut conn,
-            &code.node_public,
-            "Ben, flat 3",
-            FeverRule::default(),
-            now_ms(),
-        )
-        .unwrap();
-    conn.close();
+    let (mut phone, _) = mem_vault(Period::days(period_start() - 8 * DAY, 7), 8);
+    enrol(&mut phone, &code, "Ben, flat 3", now_ms()).close();
 }
 
 fn lines_with_blocks(s: &str) -> usize {

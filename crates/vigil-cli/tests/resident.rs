@@ -167,6 +167,7 @@ fn bad_input_is_one_line_and_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = new_vault(tmp.path());
     let now = T0 + DAY;
+    let record_at = |at| vec!["record", "temperature", "37", "--at", at];
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["record", "location", "1"], "heart-rate, spo2"),
         (vec!["record", "temperature", "NaN"], "finite"),
@@ -177,38 +178,11 @@ fn bad_input_is_one_line_and_exit_2() {
         (vec!["record", "steps", "10.5"], "whole number"),
         (vec!["record", "heart-rate", "fast"], "invalid value"),
         (vec!["record", "temperature"], "required"),
+        (record_at("yesterday"), "RFC 3339"),
+        (record_at("2026-11-23T25:00:00Z"), "RFC 3339"),
+        (record_at("2026-11-30T00:00:00Z"), "future"),
         (
-            vec!["record", "temperature", "37", "--at", "yesterday"],
-            "RFC 3339",
-        ),
-        (
-            vec![
-                "record",
-                "temperature",
-                "37",
-                "--at",
-                "2026-11-23T25:00:00Z",
-            ],
-            "RFC 3339",
-        ),
-        (
-            vec![
-                "record",
-                "temperature",
-                "37",
-                "--at",
-                "2026-11-30T00:00:00Z",
-            ],
-            "future",
-        ),
-        (
-            vec![
-                "record",
-                "temperature",
-                "37",
-                "--at",
-                "2026-11-20T00:00:00Z",
-            ],
+            record_at("2026-11-20T00:00:00Z"),
             "outside the monitoring period",
         ),
         (vec!["log", "--day", "2026-02-30"], "YYYY-MM-DD"),

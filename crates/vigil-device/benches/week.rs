@@ -18,9 +18,7 @@ use std::time::Instant;
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjType, ROOT};
-use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::SeedableRng;
-use vigil_device::{MemoryKeyStore, Period, Vault};
+use vigil_device::{Period, Vault};
 use vigil_log::{Day, Metric, Severity, Symptom};
 
 const START: i64 = 1_790_035_200_000;
@@ -112,15 +110,7 @@ fn main() {
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
-    let keys = MemoryKeyStore::new();
-    let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let mut vault = Vault::create(
-        &dir,
-        Period::days(START, 7),
-        Box::new(keys.clone()),
-        &mut rng,
-    )
-    .unwrap();
+    let (mut vault, keys) = vigil_testkit::disk_vault(&dir, Period::days(START, 7), 1);
     let mut lat = Vec::with_capacity(week.len());
     let t0 = Instant::now();
     let mut day_done = -1;

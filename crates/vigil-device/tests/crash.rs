@@ -4,15 +4,14 @@
 //!
 //! The child is this same test binary, re-run with `VIGIL_CRASH_CHILD` set.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use vigil_device::{FileKeyStore, Period, Vault};
 use vigil_log::{Metric, Unit};
+use vigil_testkit::{TestChild, seed_from_env};
 
 const START: i64 = 1_790_035_200_000;
 const ROUNDS: u64 = 20;
@@ -57,43 +56,21 @@ fn crash_child() {
 #[test]
 fn records_survive_sigkill() {
     let tmp = tempfile::tempdir().unwrap();
-    let seed = std::env::var("VIGIL_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("crash test seed {seed} (replay with VIGIL_CRASH_SEED={seed})");
+    let seed = seed_from_env("VIGIL_CRASH_SEED", "crash test");
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let exe = std::env::current_exe().unwrap();
     let mut acked = Vec::new();
     for round in 0..ROUNDS {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env("VIGIL_CRASH_CHILD", tmp.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut child = TestChild::spawn("crash_child", "VIGIL_CRASH_CHILD", tmp.path());
         // Wait for the first acknowledged record so every round kills a writer,
         // then let it run a random while longer.
-        let mut first = String::new();
-        while !first.starts_with("ok ") {
-            first.clear();
-            if stdout.read_line(&mut first).unwrap() == 0 {
-                panic!("round {round} (seed {seed}): child exited before recording");
-            }
-        }
+        let first = child
+            .wait_for_line(|l| l.starts_with("ok "))
+            .unwrap_or_else(|| {
+                panic!("round {round} (seed {seed}): child exited before recording")
+            });
         let wait = 1 + rng.next_u64() % 150;
         std::thread::sleep(Duration::from_millis(wait));
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
-        let mut rest = String::new();
-        stdout.read_to_string(&mut rest).unwrap();
+        let rest = child.kill();
         let before = acked.len();
         acked.push(first.trim_end()["ok ".len()..].to_owned());
         // Only newline-terminated lines were acknowledged in full; the last

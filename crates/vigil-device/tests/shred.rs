@@ -1,9 +1,7 @@
 //! Crypto-shredding on the device: what is left opens nothing, a shred
 //! killed at any point completes on the next open, and the node forgets.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rand_chacha::ChaCha20Rng;
@@ -17,7 +15,7 @@ use vigil_log::{FeverRule, Metric, Unit};
 use vigil_node::{MailboxStore, Relay, RelayConfig};
 use vigil_proto::{Exchange, ExchangeError, FrameHandler};
 
-use vigil_testkit::{contains, files};
+use vigil_testkit::{TestChild, contains, files, seed_from_env};
 
 const START: i64 = 1_790_035_200_000;
 const MIN: i64 = 60_000;
@@ -171,38 +169,19 @@ fn shred_child() {
 
 #[test]
 fn a_shred_killed_at_any_point_completes_on_the_next_open() {
-    let seed = std::env::var("VIGIL_SHRED_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("shred crash seed {seed} (replay with VIGIL_SHRED_SEED={seed})");
+    let seed = seed_from_env("VIGIL_SHRED_SEED", "shred crash");
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let exe = std::env::current_exe().unwrap();
     let mut outcomes = [0usize; 2];
     for round in 0..20 {
         let tmp = tempfile::tempdir().unwrap();
-        let mut child = Command::new(&exe)
-            .args(["--exact", "shred_child", "--nocapture", "--test-threads=1"])
-            .env("VIGIL_SHRED_CHILD", tmp.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        while !line.contains("ready") {
-            line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "child died");
-        }
+        let mut child = TestChild::spawn("shred_child", "VIGIL_SHRED_CHILD", tmp.path());
+        assert!(
+            child.wait_for_line(|l| l.contains("ready")).is_some(),
+            "child died"
+        );
         // Kill somewhere in the shred (it takes a few milliseconds).
         std::thread::sleep(Duration::from_micros(rng.next_u64() % 6000));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill();
         let keys = FileKeyStore::new(tmp.path().join("root.key"));
         let dir = tmp.path().join("vault");
         let tomb_before = dir.join(TOMBSTONE_FILE).exists();

@@ -11,7 +11,7 @@ use vigil_device::{
 };
 use vigil_log::{Day, LogError, Metric, Reading, ReadingId, Severity, Symptom, Unit};
 
-use vigil_testkit::{contains, files};
+use vigil_testkit::{contains, disk_vault, files};
 
 const START: i64 = 1_790_035_200_000; // a UTC midnight
 const MIN: i64 = 60_000;
@@ -131,15 +131,7 @@ fn nothing_readable_at_rest() {
 fn reopen_after_compaction_keeps_everything() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("v");
-    let keys = MemoryKeyStore::new();
-    let mut rng = ChaCha20Rng::seed_from_u64(2);
-    let mut vault = Vault::create(
-        &dir,
-        Period::days(START, 7),
-        Box::new(keys.clone()),
-        &mut rng,
-    )
-    .unwrap();
+    let (mut vault, keys) = disk_vault(&dir, Period::days(START, 7), 2);
     vault.set_compact_every(50);
     let mut ids = vec![];
     for i in 0..230 {

@@ -1,10 +1,10 @@
 //! Many device connections through one shared client endpoint.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use vigil_net::{ClientEndpoint, NetError, NodeIdentity, NodeServer, ServerConfig};
+mod common;
+
+use vigil_net::{ClientEndpoint, NetError, ServerConfig};
 use vigil_proto::{Exchange, FrameHandler};
 
 const CONNECT: Duration = Duration::from_secs(5);
@@ -23,22 +23,14 @@ impl FrameHandler for Echo {
 
 #[test]
 fn connections_share_one_endpoint_and_stay_separate() {
-    let dir = tempfile::tempdir().unwrap();
-    let identity = NodeIdentity::load_or_create(dir.path()).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let server = rt
-        .block_on(NodeServer::spawn(
-            &identity,
-            addr,
-            ServerConfig {
-                max_connections: 40,
-                ..ServerConfig::default()
-            },
-            Arc::new(|| Box::new(Echo(0)) as Box<dyn FrameHandler>),
-        ))
-        .unwrap();
-    let code = identity.enrolment_code(server.local_addr());
+    let node = common::start(
+        ServerConfig {
+            max_connections: 40,
+            ..ServerConfig::default()
+        },
+        || Box::new(Echo(0)),
+    );
+    let code = node.code.clone();
     let shared = ClientEndpoint::new(code.addr, 1).unwrap();
     // Whatever the kernel granted (it caps the request at net.core.rmem_max).
     assert!(shared.recv_buffer_size().is_some_and(|b| b > 0));
@@ -75,5 +67,5 @@ fn connections_share_one_endpoint_and_stay_separate() {
         c.close();
     }
     drop(shared);
-    rt.block_on(server.shutdown());
+    node.stop();
 }

@@ -1,12 +1,12 @@
 //! Loopback tests of the node endpoint and the device connection.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use vigil_net::{
-    DeviceConnection, EnrolmentCode, NetError, NodeIdentity, NodeServer, ServerConfig,
-};
+mod common;
+use common::Node;
+
+use vigil_net::{DeviceConnection, EnrolmentCode, NetError, ServerConfig};
 use vigil_proto::{CloseReason, Exchange, ExchangeError, FrameHandler};
 
 const CONNECT: Duration = Duration::from_secs(5);
@@ -38,42 +38,8 @@ impl FrameHandler for Echo {
     }
 }
 
-/// A node on its own tokio runtime (worker threads in the background).
-struct Node {
-    rt: tokio::runtime::Runtime,
-    server: NodeServer,
-    code: EnrolmentCode,
-    _dir: tempfile::TempDir,
-}
-
 fn start(config: ServerConfig) -> Node {
-    let dir = tempfile::tempdir().unwrap();
-    let identity = NodeIdentity::load_or_create(dir.path()).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let server = rt
-        .block_on(NodeServer::spawn(
-            &identity,
-            addr,
-            config,
-            Arc::new(|| Box::new(Echo { seen: 0 }) as Box<dyn FrameHandler>),
-        ))
-        .unwrap();
-    let code = identity.enrolment_code(server.local_addr());
-    Node {
-        rt,
-        server,
-        code,
-        _dir: dir,
-    }
-}
-
-impl Node {
-    fn stop(self) {
-        let started = Instant::now();
-        self.rt.block_on(self.server.shutdown());
-        assert!(started.elapsed() < Duration::from_secs(6));
-    }
+    common::start(config, || Box::new(Echo { seen: 0 }))
 }
 
 #[test]

@@ -260,10 +260,9 @@ fn a_pairing_fetch_tells_an_empty_slot_from_an_offer() {
     ));
 }
 
-#[test]
-fn a_pairing_offer_registers_authenticates_then_offers() {
-    let mut node = Scripted::new(vec![hello_ok(), Response::Ok, Response::Ok, Response::Ok]);
-    let mut conv = OfferPairing::new(
+/// The same offer, whichever node answers it.
+fn offer() -> OfferPairing {
+    OfferPairing::new(
         [1; 16],
         &[2; 32],
         Registration {
@@ -272,7 +271,13 @@ fn a_pairing_offer_registers_authenticates_then_offers() {
         },
         [4; 32],
         vec![5; 100],
-    );
+    )
+}
+
+#[test]
+fn a_pairing_offer_registers_authenticates_then_offers() {
+    let mut node = Scripted::new(vec![hello_ok(), Response::Ok, Response::Ok, Response::Ok]);
+    let mut conv = offer();
     drive(&mut conv, &mut node, |_| Ok::<(), DriveError>(())).unwrap();
     assert!(conv.is_done());
     assert_eq!(node.names(), ["Hello", "Register", "Auth", "PairOffer"]);
@@ -282,16 +287,7 @@ fn a_pairing_offer_registers_authenticates_then_offers() {
         Response::Ok,
         Response::Error(ProtoError::Unauthorized),
     ]);
-    let mut conv = OfferPairing::new(
-        [1; 16],
-        &[2; 32],
-        Registration {
-            verifier: [3; 32],
-            expires_ms: 10,
-        },
-        [4; 32],
-        vec![5; 100],
-    );
+    let mut conv = offer();
     assert!(drive(&mut conv, &mut node, |_| Ok::<(), DriveError>(())).is_err());
     assert!(!conv.is_done());
     assert_eq!(node.names(), ["Hello", "Register", "Auth"]);

@@ -44,6 +44,28 @@ pub(crate) struct SimLink<'a> {
     pub(crate) held: Option<&'a mut Vec<Vec<u8>>>,
 }
 
+impl<'a> SimLink<'a> {
+    /// A link with `faults` that stores what it acknowledges and holds
+    /// nothing back (no injected bug, no partition).
+    pub(crate) fn new(
+        session: &'a mut RelaySession,
+        now_ms: i64,
+        faults: Faults,
+        rng: &'a mut ChaCha20Rng,
+        tap: Arc<Mutex<Vec<Vec<u8>>>>,
+    ) -> Self {
+        SimLink {
+            session,
+            now_ms,
+            faults,
+            rng,
+            tap,
+            drop_acked: false,
+            held: None,
+        }
+    }
+}
+
 /// A simulated network failure: what a real transport would report as a
 /// lost or unanswered exchange.
 fn simulated(what: &'static str) -> ExchangeError {

@@ -422,15 +422,7 @@ fn setup(config: &SimConfig) -> World {
     .expect("create");
     let mut session = w.relay.session();
     {
-        let mut link = SimLink {
-            session: &mut session,
-            now_ms: START,
-            faults: Faults::NONE,
-            rng: &mut w.rng,
-            tap: w.tap.clone(),
-            drop_acked: false,
-            held: None,
-        };
+        let mut link = SimLink::new(&mut session, START, Faults::NONE, &mut w.rng, w.tap.clone());
         first
             .enrol(
                 &mut link,
@@ -468,15 +460,7 @@ fn pair(w: &mut World, faults: Faults, skew_ms: i64) -> Result<usize, String> {
     {
         let d0 = &mut w.devices[0];
         let vault = d0.vault.as_mut().ok_or("device 0 is down")?;
-        let mut link = SimLink {
-            session: &mut d0.session,
-            now_ms: now,
-            faults,
-            rng: &mut w.rng,
-            tap: w.tap.clone(),
-            drop_acked: false,
-            held: None,
-        };
+        let mut link = SimLink::new(&mut d0.session, now, faults, &mut w.rng, w.tap.clone());
         vault
             .offer_pairing(&mut link, &id.public_key(), now)
             .map_err(|e| format!("offer: {e}"))?;
@@ -486,15 +470,7 @@ fn pair(w: &mut World, faults: Faults, skew_ms: i64) -> Result<usize, String> {
     let mut session = w.relay.session();
     let mut jrng = fresh_rng(&mut w.rng);
     let vault = {
-        let mut link = SimLink {
-            session: &mut session,
-            now_ms: now,
-            faults,
-            rng: &mut w.rng,
-            tap: w.tap.clone(),
-            drop_acked: false,
-            held: None,
-        };
+        let mut link = SimLink::new(&mut session, now, faults, &mut w.rng, w.tap.clone());
         Vault::join(
             Box::new(storage.clone()),
             Box::new(keys.clone()),
@@ -857,15 +833,7 @@ fn heal(w: &mut World) -> Vec<String> {
             let Some(vault) = dev.vault.as_mut() else {
                 continue;
             };
-            let mut link = SimLink {
-                session: &mut dev.session,
-                now_ms: now,
-                faults: Faults::NONE,
-                rng: &mut w.rng,
-                tap,
-                drop_acked: false,
-                held: None,
-            };
+            let mut link = SimLink::new(&mut dev.session, now, Faults::NONE, &mut w.rng, tap);
             if let Err(e) = vault.sync(&mut link) {
                 failures.push(format!("heal round {round}: device {d} sync failed: {e}"));
             }
@@ -994,15 +962,13 @@ fn shred(w: &mut World, config: &SimConfig) -> Vec<String> {
         let res = if partitioned {
             vault.shred_now(&dev.keys, local_end)
         } else {
-            let mut link = SimLink {
-                session: &mut dev.session,
-                now_ms: end,
-                faults: Faults::NONE,
-                rng: &mut w.rng,
-                tap: w.tap.clone(),
-                drop_acked: false,
-                held: None,
-            };
+            let mut link = SimLink::new(
+                &mut dev.session,
+                end,
+                Faults::NONE,
+                &mut w.rng,
+                w.tap.clone(),
+            );
             vault.shred_with_node(&mut link, &dev.keys, local_end)
         };
         dev.shredded = true;

@@ -4,7 +4,9 @@
 //! the way the tests build them.
 #![forbid(unsafe_code)]
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,8 +14,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use vigil::node::{LocalNode, NodeConfig, ServerConfig};
 use vigil::{
-    Day, DeviceConnection, EnrolmentCode, FileKeyStore, MemStorage, MemoryKeyStore, Metric, Period,
-    SledStorage, Vault,
+    Day, DeviceConnection, EnrolmentCode, FeverRule, FileKeyStore, MemStorage, MemoryKeyStore,
+    Metric, Period, SledStorage, Vault,
 };
 
 /// A minute, in ms.
@@ -120,7 +122,7 @@ pub fn tapped_node(dir: &Path) -> (LocalNode, Tap) {
 
 /// A node on loopback with its data in `dir`.
 pub fn node(dir: &Path) -> LocalNode {
-    LocalNode::start(dir, loopback(), ServerConfig::default()).expect("the node starts")
+    LocalNode::start_on_loopback(dir).expect("the node starts")
 }
 
 /// A node on loopback with its data in `dir` and the given settings (a
@@ -146,6 +148,37 @@ fn loopback() -> std::net::SocketAddr {
 /// A connection to the node behind `code`.
 pub fn connect(code: &EnrolmentCode) -> DeviceConnection {
     DeviceConnection::connect(code, Duration::from_secs(10)).expect("the node answers")
+}
+
+/// Enrols `vault` with the node behind `code` for fever alerts under the
+/// default rule, sharing `label`, at `now_ms`; the connection stays open
+/// for what the test sends next.
+pub fn enrol(
+    vault: &mut Vault,
+    code: &EnrolmentCode,
+    label: &str,
+    now_ms: i64,
+) -> DeviceConnection {
+    let mut conn = connect(code);
+    vault
+        .enrol(
+            &mut conn,
+            &code.node_public,
+            label,
+            FeverRule::default(),
+            now_ms,
+        )
+        .expect("the node takes the grant");
+    conn
+}
+
+/// A vault on disk in `dir`, made as an app makes one ([`Vault::create`]),
+/// with its root in memory: for tests and benches that reopen the store.
+pub fn disk_vault(dir: &Path, period: Period, seed: u64) -> (Vault, MemoryKeyStore) {
+    let keys = MemoryKeyStore::new();
+    let vault = Vault::create(dir, period, Box::new(keys.clone()), &mut rng(seed))
+        .expect("a vault on disk");
+    (vault, keys)
 }
 
 /// A vault in memory over `period`, with its key store.
@@ -185,4 +218,77 @@ pub fn sled_vault(dir: &Path, name: &str, period: Period, seed: u64) -> (Vault, 
     )
     .expect("a vault on disk");
     (vault, keys)
+}
+
+/// The seed of a randomised test: `$VAR` if set (to replay a failure), else
+/// the clock. It is printed as "`WHAT` seed N (replay with VAR=N)", since
+/// only the failing run knows it.
+pub fn seed_from_env(var: &str, what: &str) -> u64 {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("{what} seed {seed} (replay with {var}={seed})");
+    seed
+}
+
+/// A test re-run as a child process that the parent kills at a chosen
+/// moment: this same test binary, running only one test, which finds its
+/// directory in an environment variable (crash-safety tests).
+#[derive(Debug)]
+pub struct TestChild {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl TestChild {
+    /// Runs the test `name` of this binary with `var` set to `dir`, its
+    /// stdout piped to the parent and its stderr dropped.
+    pub fn spawn(name: &str, var: &str, dir: &Path) -> TestChild {
+        let exe = std::env::current_exe().expect("the test binary");
+        let mut child = Command::new(exe)
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(var, dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the child starts");
+        let stdout = BufReader::new(child.stdout.take().expect("piped"));
+        TestChild { child, stdout }
+    }
+
+    /// Reads lines until one satisfies `wanted`, and returns it; `None` if
+    /// the child exits first.
+    pub fn wait_for_line(&mut self, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        let mut line = String::new();
+        while !wanted(&line) {
+            line.clear();
+            if self
+                .stdout
+                .read_line(&mut line)
+                .expect("the child's stdout")
+                == 0
+            {
+                return None;
+            }
+        }
+        Some(line)
+    }
+
+    /// Kills the child (SIGKILL on Unix, so nothing of it runs after) and
+    /// returns what it printed that was not read yet.
+    pub fn kill(mut self) -> String {
+        self.child.kill().expect("the child is killed");
+        self.child.wait().expect("the child is reaped");
+        let mut rest = String::new();
+        self.stdout
+            .read_to_string(&mut rest)
+            .expect("the child's stdout");
+        rest
+    }
 }

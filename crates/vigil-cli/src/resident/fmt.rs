@@ -4,7 +4,7 @@ use vigil_log::{FeverRule, HealthLog, LogError, Metric, Reading, ReadingId, Symp
 
 use super::cli::metric_name;
 use crate::common::Error as CliError;
-use crate::common::time::format_duration;
+use crate::common::time::{format_duration, format_time};
 
 pub(crate) use crate::common::table::render as table;
 
@@ -28,6 +28,18 @@ pub(crate) fn unit_label(m: Metric) -> &'static str {
 /// A value with its unit, e.g. `37.9 °C`.
 pub(crate) fn value_with_unit(m: Metric, v: f64) -> String {
     format!("{} {}", fmt_value(v), unit_label(m))
+}
+
+/// A reading as a confirmation names it: `3fa2c1d0-4 (temperature 37.9 °C
+/// at 2026-11-23T08:00:00Z)`.
+pub(crate) fn reading_line(r: &Reading) -> String {
+    format!(
+        "{} ({} {} at {})",
+        short_id(r.id),
+        mname(r.metric),
+        value_with_unit(r.metric, r.value),
+        format_time(r.time_ms)
+    )
 }
 
 /// A value as stored, shortest form (`37.9`, `72`, `4200`).

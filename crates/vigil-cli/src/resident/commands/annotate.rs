@@ -5,7 +5,6 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::common::Error;
-use crate::common::time::format_time;
 use crate::resident::cli::*;
 use crate::resident::context::Ctx;
 use crate::resident::fmt::*;
@@ -21,14 +20,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &AnnotateArgs) -> Result<(), Error> {
             id: r.id.to_string(),
         });
     }
-    writeln!(
-        ctx.out,
-        "Annotated {} ({} {} at {})",
-        short_id(r.id),
-        mname(r.metric),
-        value_with_unit(r.metric, r.value),
-        format_time(r.time_ms)
-    )?;
+    writeln!(ctx.out, "Annotated {}", reading_line(&r))?;
     Ok(())
 }
 

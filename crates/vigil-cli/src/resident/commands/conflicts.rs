@@ -108,26 +108,16 @@ fn resolve(
         let symptom: Symptom = s
             .parse()
             .map_err(|_| Error::usage(format!("unknown symptom {s:?} in {key:?}")))?;
-        let values = all
-            .iter()
-            .find_map(|c| match c {
-                Conflict::CheckIn {
-                    day: d2,
-                    symptom: s2,
-                    values,
-                } if *d2 == day && *s2 == symptom => Some(
-                    values
-                        .iter()
-                        .map(|v| v.name().to_owned())
-                        .collect::<Vec<_>>(),
-                ),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "no unresolved conflict {key} (see `vigil conflicts`)"
-                ))
-            })?;
+        let values = unresolved(&all, key, |c| match c {
+            Conflict::CheckIn {
+                day: d2,
+                symptom: s2,
+                values,
+            } if *d2 == day && *s2 == symptom => {
+                Some(values.iter().map(|v| v.name().to_owned()).collect())
+            }
+            _ => None,
+        })?;
         let v = chosen(values)?;
         let severity: Severity = v.parse().map_err(|_| {
             Error::usage(format!(
@@ -142,19 +132,10 @@ fn resolve(
         }
     } else {
         let r = find_reading(vault.log(), key)?;
-        let values = all
-            .iter()
-            .find_map(|c| match c {
-                Conflict::Annotation { reading, values } if *reading == r.id => {
-                    Some(values.clone())
-                }
-                _ => None,
-            })
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "no unresolved conflict {key} (see `vigil conflicts`)"
-                ))
-            })?;
+        let values = unresolved(&all, key, |c| match c {
+            Conflict::Annotation { reading, values } if *reading == r.id => Some(values.clone()),
+            _ => None,
+        })?;
         let v = chosen(values)?;
         vault.annotate(r.id, &v)?;
         Resolved {
@@ -174,6 +155,20 @@ fn resolve(
         serde_json::Value::from(result.value)
     )?;
     Ok(())
+}
+
+/// The values of the one conflict in `all` that `find` picks out, or the
+/// usage error for `key`, which names no unresolved conflict.
+fn unresolved(
+    all: &[Conflict],
+    key: &str,
+    find: impl FnMut(&Conflict) -> Option<Vec<String>>,
+) -> Result<Vec<String>, Error> {
+    all.iter().find_map(find).ok_or_else(|| {
+        Error::usage(format!(
+            "no unresolved conflict {key} (see `vigil conflicts`)"
+        ))
+    })
 }
 
 /// One conflict in `vigil conflicts --json`: a check-in has `day` and

@@ -5,7 +5,6 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::common::Error;
-use crate::common::time::format_time;
 use crate::resident::cli::*;
 use crate::resident::context::Ctx;
 use crate::resident::fmt::*;
@@ -24,11 +23,8 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RetractArgs) -> Result<(), Error> {
     }
     writeln!(
         ctx.out,
-        "Retracted {} ({} {} at {}): it no longer counts in views, summaries, exports or alerts",
-        short_id(r.id),
-        mname(r.metric),
-        value_with_unit(r.metric, r.value),
-        format_time(r.time_ms)
+        "Retracted {}: it no longer counts in views, summaries, exports or alerts",
+        reading_line(&r)
     )?;
     Ok(())
 }
