@@ -13,7 +13,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod config;
 mod net;
+mod storage;
 mod world;
 
-pub use world::{Bug, Invariant, Scenario, SimConfig, SimReport, Workload, World, run};
+pub use config::{Bug, Invariant, Scenario, SimConfig, SimReport, Workload};
+pub use world::{World, run};

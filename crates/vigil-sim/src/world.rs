@@ -1,251 +1,24 @@
 //! The simulated world: devices, a node, a clock, faults, and invariants.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use vigil_crypto::{SigningIdentity, X25519Identity, X25519PublicKey};
-use vigil_device::{
-    Batch, Entries, KeyStore, MemoryKeyStore, OpenError, Period, Storage, StorageError, Vault,
-};
+use vigil_device::{KeyStore, MemoryKeyStore, OpenError, Period, Vault};
 use vigil_log::{Day, FeverRule, Metric, ReadingId, Severity, Symptom};
 use vigil_node::{MailboxStore, Node, NodeConfig, Relay, RelaySession};
 
+use crate::config::{Bug, Invariant, Scenario, SimConfig, SimReport};
 use crate::net::{Faults, SimLink};
+use crate::storage::SharedStorage;
 
 const MIN: i64 = 60_000;
 const DAY: i64 = 86_400_000;
 /// The period starts here in every run (virtual time).
 const START: i64 = 1_790_035_200_000;
-
-/// What the run exercises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scenario {
-    /// The monitoring week: readings, annotations, check-ins, syncs, faults.
-    Week,
-    /// Concurrent edits of the same check-ins and annotations under partitions.
-    Conflicts,
-    /// A fever seen first by a device that is offline.
-    FeverWhileOffline,
-    /// The period ends while some devices are partitioned.
-    ShredWhilePartitioned,
-}
-
-impl Scenario {
-    /// Every scenario, for `--scenario all`.
-    pub const ALL: [Scenario; 4] = [
-        Scenario::Week,
-        Scenario::Conflicts,
-        Scenario::FeverWhileOffline,
-        Scenario::ShredWhilePartitioned,
-    ];
-
-    /// The scenario's name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scenario::Week => "week",
-            Scenario::Conflicts => "conflicts",
-            Scenario::FeverWhileOffline => "fever-offline",
-            Scenario::ShredWhilePartitioned => "shred-partitioned",
-        }
-    }
-
-    /// Parses a name.
-    pub fn parse(s: &str) -> Option<Scenario> {
-        Scenario::ALL.into_iter().find(|x| x.name() == s)
-    }
-}
-
-/// A deliberately wrong variant of the system, for proving that the
-/// harness catches real bugs (never enabled outside such tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Bug {
-    /// The system as built.
-    #[default]
-    None,
-    /// The relay acknowledges some pushed bundles without storing them.
-    RelayDropsAckedBundles,
-    /// A device restart keeps its version vector but loses the received
-    /// bundles it stood for (the vector runs ahead of what was applied).
-    VectorAheadOfReceivedAfterRestart,
-    /// The node forgets its inbox when it restarts.
-    NodeForgetsInboxOnRestart,
-    /// A device that receives several bundles in one sync applies only the
-    /// first and skips the queued rest (while recording them as received).
-    SkipQueuedChanges,
-    /// A device's own version-vector entry does not advance past a restart:
-    /// its next bundle reuses the last acknowledged sequence number.
-    OwnSeqStuckAfterRestart,
-    /// The node deduplicates alerts in memory only, so after a restart a
-    /// repeated alert for a known episode becomes a second inbox entry.
-    AlertDedupForgetsOnRestart,
-}
-
-impl Bug {
-    /// Every injectable bug.
-    pub const ALL: [Bug; 6] = [
-        Bug::RelayDropsAckedBundles,
-        Bug::VectorAheadOfReceivedAfterRestart,
-        Bug::NodeForgetsInboxOnRestart,
-        Bug::SkipQueuedChanges,
-        Bug::OwnSeqStuckAfterRestart,
-        Bug::AlertDedupForgetsOnRestart,
-    ];
-
-    /// The bug's name on the command line (`vigil-sim --bug NAME`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Bug::None => "none",
-            Bug::RelayDropsAckedBundles => "relay-drops-acked",
-            Bug::VectorAheadOfReceivedAfterRestart => "vector-ahead-after-restart",
-            Bug::NodeForgetsInboxOnRestart => "node-forgets-inbox",
-            Bug::SkipQueuedChanges => "skip-queued-changes",
-            Bug::OwnSeqStuckAfterRestart => "own-seq-stuck-after-restart",
-            Bug::AlertDedupForgetsOnRestart => "alert-dedup-forgets",
-        }
-    }
-
-    /// Parses a name.
-    pub fn parse(s: &str) -> Option<Bug> {
-        std::iter::once(Bug::None)
-            .chain(Bug::ALL)
-            .find(|b| b.name() == s)
-    }
-}
-
-/// One run's parameters.
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    /// The seed: it decides everything.
-    pub seed: u64,
-    /// Resident devices, 2–6.
-    pub devices: usize,
-    /// What to exercise.
-    pub scenario: Scenario,
-    /// Random steps before the heal and the end of the period.
-    pub steps: usize,
-    /// An injected bug ([`Bug::None`] normally).
-    pub bug: Bug,
-    /// Your own workload, run at every step before the scenario's random
-    /// operation; returning `true` replaces that operation.
-    pub workload: Option<Workload>,
-}
-
-impl Default for SimConfig {
-    /// Seed 0, 3 devices, the week, 300 steps, no bug, no extra workload.
-    fn default() -> Self {
-        SimConfig {
-            seed: 0,
-            devices: 3,
-            scenario: Scenario::Week,
-            steps: 300,
-            bug: Bug::None,
-            workload: None,
-        }
-    }
-}
-
-/// A user-written workload: called with the world and the step number at
-/// every step; it drives devices through [`World`]'s operations
-/// ([`World::record`], [`World::sync`], [`World::set_online`], ...) and
-/// returns whether it replaced the step's random operation.
-pub type Workload = fn(&mut World, usize) -> bool;
-
-/// What a run found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimReport {
-    /// The seed.
-    pub seed: u64,
-    /// Events logged.
-    pub events: usize,
-    /// SHA-256 of the event log: equal for two runs of one seed.
-    pub hash: [u8; 32],
-    /// Invariant violations (empty: the run passed).
-    pub failures: Vec<String>,
-    /// Readings in the merged log after the heal.
-    pub readings: usize,
-    /// Alerts in the node's inbox after the heal.
-    pub alerts: usize,
-}
-
-/// A user-written invariant, checked at the end of the run (after the heal,
-/// before the period ends): returns a description of any violation.
-pub type Invariant = fn(&World) -> Result<(), String>;
-
-/// Storage shared between a device's successive incarnations: `apply`
-/// returns only once the batch is in, so a crash (dropping the vault) loses
-/// exactly what was never acknowledged.
-#[derive(Debug, Clone, Default)]
-struct SharedStorage(Arc<Mutex<Stored>>);
-
-/// Keys, named blobs, tombstone.
-type Stored = (
-    BTreeMap<Vec<u8>, Vec<u8>>,
-    BTreeMap<String, Vec<u8>>,
-    Option<Vec<u8>>,
-);
-
-impl Storage for SharedStorage {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .get(key)
-            .cloned())
-    }
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
-        let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(g.0
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
-    }
-    fn apply(&mut self, batch: Batch) -> Result<(), StorageError> {
-        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        for (k, v) in batch.ops() {
-            match v {
-                Some(v) => g.0.insert(k.clone(), v.clone()),
-                None => g.0.remove(k),
-            };
-        }
-        Ok(())
-    }
-    fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .get(name)
-            .cloned())
-    }
-    fn put_blob(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .insert(name.into(), value.to_vec());
-        Ok(())
-    }
-    fn tombstone(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.0.lock().unwrap_or_else(|p| p.into_inner()).2.clone())
-    }
-    fn put_tombstone(&mut self, value: &[u8]) -> Result<(), StorageError> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).2 = Some(value.to_vec());
-        Ok(())
-    }
-    fn destroy(self: Box<Self>) -> Result<(), StorageError> {
-        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        g.0.clear();
-        g.1.clear();
-        Ok(())
-    }
-}
 
 /// One resident device.
 #[derive(Debug)]
@@ -763,9 +536,9 @@ impl World {
         };
         dev.vault = None;
         if self.node.bug == Bug::VectorAheadOfReceivedAfterRestart {
-            let mut g = dev.storage.0.lock().unwrap_or_else(|p| p.into_inner());
             // Received bundles (`r/`) and the relay snapshot (`R/`).
-            g.0.retain(|k, _| !k.starts_with(b"r/") && !k.starts_with(b"R/"));
+            dev.storage
+                .lose_keys(|k| k.starts_with(b"r/") || k.starts_with(b"R/"));
         }
         let n = self.step;
         self.event(format!("step {n}: device {d} crashed"));
