@@ -10,12 +10,13 @@
 //!
 //! Without `--bench` it runs a few episodes, as a smoke test.
 
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use vigil::X25519PublicKey;
-use vigil::{Metric, Period, Unit, Vault};
+use vigil::{EnrolmentCode, Metric, Period, Unit, Vault};
 use vigil_crypto::{KeySchedule, RootKey, wrap};
 use vigil_proto::alert::{ALERT_START, AlertPayload, grant_id, seal_alert};
 use vigil_proto::{
@@ -29,15 +30,43 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     // Untapped, with the default settings: the node as a community runs it.
     let node = node(&tmp.path().join("node"));
-    let relay = node.node().relay();
     let code = node.enrolment_code().clone();
-
-    // 1. Latency. The period contains now (the node checks validity on its clock).
+    // The period contains now (the node checks validity on its clock).
     let start = now_ms() - now_ms().rem_euclid(DAY) - DAY;
-    let (mut phone, _) = sled_vault(tmp.path(), "phone", Period::days(start, 14), 3);
-    let mut conn = enrol(&mut phone, &code, "bench", start);
+
     // ~95 simulated minutes per episode: 150 fit in the 14-day period.
     let episodes = if full { 150 } else { 5 };
+    let latency = latency(tmp.path(), &code, start, episodes);
+    let per = if full { 2000 } else { 20 };
+    let threads = 4;
+    let rate = throughput(&code, start, threads, per);
+    assert_eq!(
+        node.node().relay().inbox().unwrap().len(),
+        2 * episodes + threads as usize * per
+    );
+    node.shutdown();
+    report(&latency, episodes, threads, per, rate);
+}
+
+/// The alert latencies measured, sorted, and the phone's log length.
+struct Latency {
+    sorted: Vec<Duration>,
+    log_len: usize,
+}
+
+impl Latency {
+    /// The `p` quantile, in ms.
+    fn pct(&self, p: f64) -> f64 {
+        let lat = &self.sorted;
+        lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3
+    }
+}
+
+/// Latency (figure 1): a phone enrolled with the node lives `episodes`
+/// fevers; each is timed from the `record` that confirms it to the alert stored.
+fn latency(dir: &Path, code: &EnrolmentCode, start: i64, episodes: usize) -> Latency {
+    let (mut phone, _) = sled_vault(dir, "phone", Period::days(start, 14), 3);
+    let mut conn = enrol(&mut phone, code, "bench", start);
     let mut lat = Vec::new();
     let mut t = start;
     for _ in 0..episodes {
@@ -63,99 +92,102 @@ fn main() {
     phone.send_alerts(&mut conn, &code.node_public, t).unwrap();
     conn.close();
     lat.sort();
-    let pct =
-        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
-    let log_len = phone.log().len();
+    Latency {
+        sorted: lat,
+        log_len: phone.log().len(),
+    }
+}
 
-    // 2. Throughput: 4 connections, each its own grant, pre-sealed alerts.
-    let per = if full { 2000 } else { 20 };
-    let threads = 4;
-    let node_public = code.node_public;
+/// Throughput (figure 2): `threads` connections, each its own grant, send
+/// `per` pre-sealed alerts each. Returns alerts stored per second.
+fn throughput(code: &EnrolmentCode, start: i64, threads: u64, per: usize) -> f64 {
     let t0 = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|i| {
             let code = code.clone();
-            std::thread::spawn(move || {
-                let mut rng = ChaCha20Rng::seed_from_u64(100 + i);
-                let keys = KeySchedule::new(RootKey::from_bytes([i as u8 + 1; 32]));
-                let key = keys.alert_key(&node_public);
-                let gid = grant_id(&key);
-                let mut c = connect(&code);
-                let mut call = |r: Request| {
-                    decode_response(&c.exchange(&encode_request(&r)).unwrap()).unwrap()
-                };
-                call(Request::Hello {
-                    version: PROTOCOL_VERSION,
-                });
-                let Response::GrantKey { public } = call(Request::GrantKey) else {
-                    panic!("no grant key")
-                };
-                let grant = GrantWire {
-                    grant_id: gid,
-                    grant_key: public,
-                    wrapped_key: wrap(&X25519PublicKey::from_bytes(public), &key, &mut rng)
-                        .unwrap()
-                        .as_bytes()
-                        .to_vec(),
-                    threshold_c: 37.3,
-                    confirm_count: 2,
-                    confirm_window_ms: 600_000,
-                    // Short, so that onsets 10 minutes apart are distinct
-                    // episodes (the node merges closer ones).
-                    recovery_ms: 60_000,
-                    valid_from_ms: start,
-                    valid_until_ms: start + 14 * DAY,
-                    label: format!("resident {i}"),
-                };
-                let alerts: Vec<AlertWire> = (0..per)
-                    .map(|n| {
-                        let mut episode = [0u8; 16];
-                        episode[..8].copy_from_slice(&(n as u64).to_be_bytes());
-                        let p = AlertPayload {
-                            onset_ms: start + n as i64 * 600_000,
-                            level: 1,
-                            kind: ALERT_START,
-                        };
-                        AlertWire {
-                            grant_id: gid,
-                            episode,
-                            kind: ALERT_START,
-                            blob: seal_alert(&key, &gid, &episode, &p, &mut rng).unwrap(),
-                        }
-                    })
-                    .collect();
-                assert_eq!(call(Request::Grant(grant)), Response::Ok);
-                for a in alerts {
-                    assert_eq!(call(Request::Alert(a)), Response::AlertAck { stored: true });
-                }
-                c.close();
-            })
+            std::thread::spawn(move || send_alerts(&code, i, start, per))
         })
         .collect();
     for h in handles {
         h.join().unwrap();
     }
-    let rate = (threads as usize * per) as f64 / t0.elapsed().as_secs_f64();
-    assert_eq!(
-        relay.inbox().unwrap().len(),
-        2 * episodes + threads as usize * per
-    );
-    node.shutdown();
+    (threads as usize * per) as f64 / t0.elapsed().as_secs_f64()
+}
 
+/// One throughput connection: grant `i` of a vault of its own, then `per`
+/// alerts sealed before they are sent, each one stored.
+fn send_alerts(code: &EnrolmentCode, i: u64, start: i64, per: usize) {
+    let node_public = code.node_public;
+    let mut rng = ChaCha20Rng::seed_from_u64(100 + i);
+    let keys = KeySchedule::new(RootKey::from_bytes([i as u8 + 1; 32]));
+    let key = keys.alert_key(&node_public);
+    let gid = grant_id(&key);
+    let mut c = connect(code);
+    let mut call = |r: Request| decode_response(&c.exchange(&encode_request(&r)).unwrap()).unwrap();
+    call(Request::Hello {
+        version: PROTOCOL_VERSION,
+    });
+    let Response::GrantKey { public } = call(Request::GrantKey) else {
+        panic!("no grant key")
+    };
+    let grant = GrantWire {
+        grant_id: gid,
+        grant_key: public,
+        wrapped_key: wrap(&X25519PublicKey::from_bytes(public), &key, &mut rng)
+            .unwrap()
+            .as_bytes()
+            .to_vec(),
+        threshold_c: 37.3,
+        confirm_count: 2,
+        confirm_window_ms: 600_000,
+        // Short, so that onsets 10 minutes apart are distinct episodes (the
+        // node merges closer ones).
+        recovery_ms: 60_000,
+        valid_from_ms: start,
+        valid_until_ms: start + 14 * DAY,
+        label: format!("resident {i}"),
+    };
+    let alerts: Vec<AlertWire> = (0..per)
+        .map(|n| {
+            let mut episode = [0u8; 16];
+            episode[..8].copy_from_slice(&(n as u64).to_be_bytes());
+            let p = AlertPayload {
+                onset_ms: start + n as i64 * 600_000,
+                level: 1,
+                kind: ALERT_START,
+            };
+            AlertWire {
+                grant_id: gid,
+                episode,
+                kind: ALERT_START,
+                blob: seal_alert(&key, &gid, &episode, &p, &mut rng).unwrap(),
+            }
+        })
+        .collect();
+    assert_eq!(call(Request::Grant(grant)), Response::Ok);
+    for a in alerts {
+        assert_eq!(call(Request::Alert(a)), Response::AlertAck { stored: true });
+    }
+    c.close();
+}
+
+/// The table, then the `figure:` lines `vigil-bench report` reads.
+fn report(latency: &Latency, episodes: usize, threads: u64, per: usize, rate: f64) {
+    let log_len = latency.log_len;
     println!("## Fever alerts over loopback QUIC\n");
     println!("| figure | value | target |");
     println!("|---|---:|---:|");
     println!(
         "| record → stored in the node's inbox, p50 / p99 ({episodes} episodes, log of {log_len} readings) | {:.2} / {:.2} ms | p50 ≤ 5 ms |",
-        pct(0.5),
-        pct(0.99)
+        latency.pct(0.5),
+        latency.pct(0.99)
     );
     println!(
         "| alerts verified and stored durably, {threads} connections × {per} | {rate:.0}/s | |"
     );
     // Machine-readable, for `vigil-bench report`.
-    println!("figure: alert_p50_ms {:.3}", pct(0.5));
-    println!("figure: alert_p99_ms {:.3}", pct(0.99));
+    println!("figure: alert_p50_ms {:.3}", latency.pct(0.5));
+    println!("figure: alert_p99_ms {:.3}", latency.pct(0.99));
     println!("figure: alerts_per_s {rate:.0}");
 }
 

@@ -15,6 +15,7 @@
 //! day, as a smoke test. Both devices keep their store in memory, so the
 //! comparison is of protocols, not disks.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,8 +23,8 @@ use automerge::AutoCommit;
 use automerge::sync::{Message, State, SyncDoc};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use vigil::Metric;
 use vigil::X25519Identity;
+use vigil::{EnrolmentCode, Metric};
 use vigil::{MemStorage, MemoryKeyStore, Period, SnapshotPolicy, Vault};
 use vigil_net::{DeviceConnection, NodeIdentity, NodeServer, ServerConfig};
 use vigil_node::{MailboxStore, Relay, RelayConfig};
@@ -221,54 +222,92 @@ fn main() {
     let sizes: &[i64] = if full { &[1, 2, 4, 7] } else { &[1] };
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let node = BenchNode::start(tmp.path());
+    let code = &node.code;
+    let connect = || DeviceConnection::connect(code, Duration::from_secs(10)).unwrap();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let identity = NodeIdentity::load_or_create(&tmp.path().join("node")).unwrap();
-    let relay = Relay::new(
-        MailboxStore::open(&tmp.path().join("relay")).unwrap(),
-        RelayConfig::default(),
-    );
-    let relay2 = relay.clone();
-    let master = Arc::new(Mutex::new(AutoCommit::new()));
-    let master2 = master.clone();
-    let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> = Arc::new(move || {
-        Box::new(BenchHandler {
-            relay: relay2.session(),
-            master: master2.clone(),
-            doc: None,
-            state: State::new(),
-        })
-    });
-    let config = ServerConfig {
-        max_connections: 100_000,
-        ..ServerConfig::default()
-    };
-    let server = rt
-        .block_on(NodeServer::spawn(
-            &identity,
-            "127.0.0.1:0".parse().unwrap(),
-            config,
-            factory,
-        ))
-        .unwrap();
-    let code = identity.enrolment_code(server.local_addr());
-    let connect = || DeviceConnection::connect(&code, Duration::from_secs(10)).unwrap();
-
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let points: Vec<(i64, SizePoint)> = sizes
         .iter()
-        .map(|&days| (days, measure(days, &connect, &master, &mut rng)))
+        .map(|&days| (days, measure(days, &connect, &node.master, &mut rng)))
         .collect();
+    print_sizes(&points);
+
+    let n = if full { 400 } else { 20 };
+    let hs = handshakes(code, n);
+    let per = if full { 2000 } else { 50 };
+    let devices = 4;
+    let pushes = bundle_pushes(code, devices, per);
+    print_throughput(n, hs, devices, per, pushes);
+    node.rt.block_on(node.server.shutdown());
+}
+
+/// A node on loopback whose connections are served by [`BenchHandler`]:
+/// Vigil's relay, or the plaintext peer holding a copy of `master`.
+struct BenchNode {
+    server: NodeServer,
+    code: EnrolmentCode,
+    master: Arc<Mutex<AutoCommit>>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl BenchNode {
+    /// Starts the node with its identity and relay store under `dir`.
+    fn start(dir: &Path) -> BenchNode {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let identity = NodeIdentity::load_or_create(&dir.join("node")).unwrap();
+        let relay = Relay::new(
+            MailboxStore::open(&dir.join("relay")).unwrap(),
+            RelayConfig::default(),
+        );
+        let master = Arc::new(Mutex::new(AutoCommit::new()));
+        let master2 = master.clone();
+        let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> = Arc::new(move || {
+            Box::new(BenchHandler {
+                relay: relay.session(),
+                master: master2.clone(),
+                doc: None,
+                state: State::new(),
+            })
+        });
+        let config = ServerConfig {
+            max_connections: 100_000,
+            ..ServerConfig::default()
+        };
+        let server = rt
+            .block_on(NodeServer::spawn(
+                &identity,
+                "127.0.0.1:0".parse().unwrap(),
+                config,
+                factory,
+            ))
+            .unwrap();
+        let code = identity.enrolment_code(server.local_addr());
+        BenchNode {
+            server,
+            code,
+            master,
+            rt,
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The side-by-side table, one row per size, and its `figure:` lines, then
+/// the largest size's ratios.
+fn print_sizes(points: &[(i64, SizePoint)]) {
     println!("## Sync to a new device over one loopback QUIC connection, by log size\n");
     println!(
         "| days | readings | E2EE time | plaintext time | time ratio | E2EE bytes | plaintext bytes | bytes ratio |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (days, p) in &points {
+    for (days, p) in points {
         println!(
             "| {days} | {} | {:.1} ms | {:.1} ms | {:.2}× | {} | {} | {:.2}× |",
             p.readings,
@@ -305,10 +344,12 @@ fn main() {
         "figure: week_sync_bytes_ratio {:.3}",
         w.e2ee_bytes as f64 / w.plain_bytes as f64
     );
+}
 
-    // Handshakes: connects from 4 threads; only the handshakes are timed
-    // (each DeviceConnection also starts its own runtime thread, included).
-    let n = if full { 400 } else { 20 };
+/// Handshakes per second: `n` connects from 4 threads; only the handshakes
+/// are timed (each DeviceConnection also starts its own runtime thread,
+/// included).
+fn handshakes(code: &EnrolmentCode, n: usize) -> f64 {
     let t = Instant::now();
     let held: Vec<Vec<DeviceConnection>> = (0..4)
         .map(|_| {
@@ -325,63 +366,72 @@ fn main() {
         .collect();
     let hs = n as f64 / t.elapsed().as_secs_f64();
     drop(held);
+    hs
+}
 
-    // Bundle pushes: 4 devices of one vault... each its own vault, pushing
-    // 320-byte sealed-size bundles in sequence on its own connection.
-    let per = if full { 2000 } else { 50 };
-    let devices = 4;
+/// Bundle pushes per second: `devices` devices, each its own vault, push
+/// `per` bundles each in sequence on their own connections.
+fn bundle_pushes(code: &EnrolmentCode, devices: usize, per: u64) -> f64 {
     let t = Instant::now();
     let handles: Vec<_> = (0..devices)
         .map(|d| {
             let code = code.clone();
-            std::thread::spawn(move || {
-                let mut c = DeviceConnection::connect(&code, Duration::from_secs(10)).unwrap();
-                let call = |c: &mut DeviceConnection, r: Request| {
-                    decode_response(&c.exchange(&encode_request(&r)).unwrap()).unwrap()
-                };
-                call(
-                    &mut c,
-                    Request::Hello {
-                        version: PROTOCOL_VERSION,
-                    },
-                );
-                let vault = [d as u8 + 1; 16];
-                let key = [d as u8 + 7; 32];
-                let verifier = {
-                    use sha2::Digest;
-                    let mut h = sha2::Sha256::new();
-                    h.update(b"vigil/v1/mailbox-verifier");
-                    h.update(key);
-                    <[u8; 32]>::from(h.finalize())
-                };
-                call(
-                    &mut c,
-                    Request::Register {
-                        vault,
-                        verifier,
-                        expires_ms: i64::MAX,
-                    },
-                );
-                call(&mut c, Request::Auth { vault, key });
-                for seq in 1..=per {
-                    let r = call(
-                        &mut c,
-                        Request::Push(BundleItem {
-                            device: [9; 16],
-                            seq,
-                            blob: vec![0x5a; 302],
-                        }),
-                    );
-                    assert!(matches!(r, Response::Ack { .. }), "{r:?}");
-                }
-                c.close();
-            })
+            std::thread::spawn(move || push_bundles(&code, d, per))
         })
         .collect();
     for h in handles {
         h.join().unwrap();
     }
-    let pushes = (devices * per) as f64 / t.elapsed().as_secs_f64();
+    (devices as u64 * per) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Device `d` registers a mailbox of its own, then pushes `per` 320-byte
+/// sealed-size bundles, each acknowledged.
+fn push_bundles(code: &EnrolmentCode, d: usize, per: u64) {
+    let mut c = DeviceConnection::connect(code, Duration::from_secs(10)).unwrap();
+    let call = |c: &mut DeviceConnection, r: Request| {
+        decode_response(&c.exchange(&encode_request(&r)).unwrap()).unwrap()
+    };
+    call(
+        &mut c,
+        Request::Hello {
+            version: PROTOCOL_VERSION,
+        },
+    );
+    let vault = [d as u8 + 1; 16];
+    let key = [d as u8 + 7; 32];
+    let verifier = {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"vigil/v1/mailbox-verifier");
+        h.update(key);
+        <[u8; 32]>::from(h.finalize())
+    };
+    call(
+        &mut c,
+        Request::Register {
+            vault,
+            verifier,
+            expires_ms: i64::MAX,
+        },
+    );
+    call(&mut c, Request::Auth { vault, key });
+    for seq in 1..=per {
+        let r = call(
+            &mut c,
+            Request::Push(BundleItem {
+                device: [9; 16],
+                seq,
+                blob: vec![0x5a; 302],
+            }),
+        );
+        assert!(matches!(r, Response::Ack { .. }), "{r:?}");
+    }
+    c.close();
+}
+
+/// The node's throughput table and its `figure:` lines.
+fn print_throughput(n: usize, hs: f64, devices: usize, per: u64, pushes: f64) {
     println!("## Node throughput (loopback, one process)\n");
     println!("| figure | value |");
     println!("|---|---:|");
@@ -389,5 +439,4 @@ fn main() {
     println!("| durable bundle pushes, {devices} connections × {per} | {pushes:.0}/s |");
     println!("figure: handshakes_per_s {hs:.0}");
     println!("figure: pushes_per_s {pushes:.0}");
-    rt.block_on(server.shutdown());
 }

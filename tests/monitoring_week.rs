@@ -14,21 +14,24 @@
 //! inside that period.
 
 use std::error::Error;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use vigil::node::InboxEntry;
+use rand_chacha::ChaCha20Rng;
+
+use vigil::node::{InboxEntry, LocalNode};
 use vigil::{
     Conflict, Day, Disclosure, FeverRule, FileKeyStore, Metric, OpenError, Period, ReadingId,
     Severity, Symptom, SyncReport, TOMBSTONE_FILE, Vault, X25519Identity,
 };
-use vigil::{DeviceConnection, ReceiptBody};
+use vigil::{DeviceConnection, EnrolmentCode, ReceiptBody};
 use vigil_crypto::{AlertKey, WrappedKey, unwrap};
-use vigil_node::GrantKeys;
+use vigil_node::{GrantKeys, Relay};
 use vigil_proto::alert::{ALERT_END, ALERT_START, round_onset};
 use vigil_proto::receipt::verify_receipt;
 use vigil_proto::{Request, decode_request};
 use vigil_testkit::{
-    DAY, HOUR, MIN, connect, contains, files, period_start, rng, sled_home, sled_vault,
+    DAY, HOUR, MIN, Tap, connect, contains, files, period_start, rng, sled_home, sled_vault,
     tapped_node, wristband_readings,
 };
 
@@ -149,53 +152,132 @@ fn week() -> &'static Week {
         .unwrap_or_else(|e| panic!("the week failed: {e}"))
 }
 
-/// Runs the week and gathers what it showed.
+/// Runs the week, act by act, and gathers what it showed.
 fn run() -> BoxResult<Week> {
     let tmp = tempfile::Builder::new().prefix("vigil-week-").tempdir()?;
     let mut rng = rng(0x3ee4);
-
-    // ---- The node, keeping a copy of every request frame it receives, as
-    // a curious node could: the canary scan covers what it saw, not only
-    // what it kept.
-    let node_dir = tmp.path().join("node");
-    let (local, tap) = tapped_node(&node_dir);
-    let code = local.enrolment_code().clone();
-    let relay = local.node().relay();
-
+    let node = start_node(tmp.path());
     let start = period_start();
     let period = Period::days(start, 7);
     let end = period.end_ms;
-
-    // ---- The phone creates the vault and grants the node fever alerts.
     let rule = FeverRule::default();
-    let (vault, keys) = sled_vault(tmp.path(), "phone", period, 1);
+
+    let mut phone = create_phone(tmp.path(), &node, period, rule)?;
+    let vault_id = phone.vault.vault_id();
+    let (mut band, codes_match) = pair_band(tmp.path(), &node, &mut phone, start, rule, &mut rng)?;
+    let days = live_the_days(&node, &mut phone, &mut band, start, rule)?;
+    let devices = end_the_period(&mut phone, &mut band, end)?;
+    let held = what_the_node_holds(&node, vault_id.as_bytes(), &days.canaries)?;
+    let band_opened_the_vault = band.vault.vault_id() == vault_id;
+    let (receipts, after_shred) = shred_both(tmp.path(), &node, [phone, band], end)?;
+    let swept = sweep(&node, vault_id.as_bytes(), &held.frames, end)?;
+
+    node.local.shutdown();
+    tmp.close()?;
+    Ok(Week {
+        start,
+        end,
+        vault_id: *vault_id.as_bytes(),
+        codes_match,
+        band_opened_the_vault,
+        recorded: days.recorded,
+        heads_equal: devices.heads_equal,
+        views_equal: devices.views_equal,
+        phone_len: devices.phone_len,
+        retracted: devices.retracted,
+        conflicts_seen: days.heal.seen,
+        conflicts_after: days.heal.after,
+        cough_conflict: days.heal.cough,
+        inbox: held.inbox,
+        senders: days.alerts.senders,
+        merged_acks: days.alerts.merged_acks,
+        fever_onset: days.alerts.fever_onset,
+        phone_disclosed: devices.phone_disclosed,
+        band_disclosed: devices.band_disclosed,
+        phone_disclosed_pairing: devices.phone_disclosed_pairing,
+        canaries: days.canaries,
+        canary_hits: held.canary_hits,
+        mailbox: held.mailbox,
+        grant_labels: held.grant_labels,
+        receipts,
+        after_shred,
+        node_keeps_nothing: swept.keeps_nothing,
+        canary_after: swept.canary_after,
+        open_after_sweep: swept.open_grants,
+    })
+}
+
+/// The story's node: a local node that keeps a copy of every request frame
+/// it receives, as a curious node could, so the canary scan covers what it
+/// saw, not only what it kept.
+struct Node {
+    dir: PathBuf,
+    local: LocalNode,
+    tap: Tap,
+    code: EnrolmentCode,
+}
+
+impl Node {
+    fn relay(&self) -> &Relay {
+        self.local.node().relay()
+    }
+}
+
+/// Act 1: the node starts.
+fn start_node(tmp: &Path) -> Node {
+    let dir = tmp.join("node");
+    let (local, tap) = tapped_node(&dir);
+    let code = local.enrolment_code().clone();
+    Node {
+        dir,
+        local,
+        tap,
+        code,
+    }
+}
+
+/// Act 1, continued: the phone creates the vault and grants the node fever
+/// alerts.
+fn create_phone(tmp: &Path, node: &Node, period: Period, rule: FeverRule) -> BoxResult<Device> {
+    let (vault, keys) = sled_vault(tmp, "phone", period, 1);
     let mut phone = Device {
         name: "phone",
         vault,
         keys,
-        conn: Some(connect(&code)),
+        conn: Some(connect(&node.code)),
     };
-    let vault_id = phone.vault.vault_id();
-    let phone_conn = phone.conn.as_mut().ok_or("phone offline")?;
+    let conn = phone.conn.as_mut().ok_or("phone offline")?;
     phone
         .vault
-        .enrol(phone_conn, &code.node_public, LABEL, rule, start)?;
+        .enrol(conn, &node.code.node_public, LABEL, rule, period.start_ms)?;
+    Ok(phone)
+}
 
-    // ---- The wristband pairs through the node, then enrols too (grants
-    // live in each device's store, not in the log) so it can send alerts.
-    let band_identity = X25519Identity::generate(&mut rng);
+/// Act 2: the wristband pairs through the node, then enrols too (grants
+/// live in each device's store, not in the log) so it can send alerts.
+/// Returns the band and whether both screens showed the same code.
+fn pair_band(
+    tmp: &Path,
+    node: &Node,
+    phone: &mut Device,
+    start: i64,
+    rule: FeverRule,
+    rng: &mut ChaCha20Rng,
+) -> BoxResult<(Device, bool)> {
+    let band_identity = X25519Identity::generate(rng);
+    let phone_conn = phone.conn.as_mut().ok_or("phone offline")?;
     let phone_code =
         phone
             .vault
             .offer_pairing(phone_conn, &band_identity.public_key(), start + MIN)?;
-    let mut band_conn = connect(&code);
-    let (storage, keys) = sled_home(tmp.path(), "band");
+    let mut band_conn = connect(&node.code);
+    let (storage, keys) = sled_home(tmp, "band");
     let (vault, band_code) = Vault::join(
         Box::new(storage),
         Box::new(keys.clone()),
         &band_identity,
         &mut band_conn,
-        &mut rng,
+        rng,
     )?;
     let mut band = Device {
         name: "band",
@@ -204,21 +286,48 @@ fn run() -> BoxResult<Week> {
         conn: Some(band_conn),
     };
     let band_conn = band.conn.as_mut().ok_or("band offline")?;
-    band.vault
-        .enrol(band_conn, &code.node_public, LABEL, rule, start + 2 * MIN)?;
+    band.vault.enrol(
+        band_conn,
+        &node.code.node_public,
+        LABEL,
+        rule,
+        start + 2 * MIN,
+    )?;
+    Ok((band, phone_code == band_code))
+}
 
-    // ---- The week.
+/// What the seven days showed.
+struct Days {
+    /// Readings the band recorded.
+    recorded: usize,
+    /// The canary notes written during the partition.
+    canaries: Vec<String>,
+    heal: Heal,
+    alerts: Alerts,
+}
+
+/// Acts 3 to 6, hour by hour as they interleave: the band's readings and
+/// the phone's evening check-ins every day; on the partition day the band
+/// is cut off, both devices edit the same things apart, and at its end the
+/// heal and the resident's resolution; hourly syncs and the alerts they
+/// send once the fever starts.
+fn live_the_days(
+    node: &Node,
+    phone: &mut Device,
+    band: &mut Device,
+    start: i64,
+    rule: FeverRule,
+) -> BoxResult<Days> {
     let mut recorded = 0usize;
     // The reading both devices will edit during the partition: day 1, 20:00.
     let mut contested: Option<ReadingId> = None;
     let mut canaries: Vec<String> = vec![];
-    let mut conflicts_seen = (0, 0);
-    let mut conflicts_after = (usize::MAX, usize::MAX);
-    let mut cough_conflict = (false, false);
-    let mut inbox_len = 0usize;
-    let mut senders: Vec<&'static str> = vec![];
-    let mut merged_acks = 0usize;
-    let mut fever_onset: Option<i64> = None;
+    let mut heal = Heal {
+        seen: (0, 0),
+        after: (usize::MAX, usize::MAX),
+        cough: (false, false),
+    };
+    let mut alerts = Alerts::default();
     for day in 0..7 {
         let day_start = start + day * DAY;
         if day == PARTITION_DAY
@@ -228,101 +337,200 @@ fn run() -> BoxResult<Week> {
         }
         for hour in 0..24 {
             let hour_start = day_start + hour * HOUR;
-            for m in (hour * 60..hour * 60 + 60).step_by(VITALS as usize) {
-                let t = day_start + m * MIN;
-                for (metric, value) in readings_at(day * 1440 + m) {
-                    let id = band.vault.record(metric, value, metric.unit(), t)?;
-                    recorded += 1;
-                    if day == 0 && m == 20 * 60 && metric == Metric::BodyTemperature {
-                        contested = Some(id);
-                    }
-                }
-            }
-            let tick = hour_start + HOUR - MIN;
-
-            // Day 2: the same check-in and the same reading, edited apart.
+            recorded += record_hour(band, day, day_start, hour, &mut contested)?;
             if day == PARTITION_DAY && (hour == 9 || hour == 10) {
                 let r = contested.ok_or("no contested reading")?;
-                let today = Day::of(day_start);
-                if hour == 9 {
-                    let mut tag = [0u8; 4];
-                    getrandom::fill(&mut tag)?;
-                    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-                    let note = format!("CANARY-{tag}: measured right after a hot shower");
-                    phone
-                        .vault
-                        .check_in(today, Symptom::Cough, Severity::Severe)?;
-                    phone.vault.annotate(r, &note)?;
-                    canaries.push(note);
-                } else {
-                    let note = "CANARY-band: strap was loose";
-                    band.vault.check_in(today, Symptom::Cough, Severity::Mild)?;
-                    band.vault.annotate(r, note)?;
-                    band.vault.retract(r, "off-wrist reading", hour_start)?;
-                    canaries.push(note.to_owned());
-                }
+                canaries.push(edit_apart(phone, band, r, day_start, hour)?);
             }
-            // The heal, at the end of day 2.
             if day == PARTITION_DAY && hour == 23 {
-                band.conn = Some(connect(&code));
-                band.sync()?;
-                phone.sync()?;
-                let cough = |c: &Conflict| matches!(c, Conflict::CheckIn { symptom, .. } if *symptom == Symptom::Cough);
-                let (on_phone, on_band) =
-                    (phone.vault.log().conflicts(), band.vault.log().conflicts());
-                conflicts_seen = (on_phone.len(), on_band.len());
-                cough_conflict = (on_phone.iter().any(cough), on_band.iter().any(cough));
-                // The resident decides on the phone: setting a value again
-                // resolves its conflict.
-                let rid = contested.ok_or("no contested reading")?;
-                phone
-                    .vault
-                    .check_in(Day::of(day_start), Symptom::Cough, Severity::Moderate)?;
-                phone.vault.annotate(rid, &canaries[0])?;
-                phone.sync()?;
-                band.sync()?;
-                conflicts_after = (
-                    phone.vault.log().conflicts().len(),
-                    band.vault.log().conflicts().len(),
-                );
+                let r = contested.ok_or("no contested reading")?;
+                heal = heal_and_resolve(node, phone, band, r, day_start, &canaries[0])?;
             }
-
-            // Hourly: the band syncs and sends what is due; every 6 hours
-            // the phone does too; in the evening the phone's check-in.
             if hour == 21 {
                 let (s, sev) = evening_check_in(day);
                 phone.vault.check_in(Day::of(day_start), s, sev)?;
             }
-            let mut devices = vec![&mut band];
-            if hour % 6 == 5 {
-                devices.push(&mut phone);
-            }
-            for d in devices {
-                let Some(conn) = d.conn.as_mut() else {
-                    continue;
-                };
-                d.vault.sync(conn)?;
-                let r = d.vault.send_alerts(conn, &code.node_public, tick)?;
-                if r.delivered == 0 && r.pending == 0 {
-                    continue;
-                }
-                let inbox = relay.inbox()?;
-                if inbox.len() > inbox_len {
-                    let episodes = d.vault.log().fever_episodes(&rule);
-                    let e = episodes.last().ok_or("an alert without an episode")?;
-                    fever_onset.get_or_insert(e.onset_ms);
-                } else {
-                    merged_acks += r.delivered;
-                }
-                if !senders.contains(&d.name) {
-                    senders.push(d.name);
-                }
-                inbox_len = inbox.len();
+            sync_and_alert(
+                node,
+                phone,
+                band,
+                hour,
+                hour_start + HOUR - MIN,
+                rule,
+                &mut alerts,
+            )?;
+        }
+    }
+    Ok(Days {
+        recorded,
+        canaries,
+        heal,
+        alerts,
+    })
+}
+
+/// Act 3: the band's readings for one hour of `day`; notes the reading
+/// the partition will contest. Returns how many it recorded.
+fn record_hour(
+    band: &mut Device,
+    day: i64,
+    day_start: i64,
+    hour: i64,
+    contested: &mut Option<ReadingId>,
+) -> BoxResult<usize> {
+    let mut recorded = 0;
+    for m in (hour * 60..hour * 60 + 60).step_by(VITALS as usize) {
+        let t = day_start + m * MIN;
+        for (metric, value) in readings_at(day * 1440 + m) {
+            let id = band.vault.record(metric, value, metric.unit(), t)?;
+            recorded += 1;
+            if day == 0 && m == 20 * 60 && metric == Metric::BodyTemperature {
+                *contested = Some(id);
             }
         }
     }
+    Ok(recorded)
+}
 
-    // ---- The end of the period (device time): a last sync, then shred.
+/// Act 4, the partition: the same check-in and the same reading, edited
+/// apart, the phone at 09:00 and the cut-off band at 10:00. Returns the
+/// canary note written.
+fn edit_apart(
+    phone: &mut Device,
+    band: &mut Device,
+    contested: ReadingId,
+    day_start: i64,
+    hour: i64,
+) -> BoxResult<String> {
+    let today = Day::of(day_start);
+    if hour == 9 {
+        let mut tag = [0u8; 4];
+        getrandom::fill(&mut tag)?;
+        let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        let note = format!("CANARY-{tag}: measured right after a hot shower");
+        phone
+            .vault
+            .check_in(today, Symptom::Cough, Severity::Severe)?;
+        phone.vault.annotate(contested, &note)?;
+        Ok(note)
+    } else {
+        let note = "CANARY-band: strap was loose";
+        band.vault.check_in(today, Symptom::Cough, Severity::Mild)?;
+        band.vault.annotate(contested, note)?;
+        band.vault
+            .retract(contested, "off-wrist reading", day_start + hour * HOUR)?;
+        Ok(note.to_owned())
+    }
+}
+
+/// Conflicts on (phone, band) right after the heal and after the resident
+/// resolved them, and whether the cough check-in was among them.
+struct Heal {
+    seen: (usize, usize),
+    after: (usize, usize),
+    cough: (bool, bool),
+}
+
+/// Act 5, at the end of the partition day: the band reconnects, both
+/// sync, and the resident resolves the conflicts on the phone.
+fn heal_and_resolve(
+    node: &Node,
+    phone: &mut Device,
+    band: &mut Device,
+    contested: ReadingId,
+    day_start: i64,
+    phone_note: &str,
+) -> BoxResult<Heal> {
+    band.conn = Some(connect(&node.code));
+    band.sync()?;
+    phone.sync()?;
+    let cough =
+        |c: &Conflict| matches!(c, Conflict::CheckIn { symptom, .. } if *symptom == Symptom::Cough);
+    let (on_phone, on_band) = (phone.vault.log().conflicts(), band.vault.log().conflicts());
+    let seen = (on_phone.len(), on_band.len());
+    let cough = (on_phone.iter().any(cough), on_band.iter().any(cough));
+    // The resident decides on the phone: setting a value again resolves
+    // its conflict.
+    phone
+        .vault
+        .check_in(Day::of(day_start), Symptom::Cough, Severity::Moderate)?;
+    phone.vault.annotate(contested, phone_note)?;
+    phone.sync()?;
+    band.sync()?;
+    let after = (
+        phone.vault.log().conflicts().len(),
+        band.vault.log().conflicts().len(),
+    );
+    Ok(Heal { seen, after, cough })
+}
+
+/// What the alert deliveries showed.
+#[derive(Default)]
+struct Alerts {
+    /// The inbox's length after the last delivery.
+    inbox_len: usize,
+    /// The devices that delivered alerts, and the deliveries the node
+    /// acknowledged without storing them again.
+    senders: Vec<&'static str>,
+    merged_acks: usize,
+    fever_onset: Option<i64>,
+}
+
+/// Act 6: hourly the band syncs and sends the alerts that are due (none
+/// until the fever); every 6 hours the phone does too. A device that is
+/// cut off skips its turn.
+fn sync_and_alert(
+    node: &Node,
+    phone: &mut Device,
+    band: &mut Device,
+    hour: i64,
+    tick: i64,
+    rule: FeverRule,
+    alerts: &mut Alerts,
+) -> BoxResult<()> {
+    let mut devices = vec![band];
+    if hour % 6 == 5 {
+        devices.push(phone);
+    }
+    for d in devices {
+        let Some(conn) = d.conn.as_mut() else {
+            continue;
+        };
+        d.vault.sync(conn)?;
+        let r = d.vault.send_alerts(conn, &node.code.node_public, tick)?;
+        if r.delivered == 0 && r.pending == 0 {
+            continue;
+        }
+        let inbox = node.relay().inbox()?;
+        if inbox.len() > alerts.inbox_len {
+            let episodes = d.vault.log().fever_episodes(&rule);
+            let e = episodes.last().ok_or("an alert without an episode")?;
+            alerts.fever_onset.get_or_insert(e.onset_ms);
+        } else {
+            alerts.merged_acks += r.delivered;
+        }
+        if !alerts.senders.contains(&d.name) {
+            alerts.senders.push(d.name);
+        }
+        alerts.inbox_len = inbox.len();
+    }
+    Ok(())
+}
+
+/// What the devices showed at the period's end.
+struct Converged {
+    heads_equal: bool,
+    views_equal: bool,
+    phone_len: usize,
+    retracted: usize,
+    phone_disclosed: (bool, usize),
+    band_disclosed: (bool, usize),
+    phone_disclosed_pairing: bool,
+}
+
+/// Act 7: the end of the period (device time): a last sync, then what the
+/// devices hold and disclosed.
+fn end_the_period(phone: &mut Device, band: &mut Device, end: i64) -> BoxResult<Converged> {
     for _ in 0..2 {
         band.sync()?;
         phone.sync()?;
@@ -331,26 +539,54 @@ fn run() -> BoxResult<Week> {
     let heads_equal = phone.vault.heads() == band.vault.heads();
     let view = phone.vault.log().view();
     let views_equal = view == band.vault.log().view();
-    let disclosed = |d: &[Disclosure]| {
-        let grant = d
-            .iter()
-            .any(|x| matches!(x, Disclosure::Grant { label, .. } if label == LABEL));
-        let sent = d
-            .iter()
-            .filter(|x| matches!(x, Disclosure::AlertSent { .. }))
-            .count();
-        (grant, sent)
-    };
     let phone_disclosures = phone.vault.disclosures()?;
+    Ok(Converged {
+        heads_equal,
+        views_equal,
+        phone_len: phone.vault.log().len(),
+        retracted: view.retractions.len(),
+        phone_disclosed: disclosed(&phone_disclosures),
+        band_disclosed: disclosed(&band.vault.disclosures()?),
+        phone_disclosed_pairing: phone_disclosures
+            .iter()
+            .any(|x| matches!(x, Disclosure::Pairing { .. })),
+    })
+}
 
-    // What the node holds, before anyone deletes anything.
+/// Whether a disclosure log lists the node's grant, and how many alerts
+/// it lists as sent.
+fn disclosed(d: &[Disclosure]) -> (bool, usize) {
+    let grant = d
+        .iter()
+        .any(|x| matches!(x, Disclosure::Grant { label, .. } if label == LABEL));
+    let sent = d
+        .iter()
+        .filter(|x| matches!(x, Disclosure::AlertSent { .. }))
+        .count();
+    (grant, sent)
+}
+
+/// What the node held before anyone deleted anything.
+struct Held {
+    mailbox: (i64, u64, u64),
+    /// The node's copy of every request frame it received so far.
+    frames: Vec<Vec<u8>>,
+    canary_hits: usize,
+    inbox: Vec<InboxEntry>,
+    grant_labels: Vec<String>,
+}
+
+/// Act 7, the node's side: its mailbox, grants and inbox, and the canary
+/// notes found in its files and in the frames it received.
+fn what_the_node_holds(node: &Node, vault_id: &[u8; 16], canaries: &[String]) -> BoxResult<Held> {
+    let relay = node.relay();
     let mailbox = relay
         .store()
-        .mailbox(vault_id.as_bytes())?
+        .mailbox(vault_id)?
         .ok_or("the node holds no mailbox for the vault")?;
-    let frames: Vec<Vec<u8>> = tap.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let frames: Vec<Vec<u8>> = node.tap.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut canary_hits = 0usize;
-    for f in files(&node_dir) {
+    for f in files(&node.dir) {
         let b = std::fs::read(f)?;
         canary_hits += canaries
             .iter()
@@ -361,28 +597,39 @@ fn run() -> BoxResult<Week> {
     for f in &frames {
         canary_hits += usize::from(contains(f, b"CANARY"));
     }
-    let phone_len = phone.vault.log().len();
-    let band_disclosed = disclosed(&band.vault.disclosures()?);
-    let band_opened_the_vault = band.vault.vault_id() == vault_id;
-    let inbox = relay.inbox()?;
-    let grant_labels = relay.grants()?.into_iter().map(|g| g.grant.label).collect();
+    Ok(Held {
+        mailbox: (mailbox.expires_ms, mailbox.blobs, mailbox.bytes),
+        frames,
+        canary_hits,
+        inbox: relay.inbox()?,
+        grant_labels: relay.grants()?.into_iter().map(|g| g.grant.label).collect(),
+    })
+}
 
-    // Shred: shred_with_node asks the node to delete first and keeps its
-    // signed receipt in the tombstone; neither call checks the clock (a
-    // resident may also shred early), so the compressed end is enough.
+/// Act 8, the shred: `shred_with_node` asks the node to delete first and
+/// keeps its signed receipt in the tombstone; neither call checks the
+/// clock (a resident may also shred early), so the compressed end is
+/// enough. Returns the receipts that verified and what each device's
+/// directory held after, for (phone, band).
+fn shred_both(
+    tmp: &Path,
+    node: &Node,
+    devices: [Device; 2],
+    end: i64,
+) -> BoxResult<([Option<ReceiptBody>; 2], [AfterShred; 2])> {
     let mut receipts = vec![];
     let mut after_shred = vec![];
-    for mut d in [phone, band] {
+    for mut d in devices {
         let mut conn = d.conn.take().ok_or("device offline")?;
         let t = d.vault.shred_with_node(&mut conn, &d.keys, end)?;
         conn.close();
         receipts.push(
             t.receipt
                 .as_deref()
-                .and_then(|r| verify_receipt(&code.receipt_key, r).ok()),
+                .and_then(|r| verify_receipt(&node.code.receipt_key, r).ok()),
         );
-        let home = tmp.path().join(d.name);
-        let key = tmp.path().join(format!("{}.key", d.name));
+        let home = tmp.join(d.name);
+        let key = tmp.join(format!("{}.key", d.name));
         let left = files(&home);
         after_shred.push(AfterShred {
             only_tombstone: left == [home.join("vault").join(TOMBSTONE_FILE)],
@@ -394,74 +641,57 @@ fn run() -> BoxResult<Week> {
             ),
         });
     }
-    // The node's own deletion at the period's end: its sweeper runs on a
-    // timer against the real clock, and the real end is days away, so it
-    // is called here with the end's time. It would delete the mailbox and
-    // grant had the devices not asked; here it finds the leftovers.
+    let receipts = <[_; 2]>::try_from(receipts).map_err(|_| "two receipts")?;
+    let after_shred = <[_; 2]>::try_from(after_shred).map_err(|_| "two devices")?;
+    Ok((receipts, after_shred))
+}
+
+/// What the node kept after the shred and its sweep.
+struct Swept {
+    /// No mailbox, vault, grant, alert or grant key is left.
+    keeps_nothing: bool,
+    canary_after: usize,
+    /// The indices of the copied grant frames whose alert key still
+    /// unwraps with what is left in the node's directory.
+    open_grants: Vec<usize>,
+}
+
+/// Act 9, the node's sweep at the period's end: its sweeper runs on a
+/// timer against the real clock, and the real end is days away, so it is
+/// called here with the end's time. It would delete the mailbox and grant
+/// had the devices not asked; here it finds the leftovers. Then a curious
+/// node's copy of the grants it received (`frames`): does anything left in
+/// its directory still unwrap their alert keys?
+fn sweep(node: &Node, vault_id: &[u8; 16], frames: &[Vec<u8>], end: i64) -> BoxResult<Swept> {
+    let relay = node.relay();
     relay.sweep(end, 0)?;
-    // A curious node's copy of the grants it received: does anything left
-    // in its directory still unwrap their alert keys?
-    let keys_left = GrantKeys::open(&node_dir.join("grant-keys"), [0; 32])?;
+    let keys_left = GrantKeys::open(&node.dir.join("grant-keys"), [0; 32])?;
     let grants = frames.iter().filter_map(|f| match decode_request(f) {
         Ok(Request::Grant(g)) => Some(g),
         _ => None,
     });
-    let mut open_after_sweep = vec![];
+    let mut open_grants = vec![];
     for (i, g) in grants.enumerate() {
         let unwraps = keys_left.load(&g.grant_key).is_some_and(|k| {
             WrappedKey::from_slice(&g.wrapped_key).is_ok_and(|w| unwrap::<AlertKey>(&k, &w).is_ok())
         });
         if unwraps {
-            open_after_sweep.push(i);
+            open_grants.push(i);
         }
     }
-    let node_keeps_nothing = relay.store().mailbox(vault_id.as_bytes())?.is_none()
+    let keeps_nothing = relay.store().mailbox(vault_id)?.is_none()
         && relay.store().vaults()?.is_empty()
         && relay.grants()?.is_empty()
         && relay.inbox()?.is_empty()
-        && files(&node_dir.join("grant-keys")).is_empty();
+        && files(&node.dir.join("grant-keys")).is_empty();
     let mut canary_after = 0;
-    for f in files(&node_dir) {
+    for f in files(&node.dir) {
         canary_after += usize::from(contains(&std::fs::read(f)?, b"CANARY"));
     }
-
-    drop(keys_left);
-    local.shutdown();
-    tmp.close()?;
-    let [phone_receipt, band_receipt] = <[_; 2]>::try_from(receipts).map_err(|_| "two receipts")?;
-    let after_shred = <[_; 2]>::try_from(after_shred).map_err(|_| "two devices")?;
-    Ok(Week {
-        start,
-        end,
-        vault_id: *vault_id.as_bytes(),
-        codes_match: phone_code == band_code,
-        band_opened_the_vault,
-        recorded,
-        heads_equal,
-        views_equal,
-        phone_len,
-        retracted: view.retractions.len(),
-        conflicts_seen,
-        conflicts_after,
-        cough_conflict,
-        inbox,
-        senders,
-        merged_acks,
-        fever_onset,
-        phone_disclosed: disclosed(&phone_disclosures),
-        band_disclosed,
-        phone_disclosed_pairing: phone_disclosures
-            .iter()
-            .any(|x| matches!(x, Disclosure::Pairing { .. })),
-        canaries,
-        canary_hits,
-        mailbox: (mailbox.expires_ms, mailbox.blobs, mailbox.bytes),
-        grant_labels,
-        receipts: [phone_receipt, band_receipt],
-        after_shred,
-        node_keeps_nothing,
+    Ok(Swept {
+        keeps_nothing,
         canary_after,
-        open_after_sweep,
+        open_grants,
     })
 }
 

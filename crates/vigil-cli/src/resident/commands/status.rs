@@ -3,7 +3,9 @@
 use std::io::Write;
 
 use serde::Serialize;
-use vigil_log::Metric;
+use vigil_device::{Grant, PendingAlert, Period};
+use vigil_log::{FeverEpisode, Metric};
+use vigil_net::EnrolmentCode;
 
 use super::alerts::{PendingJson, rules};
 use crate::common::Error;
@@ -13,37 +15,187 @@ use crate::resident::fmt::{Num, node_hex};
 
 /// `vigil status`.
 pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
-    let vault = ctx.open()?;
-    let state = ctx.state();
-    let now = ctx.now_ms;
-    let p = vault.period();
-    let log = vault.log();
-    let all = log.readings(None, i64::MIN, i64::MAX, true);
-    let visible = log.readings(None, i64::MIN, i64::MAX, false);
-    let last = visible.iter().map(|r| r.time_ms).max();
-    let pending = vault.pending_alerts()?;
-    let overdue = pending.iter().filter(|p| p.overdue(now)).count();
-    let grants = vault.grants()?;
-    let conflicts = log.conflicts().len();
-    let fever = rules(&grants).iter().find_map(|r| log.current_fever(r));
-    let node = state
-        .node
-        .as_deref()
-        .and_then(|c| c.parse::<vigil_net::EnrolmentCode>().ok());
-    let enrolled = node
-        .as_ref()
-        .is_some_and(|n| grants.iter().any(|g| g.node == n.node_public));
-    let temps = log.readings(Some(Metric::BodyTemperature), i64::MIN, i64::MAX, false);
+    let status = Status::gather(ctx)?;
     if ctx.json {
-        return ctx.print_json(&StatusJson {
-            conflicts,
+        return ctx.print_json(&StatusJson::of(&status));
+    }
+    ctx.out.write_all(status.text().as_bytes())?;
+    Ok(())
+}
+
+/// What `vigil status` reports, read once from the vault and the device's
+/// state, then printed as text or as `--json`.
+#[derive(Debug)]
+struct Status {
+    vault: String,
+    device: String,
+    now: i64,
+    period: Period,
+    /// Readings shown (not retracted), and retracted.
+    readings: usize,
+    retracted: usize,
+    last_reading: Option<i64>,
+    last_temperature: Option<f64>,
+    last_sync: Option<i64>,
+    /// The node in the device's state, if its code parses, and whether
+    /// this device holds a grant for it.
+    node: Option<EnrolmentCode>,
+    enrolled: bool,
+    grants: Vec<Grant>,
+    pending: Vec<PendingAlert>,
+    overdue: usize,
+    conflicts: usize,
+    fever: Option<FeverEpisode>,
+}
+
+impl Status {
+    /// Opens the vault and reads the facts, as of `ctx.now_ms`.
+    fn gather(ctx: &Ctx) -> Result<Status, Error> {
+        let vault = ctx.open()?;
+        let state = ctx.state();
+        let now = ctx.now_ms;
+        let log = vault.log();
+        let all = log.readings(None, i64::MIN, i64::MAX, true);
+        let visible = log.readings(None, i64::MIN, i64::MAX, false);
+        let pending = vault.pending_alerts()?;
+        let grants = vault.grants()?;
+        let node = state
+            .node
+            .as_deref()
+            .and_then(|c| c.parse::<EnrolmentCode>().ok());
+        let enrolled = node
+            .as_ref()
+            .is_some_and(|n| grants.iter().any(|g| g.node == n.node_public));
+        let temps = log.readings(Some(Metric::BodyTemperature), i64::MIN, i64::MAX, false);
+        Ok(Status {
+            vault: vault.vault_id().to_string(),
             device: vault.device_id().to_string(),
+            now,
+            period: vault.period(),
+            readings: visible.len(),
+            retracted: all.len() - visible.len(),
+            last_reading: visible.iter().map(|r| r.time_ms).max(),
+            last_temperature: temps.last().map(|r| r.value),
+            last_sync: state.last_sync_ms,
+            node,
             enrolled,
-            fever: fever.map(|e| FeverJson {
+            overdue: pending.iter().filter(|p| p.overdue(now)).count(),
+            pending,
+            conflicts: log.conflicts().len(),
+            fever: rules(&grants).iter().find_map(|r| log.current_fever(r)),
+            grants,
+        })
+    }
+
+    /// The text output: one line per fact, the name in a 12-column field.
+    fn text(&self) -> String {
+        let Status {
+            now,
+            period: p,
+            overdue,
+            conflicts,
+            ..
+        } = *self;
+        let mut s = String::new();
+        let mut line = |k: &str, v: String| s.push_str(&format!("{k:<12}{v}\n"));
+        line(
+            "Vault",
+            format!("{} (this device {})", self.vault, &self.device[..8]),
+        );
+        line(
+            "Period",
+            format!(
+                "{} to {}: {}",
+                format_time(p.start_ms),
+                format_time(p.end_ms),
+                if now < p.start_ms {
+                    format!("starts in {}", format_duration(p.start_ms - now))
+                } else {
+                    format!(
+                        "ends in {}, then the vault is shredded",
+                        format_duration(p.end_ms - now)
+                    )
+                }
+            ),
+        );
+        line(
+            "Readings",
+            format!(
+                "{}{}{}",
+                self.readings,
+                if self.retracted > 0 {
+                    format!(" ({} retracted)", self.retracted)
+                } else {
+                    String::new()
+                },
+                self.last_reading
+                    .map_or(String::new(), |t| format!(", last at {}", format_time(t)))
+            ),
+        );
+        line(
+            "Node",
+            match (&self.node, self.enrolled) {
+                (Some(n), true) => format!("{} (fever alerts allowed)", n.addr),
+                (Some(n), false) => {
+                    format!("{} (sync only: not enrolled from this device)", n.addr)
+                }
+                (None, _) => "none (run `vigil enrol <node code> --label ...`)".into(),
+            },
+        );
+        line(
+            "Last sync",
+            self.last_sync.map_or("never".into(), |t| {
+                format!("{} ({} ago)", format_time(t), format_duration(now - t))
+            }),
+        );
+        line(
+            "Alerts",
+            if self.pending.is_empty() {
+                "none waiting".into()
+            } else if overdue > 0 {
+                format!(
+                    "{} waiting, {overdue} overdue: the community has not received your fever alert (run `vigil sync`)",
+                    self.pending.len()
+                )
+            } else {
+                format!(
+                    "{} waiting (sent at the next `vigil sync`)",
+                    self.pending.len()
+                )
+            },
+        );
+        line(
+            "Conflicts",
+            if conflicts == 0 {
+                "none".into()
+            } else {
+                format!("{conflicts} (see `vigil conflicts`)")
+            },
+        );
+        line(
+            "Fever",
+            self.fever.as_ref().map_or("none now".into(), |e| {
+                format!("since {} (peak {} °C)", format_time(e.onset_ms), e.peak_c)
+            }),
+        );
+        s
+    }
+}
+
+impl StatusJson {
+    /// `status` in the `--json` shape.
+    fn of(status: &Status) -> StatusJson {
+        let Status { now, period: p, .. } = *status;
+        StatusJson {
+            conflicts: status.conflicts,
+            device: status.device.clone(),
+            enrolled: status.enrolled,
+            fever: status.fever.as_ref().map(|e| FeverJson {
                 onset: format_time(e.onset_ms),
                 peak_c: e.peak_c,
             }),
-            grants: grants
+            grants: status
+                .grants
                 .iter()
                 .map(|g| GrantJson {
                     label: g.label.clone(),
@@ -51,105 +203,27 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
                     valid_until: format_time(g.valid_until_ms),
                 })
                 .collect(),
-            last_reading: last.map(format_time),
-            last_sync: state.last_sync_ms.map(format_time),
-            last_temperature: temps.last().map(|r| Num(r.value)),
-            node: node.as_ref().map(|n| n.addr.to_string()),
+            last_reading: status.last_reading.map(format_time),
+            last_sync: status.last_sync.map(format_time),
+            last_temperature: status.last_temperature.map(Num),
+            node: status.node.as_ref().map(|n| n.addr.to_string()),
             now: format_time(now),
-            overdue_alerts: overdue,
-            pending_alerts: pending.iter().map(|p| PendingJson::of(p, now)).collect(),
+            overdue_alerts: status.overdue,
+            pending_alerts: status
+                .pending
+                .iter()
+                .map(|p| PendingJson::of(p, now))
+                .collect(),
             period: PeriodLeft {
                 end: format_time(p.end_ms),
                 remaining_ms: (p.end_ms - now).max(0),
                 start: format_time(p.start_ms),
             },
-            readings: visible.len(),
-            retracted: all.len() - visible.len(),
-            vault: vault.vault_id().to_string(),
-        });
+            readings: status.readings,
+            retracted: status.retracted,
+            vault: status.vault.clone(),
+        }
     }
-    let mut s = String::new();
-    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<12}{v}\n"));
-    line(
-        "Vault",
-        format!(
-            "{} (this device {})",
-            vault.vault_id(),
-            &vault.device_id().to_string()[..8]
-        ),
-    );
-    line(
-        "Period",
-        format!(
-            "{} to {}: {}",
-            format_time(p.start_ms),
-            format_time(p.end_ms),
-            if now < p.start_ms {
-                format!("starts in {}", format_duration(p.start_ms - now))
-            } else {
-                format!(
-                    "ends in {}, then the vault is shredded",
-                    format_duration(p.end_ms - now)
-                )
-            }
-        ),
-    );
-    line(
-        "Readings",
-        format!(
-            "{}{}{}",
-            visible.len(),
-            if all.len() > visible.len() {
-                format!(" ({} retracted)", all.len() - visible.len())
-            } else {
-                String::new()
-            },
-            last.map_or(String::new(), |t| format!(", last at {}", format_time(t)))
-        ),
-    );
-    line(
-        "Node",
-        match (&node, enrolled) {
-            (Some(n), true) => format!("{} (fever alerts allowed)", n.addr),
-            (Some(n), false) => format!("{} (sync only: not enrolled from this device)", n.addr),
-            (None, _) => "none (run `vigil enrol <node code> --label ...`)".into(),
-        },
-    );
-    line(
-        "Last sync",
-        state.last_sync_ms.map_or("never".into(), |t| {
-            format!("{} ({} ago)", format_time(t), format_duration(now - t))
-        }),
-    );
-    line(
-        "Alerts",
-        if pending.is_empty() {
-            "none waiting".into()
-        } else if overdue > 0 {
-            format!(
-                "{} waiting, {overdue} overdue: the community has not received your fever alert (run `vigil sync`)",
-                pending.len()
-            )
-        } else {
-            format!("{} waiting (sent at the next `vigil sync`)", pending.len())
-        },
-    );
-    line(
-        "Conflicts",
-        if conflicts == 0 {
-            "none".into()
-        } else {
-            format!("{conflicts} (see `vigil conflicts`)")
-        },
-    );
-    line(
-        "Fever",
-        fever.map_or("none now".into(), |e| {
-            format!("since {} (peak {} °C)", format_time(e.onset_ms), e.peak_c)
-        }),
-    );
-    ctx.out.write_all(s.as_bytes())?;
-    Ok(())
 }
 
 /// `vigil status --json`.
