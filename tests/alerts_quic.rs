@@ -3,15 +3,15 @@
 //! every key it holds, and show that exactly the fever episode's alerts open
 //! and nothing else of the resident's appears anywhere.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use vigil::X25519Identity;
 use vigil::node::{NodeConfig, NodeIdentity};
-use vigil::{KeyStore, Period};
+use vigil::{DeviceConnection, EnrolmentCode, KeyStore, Period, Vault};
 use vigil::{Metric, Unit};
 use vigil_crypto::{AlertKey, WrappedKey, unwrap};
 use vigil_node::GrantKeys;
-use vigil_proto::alert::{ALERT_END, ALERT_START, open_alert, round_onset};
+use vigil_proto::alert::{ALERT_END, ALERT_START, AlertPayload, open_alert, round_onset};
 use vigil_proto::{Request, decode_request};
 
 use vigil_testkit::{
@@ -40,9 +40,54 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
     let label = "Ana Costa, flat 12B";
     let mut conn = enrol(&mut phone, &code, label, start);
 
-    // The week: temperature and heart rate every 10 minutes, SpO2 hourly,
-    // canary annotations; a fever on day 3 from 10:00 to 13:00 (peak 38.6).
+    // A fever on day 3 from 10:00 to 13:00 (peak 38.6).
     let fever_onset = start + 2 * DAY + 10 * HOUR;
+    let (canaries, values) = live_the_week(&mut phone, &mut conn, &code, start, fever_onset);
+    assert!(phone.pending_alerts().unwrap().is_empty());
+
+    // Everything the node holds: the frames it received, its files.
+    let frames: Vec<Vec<u8>> = tap.lock().unwrap().clone();
+    let mut held: Vec<Vec<u8>> = frames.clone();
+    for f in files(&node_dir) {
+        held.push(std::fs::read(f).unwrap());
+    }
+    let (alert_keys, opened) = open_with_every_node_key(&frames, &node_dir, node_secret, label);
+    assert_only_the_episodes_alerts_open(&opened, fever_onset);
+    let inbox = relay.inbox().unwrap();
+    assert_eq!(inbox.len(), 2);
+    assert_no_plaintext_anywhere(&held, &canaries, &values);
+
+    // The period ends. What an attacker copied before the end: the node's
+    // frames and files (above), the phone's vault and key store.
+    let keyfile = tmp.path().join("phone.key");
+    let secrets = phone_secrets(&keyfile, &alert_keys);
+    let end = start + 7 * DAY;
+    let t = phone
+        .shred_with_node(&mut conn, &vigil::FileKeyStore::new(&keyfile), end)
+        .unwrap();
+    let receipt =
+        vigil_proto::receipt::verify_receipt(&code.receipt_key, &t.receipt.unwrap()).unwrap();
+    assert_eq!(receipt.grants, 1);
+    assert_eq!(receipt.alerts, 2);
+    relay.sweep(end, 0).unwrap();
+    conn.close();
+    node.shutdown();
+
+    assert!(!keyfile.exists());
+    assert_nothing_left_opens(tmp.path(), &dev, &secrets, &frames);
+}
+
+/// The week: temperature and heart rate every 10 minutes, SpO2 hourly,
+/// canary annotations, a fever of three hours from `fever_onset`; every
+/// hour the phone syncs and sends what is due. Returns the canary notes and
+/// the temperatures they annotate.
+fn live_the_week(
+    phone: &mut Vault,
+    conn: &mut DeviceConnection,
+    code: &EnrolmentCode,
+    start: i64,
+    fever_onset: i64,
+) -> (Vec<String>, Vec<f64>) {
     let mut canaries = vec![];
     let mut values = vec![];
     for m in (0..7 * 24 * 60).step_by(10) {
@@ -77,26 +122,30 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
         }
         // Every hour the phone syncs and sends what is due.
         if m % 60 == 50 {
-            phone.sync(&mut conn).unwrap();
-            phone.send_alerts(&mut conn, &code.node_public, t).unwrap();
+            phone.sync(conn).unwrap();
+            phone.send_alerts(conn, &code.node_public, t).unwrap();
         }
     }
-    assert!(phone.pending_alerts().unwrap().is_empty());
+    (canaries, values)
+}
 
-    // Everything the node holds: the frames it received, its files.
-    let frames: Vec<Vec<u8>> = tap.lock().unwrap().clone();
-    let mut held: Vec<Vec<u8>> = frames.clone();
-    for f in files(&node_dir) {
-        held.push(std::fs::read(f).unwrap());
-    }
-    // Every key the node holds: its X25519 identity, the one-time grant keys
-    // in its data directory, and through them the alert key of each grant.
+/// Uses every key the node holds on every frame it received: its X25519
+/// identity, the one-time grant keys in its data directory, and through
+/// them the alert key of each grant. Checks the grant is wrapped to a
+/// one-time key, every alert opens and no log blob does, and that the log
+/// went through the node. Returns the alert keys and the opened alerts.
+fn open_with_every_node_key(
+    frames: &[Vec<u8>],
+    node_dir: &Path,
+    node_secret: [u8; 32],
+    label: &str,
+) -> (Vec<AlertKey>, Vec<AlertPayload>) {
     let node_id = X25519Identity::from_bytes(node_secret);
     let grant_keys = GrantKeys::open(&node_dir.join("grant-keys"), [0; 32]).unwrap();
     let mut alert_keys: Vec<AlertKey> = vec![];
     let mut opened = vec![];
     let mut other_blobs = 0;
-    for f in &frames {
+    for f in frames {
         let Ok(req) = decode_request(f) else { continue };
         match req {
             Request::Grant(g) => {
@@ -136,7 +185,11 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
         other_blobs > 100,
         "the log went through the node ({other_blobs} blobs)"
     );
-    // Exactly the episode's two alerts, with the coarse onset.
+    (alert_keys, opened)
+}
+
+/// Exactly the episode's two alerts opened, with the coarse onset.
+fn assert_only_the_episodes_alerts_open(opened: &[AlertPayload], fever_onset: i64) {
     assert_eq!(opened.len(), 2, "{opened:?}");
     assert_eq!(
         opened.iter().map(|p| p.kind).collect::<Vec<_>>(),
@@ -147,26 +200,30 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
             .iter()
             .all(|p| p.onset_ms == round_onset(fever_onset) && p.level == 2)
     );
-    let inbox = relay.inbox().unwrap();
-    assert_eq!(inbox.len(), 2);
-    // No reading value, annotation or vital in plain bytes anywhere.
-    for h in &held {
-        for c in &canaries {
+}
+
+/// No reading value, annotation or vital in plain bytes anywhere in what
+/// the node `held`.
+fn assert_no_plaintext_anywhere(held: &[Vec<u8>], canaries: &[String], values: &[f64]) {
+    for h in held {
+        for c in canaries {
             assert!(!contains(h, c.as_bytes()), "canary visible to the node");
         }
         assert!(!contains(h, b"CANARY"));
         assert!(!contains(h, b"night-sweats"));
-        for v in &values {
+        for v in values {
             assert!(!contains(h, &v.to_be_bytes()));
         }
         for hr in [61.0f64, 75.0, 90.0] {
             assert!(!contains(h, &hr.to_be_bytes()), "heart rate visible");
         }
     }
-    // The period ends. What an attacker copied before the end: the node's
-    // frames and files (above), the phone's vault and key store.
-    let keyfile = tmp.path().join("phone.key");
-    let root = vigil::FileKeyStore::new(&keyfile).load().unwrap().unwrap();
+}
+
+/// The phone's secrets an attacker could copy before the shred: its root
+/// key and the keys derived from it, and the alert keys of its grants.
+fn phone_secrets(keyfile: &Path, alert_keys: &[AlertKey]) -> Vec<[u8; 32]> {
+    let root = vigil::FileKeyStore::new(keyfile).load().unwrap().unwrap();
     let schedule = vigil_crypto::KeySchedule::new(root);
     let mut secrets = vec![
         *schedule.root().expose_secret(),
@@ -175,30 +232,27 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
         *schedule.mailbox_key().expose_secret(),
     ];
     secrets.extend(alert_keys.iter().map(|k| *k.expose_secret()));
-    let end = start + 7 * DAY;
-    let t = phone
-        .shred_with_node(&mut conn, &vigil::FileKeyStore::new(&keyfile), end)
-        .unwrap();
-    let receipt =
-        vigil_proto::receipt::verify_receipt(&code.receipt_key, &t.receipt.unwrap()).unwrap();
-    assert_eq!(receipt.grants, 1);
-    assert_eq!(receipt.alerts, 2);
-    relay.sweep(end, 0).unwrap();
-    conn.close();
-    node.shutdown();
+    secrets
+}
 
-    // Everything left anywhere: the node's files (identity keys included),
-    // the phone's tombstone. No root or derived key byte occurs in any of it,
-    // and no key file left unwraps any grant the attacker copied, so none of
-    // the copied alerts (nor anything else) opens.
-    let left: Vec<PathBuf> = files(tmp.path());
-    assert!(!keyfile.exists());
-    let phone_left: Vec<_> = left.iter().filter(|p| p.starts_with(&dev)).collect();
+/// Everything left anywhere under `dir`: the node's files (identity keys
+/// included), the phone's tombstone (only that under `phone_dir`). No root
+/// or derived key byte occurs in any of it, and no key file left unwraps
+/// any grant the attacker copied in `frames`, so none of the copied alerts
+/// (nor anything else) opens.
+fn assert_nothing_left_opens(
+    dir: &Path,
+    phone_dir: &Path,
+    secrets: &[[u8; 32]],
+    frames: &[Vec<u8>],
+) {
+    let left: Vec<PathBuf> = files(dir);
+    let phone_left: Vec<_> = left.iter().filter(|p| p.starts_with(phone_dir)).collect();
     assert_eq!(phone_left.len(), 1, "only the tombstone: {phone_left:?}");
     let mut key_material: Vec<[u8; 32]> = vec![];
     for f in &left {
         let b = std::fs::read(f).unwrap();
-        for s in &secrets {
+        for s in secrets {
             assert!(!contains(&b, s), "a key survives in {}", f.display());
         }
         if f.extension().and_then(|e| e.to_str()) == Some("key") {
@@ -210,7 +264,7 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
         "the node's own identity keys are still there"
     );
     let mut grants_tried = 0;
-    for f in &frames {
+    for f in frames {
         if let Ok(Request::Grant(g)) = decode_request(f) {
             let wk = WrappedKey::from_slice(&g.wrapped_key).unwrap();
             for k in &key_material {
