@@ -203,6 +203,33 @@ impl SyncState {
         faults: &Faults,
     ) -> Result<SyncReport, SyncFailure> {
         self.make_bundle(storage, crypto, log, faults)?;
+        let mut session = self.session(storage, crypto)?;
+        let mut run = Run {
+            state: self,
+            storage,
+            crypto,
+            log,
+            policy,
+            faults,
+            report: SyncReport::default(),
+            received: Vec::new(),
+        };
+        drive(&mut session, conn, |session| -> Result<(), SyncFailure> {
+            while let Some(ev) = session.poll_event() {
+                run.on_event(session, ev)?;
+            }
+            // What one reply brought is applied and stored together.
+            run.store_received()
+        })?;
+        Ok(run.report)
+    }
+
+    /// A session that pushes the outbox and pulls what the vector lacks.
+    fn session(
+        &self,
+        storage: &dyn Storage,
+        crypto: &VaultCrypto,
+    ) -> Result<DeviceSync, StorageError> {
         let own = crypto.device().0;
         let outgoing: Vec<BundleItem> = storage
             .scan_prefix(P_SYNC_OUTBOX)?
@@ -225,114 +252,132 @@ impl SyncState {
             }),
             pull_max_bytes: PULL_MAX_BYTES,
         };
-        let mut session = DeviceSync::new(config, self.rec.vv.clone(), outgoing);
-        let mut report = SyncReport::default();
-        drive(&mut session, conn, |session| -> Result<(), SyncFailure> {
-            let mut received: Vec<(BundleItem, Vec<u8>)> = Vec::new();
-            while let Some(ev) = session.poll_event() {
-                match ev {
-                    SyncEvent::Acked { seq } => {
-                        let mut next = self.rec.clone();
-                        set_vv(&mut next.vv, own, seq);
-                        next.since_relay_snapshot += 1;
-                        let mut batch = Batch::default();
-                        batch.remove(sync_outbox_key(seq));
-                        self.commit(storage, batch, next)?;
-                        report.pushed += 1;
-                    }
-                    SyncEvent::Snapshot(s) => {
-                        match crypto.open_relay_snapshot(&s.covers, &s.blob) {
-                            Some(doc) => {
-                                log.apply(&doc).map_err(WriteError::from)?;
-                                // Stored as received (sealed), with the vector it
-                                // covers, in one durable batch; the next compaction
-                                // folds it into the local snapshot.
-                                let mut next = self.rec.clone();
-                                for (d, seq) in &s.covers {
-                                    set_vv(&mut next.vv, *d, *seq);
-                                }
-                                let mut batch = Batch::default();
-                                batch.put(
-                                    K_RELAY_SNAPSHOT,
-                                    layout::encode(&RelaySnapshotRecord {
-                                        covers: s.covers,
-                                        sealed: s.blob,
-                                    }),
-                                );
-                                self.commit(storage, batch, next)?;
-                                log.mark_all_saved();
-                                report.received_snapshot = true;
-                            }
-                            None => {
-                                tracing::warn!("relay snapshot does not open; ignored");
-                                for (d, _) in &s.covers {
-                                    session.reject(*d, 1);
-                                }
-                                report.rejected += 1;
-                            }
-                        }
-                    }
-                    SyncEvent::Bundle(b) => {
-                        match crypto.open_bundle(DeviceId(b.device), b.seq, &b.blob) {
-                            Some(chunk) => received.push((b, chunk.to_vec())),
-                            None => {
-                                tracing::warn!(seq = b.seq, "bundle does not open; ignored");
-                                session.reject(b.device, b.seq);
-                                report.rejected += 1;
-                            }
-                        }
-                    }
-                    SyncEvent::PullDone => {
-                        let have = session.have();
-                        self.store_received(storage, log, &mut received, &mut report, faults)?;
-                        let upload = match policy {
-                            SnapshotPolicy::Always => true,
-                            SnapshotPolicy::Never => false,
-                            SnapshotPolicy::Auto => {
-                                self.rec.since_relay_snapshot >= AUTO_SNAPSHOT_EVERY
-                            }
-                        };
-                        if upload && log.is_initialised() {
-                            let blob = crypto.seal_relay_snapshot(&have, &log.save())?;
-                            session.offer_snapshot(SnapshotItem { covers: have, blob });
-                        }
-                    }
-                    SyncEvent::SnapshotAcked => {
-                        report.uploaded_snapshot = true;
-                        let mut next = self.rec.clone();
-                        next.since_relay_snapshot = 0;
-                        self.commit(storage, Batch::default(), next)?;
-                    }
-                }
+        Ok(DeviceSync::new(config, self.rec.vv.clone(), outgoing))
+    }
+}
+
+/// One sync in progress: what it may touch, and what it did so far.
+struct Run<'a> {
+    state: &'a mut SyncState,
+    storage: &'a mut dyn Storage,
+    crypto: &'a mut VaultCrypto,
+    log: &'a mut HealthLog,
+    policy: SnapshotPolicy,
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    faults: &'a Faults,
+    report: SyncReport,
+    /// Bundles opened from the current reply, applied together.
+    received: Vec<(BundleItem, Vec<u8>)>,
+}
+
+impl Run<'_> {
+    fn on_event(&mut self, session: &mut DeviceSync, ev: SyncEvent) -> Result<(), SyncFailure> {
+        match ev {
+            SyncEvent::Acked { seq } => self.acked(seq),
+            SyncEvent::Snapshot(s) => self.snapshot(session, s),
+            SyncEvent::Bundle(b) => {
+                self.bundle(session, b);
+                Ok(())
             }
-            self.store_received(storage, log, &mut received, &mut report, faults)
-        })?;
-        Ok(report)
+            SyncEvent::PullDone => self.pull_done(session),
+            SyncEvent::SnapshotAcked => {
+                self.report.uploaded_snapshot = true;
+                let mut next = self.state.rec.clone();
+                next.since_relay_snapshot = 0;
+                Ok(self.state.commit(self.storage, Batch::default(), next)?)
+            }
+        }
+    }
+
+    /// The node stored our bundle `seq`: it leaves the outbox.
+    fn acked(&mut self, seq: u64) -> Result<(), SyncFailure> {
+        let mut next = self.state.rec.clone();
+        set_vv(&mut next.vv, self.crypto.device().0, seq);
+        next.since_relay_snapshot += 1;
+        let mut batch = Batch::default();
+        batch.remove(sync_outbox_key(seq));
+        self.state.commit(self.storage, batch, next)?;
+        self.report.pushed += 1;
+        Ok(())
+    }
+
+    /// A relay snapshot to start from: applied, and stored as received
+    /// (sealed) with the vector it covers, in one durable batch; the next
+    /// compaction folds it into the local snapshot.
+    fn snapshot(&mut self, session: &mut DeviceSync, s: SnapshotItem) -> Result<(), SyncFailure> {
+        let Some(doc) = self.crypto.open_relay_snapshot(&s.covers, &s.blob) else {
+            tracing::warn!("relay snapshot does not open; ignored");
+            for (d, _) in &s.covers {
+                session.reject(*d, 1);
+            }
+            self.report.rejected += 1;
+            return Ok(());
+        };
+        self.log.apply(&doc).map_err(WriteError::from)?;
+        let mut next = self.state.rec.clone();
+        for (d, seq) in &s.covers {
+            set_vv(&mut next.vv, *d, *seq);
+        }
+        let mut batch = Batch::default();
+        batch.put(
+            K_RELAY_SNAPSHOT,
+            layout::encode(&RelaySnapshotRecord {
+                covers: s.covers,
+                sealed: s.blob,
+            }),
+        );
+        self.state.commit(self.storage, batch, next)?;
+        self.log.mark_all_saved();
+        self.report.received_snapshot = true;
+        Ok(())
+    }
+
+    /// A bundle of another device (or our own, back): kept to apply with
+    /// the rest of the reply if it opens, refused if not.
+    fn bundle(&mut self, session: &mut DeviceSync, b: BundleItem) {
+        match self.crypto.open_bundle(DeviceId(b.device), b.seq, &b.blob) {
+            Some(chunk) => self.received.push((b, chunk.to_vec())),
+            None => {
+                tracing::warn!(seq = b.seq, "bundle does not open; ignored");
+                session.reject(b.device, b.seq);
+                self.report.rejected += 1;
+            }
+        }
+    }
+
+    /// The pull is over: store what came, and offer a relay snapshot when
+    /// the policy says so.
+    fn pull_done(&mut self, session: &mut DeviceSync) -> Result<(), SyncFailure> {
+        let have = session.have();
+        self.store_received()?;
+        let upload = match self.policy {
+            SnapshotPolicy::Always => true,
+            SnapshotPolicy::Never => false,
+            SnapshotPolicy::Auto => self.state.rec.since_relay_snapshot >= AUTO_SNAPSHOT_EVERY,
+        };
+        if upload && self.log.is_initialised() {
+            let blob = self.crypto.seal_relay_snapshot(&have, &self.log.save())?;
+            session.offer_snapshot(SnapshotItem { covers: have, blob });
+        }
+        Ok(())
     }
 
     /// Applies received bundles and stores them as received, with the
     /// advanced version vector, in one durable batch.
-    fn store_received(
-        &mut self,
-        storage: &mut dyn Storage,
-        log: &mut HealthLog,
-        received: &mut Vec<(BundleItem, Vec<u8>)>,
-        report: &mut SyncReport,
-        #[allow(unused_variables)] faults: &Faults,
-    ) -> Result<(), SyncFailure> {
-        if received.is_empty() {
+    fn store_received(&mut self) -> Result<(), SyncFailure> {
+        if self.received.is_empty() {
             return Ok(());
         }
-        let own = log.device();
+        let own = self.log.device();
         let mut all = Vec::new();
         let mut batch = Batch::default();
-        let mut next = self.rec.clone();
+        let mut next = self.state.rec.clone();
         #[allow(unused_variables)]
-        for (i, (b, chunk)) in received.drain(..).enumerate() {
+        for (i, (b, chunk)) in self.received.drain(..).enumerate() {
             set_vv(&mut next.vv, b.device, b.seq);
-            report.received += 1;
+            self.report.received += 1;
             #[cfg(feature = "fault-injection")]
-            if i > 0 && faults.has(crate::DeviceFault::SkipQueuedChanges) {
+            if i > 0 && self.faults.has(crate::DeviceFault::SkipQueuedChanges) {
                 continue;
             }
             all.extend_from_slice(&chunk);
@@ -341,10 +386,10 @@ impl SyncState {
                 batch.put(received_key(DeviceId(b.device), b.seq), b.blob);
             }
         }
-        log.apply(&all).map_err(WriteError::from)?;
-        self.commit(storage, batch, next)?;
+        self.log.apply(&all).map_err(WriteError::from)?;
+        self.state.commit(self.storage, batch, next)?;
         // Everything applied is stored (as received bundles): nothing to re-save.
-        log.mark_all_saved();
+        self.log.mark_all_saved();
         Ok(())
     }
 }

@@ -139,6 +139,31 @@ fn pair_join(
     qr: bool,
 ) -> Result<(), Error> {
     let code = parse_node_code(code)?;
+    if interrupted_join(ctx)? {
+        return finish_interrupted_join(ctx, &code);
+    }
+    let identity = joiner_identity(ctx)?;
+    let public = identity.public_key();
+    let jc = joiner_code(&public);
+    announce_wait(ctx, &jc, &code, qr, timeout_ms)?;
+    let mut conn = wait_for_offer(&code, &public, &jc, timeout_ms, poll_ms)?;
+    let storage = SledStorage::open(&ctx.dir)?;
+    let (vault, sas) = Vault::join(
+        Box::new(storage),
+        Box::new(ctx.key_store()),
+        &identity,
+        &mut conn,
+        &mut rng(),
+    )
+    .map_err(|e| Error::from(e).context("joining failed"))?;
+    conn.close();
+    joined(ctx, &code, &vault, &sas.to_string())
+}
+
+/// Refuses a directory or key file that is not free for a new device;
+/// `true` when a join that created the vault (its key file is written
+/// first) stopped before it finished, so it only needs finishing.
+fn interrupted_join(ctx: &Ctx) -> Result<bool, Error> {
     if let Some(t) = ctx.tombstone() {
         return Err(Error::new(
             exit::SHREDDED,
@@ -150,10 +175,8 @@ fn pair_join(
         ));
     }
     if ctx.joiner_pending() {
-        // A join that created the vault (its key file is written first) but
-        // stopped before it finished.
         if ctx.holds_vault() && ctx.key_file.exists() {
-            return finish_interrupted_join(ctx, &code);
+            return Ok(true);
         }
     } else if ctx.holds_vault() {
         return Err(Error::usage(format!(
@@ -167,12 +190,20 @@ fn pair_join(
             ctx.key_file.display()
         )));
     }
-    let identity = joiner_identity(ctx)?;
-    let public = identity.public_key();
-    let jc = joiner_code(&public);
+    Ok(false)
+}
+
+/// Shows the joiner code to type on the other device, and what happens now.
+fn announce_wait(
+    ctx: &mut Ctx,
+    jc: &str,
+    code: &EnrolmentCode,
+    qr: bool,
+    timeout_ms: i64,
+) -> Result<(), Error> {
     if ctx.json {
         let line = Waiting {
-            joiner_code: &jc,
+            joiner_code: jc,
             node: code.addr.to_string(),
             status: "waiting",
         };
@@ -183,7 +214,7 @@ fn pair_join(
             "Joiner code: {jc}\nOn the device that already has the vault, run:\n  vigil pair show {jc}"
         )?;
         if qr {
-            writeln!(ctx.out, "{}", qr_text(&jc)?)?;
+            writeln!(ctx.out, "{}", qr_text(jc)?)?;
         }
         if timeout_ms > 0 {
             writeln!(
@@ -194,16 +225,29 @@ fn pair_join(
             )?;
         }
     }
-    ctx.out.flush()?;
+    Ok(ctx.out.flush()?)
+}
 
+/// Polls the node until the offer for `public` is there (the connection it
+/// is on is returned), or the timeout passes. A node that cannot be reached
+/// is tried again at each poll; the last failure is the error.
+fn wait_for_offer(
+    code: &EnrolmentCode,
+    public: &X25519PublicKey,
+    jc: &str,
+    timeout_ms: i64,
+    poll_ms: i64,
+) -> Result<DeviceConnection, Error> {
     let deadline = Instant::now() + Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
     let poll = Duration::from_millis(u64::try_from(poll_ms.max(100)).unwrap_or(2000));
-    let mut conn = Some(connect(&code)?);
+    let mut conn = Some(connect(code)?);
     let mut last_err: Option<Error> = None;
-    let mut conn = loop {
+    loop {
         if let Some(c) = conn.as_mut() {
-            match offer_waiting(c, &public) {
-                Ok(true) => break conn.take(),
+            match offer_waiting(c, public) {
+                Ok(true) => {
+                    return conn.ok_or_else(|| Error::failed("lost the connection to the node"));
+                }
                 Ok(false) => last_err = None,
                 Err(e) => {
                     last_err = Some(e);
@@ -224,27 +268,17 @@ fn pair_join(
                 ),
             ));
         }
-        std::thread::sleep(poll.min(deadline.saturating_duration_since(Instant::now())).max(Duration::from_millis(50)));
+        std::thread::sleep(
+            poll.min(deadline.saturating_duration_since(Instant::now()))
+                .max(Duration::from_millis(50)),
+        );
         if conn.is_none() {
-            match connect(&code) {
+            match connect(code) {
                 Ok(c) => conn = Some(c),
                 Err(e) => last_err = Some(e),
             }
         }
     }
-    .ok_or_else(|| Error::failed("lost the connection to the node"))?;
-
-    let storage = SledStorage::open(&ctx.dir)?;
-    let (vault, sas) = Vault::join(
-        Box::new(storage),
-        Box::new(ctx.key_store()),
-        &identity,
-        &mut conn,
-        &mut rng(),
-    )
-    .map_err(|e| Error::from(e).context("joining failed"))?;
-    conn.close();
-    joined(ctx, &code, &vault, &sas.to_string())
 }
 
 /// After the vault is created: remember the node, forget the pairing key,
