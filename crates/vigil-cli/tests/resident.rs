@@ -344,6 +344,54 @@ fn annotate_retract_and_check_in() {
     );
 }
 
+/// Health text can come from standard input (`-`), so it never has to be
+/// typed on a command line that the shell keeps in its history.
+#[test]
+fn notes_and_reasons_read_from_stdin_stay_out_of_argv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let now = T0 + DAY;
+    let a = record(&dir, now, "temperature", "36.7", T0 + 2 * HOUR);
+    let b = record(&dir, now, "temperature", "39.9", T0 + 3 * HOUR);
+    let mut cmd = at(&dir, now);
+    cmd.args(["annotate", &a, "-"]);
+    assert!(
+        run_in(&mut cmd, "took paracetamol at 9\n")
+            .ok()
+            .contains("Annotated")
+    );
+    let mut cmd = at(&dir, now);
+    cmd.args(["retract", &b, "--reason", "-"]);
+    assert!(
+        run_in(&mut cmd, "band was on the radiator\n")
+            .ok()
+            .contains("Retracted")
+    );
+    let log = run(at(&dir, now), ["--json", "log", "--all"]).json();
+    let text = log.to_string();
+    assert!(text.contains("took paracetamol at 9"), "{text}");
+    assert!(text.contains("band was on the radiator"), "{text}");
+    // Binary input is refused as bad input, and nothing is written.
+    let mut cmd = at(&dir, now);
+    cmd.args(["annotate", &a, "-"]);
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&[0xff, 0xfe, 0x00])
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"));
+}
+
 #[test]
 fn status_alerts_and_disclosures_offline() {
     let tmp = tempfile::tempdir().unwrap();
