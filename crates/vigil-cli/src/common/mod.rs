@@ -3,6 +3,7 @@
 //! writes (vigil-fs) and JSON output.
 
 pub(crate) mod error;
+pub(crate) mod input;
 pub(crate) mod table;
 pub(crate) mod time;
 

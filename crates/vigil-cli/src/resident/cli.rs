@@ -338,7 +338,8 @@ pub(crate) struct SummaryArgs {
 pub(crate) struct AnnotateArgs {
     /// The reading's id, as `vigil log` shows it.
     pub(crate) id: String,
-    /// The note (at most 2000 characters).
+    /// The note (at most 2000 characters); `-` reads it from standard input,
+    /// which keeps it out of the shell's history.
     pub(crate) text: String,
 }
 
@@ -347,7 +348,7 @@ pub(crate) struct AnnotateArgs {
 pub(crate) struct RetractArgs {
     /// The reading's id, as `vigil log` shows it.
     pub(crate) id: String,
-    /// Why it is wrong.
+    /// Why it is wrong; `-` reads it from standard input.
     #[arg(long)]
     pub(crate) reason: String,
 }
@@ -395,7 +396,8 @@ pub(crate) enum ConflictsAction {
 pub(crate) struct EnrolArgs {
     /// The node's enrolment code (vigil1/...), as the node operator gives it.
     pub(crate) code: String,
-    /// What the node may show with your alerts (e.g. your name and flat), at most 200 characters.
+    /// What the node may show with your alerts (e.g. your name and flat), at most 200
+    /// characters; `-` reads it from standard input.
     #[arg(long)]
     pub(crate) label: String,
     /// Fever threshold, °C (35–42).

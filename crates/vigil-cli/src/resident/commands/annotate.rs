@@ -5,18 +5,20 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::common::Error;
+use crate::common::input::text_arg;
 use crate::resident::cli::*;
 use crate::resident::context::Ctx;
 use crate::resident::fmt::*;
 
 /// `vigil annotate`.
 pub(crate) fn run(ctx: &mut Ctx, args: &AnnotateArgs) -> Result<(), Error> {
+    let text = text_arg(&args.text, "note")?;
     let mut vault = ctx.open()?;
     let r = find_reading(vault.log(), &args.id)?;
-    vault.annotate(r.id, &args.text)?;
+    vault.annotate(r.id, &text)?;
     if ctx.json {
         return ctx.print_json(&Annotated {
-            annotation: &args.text,
+            annotation: &text,
             id: r.id.to_string(),
         });
     }

@@ -5,6 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 use vigil_log::{FeverRule, MAX_LABEL_CHARS, RuleError};
 
+use crate::common::input::text_arg;
 use crate::common::time::{format_duration, format_time};
 use crate::common::{Error, one_line};
 use crate::resident::cli::*;
@@ -12,7 +13,8 @@ use crate::resident::context::{Ctx, connect, parse_node_code};
 
 /// `vigil enrol`.
 pub(crate) fn run(ctx: &mut Ctx, args: &EnrolArgs) -> Result<(), Error> {
-    let label = args.label.trim();
+    let label = text_arg(&args.label, "label")?;
+    let label = label.trim();
     if label.is_empty() {
         return Err(Error::usage(
             "the label is empty: say what the node may show with your alerts",

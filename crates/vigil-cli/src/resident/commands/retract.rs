@@ -5,19 +5,21 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::common::Error;
+use crate::common::input::text_arg;
 use crate::resident::cli::*;
 use crate::resident::context::Ctx;
 use crate::resident::fmt::*;
 
 /// `vigil retract`.
 pub(crate) fn run(ctx: &mut Ctx, args: &RetractArgs) -> Result<(), Error> {
+    let reason = text_arg(&args.reason, "reason")?;
     let mut vault = ctx.open()?;
     let r = find_reading(vault.log(), &args.id)?;
-    vault.retract(r.id, &args.reason, ctx.now_ms)?;
+    vault.retract(r.id, &reason, ctx.now_ms)?;
     if ctx.json {
         return ctx.print_json(&Retracted {
             id: r.id.to_string(),
-            reason: &args.reason,
+            reason: &reason,
             retracted: true,
         });
     }
