@@ -705,7 +705,11 @@ fn vigil_deletes_only_what_vigil_made() {
     c.arg("--key-file").arg(&other_key);
     let r = run(c, ["status"]);
     assert_eq!(r.code, 4, "{r:?}");
-    assert_eq!(std::fs::read(&other_key).unwrap(), before, "the other vault's key intact");
+    assert_eq!(
+        std::fs::read(&other_key).unwrap(),
+        before,
+        "the other vault's key intact"
+    );
     let log = run(at(&other, T0 + DAY), ["--json", "log"]);
     assert!(log.ok().contains("36.7"), "{log:?}");
 }

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use vigil_crypto::VaultId;
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -69,10 +71,35 @@ pub trait Storage: Send {
     fn put_tombstone(&mut self, value: &[u8]) -> Result<(), StorageError>;
     /// Deletes everything but the tombstone. Idempotent.
     fn destroy(self: Box<Self>) -> Result<(), StorageError>;
+    /// Marks the store as `vault`'s (written once, at create). A store that
+    /// is not a directory of files has nothing to mark.
+    fn mark(&mut self, vault: VaultId) -> Result<(), StorageError> {
+        let _ = vault;
+        Ok(())
+    }
 }
 
 /// The tombstone file's name in a sled store's directory.
 pub const TOMBSTONE_FILE: &str = "vigil-tombstone";
+/// The marker file naming the vault a directory holds (its id, one line).
+pub const MARKER_FILE: &str = "vigil-vault";
+
+/// Whether `name`, in a store's directory, is one of the files of the
+/// store's layout: sled 0.34's (`conf`, `db`, `blobs/`, `snap.*`) and
+/// Vigil's (`vigil-*` and their `.vigil-*.tmp` staging files). Anything
+/// else is the resident's, and no Vigil operation deletes it.
+fn is_own(name: &std::ffi::OsStr, is_dir: bool) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    if is_dir {
+        return name == "blobs";
+    }
+    matches!(name, "conf" | "db")
+        || name.starts_with("snap.")
+        || name.starts_with("vigil-")
+        || (name.starts_with(".vigil-") && name.ends_with(".tmp"))
+}
 
 /// [`Storage`] on sled 0.34.7. Durability: `apply` calls sled's `flush`,
 /// which survives a process crash but, as it uses `sync_file_range` rather
@@ -120,8 +147,27 @@ impl SledStorage {
         }
     }
 
-    /// Deletes every file of the store in `dir` but the tombstone, without
-    /// opening sled (finishing a shred that was interrupted).
+    /// The first entry of `dir` that is not of a store's layout, if any: a
+    /// vault is created only in an empty directory or one Vigil made.
+    pub fn foreign_entry(dir: &Path) -> Result<Option<String>, StorageError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(e)),
+        };
+        for e in entries {
+            let e = e.map_err(io_err)?;
+            let is_dir = e.file_type().map_err(io_err)?.is_dir();
+            if !is_own(&e.file_name(), is_dir) {
+                return Ok(Some(e.file_name().to_string_lossy().into_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes every file of the store's layout in `dir` but the tombstone,
+    /// without opening sled (also finishing a shred that was interrupted).
+    /// Anything else in `dir` is the resident's and is left where it is.
     pub fn destroy_dir(dir: &Path) -> Result<(), StorageError> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -130,12 +176,27 @@ impl SledStorage {
         };
         for e in entries {
             let e = e.map_err(io_err)?;
-            if e.file_name() == TOMBSTONE_FILE {
+            let is_dir = e.file_type().map_err(io_err)?.is_dir();
+            if e.file_name() == TOMBSTONE_FILE || !is_own(&e.file_name(), is_dir) {
                 continue;
             }
             let p = e.path();
-            if p.is_dir() {
-                std::fs::remove_dir_all(&p).map_err(io_err)?;
+            if is_dir {
+                // sled names its blob files by number; anything else in
+                // `blobs/` is not sled's, so the directory then stays.
+                for b in std::fs::read_dir(&p).map_err(io_err)? {
+                    let b = b.map_err(io_err)?;
+                    let numbered = b
+                        .file_name()
+                        .to_str()
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()));
+                    if numbered && b.file_type().map_err(io_err)?.is_file() {
+                        std::fs::remove_file(b.path()).map_err(io_err)?;
+                    }
+                }
+                if std::fs::read_dir(&p).map_err(io_err)?.next().is_none() {
+                    std::fs::remove_dir(&p).map_err(io_err)?;
+                }
             } else {
                 std::fs::remove_file(&p).map_err(io_err)?;
             }
@@ -219,6 +280,11 @@ impl Storage for SledStorage {
     fn put_tombstone(&mut self, value: &[u8]) -> Result<(), StorageError> {
         let path = self.dir.join(TOMBSTONE_FILE);
         self.write_atomic(&path, value)
+    }
+
+    fn mark(&mut self, vault: VaultId) -> Result<(), StorageError> {
+        let path = self.dir.join(MARKER_FILE);
+        self.write_atomic(&path, format!("{vault}\n").as_bytes())
     }
 
     fn destroy(self: Box<Self>) -> Result<(), StorageError> {

@@ -80,6 +80,14 @@ impl Vault {
         if SledStorage::read_tombstone(dir)?.is_some() {
             return Err(OpenError::AlreadyExists(dir.display().to_string()));
         }
+        // Shred deletes the vault's directory's contents: it must hold only
+        // what Vigil puts there, so a vault never starts among other files.
+        if let Some(file) = SledStorage::foreign_entry(dir)? {
+            return Err(OpenError::NotEmpty {
+                dir: dir.display().to_string(),
+                file,
+            });
+        }
         let storage = SledStorage::open(dir)?;
         Self::create_with(Box::new(storage), period, key_store, rng).map_err(|e| match e {
             OpenError::AlreadyExists(_) => OpenError::AlreadyExists(dir.display().to_string()),
@@ -124,6 +132,7 @@ impl Vault {
         // without a vault (harmless), never a vault without its key.
         key_store.store(&root)?;
         let mut crypto = VaultCrypto::new(KeySchedule::new(root), device, rng);
+        storage.mark(crypto.vault_id())?;
         let mut log = if new_log {
             HealthLog::new(device)
         } else {

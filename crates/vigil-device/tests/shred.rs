@@ -378,7 +378,10 @@ fn a_directory_holding_foreign_files_is_refused_at_create_and_left_untouched() {
         Box::new(FileKeyStore::new(&keyfile)),
         &mut ChaCha20Rng::seed_from_u64(7),
     );
-    assert!(created.is_err(), "a vault was created over the resident's files");
+    assert!(
+        created.is_err(),
+        "a vault was created over the resident's files"
+    );
     assert_foreign_intact(&dir);
     let left = files(&dir);
     assert_eq!(left.len(), FOREIGN.len(), "nothing added: {left:?}");
@@ -448,8 +451,14 @@ fn no_shred_path_deletes_foreign_files() {
         let mut want: Vec<PathBuf> = FOREIGN.iter().map(|(f, _)| dir(n).join(f)).collect();
         want.push(dir(n).join(TOMBSTONE_FILE));
         want.sort();
-        assert_eq!(left, want, "{n}: the vault's own files gone, the resident's kept");
-        assert!(!keys(n).path().exists(), "{n}: the vault's own key destroyed");
+        assert_eq!(
+            left, want,
+            "{n}: the vault's own files gone, the resident's kept"
+        );
+        assert!(
+            !keys(n).path().exists(),
+            "{n}: the vault's own key destroyed"
+        );
     }
 }
 
@@ -477,13 +486,18 @@ fn opening_a_shredded_vault_with_another_vaults_key_leaves_that_key() {
         .unwrap();
     let id2 = v2.vault_id();
     drop(v2);
-    v1.shred_now(&FileKeyStore::new(&key1), START + DAY).unwrap();
+    v1.shred_now(&FileKeyStore::new(&key1), START + DAY)
+        .unwrap();
     let before = std::fs::read(&key2).unwrap();
 
     // The resident points vault 1's directory at vault 2's key file.
     let err = Vault::open_at(&dir1, &FileKeyStore::new(&key2), START + DAY).unwrap_err();
     assert!(err.to_string().contains("shredded"), "{err}");
-    assert_eq!(std::fs::read(&key2).unwrap(), before, "vault 2's key intact");
+    assert_eq!(
+        std::fs::read(&key2).unwrap(),
+        before,
+        "vault 2's key intact"
+    );
     let v2 = Vault::open_at(&dir2, &FileKeyStore::new(&key2), START + DAY).unwrap();
     assert_eq!(v2.vault_id(), id2);
     assert_eq!(v2.log().len(), 1);
