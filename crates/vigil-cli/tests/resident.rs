@@ -1095,3 +1095,37 @@ fn an_unreachable_node_is_a_one_line_failure() {
     let r = run_in(&mut c, "");
     assert!(r.ok().contains("deletes the mailbox itself"), "{r:?}");
 }
+
+// ---------------------------------------------------------------- a busy vault
+
+#[test]
+fn parallel_records_all_land() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let now = T0 + DAY;
+    // A band's burst: 8 commands on one vault at once, none retried.
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let mut c = at(&dir, now);
+            c.args([
+                "record",
+                "heart-rate",
+                &(60 + i).to_string(),
+                "--at",
+                &rfc3339(T0 + (i + 1) * HOUR / 60),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(!err.contains("WouldBlock"), "{err}");
+    }
+    let log = run(at(&dir, now), ["--json", "log", "--metric", "heart-rate"]).json();
+    assert_eq!(log.as_array().unwrap().len(), 8, "{log:#}");
+}
