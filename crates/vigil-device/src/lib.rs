@@ -42,7 +42,8 @@ pub use pairing::{offer_waiting, pairing_slot};
 pub use period::Period;
 pub use shred::{ShredError, Tombstone};
 pub use storage::{
-    Batch, Entries, MARKER_FILE, MemStorage, SledStorage, Storage, StorageError, TOMBSTONE_FILE,
+    Batch, DEFAULT_LOCK_WAIT, Entries, MARKER_FILE, MemStorage, SledStorage, Storage, StorageError,
+    TOMBSTONE_FILE,
 };
 pub use sync::{AUTO_SNAPSHOT_EVERY, SnapshotPolicy, SyncReport};
 pub use vault::Vault;

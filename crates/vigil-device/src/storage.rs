@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use vigil_crypto::VaultId;
 
@@ -19,6 +20,14 @@ pub enum StorageError {
     /// An I/O error.
     #[error("store I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// Another process held the store for longer than the open would wait.
+    #[error("the store in {dir} is in use by another process (waited {waited_s} s)")]
+    Locked {
+        /// The store's directory.
+        dir: String,
+        /// How long the open waited, whole seconds.
+        waited_s: u64,
+    },
     /// A blob name outside the store's naming rule (a bug, not bad data).
     #[error("invalid blob name {0:?}")]
     BadBlobName(String),
@@ -113,9 +122,52 @@ pub struct SledStorage {
     dir: PathBuf,
 }
 
+/// How long [`SledStorage::open`] waits for a store another process holds.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting open tries the lock again.
+const LOCK_POLL: Duration = Duration::from_millis(25);
+
 impl SledStorage {
-    /// Opens (or creates) a store in `dir`.
+    /// Opens (or creates) a store in `dir`, waiting up to
+    /// [`DEFAULT_LOCK_WAIT`] while another process holds it.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        Self::open_waiting(dir, DEFAULT_LOCK_WAIT, &mut |_| {})
+    }
+
+    /// Opens (or creates) a store in `dir`. While another process holds it
+    /// (sled locks its `db` file for as long as a store is open), tries
+    /// again every few milliseconds for up to `timeout`, calling `on_wait`
+    /// once when the wait begins; then fails with [`StorageError::Locked`].
+    /// A second command on a busy vault thus waits its turn instead of
+    /// losing what it was to write.
+    pub fn open_waiting(
+        dir: &Path,
+        timeout: Duration,
+        on_wait: &mut dyn FnMut(&Path),
+    ) -> Result<Self, StorageError> {
+        let started = Instant::now();
+        let mut waiting = false;
+        loop {
+            match Self::open_once(dir) {
+                Err(StorageError::Io(e)) if is_lock_held(&e) => {
+                    if started.elapsed() >= timeout {
+                        return Err(StorageError::Locked {
+                            dir: dir.display().to_string(),
+                            waited_s: started.elapsed().as_secs(),
+                        });
+                    }
+                    if !waiting {
+                        waiting = true;
+                        on_wait(dir);
+                    }
+                    std::thread::sleep(LOCK_POLL);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(dir: &Path) -> Result<Self, StorageError> {
         let path = dir.to_owned();
         let dir = dir.to_owned();
         // sled can panic on some damaged files instead of returning an error;
@@ -214,6 +266,12 @@ impl SledStorage {
         }
         Ok(self.dir.join(format!("vigil-{name}.blob")))
     }
+}
+
+/// Whether sled refused to open because another process holds the store:
+/// sled 0.34.7 reports it only as an I/O error with this text.
+fn is_lock_held(e: &std::io::Error) -> bool {
+    e.to_string().contains("could not acquire lock")
 }
 
 fn io_err(e: std::io::Error) -> StorageError {

@@ -22,7 +22,7 @@ use crate::layout::{self, K_FORMAT, K_META, MetaRecord, SMALL_RECORD, STORE_FORM
 use crate::pairing;
 use crate::period::Period;
 use crate::shred::{self, ShredError, Tombstone};
-use crate::storage::{Batch, SledStorage, Storage, StorageError};
+use crate::storage::{Batch, DEFAULT_LOCK_WAIT, SledStorage, Storage, StorageError};
 use crate::sync::{SnapshotPolicy, SyncReport, SyncState};
 
 /// One resident device's vault for one monitoring period.
@@ -178,13 +178,26 @@ impl Vault {
     /// exists has its shred completed; a vault whose period is over at
     /// `now_ms` is shredded. Both return [`OpenError::Shredded`].
     pub fn open_at(dir: &Path, key_store: &dyn KeyStore, now_ms: i64) -> Result<Vault, OpenError> {
+        Self::open_waiting(dir, key_store, now_ms, DEFAULT_LOCK_WAIT, &mut |_| {})
+    }
+
+    /// [`Vault::open_at`], waiting up to `timeout` while another process
+    /// has the vault open; `on_wait` is called once if it has to wait (see
+    /// [`SledStorage::open_waiting`]).
+    pub fn open_waiting(
+        dir: &Path,
+        key_store: &dyn KeyStore,
+        now_ms: i64,
+        timeout: std::time::Duration,
+        on_wait: &mut dyn FnMut(&Path),
+    ) -> Result<Vault, OpenError> {
         if let Some(t) = SledStorage::read_tombstone(dir)? {
             return Err(OpenError::Shredded(shred::finish_dir(dir, key_store, &t)?));
         }
         if !dir.join("conf").exists() && !dir.join("db").exists() {
             return Err(OpenError::NotAVault(dir.display().to_string()));
         }
-        let storage = SledStorage::open(dir)?;
+        let storage = SledStorage::open_waiting(dir, timeout, on_wait)?;
         let vault = Self::open_with(Box::new(storage), key_store, &mut system_rng()?).map_err(
             |e| match e {
                 OpenError::NotAVault(_) => OpenError::NotAVault(dir.display().to_string()),
