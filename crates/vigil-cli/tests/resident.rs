@@ -701,6 +701,67 @@ fn shred_leaves_only_the_tombstone() {
     assert!(again.ok().contains("already shredded"), "{again:?}");
 }
 
+/// The resident's own files, which no `vigil` command may touch.
+const FOREIGN: [(&str, &str); 2] = [
+    ("thesis/ch1.txt", "Chapter 1. Four years of work."),
+    ("notes.txt", "call the landlord"),
+];
+
+fn put_foreign(dir: &Path) {
+    for (name, text) in FOREIGN {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+#[track_caller]
+fn assert_foreign_intact(dir: &Path) {
+    for (name, text) in FOREIGN {
+        let got = std::fs::read_to_string(dir.join(name));
+        assert_eq!(got.ok().as_deref(), Some(text), "{name} in {dir:?}");
+    }
+}
+
+#[test]
+fn vigil_deletes_only_what_vigil_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    // `--vault ~/Documents`: refused, nothing touched, no key written.
+    let docs = tmp.path().join("documents");
+    put_foreign(&docs);
+    run(at(&docs, T0 + HOUR), ["init", "--start", &rfc3339(T0)]).fails(2, "not Vigil's");
+    assert_foreign_intact(&docs);
+    assert_eq!(files(&docs).len(), FOREIGN.len());
+    assert!(!tmp.path().join("documents.key").exists());
+
+    // Files the resident later puts in a vault's directory survive its shred.
+    let dir = new_vault(tmp.path());
+    record(&dir, T0 + DAY, "temperature", "36.6", T0 + 2 * HOUR);
+    put_foreign(&dir);
+    let r = run(at(&dir, T0 + DAY), ["shred", "--yes", "--offline"]);
+    assert!(r.ok().contains("shredded"), "{r:?}");
+    assert_foreign_intact(&dir);
+    assert_eq!(files(&dir).len(), FOREIGN.len() + 1, "{:?}", files(&dir));
+
+    // Another vault's key file, given against the shredded vault, is kept.
+    let other = tmp.path().join("other");
+    run(at(&other, T0 + HOUR), ["init", "--start", &rfc3339(T0)]).ok();
+    record(&other, T0 + DAY, "temperature", "36.7", T0 + 3 * HOUR);
+    let other_key = tmp.path().join("other.key");
+    let before = std::fs::read(&other_key).unwrap();
+    let mut c = at(&dir, T0 + DAY);
+    c.arg("--key-file").arg(&other_key);
+    let r = run(c, ["status"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert_eq!(
+        std::fs::read(&other_key).unwrap(),
+        before,
+        "the other vault's key intact"
+    );
+    let log = run(at(&other, T0 + DAY), ["--json", "log"]);
+    assert!(log.ok().contains("36.7"), "{log:?}");
+}
+
 #[test]
 fn the_period_ending_shreds_the_vault() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1081,4 +1142,38 @@ fn an_unreachable_node_is_a_one_line_failure() {
     c.args(["shred", "--yes", "--node", &code]);
     let r = run_in(&mut c, "");
     assert!(r.ok().contains("deletes the mailbox itself"), "{r:?}");
+}
+
+// ---------------------------------------------------------------- a busy vault
+
+#[test]
+fn parallel_records_all_land() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let now = T0 + DAY;
+    // A band's burst: 8 commands on one vault at once, none retried.
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let mut c = at(&dir, now);
+            c.args([
+                "record",
+                "heart-rate",
+                &(60 + i).to_string(),
+                "--at",
+                &rfc3339(T0 + (i + 1) * HOUR / 60),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(!err.contains("WouldBlock"), "{err}");
+    }
+    let log = run(at(&dir, now), ["--json", "log", "--metric", "heart-rate"]).json();
+    assert_eq!(log.as_array().unwrap().len(), 8, "{log:#}");
 }

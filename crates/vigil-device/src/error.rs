@@ -36,6 +36,17 @@ pub enum OpenError {
     /// The directory already holds a vault.
     #[error("a vault already exists in {0}")]
     AlreadyExists(String),
+    /// The directory holds files that are not a vault's (refused at create,
+    /// touching nothing).
+    #[error(
+        "refusing to create a vault in {dir}: it holds {file:?}, which is not Vigil's (use a new or empty directory)"
+    )]
+    NotEmpty {
+        /// The directory.
+        dir: String,
+        /// One of the files in it that is not Vigil's.
+        file: String,
+    },
     /// Written by a newer version of Vigil.
     #[error("the vault uses store format {found}; this build reads up to {supported}")]
     NewerFormat {

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use vigil_crypto::{RootKey, Zeroizing};
+use vigil_crypto::{KeySchedule, RootKey, VaultId, Zeroizing};
 
 /// A key-store failure.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,18 @@ pub enum KeyStoreError {
     },
 }
 
+/// What a shred did with the key store's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyFate {
+    /// It was the shredded vault's key, and it is destroyed.
+    Destroyed,
+    /// The store held no key (already destroyed).
+    Absent,
+    /// It is another vault's key, or not a Vigil key: left untouched.
+    Kept,
+}
+
 /// Holds one vault's root key. The default is a 0600 file
 /// ([`FileKeyStore`]); a mobile app plugs in its platform keystore.
 pub trait KeyStore: Send {
@@ -37,14 +49,34 @@ pub trait KeyStore: Send {
     /// Destroys the stored root (overwrite, sync, remove). Idempotent: a
     /// store with no key is already destroyed.
     fn destroy(&self) -> Result<(), KeyStoreError>;
+    /// Destroys the stored root only if it is `vault`'s: a shred must never
+    /// destroy the key of a vault it is not shredding (a wrong `--key-file`).
+    fn destroy_if(&self, vault: VaultId) -> Result<KeyFate, KeyStoreError> {
+        match self.load() {
+            Ok(None) => Ok(KeyFate::Absent),
+            Ok(Some(root)) => {
+                if KeySchedule::new(root).vault_id() != vault {
+                    return Ok(KeyFate::Kept);
+                }
+                self.destroy()?;
+                Ok(KeyFate::Destroyed)
+            }
+            Err(KeyStoreError::Corrupt(_)) => Ok(KeyFate::Kept),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 const MAGIC: &[u8; 4] = b"VGKS";
-const VERSION: u8 = 1;
-const FILE_LEN: usize = 4 + 1 + 32;
+/// Version 1 held only the root; version 2 also names its vault.
+const VERSION_1: u8 = 1;
+const VERSION: u8 = 2;
+const FILE_LEN_1: usize = 4 + 1 + 32;
+const FILE_LEN: usize = 4 + 1 + 16 + 32;
 
-/// A key file: `"VGKS" | 01 | root (32)`, mode 0600, written atomically
-/// (temporary file, fsync, rename, fsync of the directory).
+/// A key file: `"VGKS" | 02 | vault id (16) | root (32)`, mode 0600, written
+/// atomically (temporary file, fsync, rename, fsync of the directory).
+/// Version 1 files (`"VGKS" | 01 | root`) are still read.
 #[derive(Debug, Clone)]
 pub struct FileKeyStore {
     path: PathBuf,
@@ -59,6 +91,33 @@ impl FileKeyStore {
     /// The key file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The vault and root in the key file at `path`, `None` if there is none.
+    fn read(&self, path: &Path) -> Result<Option<(VaultId, RootKey)>, KeyStoreError> {
+        let bytes = match fs::read(path) {
+            Ok(b) => Zeroizing::new(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io(e)),
+        };
+        let corrupt = || KeyStoreError::Corrupt(path.display().to_string());
+        if bytes.len() < 5 || &bytes[..4] != MAGIC {
+            return Err(corrupt());
+        }
+        let (named, root) = match (bytes[4], bytes.len()) {
+            (VERSION_1, FILE_LEN_1) => (None, &bytes[5..]),
+            (VERSION, FILE_LEN) => (Some(&bytes[5..21]), &bytes[21..]),
+            _ => return Err(corrupt()),
+        };
+        let mut r = Zeroizing::new([0u8; 32]);
+        r.copy_from_slice(root);
+        let root = RootKey::from_bytes(*r);
+        let vault = KeySchedule::new(RootKey::from_bytes(*root.expose_secret())).vault_id();
+        // A file whose name and root disagree is damaged, not some vault's key.
+        if named.is_some_and(|n| n != vault.as_bytes()) {
+            return Err(corrupt());
+        }
+        Ok(Some((vault, root)))
     }
 
     fn io(&self, e: std::io::Error) -> KeyStoreError {
@@ -80,18 +139,42 @@ impl KeyStore for FileKeyStore {
         Ok(())
     }
 
-    fn load(&self) -> Result<Option<RootKey>, KeyStoreError> {
-        let bytes = match fs::read(&self.path) {
-            Ok(b) => Zeroizing::new(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.io(e)),
-        };
-        if bytes.len() != FILE_LEN || &bytes[..4] != MAGIC || bytes[4] != VERSION {
-            return Err(KeyStoreError::Corrupt(self.path.display().to_string()));
+    fn destroy_if(&self, vault: VaultId) -> Result<KeyFate, KeyStoreError> {
+        // `key.tmp` (see `destroy`) is erased only if it too is this vault's.
+        let mut fate = KeyFate::Absent;
+        for path in [self.path.with_extension("tmp"), self.path.clone()] {
+            let main = path == self.path;
+            // A destroy interrupted after its overwrite leaves zeros: no
+            // one's key, so finishing the destroy loses nothing.
+            let blank = fs::read(&path).is_ok_and(|b| Zeroizing::new(b).iter().all(|&x| x == 0));
+            if blank {
+                vigil_fs::erase(&path).map_err(|e| self.io(e))?;
+                if main {
+                    fate = KeyFate::Destroyed;
+                }
+                continue;
+            }
+            match self.read(&path) {
+                Ok(None) => {}
+                Ok(Some((v, _))) if v == vault => {
+                    vigil_fs::erase(&path).map_err(|e| self.io(e))?;
+                    if main {
+                        fate = KeyFate::Destroyed;
+                    }
+                }
+                Ok(Some(_)) | Err(KeyStoreError::Corrupt(_)) => {
+                    if main {
+                        fate = KeyFate::Kept;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let mut root = [0u8; 32];
-        root.copy_from_slice(&bytes[5..]);
-        Ok(Some(RootKey::from_bytes(root)))
+        Ok(fate)
+    }
+
+    fn load(&self) -> Result<Option<RootKey>, KeyStoreError> {
+        Ok(self.read(&self.path)?.map(|(_, root)| root))
     }
 
     fn store(&mut self, root: &RootKey) -> Result<(), KeyStoreError> {
@@ -100,9 +183,11 @@ impl KeyStore for FileKeyStore {
         }
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(|e| self.io(e))?;
+        let vault = KeySchedule::new(RootKey::from_bytes(*root.expose_secret())).vault_id();
         let mut buf = Zeroizing::new(Vec::with_capacity(FILE_LEN));
         buf.extend_from_slice(MAGIC);
         buf.push(VERSION);
+        buf.extend_from_slice(vault.as_bytes());
         buf.extend_from_slice(root.expose_secret());
         vigil_fs::write_atomic(&self.path, &buf, vigil_fs::Mode::OwnerOnly).map_err(|e| self.io(e))
     }

@@ -36,11 +36,14 @@ pub use error::{OpenError, SyncFailure, WriteError};
 #[cfg(feature = "fault-injection")]
 pub use faults::DeviceFault;
 pub use journal::DEFAULT_COMPACT_EVERY;
-pub use keystore::{FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
+pub use keystore::{FileKeyStore, KeyFate, KeyStore, KeyStoreError, MemoryKeyStore};
 pub use layout::{RecordError, STORE_FORMAT};
 pub use pairing::{offer_waiting, pairing_slot};
 pub use period::Period;
 pub use shred::{ShredError, Tombstone};
-pub use storage::{Batch, Entries, MemStorage, SledStorage, Storage, StorageError, TOMBSTONE_FILE};
+pub use storage::{
+    Batch, DEFAULT_LOCK_WAIT, Entries, MARKER_FILE, MemStorage, SledStorage, Storage, StorageError,
+    TOMBSTONE_FILE,
+};
 pub use sync::{AUTO_SNAPSHOT_EVERY, SnapshotPolicy, SyncReport};
 pub use vault::Vault;

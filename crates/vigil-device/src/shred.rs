@@ -4,14 +4,16 @@
 //! a state the next open completes: (1) write the tombstone — from then on
 //! the vault never opens again; (2) destroy the root in the key store
 //! (overwrite, sync, remove); (3) drop every key in memory (zeroized on
-//! drop); (4) delete the store's files, all but the tombstone.
+//! drop); (4) delete the store's files, all but the tombstone. Only the
+//! shredded vault's own key and the files of the store's layout are deleted:
+//! another vault's key file, or the resident's files beside the store, stay.
 
 use std::path::Path;
 
 use vigil_crypto::VaultId;
 use vigil_proto::{DriveError, Exchange, RequestShred, drive};
 
-use crate::keystore::{KeyStore, KeyStoreError};
+use crate::keystore::{KeyFate, KeyStore, KeyStoreError};
 use crate::layout::{self, SMALL_RECORD, TOMBSTONE_MAGIC, TombstoneRecord};
 use crate::period::Period;
 use crate::storage::{SledStorage, Storage, StorageError};
@@ -70,6 +72,10 @@ pub enum ShredError {
     /// The tombstone is unreadable.
     #[error("the vault's tombstone is damaged")]
     BadTombstone,
+    /// The shred completed, but the key store held another vault's key (or
+    /// no Vigil key), which was left untouched.
+    #[error("vault {} is shredded; the key store holds another vault's key (or not a Vigil key), left untouched", .0.vault_id)]
+    KeyKept(Tombstone),
 }
 
 /// Shreds: writes `t` as the tombstone, then finishes.
@@ -91,9 +97,9 @@ pub(crate) fn finish(
     tombstone: &[u8],
 ) -> Result<Tombstone, ShredError> {
     let t = Tombstone::decode(tombstone).ok_or(ShredError::BadTombstone)?;
-    key_store.destroy()?;
+    let fate = key_store.destroy_if(t.vault_id)?;
     storage.destroy()?;
-    Ok(t)
+    done(t, fate)
 }
 
 /// Finishes a shred of the sled store in `dir`, without opening sled.
@@ -103,9 +109,16 @@ pub(crate) fn finish_dir(
     tombstone: &[u8],
 ) -> Result<Tombstone, ShredError> {
     let t = Tombstone::decode(tombstone).ok_or(ShredError::BadTombstone)?;
-    key_store.destroy()?;
+    let fate = key_store.destroy_if(t.vault_id)?;
     SledStorage::destroy_dir(dir)?;
-    Ok(t)
+    done(t, fate)
+}
+
+fn done(t: Tombstone, fate: KeyFate) -> Result<Tombstone, ShredError> {
+    match fate {
+        KeyFate::Kept => Err(ShredError::KeyKept(t)),
+        _ => Ok(t),
+    }
 }
 
 /// Asks the node to delete the vault's mailbox and `grants` at once;

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use vigil_crypto::VaultId;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +20,14 @@ pub enum StorageError {
     /// An I/O error.
     #[error("store I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// Another process held the store for longer than the open would wait.
+    #[error("the store in {dir} is in use by another process (waited {waited_s} s)")]
+    Locked {
+        /// The store's directory.
+        dir: String,
+        /// How long the open waited, whole seconds.
+        waited_s: u64,
+    },
     /// A blob name outside the store's naming rule (a bug, not bad data).
     #[error("invalid blob name {0:?}")]
     BadBlobName(String),
@@ -69,10 +80,35 @@ pub trait Storage: Send {
     fn put_tombstone(&mut self, value: &[u8]) -> Result<(), StorageError>;
     /// Deletes everything but the tombstone. Idempotent.
     fn destroy(self: Box<Self>) -> Result<(), StorageError>;
+    /// Marks the store as `vault`'s (written once, at create). A store that
+    /// is not a directory of files has nothing to mark.
+    fn mark(&mut self, vault: VaultId) -> Result<(), StorageError> {
+        let _ = vault;
+        Ok(())
+    }
 }
 
 /// The tombstone file's name in a sled store's directory.
 pub const TOMBSTONE_FILE: &str = "vigil-tombstone";
+/// The marker file naming the vault a directory holds (its id, one line).
+pub const MARKER_FILE: &str = "vigil-vault";
+
+/// Whether `name`, in a store's directory, is one of the files of the
+/// store's layout: sled 0.34's (`conf`, `db`, `blobs/`, `snap.*`) and
+/// Vigil's (`vigil-*` and their `.vigil-*.tmp` staging files). Anything
+/// else is the resident's, and no Vigil operation deletes it.
+fn is_own(name: &std::ffi::OsStr, is_dir: bool) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    if is_dir {
+        return name == "blobs";
+    }
+    matches!(name, "conf" | "db")
+        || name.starts_with("snap.")
+        || name.starts_with("vigil-")
+        || (name.starts_with(".vigil-") && name.ends_with(".tmp"))
+}
 
 /// [`Storage`] on sled 0.34.7. Durability: `apply` calls sled's `flush`,
 /// which survives a process crash but, as it uses `sync_file_range` rather
@@ -86,9 +122,52 @@ pub struct SledStorage {
     dir: PathBuf,
 }
 
+/// How long [`SledStorage::open`] waits for a store another process holds.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting open tries the lock again.
+const LOCK_POLL: Duration = Duration::from_millis(25);
+
 impl SledStorage {
-    /// Opens (or creates) a store in `dir`.
+    /// Opens (or creates) a store in `dir`, waiting up to
+    /// [`DEFAULT_LOCK_WAIT`] while another process holds it.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        Self::open_waiting(dir, DEFAULT_LOCK_WAIT, &mut |_| {})
+    }
+
+    /// Opens (or creates) a store in `dir`. While another process holds it
+    /// (sled locks its `db` file for as long as a store is open), tries
+    /// again every few milliseconds for up to `timeout`, calling `on_wait`
+    /// once when the wait begins; then fails with [`StorageError::Locked`].
+    /// A second command on a busy vault thus waits its turn instead of
+    /// losing what it was to write.
+    pub fn open_waiting(
+        dir: &Path,
+        timeout: Duration,
+        on_wait: &mut dyn FnMut(&Path),
+    ) -> Result<Self, StorageError> {
+        let started = Instant::now();
+        let mut waiting = false;
+        loop {
+            match Self::open_once(dir) {
+                Err(StorageError::Io(e)) if is_lock_held(&e) => {
+                    if started.elapsed() >= timeout {
+                        return Err(StorageError::Locked {
+                            dir: dir.display().to_string(),
+                            waited_s: started.elapsed().as_secs(),
+                        });
+                    }
+                    if !waiting {
+                        waiting = true;
+                        on_wait(dir);
+                    }
+                    std::thread::sleep(LOCK_POLL);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(dir: &Path) -> Result<Self, StorageError> {
         let path = dir.to_owned();
         let dir = dir.to_owned();
         // sled can panic on some damaged files instead of returning an error;
@@ -120,8 +199,27 @@ impl SledStorage {
         }
     }
 
-    /// Deletes every file of the store in `dir` but the tombstone, without
-    /// opening sled (finishing a shred that was interrupted).
+    /// The first entry of `dir` that is not of a store's layout, if any: a
+    /// vault is created only in an empty directory or one Vigil made.
+    pub fn foreign_entry(dir: &Path) -> Result<Option<String>, StorageError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(e)),
+        };
+        for e in entries {
+            let e = e.map_err(io_err)?;
+            let is_dir = e.file_type().map_err(io_err)?.is_dir();
+            if !is_own(&e.file_name(), is_dir) {
+                return Ok(Some(e.file_name().to_string_lossy().into_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes every file of the store's layout in `dir` but the tombstone,
+    /// without opening sled (also finishing a shred that was interrupted).
+    /// Anything else in `dir` is the resident's and is left where it is.
     pub fn destroy_dir(dir: &Path) -> Result<(), StorageError> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -130,12 +228,27 @@ impl SledStorage {
         };
         for e in entries {
             let e = e.map_err(io_err)?;
-            if e.file_name() == TOMBSTONE_FILE {
+            let is_dir = e.file_type().map_err(io_err)?.is_dir();
+            if e.file_name() == TOMBSTONE_FILE || !is_own(&e.file_name(), is_dir) {
                 continue;
             }
             let p = e.path();
-            if p.is_dir() {
-                std::fs::remove_dir_all(&p).map_err(io_err)?;
+            if is_dir {
+                // sled names its blob files by number; anything else in
+                // `blobs/` is not sled's, so the directory then stays.
+                for b in std::fs::read_dir(&p).map_err(io_err)? {
+                    let b = b.map_err(io_err)?;
+                    let numbered = b
+                        .file_name()
+                        .to_str()
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()));
+                    if numbered && b.file_type().map_err(io_err)?.is_file() {
+                        std::fs::remove_file(b.path()).map_err(io_err)?;
+                    }
+                }
+                if std::fs::read_dir(&p).map_err(io_err)?.next().is_none() {
+                    std::fs::remove_dir(&p).map_err(io_err)?;
+                }
             } else {
                 std::fs::remove_file(&p).map_err(io_err)?;
             }
@@ -153,6 +266,12 @@ impl SledStorage {
         }
         Ok(self.dir.join(format!("vigil-{name}.blob")))
     }
+}
+
+/// Whether sled refused to open because another process holds the store:
+/// sled 0.34.7 reports it only as an I/O error with this text.
+fn is_lock_held(e: &std::io::Error) -> bool {
+    e.to_string().contains("could not acquire lock")
 }
 
 fn io_err(e: std::io::Error) -> StorageError {
@@ -219,6 +338,11 @@ impl Storage for SledStorage {
     fn put_tombstone(&mut self, value: &[u8]) -> Result<(), StorageError> {
         let path = self.dir.join(TOMBSTONE_FILE);
         self.write_atomic(&path, value)
+    }
+
+    fn mark(&mut self, vault: VaultId) -> Result<(), StorageError> {
+        let path = self.dir.join(MARKER_FILE);
+        self.write_atomic(&path, format!("{vault}\n").as_bytes())
     }
 
     fn destroy(self: Box<Self>) -> Result<(), StorageError> {

@@ -22,7 +22,7 @@ use crate::layout::{self, K_FORMAT, K_META, MetaRecord, SMALL_RECORD, STORE_FORM
 use crate::pairing;
 use crate::period::Period;
 use crate::shred::{self, ShredError, Tombstone};
-use crate::storage::{Batch, SledStorage, Storage, StorageError};
+use crate::storage::{Batch, DEFAULT_LOCK_WAIT, SledStorage, Storage, StorageError};
 use crate::sync::{SnapshotPolicy, SyncReport, SyncState};
 
 /// One resident device's vault for one monitoring period.
@@ -80,6 +80,14 @@ impl Vault {
         if SledStorage::read_tombstone(dir)?.is_some() {
             return Err(OpenError::AlreadyExists(dir.display().to_string()));
         }
+        // Shred deletes the vault's directory's contents: it must hold only
+        // what Vigil puts there, so a vault never starts among other files.
+        if let Some(file) = SledStorage::foreign_entry(dir)? {
+            return Err(OpenError::NotEmpty {
+                dir: dir.display().to_string(),
+                file,
+            });
+        }
         let storage = SledStorage::open(dir)?;
         Self::create_with(Box::new(storage), period, key_store, rng).map_err(|e| match e {
             OpenError::AlreadyExists(_) => OpenError::AlreadyExists(dir.display().to_string()),
@@ -124,6 +132,7 @@ impl Vault {
         // without a vault (harmless), never a vault without its key.
         key_store.store(&root)?;
         let mut crypto = VaultCrypto::new(KeySchedule::new(root), device, rng);
+        storage.mark(crypto.vault_id())?;
         let mut log = if new_log {
             HealthLog::new(device)
         } else {
@@ -169,13 +178,26 @@ impl Vault {
     /// exists has its shred completed; a vault whose period is over at
     /// `now_ms` is shredded. Both return [`OpenError::Shredded`].
     pub fn open_at(dir: &Path, key_store: &dyn KeyStore, now_ms: i64) -> Result<Vault, OpenError> {
+        Self::open_waiting(dir, key_store, now_ms, DEFAULT_LOCK_WAIT, &mut |_| {})
+    }
+
+    /// [`Vault::open_at`], waiting up to `timeout` while another process
+    /// has the vault open; `on_wait` is called once if it has to wait (see
+    /// [`SledStorage::open_waiting`]).
+    pub fn open_waiting(
+        dir: &Path,
+        key_store: &dyn KeyStore,
+        now_ms: i64,
+        timeout: std::time::Duration,
+        on_wait: &mut dyn FnMut(&Path),
+    ) -> Result<Vault, OpenError> {
         if let Some(t) = SledStorage::read_tombstone(dir)? {
             return Err(OpenError::Shredded(shred::finish_dir(dir, key_store, &t)?));
         }
         if !dir.join("conf").exists() && !dir.join("db").exists() {
             return Err(OpenError::NotAVault(dir.display().to_string()));
         }
-        let storage = SledStorage::open(dir)?;
+        let storage = SledStorage::open_waiting(dir, timeout, on_wait)?;
         let vault = Self::open_with(Box::new(storage), key_store, &mut system_rng()?).map_err(
             |e| match e {
                 OpenError::NotAVault(_) => OpenError::NotAVault(dir.display().to_string()),

@@ -341,3 +341,164 @@ fn a_stale_device_after_the_period_cannot_resurrect_the_mailbox() {
     assert!(relay.store().vaults().unwrap().is_empty());
     assert_eq!(relay.store().bundles(v.vault_id().as_bytes()).count(), 0);
 }
+
+// ---- Vigil deletes only what Vigil made (issue 14, finding 1) ----
+
+/// The resident's own files, which no Vigil operation may touch.
+const FOREIGN: [(&str, &str); 2] = [
+    ("thesis/ch1.txt", "Chapter 1. Four years of work."),
+    ("notes.txt", "call the landlord"),
+];
+
+fn put_foreign(dir: &Path) {
+    for (name, text) in FOREIGN {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+#[track_caller]
+fn assert_foreign_intact(dir: &Path) {
+    for (name, text) in FOREIGN {
+        let got = std::fs::read_to_string(dir.join(name));
+        assert_eq!(got.ok().as_deref(), Some(text), "{name} in {dir:?}");
+    }
+}
+
+#[test]
+fn a_directory_holding_foreign_files_is_refused_at_create_and_left_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("documents");
+    put_foreign(&dir);
+    let keyfile = tmp.path().join("root.key");
+    let created = Vault::create(
+        &dir,
+        Period::days(START, 7),
+        Box::new(FileKeyStore::new(&keyfile)),
+        &mut ChaCha20Rng::seed_from_u64(7),
+    );
+    assert!(
+        created.is_err(),
+        "a vault was created over the resident's files"
+    );
+    assert_foreign_intact(&dir);
+    let left = files(&dir);
+    assert_eq!(left.len(), FOREIGN.len(), "nothing added: {left:?}");
+    assert!(!keyfile.exists(), "no key stored for a vault not created");
+}
+
+/// A vault in `dir` (created empty), with a reading, then the resident's
+/// files dropped beside it.
+fn vault_with_foreign_files(dir: &Path, keyfile: &Path, seed: u64) -> Vault {
+    let mut v = Vault::create(
+        dir,
+        Period::days(START, 7),
+        Box::new(FileKeyStore::new(keyfile)),
+        &mut ChaCha20Rng::seed_from_u64(seed),
+    )
+    .unwrap();
+    v.record(Metric::BodyTemperature, 36.6, Unit::Celsius, START + MIN)
+        .unwrap();
+    put_foreign(dir);
+    v
+}
+
+#[test]
+fn no_shred_path_deletes_foreign_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = |n: &str| FileKeyStore::new(tmp.path().join(format!("{n}.key")));
+    let dir = |n: &str| tmp.path().join(n);
+
+    // The resident shreds early, offline.
+    let v = vault_with_foreign_files(&dir("now"), keys("now").path(), 1);
+    v.shred_now(&keys("now"), START + DAY).unwrap();
+    // The resident shreds early and the node cannot be reached.
+    struct Silent;
+    impl Exchange for Silent {
+        fn exchange(&mut self, _: &[u8]) -> Result<Vec<u8>, ExchangeError> {
+            Err(ExchangeError::NotConnected)
+        }
+    }
+    let v = vault_with_foreign_files(&dir("node"), keys("node").path(), 2);
+    v.shred_with_node(&mut Silent, &keys("node"), START + DAY)
+        .unwrap();
+    // The period ends: opening shreds.
+    drop(vault_with_foreign_files(&dir("end"), keys("end").path(), 3));
+    assert!(matches!(
+        Vault::open_at(&dir("end"), &keys("end"), START + 7 * DAY),
+        Err(OpenError::Shredded(_))
+    ));
+    // A shred interrupted right after its tombstone, resumed by the next open.
+    let v = vault_with_foreign_files(&dir("resumed"), keys("resumed").path(), 4);
+    let t = Tombstone {
+        vault_id: v.vault_id(),
+        period: v.period(),
+        shredded_at_ms: START + DAY,
+        receipt: None,
+    };
+    drop(v);
+    std::fs::write(dir("resumed").join(TOMBSTONE_FILE), t.encode()).unwrap();
+    assert!(matches!(
+        Vault::open_at(&dir("resumed"), &keys("resumed"), START + DAY),
+        Err(OpenError::Shredded(_))
+    ));
+
+    for n in ["now", "node", "end", "resumed"] {
+        assert_foreign_intact(&dir(n));
+        let mut left: Vec<PathBuf> = files(&dir(n));
+        left.sort();
+        let mut want: Vec<PathBuf> = FOREIGN.iter().map(|(f, _)| dir(n).join(f)).collect();
+        want.push(dir(n).join(TOMBSTONE_FILE));
+        want.sort();
+        assert_eq!(
+            left, want,
+            "{n}: the vault's own files gone, the resident's kept"
+        );
+        assert!(
+            !keys(n).path().exists(),
+            "{n}: the vault's own key destroyed"
+        );
+    }
+}
+
+#[test]
+fn opening_a_shredded_vault_with_another_vaults_key_leaves_that_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir1, key1) = (tmp.path().join("v1"), tmp.path().join("v1.key"));
+    let (dir2, key2) = (tmp.path().join("v2"), tmp.path().join("v2.key"));
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let v1 = Vault::create(
+        &dir1,
+        Period::days(START, 7),
+        Box::new(FileKeyStore::new(&key1)),
+        &mut rng,
+    )
+    .unwrap();
+    let mut v2 = Vault::create(
+        &dir2,
+        Period::days(START, 7),
+        Box::new(FileKeyStore::new(&key2)),
+        &mut rng,
+    )
+    .unwrap();
+    v2.record(Metric::BodyTemperature, 36.6, Unit::Celsius, START + MIN)
+        .unwrap();
+    let id2 = v2.vault_id();
+    drop(v2);
+    v1.shred_now(&FileKeyStore::new(&key1), START + DAY)
+        .unwrap();
+    let before = std::fs::read(&key2).unwrap();
+
+    // The resident points vault 1's directory at vault 2's key file.
+    let err = Vault::open_at(&dir1, &FileKeyStore::new(&key2), START + DAY).unwrap_err();
+    assert!(err.to_string().contains("shredded"), "{err}");
+    assert_eq!(
+        std::fs::read(&key2).unwrap(),
+        before,
+        "vault 2's key intact"
+    );
+    let v2 = Vault::open_at(&dir2, &FileKeyStore::new(&key2), START + DAY).unwrap();
+    assert_eq!(v2.vault_id(), id2);
+    assert_eq!(v2.log().len(), 1);
+}

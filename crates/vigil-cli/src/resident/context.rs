@@ -118,8 +118,19 @@ impl Ctx {
                 ),
             ));
         }
-        Vault::open_at(&self.dir, &self.key_store(), self.now_ms)
-            .map_err(|e| open_error(e, &self.dir, &self.key_file, self.now_ms))
+        // Another `vigil` command on this vault holds its store until it
+        // ends: wait for it (saying so once) rather than fail.
+        let mut tell = |dir: &Path| {
+            eprintln!("waiting for another vigil command on {}…", dir.display());
+        };
+        Vault::open_waiting(
+            &self.dir,
+            &self.key_store(),
+            self.now_ms,
+            vigil_device::DEFAULT_LOCK_WAIT,
+            &mut tell,
+        )
+        .map_err(|e| open_error(e, &self.dir, &self.key_file, self.now_ms))
     }
 
     /// The tombstone of a shredded vault in the directory, if any.

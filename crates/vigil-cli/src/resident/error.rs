@@ -1,7 +1,7 @@
 //! How the vault's failures reach the resident: each library error mapped
 //! to a message and an exit code of the CLIs' one error type.
 
-use vigil_device::{OpenError, StorageError, SyncFailure, WriteError};
+use vigil_device::{OpenError, ShredError, StorageError, SyncFailure, WriteError};
 
 use super::fmt::value_error;
 use crate::common::time::format_time;
@@ -53,21 +53,32 @@ pub(crate) fn open_error(
     now_ms: i64,
 ) -> CliError {
     let (d, k) = (dir.display(), key.display());
-    match e {
-        OpenError::Shredded(t) => {
-            let when = if t.shredded_at_ms >= now_ms - 1000 {
-                format!(
-                    "its monitoring period ended at {}, so it was shredded just now",
-                    format_time(t.period.end_ms)
-                )
-            } else {
-                format!("it was shredded at {}", format_time(t.shredded_at_ms))
-            };
-            CliError::new(
-                exit::SHREDDED,
-                format!("the vault in {d} no longer exists: {when}; only its tombstone remains"),
+    let shredded = |t: &vigil_device::Tombstone, note: &str| {
+        let when = if t.shredded_at_ms >= now_ms - 1000 {
+            format!(
+                "its monitoring period ended at {}, so it was shredded just now",
+                format_time(t.period.end_ms)
             )
-        }
+        } else {
+            format!("it was shredded at {}", format_time(t.shredded_at_ms))
+        };
+        CliError::new(
+            exit::SHREDDED,
+            format!("the vault in {d} no longer exists: {when}; only its tombstone remains{note}"),
+        )
+    };
+    match e {
+        OpenError::Shredded(t) => shredded(&t, ""),
+        // The shred is complete; the key given is another vault's and stays.
+        OpenError::Shred(ShredError::KeyKept(t)) => shredded(
+            &t,
+            &format!(
+                " (warning: the key file {k} is not this vault's key, so it was left untouched)"
+            ),
+        ),
+        OpenError::NotEmpty { file, .. } => CliError::usage(format!(
+            "{d} holds {file:?}, which is not Vigil's: a vault needs a new or empty directory (nothing was changed)"
+        )),
         OpenError::MissingKey => CliError::new(
             exit::NO_VAULT,
             format!("no key file at {k} for the vault in {d} (wrong --key-file?)"),
