@@ -480,7 +480,7 @@ impl Vault {
     /// Alerts not yet acknowledged by their node (the delivery watch: see
     /// [`PendingAlert::overdue`]).
     pub fn pending_alerts(&self) -> Result<Vec<PendingAlert>, StorageError> {
-        Alerts::pending(self.storage.as_ref())
+        Alerts::pending(self.storage.as_ref(), &self.crypto)
     }
 
     /// Evaluates the rule, then sends every pending alert for `node` over
@@ -543,6 +543,7 @@ impl Vault {
             vault_id: self.vault_id(),
             period: self.period,
             shredded_at_ms: now_ms,
+            receipt_sha256: receipt.as_deref().map(Tombstone::receipt_digest),
             receipt,
         };
         // Dropping the rest of the vault zeroizes every key and the log.
