@@ -24,6 +24,7 @@ pub(crate) mod label {
     pub(crate) const ALERT_PREFIX: &[u8] = b"vigil/v1/alert/";
     pub(crate) const SAS_PREFIX: &[u8] = b"vigil/v1/sas/";
     pub(crate) const MAILBOX_VERIFIER: &[u8] = b"vigil/v1/mailbox-verifier";
+    pub(crate) const STORE_INDEX: &[u8] = b"vigil/v1/store-index";
 }
 
 /// Defines a 32-byte secret key type: zeroized on drop, redacted `Debug`,
@@ -96,6 +97,28 @@ secret_key!(
     /// (`vigil/v1/alert/` followed by the node's X25519 public key).
     AlertKey
 );
+
+secret_key!(
+    /// Names device-local records whose natural key would say something
+    /// (which grant, episode and kind an alert is): their store keys are
+    /// keyed hashes under it (`vigil/v1/store-index`).
+    IndexKey
+);
+
+impl IndexKey {
+    /// A 16-byte opaque id for `input` in `domain`: HMAC-SHA256 (as
+    /// HKDF-Expand with this key as the PRK) over `domain || input`,
+    /// truncated. Without the key the ids cannot be linked to their inputs.
+    /// Callers pass fixed-length inputs, so `domain || input` is unambiguous.
+    pub fn tag(&self, domain: &[u8], input: &[u8]) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        Hkdf::<Sha256>::from_prk(&self.0)
+            .expect("a 32-byte key is a valid SHA-256 PRK")
+            .expand_multi_info(&[domain, input], &mut out)
+            .expect("16 bytes is far below HKDF's limit");
+        out
+    }
+}
 
 impl RootKey {
     /// Generates a fresh root key from a cryptographically secure RNG.
@@ -239,6 +262,11 @@ impl KeySchedule {
     /// The key that seals device-local records at rest.
     pub fn store_key(&self) -> StoreKey {
         StoreKey(self.derive(&[label::STORE]))
+    }
+
+    /// The key that names device-local records by keyed hash.
+    pub fn index_key(&self) -> IndexKey {
+        IndexKey(self.derive(&[label::STORE_INDEX]))
     }
 
     /// The key that grants access to the vault's mailbox on the relay.

@@ -18,8 +18,8 @@ use vigil_proto::{
 use crate::disclosure::{Disclosure, disclose};
 use crate::error::{SyncFailure, WriteError};
 use crate::layout::{
-    self, AlertSlot, LocalRecord, OutboxRecord, P_ALERT_OUTBOX, P_GRANT, SMALL_RECORD, VaultCrypto,
-    grant_key, parse_grant_key,
+    self, AlertSlot, LocalRecord, OutboxRecord, P_ALERT_OUTBOX, P_GRANT, VaultCrypto, grant_key,
+    parse_grant_key,
 };
 use crate::period::Period;
 use crate::storage::{Batch, Storage, StorageError};
@@ -88,15 +88,26 @@ pub(crate) struct Alerts {
     episode_open: bool,
 }
 
-fn outbox(storage: &dyn Storage) -> Result<Vec<(AlertSlot, OutboxRecord)>, StorageError> {
+/// The outbox: each entry's store key and its record, opened.
+fn outbox(
+    storage: &dyn Storage,
+    crypto: &VaultCrypto,
+) -> Result<Vec<(Vec<u8>, AlertSlot, OutboxRecord)>, StorageError> {
     let mut out = Vec::new();
     for (k, v) in storage.scan_prefix(P_ALERT_OUTBOX)? {
-        let slot = AlertSlot::parse_outbox_key(&k)
-            .ok_or_else(|| StorageError::Corrupt("alert outbox key".into()))?;
-        let rec: OutboxRecord = layout::decode(&v, SMALL_RECORD)
-            .map_err(|e| StorageError::Corrupt(format!("alert outbox entry: {e}")))?;
-        out.push((slot, rec));
+        let rec: OutboxRecord = crypto
+            .open_record(LocalRecord::AlertOutbox(&k), &v)
+            .ok_or_else(|| StorageError::Corrupt("alert outbox entry does not open".into()))?;
+        let slot = AlertSlot {
+            grant: rec.grant,
+            episode: rec.episode,
+            kind: rec.kind,
+        };
+        out.push((k, slot, rec));
     }
+    // Keys are opaque now: restore the old order (by grant, episode, kind),
+    // so an episode's start is still sent before its end.
+    out.sort_by_key(|(_, s, _)| (s.grant, s.episode, s.kind));
     Ok(out)
 }
 
@@ -251,7 +262,7 @@ impl Alerts {
                         episode,
                         kind,
                     };
-                    let marker = slot.marker_key();
+                    let marker = slot.marker_key(crypto.index_key());
                     if storage.get(&marker)?.is_some() {
                         continue;
                     }
@@ -262,6 +273,9 @@ impl Alerts {
                     };
                     let blob = seal_alert(&key, &g.grant_id, &episode, &payload, crypto.rng())?;
                     let entry = OutboxRecord {
+                        grant: slot.grant,
+                        episode: slot.episode,
+                        kind,
                         queued_ms: now_ms,
                         first_sent_ms: None,
                         onset_ms: onset,
@@ -270,8 +284,11 @@ impl Alerts {
                     };
                     let sealed_marker =
                         crypto.seal_record(LocalRecord::Alerted(&marker), &now_ms)?;
+                    let key = slot.outbox_key(crypto.index_key());
+                    let sealed_entry =
+                        crypto.seal_record(LocalRecord::AlertOutbox(&key), &entry)?;
                     let mut batch = Batch::default();
-                    batch.put(slot.outbox_key(), layout::encode(&entry));
+                    batch.put(key, sealed_entry);
                     batch.put(marker, sealed_marker);
                     storage.apply(batch)?;
                     queued += 1;
@@ -307,10 +324,13 @@ impl Alerts {
     }
 
     /// Alerts not yet acknowledged by their node.
-    pub(crate) fn pending(storage: &dyn Storage) -> Result<Vec<PendingAlert>, StorageError> {
-        Ok(outbox(storage)?
+    pub(crate) fn pending(
+        storage: &dyn Storage,
+        crypto: &VaultCrypto,
+    ) -> Result<Vec<PendingAlert>, StorageError> {
+        Ok(outbox(storage, crypto)?
             .into_iter()
-            .map(|(slot, rec)| PendingAlert {
+            .map(|(_, slot, rec)| PendingAlert {
                 grant_id: slot.grant,
                 episode: slot.episode,
                 kind: slot.kind,
@@ -333,14 +353,14 @@ impl Alerts {
         now_ms: i64,
     ) -> Result<AlertReport, SyncFailure> {
         let grants: Vec<&Grant> = self.grants.iter().filter(|g| g.node == *node).collect();
-        let entries: Vec<(AlertSlot, OutboxRecord)> = outbox(storage)?
+        let entries: Vec<(Vec<u8>, AlertSlot, OutboxRecord)> = outbox(storage, crypto)?
             .into_iter()
-            .filter(|(slot, _)| grants.iter().any(|g| g.grant_id == slot.grant))
+            .filter(|(_, slot, _)| grants.iter().any(|g| g.grant_id == slot.grant))
             .collect();
         let mut conv = DeliverAlerts::new(
             entries
                 .iter()
-                .map(|(slot, rec)| OutgoingAlert {
+                .map(|(_, slot, rec)| OutgoingAlert {
                     wire: AlertWire {
                         grant_id: slot.grant,
                         episode: slot.episode,
@@ -357,11 +377,12 @@ impl Alerts {
                 match ev {
                     AlertEvent::Sending(i) => {
                         // The fact leaves the device now: say so first.
-                        let (slot, rec) = &entries[i];
+                        let (key, slot, rec) = &entries[i];
                         let mut batch = Batch::default();
                         let mut sent = rec.clone();
                         sent.first_sent_ms = Some(now_ms);
-                        batch.put(slot.outbox_key(), layout::encode(&sent));
+                        let sealed = crypto.seal_record(LocalRecord::AlertOutbox(key), &sent)?;
+                        batch.put(key.clone(), sealed);
                         disclose(
                             storage,
                             crypto,
@@ -376,9 +397,9 @@ impl Alerts {
                         storage.apply(batch)?;
                     }
                     AlertEvent::Delivered(i) => {
-                        let (slot, rec) = &entries[i];
+                        let (key, slot, rec) = &entries[i];
                         let mut batch = Batch::default();
-                        batch.remove(slot.outbox_key());
+                        batch.remove(key.clone());
                         disclose(
                             storage,
                             crypto,

@@ -55,6 +55,18 @@ pub enum OpenError {
         /// Highest format this build reads.
         supported: u32,
     },
+    /// Written by an older version of Vigil, in a format this build no longer
+    /// reads (formats changed before any vault was in the field).
+    #[error(
+        "the vault uses store format {found}, from an older Vigil; this build reads {supported} \
+         (shred it with the version that made it, or start a new vault)"
+    )]
+    OlderFormat {
+        /// Format found.
+        found: u32,
+        /// The one format this build reads.
+        supported: u32,
+    },
     /// Stored data failed to decrypt or decode.
     #[error("the vault store is corrupted: {0}")]
     Corrupt(String),

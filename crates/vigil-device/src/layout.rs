@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use vigil_crypto::rand_core::CryptoRng;
 use vigil_crypto::{
-    Context, KeySchedule, Kind, LogKey, SealError, StoreKey, VaultId, X25519PublicKey, Zeroizing,
-    open, seal,
+    Context, IndexKey, KeySchedule, Kind, LogKey, SealError, StoreKey, VaultId, X25519PublicKey,
+    Zeroizing, open, seal,
 };
 use vigil_log::DeviceId;
 use vigil_proto::VersionVector;
@@ -19,7 +19,7 @@ use vigil_proto::VersionVector;
 use crate::period::Period;
 
 /// The store format version this build writes and the highest it reads.
-pub const STORE_FORMAT: u32 = 2;
+pub const STORE_FORMAT: u32 = 3;
 
 // ---- keys -----------------------------------------------------------------
 
@@ -39,9 +39,10 @@ pub(crate) const K_RELAY_SNAPSHOT: &[u8] = b"R/snapshot";
 pub(crate) const P_SYNC_OUTBOX: &[u8] = b"o/";
 /// `g/ || grant id` → sealed [`crate::Grant`].
 pub(crate) const P_GRANT: &[u8] = b"g/";
-/// `a/ || grant || episode || kind` → [`OutboxRecord`] (the alert outbox).
+/// `a/ || tag(slot)` → sealed [`OutboxRecord`] (the alert outbox). The tag
+/// is a keyed hash ([`AlertSlot::outbox_key`]), so the key says nothing.
 pub(crate) const P_ALERT_OUTBOX: &[u8] = b"a/";
-/// `A/ || grant || episode || kind` → sealed `be64(queued)`: never queue an alert twice.
+/// `A/ || tag(slot)` → sealed `be64(queued)`: never queue an alert twice.
 pub(crate) const P_ALERTED: &[u8] = b"A/";
 /// `d/ || be64(n)` → sealed [`crate::Disclosure`].
 pub(crate) const P_DISCLOSURE: &[u8] = b"d/";
@@ -116,31 +117,24 @@ pub(crate) struct AlertSlot {
 }
 
 impl AlertSlot {
-    fn key(&self, prefix: &[u8]) -> Vec<u8> {
-        join(prefix, &[&self.grant, &self.episode, &[self.kind]])
+    /// `prefix || tag`: a keyed hash of the slot, one domain per prefix, so
+    /// neither key links to the other or to the grant and episode.
+    fn key(&self, index: &IndexKey, domain: &str, prefix: &[u8]) -> Vec<u8> {
+        let mut input = [0u8; 33];
+        input[..16].copy_from_slice(&self.grant);
+        input[16..32].copy_from_slice(&self.episode);
+        input[32] = self.kind;
+        join(prefix, &[&index.tag(domain.as_bytes(), &input)])
     }
 
     /// Its key in the alert outbox.
-    pub(crate) fn outbox_key(&self) -> Vec<u8> {
-        self.key(P_ALERT_OUTBOX)
+    pub(crate) fn outbox_key(&self, index: &IndexKey) -> Vec<u8> {
+        self.key(index, "vigil/v1/index/alert-outbox", P_ALERT_OUTBOX)
     }
 
     /// Its "already queued" marker's key.
-    pub(crate) fn marker_key(&self) -> Vec<u8> {
-        self.key(P_ALERTED)
-    }
-
-    /// The slot in an alert-outbox key.
-    pub(crate) fn parse_outbox_key(k: &[u8]) -> Option<Self> {
-        let rest = k.strip_prefix(P_ALERT_OUTBOX)?;
-        if rest.len() != 33 {
-            return None;
-        }
-        Some(AlertSlot {
-            grant: rest[..16].try_into().ok()?,
-            episode: rest[16..32].try_into().ok()?,
-            kind: rest[32],
-        })
+    pub(crate) fn marker_key(&self, index: &IndexKey) -> Vec<u8> {
+        self.key(index, "vigil/v1/index/alerted", P_ALERTED)
     }
 }
 
@@ -284,9 +278,13 @@ pub(crate) mod x25519 {
     }
 }
 
-/// `a/`: an alert waiting for its node's acknowledgement.
+/// `a/`: an alert waiting for its node's acknowledgement (sealed: its
+/// slot, onset and level are health facts).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct OutboxRecord {
+    pub(crate) grant: [u8; 16],
+    pub(crate) episode: [u8; 16],
+    pub(crate) kind: u8,
     pub(crate) queued_ms: i64,
     pub(crate) first_sent_ms: Option<i64>,
     pub(crate) onset_ms: i64,
@@ -295,9 +293,21 @@ pub(crate) struct OutboxRecord {
     pub(crate) blob: Vec<u8>,
 }
 
-/// The tombstone file: what remains of a shredded vault.
+/// The tombstone file: what remains of a shredded vault. The node's receipt
+/// is kept only as its SHA-256: the receipt counts the alerts deleted, and
+/// a count above zero says there was a fever.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct TombstoneRecord {
+    pub(crate) vault: [u8; 16],
+    pub(crate) period: Period,
+    pub(crate) shredded_at_ms: i64,
+    pub(crate) receipt_sha256: Option<[u8; 32]>,
+}
+
+/// The format-2 tombstone, which kept the receipt itself: still read, so a
+/// shred interrupted under the old build completes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TombstoneRecordV2 {
     pub(crate) vault: [u8; 16],
     pub(crate) period: Period,
     pub(crate) shredded_at_ms: i64,
@@ -305,7 +315,9 @@ pub(crate) struct TombstoneRecord {
 }
 
 /// The tombstone file starts with this, so a stray file is never taken for one.
-pub(crate) const TOMBSTONE_MAGIC: &[u8; 8] = b"VGTOMB\x00\x02";
+pub(crate) const TOMBSTONE_MAGIC: &[u8; 8] = b"VGTOMB\x00\x03";
+/// The format-2 tombstone's magic.
+pub(crate) const TOMBSTONE_MAGIC_V2: &[u8; 8] = b"VGTOMB\x00\x02";
 
 // ---- sealing ------------------------------------------------------------------
 
@@ -318,6 +330,8 @@ pub(crate) enum LocalRecord<'a> {
     Disclosure(u64),
     /// An "already queued" marker, by its key.
     Alerted(&'a [u8]),
+    /// An alert-outbox entry, by its key.
+    AlertOutbox(&'a [u8]),
 }
 
 impl LocalRecord<'_> {
@@ -330,6 +344,9 @@ impl LocalRecord<'_> {
                 .bytes(vault.as_bytes())
                 .u64(*n),
             LocalRecord::Alerted(key) => Context::new("vigil/v1/alerted")
+                .bytes(vault.as_bytes())
+                .bytes(key),
+            LocalRecord::AlertOutbox(key) => Context::new("vigil/v1/alert-outbox")
                 .bytes(vault.as_bytes())
                 .bytes(key),
         }
@@ -384,6 +401,7 @@ pub(crate) struct VaultCrypto {
     keys: KeySchedule,
     log_key: LogKey,
     store_key: StoreKey,
+    index_key: IndexKey,
     device: DeviceId,
     rng: ChaCha20Rng,
 }
@@ -409,6 +427,7 @@ impl VaultCrypto {
         VaultCrypto {
             log_key: keys.log_key(),
             store_key: keys.store_key(),
+            index_key: keys.index_key(),
             keys,
             device,
             rng: ChaCha20Rng::from_seed(seed),
@@ -418,6 +437,11 @@ impl VaultCrypto {
     /// The key schedule (mailbox, alert and pairing keys are derived on use).
     pub(crate) fn keys(&self) -> &KeySchedule {
         &self.keys
+    }
+
+    /// The key that names records by keyed hash ([`AlertSlot`]'s keys).
+    pub(crate) fn index_key(&self) -> &IndexKey {
+        &self.index_key
     }
 
     /// The vault id.
@@ -573,6 +597,9 @@ mod tests {
     #[test]
     fn records_refuse_trailing_bytes_oversize_and_garbage() {
         let rec = OutboxRecord {
+            grant: [5; 16],
+            episode: [6; 16],
+            kind: 1,
             queued_ms: 1,
             first_sent_ms: None,
             onset_ms: 2,
@@ -610,8 +637,16 @@ mod tests {
             episode: [2; 16],
             kind: 2,
         };
-        assert_eq!(AlertSlot::parse_outbox_key(&slot.outbox_key()), Some(slot));
-        assert_eq!(AlertSlot::parse_outbox_key(&slot.marker_key()), None);
+        // Opaque: a fixed length, neither id in the key, and the two keys unlinked.
+        let index = IndexKey::from_bytes([9; 32]);
+        let (o, m) = (slot.outbox_key(&index), slot.marker_key(&index));
+        assert_eq!((o.len(), m.len()), (18, 18));
+        assert!(o.starts_with(P_ALERT_OUTBOX) && m.starts_with(P_ALERTED));
+        assert_ne!(o[2..], m[2..]);
+        assert!(!o.windows(16).any(|w| w == slot.grant || w == slot.episode));
+        let other = AlertSlot { kind: 1, ..slot };
+        assert_ne!(other.outbox_key(&index), o);
+        assert_ne!(slot.outbox_key(&IndexKey::from_bytes([8; 32])), o);
         assert_eq!(parse_disclosure_key(&disclosure_key(5)), Some(5));
     }
 }

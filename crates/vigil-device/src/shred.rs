@@ -13,8 +13,12 @@ use std::path::Path;
 use vigil_crypto::VaultId;
 use vigil_proto::{DriveError, Exchange, RequestShred, drive};
 
+use sha2::{Digest, Sha256};
+
 use crate::keystore::{KeyFate, KeyStore, KeyStoreError};
-use crate::layout::{self, SMALL_RECORD, TOMBSTONE_MAGIC, TombstoneRecord};
+use crate::layout::{
+    self, SMALL_RECORD, TOMBSTONE_MAGIC, TOMBSTONE_MAGIC_V2, TombstoneRecord, TombstoneRecordV2,
+};
 use crate::period::Period;
 use crate::storage::{SledStorage, Storage, StorageError};
 
@@ -27,32 +31,58 @@ pub struct Tombstone {
     pub period: Period,
     /// When the shred began, ms.
     pub shredded_at_ms: i64,
-    /// The node's deletion receipt, if the node was reached.
+    /// The node's deletion receipt, if the node was reached: returned by
+    /// the shred so the resident sees it then, but never written to the
+    /// tombstone file (it counts the alerts deleted), so `None` when read back.
     pub receipt: Option<Vec<u8>>,
+    /// SHA-256 of the receipt: what the tombstone file keeps of it, enough to
+    /// match a receipt the resident saved and nothing more.
+    pub receipt_sha256: Option<[u8; 32]>,
 }
 
 impl Tombstone {
-    /// The tombstone file's bytes: a magic, then the record (postcard).
+    /// The digest the tombstone keeps of a receipt.
+    pub fn receipt_digest(receipt: &[u8]) -> [u8; 32] {
+        Sha256::digest(receipt).into()
+    }
+
+    /// The tombstone file's bytes: a magic, then the record (postcard). The
+    /// receipt itself is left out (see [`Tombstone::receipt`]).
     pub fn encode(&self) -> Vec<u8> {
         let mut v = TOMBSTONE_MAGIC.to_vec();
         v.extend_from_slice(&layout::encode(&TombstoneRecord {
             vault: *self.vault_id.as_bytes(),
             period: self.period,
             shredded_at_ms: self.shredded_at_ms,
-            receipt: self.receipt.clone(),
+            receipt_sha256: self
+                .receipt_sha256
+                .or_else(|| self.receipt.as_deref().map(Self::receipt_digest)),
         }));
         v
     }
 
-    /// Parses the file's bytes; `None` if it is not a tombstone.
+    /// Parses the file's bytes; `None` if it is not a tombstone. A format-2
+    /// tombstone (which kept the receipt) reads with the receipt reduced to
+    /// its digest.
     pub fn decode(b: &[u8]) -> Option<Self> {
+        if let Some(rest) = b.strip_prefix(TOMBSTONE_MAGIC_V2) {
+            let r: TombstoneRecordV2 = layout::decode(rest, SMALL_RECORD).ok()?;
+            return Some(Tombstone {
+                vault_id: VaultId::from_bytes(r.vault),
+                period: r.period,
+                shredded_at_ms: r.shredded_at_ms,
+                receipt: None,
+                receipt_sha256: r.receipt.as_deref().map(Self::receipt_digest),
+            });
+        }
         let r: TombstoneRecord =
             layout::decode(b.strip_prefix(TOMBSTONE_MAGIC)?, SMALL_RECORD).ok()?;
         Some(Tombstone {
             vault_id: VaultId::from_bytes(r.vault),
             period: r.period,
             shredded_at_ms: r.shredded_at_ms,
-            receipt: r.receipt,
+            receipt: None,
+            receipt_sha256: r.receipt_sha256,
         })
     }
 }
@@ -86,7 +116,9 @@ pub(crate) fn shred(
 ) -> Result<Tombstone, ShredError> {
     let bytes = t.encode();
     storage.put_tombstone(&bytes)?;
-    finish(storage, key_store, &bytes)
+    finish(storage, key_store, &bytes)?;
+    // The caller gets the receipt itself; the file has only its digest.
+    Ok(t.clone())
 }
 
 /// Finishes a shred whose tombstone exists: destroys the key, deletes the

@@ -231,6 +231,14 @@ impl Vault {
                 supported: STORE_FORMAT,
             });
         }
+        if format < STORE_FORMAT {
+            // Earlier layouts packed records differently (format 1) or kept
+            // the alert outbox in the clear (format 2): never read as this one.
+            return Err(OpenError::OlderFormat {
+                found: format,
+                supported: STORE_FORMAT,
+            });
+        }
         let meta: MetaRecord = layout::decode(
             &storage
                 .get(K_META)?
@@ -502,7 +510,7 @@ impl Vault {
     /// Alerts not yet acknowledged by their node (the delivery watch: see
     /// [`PendingAlert::overdue`]).
     pub fn pending_alerts(&self) -> Result<Vec<PendingAlert>, StorageError> {
-        Alerts::pending(self.storage.as_ref())
+        Alerts::pending(self.storage.as_ref(), &self.crypto)
     }
 
     /// Evaluates the rule, then sends every pending alert for `node` over
@@ -565,6 +573,7 @@ impl Vault {
             vault_id: self.vault_id(),
             period: self.period,
             shredded_at_ms: now_ms,
+            receipt_sha256: receipt.as_deref().map(Tombstone::receipt_digest),
             receipt,
         };
         // Dropping the rest of the vault zeroizes every key and the log.

@@ -436,6 +436,7 @@ fn no_shred_path_deletes_foreign_files() {
         period: v.period(),
         shredded_at_ms: START + DAY,
         receipt: None,
+        receipt_sha256: None,
     };
     drop(v);
     std::fs::write(dir("resumed").join(TOMBSTONE_FILE), t.encode()).unwrap();

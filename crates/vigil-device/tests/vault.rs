@@ -280,6 +280,19 @@ fn bad_input_errors_are_clear_and_lose_nothing() {
         ),
         "{err}"
     );
+    // An older format (its records laid out otherwise) is refused by name,
+    // not misread.
+    {
+        let mut s = SledStorage::open(&dir).unwrap();
+        let mut b = vigil_device::Batch::default();
+        b.put(
+            b"m/format".to_vec(),
+            (vigil_device::STORE_FORMAT - 1).to_be_bytes().to_vec(),
+        );
+        s.apply(b).unwrap();
+    }
+    let err = Vault::open_at(&dir, &keys, START).unwrap_err();
+    assert!(matches!(err, OpenError::OlderFormat { .. }), "{err}");
     {
         let mut s = SledStorage::open(&dir).unwrap();
         let mut b = vigil_device::Batch::default();
@@ -382,4 +395,173 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&p, &dest).unwrap();
         }
     }
+}
+
+/// postcard's encoding of an unsigned integer (LEB128), as the old plaintext
+/// records wrote counts.
+fn varint(mut n: u64) -> Vec<u8> {
+    let mut out = vec![];
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return out;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// postcard's encoding of a signed integer (zigzag, then LEB128).
+fn zigzag(n: i64) -> Vec<u8> {
+    varint(((n << 1) ^ (n >> 63)) as u64)
+}
+
+/// Every file under `dir`, read now (`None` for a file that is gone).
+fn read_all(paths: &[&Path]) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = vec![];
+    for p in paths {
+        let fs = if p.is_dir() {
+            files(p)
+        } else {
+            vec![p.to_path_buf()]
+        };
+        for f in fs {
+            if let Ok(b) = std::fs::read(&f) {
+                out.push((f, b));
+            }
+        }
+    }
+    out
+}
+
+/// A week enrolled with a node, a fever (≥ 39 °C) whose alerts are queued,
+/// sent and acknowledged, then a shred with the node's receipt: neither the
+/// live store (while the alerts wait and after they left) nor what the shred
+/// leaves says when the fever began, how high it was, how many alerts there
+/// were, or which metric.
+#[test]
+fn no_fever_fact_at_rest_live_or_after_shred() {
+    use vigil_testkit::{DAY, HOUR, date, enrol, node, period_start, sled_vault};
+    let tmp = tempfile::tempdir().unwrap();
+    let n = node(&tmp.path().join("node"));
+    let code = n.enrolment_code().clone();
+    let start = period_start();
+    let (mut vault, keys) = sled_vault(tmp.path(), "phone", Period::days(start, 7), 11);
+    let home = tmp.path().join("phone");
+    let keyfile = tmp.path().join("phone.key");
+    let label = "Ana Costa, flat 12B";
+    let mut conn = enrol(&mut vault, &code, label, start);
+    let grant = vault.grants().unwrap()[0].grant_id;
+
+    // Day 1, 10:00-15:00: a fever peaking at 39.3 °C; normal otherwise.
+    let fever_from = start + 10 * HOUR;
+    let fever_to = start + 15 * HOUR;
+    let mut t = start;
+    while t < start + 7 * DAY {
+        let temp = if (fever_from..fever_to).contains(&t) {
+            38.6 + ((t - fever_from) / (10 * MIN) % 8) as f64 * 0.1
+        } else {
+            36.4 + ((t / (10 * MIN)) % 7) as f64 * 0.1
+        };
+        vault
+            .record(Metric::BodyTemperature, temp, Unit::Celsius, t)
+            .unwrap();
+        if (t / (10 * MIN)) % 3 == 0 {
+            vault
+                .record(Metric::HeartRate, 70.0, Unit::BeatsPerMinute, t)
+                .unwrap();
+        }
+        t += 10 * MIN;
+    }
+    assert!(
+        !vault.pending_alerts().unwrap().is_empty(),
+        "the fever queued alerts"
+    );
+    // The store while alerts wait in the outbox.
+    let waiting = read_all(&[&home]);
+
+    let now = vigil_testkit::now_ms();
+    vault.sync(&mut conn).unwrap();
+    let report = vault
+        .send_alerts(&mut conn, &code.node_public, now)
+        .unwrap();
+    assert!(report.delivered >= 1, "{report:?}");
+    assert!(vault.pending_alerts().unwrap().is_empty());
+    // Each alert's level is the peak so far: the start's below 39 °C, the end's not.
+    let (mut onset, mut levels) = (None, vec![]);
+    for d in vault.disclosures().unwrap() {
+        if let vigil_device::Disclosure::AlertSent {
+            onset_ms, level, ..
+        } = d
+        {
+            onset = Some(onset_ms);
+            levels.push(level);
+        }
+    }
+    let onset = onset.expect("an alert was sent");
+    assert_eq!(levels.iter().max(), Some(&3), "peak ≥ 39 °C");
+    let sent = read_all(&[&home]);
+
+    let t = vault.shred_with_node(&mut conn, &keys, now).unwrap();
+    let receipt = t.receipt.clone().expect("the node signed a receipt");
+    let body = vigil_proto::receipt::verify_receipt(&code.receipt_key, &receipt).unwrap();
+    assert!(body.alerts >= 1, "{body:?}");
+    let left = read_all(&[&home, &keyfile]);
+    assert!(!left.is_empty(), "the tombstone remains");
+
+    // What must not be found, with why.
+    let (h, m) = (onset.rem_euclid(DAY) / HOUR, onset.rem_euclid(HOUR) / MIN);
+    let mut needles: Vec<(String, Vec<u8>)> = vec![
+        ("onset be64".into(), onset.to_be_bytes().to_vec()),
+        ("onset le64".into(), onset.to_le_bytes().to_vec()),
+        ("onset decimal".into(), onset.to_string().into_bytes()),
+        (
+            "onset seconds".into(),
+            (onset / 1000).to_string().into_bytes(),
+        ),
+        (
+            "onset RFC 3339".into(),
+            format!("{}T{h:02}:{m:02}", date(onset)).into_bytes(),
+        ),
+        ("outbox key by grant".into(), [&b"a/"[..], &grant].concat()),
+        ("marker key by grant".into(), [&b"A/"[..], &grant].concat()),
+        ("the receipt".into(), receipt.clone()),
+        (
+            "the receipt's body".into(),
+            receipt[..receipt.len() - 64].to_vec(),
+        ),
+        ("alert count then node".into(), {
+            let mut v = varint(body.alerts);
+            v.extend_from_slice(&body.node);
+            v
+        }),
+        ("label".into(), label.as_bytes().to_vec()),
+    ];
+    for level in &levels {
+        let mut v = zigzag(onset);
+        v.push(*level);
+        needles.push((format!("onset then level {level}"), v));
+    }
+    for name in [
+        "body_temperature",
+        "BodyTemperature",
+        "heart_rate",
+        "HeartRate",
+    ] {
+        needles.push((format!("metric {name}"), name.as_bytes().to_vec()));
+    }
+    let mut found = vec![];
+    for (when, files) in [("waiting", &waiting), ("sent", &sent), ("shredded", &left)] {
+        for (f, bytes) in files {
+            for (what, needle) in &needles {
+                if contains(bytes, needle) {
+                    found.push(format!("{what} in {} ({when})", f.display()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "found at rest:\n{}", found.join("\n"));
+    assert!(waiting.iter().map(|(_, b)| b.len()).sum::<usize>() > 10_000);
+    n.shutdown();
 }

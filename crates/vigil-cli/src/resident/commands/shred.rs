@@ -113,7 +113,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
         )?,
         Some(Err(_)) => writeln!(
             ctx.out,
-            "Warning: the node's receipt does not verify against its code; it is kept in the tombstone."
+            "Warning: the node's receipt does not verify against its code; the tombstone keeps only its SHA-256."
         )?,
         None => writeln!(ctx.out, "Node: {node_note}.")?,
     }
