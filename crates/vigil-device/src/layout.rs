@@ -650,3 +650,44 @@ mod tests {
         assert_eq!(parse_disclosure_key(&disclosure_key(5)), Some(5));
     }
 }
+
+/// Every decoder of stored bytes answers garbage with an error, never a
+/// panic: a damaged disk must not crash the app or the sweeper.
+#[cfg(test)]
+mod never_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn records_decode_or_refuse(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode::<MetaRecord>(&bytes, SMALL_RECORD);
+            let _ = decode::<SnapshotRecord>(&bytes, LOG_RECORD);
+            let _ = decode::<SyncRecord>(&bytes, SMALL_RECORD);
+            let _ = decode::<RelaySnapshotRecord>(&bytes, LOG_RECORD);
+            let _ = decode::<OutboxRecord>(&bytes, SMALL_RECORD);
+            let _ = decode::<TombstoneRecord>(&bytes, SMALL_RECORD);
+            let _ = decode::<TombstoneRecordV2>(&bytes, SMALL_RECORD);
+            let _ = crate::shred::Tombstone::decode(&bytes);
+            let mut magic = TOMBSTONE_MAGIC.to_vec();
+            magic.extend_from_slice(&bytes);
+            let _ = crate::shred::Tombstone::decode(&magic);
+            let _ = parse_chunk_key(&bytes);
+            let _ = parse_received_key(&bytes);
+            let _ = parse_sync_outbox_key(&bytes);
+            let _ = parse_grant_key(&bytes);
+            let _ = parse_disclosure_key(&bytes);
+        }
+
+        #[test]
+        fn key_files_load_or_refuse(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            use crate::keystore::{FileKeyStore, KeyStore};
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("k");
+            std::fs::write(&path, &bytes).unwrap();
+            let store = FileKeyStore::new(&path);
+            let _ = store.load();
+            let _ = store.destroy_if(vigil_crypto::VaultId::from_bytes([1; 16]));
+        }
+    }
+}
