@@ -862,7 +862,15 @@ fn pairing_in_two_steps_then_conflicts_resolve_across_devices() {
     // Step 3: the same command again joins and shows the same code.
     let again = run(
         vigil(&tablet),
-        ["--json", "pair", "join", &node.code, "--timeout", "0", "--yes"],
+        [
+            "--json",
+            "pair",
+            "join",
+            &node.code,
+            "--timeout",
+            "0",
+            "--yes",
+        ],
     );
     let last: Value = serde_json::from_str(again.ok().lines().last().unwrap()).unwrap();
     assert_eq!(last["status"], "paired");
@@ -982,7 +990,13 @@ fn pairing_refuses_a_mistyped_joiner_code_and_asks_before_joining() {
     // The key alone, without its checksum, is refused too.
     run(
         vigil(&phone),
-        ["pair", "show", &joiner[..joiner.len() - 8], "--node", &node.code],
+        [
+            "pair",
+            "show",
+            &joiner[..joiner.len() - 8],
+            "--node",
+            &node.code,
+        ],
     )
     .fails(2, "invalid joiner code");
     run(

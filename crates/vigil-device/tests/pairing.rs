@@ -68,7 +68,7 @@ fn conn(relay: &Relay) -> (Conn, Arc<Mutex<Vec<String>>>) {
 
 fn phone(seed: u64) -> Vault {
     let (mut v, _) = mem_vault(period(), seed);
-    v.record(Metric::Temperature, 36.6, Unit::Celsius, START + MIN)
+    v.record(Metric::BodyTemperature, 36.6, Unit::Celsius, START + MIN)
         .unwrap();
     v
 }
@@ -104,7 +104,9 @@ fn the_hijacker_who_saw_the_joiner_code_is_found_out_by_the_code() {
         .unwrap();
     // The resident's real offer is refused, so it cannot be mistaken for a
     // join that went through.
-    let e = real.offer_pairing(&mut conn(&relay).0, &j, START).unwrap_err();
+    let e = real
+        .offer_pairing(&mut conn(&relay).0, &j, START)
+        .unwrap_err();
     assert!(is_slot_taken(&e), "{e:?}");
     // The joiner fetches what is there: the hijacker's root. Its code is the
     // hijacker's, not the one the resident's device would show.

@@ -355,7 +355,10 @@ fn a_pairing_slot_takes_one_offer_and_a_fetch_takes_it() {
     assert!(store.put_pairing(&[7; 32], b"a", 1_000, 2_000).unwrap());
     assert!(!store.put_pairing(&[7; 32], b"b", 1_500, 2_500).unwrap());
     assert!(store.put_pairing(&[7; 32], b"c", 2_000, 3_000).unwrap());
-    assert_eq!(store.take_pairing(&[7; 32], 2_100).unwrap(), Some(b"c".to_vec()));
+    assert_eq!(
+        store.take_pairing(&[7; 32], 2_100).unwrap(),
+        Some(b"c".to_vec())
+    );
     assert_eq!(store.take_pairing(&[7; 32], 2_100).unwrap(), None);
 }
 
