@@ -5,7 +5,7 @@
 //! each size, over ONE loopback QUIC connection to a local node, measures:
 //!
 //! 1. E2EE: a freshly paired device joins and syncs the week through the
-//!    blind relay (`Vault::join`: pairing fetch, snapshot download, open);
+//!    blind relay (`Vault::fetch_join` + `confirm`: pairing fetch, snapshot download, open);
 //! 2. plaintext Automerge sync (`generate_sync_message` /
 //!    `receive_sync_message`) of the same log against a node-side copy, on
 //!    the same connection;
@@ -177,14 +177,15 @@ fn measure(
         let mut conn = connect();
         let before = counters(&conn);
         let t = Instant::now();
-        let (mut tablet, _) = Vault::join(
-            Box::new(MemStorage::new()),
-            Box::new(MemoryKeyStore::new()),
-            &tablet_id,
-            &mut conn,
-            rng,
-        )
-        .unwrap();
+        let mut tablet = Vault::fetch_join(&mut conn, &tablet_id)
+            .unwrap()
+            .confirm(
+                Box::new(MemStorage::new()),
+                Box::new(MemoryKeyStore::new()),
+                &mut conn,
+                rng,
+            )
+            .unwrap();
         let e2ee = t.elapsed();
         let e2ee_bytes = counters(&conn) - before;
         assert_eq!(tablet.log().len(), week.len());
@@ -330,7 +331,7 @@ fn print_sizes(points: &[(i64, SizePoint)]) {
     }
     let (days, w) = points.last().expect("at least one size");
     println!(
-        "\nE2EE = pair fetch + snapshot download + open (`Vault::join`); plaintext = Automerge's \
+        "\nE2EE = pair fetch + snapshot download + open (`Vault::fetch_join` + `confirm`); plaintext = Automerge's \
          sync protocol against a node-side copy of the log. The phone's first push of the \
          {days}-day log (bundle + snapshot) took {:.1} ms and {} bytes.\n",
         ms(w.push),

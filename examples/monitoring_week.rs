@@ -172,19 +172,25 @@ fn pair_the_band(w: &mut Week) -> BoxResult<()> {
     let keys = FileKeyStore::new(w.tmp.join("band.key"));
     let mut conn = connect(&w.code)?;
     let storage = SledStorage::open(&dir.join("vault"))?;
-    let (mut vault, band_code) = Vault::join(
-        Box::new(storage),
-        Box::new(keys.clone()),
-        &identity,
-        &mut conn,
-        &mut vigil::os_rng(),
-    )?;
+    // The band holds the fetched root unused until the codes are compared.
+    let pending = Vault::fetch_join(&mut conn, &identity)?;
+    let band_code = pending.code();
     let same = if phone_code == band_code {
         "match"
     } else {
         "MISMATCH"
     };
     println!("  pairing phone shows {phone_code}, band shows {band_code}: {same}");
+    if phone_code != band_code {
+        pending.reject();
+        return Err("the pairing codes differ: not joining".into());
+    }
+    let mut vault = pending.confirm(
+        Box::new(storage),
+        Box::new(keys.clone()),
+        &mut conn,
+        &mut vigil::os_rng(),
+    )?;
     vault.enrol(
         &mut conn,
         &w.code.node_public,

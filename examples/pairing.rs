@@ -45,23 +45,26 @@ fn main() -> Result<(), Box<dyn Error>> {
     let phone_code = phone.offer_pairing(&mut phone_conn, &tablet_identity.public_key(), start)?;
     println!("phone:  left the wrapped root at the node");
 
-    // The tablet fetches it, builds its own copy of the vault and syncs.
+    // The tablet takes the offer from the node and shows its code. The root
+    // stays unused until the resident says both screens show the same code:
+    // someone else who wrote the slot would show up here as a mismatch.
     let mut tablet_conn = connect()?;
-    let (mut tablet, tablet_code) = Vault::join(
+    let pending = Vault::fetch_join(&mut tablet_conn, &tablet_identity)?;
+    let tablet_code = pending.code();
+    println!("phone shows {phone_code}, tablet shows {tablet_code}");
+    // An app asks the resident; this example compares the two itself.
+    if tablet_code != phone_code {
+        pending.reject();
+        return Err("the codes differ: not joining".into());
+    }
+    // Confirmed: the tablet builds its own copy of the vault and syncs.
+    let mut tablet = pending.confirm(
         Box::new(MemStorage::new()),
         Box::new(MemoryKeyStore::new()),
-        &tablet_identity,
         &mut tablet_conn,
         &mut rng,
     )?;
-    println!(
-        "phone shows {phone_code}, tablet shows {tablet_code}: {}",
-        if phone_code == tablet_code {
-            "match"
-        } else {
-            "MISMATCH"
-        }
-    );
+    println!("tablet: codes match, joined");
 
     // From now on both record, and each sync carries the other's readings.
     tablet.record(temp, 37.2, temp.unit(), start + 1_200_000)?;

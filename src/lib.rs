@@ -66,9 +66,9 @@
 // The vault and its components.
 pub use vigil_device::{
     AlertReport, Batch, DELIVERY_DEADLINE_MS, Disclosure, Entries, FileKeyStore, Grant, KeyStore,
-    KeyStoreError, MemStorage, MemoryKeyStore, OpenError, PendingAlert, Period, RecordError,
-    ShredError, SledStorage, SnapshotPolicy, Storage, StorageError, SyncFailure, SyncReport,
-    TOMBSTONE_FILE, Tombstone, Vault, WriteError, offer_waiting,
+    KeyStoreError, MemStorage, MemoryKeyStore, OpenError, PendingAlert, PendingJoin, Period,
+    RecordError, ShredError, SledStorage, SnapshotPolicy, Storage, StorageError, SyncFailure,
+    SyncReport, TOMBSTONE_FILE, Tombstone, Vault, WriteError,
 };
 
 // The health log.

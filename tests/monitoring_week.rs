@@ -272,10 +272,17 @@ fn pair_band(
             .offer_pairing(phone_conn, &band_identity.public_key(), start + MIN)?;
     let mut band_conn = connect(&node.code);
     let (storage, keys) = sled_home(tmp, "band");
-    let (vault, band_code) = Vault::join(
+    // The band holds the fetched root unused until the resident has
+    // compared the codes; here they match, so the band confirms.
+    let pending = Vault::fetch_join(&mut band_conn, &band_identity)?;
+    let band_code = pending.code();
+    if band_code != phone_code {
+        pending.reject();
+        return Err("the pairing codes differ".into());
+    }
+    let vault = pending.confirm(
         Box::new(storage),
         Box::new(keys.clone()),
-        &band_identity,
         &mut band_conn,
         rng,
     )?;

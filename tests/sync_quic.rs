@@ -145,8 +145,9 @@ fn three_devices_sync_through_a_blind_node() {
             .unwrap();
         let (storage, keys) = new_device(tmp.path(), name);
         let mut conn = node.connect();
-        let (vault, joined_code) = Vault::join(storage, keys, &id, &mut conn, rng).unwrap();
-        assert_eq!(code, joined_code, "both screens show the same code");
+        let pending = Vault::fetch_join(&mut conn, &id).unwrap();
+        assert_eq!(code, pending.code(), "both screens show the same code");
+        let vault = pending.confirm(storage, keys, &mut conn, rng).unwrap();
         (Device { vault }, conn)
     };
     let (mut tablet, mut tablet_conn) = pair("tablet", &mut phone, &mut rng);

@@ -971,7 +971,15 @@ fn pairing_in_two_steps_then_conflicts_resolve_across_devices() {
     // Step 3: the same command again joins and shows the same code.
     let again = run(
         vigil(&tablet),
-        ["--json", "pair", "join", &node.code, "--timeout", "0"],
+        [
+            "--json",
+            "pair",
+            "join",
+            &node.code,
+            "--timeout",
+            "0",
+            "--yes",
+        ],
     );
     let last: Value = serde_json::from_str(again.ok().lines().last().unwrap()).unwrap();
     assert_eq!(last["status"], "paired");
@@ -1062,6 +1070,81 @@ fn pairing_in_two_steps_then_conflicts_resolve_across_devices() {
 }
 
 #[test]
+fn pairing_refuses_a_mistyped_joiner_code_and_asks_before_joining() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Node::start(&tmp.path().join("node"));
+    let phone = tmp.path().join("phone");
+    let tablet = tmp.path().join("tablet");
+    live_vault(&phone);
+    run(vigil(&phone), ["record", "temperature", "36.6"]).ok();
+    let first = run(
+        vigil(&tablet),
+        ["--json", "pair", "join", &node.code, "--timeout", "0"],
+    );
+    let line: Value = serde_json::from_str(first.out.lines().next().unwrap()).unwrap();
+    let joiner = line["joiner_code"].as_str().unwrap().to_owned();
+    // One digit mistyped: refused (exit 2), nothing sent.
+    let flip = |s: &str, i: usize| {
+        let mut b = s.as_bytes().to_vec();
+        b[i] = if b[i] == b'0' { b'1' } else { b'0' };
+        String::from_utf8(b).unwrap()
+    };
+    for i in ["vigil-join1/".len() + 5, joiner.len() - 1] {
+        run(
+            vigil(&phone),
+            ["pair", "show", &flip(&joiner, i), "--node", &node.code],
+        )
+        .fails(2, "checksum");
+    }
+    // The key alone, without its checksum, is refused too.
+    run(
+        vigil(&phone),
+        [
+            "pair",
+            "show",
+            &joiner[..joiner.len() - 8],
+            "--node",
+            &node.code,
+        ],
+    )
+    .fails(2, "invalid joiner code");
+    run(
+        vigil(&tablet),
+        ["pair", "join", &node.code, "--timeout", "0", "--yes"],
+    )
+    .fails(5, "no pairing offer yet");
+    // The right code is offered; the tablet asks, and "no" stores nothing.
+    run(
+        vigil(&phone),
+        ["pair", "show", &joiner, "--node", &node.code],
+    )
+    .ok();
+    let mut c = vigil(&tablet);
+    c.args(["pair", "join", &node.code, "--timeout", "0"]);
+    let r = run_in(&mut c, "n\n");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.out.contains("Pairing code: "), "{r:?}");
+    assert!(
+        r.err.contains("Do both screens show the same code? [y/N]"),
+        "{r:?}"
+    );
+    assert!(r.err.contains("not confirmed"), "{r:?}");
+    assert!(
+        !tmp.path().join("tablet.key").exists() && !tablet.join("db").exists(),
+        "nothing stored: {:?}",
+        files(&tablet)
+    );
+    // The offer was used up, and the next attempt has a new joiner code.
+    let next = run(
+        vigil(&tablet),
+        ["--json", "pair", "join", &node.code, "--timeout", "0"],
+    );
+    assert_eq!(next.code, 5, "{next:?}");
+    let line: Value = serde_json::from_str(next.out.lines().next().unwrap()).unwrap();
+    assert_ne!(line["joiner_code"].as_str().unwrap(), joiner);
+}
+
+#[test]
 fn pairing_by_waiting_join() {
     let tmp = tempfile::tempdir().unwrap();
     let node = Node::start(&tmp.path().join("node"));
@@ -1080,6 +1163,7 @@ fn pairing_by_waiting_join() {
         "--qr",
         "--poll",
         "200ms",
+        "--yes",
     ])
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());

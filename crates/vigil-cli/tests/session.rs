@@ -59,7 +59,15 @@ fn a_resident_and_a_node_through_the_programs() {
     let shown = run(vigil(&phone), ["--json", "pair", "show", &joiner]).json();
     let joined = run(
         vigil(&tablet),
-        ["--json", "pair", "join", &node.code, "--timeout", "0"],
+        [
+            "--json",
+            "pair",
+            "join",
+            &node.code,
+            "--timeout",
+            "0",
+            "--yes",
+        ],
     );
     let last: Value = serde_json::from_str(joined.ok().lines().last().unwrap()).unwrap();
     assert_eq!(last["status"], "paired");

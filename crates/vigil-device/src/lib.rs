@@ -38,7 +38,7 @@ pub use faults::DeviceFault;
 pub use journal::DEFAULT_COMPACT_EVERY;
 pub use keystore::{FileKeyStore, KeyFate, KeyStore, KeyStoreError, MemoryKeyStore};
 pub use layout::{RecordError, STORE_FORMAT};
-pub use pairing::{offer_waiting, pairing_slot};
+pub use pairing::{PendingJoin, pairing_slot};
 pub use period::Period;
 pub use shred::{ShredError, Tombstone};
 pub use storage::{

@@ -2,7 +2,10 @@
 //! period's root, wrapped to the joiner's X25519 key, in the joiner's slot
 //! at the node, with the period sealed beside it; the joiner fetches and
 //! unwraps it. Both show a short code derived from the root and the joiner's
-//! key for the resident to compare.
+//! key for the resident to compare. The joiner holds what it fetched as a
+//! [`PendingJoin`], unused, until the resident confirms that the codes match:
+//! whoever else wrote the slot (someone who saw the joiner code, or the node)
+//! shows up as a different code, before anything is stored or synced.
 
 use vigil_crypto::{
     KeySchedule, RootKey, ShortAuthCode, WRAPPED_LEN, WrappedKey, X25519Identity, X25519PublicKey,
@@ -51,13 +54,38 @@ pub(crate) fn offer(
     Ok(crypto.keys().pairing_code(joiner))
 }
 
-/// What a joiner received: the root, the period, and the code to compare.
-pub(crate) struct Received {
+/// A pairing offer fetched by the joining device and not yet used: the root
+/// stays in memory (zeroized when dropped) until [`PendingJoin::confirm`].
+/// Show [`PendingJoin::code`] and ask the resident whether the first device
+/// shows the same; if not, [`PendingJoin::reject`] (or drop) it.
+pub struct PendingJoin {
     pub(crate) root: RootKey,
     pub(crate) period: Period,
-    pub(crate) code: ShortAuthCode,
+    code: ShortAuthCode,
 }
 
+impl PendingJoin {
+    /// The code to compare with the one the first device shows.
+    pub fn code(&self) -> ShortAuthCode {
+        self.code
+    }
+
+    /// Discards the offer: nothing was stored or synced, and the root is
+    /// zeroized. The offer is gone from the node, so pairing starts again
+    /// (best with a new joiner key: the old one was seen by whoever wrote the
+    /// slot).
+    pub fn reject(self) {}
+}
+
+impl std::fmt::Debug for PendingJoin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingJoin")
+            .field("code", &self.code)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Takes the offer left for `joiner` from its slot (the node deletes it).
 fn fetch_payload(
     conn: &mut dyn Exchange,
     joiner: &X25519PublicKey,
@@ -76,19 +104,11 @@ fn fetch_payload(
     Ok(found)
 }
 
-/// Whether the node holds an offer for `joiner` (without using it).
-pub fn offer_waiting(
-    conn: &mut dyn Exchange,
-    joiner: &X25519PublicKey,
-) -> Result<bool, SyncFailure> {
-    Ok(fetch_payload(conn, joiner)?.is_some())
-}
-
-/// Fetches and opens the offer left for `identity`.
+/// Takes and opens the offer left for `identity`.
 pub(crate) fn fetch(
     conn: &mut dyn Exchange,
     identity: &X25519Identity,
-) -> Result<Received, SyncFailure> {
+) -> Result<PendingJoin, SyncFailure> {
     let joiner = identity.public_key();
     let payload = fetch_payload(conn, &joiner)?.ok_or(SyncFailure::NoOffer)?;
     if payload.len() <= WRAPPED_LEN {
@@ -101,5 +121,5 @@ pub(crate) fn fetch(
     let period = VaultCrypto::open_pair_info(&keys, &joiner, &payload[WRAPPED_LEN..])
         .ok_or(SyncFailure::BadOffer)?;
     let code = keys.pairing_code(&joiner);
-    Ok(Received { root, period, code })
+    Ok(PendingJoin { root, period, code })
 }

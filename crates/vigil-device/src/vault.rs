@@ -19,7 +19,7 @@ use crate::faults::Faults;
 use crate::journal::Journal;
 use crate::keystore::KeyStore;
 use crate::layout::{self, K_FORMAT, K_META, MetaRecord, SMALL_RECORD, STORE_FORMAT, VaultCrypto};
-use crate::pairing;
+use crate::pairing::{self, PendingJoin};
 use crate::period::Period;
 use crate::shred::{self, ShredError, Tombstone};
 use crate::storage::{Batch, DEFAULT_LOCK_WAIT, SledStorage, Storage, StorageError};
@@ -440,30 +440,24 @@ impl Vault {
         pairing::offer(&mut self.crypto, self.period, conn, joiner)
     }
 
-    /// Joining device: fetches the wrapped root left for `identity`, creates
-    /// this device's vault in `storage` with it, and syncs the whole log.
-    /// Returns the vault and the code to compare with the first device's.
-    pub fn join<R: CryptoRng + ?Sized>(
-        storage: Box<dyn Storage>,
-        key_store: Box<dyn KeyStore>,
-        identity: &X25519Identity,
-        conn: &mut dyn Exchange,
-        rng: &mut R,
-    ) -> Result<(Vault, ShortAuthCode), SyncFailure> {
-        let received = pairing::fetch(conn, identity)?;
-        let mut vault = Vault::create_with_root(
-            storage,
-            received.period,
-            key_store,
-            received.root,
-            false,
-            rng,
-        )?;
-        vault.sync_with(conn, SnapshotPolicy::Never)?;
-        Ok((vault, received.code))
+    /// The code the resident compares while pairing `joiner` (the one
+    /// [`Vault::offer_pairing`] returns), e.g. to show it again.
+    pub fn pairing_code(&self, joiner: &X25519PublicKey) -> ShortAuthCode {
+        self.crypto.keys().pairing_code(joiner)
     }
 
-    // ---- fever alerts ----
+    /// Joining device, step 1: takes the offer left for `identity` from the
+    /// node and opens it. Nothing is stored or synced: show
+    /// [`PendingJoin::code`], and only if the resident confirms that the
+    /// first device shows the same code, call [`PendingJoin::confirm`].
+    pub fn fetch_join(
+        conn: &mut dyn Exchange,
+        identity: &X25519Identity,
+    ) -> Result<PendingJoin, SyncFailure> {
+        pairing::fetch(conn, identity)
+    }
+
+    // ---- fever alerts ----    // ---- fever alerts ----
 
     /// The grants this device made.
     pub fn grants(&self) -> Result<Vec<Grant>, StorageError> {
@@ -587,5 +581,24 @@ impl Vault {
     #[cfg(feature = "fault-injection")]
     pub fn inject_fault(&mut self, fault: crate::DeviceFault) {
         self.faults.inject(fault);
+    }
+}
+
+impl PendingJoin {
+    /// Joining device, step 2, once the resident has confirmed that both
+    /// screens show the same code: creates this device's vault in `storage`
+    /// with the received root (written to `key_store`) and syncs the whole
+    /// log.
+    pub fn confirm<R: CryptoRng + ?Sized>(
+        self,
+        storage: Box<dyn Storage>,
+        key_store: Box<dyn KeyStore>,
+        conn: &mut dyn Exchange,
+        rng: &mut R,
+    ) -> Result<Vault, SyncFailure> {
+        let PendingJoin { root, period, .. } = self;
+        let mut vault = Vault::create_with_root(storage, period, key_store, root, false, rng)?;
+        vault.sync_with(conn, SnapshotPolicy::Never)?;
+        Ok(vault)
     }
 }

@@ -88,14 +88,15 @@ fn enrolled_and_joined(n: &Node, seed: u64, join_seed: u64, label: &str) -> (Vau
     phone
         .offer_pairing(&mut conn(n, START), &id.public_key(), START)
         .unwrap();
-    let (joined, _) = Vault::join(
-        Box::new(MemStorage::new()),
-        Box::new(MemoryKeyStore::new()),
-        &id,
-        &mut conn(n, START),
-        &mut rng,
-    )
-    .unwrap();
+    let joined = Vault::fetch_join(&mut conn(n, START), &id)
+        .unwrap()
+        .confirm(
+            Box::new(MemStorage::new()),
+            Box::new(MemoryKeyStore::new()),
+            &mut conn(n, START),
+            &mut rng,
+        )
+        .unwrap();
     (phone, joined)
 }
 

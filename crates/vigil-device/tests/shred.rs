@@ -253,14 +253,15 @@ fn online_device_gets_a_receipt_offline_one_shreds_alone_and_the_node_forgets() 
         .unwrap();
     let band_keys = MemoryKeyStore::new();
     let mut rng2 = ChaCha20Rng::seed_from_u64(70);
-    let (mut band, _) = Vault::join(
-        Box::new(MemStorage::new()),
-        Box::new(band_keys.clone()),
-        &id,
-        &mut Direct(relay.session(), START),
-        &mut rng2,
-    )
-    .unwrap();
+    let mut band = Vault::fetch_join(&mut Direct(relay.session(), START), &id)
+        .unwrap()
+        .confirm(
+            Box::new(MemStorage::new()),
+            Box::new(band_keys.clone()),
+            &mut Direct(relay.session(), START),
+            &mut rng2,
+        )
+        .unwrap();
     for i in 0..4 {
         band.record(
             Metric::BodyTemperature,

@@ -67,16 +67,16 @@ fn three_devices_converge_through_the_relay() {
         let code = phone
             .offer_pairing(&mut conn(&relay), &id.public_key(), START)
             .unwrap();
-        let (v, code2) = Vault::join(
-            Box::new(MemStorage::new()),
-            Box::new(MemoryKeyStore::new()),
-            &id,
-            &mut conn(&relay),
-            rng,
-        )
-        .unwrap();
-        assert_eq!(code, code2);
-        v
+        let pending = Vault::fetch_join(&mut conn(&relay), &id).unwrap();
+        assert_eq!(code, pending.code());
+        pending
+            .confirm(
+                Box::new(MemStorage::new()),
+                Box::new(MemoryKeyStore::new()),
+                &mut conn(&relay),
+                rng,
+            )
+            .unwrap()
     };
     let mut tablet = join(&mut rng);
     let mut band = join(&mut rng);
@@ -170,14 +170,15 @@ fn two_devices(relay: &Relay, seed: u64) -> (Vault, Vault) {
     let id = X25519Identity::generate(&mut rng);
     a.offer_pairing(&mut conn(relay), &id.public_key(), START)
         .unwrap();
-    let (b, _) = Vault::join(
-        Box::new(MemStorage::new()),
-        Box::new(MemoryKeyStore::new()),
-        &id,
-        &mut conn(relay),
-        &mut rng,
-    )
-    .unwrap();
+    let b = Vault::fetch_join(&mut conn(relay), &id)
+        .unwrap()
+        .confirm(
+            Box::new(MemStorage::new()),
+            Box::new(MemoryKeyStore::new()),
+            &mut conn(relay),
+            &mut rng,
+        )
+        .unwrap();
     (a, b)
 }
 

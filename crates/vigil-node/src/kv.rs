@@ -120,6 +120,35 @@ impl Kv {
         }
     }
 
+    /// Replaces `old` at `k` with `new` (`None`: absent), atomically;
+    /// returns whether `k` held `old`.
+    pub(crate) fn compare_and_swap(
+        &self,
+        k: Vec<u8>,
+        old: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Kv::Sled(db) => Ok(db.compare_and_swap(k, old, Some(new))?.is_ok()),
+            Kv::Mem(m) => {
+                let mut g = Self::mem(m);
+                if g.get(&k) != old.as_ref() {
+                    return Ok(false);
+                }
+                g.insert(k, new);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Removes `k`, returning what it held: one caller gets each value.
+    pub(crate) fn take(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Kv::Sled(db) => Ok(db.remove(k)?.map(|v| v.to_vec())),
+            Kv::Mem(m) => Ok(Self::mem(m).remove(k)),
+        }
+    }
+
     /// Applies every write of `batch`, atomically.
     pub(crate) fn apply(&self, batch: KvBatch) -> Result<(), StoreError> {
         match self {

@@ -446,7 +446,8 @@ impl Relay {
                 },
                 None => err(ProtoError::UnknownGrant),
             },
-            Request::PairFetch { slot } => match self.store.pairing(&slot, now_ms)? {
+            // Fetching takes the offer: it waits at the node only until used.
+            Request::PairFetch { slot } => match self.store.take_pairing(&slot, now_ms)? {
                 Some(wrapped) => Ok(Response::PairOffer { wrapped }),
                 None => err(ProtoError::NotFound),
             },
@@ -551,9 +552,17 @@ impl Relay {
                         "pairing offer too large".into(),
                     )));
                 }
-                self.store
-                    .put_pairing(&slot, &wrapped, now_ms + self.config.pairing_ttl_ms)?;
-                Ok(Response::Ok)
+                let stored = self.store.put_pairing(
+                    &slot,
+                    &wrapped,
+                    now_ms,
+                    now_ms + self.config.pairing_ttl_ms,
+                )?;
+                Ok(if stored {
+                    Response::Ok
+                } else {
+                    Response::Error(ProtoError::SlotTaken)
+                })
             }
             Request::Hello { .. }
             | Request::Register { .. }

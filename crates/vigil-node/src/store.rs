@@ -301,26 +301,59 @@ impl MailboxStore {
         Ok(true)
     }
 
-    /// Leaves a wrapped root at a pairing slot until `expires_ms`.
+    /// Leaves a wrapped root at a pairing slot until `expires_ms`, unless
+    /// the slot holds an offer that has not expired at `now_ms`: the first
+    /// writer wins, so whoever saw a joiner code cannot replace the offer
+    /// already there. Returns whether the offer was stored.
     pub fn put_pairing(
         &self,
         slot: &[u8; 32],
         wrapped: &[u8],
+        now_ms: i64,
         expires_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        let k = key(b'p', &[slot]);
         let mut v = expires_ms.to_be_bytes().to_vec();
         v.extend_from_slice(wrapped);
-        self.db.insert(key(b'p', &[slot]), v)?;
+        let old = self.db.get(&k)?;
+        if old
+            .as_deref()
+            .and_then(pairing_expiry)
+            .is_some_and(|exp| now_ms < exp)
+        {
+            return Ok(false);
+        }
+        // Compare-and-swap against what was read: of two writers racing for
+        // an empty (or expired) slot, one wins.
+        if !self.db.compare_and_swap(k, old, v)? {
+            return Ok(false);
+        }
         self.db.flush()?;
-        Ok(())
+        Ok(true)
     }
 
     /// The wrapped root at a slot, if present and not expired at `now_ms`.
     pub fn pairing(&self, slot: &[u8; 32], now_ms: i64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get(&key(b'p', &[slot]))?.and_then(|v| {
-            let exp = i64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+            let exp = pairing_expiry(&v)?;
             (now_ms < exp).then(|| v[8..].to_vec())
         }))
+    }
+
+    /// Takes the wrapped root from a slot: it is removed, so an offer is
+    /// fetched once. An expired offer is removed too, and not returned.
+    pub fn take_pairing(
+        &self,
+        slot: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(v) = self.db.take(&key(b'p', &[slot]))? else {
+            return Ok(None);
+        };
+        self.db.flush()?;
+        Ok(pairing_expiry(&v)
+            .is_some_and(|exp| now_ms < exp)
+            .then(|| v[8..].to_vec()))
     }
 
     /// Every registered vault (for the sweeper and the operator).
@@ -354,4 +387,9 @@ impl MailboxStore {
             })
             .collect())
     }
+}
+
+/// The expiry at the head of a stored pairing offer.
+fn pairing_expiry(v: &[u8]) -> Option<i64> {
+    Some(i64::from_be_bytes(v.get(..8)?.try_into().ok()?))
 }

@@ -320,6 +320,49 @@ fn pairing_slots_expire() {
 }
 
 #[test]
+fn a_pairing_slot_takes_one_offer_and_a_fetch_takes_it() {
+    let relay = Relay::new(MailboxStore::in_memory(), RelayConfig::default());
+    let mut c = setup(&relay, &KeySchedule::new(RootKey::from_bytes([4; 32])));
+    let offer = |c: &mut Client, b: u8| {
+        c.call(Request::PairOffer {
+            slot: [9; 32],
+            wrapped: vec![b; 3],
+        })
+    };
+    assert_eq!(offer(&mut c, 1), Response::Ok);
+    // Another vault that saw the joiner code comes second: refused, so the
+    // first offer stands (first writer wins).
+    let mut other = setup(&relay, &KeySchedule::new(RootKey::from_bytes([5; 32])));
+    assert_eq!(offer(&mut other, 2), Response::Error(ProtoError::SlotTaken));
+    assert_eq!(offer(&mut c, 3), Response::Error(ProtoError::SlotTaken));
+    let mut joiner = Client { s: relay.session() };
+    joiner.call(Request::Hello {
+        version: PROTOCOL_VERSION,
+    });
+    assert_eq!(
+        joiner.call(Request::PairFetch { slot: [9; 32] }),
+        Response::PairOffer {
+            wrapped: vec![1; 3]
+        }
+    );
+    // Fetched means taken.
+    assert_eq!(
+        joiner.call(Request::PairFetch { slot: [9; 32] }),
+        Response::Error(ProtoError::NotFound)
+    );
+    // An expired offer does not hold the slot.
+    let store = MailboxStore::in_memory();
+    assert!(store.put_pairing(&[7; 32], b"a", 1_000, 2_000).unwrap());
+    assert!(!store.put_pairing(&[7; 32], b"b", 1_500, 2_500).unwrap());
+    assert!(store.put_pairing(&[7; 32], b"c", 2_000, 3_000).unwrap());
+    assert_eq!(
+        store.take_pairing(&[7; 32], 2_100).unwrap(),
+        Some(b"c".to_vec())
+    );
+    assert_eq!(store.take_pairing(&[7; 32], 2_100).unwrap(), None);
+}
+
+#[test]
 fn sweeper_deletes_expired_vaults_only_and_is_restart_safe() {
     let tmp = tempfile::tempdir().unwrap();
     let mut vaults = vec![];

@@ -263,4 +263,8 @@ pub enum ProtoError {
     /// The vault's period is over: its mailbox cannot be created or used.
     #[error("the monitoring period is over")]
     PeriodOver,
+    /// The pairing slot already holds an offer (the first writer wins, so a
+    /// second device racing for a joiner's slot is refused, not swapped in).
+    #[error("that pairing slot already holds an offer")]
+    SlotTaken,
 }

@@ -244,15 +244,16 @@ fn pair(w: &mut World, faults: Faults, skew_ms: i64) -> Result<usize, String> {
     let mut jrng = fresh_rng(&mut w.rng);
     let vault = {
         let mut link = SimLink::new(&mut session, now, faults, &mut w.rng, w.tap.clone());
-        Vault::join(
-            Box::new(storage.clone()),
-            Box::new(keys.clone()),
-            &id,
-            &mut link,
-            &mut jrng,
-        )
-        .map_err(|e| format!("join: {e}"))?
-        .0
+        // The simulated resident compares the codes and confirms.
+        Vault::fetch_join(&mut link, &id)
+            .map_err(|e| format!("join: {e}"))?
+            .confirm(
+                Box::new(storage.clone()),
+                Box::new(keys.clone()),
+                &mut link,
+                &mut jrng,
+            )
+            .map_err(|e| format!("join: {e}"))?
     };
     let vault = with_bug(vault, w.node.bug, false);
     w.devices.push(Device {

@@ -435,7 +435,7 @@ pub(crate) struct PairArgs {
 pub(crate) enum PairAction {
     /// On the EXISTING device: send the vault to a joining device and show the code to compare.
     #[command(
-        after_help = "Example:\n  vigil pair show vigil-join1/5d1c0e...e0\n\nThen check that the new device shows the same 6-digit code."
+        after_help = "Example:\n  vigil pair show vigil-join1/5d1c0e...e0\n\nThen check that the new device shows the same 6-digit code. A mistyped joiner code fails its checksum and is refused (exit 2)."
     )]
     Show {
         /// The joiner code the new device printed (vigil-join1/...).
@@ -444,9 +444,9 @@ pub(crate) enum PairAction {
         #[arg(long, value_name = "CODE")]
         node: Option<String>,
     },
-    /// On the NEW device: wait for the vault from an existing device, then show the code.
+    /// On the NEW device: wait for the vault from an existing device, show the code, ask whether both screens show it, then join.
     #[command(
-        after_help = "Examples:\n  vigil --vault ~/.vigil-tablet pair join vigil1/203.0.113.5:4433/...\n  vigil pair join vigil1/... --timeout 0    # scripts: print the joiner code, exit 5 until the offer is there"
+        after_help = "Examples:\n  vigil --vault ~/.vigil-tablet pair join vigil1/203.0.113.5:4433/...\n  vigil pair join vigil1/... --timeout 0    # scripts: print the joiner code, exit 5 until the offer is there\n\nThe offer is taken from the node and kept unused until you answer yes to \"Do both screens show the same code? [y/N]\" (read from stdin; with --json a {\"status\":\"confirm\",\"pairing_code\":...} line comes first). Anything else stores nothing and forgets the joiner code. --yes joins without asking."
     )]
     Join {
         /// The node's code (vigil1/...): the same node the existing device uses.
@@ -460,6 +460,10 @@ pub(crate) enum PairAction {
         /// Also draw the joiner code as a QR code.
         #[arg(long)]
         qr: bool,
+        /// Join without asking whether both screens show the same pairing
+        /// code (for scripts that compare the codes themselves).
+        #[arg(long)]
+        yes: bool,
     },
 }
 

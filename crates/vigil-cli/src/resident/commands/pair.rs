@@ -1,13 +1,14 @@
 //! `vigil pair show` and `vigil pair join`: a second device for the vault.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use vigil_crypto::{KeySchedule, X25519Identity, X25519PublicKey};
-use vigil_device::{KeyStore, SledStorage, SyncFailure, Vault};
+use vigil_device::{KeyStore, PendingJoin, SledStorage, SyncFailure, Vault};
 use vigil_net::{DeviceConnection, EnrolmentCode};
-use vigil_proto::SyncError;
+use vigil_proto::{ProtoError, SyncError};
 
 use crate::common::time::{format_duration, format_time};
 use crate::common::{Error, exit, one_line};
@@ -16,6 +17,8 @@ use crate::resident::context::{Ctx, JOINER_FILE, connect, parse_node_code, rng, 
 use crate::resident::fmt::PeriodJson;
 
 const JOIN_PREFIX: &str = "vigil-join1/";
+/// Hex digits of checksum after the key's 64 (docs/spec.md §10).
+const CHECK_HEX: usize = 8;
 /// `vigil pair show` and `vigil pair join`.
 pub(crate) fn run(ctx: &mut Ctx, action: &PairAction) -> Result<(), Error> {
     match action {
@@ -25,28 +28,57 @@ pub(crate) fn run(ctx: &mut Ctx, action: &PairAction) -> Result<(), Error> {
             timeout,
             poll,
             qr,
-        } => pair_join(ctx, code, *timeout, *poll, *qr),
+            yes,
+        } => pair_join(ctx, code, *timeout, *poll, *qr, *yes),
     }
+}
+
+/// The joiner code's checksum: the first 4 bytes of
+/// SHA-256("vigil/v1/join-code" || key). It catches typing mistakes only;
+/// anyone can compute it, so it proves nothing about who made the code.
+fn join_check(k: &X25519PublicKey) -> [u8; CHECK_HEX / 2] {
+    let mut h = Sha256::new();
+    h.update(b"vigil/v1/join-code");
+    h.update(k.as_bytes());
+    let d = h.finalize();
+    [d[0], d[1], d[2], d[3]]
 }
 
 fn parse_joiner(s: &str) -> Result<X25519PublicKey, Error> {
     let s = s.trim();
     let bad = || {
         Error::usage(format!(
-            "invalid joiner code {s:?}: expected {JOIN_PREFIX}<64 hex digits>, as `vigil pair join` prints it"
+            "invalid joiner code {s:?}: expected {JOIN_PREFIX}<72 hex digits>, as `vigil pair join` prints it"
         ))
     };
-    let h = s.strip_prefix(JOIN_PREFIX).ok_or_else(bad)?;
-    let mut k = [0u8; 32];
-    if h.len() != 64 {
+    let h = s
+        .strip_prefix(JOIN_PREFIX)
+        .ok_or_else(bad)?
+        .to_ascii_lowercase();
+    if h.len() != 64 + CHECK_HEX {
         return Err(bad());
     }
-    hex::decode_to_slice(h.to_ascii_lowercase(), &mut k).map_err(|_| bad())?;
-    Ok(X25519PublicKey::from_bytes(k))
+    let mut k = [0u8; 32];
+    let mut check = [0u8; CHECK_HEX / 2];
+    hex::decode_to_slice(&h[..64], &mut k).map_err(|_| bad())?;
+    hex::decode_to_slice(&h[64..], &mut check).map_err(|_| bad())?;
+    let key = X25519PublicKey::from_bytes(k);
+    // Wrapping the root to a mistyped key would send it to a key nobody
+    // holds (or, worse, someone's): refuse before anything is sent.
+    if join_check(&key) != check {
+        return Err(Error::usage(format!(
+            "joiner code {s:?} fails its checksum (a typo?): copy it again from the new device"
+        )));
+    }
+    Ok(key)
 }
 
 fn joiner_code(k: &X25519PublicKey) -> String {
-    format!("{JOIN_PREFIX}{}", hex::encode(k.as_bytes()))
+    format!(
+        "{JOIN_PREFIX}{}{}",
+        hex::encode(k.as_bytes()),
+        hex::encode(join_check(k))
+    )
 }
 
 fn pair_show(ctx: &mut Ctx, joiner: &str, node: Option<&str>) -> Result<(), Error> {
@@ -56,7 +88,15 @@ fn pair_show(ctx: &mut Ctx, joiner: &str, node: Option<&str>) -> Result<(), Erro
     let mut conn = connect(&code)?;
     let sas = vault
         .offer_pairing(&mut conn, &joiner, ctx.now_ms)
-        .map_err(|e| Error::from(e).context("pairing failed"))?;
+        .map_err(|e| match e {
+            SyncFailure::Protocol(SyncError::Refused(ProtoError::SlotTaken)) => Error::failed(
+                "pairing failed: an offer for that joiner code is already waiting at the node. \
+                 If you did not send it, someone else may have seen the joiner code: on the new \
+                 device answer no when asked about the code, then run `vigil pair join` again for \
+                 a new joiner code",
+            ),
+            e => Error::from(e).context("pairing failed"),
+        })?;
     conn.close();
     let mut state = ctx.state();
     state.last_sync_ms = Some(ctx.now_ms);
@@ -72,7 +112,7 @@ fn pair_show(ctx: &mut Ctx, joiner: &str, node: Option<&str>) -> Result<(), Erro
     }
     writeln!(
         ctx.out,
-        "Pairing code: {sas}\nThe new device shows its code once it has fetched the offer (it waits at the node for 15 minutes).\nCheck that both codes are the same. If they differ, do not use the new device: the joiner code may have been swapped."
+        "Pairing code: {sas}\nThe new device shows its code once it has fetched the offer (it waits at the node for 15 minutes) and asks whether both screens show the same code.\nAnswer yes there only if they do; if they differ, answer no: the new device then keeps nothing."
     )?;
     Ok(())
 }
@@ -115,20 +155,28 @@ fn remove_joiner(ctx: &Ctx) {
     let _ = vigil_fs::erase(&path);
 }
 
-/// Whether the node holds an offer for `joiner` (without taking it).
-fn offer_waiting(conn: &mut DeviceConnection, joiner: &X25519PublicKey) -> Result<bool, Error> {
-    vigil_device::offer_waiting(conn, joiner).map_err(|e| match e {
-        SyncFailure::Transport(e) => Error::failed(format!("node: {}", one_line(&e.to_string()))),
-        SyncFailure::Protocol(SyncError::Codec(e)) => Error::failed(format!("node: {e}")),
-        SyncFailure::Protocol(SyncError::Refused(e)) => Error::failed(format!(
+/// Takes the offer for `identity` from the node, if one is there; the
+/// root stays unused (a [`PendingJoin`]) until the resident confirms.
+fn fetch_offer(
+    conn: &mut DeviceConnection,
+    identity: &X25519Identity,
+) -> Result<Option<PendingJoin>, Error> {
+    match Vault::fetch_join(conn, identity) {
+        Ok(p) => Ok(Some(p)),
+        Err(SyncFailure::NoOffer) => Ok(None),
+        Err(SyncFailure::Transport(e)) => {
+            Err(Error::failed(format!("node: {}", one_line(&e.to_string()))))
+        }
+        Err(SyncFailure::Protocol(SyncError::Codec(e))) => Err(Error::failed(format!("node: {e}"))),
+        Err(SyncFailure::Protocol(SyncError::Refused(e))) => Err(Error::failed(format!(
             "node answered {:?} to a pairing fetch",
             vigil_proto::Response::Error(e)
-        )),
-        SyncFailure::Protocol(SyncError::Unexpected(m)) => {
-            Error::failed(format!("node answered {m}"))
+        ))),
+        Err(SyncFailure::Protocol(SyncError::Unexpected(m))) => {
+            Err(Error::failed(format!("node answered {m}")))
         }
-        e => Error::failed(format!("node: {}", one_line(&e.to_string()))),
-    })
+        Err(e) => Err(Error::from(e).context("joining failed")),
+    }
 }
 
 fn pair_join(
@@ -137,6 +185,7 @@ fn pair_join(
     timeout_ms: i64,
     poll_ms: i64,
     qr: bool,
+    yes: bool,
 ) -> Result<(), Error> {
     let code = parse_node_code(code)?;
     if interrupted_join(ctx)? {
@@ -146,18 +195,58 @@ fn pair_join(
     let public = identity.public_key();
     let jc = joiner_code(&public);
     announce_wait(ctx, &jc, &code, qr, timeout_ms)?;
-    let mut conn = wait_for_offer(&code, &public, &jc, timeout_ms, poll_ms)?;
+    let (mut conn, pending) = wait_for_offer(&code, &identity, &jc, timeout_ms, poll_ms)?;
+    let sas = pending.code().to_string();
+    if !confirmed(ctx, &sas, yes)? {
+        // The offer is used up and the joiner key was seen by whoever wrote
+        // the slot: forget both, so the next attempt starts afresh.
+        pending.reject();
+        conn.close();
+        remove_joiner(ctx);
+        return Err(Error::failed(
+            "not confirmed: nothing was stored. Run `vigil pair join` again for a new joiner code",
+        ));
+    }
+    // Only now is the root written (with the key file) and used to sync.
     let storage = SledStorage::open(&ctx.dir)?;
-    let (vault, sas) = Vault::join(
-        Box::new(storage),
-        Box::new(ctx.key_store()),
-        &identity,
-        &mut conn,
-        &mut rng(),
-    )
-    .map_err(|e| Error::from(e).context("joining failed"))?;
+    let vault = pending
+        .confirm(
+            Box::new(storage),
+            Box::new(ctx.key_store()),
+            &mut conn,
+            &mut rng(),
+        )
+        .map_err(|e| Error::from(e).context("joining failed"))?;
     conn.close();
-    joined(ctx, &code, &vault, &sas.to_string())
+    joined(ctx, &code, &vault, &sas)
+}
+
+/// Shows the pairing code and asks whether the other device shows the same
+/// (on stderr, the answer from stdin; anything but yes is no). `--yes`
+/// skips the question, for scripts that compare the codes themselves.
+fn confirmed(ctx: &mut Ctx, sas: &str, yes: bool) -> Result<bool, Error> {
+    if ctx.json {
+        let line = Confirm {
+            pairing_code: sas,
+            status: "confirm",
+        };
+        writeln!(ctx.out, "{}", json_line(&line)?)?;
+    } else {
+        writeln!(ctx.out, "Pairing code: {sas}")?;
+    }
+    ctx.out.flush()?;
+    if yes {
+        return Ok(true);
+    }
+    let mut err = std::io::stderr();
+    write!(err, "Do both screens show the same code? [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// Refuses a directory or key file that is not free for a new device;
@@ -228,27 +317,29 @@ fn announce_wait(
     Ok(ctx.out.flush()?)
 }
 
-/// Polls the node until the offer for `public` is there (the connection it
-/// is on is returned), or the timeout passes. A node that cannot be reached
-/// is tried again at each poll; the last failure is the error.
+/// Polls the node until the offer for `identity` is there and takes it
+/// (returned with the connection it came on), or the timeout passes. A node
+/// that cannot be reached is tried again at each poll; the last failure is
+/// the error.
 fn wait_for_offer(
     code: &EnrolmentCode,
-    public: &X25519PublicKey,
+    identity: &X25519Identity,
     jc: &str,
     timeout_ms: i64,
     poll_ms: i64,
-) -> Result<DeviceConnection, Error> {
+) -> Result<(DeviceConnection, PendingJoin), Error> {
     let deadline = Instant::now() + Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
     let poll = Duration::from_millis(u64::try_from(poll_ms.max(100)).unwrap_or(2000));
     let mut conn = Some(connect(code)?);
     let mut last_err: Option<Error> = None;
     loop {
         if let Some(c) = conn.as_mut() {
-            match offer_waiting(c, public) {
-                Ok(true) => {
-                    return conn.ok_or_else(|| Error::failed("lost the connection to the node"));
+            match fetch_offer(c, identity) {
+                Ok(Some(pending)) => {
+                    let c = conn.ok_or_else(|| Error::failed("lost the connection to the node"))?;
+                    return Ok((c, pending));
                 }
-                Ok(false) => last_err = None,
+                Ok(None) => last_err = None,
                 Err(e) => {
                     last_err = Some(e);
                     if let Some(c) = conn.take() {
@@ -303,7 +394,7 @@ fn joined(ctx: &mut Ctx, code: &EnrolmentCode, vault: &Vault, sas: &str) -> Resu
     }
     writeln!(
         ctx.out,
-        "Pairing code: {sas}\nCheck that the other device shows the same code. If it does not, run `vigil shred --yes --offline` here and pair again.\nJoined vault {} ({} readings; period ends {}). Key file: {}.\nTo send fever alerts from this device too, run `vigil enrol <node code> --label ...` here.",
+        "Joined vault {} ({} readings; period ends {}). Key file: {}.\nTo send fever alerts from this device too, run `vigil enrol <node code> --label ...` here.",
         vault.vault_id(),
         vault.log().len(),
         format_time(p.end_ms),
@@ -357,6 +448,13 @@ struct Offered {
 struct Waiting<'a> {
     joiner_code: &'a str,
     node: String,
+    status: &'static str,
+}
+
+/// `vigil pair join --json`: the code to compare, before joining.
+#[derive(Debug, Serialize)]
+struct Confirm<'a> {
+    pairing_code: &'a str,
     status: &'static str,
 }
 

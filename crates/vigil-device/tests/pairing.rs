@@ -1,0 +1,182 @@
+//! Pairing that cannot be hijacked (docs/spec.md §10): the joiner holds a
+//! received root unused until the resident confirms the code; a slot takes
+//! one offer; a fetched offer is gone.
+
+use std::sync::{Arc, Mutex};
+
+use vigil_crypto::{X25519Identity, X25519PublicKey};
+use vigil_device::{MemStorage, MemoryKeyStore, Period, SyncFailure, Vault};
+use vigil_log::{Metric, Unit};
+use vigil_node::{MailboxStore, Relay, RelayConfig};
+use vigil_proto::{
+    Exchange, ExchangeError, FrameHandler, ProtoError, Request, SyncError, decode_request,
+};
+use vigil_testkit::{mem_vault, rng};
+
+const START: i64 = 1_790_035_200_000;
+const MIN: i64 = 60_000;
+
+fn period() -> Period {
+    Period::days(START, 14)
+}
+
+fn relay() -> Relay {
+    Relay::new(MailboxStore::in_memory(), RelayConfig::default())
+}
+
+/// A connection to `relay` that records the kind of every request sent, and
+/// answers pairing fetches from `fetch_from` when set (a node that swaps the
+/// offer for one of its own making).
+struct Conn {
+    session: vigil_node::RelaySession,
+    swap: Option<vigil_node::RelaySession>,
+    sent: Arc<Mutex<Vec<String>>>,
+}
+
+impl Exchange for Conn {
+    fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
+        let req = decode_request(request).expect("a well-formed request");
+        let kind = format!("{req:?}");
+        let kind = kind.split([' ', '{', '(']).next().unwrap().to_owned();
+        self.sent.lock().unwrap().push(kind);
+        match (&mut self.swap, &req) {
+            (Some(other), Request::PairFetch { .. } | Request::Hello { .. }) => {
+                if matches!(req, Request::Hello { .. }) {
+                    other.handle(request, START);
+                }
+                if matches!(req, Request::PairFetch { .. }) {
+                    return Ok(other.handle(request, START));
+                }
+                Ok(self.session.handle(request, START))
+            }
+            _ => Ok(self.session.handle(request, START)),
+        }
+    }
+}
+
+fn conn(relay: &Relay) -> (Conn, Arc<Mutex<Vec<String>>>) {
+    let sent = Arc::new(Mutex::new(vec![]));
+    (
+        Conn {
+            session: relay.session(),
+            swap: None,
+            sent: sent.clone(),
+        },
+        sent,
+    )
+}
+
+fn phone(seed: u64) -> Vault {
+    let (mut v, _) = mem_vault(period(), seed);
+    v.record(Metric::BodyTemperature, 36.6, Unit::Celsius, START + MIN)
+        .unwrap();
+    v
+}
+
+fn is_slot_taken(e: &SyncFailure) -> bool {
+    matches!(
+        e,
+        SyncFailure::Protocol(SyncError::Refused(ProtoError::SlotTaken))
+    )
+}
+
+/// What the joiner sent after fetching the offer: nothing that touches a
+/// mailbox.
+fn assert_nothing_synced(sent: &[String]) {
+    for kind in sent {
+        assert!(
+            kind == "Hello" || kind == "PairFetch",
+            "the joiner sent {kind} before the code was confirmed: {sent:?}"
+        );
+    }
+}
+
+#[test]
+fn the_hijacker_who_saw_the_joiner_code_is_found_out_by_the_code() {
+    let relay = relay();
+    let mut real = phone(1);
+    let mut hijacker = phone(2);
+    let joiner = X25519Identity::generate(&mut rng(3));
+    let j: X25519PublicKey = joiner.public_key();
+    // The hijacker saw the joiner code and is first at the slot.
+    let theirs = hijacker
+        .offer_pairing(&mut conn(&relay).0, &j, START)
+        .unwrap();
+    // The resident's real offer is refused, so it cannot be mistaken for a
+    // join that went through.
+    let e = real
+        .offer_pairing(&mut conn(&relay).0, &j, START)
+        .unwrap_err();
+    assert!(is_slot_taken(&e), "{e:?}");
+    // The joiner fetches what is there: the hijacker's root. Its code is the
+    // hijacker's, not the one the resident's device would show.
+    let (mut c, sent) = conn(&relay);
+    let pending = Vault::fetch_join(&mut c, &joiner).unwrap();
+    assert_eq!(pending.code(), theirs);
+    assert_ne!(pending.code(), real.pairing_code(&j));
+    // The resident sees the mismatch and rejects: nothing stored, nothing synced.
+    pending.reject();
+    assert_nothing_synced(&sent.lock().unwrap());
+}
+
+#[test]
+fn a_node_that_swaps_the_offer_shows_a_different_code() {
+    let honest = relay();
+    let evil = relay();
+    let mut real = phone(4);
+    let mut node_vault = phone(5);
+    let joiner = X25519Identity::generate(&mut rng(6));
+    let j = joiner.public_key();
+    let code = real.offer_pairing(&mut conn(&honest).0, &j, START).unwrap();
+    // The node answers the fetch with a root of its own, wrapped to the
+    // joiner's public key (which it sees in the slot's request).
+    node_vault
+        .offer_pairing(&mut conn(&evil).0, &j, START)
+        .unwrap();
+    let (mut c, sent) = conn(&honest);
+    c.swap = Some(evil.session());
+    let pending = Vault::fetch_join(&mut c, &joiner).unwrap();
+    assert_ne!(pending.code(), code, "the codes differ");
+    let keys = MemoryKeyStore::new();
+    drop(pending);
+    assert_nothing_synced(&sent.lock().unwrap());
+    assert!(vigil_device::KeyStore::load(&keys).unwrap().is_none());
+}
+
+#[test]
+fn a_confirmed_join_creates_the_vault_and_the_offer_is_gone() {
+    let relay = relay();
+    let mut first = phone(7);
+    let joiner = X25519Identity::generate(&mut rng(8));
+    let j = joiner.public_key();
+    let code = first.offer_pairing(&mut conn(&relay).0, &j, START).unwrap();
+    let pending = Vault::fetch_join(&mut conn(&relay).0, &joiner).unwrap();
+    assert_eq!(pending.code(), code);
+    // Fetched means taken: nothing waits at the slot any more.
+    let again = Vault::fetch_join(&mut conn(&relay).0, &joiner).unwrap_err();
+    assert!(matches!(again, SyncFailure::NoOffer), "{again:?}");
+    let keys = MemoryKeyStore::new();
+    let joined = pending
+        .confirm(
+            Box::new(MemStorage::new()),
+            Box::new(keys.clone()),
+            &mut conn(&relay).0,
+            &mut rng(9),
+        )
+        .unwrap();
+    assert_eq!(joined.vault_id(), first.vault_id());
+    assert_eq!(joined.log().len(), 1);
+    assert!(vigil_device::KeyStore::load(&keys).unwrap().is_some());
+}
+
+#[test]
+fn a_slot_takes_one_offer() {
+    let relay = relay();
+    let mut first = phone(10);
+    let j = X25519Identity::generate(&mut rng(11)).public_key();
+    first.offer_pairing(&mut conn(&relay).0, &j, START).unwrap();
+    let e = first
+        .offer_pairing(&mut conn(&relay).0, &j, START)
+        .unwrap_err();
+    assert!(is_slot_taken(&e), "{e:?}");
+}
