@@ -603,6 +603,41 @@ fn fhir_export_of_a_simulated_week() {
     assert_eq!(check_fhir(&temps).len(), 20);
 }
 
+/// A plaintext export lands only in the file named, owner-only: a planted
+/// symlink is refused (its target untouched), and `--force` over a
+/// world-readable file leaves it 0600.
+#[cfg(unix)]
+#[test]
+fn exports_refuse_symlinks_and_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let now = T0 + DAY;
+    record(&dir, now, "temperature", "38.4", T0 + HOUR);
+    let target = tmp.path().join("somewhere-else");
+    std::fs::write(&target, "unrelated").unwrap();
+    let link = tmp.path().join("export.automerge");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for force in [false, true] {
+        let mut args = vec!["export", "--automerge", link.to_str().unwrap()];
+        if force {
+            args.push("--force");
+        }
+        run(at(&dir, now), args).fails(2, "symbolic link");
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "unrelated");
+    let open = tmp.path().join("open.automerge");
+    std::fs::write(&open, "old").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    run(
+        at(&dir, now),
+        ["export", "--automerge", open.to_str().unwrap(), "--force"],
+    )
+    .ok();
+    let mode = std::fs::metadata(&open).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
 #[test]
 fn automerge_export_holds_every_reading() {
     use automerge::ReadDoc;

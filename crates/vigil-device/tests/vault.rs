@@ -565,3 +565,30 @@ fn no_fever_fact_at_rest_live_or_after_shred() {
     assert!(waiting.iter().map(|(_, b)| b.len()).sum::<usize>() > 10_000);
     n.shutdown();
 }
+
+/// Everything a vault writes is the resident's alone: the directory 0700,
+/// the files Vigil writes 0600, also for a directory the resident made
+/// with the usual 0755, and the tombstone left after a shred.
+#[cfg(unix)]
+#[test]
+fn a_vault_is_owner_only_on_disk() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = tmp.path().join("fresh");
+    let made = tmp.path().join("made");
+    std::fs::create_dir(&made).unwrap();
+    std::fs::set_permissions(&made, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (i, dir) in [&fresh, &made].into_iter().enumerate() {
+        let (mut v, keys) = disk_vault(dir, Period::days(START, 7), 40 + i as u64);
+        v.record(Metric::BodyTemperature, 36.8, Unit::Celsius, START + MIN)
+            .unwrap();
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        for f in ["vigil-snapshot.blob", "vigil-vault"] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+        v.shred_now(&keys, START + 2 * MIN).unwrap();
+        assert_eq!(mode(&dir.join("vigil-tombstone")), 0o600);
+        assert_eq!(mode(dir), 0o700);
+    }
+}
