@@ -168,6 +168,7 @@ impl SledStorage {
     }
 
     fn open_once(dir: &Path) -> Result<Self, StorageError> {
+        owner_only_dir(dir)?;
         let path = dir.to_owned();
         let dir = dir.to_owned();
         // sled can panic on some damaged files instead of returning an error;
@@ -187,6 +188,32 @@ impl SledStorage {
             Err(_) => Err(StorageError::Corrupt("sled panicked while opening".into())),
         }
     }
+}
+
+/// Creates the vault directory as 0700, or narrows an existing one to it:
+/// what a vault holds is nobody else's business, even sealed (sled creates
+/// its own files with the process's umask; inside a 0700 directory no other
+/// user can reach them).
+fn owner_only_dir(dir: &Path) -> Result<(), StorageError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        match std::fs::symlink_metadata(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_err)?,
+            Err(e) => return Err(io_err(e)),
+            Ok(m) if m.is_dir() && m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(io_err)?;
+            }
+            // A symlink or a file: sled reports what it finds.
+            Ok(_) => {}
+        }
+    }
+    Ok(())
 }
 
 impl SledStorage {
@@ -257,7 +284,7 @@ impl SledStorage {
     }
 
     fn write_atomic(&self, path: &Path, value: &[u8]) -> Result<(), StorageError> {
-        vigil_fs::write_atomic(path, value, vigil_fs::Mode::Default).map_err(io_err)
+        vigil_fs::write_atomic(path, value, vigil_fs::Mode::OwnerOnly).map_err(io_err)
     }
 
     fn blob_path(&self, name: &str) -> Result<PathBuf, StorageError> {

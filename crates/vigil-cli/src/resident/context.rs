@@ -195,6 +195,14 @@ pub(crate) fn connect(code: &EnrolmentCode) -> Result<DeviceConnection, CliError
 
 /// Writes a file only the owner can read, refusing to overwrite unless `force`.
 pub(crate) fn write_private(path: &Path, bytes: &[u8], force: bool) -> Result<(), CliError> {
+    // Plaintext health data must land in the file named, not wherever a
+    // planted symlink points.
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(CliError::usage(format!(
+            "{} is a symbolic link: name the file itself",
+            path.display()
+        )));
+    }
     let mut opts = fs::OpenOptions::new();
     opts.write(true);
     if force {
@@ -214,6 +222,15 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8], force: bool) -> Result<()
             CliError::failed(format!("cannot write {}: {e}", path.display()))
         }
     })?;
+    // `mode` applies only to a file it creates: an overwritten regular file
+    // keeps its old mode unless narrowed here (a device such as /dev/stdout
+    // is left as it is).
+    #[cfg(unix)]
+    if f.metadata().is_ok_and(|m| m.is_file()) {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))?;
+    }
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))
