@@ -100,24 +100,9 @@ impl FileKeyStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io(e)),
         };
-        let corrupt = || KeyStoreError::Corrupt(path.display().to_string());
-        if bytes.len() < 5 || &bytes[..4] != MAGIC {
-            return Err(corrupt());
-        }
-        let (named, root) = match (bytes[4], bytes.len()) {
-            (VERSION_1, FILE_LEN_1) => (None, &bytes[5..]),
-            (VERSION, FILE_LEN) => (Some(&bytes[5..21]), &bytes[21..]),
-            _ => return Err(corrupt()),
-        };
-        let mut r = Zeroizing::new([0u8; 32]);
-        r.copy_from_slice(root);
-        let root = RootKey::from_bytes(*r);
-        let vault = KeySchedule::new(RootKey::from_bytes(*root.expose_secret())).vault_id();
-        // A file whose name and root disagree is damaged, not some vault's key.
-        if named.is_some_and(|n| n != vault.as_bytes()) {
-            return Err(corrupt());
-        }
-        Ok(Some((vault, root)))
+        parse_key_file(&bytes)
+            .map(Some)
+            .ok_or_else(|| KeyStoreError::Corrupt(path.display().to_string()))
     }
 
     fn io(&self, e: std::io::Error) -> KeyStoreError {
@@ -126,6 +111,28 @@ impl FileKeyStore {
             source: e,
         }
     }
+}
+
+/// A key file's vault and root; `None` if the bytes are not a Vigil key file
+/// (wrong magic, version or length, or a vault id that is not the root's).
+pub(crate) fn parse_key_file(bytes: &[u8]) -> Option<(VaultId, RootKey)> {
+    if bytes.len() < 5 || &bytes[..4] != MAGIC {
+        return None;
+    }
+    let (named, root) = match (bytes[4], bytes.len()) {
+        (VERSION_1, FILE_LEN_1) => (None, &bytes[5..]),
+        (VERSION, FILE_LEN) => (Some(&bytes[5..21]), &bytes[21..]),
+        _ => return None,
+    };
+    let mut r = Zeroizing::new([0u8; 32]);
+    r.copy_from_slice(root);
+    let root = RootKey::from_bytes(*r);
+    let vault = KeySchedule::new(RootKey::from_bytes(*root.expose_secret())).vault_id();
+    // A file whose name and root disagree is damaged, not some vault's key.
+    if named.is_some_and(|n| n != vault.as_bytes()) {
+        return None;
+    }
+    Some((vault, root))
 }
 
 impl KeyStore for FileKeyStore {

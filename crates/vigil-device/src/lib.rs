@@ -20,6 +20,9 @@ mod alerts;
 mod disclosure;
 mod error;
 mod faults;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod journal;
 mod keystore;
 mod layout;

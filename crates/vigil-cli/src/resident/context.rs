@@ -145,7 +145,7 @@ impl Ctx {
     pub(crate) fn state(&self) -> State {
         fs::read(self.dir.join(STATE_FILE))
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|b| parse_state(&b))
             .unwrap_or_default()
     }
 
@@ -234,4 +234,10 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8], force: bool) -> Result<()
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))
+}
+
+/// The state file's contents; `None` if it is not one (a damaged state file
+/// is treated as empty: it holds nothing the vault needs).
+pub(crate) fn parse_state(bytes: &[u8]) -> Option<State> {
+    serde_json::from_slice(bytes).ok()
 }

@@ -13,7 +13,7 @@ use clap::Parser;
 
 mod cli;
 mod commands;
-mod context;
+pub(crate) mod context;
 mod error;
 mod fmt;
 
