@@ -518,7 +518,11 @@ fn a_shred_keeps_an_alert_staff_have_not_seen_until_they_do() {
         panic!("no receipt");
     };
     let body = vigil_proto::receipt::verify_receipt(&verify, &receipt).unwrap();
-    assert_eq!((body.grants, body.alerts), (1, 1), "{body:?}");
+    assert_eq!(
+        (body.grants, body.alerts, body.kept_unseen_alerts),
+        (1, 1, 1),
+        "{body:?}"
+    );
     assert!(relay.store().mailbox(&vault).unwrap().is_none());
     assert!(relay.grants().unwrap().is_empty());
     assert!(!key_file.exists(), "the grant's one-time key is destroyed");
@@ -526,6 +530,8 @@ fn a_shred_keeps_an_alert_staff_have_not_seen_until_they_do() {
     assert_eq!(inbox.len(), 1, "the unseen fever stays: {inbox:?}");
     assert_eq!(inbox[0].episode, [2; 16]);
     assert!(inbox[0].acked_ms.is_none());
+    let marked = inbox[0].monitoring_ended.expect("marked");
+    assert_eq!((marked.at_ms, marked.period_end_ms), (1_000, period_end));
     // It is not deleted by a sweep before the period's end plus grace.
     assert_eq!(relay.sweep(period_end, HOUR).unwrap().alerts, 0);
     assert_eq!(relay.inbox().unwrap().len(), 1);
