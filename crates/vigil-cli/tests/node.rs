@@ -475,3 +475,52 @@ fn the_advertised_address_goes_into_enrolment_codes() {
     let text = ok(&["code", "--data", d, "--no-qr"]);
     assert!(text.contains("vigil1/127.0.0.2:4999/"), "{text}");
 }
+
+/// Finding 5 of issue 14: a resident shreds early while staff have not yet
+/// seen their fever; `alerts --unacked` still lists it, marked.
+#[test]
+fn a_fever_staff_have_not_seen_outlives_the_residents_shred() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("node");
+    let d = data.to_str().unwrap();
+    let node = Node::start(
+        &["--data", d, "--listen", "127.0.0.1:0"],
+        &tmp.path().join("serve.log"),
+    );
+    let code: EnrolmentCode = node.code.parse().unwrap();
+    let start = period_start();
+    let (mut phone, keys) = mem_vault(Period::days(start, 7), 9);
+    let mut conn = enrol(&mut phone, &code, "Gil, flat 4", now_ms());
+    for m in (8 * 60..12 * 60).step_by(10) {
+        let t = start + DAY + m * MIN;
+        let temp = if m >= 10 * 60 { 38.4 } else { 36.6 };
+        phone
+            .record(Metric::BodyTemperature, temp, Unit::Celsius, t)
+            .unwrap();
+    }
+    let report = phone
+        .send_alerts(&mut conn, &code.node_public, now_ms())
+        .unwrap();
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let t = phone.shred_with_node(&mut conn, &keys, now_ms()).unwrap();
+    conn.close();
+    let receipt =
+        vigil_proto::receipt::verify_receipt(&code.receipt_key, &t.receipt.unwrap()).unwrap();
+    assert_eq!(receipt.alerts, 0, "{receipt:?}");
+
+    // Staff still find it, marked.
+    let text = ok(&["alerts", "--unacked", "--data", d]);
+    assert!(text.contains("Gil, flat 4"), "{text}");
+    assert!(text.contains("resident ended monitoring"), "{text}");
+    assert!(text.contains("1 alert, 1 not acknowledged"), "{text}");
+    let list = json(&["alerts", "--unacked", "--data", d, "--json"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert!(list[0]["monitoring_ended_ms"].is_i64(), "{list:?}");
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+
+    // Once read, it is gone.
+    let acked = ok(&["alerts", "ack", &id, "--data", d]);
+    assert!(acked.starts_with(&format!("acknowledged {id}")), "{acked}");
+    assert_eq!(ok(&["alerts", "--data", d]).trim(), "no alerts");
+}

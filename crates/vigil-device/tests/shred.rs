@@ -295,14 +295,20 @@ fn online_device_gets_a_receipt_offline_one_shreds_alone_and_the_node_forgets() 
     let body = vigil_proto::receipt::verify_receipt(&verify, &receipt).unwrap();
     assert_eq!(body.vault, vault);
     assert!(
-        body.blobs >= 2 && body.grants == 1 && body.alerts == 1,
+        body.blobs >= 2 && body.grants == 1 && body.alerts == 0 && body.kept_unseen_alerts == 1,
         "{body:?}"
     );
     let mut forged = receipt.clone();
     forged[3] ^= 1;
     assert!(vigil_proto::receipt::verify_receipt(&verify, &forged).is_err());
     assert!(relay.store().mailbox(&vault).unwrap().is_none());
-    assert!(relay.inbox().unwrap().is_empty());
+    // Staff never saw the fever: it stays, marked, until the sweep at the
+    // period's end (plus grace) below.
+    let kept = relay.inbox().unwrap();
+    assert!(
+        kept.len() == 1 && kept[0].monitoring_ended.is_some(),
+        "{kept:?}"
+    );
     assert!(relay.grants().unwrap().is_empty());
 
     // The band was offline: it shreds on its own clock, alone.
@@ -312,6 +318,8 @@ fn online_device_gets_a_receipt_offline_one_shreds_alone_and_the_node_forgets() 
     let r = relay.sweep(end + 1, 0).unwrap();
     assert_eq!(r.mailboxes, 0, "already deleted by the shred request");
     assert!(relay.store().vaults().unwrap().is_empty());
+    assert_eq!(r.alerts, 1, "the unseen alert goes at the period's end");
+    assert!(relay.inbox().unwrap().is_empty());
 }
 
 #[test]

@@ -78,6 +78,21 @@ pub struct InboxEntry {
     pub received_ms: i64,
     /// When staff acknowledged it, if they did.
     pub acked_ms: Option<i64>,
+    /// Set when the resident shredded before staff saw this alert: the
+    /// alert was already disclosed, so it waits for staff (docs/spec.md §13).
+    /// Postcard is not self-describing, so this field is read from records
+    /// written with it only (spec §12).
+    pub monitoring_ended: Option<MonitoringEnded>,
+}
+
+/// "Resident ended monitoring": when, and until when the alert may stay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitoringEnded {
+    /// When the resident's shred reached the node, ms.
+    pub at_ms: i64,
+    /// The grant's period end: the sweeper deletes the alert at this plus
+    /// its grace, if staff have not acknowledged it by then.
+    pub period_end_ms: i64,
 }
 
 impl InboxEntry {
@@ -121,6 +136,7 @@ fn encode_entry(
         level: p.level,
         received_ms: now_ms,
         acked_ms: None,
+        monitoring_ended: None,
     };
     postcard::to_stdvec(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -236,6 +252,12 @@ impl MailboxStore {
         };
         let mut e: InboxEntry =
             postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("alert".into()))?;
+        if e.monitoring_ended.is_some() {
+            // Kept only until staff saw it: now they have, so it goes.
+            self.db().remove(&key)?;
+            self.db().flush()?;
+            return Ok(true);
+        }
         e.acked_ms.get_or_insert(now_ms);
         let v = postcard::to_stdvec(&e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.db().insert(key, v)?;

@@ -12,7 +12,7 @@ mod relay;
 mod store;
 mod sweep;
 
-pub use alerts::{GrantRecord, InboxEntry, MAX_LABEL_CHARS};
+pub use alerts::{GrantRecord, InboxEntry, MAX_LABEL_CHARS, MonitoringEnded};
 pub use grant_keys::GrantKeys;
 pub use node::{GRANT_KEYS_DIR, HandlerFactory, Node, NodeConfig, NodeError, RELAY_DIR};
 pub use relay::{Relay, RelayConfig, RelaySession, Session};

@@ -161,6 +161,7 @@ impl Relay {
                 Err(e) => tracing::error!(error = %e, "could not sweep unused grant keys"),
             }
         }
+        r.alerts += self.store.sweep_ended_alerts(now_ms, grace_ms)?;
         r.pairings += self.store.sweep_pairings(now_ms)?;
         if r != SweepReport::default() {
             tracing::info!(?r, "swept expired data");
@@ -205,12 +206,17 @@ impl Relay {
             // named by ids only the vault's devices and this node know.
             None => {}
         }
+        let mut kept = 0;
         for g in &grants {
             let grant_key = self.store.grant(g)?.map(|rec| rec.grant.grant_key);
-            r += self.store.delete_grant(g)?;
+            // A fever staff have not seen was already disclosed and may need
+            // acting on: it stays, marked, until they see it (spec §13).
+            let (deleted, k) = self.store.end_grant(g, now_ms)?;
+            r += deleted;
+            kept += k;
             self.forget_key(g, grant_key);
         }
-        tracing::info!(vault = %hex8(&vault), ?r, "vault shredded on request");
+        tracing::info!(vault = %hex8(&vault), ?r, kept, "vault shredded on request");
         let body = ReceiptBody {
             vault,
             deleted_at_ms: now_ms,
@@ -218,6 +224,7 @@ impl Relay {
             bytes: r.bytes,
             grants: r.grants,
             alerts: r.alerts,
+            kept_unseen_alerts: kept,
             node: *signer.verify_key().as_bytes(),
         };
         Ok(Response::Receipt(sign_receipt(signer, &body)))

@@ -1,6 +1,7 @@
 //! Deletion at the end of a period: the expiry sweeper and shred requests
 //! (docs/spec.md §13).
 
+use crate::alerts::{InboxEntry, MonitoringEnded};
 use crate::store::{MailboxStore, StoreError};
 
 /// What a sweep or a shred deleted.
@@ -72,6 +73,77 @@ impl MailboxStore {
         self.db().apply(batch)?;
         self.db().flush()?;
         Ok(r)
+    }
+
+    /// Ends a grant on the resident's shred: deletes the grant record and
+    /// every alert staff acknowledged, and marks the others "resident ended
+    /// monitoring" (kept until acknowledged or the period's end plus the
+    /// sweep's grace). Returns what was deleted and how many alerts stay.
+    /// Durable, one batch; idempotent.
+    pub fn end_grant(
+        &self,
+        grant: &[u8; 16],
+        now_ms: i64,
+    ) -> Result<(SweepReport, u64), StoreError> {
+        let mut r = SweepReport::default();
+        let mut kept = 0;
+        let mut batch = crate::kv::KvBatch::default();
+        let mut g = vec![b'g'];
+        g.extend_from_slice(grant);
+        let mut period_end_ms = now_ms;
+        if let Some(v) = self.db().get(&g)? {
+            if let Ok(rec) = postcard::from_bytes::<crate::alerts::GrantRecord>(&v) {
+                period_end_ms = rec.grant.valid_until_ms;
+            }
+            r.grants = 1;
+            batch.remove(g);
+        }
+        let mut a = vec![b'a'];
+        a.extend_from_slice(grant);
+        for (k, v) in self.db().scan_prefix(&a)? {
+            match postcard::from_bytes::<InboxEntry>(&v) {
+                Ok(mut e) if e.acked_ms.is_none() => {
+                    kept += 1;
+                    if e.monitoring_ended.is_none() {
+                        e.monitoring_ended = Some(MonitoringEnded {
+                            at_ms: now_ms,
+                            period_end_ms,
+                        });
+                        let v = postcard::to_stdvec(&e)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        batch.insert(k, v);
+                    }
+                }
+                // Seen by staff, or unreadable (no one could act on it).
+                _ => {
+                    batch.remove(k);
+                    r.alerts += 1;
+                }
+            }
+        }
+        self.db().apply(batch)?;
+        self.db().flush()?;
+        Ok((r, kept))
+    }
+
+    /// Deletes alerts kept past a shred whose period ended at least
+    /// `grace_ms` before `now_ms`, and any of them staff acknowledged.
+    pub fn sweep_ended_alerts(&self, now_ms: i64, grace_ms: i64) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for (k, v) in self.db().scan_prefix(b"a")? {
+            let Ok(e) = postcard::from_bytes::<InboxEntry>(&v) else {
+                continue;
+            };
+            let Some(m) = e.monitoring_ended else {
+                continue;
+            };
+            if e.acked_ms.is_some() || m.period_end_ms.saturating_add(grace_ms) <= now_ms {
+                self.db().remove(&k)?;
+                n += 1;
+            }
+        }
+        self.db().flush()?;
+        Ok(n)
     }
 
     /// Deletes expired pairing offers.

@@ -430,3 +430,158 @@ fn sweeper_deletes_expired_vaults_only_and_is_restart_safe() {
         vigil_node::SweepReport::default()
     );
 }
+
+/// One sealed alert for `episode` under `key`'s grant.
+fn alert_frame(key: &vigil_crypto::AlertKey, episode: u8, onset_ms: i64) -> Request {
+    use vigil_proto::alert::{ALERT_START, AlertPayload, grant_id, seal_alert};
+    let grant = grant_id(key);
+    let episode = [episode; 16];
+    let payload = AlertPayload {
+        onset_ms,
+        level: 2,
+        kind: ALERT_START,
+    };
+    let mut rng = <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(
+        u64::from(episode[0]),
+    );
+    Request::Alert(vigil_proto::AlertWire {
+        grant_id: grant,
+        episode,
+        kind: ALERT_START,
+        blob: seal_alert(key, &grant, &episode, &payload, &mut rng).unwrap(),
+    })
+}
+
+#[test]
+fn a_shred_keeps_an_alert_staff_have_not_seen_until_they_do() {
+    use vigil_crypto::{AlertKey, SigningIdentity, X25519PublicKey, wrap};
+    use vigil_node::{Node, NodeConfig};
+    const HOUR: i64 = 3_600_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = SigningIdentity::from_bytes([5; 32]);
+    let verify = signer.verify_key();
+    let config = NodeConfig {
+        grant_key_seed: Some([6; 32]),
+        ..Default::default()
+    };
+    let node = Node::open(tmp.path(), &config)
+        .unwrap()
+        .with_receipts(&signer);
+    let relay = node.relay().clone();
+    let keys = KeySchedule::new(RootKey::from_bytes([9; 32]));
+    let vault = *keys.vault_id().as_bytes();
+    let mut c = setup(&relay, &keys);
+
+    // A grant for a period of ten hours, from a one-time key the node issued.
+    let Response::GrantKey { public } = c.call(Request::GrantKey) else {
+        panic!("no grant key");
+    };
+    let alert_key = AlertKey::from_bytes([3; 32]);
+    let grant_id = vigil_proto::alert::grant_id(&alert_key);
+    let mut rng =
+        <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(1);
+    let wrapped = wrap(&X25519PublicKey::from_bytes(public), &alert_key, &mut rng).unwrap();
+    let period_end = 10 * HOUR;
+    let grant = Request::Grant(vigil_proto::GrantWire {
+        grant_id,
+        grant_key: public,
+        wrapped_key: wrapped.as_bytes().to_vec(),
+        threshold_c: 38.0,
+        confirm_count: 2,
+        confirm_window_ms: HOUR,
+        recovery_ms: HOUR,
+        valid_from_ms: 0,
+        valid_until_ms: period_end,
+        label: "Gil, flat 4".into(),
+    });
+    assert_eq!(c.call(grant), Response::Ok);
+    // Two fevers: staff saw the first, not the second.
+    for (episode, onset) in [(1, 0), (2, 3 * HOUR)] {
+        assert_eq!(
+            c.call(alert_frame(&alert_key, episode, onset)),
+            Response::AlertAck { stored: true }
+        );
+    }
+    assert!(relay.ack_alert(&grant_id, &[1; 16], 1, 2_000).unwrap());
+    let key_file = tmp
+        .path()
+        .join(vigil_node::GRANT_KEYS_DIR)
+        .join(format!("{}.key", hex_of(&public)));
+    assert!(key_file.exists());
+
+    // The resident shreds early.
+    let Response::Receipt(receipt) = c.call(Request::Shred {
+        vault,
+        key: *keys.mailbox_key().expose_secret(),
+        grants: vec![grant_id],
+    }) else {
+        panic!("no receipt");
+    };
+    let body = vigil_proto::receipt::verify_receipt(&verify, &receipt).unwrap();
+    assert_eq!(
+        (body.grants, body.alerts, body.kept_unseen_alerts),
+        (1, 1, 1),
+        "{body:?}"
+    );
+    assert!(relay.store().mailbox(&vault).unwrap().is_none());
+    assert!(relay.grants().unwrap().is_empty());
+    assert!(!key_file.exists(), "the grant's one-time key is destroyed");
+    let inbox = relay.inbox().unwrap();
+    assert_eq!(inbox.len(), 1, "the unseen fever stays: {inbox:?}");
+    assert_eq!(inbox[0].episode, [2; 16]);
+    assert!(inbox[0].acked_ms.is_none());
+    let marked = inbox[0].monitoring_ended.expect("marked");
+    assert_eq!((marked.at_ms, marked.period_end_ms), (1_000, period_end));
+    // It is not deleted by a sweep before the period's end plus grace.
+    assert_eq!(relay.sweep(period_end, HOUR).unwrap().alerts, 0);
+    assert_eq!(relay.inbox().unwrap().len(), 1);
+
+    // Staff acknowledge it: it goes at once.
+    assert!(relay.ack_alert(&grant_id, &[2; 16], 1, 3_000).unwrap());
+    assert!(relay.inbox().unwrap().is_empty());
+
+    // Had they not, the sweep after the period's end plus grace removes it.
+    let keys2 = KeySchedule::new(RootKey::from_bytes([10; 32]));
+    let vault2 = *keys2.vault_id().as_bytes();
+    let mut c2 = setup(&relay, &keys2);
+    let Response::GrantKey { public: public2 } = c2.call(Request::GrantKey) else {
+        panic!("no grant key");
+    };
+    let alert_key2 = AlertKey::from_bytes([4; 32]);
+    let grant_id2 = vigil_proto::alert::grant_id(&alert_key2);
+    let wrapped2 = wrap(&X25519PublicKey::from_bytes(public2), &alert_key2, &mut rng).unwrap();
+    assert_eq!(
+        c2.call(Request::Grant(vigil_proto::GrantWire {
+            grant_id: grant_id2,
+            grant_key: public2,
+            wrapped_key: wrapped2.as_bytes().to_vec(),
+            threshold_c: 38.0,
+            confirm_count: 2,
+            confirm_window_ms: HOUR,
+            recovery_ms: HOUR,
+            valid_from_ms: 0,
+            valid_until_ms: period_end,
+            label: "Ana, flat 9".into(),
+        })),
+        Response::Ok
+    );
+    assert_eq!(
+        c2.call(alert_frame(&alert_key2, 3, HOUR)),
+        Response::AlertAck { stored: true }
+    );
+    let Response::Receipt(_) = c2.call(Request::Shred {
+        vault: vault2,
+        key: *keys2.mailbox_key().expose_secret(),
+        grants: vec![grant_id2],
+    }) else {
+        panic!("no receipt");
+    };
+    assert_eq!(relay.inbox().unwrap().len(), 1);
+    assert_eq!(relay.sweep(period_end + HOUR - 1, HOUR).unwrap().alerts, 0);
+    assert_eq!(relay.sweep(period_end + HOUR, HOUR).unwrap().alerts, 1);
+    assert!(relay.inbox().unwrap().is_empty());
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -21,6 +21,9 @@ pub struct ReceiptBody {
     pub grants: u64,
     /// Alerts deleted.
     pub alerts: u64,
+    /// Alerts staff had not yet acknowledged, kept at the node (marked
+    /// "resident ended monitoring") until they do or the period ends.
+    pub kept_unseen_alerts: u64,
     /// The signing node's public key.
     pub node: [u8; 32],
 }

@@ -103,6 +103,10 @@ pub(crate) struct AlertView {
     /// The grant (hex) and episode (hex).
     pub(crate) grant_id: String,
     pub(crate) episode: String,
+    /// When the resident ended monitoring (shredded) before staff saw it:
+    /// the alert stays until acknowledged, then goes.
+    pub(crate) monitoring_ended_ms: Option<i64>,
+    pub(crate) monitoring_ended: Option<String>,
 }
 
 /// The result of `ack`.
@@ -200,6 +204,8 @@ fn alert_view(e: &InboxEntry) -> AlertView {
         acked: e.acked_ms.map(rfc3339),
         grant_id: hex::encode(e.grant_id),
         episode: hex::encode(e.episode),
+        monitoring_ended_ms: e.monitoring_ended.map(|m| m.at_ms),
+        monitoring_ended: e.monitoring_ended.map(|m| rfc3339(m.at_ms)),
     }
 }
 
@@ -292,13 +298,22 @@ pub(crate) fn execute(
             {
                 return Err(format!("alert {id} was swept just now"));
             }
-            let acked = relay
+            let found = relay
                 .store()
                 .inbox_of(&e.grant_id)
                 .map_err(store)?
                 .into_iter()
-                .find(|x| x.episode == e.episode && x.kind == e.kind)
-                .ok_or_else(|| format!("alert {id} was swept just now"))?;
+                .find(|x| x.episode == e.episode && x.kind == e.kind);
+            let acked = match found {
+                Some(x) => x,
+                // Kept past the resident's shred only until seen: the ack
+                // deleted it; report it as acknowledged now.
+                None if e.monitoring_ended.is_some() => InboxEntry {
+                    acked_ms: Some(now_ms),
+                    ..e.clone()
+                },
+                None => return Err(format!("alert {id} was swept just now")),
+            };
             json(serde_json::to_value(AckView {
                 already: e.acked_ms.is_some(),
                 alert: alert_view(&acked),

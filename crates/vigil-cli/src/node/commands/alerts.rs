@@ -30,9 +30,12 @@ pub(crate) fn alerts(data: &Path, unacked: bool, as_json: bool) -> Result<(), Er
         .map(|a| {
             vec![
                 a.id.clone(),
-                match a.acked_ms {
-                    None => "NEW".into(),
-                    Some(t) => format!("acked {}", short_utc(t)),
+                match (a.acked_ms, a.monitoring_ended_ms) {
+                    (None, None) => "NEW".into(),
+                    (None, Some(t)) => {
+                        format!("NEW, resident ended monitoring {}", short_utc(t))
+                    }
+                    (Some(t), _) => format!("acked {}", short_utc(t)),
                 },
                 a.what.clone(),
                 short_utc(a.onset_ms),
@@ -90,6 +93,10 @@ pub(crate) fn ack(data: &Path, id: &str, as_json: bool) -> Result<(), Error> {
     if v.already {
         out(&format!("already acknowledged at {when} UTC: {what}"))
     } else {
-        out(&format!("acknowledged {what}"))
+        out(&format!("acknowledged {what}"))?;
+        if a.monitoring_ended_ms.is_some() {
+            out("The resident had ended monitoring: the alert is now deleted from the node.")?;
+        }
+        Ok(())
     }
 }

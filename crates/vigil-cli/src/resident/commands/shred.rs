@@ -35,7 +35,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
         let mut err = std::io::stderr();
         write!(
             err,
-            "Shred vault {} now? Its key is destroyed and every reading on every device becomes unreadable, forever.\nType `yes` to shred: ",
+            "Shred vault {} now? Its key is destroyed and every reading on every device becomes unreadable, forever.\n{UNSEEN_NOTE}\nType `yes` to shred: ",
             vault.vault_id()
         )?;
         err.flush()?;
@@ -82,6 +82,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
                 bytes: Some(b.bytes),
                 deleted_at: Some(format_time(b.deleted_at_ms)),
                 grants: Some(b.grants),
+                kept_unseen_alerts: Some(b.kept_unseen_alerts),
                 verified: true,
             },
             Err(_) => ReceiptJson {
@@ -102,15 +103,24 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
         ctx.dir.display()
     )?;
     match receipt {
-        Some(Ok(b)) => writeln!(
-            ctx.out,
-            "The node's signed receipt (verified): at {} it deleted {} blob(s) ({} bytes), {} grant(s) and {} alert(s).",
-            format_time(b.deleted_at_ms),
-            b.blobs,
-            b.bytes,
-            b.grants,
-            b.alerts
-        )?,
+        Some(Ok(b)) => {
+            writeln!(
+                ctx.out,
+                "The node's signed receipt (verified): at {} it deleted {} blob(s) ({} bytes), {} grant(s) and {} alert(s).",
+                format_time(b.deleted_at_ms),
+                b.blobs,
+                b.bytes,
+                b.grants,
+                b.alerts
+            )?;
+            if b.kept_unseen_alerts > 0 {
+                writeln!(
+                    ctx.out,
+                    "{} fever alert(s) the community has not yet seen stay at the node until staff read them or the period ends; nothing else left this device.",
+                    b.kept_unseen_alerts
+                )?;
+            }
+        }
         Some(Err(_)) => writeln!(
             ctx.out,
             "Warning: the node's receipt does not verify against its code; the tombstone keeps only its SHA-256."
@@ -119,6 +129,10 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Said before a shred: the community's duty to act on a fever it was told
+/// of outlasts the resident's erasure of everything else (SECURITY.md).
+const UNSEEN_NOTE: &str = "A fever alert the community has not yet seen stays at the node until staff read it or the period ends.";
 
 fn already_shredded(ctx: &mut Ctx, at_ms: i64) -> Result<(), Error> {
     if ctx.json {
@@ -157,6 +171,8 @@ struct ReceiptJson {
     deleted_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     grants: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kept_unseen_alerts: Option<u64>,
     verified: bool,
 }
 
