@@ -44,8 +44,8 @@ pub use period::Period;
 pub use recover::{RecoverError, Recovery};
 pub use shred::{ShredError, Tombstone};
 pub use storage::{
-    Batch, DEFAULT_LOCK_WAIT, Entries, MARKER_FILE, MemStorage, SledStorage, Storage, StorageError,
-    TOMBSTONE_FILE,
+    Batch, DAMAGED_PREFIX, DEFAULT_LOCK_WAIT, Entries, MARKER_FILE, MemStorage, SledStorage,
+    Storage, StorageError, TOMBSTONE_FILE,
 };
 pub use sync::{AUTO_SNAPSHOT_EVERY, SnapshotPolicy, SyncReport};
 pub use vault::Vault;

@@ -206,3 +206,20 @@ fn the_period_comes_from_the_marker_or_the_caller() {
     assert_eq!(vault.period(), period);
     assert_eq!(vault.log().len(), ids.len());
 }
+
+#[test]
+fn a_store_whose_sled_files_are_gone_is_rebuilt_too() {
+    // What a recovery cut short after moving sled's files leaves: the
+    // marker without them.
+    let tmp = tempfile::tempdir().unwrap();
+    let n = node(&tmp.path().join("node"));
+    let (dir, keys, _, ids) = synced_vault(tmp.path(), || connect(n.enrolment_code()));
+    std::fs::remove_file(dir.join("conf")).unwrap();
+    std::fs::remove_file(dir.join("db")).unwrap();
+    let err = Vault::open(&dir, &keys).expect_err("no store");
+    assert!(err.to_string().contains("recover"), "{err}");
+    let (vault, report) =
+        Vault::recover(&dir, &keys, &mut connect(n.enrolment_code()), None).unwrap();
+    assert_eq!(vault.log().len(), ids.len());
+    assert!(report.damaged_dir.join("vigil-snapshot.blob").exists());
+}
