@@ -71,6 +71,7 @@ fn every_command_has_help_with_an_example() {
         vec!["status"],
         vec!["export"],
         vec!["shred"],
+        vec!["recover"],
     ] {
         let mut args = cmd.clone();
         args.push("--help");
@@ -869,6 +870,57 @@ fn live_vault(dir: &Path) -> i64 {
     let start = now - now.rem_euclid(DAY) - 2 * DAY;
     run(vigil(dir), ["init", "--start", &rfc3339(start)]).ok();
     start
+}
+
+#[test]
+fn recover_rebuilds_a_damaged_vault_from_the_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Node::start(&tmp.path().join("node"));
+    let phone = tmp.path().join("phone");
+    live_vault(&phone);
+    let now = real_now();
+    for (v, ago) in [("36.8", 9), ("36.9", 4)] {
+        let at = rfc3339(now - ago * MIN);
+        run(vigil(&phone), ["record", "temperature", v, "--at", &at]).ok();
+    }
+    run(vigil(&phone), ["sync", "--node", &node.code]).ok();
+    // One flipped byte in the sealed snapshot: the vault no longer opens,
+    // and the error says what to do.
+    let snap = phone.join("vigil-snapshot.blob");
+    let mut b = std::fs::read(&snap).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 0x5a;
+    std::fs::write(&snap, b).unwrap();
+    run(vigil(&phone), ["status"]).fails(1, "run `vigil recover`");
+    // Without --yes it asks; anything but yes changes nothing.
+    let r = run_in(vigil(&phone).arg("recover"), "no\n");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.err.contains("not confirmed"), "{r:?}");
+    run(vigil(&phone), ["status"]).fails(1, "run `vigil recover`");
+
+    let r = run(vigil(&phone), ["--json", "recover", "--yes"]).json();
+    assert_eq!(r["readings"], 2, "{r}");
+    assert_eq!(r["grants_lost"], true);
+    let aside = r["damaged_dir"].as_str().unwrap();
+    assert!(aside.contains("vigil-damaged-"), "{r}");
+    assert!(Path::new(aside).join("vigil-snapshot.blob").exists());
+    let log = run(vigil(&phone), ["--json", "log"]).json();
+    assert_eq!(log.as_array().unwrap().len(), 2, "{log}");
+    run(vigil(&phone), ["sync"]).ok();
+    // A healthy vault is not rebuilt.
+    run(vigil(&phone), ["recover", "--yes"]).fails(2, "nothing to recover");
+    // Damaged again: the text report says what came back and what did not.
+    std::fs::remove_file(phone.join("conf")).unwrap();
+    std::fs::write(phone.join("conf"), b"not sled's").unwrap();
+    let text = run(vigil(&phone), ["recover", "--yes"]);
+    assert!(text.ok().contains("2 reading(s) recovered"), "{text:?}");
+    assert!(text.out.contains("vigil-damaged-2"), "{text:?}");
+    assert!(text.out.contains("vigil enrol"), "{text:?}");
+    run(vigil(&phone), ["shred", "--yes"]).ok();
+    assert!(
+        !Path::new(aside).exists(),
+        "the shred removes the kept-aside files"
+    );
 }
 
 #[test]

@@ -67,8 +67,12 @@ pub enum OpenError {
         /// The one format this build reads.
         supported: u32,
     },
-    /// Stored data failed to decrypt or decode.
-    #[error("the vault store is corrupted: {0}")]
+    /// Stored data failed to decrypt or decode, or the store's files are
+    /// damaged. If the key is intact, [`Vault::recover`](crate::Vault::recover)
+    /// rebuilds the vault from the node.
+    #[error(
+        "the vault store is corrupted: {0} (if the key is intact, recover rebuilds it from the node, keeping the damaged files aside)"
+    )]
     Corrupt(String),
     /// The period is empty or reversed.
     #[error("invalid monitoring period: end {end_ms} is not after start {start_ms}")]

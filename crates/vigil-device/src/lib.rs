@@ -28,6 +28,7 @@ mod keystore;
 mod layout;
 mod pairing;
 mod period;
+mod recover;
 mod shred;
 mod storage;
 mod sync;
@@ -43,10 +44,11 @@ pub use keystore::{FileKeyStore, KeyFate, KeyStore, KeyStoreError, MemoryKeyStor
 pub use layout::{RecordError, STORE_FORMAT};
 pub use pairing::{PendingJoin, pairing_slot};
 pub use period::Period;
+pub use recover::{RecoverError, Recovery};
 pub use shred::{ShredError, Tombstone};
 pub use storage::{
-    Batch, DEFAULT_LOCK_WAIT, Entries, MARKER_FILE, MemStorage, SledStorage, Storage, StorageError,
-    TOMBSTONE_FILE,
+    Batch, DAMAGED_PREFIX, DEFAULT_LOCK_WAIT, Entries, MARKER_FILE, MemStorage, SledStorage,
+    Storage, StorageError, TOMBSTONE_FILE,
 };
 pub use sync::{AUTO_SNAPSHOT_EVERY, SnapshotPolicy, SyncReport};
 pub use vault::Vault;

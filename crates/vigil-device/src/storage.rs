@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use vigil_crypto::VaultId;
 
+use crate::period::Period;
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -80,29 +82,75 @@ pub trait Storage: Send {
     fn put_tombstone(&mut self, value: &[u8]) -> Result<(), StorageError>;
     /// Deletes everything but the tombstone. Idempotent.
     fn destroy(self: Box<Self>) -> Result<(), StorageError>;
-    /// Marks the store as `vault`'s (written once, at create). A store that
-    /// is not a directory of files has nothing to mark.
-    fn mark(&mut self, vault: VaultId) -> Result<(), StorageError> {
-        let _ = vault;
+    /// Marks the store as `vault`'s, for `period` (written once, at create
+    /// or join). A store that is not a directory of files has nothing to mark.
+    fn mark(&mut self, vault: VaultId, period: Period) -> Result<(), StorageError> {
+        let _ = (vault, period);
         Ok(())
     }
 }
 
 /// The tombstone file's name in a sled store's directory.
 pub const TOMBSTONE_FILE: &str = "vigil-tombstone";
-/// The marker file naming the vault a directory holds (its id, one line).
+/// The marker file naming the vault a directory holds: its id on the first
+/// line, `period START_MS END_MS` on the second (docs/spec.md §8).
 pub const MARKER_FILE: &str = "vigil-vault";
+/// The prefix of the directories [`Vault::recover`](crate::Vault::recover)
+/// moves a damaged store's files into (`vigil-damaged-1`, ...).
+pub const DAMAGED_PREFIX: &str = "vigil-damaged-";
+
+/// What the marker file says, as far as it is readable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Marker {
+    /// The vault's id, hex (compared with the key's, never trusted alone).
+    pub(crate) vault: Option<[u8; 16]>,
+    /// The vault's period (absent from markers written before it was added).
+    pub(crate) period: Option<Period>,
+}
+
+impl Marker {
+    fn encode(vault: VaultId, period: Period) -> String {
+        format!("{vault}\nperiod {} {}\n", period.start_ms, period.end_ms)
+    }
+
+    /// Parses what is readable; a damaged line is simply absent.
+    fn parse(text: &str) -> Marker {
+        let mut lines = text.lines();
+        let vault = lines.next().and_then(|l| {
+            let l = l.trim();
+            let mut v = [0u8; 16];
+            if l.len() != 32 || !l.is_ascii() {
+                return None;
+            }
+            for (i, b) in v.iter_mut().enumerate() {
+                *b = u8::from_str_radix(&l[2 * i..2 * i + 2], 16).ok()?;
+            }
+            Some(v)
+        });
+        let period = lines.next().and_then(|l| {
+            let mut w = l.split_whitespace();
+            if w.next()? != "period" {
+                return None;
+            }
+            let start_ms = w.next()?.parse().ok()?;
+            let end_ms = w.next()?.parse().ok()?;
+            (w.next().is_none() && end_ms > start_ms).then_some(Period { start_ms, end_ms })
+        });
+        Marker { vault, period }
+    }
+}
 
 /// Whether `name`, in a store's directory, is one of the files of the
 /// store's layout: sled 0.34's (`conf`, `db`, `blobs/`, `snap.*`) and
-/// Vigil's (`vigil-*` and their `.vigil-*.tmp` staging files). Anything
+/// Vigil's (`vigil-*`, their `.vigil-*.tmp` staging files and the
+/// `vigil-damaged-<n>/` directories of a recovered store). Anything
 /// else is the resident's, and no Vigil operation deletes it.
 fn is_own(name: &std::ffi::OsStr, is_dir: bool) -> bool {
     let Some(name) = name.to_str() else {
         return false;
     };
     if is_dir {
-        return name == "blobs";
+        return name == "blobs" || name.starts_with(DAMAGED_PREFIX);
     }
     matches!(name, "conf" | "db")
         || name.starts_with("snap.")
@@ -226,6 +274,56 @@ impl SledStorage {
         }
     }
 
+    /// What the marker file in `dir` says (all absent if there is none or
+    /// it is unreadable).
+    pub(crate) fn read_marker(dir: &Path) -> Marker {
+        std::fs::read(dir.join(MARKER_FILE))
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .map_or_else(Marker::default, |t| Marker::parse(&t))
+    }
+
+    /// Moves the store's files in `dir` (sled's, the blobs, staging files)
+    /// into a new `vigil-damaged-<n>/` inside it, and returns its path. The
+    /// marker, the tombstone, the CLI's files and the resident's files stay.
+    pub(crate) fn move_aside(dir: &Path) -> Result<PathBuf, StorageError> {
+        let mut n = 1u32;
+        let aside = loop {
+            let p = dir.join(format!("{DAMAGED_PREFIX}{n}"));
+            match std::fs::symlink_metadata(&p) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break p,
+                Err(e) => return Err(io_err(e)),
+                Ok(_) => n += 1,
+            }
+        };
+        {
+            let mut b = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b.create(&aside).map_err(io_err)?;
+        }
+        for e in std::fs::read_dir(dir).map_err(io_err)? {
+            let e = e.map_err(io_err)?;
+            let is_dir = e.file_type().map_err(io_err)?.is_dir();
+            let name = e.file_name();
+            let Some(n) = name.to_str() else { continue };
+            let store_file = if is_dir {
+                n == "blobs"
+            } else {
+                matches!(n, "conf" | "db")
+                    || n.starts_with("snap.")
+                    || (n.starts_with("vigil-") && n.ends_with(".blob"))
+                    || (n.starts_with(".vigil-") && n.ends_with(".tmp"))
+            };
+            if store_file {
+                std::fs::rename(e.path(), aside.join(&name)).map_err(io_err)?;
+            }
+        }
+        vigil_fs::sync_dir(&aside).map_err(io_err)?;
+        vigil_fs::sync_dir(dir).map_err(io_err)?;
+        Ok(aside)
+    }
+
     /// The first entry of `dir` that is not of a store's layout, if any: a
     /// vault is created only in an empty directory or one Vigil made.
     pub fn foreign_entry(dir: &Path) -> Result<Option<String>, StorageError> {
@@ -260,7 +358,18 @@ impl SledStorage {
                 continue;
             }
             let p = e.path();
-            if is_dir {
+            if is_dir
+                && e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(DAMAGED_PREFIX))
+            {
+                // A recovered store's damaged files: the same layout, one
+                // level down, and the resident's files in it stay too.
+                Self::destroy_dir(&p)?;
+                if std::fs::read_dir(&p).map_err(io_err)?.next().is_none() {
+                    std::fs::remove_dir(&p).map_err(io_err)?;
+                }
+            } else if is_dir {
                 // sled names its blob files by number; anything else in
                 // `blobs/` is not sled's, so the directory then stays.
                 for b in std::fs::read_dir(&p).map_err(io_err)? {
@@ -367,9 +476,9 @@ impl Storage for SledStorage {
         self.write_atomic(&path, value)
     }
 
-    fn mark(&mut self, vault: VaultId) -> Result<(), StorageError> {
+    fn mark(&mut self, vault: VaultId, period: Period) -> Result<(), StorageError> {
         let path = self.dir.join(MARKER_FILE);
-        self.write_atomic(&path, format!("{vault}\n").as_bytes())
+        self.write_atomic(&path, Marker::encode(vault, period).as_bytes())
     }
 
     fn destroy(self: Box<Self>) -> Result<(), StorageError> {

@@ -56,7 +56,7 @@ fn system_now_ms() -> i64 {
         .unwrap_or(i64::MAX)
 }
 
-fn system_rng() -> Result<rand_chacha::ChaCha20Rng, OpenError> {
+pub(crate) fn system_rng() -> Result<rand_chacha::ChaCha20Rng, OpenError> {
     use rand_chacha::rand_core::SeedableRng;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| {
@@ -65,6 +65,16 @@ fn system_rng() -> Result<rand_chacha::ChaCha20Rng, OpenError> {
         ))))
     })?;
     Ok(rand_chacha::ChaCha20Rng::from_seed(seed))
+}
+
+/// A store sled refuses as damaged is, to the vault, a corrupted store: one
+/// error, which names the way out ([`Vault::recover`]).
+fn damaged(e: impl Into<OpenError>) -> OpenError {
+    match e.into() {
+        OpenError::Storage(StorageError::Damaged(e)) => OpenError::Corrupt(e.to_string()),
+        OpenError::Storage(StorageError::Corrupt(m)) => OpenError::Corrupt(m),
+        e => e,
+    }
 }
 
 impl Vault {
@@ -109,15 +119,18 @@ impl Vault {
             });
         }
         let root = RootKey::generate(rng);
-        Self::create_with_root(storage, period, key_store, root, true, rng)
+        let mut key_store = key_store;
+        Self::create_with_root(storage, period, Some(key_store.as_mut()), root, true, rng)
     }
 
-    /// Creates a vault for an existing root (a paired device joining), or a
-    /// new one (`new_log`: this device starts the log).
-    fn create_with_root<R: CryptoRng + ?Sized>(
+    /// Creates a vault for an existing root (a paired device joining, or a
+    /// recovered one), or a new one (`new_log`: this device starts the log).
+    /// The root is written to `key_store`, unless it is `None` (recovery:
+    /// the root came from the key store).
+    pub(crate) fn create_with_root<R: CryptoRng + ?Sized>(
         mut storage: Box<dyn Storage>,
         period: Period,
-        mut key_store: Box<dyn KeyStore>,
+        key_store: Option<&mut dyn KeyStore>,
         root: RootKey,
         new_log: bool,
         rng: &mut R,
@@ -130,9 +143,11 @@ impl Vault {
         let device = DeviceId(device);
         // The key first: a crash before the store is written leaves a key
         // without a vault (harmless), never a vault without its key.
-        key_store.store(&root)?;
+        if let Some(key_store) = key_store {
+            key_store.store(&root)?;
+        }
         let mut crypto = VaultCrypto::new(KeySchedule::new(root), device, rng);
-        storage.mark(crypto.vault_id())?;
+        storage.mark(crypto.vault_id(), period)?;
         let mut log = if new_log {
             HealthLog::new(device)
         } else {
@@ -195,15 +210,27 @@ impl Vault {
             return Err(OpenError::Shredded(shred::finish_dir(dir, key_store, &t)?));
         }
         if !dir.join("conf").exists() && !dir.join("db").exists() {
+            // A marker without sled's files: they were lost, or moved aside
+            // by a recovery cut short.
+            if SledStorage::read_marker(dir).vault.is_some() {
+                return Err(OpenError::Corrupt("the store's files are missing".into()));
+            }
             return Err(OpenError::NotAVault(dir.display().to_string()));
         }
-        let storage = SledStorage::open_waiting(dir, timeout, on_wait)?;
-        let vault = Self::open_with(Box::new(storage), key_store, &mut system_rng()?).map_err(
-            |e| match e {
-                OpenError::NotAVault(_) => OpenError::NotAVault(dir.display().to_string()),
-                e => e,
-            },
-        )?;
+        let storage = SledStorage::open_waiting(dir, timeout, on_wait).map_err(damaged)?;
+        let vault =
+            Self::open_with(Box::new(storage), key_store, &mut system_rng()?).map_err(|e| {
+                match damaged(e) {
+                    // The marker is written before the metadata: with a
+                    // marker, missing metadata is damage (or a create cut
+                    // short), which recovery repairs, not the absence of a vault.
+                    OpenError::NotAVault(_) if SledStorage::read_marker(dir).vault.is_some() => {
+                        OpenError::Corrupt("the vault's metadata is missing".into())
+                    }
+                    OpenError::NotAVault(_) => OpenError::NotAVault(dir.display().to_string()),
+                    e => e,
+                }
+            })?;
         if vault.is_due(now_ms) {
             return Err(OpenError::Shredded(vault.shred_now(key_store, now_ms)?));
         }
@@ -597,7 +624,9 @@ impl PendingJoin {
         rng: &mut R,
     ) -> Result<Vault, SyncFailure> {
         let PendingJoin { root, period, .. } = self;
-        let mut vault = Vault::create_with_root(storage, period, key_store, root, false, rng)?;
+        let mut key_store = key_store;
+        let mut vault =
+            Vault::create_with_root(storage, period, Some(key_store.as_mut()), root, false, rng)?;
         vault.sync_with(conn, SnapshotPolicy::Never)?;
         Ok(vault)
     }

@@ -216,6 +216,20 @@ unless --yes.",
         after_help = "Examples:\n  vigil shred\n  vigil shred --yes --offline"
     )]
     Shred(ShredArgs),
+
+    /// Rebuild a damaged vault from the node (asks first).
+    #[command(
+        long_about = "When the vault's store is damaged (a command says so) but its key file is \
+intact, rebuild it from the node: the damaged files are moved to a vigil-damaged-N directory \
+inside the vault directory (shredding the vault deletes them too), a fresh store is made for the \
+same vault, and everything the node holds is synced back. Readings this device never synced, \
+and fever-alert grants, are not recovered: enrol again afterwards. The node is the one \
+remembered by `enrol`, `sync` or `pair join`, or --node. The period is read from the vault \
+directory; if that is damaged too, give --start and --days as at `vigil init`. Asks for \
+confirmation unless --yes.",
+        after_help = "Examples:\n  vigil recover\n  vigil recover --yes --node vigil1/203.0.113.5:4433/...\n  vigil recover --start 2026-11-24T00:00:00Z --days 7"
+    )]
+    Recover(RecoverArgs),
 }
 
 /// A metric name on the command line.
@@ -502,6 +516,23 @@ pub(crate) struct ShredArgs {
     /// Use this node code instead of the remembered one.
     #[arg(long, value_name = "CODE")]
     pub(crate) node: Option<String>,
+}
+
+/// `vigil recover`.
+#[derive(Debug, Args)]
+pub(crate) struct RecoverArgs {
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub(crate) yes: bool,
+    /// Use this node code instead of the remembered one.
+    #[arg(long, value_name = "CODE")]
+    pub(crate) node: Option<String>,
+    /// The period's start, if the vault directory no longer records it.
+    #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
+    pub(crate) start: Option<TimeArg>,
+    /// The period's length in days, with --start [default: 7].
+    #[arg(long, value_parser = parse_days, requires = "start")]
+    pub(crate) days: Option<u32>,
 }
 
 /// A time given on the command line: `now`, or an instant.

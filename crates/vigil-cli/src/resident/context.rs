@@ -109,7 +109,8 @@ impl Ctx {
                 ),
             ));
         }
-        if !self.holds_vault() {
+        // A marker without a store is a damaged vault: opening says so.
+        if !self.holds_vault() && !self.dir.join(vigil_device::MARKER_FILE).exists() {
             return Err(CliError::new(
                 exit::NO_VAULT,
                 format!(

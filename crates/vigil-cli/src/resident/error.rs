@@ -94,6 +94,10 @@ pub(crate) fn open_error(
             exit::NO_VAULT,
             format!("no vault in {d}: run `vigil init` first, or pass --vault DIR"),
         ),
+        OpenError::Corrupt(m) => CliError::failed(format!(
+            "the vault store in {d} is damaged ({}): if the key file {k} is intact, run `vigil recover` to rebuild it from the node (the damaged files are kept aside)",
+            one_line(&m)
+        )),
         OpenError::AlreadyExists(_) => CliError::usage(format!(
             "{d} already holds a vault (or the tombstone of one)"
         )),

@@ -20,6 +20,7 @@ mod init;
 mod log;
 mod pair;
 mod record;
+mod recover;
 mod retract;
 mod shred;
 mod status;
@@ -45,5 +46,6 @@ pub(crate) fn run(ctx: &mut Ctx, command: &Command) -> Result<(), Error> {
         Command::Pair(a) => pair::run(ctx, &a.action),
         Command::Export(a) => export::run(ctx, a),
         Command::Shred(a) => shred::run(ctx, a),
+        Command::Recover(a) => recover::run(ctx, a),
     }
 }
