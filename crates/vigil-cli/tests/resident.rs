@@ -738,46 +738,31 @@ fn shred_leaves_only_the_tombstone() {
 }
 
 /// The resident's own files, which no `vigil` command may touch.
-const FOREIGN: [(&str, &str); 2] = [
-    ("thesis/ch1.txt", "Chapter 1. Four years of work."),
-    ("notes.txt", "call the landlord"),
-];
-
-fn put_foreign(dir: &Path) {
-    for (name, text) in FOREIGN {
-        let p = dir.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-}
-
-#[track_caller]
-fn assert_foreign_intact(dir: &Path) {
-    for (name, text) in FOREIGN {
-        let got = std::fs::read_to_string(dir.join(name));
-        assert_eq!(got.ok().as_deref(), Some(text), "{name} in {dir:?}");
-    }
-}
 
 #[test]
 fn vigil_deletes_only_what_vigil_made() {
     let tmp = tempfile::tempdir().unwrap();
     // `--vault ~/Documents`: refused, nothing touched, no key written.
     let docs = tmp.path().join("documents");
-    put_foreign(&docs);
+    put_foreign_files(&docs);
     run(at(&docs, T0 + HOUR), ["init", "--start", &rfc3339(T0)]).fails(2, "not Vigil's");
-    assert_foreign_intact(&docs);
-    assert_eq!(files(&docs).len(), FOREIGN.len());
+    assert_foreign_files_intact(&docs);
+    assert_eq!(files(&docs).len(), FOREIGN_FILES.len());
     assert!(!tmp.path().join("documents.key").exists());
 
     // Files the resident later puts in a vault's directory survive its shred.
     let dir = new_vault(tmp.path());
     record(&dir, T0 + DAY, "temperature", "36.6", T0 + 2 * HOUR);
-    put_foreign(&dir);
+    put_foreign_files(&dir);
     let r = run(at(&dir, T0 + DAY), ["shred", "--yes", "--offline"]);
     assert!(r.ok().contains("shredded"), "{r:?}");
-    assert_foreign_intact(&dir);
-    assert_eq!(files(&dir).len(), FOREIGN.len() + 1, "{:?}", files(&dir));
+    assert_foreign_files_intact(&dir);
+    assert_eq!(
+        files(&dir).len(),
+        FOREIGN_FILES.len() + 1,
+        "{:?}",
+        files(&dir)
+    );
 
     // Another vault's key file, given against the shredded vault, is kept.
     let other = tmp.path().join("other");

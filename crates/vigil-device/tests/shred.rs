@@ -15,7 +15,10 @@ use vigil_log::{FeverRule, Metric, Unit};
 use vigil_node::{MailboxStore, Relay, RelayConfig};
 use vigil_proto::{Exchange, ExchangeError, FrameHandler};
 
-use vigil_testkit::{TestChild, contains, files, seed_from_env};
+use vigil_testkit::{
+    FOREIGN_FILES, TestChild, assert_foreign_files_intact, contains, files, put_foreign_files,
+    seed_from_env,
+};
 
 const START: i64 = 1_790_035_200_000;
 const MIN: i64 = 60_000;
@@ -354,32 +357,12 @@ fn a_stale_device_after_the_period_cannot_resurrect_the_mailbox() {
 // ---- Vigil deletes only what Vigil made (issue 14, finding 1) ----
 
 /// The resident's own files, which no Vigil operation may touch.
-const FOREIGN: [(&str, &str); 2] = [
-    ("thesis/ch1.txt", "Chapter 1. Four years of work."),
-    ("notes.txt", "call the landlord"),
-];
-
-fn put_foreign(dir: &Path) {
-    for (name, text) in FOREIGN {
-        let p = dir.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-}
-
-#[track_caller]
-fn assert_foreign_intact(dir: &Path) {
-    for (name, text) in FOREIGN {
-        let got = std::fs::read_to_string(dir.join(name));
-        assert_eq!(got.ok().as_deref(), Some(text), "{name} in {dir:?}");
-    }
-}
 
 #[test]
 fn a_directory_holding_foreign_files_is_refused_at_create_and_left_untouched() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("documents");
-    put_foreign(&dir);
+    put_foreign_files(&dir);
     let keyfile = tmp.path().join("root.key");
     let created = Vault::create(
         &dir,
@@ -391,9 +374,9 @@ fn a_directory_holding_foreign_files_is_refused_at_create_and_left_untouched() {
         created.is_err(),
         "a vault was created over the resident's files"
     );
-    assert_foreign_intact(&dir);
+    assert_foreign_files_intact(&dir);
     let left = files(&dir);
-    assert_eq!(left.len(), FOREIGN.len(), "nothing added: {left:?}");
+    assert_eq!(left.len(), FOREIGN_FILES.len(), "nothing added: {left:?}");
     assert!(!keyfile.exists(), "no key stored for a vault not created");
 }
 
@@ -409,7 +392,7 @@ fn vault_with_foreign_files(dir: &Path, keyfile: &Path, seed: u64) -> Vault {
     .unwrap();
     v.record(Metric::BodyTemperature, 36.6, Unit::Celsius, START + MIN)
         .unwrap();
-    put_foreign(dir);
+    put_foreign_files(dir);
     v
 }
 
@@ -455,10 +438,10 @@ fn no_shred_path_deletes_foreign_files() {
     ));
 
     for n in ["now", "node", "end", "resumed"] {
-        assert_foreign_intact(&dir(n));
+        assert_foreign_files_intact(&dir(n));
         let mut left: Vec<PathBuf> = files(&dir(n));
         left.sort();
-        let mut want: Vec<PathBuf> = FOREIGN.iter().map(|(f, _)| dir(n).join(f)).collect();
+        let mut want: Vec<PathBuf> = FOREIGN_FILES.iter().map(|(f, _)| dir(n).join(f)).collect();
         want.push(dir(n).join(TOMBSTONE_FILE));
         want.sort();
         assert_eq!(

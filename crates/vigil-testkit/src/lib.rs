@@ -292,3 +292,28 @@ impl TestChild {
         rest
     }
 }
+
+/// Files of the resident's own, to plant where a vault is asked to live:
+/// no Vigil operation may touch them (init refuses, shred skips them).
+pub const FOREIGN_FILES: [(&str, &str); 2] = [
+    ("thesis/ch1.txt", "Chapter 1. Four years of work."),
+    ("notes.txt", "call the landlord"),
+];
+
+/// Plants [`FOREIGN_FILES`] in `dir`.
+pub fn put_foreign_files(dir: &Path) {
+    for (name, text) in FOREIGN_FILES {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().expect("a file under dir")).expect("plant a dir");
+        std::fs::write(p, text).expect("plant a file");
+    }
+}
+
+/// Asserts every one of [`FOREIGN_FILES`] is still in `dir`, unchanged.
+#[track_caller]
+pub fn assert_foreign_files_intact(dir: &Path) {
+    for (name, text) in FOREIGN_FILES {
+        let got = std::fs::read_to_string(dir.join(name));
+        assert_eq!(got.ok().as_deref(), Some(text), "{name} in {dir:?}");
+    }
+}

@@ -159,6 +159,17 @@ impl Ctx {
             .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))
     }
 
+    /// Remembers a sync with the node of `code` now, and the node itself
+    /// if none is remembered yet.
+    pub(crate) fn synced_with(&self, code: &EnrolmentCode) -> Result<(), CliError> {
+        let mut state = self.state();
+        state.last_sync_ms = Some(self.now_ms);
+        if state.node.is_none() {
+            state.node = Some(code.to_string());
+        }
+        self.save_state(&state)
+    }
+
     /// The node to talk to: `over` if given, else the remembered one.
     pub(crate) fn node_code(&self, over: Option<&str>) -> Result<EnrolmentCode, CliError> {
         match over {

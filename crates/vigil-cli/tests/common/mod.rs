@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 #[allow(unused_imports)] // each test file uses its own subset
-pub(crate) use vigil_testkit::{DAY, HOUR, MIN, files, now_ms, now_ms as real_now, period_start};
+pub(crate) use vigil_testkit::{
+    DAY, FOREIGN_FILES, HOUR, MIN, assert_foreign_files_intact, files, now_ms, now_ms as real_now,
+    period_start, put_foreign_files,
+};
 
 /// How long a debug build may take to start or stop on a busy machine.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(60);

@@ -98,12 +98,7 @@ fn pair_show(ctx: &mut Ctx, joiner: &str, node: Option<&str>) -> Result<(), Erro
             e => Error::from(e).context("pairing failed"),
         })?;
     conn.close();
-    let mut state = ctx.state();
-    state.last_sync_ms = Some(ctx.now_ms);
-    if state.node.is_none() {
-        state.node = Some(code.to_string());
-    }
-    ctx.save_state(&state)?;
+    ctx.synced_with(&code)?;
     if ctx.json {
         return ctx.print_json(&Offered {
             node: code.addr.to_string(),

@@ -53,12 +53,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> {
     let (vault, report) = Vault::recover(&ctx.dir, &ctx.key_store(), &mut conn, period)
         .map_err(|e| recover_error(ctx, e))?;
     conn.close();
-    let mut state = ctx.state();
-    state.last_sync_ms = Some(ctx.now_ms);
-    if state.node.is_none() {
-        state.node = Some(code.to_string());
-    }
-    ctx.save_state(&state)?;
+    ctx.synced_with(&code)?;
     let damaged_dir = report.damaged_dir.display().to_string();
     if ctx.json {
         return ctx.print_json(&Recovered {

@@ -29,12 +29,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &SyncArgs) -> Result<(), Error> {
     };
     conn.close();
     let pending = vault.pending_alerts()?;
-    let mut state = ctx.state();
-    state.last_sync_ms = Some(ctx.now_ms);
-    if state.node.is_none() {
-        state.node = Some(code.to_string());
-    }
-    ctx.save_state(&state)?;
+    ctx.synced_with(&code)?;
     let delivered = alerts.as_ref().map_or(0, |a| a.delivered);
     if ctx.json {
         return ctx.print_json(&Synced {
