@@ -495,3 +495,117 @@ fn opening_a_shredded_vault_with_another_vaults_key_leaves_that_key() {
     assert_eq!(v2.vault_id(), id2);
     assert_eq!(v2.log().len(), 1);
 }
+
+// ---- Shred reaches every device and the node (issue 14, finding 4) ----
+
+/// A relay that signs receipts, a phone and a tablet paired through it.
+fn paired_pair(seed: u64) -> (Relay, Vault, MemoryKeyStore, Vault, MemoryKeyStore) {
+    let relay = Relay::new(MailboxStore::in_memory(), RelayConfig::default())
+        .with_receipts(vigil_crypto::SigningIdentity::from_bytes([9; 32]));
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let phone_keys = MemoryKeyStore::new();
+    let mut phone = Vault::create_with(
+        Box::new(MemStorage::new()),
+        Period::days(START, 7),
+        Box::new(phone_keys.clone()),
+        &mut rng,
+    )
+    .unwrap();
+    phone
+        .record(Metric::SpO2, 97.0, Unit::Percent, START)
+        .unwrap();
+    let id = X25519Identity::generate(&mut rng);
+    phone
+        .offer_pairing(&mut Direct(relay.session(), START), &id.public_key(), START)
+        .unwrap();
+    let tablet_keys = MemoryKeyStore::new();
+    let tablet = Vault::fetch_join(&mut Direct(relay.session(), START), &id)
+        .unwrap()
+        .confirm(
+            Box::new(MemStorage::new()),
+            Box::new(tablet_keys.clone()),
+            &mut Direct(relay.session(), START),
+            &mut rng,
+        )
+        .unwrap();
+    (relay, phone, phone_keys, tablet, tablet_keys)
+}
+
+#[test]
+fn after_an_early_shred_the_node_refuses_the_paired_device_and_keeps_no_mailbox() {
+    let (relay, phone, phone_keys, mut tablet, _tablet_keys) = paired_pair(21);
+    let vault = *phone.vault_id().as_bytes();
+    phone
+        .shred_with_node(
+            &mut Direct(relay.session(), START + DAY),
+            &phone_keys,
+            START + DAY,
+        )
+        .unwrap();
+    assert!(relay.store().mailbox(&vault).unwrap().is_none());
+
+    tablet
+        .record(Metric::SpO2, 96.0, Unit::Percent, START + 2 * DAY)
+        .unwrap();
+    let err = tablet
+        .sync(&mut Direct(relay.session(), START + 2 * DAY))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            vigil_device::SyncFailure::Protocol(vigil_proto::SyncError::Refused(
+                vigil_proto::ProtoError::VaultShredded
+            ))
+        ),
+        "{err:?}"
+    );
+    assert!(relay.store().mailbox(&vault).unwrap().is_none());
+    assert_eq!(relay.store().bundles(&vault).count(), 0);
+
+    // The marker lasts until the period's end; the sweeper then deletes it,
+    // and `PeriodOver` keeps refusing the stale device.
+    let end = START + 7 * DAY;
+    assert_eq!(relay.sweep(end - 1, 0).unwrap().shred_markers, 0);
+    assert_eq!(relay.sweep(end, 0).unwrap().shred_markers, 1);
+    assert!(relay.store().shred_markers().unwrap().is_empty());
+    let err = tablet.sync(&mut Direct(relay.session(), end)).unwrap_err();
+    assert!(err.to_string().contains("period is over"), "{err}");
+    assert!(relay.store().mailbox(&vault).unwrap().is_none());
+}
+
+#[test]
+fn a_stranger_cannot_learn_or_lift_the_shred_marker() {
+    let (relay, phone, phone_keys, _tablet, _) = paired_pair(22);
+    let vault = *phone.vault_id().as_bytes();
+    phone
+        .shred_with_node(
+            &mut Direct(relay.session(), START + DAY),
+            &phone_keys,
+            START + DAY,
+        )
+        .unwrap();
+    let mut s = relay.session();
+    let ask = |s: &mut vigil_node::RelaySession, r: vigil_proto::Request| {
+        vigil_proto::decode_response(&s.handle(&vigil_proto::encode_request(&r), START + DAY))
+            .unwrap()
+    };
+    ask(
+        &mut s,
+        vigil_proto::Request::Hello {
+            version: vigil_proto::PROTOCOL_VERSION,
+        },
+    );
+    let r = ask(
+        &mut s,
+        vigil_proto::Request::Register {
+            vault,
+            verifier: [1; 32],
+            expires_ms: START + 7 * DAY,
+        },
+    );
+    assert_eq!(
+        r,
+        vigil_proto::Response::Error(vigil_proto::ProtoError::Unauthorized)
+    );
+    assert!(relay.store().mailbox(&vault).unwrap().is_none());
+}

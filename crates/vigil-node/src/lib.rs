@@ -16,5 +16,5 @@ pub use alerts::{GrantRecord, InboxEntry, MAX_LABEL_CHARS, MonitoringEnded};
 pub use grant_keys::GrantKeys;
 pub use node::{GRANT_KEYS_DIR, HandlerFactory, Node, NodeConfig, NodeError, RELAY_DIR};
 pub use relay::{Relay, RelayConfig, RelaySession, Session};
-pub use store::{MailboxInfo, MailboxStore, StoreError};
+pub use store::{MailboxInfo, MailboxStore, ShredMarker, StoreError};
 pub use sweep::SweepReport;

@@ -16,7 +16,7 @@ use vigil_proto::{AlertWire, BundleItem, GrantWire, SnapshotItem, VersionVector}
 
 use crate::alerts::{GrantRecord, InboxEntry, validate_grant};
 use crate::grant_keys::GrantKeys;
-use crate::store::{MailboxInfo, MailboxStore, StoreError};
+use crate::store::{MailboxInfo, MailboxStore, ShredMarker, StoreError};
 use crate::sweep::SweepReport;
 
 /// Relay limits.
@@ -146,6 +146,14 @@ impl Relay {
                 r += self.store.delete_vault(&vault)?;
             }
         }
+        // A shred marker outlives the mailbox only until the period's end:
+        // from then on `PeriodOver` refuses the vault's devices anyway.
+        for (vault, m) in self.store.shred_markers()? {
+            if m.expires_ms.saturating_add(grace_ms) <= now_ms {
+                self.store.remove_shred_marker(&vault)?;
+                r.shred_markers += 1;
+            }
+        }
         let grants = self.store.grants()?;
         for g in &grants {
             if g.grant.valid_until_ms.saturating_add(grace_ms) <= now_ms {
@@ -201,7 +209,15 @@ impl Relay {
                 tracing::warn!(vault = %hex8(&vault), "shred refused: wrong mailbox key");
                 return Ok(Response::Error(ProtoError::Unauthorized));
             }
-            Some(_) => r += self.store.delete_vault(&vault)?,
+            // The marker keeps a paired device's next `Register` from
+            // recreating the mailbox until the period's end (spec §13).
+            Some(m) => {
+                let marker = ShredMarker {
+                    verifier: m.verifier,
+                    expires_ms: m.expires_ms,
+                };
+                r += self.store.delete_vault_marking(&vault, Some(&marker))?
+            }
             // Already swept: nothing to authenticate against; the grants are
             // named by ids only the vault's devices and this node know.
             None => {}
@@ -432,8 +448,18 @@ impl Relay {
                 vault,
                 verifier,
                 expires_ms,
-            } => self.register(vault, verifier, expires_ms),
-            Request::Auth { vault, key } => self.auth(s, vault, key),
+            } => match self.store.shred_marker(&vault)? {
+                Some(m) => self.refuse_shredded(&m, |m| {
+                    MailboxVerifier::from_bytes(m.verifier) == MailboxVerifier::from_bytes(verifier)
+                }),
+                None => self.register(vault, verifier, expires_ms),
+            },
+            Request::Auth { vault, key } => match self.store.shred_marker(&vault)? {
+                Some(m) => self.refuse_shredded(&m, |m| {
+                    MailboxVerifier::from_bytes(m.verifier).verify(&MailboxKey::from_bytes(key))
+                }),
+                None => self.auth(s, vault, key),
+            },
             Request::Grant(w) => match &self.alerts {
                 Some(role) => self.grant(role, w, now_ms),
                 None => err(ProtoError::UnknownGrant),
@@ -471,6 +497,20 @@ impl Relay {
                 self.authed(vault, info, other, now_ms)
             }
         }
+    }
+
+    /// Refuses a shredded vault: `VaultShredded` to its own devices (`ours`
+    /// holds), `Unauthorized` to anyone else, who learns nothing from it.
+    fn refuse_shredded(
+        &self,
+        m: &ShredMarker,
+        ours: impl Fn(&ShredMarker) -> bool,
+    ) -> Result<Response, StoreError> {
+        Ok(Response::Error(if ours(m) {
+            ProtoError::VaultShredded
+        } else {
+            ProtoError::Unauthorized
+        }))
     }
 
     /// Creates a mailbox, or confirms one with the same verifier.

@@ -76,6 +76,36 @@ impl MailboxInfo {
     }
 }
 
+/// What the node keeps of a vault shredded before its period's end, so
+/// that a paired device's next `Register` cannot recreate the mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShredMarker {
+    /// Verifier of the shredded mailbox's key: only the vault's devices are
+    /// told that it was shredded.
+    pub verifier: [u8; 32],
+    /// End of the vault's period, ms: the sweeper deletes the marker then.
+    pub expires_ms: i64,
+}
+
+impl ShredMarker {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(40);
+        v.extend_from_slice(&self.verifier);
+        v.extend_from_slice(&self.expires_ms.to_be_bytes());
+        v
+    }
+
+    fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() != 40 {
+            return None;
+        }
+        Some(ShredMarker {
+            verifier: b[..32].try_into().ok()?,
+            expires_ms: i64::from_be_bytes(b[32..40].try_into().ok()?),
+        })
+    }
+}
+
 fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     let mut k = vec![prefix];
     for p in parts {
@@ -156,6 +186,45 @@ impl MailboxStore {
         self.db.insert(key(b'v', &[vault]), info.encode())?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// The shred marker of `vault`, if it was shredded early and its period
+    /// has not been swept yet (docs/spec.md §11, §13).
+    pub fn shred_marker(&self, vault: &VaultIdBytes) -> Result<Option<ShredMarker>, StoreError> {
+        match self.db.get(&key(b'x', &[vault]))? {
+            None => Ok(None),
+            Some(v) => ShredMarker::decode(&v)
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt("shred marker".into())),
+        }
+    }
+
+    /// Every shred marker (for the sweeper).
+    pub fn shred_markers(&self) -> Result<Vec<(VaultIdBytes, ShredMarker)>, StoreError> {
+        self.db
+            .scan_prefix(b"x")?
+            .into_iter()
+            .map(|(k, v)| {
+                let id: VaultIdBytes = k
+                    .get(1..)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(|| StoreError::Corrupt("shred marker key".into()))?;
+                let m = ShredMarker::decode(&v)
+                    .ok_or_else(|| StoreError::Corrupt("shred marker".into()))?;
+                Ok((id, m))
+            })
+            .collect()
+    }
+
+    /// Removes a shred marker (durable).
+    pub fn remove_shred_marker(&self, vault: &VaultIdBytes) -> Result<(), StoreError> {
+        self.db.remove(&key(b'x', &[vault]))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub(crate) fn marker_key(vault: &VaultIdBytes) -> Vec<u8> {
+        key(b'x', &[vault])
     }
 
     /// The highest bundle seq ever stored for a device (0 if none).

@@ -21,14 +21,29 @@ pub struct SweepReport {
     pub pairings: u64,
     /// One-time grant keys destroyed without a grant (issued, never used).
     pub grant_keys: u64,
+    /// Shred markers deleted at their period's end.
+    pub shred_markers: u64,
 }
 
 impl MailboxStore {
     /// Deletes a vault's mailbox, bundles, snapshot and counters in one
     /// durable batch. Idempotent.
     pub fn delete_vault(&self, vault: &[u8; 16]) -> Result<SweepReport, StoreError> {
+        self.delete_vault_marking(vault, None)
+    }
+
+    /// Deletes a vault as [`MailboxStore::delete_vault`] and, in the same
+    /// durable batch, leaves `marker` (an early shred, docs/spec.md §13).
+    pub fn delete_vault_marking(
+        &self,
+        vault: &[u8; 16],
+        marker: Option<&crate::store::ShredMarker>,
+    ) -> Result<SweepReport, StoreError> {
         let mut r = SweepReport::default();
         let mut batch = crate::kv::KvBatch::default();
+        if let Some(m) = marker {
+            batch.insert(MailboxStore::marker_key(vault), m.encode());
+        }
         if self.mailbox(vault)?.is_some() {
             r.mailboxes = 1;
         }
@@ -174,5 +189,6 @@ impl std::ops::AddAssign for SweepReport {
         self.alerts += o.alerts;
         self.pairings += o.pairings;
         self.grant_keys += o.grant_keys;
+        self.shred_markers += o.shred_markers;
     }
 }

@@ -267,4 +267,8 @@ pub enum ProtoError {
     /// second device racing for a joiner's slot is refused, not swapped in).
     #[error("that pairing slot already holds an offer")]
     SlotTaken,
+    /// The vault was shredded before its period's end (by one of its
+    /// devices): its mailbox cannot be recreated or used.
+    #[error("this vault was shredded on another device")]
+    VaultShredded,
 }
