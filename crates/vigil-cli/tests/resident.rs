@@ -1219,6 +1219,44 @@ fn pairing_refuses_a_mistyped_joiner_code_and_asks_before_joining() {
 }
 
 #[test]
+fn a_shred_on_one_device_reaches_the_paired_device_at_its_next_sync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Node::start(&tmp.path().join("node"));
+    let phone = tmp.path().join("phone");
+    let tablet = tmp.path().join("tablet");
+    live_vault(&phone);
+    run(vigil(&phone), ["record", "temperature", "36.6"]).ok();
+    let first = run(
+        vigil(&tablet),
+        ["--json", "pair", "join", &node.code, "--timeout", "0"],
+    );
+    let line: Value = serde_json::from_str(first.out.lines().next().unwrap()).unwrap();
+    let joiner = line["joiner_code"].as_str().unwrap().to_owned();
+    run(
+        vigil(&phone),
+        ["pair", "show", &joiner, "--node", &node.code],
+    )
+    .ok();
+    run(
+        vigil(&tablet),
+        ["pair", "join", &node.code, "--timeout", "0", "--yes"],
+    )
+    .ok();
+    // The phone ends the period early, telling the node.
+    run(vigil(&phone), ["shred", "--yes", "--node", &node.code]).ok();
+    // The tablet's next sync learns of it and shreds its copy.
+    run(vigil(&tablet), ["sync"]).fails(4, "shredded on another device");
+    assert!(
+        !tmp.path().join("tablet.key").exists(),
+        "the key is destroyed"
+    );
+    let left = files(&tablet);
+    assert_eq!(left.len(), 1, "only the tombstone: {left:?}");
+    assert!(left[0].ends_with("vigil-tombstone"));
+    run(vigil(&tablet), ["log"]).fails(4, "shredded");
+}
+
+#[test]
 fn pairing_by_waiting_join() {
     let tmp = tempfile::tempdir().unwrap();
     let node = Node::start(&tmp.path().join("node"));

@@ -53,6 +53,8 @@ pub enum Kind {
     /// Vault facts a joining device needs with the wrapped root, such as
     /// the period ([`LogKey`]).
     PairingInfo = 5,
+    /// A device's notice that it shredded the vault early ([`LogKey`]).
+    ShredNotice = 6,
 }
 
 impl Kind {

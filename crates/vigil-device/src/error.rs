@@ -132,6 +132,11 @@ pub enum SyncFailure {
     /// Pairing: the offer does not open with this device's pairing key.
     #[error("the pairing offer does not open with this device's key")]
     BadOffer,
+    /// Another device of this vault shredded it early (the node returned its
+    /// sealed notice, which opened): this device wrote its tombstone and
+    /// deleted its store; call [`crate::Vault::finish_shred`] to destroy the key.
+    #[error("this vault was shredded on another device at {} ms", .0.shredded_at_ms)]
+    ShreddedElsewhere(crate::Tombstone),
 }
 
 impl From<DriveError> for SyncFailure {

@@ -395,6 +395,10 @@ fn pair_info_ctx(vault: VaultId, joiner: &X25519PublicKey) -> Context {
         .bytes(joiner.as_bytes())
 }
 
+fn shred_notice_ctx(vault: VaultId) -> Context {
+    Context::new("vigil/v1/shred-notice").bytes(vault.as_bytes())
+}
+
 /// The vault's keys, ids and randomness: every seal and open of the device
 /// goes through here, so each blob gets the context the spec gives it.
 pub(crate) struct VaultCrypto {
@@ -544,6 +548,20 @@ impl VaultCrypto {
     ) -> Result<Vec<u8>, SealError> {
         let ctx = pair_info_ctx(self.vault_id(), joiner);
         self.seal_log(Kind::PairingInfo, &ctx, &encode(&period))
+    }
+
+    /// Seals the notice that this device shredded the vault at `at_ms`.
+    pub(crate) fn seal_shred_notice(&mut self, at_ms: i64) -> Result<Vec<u8>, SealError> {
+        let ctx = shred_notice_ctx(self.vault_id());
+        self.seal_log(Kind::ShredNotice, &ctx, &encode(&at_ms))
+    }
+
+    /// Opens a shred notice: `None` unless a device of this vault sealed it
+    /// for this vault (a node cannot forge one or replay another vault's).
+    pub(crate) fn open_shred_notice(&self, blob: &[u8]) -> Option<i64> {
+        let ctx = shred_notice_ctx(self.vault_id());
+        let plain = self.open_log(Kind::ShredNotice, &ctx, blob)?;
+        decode(&plain, SMALL_RECORD).ok()
     }
 
     /// Opens pairing info with a received root's keys, before a vault exists.

@@ -160,8 +160,9 @@ pub(crate) fn request_deletion(
     vault: VaultId,
     mailbox_key: &[u8; 32],
     grants: Vec<[u8; 16]>,
+    notice: Vec<u8>,
 ) -> Result<Vec<u8>, DriveError> {
-    let mut conv = RequestShred::new(*vault.as_bytes(), mailbox_key, grants);
+    let mut conv = RequestShred::new(*vault.as_bytes(), mailbox_key, grants, notice);
     drive(&mut conv, conn, |_| Ok::<(), DriveError>(()))?;
     conv.into_receipt().ok_or_else(|| {
         DriveError::Protocol(vigil_proto::SyncError::Unexpected(

@@ -10,7 +10,7 @@ use vigil_crypto::{KeySchedule, RootKey, ShortAuthCode, VaultId, X25519Identity,
 use vigil_log::{
     ChangeHash, Day, DeviceId, FeverRule, HealthLog, Metric, ReadingId, Severity, Symptom, Unit,
 };
-use vigil_proto::Exchange;
+use vigil_proto::{Exchange, ProtoError, SyncError};
 
 use crate::alerts::{AlertReport, Alerts, Grant, PendingAlert};
 use crate::disclosure::{self, Disclosure};
@@ -433,14 +433,54 @@ impl Vault {
         policy: SnapshotPolicy,
     ) -> Result<SyncReport, SyncFailure> {
         self.persist()?;
-        self.sync.sync(
+        let r = self.sync.sync(
             self.storage.as_mut(),
             &mut self.crypto,
             &mut self.log,
             conn,
             policy,
             &self.faults,
-        )
+        );
+        match r {
+            Err(SyncFailure::Protocol(SyncError::Refused(ProtoError::VaultShredded {
+                ref notice,
+            }))) => match self.crypto.open_shred_notice(notice) {
+                Some(at_ms) => Err(SyncFailure::ShreddedElsewhere(self.shred_in_place(at_ms)?)),
+                // Not sealed by a device of this vault: a lying node. Keep
+                // everything and report the refusal as it came.
+                None => {
+                    tracing::warn!("shred notice does not open; vault kept");
+                    r
+                }
+            },
+            r => r,
+        }
+    }
+
+    /// Another device shredded the vault: writes the tombstone (from now on
+    /// the vault never opens) and deletes the store. The key is destroyed by
+    /// [`Vault::finish_shred`] or, failing that, by the next open, which
+    /// finds the tombstone (the vault holds no key store of its own).
+    fn shred_in_place(&mut self, shredded_at_ms: i64) -> Result<Tombstone, SyncFailure> {
+        let t = Tombstone {
+            vault_id: self.vault_id(),
+            period: self.period,
+            shredded_at_ms,
+            receipt_sha256: None,
+            receipt: None,
+        };
+        self.storage.put_tombstone(&t.encode())?;
+        let storage = std::mem::replace(&mut self.storage, Box::new(crate::MemStorage::new()));
+        storage.destroy()?;
+        Ok(t)
+    }
+
+    /// After [`SyncFailure::ShreddedElsewhere`]: destroys this vault's key in
+    /// `key_store` (only if it is this vault's) and drops the vault, whose
+    /// keys and log are zeroized.
+    pub fn finish_shred(self, key_store: &dyn KeyStore) -> Result<(), ShredError> {
+        key_store.destroy_if(self.vault_id())?;
+        Ok(())
     }
 
     /// First device: syncs (uploading a snapshot, so the joiner needs one
@@ -566,21 +606,29 @@ impl Vault {
     /// goes into the tombstone. If the node cannot be reached the shred goes
     /// ahead anyway (the node's sweeper deletes at the period's end).
     pub fn shred_with_node(
-        self,
+        mut self,
         conn: &mut dyn Exchange,
         key_store: &dyn KeyStore,
         now_ms: i64,
     ) -> Result<Tombstone, ShredError> {
         let grants = self.alerts.grants().iter().map(|g| g.grant_id).collect();
         let mailbox = self.crypto.keys().mailbox_key();
-        let receipt =
-            match shred::request_deletion(conn, self.vault_id(), mailbox.expose_secret(), grants) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::warn!(error = %e, "node not told to delete; its sweeper will");
-                    None
-                }
-            };
+        // The other devices learn of the shred from this notice, which only
+        // the vault's keys open: the node relays it but cannot forge it.
+        let notice = self.crypto.seal_shred_notice(now_ms).unwrap_or_default();
+        let receipt = match shred::request_deletion(
+            conn,
+            self.vault_id(),
+            mailbox.expose_secret(),
+            grants,
+            notice,
+        ) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "node not told to delete; its sweeper will");
+                None
+            }
+        };
         self.shred_with_receipt(key_store, now_ms, receipt)
     }
 

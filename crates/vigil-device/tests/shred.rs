@@ -498,10 +498,19 @@ fn opening_a_shredded_vault_with_another_vaults_key_leaves_that_key() {
 
 // ---- Shred reaches every device and the node (issue 14, finding 4) ----
 
-/// A relay that signs receipts, a phone and a tablet paired through it.
-fn paired_pair(seed: u64) -> (Relay, Vault, MemoryKeyStore, Vault, MemoryKeyStore) {
-    let relay = Relay::new(MailboxStore::in_memory(), RelayConfig::default())
-        .with_receipts(vigil_crypto::SigningIdentity::from_bytes([9; 32]));
+fn signing_relay() -> Relay {
+    Relay::new(MailboxStore::in_memory(), RelayConfig::default())
+        .with_receipts(vigil_crypto::SigningIdentity::from_bytes([9; 32]))
+}
+
+/// A phone on `relay` with one reading, and a tablet paired to it whose
+/// store is `storage` and root goes to `tablet_keys`.
+fn paired_on(
+    relay: &Relay,
+    seed: u64,
+    storage: Box<dyn vigil_device::Storage>,
+    tablet_keys: Box<dyn KeyStore>,
+) -> (Vault, MemoryKeyStore, Vault) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let phone_keys = MemoryKeyStore::new();
     let mut phone = Vault::create_with(
@@ -518,64 +527,158 @@ fn paired_pair(seed: u64) -> (Relay, Vault, MemoryKeyStore, Vault, MemoryKeyStor
     phone
         .offer_pairing(&mut Direct(relay.session(), START), &id.public_key(), START)
         .unwrap();
-    let tablet_keys = MemoryKeyStore::new();
     let tablet = Vault::fetch_join(&mut Direct(relay.session(), START), &id)
         .unwrap()
         .confirm(
-            Box::new(MemStorage::new()),
-            Box::new(tablet_keys.clone()),
+            storage,
+            tablet_keys,
             &mut Direct(relay.session(), START),
             &mut rng,
         )
         .unwrap();
-    (relay, phone, phone_keys, tablet, tablet_keys)
+    (phone, phone_keys, tablet)
+}
+
+fn refused_shredded(err: &vigil_device::SyncFailure) -> bool {
+    matches!(
+        err,
+        vigil_device::SyncFailure::Protocol(vigil_proto::SyncError::Refused(
+            vigil_proto::ProtoError::VaultShredded { .. }
+        ))
+    )
 }
 
 #[test]
-fn after_an_early_shred_the_node_refuses_the_paired_device_and_keeps_no_mailbox() {
-    let (relay, phone, phone_keys, mut tablet, _tablet_keys) = paired_pair(21);
+fn a_device_offline_at_an_early_shred_shreds_itself_on_its_next_sync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = signing_relay();
+    let (storage, tablet_keys) = vigil_testkit::sled_home(tmp.path(), "tablet");
+    let (phone, phone_keys, mut tablet) =
+        paired_on(&relay, 21, Box::new(storage), Box::new(tablet_keys.clone()));
     let vault = *phone.vault_id().as_bytes();
+    let at = START + DAY;
     phone
-        .shred_with_node(
-            &mut Direct(relay.session(), START + DAY),
-            &phone_keys,
-            START + DAY,
-        )
+        .shred_with_node(&mut Direct(relay.session(), at), &phone_keys, at)
         .unwrap();
     assert!(relay.store().mailbox(&vault).unwrap().is_none());
 
+    // The tablet was offline; it records, then syncs a day later.
     tablet
         .record(Metric::SpO2, 96.0, Unit::Percent, START + 2 * DAY)
         .unwrap();
     let err = tablet
         .sync(&mut Direct(relay.session(), START + 2 * DAY))
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            vigil_device::SyncFailure::Protocol(vigil_proto::SyncError::Refused(
-                vigil_proto::ProtoError::VaultShredded
-            ))
-        ),
-        "{err:?}"
+    let vigil_device::SyncFailure::ShreddedElsewhere(t) = err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(t.shredded_at_ms, at);
+    assert!(err_text_names_another_device(&t));
+    tablet.finish_shred(&tablet_keys).unwrap();
+    let left = files(tmp.path());
+    assert_eq!(
+        left,
+        vec![tmp.path().join("tablet").join("vault").join(TOMBSTONE_FILE)],
+        "only the tombstone is left"
     );
+    assert!(matches!(
+        Vault::open_at(
+            &tmp.path().join("tablet").join("vault"),
+            &tablet_keys,
+            START + 3 * DAY
+        ),
+        Err(OpenError::Shredded(_))
+    ));
+    // The mailbox was never recreated, and nothing was pushed.
     assert!(relay.store().mailbox(&vault).unwrap().is_none());
     assert_eq!(relay.store().bundles(&vault).count(), 0);
 
-    // The marker lasts until the period's end; the sweeper then deletes it,
-    // and `PeriodOver` keeps refusing the stale device.
+    // The marker lasts until the period's end; the sweeper then deletes it.
     let end = START + 7 * DAY;
     assert_eq!(relay.sweep(end - 1, 0).unwrap().shred_markers, 0);
     assert_eq!(relay.sweep(end, 0).unwrap().shred_markers, 1);
     assert!(relay.store().shred_markers().unwrap().is_empty());
-    let err = tablet.sync(&mut Direct(relay.session(), end)).unwrap_err();
-    assert!(err.to_string().contains("period is over"), "{err}");
-    assert!(relay.store().mailbox(&vault).unwrap().is_none());
+}
+
+fn err_text_names_another_device(t: &Tombstone) -> bool {
+    vigil_device::SyncFailure::ShreddedElsewhere(t.clone())
+        .to_string()
+        .contains("shredded on another device")
+}
+
+/// A node that answers `Register` with a shred refusal carrying `notice`.
+struct Liar(vigil_node::RelaySession, Vec<u8>);
+impl Exchange for Liar {
+    fn exchange(&mut self, r: &[u8]) -> Result<Vec<u8>, ExchangeError> {
+        if let Ok(vigil_proto::Request::Register { .. }) = vigil_proto::decode_request(r) {
+            return Ok(vigil_proto::encode_response(&vigil_proto::Response::Error(
+                vigil_proto::ProtoError::VaultShredded {
+                    notice: self.1.clone(),
+                },
+            )));
+        }
+        Ok(self.0.handle(r, START + 2 * DAY))
+    }
+}
+
+#[test]
+fn a_lying_node_cannot_make_a_device_shred_with_a_forged_or_replayed_notice() {
+    let relay = signing_relay();
+    // Another vault's genuine notice, for the replay.
+    let (other, other_keys, _) = paired_on(
+        &relay,
+        31,
+        Box::new(MemStorage::new()),
+        Box::new(MemoryKeyStore::new()),
+    );
+    let other_vault = *other.vault_id().as_bytes();
+    other
+        .shred_with_node(
+            &mut Direct(relay.session(), START + DAY),
+            &other_keys,
+            START + DAY,
+        )
+        .unwrap();
+    let replayed = relay
+        .store()
+        .shred_marker(&other_vault)
+        .unwrap()
+        .unwrap()
+        .notice;
+    assert!(!replayed.is_empty());
+
+    let tablet_keys = MemoryKeyStore::new();
+    let (_phone, _, mut tablet) = paired_on(
+        &relay,
+        32,
+        Box::new(MemStorage::new()),
+        Box::new(tablet_keys.clone()),
+    );
+    let mut forged = replayed.clone();
+    forged[40] ^= 1;
+    for notice in [replayed, forged, vec![], vec![0; 400]] {
+        let err = tablet
+            .sync(&mut Liar(relay.session(), notice.clone()))
+            .unwrap_err();
+        assert!(refused_shredded(&err), "{err:?}");
+        assert!(tablet_keys.load().unwrap().is_some(), "the key stays");
+    }
+    // Everything is still there and syncs with an honest node.
+    assert_eq!(tablet.log().len(), 1);
+    tablet
+        .sync(&mut Direct(relay.session(), START + 2 * DAY))
+        .unwrap();
 }
 
 #[test]
 fn a_stranger_cannot_learn_or_lift_the_shred_marker() {
-    let (relay, phone, phone_keys, _tablet, _) = paired_pair(22);
+    let relay = signing_relay();
+    let (phone, phone_keys, _tablet) = paired_on(
+        &relay,
+        22,
+        Box::new(MemStorage::new()),
+        Box::new(MemoryKeyStore::new()),
+    );
     let vault = *phone.vault_id().as_bytes();
     phone
         .shred_with_node(
@@ -595,17 +698,21 @@ fn a_stranger_cannot_learn_or_lift_the_shred_marker() {
             version: vigil_proto::PROTOCOL_VERSION,
         },
     );
-    let r = ask(
-        &mut s,
+    for r in [
         vigil_proto::Request::Register {
             vault,
             verifier: [1; 32],
             expires_ms: START + 7 * DAY,
         },
-    );
-    assert_eq!(
-        r,
-        vigil_proto::Response::Error(vigil_proto::ProtoError::Unauthorized)
-    );
+        vigil_proto::Request::Auth {
+            vault,
+            key: [1; 32],
+        },
+    ] {
+        assert_eq!(
+            ask(&mut s, r),
+            vigil_proto::Response::Error(vigil_proto::ProtoError::Unauthorized)
+        );
+    }
     assert!(relay.store().mailbox(&vault).unwrap().is_none());
 }

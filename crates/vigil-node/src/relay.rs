@@ -198,6 +198,7 @@ impl Relay {
         vault: [u8; 16],
         key: [u8; 32],
         grants: Vec<[u8; 16]>,
+        notice: Vec<u8>,
         now_ms: i64,
     ) -> Result<Response, StoreError> {
         let Some(signer) = &self.signer else {
@@ -215,6 +216,7 @@ impl Relay {
                 let marker = ShredMarker {
                     verifier: m.verifier,
                     expires_ms: m.expires_ms,
+                    notice,
                 };
                 r += self.store.delete_vault_marking(&vault, Some(&marker))?
             }
@@ -468,7 +470,12 @@ impl Relay {
                 Some(role) => self.alert(role, w, now_ms),
                 None => err(ProtoError::UnknownGrant),
             },
-            Request::Shred { vault, key, grants } => self.shred(vault, key, grants, now_ms),
+            Request::Shred {
+                vault,
+                key,
+                grants,
+                notice,
+            } => self.shred(vault, key, grants, notice, now_ms),
             Request::GrantKey => match &self.alerts {
                 Some(role) => match role.grant_keys.issue(now_ms) {
                     Ok(public) => Ok(Response::GrantKey { public }),
@@ -507,7 +514,9 @@ impl Relay {
         ours: impl Fn(&ShredMarker) -> bool,
     ) -> Result<Response, StoreError> {
         Ok(Response::Error(if ours(m) {
-            ProtoError::VaultShredded
+            ProtoError::VaultShredded {
+                notice: m.notice.clone(),
+            }
         } else {
             ProtoError::Unauthorized
         }))

@@ -85,23 +85,24 @@ pub struct ShredMarker {
     pub verifier: [u8; 32],
     /// End of the vault's period, ms: the sweeper deletes the marker then.
     pub expires_ms: i64,
+    /// The shredding device's sealed notice, handed to the other devices.
+    pub notice: Vec<u8>,
 }
 
 impl ShredMarker {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(40);
+        let mut v = Vec::with_capacity(40 + self.notice.len());
         v.extend_from_slice(&self.verifier);
         v.extend_from_slice(&self.expires_ms.to_be_bytes());
+        v.extend_from_slice(&self.notice);
         v
     }
 
     fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() != 40 {
-            return None;
-        }
         Some(ShredMarker {
-            verifier: b[..32].try_into().ok()?,
-            expires_ms: i64::from_be_bytes(b[32..40].try_into().ok()?),
+            verifier: b.get(..32)?.try_into().ok()?,
+            expires_ms: i64::from_be_bytes(b.get(32..40)?.try_into().ok()?),
+            notice: b[40..].to_vec(),
         })
     }
 }

@@ -514,6 +514,7 @@ fn a_shred_keeps_an_alert_staff_have_not_seen_until_they_do() {
         vault,
         key: *keys.mailbox_key().expose_secret(),
         grants: vec![grant_id],
+        notice: vec![],
     }) else {
         panic!("no receipt");
     };
@@ -573,6 +574,7 @@ fn a_shred_keeps_an_alert_staff_have_not_seen_until_they_do() {
         vault: vault2,
         key: *keys2.mailbox_key().expose_secret(),
         grants: vec![grant_id2],
+        notice: vec![],
     }) else {
         panic!("no receipt");
     };

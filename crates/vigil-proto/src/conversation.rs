@@ -611,7 +611,13 @@ pub struct RequestShred {
 
 impl RequestShred {
     /// Deletes `vault` (proved by its mailbox key) and `grants`.
-    pub fn new(vault: VaultIdBytes, mailbox_key: &[u8; 32], grants: Vec<[u8; 16]>) -> Self {
+    /// `notice` is the sealed shred notice for the vault's other devices.
+    pub fn new(
+        vault: VaultIdBytes,
+        mailbox_key: &[u8; 32],
+        grants: Vec<[u8; 16]>,
+        notice: Vec<u8>,
+    ) -> Self {
         RequestShred {
             script: Script::new(vec![
                 (
@@ -625,6 +631,7 @@ impl RequestShred {
                         vault,
                         key: *mailbox_key,
                         grants,
+                        notice,
                     },
                     "shred",
                 ),

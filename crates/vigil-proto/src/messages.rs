@@ -97,6 +97,10 @@ pub enum Request {
         key: [u8; 32],
         /// The vault's grants on this node.
         grants: Vec<[u8; 16]>,
+        /// The shred notice, sealed by the shredding device under the log
+        /// key (docs/spec.md §13): the node hands it to the vault's other
+        /// devices, which open it before shredding themselves.
+        notice: Vec<u8>,
     },
 }
 
@@ -270,5 +274,8 @@ pub enum ProtoError {
     /// The vault was shredded before its period's end (by one of its
     /// devices): its mailbox cannot be recreated or used.
     #[error("this vault was shredded on another device")]
-    VaultShredded,
+    VaultShredded {
+        /// The sealed notice the shredding device left (opaque to the node).
+        notice: Vec<u8>,
+    },
 }

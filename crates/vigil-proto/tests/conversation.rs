@@ -296,11 +296,11 @@ fn a_pairing_offer_registers_authenticates_then_offers() {
 #[test]
 fn a_shred_request_returns_the_receipt_or_fails() {
     let mut node = Scripted::new(vec![hello_ok(), Response::Receipt(vec![8; 64])]);
-    let mut conv = RequestShred::new([1; 16], &[2; 32], vec![[3; 16]]);
+    let mut conv = RequestShred::new([1; 16], &[2; 32], vec![[3; 16]], vec![4]);
     drive(&mut conv, &mut node, |_| Ok::<(), DriveError>(())).unwrap();
     assert_eq!(conv.into_receipt(), Some(vec![8; 64]));
     let mut node = Scripted::new(vec![hello_ok(), Response::Error(ProtoError::NoReceipts)]);
-    let mut conv = RequestShred::new([1; 16], &[2; 32], vec![]);
+    let mut conv = RequestShred::new([1; 16], &[2; 32], vec![], vec![]);
     assert!(drive(&mut conv, &mut node, |_| Ok::<(), DriveError>(())).is_err());
     assert_eq!(conv.into_receipt(), None);
 }

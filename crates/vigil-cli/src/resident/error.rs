@@ -1,7 +1,9 @@
 //! How the vault's failures reach the resident: each library error mapped
 //! to a message and an exit code of the CLIs' one error type.
 
-use vigil_device::{OpenError, ShredError, StorageError, SyncFailure, WriteError};
+use vigil_device::{
+    KeyStore, OpenError, ShredError, StorageError, SyncFailure, Tombstone, Vault, WriteError,
+};
 
 use super::fmt::value_error;
 use crate::common::time::format_time;
@@ -27,7 +29,37 @@ impl From<WriteError> for CliError {
 
 impl From<SyncFailure> for CliError {
     fn from(e: SyncFailure) -> Self {
-        CliError::failed(one_line(&e.to_string()))
+        match e {
+            SyncFailure::ShreddedElsewhere(t) => shredded_message(&t, ""),
+            e => CliError::failed(one_line(&e.to_string())),
+        }
+    }
+}
+
+fn shredded_message(t: &Tombstone, note: &str) -> CliError {
+    CliError::new(
+        exit::SHREDDED,
+        format!(
+            "this vault was shredded on another device at {}; this device has shredded its copy too, and only its tombstone remains{note}",
+            format_time(t.shredded_at_ms)
+        ),
+    )
+}
+
+/// A sync found the vault shredded on another device (the device already
+/// wrote its tombstone and deleted its store): destroys the key now, and
+/// says so with exit code 4.
+pub(crate) fn shredded_elsewhere(vault: Vault, keys: &dyn KeyStore, t: &Tombstone) -> CliError {
+    match vault.finish_shred(keys) {
+        Ok(()) => shredded_message(t, ""),
+        // The tombstone is written: the next open destroys the key.
+        Err(e) => shredded_message(
+            t,
+            &format!(
+                " (the key file is not destroyed yet: {})",
+                one_line(&e.to_string())
+            ),
+        ),
     }
 }
 

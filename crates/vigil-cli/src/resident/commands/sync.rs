@@ -8,15 +8,21 @@ use crate::common::Error;
 use crate::common::time::format_time;
 use crate::resident::cli::*;
 use crate::resident::context::{Ctx, connect};
+use crate::resident::error::shredded_elsewhere;
+use vigil_device::SyncFailure;
 
 /// `vigil sync`.
 pub(crate) fn run(ctx: &mut Ctx, args: &SyncArgs) -> Result<(), Error> {
     let mut vault = ctx.open()?;
     let code = ctx.node_code(args.node.as_deref())?;
     let mut conn = connect(&code)?;
-    let report = vault
-        .sync(&mut conn)
-        .map_err(|e| Error::from(e).context("sync failed"))?;
+    let report = match vault.sync(&mut conn) {
+        Ok(r) => r,
+        Err(SyncFailure::ShreddedElsewhere(t)) => {
+            return Err(shredded_elsewhere(vault, &ctx.key_store(), &t));
+        }
+        Err(e) => return Err(Error::from(e).context("sync failed")),
+    };
     let enrolled = vault.grants()?.iter().any(|g| g.node == code.node_public);
     let alerts = if enrolled {
         Some(
