@@ -997,6 +997,7 @@ fn enrol_sync_and_fever_alerts_reach_the_node() {
     // Staff have not seen the fever: it stays at the node (issue 14, finding 5).
     assert_eq!(r["receipt"]["alerts"], 0);
     assert_eq!(r["receipt"]["kept_unseen_alerts"], 1);
+    assert!(r["receipt"]["devices"].as_u64().unwrap() >= 1, "{r}");
     assert_eq!(files(&phone).len(), 1, "only the tombstone");
     run(vigil(&phone), ["sync"]).fails(4, "shredded");
 }

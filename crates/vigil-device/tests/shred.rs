@@ -301,6 +301,7 @@ fn online_device_gets_a_receipt_offline_one_shreds_alone_and_the_node_forgets() 
         body.blobs >= 2 && body.grants == 1 && body.alerts == 0 && body.kept_unseen_alerts == 1,
         "{body:?}"
     );
+    assert_eq!(body.devices, 2, "the phone and the band had pushed bundles");
     let mut forged = receipt.clone();
     forged[3] ^= 1;
     assert!(vigil_proto::receipt::verify_receipt(&verify, &forged).is_err());

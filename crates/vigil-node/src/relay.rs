@@ -205,6 +205,8 @@ impl Relay {
             return Ok(Response::Error(ProtoError::NoReceipts));
         };
         let mut r = SweepReport::default();
+        // Counted before the deletion: the devices the marker's notice is for.
+        let devices = self.store.holdings(&vault)?.len() as u64;
         match self.store.mailbox(&vault)? {
             Some(m) if !opens(&m, key) => {
                 tracing::warn!(vault = %hex8(&vault), "shred refused: wrong mailbox key");
@@ -243,6 +245,7 @@ impl Relay {
             grants: r.grants,
             alerts: r.alerts,
             kept_unseen_alerts: kept,
+            devices,
             node: *signer.verify_key().as_bytes(),
         };
         Ok(Response::Receipt(sign_receipt(signer, &body)))

@@ -83,6 +83,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
                 deleted_at: Some(format_time(b.deleted_at_ms)),
                 grants: Some(b.grants),
                 kept_unseen_alerts: Some(b.kept_unseen_alerts),
+                devices: Some(b.devices),
                 verified: true,
             },
             Err(_) => ReceiptJson {
@@ -113,6 +114,13 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
                 b.grants,
                 b.alerts
             )?;
+            if b.devices > 1 {
+                writeln!(
+                    ctx.out,
+                    "{} device(s) had synced with the node; each learns of the shred at its next sync before the period ends and shreds its copy.",
+                    b.devices
+                )?;
+            }
             if b.kept_unseen_alerts > 0 {
                 writeln!(
                     ctx.out,
@@ -173,6 +181,8 @@ struct ReceiptJson {
     grants: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     kept_unseen_alerts: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    devices: Option<u64>,
     verified: bool,
 }
 
