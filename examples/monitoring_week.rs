@@ -398,7 +398,7 @@ fn sync(d: &mut Device) -> BoxResult<vigil::SyncReport> {
 /// A device's regular sync, then the alerts that are due; the node's inbox
 /// is shown when it grows.
 fn sync_and_alert(w: &mut Week, band: bool, tick: i64) -> BoxResult<()> {
-    let inbox_before = w.node.node().inbox()?.len();
+    let inbox_before = w.node.node().relay().inbox()?.len();
     let at = w.at(tick);
     let node_public = w.code.node_public;
     let d = if band { w.band() } else { &mut w.phone };
@@ -410,7 +410,7 @@ fn sync_and_alert(w: &mut Week, band: bool, tick: i64) -> BoxResult<()> {
     if r.delivered > 0 {
         println!("  {:<7} {at}: sent {} fever alert(s)", d.name, r.delivered);
     }
-    for e in w.node.node().inbox()?.iter().skip(inbox_before) {
+    for e in w.node.node().relay().inbox()?.iter().skip(inbox_before) {
         println!(
             "  node    inbox +1: {}, {:?}, onset {}, level {}",
             e.describe(),
@@ -444,6 +444,7 @@ fn end_of_the_period(mut w: Week) -> BoxResult<()> {
     let inbox: Vec<_> = w
         .node
         .node()
+        .relay()
         .inbox()?
         .iter()
         .map(|e| e.describe())
@@ -460,7 +461,7 @@ fn end_of_the_period(mut w: Week) -> BoxResult<()> {
     for device in [w.phone, band] {
         shred(device, &w.code, end)?;
     }
-    let swept = w.node.node().sweep(end, 0)?;
+    let swept = w.node.node().relay().sweep(end, 0)?;
     println!(
         "  node    sweep at the period's end: {} mailbox(es), {} grant(s) left to delete",
         swept.mailboxes, swept.grants

@@ -84,7 +84,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let sent = vault.send_alerts(&mut conn, &code.node_public, fever + 90 * MIN)?;
     println!("phone: {} alert(s) delivered", sent.delivered);
-    for e in node.node().inbox()? {
+    for e in node.node().relay().inbox()? {
         println!(
             "node:  inbox: {}, label {:?}, level {}",
             e.describe(),
@@ -105,7 +105,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
     println!(
         "node:  inbox now holds {} alert(s)",
-        node.node().inbox()?.len()
+        node.node().relay().inbox()?.len()
     );
 
     node.shutdown();

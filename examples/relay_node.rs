@@ -31,7 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "127.0.0.1:4433".into())
         .parse()?;
     let server = LocalNode::start(dir.as_ref(), addr, ServerConfig::default())?;
-    println!("sweep at start: {:?}", server.node().sweep(now(), 0)?);
+    println!(
+        "sweep at start: {:?}",
+        server.node().relay().sweep(now(), 0)?
+    );
     println!("node listening on {}", server.local_addr());
     println!("enrolment code: {}", server.enrolment_code());
 
@@ -40,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::thread::spawn(move || {
         loop {
             std::thread::sleep(Duration::from_secs(60));
-            if let Err(e) = node.sweep(now(), 0) {
+            if let Err(e) = node.relay().sweep(now(), 0) {
                 eprintln!("sweep: {e}");
             }
         }

@@ -73,7 +73,7 @@ fn tmp_prefix(path: &Path) -> io::Result<OsString> {
     Ok(prefix)
 }
 
-/// A temporary file beside `path`, named `.{name}.XXXXXX.tmp`, created
+/// A temporary file beside `path`, named `.{name}.<random>.tmp`, created
 /// with `mode`, holding `bytes`, synced.
 fn staged(path: &Path, bytes: &[u8], mode: Mode) -> io::Result<tempfile::NamedTempFile> {
     let prefix = tmp_prefix(path)?;
@@ -174,7 +174,7 @@ fn erase_one(path: &Path) -> io::Result<bool> {
     }
 }
 
-/// Erases `.{name}.XXXXXX.tmp` files beside `path`; whether there were any.
+/// Erases `.{name}.<random>.tmp` files beside `path`; whether there were any.
 fn erase_leftovers(path: &Path) -> io::Result<bool> {
     let prefix = tmp_prefix(path)?;
     let prefix = prefix.as_encoded_bytes();

@@ -14,11 +14,9 @@ use std::sync::Arc;
 use vigil_crypto::SigningIdentity;
 use vigil_proto::FrameHandler;
 
-use crate::alerts::{GrantRecord, InboxEntry};
 use crate::grant_keys::GrantKeys;
 use crate::relay::{Relay, RelayConfig, RelaySession};
 use crate::store::{MailboxStore, StoreError};
-use crate::sweep::SweepReport;
 
 /// The relay store's directory inside a node's data directory.
 pub const RELAY_DIR: &str = "relay";
@@ -144,37 +142,5 @@ impl Node {
     /// The store (for the operator).
     pub fn store(&self) -> &MailboxStore {
         self.relay.store()
-    }
-
-    /// The alert inbox, oldest first.
-    pub fn inbox(&self) -> Result<Vec<InboxEntry>, StoreError> {
-        self.relay.inbox()
-    }
-
-    /// Staff acknowledge an alert; false if there is no such alert.
-    pub fn ack_alert(
-        &self,
-        grant: &[u8; 16],
-        episode: &[u8; 16],
-        kind: u8,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.relay.ack_alert(grant, episode, kind, now_ms)
-    }
-
-    /// Every grant (active, expired or revoked).
-    pub fn grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
-        self.relay.grants()
-    }
-
-    /// Revokes a grant: its alerts are refused from now on.
-    pub fn revoke_grant(&self, id: &[u8; 16]) -> Result<bool, StoreError> {
-        self.relay.revoke_grant(id)
-    }
-
-    /// Deletes what expired at least `grace_ms` before `now_ms` (see
-    /// [`Relay::sweep`]).
-    pub fn sweep(&self, now_ms: i64, grace_ms: i64) -> Result<SweepReport, StoreError> {
-        self.relay.sweep(now_ms, grace_ms)
     }
 }
