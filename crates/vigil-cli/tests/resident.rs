@@ -1002,6 +1002,18 @@ fn enrol_sync_and_fever_alerts_reach_the_node() {
     run(vigil(&phone), ["sync"]).fails(4, "shredded");
 }
 
+/// Step 1 of a join on `tablet`: the `--json` run (it exits 5, "not yet")
+/// and the joiner code it shows.
+fn tablet_waits(tablet: &Path, node: &Node) -> (Run, String) {
+    let first = run(
+        vigil(tablet),
+        ["--json", "pair", "join", &node.code, "--timeout", "0"],
+    );
+    let line: Value = serde_json::from_str(first.out.lines().next().unwrap()).unwrap();
+    let joiner = line["joiner_code"].as_str().unwrap().to_owned();
+    (first, joiner)
+}
+
 #[test]
 fn pairing_in_two_steps_then_conflicts_resolve_across_devices() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1027,15 +1039,11 @@ fn pairing_in_two_steps_then_conflicts_resolve_across_devices() {
         .to_owned();
 
     // Step 1 on the new device: the joiner code, and "not yet" (exit 5).
-    let first = run(
-        vigil(&tablet),
-        ["--json", "pair", "join", &node.code, "--timeout", "0"],
-    );
+    let (first, joiner) = tablet_waits(&tablet, &node);
     assert_eq!(first.code, 5, "{first:?}");
     first.fails(5, "vigil pair show");
     let line: Value = serde_json::from_str(first.out.lines().next().unwrap()).unwrap();
     assert_eq!(line["status"], "waiting");
-    let joiner = line["joiner_code"].as_str().unwrap().to_owned();
     assert!(joiner.starts_with("vigil-join1/"));
     // The tablet has no vault yet.
     run(vigil(&tablet), ["log"]).fails(3, "still being paired");
@@ -1152,12 +1160,7 @@ fn pairing_refuses_a_mistyped_joiner_code_and_asks_before_joining() {
     let tablet = tmp.path().join("tablet");
     live_vault(&phone);
     run(vigil(&phone), ["record", "temperature", "36.6"]).ok();
-    let first = run(
-        vigil(&tablet),
-        ["--json", "pair", "join", &node.code, "--timeout", "0"],
-    );
-    let line: Value = serde_json::from_str(first.out.lines().next().unwrap()).unwrap();
-    let joiner = line["joiner_code"].as_str().unwrap().to_owned();
+    let (_, joiner) = tablet_waits(&tablet, &node);
     // One digit mistyped: refused (exit 2), nothing sent.
     let flip = |s: &str, i: usize| {
         let mut b = s.as_bytes().to_vec();
@@ -1210,13 +1213,9 @@ fn pairing_refuses_a_mistyped_joiner_code_and_asks_before_joining() {
         files(&tablet)
     );
     // The offer was used up, and the next attempt has a new joiner code.
-    let next = run(
-        vigil(&tablet),
-        ["--json", "pair", "join", &node.code, "--timeout", "0"],
-    );
+    let (next, again) = tablet_waits(&tablet, &node);
     assert_eq!(next.code, 5, "{next:?}");
-    let line: Value = serde_json::from_str(next.out.lines().next().unwrap()).unwrap();
-    assert_ne!(line["joiner_code"].as_str().unwrap(), joiner);
+    assert_ne!(again, joiner);
 }
 
 #[test]
@@ -1227,12 +1226,7 @@ fn a_shred_on_one_device_reaches_the_paired_device_at_its_next_sync() {
     let tablet = tmp.path().join("tablet");
     live_vault(&phone);
     run(vigil(&phone), ["record", "temperature", "36.6"]).ok();
-    let first = run(
-        vigil(&tablet),
-        ["--json", "pair", "join", &node.code, "--timeout", "0"],
-    );
-    let line: Value = serde_json::from_str(first.out.lines().next().unwrap()).unwrap();
-    let joiner = line["joiner_code"].as_str().unwrap().to_owned();
+    let (_, joiner) = tablet_waits(&tablet, &node);
     run(
         vigil(&phone),
         ["pair", "show", &joiner, "--node", &node.code],
