@@ -499,6 +499,26 @@ fn opening_a_shredded_vault_with_another_vaults_key_leaves_that_key() {
 
 // ---- Shred reaches every device and the node (issue 14, finding 4) ----
 
+/// A phone and a tablet paired on `relay`, in memory; the phone then
+/// shreds early, telling the node. The vault's id and the tablet.
+fn paired_then_phone_shreds(relay: &Relay, seed: u64) -> ([u8; 16], Vault) {
+    let (phone, phone_keys, tablet) = paired_on(
+        relay,
+        seed,
+        Box::new(MemStorage::new()),
+        Box::new(MemoryKeyStore::new()),
+    );
+    let vault = *phone.vault_id().as_bytes();
+    phone
+        .shred_with_node(
+            &mut Direct(relay.session(), START + DAY),
+            &phone_keys,
+            START + DAY,
+        )
+        .unwrap();
+    (vault, tablet)
+}
+
 fn signing_relay() -> Relay {
     Relay::new(MailboxStore::in_memory(), RelayConfig::default())
         .with_receipts(vigil_crypto::SigningIdentity::from_bytes([9; 32]))
@@ -626,20 +646,7 @@ impl Exchange for Liar {
 fn a_lying_node_cannot_make_a_device_shred_with_a_forged_or_replayed_notice() {
     let relay = signing_relay();
     // Another vault's genuine notice, for the replay.
-    let (other, other_keys, _) = paired_on(
-        &relay,
-        31,
-        Box::new(MemStorage::new()),
-        Box::new(MemoryKeyStore::new()),
-    );
-    let other_vault = *other.vault_id().as_bytes();
-    other
-        .shred_with_node(
-            &mut Direct(relay.session(), START + DAY),
-            &other_keys,
-            START + DAY,
-        )
-        .unwrap();
+    let (other_vault, _) = paired_then_phone_shreds(&relay, 31);
     let replayed = relay
         .store()
         .shred_marker(&other_vault)
@@ -674,20 +681,7 @@ fn a_lying_node_cannot_make_a_device_shred_with_a_forged_or_replayed_notice() {
 #[test]
 fn a_stranger_cannot_learn_or_lift_the_shred_marker() {
     let relay = signing_relay();
-    let (phone, phone_keys, _tablet) = paired_on(
-        &relay,
-        22,
-        Box::new(MemStorage::new()),
-        Box::new(MemoryKeyStore::new()),
-    );
-    let vault = *phone.vault_id().as_bytes();
-    phone
-        .shred_with_node(
-            &mut Direct(relay.session(), START + DAY),
-            &phone_keys,
-            START + DAY,
-        )
-        .unwrap();
+    let (vault, _tablet) = paired_then_phone_shreds(&relay, 22);
     let mut s = relay.session();
     let ask = |s: &mut vigil_node::RelaySession, r: vigil_proto::Request| {
         vigil_proto::decode_response(&s.handle(&vigil_proto::encode_request(&r), START + DAY))
