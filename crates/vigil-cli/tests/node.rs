@@ -518,9 +518,19 @@ fn a_fever_staff_have_not_seen_outlives_the_residents_shred() {
     assert_eq!(list.len(), 1, "{list:?}");
     assert!(list[0]["monitoring_ended_ms"].is_i64(), "{list:?}");
     let id = list[0]["id"].as_str().unwrap().to_owned();
+    // `residents --all` still names the resident while the alert waits.
+    let text = ok(&["residents", "--all", "--data", d]);
+    assert!(
+        text.contains("Gil, flat 4") && text.contains("ended monitoring"),
+        "{text}"
+    );
+    let r = json(&["residents", "--all", "--data", d, "--json"]);
+    assert_eq!(r[0]["status"], "ended monitoring", "{r}");
+    assert_eq!(r[0]["unacked"], 1, "{r}");
 
     // Once read, it is gone.
     let acked = ok(&["alerts", "ack", &id, "--data", d]);
     assert!(acked.starts_with(&format!("acknowledged {id}")), "{acked}");
     assert_eq!(ok(&["alerts", "--data", d]).trim(), "no alerts");
+    assert_eq!(ok(&["residents", "--all", "--data", d]).trim(), "no residents");
 }

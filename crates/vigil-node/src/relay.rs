@@ -206,7 +206,13 @@ impl Relay {
         };
         let mut r = SweepReport::default();
         // Counted before the deletion: the devices the marker's notice is for.
-        let devices = self.store.holdings(&vault)?.len() as u64;
+        let mut devices: Vec<[u8; 16]> = self
+            .store
+            .holdings(&vault)?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        devices.sort_unstable();
         match self.store.mailbox(&vault)? {
             Some(m) if !opens(&m, key) => {
                 tracing::warn!(vault = %hex8(&vault), "shred refused: wrong mailbox key");

@@ -24,10 +24,11 @@ pub struct ReceiptBody {
     /// Alerts staff had not yet acknowledged, kept at the node (marked
     /// "resident ended monitoring") until they do or the period ends.
     pub kept_unseen_alerts: u64,
-    /// Devices that had pushed bundles to the mailbox at shred time (the
-    /// shredding one included, if it had): the node tells each of them at
-    /// its next contact before the period's end (docs/spec.md §13).
-    pub devices: u64,
+    /// The device ids that had pushed bundles to the mailbox at shred time
+    /// (the shredding one included, if it had), in ascending order: the node
+    /// tells each of them at its next contact before the period's end
+    /// (docs/spec.md §13).
+    pub devices: Vec<[u8; 16]>,
     /// The signing node's public key.
     pub node: [u8; 32],
 }

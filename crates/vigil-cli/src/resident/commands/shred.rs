@@ -46,6 +46,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
         }
     }
     let vault_id = vault.vault_id();
+    let this_device = vault.device_id().0;
     let key_store = ctx.key_store();
     let mut node_note =
         String::from("no node contacted (it deletes the mailbox itself when the period ends)");
@@ -83,7 +84,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
                 deleted_at: Some(format_time(b.deleted_at_ms)),
                 grants: Some(b.grants),
                 kept_unseen_alerts: Some(b.kept_unseen_alerts),
-                devices: Some(b.devices),
+                devices: Some(b.devices.iter().map(hex::encode).collect()),
                 verified: true,
             },
             Err(_) => ReceiptJson {
@@ -114,11 +115,17 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
                 b.grants,
                 b.alerts
             )?;
-            if b.devices > 1 {
+            let others: Vec<String> = b
+                .devices
+                .iter()
+                .filter(|d| **d != this_device)
+                .map(hex::encode)
+                .collect();
+            if !others.is_empty() {
                 writeln!(
                     ctx.out,
-                    "{} device(s) had synced with the node; each learns of the shred at its next sync before the period ends and shreds its copy.",
-                    b.devices
+                    "The node will tell the other device(s) that had synced with it, at their next sync before the period ends, and each shreds its copy: {}.",
+                    others.join(", ")
                 )?;
             }
             if b.kept_unseen_alerts > 0 {
@@ -181,8 +188,9 @@ struct ReceiptJson {
     grants: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     kept_unseen_alerts: Option<u64>,
+    /// Device ids (hex) the node will tell, as `vigil status` shows them.
     #[serde(skip_serializing_if = "Option::is_none")]
-    devices: Option<u64>,
+    devices: Option<Vec<String>>,
     verified: bool,
 }
 
