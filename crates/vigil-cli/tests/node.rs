@@ -532,5 +532,8 @@ fn a_fever_staff_have_not_seen_outlives_the_residents_shred() {
     let acked = ok(&["alerts", "ack", &id, "--data", d]);
     assert!(acked.starts_with(&format!("acknowledged {id}")), "{acked}");
     assert_eq!(ok(&["alerts", "--data", d]).trim(), "no alerts");
-    assert_eq!(ok(&["residents", "--all", "--data", d]).trim(), "no residents");
+    assert_eq!(
+        ok(&["residents", "--all", "--data", d]).trim(),
+        "no residents"
+    );
 }

@@ -999,7 +999,11 @@ fn enrol_sync_and_fever_alerts_reach_the_node() {
     assert_eq!(r["receipt"]["alerts"], 0);
     assert_eq!(r["receipt"]["kept_unseen_alerts"], 1);
     // Only the phone had pushed: the receipt names it alone.
-    assert_eq!(r["receipt"]["devices"], serde_json::json!([phone_id]), "{r}");
+    assert_eq!(
+        r["receipt"]["devices"],
+        serde_json::json!([phone_id]),
+        "{r}"
+    );
     assert_eq!(files(&phone).len(), 1, "only the tombstone");
     run(vigil(&phone), ["sync"]).fails(4, "shredded");
 }

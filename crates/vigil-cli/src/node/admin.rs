@@ -125,11 +125,13 @@ pub(crate) struct ResidentView {
     pub(crate) id: String,
     /// The label the resident shared.
     pub(crate) label: String,
-    /// "active", "ended" or "revoked".
+    /// "active", "ended", "revoked" or "ended monitoring" (shredded early,
+    /// with alerts staff have not read).
     pub(crate) status: String,
-    /// The period (the grant's validity), ms and RFC 3339.
-    pub(crate) period_start_ms: i64,
-    pub(crate) period_start: String,
+    /// The period (the grant's validity), ms and RFC 3339; the start is
+    /// gone with the grant of a resident who ended monitoring.
+    pub(crate) period_start_ms: Option<i64>,
+    pub(crate) period_start: Option<String>,
     pub(crate) period_end_ms: i64,
     pub(crate) period_end: String,
     /// When the node last heard from the resident's devices.
@@ -138,8 +140,9 @@ pub(crate) struct ResidentView {
     /// Alerts in the inbox under this grant, and how many are unacknowledged.
     pub(crate) alerts: usize,
     pub(crate) unacked: usize,
-    /// The fever threshold the resident set, °C.
-    pub(crate) threshold_c: f64,
+    /// The fever threshold the resident set, °C (gone with the grant of a
+    /// resident who ended monitoring).
+    pub(crate) threshold_c: Option<f64>,
     /// The whole grant id, hex.
     pub(crate) grant_id: String,
 }
@@ -223,17 +226,49 @@ fn resident_view(g: &GrantRecord, inbox: &[InboxEntry], now_ms: i64) -> Resident
         id: hex::encode(&w.grant_id[..6]),
         label: w.label.clone(),
         status: status.to_owned(),
-        period_start_ms: w.valid_from_ms,
-        period_start: rfc3339(w.valid_from_ms),
+        period_start_ms: Some(w.valid_from_ms),
+        period_start: Some(rfc3339(w.valid_from_ms)),
         period_end_ms: w.valid_until_ms,
         period_end: rfc3339(w.valid_until_ms),
         last_contact_ms: g.last_contact_ms,
         last_contact: rfc3339(g.last_contact_ms),
         alerts: mine.len(),
         unacked: mine.iter().filter(|e| e.acked_ms.is_none()).count(),
-        threshold_c: w.threshold_c,
+        threshold_c: Some(w.threshold_c),
         grant_id: hex::encode(w.grant_id),
     }
+}
+
+/// Residents who shredded while staff had not seen a fever: their grant is
+/// gone, but the kept alerts name them until read (docs/spec.md §13).
+fn ended_views(inbox: &[InboxEntry]) -> Vec<ResidentView> {
+    let mut by_grant: std::collections::BTreeMap<[u8; 16], Vec<&InboxEntry>> = Default::default();
+    for e in inbox.iter().filter(|e| e.monitoring_ended.is_some()) {
+        by_grant.entry(e.grant_id).or_default().push(e);
+    }
+    by_grant
+        .into_iter()
+        .filter_map(|(grant_id, mine)| {
+            let first = mine.first()?;
+            let ended = first.monitoring_ended?;
+            Some(ResidentView {
+                id: hex::encode(&grant_id[..6]),
+                label: first.label.clone(),
+                status: "ended monitoring".to_owned(),
+                period_start_ms: None,
+                period_start: None,
+                period_end_ms: ended.period_end_ms,
+                period_end: rfc3339(ended.period_end_ms),
+                // The shred was the node's last word from the resident.
+                last_contact_ms: ended.at_ms,
+                last_contact: rfc3339(ended.at_ms),
+                alerts: mine.len(),
+                unacked: mine.iter().filter(|e| e.acked_ms.is_none()).count(),
+                threshold_c: None,
+                grant_id: hex::encode(grant_id),
+            })
+        })
+        .collect()
 }
 
 /// Checks an id the operator typed: 4–12 hex digits.
@@ -326,11 +361,14 @@ pub(crate) fn execute(
                 (a.grant.valid_until_ms, &a.grant.label)
                     .cmp(&(b.grant.valid_until_ms, &b.grant.label))
             });
-            let views: Vec<ResidentView> = grants
+            let mut views: Vec<ResidentView> = grants
                 .iter()
                 .map(|g| resident_view(g, &inbox, now_ms))
                 .filter(|v| *all || v.status == "active")
                 .collect();
+            if *all {
+                views.extend(ended_views(&inbox));
+            }
             json(serde_json::to_value(views))
         }
         Request::Sweep { grace_ms } => {
