@@ -505,7 +505,12 @@ impl Relay {
                     return err(ProtoError::NotAuthenticated);
                 };
                 let Some(info) = self.store.mailbox(&vault)? else {
-                    return err(ProtoError::UnknownVault);
+                    // Shredded since this session authenticated: it proved
+                    // the mailbox key, so it is told like at `Auth`.
+                    return match self.store.shred_marker(&vault)? {
+                        Some(m) => self.refuse_shredded(&m, |_| true),
+                        None => err(ProtoError::UnknownVault),
+                    };
                 };
                 if info.expires_ms <= now_ms {
                     return err(ProtoError::PeriodOver);

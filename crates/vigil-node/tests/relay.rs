@@ -587,3 +587,37 @@ fn a_shred_keeps_an_alert_staff_have_not_seen_until_they_do() {
 fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// A device whose session authenticated before another device shredded the
+/// vault is told, with the notice, on its next request (not "unknown vault").
+#[test]
+fn a_session_open_across_a_shred_is_told_of_it() {
+    use vigil_crypto::SigningIdentity;
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = Relay::new(
+        MailboxStore::open(tmp.path()).unwrap(),
+        RelayConfig::default(),
+    )
+    .with_receipts(SigningIdentity::from_bytes([5; 32]));
+    let keys = KeySchedule::new(RootKey::from_bytes([9; 32]));
+    let mut tablet = setup(&relay, &keys);
+    let mut phone = setup(&relay, &keys);
+    assert!(matches!(
+        phone.call(Request::Shred {
+            vault: *keys.vault_id().as_bytes(),
+            key: *keys.mailbox_key().expose_secret(),
+            grants: vec![],
+            notice: b"sealed notice".to_vec(),
+        }),
+        Response::Receipt(_)
+    ));
+    assert_eq!(
+        tablet.call(Request::Pull {
+            have: vec![],
+            max_bytes: 1 << 20
+        }),
+        Response::Error(ProtoError::VaultShredded {
+            notice: b"sealed notice".to_vec()
+        })
+    );
+}
