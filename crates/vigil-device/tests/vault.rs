@@ -588,8 +588,33 @@ fn a_vault_is_owner_only_on_disk() {
         for f in ["vigil-snapshot.blob", "vigil-vault"] {
             assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
         }
+        drop(v);
+        // sled's own files too, once the vault has been opened.
+        let v2 = Vault::open_at(dir, &keys, START + MIN).unwrap();
+        let mut seen = 0;
+        for e in walk(dir) {
+            let m = mode(&e);
+            assert_eq!(m & 0o077, 0, "{} is {m:o}", e.display());
+            seen += 1;
+        }
+        assert!(seen >= 4, "sled's conf and db among them");
+        let mut v = v2;
         v.shred_now(&keys, START + 2 * MIN).unwrap();
         assert_eq!(mode(&dir.join("vigil-tombstone")), 0o600);
         assert_eq!(mode(dir), 0o700);
     }
+}
+
+/// Every path below `dir`.
+#[cfg(unix)]
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
 }
