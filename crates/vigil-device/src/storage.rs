@@ -231,11 +231,52 @@ impl SledStorage {
                 .open()
         });
         match opened {
-            Ok(Ok(db)) => Ok(SledStorage { db, dir: path }),
+            Ok(Ok(db)) => {
+                owner_only_files(&path)?;
+                Ok(SledStorage { db, dir: path })
+            }
             Ok(Err(e)) => Err(sled_err(e)),
             Err(_) => Err(StorageError::Corrupt("sled panicked while opening".into())),
         }
     }
+}
+
+/// Narrows what sled made with the process's umask (conf, db, snap.*,
+/// blobs/) to the owner: the 0700 directory already keeps others out, but a
+/// copy of the directory (a backup, `cp -r`) should not widen it. Files sled
+/// makes later are narrowed at the next open.
+fn owner_only_files(dir: &Path) -> Result<(), StorageError> {
+    owner_only_below(dir, true)
+}
+
+/// `top`: only the store's own entries are touched there (the resident's
+/// files beside them keep their modes); below `blobs/` everything is sled's.
+fn owner_only_below(dir: &Path, top: bool) -> Result<(), StorageError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for entry in std::fs::read_dir(dir).map_err(io_err)? {
+            let entry = entry.map_err(io_err)?;
+            let meta = entry.metadata().map_err(io_err)?;
+            if top && !is_own(&entry.file_name(), meta.is_dir()) {
+                continue;
+            }
+            let mode = meta.permissions().mode();
+            if meta.is_dir() {
+                owner_only_below(&entry.path(), false)?;
+            }
+            // Symlinks are left alone: following one could chmod a file
+            // that is not the vault's.
+            if mode & 0o077 != 0 && !meta.file_type().is_symlink() {
+                let narrow = if meta.is_dir() { 0o700 } else { 0o600 };
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(narrow))
+                    .map_err(io_err)?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (dir, top);
+    Ok(())
 }
 
 /// Creates the vault directory as 0700, or narrows an existing one to it:

@@ -589,9 +589,15 @@ fn a_vault_is_owner_only_on_disk() {
             assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
         }
         drop(v);
+        // A file the resident put beside the store keeps its mode.
+        let notes = dir.join("notes.txt");
+        std::fs::write(&notes, b"mine").unwrap();
+        std::fs::set_permissions(&notes, std::fs::Permissions::from_mode(0o644)).unwrap();
         // sled's own files too, once the vault has been opened.
         let v2 = Vault::open_at(dir, &keys, START + MIN).unwrap();
         let mut seen = 0;
+        assert_eq!(mode(&notes), 0o644, "not Vigil's to change");
+        std::fs::remove_file(&notes).unwrap();
         for e in walk(dir) {
             let m = mode(&e);
             assert_eq!(m & 0o077, 0, "{} is {m:o}", e.display());
