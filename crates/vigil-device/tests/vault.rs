@@ -604,7 +604,7 @@ fn a_vault_is_owner_only_on_disk() {
             seen += 1;
         }
         assert!(seen >= 4, "sled's conf and db among them");
-        let mut v = v2;
+        let v = v2;
         v.shred_now(&keys, START + 2 * MIN).unwrap();
         assert_eq!(mode(&dir.join("vigil-tombstone")), 0o600);
         assert_eq!(mode(dir), 0o700);
