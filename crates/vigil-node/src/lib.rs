@@ -15,6 +15,6 @@ mod sweep;
 pub use alerts::{GrantRecord, InboxEntry, MAX_LABEL_CHARS, MonitoringEnded};
 pub use grant_keys::GrantKeys;
 pub use node::{GRANT_KEYS_DIR, HandlerFactory, Node, NodeConfig, NodeError, RELAY_DIR};
-pub use relay::{Relay, RelayConfig, RelaySession, Session};
+pub use relay::{Relay, RelayConfig, RelaySession, Session, Usage};
 pub use store::{MailboxInfo, MailboxStore, ShredMarker, StoreError};
 pub use sweep::SweepReport;

@@ -30,6 +30,23 @@ pub struct RelayConfig {
     pub pairing_ttl_ms: i64,
     /// Largest pull reply the relay builds, bytes (default 4 MiB).
     pub max_pull_bytes: u32,
+    /// Most bundles in one pull reply (default 1,000).
+    pub max_pull_bundles: u32,
+    /// Most mailboxes the node holds (default 20,000).
+    pub max_vaults: u64,
+    /// Most one-time grant key files the node keeps (default 21,000).
+    pub max_grant_keys: u64,
+    /// Most pairing offers waiting at once, node-wide (default 1,000).
+    pub max_pairing_slots: u64,
+    /// Most bytes of blobs the node stores, all vaults together
+    /// (default 32 GiB).
+    pub max_store_bytes: u64,
+    /// Furthest ahead a `Register` may put its period's end, ms
+    /// (default 365 days).
+    pub max_period_ms: i64,
+    /// Most devices one vault's pushes may name, and so the longest `have`
+    /// or `covers` list accepted (default 256).
+    pub max_devices_per_vault: u64,
 }
 
 impl Default for RelayConfig {
@@ -39,6 +56,13 @@ impl Default for RelayConfig {
             max_blobs_per_vault: 100_000,
             pairing_ttl_ms: 15 * 60_000,
             max_pull_bytes: 4 * 1024 * 1024,
+            max_pull_bundles: 1_000,
+            max_vaults: 20_000,
+            max_grant_keys: 21_000,
+            max_pairing_slots: 1_000,
+            max_store_bytes: 32 * 1024 * 1024 * 1024,
+            max_period_ms: 365 * 86_400_000,
+            max_devices_per_vault: 256,
         }
     }
 }
@@ -403,6 +427,27 @@ impl Relay {
             tracing::info!(grant = %hex8(&w.grant_id), kind = w.kind, "alert stored");
         }
         Ok(Response::AlertAck { stored })
+    }
+
+    /// What the node holds against its node-wide caps.
+    pub fn usage(&self) -> Result<Usage, StoreError> {
+        let vaults = self.store.vaults()?;
+        Ok(Usage {
+            vaults: vaults.len() as u64,
+            bytes: vaults.iter().map(|(_, i)| i.bytes).sum(),
+            pairing_slots: 0,
+            grant_keys: 0,
+        })
+    }
+
+    /// Whether two vaults' requests are serialised by one lock.
+    pub fn share_a_lock(&self, _a: &VaultIdBytes, _b: &VaultIdBytes) -> bool {
+        false
+    }
+
+    /// Holds `vault`'s lock until the guard is dropped.
+    pub fn lock_vault(&self, _vault: &VaultIdBytes) -> std::sync::MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The store (for the operator and the sweeper).
@@ -806,4 +851,21 @@ impl FrameHandler for RelaySession {
         };
         encode_response(&resp)
     }
+
+    fn authenticated(&self) -> bool {
+        self.session.vault.is_some()
+    }
+}
+
+/// What a node holds against its node-wide caps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Mailboxes.
+    pub vaults: u64,
+    /// Bytes of blobs, all vaults together.
+    pub bytes: u64,
+    /// Pairing offers waiting.
+    pub pairing_slots: u64,
+    /// One-time grant key files.
+    pub grant_keys: u64,
 }
