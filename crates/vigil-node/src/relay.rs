@@ -1,6 +1,7 @@
 //! The blind relay: request handling, sans-I/O (docs/spec.md §11). The
 //! driver hands it frames and the time; it answers frames.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +17,7 @@ use vigil_proto::{AlertWire, BundleItem, GrantWire, SnapshotItem, VersionVector}
 
 use crate::alerts::{GrantRecord, InboxEntry, validate_grant};
 use crate::grant_keys::GrantKeys;
+use crate::limits::{self, Limits, VaultLock, release, reserve};
 use crate::store::{MailboxInfo, MailboxStore, ShredMarker, StoreError};
 use crate::sweep::SweepReport;
 
@@ -76,8 +78,9 @@ type SeenAlert = ([u8; 16], u8, i64);
 pub struct Relay {
     store: MailboxStore,
     config: RelayConfig,
-    // Serialises read-modify-write of counters across connections.
-    lock: Arc<Mutex<()>>,
+    // Per-vault locks and the node-wide counters (limits.rs): no request
+    // waits for another vault's.
+    limits: Arc<Limits>,
     // The alert role: the node's X25519 identity and unwrapped grant keys.
     alerts: Option<Arc<AlertRole>>,
     // Signs deletion receipts.
@@ -113,8 +116,20 @@ impl AlertRole {
 /// What one connection has established.
 #[derive(Debug, Default, Clone)]
 pub struct Session {
-    hello: bool,
-    vault: Option<VaultIdBytes>,
+    pub(crate) hello: bool,
+    pub(crate) vault: Option<VaultIdBytes>,
+    // A grant stored or an alert verified on this connection: it holds a
+    // key the node checked, though no mailbox key.
+    privileged: bool,
+}
+
+impl Session {
+    /// Whether the connection has proved it belongs: a mailbox key
+    /// accepted, or a grant or alert verified. Until then the transport
+    /// keeps it to the pre-authentication budget.
+    pub fn authenticated(&self) -> bool {
+        self.vault.is_some() || self.privileged
+    }
 }
 
 /// Whether `key` opens mailbox `m`: vigil-crypto's verifier, compared in
@@ -134,7 +149,7 @@ impl Relay {
         Relay {
             store,
             config,
-            lock: Arc::new(Mutex::new(())),
+            limits: Arc::default(),
             alerts: None,
             signer: None,
             #[cfg(feature = "fault-injection")]
@@ -163,17 +178,23 @@ impl Relay {
     /// restart-safe: each deletion is one durable batch; run it at start and
     /// periodically.
     pub fn sweep(&self, now_ms: i64, grace_ms: i64) -> Result<SweepReport, StoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        // Each deletion takes its vault's (or grant's) lock only, and gives
+        // its places back under the caps as it goes.
+        let counters = self.limits.counters(&self.store)?;
         let mut r = SweepReport::default();
         for (vault, info) in self.store.vaults()? {
             if info.expires_ms.saturating_add(grace_ms) <= now_ms {
-                r += self.store.delete_vault(&vault)?;
+                let _lock = self.limits.lock(&[&vault]);
+                let d = self.store.delete_vault(&vault)?;
+                counters.release_deleted(&d);
+                r += d;
             }
         }
         // A shred marker outlives the mailbox only until the period's end:
         // from then on `PeriodOver` refuses the vault's devices anyway.
         for (vault, m) in self.store.shred_markers()? {
             if m.expires_ms.saturating_add(grace_ms) <= now_ms {
+                let _lock = self.limits.lock(&[&vault]);
                 self.store.remove_shred_marker(&vault)?;
                 r.shred_markers += 1;
             }
@@ -181,6 +202,7 @@ impl Relay {
         let grants = self.store.grants()?;
         for g in &grants {
             if g.grant.valid_until_ms.saturating_add(grace_ms) <= now_ms {
+                let _lock = self.limits.lock(&[&g.grant.grant_id]);
                 r += self.store.delete_grant(&g.grant.grant_id)?;
                 self.forget_key(&g.grant.grant_id, Some(g.grant.grant_key));
             }
@@ -194,7 +216,9 @@ impl Relay {
             }
         }
         r.alerts += self.store.sweep_ended_alerts(now_ms, grace_ms)?;
-        r.pairings += self.store.sweep_pairings(now_ms)?;
+        let pairings = self.store.sweep_pairings(now_ms)?;
+        release(&counters.pairings, pairings);
+        r.pairings += pairings;
         if r != SweepReport::default() {
             tracing::info!(?r, "swept expired data");
         }
@@ -266,6 +290,7 @@ impl Relay {
             kept += k;
             self.forget_key(g, grant_key);
         }
+        self.limits.counters(&self.store)?.release_deleted(&r);
         tracing::info!(vault = %hex8(&vault), ?r, kept, "vault shredded on request");
         let body = ReceiptBody {
             vault,
@@ -314,7 +339,7 @@ impl Relay {
 
     /// Revokes a grant: its alerts are refused from now on.
     pub fn revoke_grant(&self, id: &[u8; 16]) -> Result<bool, StoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _lock = self.limits.lock(&[id]);
         let Some(mut g) = self.store.grant(id)? else {
             return Ok(false);
         };
@@ -431,23 +456,27 @@ impl Relay {
 
     /// What the node holds against its node-wide caps.
     pub fn usage(&self) -> Result<Usage, StoreError> {
-        let vaults = self.store.vaults()?;
+        use std::sync::atomic::Ordering::Acquire;
+        let c = self.limits.counters(&self.store)?;
         Ok(Usage {
-            vaults: vaults.len() as u64,
-            bytes: vaults.iter().map(|(_, i)| i.bytes).sum(),
-            pairing_slots: 0,
-            grant_keys: 0,
+            vaults: c.vaults.load(Acquire),
+            bytes: c.bytes.load(Acquire),
+            pairing_slots: c.pairings.load(Acquire),
+            grant_keys: self.alerts.as_ref().map_or(0, |r| r.grant_keys.count()),
         })
     }
 
-    /// Whether two vaults' requests are serialised by one lock.
-    pub fn share_a_lock(&self, _a: &VaultIdBytes, _b: &VaultIdBytes) -> bool {
-        false
+    /// Whether two vaults' requests are serialised by one lock (their ids
+    /// fall in the same of the relay's lock shards).
+    pub fn share_a_lock(&self, a: &VaultIdBytes, b: &VaultIdBytes) -> bool {
+        self.limits.same_shard(a, b)
     }
 
-    /// Holds `vault`'s lock until the guard is dropped.
-    pub fn lock_vault(&self, _vault: &VaultIdBytes) -> std::sync::MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    /// Holds `vault`'s lock until the guard is dropped: none of its
+    /// requests is served meanwhile, other vaults' are (for maintenance
+    /// and tests).
+    pub fn lock_vault(&self, vault: &VaultIdBytes) -> VaultLock<'_> {
+        self.limits.lock(&[vault])
     }
 
     /// The store (for the operator and the sweeper).
@@ -465,11 +494,55 @@ impl Relay {
 
     /// Handles one decoded request.
     pub fn handle(&self, s: &mut Session, req: Request, now_ms: i64) -> Response {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        match self.handle_inner(s, req, now_ms) {
+        let _lock = self.limits.lock(&limits::lock_ids(&req, s));
+        let proves = matches!(req, Request::Grant(_) | Request::Alert(_));
+        let resp = match self.admit(s, req, now_ms) {
             Ok(r) => r,
             Err(e) => internal(e),
+        };
+        if proves && matches!(resp, Response::Ok | Response::AlertAck { .. }) {
+            s.privileged = true;
         }
+        resp
+    }
+
+    /// The node-wide caps a request meets before it is handled: the bound
+    /// on a period's end, list lengths, the grant-key and vault caps.
+    fn admit(&self, s: &mut Session, req: Request, now_ms: i64) -> Result<Response, StoreError> {
+        let c = self.limits.counters(&self.store)?;
+        if !s.hello {
+            return self.handle_inner(s, req, now_ms);
+        }
+        let cfg = &self.config;
+        if let Some(e) =
+            limits::refuse_early(&req, cfg.max_period_ms, cfg.max_devices_per_vault, now_ms)
+        {
+            tracing::warn!(error = %e, "request refused");
+            return Ok(Response::Error(e));
+        }
+        // `GrantKey` requests share one lock (limits::lock_ids), so this
+        // check and the issue that follows are one step.
+        if matches!(req, Request::GrantKey)
+            && let Some(role) = &self.alerts
+            && role.grant_keys.count() >= cfg.max_grant_keys
+        {
+            return Ok(Response::Error(limits::full(
+                "grant keys",
+                cfg.max_grant_keys,
+            )));
+        }
+        let new_vault = limits::new_vault(&req, &self.store)?;
+        if new_vault.is_some() && !reserve(&c.vaults, 1, cfg.max_vaults) {
+            return Ok(Response::Error(limits::full("vaults", cfg.max_vaults)));
+        }
+        let resp = self.handle_inner(s, req, now_ms);
+        if let Some(v) = new_vault
+            && !matches!(self.store.mailbox(&v), Ok(Some(_)))
+        {
+            // Refused (or failed): its place goes back.
+            release(&c.vaults, 1);
+        }
+        resp
     }
 
     fn handle_inner(
@@ -541,10 +614,16 @@ impl Relay {
                 None => err(ProtoError::UnknownGrant),
             },
             // Fetching takes the offer: it waits at the node only until used.
-            Request::PairFetch { slot } => match self.store.take_pairing(&slot, now_ms)? {
-                Some(wrapped) => Ok(Response::PairOffer { wrapped }),
-                None => err(ProtoError::NotFound),
-            },
+            Request::PairFetch { slot } => {
+                let (removed, offer) = self.store.take_pairing_counted(&slot, now_ms)?;
+                if removed {
+                    release(&self.limits.counters(&self.store)?.pairings, 1);
+                }
+                match offer {
+                    Some(wrapped) => Ok(Response::PairOffer { wrapped }),
+                    None => err(ProtoError::NotFound),
+                }
+            }
             other => {
                 let Some(vault) = s.vault else {
                     return err(ProtoError::NotAuthenticated);
@@ -667,13 +746,23 @@ impl Relay {
                         "pairing offer too large".into(),
                     )));
                 }
-                let stored = self.store.put_pairing(
+                // A place under the node-wide cap is reserved first, and
+                // kept only if the offer took a slot that was empty.
+                let pairings = &self.limits.counters(&self.store)?.pairings;
+                if !reserve(pairings, 1, self.config.max_pairing_slots) {
+                    let max = self.config.max_pairing_slots;
+                    return Ok(Response::Error(limits::full("pairing slots", max)));
+                }
+                let stored = self.store.put_pairing_counted(
                     &slot,
                     &wrapped,
                     now_ms,
-                    now_ms + self.config.pairing_ttl_ms,
-                )?;
-                Ok(if stored {
+                    now_ms.saturating_add(self.config.pairing_ttl_ms),
+                );
+                if !matches!(stored, Ok(Some(true))) {
+                    release(pairings, 1);
+                }
+                Ok(if stored?.is_some() {
                     Response::Ok
                 } else {
                     Response::Error(ProtoError::SlotTaken)
@@ -716,13 +805,29 @@ impl Relay {
                 }),
             };
         }
+        let max_devices = self.config.max_devices_per_vault;
+        if highest == 0 && self.store.holdings(&vault)?.len() as u64 >= max_devices {
+            tracing::warn!(vault = %hex8(&vault), "device quota exceeded");
+            return err(ProtoError::QuotaExceeded {
+                what: "devices".into(),
+                limit: max_devices,
+            });
+        }
         if let Some(e) = self.quota(&info, b.blob.len() as u64, 1) {
             tracing::warn!(vault = %hex8(&vault), "quota exceeded");
             return err(e);
         }
-        info.bytes += b.blob.len() as u64;
+        let len = b.blob.len() as u64;
+        let disk = &self.limits.counters(&self.store)?.bytes;
+        if !reserve(disk, len, self.config.max_store_bytes) {
+            return err(limits::full("disk bytes", self.config.max_store_bytes));
+        }
+        info.bytes += len;
         info.blobs += 1;
-        self.store.append(&vault, &b, &info)?;
+        if let Err(e) = self.store.append(&vault, &b, &info) {
+            release(disk, len);
+            return Err(e);
+        }
         Ok(Response::Ack {
             device: b.device,
             seq: b.seq,
@@ -737,28 +842,34 @@ impl Relay {
         have: &VersionVector,
         max_bytes: u32,
     ) -> Result<Response, StoreError> {
-        let have_of =
-            |v: &[([u8; 16], u64)], d: &[u8; 16]| v.iter().find(|(x, _)| x == d).map_or(0, |x| x.1);
-        let mut floor = have.clone();
+        // Maps, not scans: both lists are the device's to choose (bounded
+        // by `max_devices_per_vault`, but not to be walked per entry).
+        let mut floor: HashMap<[u8; 16], u64> = HashMap::with_capacity(have.len());
+        for (d, seq) in have {
+            let e = floor.entry(*d).or_insert(0);
+            *e = (*e).max(*seq);
+        }
+        let had = |d: &[u8; 16]| floor.get(d).copied().unwrap_or(0);
         let snap = self
             .store
             .snapshot(&vault)?
-            .filter(|s| s.covers.iter().any(|(d, seq)| have_of(have, d) < *seq));
+            .filter(|s| s.covers.iter().any(|(d, seq)| had(d) < *seq));
         if let Some(s) = &snap {
             for (d, seq) in &s.covers {
-                match floor.iter_mut().find(|(x, _)| x == d) {
-                    Some(e) => e.1 = e.1.max(*seq),
-                    None => floor.push((*d, *seq)),
-                }
+                let e = floor.entry(*d).or_insert(0);
+                *e = (*e).max(*seq);
             }
         }
+        let max_items = self.config.max_pull_bundles.max(1) as usize;
         let budget = max_bytes.min(self.config.max_pull_bytes) as usize;
         let mut used = snap.as_ref().map_or(0, |s| s.blob.len());
         let mut bundles = Vec::new();
         let mut more = false;
         for b in self.store.bundles_after(&vault, &floor)? {
             let b = b?;
-            if (!bundles.is_empty() || snap.is_some()) && used + b.blob.len() > budget {
+            if (!bundles.is_empty() || snap.is_some())
+                && (used + b.blob.len() > budget || bundles.len() >= max_items)
+            {
                 more = true;
                 break;
             }
@@ -787,9 +898,10 @@ impl Relay {
             device: [0; 16],
             seq: 0,
         };
-        let holdings = self.store.holdings(&vault)?;
+        let holdings: HashMap<_, _> = self.store.holdings(&vault)?.into_iter().collect();
+        let covers: HashMap<_, _> = snap.covers.iter().copied().collect();
         for (d, seq) in &snap.covers {
-            let h = holdings.iter().find(|(x, _)| x == d).map_or(0, |x| x.1);
+            let h = holdings.get(d).copied().unwrap_or(0);
             if *seq > h {
                 return Ok(Response::Error(ProtoError::Malformed(
                     "snapshot covers bundles the relay never received".into(),
@@ -798,19 +910,47 @@ impl Relay {
         }
         if let Some(old) = self.store.snapshot(&vault)? {
             // Never replace a snapshot with one that covers less.
-            let covers_old = old.covers.iter().all(|(d, seq)| {
-                snap.covers.iter().find(|(x, _)| x == d).map_or(0, |x| x.1) >= *seq
-            });
+            let covers_old = old
+                .covers
+                .iter()
+                .all(|(d, seq)| covers.get(d).copied().unwrap_or(0) >= *seq);
             if !covers_old {
                 return Ok(snapshot_ack);
             }
         }
-        // The quota applies to usage after the covered bundles are gone.
+        // The quota applies to usage after the covered bundles are gone;
+        // growth of the node's total is reserved under its cap first.
+        let disk = &self.limits.counters(&self.store)?.bytes;
+        let before = info.bytes;
+        let (reserved, disk_full) = (Cell::new(0), Cell::new(false));
         let fits = |after: &MailboxInfo| {
-            after.bytes <= self.config.max_bytes_per_vault
-                && after.blobs <= self.config.max_blobs_per_vault
+            if after.bytes > self.config.max_bytes_per_vault
+                || after.blobs > self.config.max_blobs_per_vault
+            {
+                return false;
+            }
+            let grow = after.bytes.saturating_sub(before);
+            if !reserve(disk, grow, self.config.max_store_bytes) {
+                disk_full.set(true);
+                return false;
+            }
+            reserved.set(grow);
+            true
         };
-        if !self.store.put_snapshot(&vault, snap, &mut info, fits)? {
+        let stored = match self.store.put_snapshot(&vault, snap, &mut info, fits) {
+            Ok(stored) => stored,
+            Err(e) => {
+                release(disk, reserved.get());
+                return Err(e);
+            }
+        };
+        if stored {
+            release(disk, before.saturating_sub(info.bytes));
+        } else if disk_full.get() {
+            let max = self.config.max_store_bytes;
+            return Ok(Response::Error(limits::full("disk bytes", max)));
+        }
+        if !stored {
             let probe = MailboxInfo {
                 bytes: 0,
                 blobs: 0,
@@ -853,7 +993,7 @@ impl FrameHandler for RelaySession {
     }
 
     fn authenticated(&self) -> bool {
-        self.session.vault.is_some()
+        self.session.authenticated()
     }
 }
 
