@@ -72,11 +72,13 @@ impl InProcessNode {
             .build()
             .map_err(|e| e.to_string())?;
         let factory = node.handler_factory();
-        let mut config = ServerConfig::default();
         // Every simulated resident connects from this one loopback address:
         // the per-address cap and Retry are for the Internet.
-        config.max_connections_per_address = usize::MAX;
-        config.retry_from = usize::MAX;
+        let mut config = ServerConfig {
+            max_connections_per_address: usize::MAX,
+            retry_from: usize::MAX,
+            ..ServerConfig::default()
+        };
         if let Some(m) = max_connections {
             config.max_connections = m;
         }
