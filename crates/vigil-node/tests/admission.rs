@@ -136,6 +136,20 @@ fn register_may_not_ask_for_a_period_end_far_ahead() {
     }
     assert!(relay.store().vaults().unwrap().is_empty());
     assert_eq!(c.register(&keys(1), latest), Response::Ok);
+    // A vault already here keeps confirming its period if the bound shrinks.
+    let stricter = Relay::new(
+        relay.store().clone(),
+        RelayConfig {
+            max_period_ms: day,
+            ..RelayConfig::default()
+        },
+    );
+    let mut c = Client::new(&stricter);
+    assert_eq!(c.register(&keys(1), latest), Response::Ok);
+    assert!(matches!(
+        c.register(&keys(2), latest),
+        Response::Error(ProtoError::ExpiryTooFar { .. })
+    ));
 }
 
 #[test]
@@ -184,6 +198,20 @@ fn lists_over_the_cap_are_refused() {
             max_bytes: 1 << 20
         }),
         Response::UpToDate
+    );
+    // A shred may name a few grants, not enough to lock every vault.
+    let mut stranger = Client::new(&relay);
+    assert_eq!(
+        stranger.call(Request::Shred {
+            vault: [0; 16],
+            key: [0; 32],
+            grants: (0..=16u8).map(|g| [g; 16]).collect(),
+            notice: vec![],
+        }),
+        Response::Error(ProtoError::TooManyEntries {
+            what: "grants".into(),
+            limit: 16
+        })
     );
     // Nor may one vault's pushes name more devices than that.
     for d in 1..=4 {
