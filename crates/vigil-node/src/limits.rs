@@ -152,27 +152,23 @@ pub(crate) fn lock_ids<'a>(req: &'a Request, s: &'a Session) -> Vec<&'a [u8]> {
     }
 }
 
-/// Refusals that need only the request: the bound on a period's end and
-/// the length of `have` and `covers` lists. `None` lets it through.
-pub(crate) fn refuse_early(
-    req: &Request,
-    max_period_ms: i64,
-    max_list: u64,
-    now_ms: i64,
-) -> Option<ProtoError> {
-    let too_long = |what: &str, n: usize| {
-        (n as u64 > max_list).then(|| ProtoError::TooManyEntries {
+/// Most grants one `Shred` may name: a shred locks each one's shard, and a
+/// vault has one grant per node it enrolled with (its devices share it).
+pub(crate) const MAX_SHRED_GRANTS: u64 = 16;
+
+/// Refusals that need only the request: the length of `have`, `covers`
+/// and a shred's `grants` lists. `None` lets it through.
+pub(crate) fn refuse_early(req: &Request, max_list: u64) -> Option<ProtoError> {
+    let too_long = |what: &str, n: usize, limit: u64| {
+        (n as u64 > limit).then(|| ProtoError::TooManyEntries {
             what: what.into(),
-            limit: max_list,
+            limit,
         })
     };
     match req {
-        Request::Register { expires_ms, .. } => {
-            let latest_ms = now_ms.saturating_add(max_period_ms);
-            (*expires_ms > latest_ms).then_some(ProtoError::ExpiryTooFar { latest_ms })
-        }
-        Request::Pull { have, .. } => too_long("have", have.len()),
-        Request::PushSnapshot(s) => too_long("covers", s.covers.len()),
+        Request::Pull { have, .. } => too_long("have", have.len(), max_list),
+        Request::PushSnapshot(s) => too_long("covers", s.covers.len(), max_list),
+        Request::Shred { grants, .. } => too_long("grants", grants.len(), MAX_SHRED_GRANTS),
         _ => None,
     }
 }

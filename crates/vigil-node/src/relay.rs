@@ -514,9 +514,7 @@ impl Relay {
             return self.handle_inner(s, req, now_ms);
         }
         let cfg = &self.config;
-        if let Some(e) =
-            limits::refuse_early(&req, cfg.max_period_ms, cfg.max_devices_per_vault, now_ms)
-        {
+        if let Some(e) = limits::refuse_early(&req, cfg.max_devices_per_vault) {
             tracing::warn!(error = %e, "request refused");
             return Ok(Response::Error(e));
         }
@@ -532,6 +530,15 @@ impl Relay {
             )));
         }
         let new_vault = limits::new_vault(&req, &self.store)?;
+        // Only a new mailbox is bounded: a vault already here keeps
+        // confirming its period even if the operator lowers the bound.
+        if let (Some(_), Request::Register { expires_ms, .. }) = (new_vault, &req) {
+            let latest_ms = now_ms.saturating_add(cfg.max_period_ms);
+            if *expires_ms > latest_ms {
+                tracing::warn!(latest_ms, "register refused: period ends too far ahead");
+                return Ok(Response::Error(ProtoError::ExpiryTooFar { latest_ms }));
+            }
+        }
         if new_vault.is_some() && !reserve(&c.vaults, 1, cfg.max_vaults) {
             return Ok(Response::Error(limits::full("vaults", cfg.max_vaults)));
         }
