@@ -7,6 +7,7 @@
 mod alerts;
 mod grant_keys;
 mod kv;
+mod limits;
 mod node;
 mod relay;
 mod store;
@@ -14,7 +15,8 @@ mod sweep;
 
 pub use alerts::{GrantRecord, InboxEntry, MAX_LABEL_CHARS, MonitoringEnded};
 pub use grant_keys::GrantKeys;
+pub use limits::VaultLock;
 pub use node::{GRANT_KEYS_DIR, HandlerFactory, Node, NodeConfig, NodeError, RELAY_DIR};
-pub use relay::{Relay, RelayConfig, RelaySession, Session};
+pub use relay::{Relay, RelayConfig, RelaySession, Session, Usage};
 pub use store::{MailboxInfo, MailboxStore, ShredMarker, StoreError};
 pub use sweep::SweepReport;
