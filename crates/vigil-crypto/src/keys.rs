@@ -207,6 +207,64 @@ impl fmt::Display for VaultId {
     }
 }
 
+/// Which community node a device talks to: the node's long-term X25519
+/// public key and the SHA-256 of the TLS certificate the device pins, both
+/// from its enrolment code (`vigil1/<addr>/<x25519>/<cert sha256>/…`).
+///
+/// The mailbox key is derived per node from both (docs/spec.md §1), so a key
+/// one node saw opens nothing at another. The certificate hash is what TLS
+/// authenticates: a key derived for a certificate only ever travels over a
+/// connection pinned to it, even if the code was tampered with. The address
+/// is not part of it: a node that moves stays the same node.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeId {
+    x25519: X25519PublicKey,
+    cert_sha256: [u8; 32],
+}
+
+impl NodeId {
+    /// Length of [`NodeId::to_bytes`].
+    pub const LEN: usize = 64;
+
+    /// The node with X25519 key `x25519` whose TLS certificate hashes
+    /// (SHA-256 of its DER) to `cert_sha256`.
+    pub fn new(x25519: X25519PublicKey, cert_sha256: [u8; 32]) -> Self {
+        NodeId {
+            x25519,
+            cert_sha256,
+        }
+    }
+
+    /// The node's X25519 public key (alert keys are bound to it, §12).
+    pub fn x25519(&self) -> &X25519PublicKey {
+        &self.x25519
+    }
+
+    /// SHA-256 of the node's TLS certificate (DER).
+    pub fn cert_sha256(&self) -> &[u8; 32] {
+        &self.cert_sha256
+    }
+
+    /// `x25519 || cert_sha256`, as the key schedule uses it.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(self.x25519.as_bytes());
+        out[32..].copy_from_slice(&self.cert_sha256);
+        out
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "NodeId({}, cert {})",
+            hex_prefix(self.x25519.as_bytes()),
+            hex_prefix(&self.cert_sha256)
+        )
+    }
+}
+
 fn hex_prefix(bytes: &[u8]) -> String {
     hex::encode(&bytes[..bytes.len().min(4)]) + "…"
 }

@@ -2,6 +2,7 @@
 //! requests each sends, the events it reports, and how it ends on a refusal
 //! or a reply out of turn.
 
+use vigil_crypto::{NodeId, X25519PublicKey};
 use vigil_proto::{
     AlertEvent, AlertWire, Conversation, DeliverAlerts, DriveError, Exchange, ExchangeError,
     FetchPairing, GiveGrant, GrantWire, OfferPairing, OutgoingAlert, PROTOCOL_VERSION,
@@ -53,6 +54,15 @@ impl Exchange for Scripted {
             .expect("the device asked more than scripted");
         Ok(encode_response(&reply))
     }
+
+    fn node(&self) -> NodeId {
+        scripted_node()
+    }
+}
+
+/// The scripted node's identity (the machines here never look at it).
+fn scripted_node() -> NodeId {
+    NodeId::new(X25519PublicKey::from_bytes([0x11; 32]), [0x22; 32])
 }
 
 fn hello_ok() -> Response {
@@ -311,6 +321,10 @@ fn a_transport_failure_stops_the_drive() {
     impl Exchange for Down {
         fn exchange(&mut self, _: &[u8]) -> Result<Vec<u8>, ExchangeError> {
             Err(ExchangeError::NotConnected)
+        }
+
+        fn node(&self) -> NodeId {
+            scripted_node()
         }
     }
     let r = drive(&mut GiveGrant::new([1; 16]), &mut Down, |_| {
