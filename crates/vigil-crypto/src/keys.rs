@@ -20,7 +20,7 @@ pub(crate) mod label {
     pub(crate) const VAULT_ID: &[u8] = b"vigil/v1/vault-id";
     pub(crate) const LOG: &[u8] = b"vigil/v1/log";
     pub(crate) const STORE: &[u8] = b"vigil/v1/store";
-    pub(crate) const MAILBOX: &[u8] = b"vigil/v1/mailbox";
+    pub(crate) const MAILBOX_PREFIX: &[u8] = b"vigil/v1/mailbox/";
     pub(crate) const ALERT_PREFIX: &[u8] = b"vigil/v1/alert/";
     pub(crate) const SAS_PREFIX: &[u8] = b"vigil/v1/sas/";
     pub(crate) const MAILBOX_VERIFIER: &[u8] = b"vigil/v1/mailbox-verifier";
@@ -88,8 +88,10 @@ secret_key!(
     StoreKey
 );
 secret_key!(
-    /// Proves to the relay that a device may use the vault's mailbox
-    /// (`vigil/v1/mailbox`). The relay keeps only its [`MailboxVerifier`].
+    /// Proves to one node's relay that a device may use the vault's mailbox
+    /// there (`vigil/v1/mailbox/` followed by the node's [`NodeId`]). The
+    /// relay keeps only its [`MailboxVerifier`]; the key for one node opens
+    /// nothing at another.
     MailboxKey
 );
 secret_key!(
@@ -327,9 +329,15 @@ impl KeySchedule {
         IndexKey(self.derive(&[label::STORE_INDEX]))
     }
 
-    /// The key that grants access to the vault's mailbox on the relay.
-    pub fn mailbox_key(&self) -> MailboxKey {
-        MailboxKey(self.derive(&[label::MAILBOX]))
+    /// The key that grants access to the vault's mailbox on `node`'s relay,
+    /// and nowhere else: a node sees the key while a session lasts, so each
+    /// node gets its own (docs/spec.md §1).
+    pub fn mailbox_key(&self, node: &NodeId) -> MailboxKey {
+        MailboxKey(self.derive(&[
+            label::MAILBOX_PREFIX,
+            node.x25519.as_bytes(),
+            &node.cert_sha256,
+        ]))
     }
 
     /// The alert key for one community node, bound to that node's X25519 public key.
@@ -407,8 +415,9 @@ mod tests {
     fn verifier_checks_key() {
         let s = KeySchedule::new(RootKey::from_bytes([1; 32]));
         let other = KeySchedule::new(RootKey::from_bytes([2; 32]));
-        let v = s.mailbox_key().verifier();
-        assert!(v.verify(&s.mailbox_key()));
-        assert!(!v.verify(&other.mailbox_key()));
+        let node = NodeId::new(crate::X25519PublicKey::from_bytes([3; 32]), [4; 32]);
+        let v = s.mailbox_key(&node).verifier();
+        assert!(v.verify(&s.mailbox_key(&node)));
+        assert!(!v.verify(&other.mailbox_key(&node)));
     }
 }

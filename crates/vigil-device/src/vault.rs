@@ -612,7 +612,8 @@ impl Vault {
         now_ms: i64,
     ) -> Result<Tombstone, ShredError> {
         let grants = self.alerts.grants().iter().map(|g| g.grant_id).collect();
-        let mailbox = self.crypto.keys().mailbox_key();
+        // The mailbox key for the node behind `conn`, and only that node.
+        let mailbox = self.crypto.keys().mailbox_key(&conn.node());
         // The other devices learn of the shred from this notice, which only
         // the vault's keys open: the node relays it but cannot forge it.
         let notice = self.crypto.seal_shred_notice(now_ms).unwrap_or_default();

@@ -63,7 +63,7 @@ fn after_the_period_nothing_left_opens_the_copied_ciphertext() {
         *keys.root().expose_secret(),
         *keys.log_key().expose_secret(),
         *keys.store_key().expose_secret(),
-        *keys.mailbox_key().expose_secret(),
+        *keys.mailbox_key(&the_node()).expose_secret(),
     ];
 
     // The period ends: opening shreds.
