@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use vigil_crypto::{NodeId, X25519Identity};
 use vigil_device::{MemStorage, MemoryKeyStore, Period, SnapshotPolicy, Vault};
 use vigil_log::{Metric, Unit};
-use vigil_node::{MailboxStore, Relay, RelayConfig};
+use vigil_node::Relay;
 use vigil_proto::{
     Exchange, ExchangeError, FrameHandler, PROTOCOL_VERSION, ProtoError, Request, Response,
     decode_request, decode_response, encode_request,
@@ -23,14 +23,26 @@ struct Node {
     relay: Relay,
     id: NodeId,
     seen: Arc<Mutex<Vec<Vec<u8>>>>,
+    _dir: tempfile::TempDir,
 }
 
+/// A node with both roles (relay and alert recipient) and receipts.
 fn node(seed: u8) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let config = vigil_node::NodeConfig {
+        grant_key_seed: Some([seed; 32]),
+        ..Default::default()
+    };
+    let relay = vigil_node::Node::open(dir.path(), &config)
+        .unwrap()
+        .with_receipts(&vigil_crypto::SigningIdentity::from_bytes([seed; 32]))
+        .relay()
+        .clone();
     Node {
-        relay: Relay::new(MailboxStore::in_memory(), RelayConfig::default())
-            .with_receipts(vigil_crypto::SigningIdentity::from_bytes([seed; 32])),
+        relay,
         id: node_id(X25519Identity::from_bytes([seed; 32]).public_key()),
         seen: Arc::default(),
+        _dir: dir,
     }
 }
 
@@ -175,4 +187,60 @@ fn a_mailbox_key_seen_by_one_node_opens_nothing_at_another() {
     );
     assert!(b.relay.store().mailbox(&vault).unwrap().is_some());
     tablet.sync(&mut conn(&b, START + 4 * MIN)).unwrap();
+}
+
+/// A grant for node A sent over a connection to node B would hand B node
+/// A's alert key (B unwraps it), with which B could forge or delete that
+/// grant's alerts at A. The device refuses, and B receives nothing of it.
+#[test]
+fn a_grant_or_alert_for_one_node_never_goes_to_another() {
+    let a = node(0xa1);
+    let b = node(0xb2);
+    let (mut v, _) = vigil_testkit::mem_vault(Period::days(START, 7), 16);
+    let grant_frames = |n: &Node| {
+        n.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|f| {
+                decode_request(f).is_ok_and(|q| {
+                    matches!(q, Request::GrantKey | Request::Grant(_) | Request::Alert(_))
+                })
+            })
+            .count()
+    };
+    let to_b_for_a = v.enrol(
+        &mut conn(&b, START),
+        a.id.x25519(),
+        "Ana, flat 12B",
+        vigil_log::FeverRule::default(),
+        START,
+    );
+    assert!(to_b_for_a.is_err(), "{to_b_for_a:?}");
+    assert_eq!(grant_frames(&b), 0, "node B saw a grant meant for node A");
+    assert!(v.grants().unwrap().is_empty(), "no grant recorded");
+
+    // Enrolled with A over A's connection; the alerts of a fever go to A
+    // only.
+    v.enrol(
+        &mut conn(&a, START),
+        a.id.x25519(),
+        "Ana, flat 12B",
+        vigil_log::FeverRule::default(),
+        START,
+    )
+    .unwrap();
+    for (i, c) in [38.4, 38.6, 38.7].into_iter().enumerate() {
+        let t = START + 60 * MIN + i as i64 * 5 * MIN;
+        v.record(Metric::BodyTemperature, c, Unit::Celsius, t)
+            .unwrap();
+    }
+    assert!(!v.pending_alerts().unwrap().is_empty());
+    let t = START + 2 * 60 * MIN;
+    let to_b = v.send_alerts(&mut conn(&b, t), a.id.x25519(), t);
+    assert!(to_b.is_err(), "{to_b:?}");
+    assert_eq!(grant_frames(&b), 0, "node B saw node A's alerts");
+    let r = v.send_alerts(&mut conn(&a, t), a.id.x25519(), t).unwrap();
+    assert!(r.delivered > 0);
+    assert!(!a.relay.inbox().unwrap().is_empty());
 }
