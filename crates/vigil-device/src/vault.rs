@@ -547,6 +547,10 @@ impl Vault {
         rule: FeverRule,
         now_ms: i64,
     ) -> Result<Grant, SyncFailure> {
+        // The node that unwraps the alert key must be the one it is for.
+        if conn.node().x25519() != node {
+            return Err(SyncFailure::WrongNode);
+        }
         let grant = self.alerts.add_grant(
             self.storage.as_mut(),
             &mut self.crypto,
@@ -582,6 +586,9 @@ impl Vault {
         node: &X25519PublicKey,
         now_ms: i64,
     ) -> Result<AlertReport, SyncFailure> {
+        if conn.node().x25519() != node {
+            return Err(SyncFailure::WrongNode);
+        }
         self.evaluate_alerts(now_ms)?;
         self.alerts
             .deliver(self.storage.as_mut(), &mut self.crypto, conn, node, now_ms)
