@@ -25,6 +25,7 @@ pub(crate) mod label {
     pub(crate) const SAS_PREFIX: &[u8] = b"vigil/v1/sas/";
     pub(crate) const MAILBOX_VERIFIER: &[u8] = b"vigil/v1/mailbox-verifier";
     pub(crate) const STORE_INDEX: &[u8] = b"vigil/v1/store-index";
+    pub(crate) const GRANT_SHRED: &[u8] = b"vigil/v1/grant-shred";
 }
 
 /// Defines a 32-byte secret key type: zeroized on drop, redacted `Debug`,
@@ -119,6 +120,38 @@ impl IndexKey {
             .expand_multi_info(&[domain, input], &mut out)
             .expect("16 bytes is far below HKDF's limit");
         out
+    }
+}
+
+impl AlertKey {
+    /// The proof that whoever asks a node to delete grant `grant_id` for
+    /// `vault` holds this grant's alert key (docs/spec.md §13): a MAC over
+    /// `vault || grant_id` under `S = HKDF(K, salt = none,
+    /// "vigil/v1/grant-shred")`, as HKDF-Expand with `S` as the PRK (HMAC-SHA256
+    /// of `vault || grant_id || 01`). The alert key itself only seals alerts;
+    /// the MAC key is derived under its own label.
+    pub fn shred_proof(&self, vault: &VaultId, grant_id: &[u8; 16]) -> [u8; 32] {
+        let mut s = zeroize::Zeroizing::new([0u8; 32]);
+        Hkdf::<Sha256>::new(None, &self.0)
+            .expand(label::GRANT_SHRED, s.as_mut())
+            .expect("32 bytes is far below HKDF's limit");
+        let mut out = [0u8; 32];
+        Hkdf::<Sha256>::from_prk(s.as_ref())
+            .expect("a 32-byte key is a valid SHA-256 PRK")
+            .expand_multi_info(&[vault.as_bytes(), grant_id], &mut out)
+            .expect("32 bytes is far below HKDF's limit");
+        out
+    }
+
+    /// Whether `proof` is [`AlertKey::shred_proof`] for `vault` and
+    /// `grant_id`, compared in constant time.
+    pub fn verify_shred_proof(
+        &self,
+        vault: &VaultId,
+        grant_id: &[u8; 16],
+        proof: &[u8; 32],
+    ) -> bool {
+        self.shred_proof(vault, grant_id).ct_eq(proof).into()
     }
 }
 

@@ -12,7 +12,7 @@ use vigil_proto::{
 use vigil_crypto::{AlertKey, MailboxKey, MailboxVerifier, SigningIdentity, WrappedKey, unwrap};
 use vigil_proto::alert::{grant_id, open_alert};
 use vigil_proto::receipt::{ReceiptBody, sign_receipt};
-use vigil_proto::{AlertWire, BundleItem, GrantWire, SnapshotItem, VersionVector};
+use vigil_proto::{AlertWire, BundleItem, GrantDeletion, GrantWire, SnapshotItem, VersionVector};
 
 use crate::alerts::{GrantRecord, InboxEntry, validate_grant};
 use crate::grant_keys::GrantKeys;
@@ -197,7 +197,7 @@ impl Relay {
         &self,
         vault: [u8; 16],
         key: [u8; 32],
-        grants: Vec<[u8; 16]>,
+        grants: Vec<GrantDeletion>,
         notice: Vec<u8>,
         now_ms: i64,
     ) -> Result<Response, StoreError> {
@@ -233,7 +233,7 @@ impl Relay {
             None => {}
         }
         let mut kept = 0;
-        for g in &grants {
+        for g in grants.iter().map(|d| &d.grant_id) {
             let grant_key = self.store.grant(g)?.map(|rec| rec.grant.grant_key);
             // A fever staff have not seen was already disclosed and may need
             // acting on: it stays, marked, until they see it (spec §13).

@@ -519,7 +519,10 @@ fn a_shred_keeps_an_alert_staff_have_not_seen_until_they_do() {
     let Response::Receipt(receipt) = c.call(Request::Shred {
         vault,
         key: *keys.mailbox_key(&this_node()).expose_secret(),
-        grants: vec![grant_id],
+        grants: vec![vigil_proto::GrantDeletion {
+            grant_id,
+            proof: alert_key.shred_proof(&keys.vault_id(), &grant_id),
+        }],
         notice: vec![],
     }) else {
         panic!("no receipt");
@@ -579,7 +582,10 @@ fn a_shred_keeps_an_alert_staff_have_not_seen_until_they_do() {
     let Response::Receipt(_) = c2.call(Request::Shred {
         vault: vault2,
         key: *keys2.mailbox_key(&this_node()).expose_secret(),
-        grants: vec![grant_id2],
+        grants: vec![vigil_proto::GrantDeletion {
+            grant_id: grant_id2,
+            proof: alert_key2.shred_proof(&keys2.vault_id(), &grant_id2),
+        }],
         notice: vec![],
     }) else {
         panic!("no receipt");

@@ -5,9 +5,9 @@
 use vigil_crypto::{NodeId, X25519PublicKey};
 use vigil_proto::{
     AlertEvent, AlertWire, Conversation, DeliverAlerts, DriveError, Exchange, ExchangeError,
-    FetchPairing, GiveGrant, GrantWire, OfferPairing, OutgoingAlert, PROTOCOL_VERSION,
-    PairingFetched, ProtoError, Registration, Request, RequestShred, Response, SyncError,
-    decode_request, drive, encode_response,
+    FetchPairing, GiveGrant, GrantDeletion, GrantWire, OfferPairing, OutgoingAlert,
+    PROTOCOL_VERSION, PairingFetched, ProtoError, Registration, Request, RequestShred, Response,
+    SyncError, decode_request, drive, encode_response,
 };
 
 /// A node that answers each request with the next scripted reply, and
@@ -306,7 +306,15 @@ fn a_pairing_offer_registers_authenticates_then_offers() {
 #[test]
 fn a_shred_request_returns_the_receipt_or_fails() {
     let mut node = Scripted::new(vec![hello_ok(), Response::Receipt(vec![8; 64])]);
-    let mut conv = RequestShred::new([1; 16], &[2; 32], vec![[3; 16]], vec![4]);
+    let mut conv = RequestShred::new(
+        [1; 16],
+        &[2; 32],
+        vec![GrantDeletion {
+            grant_id: [3; 16],
+            proof: [5; 32],
+        }],
+        vec![4],
+    );
     drive(&mut conv, &mut node, |_| Ok::<(), DriveError>(())).unwrap();
     assert_eq!(conv.into_receipt(), Some(vec![8; 64]));
     let mut node = Scripted::new(vec![hello_ok(), Response::Error(ProtoError::NoReceipts)]);
