@@ -72,6 +72,23 @@ fn known_answers() {
             hex::encode(ks.alert_key(&node).expose_secret()),
             get("alert_key")
         );
+        // The grant id (§12: SHA-256("vigil/v1/grant-id" || K)[..16]) and
+        // the proof that deletes the grant (§13).
+        let alert_key = ks.alert_key(&node);
+        let grant_id: [u8; 16] = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(b"vigil/v1/grant-id");
+            h.update(alert_key.expose_secret());
+            h.finalize()[..16].try_into().unwrap()
+        };
+        assert_eq!(hex::encode(grant_id), get("grant_id"));
+        let proof = alert_key.shred_proof(&ks.vault_id(), &grant_id);
+        assert_eq!(hex::encode(proof), get("grant_shred_proof"));
+        assert!(alert_key.verify_shred_proof(&ks.vault_id(), &grant_id, &proof));
+        let mut bad = proof;
+        bad[31] ^= 1;
+        assert!(!alert_key.verify_shred_proof(&ks.vault_id(), &grant_id, &bad));
         assert_eq!(
             format!("{:06}", ks.pairing_code(&joiner).value()),
             get("pairing_code")

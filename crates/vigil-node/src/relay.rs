@@ -9,7 +9,9 @@ use vigil_proto::{
     encode_response,
 };
 
-use vigil_crypto::{AlertKey, MailboxKey, MailboxVerifier, SigningIdentity, WrappedKey, unwrap};
+use vigil_crypto::{
+    AlertKey, MailboxKey, MailboxVerifier, SigningIdentity, VaultId, WrappedKey, unwrap,
+};
 use vigil_proto::alert::{grant_id, open_alert};
 use vigil_proto::receipt::{ReceiptBody, sign_receipt};
 use vigil_proto::{AlertWire, BundleItem, GrantDeletion, GrantWire, SnapshotItem, VersionVector};
@@ -83,6 +85,20 @@ impl AlertRole {
         let id = self.grant_keys.load(grant_key)?;
         let wk = WrappedKey::from_slice(wrapped).ok()?;
         unwrap::<AlertKey>(&id, &wk).ok()
+    }
+
+    /// Whether `proof` shows that the sender holds grant `g`'s alert key,
+    /// for `vault` (docs/spec.md §13). The key comes from the cache or is
+    /// unwrapped again from the stored grant; without it, nothing proves.
+    fn proves_deletion(&self, g: &GrantRecord, vault: &VaultId, proof: &[u8; 32]) -> bool {
+        let id = g.grant.grant_id;
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = keys.get(&id) {
+            return k.verify_shred_proof(vault, &id, proof);
+        }
+        drop(keys);
+        self.unwrap_grant(&g.grant.grant_key, &g.grant.wrapped_key)
+            .is_some_and(|k| grant_id(&k) == id && k.verify_shred_proof(vault, &id, proof))
     }
 }
 
@@ -233,14 +249,33 @@ impl Relay {
             None => {}
         }
         let mut kept = 0;
-        for g in grants.iter().map(|d| &d.grant_id) {
-            let grant_key = self.store.grant(g)?.map(|rec| rec.grant.grant_key);
+        let vault_id = VaultId::from_bytes(vault);
+        for d in &grants {
+            let g = &d.grant_id;
+            // Grant ids are public (staff's alert list, the resident's
+            // enrolment output): only the holder of the grant's alert key
+            // may delete it, whatever the vault or mailbox key (spec §13).
+            let Some(rec) = self.store.grant(g)? else {
+                continue;
+            };
+            let proved = self
+                .alerts
+                .as_ref()
+                .is_some_and(|role| role.proves_deletion(&rec, &vault_id, &d.proof));
+            if !proved {
+                tracing::warn!(
+                    vault = %hex8(&vault),
+                    grant = %hex8(g),
+                    "grant not deleted: no valid proof"
+                );
+                continue;
+            }
             // A fever staff have not seen was already disclosed and may need
             // acting on: it stays, marked, until they see it (spec §13).
             let (deleted, k) = self.store.end_grant(g, now_ms)?;
             r += deleted;
             kept += k;
-            self.forget_key(g, grant_key);
+            self.forget_key(g, Some(rec.grant.grant_key));
         }
         tracing::info!(vault = %hex8(&vault), ?r, kept, "vault shredded on request");
         let body = ReceiptBody {
