@@ -180,7 +180,10 @@ impl Relay {
         if let Some(role) = &self.alerts {
             // Keys issued for grants that never came, after a day.
             let used = grants.iter().map(|g| g.grant.grant_key).collect();
-            match role.grant_keys.sweep_unused(&used, now_ms - 86_400_000) {
+            match role
+                .grant_keys
+                .sweep_unused(&used, now_ms.saturating_sub(86_400_000))
+            {
                 Ok(n) => r.grant_keys += n,
                 Err(e) => tracing::error!(error = %e, "could not sweep unused grant keys"),
             }
@@ -410,7 +413,10 @@ impl Relay {
         // alert of the same kind closer than that to a stored one is the
         // same episode: acknowledged, not stored again.
         let close = |kind: u8, onset_ms: i64| {
-            kind == w.kind && (onset_ms - payload.onset_ms).abs() < g.grant.recovery_ms.max(1)
+            // Onsets are the devices' (any i64): their distance, unsigned,
+            // cannot overflow; recovery_ms is validated non-negative.
+            kind == w.kind
+                && onset_ms.abs_diff(payload.onset_ms) < g.grant.recovery_ms.max(1).unsigned_abs()
         };
         let same_episode = self
             .store
@@ -622,14 +628,18 @@ impl Relay {
         }
     }
 
+    /// The quota `add_bytes` and `add_blobs` more would exceed, if any. The
+    /// counters come from a stored record and the sizes from the wire: a
+    /// sum past `u64::MAX` exceeds every quota (it never wraps or panics).
     fn quota(&self, info: &MailboxInfo, add_bytes: u64, add_blobs: u64) -> Option<ProtoError> {
-        if info.bytes + add_bytes > self.config.max_bytes_per_vault {
+        let over = |used: u64, add: u64, max: u64| used.checked_add(add).is_none_or(|n| n > max);
+        if over(info.bytes, add_bytes, self.config.max_bytes_per_vault) {
             return Some(ProtoError::QuotaExceeded {
                 what: "bytes".into(),
                 limit: self.config.max_bytes_per_vault,
             });
         }
-        if info.blobs + add_blobs > self.config.max_blobs_per_vault {
+        if over(info.blobs, add_blobs, self.config.max_blobs_per_vault) {
             return Some(ProtoError::QuotaExceeded {
                 what: "blobs".into(),
                 limit: self.config.max_blobs_per_vault,
@@ -661,7 +671,7 @@ impl Relay {
                     &slot,
                     &wrapped,
                     now_ms,
-                    now_ms + self.config.pairing_ttl_ms,
+                    now_ms.saturating_add(self.config.pairing_ttl_ms),
                 )?;
                 Ok(if stored {
                     Response::Ok
@@ -689,9 +699,11 @@ impl Relay {
     ) -> Result<Response, StoreError> {
         let err = |e| Ok(Response::Error(e));
         let highest = self.store.highest(&vault, &b.device)?;
-        if b.seq == 0 || b.seq > highest + 1 {
+        // `highest` is a stored counter: at u64::MAX every seq is a retry.
+        let next = highest.saturating_add(1);
+        if b.seq == 0 || b.seq > next {
             return err(ProtoError::OutOfOrder {
-                expected: highest + 1,
+                expected: next,
                 got: b.seq,
             });
         }
@@ -710,8 +722,9 @@ impl Relay {
             tracing::warn!(vault = %hex8(&vault), "quota exceeded");
             return err(e);
         }
-        info.bytes += b.blob.len() as u64;
-        info.blobs += 1;
+        // Within the quota, checked above, so these cannot saturate.
+        info.bytes = info.bytes.saturating_add(b.blob.len() as u64);
+        info.blobs = info.blobs.saturating_add(1);
         self.store.append(&vault, &b, &info)?;
         Ok(Response::Ack {
             device: b.device,
@@ -748,11 +761,12 @@ impl Relay {
         let mut more = false;
         for b in self.store.bundles_after(&vault, &floor)? {
             let b = b?;
-            if (!bundles.is_empty() || snap.is_some()) && used + b.blob.len() > budget {
+            if (!bundles.is_empty() || snap.is_some()) && used.saturating_add(b.blob.len()) > budget
+            {
                 more = true;
                 break;
             }
-            used += b.blob.len();
+            used = used.saturating_add(b.blob.len());
             bundles.push(b);
         }
         if snap.is_none() && bundles.is_empty() {
