@@ -15,7 +15,7 @@ use rand_chacha::rand_core::SeedableRng;
 use vigil::node::{LocalNode, NodeConfig, ServerConfig};
 use vigil::{
     Day, DeviceConnection, EnrolmentCode, FeverRule, FileKeyStore, MemStorage, MemoryKeyStore,
-    Metric, Period, SledStorage, Vault,
+    Metric, NodeId, Period, SledStorage, Vault, X25519PublicKey,
 };
 
 /// A minute, in ms.
@@ -98,6 +98,14 @@ pub fn wristband_readings(m: i64, oxygen_every: i64, steps_every: i64) -> Vec<(M
         v.push((Metric::Steps, ((m * 37) % 1500) as f64));
     }
     v
+}
+
+/// The identity of an in-process node whose X25519 key is `public`, for
+/// tests that reach a relay without TLS: the certificate hash is a stand-in
+/// derived from the key, so distinct keys make distinct nodes.
+pub fn node_id(public: X25519PublicKey) -> NodeId {
+    let cert = core::array::from_fn(|i| public.as_bytes()[i] ^ 0xce);
+    NodeId::new(public, cert)
 }
 
 /// A seeded RNG, so a failing test replays.
