@@ -39,6 +39,12 @@ fn connections_share_one_endpoint_and_stay_separate() {
     let shared = ClientEndpoint::new(code.addr, 1).unwrap();
     // Whatever the kernel granted (it caps the request at net.core.rmem_max).
     assert!(shared.recv_buffer_size().is_some_and(|b| b > 0));
+    // A pin mismatch is reported as such. Checked while the node has room:
+    // a full node refuses a connection before its certificate is seen.
+    let mut wrong = code.clone();
+    wrong.fingerprint[0] ^= 1;
+    let err = shared.connect(&wrong, CONNECT).unwrap_err();
+    assert!(matches!(err, NetError::FingerprintMismatch), "{err:?}");
     let mut conns: Vec<_> = (0..40)
         .map(|_| shared.connect(&code, CONNECT).unwrap())
         .collect();
@@ -62,11 +68,6 @@ fn connections_share_one_endpoint_and_stay_separate() {
         let seen = if i == 3 { 3 } else { 2 };
         assert_eq!(reply, vec![seen, b't']);
     }
-    // A pin mismatch is reported as such.
-    let mut wrong = code.clone();
-    wrong.fingerprint[0] ^= 1;
-    let err = shared.connect(&wrong, CONNECT).unwrap_err();
-    assert!(matches!(err, NetError::FingerprintMismatch), "{err:?}");
     // Closing returns at once and frees the node's slot.
     for c in conns {
         c.close();
