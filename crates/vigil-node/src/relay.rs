@@ -18,6 +18,7 @@ use crate::alerts::{GrantRecord, InboxEntry, validate_grant};
 use crate::grant_keys::GrantKeys;
 use crate::store::{MailboxInfo, MailboxStore, ShredMarker, StoreError};
 use crate::sweep::SweepReport;
+use crate::tickets::{Permit, TicketRecord};
 
 /// Relay limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,9 @@ pub struct RelayConfig {
     pub pairing_ttl_ms: i64,
     /// Largest pull reply the relay builds, bytes (default 4 MiB).
     pub max_pull_bytes: u32,
+    /// Most enrolment tickets unused at once (default 10,000): staff
+    /// cannot fill the disk with tickets by mistake or by a script.
+    pub max_tickets: u64,
 }
 
 impl Default for RelayConfig {
@@ -39,6 +43,7 @@ impl Default for RelayConfig {
             max_blobs_per_vault: 100_000,
             pairing_ttl_ms: 15 * 60_000,
             max_pull_bytes: 4 * 1024 * 1024,
+            max_tickets: 10_000,
         }
     }
 }
@@ -54,6 +59,9 @@ pub struct Relay {
     config: RelayConfig,
     // Serialises read-modify-write of counters across connections.
     lock: Arc<Mutex<()>>,
+    // Serialises ticket state changes and their count (taken after `lock`
+    // when both are held).
+    tickets_lock: Arc<Mutex<()>>,
     // The alert role: the node's X25519 identity and unwrapped grant keys.
     alerts: Option<Arc<AlertRole>>,
     // Signs deletion receipts.
@@ -111,6 +119,7 @@ impl Relay {
             store,
             config,
             lock: Arc::new(Mutex::new(())),
+            tickets_lock: Arc::new(Mutex::new(())),
             alerts: None,
             signer: None,
             #[cfg(feature = "fault-injection")]
@@ -131,6 +140,19 @@ impl Relay {
     pub fn with_receipts(mut self, signer: SigningIdentity) -> Self {
         self.signer = Some(Arc::new(signer));
         self
+    }
+
+    pub(crate) fn lock_relay(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn lock_tickets(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.tickets_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The relay's limits.
+    pub fn config(&self) -> &RelayConfig {
+        &self.config
     }
 
     /// Deletes every vault whose period ended at least `grace_ms` before
@@ -158,7 +180,7 @@ impl Relay {
         for g in &grants {
             if g.grant.valid_until_ms.saturating_add(grace_ms) <= now_ms {
                 r += self.store.delete_grant(&g.grant.grant_id)?;
-                self.forget_key(&g.grant.grant_id, Some(g.grant.grant_key));
+                self.forget_grant_key(&g.grant.grant_id, Some(g.grant.grant_key));
             }
         }
         if let Some(role) = &self.alerts {
@@ -170,6 +192,10 @@ impl Relay {
             }
         }
         r.alerts += self.store.sweep_ended_alerts(now_ms, grace_ms)?;
+        r.tickets += {
+            let _tickets = self.lock_tickets();
+            self.store.sweep_tickets(now_ms, grace_ms)?
+        };
         r.pairings += self.store.sweep_pairings(now_ms)?;
         if r != SweepReport::default() {
             tracing::info!(?r, "swept expired data");
@@ -179,7 +205,7 @@ impl Relay {
 
     /// Forgets a grant's keys: the cached alert key (zeroized on drop) and
     /// the one-time key file (overwritten, removed).
-    fn forget_key(&self, grant: &[u8; 16], grant_key: Option<[u8; 32]>) {
+    pub(crate) fn forget_grant_key(&self, grant: &[u8; 16], grant_key: Option<[u8; 32]>) {
         if let Some(role) = &self.alerts {
             role.keys
                 .lock()
@@ -240,7 +266,7 @@ impl Relay {
             let (deleted, k) = self.store.end_grant(g, now_ms)?;
             r += deleted;
             kept += k;
-            self.forget_key(g, grant_key);
+            self.forget_grant_key(g, grant_key);
         }
         tracing::info!(vault = %hex8(&vault), ?r, kept, "vault shredded on request");
         let body = ReceiptBody {
@@ -305,7 +331,21 @@ impl Relay {
         Ok(true)
     }
 
-    fn grant(&self, role: &AlertRole, w: GrantWire, now_ms: i64) -> Result<Response, StoreError> {
+    fn grant(
+        &self,
+        role: &AlertRole,
+        w: GrantWire,
+        ticket: Option<TicketRecord>,
+        now_ms: i64,
+    ) -> Result<Response, StoreError> {
+        if ticket
+            .as_ref()
+            .and_then(TicketRecord::grant)
+            .is_some_and(|g| g != w.grant_id)
+        {
+            tracing::warn!(grant = %hex8(&w.grant_id), "grant refused: the ticket has another grant");
+            return Ok(Response::Error(ProtoError::TicketUsed));
+        }
         if let Err(why) = validate_grant(&w) {
             tracing::warn!(%why, "grant refused");
             return Ok(Response::Error(ProtoError::Malformed(why)));
@@ -316,6 +356,9 @@ impl Relay {
             return Ok(Response::Error(ProtoError::BadGrant));
         };
         let id = w.grant_id;
+        if let Some(t) = &ticket {
+            self.bind_grant(t, id)?;
+        }
         // Another device of the vault enrolling replaces the record (same
         // grant id, its own one-time key): the replaced key is destroyed,
         // or a copy of the earlier grant frame would still unwrap the alert
@@ -456,14 +499,12 @@ impl Relay {
                 err(ProtoError::PeriodOver)
             }
             Request::Register {
-                vault,
-                verifier,
-                expires_ms,
+                vault, verifier, ..
             } => match self.store.shred_marker(&vault)? {
                 Some(m) => self.refuse_shredded(&m, |m| {
                     MailboxVerifier::from_bytes(m.verifier) == MailboxVerifier::from_bytes(verifier)
                 }),
-                None => self.register(vault, verifier, expires_ms),
+                None => self.register(vault, verifier),
             },
             Request::Auth { vault, key } => match self.store.shred_marker(&vault)? {
                 Some(m) => self.refuse_shredded(&m, |m| {
@@ -471,9 +512,17 @@ impl Relay {
                 }),
                 None => self.auth(s, vault, key),
             },
-            Request::Grant(w) => match &self.alerts {
-                Some(role) => self.grant(role, w, now_ms),
-                None => err(ProtoError::UnknownGrant),
+            Request::Enrol {
+                ticket,
+                secret,
+                vault,
+                verifier,
+                expires_ms,
+            } => self.enrol(ticket, secret, vault, verifier, expires_ms, now_ms),
+            Request::Grant(w) => match (&self.alerts, self.grant_permit(s.vault, now_ms)?) {
+                (None, _) => err(ProtoError::UnknownGrant),
+                (Some(role), Permit::Granted(t)) => self.grant(role, w, Some(t), now_ms),
+                (Some(role), Permit::Refused(_)) => self.grant(role, w, None, now_ms),
             },
             Request::Alert(w) => match &self.alerts {
                 Some(role) => self.alert(role, w, now_ms),
@@ -486,6 +535,7 @@ impl Relay {
                 notice,
             } => self.shred(vault, key, grants, notice, now_ms),
             Request::GrantKey => match &self.alerts {
+                // A key file per request: only an enrolled vault may ask.
                 Some(role) => match role.grant_keys.issue(now_ms) {
                     Ok(public) => Ok(Response::GrantKey { public }),
                     Err(e) => {
@@ -536,13 +586,8 @@ impl Relay {
         }))
     }
 
-    /// Creates a mailbox, or confirms one with the same verifier.
-    fn register(
-        &self,
-        vault: VaultIdBytes,
-        verifier: [u8; 32],
-        expires_ms: i64,
-    ) -> Result<Response, StoreError> {
+    /// Confirms a mailbox with the same verifier (a new one needs `Enrol`).
+    fn register(&self, vault: VaultIdBytes, verifier: [u8; 32]) -> Result<Response, StoreError> {
         match self.store.mailbox(&vault)? {
             Some(m)
                 if MailboxVerifier::from_bytes(m.verifier)
@@ -556,12 +601,11 @@ impl Relay {
                     &vault,
                     &MailboxInfo {
                         verifier,
-                        expires_ms,
+                        expires_ms: i64::MAX,
                         bytes: 0,
                         blobs: 0,
                     },
                 )?;
-                tracing::info!(vault = %hex8(&vault), "mailbox registered");
                 Ok(Response::Ok)
             }
         }
@@ -641,6 +685,7 @@ impl Relay {
             | Request::Grant(_)
             | Request::Alert(_)
             | Request::GrantKey
+            | Request::Enrol { .. }
             | Request::Shred { .. } => unreachable!("handled before authentication"),
         }
     }

@@ -23,6 +23,8 @@ pub struct SweepReport {
     pub grant_keys: u64,
     /// Shred markers deleted at their period's end.
     pub shred_markers: u64,
+    /// Enrolment tickets deleted at their period's end.
+    pub tickets: u64,
 }
 
 impl MailboxStore {
@@ -190,5 +192,6 @@ impl std::ops::AddAssign for SweepReport {
         self.pairings += o.pairings;
         self.grant_keys += o.grant_keys;
         self.shred_markers += o.shred_markers;
+        self.tickets += o.tickets;
     }
 }

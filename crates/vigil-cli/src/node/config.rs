@@ -60,6 +60,7 @@ struct Limits {
     max_pull_bytes: Option<u32>,
     max_connections: Option<usize>,
     idle_timeout: Option<DurationValue>,
+    max_tickets: Option<u64>,
 }
 
 /// Everything a command may need, resolved.
@@ -180,6 +181,7 @@ pub(crate) fn resolve(
     relay.max_bytes_per_vault = l.max_bytes_per_vault.unwrap_or(relay.max_bytes_per_vault);
     relay.max_blobs_per_vault = l.max_blobs_per_vault.unwrap_or(relay.max_blobs_per_vault);
     relay.max_pull_bytes = l.max_pull_bytes.unwrap_or(relay.max_pull_bytes);
+    relay.max_tickets = l.max_tickets.unwrap_or(relay.max_tickets);
     if let Some(t) = merge(None, l.pairing_ttl, |v| v.get("limits.pairing_ttl")).map_err(bad)? {
         relay.pairing_ttl_ms = ms(t);
     }
