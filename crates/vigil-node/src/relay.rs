@@ -334,15 +334,13 @@ impl Relay {
     fn grant(
         &self,
         role: &AlertRole,
-        w: GrantWire,
-        ticket: Option<TicketRecord>,
+        mut w: GrantWire,
+        ticket: TicketRecord,
         now_ms: i64,
     ) -> Result<Response, StoreError> {
-        if ticket
-            .as_ref()
-            .and_then(TicketRecord::grant)
-            .is_some_and(|g| g != w.grant_id)
-        {
+        // One ticket, one grant: another grant id (another alert key) from
+        // the same vault would be a second resident under the same label.
+        if ticket.grant().is_some_and(|g| g != w.grant_id) {
             tracing::warn!(grant = %hex8(&w.grant_id), "grant refused: the ticket has another grant");
             return Ok(Response::Error(ProtoError::TicketUsed));
         }
@@ -356,9 +354,16 @@ impl Relay {
             return Ok(Response::Error(ProtoError::BadGrant));
         };
         let id = w.grant_id;
-        if let Some(t) = &ticket {
-            self.bind_grant(t, id)?;
+        // Staff see the label they typed, never one a device sends, and the
+        // grant ends with the period staff set at the latest.
+        w.label = ticket.label.clone();
+        w.valid_until_ms = w.valid_until_ms.min(ticket.period_end_ms);
+        if w.valid_until_ms <= w.valid_from_ms {
+            return Ok(Response::Error(ProtoError::Malformed(
+                "the grant's window starts after the ticket's period end".into(),
+            )));
         }
+        self.bind_grant(&ticket, id)?;
         // Another device of the vault enrolling replaces the record (same
         // grant id, its own one-time key): the replaced key is destroyed,
         // or a copy of the earlier grant frame would still unwrap the alert
@@ -521,8 +526,8 @@ impl Relay {
             } => self.enrol(ticket, secret, vault, verifier, expires_ms, now_ms),
             Request::Grant(w) => match (&self.alerts, self.grant_permit(s.vault, now_ms)?) {
                 (None, _) => err(ProtoError::UnknownGrant),
-                (Some(role), Permit::Granted(t)) => self.grant(role, w, Some(t), now_ms),
-                (Some(role), Permit::Refused(_)) => self.grant(role, w, None, now_ms),
+                (Some(_), Permit::Refused(e)) => err(e),
+                (Some(role), Permit::Granted(t)) => self.grant(role, w, t, now_ms),
             },
             Request::Alert(w) => match &self.alerts {
                 Some(role) => self.alert(role, w, now_ms),
@@ -536,6 +541,7 @@ impl Relay {
             } => self.shred(vault, key, grants, notice, now_ms),
             Request::GrantKey => match &self.alerts {
                 // A key file per request: only an enrolled vault may ask.
+                Some(_) if let Permit::Refused(e) = self.grant_permit(s.vault, now_ms)? => err(e),
                 Some(role) => match role.grant_keys.issue(now_ms) {
                     Ok(public) => Ok(Response::GrantKey { public }),
                     Err(e) => {
@@ -596,17 +602,10 @@ impl Relay {
                 Ok(Response::Ok)
             }
             Some(_) => Ok(Response::Error(ProtoError::AlreadyRegistered)),
+            // A new mailbox only with a ticket (`Enrol`, spec §15).
             None => {
-                self.store.put_mailbox(
-                    &vault,
-                    &MailboxInfo {
-                        verifier,
-                        expires_ms: i64::MAX,
-                        bytes: 0,
-                        blobs: 0,
-                    },
-                )?;
-                Ok(Response::Ok)
+                tracing::warn!(vault = %hex8(&vault), "register refused: no ticket");
+                Ok(Response::Error(ProtoError::TicketRequired))
             }
         }
     }

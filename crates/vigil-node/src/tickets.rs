@@ -9,7 +9,7 @@ use vigil_crypto::{MailboxVerifier, TicketSecret, TicketVerifier};
 use vigil_proto::{ProtoError, Response, Ticket, TicketId, VaultIdBytes};
 
 use crate::kv::KvBatch;
-use crate::label::LabelError;
+use crate::label::{LabelError, normalize_label};
 use crate::relay::Relay;
 use crate::store::{MailboxInfo, MailboxStore, StoreError};
 use crate::sweep::SweepReport;
@@ -261,7 +261,7 @@ impl Relay {
         now_ms: i64,
         rng: &mut R,
     ) -> Result<IssuedTicket, TicketError> {
-        let label = label.to_owned();
+        let label = normalize_label(label)?;
         if period_end_ms <= now_ms {
             return Err(TicketError::PeriodOver);
         }
