@@ -1411,3 +1411,42 @@ fn parallel_records_all_land() {
     let log = run(at(&dir, now), ["--json", "log", "--metric", "heart-rate"]).json();
     assert_eq!(log.as_array().unwrap().len(), 8, "{log:#}");
 }
+
+/// A join that stopped after writing the key (the joiner file still there)
+/// and is finished after the phone shredded: the finishing `pair join`
+/// learns of the shred and destroys the key there and then.
+#[test]
+fn finishing_an_interrupted_join_after_a_shred_destroys_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Node::start(&tmp.path().join("node"));
+    let phone = tmp.path().join("phone");
+    let tablet = tmp.path().join("tablet");
+    live_vault(&phone);
+    run(vigil(&phone), ["enrol", &node.ticket("Ana")]).ok();
+    run(vigil(&phone), ["record", "temperature", "36.6"]).ok();
+    let (_, joiner) = tablet_waits(&tablet, &node);
+    let joiner_file = tablet.join("vigil-joiner.key");
+    let saved = std::fs::read(&joiner_file).unwrap();
+    run(
+        vigil(&phone),
+        ["pair", "show", &joiner, "--node", &node.code],
+    )
+    .ok();
+    run(
+        vigil(&tablet),
+        ["pair", "join", &node.code, "--timeout", "0", "--yes"],
+    )
+    .ok();
+    // As if the join had stopped before it removed the joiner file.
+    std::fs::write(&joiner_file, &saved).unwrap();
+    run(vigil(&phone), ["shred", "--yes", "--node", &node.code]).ok();
+    run(
+        vigil(&tablet),
+        ["pair", "join", &node.code, "--timeout", "0", "--yes"],
+    )
+    .fails(4, "shredded on another device");
+    assert!(
+        !tmp.path().join("tablet.key").exists(),
+        "the key is destroyed at once, not left to the next open"
+    );
+}

@@ -232,8 +232,13 @@ impl ClientEndpoint {
     /// (208 KiB on Linux) a burst of handshakes through one socket overflows
     /// it, and each lost packet costs a connection a 1 s retransmission.
     pub fn new(family: SocketAddr, worker_threads: usize) -> Result<ClientEndpoint, NetError> {
+        Self::bind(unspecified_for(family), worker_threads)
+    }
+
+    /// Like [`ClientEndpoint::new`], bound to the local address `bind`
+    /// (a device on several networks picks the one to send from).
+    pub fn bind(bind: SocketAddr, worker_threads: usize) -> Result<ClientEndpoint, NetError> {
         let driver = Driver::with_workers(worker_threads, "vigil-net-shared")?;
-        let bind = unspecified_for(family);
         let io = |e: std::io::Error| NetError::io(format!("binding {bind}"), e);
         let socket = std::net::UdpSocket::bind(bind).map_err(io)?;
         let state = quinn::udp::UdpSocketState::new((&socket).into()).map_err(io)?;
@@ -361,6 +366,12 @@ impl DeviceConnection {
     /// Request payload bytes sent so far (for benchmarks).
     pub fn bytes_sent(&self) -> u64 {
         self.sent
+    }
+
+    /// Bytes this connection has put on the wire (UDP payloads: QUIC
+    /// framing and retransmissions included), for benchmarks and tests.
+    pub fn udp_bytes_sent(&self) -> u64 {
+        self.connection.stats().udp_tx.bytes
     }
 
     /// Response payload bytes received so far (for benchmarks).

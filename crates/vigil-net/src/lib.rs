@@ -37,6 +37,8 @@ mod codes {
     pub(crate) const HANDLER_FAILED: u32 = 2;
     /// The node is shutting down.
     pub(crate) const SHUTDOWN: u32 = 3;
+    /// Over the pre-authentication budget (frame size, requests, bytes).
+    pub(crate) const PRE_AUTH_LIMIT: u32 = 4;
 
     #[cfg(test)]
     #[test]
@@ -47,6 +49,7 @@ mod codes {
             (FRAME_TOO_LARGE, CloseReason::FrameTooLarge),
             (HANDLER_FAILED, CloseReason::HandlerFailed),
             (SHUTDOWN, CloseReason::ShuttingDown),
+            (PRE_AUTH_LIMIT, CloseReason::PreAuthLimit),
         ] {
             assert_eq!(CloseReason::from_code(code.into()), reason);
         }

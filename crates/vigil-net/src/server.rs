@@ -2,8 +2,9 @@
 //! `FrameHandler` per connection.
 
 use core::fmt;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +35,25 @@ pub struct ServerConfig {
     /// Largest request accepted; a larger one gets its stream reset
     /// (default [`vigil_proto::MAX_FRAME`]).
     pub max_frame: usize,
+    /// Connections from one address (an IPv4 address, an IPv6 /64) beyond
+    /// this many are refused (default 64).
+    pub max_connections_per_address: usize,
+    /// From this many live connections on, a new one must first prove its
+    /// address (QUIC Retry: one more round trip, and a spoofed source
+    /// address never gets a connection); 0 asks every connection
+    /// (default 5,000).
+    pub retry_from: usize,
+    /// Largest request a connection may send before it authenticates
+    /// (default 64 KiB).
+    pub pre_auth_max_frame: usize,
+    /// Request bytes a connection may send in all before it authenticates;
+    /// also its QUIC receive window until then (default 256 KiB).
+    pub pre_auth_bytes: usize,
+    /// Requests a connection may make before it authenticates (default 256).
+    pub pre_auth_requests: usize,
+    /// Streams a connection may have open at once before it authenticates
+    /// (default 2).
+    pub pre_auth_streams: u32,
     /// Test hook: when `Some`, every request frame the node receives is
     /// appended here (the "attacker's copy").
     pub frame_tap: Option<Arc<Mutex<Vec<Vec<u8>>>>>,
@@ -46,6 +66,12 @@ impl Default for ServerConfig {
             max_concurrent_streams: 16,
             max_connections: 20_000,
             max_frame: vigil_proto::MAX_FRAME,
+            max_connections_per_address: 64,
+            retry_from: 5_000,
+            pre_auth_max_frame: 64 * 1024,
+            pre_auth_bytes: 256 * 1024,
+            pre_auth_requests: 256,
+            pre_auth_streams: 2,
             frame_tap: None,
         }
     }
@@ -58,6 +84,7 @@ pub struct NodeServer {
     local_addr: SocketAddr,
     accept_task: tokio::task::JoinHandle<()>,
     in_flight: Arc<AtomicUsize>,
+    retries: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for NodeServer {
@@ -90,7 +117,11 @@ fn quinn_server_config(
                 .try_into()
                 .map_err(NetError::IdleTimeout)?,
         ))
-        .max_concurrent_bidi_streams(VarInt::from_u32(config.max_concurrent_streams))
+        // A connection starts under the pre-authentication budget: few
+        // streams, and a receive window that bounds what a stranger can make
+        // the node buffer; both are raised when it authenticates.
+        .max_concurrent_bidi_streams(VarInt::from_u32(config.pre_auth_streams))
+        .receive_window(VarInt::from_u64(config.pre_auth_bytes as u64).unwrap_or(VarInt::MAX))
         .max_concurrent_uni_streams(VarInt::from_u32(0));
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
     server.transport_config(Arc::new(transport));
@@ -129,11 +160,13 @@ impl NodeServer {
             .local_addr()
             .map_err(|e| NetError::io("local address", e))?;
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let retries = Arc::new(AtomicU64::new(0));
         let accept_task = tokio::spawn(accept_loop(
             endpoint.clone(),
             Arc::new(config),
             factory,
             in_flight.clone(),
+            retries.clone(),
         ));
         tracing::info!(%local_addr, "node endpoint listening");
         Ok(NodeServer {
@@ -141,12 +174,19 @@ impl NodeServer {
             local_addr,
             accept_task,
             in_flight,
+            retries,
         })
     }
 
     /// The bound address (with the actual port if 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// QUIC Retry packets sent so far (address validation of new
+    /// connections while busy).
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
     }
 
     /// Requests being received, handled or answered right now.
@@ -202,37 +242,116 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// Live connections per address (see [`address_key`]).
+type PerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// What a connection's source address counts as: an IPv4 address, or an
+/// IPv6 /64 (what one subscriber is usually given, so one attacker does not
+/// get 2^64 addresses' worth of connections).
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
+/// Gives an address's place back when its connection task ends.
+struct AddressSlot {
+    map: PerAddress,
+    key: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
 async fn accept_loop(
     endpoint: Endpoint,
     config: Arc<ServerConfig>,
     factory: HandlerFactory,
     in_flight: Arc<AtomicUsize>,
+    retries: Arc<AtomicU64>,
 ) {
     let live = Arc::new(AtomicUsize::new(0));
-    while let Some(incoming) = endpoint.accept().await {
-        // Count handshakes in progress too, so a flood cannot exceed the cap.
-        if live.fetch_add(1, Ordering::Relaxed) >= config.max_connections {
-            live.fetch_sub(1, Ordering::Relaxed);
-            tracing::warn!(remote = %incoming.remote_address(), "connection limit reached; refusing");
+    let per_address: PerAddress = Arc::default();
+    while let Some(mut incoming) = endpoint.accept().await {
+        let remote = incoming.remote_address();
+        // Handshakes in progress count too, so a flood cannot exceed the
+        // cap; only this loop adds, so reading then adding is exact.
+        let now_live = live.load(Ordering::Relaxed);
+        if now_live >= config.max_connections {
+            tracing::warn!(%remote, limit = config.max_connections, "connection limit reached; refusing");
             incoming.refuse();
             continue;
         }
+        // Busy: a new connection first proves it can receive at its source
+        // address (a spoofed one cannot), at the cost of one round trip.
+        if now_live >= config.retry_from && !incoming.remote_address_validated() {
+            match incoming.retry() {
+                Ok(()) => {
+                    retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%remote, live = now_live, "busy: address validation (Retry) asked");
+                    continue;
+                }
+                Err(e) => incoming = e.into_incoming(),
+            }
+        }
+        let key = address_key(remote.ip());
+        let address_slot = {
+            let mut map = per_address.lock().unwrap_or_else(|p| p.into_inner());
+            let n = map.entry(key).or_insert(0);
+            if *n >= config.max_connections_per_address {
+                drop(map);
+                tracing::warn!(
+                    %remote,
+                    limit = config.max_connections_per_address,
+                    "per-address connection limit reached; refusing"
+                );
+                incoming.refuse();
+                continue;
+            }
+            *n += 1;
+            AddressSlot {
+                map: per_address.clone(),
+                key,
+            }
+        };
+        live.fetch_add(1, Ordering::Relaxed);
         let slot = ConnectionSlot(live.clone());
         tokio::spawn(serve_connection(
             incoming,
             config.clone(),
             factory.clone(),
-            slot,
+            (slot, address_slot),
             in_flight.clone(),
         ));
     }
+}
+
+/// One connection's standing under the pre-authentication budget.
+#[derive(Default)]
+struct Admission {
+    authenticated: AtomicBool,
+    requests: AtomicUsize,
+    bytes: AtomicUsize,
 }
 
 async fn serve_connection(
     incoming: Incoming,
     config: Arc<ServerConfig>,
     factory: HandlerFactory,
-    _slot: ConnectionSlot,
+    _slots: (ConnectionSlot, AddressSlot),
     in_flight: Arc<AtomicUsize>,
 ) {
     let remote = incoming.remote_address();
@@ -244,9 +363,24 @@ async fn serve_connection(
         }
     };
     let handler: SharedHandler = Arc::new(tokio::sync::Mutex::new(factory()));
+    let admission = Arc::new(Admission::default());
     loop {
         match connection.accept_bi().await {
             Ok((send, recv)) => {
+                if !admission.authenticated.load(Ordering::Acquire)
+                    && admission.requests.fetch_add(1, Ordering::AcqRel) >= config.pre_auth_requests
+                {
+                    tracing::warn!(
+                        %remote,
+                        limit = config.pre_auth_requests,
+                        "too many requests before authentication; closing the connection"
+                    );
+                    connection.close(
+                        VarInt::from_u32(codes::PRE_AUTH_LIMIT),
+                        b"over the pre-authentication budget",
+                    );
+                    return;
+                }
                 in_flight.fetch_add(1, Ordering::Relaxed);
                 let request = ConnectionSlot(in_flight.clone());
                 tokio::spawn(serve_stream(
@@ -255,6 +389,7 @@ async fn serve_connection(
                     recv,
                     handler.clone(),
                     config.clone(),
+                    admission.clone(),
                     request,
                 ));
             }
@@ -279,10 +414,33 @@ async fn serve_stream(
     mut recv: RecvStream,
     handler: SharedHandler,
     config: Arc<ServerConfig>,
+    admission: Arc<Admission>,
     _request: ConnectionSlot,
 ) {
-    let request = match recv.read_to_end(config.max_frame).await {
+    let authenticated = admission.authenticated.load(Ordering::Acquire);
+    // Before authentication a request is read only up to the small limit,
+    // and all of them only up to the budget's bytes.
+    let limit = if authenticated {
+        config.max_frame
+    } else {
+        let spent = admission.bytes.load(Ordering::Acquire);
+        config
+            .pre_auth_max_frame
+            .min(config.pre_auth_bytes.saturating_sub(spent))
+    };
+    let request = match recv.read_to_end(limit).await {
         Ok(r) => r,
+        Err(quinn::ReadToEndError::TooLong) if !authenticated => {
+            tracing::warn!(
+                remote = %connection.remote_address(),
+                limit,
+                "request over the pre-authentication limit; refused unread"
+            );
+            let code = VarInt::from_u32(codes::PRE_AUTH_LIMIT);
+            let _ = recv.stop(code);
+            let _ = send.reset(code);
+            return;
+        }
         Err(quinn::ReadToEndError::TooLong) => {
             tracing::debug!(remote = %connection.remote_address(), "request too large; resetting stream");
             let code = VarInt::from_u32(codes::FRAME_TOO_LARGE);
@@ -304,10 +462,26 @@ async fn serve_stream(
     }
     // The handler may touch the disk, so it runs off the async workers;
     // the owned guard keeps this connection's calls one at a time.
+    if !authenticated {
+        admission.bytes.fetch_add(request.len(), Ordering::AcqRel);
+    }
     let mut guard = handler.lock_owned().await;
-    let result = tokio::task::spawn_blocking(move || guard.handle(&request, now_ms())).await;
+    let result = tokio::task::spawn_blocking(move || {
+        let response = guard.handle(&request, now_ms());
+        (response, guard.authenticated())
+    })
+    .await;
     let response = match result {
-        Ok(r) => r,
+        Ok((r, authed)) => {
+            if authed && !admission.authenticated.swap(true, Ordering::AcqRel) {
+                // Proved: the connection gets the full limits.
+                connection
+                    .set_max_concurrent_bi_streams(VarInt::from_u32(config.max_concurrent_streams));
+                connection.set_receive_window(VarInt::MAX);
+                tracing::debug!(remote = %connection.remote_address(), "connection authenticated");
+            }
+            r
+        }
         Err(e) => {
             // The session state may be half-updated: end the connection.
             tracing::error!("frame handler failed: {e}");

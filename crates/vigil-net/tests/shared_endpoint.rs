@@ -19,6 +19,11 @@ impl FrameHandler for Echo {
         out.extend_from_slice(request);
         out
     }
+
+    // These tests are about the transport, not admission.
+    fn authenticated(&self) -> bool {
+        true
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -19,6 +20,11 @@ use vigil_crypto::{X25519Identity, Zeroizing};
 pub struct GrantKeys {
     dir: PathBuf,
     rng: Mutex<ChaCha20Rng>,
+    // Key files in `dir`, for the node-wide cap (counted at open, then
+    // kept up to date by `issue` and `destroy`).
+    count: AtomicU64,
+    // Serialises destroys, so one file is counted out once.
+    destroying: Mutex<()>,
 }
 
 fn name(public: &[u8; 32]) -> String {
@@ -30,10 +36,23 @@ impl GrantKeys {
     /// (the node passes system randomness, tests a fixed seed).
     pub fn open(dir: &Path, seed: [u8; 32]) -> std::io::Result<Self> {
         fs::create_dir_all(dir)?;
+        let mut count = 0;
+        for e in fs::read_dir(dir)? {
+            if e?.file_name().to_str().is_some_and(|n| n.ends_with(".key")) {
+                count += 1;
+            }
+        }
         Ok(GrantKeys {
             dir: dir.to_owned(),
             rng: Mutex::new(ChaCha20Rng::from_seed(seed)),
+            count: AtomicU64::new(count),
+            destroying: Mutex::new(()),
         })
+    }
+
+    /// How many key files the directory holds (issued and not destroyed).
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Acquire)
     }
 
     /// Issues a new key at `now_ms`: `be64(created) || secret (32)`, mode 0600, synced.
@@ -47,6 +66,7 @@ impl GrantKeys {
         bytes.extend_from_slice(id.expose_secret());
         let path = self.dir.join(name(&public));
         vigil_fs::write_new(&path, &bytes, vigil_fs::Mode::OwnerOnly)?;
+        self.count.fetch_add(1, Ordering::AcqRel);
         Ok(public)
     }
 
@@ -60,7 +80,14 @@ impl GrantKeys {
 
     /// Overwrites and removes the key for `public`. Idempotent.
     pub fn destroy(&self, public: &[u8; 32]) -> std::io::Result<()> {
-        vigil_fs::erase(&self.dir.join(name(public)))
+        let _one = self.destroying.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self.dir.join(name(public));
+        let existed = path.exists();
+        vigil_fs::erase(&path)?;
+        if existed {
+            crate::limits::release(&self.count, 1);
+        }
+        Ok(())
     }
 
     /// Destroys keys issued before `older_than_ms` that no grant uses

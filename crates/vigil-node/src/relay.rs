@@ -1,6 +1,7 @@
 //! The blind relay: request handling, sans-I/O (docs/spec.md §11). The
 //! driver hands it frames and the time; it answers frames.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +17,7 @@ use vigil_proto::{AlertWire, BundleItem, GrantWire, SnapshotItem, VersionVector}
 
 use crate::alerts::{GrantRecord, InboxEntry, validate_grant};
 use crate::grant_keys::GrantKeys;
+use crate::limits::{self, Limits, VaultLock, release, reserve};
 use crate::store::{MailboxInfo, MailboxStore, ShredMarker, StoreError};
 use crate::sweep::SweepReport;
 use crate::tickets::{Permit, TicketRecord};
@@ -31,6 +33,23 @@ pub struct RelayConfig {
     pub pairing_ttl_ms: i64,
     /// Largest pull reply the relay builds, bytes (default 4 MiB).
     pub max_pull_bytes: u32,
+    /// Most bundles in one pull reply (default 1,000).
+    pub max_pull_bundles: u32,
+    /// Most mailboxes the node holds (default 20,000).
+    pub max_vaults: u64,
+    /// Most one-time grant key files the node keeps (default 21,000).
+    pub max_grant_keys: u64,
+    /// Most pairing offers waiting at once, node-wide (default 1,000).
+    pub max_pairing_slots: u64,
+    /// Most bytes of blobs the node stores, all vaults together
+    /// (default 32 GiB).
+    pub max_store_bytes: u64,
+    /// Furthest ahead a `Register` may put its period's end, ms
+    /// (default 365 days).
+    pub max_period_ms: i64,
+    /// Most devices one vault's pushes may name, and so the longest `have`
+    /// or `covers` list accepted (default 256).
+    pub max_devices_per_vault: u64,
     /// Most enrolment tickets unused at once (default 10,000): staff
     /// cannot fill the disk with tickets by mistake or by a script.
     pub max_tickets: u64,
@@ -43,6 +62,13 @@ impl Default for RelayConfig {
             max_blobs_per_vault: 100_000,
             pairing_ttl_ms: 15 * 60_000,
             max_pull_bytes: 4 * 1024 * 1024,
+            max_pull_bundles: 1_000,
+            max_vaults: 20_000,
+            max_grant_keys: 21_000,
+            max_pairing_slots: 1_000,
+            max_store_bytes: 32 * 1024 * 1024 * 1024,
+            max_period_ms: 365 * 86_400_000,
+            max_devices_per_vault: 256,
             max_tickets: 10_000,
         }
     }
@@ -57,10 +83,11 @@ type SeenAlert = ([u8; 16], u8, i64);
 pub struct Relay {
     store: MailboxStore,
     config: RelayConfig,
-    // Serialises read-modify-write of counters across connections.
-    lock: Arc<Mutex<()>>,
-    // Serialises ticket state changes and their count (taken after `lock`
-    // when both are held).
+    // Per-vault locks and the node-wide counters (limits.rs): no request
+    // waits for another vault's.
+    limits: Arc<Limits>,
+    // Serialises ticket state changes and their count (taken after the
+    // vault or grant lock when both are held).
     tickets_lock: Arc<Mutex<()>>,
     // The alert role: the node's X25519 identity and unwrapped grant keys.
     alerts: Option<Arc<AlertRole>>,
@@ -97,8 +124,20 @@ impl AlertRole {
 /// What one connection has established.
 #[derive(Debug, Default, Clone)]
 pub struct Session {
-    hello: bool,
-    vault: Option<VaultIdBytes>,
+    pub(crate) hello: bool,
+    pub(crate) vault: Option<VaultIdBytes>,
+    // A grant stored or an alert verified on this connection: it holds a
+    // key the node checked, though no mailbox key.
+    privileged: bool,
+}
+
+impl Session {
+    /// Whether the connection has proved it belongs: a mailbox key
+    /// accepted, or a grant or alert verified. Until then the transport
+    /// keeps it to the pre-authentication budget.
+    pub fn authenticated(&self) -> bool {
+        self.vault.is_some() || self.privileged
+    }
 }
 
 /// Whether `key` opens mailbox `m`: vigil-crypto's verifier, compared in
@@ -118,7 +157,7 @@ impl Relay {
         Relay {
             store,
             config,
-            lock: Arc::new(Mutex::new(())),
+            limits: Arc::default(),
             tickets_lock: Arc::new(Mutex::new(())),
             alerts: None,
             signer: None,
@@ -142,8 +181,10 @@ impl Relay {
         self
     }
 
-    pub(crate) fn lock_relay(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    /// The lock shard of a grant (what a `Grant`, an `Alert` or a shred
+    /// naming it takes).
+    pub(crate) fn lock_grant(&self, grant: &[u8; 16]) -> crate::limits::VaultLock<'_> {
+        self.limits.lock(&[&grant[..]])
     }
 
     pub(crate) fn lock_tickets(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -161,17 +202,23 @@ impl Relay {
     /// restart-safe: each deletion is one durable batch; run it at start and
     /// periodically.
     pub fn sweep(&self, now_ms: i64, grace_ms: i64) -> Result<SweepReport, StoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        // Each deletion takes its vault's (or grant's) lock only, and gives
+        // its places back under the caps as it goes.
+        let counters = self.limits.counters(&self.store)?;
         let mut r = SweepReport::default();
         for (vault, info) in self.store.vaults()? {
             if info.expires_ms.saturating_add(grace_ms) <= now_ms {
-                r += self.store.delete_vault(&vault)?;
+                let _lock = self.limits.lock(&[&vault]);
+                let d = self.store.delete_vault(&vault)?;
+                counters.release_deleted(&d);
+                r += d;
             }
         }
         // A shred marker outlives the mailbox only until the period's end:
         // from then on `PeriodOver` refuses the vault's devices anyway.
         for (vault, m) in self.store.shred_markers()? {
             if m.expires_ms.saturating_add(grace_ms) <= now_ms {
+                let _lock = self.limits.lock(&[&vault]);
                 self.store.remove_shred_marker(&vault)?;
                 r.shred_markers += 1;
             }
@@ -179,6 +226,7 @@ impl Relay {
         let grants = self.store.grants()?;
         for g in &grants {
             if g.grant.valid_until_ms.saturating_add(grace_ms) <= now_ms {
+                let _lock = self.limits.lock(&[&g.grant.grant_id]);
                 r += self.store.delete_grant(&g.grant.grant_id)?;
                 self.forget_grant_key(&g.grant.grant_id, Some(g.grant.grant_key));
             }
@@ -196,7 +244,9 @@ impl Relay {
             let _tickets = self.lock_tickets();
             self.store.sweep_tickets(now_ms, grace_ms)?
         };
-        r.pairings += self.store.sweep_pairings(now_ms)?;
+        let pairings = self.store.sweep_pairings(now_ms)?;
+        release(&counters.pairings, pairings);
+        r.pairings += pairings;
         if r != SweepReport::default() {
             tracing::info!(?r, "swept expired data");
         }
@@ -268,6 +318,7 @@ impl Relay {
             kept += k;
             self.forget_grant_key(g, grant_key);
         }
+        self.limits.counters(&self.store)?.release_deleted(&r);
         tracing::info!(vault = %hex8(&vault), ?r, kept, "vault shredded on request");
         let body = ReceiptBody {
             vault,
@@ -316,7 +367,7 @@ impl Relay {
 
     /// Revokes a grant: its alerts are refused from now on.
     pub fn revoke_grant(&self, id: &[u8; 16]) -> Result<bool, StoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _lock = self.limits.lock(&[id]);
         let Some(mut g) = self.store.grant(id)? else {
             return Ok(false);
         };
@@ -453,6 +504,31 @@ impl Relay {
         Ok(Response::AlertAck { stored })
     }
 
+    /// What the node holds against its node-wide caps.
+    pub fn usage(&self) -> Result<Usage, StoreError> {
+        use std::sync::atomic::Ordering::Acquire;
+        let c = self.limits.counters(&self.store)?;
+        Ok(Usage {
+            vaults: c.vaults.load(Acquire),
+            bytes: c.bytes.load(Acquire),
+            pairing_slots: c.pairings.load(Acquire),
+            grant_keys: self.alerts.as_ref().map_or(0, |r| r.grant_keys.count()),
+        })
+    }
+
+    /// Whether two vaults' requests are serialised by one lock (their ids
+    /// fall in the same of the relay's lock shards).
+    pub fn share_a_lock(&self, a: &VaultIdBytes, b: &VaultIdBytes) -> bool {
+        self.limits.same_shard(a, b)
+    }
+
+    /// Holds `vault`'s lock until the guard is dropped: none of its
+    /// requests is served meanwhile, other vaults' are (for maintenance
+    /// and tests).
+    pub fn lock_vault(&self, vault: &VaultIdBytes) -> VaultLock<'_> {
+        self.limits.lock(&[vault])
+    }
+
     /// The store (for the operator and the sweeper).
     pub fn store(&self) -> &MailboxStore {
         &self.store
@@ -468,11 +544,62 @@ impl Relay {
 
     /// Handles one decoded request.
     pub fn handle(&self, s: &mut Session, req: Request, now_ms: i64) -> Response {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        match self.handle_inner(s, req, now_ms) {
+        let _lock = self.limits.lock(&limits::lock_ids(&req, s));
+        let proves = matches!(req, Request::Grant(_) | Request::Alert(_));
+        let resp = match self.admit(s, req, now_ms) {
             Ok(r) => r,
             Err(e) => internal(e),
+        };
+        if proves && matches!(resp, Response::Ok | Response::AlertAck { .. }) {
+            s.privileged = true;
         }
+        resp
+    }
+
+    /// The node-wide caps a request meets before it is handled: the bound
+    /// on a period's end, list lengths, the grant-key and vault caps.
+    fn admit(&self, s: &mut Session, req: Request, now_ms: i64) -> Result<Response, StoreError> {
+        let c = self.limits.counters(&self.store)?;
+        if !s.hello {
+            return self.handle_inner(s, req, now_ms);
+        }
+        let cfg = &self.config;
+        if let Some(e) = limits::refuse_early(&req, cfg.max_devices_per_vault) {
+            tracing::warn!(error = %e, "request refused");
+            return Ok(Response::Error(e));
+        }
+        // `GrantKey` requests share one lock (limits::lock_ids), so this
+        // check and the issue that follows are one step.
+        if matches!(req, Request::GrantKey)
+            && let Some(role) = &self.alerts
+            && role.grant_keys.count() >= cfg.max_grant_keys
+        {
+            return Ok(Response::Error(limits::full(
+                "grant keys",
+                cfg.max_grant_keys,
+            )));
+        }
+        let new_vault = limits::new_vault(&req, &self.store)?;
+        // Only a new mailbox is bounded: a vault already here keeps
+        // confirming its period even if the operator lowers the bound.
+        if let (Some(_), Request::Enrol { expires_ms, .. }) = (new_vault, &req) {
+            let latest_ms = now_ms.saturating_add(cfg.max_period_ms);
+            if *expires_ms > latest_ms {
+                tracing::warn!(latest_ms, "register refused: period ends too far ahead");
+                return Ok(Response::Error(ProtoError::ExpiryTooFar { latest_ms }));
+            }
+        }
+        if new_vault.is_some() && !reserve(&c.vaults, 1, cfg.max_vaults) {
+            return Ok(Response::Error(limits::full("vaults", cfg.max_vaults)));
+        }
+        let resp = self.handle_inner(s, req, now_ms);
+        if let Some(v) = new_vault
+            && !matches!(self.store.mailbox(&v), Ok(Some(_)))
+        {
+            // Refused (or failed): its place goes back.
+            release(&c.vaults, 1);
+        }
+        resp
     }
 
     fn handle_inner(
@@ -552,10 +679,16 @@ impl Relay {
                 None => err(ProtoError::UnknownGrant),
             },
             // Fetching takes the offer: it waits at the node only until used.
-            Request::PairFetch { slot } => match self.store.take_pairing(&slot, now_ms)? {
-                Some(wrapped) => Ok(Response::PairOffer { wrapped }),
-                None => err(ProtoError::NotFound),
-            },
+            Request::PairFetch { slot } => {
+                let (removed, offer) = self.store.take_pairing_counted(&slot, now_ms)?;
+                if removed {
+                    release(&self.limits.counters(&self.store)?.pairings, 1);
+                }
+                match offer {
+                    Some(wrapped) => Ok(Response::PairOffer { wrapped }),
+                    None => err(ProtoError::NotFound),
+                }
+            }
             other => {
                 let Some(vault) = s.vault else {
                     return err(ProtoError::NotAuthenticated);
@@ -665,13 +798,23 @@ impl Relay {
                         "pairing offer too large".into(),
                     )));
                 }
-                let stored = self.store.put_pairing(
+                // A place under the node-wide cap is reserved first, and
+                // kept only if the offer took a slot that was empty.
+                let pairings = &self.limits.counters(&self.store)?.pairings;
+                if !reserve(pairings, 1, self.config.max_pairing_slots) {
+                    let max = self.config.max_pairing_slots;
+                    return Ok(Response::Error(limits::full("pairing slots", max)));
+                }
+                let stored = self.store.put_pairing_counted(
                     &slot,
                     &wrapped,
                     now_ms,
-                    now_ms + self.config.pairing_ttl_ms,
-                )?;
-                Ok(if stored {
+                    now_ms.saturating_add(self.config.pairing_ttl_ms),
+                );
+                if !matches!(stored, Ok(Some(true))) {
+                    release(pairings, 1);
+                }
+                Ok(if stored?.is_some() {
                     Response::Ok
                 } else {
                     Response::Error(ProtoError::SlotTaken)
@@ -715,13 +858,29 @@ impl Relay {
                 }),
             };
         }
+        let max_devices = self.config.max_devices_per_vault;
+        if highest == 0 && self.store.holdings(&vault)?.len() as u64 >= max_devices {
+            tracing::warn!(vault = %hex8(&vault), "device quota exceeded");
+            return err(ProtoError::QuotaExceeded {
+                what: "devices".into(),
+                limit: max_devices,
+            });
+        }
         if let Some(e) = self.quota(&info, b.blob.len() as u64, 1) {
             tracing::warn!(vault = %hex8(&vault), "quota exceeded");
             return err(e);
         }
-        info.bytes += b.blob.len() as u64;
+        let len = b.blob.len() as u64;
+        let disk = &self.limits.counters(&self.store)?.bytes;
+        if !reserve(disk, len, self.config.max_store_bytes) {
+            return err(limits::full("disk bytes", self.config.max_store_bytes));
+        }
+        info.bytes += len;
         info.blobs += 1;
-        self.store.append(&vault, &b, &info)?;
+        if let Err(e) = self.store.append(&vault, &b, &info) {
+            release(disk, len);
+            return Err(e);
+        }
         Ok(Response::Ack {
             device: b.device,
             seq: b.seq,
@@ -736,28 +895,34 @@ impl Relay {
         have: &VersionVector,
         max_bytes: u32,
     ) -> Result<Response, StoreError> {
-        let have_of =
-            |v: &[([u8; 16], u64)], d: &[u8; 16]| v.iter().find(|(x, _)| x == d).map_or(0, |x| x.1);
-        let mut floor = have.clone();
+        // Maps, not scans: both lists are the device's to choose (bounded
+        // by `max_devices_per_vault`, but not to be walked per entry).
+        let mut floor: HashMap<[u8; 16], u64> = HashMap::with_capacity(have.len());
+        for (d, seq) in have {
+            let e = floor.entry(*d).or_insert(0);
+            *e = (*e).max(*seq);
+        }
+        let had = |d: &[u8; 16]| floor.get(d).copied().unwrap_or(0);
         let snap = self
             .store
             .snapshot(&vault)?
-            .filter(|s| s.covers.iter().any(|(d, seq)| have_of(have, d) < *seq));
+            .filter(|s| s.covers.iter().any(|(d, seq)| had(d) < *seq));
         if let Some(s) = &snap {
             for (d, seq) in &s.covers {
-                match floor.iter_mut().find(|(x, _)| x == d) {
-                    Some(e) => e.1 = e.1.max(*seq),
-                    None => floor.push((*d, *seq)),
-                }
+                let e = floor.entry(*d).or_insert(0);
+                *e = (*e).max(*seq);
             }
         }
+        let max_items = self.config.max_pull_bundles.max(1) as usize;
         let budget = max_bytes.min(self.config.max_pull_bytes) as usize;
         let mut used = snap.as_ref().map_or(0, |s| s.blob.len());
         let mut bundles = Vec::new();
         let mut more = false;
         for b in self.store.bundles_after(&vault, &floor)? {
             let b = b?;
-            if (!bundles.is_empty() || snap.is_some()) && used + b.blob.len() > budget {
+            if (!bundles.is_empty() || snap.is_some())
+                && (used + b.blob.len() > budget || bundles.len() >= max_items)
+            {
                 more = true;
                 break;
             }
@@ -786,9 +951,10 @@ impl Relay {
             device: [0; 16],
             seq: 0,
         };
-        let holdings = self.store.holdings(&vault)?;
+        let holdings: HashMap<_, _> = self.store.holdings(&vault)?.into_iter().collect();
+        let covers: HashMap<_, _> = snap.covers.iter().copied().collect();
         for (d, seq) in &snap.covers {
-            let h = holdings.iter().find(|(x, _)| x == d).map_or(0, |x| x.1);
+            let h = holdings.get(d).copied().unwrap_or(0);
             if *seq > h {
                 return Ok(Response::Error(ProtoError::Malformed(
                     "snapshot covers bundles the relay never received".into(),
@@ -797,19 +963,47 @@ impl Relay {
         }
         if let Some(old) = self.store.snapshot(&vault)? {
             // Never replace a snapshot with one that covers less.
-            let covers_old = old.covers.iter().all(|(d, seq)| {
-                snap.covers.iter().find(|(x, _)| x == d).map_or(0, |x| x.1) >= *seq
-            });
+            let covers_old = old
+                .covers
+                .iter()
+                .all(|(d, seq)| covers.get(d).copied().unwrap_or(0) >= *seq);
             if !covers_old {
                 return Ok(snapshot_ack);
             }
         }
-        // The quota applies to usage after the covered bundles are gone.
+        // The quota applies to usage after the covered bundles are gone;
+        // growth of the node's total is reserved under its cap first.
+        let disk = &self.limits.counters(&self.store)?.bytes;
+        let before = info.bytes;
+        let (reserved, disk_full) = (Cell::new(0), Cell::new(false));
         let fits = |after: &MailboxInfo| {
-            after.bytes <= self.config.max_bytes_per_vault
-                && after.blobs <= self.config.max_blobs_per_vault
+            if after.bytes > self.config.max_bytes_per_vault
+                || after.blobs > self.config.max_blobs_per_vault
+            {
+                return false;
+            }
+            let grow = after.bytes.saturating_sub(before);
+            if !reserve(disk, grow, self.config.max_store_bytes) {
+                disk_full.set(true);
+                return false;
+            }
+            reserved.set(grow);
+            true
         };
-        if !self.store.put_snapshot(&vault, snap, &mut info, fits)? {
+        let stored = match self.store.put_snapshot(&vault, snap, &mut info, fits) {
+            Ok(stored) => stored,
+            Err(e) => {
+                release(disk, reserved.get());
+                return Err(e);
+            }
+        };
+        if stored {
+            release(disk, before.saturating_sub(info.bytes));
+        } else if disk_full.get() {
+            let max = self.config.max_store_bytes;
+            return Ok(Response::Error(limits::full("disk bytes", max)));
+        }
+        if !stored {
             let probe = MailboxInfo {
                 bytes: 0,
                 blobs: 0,
@@ -850,4 +1044,21 @@ impl FrameHandler for RelaySession {
         };
         encode_response(&resp)
     }
+
+    fn authenticated(&self) -> bool {
+        self.session.authenticated()
+    }
+}
+
+/// What a node holds against its node-wide caps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Mailboxes.
+    pub vaults: u64,
+    /// Bytes of blobs, all vaults together.
+    pub bytes: u64,
+    /// Pairing offers waiting.
+    pub pairing_slots: u64,
+    /// One-time grant key files.
+    pub grant_keys: u64,
 }

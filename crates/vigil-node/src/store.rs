@@ -1,6 +1,7 @@
 //! The node's mailbox store on sled (docs/spec.md §11). It holds verifiers,
 //! sealed blobs and counters: nothing it could read.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::kv::{Kv, KvBatch};
@@ -276,7 +277,7 @@ impl MailboxStore {
         &'a self,
         vault: &'a VaultIdBytes,
     ) -> impl Iterator<Item = Result<BundleItem, StoreError>> + 'a {
-        let (all, err) = match self.bundles_after(vault, &[]) {
+        let (all, err) = match self.bundles_after(vault, &HashMap::new()) {
             Ok(it) => (Some(it), None),
             Err(e) => (None, Some(Err(e))),
         };
@@ -285,39 +286,37 @@ impl MailboxStore {
 
     /// The bundles of the vault that `have` lacks, in (device, seq) order,
     /// read lazily per device from the first missing seq: a device that is
-    /// up to date costs the relay one scan of the vault's counters.
+    /// up to date costs the relay one scan of the vault's counters. `have`
+    /// is a map, so a long vector costs a lookup per device held, not a scan.
     pub fn bundles_after<'a>(
         &'a self,
         vault: &'a VaultIdBytes,
-        have: &'a [(DeviceIdBytes, u64)],
-    ) -> Result<impl Iterator<Item = Result<BundleItem, StoreError>> + 'a, StoreError> {
-        let held = self.holdings(vault)?;
-        Ok(held
+        have: &HashMap<DeviceIdBytes, u64>,
+    ) -> Result<impl Iterator<Item = Result<BundleItem, StoreError>> + use<'a>, StoreError> {
+        let wanted: Vec<_> = self
+            .holdings(vault)?
             .into_iter()
-            .filter_map(move |(device, highest)| {
-                let from = have
-                    .iter()
-                    .find(|(d, _)| *d == device)
-                    .map_or(0, |h| h.1)
-                    .saturating_add(1);
+            .filter_map(|(device, highest)| {
+                let from = have.get(&device).copied().unwrap_or(0).saturating_add(1);
                 (from <= highest).then_some((device, from, highest))
             })
-            .flat_map(move |(device, from, highest)| {
-                let start = key(b'b', &[vault, &device, &from.to_be_bytes()]);
-                let end = key(
-                    b'b',
-                    &[vault, &device, &highest.saturating_add(1).to_be_bytes()],
-                );
-                self.db.range(start, end).map(move |r| {
-                    let (k, blob) = r?;
-                    let seq = k
-                        .get(33..41)
-                        .and_then(|s| s.try_into().ok())
-                        .map(u64::from_be_bytes)
-                        .ok_or_else(|| StoreError::Corrupt("bundle key".into()))?;
-                    Ok(BundleItem { device, seq, blob })
-                })
-            }))
+            .collect();
+        Ok(wanted.into_iter().flat_map(move |(device, from, highest)| {
+            let start = key(b'b', &[vault, &device, &from.to_be_bytes()]);
+            let end = key(
+                b'b',
+                &[vault, &device, &highest.saturating_add(1).to_be_bytes()],
+            );
+            self.db.range(start, end).map(move |r| {
+                let (k, blob) = r?;
+                let seq = k
+                    .get(33..41)
+                    .and_then(|s| s.try_into().ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| StoreError::Corrupt("bundle key".into()))?;
+                Ok(BundleItem { device, seq, blob })
+            })
+        }))
     }
 
     /// The stored snapshot, if any.
@@ -348,8 +347,8 @@ impl MailboxStore {
             bytes = bytes.saturating_sub(o.blob.len() as u64);
             blobs = blobs.saturating_sub(1);
         }
-        let covered =
-            |d: &DeviceIdBytes| snap.covers.iter().find(|(x, _)| x == d).map_or(0, |c| c.1);
+        let covers: HashMap<_, _> = snap.covers.iter().copied().collect();
+        let covered = |d: &DeviceIdBytes| covers.get(d).copied().unwrap_or(0);
         for b in self.bundles(vault) {
             let b = b?;
             if b.seq <= covered(&b.device) {
@@ -386,6 +385,21 @@ impl MailboxStore {
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<bool, StoreError> {
+        Ok(self
+            .put_pairing_counted(slot, wrapped, now_ms, expires_ms)?
+            .is_some())
+    }
+
+    /// [`MailboxStore::put_pairing`], saying whether the offer took an empty
+    /// slot (`Some(true)`), replaced an expired offer (`Some(false)`), or
+    /// was refused (`None`): what the node-wide count of offers needs.
+    pub fn put_pairing_counted(
+        &self,
+        slot: &[u8; 32],
+        wrapped: &[u8],
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<bool>, StoreError> {
         let k = key(b'p', &[slot]);
         let mut v = expires_ms.to_be_bytes().to_vec();
         v.extend_from_slice(wrapped);
@@ -395,15 +409,22 @@ impl MailboxStore {
             .and_then(pairing_expiry)
             .is_some_and(|exp| now_ms < exp)
         {
-            return Ok(false);
+            return Ok(None);
         }
+        let was_empty = old.is_none();
         // Compare-and-swap against what was read: of two writers racing for
         // an empty (or expired) slot, one wins.
         if !self.db.compare_and_swap(k, old, v)? {
-            return Ok(false);
+            return Ok(None);
         }
         self.db.flush()?;
-        Ok(true)
+        Ok(Some(was_empty))
+    }
+
+    /// How many pairing offers are stored (expired ones not yet swept
+    /// included).
+    pub fn pairing_count(&self) -> Result<u64, StoreError> {
+        Ok(self.db.scan_prefix(b"p")?.len() as u64)
     }
 
     /// The wrapped root at a slot, if present and not expired at `now_ms`.
@@ -421,13 +442,24 @@ impl MailboxStore {
         slot: &[u8; 32],
         now_ms: i64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.take_pairing_counted(slot, now_ms)?.1)
+    }
+
+    /// [`MailboxStore::take_pairing`], saying also whether an offer (even
+    /// an expired one) was removed.
+    pub fn take_pairing_counted(
+        &self,
+        slot: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<(bool, Option<Vec<u8>>), StoreError> {
         let Some(v) = self.db.take(&key(b'p', &[slot]))? else {
-            return Ok(None);
+            return Ok((false, None));
         };
         self.db.flush()?;
-        Ok(pairing_expiry(&v)
+        let offer = pairing_expiry(&v)
             .is_some_and(|exp| now_ms < exp)
-            .then(|| v[8..].to_vec()))
+            .then(|| v[8..].to_vec());
+        Ok((true, offer))
     }
 
     /// Every registered vault (for the sweeper and the operator).

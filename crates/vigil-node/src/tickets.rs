@@ -305,9 +305,12 @@ impl Relay {
     /// its unacknowledged alerts stay for staff as after a shred), and the
     /// vault can give no grant again. `None` if there is no such ticket.
     pub fn revoke_ticket(&self, id: &TicketId, now_ms: i64) -> Result<Option<Revoked>, StoreError> {
-        let _relay = self.lock_relay();
-        let _guard = self.lock_tickets();
         let store = self.store();
+        // The grant's lock first (as a `Grant` or an `Alert` takes it), then
+        // the tickets'; the ticket is read again under both.
+        let grant_now = store.ticket(id)?.and_then(|t| t.grant());
+        let _grant = grant_now.map(|g| self.lock_grant(&g));
+        let _guard = self.lock_tickets();
         let Some(mut t) = store.ticket(id)? else {
             return Ok(None);
         };

@@ -18,6 +18,11 @@ pub enum CloseReason {
     HandlerFailed,
     /// The node is shutting down (code 3).
     ShuttingDown,
+    /// The connection went past what the node allows before it
+    /// authenticates (code 4): a request larger than the pre-authentication
+    /// frame limit (its stream is reset), or more requests or bytes than the
+    /// pre-authentication budget (the connection is closed).
+    PreAuthLimit,
     /// A code this version does not know.
     Unknown(u64),
 }
@@ -30,6 +35,7 @@ impl CloseReason {
             1 => CloseReason::FrameTooLarge,
             2 => CloseReason::HandlerFailed,
             3 => CloseReason::ShuttingDown,
+            4 => CloseReason::PreAuthLimit,
             other => CloseReason::Unknown(other),
         }
     }
@@ -42,6 +48,7 @@ impl fmt::Display for CloseReason {
             CloseReason::FrameTooLarge => "request frame too large",
             CloseReason::HandlerFailed => "node handler failed",
             CloseReason::ShuttingDown => "node shutting down",
+            CloseReason::PreAuthLimit => "over the node's limit before authentication",
             CloseReason::Unknown(_) => "unknown error code",
         })
     }
@@ -100,4 +107,11 @@ pub trait Exchange {
 pub trait FrameHandler: Send {
     /// Handles one request frame received at `now_ms` (ms since the epoch).
     fn handle(&mut self, request: &[u8], now_ms: i64) -> Vec<u8>;
+
+    /// Whether this connection has proved it belongs (the relay: a mailbox
+    /// key accepted, a grant or alert verified). Until it has, the transport
+    /// holds the connection to a small pre-authentication budget (request
+    /// size, request count and bytes, concurrent streams); it asks after
+    /// every request, so the handler decides, not the transport.
+    fn authenticated(&self) -> bool;
 }

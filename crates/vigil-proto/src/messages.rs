@@ -300,6 +300,30 @@ pub enum ProtoError {
         /// The sealed notice the shredding device left (opaque to the node).
         notice: Vec<u8>,
     },
+    /// A node-wide cap would be exceeded (vaults, grant keys, pairing
+    /// slots, disk): the node is full for now, whoever asks.
+    #[error("the node is full: its {what} limit is {limit}")]
+    NodeFull {
+        /// `vaults`, `grant keys`, `pairing slots` or `disk bytes`.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// `Register` asked for a period ending further ahead than the node
+    /// keeps a mailbox.
+    #[error("the period ends too far ahead: this node keeps a mailbox until {latest_ms} at most")]
+    ExpiryTooFar {
+        /// The latest end of period the node accepts now, ms.
+        latest_ms: i64,
+    },
+    /// A list in the request has more entries than the node accepts.
+    #[error("too many entries: the {what} list may hold {limit}")]
+    TooManyEntries {
+        /// `have` or `covers`.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
     /// A new vault's mailbox, or a grant, needs an enrolment ticket from
     /// staff (§15).
     #[error("this node enrols residents with a ticket from staff only")]

@@ -117,3 +117,30 @@ fn other_version_oversize_and_garbage_are_typed_errors() {
         Err(CodecError::Malformed(_))
     ));
 }
+
+#[test]
+fn admission_errors_have_the_wire_numbers_of_the_spec() {
+    // Frame: version 1, response 6 (Error), then the ProtoError variant (§9).
+    for (e, number) in [
+        (
+            ProtoError::NodeFull {
+                what: "vaults".into(),
+                limit: 2,
+            },
+            21u8,
+        ),
+        (ProtoError::ExpiryTooFar { latest_ms: 5 }, 22),
+        (
+            ProtoError::TooManyEntries {
+                what: "have".into(),
+                limit: 3,
+            },
+            23,
+        ),
+    ] {
+        let r = Response::Error(e);
+        let frame = encode_response(&r);
+        assert_eq!(frame[..3], [1, 6, number], "{r:?}");
+        assert_eq!(decode_response(&frame), Ok(r));
+    }
+}

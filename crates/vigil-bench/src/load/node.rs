@@ -73,7 +73,13 @@ impl InProcessNode {
             .build()
             .map_err(|e| e.to_string())?;
         let factory = node.handler_factory();
-        let mut config = ServerConfig::default();
+        // Every simulated resident connects from this one loopback address:
+        // the per-address cap and Retry are for the Internet.
+        let mut config = ServerConfig {
+            max_connections_per_address: usize::MAX,
+            retry_from: usize::MAX,
+            ..ServerConfig::default()
+        };
         if let Some(m) = max_connections {
             config.max_connections = m;
         }
@@ -280,12 +286,19 @@ fn vigil_node_command(
         .arg(listen.to_string())
         .arg("--log-level")
         .arg("warn");
+    // Every simulated resident connects from one loopback address: the
+    // per-address cap and Retry are for the Internet.
+    let mut limits = format!(
+        "[limits]\nmax_connections_per_address = {}\nretry_from = {}\n",
+        u32::MAX,
+        u32::MAX
+    );
     if let Some(m) = max_connections {
-        let config = dir.with_extension("toml");
-        std::fs::write(&config, format!("[limits]\nmax_connections = {m}\n"))
-            .map_err(|e| e.to_string())?;
-        cmd.arg("--config").arg(config);
+        limits.push_str(&format!("max_connections = {m}\n"));
     }
+    let config = dir.with_extension("toml");
+    std::fs::write(&config, limits).map_err(|e| e.to_string())?;
+    cmd.arg("--config").arg(config);
     Ok(cmd)
 }
 

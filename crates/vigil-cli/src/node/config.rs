@@ -58,7 +58,21 @@ struct Limits {
     max_blobs_per_vault: Option<u64>,
     pairing_ttl: Option<DurationValue>,
     max_pull_bytes: Option<u32>,
+    max_pull_bundles: Option<u32>,
+    max_vaults: Option<u64>,
+    max_grant_keys: Option<u64>,
+    max_pairing_slots: Option<u64>,
+    max_store_bytes: Option<u64>,
+    max_period: Option<DurationValue>,
+    max_devices_per_vault: Option<u64>,
     max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    retry_from: Option<usize>,
+    max_concurrent_streams: Option<u32>,
+    pre_auth_max_frame: Option<usize>,
+    pre_auth_bytes: Option<usize>,
+    pre_auth_requests: Option<usize>,
+    pre_auth_streams: Option<u32>,
     idle_timeout: Option<DurationValue>,
     max_tickets: Option<u64>,
 }
@@ -182,11 +196,52 @@ pub(crate) fn resolve(
     relay.max_blobs_per_vault = l.max_blobs_per_vault.unwrap_or(relay.max_blobs_per_vault);
     relay.max_pull_bytes = l.max_pull_bytes.unwrap_or(relay.max_pull_bytes);
     relay.max_tickets = l.max_tickets.unwrap_or(relay.max_tickets);
+    relay.max_pull_bundles = l.max_pull_bundles.unwrap_or(relay.max_pull_bundles);
+    relay.max_vaults = l.max_vaults.unwrap_or(relay.max_vaults);
+    relay.max_grant_keys = l.max_grant_keys.unwrap_or(relay.max_grant_keys);
+    relay.max_pairing_slots = l.max_pairing_slots.unwrap_or(relay.max_pairing_slots);
+    relay.max_store_bytes = l.max_store_bytes.unwrap_or(relay.max_store_bytes);
+    relay.max_devices_per_vault = l
+        .max_devices_per_vault
+        .unwrap_or(relay.max_devices_per_vault);
     if let Some(t) = merge(None, l.pairing_ttl, |v| v.get("limits.pairing_ttl")).map_err(bad)? {
         relay.pairing_ttl_ms = ms(t);
     }
+    if let Some(t) = merge(None, l.max_period, |v| v.get("limits.max_period")).map_err(bad)? {
+        relay.max_period_ms = ms(t);
+    }
+    if relay.max_pull_bundles == 0 || relay.max_devices_per_vault == 0 {
+        return Err(bad(
+            "limits.max_pull_bundles and limits.max_devices_per_vault must be at least 1".into(),
+        ));
+    }
     let mut server = ServerConfig::default();
     server.max_connections = l.max_connections.unwrap_or(server.max_connections);
+    server.max_connections_per_address = l
+        .max_connections_per_address
+        .unwrap_or(server.max_connections_per_address);
+    server.retry_from = l.retry_from.unwrap_or(server.retry_from);
+    server.max_concurrent_streams = l
+        .max_concurrent_streams
+        .unwrap_or(server.max_concurrent_streams);
+    server.pre_auth_max_frame = l.pre_auth_max_frame.unwrap_or(server.pre_auth_max_frame);
+    server.pre_auth_bytes = l.pre_auth_bytes.unwrap_or(server.pre_auth_bytes);
+    server.pre_auth_requests = l.pre_auth_requests.unwrap_or(server.pre_auth_requests);
+    server.pre_auth_streams = l.pre_auth_streams.unwrap_or(server.pre_auth_streams);
+    // A device must get Hello and Auth (or a ticket) through the budget.
+    if server.pre_auth_max_frame < 1024
+        || server.pre_auth_bytes < server.pre_auth_max_frame
+        || server.pre_auth_requests < 4
+        || server.pre_auth_streams == 0
+        || server.max_concurrent_streams == 0
+    {
+        return Err(bad(
+            "limits.pre_auth_* too small for a device to authenticate: \
+             pre_auth_max_frame at least 1024, pre_auth_bytes at least pre_auth_max_frame, \
+             pre_auth_requests at least 4, streams at least 1"
+                .into(),
+        ));
+    }
     if let Some(t) = merge(None, l.idle_timeout, |v| v.get("limits.idle_timeout")).map_err(bad)? {
         server.idle_timeout = t;
     }
@@ -268,6 +323,45 @@ mod tests {
     }
 
     #[test]
+    fn every_admission_limit_is_read_from_the_file() {
+        let file = "[limits]\nmax_vaults = 5\nmax_grant_keys = 6\nmax_pairing_slots = 7\n\
+                    max_store_bytes = 8000\nmax_period = \"30d\"\nmax_devices_per_vault = 9\n\
+                    max_pull_bundles = 10\nmax_connections_per_address = 11\nretry_from = 0\n\
+                    max_concurrent_streams = 12\npre_auth_max_frame = 2048\n\
+                    pre_auth_bytes = 4096\npre_auth_requests = 13\npre_auth_streams = 1\n";
+        let s = settings(&["serve"], file).unwrap();
+        let r = s.relay;
+        assert_eq!(
+            (r.max_vaults, r.max_grant_keys, r.max_pairing_slots),
+            (5, 6, 7)
+        );
+        assert_eq!((r.max_store_bytes, r.max_devices_per_vault), (8000, 9));
+        assert_eq!((r.max_period_ms, r.max_pull_bundles), (30 * 86_400_000, 10));
+        let v = &s.server;
+        assert_eq!(
+            (
+                v.max_connections_per_address,
+                v.retry_from,
+                v.max_concurrent_streams
+            ),
+            (11, 0, 12)
+        );
+        assert_eq!(
+            (
+                v.pre_auth_max_frame,
+                v.pre_auth_bytes,
+                v.pre_auth_requests,
+                v.pre_auth_streams
+            ),
+            (2048, 4096, 13, 1)
+        );
+        // Unset, they keep their defaults.
+        let d = settings(&["serve"], "").unwrap();
+        assert_eq!(d.relay, RelayConfig::default());
+        assert_eq!(d.server.pre_auth_max_frame, 64 * 1024);
+    }
+
+    #[test]
     fn bad_files_are_one_line_errors() {
         for (file, needle) in [
             ("listen = ", "line 1"),
@@ -276,6 +370,8 @@ mod tests {
             ("sweep_every = \"soon\"", "not a duration"),
             ("[limits]\nmax_blobs_per_vault = -1", "line 2"),
             ("sweep_every = \"0s\"", "at least 1s"),
+            ("[limits]\npre_auth_bytes = 10", "too small"),
+            ("[limits]\nmax_pull_bundles = 0", "at least 1"),
         ] {
             let e = settings(&["serve"], file).unwrap_err();
             let msg = e.one_line();

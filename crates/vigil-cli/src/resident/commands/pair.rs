@@ -14,6 +14,7 @@ use crate::common::time::{format_duration, format_time};
 use crate::common::{Error, exit, one_line};
 use crate::resident::cli::*;
 use crate::resident::context::{Ctx, JOINER_FILE, connect, parse_node_code, rng, write_private};
+use crate::resident::error::shredded_elsewhere;
 use crate::resident::fmt::PeriodJson;
 
 const JOIN_PREFIX: &str = "vigil-join1/";
@@ -410,9 +411,16 @@ fn finish_interrupted_join(ctx: &mut Ctx, code: &EnrolmentCode) -> Result<(), Er
     let sas = KeySchedule::new(root).pairing_code(&identity.public_key());
     let mut vault = ctx.open()?;
     let mut conn = connect(code)?;
-    vault
-        .sync(&mut conn)
-        .map_err(|e| Error::from(e).context("first sync failed"))?;
+    match vault.sync(&mut conn) {
+        Ok(_) => {}
+        // Shredded on the other device before this one finished joining:
+        // destroy the key now, as `vigil sync` does.
+        Err(SyncFailure::ShreddedElsewhere(t)) => {
+            remove_joiner(ctx);
+            return Err(shredded_elsewhere(vault, &ctx.key_store(), &t));
+        }
+        Err(e) => return Err(Error::from(e).context("first sync failed")),
+    }
     conn.close();
     joined(ctx, code, &vault, &sas.to_string())
 }
