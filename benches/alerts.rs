@@ -140,7 +140,7 @@ fn send_alerts(ticket: &TicketCode, i: u64, start: i64, per: usize) {
         ticket: ticket.ticket.id,
         secret: *ticket.ticket.secret.expose_secret(),
         vault,
-        verifier: keys.mailbox_key().verifier().to_bytes(),
+        verifier: keys.mailbox_key(&code.node_id()).verifier().to_bytes(),
         expires_ms: start + 14 * DAY,
     });
     assert!(
@@ -149,7 +149,7 @@ fn send_alerts(ticket: &TicketCode, i: u64, start: i64, per: usize) {
     );
     let auth = call(Request::Auth {
         vault,
-        key: *keys.mailbox_key().expose_secret(),
+        key: *keys.mailbox_key(&code.node_id()).expose_secret(),
     });
     assert_eq!(auth, Response::Ok);
     let Response::GrantKey { public } = call(Request::GrantKey) else {

@@ -91,7 +91,8 @@ pub use vigil_proto::alert::{ALERT_END, ALERT_START};
 pub use vigil_proto::receipt::{BadReceipt, ReceiptBody, verify_receipt};
 
 // The vault talks to a node through any `Exchange`: the QUIC connection
-// below, or an app's own transport.
+// below, or an app's own transport, which names the node it reaches.
+pub use vigil_crypto::NodeId;
 pub use vigil_proto::{Exchange, ExchangeError};
 
 /// The connection to a community node.

@@ -60,7 +60,7 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
     // The period ends. What an attacker copied before the end: the node's
     // frames and files (above), the phone's vault and key store.
     let keyfile = tmp.path().join("phone.key");
-    let secrets = phone_secrets(&keyfile, &alert_keys);
+    let secrets = phone_secrets(&keyfile, &alert_keys, &code.node_id());
     let end = start + 7 * DAY;
     let t = phone
         .shred_with_node(&mut conn, &vigil::FileKeyStore::new(&keyfile), end)
@@ -223,14 +223,14 @@ fn assert_no_plaintext_anywhere(held: &[Vec<u8>], canaries: &[String], values: &
 
 /// The phone's secrets an attacker could copy before the shred: its root
 /// key and the keys derived from it, and the alert keys of its grants.
-fn phone_secrets(keyfile: &Path, alert_keys: &[AlertKey]) -> Vec<[u8; 32]> {
+fn phone_secrets(keyfile: &Path, alert_keys: &[AlertKey], node: &vigil::NodeId) -> Vec<[u8; 32]> {
     let root = vigil::FileKeyStore::new(keyfile).load().unwrap().unwrap();
     let schedule = vigil_crypto::KeySchedule::new(root);
     let mut secrets = vec![
         *schedule.root().expose_secret(),
         *schedule.log_key().expose_secret(),
         *schedule.store_key().expose_secret(),
-        *schedule.mailbox_key().expose_secret(),
+        *schedule.mailbox_key(node).expose_secret(),
     ];
     secrets.extend(alert_keys.iter().map(|k| *k.expose_secret()));
     secrets

@@ -835,7 +835,11 @@ fn deletion_receipts_verify_under_the_enrolment_codes_key() {
         (phone.grants, phone.alerts, phone.kept_unseen_alerts),
         (1, 0, 2)
     );
-    // The band's finds nothing left to delete; the same two still wait.
+    // The band's finds nothing left to delete. The same two alerts still
+    // wait, but its receipt does not count them: the grant and its key are
+    // gone, so nothing proves the band's claim to it any more, and a count
+    // given without proof would tell anyone who names a grant id whether
+    // its resident had an unseen fever (spec §13).
     assert_eq!(
         (
             band.blobs,
@@ -843,7 +847,7 @@ fn deletion_receipts_verify_under_the_enrolment_codes_key() {
             band.alerts,
             band.kept_unseen_alerts
         ),
-        (0, 0, 0, 2)
+        (0, 0, 0, 0)
     );
 }
 

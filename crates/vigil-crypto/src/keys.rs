@@ -20,11 +20,12 @@ pub(crate) mod label {
     pub(crate) const VAULT_ID: &[u8] = b"vigil/v1/vault-id";
     pub(crate) const LOG: &[u8] = b"vigil/v1/log";
     pub(crate) const STORE: &[u8] = b"vigil/v1/store";
-    pub(crate) const MAILBOX: &[u8] = b"vigil/v1/mailbox";
+    pub(crate) const MAILBOX_PREFIX: &[u8] = b"vigil/v1/mailbox/";
     pub(crate) const ALERT_PREFIX: &[u8] = b"vigil/v1/alert/";
     pub(crate) const SAS_PREFIX: &[u8] = b"vigil/v1/sas/";
     pub(crate) const MAILBOX_VERIFIER: &[u8] = b"vigil/v1/mailbox-verifier";
     pub(crate) const STORE_INDEX: &[u8] = b"vigil/v1/store-index";
+    pub(crate) const GRANT_SHRED: &[u8] = b"vigil/v1/grant-shred";
 }
 
 /// Defines a 32-byte secret key type: zeroized on drop, redacted `Debug`,
@@ -88,8 +89,10 @@ secret_key!(
     StoreKey
 );
 secret_key!(
-    /// Proves to the relay that a device may use the vault's mailbox
-    /// (`vigil/v1/mailbox`). The relay keeps only its [`MailboxVerifier`].
+    /// Proves to one node's relay that a device may use the vault's mailbox
+    /// there (`vigil/v1/mailbox/` followed by the node's [`NodeId`]). The
+    /// relay keeps only its [`MailboxVerifier`]; the key for one node opens
+    /// nothing at another.
     MailboxKey
 );
 secret_key!(
@@ -117,6 +120,38 @@ impl IndexKey {
             .expand_multi_info(&[domain, input], &mut out)
             .expect("16 bytes is far below HKDF's limit");
         out
+    }
+}
+
+impl AlertKey {
+    /// The proof that whoever asks a node to delete grant `grant_id` for
+    /// `vault` holds this grant's alert key (docs/spec.md §13): a MAC over
+    /// `vault || grant_id` under `S = HKDF(K, salt = none,
+    /// "vigil/v1/grant-shred")`, as HKDF-Expand with `S` as the PRK (HMAC-SHA256
+    /// of `vault || grant_id || 01`). The alert key itself only seals alerts;
+    /// the MAC key is derived under its own label.
+    pub fn shred_proof(&self, vault: &VaultId, grant_id: &[u8; 16]) -> [u8; 32] {
+        let mut s = zeroize::Zeroizing::new([0u8; 32]);
+        Hkdf::<Sha256>::new(None, &self.0)
+            .expand(label::GRANT_SHRED, s.as_mut())
+            .expect("32 bytes is far below HKDF's limit");
+        let mut out = [0u8; 32];
+        Hkdf::<Sha256>::from_prk(s.as_ref())
+            .expect("a 32-byte key is a valid SHA-256 PRK")
+            .expand_multi_info(&[vault.as_bytes(), grant_id], &mut out)
+            .expect("32 bytes is far below HKDF's limit");
+        out
+    }
+
+    /// Whether `proof` is [`AlertKey::shred_proof`] for `vault` and
+    /// `grant_id`, compared in constant time.
+    pub fn verify_shred_proof(
+        &self,
+        vault: &VaultId,
+        grant_id: &[u8; 16],
+        proof: &[u8; 32],
+    ) -> bool {
+        self.shred_proof(vault, grant_id).ct_eq(proof).into()
     }
 }
 
@@ -207,6 +242,64 @@ impl fmt::Display for VaultId {
     }
 }
 
+/// Which community node a device talks to: the node's long-term X25519
+/// public key and the SHA-256 of the TLS certificate the device pins, both
+/// from its enrolment code (`vigil1/<addr>/<x25519>/<cert sha256>/…`).
+///
+/// The mailbox key is derived per node from both (docs/spec.md §1), so a key
+/// one node saw opens nothing at another. The certificate hash is what TLS
+/// authenticates: a key derived for a certificate only ever travels over a
+/// connection pinned to it, even if the code was tampered with. The address
+/// is not part of it: a node that moves stays the same node.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeId {
+    x25519: X25519PublicKey,
+    cert_sha256: [u8; 32],
+}
+
+impl NodeId {
+    /// Length of [`NodeId::to_bytes`].
+    pub const LEN: usize = 64;
+
+    /// The node with X25519 key `x25519` whose TLS certificate hashes
+    /// (SHA-256 of its DER) to `cert_sha256`.
+    pub fn new(x25519: X25519PublicKey, cert_sha256: [u8; 32]) -> Self {
+        NodeId {
+            x25519,
+            cert_sha256,
+        }
+    }
+
+    /// The node's X25519 public key (alert keys are bound to it, §12).
+    pub fn x25519(&self) -> &X25519PublicKey {
+        &self.x25519
+    }
+
+    /// SHA-256 of the node's TLS certificate (DER).
+    pub fn cert_sha256(&self) -> &[u8; 32] {
+        &self.cert_sha256
+    }
+
+    /// `x25519 || cert_sha256`, as the key schedule uses it.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(self.x25519.as_bytes());
+        out[32..].copy_from_slice(&self.cert_sha256);
+        out
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "NodeId({}, cert {})",
+            hex_prefix(self.x25519.as_bytes()),
+            hex_prefix(&self.cert_sha256)
+        )
+    }
+}
+
 fn hex_prefix(bytes: &[u8]) -> String {
     hex::encode(&bytes[..bytes.len().min(4)]) + "…"
 }
@@ -269,9 +362,15 @@ impl KeySchedule {
         IndexKey(self.derive(&[label::STORE_INDEX]))
     }
 
-    /// The key that grants access to the vault's mailbox on the relay.
-    pub fn mailbox_key(&self) -> MailboxKey {
-        MailboxKey(self.derive(&[label::MAILBOX]))
+    /// The key that grants access to the vault's mailbox on `node`'s relay,
+    /// and nowhere else: a node sees the key while a session lasts, so each
+    /// node gets its own (docs/spec.md §1).
+    pub fn mailbox_key(&self, node: &NodeId) -> MailboxKey {
+        MailboxKey(self.derive(&[
+            label::MAILBOX_PREFIX,
+            node.x25519.as_bytes(),
+            &node.cert_sha256,
+        ]))
     }
 
     /// The alert key for one community node, bound to that node's X25519 public key.
@@ -349,8 +448,9 @@ mod tests {
     fn verifier_checks_key() {
         let s = KeySchedule::new(RootKey::from_bytes([1; 32]));
         let other = KeySchedule::new(RootKey::from_bytes([2; 32]));
-        let v = s.mailbox_key().verifier();
-        assert!(v.verify(&s.mailbox_key()));
-        assert!(!v.verify(&other.mailbox_key()));
+        let node = NodeId::new(crate::X25519PublicKey::from_bytes([3; 32]), [4; 32]);
+        let v = s.mailbox_key(&node).verifier();
+        assert!(v.verify(&s.mailbox_key(&node)));
+        assert!(!v.verify(&other.mailbox_key(&node)));
     }
 }

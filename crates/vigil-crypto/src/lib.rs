@@ -33,8 +33,8 @@ pub use envelope::{
     seal, sealed_len,
 };
 pub use keys::{
-    AlertKey, IndexKey, KeySchedule, LogKey, MailboxKey, MailboxVerifier, RootKey, StoreKey,
-    VaultId,
+    AlertKey, IndexKey, KeySchedule, LogKey, MailboxKey, MailboxVerifier, NodeId, RootKey,
+    StoreKey, VaultId,
 };
 pub use rand_core;
 pub use sas::ShortAuthCode;

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use vigil_crypto::{KeySchedule, RootKey, X25519PublicKey};
+use vigil_crypto::{KeySchedule, NodeId, RootKey, X25519PublicKey};
 
 fn unhex<const N: usize>(s: &str) -> [u8; N] {
     hex::decode(s).expect("hex").try_into().expect("length")
@@ -52,6 +52,7 @@ fn known_answers() {
         };
         let ks = KeySchedule::new(RootKey::from_bytes(unhex(&get("root"))));
         let node = X25519PublicKey::from_bytes(unhex(&get("node_public")));
+        let node_id = NodeId::new(node, unhex(&get("node_cert_sha256")));
         let joiner = X25519PublicKey::from_bytes(unhex(&get("joiner_public")));
         assert_eq!(hex::encode(ks.vault_id().as_bytes()), get("vault_id"));
         assert_eq!(hex::encode(ks.log_key().expose_secret()), get("log_key"));
@@ -60,17 +61,34 @@ fn known_answers() {
             get("store_key")
         );
         assert_eq!(
-            hex::encode(ks.mailbox_key().expose_secret()),
+            hex::encode(ks.mailbox_key(&node_id).expose_secret()),
             get("mailbox_key")
         );
         assert_eq!(
-            hex::encode(ks.mailbox_key().verifier().to_bytes()),
+            hex::encode(ks.mailbox_key(&node_id).verifier().to_bytes()),
             get("mailbox_verifier")
         );
         assert_eq!(
             hex::encode(ks.alert_key(&node).expose_secret()),
             get("alert_key")
         );
+        // The grant id (§12: SHA-256("vigil/v1/grant-id" || K)[..16]) and
+        // the proof that deletes the grant (§13).
+        let alert_key = ks.alert_key(&node);
+        let grant_id: [u8; 16] = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(b"vigil/v1/grant-id");
+            h.update(alert_key.expose_secret());
+            h.finalize()[..16].try_into().unwrap()
+        };
+        assert_eq!(hex::encode(grant_id), get("grant_id"));
+        let proof = alert_key.shred_proof(&ks.vault_id(), &grant_id);
+        assert_eq!(hex::encode(proof), get("grant_shred_proof"));
+        assert!(alert_key.verify_shred_proof(&ks.vault_id(), &grant_id, &proof));
+        let mut bad = proof;
+        bad[31] ^= 1;
+        assert!(!alert_key.verify_shred_proof(&ks.vault_id(), &grant_id, &bad));
         assert_eq!(
             format!("{:06}", ks.pairing_code(&joiner).value()),
             get("pairing_code")
@@ -86,10 +104,19 @@ fn keys_differ_per_purpose_and_per_vault() {
     for r in 0u8..8 {
         let ks = KeySchedule::new(RootKey::from_bytes([r; 32]));
         let nodes = [[1u8; 32], [2u8; 32]].map(X25519PublicKey::from_bytes);
+        // Nodes that differ in their X25519 key only, or in their
+        // certificate only, get different mailbox keys.
+        let node_ids = [
+            NodeId::new(nodes[0], [7; 32]),
+            NodeId::new(nodes[1], [7; 32]),
+            NodeId::new(nodes[0], [8; 32]),
+        ];
         let keys = [
             *ks.log_key().expose_secret(),
             *ks.store_key().expose_secret(),
-            *ks.mailbox_key().expose_secret(),
+            *ks.mailbox_key(&node_ids[0]).expose_secret(),
+            *ks.mailbox_key(&node_ids[1]).expose_secret(),
+            *ks.mailbox_key(&node_ids[2]).expose_secret(),
             *ks.alert_key(&nodes[0]).expose_secret(),
             *ks.alert_key(&nodes[1]).expose_secret(),
             *ks.root().expose_secret(),
@@ -106,7 +133,7 @@ fn keys_differ_per_purpose_and_per_vault() {
             v
         }));
     }
-    assert_eq!(seen.len(), 8 * 7);
+    assert_eq!(seen.len(), 8 * 9);
 }
 
 #[test]
@@ -114,6 +141,7 @@ fn debug_prints_no_secret_bytes() {
     let root_bytes = [0x5au8; 32];
     let ks = KeySchedule::new(RootKey::from_bytes(root_bytes));
     let node = X25519PublicKey::from_bytes([9; 32]);
+    let node_id = NodeId::new(node, [10; 32]);
     let secrets: Vec<([u8; 32], String)> = vec![
         (root_bytes, format!("{:?}", ks.root())),
         (*ks.log_key().expose_secret(), format!("{:?}", ks.log_key())),
@@ -122,8 +150,8 @@ fn debug_prints_no_secret_bytes() {
             format!("{:?}", ks.store_key()),
         ),
         (
-            *ks.mailbox_key().expose_secret(),
-            format!("{:?}", ks.mailbox_key()),
+            *ks.mailbox_key(&node_id).expose_secret(),
+            format!("{:?}", ks.mailbox_key(&node_id)),
         ),
         (
             *ks.alert_key(&node).expose_secret(),

@@ -236,7 +236,7 @@ impl Alerts {
         now_ms: i64,
     ) -> Result<Grant, SyncFailure> {
         let id = grant_id(&crypto.keys().alert_key(node));
-        let mailbox = crypto.keys().mailbox_key();
+        let mailbox = crypto.keys().mailbox_key(&conn.node());
         let auth = GrantAuth::ticket(
             *crypto.vault_id().as_bytes(),
             mailbox.expose_secret(),
@@ -408,7 +408,7 @@ impl Alerts {
             .into_iter()
             .filter(|(_, slot, _)| grants.iter().any(|g| g.grant_id == slot.grant))
             .collect();
-        let mailbox = crypto.keys().mailbox_key();
+        let mailbox = crypto.keys().mailbox_key(&conn.node());
         let mut conv = DeliverAlerts::new(
             entries
                 .iter()

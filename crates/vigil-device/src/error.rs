@@ -137,6 +137,11 @@ pub enum SyncFailure {
     /// deleted its store; call [`crate::Vault::finish_shred`] to destroy the key.
     #[error("this vault was shredded on another device at {} ms", .0.shredded_at_ms)]
     ShreddedElsewhere(crate::Tombstone),
+    /// A grant or alerts for one node were to go over a connection to
+    /// another (the connection's [`vigil_proto::Exchange::node`]): nothing
+    /// was sent, since that node could unwrap the other's alert key.
+    #[error("the connection reaches another node than the one named")]
+    WrongNode,
 }
 
 impl From<DriveError> for SyncFailure {

@@ -39,7 +39,8 @@ pub(crate) fn offer(
     let info = crypto.seal_pair_info(joiner, period)?;
     let mut payload = wrapped.as_bytes().to_vec();
     payload.extend_from_slice(&info);
-    let mailbox = crypto.keys().mailbox_key();
+    // The mailbox key for the node behind `conn`, and only that node.
+    let mailbox = crypto.keys().mailbox_key(&conn.node());
     let mut conv = OfferPairing::new(
         *crypto.vault_id().as_bytes(),
         mailbox.expose_secret(),

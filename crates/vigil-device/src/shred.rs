@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use vigil_crypto::VaultId;
-use vigil_proto::{DriveError, Exchange, RequestShred, drive};
+use vigil_proto::{DriveError, Exchange, GrantDeletion, RequestShred, drive};
 
 use sha2::{Digest, Sha256};
 
@@ -159,7 +159,7 @@ pub(crate) fn request_deletion(
     conn: &mut dyn Exchange,
     vault: VaultId,
     mailbox_key: &[u8; 32],
-    grants: Vec<[u8; 16]>,
+    grants: Vec<GrantDeletion>,
     notice: Vec<u8>,
 ) -> Result<Vec<u8>, DriveError> {
     let mut conv = RequestShred::new(*vault.as_bytes(), mailbox_key, grants, notice);

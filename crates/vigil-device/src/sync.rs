@@ -4,6 +4,7 @@
 //! machine: it seals outgoing bundles into an outbox before they are
 //! pushed, opens and stores incoming ones, and keeps the version vector.
 
+use vigil_crypto::NodeId;
 use vigil_log::{ChangeHash, DeviceId, HealthLog};
 use vigil_proto::{
     BundleItem, DeviceSync, Exchange, Registration, SnapshotItem, SyncConfig, SyncEvent,
@@ -203,7 +204,8 @@ impl SyncState {
         faults: &Faults,
     ) -> Result<SyncReport, SyncFailure> {
         self.make_bundle(storage, crypto, log, faults)?;
-        let mut session = self.session(storage, crypto)?;
+        // The mailbox key for the node behind `conn`, and only that node.
+        let mut session = self.session(storage, crypto, &conn.node())?;
         let mut run = Run {
             state: self,
             storage,
@@ -229,6 +231,7 @@ impl SyncState {
         &self,
         storage: &dyn Storage,
         crypto: &VaultCrypto,
+        node: &NodeId,
     ) -> Result<DeviceSync, StorageError> {
         let own = crypto.device().0;
         let outgoing: Vec<BundleItem> = storage
@@ -242,7 +245,7 @@ impl SyncState {
                 })
             })
             .collect();
-        let mailbox = crypto.keys().mailbox_key();
+        let mailbox = crypto.keys().mailbox_key(node);
         let config = SyncConfig {
             vault: *crypto.vault_id().as_bytes(),
             mailbox_key: *mailbox.expose_secret(),

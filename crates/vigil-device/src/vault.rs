@@ -10,7 +10,9 @@ use vigil_crypto::{KeySchedule, RootKey, ShortAuthCode, VaultId, X25519Identity,
 use vigil_log::{
     ChangeHash, Day, DeviceId, FeverRule, HealthLog, Metric, ReadingId, Severity, Symptom, Unit,
 };
-use vigil_proto::{Exchange, ProtoError, RedeemTicket, Registration, SyncError, Ticket, drive};
+use vigil_proto::{
+    Exchange, GrantDeletion, ProtoError, RedeemTicket, Registration, SyncError, Ticket, drive,
+};
 
 use crate::alerts::{AlertReport, Alerts, Grant, PendingAlert};
 use crate::disclosure::{self, Disclosure};
@@ -562,6 +564,10 @@ impl Vault {
         rule: FeverRule,
         now_ms: i64,
     ) -> Result<Grant, SyncFailure> {
+        // The node that unwraps the alert key must be the one it is for.
+        if conn.node().x25519() != node {
+            return Err(SyncFailure::WrongNode);
+        }
         let grant = self.alerts.enrol(
             self.storage.as_mut(),
             &mut self.crypto,
@@ -584,7 +590,7 @@ impl Vault {
         conn: &mut dyn Exchange,
         ticket: &Ticket,
     ) -> Result<Enrolment, SyncFailure> {
-        let mailbox = self.crypto.keys().mailbox_key();
+        let mailbox = self.crypto.keys().mailbox_key(&conn.node());
         let mut conv = RedeemTicket::new(
             *self.crypto.vault_id().as_bytes(),
             ticket,
@@ -627,6 +633,9 @@ impl Vault {
         node: &X25519PublicKey,
         now_ms: i64,
     ) -> Result<AlertReport, SyncFailure> {
+        if conn.node().x25519() != node {
+            return Err(SyncFailure::WrongNode);
+        }
         self.evaluate_alerts(now_ms)?;
         self.alerts
             .deliver(self.storage.as_mut(), &mut self.crypto, conn, node, now_ms)
@@ -656,8 +665,27 @@ impl Vault {
         key_store: &dyn KeyStore,
         now_ms: i64,
     ) -> Result<Tombstone, ShredError> {
-        let grants = self.alerts.grants().iter().map(|g| g.grant_id).collect();
-        let mailbox = self.crypto.keys().mailbox_key();
+        let node = conn.node();
+        // This node's grants, each with the proof that this vault holds it
+        // (the node deletes a grant only with it, spec §13); other nodes'
+        // grants are none of its business.
+        let vault_id = self.vault_id();
+        let grants = self
+            .alerts
+            .grants()
+            .iter()
+            .filter(|g| g.node == *node.x25519())
+            .map(|g| GrantDeletion {
+                grant_id: g.grant_id,
+                proof: self
+                    .crypto
+                    .keys()
+                    .alert_key(&g.node)
+                    .shred_proof(&vault_id, &g.grant_id),
+            })
+            .collect();
+        // The mailbox key for the node behind `conn`, and only that node.
+        let mailbox = self.crypto.keys().mailbox_key(&node);
         // The other devices learn of the shred from this notice, which only
         // the vault's keys open: the node relays it but cannot forge it.
         let notice = self.crypto.seal_shred_notice(now_ms).unwrap_or_default();

@@ -2,7 +2,7 @@
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use vigil_crypto::{KeySchedule, RootKey, X25519Identity};
+use vigil_crypto::{KeySchedule, NodeId, RootKey, X25519Identity};
 use vigil_device::{Disclosure, MemStorage, MemoryKeyStore, Period, Vault};
 use vigil_log::{FeverRule, Metric, Unit};
 use vigil_node::Relay;
@@ -11,6 +11,7 @@ use vigil_proto::{
     AlertWire, Exchange, ExchangeError, FrameHandler, ProtoError, Request, Response,
     decode_response, encode_request,
 };
+use vigil_testkit::node_id;
 
 const START: i64 = 1_790_035_200_000;
 const MIN: i64 = 60_000;
@@ -18,12 +19,17 @@ const DAY: i64 = 86_400_000;
 
 struct Direct {
     session: vigil_node::RelaySession,
+    node: NodeId,
     now: i64,
 }
 
 impl Exchange for Direct {
     fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
         Ok(self.session.handle(request, self.now))
+    }
+
+    fn node(&self) -> NodeId {
+        self.node
     }
 }
 
@@ -67,6 +73,7 @@ fn ticket(n: &Node, label: &str) -> vigil_device::Ticket {
 fn conn(n: &Node, now: i64) -> Direct {
     Direct {
         session: n.relay.session(),
+        node: node_id(n.public),
         now,
     }
 }
@@ -372,6 +379,10 @@ impl Exchange for Tap {
             .push(vigil_proto::decode_request(request).unwrap());
         self.inner.exchange(request)
     }
+
+    fn node(&self) -> NodeId {
+        self.inner.node()
+    }
 }
 
 #[test]
@@ -430,6 +441,7 @@ fn node_restart_and_lost_acknowledgements_lose_and_double_nothing() {
         v.enrol(
             &mut Direct {
                 session: relay.session(),
+                node: node_id(public),
                 now: START,
             },
             &public,
@@ -469,10 +481,15 @@ fn node_restart_and_lost_acknowledgements_lose_and_double_nothing() {
             }
             Ok(r)
         }
+
+        fn node(&self) -> NodeId {
+            self.0.node()
+        }
     }
     let mut flaky = LoseReply(
         Direct {
             session: relay.session(),
+            node: node_id(public),
             now: t,
         },
         false,
@@ -485,6 +502,7 @@ fn node_restart_and_lost_acknowledgements_lose_and_double_nothing() {
         .send_alerts(
             &mut Direct {
                 session: relay.session(),
+                node: node_id(public),
                 now: t,
             },
             &public,

@@ -4,14 +4,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use vigil_crypto::{X25519Identity, X25519PublicKey};
+use vigil_crypto::{NodeId, X25519Identity, X25519PublicKey};
 use vigil_device::{MemStorage, MemoryKeyStore, Period, SyncFailure, Vault};
 use vigil_log::{Metric, Unit};
 use vigil_node::{MailboxStore, Relay, RelayConfig};
 use vigil_proto::{
     Exchange, ExchangeError, FrameHandler, ProtoError, Request, SyncError, decode_request,
 };
-use vigil_testkit::{mem_vault, rng};
+use vigil_testkit::{mem_vault, node_id, rng};
 
 const START: i64 = 1_790_035_200_000;
 const MIN: i64 = 60_000;
@@ -51,6 +51,10 @@ impl Exchange for Conn {
             }
             _ => Ok(self.session.handle(request, START)),
         }
+    }
+
+    fn node(&self) -> NodeId {
+        node_id(X25519Identity::from_bytes([0x4e; 32]).public_key())
     }
 }
 

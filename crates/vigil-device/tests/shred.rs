@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
-use vigil_crypto::{KeySchedule, Kind, X25519Identity};
+use vigil_crypto::{KeySchedule, Kind, NodeId, X25519Identity};
 use vigil_device::{
     FileKeyStore, KeyStore, MemStorage, MemoryKeyStore, OpenError, Period, TOMBSTONE_FILE,
     Tombstone, Vault,
@@ -16,8 +16,8 @@ use vigil_node::{MailboxStore, Relay, RelayConfig};
 use vigil_proto::{Exchange, ExchangeError, FrameHandler};
 
 use vigil_testkit::{
-    FOREIGN_FILES, TestChild, assert_foreign_files_intact, contains, files, put_foreign_files,
-    seed_from_env,
+    FOREIGN_FILES, TestChild, assert_foreign_files_intact, contains, files, node_id,
+    put_foreign_files, seed_from_env,
 };
 
 const START: i64 = 1_790_035_200_000;
@@ -63,7 +63,7 @@ fn after_the_period_nothing_left_opens_the_copied_ciphertext() {
         *keys.root().expose_secret(),
         *keys.log_key().expose_secret(),
         *keys.store_key().expose_secret(),
-        *keys.mailbox_key().expose_secret(),
+        *keys.mailbox_key(&the_node()).expose_secret(),
     ];
 
     // The period ends: opening shreds.
@@ -228,10 +228,19 @@ fn register(relay: &Relay, v: &mut Vault) {
         .unwrap();
 }
 
+/// The identity of the node every test here reaches.
+fn the_node() -> NodeId {
+    node_id(X25519Identity::from_bytes([6; 32]).public_key())
+}
+
 struct Direct(vigil_node::RelaySession, i64);
 impl Exchange for Direct {
     fn exchange(&mut self, r: &[u8]) -> Result<Vec<u8>, ExchangeError> {
         Ok(self.0.handle(r, self.1))
+    }
+
+    fn node(&self) -> NodeId {
+        the_node()
     }
 }
 
@@ -240,9 +249,7 @@ fn online_device_gets_a_receipt_offline_one_shreds_alone_and_the_node_forgets() 
     let tmp = tempfile::tempdir().unwrap();
     let signer = vigil_crypto::SigningIdentity::from_bytes([5; 32]);
     let verify = signer.verify_key();
-    let node_id = X25519Identity::from_bytes([6; 32]);
-    let node_pk = node_id.public_key();
-    drop(node_id);
+    let node_pk = *the_node().x25519();
     let config = vigil_node::NodeConfig {
         grant_key_seed: Some([6; 32]),
         ..Default::default()
@@ -437,6 +444,10 @@ fn no_shred_path_deletes_foreign_files() {
     impl Exchange for Silent {
         fn exchange(&mut self, _: &[u8]) -> Result<Vec<u8>, ExchangeError> {
             Err(ExchangeError::NotConnected)
+        }
+
+        fn node(&self) -> NodeId {
+            the_node()
         }
     }
     let v = vault_with_foreign_files(&dir("node"), keys("node").path(), 2);
@@ -666,6 +677,10 @@ impl Exchange for Liar {
             )));
         }
         Ok(self.0.handle(r, START + 2 * DAY))
+    }
+
+    fn node(&self) -> NodeId {
+        the_node()
     }
 }
 

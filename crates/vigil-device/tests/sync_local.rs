@@ -3,7 +3,7 @@
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use vigil_crypto::X25519Identity;
+use vigil_crypto::{NodeId, X25519Identity};
 use vigil_device::{MemStorage, MemoryKeyStore, Period, SnapshotPolicy, Vault};
 use vigil_log::{Day, Metric, Severity, Symptom, Unit};
 use vigil_node::{MailboxStore, Relay, RelayConfig};
@@ -18,12 +18,21 @@ struct Direct {
     offline: bool,
 }
 
+/// The identity of the node the tests here reach.
+fn the_node() -> NodeId {
+    vigil_testkit::node_id(X25519Identity::from_bytes([0x4e; 32]).public_key())
+}
+
 impl Exchange for Direct {
     fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
         if self.offline {
             return Err(ExchangeError::NotConnected);
         }
         Ok(self.session.handle(request, self.now))
+    }
+
+    fn node(&self) -> NodeId {
+        the_node()
     }
 }
 
@@ -162,6 +171,10 @@ impl<F: FnMut(&mut vigil_proto::Response)> Exchange for Mitm<F> {
         let mut resp = vigil_proto::decode_response(&raw).unwrap();
         (self.edit)(&mut resp);
         Ok(vigil_proto::encode_response(&resp))
+    }
+
+    fn node(&self) -> NodeId {
+        self.inner.node()
     }
 }
 

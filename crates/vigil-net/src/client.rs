@@ -15,6 +15,7 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
+use vigil_crypto::NodeId;
 use vigil_proto::{CloseReason, Exchange, ExchangeError, MAX_FRAME};
 
 use crate::{ALPN, EnrolmentCode, NetError, SERVER_NAME, codes};
@@ -287,6 +288,7 @@ impl ClientEndpoint {
         match result {
             Ok(connection) => Ok(DeviceConnection {
                 connection,
+                node: code.node_id(),
                 endpoint: self.endpoint.clone(),
                 sent: 0,
                 received: 0,
@@ -312,6 +314,8 @@ impl ClientEndpoint {
 /// for the whole exchange; use `spawn_blocking` there.
 pub struct DeviceConnection {
     connection: Connection,
+    /// The node of the code whose certificate this connection pinned.
+    node: NodeId,
     endpoint: Endpoint,
     sent: u64,
     received: u64,
@@ -325,6 +329,7 @@ impl fmt::Debug for DeviceConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeviceConnection")
             .field("remote", &self.connection.remote_address())
+            .field("node", &self.node)
             .field("bytes_sent", &self.sent)
             .field("bytes_received", &self.received)
             .finish_non_exhaustive()
@@ -352,6 +357,7 @@ impl DeviceConnection {
         match result {
             Ok((endpoint, connection)) => Ok(DeviceConnection {
                 connection,
+                node: code.node_id(),
                 endpoint,
                 sent: 0,
                 received: 0,
@@ -469,5 +475,10 @@ impl Exchange for DeviceConnection {
         self.sent += len;
         self.received += response.len() as u64;
         Ok(response)
+    }
+
+    /// The node of the enrolment code this connection pinned.
+    fn node(&self) -> NodeId {
+        self.node
     }
 }

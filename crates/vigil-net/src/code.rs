@@ -4,7 +4,7 @@ use core::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
-use vigil_crypto::{VerifyKey, X25519PublicKey};
+use vigil_crypto::{NodeId, VerifyKey, X25519PublicKey};
 
 use crate::NetError;
 
@@ -26,6 +26,14 @@ pub struct EnrolmentCode {
     pub fingerprint: [u8; 32],
     /// The node's Ed25519 key, which signs deletion receipts.
     pub receipt_key: VerifyKey,
+}
+
+impl EnrolmentCode {
+    /// The node this code names: its X25519 key and pinned certificate
+    /// (docs/spec.md §1), which the mailbox key is derived for.
+    pub fn node_id(&self) -> NodeId {
+        NodeId::new(self.node_public, self.fingerprint)
+    }
 }
 
 impl fmt::Display for EnrolmentCode {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
-use vigil_crypto::{SigningIdentity, X25519Identity, Zeroizing};
+use vigil_crypto::{NodeId, SigningIdentity, X25519Identity, Zeroizing};
 
 use crate::{EnrolmentCode, NetError, SERVER_NAME};
 
@@ -178,6 +178,11 @@ impl NodeIdentity {
     /// The node's X25519 identity.
     pub fn x25519(&self) -> &X25519Identity {
         &self.x25519
+    }
+
+    /// The node's identity as devices know it (from its enrolment code).
+    pub fn node_id(&self) -> NodeId {
+        NodeId::new(self.x25519.public_key(), self.fingerprint)
     }
 
     /// The code a device needs to reach this node at `addr` and pin it.

@@ -31,9 +31,10 @@ impl GrantRecord {
 
     /// Whether an alert with this onset, received at `now_ms`, is in the window.
     pub fn in_window(&self, onset_ms: i64, now_ms: i64) -> bool {
-        // Onsets are rounded down, so the first slot may start before the period.
+        // Onsets are rounded down, so the first slot may start before the
+        // period. The window is the device's (any i64): saturate, never wrap.
         let g = &self.grant;
-        onset_ms >= g.valid_from_ms - ONSET_ROUNDING_MS
+        onset_ms >= g.valid_from_ms.saturating_sub(ONSET_ROUNDING_MS)
             && onset_ms < g.valid_until_ms
             && now_ms < g.valid_until_ms
     }

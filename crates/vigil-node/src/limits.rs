@@ -143,7 +143,7 @@ pub(crate) fn lock_ids<'a>(req: &'a Request, s: &'a Session) -> Vec<&'a [u8]> {
         | Request::Auth { vault, .. }
         | Request::Enrol { vault, .. } => vec![vault],
         Request::Shred { vault, grants, .. } => std::iter::once(&vault[..])
-            .chain(grants.iter().map(|g| &g[..]))
+            .chain(grants.iter().map(|g| &g.grant_id[..]))
             .collect(),
         Request::Grant(w) => vec![&w.grant_id],
         Request::Alert(w) => vec![&w.grant_id],

@@ -10,10 +10,12 @@ use vigil_proto::{
     encode_response,
 };
 
-use vigil_crypto::{AlertKey, MailboxKey, MailboxVerifier, SigningIdentity, WrappedKey, unwrap};
+use vigil_crypto::{
+    AlertKey, MailboxKey, MailboxVerifier, SigningIdentity, VaultId, WrappedKey, unwrap,
+};
 use vigil_proto::alert::{grant_id, open_alert};
 use vigil_proto::receipt::{ReceiptBody, sign_receipt};
-use vigil_proto::{AlertWire, BundleItem, GrantWire, SnapshotItem, VersionVector};
+use vigil_proto::{AlertWire, BundleItem, GrantDeletion, GrantWire, SnapshotItem, VersionVector};
 
 use crate::alerts::{GrantRecord, InboxEntry, validate_grant};
 use crate::grant_keys::GrantKeys;
@@ -118,6 +120,20 @@ impl AlertRole {
         let id = self.grant_keys.load(grant_key)?;
         let wk = WrappedKey::from_slice(wrapped).ok()?;
         unwrap::<AlertKey>(&id, &wk).ok()
+    }
+
+    /// Whether `proof` shows that the sender holds grant `g`'s alert key,
+    /// for `vault` (docs/spec.md §13). The key comes from the cache or is
+    /// unwrapped again from the stored grant; without it, nothing proves.
+    fn proves_deletion(&self, g: &GrantRecord, vault: &VaultId, proof: &[u8; 32]) -> bool {
+        let id = g.grant.grant_id;
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = keys.get(&id) {
+            return k.verify_shred_proof(vault, &id, proof);
+        }
+        drop(keys);
+        self.unwrap_grant(&g.grant.grant_key, &g.grant.wrapped_key)
+            .is_some_and(|k| grant_id(&k) == id && k.verify_shred_proof(vault, &id, proof))
     }
 }
 
@@ -234,7 +250,10 @@ impl Relay {
         if let Some(role) = &self.alerts {
             // Keys issued for grants that never came, after a day.
             let used = grants.iter().map(|g| g.grant.grant_key).collect();
-            match role.grant_keys.sweep_unused(&used, now_ms - 86_400_000) {
+            match role
+                .grant_keys
+                .sweep_unused(&used, now_ms.saturating_sub(86_400_000))
+            {
                 Ok(n) => r.grant_keys += n,
                 Err(e) => tracing::error!(error = %e, "could not sweep unused grant keys"),
             }
@@ -273,7 +292,7 @@ impl Relay {
         &self,
         vault: [u8; 16],
         key: [u8; 32],
-        grants: Vec<[u8; 16]>,
+        grants: Vec<GrantDeletion>,
         notice: Vec<u8>,
         now_ms: i64,
     ) -> Result<Response, StoreError> {
@@ -309,14 +328,33 @@ impl Relay {
             None => {}
         }
         let mut kept = 0;
-        for g in &grants {
-            let grant_key = self.store.grant(g)?.map(|rec| rec.grant.grant_key);
+        let vault_id = VaultId::from_bytes(vault);
+        for d in &grants {
+            let g = &d.grant_id;
+            // Grant ids are public (staff's alert list, the resident's
+            // enrolment output): only the holder of the grant's alert key
+            // may delete it, whatever the vault or mailbox key (spec §13).
+            let Some(rec) = self.store.grant(g)? else {
+                continue;
+            };
+            let proved = self
+                .alerts
+                .as_ref()
+                .is_some_and(|role| role.proves_deletion(&rec, &vault_id, &d.proof));
+            if !proved {
+                tracing::warn!(
+                    vault = %hex8(&vault),
+                    grant = %hex8(g),
+                    "grant not deleted: no valid proof"
+                );
+                continue;
+            }
             // A fever staff have not seen was already disclosed and may need
             // acting on: it stays, marked, until they see it (spec §13).
             let (deleted, k) = self.store.end_grant(g, now_ms)?;
             r += deleted;
             kept += k;
-            self.forget_grant_key(g, grant_key);
+            self.forget_grant_key(g, Some(rec.grant.grant_key));
         }
         self.limits.counters(&self.store)?.release_deleted(&r);
         tracing::info!(vault = %hex8(&vault), ?r, kept, "vault shredded on request");
@@ -474,7 +512,10 @@ impl Relay {
         // alert of the same kind closer than that to a stored one is the
         // same episode: acknowledged, not stored again.
         let close = |kind: u8, onset_ms: i64| {
-            kind == w.kind && (onset_ms - payload.onset_ms).abs() < g.grant.recovery_ms.max(1)
+            // Onsets are the devices' (any i64): their distance, unsigned,
+            // cannot overflow; recovery_ms is validated non-negative.
+            kind == w.kind
+                && onset_ms.abs_diff(payload.onset_ms) < g.grant.recovery_ms.max(1).unsigned_abs()
         };
         let same_episode = self
             .store
@@ -763,14 +804,18 @@ impl Relay {
         }
     }
 
+    /// The quota `add_bytes` and `add_blobs` more would exceed, if any. The
+    /// counters come from a stored record and the sizes from the wire: a
+    /// sum past `u64::MAX` exceeds every quota (it never wraps or panics).
     fn quota(&self, info: &MailboxInfo, add_bytes: u64, add_blobs: u64) -> Option<ProtoError> {
-        if info.bytes + add_bytes > self.config.max_bytes_per_vault {
+        let over = |used: u64, add: u64, max: u64| used.checked_add(add).is_none_or(|n| n > max);
+        if over(info.bytes, add_bytes, self.config.max_bytes_per_vault) {
             return Some(ProtoError::QuotaExceeded {
                 what: "bytes".into(),
                 limit: self.config.max_bytes_per_vault,
             });
         }
-        if info.blobs + add_blobs > self.config.max_blobs_per_vault {
+        if over(info.blobs, add_blobs, self.config.max_blobs_per_vault) {
             return Some(ProtoError::QuotaExceeded {
                 what: "blobs".into(),
                 limit: self.config.max_blobs_per_vault,
@@ -841,9 +886,11 @@ impl Relay {
     ) -> Result<Response, StoreError> {
         let err = |e| Ok(Response::Error(e));
         let highest = self.store.highest(&vault, &b.device)?;
-        if b.seq == 0 || b.seq > highest + 1 {
+        // `highest` is a stored counter: at u64::MAX every seq is a retry.
+        let next = highest.saturating_add(1);
+        if b.seq == 0 || b.seq > next {
             return err(ProtoError::OutOfOrder {
-                expected: highest + 1,
+                expected: next,
                 got: b.seq,
             });
         }
@@ -875,8 +922,8 @@ impl Relay {
         if !reserve(disk, len, self.config.max_store_bytes) {
             return err(limits::full("disk bytes", self.config.max_store_bytes));
         }
-        info.bytes += len;
-        info.blobs += 1;
+        info.bytes = info.bytes.saturating_add(len);
+        info.blobs = info.blobs.saturating_add(1);
         if let Err(e) = self.store.append(&vault, &b, &info) {
             release(disk, len);
             return Err(e);
@@ -921,12 +968,12 @@ impl Relay {
         for b in self.store.bundles_after(&vault, &floor)? {
             let b = b?;
             if (!bundles.is_empty() || snap.is_some())
-                && (used + b.blob.len() > budget || bundles.len() >= max_items)
+                && (used.saturating_add(b.blob.len()) > budget || bundles.len() >= max_items)
             {
                 more = true;
                 break;
             }
-            used += b.blob.len();
+            used = used.saturating_add(b.blob.len());
             bundles.push(b);
         }
         if snap.is_none() && bundles.is_empty() {

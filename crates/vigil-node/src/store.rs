@@ -358,8 +358,10 @@ impl MailboxStore {
             }
         }
         let after = MailboxInfo {
-            bytes: bytes + snap.blob.len() as u64,
-            blobs: blobs + 1,
+            // Stored counters plus a wire size: saturated, a sum past
+            // u64::MAX fails every quota instead of wrapping.
+            bytes: bytes.saturating_add(snap.blob.len() as u64),
+            blobs: blobs.saturating_add(1),
             ..*info
         };
         if !within_quota(&after) {

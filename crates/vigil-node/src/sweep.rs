@@ -183,15 +183,16 @@ impl MailboxStore {
 }
 
 impl std::ops::AddAssign for SweepReport {
+    /// Saturating: the totals sum sizes read from stored records.
     fn add_assign(&mut self, o: Self) {
-        self.mailboxes += o.mailboxes;
-        self.blobs += o.blobs;
-        self.bytes += o.bytes;
-        self.grants += o.grants;
-        self.alerts += o.alerts;
-        self.pairings += o.pairings;
-        self.grant_keys += o.grant_keys;
-        self.shred_markers += o.shred_markers;
-        self.tickets += o.tickets;
+        self.mailboxes = self.mailboxes.saturating_add(o.mailboxes);
+        self.blobs = self.blobs.saturating_add(o.blobs);
+        self.bytes = self.bytes.saturating_add(o.bytes);
+        self.grants = self.grants.saturating_add(o.grants);
+        self.alerts = self.alerts.saturating_add(o.alerts);
+        self.pairings = self.pairings.saturating_add(o.pairings);
+        self.grant_keys = self.grant_keys.saturating_add(o.grant_keys);
+        self.shred_markers = self.shred_markers.saturating_add(o.shred_markers);
+        self.tickets = self.tickets.saturating_add(o.tickets);
     }
 }

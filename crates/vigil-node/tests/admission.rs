@@ -43,7 +43,7 @@ impl Client {
     /// §15; `Enrolled` reads as `Ok`), one already here with `Register`.
     fn register(&mut self, keys: &KeySchedule, expires_ms: i64) -> Response {
         let vault = *keys.vault_id().as_bytes();
-        let verifier = keys.mailbox_key().verifier().to_bytes();
+        let verifier = keys.mailbox_key(&this_node()).verifier().to_bytes();
         let store = self.relay.store();
         if store.mailbox(&vault).unwrap().is_some() || store.shred_marker(&vault).unwrap().is_some()
         {
@@ -76,7 +76,7 @@ impl Client {
     fn auth(&mut self, keys: &KeySchedule) -> Response {
         self.call(Request::Auth {
             vault: *keys.vault_id().as_bytes(),
-            key: *keys.mailbox_key().expose_secret(),
+            key: *keys.mailbox_key(&this_node()).expose_secret(),
         })
     }
 
@@ -87,6 +87,14 @@ impl Client {
             blob,
         }))
     }
+}
+
+/// The node these relays are (the device derives its mailbox key for it).
+fn this_node() -> vigil_crypto::NodeId {
+    vigil_crypto::NodeId::new(
+        vigil_crypto::X25519PublicKey::from_bytes([0x4e; 32]),
+        [0xce; 32],
+    )
 }
 
 fn keys(n: u8) -> KeySchedule {
@@ -233,7 +241,12 @@ fn lists_over_the_cap_are_refused() {
         stranger.call(Request::Shred {
             vault: [0; 16],
             key: [0; 32],
-            grants: (0..=16u8).map(|g| [g; 16]).collect(),
+            grants: (0..=16u8)
+                .map(|g| vigil_proto::GrantDeletion {
+                    grant_id: [g; 16],
+                    proof: [0; 32],
+                })
+                .collect(),
             notice: vec![],
         }),
         Response::Error(ProtoError::TooManyEntries {
@@ -337,7 +350,7 @@ fn disk_quota_refuses_a_push() {
     assert!(matches!(
         s.call(Request::Shred {
             vault: *a_keys.vault_id().as_bytes(),
-            key: *a_keys.mailbox_key().expose_secret(),
+            key: *a_keys.mailbox_key(&this_node()).expose_secret(),
             grants: vec![],
             notice: vec![],
         }),

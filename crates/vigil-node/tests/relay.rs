@@ -1,12 +1,18 @@
 //! The relay's rules, through its frame handler: authentication, ordering,
 //! quotas, snapshots, pairing slots, malformed frames, restarts.
 
-use vigil_crypto::{KeySchedule, RootKey};
+use vigil_crypto::{KeySchedule, NodeId, RootKey, X25519PublicKey};
 use vigil_node::{MailboxStore, Relay, RelayConfig};
 use vigil_proto::{
     BundleItem, FrameHandler, PROTOCOL_VERSION, ProtoError, Request, Response, SnapshotItem,
     decode_response, encode_request,
 };
+
+/// The node these relays are (the relay itself never needs to know: it
+/// compares verifiers; the device derives the key for it).
+fn this_node() -> NodeId {
+    NodeId::new(X25519PublicKey::from_bytes([0x4e; 32]), [0xce; 32])
+}
 
 struct Client {
     s: vigil_node::RelaySession,
@@ -33,7 +39,7 @@ fn setup(relay: &Relay, keys: &KeySchedule) -> Client {
     assert_eq!(
         c.call(Request::Auth {
             vault,
-            key: *keys.mailbox_key().expose_secret()
+            key: *keys.mailbox_key(&this_node()).expose_secret()
         }),
         Response::Ok
     );
@@ -45,7 +51,7 @@ fn setup(relay: &Relay, keys: &KeySchedule) -> Client {
 /// device (`Register`, same verifier) after that.
 fn enrol(c: &mut Client, relay: &Relay, keys: &KeySchedule, expires_ms: i64, ticket_end_ms: i64) {
     let vault = *keys.vault_id().as_bytes();
-    let verifier = keys.mailbox_key().verifier().to_bytes();
+    let verifier = keys.mailbox_key(&this_node()).verifier().to_bytes();
     if relay.store().mailbox(&vault).unwrap().is_some() {
         let r = c.call(Request::Register {
             vault,
@@ -112,21 +118,21 @@ fn authentication_rules() {
     assert_eq!(
         c.call(Request::Auth {
             vault,
-            key: *other.mailbox_key().expose_secret()
+            key: *other.mailbox_key(&this_node()).expose_secret()
         }),
         err(ProtoError::Unauthorized)
     );
     assert_eq!(
         c.call(Request::Auth {
             vault: *other.vault_id().as_bytes(),
-            key: *other.mailbox_key().expose_secret()
+            key: *other.mailbox_key(&this_node()).expose_secret()
         }),
         err(ProtoError::UnknownVault)
     );
     assert_eq!(
         c.call(Request::Register {
             vault,
-            verifier: other.mailbox_key().verifier().to_bytes(),
+            verifier: other.mailbox_key(&this_node()).verifier().to_bytes(),
             expires_ms: 10_000
         }),
         err(ProtoError::AlreadyRegistered)
@@ -148,7 +154,7 @@ fn authentication_rules() {
     assert_eq!(
         c.call(Request::Auth {
             vault,
-            key: *keys.mailbox_key().expose_secret()
+            key: *keys.mailbox_key(&this_node()).expose_secret()
         }),
         Response::Ok
     );
@@ -406,7 +412,7 @@ fn sweeper_deletes_expired_vaults_only_and_is_restart_safe() {
             enrol(&mut c, &relay, &keys, expires_ms, expires_ms);
             c.call(Request::Auth {
                 vault,
-                key: *keys.mailbox_key().expose_secret(),
+                key: *keys.mailbox_key(&this_node()).expose_secret(),
             });
             assert_eq!(
                 push(&mut c, 1, vec![i; 300]),
@@ -531,8 +537,11 @@ fn a_shred_keeps_an_alert_staff_have_not_seen_until_they_do() {
     // The resident shreds early.
     let Response::Receipt(receipt) = c.call(Request::Shred {
         vault,
-        key: *keys.mailbox_key().expose_secret(),
-        grants: vec![grant_id],
+        key: *keys.mailbox_key(&this_node()).expose_secret(),
+        grants: vec![vigil_proto::GrantDeletion {
+            grant_id,
+            proof: alert_key.shred_proof(&keys.vault_id(), &grant_id),
+        }],
         notice: vec![],
     }) else {
         panic!("no receipt");
@@ -591,8 +600,11 @@ fn a_shred_keeps_an_alert_staff_have_not_seen_until_they_do() {
     );
     let Response::Receipt(_) = c2.call(Request::Shred {
         vault: vault2,
-        key: *keys2.mailbox_key().expose_secret(),
-        grants: vec![grant_id2],
+        key: *keys2.mailbox_key(&this_node()).expose_secret(),
+        grants: vec![vigil_proto::GrantDeletion {
+            grant_id: grant_id2,
+            proof: alert_key2.shred_proof(&keys2.vault_id(), &grant_id2),
+        }],
         notice: vec![],
     }) else {
         panic!("no receipt");
@@ -624,7 +636,7 @@ fn a_session_open_across_a_shred_is_told_of_it() {
     assert!(matches!(
         phone.call(Request::Shred {
             vault: *keys.vault_id().as_bytes(),
-            key: *keys.mailbox_key().expose_secret(),
+            key: *keys.mailbox_key(&this_node()).expose_secret(),
             grants: vec![],
             notice: b"sealed notice".to_vec(),
         }),

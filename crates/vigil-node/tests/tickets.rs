@@ -15,6 +15,11 @@ const HOUR: i64 = 3_600_000;
 const NOW: i64 = 1_000;
 const END: i64 = 100 * HOUR;
 
+/// The node the vaults here talk to (mailbox keys are per node).
+fn this_node() -> vigil_crypto::NodeId {
+    vigil_crypto::NodeId::new(X25519PublicKey::from_bytes([0x4e; 32]), [0xce; 32])
+}
+
 fn rng(seed: u64) -> rand_chacha::ChaCha20Rng {
     rand_chacha::ChaCha20Rng::seed_from_u64(seed)
 }
@@ -51,21 +56,21 @@ impl Client {
             ticket: t.id,
             secret: *t.secret.expose_secret(),
             vault: *keys.vault_id().as_bytes(),
-            verifier: keys.mailbox_key().verifier().to_bytes(),
+            verifier: keys.mailbox_key(&this_node()).verifier().to_bytes(),
             expires_ms: END,
         })
     }
     fn register(&mut self, keys: &KeySchedule) -> Response {
         self.call(Request::Register {
             vault: *keys.vault_id().as_bytes(),
-            verifier: keys.mailbox_key().verifier().to_bytes(),
+            verifier: keys.mailbox_key(&this_node()).verifier().to_bytes(),
             expires_ms: END,
         })
     }
     fn auth(&mut self, keys: &KeySchedule) -> Response {
         self.call(Request::Auth {
             vault: *keys.vault_id().as_bytes(),
-            key: *keys.mailbox_key().expose_secret(),
+            key: *keys.mailbox_key(&this_node()).expose_secret(),
         })
     }
     /// `GrantKey` then `Grant` of `alert_key` with `label`; the last reply.

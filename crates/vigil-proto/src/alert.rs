@@ -33,9 +33,11 @@ pub fn episode_id(key: &AlertKey, rounded_onset_ms: i64) -> [u8; 16] {
     h.finalize()[..16].try_into().unwrap_or_default()
 }
 
-/// Rounds an onset down to [`ONSET_ROUNDING_MS`].
+/// Rounds an onset down to [`ONSET_ROUNDING_MS`]. Times come from the
+/// merged log (any device's); within one slot of `i64::MIN` the result
+/// saturates there instead of overflowing.
 pub fn round_onset(onset_ms: i64) -> i64 {
-    onset_ms - onset_ms.rem_euclid(ONSET_ROUNDING_MS)
+    onset_ms.saturating_sub(onset_ms.rem_euclid(ONSET_ROUNDING_MS))
 }
 
 /// What an alert says, once opened.

@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 
 use crate::codec::{PROTOCOL_VERSION, decode_response, encode_request};
 use crate::exchange::{Exchange, ExchangeError};
-use crate::messages::{AlertWire, GrantWire, ProtoError, Request, Response, VaultIdBytes};
+use crate::messages::{
+    AlertWire, GrantDeletion, GrantWire, ProtoError, Request, Response, VaultIdBytes,
+};
 use crate::sync::{Registration, SyncError};
 use crate::ticket::{Ticket, TicketId};
 
@@ -805,12 +807,13 @@ pub struct RequestShred {
 }
 
 impl RequestShred {
-    /// Deletes `vault` (proved by its mailbox key) and `grants`.
-    /// `notice` is the sealed shred notice for the vault's other devices.
+    /// Deletes `vault` (proved by its mailbox key) and `grants` (each
+    /// proved by its own proof). `notice` is the sealed shred notice for the
+    /// vault's other devices.
     pub fn new(
         vault: VaultIdBytes,
         mailbox_key: &[u8; 32],
-        grants: Vec<[u8; 16]>,
+        grants: Vec<GrantDeletion>,
         notice: Vec<u8>,
     ) -> Self {
         RequestShred {

@@ -5,6 +5,8 @@ use core::fmt;
 use std::io;
 use std::time::Duration;
 
+use vigil_crypto::NodeId;
+
 /// Why the node reset a stream or closed a connection: the application
 /// error code it sent (docs/spec.md §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +98,18 @@ pub enum ExchangeError {
 /// Carries one request frame to the node and returns its response frame.
 /// The QUIC driver opens one bidirectional stream per exchange; the
 /// simulation calls the relay directly.
+///
+/// An exchange also names the node at its other end. The device derives the
+/// mailbox key for that node from it (docs/spec.md §1), so the key it sends
+/// is always the one for the node that receives it: the QUIC connection
+/// reports the node of the enrolment code whose certificate it pinned, and
+/// no caller can pair one node's key with another node's connection.
 pub trait Exchange {
     /// Sends `request` and waits for the response.
     fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError>;
+
+    /// The node this exchange reaches.
+    fn node(&self) -> NodeId;
 }
 
 /// The node side of a connection: one handler per connection, fed each

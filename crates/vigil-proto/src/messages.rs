@@ -95,8 +95,9 @@ pub enum Request {
         vault: VaultIdBytes,
         /// The mailbox key.
         key: [u8; 32],
-        /// The vault's grants on this node.
-        grants: Vec<[u8; 16]>,
+        /// The vault's grants on this node, each with the proof that the
+        /// sender holds its alert key (§13): a grant is deleted only with it.
+        grants: Vec<GrantDeletion>,
         /// The shred notice, sealed by the shredding device under the log
         /// key (docs/spec.md §13): the node hands it to the vault's other
         /// devices, which open it before shredding themselves.
@@ -117,6 +118,16 @@ pub enum Request {
         /// End of the monitoring period (ms); the node caps it at the ticket's.
         expires_ms: i64,
     },
+}
+
+/// One grant a `Shred` asks the node to delete, with its proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantDeletion {
+    /// The grant.
+    pub grant_id: [u8; 16],
+    /// `AlertKey::shred_proof(vault, grant_id)` under the grant's alert key:
+    /// only the vault that holds the grant (and the node) can compute it.
+    pub proof: [u8; 32],
 }
 
 /// A fever-alert grant as the node receives it. Everything but the alert

@@ -222,8 +222,10 @@ impl DeviceSync {
                 for b in bundles {
                     let h = self.have.get(&b.device).copied().unwrap_or(0);
                     // Only the next bundle of each device is taken: replays and
-                    // gaps are ignored, so a relay cannot rewind or skip.
-                    if b.seq == h + 1 && !self.rejected.contains(&b.device) {
+                    // gaps are ignored, so a relay cannot rewind or skip. `h`
+                    // may come from a snapshot's covers (the node's word):
+                    // at u64::MAX nothing is next.
+                    if h.checked_add(1) == Some(b.seq) && !self.rejected.contains(&b.device) {
                         self.have.insert(b.device, b.seq);
                         progressed = true;
                         self.events.push_back(SyncEvent::Bundle(b));

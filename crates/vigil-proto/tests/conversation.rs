@@ -2,11 +2,12 @@
 //! requests each sends, the events it reports, and how it ends on a refusal
 //! or a reply out of turn.
 
+use vigil_crypto::{NodeId, X25519PublicKey};
 use vigil_proto::{
     AlertEvent, AlertWire, Conversation, DeliverAlerts, DriveError, Exchange, ExchangeError,
-    FetchPairing, GiveGrant, GrantAuth, GrantWire, OfferPairing, OutgoingAlert, PROTOCOL_VERSION,
-    PairingFetched, ProtoError, Registration, Request, RequestShred, Response, SyncError,
-    decode_request, drive, encode_response,
+    FetchPairing, GiveGrant, GrantAuth, GrantDeletion, GrantWire, OfferPairing, OutgoingAlert,
+    PROTOCOL_VERSION, PairingFetched, ProtoError, Registration, Request, RequestShred, Response,
+    SyncError, decode_request, drive, encode_response,
 };
 
 /// A node that answers each request with the next scripted reply, and
@@ -54,6 +55,15 @@ impl Exchange for Scripted {
             .expect("the device asked more than scripted");
         Ok(encode_response(&reply))
     }
+
+    fn node(&self) -> NodeId {
+        scripted_node()
+    }
+}
+
+/// The scripted node's identity (the machines here never look at it).
+fn scripted_node() -> NodeId {
+    NodeId::new(X25519PublicKey::from_bytes([0x11; 32]), [0x22; 32])
 }
 
 fn hello_ok() -> Response {
@@ -365,7 +375,15 @@ fn a_pairing_offer_registers_authenticates_then_offers() {
 #[test]
 fn a_shred_request_returns_the_receipt_or_fails() {
     let mut node = Scripted::new(vec![hello_ok(), Response::Receipt(vec![8; 64])]);
-    let mut conv = RequestShred::new([1; 16], &[2; 32], vec![[3; 16]], vec![4]);
+    let mut conv = RequestShred::new(
+        [1; 16],
+        &[2; 32],
+        vec![GrantDeletion {
+            grant_id: [3; 16],
+            proof: [5; 32],
+        }],
+        vec![4],
+    );
     drive(&mut conv, &mut node, |_| Ok::<(), DriveError>(())).unwrap();
     assert_eq!(conv.into_receipt(), Some(vec![8; 64]));
     let mut node = Scripted::new(vec![hello_ok(), Response::Error(ProtoError::NoReceipts)]);
@@ -380,6 +398,10 @@ fn a_transport_failure_stops_the_drive() {
     impl Exchange for Down {
         fn exchange(&mut self, _: &[u8]) -> Result<Vec<u8>, ExchangeError> {
             Err(ExchangeError::NotConnected)
+        }
+
+        fn node(&self) -> NodeId {
+            scripted_node()
         }
     }
     let r = drive(

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::Rng;
+use vigil_crypto::NodeId;
 use vigil_node::RelaySession;
 use vigil_proto::{Exchange, ExchangeError, FrameHandler};
 
@@ -33,6 +34,8 @@ impl Faults {
 /// One device's connection: a relay session, the node's clock, faults.
 pub(crate) struct SimLink<'a> {
     pub(crate) session: &'a mut RelaySession,
+    /// The node behind the session (the simulated node's identity).
+    pub(crate) node: NodeId,
     pub(crate) now_ms: i64,
     pub(crate) faults: Faults,
     pub(crate) rng: &'a mut ChaCha20Rng,
@@ -49,6 +52,7 @@ impl<'a> SimLink<'a> {
     /// nothing back (no injected bug, no partition).
     pub(crate) fn new(
         session: &'a mut RelaySession,
+        node: NodeId,
         now_ms: i64,
         faults: Faults,
         rng: &'a mut ChaCha20Rng,
@@ -56,6 +60,7 @@ impl<'a> SimLink<'a> {
     ) -> Self {
         SimLink {
             session,
+            node,
             now_ms,
             faults,
             rng,
@@ -123,5 +128,9 @@ impl Exchange for SimLink<'_> {
             return Err(simulated("reply lost"));
         }
         Ok(reply)
+    }
+
+    fn node(&self) -> NodeId {
+        self.node
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
-use vigil_crypto::{SigningIdentity, X25519Identity, X25519PublicKey};
+use vigil_crypto::{NodeId, SigningIdentity, X25519Identity};
 use vigil_device::{KeyStore, MemoryKeyStore, OpenError, Period, Vault};
 use vigil_log::{Day, FeverRule, Metric, ReadingId, Severity, Symptom};
 use vigil_node::{MailboxStore, Node, NodeConfig, Relay, RelaySession};
@@ -40,7 +40,8 @@ struct Device {
 pub struct World {
     devices: Vec<Device>,
     relay: Relay,
-    node_public: X25519PublicKey,
+    /// The node's identity, as its enrolment code would give it.
+    node_id: NodeId,
     tap: Arc<Mutex<Vec<Vec<u8>>>>,
     now_ms: i64,
     rng: ChaCha20Rng,
@@ -163,13 +164,19 @@ fn setup(config: &SimConfig) -> World {
         bug: config.bug,
     };
     let relay = node.start();
+    // The node's identity: an X25519 key and the hash of the certificate a
+    // device would pin (the simulation has no TLS; any fixed hash stands in).
     let node_public =
         X25519Identity::from_bytes(core::array::from_fn(|i| i as u8 ^ 0x5a)).public_key();
+    let node_id = NodeId::new(
+        node_public,
+        Sha256::digest(b"vigil-sim node certificate").into(),
+    );
     let tap = Arc::new(Mutex::new(Vec::new()));
     let mut w = World {
         devices: Vec::new(),
         relay,
-        node_public,
+        node_id,
         tap,
         now_ms: START,
         rng,
@@ -213,6 +220,7 @@ fn setup(config: &SimConfig) -> World {
         let mut enrol_rng = ChaCha20Rng::seed_from_u64(config.seed ^ 0x0065_6e72_6f6c);
         let mut link = SimLink::new(
             &mut session,
+            node_id,
             START,
             Faults::NONE,
             &mut enrol_rng,
@@ -224,7 +232,7 @@ fn setup(config: &SimConfig) -> World {
         first
             .enrol(
                 &mut link,
-                &node_public,
+                node_id.x25519(),
                 &ticket.ticket,
                 FeverRule::default(),
                 START,
@@ -258,7 +266,14 @@ fn pair(w: &mut World, faults: Faults, skew_ms: i64) -> Result<usize, String> {
     {
         let d0 = &mut w.devices[0];
         let vault = d0.vault.as_mut().ok_or("device 0 is down")?;
-        let mut link = SimLink::new(&mut d0.session, now, faults, &mut w.rng, w.tap.clone());
+        let mut link = SimLink::new(
+            &mut d0.session,
+            w.node_id,
+            now,
+            faults,
+            &mut w.rng,
+            w.tap.clone(),
+        );
         vault
             .offer_pairing(&mut link, &id.public_key(), now)
             .map_err(|e| format!("offer: {e}"))?;
@@ -268,7 +283,14 @@ fn pair(w: &mut World, faults: Faults, skew_ms: i64) -> Result<usize, String> {
     let mut session = w.relay.session();
     let mut jrng = fresh_rng(&mut w.rng);
     let vault = {
-        let mut link = SimLink::new(&mut session, now, faults, &mut w.rng, w.tap.clone());
+        let mut link = SimLink::new(
+            &mut session,
+            w.node_id,
+            now,
+            faults,
+            &mut w.rng,
+            w.tap.clone(),
+        );
         // The simulated resident compares the codes and confirms.
         Vault::fetch_join(&mut link, &id)
             .map_err(|e| format!("join: {e}"))?
@@ -517,7 +539,7 @@ impl World {
         let n = self.step;
         let now = self.now_ms;
         let local_now = self.local_now(d);
-        let node_public = self.node_public;
+        let node_id = self.node_id;
         let drop_acked = self.node.bug == Bug::RelayDropsAckedBundles;
         let dev = &mut self.devices[d];
         let Some(vault) = dev.vault.as_mut() else {
@@ -525,6 +547,7 @@ impl World {
         };
         let mut link = SimLink {
             session: &mut dev.session,
+            node: node_id,
             now_ms: now,
             faults: self.faults,
             rng: &mut self.rng,
@@ -534,7 +557,7 @@ impl World {
         };
         let r = vault.sync(&mut link).map(|r| (r.pushed, r.received));
         let a = vault
-            .send_alerts(&mut link, &node_public, local_now)
+            .send_alerts(&mut link, node_id.x25519(), local_now)
             .map(|r| r.delivered);
         let ok = r.is_ok() && a.is_ok();
         self.event(format!("step {n}: device {d} sync {r:?} alerts {a:?}"));
@@ -623,7 +646,7 @@ fn heal(w: &mut World) -> Vec<String> {
             }
         }
     }
-    let node_public = w.node_public;
+    let node_id = w.node_id;
     for round in 0..3 {
         for d in 0..w.devices.len() {
             let now = w.now_ms;
@@ -632,11 +655,18 @@ fn heal(w: &mut World) -> Vec<String> {
             let Some(vault) = dev.vault.as_mut() else {
                 continue;
             };
-            let mut link = SimLink::new(&mut dev.session, now, Faults::NONE, &mut w.rng, tap);
+            let mut link = SimLink::new(
+                &mut dev.session,
+                node_id,
+                now,
+                Faults::NONE,
+                &mut w.rng,
+                tap,
+            );
             if let Err(e) = vault.sync(&mut link) {
                 failures.push(format!("heal round {round}: device {d} sync failed: {e}"));
             }
-            if let Err(e) = vault.send_alerts(&mut link, &node_public, now) {
+            if let Err(e) = vault.send_alerts(&mut link, node_id.x25519(), now) {
                 failures.push(format!("heal round {round}: device {d} alerts failed: {e}"));
             }
         }
@@ -763,6 +793,7 @@ fn shred(w: &mut World, config: &SimConfig) -> Vec<String> {
         } else {
             let mut link = SimLink::new(
                 &mut dev.session,
+                w.node_id,
                 end,
                 Faults::NONE,
                 &mut w.rng,

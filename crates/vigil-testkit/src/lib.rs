@@ -16,7 +16,7 @@ pub use vigil::node::LocalNode;
 use vigil::node::{NodeConfig, ServerConfig};
 use vigil::{
     Day, DeviceConnection, EnrolmentCode, FeverRule, FileKeyStore, MemStorage, MemoryKeyStore,
-    Metric, Period, SledStorage, TicketCode, Vault,
+    Metric, NodeId, Period, SledStorage, TicketCode, Vault, X25519PublicKey,
 };
 
 /// A minute, in ms.
@@ -99,6 +99,14 @@ pub fn wristband_readings(m: i64, oxygen_every: i64, steps_every: i64) -> Vec<(M
         v.push((Metric::Steps, ((m * 37) % 1500) as f64));
     }
     v
+}
+
+/// The identity of an in-process node whose X25519 key is `public`, for
+/// tests that reach a relay without TLS: the certificate hash is a stand-in
+/// derived from the key, so distinct keys make distinct nodes.
+pub fn node_id(public: X25519PublicKey) -> NodeId {
+    let cert = core::array::from_fn(|i| public.as_bytes()[i] ^ 0xce);
+    NodeId::new(public, cert)
 }
 
 /// A seeded RNG, so a failing test replays.

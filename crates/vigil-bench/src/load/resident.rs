@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
+use vigil_crypto::NodeId;
 use vigil_device::{MemStorage, MemoryKeyStore, Period, SyncFailure, Vault};
 use vigil_log::{Day, FeverRule, Metric, Severity, Symptom, Unit};
 use vigil_net::{ClientEndpoint, DeviceConnection, EnrolmentCode, NetError};
@@ -156,6 +157,8 @@ impl Link {
 pub(crate) struct Recording<'a> {
     link: &'a mut Link,
     stats: &'a Stats,
+    /// The node the link connects to (from the run's enrolment code).
+    node: NodeId,
 }
 
 impl Exchange for Recording<'_> {
@@ -178,6 +181,10 @@ impl Exchange for Recording<'_> {
                 Err(e)
             }
         }
+    }
+
+    fn node(&self) -> NodeId {
+        self.node
     }
 }
 
@@ -278,12 +285,17 @@ impl Resident {
         })
     }
 
-    fn recording<'a>(&'a mut self, stats: &'a Stats) -> (&'a mut Vault, Recording<'a>) {
+    fn recording<'a>(
+        &'a mut self,
+        stats: &'a Stats,
+        node: NodeId,
+    ) -> (&'a mut Vault, Recording<'a>) {
         (
             &mut self.vault,
             Recording {
                 link: &mut self.link,
                 stats,
+                node,
             },
         )
     }
@@ -330,7 +342,7 @@ impl Resident {
             if self.link.conn.is_none() && !self.connect(ctx, 3, false) {
                 break;
             }
-            let (vault, mut rec) = self.recording(ctx.stats);
+            let (vault, mut rec) = self.recording(ctx.stats, ctx.code.node_id());
             match op(vault, &mut rec) {
                 Ok(v) => return Some(v),
                 Err(e) => {

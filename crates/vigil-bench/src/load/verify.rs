@@ -120,7 +120,7 @@ pub(crate) fn check_by_pull(resident: &Resident, conn: &mut dyn Exchange) -> Tal
     let keys = KeySchedule::new(root);
     let config = SyncConfig {
         vault: *keys.vault_id().as_bytes(),
-        mailbox_key: *keys.mailbox_key().expose_secret(),
+        mailbox_key: *keys.mailbox_key(&conn.node()).expose_secret(),
         register: None,
         pull_max_bytes: 4 * 1024 * 1024,
     };
