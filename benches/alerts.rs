@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use vigil::X25519PublicKey;
-use vigil::{EnrolmentCode, Metric, Period, Unit, Vault};
+use vigil::node::LocalNode;
+use vigil::{Metric, Period, TicketCode, Unit, Vault};
 use vigil_crypto::{KeySchedule, RootKey, wrap};
 use vigil_proto::alert::{ALERT_START, AlertPayload, grant_id, seal_alert};
 use vigil_proto::{
@@ -30,16 +31,15 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     // Untapped, with the default settings: the node as a community runs it.
     let node = node(&tmp.path().join("node"));
-    let code = node.enrolment_code().clone();
     // The period contains now (the node checks validity on its clock).
     let start = now_ms() - now_ms().rem_euclid(DAY) - DAY;
 
     // ~95 simulated minutes per episode: 150 fit in the 14-day period.
     let episodes = if full { 150 } else { 5 };
-    let latency = latency(tmp.path(), &code, start, episodes);
+    let latency = latency(tmp.path(), &node, start, episodes);
     let per = if full { 2000 } else { 20 };
     let threads = 4;
-    let rate = throughput(&code, start, threads, per);
+    let rate = throughput(&node, start, threads, per);
     assert_eq!(
         node.node().relay().inbox().unwrap().len(),
         2 * episodes + threads as usize * per
@@ -64,9 +64,10 @@ impl Latency {
 
 /// Latency (figure 1): a phone enrolled with the node lives `episodes`
 /// fevers; each is timed from the `record` that confirms it to the alert stored.
-fn latency(dir: &Path, code: &EnrolmentCode, start: i64, episodes: usize) -> Latency {
+fn latency(dir: &Path, node: &LocalNode, start: i64, episodes: usize) -> Latency {
+    let code = node.enrolment_code();
     let (mut phone, _) = sled_vault(dir, "phone", Period::days(start, 14), 3);
-    let mut conn = enrol(&mut phone, code, "bench", start);
+    let mut conn = enrol(&mut phone, node, "bench", start);
     let mut lat = Vec::new();
     let mut t = start;
     for _ in 0..episodes {
@@ -100,13 +101,19 @@ fn latency(dir: &Path, code: &EnrolmentCode, start: i64, episodes: usize) -> Lat
 
 /// Throughput (figure 2): `threads` connections, each its own grant, send
 /// `per` pre-sealed alerts each. Returns alerts stored per second.
-fn throughput(code: &EnrolmentCode, start: i64, threads: u64, per: usize) -> f64 {
-    let t0 = Instant::now();
-    let handles: Vec<_> = (0..threads)
+fn throughput(node: &LocalNode, start: i64, threads: u64, per: usize) -> f64 {
+    // Staff register the residents first (untimed).
+    let tickets: Vec<TicketCode> = (0..threads)
         .map(|i| {
-            let code = code.clone();
-            std::thread::spawn(move || send_alerts(&code, i, start, per))
+            node.issue_ticket(&format!("resident {i}"), start + 14 * DAY)
+                .unwrap()
         })
+        .collect();
+    let t0 = Instant::now();
+    let handles: Vec<_> = tickets
+        .into_iter()
+        .zip(0..threads)
+        .map(|(t, i)| std::thread::spawn(move || send_alerts(&t, i, start, per)))
         .collect();
     for h in handles {
         h.join().unwrap();
@@ -116,7 +123,8 @@ fn throughput(code: &EnrolmentCode, start: i64, threads: u64, per: usize) -> f64
 
 /// One throughput connection: grant `i` of a vault of its own, then `per`
 /// alerts sealed before they are sent, each one stored.
-fn send_alerts(code: &EnrolmentCode, i: u64, start: i64, per: usize) {
+fn send_alerts(ticket: &TicketCode, i: u64, start: i64, per: usize) {
+    let code = &ticket.node;
     let node_public = code.node_public;
     let mut rng = ChaCha20Rng::seed_from_u64(100 + i);
     let keys = KeySchedule::new(RootKey::from_bytes([i as u8 + 1; 32]));
@@ -127,6 +135,23 @@ fn send_alerts(code: &EnrolmentCode, i: u64, start: i64, per: usize) {
     call(Request::Hello {
         version: PROTOCOL_VERSION,
     });
+    let vault = *keys.vault_id().as_bytes();
+    let enrolled = call(Request::Enrol {
+        ticket: ticket.ticket.id,
+        secret: *ticket.ticket.secret.expose_secret(),
+        vault,
+        verifier: keys.mailbox_key(&code.node_id()).verifier().to_bytes(),
+        expires_ms: start + 14 * DAY,
+    });
+    assert!(
+        matches!(enrolled, Response::Enrolled { .. }),
+        "{enrolled:?}"
+    );
+    let auth = call(Request::Auth {
+        vault,
+        key: *keys.mailbox_key(&code.node_id()).expose_secret(),
+    });
+    assert_eq!(auth, Response::Ok);
     let Response::GrantKey { public } = call(Request::GrantKey) else {
         panic!("no grant key")
     };

@@ -145,6 +145,7 @@ fn measure(
     days: i64,
     connect: &dyn Fn() -> DeviceConnection,
     master: &Mutex<AutoCommit>,
+    relay: &Relay,
     rng: &mut ChaCha20Rng,
 ) -> SizePoint {
     let start = period_start();
@@ -163,6 +164,11 @@ fn measure(
     *master.lock().unwrap() = AutoCommit::load(&phone.export_automerge()).expect("loads");
 
     let mut c = connect();
+    // Staff registered the resident (untimed).
+    let ticket = relay
+        .issue_ticket("bench", start + 7 * 86_400_000, start, rng)
+        .unwrap();
+    phone.redeem_ticket(&mut c, &ticket.ticket).unwrap();
     let t = Instant::now();
     phone.sync_with(&mut c, SnapshotPolicy::Always).unwrap();
     let push = t.elapsed();
@@ -234,7 +240,10 @@ fn main() {
 
     let points: Vec<(i64, SizePoint)> = sizes
         .iter()
-        .map(|&days| (days, measure(days, &connect, &node.master, &mut rng)))
+        .map(|&days| {
+            let p = measure(days, &connect, &node.master, &node.relay, &mut rng);
+            (days, p)
+        })
         .collect();
     print_sizes(&points);
 
@@ -242,7 +251,7 @@ fn main() {
     let hs = handshakes(code, n);
     let per = if full { 2000 } else { 50 };
     let devices = 4;
-    let pushes = bundle_pushes(code, devices, per);
+    let pushes = bundle_pushes(code, &node.relay, devices, per, &mut rng);
     print_throughput(n, hs, devices, per, pushes);
     node.rt.block_on(node.server.shutdown());
 }
@@ -253,6 +262,7 @@ struct BenchNode {
     server: NodeServer,
     code: EnrolmentCode,
     master: Arc<Mutex<AutoCommit>>,
+    relay: Relay,
     rt: tokio::runtime::Runtime,
 }
 
@@ -271,6 +281,7 @@ impl BenchNode {
         );
         let master = Arc::new(Mutex::new(AutoCommit::new()));
         let master2 = master.clone();
+        let relay2 = relay.clone();
         let factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync> = Arc::new(move || {
             Box::new(BenchHandler {
                 relay: relay.session(),
@@ -300,6 +311,7 @@ impl BenchNode {
             server,
             code,
             master,
+            relay: relay2,
             rt,
         }
     }
@@ -381,12 +393,29 @@ fn handshakes(code: &EnrolmentCode, n: usize) -> f64 {
 
 /// Bundle pushes per second: `devices` devices, each its own vault, push
 /// `per` bundles each in sequence on their own connections.
-fn bundle_pushes(code: &EnrolmentCode, devices: usize, per: u64) -> f64 {
-    let t = Instant::now();
-    let handles: Vec<_> = (0..devices)
+fn bundle_pushes(
+    code: &EnrolmentCode,
+    relay: &Relay,
+    devices: usize,
+    per: u64,
+    rng: &mut ChaCha20Rng,
+) -> f64 {
+    // Staff registered the residents (untimed).
+    let tickets: Vec<vigil::Ticket> = (0..devices)
         .map(|d| {
+            relay
+                .issue_ticket(&format!("device {d}"), i64::MAX, 0, rng)
+                .unwrap()
+                .ticket
+        })
+        .collect();
+    let t = Instant::now();
+    let handles: Vec<_> = tickets
+        .into_iter()
+        .enumerate()
+        .map(|(d, ticket)| {
             let code = code.clone();
-            std::thread::spawn(move || push_bundles(&code, d, per))
+            std::thread::spawn(move || push_bundles(&code, &ticket, d, per))
         })
         .collect();
     for h in handles {
@@ -397,7 +426,7 @@ fn bundle_pushes(code: &EnrolmentCode, devices: usize, per: u64) -> f64 {
 
 /// Device `d` registers a mailbox of its own, then pushes `per` 320-byte
 /// sealed-size bundles, each acknowledged.
-fn push_bundles(code: &EnrolmentCode, d: usize, per: u64) {
+fn push_bundles(code: &EnrolmentCode, ticket: &vigil::Ticket, d: usize, per: u64) {
     let mut c = DeviceConnection::connect(code, Duration::from_secs(10)).unwrap();
     let call = |c: &mut DeviceConnection, r: Request| {
         decode_response(&c.exchange(&encode_request(&r)).unwrap()).unwrap()
@@ -419,7 +448,9 @@ fn push_bundles(code: &EnrolmentCode, d: usize, per: u64) {
     };
     call(
         &mut c,
-        Request::Register {
+        Request::Enrol {
+            ticket: ticket.id,
+            secret: *ticket.secret.expose_secret(),
             vault,
             verifier,
             // A week from now: a node keeps a mailbox at most `max_period`.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use vigil::node::LocalNode;
 use vigil::{
     Conflict, Day, DeviceConnection, EnrolmentCode, FeverRule, FileKeyStore, Metric, Period,
-    ReadingId, Severity, SledStorage, Symptom, Vault, X25519Identity, verify_receipt,
+    ReadingId, Severity, SledStorage, Symptom, TicketCode, Vault, X25519Identity, verify_receipt,
 };
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
@@ -65,6 +65,8 @@ struct Week {
     tmp: PathBuf,
     node: LocalNode,
     code: EnrolmentCode,
+    /// The resident's enrolment ticket (its secret: the demo's own).
+    ticket: String,
     start: i64,
     /// Minutes between the wristband's readings.
     every: i64,
@@ -136,20 +138,28 @@ fn setup(every: i64) -> BoxResult<Week> {
         dir,
         conn: Some(connect(&code)?),
     };
+    // Staff register the resident and hand out the ticket with the band.
+    let ticket = node.issue_ticket(LABEL, period.end_ms)?;
+    println!(
+        "  staff   registered the resident as {LABEL:?}: ticket {}…",
+        &ticket.to_string()[..40]
+    );
     let rule = FeverRule::default();
     let conn = phone.conn.as_mut().ok_or("phone offline")?;
-    phone
+    let grant = phone
         .vault
-        .enrol(conn, &code.node_public, LABEL, rule, start)?;
+        .enrol(conn, &code.node_public, &ticket.ticket, rule, start)?;
     println!(
-        "  phone   created the vault {} and granted the node fever alerts (≥ {} °C, label {LABEL:?})",
+        "  phone   created the vault {} and granted the node fever alerts (≥ {} °C, shown to staff as {:?})",
         phone.vault.vault_id(),
-        rule.threshold_c
+        rule.threshold_c,
+        grant.label
     );
     Ok(Week {
         tmp,
         node,
         code,
+        ticket: ticket.to_string(),
         start,
         every,
         phone,
@@ -191,10 +201,12 @@ fn pair_the_band(w: &mut Week) -> BoxResult<()> {
         &mut conn,
         &mut vigil::os_rng(),
     )?;
+    // The band enrols with the same ticket: it belongs to the vault.
+    let ticket: TicketCode = w.ticket.parse()?;
     vault.enrol(
         &mut conn,
         &w.code.node_public,
-        LABEL,
+        &ticket.ticket,
         FeverRule::default(),
         w.start + 2 * MIN,
     )?;

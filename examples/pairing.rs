@@ -40,8 +40,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         tablet_identity.public_key()
     );
 
-    // The phone leaves the root at the node, wrapped to that key.
+    // Staff registered the resident: the ticket lets the node keep the
+    // vault's mailbox, through which the devices pair and sync.
+    let ticket = node.issue_ticket("Ana, flat 12B", start + 7 * 86_400_000)?;
     let mut phone_conn = connect()?;
+    phone.redeem_ticket(&mut phone_conn, &ticket.ticket)?;
+
+    // The phone leaves the root at the node, wrapped to that key.
     let phone_code = phone.offer_pairing(&mut phone_conn, &tablet_identity.public_key(), start)?;
     println!("phone:  left the wrapped root at the node");
 

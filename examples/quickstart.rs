@@ -1,6 +1,8 @@
 //! A resident's week in a few steps, against a community node started in
-//! this process: create the vault, record, sync, enrol for fever alerts,
-//! record a fever (the alert reaches the node's inbox), then shred.
+//! this process: staff register the resident (an enrolment ticket), the
+//! resident creates the vault, records, enrols with the ticket, syncs,
+//! records a fever (the alert reaches the node's inbox, under the label
+//! staff set), then shreds.
 //!
 //! Run with `cargo run --example quickstart`.
 
@@ -54,21 +56,28 @@ fn main() -> Result<(), Box<dyn Error>> {
     )?;
     println!("phone: recorded {} readings", vault.log().len());
 
-    // 3. Sync: the log leaves the phone sealed, for the resident's other devices.
-    let mut conn = DeviceConnection::connect(&code, Duration::from_secs(5))?;
-    let report = vault.sync(&mut conn)?;
-    println!("phone: synced, pushed {} sealed bundle(s)", report.pushed);
-
-    // 4. Enrol: the node may receive fever alerts for this period, nothing else.
+    // 3. Enrol: staff register the resident and hand out a one-time ticket;
+    // with it the node keeps the vault's mailbox and may receive fever
+    // alerts for this period, nothing else.
+    let ticket = node.issue_ticket("Ana, flat 12B", period.end_ms)?;
+    println!("staff: ticket for \"Ana, flat 12B\" issued");
+    let mut conn = DeviceConnection::connect(&ticket.node, Duration::from_secs(5))?;
     let rule = FeverRule::default();
-    vault.enrol(
+    let grant = vault.enrol(
         &mut conn,
         &code.node_public,
-        "flat 12B",
+        &ticket.ticket,
         rule,
         start + 500 * MIN,
     )?;
-    println!("phone: enrolled, fever alerts at ≥ {} °C", rule.threshold_c);
+    println!(
+        "phone: enrolled as {:?}, fever alerts at ≥ {} °C",
+        grant.label, rule.threshold_c
+    );
+
+    // 4. Sync: the log leaves the phone sealed, for the resident's other devices.
+    let report = vault.sync(&mut conn)?;
+    println!("phone: synced, pushed {} sealed bundle(s)", report.pushed);
 
     // 5. Alert: a fever through the afternoon; the rule confirms it and the
     // alert goes to the node with the next delivery.

@@ -12,11 +12,13 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use vigil::{DeviceConnection, EnrolmentCode, FeverRule, FileKeyStore, Metric, Period, Vault};
+//! use vigil::{DeviceConnection, FeverRule, FileKeyStore, Metric, Period, TicketCode, Vault};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let (code_text, start) = ("vigil1/...", 1_790_000_000_000);
-//! let code: EnrolmentCode = code_text.parse()?; // scanned from the node's poster
+//! # let (ticket_text, start) = ("vigil-ticket1/...", 1_790_000_000_000);
+//! // Scanned from the ticket staff handed out with the wristband.
+//! let ticket: TicketCode = ticket_text.parse()?;
+//! let code = &ticket.node;
 //! let keys = FileKeyStore::new("/data/vigil.key");
 //! let mut vault = Vault::create(
 //!     "/data/vigil".as_ref(),
@@ -24,9 +26,11 @@
 //!     Box::new(keys.clone()),
 //!     &mut vigil::os_rng(),
 //! )?;
-//! let mut node = DeviceConnection::connect(&code, Duration::from_secs(5))?;
-//! // Allow the node fever alerts for this period, and nothing else.
-//! vault.enrol(&mut node, &code.node_public, "flat 12B", FeverRule::default(), start)?;
+//! let mut node = DeviceConnection::connect(code, Duration::from_secs(5))?;
+//! // Allow the node fever alerts for this period, and nothing else; the
+//! // node shows them under the label staff set in the ticket.
+//! let grant = vault.enrol(&mut node, &code.node_public, &ticket.ticket, FeverRule::default(), start)?;
+//! println!("staff will see your alerts as {:?}", grant.label);
 //! vault.record(Metric::BodyTemperature, 38.4, Metric::BodyTemperature.unit(), start + 60_000)?;
 //! vault.sync(&mut node)?; // the sealed log, to the resident's other devices
 //! vault.send_alerts(&mut node, &code.node_public, start + 60_000)?;
@@ -65,10 +69,11 @@
 
 // The vault and its components.
 pub use vigil_device::{
-    AlertReport, Batch, DELIVERY_DEADLINE_MS, Disclosure, Entries, FileKeyStore, Grant, KeyStore,
-    KeyStoreError, MemStorage, MemoryKeyStore, OpenError, PendingAlert, PendingJoin, Period,
-    RecordError, ShredError, SledStorage, SnapshotPolicy, Storage, StorageError, SyncFailure,
-    SyncReport, TOMBSTONE_FILE, Tombstone, Vault, WriteError,
+    AlertReport, Batch, DELIVERY_DEADLINE_MS, Disclosure, Enrolment, Entries, FileKeyStore, Grant,
+    KeyStore, KeyStoreError, MemStorage, MemoryKeyStore, OpenError, PendingAlert, PendingJoin,
+    Period, RecordError, ShredError, SledStorage, SnapshotPolicy, Storage, StorageError,
+    SyncFailure, SyncReport, TOMBSTONE_FILE, Ticket, TicketId, TicketSecret, Tombstone, Vault,
+    WriteError,
 };
 
 // The health log.
@@ -92,7 +97,7 @@ pub use vigil_proto::{Exchange, ExchangeError};
 
 /// The connection to a community node.
 #[cfg(feature = "net")]
-pub use vigil_net::{DeviceConnection, EnrolmentCode, NetError};
+pub use vigil_net::{DeviceConnection, EnrolmentCode, NetError, TicketCode};
 
 /// Random numbers as the vault's constructors and pairing take them.
 pub use vigil_crypto::rand_core::CryptoRng;

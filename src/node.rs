@@ -15,10 +15,11 @@ use std::path::Path;
 
 pub use vigil_net::{NodeIdentity, NodeServer, ServerConfig};
 pub use vigil_node::{
-    GrantRecord, InboxEntry, MailboxInfo, Node, NodeConfig, NodeError, SweepReport,
+    GrantRecord, InboxEntry, IssuedTicket, LabelError, MailboxInfo, Node, NodeConfig, NodeError,
+    Revoked, SweepReport, TicketError, TicketRecord, TicketState,
 };
 
-use crate::EnrolmentCode;
+use crate::{EnrolmentCode, TicketCode};
 
 /// Any free port on the loopback interface.
 const LOOPBACK: SocketAddr =
@@ -103,6 +104,23 @@ impl LocalNode {
     /// What a resident scans to reach this node.
     pub fn enrolment_code(&self) -> &EnrolmentCode {
         &self.code
+    }
+
+    /// Staff register a resident: a one-time ticket for `label` (what the
+    /// inbox will show with the resident's alerts), valid until
+    /// `period_end_ms`, as the code the resident enrols with.
+    pub fn issue_ticket(&self, label: &str, period_end_ms: i64) -> Result<TicketCode, TicketError> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let issued =
+            self.node
+                .relay()
+                .issue_ticket(label, period_end_ms, now_ms, &mut crate::os_rng())?;
+        Ok(TicketCode {
+            node: self.code.clone(),
+            ticket: issued.ticket,
+        })
     }
 
     /// The address it listens on.

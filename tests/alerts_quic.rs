@@ -38,7 +38,7 @@ fn the_node_learns_the_fever_alerts_and_nothing_else() {
     let dev = tmp.path().join("phone");
     let (mut phone, _) = sled_vault(tmp.path(), "phone", Period::days(start, 7), 21);
     let label = "Ana Costa, flat 12B";
-    let mut conn = enrol(&mut phone, &code, label, start);
+    let mut conn = enrol(&mut phone, &node, label, start);
 
     // A fever on day 3 from 10:00 to 13:00 (peak 38.6).
     let fever_onset = start + 2 * DAY + 10 * HOUR;

@@ -24,7 +24,7 @@ use vigil::{
     Conflict, Day, Disclosure, FeverRule, FileKeyStore, Metric, OpenError, Period, ReadingId,
     Severity, Symptom, SyncReport, TOMBSTONE_FILE, Vault, X25519Identity,
 };
-use vigil::{DeviceConnection, EnrolmentCode, ReceiptBody};
+use vigil::{DeviceConnection, EnrolmentCode, ReceiptBody, TicketCode};
 use vigil_crypto::{AlertKey, WrappedKey, unwrap};
 use vigil_node::{GrantKeys, Relay};
 use vigil_proto::alert::{ALERT_END, ALERT_START, round_onset};
@@ -156,9 +156,9 @@ fn week() -> &'static Week {
 fn run() -> BoxResult<Week> {
     let tmp = tempfile::Builder::new().prefix("vigil-week-").tempdir()?;
     let mut rng = rng(0x3ee4);
-    let node = start_node(tmp.path());
     let start = period_start();
     let period = Period::days(start, 7);
+    let node = start_node(tmp.path(), period);
     let end = period.end_ms;
     let rule = FeverRule::default();
 
@@ -215,6 +215,8 @@ struct Node {
     local: LocalNode,
     tap: Tap,
     code: EnrolmentCode,
+    /// The resident's enrolment ticket, as staff handed it out.
+    ticket: String,
 }
 
 impl Node {
@@ -224,15 +226,22 @@ impl Node {
 }
 
 /// Act 1: the node starts.
-fn start_node(tmp: &Path) -> Node {
+/// Staff register the resident for the period: the ticket handed out with
+/// the wristband.
+fn start_node(tmp: &Path, period: Period) -> Node {
     let dir = tmp.join("node");
     let (local, tap) = tapped_node(&dir);
     let code = local.enrolment_code().clone();
+    let ticket = local
+        .issue_ticket(LABEL, period.end_ms)
+        .expect("staff issue a ticket")
+        .to_string();
     Node {
         dir,
         local,
         tap,
         code,
+        ticket,
     }
 }
 
@@ -247,9 +256,14 @@ fn create_phone(tmp: &Path, node: &Node, period: Period, rule: FeverRule) -> Box
         conn: Some(connect(&node.code)),
     };
     let conn = phone.conn.as_mut().ok_or("phone offline")?;
-    phone
-        .vault
-        .enrol(conn, &node.code.node_public, LABEL, rule, period.start_ms)?;
+    let ticket: TicketCode = node.ticket.parse()?;
+    phone.vault.enrol(
+        conn,
+        &node.code.node_public,
+        &ticket.ticket,
+        rule,
+        period.start_ms,
+    )?;
     Ok(phone)
 }
 
@@ -293,10 +307,12 @@ fn pair_band(
         conn: Some(band_conn),
     };
     let band_conn = band.conn.as_mut().ok_or("band offline")?;
+    // The same ticket: one vault, one grant, on each of its devices.
+    let ticket: TicketCode = node.ticket.parse()?;
     band.vault.enrol(
         band_conn,
         &node.code.node_public,
-        LABEL,
+        &ticket.ticket,
         rule,
         start + 2 * MIN,
     )?;

@@ -31,6 +31,7 @@ struct TestNode {
     dir: PathBuf,
     tap: Arc<Mutex<Vec<Vec<u8>>>>,
     code: EnrolmentCode,
+    relay: vigil_node::Relay,
 }
 
 impl TestNode {
@@ -70,6 +71,7 @@ impl TestNode {
             dir: dir.to_owned(),
             tap,
             code,
+            relay: node.relay().clone(),
         }
     }
 
@@ -83,6 +85,21 @@ impl TestNode {
 
     fn connect(&self) -> DeviceConnection {
         DeviceConnection::connect(&self.code, Duration::from_secs(5)).unwrap()
+    }
+
+    /// Staff issue a ticket and the vault's first device redeems it, so
+    /// that the node keeps its mailbox (spec §15).
+    fn register(&self, vault: &mut Vault) {
+        let t = self
+            .relay
+            .issue_ticket(
+                "a resident",
+                vault.period().end_ms,
+                period_start(),
+                &mut ChaCha20Rng::seed_from_u64(5),
+            )
+            .unwrap();
+        vault.redeem_ticket(&mut self.connect(), &t.ticket).unwrap();
     }
 }
 
@@ -133,6 +150,7 @@ fn three_devices_sync_through_a_blind_node() {
             sample.push(id);
         }
     }
+    node.register(&mut phone.vault);
     let mut phone_conn = node.connect();
     phone.vault.sync(&mut phone_conn).unwrap();
 
@@ -274,6 +292,7 @@ fn the_node_refuses_strangers_and_survives_garbage() {
     phone
         .record(Metric::SpO2, 97.0, Unit::Percent, start)
         .unwrap();
+    node.register(&mut phone);
     phone.sync(&mut node.connect()).unwrap();
     let vault = *phone.vault_id().as_bytes();
 
@@ -307,6 +326,22 @@ fn the_node_refuses_strangers_and_survives_garbage() {
             }
         ),
         Response::Error(ProtoError::UnknownVault)
+    );
+    // No new mailbox, and no grant key, without a staff ticket.
+    assert_eq!(
+        raw(
+            &mut c,
+            Request::Register {
+                vault: [9; 16],
+                verifier: [7; 32],
+                expires_ms: start + 7 * 86_400_000
+            }
+        ),
+        Response::Error(ProtoError::TicketRequired)
+    );
+    assert_eq!(
+        raw(&mut c, Request::GrantKey),
+        Response::Error(ProtoError::NotAuthenticated)
     );
     assert_eq!(
         raw(

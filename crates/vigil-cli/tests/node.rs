@@ -13,9 +13,9 @@ use common::*;
 use assert_cmd::Command;
 use serde_json::Value;
 use vigil_device::Period;
-use vigil_log::{Metric, Unit};
-use vigil_net::EnrolmentCode;
-use vigil_testkit::{enrol, mem_vault};
+use vigil_log::{FeverRule, Metric, Unit};
+use vigil_net::{DeviceConnection, EnrolmentCode, TicketCode};
+use vigil_testkit::{connect, mem_vault};
 
 fn vigil_node() -> Command {
     let mut c = Command::cargo_bin("vigil-node").unwrap();
@@ -59,13 +59,47 @@ fn json(args: &[&str]) -> Value {
     serde_json::from_str(&ok(args)).unwrap()
 }
 
-/// A resident's phone enrols with the node and reports a fever on day 2,
-/// 10:00–13:00, with readings until 18:00 (so the episode also ends).
-fn resident_with_a_fever(code: &str, label: &str) -> usize {
-    let code: EnrolmentCode = code.parse().unwrap();
+/// Staff register a resident: `residents add --json`, the ticket it prints.
+fn register(d: &str, label: &str, period_end: &str) -> TicketCode {
+    let j = json(&[
+        "residents",
+        "add",
+        "--label",
+        label,
+        "--period-end",
+        period_end,
+        "--data",
+        d,
+        "--json",
+    ]);
+    assert_eq!(j["label"], label);
+    j["ticket"].as_str().unwrap().parse().unwrap()
+}
+
+/// The resident's device enrols with `ticket` (the library, as an app).
+fn enrol(phone: &mut vigil_device::Vault, ticket: &TicketCode) -> DeviceConnection {
+    let mut conn = connect(&ticket.node);
+    phone
+        .enrol(
+            &mut conn,
+            &ticket.node.node_public,
+            &ticket.ticket,
+            FeverRule::default(),
+            now_ms(),
+        )
+        .unwrap();
+    conn
+}
+
+/// Staff register a resident labelled `label` for the week; the phone
+/// enrols with the ticket and reports a fever on day 2, 10:00–13:00, with
+/// readings until 18:00 (so the episode also ends).
+fn resident_with_a_fever(d: &str, label: &str) -> usize {
     let start = period_start();
+    let ticket = register(d, label, &rfc3339(start + 7 * DAY));
+    let code = ticket.node.clone();
     let (mut phone, _) = mem_vault(Period::days(start, 7), 7);
-    let mut conn = enrol(&mut phone, &code, label, now_ms());
+    let mut conn = enrol(&mut phone, &ticket);
     let day = start + DAY;
     for m in (8 * 60..18 * 60).step_by(10) {
         let t = day + m * MIN;
@@ -83,12 +117,16 @@ fn resident_with_a_fever(code: &str, label: &str) -> usize {
     report.delivered
 }
 
-/// A resident whose period ended three days ago enrols (the node keeps the
-/// grant until a sweep).
-fn resident_whose_period_ended(code: &str) {
-    let code: EnrolmentCode = code.parse().unwrap();
-    let (mut phone, _) = mem_vault(Period::days(period_start() - 8 * DAY, 7), 8);
-    enrol(&mut phone, &code, "Ben, flat 3", now_ms()).close();
+/// A resident whose period staff set to end in a few seconds enrols; returns
+/// once it has ended (the node keeps the grant until a sweep).
+fn resident_whose_period_ended(d: &str) {
+    let ticket = register(d, "Ben, flat 3", "3s");
+    let (mut phone, _) = mem_vault(Period::days(period_start(), 7), 8);
+    enrol(&mut phone, &ticket).close();
+    let ended = now_ms() + 3_500;
+    while now_ms() < ended {
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn lines_with_blocks(s: &str) -> usize {
@@ -149,7 +187,7 @@ fn a_node_serves_takes_a_fever_alert_and_stops_cleanly() {
 
     // A resident enrols and has a fever: the start and the end arrive.
     let label = "Ana Costa, flat 12B";
-    assert_eq!(resident_with_a_fever(&node.code, label), 2);
+    assert_eq!(resident_with_a_fever(d, label), 2);
 
     let list = json(&["alerts", "--data", d, "--json"]);
     let list = list.as_array().unwrap();
@@ -187,9 +225,10 @@ fn a_node_serves_takes_a_fever_alert_and_stops_cleanly() {
     let residents = json(&["residents", "--data", d, "--json"]);
     let r = &residents.as_array().unwrap()[0];
     assert_eq!(r["label"], label);
-    assert_eq!(r["status"], "active");
+    assert_eq!(r["status"], "enrolled");
     assert_eq!(r["period_end_ms"], period_start() + 7 * DAY);
     let last = r["last_contact_ms"].as_i64().unwrap();
+    assert_eq!(r["ticket"].as_str().unwrap().len(), 32);
     assert!((now_ms() - last).abs() < 5 * MIN, "{r}");
     assert_eq!(
         (r["alerts"].as_u64(), r["unacked"].as_u64()),
@@ -201,8 +240,62 @@ fn a_node_serves_takes_a_fever_alert_and_stops_cleanly() {
         "{text}"
     );
 
+    // An unused ticket is listed as such.
+    let unused = register(d, "Cy, flat 7", "1d");
+    let list = json(&["residents", "--data", d, "--json"]);
+    let cy = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["label"] == "Cy, flat 7")
+        .unwrap()
+        .clone();
+    assert_eq!(cy["status"], "unused");
+    assert!(cy["last_contact_ms"].is_null());
+    assert_eq!(cy["ticket"], hex_of(&unused.ticket.id));
+    // Revoked (by a prefix), it is listed with --all only.
+    let cy_id = cy["id"].as_str().unwrap();
+    let text = ok(&["residents", "revoke", &cy_id[..6], "--data", d]);
+    assert!(
+        text.contains("revoked") && text.contains("Cy, flat 7"),
+        "{text}"
+    );
+    let again = json(&["residents", "revoke", cy_id, "--data", d, "--json"]);
+    assert_eq!(again["already"], true);
+    let line = fails(&["residents", "revoke", "ffffffff", "--data", d], 1);
+    assert!(line.contains("no ticket with id ffffffff"), "{line}");
+    fails(&["residents", "revoke", "zz", "--data", d], 2);
+    // A label that is nothing but invisible characters, or a period already
+    // over, is bad input.
+    let line = fails(
+        &[
+            "residents",
+            "add",
+            "--label",
+            "\u{200b}\u{202e}",
+            "--data",
+            d,
+        ],
+        2,
+    );
+    assert!(line.contains("label is empty"), "{line}");
+    let line = fails(
+        &[
+            "residents",
+            "add",
+            "--label",
+            "Di",
+            "--period-end",
+            "2020-01-01T00:00:00Z",
+            "--data",
+            d,
+        ],
+        2,
+    );
+    assert!(line.contains("not in the future"), "{line}");
+
     // A resident whose period is over: listed with --all only, then swept.
-    resident_whose_period_ended(&node.code);
+    resident_whose_period_ended(d);
     assert_eq!(
         json(&["residents", "--data", d, "--json"])
             .as_array()
@@ -212,12 +305,14 @@ fn a_node_serves_takes_a_fever_alert_and_stops_cleanly() {
     );
     let all = json(&["residents", "--data", d, "--json", "--all"]);
     let all = all.as_array().unwrap();
-    assert_eq!(all.len(), 2);
-    assert_eq!(all[0]["label"], "Ben, flat 3");
-    assert_eq!(all[0]["status"], "ended");
+    assert_eq!(all.len(), 3);
+    let ben = all.iter().find(|r| r["label"] == "Ben, flat 3").unwrap();
+    assert_eq!(ben["status"], "period over");
+    let cy = all.iter().find(|r| r["label"] == "Cy, flat 7").unwrap();
+    assert_eq!(cy["status"], "revoked");
     let text = ok(&["residents", "--data", d, "--all"]);
     assert!(
-        text.contains("Ben, flat 3") && text.contains("ended"),
+        text.contains("Ben, flat 3") && text.contains("period over") && text.contains("revoked"),
         "{text}"
     );
     // A grace longer than the time since then keeps it.
@@ -229,12 +324,13 @@ fn a_node_serves_takes_a_fever_alert_and_stops_cleanly() {
     assert_eq!(swept["grants"], 1);
     assert_eq!(swept["alerts"], 0);
     assert_eq!(ok(&["sweep", "--data", d]).trim(), "nothing to sweep");
+    // Ana, and Cy's revoked ticket (its period is not over).
     assert_eq!(
         json(&["residents", "--data", d, "--json", "--all"])
             .as_array()
             .unwrap()
             .len(),
-        1
+        2
     );
 
     // Another node on the same directory is refused.
@@ -299,7 +395,7 @@ fn a_config_file_drives_serve_and_a_stale_socket_is_cleared() {
     std::fs::write(
         &config,
         "data = \"node\"\nlisten = \"127.0.0.1:0\"\nlog_format = \"json\"\n\
-         sweep_every = \"1s\"\ngrace = \"1h\"\n[limits]\nmax_connections = 100\n",
+         sweep_every = \"1s\"\ngrace = \"1s\"\n[limits]\nmax_connections = 100\n",
     )
     .unwrap();
     let data = tmp.path().join("node");
@@ -321,9 +417,9 @@ fn a_config_file_drives_serve_and_a_stale_socket_is_cleared() {
         &["alerts", "--config", c, "--data", missing.to_str().unwrap()],
         1,
     );
-    // The periodic sweeper (every second here) deletes a grant whose period
-    // ended three days ago (more than the hour of grace).
-    resident_whose_period_ended(&node.code);
+    // The periodic sweeper (every second here) deletes a grant and its
+    // ticket once the period ended more than the grace (a second) ago.
+    resident_whose_period_ended(data.to_str().unwrap());
     let deadline = Instant::now() + PATIENCE;
     while !json(&["residents", "--config", c, "--all", "--json"])
         .as_array()
@@ -434,6 +530,8 @@ fn every_command_has_help_with_an_example() {
         vec!["alerts"],
         vec!["alerts", "ack"],
         vec!["residents"],
+        vec!["residents", "add"],
+        vec!["residents", "revoke"],
         vec!["sweep"],
     ] {
         let mut args = cmd.clone();
@@ -487,10 +585,12 @@ fn a_fever_staff_have_not_seen_outlives_the_residents_shred() {
         &["--data", d, "--listen", "127.0.0.1:0"],
         &tmp.path().join("serve.log"),
     );
-    let code: EnrolmentCode = node.code.parse().unwrap();
     let start = period_start();
+    let ticket = register(d, "Gil, flat 4", &rfc3339(start + 7 * DAY));
+    let code: EnrolmentCode = node.code.parse().unwrap();
+    assert_eq!(ticket.node, code);
     let (mut phone, keys) = mem_vault(Period::days(start, 7), 9);
-    let mut conn = enrol(&mut phone, &code, "Gil, flat 4", now_ms());
+    let mut conn = enrol(&mut phone, &ticket);
     for m in (8 * 60..12 * 60).step_by(10) {
         let t = start + DAY + m * MIN;
         let temp = if m >= 10 * 60 { 38.4 } else { 36.6 };
@@ -532,8 +632,11 @@ fn a_fever_staff_have_not_seen_outlives_the_residents_shred() {
     let acked = ok(&["alerts", "ack", &id, "--data", d]);
     assert!(acked.starts_with(&format!("acknowledged {id}")), "{acked}");
     assert_eq!(ok(&["alerts", "--data", d]).trim(), "no alerts");
-    assert_eq!(
-        ok(&["residents", "--all", "--data", d]).trim(),
-        "no residents"
-    );
+    let r = json(&["residents", "--all", "--data", d, "--json"]);
+    assert_eq!(r[0]["status"], "ended", "{r}");
+    assert_eq!(r[0]["unacked"], 0, "{r}");
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

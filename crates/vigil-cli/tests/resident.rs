@@ -202,13 +202,10 @@ fn bad_input_is_one_line_and_exit_2() {
             vec!["conflicts", "resolve", "2026-11-23/cough", "mild"],
             "no unresolved conflict",
         ),
+        (vec!["enrol", "vigil1/nonsense"], "not a ticket"),
         (
-            vec!["enrol", "vigil1/nonsense", "--label", "x"],
-            "bad node code",
-        ),
-        (
-            vec!["enrol", "vigil1/127.0.0.1:4433/00/00/00", "--label", ""],
-            "label",
+            vec!["enrol", "vigil-ticket1/127.0.0.1:4433/00"],
+            "bad ticket",
         ),
         (vec!["sync"], "no node known"),
         (
@@ -840,6 +837,27 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Staff register a resident labelled `label`: the ticket (as text).
+    fn ticket(&self, label: &str) -> String {
+        let t = self
+            .relay
+            .issue_ticket(
+                label,
+                real_now() + 14 * DAY,
+                real_now(),
+                &mut vigil_crypto::rand_core::UnwrapErr(getrandom::SysRng),
+            )
+            .unwrap();
+        let code: vigil_net::EnrolmentCode = self.code.parse().unwrap();
+        vigil_net::TicketCode {
+            node: code,
+            ticket: t.ticket,
+        }
+        .to_string()
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         if let Some(s) = self.server.take() {
@@ -868,7 +886,8 @@ fn recover_rebuilds_a_damaged_vault_from_the_node() {
         let at = rfc3339(now - ago * MIN);
         run(vigil(&phone), ["record", "temperature", v, "--at", &at]).ok();
     }
-    run(vigil(&phone), ["sync", "--node", &node.code]).ok();
+    run(vigil(&phone), ["enrol", &node.ticket("Ana")]).ok();
+    run(vigil(&phone), ["sync"]).ok();
     // One flipped byte in the sealed snapshot: the vault no longer opens,
     // and the error says what to do.
     let snap = phone.join("vigil-snapshot.blob");
@@ -915,21 +934,25 @@ fn enrol_sync_and_fever_alerts_reach_the_node() {
     let phone = tmp.path().join("phone");
     live_vault(&phone);
     let now = real_now();
-    // A wrong node code is bad input; a label is required.
-    run(vigil(&phone), ["enrol", "vigil1/x/y", "--label", "A"]).fails(2, "bad node code");
-    run(vigil(&phone), ["enrol", &node.code]).fails(2, "--label");
-    let e = run(
-        vigil(&phone),
-        [
-            "--json",
-            "enrol",
-            &node.code,
-            "--label",
-            "Ana Costa, flat 12B",
-        ],
-    )
-    .json();
+    // A node code is not a ticket; a malformed ticket is bad input; the
+    // label is staff's to set, not the device's.
+    run(vigil(&phone), ["enrol", &node.code]).fails(2, "not a ticket");
+    run(vigil(&phone), ["enrol", "vigil-ticket1/x/y"]).fails(2, "bad ticket");
+    let ticket = node.ticket("Ana Costa, flat 12B");
+    run(vigil(&phone), ["enrol", &ticket, "--label", "Dr. Who"]).fails(2, "staff set the label");
+    // Without a ticket, the node keeps no mailbox for this vault.
+    run(vigil(&phone), ["sync", "--node", &node.code]).fails(1, "not enrolled with this node");
+    // A ticket the node never issued (a guessed secret) is refused.
+    let last = if ticket.ends_with('0') { "1" } else { "0" };
+    let forged = format!("{}{last}", &ticket[..ticket.len() - 1]);
+    run(vigil(&phone), ["enrol", &forged]).fails(1, "does not know this ticket");
+    let e = run(vigil(&phone), ["--json", "enrol", &ticket]).json();
     assert_eq!(e["label"], "Ana Costa, flat 12B");
+    assert_eq!(e["ticket"].as_str().unwrap().len(), 32);
+    // Another vault cannot use it again.
+    let other = tmp.path().join("other");
+    live_vault(&other);
+    run(vigil(&other), ["enrol", &ticket]).fails(1, "already used");
     assert_eq!(e["threshold_c"], 37.3);
     // A fever: two readings at or above 37.3 °C within ten minutes.
     let r = run(
@@ -1027,7 +1050,7 @@ fn pairing_in_two_steps_then_conflicts_resolve_across_devices() {
     let phone = tmp.path().join("phone");
     let tablet = tmp.path().join("tablet");
     let start = live_vault(&phone);
-    run(vigil(&phone), ["enrol", &node.code, "--label", "Ana"]).ok();
+    run(vigil(&phone), ["enrol", &node.ticket("Ana")]).ok();
     let id = run(
         vigil(&phone),
         [
@@ -1165,6 +1188,7 @@ fn pairing_refuses_a_mistyped_joiner_code_and_asks_before_joining() {
     let phone = tmp.path().join("phone");
     let tablet = tmp.path().join("tablet");
     live_vault(&phone);
+    run(vigil(&phone), ["enrol", &node.ticket("Ana")]).ok();
     run(vigil(&phone), ["record", "temperature", "36.6"]).ok();
     let (_, joiner) = tablet_waits(&tablet, &node);
     // One digit mistyped: refused (exit 2), nothing sent.
@@ -1231,6 +1255,7 @@ fn a_shred_on_one_device_reaches_the_paired_device_at_its_next_sync() {
     let phone = tmp.path().join("phone");
     let tablet = tmp.path().join("tablet");
     live_vault(&phone);
+    run(vigil(&phone), ["enrol", &node.ticket("Ana")]).ok();
     run(vigil(&phone), ["record", "temperature", "36.6"]).ok();
     let (_, joiner) = tablet_waits(&tablet, &node);
     run(
@@ -1301,6 +1326,7 @@ fn pairing_by_waiting_join() {
         .unwrap_or_else(|| panic!("{first}"))
         .to_owned();
     run(vigil(&phone), ["pair", "show", &joiner]).fails(2, "no node known");
+    run(vigil(&phone), ["enrol", &node.ticket("Ana")]).ok();
     let shown = run(
         vigil(&phone),
         ["pair", "show", &joiner, "--node", &node.code],
@@ -1396,6 +1422,7 @@ fn finishing_an_interrupted_join_after_a_shred_destroys_the_key() {
     let phone = tmp.path().join("phone");
     let tablet = tmp.path().join("tablet");
     live_vault(&phone);
+    run(vigil(&phone), ["enrol", &node.ticket("Ana")]).ok();
     run(vigil(&phone), ["record", "temperature", "36.6"]).ok();
     let (_, joiner) = tablet_waits(&tablet, &node);
     let joiner_file = tablet.join("vigil-joiner.key");

@@ -42,11 +42,36 @@ fn a_resident_and_a_node_through_the_programs() {
     // midnight UTC two days ago, and the readings are from the last hour.
     let start = rfc3339(period_start());
     run(vigil(&phone), ["init", "--start", &start]).ok();
-    run(
-        vigil(&phone),
-        ["enrol", &node.code, "--label", "Ana, flat 12B"],
-    )
-    .ok();
+    // Staff register the resident; the ticket (text and QR code) goes
+    // with the wristband. A label with a right-to-left override and a
+    // zero-width space is shown cleaned.
+    let added = node_cmd(
+        &data,
+        &[
+            "residents",
+            "add",
+            "--label",
+            "Ana, flat \u{200b}12B\u{202e}",
+            "--period-end",
+            "10d",
+        ],
+    );
+    assert_eq!(added["label"], "Ana, flat 12B");
+    assert!(added["qr"].as_str().unwrap().contains('█'));
+    let ticket = added["ticket"].as_str().unwrap().to_owned();
+    assert!(ticket.starts_with("vigil-ticket1/"), "{ticket}");
+    let listed = node_cmd(&data, &["residents"]);
+    assert_eq!(listed[0]["status"], "unused");
+    // Without the ticket, the phone gets nothing from the node.
+    run(vigil(&phone), ["sync", "--node", &node.code]).fails(1, "not enrolled");
+    // The resident enrols with it (read from standard input, out of the
+    // shell's history), and sees the label staff see.
+    let mut enrol = vigil(&phone);
+    enrol.args(["enrol", "-"]);
+    let said = run_in(&mut enrol, &format!("{ticket}\n"));
+    assert!(said.ok().contains("\"Ana, flat 12B\""), "{said:?}");
+    let listed = node_cmd(&data, &["residents"]);
+    assert_eq!(listed[0]["status"], "enrolled");
 
     // Pairing: the tablet asks, the phone offers, both show one code.
     let first = run(
@@ -100,8 +125,10 @@ fn a_resident_and_a_node_through_the_programs() {
         !text.contains("38.2") && !text.contains("38.4"),
         "no values: {text}"
     );
+    assert_eq!(alerts[0]["label"], "Ana, flat 12B");
     let residents = node_cmd(&data, &["residents"]);
     assert_eq!(residents.as_array().unwrap().len(), 1);
+    assert_eq!(residents[0]["alerts"], 1);
 
     // The tablet syncs and holds the same readings.
     run(vigil(&tablet), ["sync"]).ok();
@@ -141,5 +168,14 @@ fn a_resident_and_a_node_through_the_programs() {
             .unwrap()
             .is_empty()
     );
+    // Staff still see, with --all, that the resident ended their period;
+    // revoking the ticket ends its use for good.
+    let all = node_cmd(&data, &["residents", "--all"]);
+    assert_eq!(all[0]["status"], "ended", "{all}");
+    let revoked = node_cmd(
+        &data,
+        &["residents", "revoke", all[0]["id"].as_str().unwrap()],
+    );
+    assert_eq!(revoked["already"], false);
     assert!(node.terminate().success());
 }

@@ -21,6 +21,7 @@ mod envelope;
 mod keys;
 mod sas;
 mod sign;
+mod ticket;
 mod wrap;
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub use rand_core;
 pub use sas::ShortAuthCode;
 pub use sign::{SIGNATURE_LEN, SigningIdentity, VerifyKey};
 pub use subtle::ConstantTimeEq;
+pub use ticket::{TicketId, TicketSecret, TicketVerifier};
 pub use wrap::{
     UnwrapError, WRAP_VERSION, WRAPPED_LEN, WrapError, Wrappable, WrappedKey, X25519Identity,
     X25519PublicKey, unwrap, wrap,

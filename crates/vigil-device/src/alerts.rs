@@ -11,8 +11,8 @@ use vigil_proto::alert::{
     ALERT_END, ALERT_START, AlertPayload, episode_id, grant_id, level_for, round_onset, seal_alert,
 };
 use vigil_proto::{
-    AlertEvent, AlertWire, Conversation, DeliverAlerts, Exchange, GiveGrant, GrantWire,
-    OutgoingAlert, drive,
+    AlertEvent, AlertWire, Conversation, DeliverAlerts, Exchange, GiveGrant, GrantAuth, GrantWire,
+    OutgoingAlert, Registration, Ticket, drive,
 };
 
 use crate::disclosure::{Disclosure, disclose};
@@ -38,7 +38,8 @@ pub struct Grant {
     /// The rule.
     #[serde(with = "layout::rule")]
     pub rule: FeverRule,
-    /// What the resident shares.
+    /// The label staff set in the enrolment ticket: what the node shows
+    /// with this resident's alerts.
     pub label: String,
     /// Validity: the period.
     pub valid_from_ms: i64,
@@ -152,13 +153,15 @@ impl Alerts {
     }
 
     /// Records a new grant to `node` and its disclosure, durably, before it
-    /// is sent.
+    /// is sent. `label` and `period_end_ms` are what staff set in the ticket.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn add_grant(
         &mut self,
         storage: &mut dyn Storage,
         crypto: &mut VaultCrypto,
         node: &X25519PublicKey,
         label: &str,
+        period_end_ms: i64,
         rule: FeverRule,
         now_ms: i64,
     ) -> Result<Grant, WriteError> {
@@ -170,7 +173,7 @@ impl Alerts {
             rule,
             label: label.to_owned(),
             valid_from_ms: period.start_ms,
-            valid_until_ms: period.end_ms,
+            valid_until_ms: period.end_ms.min(period_end_ms),
         };
         let sealed = crypto.seal_record(LocalRecord::Grant(&grant.grant_id), &grant)?;
         let mut batch = Batch::default();
@@ -217,20 +220,68 @@ impl Alerts {
         })
     }
 
-    /// Gives `g` to its node over `conn`.
-    pub(crate) fn give_grant(
+    /// Enrols with `node` using a staff ticket (docs/spec.md §15): the
+    /// ticket registers the mailbox; the node answers with the label and
+    /// period end staff set, which the grant and its disclosure record
+    /// durably before the grant leaves; then the grant is given.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn enrol(
+        &mut self,
+        storage: &mut dyn Storage,
         crypto: &mut VaultCrypto,
         conn: &mut dyn Exchange,
-        g: &Grant,
-    ) -> Result<(), SyncFailure> {
-        let mut conv = GiveGrant::new(g.grant_id);
+        node: &X25519PublicKey,
+        ticket: &Ticket,
+        rule: FeverRule,
+        now_ms: i64,
+    ) -> Result<Grant, SyncFailure> {
+        let id = grant_id(&crypto.keys().alert_key(node));
+        let mailbox = crypto.keys().mailbox_key(&conn.node());
+        let auth = GrantAuth::ticket(
+            *crypto.vault_id().as_bytes(),
+            mailbox.expose_secret(),
+            ticket,
+            Registration {
+                verifier: mailbox.verifier().to_bytes(),
+                expires_ms: self.period.end_ms,
+            },
+        );
+        let mut conv = GiveGrant::new(id, auth);
+        let mut grant = None;
         drive(&mut conv, conn, |conv| -> Result<(), SyncFailure> {
             while let Some(ev) = conv.poll_event() {
-                if let AlertEvent::GrantKey { public, .. } = ev {
-                    conv.grant(Self::grant_wire(crypto, g, public)?);
+                match ev {
+                    AlertEvent::Enrolled {
+                        label,
+                        period_end_ms,
+                    } => {
+                        grant = Some(self.add_grant(
+                            storage,
+                            crypto,
+                            node,
+                            &label,
+                            period_end_ms,
+                            rule,
+                            now_ms,
+                        )?);
+                    }
+                    AlertEvent::GrantKey { public, .. } => {
+                        let Some(g) = &grant else {
+                            return Err(SyncFailure::Protocol(vigil_proto::SyncError::Unexpected(
+                                "grant key before enrolment".into(),
+                            )));
+                        };
+                        conv.grant(Self::grant_wire(crypto, g, public)?);
+                    }
+                    _ => {}
                 }
             }
             Ok(())
+        })?;
+        grant.ok_or_else(|| {
+            SyncFailure::Protocol(vigil_proto::SyncError::Unexpected(
+                "enrolment ended without the node's answer".into(),
+            ))
         })
     }
 
@@ -357,6 +408,7 @@ impl Alerts {
             .into_iter()
             .filter(|(_, slot, _)| grants.iter().any(|g| g.grant_id == slot.grant))
             .collect();
+        let mailbox = crypto.keys().mailbox_key(&conn.node());
         let mut conv = DeliverAlerts::new(
             entries
                 .iter()
@@ -370,6 +422,8 @@ impl Alerts {
                     sent_before: rec.first_sent_ms.is_some(),
                 })
                 .collect(),
+            *crypto.vault_id().as_bytes(),
+            mailbox.expose_secret(),
         );
         let mut report = AlertReport::default();
         drive(&mut conv, conn, |conv| -> Result<(), SyncFailure> {
@@ -422,7 +476,7 @@ impl Alerts {
                             conv.grant(Self::grant_wire(crypto, g, public)?);
                         }
                     }
-                    AlertEvent::Granted { .. } => {}
+                    AlertEvent::Granted { .. } | AlertEvent::Enrolled { .. } => {}
                 }
             }
             Ok(())

@@ -51,4 +51,5 @@ pub use storage::{
     Storage, StorageError, TOMBSTONE_FILE,
 };
 pub use sync::{AUTO_SNAPSHOT_EVERY, SnapshotPolicy, SyncReport};
-pub use vault::Vault;
+pub use vault::{Enrolment, Vault};
+pub use vigil_proto::{Ticket, TicketId, TicketSecret};

@@ -10,7 +10,9 @@ use vigil_crypto::{KeySchedule, RootKey, ShortAuthCode, VaultId, X25519Identity,
 use vigil_log::{
     ChangeHash, Day, DeviceId, FeverRule, HealthLog, Metric, ReadingId, Severity, Symptom, Unit,
 };
-use vigil_proto::{Exchange, GrantDeletion, ProtoError, SyncError};
+use vigil_proto::{
+    Exchange, GrantDeletion, ProtoError, RedeemTicket, Registration, SyncError, Ticket, drive,
+};
 
 use crate::alerts::{AlertReport, Alerts, Grant, PendingAlert};
 use crate::disclosure::{self, Disclosure};
@@ -24,6 +26,16 @@ use crate::period::Period;
 use crate::shred::{self, ShredError, Tombstone};
 use crate::storage::{Batch, DEFAULT_LOCK_WAIT, SledStorage, Storage, StorageError};
 use crate::sync::{SnapshotPolicy, SyncReport, SyncState};
+
+/// What staff set in an enrolment ticket, as the node told the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolment {
+    /// The label the node shows with the resident's alerts.
+    pub label: String,
+    /// The end of the period staff set, ms: the node serves the vault, and
+    /// takes its alerts, until then.
+    pub period_end_ms: i64,
+}
 
 /// One resident device's vault for one monitoring period.
 pub struct Vault {
@@ -536,14 +548,19 @@ impl Vault {
         disclosure::disclosures(self.storage.as_ref(), &self.crypto)
     }
 
-    /// Grants `node` the fever-alert capability for this period under `rule`,
-    /// sharing `label`. The grant is recorded in the disclosure log before it
-    /// is sent; alerts already due are queued.
+    /// Enrols with `node` using the staff `ticket` (docs/spec.md §15):
+    /// registers the vault's mailbox and grants the node the fever-alert
+    /// capability for this period under `rule`. The label the node shows
+    /// with the alerts is the one staff set in the ticket, and the grant
+    /// ends at the ticket's period end at the latest: the returned grant
+    /// says both. The grant is recorded in the disclosure log before it is
+    /// sent; alerts already due are queued. Another device of the vault may
+    /// enrol with the same ticket.
     pub fn enrol(
         &mut self,
         conn: &mut dyn Exchange,
         node: &X25519PublicKey,
-        label: &str,
+        ticket: &Ticket,
         rule: FeverRule,
         now_ms: i64,
     ) -> Result<Grant, SyncFailure> {
@@ -551,17 +568,47 @@ impl Vault {
         if conn.node().x25519() != node {
             return Err(SyncFailure::WrongNode);
         }
-        let grant = self.alerts.add_grant(
+        let grant = self.alerts.enrol(
             self.storage.as_mut(),
             &mut self.crypto,
+            conn,
             node,
-            label,
+            ticket,
             rule,
             now_ms,
         )?;
-        Alerts::give_grant(&mut self.crypto, conn, &grant)?;
         self.evaluate_alerts(now_ms)?;
         Ok(grant)
+    }
+
+    /// Registers the vault's mailbox at the node with the staff `ticket`,
+    /// without a fever-alert grant (docs/spec.md §15): from then on the
+    /// vault's devices sync through the node. A later [`Vault::enrol`] with
+    /// the same ticket adds the grant.
+    pub fn redeem_ticket(
+        &mut self,
+        conn: &mut dyn Exchange,
+        ticket: &Ticket,
+    ) -> Result<Enrolment, SyncFailure> {
+        let mailbox = self.crypto.keys().mailbox_key(&conn.node());
+        let mut conv = RedeemTicket::new(
+            *self.crypto.vault_id().as_bytes(),
+            ticket,
+            Registration {
+                verifier: mailbox.verifier().to_bytes(),
+                expires_ms: self.period.end_ms,
+            },
+        );
+        drive(&mut conv, conn, |_| Ok::<(), SyncFailure>(()))?;
+        let (label, period_end_ms) = conv.enrolled().ok_or_else(|| {
+            SyncFailure::Protocol(SyncError::Unexpected(
+                "the node did not answer the ticket".into(),
+            ))
+        })?;
+        Ok(Enrolment {
+            label: label.to_owned(),
+            period_end_ms,
+        })
     }
 
     /// Evaluates every grant's rule over the merged log and queues an alert

@@ -57,6 +57,19 @@ fn node(seed: u8) -> Node {
     }
 }
 
+/// Staff register a resident labelled `label` for the week: the ticket.
+fn ticket(n: &Node, label: &str) -> vigil_device::Ticket {
+    n.relay
+        .issue_ticket(
+            label,
+            START + 7 * DAY,
+            START,
+            &mut ChaCha20Rng::seed_from_u64(77),
+        )
+        .unwrap()
+        .ticket
+}
+
 fn conn(n: &Node, now: i64) -> Direct {
     Direct {
         session: n.relay.session(),
@@ -86,7 +99,7 @@ fn enrolled_and_joined(n: &Node, seed: u64, join_seed: u64, label: &str) -> (Vau
         .enrol(
             &mut conn(n, START),
             &n.public,
-            label,
+            &ticket(n, label),
             FeverRule::default(),
             START,
         )
@@ -127,7 +140,7 @@ fn quiet_weeks_and_single_spikes_send_nothing() {
     v.enrol(
         &mut conn(&n, START),
         &n.public,
-        "Ana, flat 12",
+        &ticket(&n, "Ana, flat 12"),
         FeverRule::default(),
         START,
     )
@@ -161,7 +174,7 @@ fn one_episode_one_alert_even_from_two_devices_and_retries() {
         .enrol(
             &mut conn(&n, START),
             &n.public,
-            "Ben",
+            &ticket(&n, "Ben"),
             FeverRule::default(),
             START,
         )
@@ -230,7 +243,7 @@ fn forged_replayed_out_of_window_and_cross_grant_alerts_are_refused() {
     v.enrol(
         &mut conn(&n, START),
         &n.public,
-        "Cy",
+        &ticket(&n, "Cy"),
         FeverRule::default(),
         START,
     )
@@ -242,7 +255,7 @@ fn forged_replayed_out_of_window_and_cross_grant_alerts_are_refused() {
         .enrol(
             &mut conn(&n, START),
             &n.public,
-            "Di",
+            &ticket(&n, "Di"),
             FeverRule::default(),
             START,
         )
@@ -432,7 +445,15 @@ fn node_restart_and_lost_acknowledgements_lose_and_double_nothing() {
                 now: START,
             },
             &public,
-            "Flo",
+            &relay
+                .issue_ticket(
+                    "Flo",
+                    START + 7 * DAY,
+                    START,
+                    &mut ChaCha20Rng::seed_from_u64(9),
+                )
+                .unwrap()
+                .ticket,
             FeverRule::default(),
             START,
         )

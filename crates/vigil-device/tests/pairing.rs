@@ -70,10 +70,16 @@ fn conn(relay: &Relay) -> (Conn, Arc<Mutex<Vec<String>>>) {
     )
 }
 
-fn phone(seed: u64) -> Vault {
+/// A first device with one reading, its vault registered at `relay` with a
+/// staff ticket (docs/spec.md §15).
+fn phone(relay: &Relay, seed: u64) -> Vault {
     let (mut v, _) = mem_vault(period(), seed);
     v.record(Metric::BodyTemperature, 36.6, Unit::Celsius, START + MIN)
         .unwrap();
+    let t = relay
+        .issue_ticket("a resident", period().end_ms, START, &mut rng(seed + 1000))
+        .unwrap();
+    v.redeem_ticket(&mut conn(relay).0, &t.ticket).unwrap();
     v
 }
 
@@ -98,8 +104,8 @@ fn assert_nothing_synced(sent: &[String]) {
 #[test]
 fn the_hijacker_who_saw_the_joiner_code_is_found_out_by_the_code() {
     let relay = relay();
-    let mut real = phone(1);
-    let mut hijacker = phone(2);
+    let mut real = phone(&relay, 1);
+    let mut hijacker = phone(&relay, 2);
     let joiner = X25519Identity::generate(&mut rng(3));
     let j: X25519PublicKey = joiner.public_key();
     // The hijacker saw the joiner code and is first at the slot.
@@ -127,8 +133,8 @@ fn the_hijacker_who_saw_the_joiner_code_is_found_out_by_the_code() {
 fn a_node_that_swaps_the_offer_shows_a_different_code() {
     let honest = relay();
     let evil = relay();
-    let mut real = phone(4);
-    let mut node_vault = phone(5);
+    let mut real = phone(&honest, 4);
+    let mut node_vault = phone(&evil, 5);
     let joiner = X25519Identity::generate(&mut rng(6));
     let j = joiner.public_key();
     let code = real.offer_pairing(&mut conn(&honest).0, &j, START).unwrap();
@@ -150,7 +156,7 @@ fn a_node_that_swaps_the_offer_shows_a_different_code() {
 #[test]
 fn a_confirmed_join_creates_the_vault_and_the_offer_is_gone() {
     let relay = relay();
-    let mut first = phone(7);
+    let mut first = phone(&relay, 7);
     let joiner = X25519Identity::generate(&mut rng(8));
     let j = joiner.public_key();
     let code = first.offer_pairing(&mut conn(&relay).0, &j, START).unwrap();
@@ -176,7 +182,7 @@ fn a_confirmed_join_creates_the_vault_and_the_offer_is_gone() {
 #[test]
 fn a_slot_takes_one_offer() {
     let relay = relay();
-    let mut first = phone(10);
+    let mut first = phone(&relay, 10);
     let j = X25519Identity::generate(&mut rng(11)).public_key();
     first.offer_pairing(&mut conn(&relay).0, &j, START).unwrap();
     let e = first

@@ -65,6 +65,15 @@ impl Exchange for Conn {
     }
 }
 
+/// Staff at `n` register a resident for the week: the ticket.
+fn ticket(n: &Node, label: &str) -> vigil_device::Ticket {
+    let mut r = rng(99);
+    n.relay
+        .issue_ticket(label, START + 7 * 86_400_000, START, &mut r)
+        .unwrap()
+        .ticket
+}
+
 fn conn(n: &Node, now: i64) -> Conn {
     Conn {
         session: n.relay.session(),
@@ -114,7 +123,14 @@ fn a_mailbox_key_seen_by_one_node_opens_nothing_at_another() {
     phone
         .record(Metric::HeartRate, 61.0, Unit::BeatsPerMinute, START)
         .unwrap();
-    // The phone uses both nodes; the tablet pairs through A.
+    // The phone uses both nodes (each registered it with a ticket); the
+    // tablet pairs through A.
+    phone
+        .redeem_ticket(&mut conn(&a, START), &ticket(&a, "Ana"))
+        .unwrap();
+    phone
+        .redeem_ticket(&mut conn(&b, START), &ticket(&b, "Ana"))
+        .unwrap();
     phone.sync(&mut conn(&a, START)).unwrap();
     phone.sync(&mut conn(&b, START)).unwrap();
     let joiner = X25519Identity::generate(&mut r);
@@ -209,10 +225,11 @@ fn a_grant_or_alert_for_one_node_never_goes_to_another() {
             })
             .count()
     };
+    let at_a = ticket(&a, "Ana, flat 12B");
     let to_b_for_a = v.enrol(
         &mut conn(&b, START),
         a.id.x25519(),
-        "Ana, flat 12B",
+        &at_a,
         vigil_log::FeverRule::default(),
         START,
     );
@@ -228,7 +245,7 @@ fn a_grant_or_alert_for_one_node_never_goes_to_another() {
     v.enrol(
         &mut conn(&a, START),
         a.id.x25519(),
-        "Ana, flat 12B",
+        &at_a,
         vigil_log::FeverRule::default(),
         START,
     )

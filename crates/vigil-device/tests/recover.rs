@@ -7,15 +7,13 @@ use std::path::{Path, PathBuf};
 
 use vigil_device::{FileKeyStore, MARKER_FILE, Period, RecoverError, TOMBSTONE_FILE, Vault};
 use vigil_log::{Metric, ReadingId, Unit};
-use vigil_proto::Exchange;
-use vigil_testkit::{DAY, MIN, connect, files, node, now_ms, period_start, rng};
+use vigil_testkit::{
+    DAY, LocalNode, MIN, connect, files, node, now_ms, period_start, register, rng,
+};
 
 /// A vault on disk that recorded readings (some annotated at length, so
 /// that sled keeps large values in `blobs/`) and synced them to `n`.
-fn synced_vault<C: Exchange>(
-    tmp: &Path,
-    connect: impl Fn() -> C,
-) -> (PathBuf, FileKeyStore, Period, Vec<ReadingId>) {
+fn synced_vault(tmp: &Path, n: &LocalNode) -> (PathBuf, FileKeyStore, Period, Vec<ReadingId>) {
     let dir = tmp.join("vault");
     let keys = FileKeyStore::new(tmp.join("vault.key"));
     let period = Period::days(period_start(), 7);
@@ -40,7 +38,9 @@ fn synced_vault<C: Exchange>(
             .annotate(*id, &format!("{i} {}", "n".repeat(1500)))
             .unwrap();
     }
-    vault.sync(&mut connect()).unwrap();
+    // Staff registered the resident; the ticket opens the mailbox.
+    let mut conn = register(&mut vault, n);
+    vault.sync(&mut conn).unwrap();
     drop(vault);
     // sled writes a snapshot file of its page table when it closes.
     let _ = Vault::open(&dir, &keys).unwrap();
@@ -84,7 +84,7 @@ fn store_file(dir: &Path, kind: &str) -> PathBuf {
 fn corrupt_then_recover(kind: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let n = node(&tmp.path().join("node"));
-    let (dir, keys, period, ids) = synced_vault(tmp.path(), || connect(n.enrolment_code()));
+    let (dir, keys, period, ids) = synced_vault(tmp.path(), &n);
     // The resident's own file beside the store stays whatever Vigil does.
     std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
     let file = store_file(&dir, kind);
@@ -181,7 +181,7 @@ fn a_damaged_db_is_rebuilt_from_the_node() {
 fn the_period_comes_from_the_marker_or_the_caller() {
     let tmp = tempfile::tempdir().unwrap();
     let n = node(&tmp.path().join("node"));
-    let (dir, keys, period, ids) = synced_vault(tmp.path(), || connect(n.enrolment_code()));
+    let (dir, keys, period, ids) = synced_vault(tmp.path(), &n);
     // A healthy vault is not recovered: that would drop what only it holds.
     let err = Vault::recover(&dir, &keys, &mut connect(n.enrolment_code()), None).unwrap_err();
     assert!(matches!(err, RecoverError::NotDamaged(_)), "{err}");
@@ -213,7 +213,7 @@ fn a_store_whose_sled_files_are_gone_is_rebuilt_too() {
     // marker without them.
     let tmp = tempfile::tempdir().unwrap();
     let n = node(&tmp.path().join("node"));
-    let (dir, keys, _, ids) = synced_vault(tmp.path(), || connect(n.enrolment_code()));
+    let (dir, keys, _, ids) = synced_vault(tmp.path(), &n);
     std::fs::remove_file(dir.join("conf")).unwrap();
     std::fs::remove_file(dir.join("db")).unwrap();
     let err = Vault::open(&dir, &keys).expect_err("no store");

@@ -208,6 +208,26 @@ fn a_shred_killed_at_any_point_completes_on_the_next_open() {
     eprintln!("rounds killed before / after the tombstone was written: {outcomes:?}");
 }
 
+/// Staff's ticket for a resident of the week starting at START.
+fn ticket(relay: &Relay) -> vigil_device::Ticket {
+    relay
+        .issue_ticket(
+            "a resident",
+            START + 7 * DAY,
+            START,
+            &mut ChaCha20Rng::seed_from_u64(99),
+        )
+        .unwrap()
+        .ticket
+}
+
+/// The vault's first device redeems a staff ticket: the node keeps its
+/// mailbox from then on.
+fn register(relay: &Relay, v: &mut Vault) {
+    v.redeem_ticket(&mut Direct(relay.session(), START), &ticket(relay))
+        .unwrap();
+}
+
 /// The identity of the node every test here reaches.
 fn the_node() -> NodeId {
     node_id(X25519Identity::from_bytes([6; 32]).public_key())
@@ -252,7 +272,7 @@ fn online_device_gets_a_receipt_offline_one_shreds_alone_and_the_node_forgets() 
         .enrol(
             &mut Direct(relay.session(), START),
             &node_pk,
-            "Gil",
+            &ticket(&relay),
             FeverRule::default(),
             START,
         )
@@ -355,6 +375,7 @@ fn a_stale_device_after_the_period_cannot_resurrect_the_mailbox() {
     )
     .unwrap();
     v.record(Metric::SpO2, 97.0, Unit::Percent, START).unwrap();
+    register(&relay, &mut v);
     v.sync(&mut Direct(relay.session(), START)).unwrap();
     let end = START + 7 * DAY;
     assert_eq!(relay.sweep(end, 0).unwrap().mailboxes, 1);
@@ -560,6 +581,7 @@ fn paired_on(
     phone
         .record(Metric::SpO2, 97.0, Unit::Percent, START)
         .unwrap();
+    register(relay, &mut phone);
     let id = X25519Identity::generate(&mut rng);
     phone
         .offer_pairing(&mut Direct(relay.session(), START), &id.public_key(), START)

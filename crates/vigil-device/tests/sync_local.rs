@@ -36,6 +36,20 @@ impl Exchange for Direct {
     }
 }
 
+/// The vault's first device redeems a staff ticket: the node keeps its
+/// mailbox from then on (docs/spec.md §15).
+fn register(relay: &Relay, v: &mut Vault) {
+    let t = relay
+        .issue_ticket(
+            "a resident",
+            v.period().end_ms,
+            START,
+            &mut ChaCha20Rng::seed_from_u64(v.vault_id().as_bytes()[0].into()),
+        )
+        .unwrap();
+    v.redeem_ticket(&mut conn(relay), &t.ticket).unwrap();
+}
+
 fn conn(relay: &Relay) -> Direct {
     Direct {
         session: relay.session(),
@@ -60,6 +74,7 @@ fn three_devices_converge_through_the_relay() {
         &mut rng,
     )
     .unwrap();
+    register(&relay, &mut phone);
     for i in 0..50 {
         phone
             .record(
@@ -180,6 +195,7 @@ fn two_devices(relay: &Relay, seed: u64) -> (Vault, Vault) {
     )
     .unwrap();
     a.record(Metric::SpO2, 97.0, Unit::Percent, START).unwrap();
+    register(relay, &mut a);
     let id = X25519Identity::generate(&mut rng);
     a.offer_pairing(&mut conn(relay), &id.public_key(), START)
         .unwrap();

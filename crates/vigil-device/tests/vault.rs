@@ -454,7 +454,7 @@ fn no_fever_fact_at_rest_live_or_after_shred() {
     let home = tmp.path().join("phone");
     let keyfile = tmp.path().join("phone.key");
     let label = "Ana Costa, flat 12B";
-    let mut conn = enrol(&mut vault, &code, label, start);
+    let mut conn = enrol(&mut vault, &n, label, start);
     let grant = vault.grants().unwrap()[0].grant_id;
 
     // Day 1, 10:00-15:00: a fever peaking at 39.3 °C; normal otherwise.

@@ -102,3 +102,81 @@ impl FromStr for EnrolmentCode {
         })
     }
 }
+
+const TICKET_PREFIX: &str = "vigil-ticket1";
+
+/// What staff hand a resident to enrol (docs/spec.md §15): the node's
+/// enrolment code and a one-time ticket. Display/FromStr as one string:
+/// `vigil-ticket1/<socket addr>/<x25519 key>/<cert fingerprint>/<receipt key>/<ticket id, 32 lowercase hex>/<ticket secret, 64 lowercase hex>`
+/// (the four node fields as in [`EnrolmentCode`]). It holds a secret:
+/// `Debug` redacts it, and whoever reads the string may enrol once.
+#[derive(PartialEq, Eq)]
+pub struct TicketCode {
+    /// The node.
+    pub node: EnrolmentCode,
+    /// The ticket.
+    pub ticket: vigil_proto::Ticket,
+}
+
+impl fmt::Debug for TicketCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TicketCode")
+            .field("node", &self.node)
+            .field("ticket", &hex::encode(self.ticket.id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for TicketCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let node = self.node.to_string();
+        let rest = node.strip_prefix(PREFIX).unwrap_or(&node);
+        write!(
+            f,
+            "{TICKET_PREFIX}{rest}/{}/{}",
+            hex::encode(self.ticket.id),
+            hex::encode(self.ticket.secret.expose_secret())
+        )
+    }
+}
+
+impl FromStr for TicketCode {
+    type Err = NetError;
+
+    fn from_str(s: &str) -> Result<Self, NetError> {
+        let s = s.trim();
+        let Some(rest) = s
+            .strip_prefix(TICKET_PREFIX)
+            .and_then(|r| r.strip_prefix('/'))
+        else {
+            if s.starts_with(PREFIX) {
+                return Err(bad(
+                    "this is a node's enrolment code, not a ticket: staff give each resident a ticket (`vigil-ticket1/...`) with `vigil-node residents add`",
+                ));
+            }
+            return Err(bad(format!("a ticket starts with `{TICKET_PREFIX}/`")));
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        let [addr, public, fingerprint, receipt, id, secret] = parts[..] else {
+            return Err(bad(format!(
+                "expected 7 '/'-separated fields ({TICKET_PREFIX}/addr/key/fingerprint/receipt key/ticket id/secret), found {}",
+                parts.len() + 1
+            )));
+        };
+        let node: EnrolmentCode =
+            format!("{PREFIX}/{addr}/{public}/{fingerprint}/{receipt}").parse()?;
+        if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(bad("ticket id must be 32 lowercase hex digits"));
+        }
+        let mut tid = [0u8; 16];
+        hex::decode_to_slice(id, &mut tid).map_err(|e| bad(format!("ticket id: {e}")))?;
+        let secret = vigil_crypto::Zeroizing::new(parse_hex32("ticket secret", secret)?);
+        Ok(TicketCode {
+            node,
+            ticket: vigil_proto::Ticket {
+                id: tid,
+                secret: vigil_proto::TicketSecret::from_bytes(*secret),
+            },
+        })
+    }
+}

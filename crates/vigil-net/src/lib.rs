@@ -17,7 +17,7 @@ mod identity;
 mod server;
 
 pub use client::{ClientEndpoint, DeviceConnection, SHARED_RECV_BUFFER};
-pub use code::EnrolmentCode;
+pub use code::{EnrolmentCode, TicketCode};
 pub use identity::NodeIdentity;
 pub use server::{NodeServer, ServerConfig};
 

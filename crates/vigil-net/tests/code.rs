@@ -114,3 +114,44 @@ fn enrolment_code_carries_identity() {
     assert_eq!(c.node_public, id.x25519().public_key());
     assert_eq!(c.receipt_key, id.signing().verify_key());
 }
+
+#[test]
+fn a_ticket_code_round_trips_and_refuses_a_node_code() {
+    use vigil_net::TicketCode;
+    let t = TicketCode {
+        node: code("127.0.0.1:4433"),
+        ticket: vigil_proto::Ticket {
+            id: [0x11; 16],
+            secret: vigil_proto::TicketSecret::from_bytes([0x22; 32]),
+        },
+    };
+    let s = t.to_string();
+    assert!(s.starts_with("vigil-ticket1/127.0.0.1:4433/"), "{s}");
+    assert!(s.ends_with(&format!("/{}/{}", "11".repeat(16), "22".repeat(32))));
+    assert_eq!(format!(" {s}\n").parse::<TicketCode>().unwrap(), t);
+    assert!(
+        !format!("{t:?}").contains(&"22".repeat(32)),
+        "Debug hides the secret"
+    );
+    let e = code("127.0.0.1:4433")
+        .to_string()
+        .parse::<TicketCode>()
+        .unwrap_err();
+    assert!(e.to_string().contains("not a ticket"), "{e}");
+    for (bad, needle) in [
+        (
+            s.replace(&"22".repeat(32), &"22".repeat(31)),
+            "ticket secret",
+        ),
+        (s.replace(&"11".repeat(16), &"1".repeat(31)), "ticket id"),
+        (s.replace(&"11".repeat(16), &"AB".repeat(16)), "ticket id"),
+        (format!("{s}/x"), "7 '/'-separated fields"),
+        (
+            s.replace("127.0.0.1:4433", "nowhere"),
+            "not a socket address",
+        ),
+    ] {
+        let e = bad.parse::<TicketCode>().unwrap_err().to_string();
+        assert!(e.contains(needle), "{bad}: {e}");
+    }
+}

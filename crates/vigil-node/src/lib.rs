@@ -7,16 +7,20 @@
 mod alerts;
 mod grant_keys;
 mod kv;
+mod label;
 mod limits;
 mod node;
 mod relay;
 mod store;
 mod sweep;
+mod tickets;
 
 pub use alerts::{GrantRecord, InboxEntry, MAX_LABEL_CHARS, MonitoringEnded};
 pub use grant_keys::GrantKeys;
+pub use label::{LabelError, MAX_STAFF_LABEL_CHARS, normalize_label};
 pub use limits::VaultLock;
 pub use node::{GRANT_KEYS_DIR, HandlerFactory, Node, NodeConfig, NodeError, RELAY_DIR};
 pub use relay::{Relay, RelayConfig, RelaySession, Session, Usage};
 pub use store::{MailboxInfo, MailboxStore, ShredMarker, StoreError};
 pub use sweep::SweepReport;
+pub use tickets::{IssuedTicket, Revoked, TicketError, TicketRecord, TicketState};

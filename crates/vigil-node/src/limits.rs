@@ -139,7 +139,9 @@ pub(crate) fn lock_ids<'a>(req: &'a Request, s: &'a Session) -> Vec<&'a [u8]> {
     match req {
         Request::Hello { .. } | Request::PairFetch { .. } => vec![],
         Request::GrantKey => vec![GRANT_KEY_LOCK],
-        Request::Register { vault, .. } | Request::Auth { vault, .. } => vec![vault],
+        Request::Register { vault, .. }
+        | Request::Auth { vault, .. }
+        | Request::Enrol { vault, .. } => vec![vault],
         Request::Shred { vault, grants, .. } => std::iter::once(&vault[..])
             .chain(grants.iter().map(|g| &g.grant_id[..]))
             .collect(),
@@ -182,13 +184,14 @@ pub(crate) fn full(what: &str, limit: u64) -> ProtoError {
     }
 }
 
-/// The vault a `Register` would create, if it is new (no mailbox, no shred
-/// marker): it needs a place under the vault cap.
+/// The vault an `Enrol` would create, if it is new (no mailbox, no shred
+/// marker): it needs a place under the vault cap. (`Register` creates no
+/// mailbox: docs/spec.md §15.)
 pub(crate) fn new_vault(
     req: &Request,
     store: &MailboxStore,
 ) -> Result<Option<VaultIdBytes>, StoreError> {
-    let Request::Register { vault, .. } = req else {
+    let Request::Enrol { vault, .. } = req else {
         return Ok(None);
     };
     if store.mailbox(vault)?.is_some() || store.shred_marker(vault)?.is_some() {

@@ -22,6 +22,7 @@ use crate::grant_keys::GrantKeys;
 use crate::limits::{self, Limits, VaultLock, release, reserve};
 use crate::store::{MailboxInfo, MailboxStore, ShredMarker, StoreError};
 use crate::sweep::SweepReport;
+use crate::tickets::{Permit, TicketRecord};
 
 /// Relay limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,9 @@ pub struct RelayConfig {
     /// Most devices one vault's pushes may name, and so the longest `have`
     /// or `covers` list accepted (default 256).
     pub max_devices_per_vault: u64,
+    /// Most enrolment tickets unused at once (default 10,000): staff
+    /// cannot fill the disk with tickets by mistake or by a script.
+    pub max_tickets: u64,
 }
 
 impl Default for RelayConfig {
@@ -67,6 +71,7 @@ impl Default for RelayConfig {
             max_store_bytes: 32 * 1024 * 1024 * 1024,
             max_period_ms: 365 * 86_400_000,
             max_devices_per_vault: 256,
+            max_tickets: 10_000,
         }
     }
 }
@@ -83,6 +88,9 @@ pub struct Relay {
     // Per-vault locks and the node-wide counters (limits.rs): no request
     // waits for another vault's.
     limits: Arc<Limits>,
+    // Serialises ticket state changes and their count (taken after the
+    // vault or grant lock when both are held).
+    tickets_lock: Arc<Mutex<()>>,
     // The alert role: the node's X25519 identity and unwrapped grant keys.
     alerts: Option<Arc<AlertRole>>,
     // Signs deletion receipts.
@@ -166,6 +174,7 @@ impl Relay {
             store,
             config,
             limits: Arc::default(),
+            tickets_lock: Arc::new(Mutex::new(())),
             alerts: None,
             signer: None,
             #[cfg(feature = "fault-injection")]
@@ -186,6 +195,21 @@ impl Relay {
     pub fn with_receipts(mut self, signer: SigningIdentity) -> Self {
         self.signer = Some(Arc::new(signer));
         self
+    }
+
+    /// The lock shard of a grant (what a `Grant`, an `Alert` or a shred
+    /// naming it takes).
+    pub(crate) fn lock_grant(&self, grant: &[u8; 16]) -> crate::limits::VaultLock<'_> {
+        self.limits.lock(&[&grant[..]])
+    }
+
+    pub(crate) fn lock_tickets(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.tickets_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The relay's limits.
+    pub fn config(&self) -> &RelayConfig {
+        &self.config
     }
 
     /// Deletes every vault whose period ended at least `grace_ms` before
@@ -220,7 +244,7 @@ impl Relay {
             if g.grant.valid_until_ms.saturating_add(grace_ms) <= now_ms {
                 let _lock = self.limits.lock(&[&g.grant.grant_id]);
                 r += self.store.delete_grant(&g.grant.grant_id)?;
-                self.forget_key(&g.grant.grant_id, Some(g.grant.grant_key));
+                self.forget_grant_key(&g.grant.grant_id, Some(g.grant.grant_key));
             }
         }
         if let Some(role) = &self.alerts {
@@ -235,6 +259,10 @@ impl Relay {
             }
         }
         r.alerts += self.store.sweep_ended_alerts(now_ms, grace_ms)?;
+        r.tickets += {
+            let _tickets = self.lock_tickets();
+            self.store.sweep_tickets(now_ms, grace_ms)?
+        };
         let pairings = self.store.sweep_pairings(now_ms)?;
         release(&counters.pairings, pairings);
         r.pairings += pairings;
@@ -246,7 +274,7 @@ impl Relay {
 
     /// Forgets a grant's keys: the cached alert key (zeroized on drop) and
     /// the one-time key file (overwritten, removed).
-    fn forget_key(&self, grant: &[u8; 16], grant_key: Option<[u8; 32]>) {
+    pub(crate) fn forget_grant_key(&self, grant: &[u8; 16], grant_key: Option<[u8; 32]>) {
         if let Some(role) = &self.alerts {
             role.keys
                 .lock()
@@ -326,7 +354,7 @@ impl Relay {
             let (deleted, k) = self.store.end_grant(g, now_ms)?;
             r += deleted;
             kept += k;
-            self.forget_key(g, Some(rec.grant.grant_key));
+            self.forget_grant_key(g, Some(rec.grant.grant_key));
         }
         self.limits.counters(&self.store)?.release_deleted(&r);
         tracing::info!(vault = %hex8(&vault), ?r, kept, "vault shredded on request");
@@ -392,7 +420,19 @@ impl Relay {
         Ok(true)
     }
 
-    fn grant(&self, role: &AlertRole, w: GrantWire, now_ms: i64) -> Result<Response, StoreError> {
+    fn grant(
+        &self,
+        role: &AlertRole,
+        mut w: GrantWire,
+        ticket: TicketRecord,
+        now_ms: i64,
+    ) -> Result<Response, StoreError> {
+        // One ticket, one grant: another grant id (another alert key) from
+        // the same vault would be a second resident under the same label.
+        if ticket.grant().is_some_and(|g| g != w.grant_id) {
+            tracing::warn!(grant = %hex8(&w.grant_id), "grant refused: the ticket has another grant");
+            return Ok(Response::Error(ProtoError::TicketUsed));
+        }
         if let Err(why) = validate_grant(&w) {
             tracing::warn!(%why, "grant refused");
             return Ok(Response::Error(ProtoError::Malformed(why)));
@@ -403,6 +443,16 @@ impl Relay {
             return Ok(Response::Error(ProtoError::BadGrant));
         };
         let id = w.grant_id;
+        // Staff see the label they typed, never one a device sends, and the
+        // grant ends with the period staff set at the latest.
+        w.label = ticket.label.clone();
+        w.valid_until_ms = w.valid_until_ms.min(ticket.period_end_ms);
+        if w.valid_until_ms <= w.valid_from_ms {
+            return Ok(Response::Error(ProtoError::Malformed(
+                "the grant's window starts after the ticket's period end".into(),
+            )));
+        }
+        self.bind_grant(&ticket, id)?;
         // Another device of the vault enrolling replaces the record (same
         // grant id, its own one-time key): the replaced key is destroyed,
         // or a copy of the earlier grant frame would still unwrap the alert
@@ -573,7 +623,7 @@ impl Relay {
         let new_vault = limits::new_vault(&req, &self.store)?;
         // Only a new mailbox is bounded: a vault already here keeps
         // confirming its period even if the operator lowers the bound.
-        if let (Some(_), Request::Register { expires_ms, .. }) = (new_vault, &req) {
+        if let (Some(_), Request::Enrol { expires_ms, .. }) = (new_vault, &req) {
             let latest_ms = now_ms.saturating_add(cfg.max_period_ms);
             if *expires_ms > latest_ms {
                 tracing::warn!(latest_ms, "register refused: period ends too far ahead");
@@ -622,14 +672,12 @@ impl Relay {
                 err(ProtoError::PeriodOver)
             }
             Request::Register {
-                vault,
-                verifier,
-                expires_ms,
+                vault, verifier, ..
             } => match self.store.shred_marker(&vault)? {
                 Some(m) => self.refuse_shredded(&m, |m| {
                     MailboxVerifier::from_bytes(m.verifier) == MailboxVerifier::from_bytes(verifier)
                 }),
-                None => self.register(vault, verifier, expires_ms),
+                None => self.register(vault, verifier),
             },
             Request::Auth { vault, key } => match self.store.shred_marker(&vault)? {
                 Some(m) => self.refuse_shredded(&m, |m| {
@@ -637,9 +685,17 @@ impl Relay {
                 }),
                 None => self.auth(s, vault, key),
             },
-            Request::Grant(w) => match &self.alerts {
-                Some(role) => self.grant(role, w, now_ms),
-                None => err(ProtoError::UnknownGrant),
+            Request::Enrol {
+                ticket,
+                secret,
+                vault,
+                verifier,
+                expires_ms,
+            } => self.enrol(ticket, secret, vault, verifier, expires_ms, now_ms),
+            Request::Grant(w) => match (&self.alerts, self.grant_permit(s.vault, now_ms)?) {
+                (None, _) => err(ProtoError::UnknownGrant),
+                (Some(_), Permit::Refused(e)) => err(e),
+                (Some(role), Permit::Granted(t)) => self.grant(role, w, t, now_ms),
             },
             Request::Alert(w) => match &self.alerts {
                 Some(role) => self.alert(role, w, now_ms),
@@ -652,6 +708,8 @@ impl Relay {
                 notice,
             } => self.shred(vault, key, grants, notice, now_ms),
             Request::GrantKey => match &self.alerts {
+                // A key file per request: only an enrolled vault may ask.
+                Some(_) if let Permit::Refused(e) = self.grant_permit(s.vault, now_ms)? => err(e),
                 Some(role) => match role.grant_keys.issue(now_ms) {
                     Ok(public) => Ok(Response::GrantKey { public }),
                     Err(e) => {
@@ -708,13 +766,8 @@ impl Relay {
         }))
     }
 
-    /// Creates a mailbox, or confirms one with the same verifier.
-    fn register(
-        &self,
-        vault: VaultIdBytes,
-        verifier: [u8; 32],
-        expires_ms: i64,
-    ) -> Result<Response, StoreError> {
+    /// Confirms a mailbox with the same verifier (a new one needs `Enrol`).
+    fn register(&self, vault: VaultIdBytes, verifier: [u8; 32]) -> Result<Response, StoreError> {
         match self.store.mailbox(&vault)? {
             Some(m)
                 if MailboxVerifier::from_bytes(m.verifier)
@@ -723,18 +776,10 @@ impl Relay {
                 Ok(Response::Ok)
             }
             Some(_) => Ok(Response::Error(ProtoError::AlreadyRegistered)),
+            // A new mailbox only with a ticket (`Enrol`, spec §15).
             None => {
-                self.store.put_mailbox(
-                    &vault,
-                    &MailboxInfo {
-                        verifier,
-                        expires_ms,
-                        bytes: 0,
-                        blobs: 0,
-                    },
-                )?;
-                tracing::info!(vault = %hex8(&vault), "mailbox registered");
-                Ok(Response::Ok)
+                tracing::warn!(vault = %hex8(&vault), "register refused: no ticket");
+                Ok(Response::Error(ProtoError::TicketRequired))
             }
         }
     }
@@ -827,6 +872,7 @@ impl Relay {
             | Request::Grant(_)
             | Request::Alert(_)
             | Request::GrantKey
+            | Request::Enrol { .. }
             | Request::Shred { .. } => unreachable!("handled before authentication"),
         }
     }

@@ -54,7 +54,7 @@ pub struct MailboxInfo {
 }
 
 impl MailboxInfo {
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(56);
         v.extend_from_slice(&self.verifier);
         v.extend_from_slice(&self.expires_ms.to_be_bytes());
@@ -223,6 +223,10 @@ impl MailboxStore {
         self.db.remove(&key(b'x', &[vault]))?;
         self.db.flush()?;
         Ok(())
+    }
+
+    pub(crate) fn mailbox_key(vault: &VaultIdBytes) -> Vec<u8> {
+        key(b'v', &[vault])
     }
 
     pub(crate) fn marker_key(vault: &VaultIdBytes) -> Vec<u8> {

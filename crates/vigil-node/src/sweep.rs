@@ -23,6 +23,8 @@ pub struct SweepReport {
     pub grant_keys: u64,
     /// Shred markers deleted at their period's end.
     pub shred_markers: u64,
+    /// Enrolment tickets deleted at their period's end.
+    pub tickets: u64,
 }
 
 impl MailboxStore {
@@ -191,5 +193,6 @@ impl std::ops::AddAssign for SweepReport {
         self.pairings = self.pairings.saturating_add(o.pairings);
         self.grant_keys = self.grant_keys.saturating_add(o.grant_keys);
         self.shred_markers = self.shred_markers.saturating_add(o.shred_markers);
+        self.tickets = self.tickets.saturating_add(o.tickets);
     }
 }

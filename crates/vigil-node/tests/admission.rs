@@ -16,6 +16,7 @@ use vigil_proto::{
 struct Client {
     s: vigil_node::RelaySession,
     now_ms: i64,
+    relay: Relay,
 }
 
 impl Client {
@@ -23,6 +24,7 @@ impl Client {
         let mut c = Client {
             s: relay.session(),
             now_ms: 1_000,
+            relay: relay.clone(),
         };
         assert!(matches!(
             c.call(Request::Hello {
@@ -37,12 +39,38 @@ impl Client {
         decode_response(&self.s.handle(&encode_request(&r), self.now_ms)).unwrap()
     }
 
+    /// Registers the vault: a new one with a staff ticket (`Enrol`, spec
+    /// §15; `Enrolled` reads as `Ok`), one already here with `Register`.
     fn register(&mut self, keys: &KeySchedule, expires_ms: i64) -> Response {
-        self.call(Request::Register {
-            vault: *keys.vault_id().as_bytes(),
-            verifier: keys.mailbox_key(&this_node()).verifier().to_bytes(),
+        let vault = *keys.vault_id().as_bytes();
+        let verifier = keys.mailbox_key(&this_node()).verifier().to_bytes();
+        let store = self.relay.store();
+        if store.mailbox(&vault).unwrap().is_some() || store.shred_marker(&vault).unwrap().is_some()
+        {
+            return self.call(Request::Register {
+                vault,
+                verifier,
+                expires_ms,
+            });
+        }
+        let mut rng =
+            <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(
+                u64::from(vault[0]),
+            );
+        let t = self
+            .relay
+            .issue_ticket("a resident", i64::MAX / 2, self.now_ms, &mut rng)
+            .unwrap();
+        match self.call(Request::Enrol {
+            ticket: t.ticket.id,
+            secret: *t.ticket.secret.expose_secret(),
+            vault,
+            verifier,
             expires_ms,
-        })
+        }) {
+            Response::Enrolled { .. } => Response::Ok,
+            r => r,
+        }
     }
 
     fn auth(&mut self, keys: &KeySchedule) -> Response {
@@ -342,7 +370,8 @@ fn grant_key_requests_stop_at_the_cap() {
         grant_key_seed: Some([3; 32]),
     };
     let node = Node::in_memory(dir.path(), &config).unwrap();
-    let mut c = Client::new(node.relay());
+    // Only an enrolled vault's session may ask (spec §15).
+    let mut c = authed_until(node.relay(), &keys(1), 10 * 86_400_000);
     for _ in 0..2 {
         assert!(matches!(
             c.call(Request::GrantKey),
@@ -355,7 +384,7 @@ fn grant_key_requests_stop_at_the_cap() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     // A node restarted over the same directory counts the files there.
     let node = Node::in_memory(dir.path(), &config).unwrap();
-    let mut c = Client::new(node.relay());
+    let mut c = authed_until(node.relay(), &keys(1), 10 * 86_400_000);
     assert_eq!(c.call(Request::GrantKey), full("grant keys", 2));
     // Unused keys swept after a day give their places back.
     node.relay().sweep(2 * 86_400_000, 0).unwrap();

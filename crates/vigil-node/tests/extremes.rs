@@ -24,6 +24,43 @@ fn call(s: &mut vigil_node::RelaySession, r: &Request, now_ms: i64) -> Response 
     decode_response(&s.handle(&encode_request(r), now_ms)).expect("a reply frame")
 }
 
+/// A session authenticated for vault `n`, which a staff ticket enrolled
+/// (docs/spec.md §15): what `GrantKey` and `Grant` need.
+fn enrolled(relay: &Relay, n: u8, now_ms: i64) -> vigil_node::RelaySession {
+    let mut s = hello(relay, now_ms);
+    let keys = KeySchedule::new(RootKey::from_bytes([n; 32]));
+    let vault = *keys.vault_id().as_bytes();
+    let mailbox = keys.mailbox_key(&node());
+    let t = relay
+        .issue_ticket("edge", i64::MAX, now_ms, &mut rng(u64::from(n)))
+        .unwrap();
+    let enrolled = call(
+        &mut s,
+        &Request::Enrol {
+            ticket: t.ticket.id,
+            secret: *t.ticket.secret.expose_secret(),
+            vault,
+            verifier: mailbox.verifier().to_bytes(),
+            expires_ms: now_ms + 86_400_000,
+        },
+        now_ms,
+    );
+    assert!(
+        matches!(enrolled, Response::Enrolled { .. }),
+        "{enrolled:?}"
+    );
+    let authed = call(
+        &mut s,
+        &Request::Auth {
+            vault,
+            key: *mailbox.expose_secret(),
+        },
+        now_ms,
+    );
+    assert_eq!(authed, Response::Ok);
+    s
+}
+
 fn hello(relay: &Relay, now_ms: i64) -> vigil_node::RelaySession {
     let mut s = relay.session();
     call(
@@ -207,7 +244,7 @@ fn extreme_grant_and_alert_integers_get_answers_not_panics() {
     for &(from, until) in &windows {
         for &recovery_ms in &durations {
             n += 1;
-            let mut s = hello(&relay, now);
+            let mut s = enrolled(&relay, n, now);
             let Response::GrantKey { public } = call(&mut s, &Request::GrantKey, now) else {
                 panic!("no grant key");
             };

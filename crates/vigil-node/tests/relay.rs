@@ -35,14 +35,7 @@ fn setup(relay: &Relay, keys: &KeySchedule) -> Client {
         }
     );
     let vault = *keys.vault_id().as_bytes();
-    assert_eq!(
-        c.call(Request::Register {
-            vault,
-            verifier: keys.mailbox_key(&this_node()).verifier().to_bytes(),
-            expires_ms: 10_000
-        }),
-        Response::Ok
-    );
+    enrol(&mut c, relay, keys, 10_000, 1_000 * 3_600_000);
     assert_eq!(
         c.call(Request::Auth {
             vault,
@@ -51,6 +44,36 @@ fn setup(relay: &Relay, keys: &KeySchedule) -> Client {
         Response::Ok
     );
     c
+}
+
+/// Registers the vault's mailbox until `expires_ms`: with a ticket staff
+/// issued until `ticket_end_ms` (spec §15) the first time, as a paired
+/// device (`Register`, same verifier) after that.
+fn enrol(c: &mut Client, relay: &Relay, keys: &KeySchedule, expires_ms: i64, ticket_end_ms: i64) {
+    let vault = *keys.vault_id().as_bytes();
+    let verifier = keys.mailbox_key(&this_node()).verifier().to_bytes();
+    if relay.store().mailbox(&vault).unwrap().is_some() {
+        let r = c.call(Request::Register {
+            vault,
+            verifier,
+            expires_ms,
+        });
+        assert_eq!(r, Response::Ok);
+        return;
+    }
+    let mut rng =
+        <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(7);
+    let t = relay
+        .issue_ticket("a resident", ticket_end_ms, 1_000, &mut rng)
+        .unwrap();
+    let r = c.call(Request::Enrol {
+        ticket: t.ticket.id,
+        secret: *t.ticket.secret.expose_secret(),
+        vault,
+        verifier,
+        expires_ms,
+    });
+    assert!(matches!(r, Response::Enrolled { .. }), "{r:?}");
 }
 
 fn push(c: &mut Client, seq: u64, blob: Vec<u8>) -> Response {
@@ -386,11 +409,7 @@ fn sweeper_deletes_expired_vaults_only_and_is_restart_safe() {
             });
             // Vaults 0..3 end at 1_500, the others at 100_000.
             let expires_ms = if i < 3 { 1_500 } else { 100_000 };
-            c.call(Request::Register {
-                vault,
-                verifier: keys.mailbox_key(&this_node()).verifier().to_bytes(),
-                expires_ms,
-            });
+            enrol(&mut c, &relay, &keys, expires_ms, expires_ms);
             c.call(Request::Auth {
                 vault,
                 key: *keys.mailbox_key(&this_node()).expose_secret(),

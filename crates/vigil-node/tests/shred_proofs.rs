@@ -44,11 +44,30 @@ fn resident(relay: &Relay, node: &NodeId, root: u8) -> (KeySchedule, AlertKey) {
     let vault = *keys.vault_id().as_bytes();
     let mut c = Client::new(relay);
     let mailbox = keys.mailbox_key(node);
-    assert_eq!(
-        c.call(Request::Register {
+    // Staff registered the resident (docs/spec.md §15): the ticket creates
+    // the mailbox, and the authenticated session may give the grant.
+    let t = relay
+        .issue_ticket(
+            &format!("resident {root}"),
+            10 * HOUR,
+            NOW,
+            &mut rng(100 + u64::from(root)),
+        )
+        .unwrap();
+    assert!(matches!(
+        c.call(Request::Enrol {
+            ticket: t.ticket.id,
+            secret: *t.ticket.secret.expose_secret(),
             vault,
             verifier: mailbox.verifier().to_bytes(),
             expires_ms: 10 * HOUR,
+        }),
+        Response::Enrolled { .. }
+    ));
+    assert_eq!(
+        c.call(Request::Auth {
+            vault,
+            key: *mailbox.expose_secret(),
         }),
         Response::Ok
     );

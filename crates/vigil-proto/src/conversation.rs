@@ -15,6 +15,7 @@ use crate::messages::{
     AlertWire, GrantDeletion, GrantWire, ProtoError, Request, Response, VaultIdBytes,
 };
 use crate::sync::{Registration, SyncError};
+use crate::ticket::{Ticket, TicketId};
 
 /// A device ↔ node conversation. Call [`Conversation::poll_request`] until it
 /// returns `None`, feeding each reply to [`Conversation::handle_response`]
@@ -310,6 +311,14 @@ pub enum AlertEvent {
         /// The node's one-time X25519 public key.
         public: [u8; 32],
     },
+    /// The node took the enrolment ticket: the label and period end staff
+    /// set, which the grant and the disclosure log record.
+    Enrolled {
+        /// The label staff typed.
+        label: String,
+        /// The end of the period staff set, ms.
+        period_end_ms: i64,
+    },
     /// The node stored the grant.
     Granted {
         /// Its id.
@@ -327,6 +336,9 @@ pub enum AlertEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum GrantStep {
     Hello,
+    /// Redeeming the ticket (a first enrolment only).
+    Enrol,
+    Auth,
     Key,
     /// Waiting for the caller's wire.
     Wrap,
@@ -335,37 +347,106 @@ enum GrantStep {
     Failed,
 }
 
-/// Gives a node a fever-alert grant: `Hello` → `GrantKey` → (the caller
-/// wraps the alert key to the issued key) → `Grant`.
+/// What a grant conversation proves to the node (docs/spec.md §15): the
+/// mailbox key of an enrolled vault (`Auth`), and for a first enrolment
+/// the staff ticket that registers the mailbox (`Enrol`) before it.
+pub struct GrantAuth {
+    vault: VaultIdBytes,
+    mailbox_key: [u8; 32],
+    enrol: Option<(TicketId, [u8; 32], Registration)>,
+}
+
+impl GrantAuth {
+    /// A device of an enrolled vault: `Auth` with the mailbox key.
+    pub fn mailbox(vault: VaultIdBytes, mailbox_key: &[u8; 32]) -> Self {
+        GrantAuth {
+            vault,
+            mailbox_key: *mailbox_key,
+            enrol: None,
+        }
+    }
+
+    /// A first enrolment: `Enrol` with `ticket` (registering the mailbox
+    /// as `register` says), then `Auth`.
+    pub fn ticket(
+        vault: VaultIdBytes,
+        mailbox_key: &[u8; 32],
+        ticket: &Ticket,
+        register: Registration,
+    ) -> Self {
+        GrantAuth {
+            vault,
+            mailbox_key: *mailbox_key,
+            enrol: Some((ticket.id, *ticket.secret.expose_secret(), register)),
+        }
+    }
+
+    fn enrol_request(&self) -> Option<Request> {
+        let (id, secret, r) = self.enrol.as_ref()?;
+        Some(Request::Enrol {
+            ticket: *id,
+            secret: *secret,
+            vault: self.vault,
+            verifier: r.verifier,
+            expires_ms: r.expires_ms,
+        })
+    }
+}
+
+impl std::fmt::Debug for GrantAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrantAuth")
+            .field("vault", &self.vault)
+            .field("mailbox_key", &"<redacted>")
+            .field("ticket", &self.enrol.as_ref().map(|(id, _, _)| *id))
+            .finish()
+    }
+}
+
+impl Drop for GrantAuth {
+    fn drop(&mut self) {
+        // Best-effort wipe; `MailboxKey` and `TicketSecret` are the
+        // zeroizing owners.
+        self.mailbox_key = [0; 32];
+        if let Some((_, secret, _)) = self.enrol.as_mut() {
+            *secret = [0; 32];
+        }
+    }
+}
+
+/// Gives a node a fever-alert grant: `Hello` → (`Enrol` with the ticket) →
+/// `Auth` → `GrantKey` → (the caller wraps the alert key to the issued
+/// key) → `Grant`.
 #[derive(Debug)]
 pub struct GiveGrant {
     grant_id: [u8; 16],
+    auth: GrantAuth,
     step: GrantStep,
     waiting: bool,
     wire: Option<GrantWire>,
     events: VecDeque<AlertEvent>,
-    hello: bool,
 }
 
 impl GiveGrant {
-    /// Gives the grant `grant_id`.
-    pub fn new(grant_id: [u8; 16]) -> Self {
-        Self::after_hello(grant_id, false)
+    /// Gives the grant `grant_id`, proving `auth`.
+    pub fn new(grant_id: [u8; 16], auth: GrantAuth) -> Self {
+        Self::after_hello(grant_id, auth, false)
     }
 
     /// `hello`: whether the session is already open.
-    fn after_hello(grant_id: [u8; 16], hello: bool) -> Self {
+    fn after_hello(grant_id: [u8; 16], auth: GrantAuth, hello: bool) -> Self {
+        let step = match (hello, auth.enrol.is_some()) {
+            (false, _) => GrantStep::Hello,
+            (true, true) => GrantStep::Enrol,
+            (true, false) => GrantStep::Auth,
+        };
         GiveGrant {
             grant_id,
-            step: if hello {
-                GrantStep::Key
-            } else {
-                GrantStep::Hello
-            },
+            auth,
+            step,
             waiting: false,
             wire: None,
             events: VecDeque::new(),
-            hello,
         }
     }
 
@@ -393,6 +474,11 @@ impl Conversation for GiveGrant {
         }
         let frame = match self.step {
             GrantStep::Hello => hello(),
+            GrantStep::Enrol => encode_request(&self.auth.enrol_request()?),
+            GrantStep::Auth => encode_request(&Request::Auth {
+                vault: self.auth.vault,
+                key: self.auth.mailbox_key,
+            }),
             GrantStep::Key => encode_request(&Request::GrantKey),
             GrantStep::Grant => encode_request(&Request::Grant(self.wire.take()?)),
             GrantStep::Wrap | GrantStep::Done | GrantStep::Failed => return None,
@@ -413,20 +499,37 @@ impl Conversation for GiveGrant {
                 return Err(e);
             }
         };
-        match (self.step, &resp) {
+        match (self.step, resp) {
             (GrantStep::Hello, r) => {
-                if let Err(e) = hello_ok(r) {
+                if let Err(e) = hello_ok(&r) {
                     self.step = GrantStep::Failed;
                     return Err(e);
                 }
-                self.hello = true;
-                self.step = GrantStep::Key;
+                self.step = if self.auth.enrol.is_some() {
+                    GrantStep::Enrol
+                } else {
+                    GrantStep::Auth
+                };
             }
+            (
+                GrantStep::Enrol,
+                Response::Enrolled {
+                    label,
+                    period_end_ms,
+                },
+            ) => {
+                self.step = GrantStep::Auth;
+                self.events.push_back(AlertEvent::Enrolled {
+                    label,
+                    period_end_ms,
+                });
+            }
+            (GrantStep::Auth, Response::Ok) => self.step = GrantStep::Key,
             (GrantStep::Key, Response::GrantKey { public }) => {
                 self.step = GrantStep::Wrap;
                 self.events.push_back(AlertEvent::GrantKey {
                     grant_id: self.grant_id,
-                    public: *public,
+                    public,
                 });
             }
             (GrantStep::Grant, Response::Ok) => {
@@ -437,12 +540,13 @@ impl Conversation for GiveGrant {
             }
             (step, r) => {
                 self.step = GrantStep::Failed;
-                let to = if step == GrantStep::Key {
-                    "grant key"
-                } else {
-                    "grant"
+                let to = match step {
+                    GrantStep::Enrol => "enrol",
+                    GrantStep::Auth => "auth",
+                    GrantStep::Key => "grant key",
+                    _ => "grant",
                 };
-                return Err(unexpected(r, to));
+                return Err(unexpected(&r, to));
             }
         }
         Ok(())
@@ -475,11 +579,21 @@ pub struct DeliverAlerts {
     regranted: Vec<[u8; 16]>,
     events: VecDeque<AlertEvent>,
     failed: bool,
+    vault: VaultIdBytes,
+    mailbox_key: [u8; 32],
+}
+
+impl Drop for DeliverAlerts {
+    fn drop(&mut self) {
+        // Best-effort wipe; `MailboxKey` is the zeroizing owner.
+        self.mailbox_key = [0; 32];
+    }
 }
 
 impl DeliverAlerts {
-    /// Delivers `alerts` in order.
-    pub fn new(alerts: Vec<OutgoingAlert>) -> Self {
+    /// Delivers `alerts` in order; a grant given again (the node lost it)
+    /// is authenticated with `vault`'s mailbox key (§15).
+    pub fn new(alerts: Vec<OutgoingAlert>, vault: VaultIdBytes, mailbox_key: &[u8; 32]) -> Self {
         let mut d = DeliverAlerts {
             alerts,
             next: 0,
@@ -489,6 +603,8 @@ impl DeliverAlerts {
             regranted: Vec::new(),
             events: VecDeque::new(),
             failed: false,
+            vault,
+            mailbox_key: *mailbox_key,
         };
         d.announce();
         d
@@ -584,7 +700,8 @@ impl Conversation for DeliverAlerts {
             Response::Error(ProtoError::UnknownGrant) if !self.regranted.contains(&grant_id) => {
                 // The node lost or never got the grant: give it again, once.
                 self.regranted.push(grant_id);
-                self.regrant = Some(GiveGrant::after_hello(grant_id, true));
+                let auth = GrantAuth::mailbox(self.vault, &self.mailbox_key);
+                self.regrant = Some(GiveGrant::after_hello(grant_id, auth, true));
             }
             Response::Error(e) => {
                 self.events.push_back(AlertEvent::Refused(self.next, e));
@@ -600,6 +717,84 @@ impl Conversation for DeliverAlerts {
 
     fn poll_event(&mut self) -> Option<AlertEvent> {
         self.events.pop_front()
+    }
+}
+
+/// Registers a vault's mailbox with a staff ticket, without a grant
+/// (`Hello` → `Enrol`): a vault that syncs through the node but gives it
+/// no fever alerts (docs/spec.md §15).
+pub struct RedeemTicket {
+    script: Script,
+    enrolled: Option<(String, i64)>,
+}
+
+impl RedeemTicket {
+    /// Redeems `ticket` for `vault`, registering its mailbox as `register` says.
+    pub fn new(vault: VaultIdBytes, ticket: &Ticket, register: Registration) -> Self {
+        RedeemTicket {
+            script: Script::new(vec![
+                (
+                    Request::Hello {
+                        version: PROTOCOL_VERSION,
+                    },
+                    "hello",
+                ),
+                (
+                    Request::Enrol {
+                        ticket: ticket.id,
+                        secret: *ticket.secret.expose_secret(),
+                        vault,
+                        verifier: register.verifier,
+                        expires_ms: register.expires_ms,
+                    },
+                    "enrol",
+                ),
+            ]),
+            enrolled: None,
+        }
+    }
+
+    /// The label and period end staff set, once the node answered.
+    pub fn enrolled(&self) -> Option<(&str, i64)> {
+        self.enrolled.as_ref().map(|(l, e)| (l.as_str(), *e))
+    }
+}
+
+impl std::fmt::Debug for RedeemTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The script holds the ticket's secret: never printed.
+        f.debug_struct("RedeemTicket")
+            .field("enrolled", &self.enrolled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conversation for RedeemTicket {
+    type Event = ();
+
+    fn poll_request(&mut self) -> Option<Vec<u8>> {
+        self.script.poll()
+    }
+
+    fn handle_response(&mut self, frame: &[u8]) -> Result<(), SyncError> {
+        match self.script.take(frame)? {
+            ("hello", r) => hello_ok(&r).or_else(|e| self.script.fail(e)),
+            (
+                "enrol",
+                Response::Enrolled {
+                    label,
+                    period_end_ms,
+                },
+            ) => {
+                self.enrolled = Some((label, period_end_ms));
+                Ok(())
+            }
+            (step, r) => self.script.fail(unexpected(&r, step)),
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<()> {
+        None
     }
 }
 

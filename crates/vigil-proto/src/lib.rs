@@ -10,14 +10,15 @@ mod exchange;
 mod messages;
 pub mod receipt;
 mod sync;
+mod ticket;
 
 pub use codec::{
     CodecError, MAX_FRAME, PROTOCOL_VERSION, decode_request, decode_response, encode_request,
     encode_response,
 };
 pub use conversation::{
-    AlertEvent, Conversation, DeliverAlerts, DriveError, FetchPairing, GiveGrant, OfferPairing,
-    OutgoingAlert, PairingFetched, RequestShred, drive, pairing_slot,
+    AlertEvent, Conversation, DeliverAlerts, DriveError, FetchPairing, GiveGrant, GrantAuth,
+    OfferPairing, OutgoingAlert, PairingFetched, RedeemTicket, RequestShred, drive, pairing_slot,
 };
 pub use exchange::{CloseReason, Exchange, ExchangeError, FrameHandler};
 pub use messages::{
@@ -25,3 +26,4 @@ pub use messages::{
     SnapshotItem, VaultIdBytes, VersionVector,
 };
 pub use sync::{DeviceSync, Registration, SyncConfig, SyncError, SyncEvent};
+pub use ticket::{Ticket, TicketId, TicketSecret};

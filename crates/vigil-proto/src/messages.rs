@@ -103,6 +103,21 @@ pub enum Request {
         /// devices, which open it before shredding themselves.
         notice: Vec<u8>,
     },
+    /// Registers the vault's mailbox with a staff-issued enrolment ticket
+    /// (§15): the only way to create a new vault's mailbox. The ticket is
+    /// bound to this vault; the same vault (same verifier) may send it again.
+    Enrol {
+        /// The ticket's id.
+        ticket: [u8; 16],
+        /// The ticket's secret (inside TLS; the node keeps only its hash).
+        secret: [u8; 32],
+        /// The vault.
+        vault: VaultIdBytes,
+        /// SHA-256 verifier of the mailbox key (never the key).
+        verifier: [u8; 32],
+        /// End of the monitoring period (ms); the node caps it at the ticket's.
+        expires_ms: i64,
+    },
 }
 
 /// One grant a `Shred` asks the node to delete, with its proof.
@@ -201,6 +216,13 @@ pub enum Response {
     GrantKey {
         /// Its public half.
         public: [u8; 32],
+    },
+    /// The ticket is bound to the vault: what staff set for it.
+    Enrolled {
+        /// The label staff typed: what they see with this resident's alerts.
+        label: String,
+        /// The end of the period staff set: the mailbox and the grant end then.
+        period_end_ms: i64,
     },
 }
 
@@ -313,4 +335,24 @@ pub enum ProtoError {
         /// The limit.
         limit: u64,
     },
+    /// A new vault's mailbox, or a grant, needs an enrolment ticket from
+    /// staff (§15).
+    #[error("this node enrols residents with a ticket from staff only")]
+    TicketRequired,
+    /// No ticket with that id and secret (a wrong secret reads the same).
+    #[error("enrolment ticket not recognised")]
+    TicketUnknown,
+    /// The ticket is already bound to another vault, or the vault's ticket
+    /// to another grant.
+    #[error("enrolment ticket already used")]
+    TicketUsed,
+    /// The ticket's period is over.
+    #[error("enrolment ticket expired")]
+    TicketExpired,
+    /// Staff revoked the ticket (or the resident it enrolled).
+    #[error("enrolment ticket revoked")]
+    TicketRevoked,
+    /// The vault is already enrolled with another ticket.
+    #[error("this vault is already enrolled with another ticket")]
+    AlreadyEnrolled,
 }

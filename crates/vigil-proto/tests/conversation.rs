@@ -5,7 +5,7 @@
 use vigil_crypto::{NodeId, X25519PublicKey};
 use vigil_proto::{
     AlertEvent, AlertWire, Conversation, DeliverAlerts, DriveError, Exchange, ExchangeError,
-    FetchPairing, GiveGrant, GrantDeletion, GrantWire, OfferPairing, OutgoingAlert,
+    FetchPairing, GiveGrant, GrantAuth, GrantDeletion, GrantWire, OfferPairing, OutgoingAlert,
     PROTOCOL_VERSION, PairingFetched, ProtoError, Registration, Request, RequestShred, Response,
     SyncError, decode_request, drive, encode_response,
 };
@@ -38,6 +38,7 @@ impl Scripted {
                 Request::Grant(_) => "Grant",
                 Request::Alert(_) => "Alert",
                 Request::Shred { .. } => "Shred",
+                Request::Enrol { .. } => "Enrol",
                 _ => "other",
             })
             .collect()
@@ -122,18 +123,26 @@ fn run<C: Conversation<Event = AlertEvent>>(
 fn a_grant_is_sent_with_the_key_the_node_issued() {
     let mut node = Scripted::new(vec![
         hello_ok(),
+        Response::Ok,
         Response::GrantKey { public: [9; 32] },
         Response::Ok,
     ]);
-    let mut conv = GiveGrant::new([1; 16]);
+    let mut conv = GiveGrant::new([1; 16], GrantAuth::mailbox([4; 16], &[5; 32]));
     let (r, events) = run(&mut conv, &mut node, |c, g, public| {
         assert_eq!(g, [1; 16]);
         c.grant(wire(1, public));
     });
     r.unwrap();
     assert!(conv.is_done());
-    assert_eq!(node.names(), ["Hello", "GrantKey", "Grant"]);
-    let Request::Grant(sent) = &node.asked[2] else {
+    assert_eq!(node.names(), ["Hello", "Auth", "GrantKey", "Grant"]);
+    assert_eq!(
+        node.asked[1],
+        Request::Auth {
+            vault: [4; 16],
+            key: [5; 32]
+        }
+    );
+    let Request::Grant(sent) = &node.asked[3] else {
         unreachable!()
     };
     assert_eq!(sent.grant_key, [9; 32], "wrapped to the issued key");
@@ -144,9 +153,68 @@ fn a_grant_is_sent_with_the_key_the_node_issued() {
 }
 
 #[test]
+fn a_first_enrolment_redeems_the_ticket_and_learns_the_staff_label_first() {
+    let mut node = Scripted::new(vec![
+        hello_ok(),
+        Response::Enrolled {
+            label: "Ana, flat 12B".into(),
+            period_end_ms: 99,
+        },
+        Response::Ok,
+        Response::GrantKey { public: [9; 32] },
+        Response::Ok,
+    ]);
+    let ticket = vigil_proto::Ticket {
+        id: [2; 16],
+        secret: vigil_proto::TicketSecret::from_bytes([3; 32]),
+    };
+    let register = Registration {
+        verifier: [6; 32],
+        expires_ms: 500,
+    };
+    let auth = GrantAuth::ticket([4; 16], &[5; 32], &ticket, register);
+    assert!(
+        !format!("{auth:?}").contains("3, 3, 3"),
+        "the secret is not printed"
+    );
+    let mut conv = GiveGrant::new([1; 16], auth);
+    let (r, events) = run(&mut conv, &mut node, |c, _, public| {
+        c.grant(wire(1, public))
+    });
+    r.unwrap();
+    assert_eq!(
+        node.names(),
+        ["Hello", "Enrol", "Auth", "GrantKey", "Grant"]
+    );
+    assert_eq!(
+        node.asked[1],
+        Request::Enrol {
+            ticket: [2; 16],
+            secret: [3; 32],
+            vault: [4; 16],
+            verifier: [6; 32],
+            expires_ms: 500
+        }
+    );
+    // The caller records the staff label before the grant key arrives.
+    assert_eq!(
+        events[0],
+        AlertEvent::Enrolled {
+            label: "Ana, flat 12B".into(),
+            period_end_ms: 99
+        }
+    );
+    assert!(matches!(events[1], AlertEvent::GrantKey { .. }));
+}
+
+#[test]
 fn a_refused_grant_ends_the_conversation_with_the_refusal() {
-    let mut node = Scripted::new(vec![hello_ok(), Response::Error(ProtoError::BadGrant)]);
-    let mut conv = GiveGrant::new([1; 16]);
+    let mut node = Scripted::new(vec![
+        hello_ok(),
+        Response::Ok,
+        Response::Error(ProtoError::BadGrant),
+    ]);
+    let mut conv = GiveGrant::new([1; 16], GrantAuth::mailbox([4; 16], &[5; 32]));
     let (r, _) = run(&mut conv, &mut node, |_, _, _| unreachable!());
     assert!(matches!(
         r,
@@ -167,16 +235,17 @@ fn alerts_say_before_they_leave_and_are_regranted_once_per_grant() {
         hello_ok(),
         Response::AlertAck { stored: true },
         Response::Error(ProtoError::UnknownGrant),
+        Response::Ok,
         Response::GrantKey { public: [7; 32] },
         Response::Ok,
         Response::AlertAck { stored: true },
         Response::Error(ProtoError::UnknownGrant),
     ]);
-    let mut conv = DeliverAlerts::new(vec![
-        alert(1, 1, false),
-        alert(1, 2, true),
-        alert(1, 3, false),
-    ]);
+    let mut conv = DeliverAlerts::new(
+        vec![alert(1, 1, false), alert(1, 2, true), alert(1, 3, false)],
+        [4; 16],
+        &[5; 32],
+    );
     let (r, events) = run(&mut conv, &mut node, |c, g, public| {
         c.grant(wire(g[0], public))
     });
@@ -184,7 +253,7 @@ fn alerts_say_before_they_leave_and_are_regranted_once_per_grant() {
     assert_eq!(
         node.names(),
         [
-            "Hello", "Alert", "Alert", "GrantKey", "Grant", "Alert", "Alert"
+            "Hello", "Alert", "Alert", "Auth", "GrantKey", "Grant", "Alert", "Alert"
         ]
     );
     assert_eq!(
@@ -213,7 +282,7 @@ fn alerts_say_before_they_leave_and_are_regranted_once_per_grant() {
 #[test]
 fn no_alert_means_no_request() {
     let mut node = Scripted::new(vec![]);
-    let mut conv = DeliverAlerts::new(vec![]);
+    let mut conv = DeliverAlerts::new(vec![], [4; 16], &[5; 32]);
     let (r, events) = run(&mut conv, &mut node, |_, _, _| unreachable!());
     r.unwrap();
     assert!(node.asked.is_empty() && events.is_empty());
@@ -222,7 +291,7 @@ fn no_alert_means_no_request() {
 #[test]
 fn a_reply_out_of_turn_is_an_error_not_a_delivery() {
     let mut node = Scripted::new(vec![hello_ok(), Response::UpToDate]);
-    let mut conv = DeliverAlerts::new(vec![alert(1, 1, true)]);
+    let mut conv = DeliverAlerts::new(vec![alert(1, 1, true)], [4; 16], &[5; 32]);
     let (r, events) = run(&mut conv, &mut node, |_, _, _| unreachable!());
     assert!(matches!(
         r,
@@ -335,8 +404,10 @@ fn a_transport_failure_stops_the_drive() {
             scripted_node()
         }
     }
-    let r = drive(&mut GiveGrant::new([1; 16]), &mut Down, |_| {
-        Ok::<(), DriveError>(())
-    });
+    let r = drive(
+        &mut GiveGrant::new([1; 16], GrantAuth::mailbox([4; 16], &[5; 32])),
+        &mut Down,
+        |_| Ok::<(), DriveError>(()),
+    );
     assert!(matches!(r, Err(DriveError::Transport(_))));
 }

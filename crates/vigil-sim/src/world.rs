@@ -200,21 +200,40 @@ fn setup(config: &SimConfig) -> World {
         &mut vrng,
     )
     .expect("create");
+    // Staff register the resident: the ticket the first device enrols
+    // with (its own RNG, so the run's stream is the same as before tickets).
+    let ticket = w
+        .relay
+        .issue_ticket(
+            "sim resident",
+            period.end_ms,
+            START,
+            &mut ChaCha20Rng::seed_from_u64(config.seed ^ 0x7469_636b_6574),
+        )
+        .expect("ticket");
     let mut session = w.relay.session();
     {
+        // The enrolment's link rolls its own RNG, and the run's stream then
+        // advances as the three-request enrolment before tickets did (three
+        // rolls per request on a fault-free link), so every seed still
+        // replays the run it named before.
+        let mut enrol_rng = ChaCha20Rng::seed_from_u64(config.seed ^ 0x0065_6e72_6f6c);
         let mut link = SimLink::new(
             &mut session,
             node_id,
             START,
             Faults::NONE,
-            &mut w.rng,
+            &mut enrol_rng,
             w.tap.clone(),
         );
+        for _ in 0..9 {
+            w.rng.next_u32();
+        }
         first
             .enrol(
                 &mut link,
                 node_id.x25519(),
-                "sim resident",
+                &ticket.ticket,
                 FeverRule::default(),
                 START,
             )

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use vigil::node::{LocalNode, NodeConfig, ServerConfig};
+pub use vigil::node::LocalNode;
+use vigil::node::{NodeConfig, ServerConfig};
 use vigil::{
     Day, DeviceConnection, EnrolmentCode, FeverRule, FileKeyStore, MemStorage, MemoryKeyStore,
-    Metric, NodeId, Period, SledStorage, Vault, X25519PublicKey,
+    Metric, NodeId, Period, SledStorage, TicketCode, Vault, X25519PublicKey,
 };
 
 /// A minute, in ms.
@@ -158,25 +159,39 @@ pub fn connect(code: &EnrolmentCode) -> DeviceConnection {
     DeviceConnection::connect(code, Duration::from_secs(10)).expect("the node answers")
 }
 
-/// Enrols `vault` with the node behind `code` for fever alerts under the
-/// default rule, sharing `label`, at `now_ms`; the connection stays open
-/// for what the test sends next.
-pub fn enrol(
-    vault: &mut Vault,
-    code: &EnrolmentCode,
-    label: &str,
-    now_ms: i64,
-) -> DeviceConnection {
-    let mut conn = connect(code);
+/// Staff register a resident labelled `label` at `node` for `vault`'s
+/// period: the ticket the resident enrols with.
+pub fn ticket(node: &LocalNode, vault: &Vault, label: &str) -> TicketCode {
+    node.issue_ticket(label, vault.period().end_ms)
+        .expect("staff issue a ticket")
+}
+
+/// Enrols `vault` with `node` for fever alerts under the default rule, with
+/// a ticket staff issued for `label`, at `now_ms`; the connection stays
+/// open for what the test sends next.
+pub fn enrol(vault: &mut Vault, node: &LocalNode, label: &str, now_ms: i64) -> DeviceConnection {
+    let t = ticket(node, vault, label);
+    let mut conn = connect(&t.node);
     vault
         .enrol(
             &mut conn,
-            &code.node_public,
-            label,
+            &t.node.node_public,
+            &t.ticket,
             FeverRule::default(),
             now_ms,
         )
         .expect("the node takes the grant");
+    conn
+}
+
+/// Registers `vault`'s mailbox at `node` with a ticket (no grant), so that
+/// it may sync there; returns the connection.
+pub fn register(vault: &mut Vault, node: &LocalNode) -> DeviceConnection {
+    let t = ticket(node, vault, "a resident");
+    let mut conn = connect(&t.node);
+    vault
+        .redeem_ticket(&mut conn, &t.ticket)
+        .expect("the node takes the ticket");
     conn
 }
 

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use vigil_net::{EnrolmentCode, NodeIdentity, NodeServer, ServerConfig};
-use vigil_node::{MailboxStore, Node, NodeConfig, Relay};
+use vigil_node::{MailboxStore, Node, NodeConfig, Relay, RelayConfig};
+use vigil_proto::Ticket;
 
 use super::measure::{DiskUse, ProcSample, disk_use, proc_sample};
 
@@ -139,6 +140,96 @@ pub(crate) struct NodeHandle {
     pub(crate) log: Option<PathBuf>,
     kind: Kind,
     _tmp: Option<tempfile::TempDir>,
+    /// The residents' enrolment tickets, in resident order, until the run
+    /// takes them.
+    pub(crate) tickets: Vec<Ticket>,
+}
+
+/// Which tickets staff issue before the residents start: one per label,
+/// until `period_end_ms`.
+#[derive(Debug, Clone)]
+pub(crate) struct TicketPlan {
+    pub(crate) labels: Vec<String>,
+    pub(crate) period_end_ms: i64,
+}
+
+/// Issues the plan's tickets on the store in `dir`, with no node serving
+/// it yet (a fresh data directory), the cap raised to fit them.
+fn issue_on_store(dir: &Path, plan: &TicketPlan) -> Result<Vec<Ticket>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let config = NodeConfig {
+        relay: RelayConfig {
+            max_tickets: (plan.labels.len() as u64).max(RelayConfig::default().max_tickets),
+            ..RelayConfig::default()
+        },
+        grant_key_seed: None,
+    };
+    let node = Node::open(dir, &config).map_err(|e| e.to_string())?;
+    let tickets = issue_with(node.relay(), plan)?;
+    drop(node);
+    Ok(tickets)
+}
+
+fn issue_with(relay: &Relay, plan: &TicketPlan) -> Result<Vec<Ticket>, String> {
+    let mut rng = vigil_crypto::rand_core::UnwrapErr(getrandom::SysRng);
+    let now = now_ms();
+    plan.labels
+        .iter()
+        .map(|l| {
+            relay
+                .issue_ticket(l, plan.period_end_ms, now, &mut rng)
+                .map(|t| t.ticket)
+                .map_err(|e| format!("issuing a ticket: {e}"))
+        })
+        .collect()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Asks the vigil-node serving `data` for the plan's tickets over its admin
+/// socket (`residents_add`, docs/spec.md §14).
+fn issue_over_admin(data: &Path, plan: &TicketPlan) -> Result<Vec<Ticket>, String> {
+    let path = data.join("admin.sock");
+    let stream = std::os::unix::net::UnixStream::connect(&path)
+        .map_err(|e| format!("issuing tickets: cannot reach {}: {e}", path.display()))?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    let mut writer = stream;
+    let mut out = Vec::with_capacity(plan.labels.len());
+    for label in &plan.labels {
+        let req = serde_json::json!({
+            "op": "residents_add",
+            "label": label,
+            "period_end_ms": plan.period_end_ms,
+        });
+        writeln!(writer, "{req}").map_err(|e| format!("admin socket: {e}"))?;
+        let mut line = String::new();
+        reader
+            .read_line(&mut line)
+            .map_err(|e| format!("admin socket: {e}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("admin socket: {e}"))?;
+        let ok = v
+            .get("ok")
+            .ok_or_else(|| format!("the node refused a ticket: {line}"))?;
+        let hex32 = |k: &str, n: usize| -> Result<Vec<u8>, String> {
+            ok.get(k)
+                .and_then(|x| x.as_str())
+                .and_then(|x| hex::decode(x).ok())
+                .filter(|b| b.len() == n)
+                .ok_or_else(|| format!("admin socket: bad {k} in {line}"))
+        };
+        let id: [u8; 16] = hex32("id", 16)?.try_into().unwrap_or_default();
+        let secret: [u8; 32] = hex32("secret", 32)?.try_into().unwrap_or_default();
+        out.push(Ticket {
+            id,
+            secret: vigil_proto::TicketSecret::from_bytes(secret),
+        });
+    }
+    Ok(out)
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -231,9 +322,10 @@ fn serve_node_command(
 }
 
 impl NodeHandle {
-    /// Starts (or adopts) the node.
+    /// Starts (or adopts) the node, with the tickets of `plan` issued.
     pub(crate) fn start(
         choice: &NodeChoice,
+        plan: &TicketPlan,
         listen: SocketAddr,
         data: Option<&Path>,
         max_connections: Option<usize>,
@@ -247,10 +339,18 @@ impl NodeHandle {
                 log: None,
                 kind: Kind::External { pid: *pid },
                 _tmp: None,
+                tickets: match data {
+                    Some(d) => issue_over_admin(d, plan)?,
+                    None => {
+                        return Err("an external node needs --data DIR: residents enrol with \
+                                    tickets, issued through its admin socket"
+                            .into());
+                    }
+                },
             }),
-            NodeChoice::InProcess => Self::in_process(listen, data, max_connections),
+            NodeChoice::InProcess => Self::in_process(listen, data, max_connections, plan),
             NodeChoice::Spawn { program } => {
-                Self::child(program.as_deref(), listen, data, max_connections)
+                Self::child(program.as_deref(), listen, data, max_connections, plan)
             }
         }
     }
@@ -259,8 +359,10 @@ impl NodeHandle {
         listen: SocketAddr,
         data: Option<&Path>,
         max_connections: Option<usize>,
+        plan: &TicketPlan,
     ) -> Result<NodeHandle, String> {
         let (dir, tmp) = data_dir(data)?;
+        let tickets = issue_on_store(&dir, plan)?;
         let node = InProcessNode::start(&dir, listen, max_connections)?;
         Ok(NodeHandle {
             code: node.code().clone(),
@@ -272,6 +374,7 @@ impl NodeHandle {
             log: None,
             kind: Kind::InProcess(Box::new(node)),
             _tmp: tmp,
+            tickets,
         })
     }
 
@@ -282,8 +385,12 @@ impl NodeHandle {
         listen: SocketAddr,
         data: Option<&Path>,
         max_connections: Option<usize>,
+        plan: &TicketPlan,
     ) -> Result<NodeHandle, String> {
         let (dir, tmp) = data_dir(data)?;
+        // Staff register the residents before the node serves (its store
+        // admits one process).
+        let tickets = issue_on_store(&dir, plan)?;
         let log = dir.with_extension("stderr.log");
         let (cmd, description) = match program {
             Some(p) => (
@@ -307,6 +414,7 @@ impl NodeHandle {
                 vigil_node: program.is_some(),
             },
             _tmp: tmp,
+            tickets,
         })
     }
 

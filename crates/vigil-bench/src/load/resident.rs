@@ -66,6 +66,11 @@ impl DayProfile {
     }
 }
 
+/// How staff name resident `i`.
+pub(crate) fn resident_label(i: usize) -> String {
+    format!("resident {i:05}, flat {}B", i % 40 + 1)
+}
+
 /// How residents open connections.
 #[derive(Debug, Clone)]
 pub(crate) enum Connector {
@@ -213,6 +218,8 @@ pub(crate) struct Resident {
     rng: ChaCha20Rng,
     pub(crate) next_slot: u32,
     pub(crate) enrolled: bool,
+    /// The ticket staff issued for this resident.
+    pub(crate) ticket: Option<vigil_proto::Ticket>,
     pub(crate) readings: u64,
     pub(crate) readings_synced: u64,
 }
@@ -272,6 +279,7 @@ impl Resident {
             rng,
             next_slot: 0,
             enrolled: false,
+            ticket: None,
             readings: 0,
             readings_synced: 0,
         })
@@ -360,17 +368,22 @@ impl Resident {
         None
     }
 
-    /// Grants the node the fever-alert capability.
+    /// Enrols with the resident's ticket: the mailbox, and the node's
+    /// fever-alert capability.
     pub(crate) fn enrol(&mut self, ctx: &Ctx<'_>) -> bool {
-        let label = format!("resident {:05}, flat {}B", self.index, self.index % 40 + 1);
         let node = ctx.code.node_public;
         let now = ctx.day_start_ms;
+        let Some(ticket) = self.ticket.take() else {
+            ctx.stats.errors.add("failed: enrol (no ticket)", 1);
+            return false;
+        };
         let started = Instant::now();
         let ok = self
             .with_retry(ctx, "enrol", |vault, rec| {
-                vault.enrol(rec, &node, &label, FeverRule::default(), now)
+                vault.enrol(rec, &node, &ticket, FeverRule::default(), now)
             })
             .is_some();
+        self.ticket = Some(ticket);
         if ok {
             ctx.stats.enrol_latency.push(started.elapsed());
             self.enrolled = true;

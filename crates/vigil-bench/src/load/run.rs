@@ -13,9 +13,14 @@ use vigil_device::Period;
 use vigil_net::{ClientEndpoint, DeviceConnection, EnrolmentCode};
 use vigil_node::MailboxStore;
 
-use super::node::NodeHandle;
+use super::node::{NodeHandle, TicketPlan};
 use super::pool::{build, for_each, lock, run_day};
-use super::resident::{Connector, Ctx, DAY, Resident, Stats};
+use super::resident::{Connector, Ctx, DAY, Resident, Stats, resident_label};
+
+/// The residents' period: a week placed around now (the node checks it).
+fn run_period() -> Period {
+    Period::days(period_start(), 7)
+}
 use super::{
     AlertResult, DayResult, DiskUse, Durability, LoadConfig, LoadReport, NodeChoice, NodeResult,
     Phase, ProcSample, Setup, Tally, UdpDrops, proc_sample, verify,
@@ -28,7 +33,7 @@ use super::{
 pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     let mut node = Watched::start(config)?;
     let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let cast = Cast::assemble(config, &node.handle, cpus)?;
+    let cast = Cast::assemble(config, &mut node.handle, cpus)?;
 
     let connect = cast.connect();
     node.connected = node.handle.sample();
@@ -160,9 +165,14 @@ fn cpu_s(before: Option<ProcSample>, after: Option<ProcSample>) -> Option<f64> {
 /// `serve-node` when allowed; notes the allocator settings it inherits,
 /// which change its memory a lot (see the crate docs).
 fn start_node(config: &LoadConfig) -> Result<NodeHandle, String> {
+    let plan = TicketPlan {
+        labels: (0..config.residents).map(resident_label).collect(),
+        period_end_ms: run_period().end_ms,
+    };
     let start = |choice: &NodeChoice| {
         NodeHandle::start(
             choice,
+            &plan,
             config.listen,
             config.data.as_deref(),
             config.node_max_connections,
@@ -221,14 +231,31 @@ struct DayStart {
 impl<'a> Cast<'a> {
     /// Makes every resident's vault (on every CPU) and the endpoint they
     /// connect through.
-    fn assemble(config: &'a LoadConfig, node: &NodeHandle, cpus: usize) -> Result<Self, String> {
-        let period = Period::days(period_start(), 7);
+    fn assemble(
+        config: &'a LoadConfig,
+        node: &mut NodeHandle,
+        cpus: usize,
+    ) -> Result<Self, String> {
+        let period = run_period();
         let started = Instant::now();
+        let tickets = std::mem::take(&mut node.tickets);
+        if tickets.len() != config.residents {
+            return Err(format!(
+                "{} tickets for {} residents",
+                tickets.len(),
+                config.residents
+            ));
+        }
+        let mut tickets: Vec<Option<vigil_proto::Ticket>> = tickets.into_iter().map(Some).collect();
         let residents: Vec<Mutex<Resident>> = build(cpus, config.residents, |i| {
             Resident::new(i, period, config.seed, &config.profile)
         })?
         .into_iter()
-        .map(Mutex::new)
+        .zip(tickets.iter_mut())
+        .map(|(mut r, t)| {
+            r.ticket = t.take();
+            Mutex::new(r)
+        })
         .collect();
         let setup_s = started.elapsed().as_secs_f64();
         let connector = if config.shared_endpoint {

@@ -8,6 +8,9 @@
 //! {"op":"alerts"}                        -> {"ok":[{"id":"3fa2c19b04de",..},..]}
 //! {"op":"ack","id":"3fa2"}               -> {"ok":{"already":false,"alert":{..}}}
 //! {"op":"residents","all":false}         -> {"ok":[{"label":..,..},..]}
+//! {"op":"residents_add","label":"Ana","period_end_ms":..}
+//!                                        -> {"ok":{"id":..,"secret":..,"label":..,..}}
+//! {"op":"residents_revoke","id":"3fa2"}  -> {"ok":{"already":false,"resident":{..}}}
 //! {"op":"sweep","grace_ms":0}            -> {"ok":{"mailboxes":0,..}}
 //! anything that fails                    -> {"error":"one line"}
 //! ```
@@ -19,7 +22,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use vigil_node::{GrantRecord, InboxEntry, Relay, SweepReport};
+use vigil_node::{
+    GrantRecord, InboxEntry, Relay, SweepReport, TicketError, TicketRecord, TicketState,
+};
 
 use crate::common::time::format_secs as rfc3339;
 
@@ -41,10 +46,22 @@ pub(crate) enum Request {
         /// Id or prefix.
         id: String,
     },
-    /// Grants: active ones, or all.
+    /// Residents (tickets and their grants): active ones, or all.
     Residents {
-        /// Include ended and revoked grants.
+        /// Include revoked tickets, ended periods and ended monitoring.
         all: bool,
+    },
+    /// Register a resident: a new enrolment ticket.
+    ResidentsAdd {
+        /// The label staff typed (normalised by the node).
+        label: String,
+        /// The period's end, ms.
+        period_end_ms: i64,
+    },
+    /// Revoke the ticket with this id (or unique prefix).
+    ResidentsRevoke {
+        /// Id or prefix.
+        id: String,
     },
     /// Sweep now.
     Sweep {
@@ -107,6 +124,9 @@ pub(crate) struct AlertView {
     /// the alert stays until acknowledged, then goes.
     pub(crate) monitoring_ended_ms: Option<i64>,
     pub(crate) monitoring_ended: Option<String>,
+    /// Staff revoked the resident (their grant ended then, not by a shred).
+    #[serde(default)]
+    pub(crate) resident_revoked: bool,
 }
 
 /// The result of `ack`.
@@ -118,15 +138,18 @@ pub(crate) struct AckView {
     pub(crate) alert: AlertView,
 }
 
-/// One resident's grant.
+/// One resident: their ticket and, once they enrolled, their grant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ResidentView {
-    /// Short grant id.
+    /// Short ticket id (12 hex digits), for `residents revoke`; a grant's
+    /// for a resident enrolled before tickets.
     pub(crate) id: String,
-    /// The label the resident shared.
+    /// The whole ticket id, hex (none for a resident without a ticket).
+    pub(crate) ticket: Option<String>,
+    /// The label staff typed.
     pub(crate) label: String,
-    /// "active", "ended", "revoked" or "ended monitoring" (shredded early,
-    /// with alerts staff have not read).
+    /// "unused", "enrolled", "revoked", "period over", "ended monitoring"
+    /// (shredded early, with alerts staff have not read) or "ended".
     pub(crate) status: String,
     /// The period (the grant's validity), ms and RFC 3339; the start is
     /// gone with the grant of a resident who ended monitoring.
@@ -134,17 +157,46 @@ pub(crate) struct ResidentView {
     pub(crate) period_start: Option<String>,
     pub(crate) period_end_ms: i64,
     pub(crate) period_end: String,
-    /// When the node last heard from the resident's devices.
-    pub(crate) last_contact_ms: i64,
-    pub(crate) last_contact: String,
+    /// When the node last heard from the resident's devices (none before
+    /// they enrolled).
+    pub(crate) last_contact_ms: Option<i64>,
+    pub(crate) last_contact: Option<String>,
     /// Alerts in the inbox under this grant, and how many are unacknowledged.
     pub(crate) alerts: usize,
     pub(crate) unacked: usize,
     /// The fever threshold the resident set, °C (gone with the grant of a
     /// resident who ended monitoring).
     pub(crate) threshold_c: Option<f64>,
-    /// The whole grant id, hex.
-    pub(crate) grant_id: String,
+    /// The whole grant id, hex, once given.
+    pub(crate) grant_id: Option<String>,
+}
+
+/// A ticket just issued: the only time its secret is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct IssuedView {
+    /// The ticket id, hex (32 digits).
+    pub(crate) id: String,
+    /// The ticket secret, hex (64 digits).
+    pub(crate) secret: String,
+    /// The label as stored (normalised).
+    pub(crate) label: String,
+    /// The period end, ms and RFC 3339.
+    pub(crate) period_end_ms: i64,
+    pub(crate) period_end: String,
+}
+
+/// The result of `residents_revoke`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RevokeView {
+    /// It had been revoked before.
+    pub(crate) already: bool,
+    /// Grants ended (0 or 1) and alerts deleted with them.
+    pub(crate) grants_ended: u64,
+    pub(crate) alerts_deleted: u64,
+    /// Unacknowledged alerts kept for staff.
+    pub(crate) alerts_kept: u64,
+    /// The resident, revoked.
+    pub(crate) resident: ResidentView,
 }
 
 /// What a sweep deleted.
@@ -209,42 +261,112 @@ fn alert_view(e: &InboxEntry) -> AlertView {
         episode: hex::encode(e.episode),
         monitoring_ended_ms: e.monitoring_ended.map(|m| m.at_ms),
         monitoring_ended: e.monitoring_ended.map(|m| rfc3339(m.at_ms)),
+        resident_revoked: false,
     }
 }
 
-fn resident_view(g: &GrantRecord, inbox: &[InboxEntry], now_ms: i64) -> ResidentView {
+/// The grants whose ticket staff revoked.
+fn revoked_grants(relay: &Relay) -> Result<Vec<[u8; 16]>, String> {
+    Ok(relay
+        .tickets()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter(|t| matches!(t.state, TicketState::Revoked { .. }))
+        .filter_map(TicketRecord::grant)
+        .collect())
+}
+
+/// A resident enrolled before tickets (a grant no ticket names).
+fn grant_view(g: &GrantRecord, inbox: &[InboxEntry], now_ms: i64) -> ResidentView {
     let w = &g.grant;
     let status = if g.revoked {
         "revoked"
     } else if w.valid_until_ms <= now_ms {
-        "ended"
+        "period over"
     } else {
-        "active"
+        "enrolled"
     };
-    let mine: Vec<&InboxEntry> = inbox.iter().filter(|e| e.grant_id == w.grant_id).collect();
+    let (alerts, unacked) = counts(inbox, &w.grant_id);
     ResidentView {
         id: hex::encode(&w.grant_id[..6]),
+        ticket: None,
         label: w.label.clone(),
         status: status.to_owned(),
         period_start_ms: Some(w.valid_from_ms),
         period_start: Some(rfc3339(w.valid_from_ms)),
         period_end_ms: w.valid_until_ms,
         period_end: rfc3339(w.valid_until_ms),
-        last_contact_ms: g.last_contact_ms,
-        last_contact: rfc3339(g.last_contact_ms),
-        alerts: mine.len(),
-        unacked: mine.iter().filter(|e| e.acked_ms.is_none()).count(),
+        last_contact_ms: Some(g.last_contact_ms),
+        last_contact: Some(rfc3339(g.last_contact_ms)),
+        alerts,
+        unacked,
         threshold_c: Some(w.threshold_c),
-        grant_id: hex::encode(w.grant_id),
+        grant_id: Some(hex::encode(w.grant_id)),
     }
 }
 
-/// Residents who shredded while staff had not seen a fever: their grant is
-/// gone, but the kept alerts name them until read (docs/spec.md §13).
-fn ended_views(inbox: &[InboxEntry]) -> Vec<ResidentView> {
+/// Alerts in the inbox under `grant`, and how many are unacknowledged.
+fn counts(inbox: &[InboxEntry], grant: &[u8; 16]) -> (usize, usize) {
+    let mine: Vec<&InboxEntry> = inbox.iter().filter(|e| e.grant_id == *grant).collect();
+    let unacked = mine.iter().filter(|e| e.acked_ms.is_none()).count();
+    (mine.len(), unacked)
+}
+
+/// A resident as their ticket and grant say.
+fn ticket_view(
+    t: &TicketRecord,
+    grants: &[GrantRecord],
+    inbox: &[InboxEntry],
+    now_ms: i64,
+) -> ResidentView {
+    let grant = t
+        .grant()
+        .and_then(|id| grants.iter().find(|g| g.grant.grant_id == id));
+    let (alerts, unacked) = t.grant().map_or((0, 0), |g| counts(inbox, &g));
+    let mut status = t.status(now_ms).to_owned();
+    // Enrolled, but the grant is gone: the resident shredded early.
+    if status == "enrolled" && t.grant().is_some() && grant.is_none() {
+        status = if unacked > 0 {
+            "ended monitoring"
+        } else {
+            "ended"
+        }
+        .to_owned();
+    }
+    let ended_at = t.grant().and_then(|id| {
+        inbox
+            .iter()
+            .filter(|e| e.grant_id == id)
+            .find_map(|e| e.monitoring_ended.map(|m| m.at_ms))
+    });
+    let last_contact_ms = grant.map(|g| g.last_contact_ms).or(ended_at);
+    ResidentView {
+        id: hex::encode(&t.id[..6]),
+        ticket: Some(hex::encode(t.id)),
+        label: t.label.clone(),
+        status,
+        period_start_ms: grant.map(|g| g.grant.valid_from_ms),
+        period_start: grant.map(|g| rfc3339(g.grant.valid_from_ms)),
+        period_end_ms: t.period_end_ms,
+        period_end: rfc3339(t.period_end_ms),
+        last_contact_ms,
+        last_contact: last_contact_ms.map(rfc3339),
+        alerts,
+        unacked,
+        threshold_c: grant.map(|g| g.grant.threshold_c),
+        grant_id: t.grant().map(hex::encode),
+    }
+}
+
+/// Residents without a ticket who shredded while staff had not seen a
+/// fever: their grant is gone, but the kept alerts name them until read
+/// (docs/spec.md §13).
+fn ended_views(inbox: &[InboxEntry], named: &[[u8; 16]]) -> Vec<ResidentView> {
     let mut by_grant: std::collections::BTreeMap<[u8; 16], Vec<&InboxEntry>> = Default::default();
     for e in inbox.iter().filter(|e| e.monitoring_ended.is_some()) {
-        by_grant.entry(e.grant_id).or_default().push(e);
+        if !named.contains(&e.grant_id) {
+            by_grant.entry(e.grant_id).or_default().push(e);
+        }
     }
     by_grant
         .into_iter()
@@ -253,6 +375,7 @@ fn ended_views(inbox: &[InboxEntry]) -> Vec<ResidentView> {
             let ended = first.monitoring_ended?;
             Some(ResidentView {
                 id: hex::encode(&grant_id[..6]),
+                ticket: None,
                 label: first.label.clone(),
                 status: "ended monitoring".to_owned(),
                 period_start_ms: None,
@@ -260,15 +383,52 @@ fn ended_views(inbox: &[InboxEntry]) -> Vec<ResidentView> {
                 period_end_ms: ended.period_end_ms,
                 period_end: rfc3339(ended.period_end_ms),
                 // The shred was the node's last word from the resident.
-                last_contact_ms: ended.at_ms,
-                last_contact: rfc3339(ended.at_ms),
+                last_contact_ms: Some(ended.at_ms),
+                last_contact: Some(rfc3339(ended.at_ms)),
                 alerts: mine.len(),
                 unacked: mine.iter().filter(|e| e.acked_ms.is_none()).count(),
                 threshold_c: None,
-                grant_id: hex::encode(grant_id),
+                grant_id: Some(hex::encode(grant_id)),
             })
         })
         .collect()
+}
+
+/// Every resident: tickets (with their grants), then grants no ticket
+/// names, then residents without a ticket who ended monitoring.
+fn resident_views(relay: &Relay, now_ms: i64) -> Result<Vec<ResidentView>, String> {
+    let store = |e: vigil_node::StoreError| e.to_string();
+    let inbox = relay.inbox().map_err(store)?;
+    let grants = relay.grants().map_err(store)?;
+    let mut tickets = relay.tickets().map_err(store)?;
+    tickets.sort_by(|a, b| (a.issued_ms, &a.label).cmp(&(b.issued_ms, &b.label)));
+    let named: Vec<[u8; 16]> = tickets.iter().filter_map(TicketRecord::grant).collect();
+    let mut views: Vec<ResidentView> = tickets
+        .iter()
+        .map(|t| ticket_view(t, &grants, &inbox, now_ms))
+        .collect();
+    let mut legacy: Vec<&GrantRecord> = grants
+        .iter()
+        .filter(|g| !named.contains(&g.grant.grant_id))
+        .collect();
+    legacy.sort_by(|a, b| {
+        (a.grant.valid_until_ms, &a.grant.label).cmp(&(b.grant.valid_until_ms, &b.grant.label))
+    });
+    views.extend(legacy.iter().map(|g| grant_view(g, &inbox, now_ms)));
+    views.extend(ended_views(&inbox, &named));
+    Ok(views)
+}
+
+/// Checks a ticket id the operator typed: 4–32 hex digits.
+pub(crate) fn check_ticket_id(id: &str) -> Result<String, String> {
+    let id = id.trim().to_ascii_lowercase();
+    if !(MIN_ID_PREFIX..=32).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "`{id}` is not a ticket id: expected {MIN_ID_PREFIX} to 32 hex digits as shown by \
+             `vigil-node residents`"
+        ));
+    }
+    Ok(id)
 }
 
 /// Checks an id the operator typed: 4–12 hex digits.
@@ -302,9 +462,16 @@ pub(crate) fn execute(
         },
         Request::Alerts => {
             let inbox = relay.inbox().map_err(store)?;
-            json(serde_json::to_value(
-                inbox.iter().map(alert_view).collect::<Vec<_>>(),
-            ))
+            json(serde_json::to_value({
+                let revoked = revoked_grants(relay)?;
+                inbox
+                    .iter()
+                    .map(|e| AlertView {
+                        resident_revoked: revoked.contains(&e.grant_id),
+                        ..alert_view(e)
+                    })
+                    .collect::<Vec<_>>()
+            }))
         }
         Request::Ack { id } => {
             let id = check_id(id)?;
@@ -355,21 +522,67 @@ pub(crate) fn execute(
             }))
         }
         Request::Residents { all } => {
-            let inbox = relay.inbox().map_err(store)?;
-            let mut grants = relay.grants().map_err(store)?;
-            grants.sort_by(|a, b| {
-                (a.grant.valid_until_ms, &a.grant.label)
-                    .cmp(&(b.grant.valid_until_ms, &b.grant.label))
-            });
-            let mut views: Vec<ResidentView> = grants
-                .iter()
-                .map(|g| resident_view(g, &inbox, now_ms))
-                .filter(|v| *all || v.status == "active")
+            let views: Vec<ResidentView> = resident_views(relay, now_ms)?
+                .into_iter()
+                .filter(|v| *all || v.status == "unused" || v.status == "enrolled")
                 .collect();
-            if *all {
-                views.extend(ended_views(&inbox));
-            }
             json(serde_json::to_value(views))
+        }
+        Request::ResidentsAdd {
+            label,
+            period_end_ms,
+        } => {
+            let mut rng = vigil_crypto::rand_core::UnwrapErr(getrandom::SysRng);
+            let t = relay
+                .issue_ticket(label, *period_end_ms, now_ms, &mut rng)
+                .map_err(|e| match e {
+                    TicketError::PeriodOver => format!(
+                        "the period end {} is not in the future",
+                        rfc3339(*period_end_ms)
+                    ),
+                    e => e.to_string(),
+                })?;
+            json(serde_json::to_value(IssuedView {
+                id: hex::encode(t.ticket.id),
+                secret: hex::encode(t.ticket.secret.expose_secret()),
+                label: t.label,
+                period_end_ms: t.period_end_ms,
+                period_end: rfc3339(t.period_end_ms),
+            }))
+        }
+        Request::ResidentsRevoke { id } => {
+            let id = check_ticket_id(id)?;
+            let tickets = relay.tickets().map_err(store)?;
+            let matches: Vec<&TicketRecord> = tickets
+                .iter()
+                .filter(|t| hex::encode(t.id).starts_with(&id))
+                .collect();
+            let t = match matches[..] {
+                [t] => t,
+                [] => {
+                    return Err(format!(
+                        "no ticket with id {id} (see `vigil-node residents --all`; tickets of ended periods are swept)"
+                    ));
+                }
+                _ => {
+                    return Err(format!(
+                        "{} tickets have ids starting with {id}; give more digits",
+                        matches.len()
+                    ));
+                }
+            };
+            let Some(r) = relay.revoke_ticket(&t.id, now_ms).map_err(store)? else {
+                return Err(format!("ticket {id} was swept just now"));
+            };
+            let inbox = relay.inbox().map_err(store)?;
+            let grants = relay.grants().map_err(store)?;
+            json(serde_json::to_value(RevokeView {
+                already: r.already,
+                grants_ended: r.deleted.grants,
+                alerts_deleted: r.deleted.alerts,
+                alerts_kept: r.kept_alerts,
+                resident: ticket_view(&r.ticket, &grants, &inbox, now_ms),
+            }))
         }
         Request::Sweep { grace_ms } => {
             let r = relay.sweep(now_ms, *grace_ms).map_err(store)?;

@@ -138,13 +138,23 @@ pub(crate) fn call(data: &Path, req: &Request) -> Result<Call, Error> {
 /// Runs `req` on the node serving `data`, or directly on its store when
 /// none is. Returns the result and whether a serving node answered.
 pub(crate) fn run(data: &Path, req: &Request) -> Result<(serde_json::Value, bool), Error> {
+    run_with(data, RelayConfig::default(), req)
+}
+
+/// [`run`], with the relay limits `config` when the store is opened
+/// directly (a serving node applies its own).
+pub(crate) fn run_with(
+    data: &Path,
+    config: RelayConfig,
+    req: &Request,
+) -> Result<(serde_json::Value, bool), Error> {
     existing_data_dir(data)?;
     match call(data, req)? {
         Call::Answered(Response::Ok(v)) => Ok((v, true)),
         Call::Answered(Response::Error(e)) => Err(Error::failed(e)),
         Call::NotServing(why) => {
             tracing::info!(data = %data.display(), why, "no node serving; opening the store directly");
-            let node = open_relay(data, RelayConfig::default(), false).map_err(|e| {
+            let node = open_relay(data, config, false).map_err(|e| {
                 Error::failed(format!(
                     "no node answers on {} ({why}), and the store cannot be opened directly: {e}",
                     data.join(SOCKET).display()
@@ -274,6 +284,9 @@ async fn answer(relay: &Relay, status: &Status, line: &[u8]) -> Response {
             match &req {
                 Request::Ack { id } => tracing::info!(id, "admin: alert acknowledged"),
                 Request::Sweep { .. } => tracing::info!(report = %v, "admin: swept"),
+                // The answer holds the ticket's secret: never logged.
+                Request::ResidentsAdd { .. } => tracing::info!("admin: resident registered"),
+                Request::ResidentsRevoke { id } => tracing::info!(id, "admin: ticket revoked"),
                 _ => tracing::debug!(?req, "admin request"),
             }
             Response::Ok(v)

@@ -18,7 +18,9 @@ Examples:
   vigil-node code --data /var/lib/vigil-node
   vigil-node alerts --data /var/lib/vigil-node
   vigil-node alerts ack 3fa2c19b04de --data /var/lib/vigil-node
+  vigil-node residents add --label \"Ana, flat 12B\" --period-end 14d --data /var/lib/vigil-node
   vigil-node residents --data /var/lib/vigil-node --json
+  vigil-node residents revoke 3fa2c19b04de --data /var/lib/vigil-node
   vigil-node sweep --data /var/lib/vigil-node
 
 While `serve` runs, the other commands talk to it over DATA/admin.sock; when no node is \
@@ -82,7 +84,8 @@ Config file (TOML; every key optional, flags win):
   pairing_ttl = \"15m\"
   max_pull_bytes = 4194304
   max_connections = 20000
-  idle_timeout = \"30s\"")]
+  idle_timeout = \"30s\"
+  max_tickets = 10000                # unused enrolment tickets at once")]
     Serve(ServeArgs),
     /// Print the enrolment code residents' devices need to reach and pin this
     /// node, as text and as a QR code.
@@ -100,12 +103,18 @@ Example:
   vigil-node alerts --data /var/lib/vigil-node --unacked --json
   vigil-node alerts ack 3fa2c19b04de --data /var/lib/vigil-node")]
     Alerts(AlertsArgs),
-    /// List the residents who granted this node their fever alerts: label,
-    /// period end, last contact.
+    /// Register residents (`residents add`: a one-time enrolment ticket),
+    /// list them with their tickets' state, or revoke one (`residents revoke ID`).
     #[command(after_help = "\
 Example:
+  vigil-node residents add --label \"Ana, flat 12B\" --period-end 2026-12-10T00:00:00Z --data /var/lib/vigil-node
   vigil-node residents --data /var/lib/vigil-node
-  vigil-node residents --data /var/lib/vigil-node --all --json")]
+  vigil-node residents --data /var/lib/vigil-node --all --json
+  vigil-node residents revoke 3fa2c19b04de --data /var/lib/vigil-node
+
+Only a resident staff registered can enrol: hand them the ticket `residents add` prints (text and
+QR code) with their wristband; their device enrols with `vigil enrol <ticket>`. Staff see the
+resident's alerts under the label typed here, never one a device sends.")]
     Residents(ResidentsArgs),
     /// Delete now every vault, grant and alert whose monitoring period has
     /// ended (the running node also does this periodically).
@@ -192,12 +201,58 @@ ID is the alert's id from `vigil-node alerts`, or a unique prefix of it (at leas
 /// `residents`.
 #[derive(Debug, Args)]
 pub(crate) struct ResidentsArgs {
-    /// Include grants that ended or were revoked (with their status).
+    /// Include revoked residents, ended periods and residents who ended
+    /// monitoring (with their status).
     #[arg(long)]
     pub(crate) all: bool,
     /// Print JSON.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) action: Option<ResidentsAction>,
+}
+
+/// `residents ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ResidentsAction {
+    /// Register a resident: prints a one-time enrolment ticket (the node's
+    /// code, a ticket id and its secret) as text and as a QR code. The node
+    /// keeps only a hash of the secret: the ticket is shown this once.
+    #[command(after_help = "\
+Example:
+  vigil-node residents add --label \"Ana, flat 12B\" --data /var/lib/vigil-node
+  vigil-node residents add --label \"Ana, flat 12B\" --period-end 2026-12-10T00:00:00Z --addr 203.0.113.7:4433
+
+The label is what the inbox shows with this resident's alerts: invisible and control characters
+are removed, at most 80 characters. An unused ticket expires at the period end; the resident's
+mailbox and alerts end then at the latest.")]
+    Add {
+        /// How staff will see this resident (name, flat), at most 80 characters.
+        #[arg(long)]
+        label: String,
+        /// End of the resident's period: an RFC 3339 time, or a duration from
+        /// now such as 14d [default: 14d].
+        #[arg(long, value_name = "TIME|DURATION")]
+        period_end: Option<String>,
+        /// Put this address in the ticket instead (as for `vigil-node code`).
+        #[arg(long, value_name = "ADDR")]
+        addr: Option<SocketAddr>,
+        /// Print the ticket only, without the QR code.
+        #[arg(long)]
+        no_qr: bool,
+    },
+    /// Revoke a ticket: unused, it can no longer enrol anyone; used, the
+    /// resident's grant ends (its key is destroyed, their alerts are refused;
+    /// alerts staff have not acknowledged stay until they do).
+    #[command(after_help = "\
+Example:
+  vigil-node residents revoke 3fa2c19b04de --data /var/lib/vigil-node
+
+ID is the ticket's id from `vigil-node residents`, or a unique prefix of it (at least 4 hex digits).")]
+    Revoke {
+        /// The ticket's id (or a unique prefix of at least 4 hex digits).
+        id: String,
+    },
 }
 
 /// `sweep`.

@@ -60,13 +60,7 @@ pub(crate) fn enrolment_code(
 /// The code as a QR code of Unicode half blocks (two modules a character),
 /// light on dark so it scans from a dark terminal.
 pub(crate) fn qr(code: &EnrolmentCode) -> Result<String, String> {
-    let q = QrCode::with_error_correction_level(code.to_string().as_bytes(), EcLevel::L)
-        .map_err(|e| format!("cannot make a QR code: {e}"))?;
-    Ok(q.render::<Dense1x2>()
-        .dark_color(Dense1x2::Light)
-        .light_color(Dense1x2::Dark)
-        .quiet_zone(true)
-        .build())
+    qr_text(&code.to_string())
 }
 
 #[derive(Serialize)]
@@ -80,8 +74,12 @@ struct CodeJson {
     qr: String,
 }
 
-/// `vigil-node code`.
-pub(crate) fn run(data: &Path, args: &CodeArgs) -> Result<(), Error> {
+/// The node's enrolment code for `addr`, else the address it advertises or
+/// last bound; and whether a node is serving `data` now.
+pub(crate) fn current_code(
+    data: &Path,
+    addr: Option<SocketAddr>,
+) -> Result<(EnrolmentCode, bool), Error> {
     channel::existing_data_dir(data)?;
     let identity = NodeIdentity::load(data)
         .map_err(|e| Error::failed(e.to_string()))?
@@ -97,7 +95,8 @@ pub(crate) fn run(data: &Path, args: &CodeArgs) -> Result<(), Error> {
         Some(s) => Some(s.clone()),
         None => read_state(data)?,
     };
-    let addr = match (args.addr, &state) {
+    let given = addr.is_some();
+    let addr = match (addr, &state) {
         (Some(a), _) => a,
         (None, Some(s)) => s.advertise.unwrap_or(s.listen),
         (None, None) => {
@@ -108,12 +107,29 @@ pub(crate) fn run(data: &Path, args: &CodeArgs) -> Result<(), Error> {
         }
     };
     let code = enrolment_code(&identity, addr).map_err(Error::failed)?;
-    if running.is_none() && args.addr.is_none() {
+    if running.is_none() && !given {
         eprintln!(
             "note: no node is serving {}; the code has the address it last listened on ({addr})",
             data.display()
         );
     }
+    Ok((code, running.is_some()))
+}
+
+/// The code as a QR code (see [`qr`]) of any text.
+pub(crate) fn qr_text(text: &str) -> Result<String, String> {
+    let q = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L)
+        .map_err(|e| format!("cannot make a QR code: {e}"))?;
+    Ok(q.render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .quiet_zone(true)
+        .build())
+}
+
+/// `vigil-node code`.
+pub(crate) fn run(data: &Path, args: &CodeArgs) -> Result<(), Error> {
+    let (code, running) = current_code(data, args.addr)?;
     let qr = qr(&code).map_err(Error::failed)?;
     if args.json {
         let j = CodeJson {
@@ -122,7 +138,7 @@ pub(crate) fn run(data: &Path, args: &CodeArgs) -> Result<(), Error> {
             node_public: hex::encode(code.node_public.as_bytes()),
             fingerprint: hex::encode(code.fingerprint),
             receipt_key: hex::encode(code.receipt_key.as_bytes()),
-            running: running.is_some(),
+            running,
             qr,
         };
         return out(&serde_json::to_string_pretty(&j).map_err(|e| Error::failed(e.to_string()))?);

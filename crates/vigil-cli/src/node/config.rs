@@ -74,6 +74,7 @@ struct Limits {
     pre_auth_requests: Option<usize>,
     pre_auth_streams: Option<u32>,
     idle_timeout: Option<DurationValue>,
+    max_tickets: Option<u64>,
 }
 
 /// Everything a command may need, resolved.
@@ -194,6 +195,7 @@ pub(crate) fn resolve(
     relay.max_bytes_per_vault = l.max_bytes_per_vault.unwrap_or(relay.max_bytes_per_vault);
     relay.max_blobs_per_vault = l.max_blobs_per_vault.unwrap_or(relay.max_blobs_per_vault);
     relay.max_pull_bytes = l.max_pull_bytes.unwrap_or(relay.max_pull_bytes);
+    relay.max_tickets = l.max_tickets.unwrap_or(relay.max_tickets);
     relay.max_pull_bundles = l.max_pull_bundles.unwrap_or(relay.max_pull_bundles);
     relay.max_vaults = l.max_vaults.unwrap_or(relay.max_vaults);
     relay.max_grant_keys = l.max_grant_keys.unwrap_or(relay.max_grant_keys);

@@ -32,7 +32,7 @@ use clap::error::ErrorKind;
 use tracing_subscriber::EnvFilter;
 
 use crate::common::Error;
-use cli::{AlertsAction, Cli, Command, LogFormat};
+use cli::{AlertsAction, Cli, Command, LogFormat, ResidentsAction};
 use config::Settings;
 
 /// Runs `vigil-node` with these arguments (the first is the program name).
@@ -136,7 +136,27 @@ fn execute(cli: &Cli) -> Result<(), Error> {
             None => commands::alerts(settings.data_dir()?, a.unacked, a.json),
             Some(AlertsAction::Ack { id }) => commands::ack(settings.data_dir()?, id, a.json),
         },
-        Command::Residents(a) => commands::residents(settings.data_dir()?, a.all, a.json),
+        Command::Residents(a) => match &a.action {
+            None => commands::residents(settings.data_dir()?, a.all, a.json),
+            Some(ResidentsAction::Add {
+                label,
+                period_end,
+                addr,
+                no_qr,
+            }) => commands::add_resident(
+                &settings,
+                &commands::NewResident {
+                    label,
+                    period_end: period_end.as_deref(),
+                    addr: *addr,
+                    no_qr: *no_qr,
+                    json: a.json,
+                },
+            ),
+            Some(ResidentsAction::Revoke { id }) => {
+                commands::revoke_resident(settings.data_dir()?, id, a.json)
+            }
+        },
         Command::Sweep(a) => commands::sweep(settings.data_dir()?, settings.grace, a.json),
     }
 }

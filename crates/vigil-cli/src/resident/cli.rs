@@ -31,7 +31,7 @@ Examples:
   vigil init --days 7
   vigil record temperature 37.9
   vigil log --metric temperature --day 2026-11-27
-  vigil enrol vigil1/203.0.113.5:4433/... --label \"Ana, flat 12B\"
+  vigil enrol vigil-ticket1/203.0.113.5:4433/...
   vigil sync
 
 Exit codes: 0 success; 1 the operation failed (network, storage, refused, not confirmed);
@@ -146,13 +146,16 @@ next sync.",
     )]
     Conflicts(ConflictsArgs),
 
-    /// Give a community node the fever-alert grant for this period.
+    /// Enrol with a community node using the ticket staff gave you.
     #[command(
-        long_about = "Enrol with a community node: the node may then receive fever alerts (the \
-episode's onset to the nearest 10 minutes, and its level) for this period, with the label you \
-choose to share, and nothing else. The grant is recorded in `vigil disclosures`. The node code \
-is remembered in the vault directory, so `sync`, `status` and `shred` use this node.",
-        after_help = "Example:\n  vigil enrol vigil1/203.0.113.5:4433/<key>/<fingerprint>/<receipt key> --label \"Ana Costa, flat 12B\""
+        long_about = "Enrol with a community node, using the one-time ticket staff gave you \
+(`vigil-node residents add` prints it, as text and a QR code). The node then keeps this vault's \
+encrypted mailbox and may receive fever alerts (the episode's onset to the nearest 10 minutes, \
+and its level) for this period, and nothing else. Staff see your alerts under the label they \
+typed when they registered you; this command shows it, and `vigil disclosures` records it. The \
+node's code (not the ticket) is remembered in the vault directory, so `sync`, `status` and \
+`shred` use this node. Your other devices may enrol with the same ticket; another vault cannot.",
+        after_help = "Example:\n  vigil enrol vigil-ticket1/203.0.113.5:4433/<key>/<fingerprint>/<receipt key>/<ticket id>/<secret>\n  vigil enrol - < ticket.txt"
     )]
     Enrol(EnrolArgs),
 
@@ -408,12 +411,12 @@ pub(crate) enum ConflictsAction {
 /// `vigil enrol`.
 #[derive(Debug, Args)]
 pub(crate) struct EnrolArgs {
-    /// The node's enrolment code (vigil1/...), as the node operator gives it.
-    pub(crate) code: String,
-    /// What the node may show with your alerts (e.g. your name and flat), at most 200
-    /// characters; `-` reads it from standard input.
-    #[arg(long)]
-    pub(crate) label: String,
+    /// The enrolment ticket staff gave you (vigil-ticket1/...); `-` reads it
+    /// from standard input, so it stays out of the shell's history.
+    pub(crate) ticket: String,
+    /// No longer taken: staff set the label in your ticket.
+    #[arg(long, hide = true)]
+    pub(crate) label: Option<String>,
     /// Fever threshold, °C (35–42).
     #[arg(long, default_value = "37.3", value_parser = parse_value)]
     pub(crate) threshold: f64,

@@ -177,7 +177,7 @@ impl Ctx {
             None => match self.state().node {
                 Some(c) => parse_node_code(&c),
                 None => Err(CliError::usage(
-                    "no node known for this vault: run `vigil enrol <node code> --label ...` first, or pass --node CODE",
+                    "no node known for this vault: run `vigil enrol <ticket>` with the ticket staff gave you first, or pass --node CODE",
                 )),
             },
         }

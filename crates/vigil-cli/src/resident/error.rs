@@ -29,8 +29,29 @@ impl From<WriteError> for CliError {
 
 impl From<SyncFailure> for CliError {
     fn from(e: SyncFailure) -> Self {
+        use vigil_proto::{ProtoError as P, SyncError};
+        let refused = |e: &P| match e {
+            P::TicketRequired => Some(
+                "this vault is not enrolled with this node: enrol with the ticket staff gave you (`vigil enrol <ticket>`)",
+            ),
+            P::TicketUnknown => Some(
+                "the node does not know this ticket (mistyped, or issued by another node?): check it with staff",
+            ),
+            P::TicketUsed => Some(
+                "this ticket was already used by another vault (or for another grant): ask staff for a new one",
+            ),
+            P::TicketExpired => Some("this ticket's period is over: ask staff for a new one"),
+            P::TicketRevoked => Some("staff revoked this ticket: ask them for a new one"),
+            P::AlreadyEnrolled => {
+                Some("this vault is already enrolled with this node under another ticket")
+            }
+            _ => None,
+        };
         match e {
             SyncFailure::ShreddedElsewhere(t) => shredded_message(&t, ""),
+            SyncFailure::Protocol(SyncError::Refused(ref p)) if refused(p).is_some() => {
+                CliError::failed(refused(p).unwrap_or_default())
+            }
             e => CliError::failed(one_line(&e.to_string())),
         }
     }

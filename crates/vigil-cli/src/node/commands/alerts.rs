@@ -32,6 +32,9 @@ pub(crate) fn alerts(data: &Path, unacked: bool, as_json: bool) -> Result<(), Er
                 a.id.clone(),
                 match (a.acked_ms, a.monitoring_ended_ms) {
                     (None, None) => "NEW".into(),
+                    (None, Some(t)) if a.resident_revoked => {
+                        format!("NEW, resident revoked {}", short_utc(t))
+                    }
                     (None, Some(t)) => {
                         format!("NEW, resident ended monitoring {}", short_utc(t))
                     }

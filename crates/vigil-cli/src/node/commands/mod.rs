@@ -16,12 +16,23 @@ mod residents;
 mod sweep;
 
 pub(crate) use alerts::{ack, alerts};
-pub(crate) use residents::residents;
+pub(crate) use residents::{NewResident, add_resident, residents, revoke_resident};
 pub(crate) use sweep::sweep;
 
 /// Runs `req` and reads its answer as `T`.
 pub(crate) fn request<T: DeserializeOwned>(data: &Path, req: &Request) -> Result<T, Error> {
     let (v, _) = channel::run(data, req)?;
+    serde_json::from_value(v).map_err(|e| Error::failed(format!("unexpected answer: {e}")))
+}
+
+/// Runs `req` with the relay limits `config` when the store is opened
+/// directly (the serving node has its own), and reads its answer as `T`.
+pub(crate) fn request_with<T: DeserializeOwned>(
+    data: &Path,
+    config: vigil_node::RelayConfig,
+    req: &Request,
+) -> Result<T, Error> {
+    let (v, _) = channel::run_with(data, config, req)?;
     serde_json::from_value(v).map_err(|e| Error::failed(format!("unexpected answer: {e}")))
 }
 

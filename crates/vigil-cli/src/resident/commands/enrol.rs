@@ -3,29 +3,30 @@
 use std::io::Write;
 
 use serde::Serialize;
-use vigil_log::{FeverRule, MAX_LABEL_CHARS, RuleError};
+use vigil_crypto::Zeroizing;
+use vigil_log::{FeverRule, RuleError};
+use vigil_net::TicketCode;
 
 use crate::common::input::text_arg;
 use crate::common::time::{format_duration, format_time};
 use crate::common::{Error, one_line};
 use crate::resident::cli::*;
-use crate::resident::context::{Ctx, connect, parse_node_code};
+use crate::resident::context::{Ctx, connect};
 
 /// `vigil enrol`.
 pub(crate) fn run(ctx: &mut Ctx, args: &EnrolArgs) -> Result<(), Error> {
-    let label = text_arg(&args.label, "label")?;
-    let label = label.trim();
-    if label.is_empty() {
+    // Staff name the resident: a label of the device's choosing is what
+    // let anyone pose as anyone (docs/spec.md §15).
+    if args.label.is_some() {
         return Err(Error::usage(
-            "the label is empty: say what the node may show with your alerts",
+            "--label is no longer taken: staff set the label in your ticket (`vigil-node residents add --label ...`); ask them if it is wrong",
         ));
     }
-    if label.chars().count() > MAX_LABEL_CHARS {
-        return Err(Error::usage(format!(
-            "the label has {} characters; at most {MAX_LABEL_CHARS}",
-            label.chars().count()
-        )));
-    }
+    let text = Zeroizing::new(text_arg(&args.ticket, "ticket")?);
+    let ticket: TicketCode = text.parse().map_err(|e: vigil_net::NetError| match e {
+        vigil_net::NetError::BadEnrolmentCode(m) => Error::usage(format!("bad ticket: {m}")),
+        e => Error::from(e),
+    })?;
     let rule = FeverRule {
         threshold_c: args.threshold,
         confirm_count: args.confirm_count,
@@ -41,12 +42,19 @@ pub(crate) fn run(ctx: &mut Ctx, args: &EnrolArgs) -> Result<(), Error> {
     if args.confirm_window <= 0 {
         return Err(Error::usage("--confirm-window must be longer than zero"));
     }
-    let code = parse_node_code(&args.code)?;
+    let code = &ticket.node;
     let mut vault = ctx.open()?;
-    let mut conn = connect(&code)?;
+    let mut conn = connect(code)?;
     let grant = vault
-        .enrol(&mut conn, &code.node_public, label, rule, ctx.now_ms)
+        .enrol(
+            &mut conn,
+            &code.node_public,
+            &ticket.ticket,
+            rule,
+            ctx.now_ms,
+        )
         .map_err(|e| Error::from(e).context("enrolment failed"))?;
+    let label = grant.label.as_str();
     // Alerts already due (a fever before enrolling) go out now.
     let sent = vault.send_alerts(&mut conn, &code.node_public, ctx.now_ms);
     conn.close();
@@ -65,20 +73,29 @@ pub(crate) fn run(ctx: &mut Ctx, args: &EnrolArgs) -> Result<(), Error> {
             node: code.addr.to_string(),
             recovery_ms: rule.recovery_ms,
             threshold_c: rule.threshold_c,
-            valid_from: format_time(p.start_ms),
-            valid_until: format_time(p.end_ms),
+            ticket: hex::encode(ticket.ticket.id),
+            valid_from: format_time(grant.valid_from_ms),
+            valid_until: format_time(grant.valid_until_ms),
         });
     }
     writeln!(
         ctx.out,
-        "Enrolled with node {}.\nUntil {} it may receive fever alerts (episode onset to 10 minutes, level) labelled {label:?}, and nothing else of your log.\nRule: at least {} reading(s) ≥ {} °C within {}; an episode ends after {} below.\nThis grant is recorded in `vigil disclosures`; `vigil sync` now uses this node.",
+        "Enrolled with node {}.\nStaff see your alerts as {label:?} (the label they set in your ticket; a label from the node is shown escaped).\nUntil {} the node may receive fever alerts (episode onset to 10 minutes, level), and nothing else of your log.\nRule: at least {} reading(s) ≥ {} °C within {}; an episode ends after {} below.\nThis grant is recorded in `vigil disclosures`; `vigil sync` now uses this node.",
         code.addr,
-        format_time(p.end_ms),
+        format_time(grant.valid_until_ms),
         rule.confirm_count,
         rule.threshold_c,
         format_duration(rule.confirm_window_ms),
         format_duration(rule.recovery_ms),
     )?;
+    if grant.valid_until_ms < p.end_ms {
+        writeln!(
+            ctx.out,
+            "(Staff set the period to end at {}, before this vault's end at {}: the node keeps your mailbox and alerts until then.)",
+            format_time(grant.valid_until_ms),
+            format_time(p.end_ms)
+        )?;
+    }
     if previous.is_some_and(|p| p != code.to_string()) {
         writeln!(
             ctx.out,
@@ -112,6 +129,7 @@ struct Enrolled<'a> {
     node: String,
     recovery_ms: i64,
     threshold_c: f64,
+    ticket: String,
     valid_from: String,
     valid_until: String,
 }

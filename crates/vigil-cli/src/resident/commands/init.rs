@@ -69,7 +69,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &InitArgs) -> Result<(), Error> {
     }
     writeln!(
         ctx.out,
-        "Created vault {} in {}\nPeriod: {} to {} ({} days); then the vault is shredded.\nKey file: {} (keep it out of backups; without it the vault cannot be read).\nNext: `vigil enrol <node code> --label ...` to allow fever alerts, `vigil record temperature 36.8`.",
+        "Created vault {} in {}\nPeriod: {} to {} ({} days); then the vault is shredded.\nKey file: {} (keep it out of backups; without it the vault cannot be read).\nNext: `vigil enrol <ticket>` with the ticket staff gave you (for sync and fever alerts), `vigil record temperature 36.8`.",
         vault.vault_id(),
         ctx.dir.display(),
         format_time(period.start_ms),
