@@ -309,10 +309,232 @@ impl Measurement {
     }
 }
 
-/// Decodes one characteristic value.
+/// Decodes one characteristic value. Reserved flag bits are ignored (the
+/// specifications ask receivers to), but every byte must belong to a field
+/// the flags announce.
 pub fn decode(characteristic: u16, bytes: &[u8]) -> Result<Measurement, GattError> {
-    let _ = bytes;
-    Err(GattError::UnknownCharacteristic(characteristic))
+    let mut r = Reader(bytes);
+    let m = match characteristic {
+        TEMPERATURE_MEASUREMENT => Measurement::Temperature(temperature(&mut r)?),
+        HEART_RATE_MEASUREMENT => Measurement::HeartRate(heart_rate(&mut r)?),
+        PLX_CONTINUOUS_MEASUREMENT => Measurement::PulseOximetry(plx(&mut r)?),
+        other => return Err(GattError::UnknownCharacteristic(other)),
+    };
+    if !r.0.is_empty() {
+        return Err(GattError::TrailingBytes { count: r.0.len() });
+    }
+    Ok(m)
+}
+
+/// The unread rest of a packet.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], GattError> {
+        match self.0.split_first_chunk::<N>() {
+            Some((head, rest)) => {
+                self.0 = rest;
+                Ok(*head)
+            }
+            None => Err(GattError::Truncated { field }),
+        }
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, GattError> {
+        Ok(self.take::<1>(field)?[0])
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<u16, GattError> {
+        Ok(u16::from_le_bytes(self.take::<2>(field)?))
+    }
+}
+
+/// mantissa × 10^exponent, dividing for negative exponents so that values
+/// such as 3760 × 10⁻² come out as the nearest double to 37.6.
+fn scaled(mantissa: i32, exponent: i32) -> f64 {
+    let m = f64::from(mantissa);
+    if exponent < 0 {
+        m / 10f64.powi(-exponent)
+    } else {
+        m * 10f64.powi(exponent)
+    }
+}
+
+/// An IEEE-11073 32-bit FLOAT: 24-bit signed mantissa, 8-bit signed
+/// exponent. The special values are recognised by the mantissa alone: those
+/// five mantissas are never a finite value, whatever the exponent.
+fn float(r: &mut Reader<'_>, field: &'static str) -> Result<f64, GattError> {
+    let raw = u32::from_le_bytes(r.take::<4>(field)?);
+    let special = match raw & 0x00FF_FFFF {
+        0x007F_FFFF => Some(Special::NaN),
+        0x0080_0000 => Some(Special::NRes),
+        0x007F_FFFE => Some(Special::PositiveInfinity),
+        0x0080_0002 => Some(Special::NegativeInfinity),
+        0x0080_0001 => Some(Special::Reserved),
+        _ => None,
+    };
+    if let Some(special) = special {
+        return Err(GattError::SpecialValue { field, special });
+    }
+    // Sign-extend the low 24 bits; the top byte is the signed exponent.
+    let mantissa = ((raw << 8) as i32) >> 8;
+    let exponent = i32::from((raw >> 24) as u8 as i8);
+    Ok(scaled(mantissa, exponent))
+}
+
+/// An IEEE-11073 16-bit SFLOAT: 12-bit signed mantissa, 4-bit signed
+/// exponent; special values as for [`float`].
+fn sfloat(r: &mut Reader<'_>, field: &'static str) -> Result<f64, GattError> {
+    let raw = r.u16(field)?;
+    let special = match raw & 0x0FFF {
+        0x07FF => Some(Special::NaN),
+        0x0800 => Some(Special::NRes),
+        0x07FE => Some(Special::PositiveInfinity),
+        0x0802 => Some(Special::NegativeInfinity),
+        0x0801 => Some(Special::Reserved),
+        _ => None,
+    };
+    if let Some(special) = special {
+        return Err(GattError::SpecialValue { field, special });
+    }
+    let mantissa = i32::from(((raw << 4) as i16) >> 4);
+    let exponent = i32::from((raw as i16) >> 12);
+    Ok(scaled(mantissa, exponent))
+}
+
+fn temperature(r: &mut Reader<'_>) -> Result<Temperature, GattError> {
+    let flags = r.u8("flags")?;
+    let value = float(r, "temperature")?;
+    let fahrenheit = flags & 0x01 != 0;
+    let time = if flags & 0x02 != 0 {
+        Some(date_time(r)?)
+    } else {
+        None
+    };
+    let kind = if flags & 0x04 != 0 {
+        Some(TemperatureType::from_byte(r.u8("temperature type")?))
+    } else {
+        None
+    };
+    let celsius = if fahrenheit {
+        // Rounded to 0.01 °C so that 98.6 °F reads 37 °C, not 36.99999…
+        ((value - 32.0) * 5.0 / 9.0 * 100.0).round() / 100.0
+    } else {
+        value
+    };
+    Ok(Temperature {
+        celsius,
+        sent_in_fahrenheit: fahrenheit,
+        time,
+        kind,
+    })
+}
+
+/// A Date Time (7 bytes). Zero year, month or day means "not known" in the
+/// specification; such a time cannot place a reading, so it is refused.
+fn date_time(r: &mut Reader<'_>) -> Result<DateTime, GattError> {
+    let [y0, y1, month, day, hours, minutes, seconds] = r.take::<7>("time stamp")?;
+    let year = u16::from_le_bytes([y0, y1]);
+    let bad = |field, value| Err(GattError::InvalidDateTime { field, value });
+    if !(1582..=9999).contains(&year) {
+        return bad("year", year);
+    }
+    if !(1..=12).contains(&month) {
+        return bad("month", month.into());
+    }
+    if day < 1 || day > days_in_month(year, month) {
+        return bad("day", day.into());
+    }
+    if hours > 23 {
+        return bad("hours", hours.into());
+    }
+    if minutes > 59 {
+        return bad("minutes", minutes.into());
+    }
+    if seconds > 59 {
+        return bad("seconds", seconds.into());
+    }
+    Ok(DateTime {
+        year,
+        month,
+        day,
+        hours,
+        minutes,
+        seconds,
+    })
+}
+
+fn days_in_month(year: u16, month: u8) -> u8 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+fn heart_rate(r: &mut Reader<'_>) -> Result<HeartRate, GattError> {
+    let flags = r.u8("flags")?;
+    let bpm = if flags & 0x01 != 0 {
+        r.u16("heart rate")?
+    } else {
+        r.u8("heart rate")?.into()
+    };
+    let contact = match (flags >> 1) & 0x03 {
+        // Contact is monitored and lost: the value is noise, not a pulse.
+        2 => return Err(GattError::NoSensorContact),
+        3 => SensorContact::Detected,
+        _ => SensorContact::NotSupported,
+    };
+    let energy_expended_kj = if flags & 0x08 != 0 {
+        Some(r.u16("energy expended")?)
+    } else {
+        None
+    };
+    let mut rr_intervals = 0;
+    if flags & 0x10 != 0 {
+        // The rest of the packet is RR-intervals: at least one, all whole.
+        loop {
+            r.u16("RR-interval")?;
+            rr_intervals += 1;
+            if r.0.is_empty() {
+                break;
+            }
+        }
+    }
+    Ok(HeartRate {
+        bpm,
+        contact,
+        energy_expended_kj,
+        rr_intervals,
+    })
+}
+
+fn plx(r: &mut Reader<'_>) -> Result<PulseOximetry, GattError> {
+    let flags = r.u8("flags")?;
+    let spo2_percent = sfloat(r, "SpO2")?;
+    let pulse_rate_bpm = sfloat(r, "pulse rate")?;
+    // The optional fields are read to check the packet's length, not used:
+    // a special value in them does not spoil the normal reading.
+    if flags & 0x01 != 0 {
+        r.take::<4>("SpO2PR-Fast")?;
+    }
+    if flags & 0x02 != 0 {
+        r.take::<4>("SpO2PR-Slow")?;
+    }
+    if flags & 0x04 != 0 {
+        r.take::<2>("measurement status")?;
+    }
+    if flags & 0x08 != 0 {
+        r.take::<3>("device and sensor status")?;
+    }
+    if flags & 0x10 != 0 {
+        r.take::<2>("pulse amplitude index")?;
+    }
+    Ok(PulseOximetry {
+        spo2_percent,
+        pulse_rate_bpm,
+    })
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of
