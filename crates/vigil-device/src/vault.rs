@@ -8,7 +8,7 @@ use std::path::Path;
 use vigil_crypto::rand_core::CryptoRng;
 use vigil_crypto::{KeySchedule, RootKey, ShortAuthCode, VaultId, X25519Identity, X25519PublicKey};
 use vigil_log::{
-    ChangeHash, Day, DeviceId, FeverRule, HealthLog, Metric, ReadingId, Severity, Symptom, Unit,
+    ChangeHash, Day, DeviceId, FeverRule, HealthLog, Metric, Reading, ReadingId, Severity, Symptom, Unit,
 };
 use vigil_proto::{Exchange, ProtoError, SyncError};
 
@@ -350,6 +350,23 @@ impl Vault {
             )?;
         }
         Ok(id)
+    }
+
+    /// Records what a wristband sent over Bluetooth GATT: the raw value of a
+    /// Temperature (0x2A1C), Heart Rate (0x2A37) or PLX Continuous (0x2A5F)
+    /// Measurement characteristic (docs/spec.md §6.1). The reading's time is
+    /// the packet's own time stamp, read as UTC, when it has one, else
+    /// `received_at_ms`. A malformed packet, a special value (NaN, ±INF, ...)
+    /// or a value the log refuses records nothing; a packet with two values
+    /// (SpO2 and pulse rate) records both or neither. Durable on Ok.
+    pub fn record_gatt(
+        &mut self,
+        characteristic: u16,
+        bytes: &[u8],
+        received_at_ms: i64,
+    ) -> Result<Vec<Reading>, WriteError> {
+        let _ = (bytes, received_at_ms);
+        Err(WriteError::Gatt(vigil_log::gatt::GattError::UnknownCharacteristic(characteristic)))
     }
 
     /// Annotates a reading (durable on Ok).
