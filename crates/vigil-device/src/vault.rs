@@ -8,7 +8,8 @@ use std::path::Path;
 use vigil_crypto::rand_core::CryptoRng;
 use vigil_crypto::{KeySchedule, RootKey, ShortAuthCode, VaultId, X25519Identity, X25519PublicKey};
 use vigil_log::{
-    ChangeHash, Day, DeviceId, FeverRule, HealthLog, Metric, Reading, ReadingId, Severity, Symptom, Unit,
+    ChangeHash, Day, DeviceId, FeverRule, HealthLog, LogError, Metric, Reading, ReadingId,
+    Severity, Symptom, Unit,
 };
 use vigil_proto::{Exchange, ProtoError, SyncError};
 
@@ -365,8 +366,40 @@ impl Vault {
         bytes: &[u8],
         received_at_ms: i64,
     ) -> Result<Vec<Reading>, WriteError> {
-        let _ = (bytes, received_at_ms);
-        Err(WriteError::Gatt(vigil_log::gatt::GattError::UnknownCharacteristic(characteristic)))
+        let m = vigil_log::gatt::decode(characteristic, bytes)?;
+        let time_ms = m.time_ms(received_at_ms);
+        // Every value is checked before any is written, so that a packet
+        // with two values records both or neither.
+        let mut values = Vec::with_capacity(2);
+        for (metric, value) in m.values() {
+            values.push((metric, metric.validate(value, metric.unit())?));
+        }
+        if time_ms < 0 {
+            return Err(LogError::NegativeTime(time_ms).into());
+        }
+        let mut recorded = Vec::with_capacity(values.len());
+        for (metric, value) in values {
+            let id = self.log.record(metric, value, metric.unit(), time_ms)?;
+            recorded.push(Reading {
+                id,
+                time_ms,
+                metric,
+                value,
+            });
+        }
+        self.persist()?;
+        for r in &recorded {
+            if r.metric == Metric::BodyTemperature {
+                self.alerts.watch_fever(
+                    self.storage.as_mut(),
+                    &mut self.crypto,
+                    &self.log,
+                    r.value,
+                    r.time_ms,
+                )?;
+            }
+        }
+        Ok(recorded)
     }
 
     /// Annotates a reading (durable on Ok).

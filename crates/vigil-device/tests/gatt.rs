@@ -38,7 +38,11 @@ fn a_temperature_with_its_own_time_stamp_is_recorded_at_that_time() {
     let mut v = vault();
     // 38.2 °C, time stamp 2026-09-22 08:30:00 (read as UTC), no type.
     let got = v
-        .record_gatt(0x2A1C, &hex("02 7E 01 00 FF EA 07 09 16 08 1E 00"), START + 9 * HOUR)
+        .record_gatt(
+            0x2A1C,
+            &hex("02 7E 01 00 FF EA 07 09 16 08 1E 00"),
+            START + 9 * HOUR,
+        )
         .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(
@@ -104,9 +108,21 @@ fn bad_packets_record_nothing_and_say_why() {
                 field: "temperature type",
             }),
         ),
-        (0x2A37, "00 48 00", WriteError::Gatt(GattError::TrailingBytes { count: 1 })),
-        (0x2A37, "04 48", WriteError::Gatt(GattError::NoSensorContact)),
-        (0x2A35, "00 48", WriteError::Gatt(GattError::UnknownCharacteristic(0x2A35))),
+        (
+            0x2A37,
+            "00 48 00",
+            WriteError::Gatt(GattError::TrailingBytes { count: 1 }),
+        ),
+        (
+            0x2A37,
+            "04 48",
+            WriteError::Gatt(GattError::NoSensorContact),
+        ),
+        (
+            0x2A35,
+            "00 48",
+            WriteError::Gatt(GattError::UnknownCharacteristic(0x2A35)),
+        ),
         // Pulse rate +INF next to a valid SpO2: neither is recorded.
         (
             0x2A5F,

@@ -88,7 +88,11 @@ fn gatt_vectors() {
     let mut names = std::collections::HashSet::new();
     let mut failures = Vec::new();
     for v in &vectors {
-        assert!(names.insert(v.name.clone()), "duplicate vector name {}", v.name);
+        assert!(
+            names.insert(v.name.clone()),
+            "duplicate vector name {}",
+            v.name
+        );
         let got = describe(&gatt::decode(v.characteristic, &v.bytes));
         if got != v.expected {
             failures.push(format!(
@@ -127,7 +131,10 @@ fn packets_without_a_time_stamp_take_the_arrival_time() {
     );
     assert_eq!(m.time_ms(1_790_000_000_000), 1_790_000_000_000);
     let m = gatt::decode(gatt::HEART_RATE_MEASUREMENT, &[0, 72]).unwrap();
-    assert_eq!(m.values().collect::<Vec<_>>(), vec![(Metric::HeartRate, 72.0)]);
+    assert_eq!(
+        m.values().collect::<Vec<_>>(),
+        vec![(Metric::HeartRate, 72.0)]
+    );
     assert_eq!(m.time_ms(7), 7);
 }
 
