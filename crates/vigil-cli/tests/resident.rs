@@ -54,6 +54,7 @@ fn every_command_has_help_with_an_example() {
     for cmd in [
         vec!["init"],
         vec!["record"],
+        vec!["record-gatt"],
         vec!["log"],
         vec!["summary"],
         vec!["annotate"],
@@ -226,6 +227,104 @@ fn bad_input_is_one_line_and_exit_2() {
     // A bad --now is bad input too.
     run(vigil(&dir), ["--now", "soon", "log"]).fails(2, "RFC 3339");
     // Nothing was recorded by any of them.
+    assert_eq!(
+        run(at(&dir, now), ["--json", "log", "--all"]).json(),
+        Value::Array(vec![])
+    );
+}
+
+#[test]
+fn record_gatt_records_a_wristbands_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let now = T0 + DAY;
+    // 38.2 °C, own time stamp 2026-11-23 08:30:00 (UTC), finger; --at is ignored.
+    let r = run(
+        at(&dir, now),
+        [
+            "--json",
+            "record-gatt",
+            "2A1C",
+            "067E0100FFEA070B17081E0004",
+            "--at",
+            &rfc3339(T0 + 10 * HOUR),
+        ],
+    );
+    let j = r.json();
+    assert_eq!(j["characteristic"], "2A1C");
+    let readings = j["readings"].as_array().unwrap();
+    assert_eq!(readings.len(), 1, "{j}");
+    assert_eq!(readings[0]["metric"], "temperature");
+    assert_eq!(readings[0]["value"], 38.2);
+    assert_eq!(readings[0]["unit"], "°C");
+    assert_eq!(readings[0]["time"], "2026-11-23T08:30:00Z");
+    // Pulse oximetry, hex split over arguments with spaces, no time stamp: at --at.
+    let r = run(
+        at(&dir, now),
+        [
+            "record-gatt",
+            "0x2a5f",
+            "00 62 00",
+            "48",
+            "00",
+            "--at",
+            &rfc3339(T0 + 2 * HOUR),
+        ],
+    );
+    let out = r.ok();
+    assert!(out.contains("spo2 98 % at 2026-11-23T02:00:00Z"), "{out}");
+    assert!(
+        out.contains("heart-rate 72 bpm at 2026-11-23T02:00:00Z"),
+        "{out}"
+    );
+    // Heart rate at "now".
+    run(at(&dir, now), ["record-gatt", "2A37", "0048"]).ok();
+    let log = run(at(&dir, now), ["--json", "log"]).json();
+    let got: Vec<(String, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["metric"].to_string(), r["value"].to_string()))
+        .collect();
+    assert_eq!(got.len(), 4, "{log}");
+    assert!(
+        got.contains(&("\"temperature\"".into(), "38.2".into())),
+        "{log}"
+    );
+}
+
+#[test]
+fn record_gatt_refuses_bad_packets_with_exit_2_and_records_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let now = T0 + DAY;
+    let gatt = |c, hex| vec!["record-gatt", c, hex];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        // The public example without its last byte: the type is missing.
+        (gatt("2A1C", "06B00E00FEDC070C050B321B"), "truncated"),
+        (gatt("2A1C", "00FFFF7F00"), "NaN"),
+        (gatt("2A1C", "0000008000"), "NRes"),
+        (gatt("2A5F", "0062000208"), "-INFINITY"),
+        // SpO2 fine, pulse 300 bpm out of range: neither recorded.
+        (gatt("2A5F", "0062002C01"), "20–250"),
+        (gatt("2A37", "004800"), "trailing"),
+        (gatt("2A37", "0448"), "no skin contact"),
+        (gatt("2A35", "0048"), "unknown characteristic"),
+        (gatt("2A1C", "0G"), "invalid bytes"),
+        (gatt("2A1C", "067"), "invalid bytes"),
+        (gatt("XYZ", "00"), "invalid characteristic"),
+        (vec!["record-gatt", "2A37"], "required"),
+        // Valid, but its own time stamp (2012) is outside the period.
+        (
+            gatt("2A1C", "06B00E00FEDC070C050B321B04"),
+            "outside the monitoring period",
+        ),
+        // Its own time stamp, 2026-11-25 08:30, is after "now".
+        (gatt("2A1C", "027E0100FFEA070B19081E00"), "future"),
+    ];
+    for (args, needle) in cases {
+        run(at(&dir, now), &args).fails(2, needle);
+    }
     assert_eq!(
         run(at(&dir, now), ["--json", "log", "--all"]).json(),
         Value::Array(vec![])

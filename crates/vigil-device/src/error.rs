@@ -2,6 +2,7 @@
 
 use vigil_crypto::{SealError, VaultId};
 use vigil_log::LogError;
+use vigil_log::gatt::GattError;
 use vigil_proto::{DriveError, ExchangeError, SyncError};
 
 use crate::keystore::KeyStoreError;
@@ -98,6 +99,10 @@ pub enum WriteError {
     /// The input was refused (bad value, unknown reading, ...).
     #[error(transparent)]
     Invalid(#[from] LogError),
+    /// A Bluetooth GATT characteristic value could not be decoded, or holds
+    /// an IEEE-11073 special value (nothing was recorded).
+    #[error("GATT packet refused: {0}")]
+    Gatt(#[from] GattError),
     /// The storage layer failed.
     #[error(transparent)]
     Storage(#[from] StorageError),

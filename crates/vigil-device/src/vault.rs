@@ -8,7 +8,8 @@ use std::path::Path;
 use vigil_crypto::rand_core::CryptoRng;
 use vigil_crypto::{KeySchedule, RootKey, ShortAuthCode, VaultId, X25519Identity, X25519PublicKey};
 use vigil_log::{
-    ChangeHash, Day, DeviceId, FeverRule, HealthLog, Metric, ReadingId, Severity, Symptom, Unit,
+    ChangeHash, Day, DeviceId, FeverRule, HealthLog, LogError, Metric, Reading, ReadingId,
+    Severity, Symptom, Unit,
 };
 use vigil_proto::{
     Exchange, GrantDeletion, ProtoError, RedeemTicket, Registration, SyncError, Ticket, drive,
@@ -362,6 +363,55 @@ impl Vault {
             )?;
         }
         Ok(id)
+    }
+
+    /// Records what a wristband sent over Bluetooth GATT: the raw value of a
+    /// Temperature (0x2A1C), Heart Rate (0x2A37) or PLX Continuous (0x2A5F)
+    /// Measurement characteristic (docs/spec.md §6.1). The reading's time is
+    /// the packet's own time stamp, read as UTC, when it has one, else
+    /// `received_at_ms`. A malformed packet, a special value (NaN, ±INF, ...)
+    /// or a value the log refuses records nothing; a packet with two values
+    /// (SpO2 and pulse rate) records both or neither. Durable on Ok.
+    pub fn record_gatt(
+        &mut self,
+        characteristic: u16,
+        bytes: &[u8],
+        received_at_ms: i64,
+    ) -> Result<Vec<Reading>, WriteError> {
+        let m = vigil_log::gatt::decode(characteristic, bytes)?;
+        let time_ms = m.time_ms(received_at_ms);
+        // Every value is checked before any is written, so that a packet
+        // with two values records both or neither.
+        let mut values = Vec::with_capacity(2);
+        for (metric, value) in m.values() {
+            values.push((metric, metric.validate(value, metric.unit())?));
+        }
+        if time_ms < 0 {
+            return Err(LogError::NegativeTime(time_ms).into());
+        }
+        let mut recorded = Vec::with_capacity(values.len());
+        for (metric, value) in values {
+            let id = self.log.record(metric, value, metric.unit(), time_ms)?;
+            recorded.push(Reading {
+                id,
+                time_ms,
+                metric,
+                value,
+            });
+        }
+        self.persist()?;
+        for r in &recorded {
+            if r.metric == Metric::BodyTemperature {
+                self.alerts.watch_fever(
+                    self.storage.as_mut(),
+                    &mut self.crypto,
+                    &self.log,
+                    r.value,
+                    r.time_ms,
+                )?;
+            }
+        }
+        Ok(recorded)
     }
 
     /// Annotates a reading (durable on Ok).

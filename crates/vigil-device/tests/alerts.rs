@@ -526,3 +526,29 @@ fn node_restart_and_lost_acknowledgements_lose_and_double_nothing() {
     drop(relay);
     assert_eq!(open_node().inbox().unwrap()[0].acked_ms, Some(t + MIN));
 }
+
+/// Temperatures from the wristband's own bytes watch for fever exactly as
+/// typed ones do: two packets at 38.0 °C queue the episode's start.
+#[test]
+fn gatt_temperatures_queue_a_fever_alert() {
+    let n = node(16);
+    let mut v = vault(16);
+    v.enrol(
+        &mut conn(&n, START),
+        &n.public,
+        "flat 16",
+        FeverRule::default(),
+        START,
+    )
+    .unwrap();
+    // 38.0 °C (380 × 10⁻¹), Celsius, no time stamp: recorded at arrival.
+    let packet = [0x00, 0x7C, 0x01, 0x00, 0xFF];
+    v.record_gatt(0x2A1C, &packet, START + 60 * MIN).unwrap();
+    v.record_gatt(0x2A1C, &packet, START + 65 * MIN).unwrap();
+    assert_eq!(v.log().len(), 2);
+    assert_eq!(
+        v.pending_alerts().unwrap().len(),
+        1,
+        "the fever's start is queued"
+    );
+}

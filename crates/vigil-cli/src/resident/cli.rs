@@ -95,6 +95,19 @@ period and not in the future.",
     )]
     Record(RecordArgs),
 
+    /// Record what a wristband sent over Bluetooth (a raw GATT value, in hex).
+    #[command(
+        name = "record-gatt",
+        long_about = "Record the raw value of a Bluetooth GATT characteristic, as a wristband \
+sends it: 2A1C Temperature Measurement (°C or °F, converted to °C), 2A37 Heart Rate Measurement, \
+2A5F PLX Continuous Measurement (SpO2 and pulse rate, recorded together). The reading's time is \
+the packet's own time stamp (read as UTC) when it has one, else --at (default now); it must be \
+within the monitoring period and not in the future. A malformed packet or an IEEE-11073 special \
+value (NaN, NRes, ±INF) records nothing and exits with code 2.",
+        after_help = "Examples:\n  vigil record-gatt 2A1C 06B00E00FEDC070C050B321B04\n  vigil record-gatt 2A37 \"00 48\" --at 2026-11-27T08:10:00Z\n  vigil record-gatt 0x2A5F 00 62 00 48 00 --json"
+    )]
+    RecordGatt(RecordGattArgs),
+
     /// Show readings as a table (filter by metric and day).
     #[command(
         long_about = "Show readings, oldest first, as a table with their ids (the short form \
@@ -317,6 +330,31 @@ pub(crate) struct RecordArgs {
     /// When it was measured (default: now).
     #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
     pub(crate) at: Option<TimeArg>,
+}
+
+/// `vigil record-gatt`.
+#[derive(Debug, Args)]
+pub(crate) struct RecordGattArgs {
+    /// The characteristic's 16-bit UUID in hex: 2A1C, 2A37 or 2A5F.
+    #[arg(value_parser = parse_characteristic)]
+    pub(crate) characteristic: u16,
+    /// The value's bytes in hex, in one or more arguments (spaces allowed).
+    #[arg(required = true, num_args = 1.., value_name = "HEX")]
+    pub(crate) bytes: Vec<String>,
+    /// When the packet arrived (default: now); used when it carries no time stamp.
+    #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
+    pub(crate) at: Option<TimeArg>,
+}
+
+fn parse_characteristic(s: &str) -> Result<u16, String> {
+    let t = s.trim();
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    u16::from_str_radix(t, 16).map_err(|_| {
+        format!("invalid characteristic {s:?}: expected a 16-bit UUID in hex such as 2A1C")
+    })
 }
 
 /// `vigil log`.

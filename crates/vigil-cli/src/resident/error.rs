@@ -22,6 +22,9 @@ impl From<WriteError> for CliError {
                 "this device has not received the vault's log yet: run `vigil sync` first",
             ),
             WriteError::Invalid(e) => CliError::usage(value_error(&e)),
+            WriteError::Gatt(e) => {
+                CliError::usage(format!("GATT packet refused: {e} (nothing was recorded)"))
+            }
             e => CliError::failed(e.to_string()),
         }
     }

@@ -20,6 +20,7 @@ mod init;
 mod log;
 mod pair;
 mod record;
+mod record_gatt;
 mod recover;
 mod retract;
 mod shred;
@@ -32,6 +33,7 @@ pub(crate) fn run(ctx: &mut Ctx, command: &Command) -> Result<(), Error> {
     match command {
         Command::Init(a) => init::run(ctx, a),
         Command::Record(a) => record::run(ctx, a),
+        Command::RecordGatt(a) => record_gatt::run(ctx, a),
         Command::Log(a) => log::run(ctx, a),
         Command::Summary(a) => summary::run(ctx, a),
         Command::Annotate(a) => annotate::run(ctx, a),
