@@ -536,7 +536,7 @@ fn gatt_temperatures_queue_a_fever_alert() {
     v.enrol(
         &mut conn(&n, START),
         &n.public,
-        "flat 16",
+        &ticket(&n, "flat 16"),
         FeverRule::default(),
         START,
     )
