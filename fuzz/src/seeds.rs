@@ -107,7 +107,11 @@ fn open_vault(s: &mut Story, conn: usize, keys: &KeySchedule) {
     );
 }
 
-fn sequences() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+/// Seeds of one target.
+type Seeds = Vec<Vec<u8>>;
+
+/// The relay stories: (sequences, the request frames in them, the answers).
+fn sequences() -> (Seeds, Seeds, Seeds) {
     let mut rng = rng_from(b"relay seeds");
     let mut stories = Vec::new();
 
