@@ -7,6 +7,11 @@
 //! disk, every refusal and error by kind, and a durability check (every
 //! bundle the node acknowledged is read back and compared).
 //!
+//! [`attack`] runs the same residents while attackers flood the node (one
+//! attack per scenario, each beside the unattacked run) and reports what
+//! the honest residents and the node's memory and disk felt, and what
+//! forgeries the node accepted.
+//!
 //! [`report`] runs every comparison the steps named side by side (the
 //! workspace's benchmarks plus the simulation's seeds per second) and writes a
 //! Markdown report with an SVG plot ([`svg`]) of sync time and bytes against
@@ -20,6 +25,7 @@
 //! ```text
 //! cargo build --release -p vigil-bench -p vigil-cli --bin vigil-bench --bin vigil-node
 //! target/release/vigil-bench load --residents 1000 --json load-1000.json
+//! target/release/vigil-bench attack --out docs/perf/attack.md
 //! target/release/vigil-bench load --residents 10000 --day-seconds 600 --network-threads 2
 //! target/release/vigil-bench load --residents 10000 --day-seconds 0 --network-threads 2
 //! crates/vigil-bench/run-load.sh target/load-results     # every run of the step-8 table
@@ -54,6 +60,7 @@
 //!   by a node started here) shows the difference.
 #![forbid(unsafe_code)]
 
+pub mod attack;
 pub mod load;
 pub mod report;
 pub mod svg;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! vigil-bench load --residents 1000 --json load-1000.json
+//! vigil-bench attack --out docs/perf/attack.md
 //! vigil-bench report --out target/vigil-report
 //! ```
 
@@ -24,6 +25,13 @@ enum Command {
     /// handshakes/s, bundles/s, alert latency, node memory and disk, refusals
     /// and a durability check.
     Load(load::LoadArgs),
+    /// Honest residents sync and alert while attackers flood the node
+    /// (unauthenticated registers and grant keys, forged residents, 17 MiB
+    /// frames, garbage, pairing spam, million-entry `have` lists, many
+    /// connections); reports each attack beside the unattacked run.
+    ///
+    /// Example: vigil-bench attack --out docs/perf/attack.md
+    Attack(vigil_bench::attack::AttackArgs),
     /// Run a node (the relay_node example's stack) and print its enrolment
     /// code; stops when stdin closes. Used by `load` to measure a node in its
     /// own process.
@@ -69,6 +77,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Load(args) => load::main(args),
+        Command::Attack(args) => vigil_bench::attack::main(args),
         Command::ServeNode(args) => load::serve_node(args),
         Command::Report(args) => report(args),
     };

@@ -247,7 +247,8 @@ fn protocols(title: &str, y_label: &str, e2ee: Vec<(f64, f64)>, plain: Vec<(f64,
     }
 }
 
-fn machine() -> String {
+/// CPU model, cores, RAM and compiler, for every report's header.
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

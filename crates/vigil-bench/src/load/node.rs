@@ -427,6 +427,15 @@ impl NodeHandle {
         }
     }
 
+    /// The node's process id, when it runs in a process of its own.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        match &self.kind {
+            Kind::InProcess(_) => None,
+            Kind::Child { child, .. } => Some(child.id()),
+            Kind::External { pid } => *pid,
+        }
+    }
+
     /// The node's disk use now, if its data directory is known.
     pub(crate) fn disk(&self) -> Option<DiskUse> {
         self.data.as_deref().map(disk_use)
