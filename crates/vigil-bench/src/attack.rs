@@ -323,7 +323,18 @@ fn scenario(
 ) -> Result<Scenario, String> {
     let started = Instant::now();
     let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut handle = load::NodeHandle::start(&NodeChoice::Spawn { program }, listen, None, None)?;
+    // The residents' tickets are issued by `load` through the admin socket.
+    let no_tickets = load::TicketPlan {
+        labels: vec![],
+        period_end_ms: 0,
+    };
+    let mut handle = load::NodeHandle::start(
+        &NodeChoice::Spawn { program },
+        &no_tickets,
+        listen,
+        None,
+        None,
+    )?;
     let pid = handle.pid();
     let disk_before = handle.disk();
     let node_user_before = user_s(pid);

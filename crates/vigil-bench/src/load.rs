@@ -51,8 +51,8 @@ pub use args::LoadArgs;
 pub use measure::{
     DiskUse, Latency, ProcSample, disk_use, proc_sample, udp_port_drops, udp_receive_drops,
 };
-pub(crate) use node::NodeHandle;
 pub use node::{InProcessNode, NodeChoice, NodeExit, ServeNodeArgs, serve_node};
+pub(crate) use node::{NodeHandle, TicketPlan};
 pub use resident::DayProfile;
 pub use results::{AlertResult, DayResult, LoadReport, NodeResult, Phase, Setup, UdpDrops};
 pub use run::run;

@@ -124,7 +124,8 @@ impl Attacker<'_> {
     }
 
     /// Connects, says hello, and for the attacks that need a mailbox of
-    /// their own registers one and authenticates (anyone may, today).
+    /// their own try to register one and authenticate (a stranger without
+    /// a ticket is refused since issue 15; the attack then runs unauthenticated).
     fn connect(&mut self, setup: &mut Vec<Vec<u8>>) -> Option<DeviceConnection> {
         let c = match DeviceConnection::connect(self.code, Duration::from_secs(10)) {
             Ok(c) => c,
@@ -146,12 +147,12 @@ impl Attacker<'_> {
                 let vault = *keys.vault_id().as_bytes();
                 setup.push(encode_request(&Request::Register {
                     vault,
-                    verifier: keys.mailbox_key().verifier().to_bytes(),
+                    verifier: keys.mailbox_key(&self.code.node_id()).verifier().to_bytes(),
                     expires_ms: i64::MAX,
                 }));
                 setup.push(encode_request(&Request::Auth {
                     vault,
-                    key: *keys.mailbox_key().expose_secret(),
+                    key: *keys.mailbox_key(&self.code.node_id()).expose_secret(),
                 }));
             }
         }
