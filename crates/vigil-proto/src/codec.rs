@@ -9,6 +9,10 @@ use crate::messages::{Request, Response};
 pub const PROTOCOL_VERSION: u16 = 1;
 /// Largest frame either side accepts (a 16 MiB envelope plus framing).
 pub const MAX_FRAME: usize = 17 * 1024 * 1024;
+/// Most entries a version vector (`have`, `covers`) may hold on the wire: far
+/// above any vault's devices (the node's own cap is lower, a config value),
+/// and checked from the list's length prefix before the list is built.
+pub const MAX_VERSION_VECTOR: usize = 4096;
 
 /// Why a frame could not be decoded.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

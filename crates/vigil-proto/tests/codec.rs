@@ -144,3 +144,52 @@ fn admission_errors_have_the_wire_numbers_of_the_spec() {
         assert_eq!(decode_response(&frame), Ok(r));
     }
 }
+
+/// A resident turned attacker sends `Pull` with a million-entry `have` list
+/// (16 MiB, inside the authenticated frame limit): the codec refuses it from
+/// its length prefix, before building the list, so the node never holds a
+/// million entries in memory. Lists up to the bound still decode.
+#[test]
+fn version_vectors_are_bounded_when_decoded() {
+    let vv = |n: usize| -> Vec<([u8; 16], u64)> {
+        (0..n)
+            .map(|i| {
+                let mut d = [0u8; 16];
+                d[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                (d, 1)
+            })
+            .collect()
+    };
+    let max = vigil_proto::MAX_VERSION_VECTOR;
+    let ok = encode_request(&Request::Pull {
+        have: vv(max),
+        max_bytes: 1 << 20,
+    });
+    assert!(decode_request(&ok).is_ok());
+    for req in [
+        Request::Pull {
+            have: vv(max + 1),
+            max_bytes: 1 << 20,
+        },
+        Request::PushSnapshot(vigil_proto::SnapshotItem {
+            covers: vv(max + 1),
+            blob: vec![1, 2, 3],
+        }),
+    ] {
+        let Err(err) = decode_request(&encode_request(&req)) else {
+            panic!("a version vector over the bound decoded");
+        };
+        assert!(
+            err.to_string().contains("version vector"),
+            "a typed error naming the bound: {err}"
+        );
+    }
+    // A length prefix claiming a million entries with nothing behind it.
+    let mut claim = encode_request(&Request::Pull {
+        have: vec![],
+        max_bytes: 0,
+    });
+    let at = claim.len() - 2; // the empty list's length (0), then max_bytes (0)
+    claim.splice(at..at + 1, [0xC0, 0x84, 0x3D]); // varint 1,000,000
+    assert!(decode_request(&claim).is_err());
+}
