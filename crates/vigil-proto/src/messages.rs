@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec::MAX_VERSION_VECTOR;
+
 /// A vault id (16 bytes), as on the wire.
 pub type VaultIdBytes = [u8; 16];
 /// A device id (16 bytes), as on the wire.
@@ -10,6 +12,44 @@ pub type DeviceIdBytes = [u8; 16];
 /// A version vector: for each device, the highest bundle seq held
 /// contiguously from 1. Sorted by device, no duplicates.
 pub type VersionVector = Vec<(DeviceIdBytes, u64)>;
+
+/// Reads a version vector of at most [`MAX_VERSION_VECTOR`] entries,
+/// refusing a longer one from its length prefix, before any entry is read
+/// or stored (serde's own `Vec` would build the whole list first).
+fn bounded_vv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<VersionVector, D::Error> {
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = VersionVector;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(
+                f,
+                "a version vector of at most {MAX_VERSION_VECTOR} entries"
+            )
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let too_long = || {
+                serde::de::Error::custom(format_args!(
+                    "version vector longer than {MAX_VERSION_VECTOR} entries"
+                ))
+            };
+            if seq.size_hint().is_some_and(|n| n > MAX_VERSION_VECTOR) {
+                return Err(too_long());
+            }
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(e) = seq.next_element()? {
+                if out.len() == MAX_VERSION_VECTOR {
+                    return Err(too_long());
+                }
+                out.push(e);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Bounded)
+}
 
 /// One sealed bundle of a device's changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +66,7 @@ pub struct BundleItem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotItem {
     /// What it covers.
+    #[serde(deserialize_with = "bounded_vv")]
     pub covers: VersionVector,
     /// The sealed envelope (kind LogSnapshot).
     pub blob: Vec<u8>,
@@ -60,6 +101,7 @@ pub enum Request {
     /// Asks for every bundle the device lacks.
     Pull {
         /// What the device holds.
+        #[serde(deserialize_with = "bounded_vv")]
         have: VersionVector,
         /// Stop adding bundles to the reply past this many bytes (at least one is sent).
         max_bytes: u32,

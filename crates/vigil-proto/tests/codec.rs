@@ -179,10 +179,9 @@ fn version_vectors_are_bounded_when_decoded() {
         let Err(err) = decode_request(&encode_request(&req)) else {
             panic!("a version vector over the bound decoded");
         };
-        assert!(
-            err.to_string().contains("version vector"),
-            "a typed error naming the bound: {err}"
-        );
+        // postcard keeps no custom message: a malformed frame (the relay's
+        // own, lower cap answers TooManyEntries below this bound).
+        assert!(matches!(err, CodecError::Malformed(_)), "{err}");
     }
     // A length prefix claiming a million entries with nothing behind it.
     let mut claim = encode_request(&Request::Pull {
