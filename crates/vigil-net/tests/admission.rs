@@ -163,3 +163,33 @@ fn address_validation_can_be_always_on() {
     assert_eq!(node.server.retries(), 1);
     node.stop();
 }
+
+/// A resident turned attacker, authenticated, sends a megabyte `Pull` (a
+/// million-entry `have` list): only bundle and snapshot pushes may be large,
+/// so the node resets the stream after the first small part, unread, while
+/// a megabyte push still goes through whole.
+#[test]
+fn an_authenticated_megabyte_is_read_only_for_a_push() {
+    use vigil_proto::{BundleItem, Request, encode_request};
+    let node = start(ServerConfig::default());
+    let mut dev = DeviceConnection::connect(&node.code, CONNECT).unwrap();
+    assert_eq!(dev.exchange(b"auth").unwrap(), len(4));
+    // A Pull whose have list claims (and carries) a megabyte.
+    let mut pull = encode_request(&Request::Pull {
+        have: vec![],
+        max_bytes: 0,
+    });
+    pull.extend(std::iter::repeat_n(0u8, 1 << 20));
+    let before = dev.udp_bytes_sent();
+    let err = dev.exchange(&pull).unwrap_err();
+    assert_eq!(reason(&err), Some(CloseReason::FrameTooLarge), "{err}");
+    let sent = dev.udp_bytes_sent() - before;
+    assert!(sent < 600 * 1024, "the node stopped reading early: {sent} bytes");
+    // The connection stays usable, and a megabyte push is read whole.
+    let push = encode_request(&Request::Push(BundleItem {
+        device: [1; 16],
+        seq: 1,
+        blob: vec![9; 1 << 20],
+    }));
+    assert_eq!(dev.exchange(&push).unwrap(), len(push.len()));
+}
