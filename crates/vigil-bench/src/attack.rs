@@ -323,18 +323,20 @@ fn scenario(
 ) -> Result<Scenario, String> {
     let started = Instant::now();
     let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    // The residents' tickets are issued by `load` through the admin socket.
-    let no_tickets = load::TicketPlan {
-        labels: vec![],
-        period_end_ms: 0,
+    // The attacks that need a mailbox play residents turned attackers: staff
+    // gave each attacker thread a ticket (a stranger without one is refused
+    // before any of it). The honest residents' tickets are issued by `load`
+    // through the admin socket.
+    let insiders = match attack {
+        Some(Attack::PairingSpam | Attack::HaveList) => sizes.threads,
+        _ => 0,
     };
-    let mut handle = load::NodeHandle::start(
-        &NodeChoice::Spawn { program },
-        &no_tickets,
-        listen,
-        None,
-        None,
-    )?;
+    let plan = load::TicketPlan {
+        labels: (0..insiders).map(|i| format!("attacker {i}")).collect(),
+        period_end_ms: now_ms() + 7 * 86_400_000,
+    };
+    let mut handle =
+        load::NodeHandle::start(&NodeChoice::Spawn { program }, &plan, listen, None, None)?;
     let pid = handle.pid();
     let disk_before = handle.disk();
     let node_user_before = user_s(pid);
@@ -372,6 +374,7 @@ fn scenario(
                 stop: &stop,
                 tally: &tally,
                 rng: ChaCha20Rng::seed_from_u64(args.seed ^ (0xA77A_C000 + i as u64)),
+                ticket: handle.tickets.get(i),
             };
             scope.spawn(move || a.run());
         }
@@ -573,4 +576,11 @@ impl AttackReport {
         }
         o
     }
+}
+
+/// Wall-clock time, ms (the ticket's period end).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -408,6 +408,21 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// The first [`vigil_proto::REQUEST_HEAD`] bytes of a request (fewer if the
+/// request is shorter), which tell its kind.
+async fn read_head(recv: &mut RecvStream) -> Result<Vec<u8>, quinn::ReadError> {
+    let mut head = vec![0u8; vigil_proto::REQUEST_HEAD];
+    let mut got = 0;
+    while got < head.len() {
+        match recv.read(&mut head[got..]).await? {
+            Some(n) => got += n,
+            None => break,
+        }
+    }
+    head.truncate(got);
+    Ok(head)
+}
+
 async fn serve_stream(
     connection: Connection,
     mut send: SendStream,
@@ -428,8 +443,27 @@ async fn serve_stream(
             .pre_auth_max_frame
             .min(config.pre_auth_bytes.saturating_sub(spent))
     };
+    // Once authenticated, the request's kind sets its limit: only pushes
+    // may be large, so a megabyte `Pull` is refused after its head, unread.
+    let (head, limit) = if authenticated {
+        match read_head(&mut recv).await {
+            Ok(head) => {
+                let limit = vigil_proto::request_limit(&head)
+                    .min(limit)
+                    .saturating_sub(head.len());
+                (head, limit)
+            }
+            Err(e) => {
+                tracing::debug!("reading request: {e}");
+                return;
+            }
+        }
+    } else {
+        (Vec::new(), limit)
+    };
     let request = match recv.read_to_end(limit).await {
-        Ok(r) => r,
+        Ok(rest) if head.is_empty() => rest,
+        Ok(rest) => [head, rest].concat(),
         Err(quinn::ReadToEndError::TooLong) if !authenticated => {
             tracing::warn!(
                 remote = %connection.remote_address(),

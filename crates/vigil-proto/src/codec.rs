@@ -89,6 +89,50 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(frame.body)
 }
 
+/// Most bytes a request that is not a push may take: a `Pull` with a
+/// version vector at [`MAX_VERSION_VECTOR`] needs about 110 KB.
+pub const MAX_SMALL_REQUEST: usize = 128 * 1024;
+
+/// The bytes a transport needs to tell a request's kind
+/// ([`request_limit`]): the version and variant varints.
+pub const REQUEST_HEAD: usize = 8;
+
+/// How many bytes the request whose frame starts with `head` (its first
+/// [`REQUEST_HEAD`] bytes, or all of a shorter frame) may take: only bundle
+/// and snapshot pushes carry large blobs, so every other kind is held to
+/// [`MAX_SMALL_REQUEST`]. A transport reads no further, so a large frame of
+/// another kind is refused after its first part, unread.
+pub fn request_limit(head: &[u8]) -> usize {
+    let big = [
+        Request::Push(crate::BundleItem {
+            device: [0; 16],
+            seq: 0,
+            blob: Vec::new(),
+        }),
+        Request::PushSnapshot(crate::SnapshotItem {
+            covers: Vec::new(),
+            blob: Vec::new(),
+        }),
+    ];
+    match variant_index(head) {
+        Some(i)
+            if big
+                .iter()
+                .any(|r| variant_index(&encode_request(r)) == Some(i)) =>
+        {
+            MAX_FRAME
+        }
+        _ => MAX_SMALL_REQUEST,
+    }
+}
+
+/// The enum variant index after a frame's version (both postcard varints).
+fn variant_index(frame: &[u8]) -> Option<u32> {
+    let (_, rest) = postcard::take_from_bytes::<u16>(frame).ok()?;
+    let (i, _) = postcard::take_from_bytes::<u32>(rest).ok()?;
+    Some(i)
+}
+
 /// Encodes a request frame.
 pub fn encode_request(r: &Request) -> Vec<u8> {
     encode(r)

@@ -13,8 +13,8 @@ mod sync;
 mod ticket;
 
 pub use codec::{
-    CodecError, MAX_FRAME, MAX_VERSION_VECTOR, PROTOCOL_VERSION, decode_request, decode_response,
-    encode_request, encode_response,
+    CodecError, MAX_FRAME, MAX_SMALL_REQUEST, MAX_VERSION_VECTOR, PROTOCOL_VERSION, REQUEST_HEAD,
+    decode_request, decode_response, encode_request, encode_response, request_limit,
 };
 pub use conversation::{
     AlertEvent, Conversation, DeliverAlerts, DriveError, FetchPairing, GiveGrant, GrantAuth,

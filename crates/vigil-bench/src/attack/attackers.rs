@@ -78,6 +78,9 @@ pub(crate) struct Attacker<'a> {
     pub(crate) stop: &'a AtomicBool,
     pub(crate) tally: &'a Tally,
     pub(crate) rng: ChaCha20Rng,
+    /// A ticket staff issued, for the attacks run by a resident turned
+    /// attacker (pairing spam, `have` lists); `None` plays a stranger.
+    pub(crate) ticket: Option<&'a vigil_proto::Ticket>,
 }
 
 /// A connection that has said hello; `None` until (re)connected.
@@ -124,8 +127,8 @@ impl Attacker<'_> {
     }
 
     /// Connects, says hello, and for the attacks that need a mailbox of
-    /// their own try to register one and authenticate (a stranger without
-    /// a ticket is refused since issue 15; the attack then runs unauthenticated).
+    /// their own enrol one with their ticket and authenticate (without a
+    /// ticket they are refused and the attack runs unauthenticated).
     fn connect(&mut self, setup: &mut Vec<Vec<u8>>) -> Option<DeviceConnection> {
         let c = match DeviceConnection::connect(self.code, Duration::from_secs(10)) {
             Ok(c) => c,
@@ -145,10 +148,21 @@ impl Attacker<'_> {
                 self.rng.fill_bytes(&mut seed);
                 let keys = KeySchedule::new(RootKey::from_bytes(seed));
                 let vault = *keys.vault_id().as_bytes();
-                setup.push(encode_request(&Request::Register {
-                    vault,
-                    verifier: keys.mailbox_key(&self.code.node_id()).verifier().to_bytes(),
-                    expires_ms: i64::MAX,
+                let verifier = keys.mailbox_key(&self.code.node_id()).verifier().to_bytes();
+                setup.push(encode_request(&match self.ticket {
+                    Some(t) => Request::Enrol {
+                        ticket: t.id,
+                        secret: *t.secret.expose_secret(),
+                        vault,
+                        verifier,
+                        // Within the ticket's period (the node caps it there).
+                        expires_ms: super::now_ms() + 7 * 86_400_000,
+                    },
+                    None => Request::Register {
+                        vault,
+                        verifier,
+                        expires_ms: i64::MAX,
+                    },
                 }));
                 setup.push(encode_request(&Request::Auth {
                     vault,
