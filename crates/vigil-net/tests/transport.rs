@@ -53,7 +53,12 @@ fn echo_round_trips_per_connection_and_concurrently() {
     let mut dev = DeviceConnection::connect(&node.code, CONNECT).unwrap();
     assert_eq!(dev.exchange(b"hello").unwrap(), b"\x01hello");
     assert_eq!(dev.exchange(b"").unwrap(), b"\x02");
-    let big = vec![0x5a; 2 * 1024 * 1024];
+    // Large requests are pushes (other kinds are held to 128 KiB).
+    let big = vigil_proto::encode_request(&vigil_proto::Request::Push(vigil_proto::BundleItem {
+        device: [1; 16],
+        seq: 1,
+        blob: vec![0x5a; 2 * 1024 * 1024],
+    }));
     let reply = dev.exchange(&big).unwrap();
     assert_eq!((reply[0], &reply[1..]), (3, &big[..]));
     assert_eq!(dev.bytes_sent(), 5 + big.len() as u64);

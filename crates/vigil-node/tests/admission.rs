@@ -211,8 +211,19 @@ fn lists_over_the_cap_are_refused() {
             limit: 4,
         })
     };
-    // The attacker's hundred-thousand-entry vector, and one just over.
-    for n in [100_000, 5] {
+    // The attacker's hundred-thousand-entry vector is refused by the codec
+    // (over the wire bound, from its length prefix); one just over the
+    // relay's cap by the relay.
+    for n in [100_000, vigil_proto::MAX_VERSION_VECTOR + 1] {
+        assert!(matches!(
+            c.call(Request::Pull {
+                have: list(n),
+                max_bytes: 1 << 20
+            }),
+            Response::Error(ProtoError::Malformed(_))
+        ));
+    }
+    for n in [5, vigil_proto::MAX_VERSION_VECTOR] {
         assert_eq!(
             c.call(Request::Pull {
                 have: list(n),
