@@ -243,13 +243,13 @@ impl Harness {
             );
         }
         if let Ok(req) = req {
-            self.check_request(conn, req, resp);
+            self.check_request(conn, req, resp, before);
         }
         self.check_deletions(frame, before);
         self.check_holdings();
     }
 
-    fn check_request(&mut self, conn: usize, req: Request, resp: &Response) {
+    fn check_request(&mut self, conn: usize, req: Request, resp: &Response, before: &Held) {
         let m = &mut self.model;
         if let Request::Hello { version } = req {
             if version == vigil_proto::PROTOCOL_VERSION {
@@ -311,6 +311,14 @@ impl Harness {
                     matches!(resp, Response::Error(_)),
                     "a mailbox or grant request without Auth was answered {resp:?}"
                 );
+            }
+            // A session outlives a shred of its vault: it must not resume
+            // the monitoring the resident ended.
+            Request::GrantKey | Request::Grant(_)
+                if !matches!(resp, Response::Error(_))
+                    && !m.authed[conn].is_some_and(|v| before.mailboxes.contains_key(&v)) =>
+            {
+                panic!("a grant key or grant for a vault with no mailbox: {resp:?}");
             }
             Request::Grant(w) if *resp == Response::Ok => {
                 // The node took it: the model unwraps its alert key the

@@ -276,6 +276,9 @@ fn sequences() -> (Seeds, Seeds, Seeds) {
     );
     s.send(2, &hello());
     s.send(2, &alert);
+    // Another device of the vault (a tablet) connects.
+    s.send(0, &hello());
+    auth(&mut s, 0, &keys);
     let proof = alert_key.shred_proof(&keys.vault_id(), &gid);
     let wrong_key = s.send(
         2,
@@ -338,6 +341,14 @@ fn sequences() -> (Seeds, Seeds, Seeds) {
             have: vec![],
             max_bytes: 1024,
         },
+    );
+    // The tablet's session, opened before the shred, gets no grant key.
+    assert!(
+        matches!(
+            s.send(0, &Request::GrantKey),
+            Response::Error(ProtoError::VaultShredded { .. })
+        ),
+        "a grant key after the shred"
     );
     stories.push(s);
 
