@@ -467,6 +467,17 @@ impl Relay {
         let Some(vault) = vault else {
             return Ok(Permit::Refused(ProtoError::NotAuthenticated));
         };
+        // A session outlives a shred of its vault (by another device): the
+        // ticket stays bound, but monitoring the resident ended must not
+        // resume, so no mailbox, no grant key and no grant.
+        if self.store().mailbox(&vault)?.is_none() {
+            return Ok(Permit::Refused(
+                match self.store().shred_marker(&vault)? {
+                    Some(m) => ProtoError::VaultShredded { notice: m.notice },
+                    None => ProtoError::UnknownVault,
+                },
+            ));
+        }
         let Some(t) = self.store().ticket_of_vault(&vault)? else {
             return Ok(Permit::Refused(ProtoError::TicketRequired));
         };

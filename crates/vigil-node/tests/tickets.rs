@@ -457,3 +457,69 @@ fn the_node_keeps_no_ticket_secret_on_disk() {
         }
     }
 }
+
+/// A resident shreds from the phone while the tablet's session, which
+/// authenticated before, stays open: the tablet can no longer take a grant
+/// key or give the grant again, so monitoring the resident ended stays
+/// ended (found by the fuzz model: a grant only while its vault's mailbox
+/// exists).
+#[test]
+fn a_session_open_across_a_shred_gives_no_grant_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = node(tmp.path(), RelayConfig::default())
+        .with_receipts(&vigil_crypto::SigningIdentity::from_bytes([5; 32]));
+    let relay = node.relay();
+    let t = relay
+        .issue_ticket("Ana, flat 12B", END, NOW, &mut rng(3))
+        .unwrap();
+    let ana = keys(1);
+    let mut phone = Client::new(relay);
+    assert!(matches!(
+        phone.enrol(&ana, &t.ticket),
+        Response::Enrolled { .. }
+    ));
+    assert_eq!(phone.auth(&ana), Response::Ok);
+    let mut tablet = Client::new(relay);
+    assert_eq!(tablet.auth(&ana), Response::Ok);
+    let Response::GrantKey { public } = phone.call(Request::GrantKey) else {
+        panic!("no grant key");
+    };
+    let alert_key = ana.alert_key(&X25519PublicKey::from_bytes(public));
+    let gid = grant_id(&alert_key);
+    assert_eq!(
+        phone.call(Request::Grant(grant_wire(&alert_key, public, "Ana"))),
+        Response::Ok
+    );
+    let Response::Receipt(_) = phone.call(Request::Shred {
+        vault: *ana.vault_id().as_bytes(),
+        key: *ana.mailbox_key(&this_node()).expose_secret(),
+        grants: vec![vigil_proto::GrantDeletion {
+            grant_id: gid,
+            proof: alert_key.shred_proof(&ana.vault_id(), &gid),
+        }],
+        notice: b"sealed notice".to_vec(),
+    }) else {
+        panic!("no receipt");
+    };
+    assert!(relay.grants().unwrap().is_empty());
+    let files = key_files(tmp.path());
+    let shredded = Response::Error(ProtoError::VaultShredded {
+        notice: b"sealed notice".to_vec(),
+    });
+    assert_eq!(tablet.call(Request::GrantKey), shredded);
+    assert_eq!(
+        key_files(tmp.path()),
+        files,
+        "a key file for a shredded vault"
+    );
+    // Nor with a key issued before the shred.
+    assert_eq!(
+        tablet.call(Request::Grant(grant_wire(&alert_key, public, "Ana"))),
+        shredded
+    );
+    assert!(relay.grants().unwrap().is_empty(), "the grant came back");
+    assert_eq!(
+        tablet.call(alert(&alert_key, 1, NOW)),
+        Response::Error(ProtoError::UnknownGrant)
+    );
+}
