@@ -13,10 +13,9 @@ use crate::resident::fmt::*;
 /// Readings may carry a time this far past "now" (clock skew between devices).
 const FUTURE_SLACK_MS: i64 = 60_000;
 
-/// `vigil record`.
-pub(crate) fn run(ctx: &mut Ctx, args: &RecordArgs) -> Result<(), Error> {
-    validate_value(args.metric, args.value)?;
-    let at = args.at.map_or(ctx.now_ms, |t| t.resolve(ctx.now_ms));
+/// Refuses a reading time in the future (beyond a minute's clock slack) or
+/// outside the period, then opens the vault to record it.
+pub(crate) fn open_for_reading_at(ctx: &mut Ctx, at: i64) -> Result<vigil_device::Vault, Error> {
     if at > ctx.now_ms + FUTURE_SLACK_MS {
         return Err(Error::usage(format!(
             "{} is in the future (now is {})",
@@ -24,7 +23,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RecordArgs) -> Result<(), Error> {
             format_time(ctx.now_ms)
         )));
     }
-    let mut vault = ctx.open()?;
+    let vault = ctx.open()?;
     let p = vault.period();
     if at < p.start_ms || at >= p.end_ms {
         return Err(Error::usage(format!(
@@ -34,6 +33,14 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RecordArgs) -> Result<(), Error> {
             format_time(p.end_ms)
         )));
     }
+    Ok(vault)
+}
+
+/// `vigil record`.
+pub(crate) fn run(ctx: &mut Ctx, args: &RecordArgs) -> Result<(), Error> {
+    validate_value(args.metric, args.value)?;
+    let at = args.at.map_or(ctx.now_ms, |t| t.resolve(ctx.now_ms));
+    let mut vault = open_for_reading_at(ctx, at)?;
     let before = vault.pending_alerts()?.len();
     let id = vault.record(args.metric, args.value, args.metric.unit(), at)?;
     let queued = vault.pending_alerts()?.len().saturating_sub(before);

@@ -12,9 +12,6 @@ use crate::resident::cli::*;
 use crate::resident::context::Ctx;
 use crate::resident::fmt::*;
 
-/// Readings may carry a time this far past "now" (clock skew between devices).
-const FUTURE_SLACK_MS: i64 = 60_000;
-
 /// `vigil record-gatt`.
 pub(crate) fn run(ctx: &mut Ctx, args: &RecordGattArgs) -> Result<(), Error> {
     let c = args.characteristic;
@@ -41,23 +38,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RecordGattArgs) -> Result<(), Error> {
     }
     let received = args.at.map_or(ctx.now_ms, |t| t.resolve(ctx.now_ms));
     let at = packet.time_ms(received);
-    if at > ctx.now_ms + FUTURE_SLACK_MS {
-        return Err(Error::usage(format!(
-            "{} is in the future (now is {})",
-            format_time(at),
-            format_time(ctx.now_ms)
-        )));
-    }
-    let mut vault = ctx.open()?;
-    let p = vault.period();
-    if at < p.start_ms || at >= p.end_ms {
-        return Err(Error::usage(format!(
-            "{} is outside the monitoring period ({} to {})",
-            format_time(at),
-            format_time(p.start_ms),
-            format_time(p.end_ms)
-        )));
-    }
+    let mut vault = super::record::open_for_reading_at(ctx, at)?;
     let before = vault.pending_alerts()?.len();
     let readings = vault.record_gatt(c, &bytes, received)?;
     let queued = vault.pending_alerts()?.len().saturating_sub(before);
