@@ -1142,6 +1142,19 @@ fn tablet_waits(tablet: &Path, node: &Node) -> (Run, String) {
     (first, joiner)
 }
 
+/// An enrolled phone with one reading, and a tablet in `tmp` waiting to
+/// join it through a node: the node, both directories and the joiner code.
+fn phone_and_waiting_tablet(tmp: &Path) -> (Node, PathBuf, PathBuf, String) {
+    let node = Node::start(&tmp.join("node"));
+    let phone = tmp.join("phone");
+    let tablet = tmp.join("tablet");
+    live_vault(&phone);
+    run(vigil(&phone), ["enrol", &node.ticket("Ana")]).ok();
+    run(vigil(&phone), ["record", "temperature", "36.6"]).ok();
+    let (_, joiner) = tablet_waits(&tablet, &node);
+    (node, phone, tablet, joiner)
+}
+
 #[test]
 fn pairing_in_two_steps_then_conflicts_resolve_across_devices() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1283,13 +1296,7 @@ fn pairing_in_two_steps_then_conflicts_resolve_across_devices() {
 #[test]
 fn pairing_refuses_a_mistyped_joiner_code_and_asks_before_joining() {
     let tmp = tempfile::tempdir().unwrap();
-    let node = Node::start(&tmp.path().join("node"));
-    let phone = tmp.path().join("phone");
-    let tablet = tmp.path().join("tablet");
-    live_vault(&phone);
-    run(vigil(&phone), ["enrol", &node.ticket("Ana")]).ok();
-    run(vigil(&phone), ["record", "temperature", "36.6"]).ok();
-    let (_, joiner) = tablet_waits(&tablet, &node);
+    let (node, phone, tablet, joiner) = phone_and_waiting_tablet(tmp.path());
     // One digit mistyped: refused (exit 2), nothing sent.
     let flip = |s: &str, i: usize| {
         let mut b = s.as_bytes().to_vec();
@@ -1350,13 +1357,7 @@ fn pairing_refuses_a_mistyped_joiner_code_and_asks_before_joining() {
 #[test]
 fn a_shred_on_one_device_reaches_the_paired_device_at_its_next_sync() {
     let tmp = tempfile::tempdir().unwrap();
-    let node = Node::start(&tmp.path().join("node"));
-    let phone = tmp.path().join("phone");
-    let tablet = tmp.path().join("tablet");
-    live_vault(&phone);
-    run(vigil(&phone), ["enrol", &node.ticket("Ana")]).ok();
-    run(vigil(&phone), ["record", "temperature", "36.6"]).ok();
-    let (_, joiner) = tablet_waits(&tablet, &node);
+    let (node, phone, tablet, joiner) = phone_and_waiting_tablet(tmp.path());
     run(
         vigil(&phone),
         ["pair", "show", &joiner, "--node", &node.code],
@@ -1517,13 +1518,7 @@ fn parallel_records_all_land() {
 #[test]
 fn finishing_an_interrupted_join_after_a_shred_destroys_the_key() {
     let tmp = tempfile::tempdir().unwrap();
-    let node = Node::start(&tmp.path().join("node"));
-    let phone = tmp.path().join("phone");
-    let tablet = tmp.path().join("tablet");
-    live_vault(&phone);
-    run(vigil(&phone), ["enrol", &node.ticket("Ana")]).ok();
-    run(vigil(&phone), ["record", "temperature", "36.6"]).ok();
-    let (_, joiner) = tablet_waits(&tablet, &node);
+    let (node, phone, tablet, joiner) = phone_and_waiting_tablet(tmp.path());
     let joiner_file = tablet.join("vigil-joiner.key");
     let saved = std::fs::read(&joiner_file).unwrap();
     run(

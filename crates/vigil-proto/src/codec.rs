@@ -103,25 +103,26 @@ pub const REQUEST_HEAD: usize = 8;
 /// [`MAX_SMALL_REQUEST`]. A transport reads no further, so a large frame of
 /// another kind is refused after its first part, unread.
 pub fn request_limit(head: &[u8]) -> usize {
-    let big = [
-        Request::Push(crate::BundleItem {
-            device: [0; 16],
-            seq: 0,
-            blob: Vec::new(),
-        }),
-        Request::PushSnapshot(crate::SnapshotItem {
-            covers: Vec::new(),
-            blob: Vec::new(),
-        }),
-    ];
+    // The variant indices of the two push kinds, found once by encoding
+    // them (so they follow the enum's order), not on every request.
+    static PUSHES: std::sync::OnceLock<[Option<u32>; 2]> = std::sync::OnceLock::new();
+    let pushes = PUSHES.get_or_init(|| {
+        [
+            variant_index(&encode_request(&Request::Push(crate::BundleItem {
+                device: [0; 16],
+                seq: 0,
+                blob: Vec::new(),
+            }))),
+            variant_index(&encode_request(&Request::PushSnapshot(
+                crate::SnapshotItem {
+                    covers: Vec::new(),
+                    blob: Vec::new(),
+                },
+            ))),
+        ]
+    });
     match variant_index(head) {
-        Some(i)
-            if big
-                .iter()
-                .any(|r| variant_index(&encode_request(r)) == Some(i)) =>
-        {
-            MAX_FRAME
-        }
+        Some(i) if pushes.contains(&Some(i)) => MAX_FRAME,
         _ => MAX_SMALL_REQUEST,
     }
 }
