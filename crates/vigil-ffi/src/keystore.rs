@@ -91,9 +91,15 @@ impl vigil::KeyStore for Adapter {
             return Ok(None);
         };
         let bytes = Zeroizing::new(bytes);
-        let mut root = Zeroizing::new([0u8; 32]);
-        let n = bytes.len().min(32);
-        root[..n].copy_from_slice(&bytes[..n]);
+        // Garbage from the app (a truncated entry, another app's secret) is
+        // a corrupt store, never a key Vigil would derive from.
+        let root = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+            vigil::KeyStoreError::Corrupt(format!(
+                "the app's key store returned {} bytes, not a 32-byte root key",
+                bytes.len()
+            ))
+        })?;
+        let root = Zeroizing::new(root);
         Ok(Some(vigil::RootKey::from_bytes(*root)))
     }
 
