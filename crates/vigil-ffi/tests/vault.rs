@@ -225,3 +225,32 @@ fn create_refuses_a_bad_period_a_failing_store_and_an_existing_vault() {
         "{again:?}"
     );
 }
+
+#[test]
+fn one_vault_shared_by_app_threads_keeps_every_reading() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let keys = AppKeys::new();
+    let (vault, start) = create(&dir, &keys);
+    let threads: Vec<_> = (0..4i64)
+        .map(|t| {
+            let vault = vault.clone();
+            std::thread::spawn(move || {
+                for i in 0..10i64 {
+                    let at = start + t * 1_000 + i;
+                    vault
+                        .record(Metric::HeartRate, 60.0 + i as f64, at)
+                        .unwrap();
+                    vault.record_gatt(0x2A1C, TEMP_37_6.to_vec(), at).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(vault.status().readings, 80);
+    drop(vault);
+    let vault = Vault::open(dir.display().to_string(), keys).unwrap();
+    assert_eq!(vault.log().len(), 80);
+}
