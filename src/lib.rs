@@ -85,6 +85,9 @@ pub use vigil_log::{
     RuleError, Severity, Symptom, Unit,
 };
 
+// What a `KeyStore` implementation holds (an app's platform keystore).
+pub use vigil_crypto::RootKey;
+
 // Pairing: the joiner's key and the code both screens show.
 pub use vigil_crypto::{ShortAuthCode, VaultId, X25519Identity, X25519PublicKey};
 
