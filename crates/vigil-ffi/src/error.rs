@@ -163,6 +163,9 @@ pub enum WriteError {
         /// What failed.
         detail: String,
     },
+    /// The vault was shredded through this object: nothing is left to write.
+    #[error("this vault was shredded; nothing can be recorded in it")]
+    Shredded,
     /// The change was too large to seal.
     #[error("change too large to store: {detail}")]
     TooLarge {
@@ -223,5 +226,26 @@ impl From<vigil::WriteError> for WriteError {
                 detail: e.to_string(),
             },
         }
+    }
+}
+
+impl From<crate::Gone> for WriteError {
+    fn from(_: crate::Gone) -> Self {
+        WriteError::Shredded
+    }
+}
+
+/// Why a read failed: only a vault shredded through this object refuses
+/// reads (its log is gone).
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum ReadError {
+    /// The vault was shredded through this object: nothing is left to read.
+    #[error("this vault was shredded; nothing is left to read")]
+    Shredded,
+}
+
+impl From<crate::Gone> for ReadError {
+    fn from(_: crate::Gone) -> Self {
+        ReadError::Shredded
     }
 }

@@ -17,7 +17,7 @@ uniffi::setup_scaffolding!();
 mod error;
 mod keystore;
 
-pub use error::{OpenError, WriteError};
+pub use error::{OpenError, ReadError, WriteError};
 pub use keystore::{KeyStore, KeyStoreError};
 
 /// The health metrics Vigil records, each in its one fixed unit.
@@ -103,17 +103,48 @@ pub struct VaultStatus {
 
 /// One resident device's vault. Safe to share between the app's threads:
 /// calls are serialised by a lock, and each blocks until it is durable.
+/// Once shredded through this object, every later call is refused with a
+/// `Shredded` error.
 #[derive(Debug, uniffi::Object)]
 pub struct Vault {
-    inner: Mutex<vigil::Vault>,
+    // `None` once shredded: the library's vault is consumed by the shred.
+    inner: Mutex<Option<vigil::Vault>>,
 }
 
+/// The vault behind a [`Vault`] was shredded through it; converted into
+/// each error enum's `Shredded` variant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gone;
+
 impl Vault {
-    fn lock(&self) -> MutexGuard<'_, vigil::Vault> {
+    fn new(vault: vigil::Vault) -> Arc<Self> {
+        Arc::new(Vault {
+            inner: Mutex::new(Some(vault)),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<vigil::Vault>> {
         // A panic inside a call (a bug, caught at the boundary) leaves the
         // lock poisoned; the vault's stored state is only changed by whole
         // durable writes, so later calls may go on.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the open vault, or refuses once it was shredded.
+    pub(crate) fn with<T, E: From<Gone>>(
+        &self,
+        f: impl FnOnce(&mut vigil::Vault) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut guard = self.lock();
+        let vault = guard.as_mut().ok_or(Gone)?;
+        f(vault)
+    }
+
+    /// Takes the vault out (for a shred, which consumes it); later calls
+    /// are refused with `Shredded`.
+    #[allow(dead_code)] // used by the shred calls
+    pub(crate) fn take(&self) -> Result<vigil::Vault, Gone> {
+        self.lock().take().ok_or(Gone)
     }
 }
 
@@ -135,9 +166,7 @@ impl Vault {
             Box::new(keystore::Adapter(key_store)),
             &mut vigil::os_rng(),
         )?;
-        Ok(Arc::new(Vault {
-            inner: Mutex::new(vault),
-        }))
+        Ok(Vault::new(vault))
     }
 
     /// Opens the vault in `dir` with the root key in `key_store`. A vault
@@ -146,17 +175,14 @@ impl Vault {
     #[uniffi::constructor]
     pub fn open(dir: String, key_store: Arc<dyn KeyStore>) -> Result<Arc<Self>, OpenError> {
         let vault = vigil::Vault::open(Path::new(&dir), &keystore::Adapter(key_store))?;
-        Ok(Arc::new(Vault {
-            inner: Mutex::new(vault),
-        }))
+        Ok(Vault::new(vault))
     }
 
     /// Records a reading in the metric's unit; durable when this returns.
     /// Returns the reading's id.
     pub fn record(&self, metric: Metric, value: f64, at_ms: i64) -> Result<String, WriteError> {
         let metric = vigil::Metric::from(metric);
-        let id = self.lock().record(metric, value, metric.unit(), at_ms)?;
-        Ok(id.to_string())
+        self.with(|v| Ok(v.record(metric, value, metric.unit(), at_ms)?.to_string()))
     }
 
     /// Records the raw value of a wristband's GATT characteristic
@@ -169,33 +195,35 @@ impl Vault {
         bytes: Vec<u8>,
         received_at_ms: i64,
     ) -> Result<Vec<Reading>, WriteError> {
-        let readings = self
-            .lock()
-            .record_gatt(characteristic, &bytes, received_at_ms)?;
-        Ok(readings.into_iter().map(Reading::from).collect())
+        self.with(|v| {
+            let readings = v.record_gatt(characteristic, &bytes, received_at_ms)?;
+            Ok(readings.into_iter().map(Reading::from).collect())
+        })
     }
 
     /// Every reading not retracted, by time.
-    pub fn log(&self) -> Vec<Reading> {
-        self.lock()
-            .log()
-            .readings(None, i64::MIN, i64::MAX, false)
-            .into_iter()
-            .map(Reading::from)
-            .collect()
+    pub fn log(&self) -> Result<Vec<Reading>, ReadError> {
+        self.with(|v| {
+            Ok(v.log()
+                .readings(None, i64::MIN, i64::MAX, false)
+                .into_iter()
+                .map(Reading::from)
+                .collect())
+        })
     }
 
     /// The vault's ids, period and size.
-    pub fn status(&self) -> VaultStatus {
-        let v = self.lock();
-        let period = v.period();
-        VaultStatus {
-            vault_id: v.vault_id().to_string(),
-            device_id: v.device_id().to_string(),
-            period_start_ms: period.start_ms,
-            period_end_ms: period.end_ms,
-            readings: u64::try_from(v.log().len()).unwrap_or(u64::MAX),
-            pending_chunks: v.pending_chunks(),
-        }
+    pub fn status(&self) -> Result<VaultStatus, ReadError> {
+        self.with(|v| {
+            let period = v.period();
+            Ok(VaultStatus {
+                vault_id: v.vault_id().to_string(),
+                device_id: v.device_id().to_string(),
+                period_start_ms: period.start_ms,
+                period_end_ms: period.end_ms,
+                readings: u64::try_from(v.log().len()).unwrap_or(u64::MAX),
+                pending_chunks: v.pending_chunks(),
+            })
+        })
     }
 }

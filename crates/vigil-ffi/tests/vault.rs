@@ -114,21 +114,21 @@ fn create_record_gatt_and_reopen() {
     assert_eq!(got[0].value, 37.6);
     assert_eq!(got[0].time_ms, start + 120_000);
 
-    let status = vault.status();
+    let status = vault.status().unwrap();
     assert_eq!(status.readings, 2);
     assert_eq!(status.period_start_ms, start);
     assert_eq!(status.period_end_ms, start + 7 * 86_400_000);
     drop(vault);
 
     let vault = Vault::open(dir.display().to_string(), keys.clone()).unwrap();
-    let log = vault.log();
+    let log = vault.log().unwrap();
     assert_eq!(log.len(), 2);
     assert_eq!(log[0].id, id);
     assert_eq!(
         (log[1].metric, log[1].value),
         (Metric::BodyTemperature, 37.6)
     );
-    assert_eq!(vault.status().vault_id, status.vault_id);
+    assert_eq!(vault.status().unwrap().vault_id, status.vault_id);
 }
 
 #[test]
@@ -154,11 +154,11 @@ fn nan_reading_is_a_typed_error_and_records_nothing() {
         Err(WriteError::Invalid { code, .. }) => assert_eq!(code, "negative-time"),
         other => panic!("expected Invalid(negative-time), got {other:?}"),
     }
-    assert!(vault.log().is_empty());
-    assert_eq!(vault.status().readings, 0);
+    assert!(vault.log().unwrap().is_empty());
+    assert_eq!(vault.status().unwrap().readings, 0);
     drop(vault);
     let vault = Vault::open(dir.display().to_string(), keys).unwrap();
-    assert!(vault.log().is_empty());
+    assert!(vault.log().unwrap().is_empty());
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn a_key_of_the_wrong_length_from_the_app_is_a_corrupt_store() {
     // Nothing was lost: the honest store opens it with its reading.
     keys.set(Mode::Honest);
     let vault = Vault::open(dir.display().to_string(), keys).unwrap();
-    assert_eq!(vault.log().len(), 1);
+    assert_eq!(vault.log().unwrap().len(), 1);
 }
 
 #[test]
@@ -249,8 +249,8 @@ fn one_vault_shared_by_app_threads_keeps_every_reading() {
     for t in threads {
         t.join().unwrap();
     }
-    assert_eq!(vault.status().readings, 80);
+    assert_eq!(vault.status().unwrap().readings, 80);
     drop(vault);
     let vault = Vault::open(dir.display().to_string(), keys).unwrap();
-    assert_eq!(vault.log().len(), 80);
+    assert_eq!(vault.log().unwrap().len(), 80);
 }
