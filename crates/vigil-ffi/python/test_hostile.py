@@ -210,6 +210,9 @@ def test_key_store_raising_the_wrong_exception(tmp_path):
     assert len(fresh.key) == 32
 
 
+# ctypes reports the swallowed BaseException as an unraisable exception:
+# expected here, it is what these tests play.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("exc", [KeyboardInterrupt(), SystemExit(3), GeneratorExit()])
 def test_key_store_raising_a_base_exception(tmp_path, exc):
     """Not an Exception: UniFFI's generated callback does not catch it, so
@@ -230,6 +233,9 @@ def test_key_store_raising_a_base_exception(tmp_path, exc):
     assert len(reopen(tmp_path, keys).log()) == 1
 
 
+# ctypes reports the swallowed BaseException as an unraisable exception:
+# expected here, it is what these tests play.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_shred_with_a_key_store_raising_a_base_exception(tmp_path):
     keys = AppKeys()
     # A week that ended yesterday: opening it shreds it.
