@@ -10,7 +10,7 @@
 //! 3. `Vault.record` through the Python binding (a child process running
 //!    `crates/vigil-ffi/python/bench_record.py`) against the Rust
 //!    `Vault::record` on the same kind of vault (sled, durable per record),
-//!    in alternating rounds. Target ≤ 1.5× the Rust time per call.
+//!    in alternating chunks. Target ≤ 1.5× the Rust time per call.
 //!
 //! Every figure is printed with the user CPU seconds it took; the header
 //! gives the CPU model and core count. Rates on another machine differ: the
@@ -18,8 +18,9 @@
 
 use std::fmt::Write as _;
 use std::hint::black_box;
+use std::io::{BufRead, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
@@ -38,12 +39,12 @@ pub struct FfiArgs {
     /// crates/vigil-ffi/python/bench_record.py].
     #[arg(long, value_name = "PATH")]
     pub script: Option<PathBuf>,
-    /// Durable records timed per round, on each side.
-    #[arg(long, value_name = "N", default_value_t = 2000)]
+    /// Durable records per chunk, on each side.
+    #[arg(long, value_name = "N", default_value_t = 250)]
     pub records: u32,
-    /// Rounds of the Rust / Python comparison (alternating; medians reported).
-    #[arg(long, value_name = "N", default_value_t = 15)]
-    pub rounds: u32,
+    /// Chunks of the Rust / Python comparison (Rust and Python alternate).
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub chunks: u32,
     /// Also write the Markdown report here.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -62,7 +63,8 @@ const START: i64 = 1_790_035_200_000;
 pub fn wristband_minute() -> Vec<(u16, Vec<u8>)> {
     let mut out = Vec::new();
     for s in 0u8..60 {
-        let bpm = 58 + (s * 7) % 60;
+        // 58–117 bpm, in a scrambled order (s·7 mod 60 visits each step once).
+        let bpm = 58 + u8::try_from(u32::from(s) * 7 % 60).unwrap_or(0);
         let hr = match s % 3 {
             // 8-bit value, no extras.
             0 => vec![0x00, bpm],
@@ -239,57 +241,121 @@ fn durable_gatt(tmp: &Path, packets: usize) -> Result<DurableGatt, String> {
 }
 
 /// The Rust side of the binding comparison: exactly what the Python script
-/// does, from Rust.
-fn rust_records(dir: &Path, records: u32) -> Result<Rate, String> {
-    let mut vault = sled_vault(dir)?;
-    let at = |i: u32| START + 1_000 * i64::from(i);
-    let value = |i: u32| 60.0 + f64::from(i % 50);
-    // Warm-up, as the script does: sled's first writes allocate its segments.
-    for i in 0..100 {
-        vault
-            .record(Metric::HeartRate, value(i), Metric::HeartRate.unit(), at(i))
-            .map_err(|e| e.to_string())?;
-    }
-    let (u, t) = (user_s(), Instant::now());
-    for i in 100..100 + records {
-        vault
-            .record(Metric::HeartRate, value(i), Metric::HeartRate.unit(), at(i))
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(Rate {
-        per_s: f64::from(records) / t.elapsed().as_secs_f64(),
-        user_s: user_s() - u,
-    })
+/// does, from Rust, chunk by chunk.
+struct RustSide {
+    vault: Vault,
+    next: u32,
 }
 
-/// The Python side: runs the script, which prints `rate user_s` on its last
-/// line.
-fn python_records(args: &FfiArgs, script: &Path, dir: &Path) -> Result<Rate, String> {
-    let out = Command::new(&args.python)
-        .arg(script)
-        .arg("--dir")
-        .arg(dir)
-        .arg("--records")
-        .arg(args.records.to_string())
-        .arg("--start-ms")
-        .arg(START.to_string())
-        .output()
-        .map_err(|e| format!("run {}: {e}", args.python.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} {} failed ({}): {}",
-            args.python.display(),
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+fn at(i: u32) -> i64 {
+    START + 1_000 * i64::from(i)
+}
+
+fn value(i: u32) -> f64 {
+    60.0 + f64::from(i % 50)
+}
+
+impl RustSide {
+    fn new(dir: &Path) -> Result<Self, String> {
+        let mut side = RustSide {
+            vault: sled_vault(dir)?,
+            next: 0,
+        };
+        // Untimed, as the script does: sled's first writes allocate its segments.
+        side.records(100)?;
+        Ok(side)
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    let mut f = last.split_whitespace().map(str::parse::<f64>);
-    match (f.next(), f.next()) {
-        (Some(Ok(per_s)), Some(Ok(user_s))) => Ok(Rate { per_s, user_s }),
-        _ => Err(format!("unexpected output from the script: {stdout:?}")),
+
+    fn records(&mut self, n: u32) -> Result<Timed, String> {
+        let (u, t) = (user_s(), Instant::now());
+        for i in self.next..self.next + n {
+            self.vault
+                .record(Metric::HeartRate, value(i), Metric::HeartRate.unit(), at(i))
+                .map_err(|e| e.to_string())?;
+        }
+        self.next += n;
+        Ok(Timed {
+            wall_s: t.elapsed().as_secs_f64(),
+            user_s: user_s() - u,
+        })
+    }
+}
+
+/// One chunk's wall-clock and user CPU seconds.
+#[derive(Debug, Clone, Copy)]
+struct Timed {
+    wall_s: f64,
+    user_s: f64,
+}
+
+/// The Python side: the script as a child process that records a chunk
+/// whenever it is asked to (see its docstring).
+struct PythonSide {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl PythonSide {
+    fn start(args: &FfiArgs, script: &Path, dir: &Path) -> Result<Self, String> {
+        let mut child = Command::new(&args.python)
+            .arg(script)
+            .arg("--dir")
+            .arg(dir)
+            .arg("--start-ms")
+            .arg(START.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("run {}: {e}", args.python.display()))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = std::io::BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let mut side = PythonSide {
+            child,
+            stdin,
+            stdout,
+        };
+        let line = side.line()?;
+        if line.trim() != "ready" {
+            return Err(format!("the script said {line:?}, not ready"));
+        }
+        Ok(side)
+    }
+
+    fn line(&mut self) -> Result<String, String> {
+        let mut line = String::new();
+        let n = self
+            .stdout
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the Python script ended early (its stderr is above)".into());
+        }
+        Ok(line)
+    }
+
+    fn records(&mut self, n: u32) -> Result<Timed, String> {
+        writeln!(self.stdin, "{n}").map_err(|e| e.to_string())?;
+        self.stdin.flush().map_err(|e| e.to_string())?;
+        let line = self.line()?;
+        let mut f = line.split_whitespace().map(str::parse::<f64>);
+        match (f.next(), f.next()) {
+            (Some(Ok(wall_s)), Some(Ok(user_s))) => Ok(Timed { wall_s, user_s }),
+            _ => Err(format!("unexpected line from the script: {line:?}")),
+        }
+    }
+
+    fn finish(self) -> Result<(), String> {
+        let PythonSide {
+            mut child, stdin, ..
+        } = self;
+        drop(stdin);
+        let status = child.wait().map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("the Python script failed at the end: {status}"))
+        }
     }
 }
 
@@ -330,8 +396,8 @@ fn met(ok: bool) -> &'static str {
 pub fn main(args: FfiArgs) -> Result<ExitCode, String> {
     let mut args = args;
     if args.quick {
-        args.records = args.records.min(200);
-        args.rounds = args.rounds.min(1);
+        args.records = args.records.min(50);
+        args.chunks = args.chunks.min(4);
     }
     let script = args.script.clone().unwrap_or_else(|| {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vigil-ffi/python/bench_record.py");
@@ -347,48 +413,50 @@ pub fn main(args: FfiArgs) -> Result<ExitCode, String> {
     let packets = if args.quick { 200 } else { 3000 };
     let dur = durable_gatt(tmp.path(), packets)?;
 
+    // Both sides record into their own vault chunk by chunk, alternately,
+    // so that both see the same machine load (other work shares the disk
+    // and the cores); the first side of each pair alternates too.
+    let mut rust_side = RustSide::new(&tmp.path().join("rust"))?;
+    let mut py_side = PythonSide::start(&args, &script, &tmp.path().join("python"))?;
     let mut rust = Vec::new();
     let mut python = Vec::new();
-    for round in 0..args.rounds {
-        eprintln!("ffi: round {} of {}", round + 1, args.rounds);
-        let rust_dir = tmp.path().join(format!("rust-{round}"));
-        let py_dir = tmp.path().join(format!("py-{round}"));
-        // Alternate which side goes first, so that neither always follows
-        // the other's flushes.
-        let (r, p) = if round % 2 == 0 {
-            let r = rust_records(&rust_dir, args.records)?;
-            (r, python_records(&args, &script, &py_dir)?)
+    for chunk in 0..args.chunks {
+        if chunk % 2 == 0 {
+            rust.push(rust_side.records(args.records)?);
+            python.push(py_side.records(args.records)?);
         } else {
-            let p = python_records(&args, &script, &py_dir)?;
-            (rust_records(&rust_dir, args.records)?, p)
-        };
-        rust.push(r);
-        python.push(p);
+            python.push(py_side.records(args.records)?);
+            rust.push(rust_side.records(args.records)?);
+        }
     }
-    let rust_rate = median(rust.iter().map(|r| r.per_s).collect());
-    let py_rate = median(python.iter().map(|r| r.per_s).collect());
-    // Each round's two sides ran back to back under the same machine load
-    // (other work shares the disk and cores): the median of the per-round
-    // ratios is the headline, steadier than a ratio of medians.
-    let ratio = median(
+    py_side.finish()?;
+    drop(rust_side);
+    let total = |v: &[Timed]| v.iter().map(|t| t.wall_s).sum::<f64>();
+    let total_user = |v: &[Timed]| v.iter().map(|t| t.user_s).sum::<f64>();
+    let calls = f64::from(args.records) * f64::from(args.chunks);
+    let (rust_s, py_s) = (total(&rust), total(&python));
+    let ratio = py_s / rust_s;
+    let chunk_ratio = median(
         rust.iter()
             .zip(&python)
-            .map(|(r, p)| r.per_s / p.per_s)
+            .map(|(r, p)| p.wall_s / r.wall_s)
             .collect(),
     );
-    let per_call_us = |v: &[Rate]| {
-        median(
-            v.iter()
-                .map(|r| r.user_s * 1e6 / f64::from(args.records))
-                .collect(),
-        )
-    };
-    let (rust_cpu_us, py_cpu_us) = (per_call_us(&rust), per_call_us(&python));
+    let (rust_user, py_user) = (total_user(&rust), total_user(&python));
 
     let load_after = load_average();
     let mut md = String::new();
     let _ = writeln!(md, "# FFI benchmark\n");
-    let _ = writeln!(md, "Produced by:\n\n```text\n{}\n```\n", command_line());
+    let _ = writeln!(
+        md,
+        "Produced by (the Python binding a release build, as an app ships it):\n\n```text\n\
+         python3 -m venv /tmp/venv-bench && /tmp/venv-bench/bin/pip install maturin\n\
+         cd crates/vigil-ffi && /tmp/venv-bench/bin/maturin build --release --out ../../target/wheels && cd ../..\n\
+         /tmp/venv-bench/bin/pip install --force-reinstall target/wheels/vigil_ffi-*.whl\n\
+         cargo build --release -p vigil-bench\n\
+         {}\n```\n",
+        command_line()
+    );
     let _ = writeln!(md, "- CPU: {machine}");
     let _ = writeln!(
         md,
@@ -478,47 +546,40 @@ pub fn main(args: FfiArgs) -> Result<ExitCode, String> {
     );
     let _ = writeln!(
         md,
-        "Each round: {} heart-rate records (after 100 untimed) on a fresh sled vault in Rust \
-         (`vigil::Vault::record`), then the same through the Python binding \
-         (`Vault.record`, a child process, key store in Python) on the same file system. \
-         {} rounds, the first side alternating; medians.\n",
-        args.records, args.rounds
+        "The same heart-rate records, each durable (flushed) when it returns, through \
+         `vigil::Vault::record` in Rust and through the Python binding's `Vault.record` (a \
+         child process, key store in Python), each into its own fresh sled vault on the same \
+         file system, after 100 untimed: {} chunks of {} records, Rust and Python chunks \
+         alternating so that both sides see the same machine load.\n",
+        args.chunks, args.records
     );
     let _ = writeln!(
         md,
-        "| round | Rust records/s | Rust user CPU | Python records/s | Python user CPU | time per call, Python / Rust |"
+        "| side | records | records/s | µs per call | user CPU | user CPU per call |"
     );
-    let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|");
-    for (i, (r, p)) in rust.iter().zip(&python).enumerate() {
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    for (name, wall, user) in [
+        ("Rust `vigil::Vault::record`", rust_s, rust_user),
+        ("Python `Vault.record`", py_s, py_user),
+    ] {
         let _ = writeln!(
             md,
-            "| {} | {:.0} | {:.2} s | {:.0} | {:.2} s | {:.2}× |",
-            i + 1,
-            r.per_s,
-            r.user_s,
-            p.per_s,
-            p.user_s,
-            r.per_s / p.per_s
+            "| {name} | {calls:.0} | {:.0} | {:.1} | {user:.2} s | {:.1} µs |",
+            calls / wall,
+            wall * 1e6 / calls,
+            user * 1e6 / calls
         );
     }
-    let _ = writeln!(
-        md,
-        "| median | {rust_rate:.0} | {:.1} µs/call | {py_rate:.0} | {:.1} µs/call | {ratio:.2}× |",
-        rust_cpu_us, py_cpu_us
-    );
     let binding_ok = ratio <= 1.5;
     let _ = writeln!(
         md,
-        "\nTarget ≤ 1.5× the Rust time per call at the durable record rate: {ratio:.2}× \
-         (median of the rounds' ratios), {}. Medians: {:.1} µs per call through Python against \
-         {:.1} µs in Rust; user CPU {:.1} against {:.1} µs per call, so the binding and the \
-         interpreter's loop cost about {:.0} µs of CPU per call (10 ms clock ticks: rough).",
+        "\nTarget ≤ 1.5× the Rust time per call at the durable record rate: {ratio:.2}× (total \
+         time, Python / Rust), {}. Median of the {} chunk pairs' ratios: {chunk_ratio:.2}×. The \
+         binding and the interpreter's loop cost about {:.0} µs of CPU per call (user CPU, \
+         10 ms clock ticks: rough).",
         met(binding_ok),
-        1e6 / py_rate,
-        1e6 / rust_rate,
-        py_cpu_us,
-        rust_cpu_us,
-        py_cpu_us - rust_cpu_us
+        args.chunks,
+        (py_user - rust_user) * 1e6 / calls
     );
 
     println!("{md}");
