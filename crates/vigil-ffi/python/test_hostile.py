@@ -365,6 +365,7 @@ def test_the_same_directory_as_two_vault_objects(tmp_path):
     for what, got in results.items():
         assert isinstance(got, vf.OpenError.Storage), (what, got)
         assert "in use" in str(got), (what, got)
+        assert "another open vault in this process" in str(got), (what, got)
     first.record(vf.Metric.HEART_RATE, 62.0, start + 2)
     assert len(first.log()) == 2
     del first

@@ -516,7 +516,12 @@ fn the_same_directory_as_two_vault_objects_is_refused_clearly() {
         .collect();
     for t in tries {
         match t.join().unwrap() {
-            Err(OpenError::Storage { detail }) => assert!(detail.contains("in use"), "{detail}"),
+            // Clearly: not only "another process", which sends the app's
+            // developer looking in the wrong place.
+            Err(OpenError::Storage { detail }) => assert!(
+                detail.contains("in use") && detail.contains("another open vault in this process"),
+                "{detail}"
+            ),
             other => panic!("expected Storage(in use), got {other:?}"),
         }
     }
