@@ -22,8 +22,12 @@ pub enum StorageError {
     /// An I/O error.
     #[error("store I/O error: {0}")]
     Io(#[from] std::io::Error),
-    /// Another process held the store for longer than the open would wait.
-    #[error("the store in {dir} is in use by another process (waited {waited_s} s)")]
+    /// Another process, or another open vault in this process (sled's lock
+    /// is per open file), held the store for longer than the open would wait.
+    #[error(
+        "the store in {dir} is in use by another process or another open vault in this process \
+         (waited {waited_s} s): close the other before opening it again"
+    )]
     Locked {
         /// The store's directory.
         dir: String,
