@@ -186,6 +186,21 @@ def test_hostile_directory_strings(tmp_path):
     assert a_file.read_bytes() == b"the app's own data"
 
 
+def test_an_empty_directory_string_writes_nothing_in_the_working_directory(tmp_path, monkeypatch):
+    cwd = tmp_path / "app"
+    cwd.mkdir()
+    (cwd / "settings.json").write_text("{}")
+    monkeypatch.chdir(cwd)
+    keys = AppKeys()
+    with pytest.raises(vf.OpenError.Storage) as e:
+        vf.Vault.create("", now_ms(), 7, keys)
+    assert "empty" in str(e.value)
+    with pytest.raises((vf.OpenError.Storage, vf.OpenError.NotAVault)):
+        vf.Vault.open("", keys)
+    assert sorted(p.name for p in cwd.iterdir()) == ["settings.json"]
+    assert keys.key is None
+
+
 def test_key_store_raising_the_wrong_exception(tmp_path):
     vault, keys, start = new_vault(tmp_path)
     vault.record(vf.Metric.HEART_RATE, 64.0, start + 1)

@@ -285,12 +285,34 @@ fn hostile_directory_strings_are_refused_and_touch_nothing() {
     // file is intact.
     assert!(keys.key.lock().unwrap().is_none());
     assert_eq!(std::fs::read(&file).unwrap(), b"the app's own data");
-    // The empty string is the current directory: never a vault there (the
-    // crate's directory holds files that are not Vigil's).
-    match Vault::create(String::new(), start, 7, keys.clone()) {
-        Err(OpenError::NotEmpty { .. } | OpenError::Storage { .. }) => {}
-        other => panic!("create \"\": expected NotEmpty or Storage, got {other:?}"),
+    assert!(keys.key.lock().unwrap().is_none());
+}
+
+/// The entries of the working directory (the crate's, under `cargo test`).
+fn cwd_entries() -> Vec<std::ffi::OsString> {
+    let mut v: Vec<_> = std::fs::read_dir(".")
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn an_empty_directory_string_is_refused_and_writes_nothing_in_the_working_directory() {
+    let keys = AppKeys::new();
+    let before = cwd_entries();
+    // "" names no directory; a store there would land in the process's
+    // working directory, among the app's own files.
+    match Vault::create(String::new(), now_ms(), 7, keys.clone()) {
+        Err(OpenError::Storage { detail }) => assert!(detail.contains("empty"), "{detail}"),
+        other => panic!("create \"\": expected Storage, got {other:?}"),
     }
+    match Vault::open(String::new(), keys.clone()) {
+        Err(OpenError::Storage { .. } | OpenError::NotAVault { .. }) => {}
+        other => panic!("open \"\": expected Storage or NotAVault, got {other:?}"),
+    }
+    assert_eq!(cwd_entries(), before);
     assert!(keys.key.lock().unwrap().is_none());
 }
 
