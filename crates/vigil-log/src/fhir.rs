@@ -234,16 +234,25 @@ mod tests {
         let id = log
             .record(Metric::BodyTemperature, 37.9, Unit::Celsius, t)
             .unwrap();
-        log.record(Metric::Steps, 1200.0, Unit::Count, t + 1).unwrap();
+        log.record(Metric::Steps, 1200.0, Unit::Count, t + 1)
+            .unwrap();
         log.retract(id, "thermometer in tea", t + 2).unwrap();
         let b = bundle(&log, None, false, t + 3);
         assert_eq!(b["total"], 1);
-        assert_eq!(b["entry"][0]["resource"]["category"][0]["coding"][0]["code"], "activity");
+        assert_eq!(
+            b["entry"][0]["resource"]["category"][0]["coding"][0]["code"],
+            "activity"
+        );
         let all = bundle(&log, None, true, t + 3);
         let obs = &all["entry"][0]["resource"];
         assert_eq!(obs["status"], "entered-in-error");
         assert_eq!(obs["id"], id.to_string());
-        assert!(obs["note"][0]["text"].as_str().unwrap().contains("thermometer in tea"));
+        assert!(
+            obs["note"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("thermometer in tea")
+        );
         assert_eq!(
             all["entry"][0]["fullUrl"],
             format!("urn:uuid:{}", reading_uuid(id))

@@ -187,11 +187,9 @@ fn each_conflicting_value_names_the_device_that_set_it() {
     for c in &conflicts {
         let by = phone.conflict_devices(c);
         let named: Vec<(String, Option<vigil_log::DeviceId>)> = match c {
-            Conflict::CheckIn { values, .. } => values
-                .iter()
-                .map(|v| v.name().to_owned())
-                .zip(by)
-                .collect(),
+            Conflict::CheckIn { values, .. } => {
+                values.iter().map(|v| v.name().to_owned()).zip(by).collect()
+            }
             Conflict::Annotation { values, .. } => values.iter().cloned().zip(by).collect(),
         };
         // Whatever order Automerge gives, each value has its author.
@@ -206,7 +204,9 @@ fn each_conflicting_value_names_the_device_that_set_it() {
     }
     // Resolved: one value, by the device that resolved it.
     tablet.merge(&mut phone).unwrap();
-    tablet.check_in(day, Symptom::Cough, Severity::Moderate).unwrap();
+    tablet
+        .check_in(day, Symptom::Cough, Severity::Moderate)
+        .unwrap();
     let c = Conflict::CheckIn {
         day,
         symptom: Symptom::Cough,
