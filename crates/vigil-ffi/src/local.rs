@@ -430,24 +430,85 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The latest time the binding takes: 9999-12-31T23:59:59.999Z, the last
+/// instant RFC 3339 (and so a FHIR `dateTime`) can write.
+pub(crate) const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// The longest reading id: 32 hex digits, `-`, a u64 in decimal.
+const MAX_ID_LEN: usize = 32 + 1 + 20;
+/// A day is `YYYY-MM-DD`.
+const DAY_LEN: usize = 10;
+/// The longest conflict key: a day, `/`, a symptom's name (well under
+/// this), or a reading id.
+const MAX_KEY_LEN: usize = 64;
+/// The longest severity's name, with room for the case-insensitive forms.
+const MAX_SEVERITY_LEN: usize = 16;
+/// How much of a refused string an error repeats: an app that passes a
+/// megabyte gets a short message back, not its megabyte.
+const PREVIEW_CHARS: usize = 40;
+
+/// The start of `s`, for an error message.
+fn preview(s: &str) -> String {
+    let mut chars = s.chars();
+    let head: String = chars.by_ref().take(PREVIEW_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
 /// A reading id from the app.
 fn reading_id(s: &str) -> Result<vigil::ReadingId, Invalid> {
+    if s.len() > MAX_ID_LEN {
+        return Err(vigil::LogError::InvalidReadingId(preview(s)).into());
+    }
     Ok(s.parse::<vigil::ReadingId>()?)
 }
 
 /// A day from the app, `YYYY-MM-DD`.
 fn day(s: &str) -> Result<vigil::Day, Invalid> {
+    if s.len() > DAY_LEN {
+        return Err(vigil::LogError::InvalidDay(preview(s)).into());
+    }
     Ok(s.parse::<vigil::Day>()?)
 }
 
-/// A time from the app, ms since the Unix epoch.
+/// A time from the app, ms since the Unix epoch: from 1970 to the end of
+/// 9999. The library refuses negative times of readings only; a
+/// retraction's time, a query's bounds and "now" are checked here, so
+/// that no time the exports cannot write gets in.
 fn time(ms: i64) -> Result<i64, Invalid> {
+    if ms < 0 {
+        return Err(vigil::LogError::NegativeTime(ms).into());
+    }
+    if ms > MAX_TIME_MS {
+        return Err(Invalid::new(
+            "time-out-of-range",
+            format!("time {ms} ms is after 9999-12-31T23:59:59.999Z"),
+        ));
+    }
     Ok(ms)
 }
 
-/// A note or a reason from the app.
+/// A note or a reason from the app: something must be said (the library
+/// bounds the length).
 fn text(s: &str) -> Result<&str, Invalid> {
+    if s.trim().is_empty() {
+        return Err(Invalid::new(
+            "empty-text",
+            "the text is empty: a note or a reason must say something",
+        ));
+    }
     Ok(s)
+}
+
+/// A severity's name from the app.
+fn severity(s: &str) -> Result<vigil::Severity, Invalid> {
+    if s.len() > MAX_SEVERITY_LEN {
+        return Err(vigil::LogError::UnknownSeverity(preview(s)).into());
+    }
+    Ok(s.parse::<vigil::Severity>()?)
 }
 
 /// The rules this device evaluates: each grant's, or the default if it
@@ -476,6 +537,15 @@ enum Target {
 }
 
 fn find_conflict(log: &vigil::HealthLog, key: &str) -> Result<(Target, Vec<String>), Invalid> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Invalid::new(
+            "invalid-conflict-key",
+            format!(
+                "invalid conflict key {:?}: expected DAY/SYMPTOM or a reading id",
+                preview(key)
+            ),
+        ));
+    }
     let all = log.conflicts();
     let found = if let Some((d, s)) = key.split_once('/') {
         let d = day(d)?;
@@ -511,8 +581,7 @@ fn find_conflict(log: &vigil::HealthLog, key: &str) -> Result<(Target, Vec<Strin
 fn resolve(v: &mut vigil::Vault, target: Target, value: &str) -> Result<(), WriteError> {
     match target {
         Target::CheckIn(day, symptom) => {
-            let severity: vigil::Severity = value.parse().map_err(Invalid::from)?;
-            v.check_in(day, symptom, severity)?;
+            v.check_in(day, symptom, severity(value)?)?;
         }
         Target::Annotation(id) => v.annotate(id, text(value)?)?,
     }
@@ -546,8 +615,9 @@ impl Vault {
     }
 
     /// Answers the check-in of `day` (`YYYY-MM-DD`, UTC) at `now_ms`
-    /// (`vigil check-in --set`). Every answer is checked before any is
-    /// written; each is durable when this returns. Setting a symptom in
+    /// (`vigil check-in --set`): a day of the period, not in the future,
+    /// and each symptom at most once. Every answer is checked before any
+    /// is written; each is durable when this returns. Setting a symptom in
     /// conflict resolves the conflict.
     pub fn check_in(
         &self,
@@ -556,8 +626,35 @@ impl Vault {
         now_ms: i64,
     ) -> Result<(), WriteError> {
         let day = self::day(&day)?;
-        let _ = time(now_ms)?;
+        let now_ms = time(now_ms)?;
+        if answers.is_empty() {
+            return Err(Invalid::new("empty-check-in", "the check-in has no answer").into());
+        }
+        for (i, a) in answers.iter().enumerate() {
+            if answers[..i].iter().any(|b| b.symptom == a.symptom) {
+                let name = vigil::Symptom::from(a.symptom).name();
+                return Err(Invalid::new(
+                    "duplicate-symptom",
+                    format!("{name} is answered twice in one check-in"),
+                )
+                .into());
+            }
+        }
         self.with(|v| {
+            // As `vigil check-in`: a day of the period, not yet to come.
+            let p = v.period();
+            if day < vigil::Day::of(p.start_ms) || day > vigil::Day::of(p.end_ms - 1) {
+                return Err(Invalid::new(
+                    "day-outside-period",
+                    format!("{day} is outside the monitoring period"),
+                )
+                .into());
+            }
+            if day > vigil::Day::of(now_ms) {
+                return Err(
+                    Invalid::new("day-in-future", format!("{day} is in the future")).into(),
+                );
+            }
             for a in &answers {
                 v.check_in(day, a.symptom.into(), a.severity.into())?;
             }
@@ -677,6 +774,13 @@ impl Vault {
     ) -> Result<Vec<ReadingDetail>, QueryError> {
         let from = from_ms.map(time).transpose()?.unwrap_or(i64::MIN);
         let to = to_ms.map(time).transpose()?.unwrap_or(i64::MAX);
+        if from > to {
+            return Err(Invalid::new(
+                "invalid-range",
+                format!("the range ends ({to} ms) before it starts ({from} ms)"),
+            )
+            .into());
+        }
         let metric = metric.map(vigil::Metric::from);
         self.with(|v| {
             let log = v.log();
