@@ -298,14 +298,27 @@ pub struct Grant {
     pub grant_id: String,
     /// The node's X25519 public key (hex).
     pub node: String,
-    /// The rule the device evaluates for it.
-    pub rule: FeverRule,
     /// The label staff set in the ticket: what the node shows with the alerts.
     pub label: String,
     /// Valid from, ms.
     pub valid_from_ms: i64,
-    /// Valid until, ms.
+    /// Valid until, ms (the ticket's period end at the latest).
     pub valid_until_ms: i64,
+    /// The rule the device evaluates for it.
+    pub rule: FeverRule,
+}
+
+impl From<vigil::Grant> for Grant {
+    fn from(g: vigil::Grant) -> Self {
+        Grant {
+            grant_id: hex(&g.grant_id),
+            node: hex(g.node.as_bytes()),
+            label: g.label,
+            valid_from_ms: g.valid_from_ms,
+            valid_until_ms: g.valid_until_ms,
+            rule: g.rule.into(),
+        }
+    }
 }
 
 /// One fact that left this device: what the community was told
@@ -884,19 +897,7 @@ impl Vault {
 
     /// The fever-alert grants this device made.
     pub fn grants(&self) -> Result<Vec<Grant>, QueryError> {
-        self.with(|v| {
-            Ok(v.grants()?
-                .into_iter()
-                .map(|g| Grant {
-                    grant_id: hex(&g.grant_id),
-                    node: hex(g.node.as_bytes()),
-                    rule: g.rule.into(),
-                    label: g.label,
-                    valid_from_ms: g.valid_from_ms,
-                    valid_until_ms: g.valid_until_ms,
-                })
-                .collect())
-        })
+        self.with(|v| Ok(v.grants()?.into_iter().map(Grant::from).collect()))
     }
 
     /// Everything that ever left this device besides the encrypted log,

@@ -636,3 +636,96 @@ fn conflicts_name_their_devices_and_resolve() {
     let r = vault.readings(None, None, None, false).unwrap();
     assert_eq!(r[0].annotations, vec![kept]);
 }
+
+/// An enrolled device (through an in-process node, as the network half of
+/// the binding does it): its grant, what it told the community, and the
+/// alerts waiting for the node, before and after they are sent.
+#[test]
+fn grants_disclosures_and_waiting_alerts_of_an_enrolled_device() {
+    use vigil::KeyStore as _;
+    use vigil_ffi::{AlertKind, Disclosure};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (start, now) = week();
+    let dir = tmp.path().join("phone");
+    let node = vigil_testkit::node(&tmp.path().join("node"));
+    let (mut phone, keys) = vigil_testkit::disk_vault(&dir, vigil::Period::days(start, 7), 3);
+    let mut conn = vigil_testkit::enrol(&mut phone, &node, "room 12", now);
+    let node_hex: String = node
+        .enrolment_code()
+        .node_public
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let root = keys.load().unwrap().unwrap().expose_secret().to_vec();
+    drop(phone);
+
+    // The app records a fever: an alert waits for the node.
+    let vault = Vault::open(dir.display().to_string(), AppKeys::holding(root.clone())).unwrap();
+    vault
+        .record(Metric::BodyTemperature, 38.2, now - 5 * MIN)
+        .unwrap();
+    vault
+        .record(Metric::BodyTemperature, 38.5, now - MIN)
+        .unwrap();
+    let grants = vault.grants().unwrap();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(
+        (grants[0].label.as_str(), &grants[0].node),
+        ("room 12", &node_hex)
+    );
+    assert_eq!(grants[0].rule.threshold_c, 37.3);
+    let pending = vault.pending_alerts(now).unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].kind, AlertKind::Started);
+    assert_eq!(pending[0].grant_id, grants[0].grant_id);
+    assert!(!pending[0].overdue);
+    assert!(vault.pending_alerts(now + 16 * MIN).unwrap()[0].overdue);
+    assert_eq!(vault.evaluate_alerts(now).unwrap(), 0, "already queued");
+    assert_eq!(
+        vault.current_fever().unwrap().unwrap().onset_ms,
+        now - 5 * MIN
+    );
+    match vault.disclosures().unwrap().as_slice() {
+        [
+            Disclosure::Grant {
+                label, node, rule, ..
+            },
+        ] => {
+            assert_eq!((label.as_str(), node), ("room 12", &node_hex));
+            assert_eq!(*rule, grants[0].rule);
+        }
+        other => panic!("expected the grant only, got {other:?}"),
+    }
+    drop(vault);
+
+    // The network half sends it; the binding then shows what was told.
+    let mut phone = vigil::Vault::open(&dir, &keys).unwrap();
+    let public = node.enrolment_code().node_public;
+    assert_eq!(
+        phone
+            .send_alerts(&mut conn, &public, now)
+            .unwrap()
+            .delivered,
+        1
+    );
+    drop(phone);
+    let vault = Vault::open(dir.display().to_string(), AppKeys::holding(root)).unwrap();
+    assert!(vault.pending_alerts(now).unwrap().is_empty());
+    match vault.disclosures().unwrap().as_slice() {
+        [
+            Disclosure::Grant { .. },
+            Disclosure::AlertSent {
+                kind: AlertKind::Started,
+                at_ms,
+                ..
+            },
+            Disclosure::AlertAcknowledged {
+                kind: AlertKind::Started,
+                ..
+            },
+        ] => assert_eq!(*at_ms, now),
+        other => panic!("expected grant, sent, acknowledged; got {other:?}"),
+    }
+}
