@@ -3,6 +3,15 @@
 //! what left the device, the exports and the shred. Each call does what the
 //! matching `vigil` command does (crates/vigil-cli/src/resident/commands),
 //! with the library's types as records and enums.
+//!
+//! Every input is checked before the library is called, and a refusal is
+//! an `Invalid` error whose `code` an app can branch on: the library's own
+//! (`negative-time`, `invalid-reading-id`, `unknown-reading`,
+//! `text-too-long`, `invalid-day`, `unknown-symptom`, `unknown-severity`,
+//! ...) and the binding's: `time-out-of-range` (after 9999),
+//! `empty-text`, `empty-check-in`, `duplicate-symptom`,
+//! `day-outside-period`, `day-in-future`, `invalid-range`,
+//! `invalid-conflict-key`, `no-such-conflict`, `no-such-choice`.
 
 use std::sync::Arc;
 
