@@ -549,8 +549,7 @@ fn checkin_key(day: vigil::Day, symptom: vigil::Symptom) -> String {
     format!("{day}/{}", symptom.name().replace('_', "-"))
 }
 
-/// Every value of the unresolved conflict `key` names, as text (a
-/// severity's name, or a note), and what setting one of them means.
+/// What a conflict key names: where the value that resolves it is set.
 enum Target {
     /// A check-in conflict.
     CheckIn(vigil::Day, vigil::Symptom),
@@ -558,6 +557,8 @@ enum Target {
     Annotation(vigil::ReadingId),
 }
 
+/// The unresolved conflict `key` names, and its values as text (a
+/// severity's name, or a note), the one shown now first.
 fn find_conflict(log: &vigil::HealthLog, key: &str) -> Result<(Target, Vec<String>), Invalid> {
     if key.len() > MAX_KEY_LEN {
         return Err(Invalid::new(
