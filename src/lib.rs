@@ -76,14 +76,14 @@ pub use vigil_device::{
     WriteError,
 };
 
-// The health log, and the decoder of a wristband's Bluetooth GATT values
-// (what `Vault::record_gatt` reads).
-pub use vigil_log::gatt;
+// The health log, the decoder of a wristband's Bluetooth GATT values
+// (what `Vault::record_gatt` reads), and the log's FHIR R4 export.
 pub use vigil_log::{
     ChangeHash, Conflict, DailySummary, Day, DeviceId, FeverEpisode, FeverRule, HealthLog,
     LogError, LogView, MAX_LABEL_CHARS, MAX_TEXT_CHARS, Metric, Reading, ReadingId, Retraction,
     RuleError, Severity, Symptom, Unit,
 };
+pub use vigil_log::{fhir, gatt};
 
 // What a `KeyStore` implementation holds (an app's platform keystore).
 pub use vigil_crypto::RootKey;
