@@ -115,3 +115,23 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    /// 72 bytes after the prefix, but a two-byte character straddles the
+    /// key's end: the parser must refuse it, not split the character.
+    #[test]
+    fn a_multibyte_character_at_the_key_boundary_is_malformed_not_a_panic() {
+        for at in [63, 71] {
+            let mut body = "a".repeat(at);
+            body.push('é');
+            body.push_str(&"a".repeat(72 - at - 2));
+            assert_eq!(body.len(), 72);
+            let code = format!("{JOINER_CODE_PREFIX}{body}");
+            let r = std::panic::catch_unwind(|| parse_joiner_code(&code));
+            assert_eq!(r.ok(), Some(Err(JoinerCodeError::Malformed)), "at {at}");
+        }
+    }
+}
