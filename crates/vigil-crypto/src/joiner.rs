@@ -54,6 +54,8 @@ pub fn parse_joiner_code(s: &str) -> Result<X25519PublicKey, JoinerCodeError> {
         .strip_prefix(JOINER_CODE_PREFIX)
         .ok_or(JoinerCodeError::Malformed)?
         .to_ascii_lowercase();
+    // Split as bytes: a string index inside a multibyte character would panic.
+    let h = h.as_bytes();
     if h.len() != 64 + CHECK_HEX {
         return Err(JoinerCodeError::Malformed);
     }
@@ -124,7 +126,7 @@ mod hostile {
     /// key's end: the parser must refuse it, not split the character.
     #[test]
     fn a_multibyte_character_at_the_key_boundary_is_malformed_not_a_panic() {
-        for at in [63, 71] {
+        for at in [63, 70] {
             let mut body = "a".repeat(at);
             body.push('é');
             body.push_str(&"a".repeat(72 - at - 2));
