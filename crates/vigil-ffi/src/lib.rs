@@ -16,6 +16,8 @@ uniffi::setup_scaffolding!();
 
 mod error;
 mod keystore;
+pub mod net;
+pub mod net_error;
 
 pub use error::{OpenError, ReadError, WriteError};
 pub use keystore::{KeyStore, KeyStoreError};
