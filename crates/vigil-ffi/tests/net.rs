@@ -123,6 +123,22 @@ fn enrol_pair_sync_both_ways_send_a_fever_and_shred_with_the_node() {
     assert_eq!(phone_code, tablet_code);
     assert_eq!(phone_code.len(), 7, "{phone_code:?}");
     let tablet_keys = AppKeys::new();
+    // A directory holding the app's own files is refused, and the offer
+    // stays for another directory.
+    let crowded = w.dir.join("crowded");
+    std::fs::create_dir_all(&crowded).unwrap();
+    std::fs::write(crowded.join("photo.jpg"), b"not Vigil's").unwrap();
+    assert!(matches!(
+        joiner.confirm(
+            tablet_node.clone(),
+            crowded.display().to_string(),
+            tablet_keys.clone()
+        ),
+        Err(SyncError::Open {
+            source: OpenError::NotEmpty { .. }
+        })
+    ));
+    assert!(!tablet_keys.holds_key());
     let tablet_dir = w.dir.join("tablet").display().to_string();
     let tablet = joiner
         .confirm(tablet_node.clone(), tablet_dir.clone(), tablet_keys.clone())
