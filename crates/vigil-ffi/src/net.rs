@@ -573,18 +573,15 @@ impl Joiner {
         key_store: Arc<dyn KeyStore>,
     ) -> Result<Arc<Vault>, SyncError> {
         let mut state = self.lock();
-        let pending = match std::mem::replace(&mut *state, JoinState::Done) {
-            JoinState::Fetched(p) => p,
-            JoinState::Waiting(identity) => {
-                *state = JoinState::Waiting(identity);
-                return Err(SyncError::NoOffer);
-            }
+        match &*state {
+            JoinState::Fetched(_) => {}
+            JoinState::Waiting(_) => return Err(SyncError::NoOffer),
             JoinState::Done => return Err(SyncError::JoinerClosed),
-        };
-        drop(state);
+        }
         let dir = Path::new(&dir);
         // As `Vault.create` checks: never over a tombstone, never among
         // files that are not Vigil's (a shred deletes the directory's).
+        // Checked before the offer is used, so another directory may follow.
         if vigil::SledStorage::read_tombstone(dir)?.is_some() {
             return Err(LibOpen(vigil::OpenError::AlreadyExists(dir.display().to_string())).into());
         }
@@ -596,6 +593,10 @@ impl Joiner {
             .into());
         }
         let storage = vigil::SledStorage::open(dir)?;
+        let JoinState::Fetched(pending) = std::mem::replace(&mut *state, JoinState::Done) else {
+            return Err(SyncError::NoOffer);
+        };
+        drop(state);
         let vault = node.run(|c| {
             pending.confirm(
                 Box::new(storage),
