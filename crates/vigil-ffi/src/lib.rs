@@ -17,6 +17,8 @@ uniffi::setup_scaffolding!();
 mod error;
 mod keystore;
 mod local;
+pub mod net;
+pub mod net_error;
 
 pub use error::{OpenError, QueryError, ReadError, ShredError, WriteError};
 pub use keystore::{KeyStore, KeyStoreError};
