@@ -204,6 +204,38 @@ def test_two_devices_a_fever_and_a_shred_through_a_real_node(node, tmp_path):
     phone.sync(phone_node)
     assert len(phone.log()) == 4 and len(tablet.log()) == 4
 
+    # Both devices answer today's check-in offline, differently: after a
+    # sync each sees the conflict, with the device behind each value.
+    day = time.strftime("%Y-%m-%d", time.gmtime(now / 1000))
+    phone.check_in(day, [vf.SymptomSeverity(symptom=vf.Symptom.COUGH, severity=vf.Severity.MILD)], now)
+    tablet.check_in(day, [vf.SymptomSeverity(symptom=vf.Symptom.COUGH, severity=vf.Severity.SEVERE)], now)
+    tablet.sync(tablet_node)
+    phone.sync(phone_node)
+    [conflict] = phone.conflicts()
+    assert isinstance(conflict, vf.Conflict.CHECK_IN)
+    assert conflict.key == f"{day}/cough"
+    devices = {c.severity: c.device_id for c in conflict.values}
+    assert devices == {
+        vf.Severity.MILD: phone.status().device_id,
+        vf.Severity.SEVERE: tablet.status().device_id,
+    }
+    phone.resolve_conflict(conflict.key, "moderate")
+    phone.sync(phone_node)
+    tablet.sync(tablet_node)
+    assert tablet.conflicts() == []
+    [answer] = [a for a in tablet.check_in_of(day) if a.severities]
+    assert (answer.symptom, answer.severities) == (vf.Symptom.COUGH, [vf.Severity.MODERATE])
+
+    # Exports for the resident's doctor: FHIR R4 and the Automerge document.
+    bundle = json.loads(phone.export_fhir(None, False, now))
+    assert bundle["resourceType"] == "Bundle"
+    observations = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+    assert len(observations) == 4
+    assert {o["valueQuantity"]["code"] for o in observations} == {"Cel"}
+    doc = phone.export_automerge()
+    assert len(doc) > 0
+    print(f"exports: FHIR bundle of {len(observations)} observations, Automerge document of {len(doc)} bytes")
+
     # The resident shreds with the node: its signed receipt, the key gone.
     shred = phone.shred_with_node(phone_node, phone_keys, now)
     print("shred:", shred)
