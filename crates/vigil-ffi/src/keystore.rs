@@ -79,7 +79,9 @@ pub trait KeyStore: Send + Sync {
     /// Stores the root key; must raise `Occupied` if one is stored already.
     fn store(&self, root: Vec<u8>) -> Result<(), KeyStoreError>;
     /// Destroys the stored root key. Idempotent: no key is already destroyed.
-    fn destroy(&self) -> Result<(), KeyStoreError>;
+    /// (Not `destroy`: every generated Kotlin object has a `destroy()` that
+    /// frees its Rust side, and the two would clash.)
+    fn destroy_key(&self) -> Result<(), KeyStoreError>;
 }
 
 /// The app's key store as the library's [`vigil::KeyStore`].
@@ -111,6 +113,6 @@ impl vigil::KeyStore for Adapter {
     }
 
     fn destroy(&self) -> Result<(), vigil::KeyStoreError> {
-        Ok(self.0.destroy()?)
+        Ok(self.0.destroy_key()?)
     }
 }

@@ -128,8 +128,9 @@ impl Node {
         self.ticket.is_some()
     }
 
-    /// Closes the connection now (the next call reconnects).
-    pub fn close(&self) {
+    /// Closes the connection now (the next call reconnects). Not `close`:
+    /// that is the generated Kotlin object's own (it frees the Rust side).
+    pub fn disconnect(&self) {
         if let Some(c) = self.lock().take() {
             c.close();
         }

@@ -45,7 +45,7 @@ impl KeyStore for AppKeys {
         *key = Some(root);
         Ok(())
     }
-    fn destroy(&self) -> Result<(), KeyStoreError> {
+    fn destroy_key(&self) -> Result<(), KeyStoreError> {
         self.destroyed.fetch_add(1, Ordering::SeqCst);
         self.key.lock().unwrap().take();
         Ok(())

@@ -37,7 +37,7 @@ impl KeyStore for AppKeys {
         *k = Some(root);
         Ok(())
     }
-    fn destroy(&self) -> Result<(), KeyStoreError> {
+    fn destroy_key(&self) -> Result<(), KeyStoreError> {
         *self.0.lock().unwrap() = None;
         Ok(())
     }
