@@ -6,8 +6,8 @@
 // crash. crates/vigil-ffi/test-bindings compiles and runs it.
 //
 // Each step is a small named function over one Story; a failed check
-// throws, the run stops there and the program exits 1. New steps (sync,
-// pairing, alerts once the API has them) go in STEPS, in story order.
+// throws, the run stops there and the program exits 1. The network story
+// (NodeStory.kt) follows when VIGIL_NODE_BIN names a vigil-node binary.
 
 import java.io.File
 import java.nio.file.Files
@@ -49,7 +49,6 @@ class MemoryKeyStore(private val slot: String) : KeyStore {
         keys[slot] = root.copyOf()
     }
 
-    // `destroy` in Rust, Python and Swift (see crates/vigil-ffi/uniffi.toml).
     override fun destroyKey() {
         keys.remove(slot)?.fill(0)
     }
@@ -229,28 +228,55 @@ val STEPS: List<Pair<String, (Story) -> String>> = listOf(
     "reopen with the right key" to ::reopenWithTheRightKey,
 )
 
+/** Runs `steps` in order; stops at the first failure. Returns (passed, failed). */
+fun <S> runSteps(steps: List<Pair<String, (S) -> String>>, state: S): Pair<Int, Int> {
+    var passed = 0
+    for ((name, step) in steps) {
+        try {
+            println("ok   $name: ${step(state)}")
+            passed++
+        } catch (e: Throwable) {
+            // One failure ends the story: later steps build on this one.
+            println("FAIL $name: ${e::class.qualifiedName}: ${e.message}")
+            return passed to 1
+        }
+    }
+    return passed to 0
+}
+
 fun main() {
     val root = Files.createTempDirectory("vigil-kotlin-story").toFile()
     val story = Story(root)
-    var passed = 0
-    var failed = 0
+    var passed: Int
+    var failed: Int
     try {
-        for ((name, step) in STEPS) {
-            try {
-                println("ok   $name: ${step(story)}")
-                passed++
-            } catch (e: Throwable) {
-                // One failure ends the story: later steps build on this one.
-                println("FAIL $name: ${e::class.qualifiedName}: ${e.message}")
-                failed++
-                break
-            }
-        }
+        val (p, f) = runSteps(STEPS, story)
+        passed = p
+        failed = f
     } finally {
         story.vault?.close()
-        root.deleteRecursively()
     }
-    val skipped = STEPS.size - passed - failed
+    val bin = System.getenv("VIGIL_NODE_BIN")
+    var total = STEPS.size
+    if (failed == 0 && bin.isNullOrEmpty()) {
+        println("skip the network story: VIGIL_NODE_BIN is not set (test-bindings sets it)")
+    } else if (failed == 0) {
+        total += NODE_STEPS.size
+        var nodeStory: NodeStory? = null
+        try {
+            nodeStory = NodeStory(root, bin!!)
+            val (p, f) = runSteps(NODE_STEPS, nodeStory)
+            passed += p
+            failed += f
+        } catch (e: Throwable) {
+            println("FAIL start vigil-node serve: ${e::class.qualifiedName}: ${e.message}")
+            failed++
+        } finally {
+            nodeStory?.node?.stop()
+        }
+    }
+    root.deleteRecursively()
+    val skipped = total - passed - failed
     println("kotlin: $passed passed, $failed failed" + if (skipped > 0) ", $skipped skipped" else "")
     if (failed > 0) exitProcess(1)
 }
