@@ -76,20 +76,24 @@ pub use vigil_device::{
     WriteError,
 };
 
-// The health log, and the decoder of a wristband's Bluetooth GATT values
-// (what `Vault::record_gatt` reads).
-pub use vigil_log::gatt;
+// The health log, the decoder of a wristband's Bluetooth GATT values
+// (what `Vault::record_gatt` reads), and the log's FHIR R4 export.
 pub use vigil_log::{
     ChangeHash, Conflict, DailySummary, Day, DeviceId, FeverEpisode, FeverRule, HealthLog,
     LogError, LogView, MAX_LABEL_CHARS, MAX_TEXT_CHARS, Metric, Reading, ReadingId, Retraction,
     RuleError, Severity, Symptom, Unit,
 };
+pub use vigil_log::{fhir, gatt};
 
 // What a `KeyStore` implementation holds (an app's platform keystore).
 pub use vigil_crypto::RootKey;
 
-// Pairing: the joiner's key and the code both screens show.
-pub use vigil_crypto::{ShortAuthCode, VaultId, X25519Identity, X25519PublicKey};
+// Pairing: the joiner's key, the code that carries it to the first device
+// (`vigil-join1/...`), and the code both screens show.
+pub use vigil_crypto::{
+    JOINER_CODE_PREFIX, JoinerCodeError, ShortAuthCode, VaultId, X25519Identity, X25519PublicKey,
+    joiner_code, parse_joiner_code,
+};
 
 // Fever alerts as the node records them, and its deletion receipts.
 pub use vigil_proto::alert::{ALERT_END, ALERT_START};
@@ -99,6 +103,9 @@ pub use vigil_proto::receipt::{BadReceipt, ReceiptBody, verify_receipt};
 // below, or an app's own transport, which names the node it reaches.
 pub use vigil_crypto::NodeId;
 pub use vigil_proto::{Exchange, ExchangeError};
+
+// What a failed exchange says: why the node closed, what it refused.
+pub use vigil_proto::{CloseReason, CodecError, ProtoError, SyncError};
 
 /// The connection to a community node.
 #[cfg(feature = "net")]

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod envelope;
+mod joiner;
 mod keys;
 mod sas;
 mod sign;
@@ -32,6 +33,7 @@ pub use envelope::{
     NONCE_LEN, OVERHEAD, OpenError, PAGE_BUCKET, SealError, TAG_LEN, VERSION, bucket_len, open,
     seal, sealed_len,
 };
+pub use joiner::{JOINER_CODE_PREFIX, JoinerCodeError, joiner_code, parse_joiner_code};
 pub use keys::{
     AlertKey, IndexKey, KeySchedule, LogKey, MailboxKey, MailboxVerifier, NodeId, RootKey,
     StoreKey, VaultId,

@@ -31,7 +31,7 @@ class Keys(vf.KeyStore):
             raise vf.KeyStoreError.Occupied(detail="bench")
         self.key = bytes(root)
 
-    def destroy(self):
+    def destroy_key(self):
         self.key = None
 
 

@@ -50,7 +50,7 @@ class AppKeys(vf.KeyStore):
             raise vf.KeyStoreError.Occupied(detail="python")
         self.key = bytes(root)
 
-    def destroy(self):
+    def destroy_key(self):
         if self.raises is not None:
             raise self.raises
         self.key = None
@@ -257,7 +257,7 @@ def test_a_shred_with_a_key_store_raising_a_base_exception(tmp_path):
     vf.Vault.create(str(tmp_path / "v"), now_ms() - 8 * DAY_MS, 7, keys)
 
     class Stubborn(AppKeys):
-        def destroy(self):
+        def destroy_key(self):
             raise KeyboardInterrupt()
 
     stubborn = Stubborn()

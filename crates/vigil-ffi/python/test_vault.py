@@ -43,7 +43,7 @@ class AppKeys(vf.KeyStore):
             raise vf.KeyStoreError.Occupied(detail="python")
         self.key = bytes(root)
 
-    def destroy(self):
+    def destroy_key(self):
         self.key = None
 
 

@@ -181,7 +181,7 @@ pub enum WriteError {
 }
 
 /// A short, stable name for a refused input (for apps to branch on).
-fn log_code(e: &vigil::LogError) -> &'static str {
+pub(crate) fn log_code(e: &vigil::LogError) -> &'static str {
     use vigil::LogError as E;
     match e {
         E::NotFinite { .. } => "not-finite",
@@ -247,5 +247,179 @@ pub enum ReadError {
 impl From<crate::Gone> for ReadError {
     fn from(_: crate::Gone) -> Self {
         ReadError::Shredded
+    }
+}
+
+/// An input the binding refused before it reached the library: the
+/// library's own refusal ([`vigil::LogError`], with its code), or one of
+/// the binding's checks (a time past the year 9999, empty text, a day
+/// outside the period, ...). Converted into each error enum's `Invalid`.
+#[derive(Debug)]
+pub(crate) struct Invalid {
+    /// A short, stable name for the refusal.
+    pub(crate) code: &'static str,
+    /// What was refused, in words.
+    pub(crate) detail: String,
+}
+
+impl Invalid {
+    /// A refusal of the binding's own.
+    pub(crate) fn new(code: &'static str, detail: impl Into<String>) -> Self {
+        Invalid {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<vigil::LogError> for Invalid {
+    fn from(e: vigil::LogError) -> Self {
+        Invalid {
+            code: log_code(&e),
+            detail: e.to_string(),
+        }
+    }
+}
+
+impl From<Invalid> for WriteError {
+    fn from(e: Invalid) -> Self {
+        WriteError::Invalid {
+            code: e.code.into(),
+            detail: e.detail,
+        }
+    }
+}
+
+/// Why a query failed: the input was refused, or the vault's store could
+/// not be read ([`vigil::StorageError`]); nothing is ever written.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum QueryError {
+    /// The input was refused (a time before 1970 or after 9999, a reversed
+    /// range, a day that is not YYYY-MM-DD, ...).
+    #[error("{detail}")]
+    Invalid {
+        /// A short, stable name for the refusal (`negative-time`,
+        /// `time-out-of-range`, `invalid-range`, `invalid-day`, ...).
+        code: String,
+        /// What was refused, in words.
+        detail: String,
+    },
+    /// The vault's store could not be read, or a record in it does not open.
+    #[error("{detail}")]
+    Storage {
+        /// What failed.
+        detail: String,
+    },
+    /// The vault was shredded through this object: nothing is left to read.
+    #[error("this vault was shredded; nothing is left to read")]
+    Shredded,
+}
+
+impl From<Invalid> for QueryError {
+    fn from(e: Invalid) -> Self {
+        QueryError::Invalid {
+            code: e.code.into(),
+            detail: e.detail,
+        }
+    }
+}
+
+impl From<vigil::StorageError> for QueryError {
+    fn from(e: vigil::StorageError) -> Self {
+        QueryError::Storage {
+            detail: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::Gone> for QueryError {
+    fn from(_: crate::Gone) -> Self {
+        QueryError::Shredded
+    }
+}
+
+/// Why a shred did not complete ([`vigil::ShredError`]). Apart from
+/// `Invalid` and `Shredded` (nothing was done), the tombstone is already
+/// written: the vault never opens again, and the next open finishes the job.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum ShredError {
+    /// The input was refused (a time before 1970 or after 9999); the vault
+    /// is untouched and still open.
+    #[error("{detail}")]
+    Invalid {
+        /// A short, stable name for the refusal.
+        code: String,
+        /// What was refused, in words.
+        detail: String,
+    },
+    /// The key store failed to destroy the root key.
+    #[error("could not destroy the root key: {source}")]
+    KeyStore {
+        /// Its error.
+        source: crate::KeyStoreError,
+    },
+    /// The vault's store could not be deleted.
+    #[error("could not delete the vault's store: {detail}")]
+    Storage {
+        /// What failed.
+        detail: String,
+    },
+    /// The vault's tombstone is damaged.
+    #[error("the vault's tombstone is damaged")]
+    BadTombstone,
+    /// The shred completed, but the key store held another vault's key
+    /// (or not a Vigil key), which was left untouched.
+    #[error(
+        "vault {vault_id} is shredded; the key store holds another vault's key (or not a Vigil key), left untouched"
+    )]
+    KeyKept {
+        /// The vault that was shredded (hex).
+        vault_id: String,
+        /// When the shred began, ms.
+        shredded_at_ms: i64,
+    },
+    /// The vault was already shredded through this object.
+    #[error("this vault was already shredded")]
+    Shredded,
+    /// An error variant newer than this binding (its message says what).
+    #[error("{detail}")]
+    Other {
+        /// The library's message.
+        detail: String,
+    },
+}
+
+impl From<vigil::ShredError> for ShredError {
+    fn from(e: vigil::ShredError) -> Self {
+        use vigil::ShredError as E;
+        match e {
+            E::KeyStore(e) => ShredError::KeyStore { source: e.into() },
+            E::Storage(e) => ShredError::Storage {
+                detail: e.to_string(),
+            },
+            E::BadTombstone => ShredError::BadTombstone,
+            E::KeyKept(t) => ShredError::KeyKept {
+                vault_id: t.vault_id.to_string(),
+                shredded_at_ms: t.shredded_at_ms,
+            },
+            e => ShredError::Other {
+                detail: e.to_string(),
+            },
+        }
+    }
+}
+
+impl From<Invalid> for ShredError {
+    fn from(e: Invalid) -> Self {
+        ShredError::Invalid {
+            code: e.code.into(),
+            detail: e.detail,
+        }
+    }
+}
+
+impl From<crate::Gone> for ShredError {
+    fn from(_: crate::Gone) -> Self {
+        ShredError::Shredded
     }
 }

@@ -79,14 +79,16 @@ pub trait KeyStore: Send + Sync {
     /// Stores the root key; must raise `Occupied` if one is stored already.
     fn store(&self, root: Vec<u8>) -> Result<(), KeyStoreError>;
     /// Destroys the stored root key. Idempotent: no key is already destroyed.
-    fn destroy(&self) -> Result<(), KeyStoreError>;
+    /// (Not `destroy`: every generated Kotlin object has a `destroy()` that
+    /// frees its Rust side, and the two would clash.)
+    fn destroy_key(&self) -> Result<(), KeyStoreError>;
 }
 
 /// The app's key store as the library's [`vigil::KeyStore`].
 ///
 /// It trusts the app's implementation no further than it can check: a
 /// panic in it (a bug in a Rust-side store) is an error, not an unwinding
-/// through the vault; and `store` and `destroy` are read back, because a
+/// through the vault; and `store` and `destroy_key` are read back, because a
 /// foreign implementation can fail without saying so (a Python store that
 /// raises `KeyboardInterrupt` or `SystemExit` is reported to Rust as a
 /// success by UniFFI's generated callback, and a platform keystore may drop
@@ -155,7 +157,7 @@ impl vigil::KeyStore for Adapter {
     }
 
     fn destroy(&self) -> Result<(), vigil::KeyStoreError> {
-        guarded("destroy", || self.0.destroy())?;
+        guarded("destroy_key", || self.0.destroy_key())?;
         if self.load_bytes()?.is_some() {
             return Err(KeyStoreError::Io {
                 detail: "the app's key store still holds a key after destroying it \

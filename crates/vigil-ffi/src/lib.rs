@@ -16,9 +16,17 @@ uniffi::setup_scaffolding!();
 
 mod error;
 mod keystore;
+mod local;
+pub mod net;
+pub mod net_error;
 
-pub use error::{OpenError, ReadError, WriteError};
+pub use error::{OpenError, QueryError, ReadError, ShredError, WriteError};
 pub use keystore::{KeyStore, KeyStoreError};
+pub use local::{
+    AlertKind, Conflict, DailySummary, Disclosure, FeverEpisode, FeverRule, Grant, PendingAlert,
+    ReadingDetail, Retraction, Severity, SeverityChoice, Symptom, SymptomCheckIn, SymptomSeverity,
+    TextChoice, Tombstone,
+};
 
 /// The health metrics Vigil records, each in its one fixed unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -142,7 +150,6 @@ impl Vault {
 
     /// Takes the vault out (for a shred, which consumes it); later calls
     /// are refused with `Shredded`.
-    #[allow(dead_code)] // used by the shred calls
     pub(crate) fn take(&self) -> Result<vigil::Vault, Gone> {
         self.lock().take().ok_or(Gone)
     }

@@ -22,7 +22,7 @@ enum Mode {
     Foreign,
     /// Every call panics (a bug in a Rust-side key store).
     Panic,
-    /// `store` and `destroy` say Ok and do nothing (what a Python key store
+    /// `store` and `destroy_key` say Ok and do nothing (what a Python key store
     /// raising `KeyboardInterrupt` looks like from Rust: the generated
     /// callback swallows it and reports success).
     Silent,
@@ -76,7 +76,7 @@ impl KeyStore for AppKeys {
         *key = Some(root);
         Ok(())
     }
-    fn destroy(&self) -> Result<(), KeyStoreError> {
+    fn destroy_key(&self) -> Result<(), KeyStoreError> {
         match self.mode() {
             Mode::Panic => panic!("the app's key store has a bug"),
             Mode::Silent => return Ok(()),

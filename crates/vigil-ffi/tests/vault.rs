@@ -66,7 +66,7 @@ impl KeyStore for AppKeys {
         *key = Some(root);
         Ok(())
     }
-    fn destroy(&self) -> Result<(), KeyStoreError> {
+    fn destroy_key(&self) -> Result<(), KeyStoreError> {
         self.key.lock().unwrap().take();
         Ok(())
     }

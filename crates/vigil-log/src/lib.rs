@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod fever;
+pub mod fhir;
 pub mod gatt;
 mod log;
 mod model;

@@ -435,24 +435,68 @@ impl HealthLog {
     }
 
     fn checkin_values(&self, day: Day, symptom: Symptom) -> Vec<Severity> {
-        self.all_strings(&self.checkins, &checkin_key(day, symptom))
-            .iter()
-            .filter_map(|s| s.parse().ok())
+        self.checkin_values_by(day, symptom)
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect()
+    }
+
+    /// A check-in's values with the device that set each.
+    fn checkin_values_by(&self, day: Day, symptom: Symptom) -> Vec<(Severity, Option<DeviceId>)> {
+        self.all_strings_by(&self.checkins, &checkin_key(day, symptom))
+            .into_iter()
+            .filter_map(|(s, by)| Some((s.parse().ok()?, by)))
             .collect()
     }
 
     /// Values at `key`, the winning one first, then the others in op order.
     fn all_strings(&self, obj: &ObjId, key: &str) -> Vec<String> {
-        let mut all: Vec<String> = self
+        self.all_strings_by(obj, key)
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect()
+    }
+
+    /// [`Self::all_strings`] with the device that set each value: the
+    /// actor of its op, which is the device id (`None` for an actor that is
+    /// not 16 bytes, which no Vigil device writes).
+    fn all_strings_by(&self, obj: &ObjId, key: &str) -> Vec<(String, Option<DeviceId>)> {
+        let mut all: Vec<(String, Option<DeviceId>)> = self
             .doc
             .get_all(obj, key)
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|(v, _)| v.as_str().map(str::to_owned))
+            .filter_map(|(v, id)| {
+                let by = match &id {
+                    ObjId::Id(_, actor, _) => {
+                        <[u8; 16]>::try_from(actor.to_bytes()).ok().map(DeviceId)
+                    }
+                    ObjId::Root => None,
+                };
+                v.as_str().map(|s| (s.to_owned(), by))
+            })
             .collect();
         // Automerge's winner is the value with the greatest op id: the last.
         all.reverse();
         all
+    }
+
+    /// The device that set each of a conflict's values, in the order of its
+    /// `values` (the same length). `None` for a value whose author is not a
+    /// device id, which no Vigil device writes.
+    pub fn conflict_devices(&self, conflict: &Conflict) -> Vec<Option<DeviceId>> {
+        match conflict {
+            Conflict::CheckIn { day, symptom, .. } => self
+                .checkin_values_by(*day, *symptom)
+                .into_iter()
+                .map(|(_, by)| by)
+                .collect(),
+            Conflict::Annotation { reading, .. } => self
+                .all_strings_by(&self.annotations, &reading.to_string())
+                .into_iter()
+                .map(|(_, by)| by)
+                .collect(),
+        }
     }
 
     /// Every unresolved conflict, check-ins first, in key order.

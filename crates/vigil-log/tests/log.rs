@@ -168,6 +168,54 @@ fn concurrent_checkins_stay_visible_until_resolved() {
 }
 
 #[test]
+fn each_conflicting_value_names_the_device_that_set_it() {
+    let mut phone = HealthLog::new(dev(1));
+    let id = phone
+        .record(Metric::HeartRate, 70.0, Unit::BeatsPerMinute, T0)
+        .unwrap();
+    let mut tablet = replica(&mut phone, dev(2));
+    let day = Day::of(T0);
+    phone.check_in(day, Symptom::Cough, Severity::Mild).unwrap();
+    tablet
+        .check_in(day, Symptom::Cough, Severity::Severe)
+        .unwrap();
+    phone.annotate(id, "after stairs").unwrap();
+    tablet.annotate(id, "sitting").unwrap();
+    phone.merge(&mut tablet).unwrap();
+    let conflicts = phone.conflicts();
+    assert_eq!(conflicts.len(), 2, "{conflicts:?}");
+    for c in &conflicts {
+        let by = phone.conflict_devices(c);
+        let named: Vec<(String, Option<vigil_log::DeviceId>)> = match c {
+            Conflict::CheckIn { values, .. } => {
+                values.iter().map(|v| v.name().to_owned()).zip(by).collect()
+            }
+            Conflict::Annotation { values, .. } => values.iter().cloned().zip(by).collect(),
+        };
+        // Whatever order Automerge gives, each value has its author.
+        for (value, device) in named {
+            let want = match value.as_str() {
+                "mild" | "after stairs" => dev(1),
+                "severe" | "sitting" => dev(2),
+                other => panic!("unexpected value {other}"),
+            };
+            assert_eq!(device, Some(want), "{value}");
+        }
+    }
+    // Resolved: one value, by the device that resolved it.
+    tablet.merge(&mut phone).unwrap();
+    tablet
+        .check_in(day, Symptom::Cough, Severity::Moderate)
+        .unwrap();
+    let c = Conflict::CheckIn {
+        day,
+        symptom: Symptom::Cough,
+        values: vec![Severity::Moderate],
+    };
+    assert_eq!(tablet.conflict_devices(&c), vec![Some(dev(2))]);
+}
+
+#[test]
 fn fever_episode_detection() {
     let mut log = HealthLog::new(dev(1));
     let rule = FeverRule::default();

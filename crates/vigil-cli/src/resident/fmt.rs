@@ -63,11 +63,6 @@ impl serde::Serialize for Num {
     }
 }
 
-/// A JSON number for a value (for the FHIR export, built as a document).
-pub(crate) fn json_value(v: f64) -> serde_json::Value {
-    serde_json::to_value(Num(v)).unwrap_or(serde_json::Value::Null)
-}
-
 /// Finds a reading by its full id or by the short form `vigil log` shows
 /// (a prefix of at least 4 hex digits of the device id, `-`, the seq).
 pub(crate) fn find_reading(log: &HealthLog, s: &str) -> Result<Reading, CliError> {

@@ -4,8 +4,10 @@ use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use vigil_crypto::{KeySchedule, X25519Identity, X25519PublicKey};
+use vigil_crypto::{
+    JOINER_CODE_PREFIX, JoinerCodeError, KeySchedule, X25519Identity, X25519PublicKey, joiner_code,
+    parse_joiner_code,
+};
 use vigil_device::{KeyStore, PendingJoin, SledStorage, SyncFailure, Vault};
 use vigil_net::{DeviceConnection, EnrolmentCode};
 use vigil_proto::{ProtoError, SyncError};
@@ -17,9 +19,6 @@ use crate::resident::context::{Ctx, JOINER_FILE, connect, parse_node_code, rng, 
 use crate::resident::error::shredded_elsewhere;
 use crate::resident::fmt::PeriodJson;
 
-const JOIN_PREFIX: &str = "vigil-join1/";
-/// Hex digits of checksum after the key's 64 (docs/spec.md §10).
-const CHECK_HEX: usize = 8;
 /// `vigil pair show` and `vigil pair join`.
 pub(crate) fn run(ctx: &mut Ctx, action: &PairAction) -> Result<(), Error> {
     match action {
@@ -34,52 +33,19 @@ pub(crate) fn run(ctx: &mut Ctx, action: &PairAction) -> Result<(), Error> {
     }
 }
 
-/// The joiner code's checksum: the first 4 bytes of
-/// SHA-256("vigil/v1/join-code" || key). It catches typing mistakes only;
-/// anyone can compute it, so it proves nothing about who made the code.
-fn join_check(k: &X25519PublicKey) -> [u8; CHECK_HEX / 2] {
-    let mut h = Sha256::new();
-    h.update(b"vigil/v1/join-code");
-    h.update(k.as_bytes());
-    let d = h.finalize();
-    [d[0], d[1], d[2], d[3]]
-}
-
+/// The joiner code, as the shared codec reads it, with the CLI's messages.
 fn parse_joiner(s: &str) -> Result<X25519PublicKey, Error> {
     let s = s.trim();
-    let bad = || {
-        Error::usage(format!(
-            "invalid joiner code {s:?}: expected {JOIN_PREFIX}<72 hex digits>, as `vigil pair join` prints it"
-        ))
-    };
-    let h = s
-        .strip_prefix(JOIN_PREFIX)
-        .ok_or_else(bad)?
-        .to_ascii_lowercase();
-    if h.len() != 64 + CHECK_HEX {
-        return Err(bad());
-    }
-    let mut k = [0u8; 32];
-    let mut check = [0u8; CHECK_HEX / 2];
-    hex::decode_to_slice(&h[..64], &mut k).map_err(|_| bad())?;
-    hex::decode_to_slice(&h[64..], &mut check).map_err(|_| bad())?;
-    let key = X25519PublicKey::from_bytes(k);
-    // Wrapping the root to a mistyped key would send it to a key nobody
-    // holds (or, worse, someone's): refuse before anything is sent.
-    if join_check(&key) != check {
-        return Err(Error::usage(format!(
+    parse_joiner_code(s).map_err(|e| match e {
+        // Wrapping the root to a mistyped key would send it to a key nobody
+        // holds (or, worse, someone's): refused before anything is sent.
+        JoinerCodeError::Checksum => Error::usage(format!(
             "joiner code {s:?} fails its checksum (a typo?): copy it again from the new device"
-        )));
-    }
-    Ok(key)
-}
-
-fn joiner_code(k: &X25519PublicKey) -> String {
-    format!(
-        "{JOIN_PREFIX}{}{}",
-        hex::encode(k.as_bytes()),
-        hex::encode(join_check(k))
-    )
+        )),
+        _ => Error::usage(format!(
+            "invalid joiner code {s:?}: expected {JOINER_CODE_PREFIX}<72 hex digits>, as `vigil pair join` prints it"
+        )),
+    })
 }
 
 fn pair_show(ctx: &mut Ctx, joiner: &str, node: Option<&str>) -> Result<(), Error> {
