@@ -1,0 +1,132 @@
+//! What a new operator ran into with `vigil-node` (issue 17), each played
+//! as that operator: the serve log, acknowledgements with a name, residents
+//! who ended early, restarts on port 0, a busy port, host names, long labels.
+
+use std::time::Duration;
+
+mod common;
+use common::*;
+
+use assert_cmd::Command;
+use serde_json::Value;
+use vigil_device::Period;
+use vigil_log::{FeverRule, Metric, Unit};
+use vigil_net::{DeviceConnection, TicketCode};
+use vigil_testkit::{connect, mem_vault};
+
+fn vigil_node() -> Command {
+    let mut c = Command::cargo_bin("vigil-node").unwrap();
+    c.env_remove("RUST_LOG");
+    c
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = vigil_node().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "vigil-node {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A failure with `code`; its last stderr line (serve logs before it).
+fn fails(args: &[&str], code: i32) -> String {
+    let out = vigil_node().args(args).output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "vigil-node {args:?}: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default().to_owned();
+    assert!(last.starts_with("error: "), "{stderr}");
+    last
+}
+
+fn json(args: &[&str]) -> Value {
+    serde_json::from_str(&ok(args)).unwrap()
+}
+
+fn register(d: &str, label: &str) -> TicketCode {
+    let j = json(&[
+        "residents",
+        "add",
+        "--label",
+        label,
+        "--period-end",
+        &rfc3339(period_start() + 7 * DAY),
+        "--data",
+        d,
+        "--json",
+    ]);
+    j["ticket"].as_str().unwrap().parse().unwrap()
+}
+
+fn enrol(phone: &mut vigil_device::Vault, ticket: &TicketCode) -> DeviceConnection {
+    let mut conn = connect(&ticket.node);
+    phone
+        .enrol(
+            &mut conn,
+            &ticket.node.node_public,
+            &ticket.ticket,
+            FeverRule::default(),
+            now_ms(),
+        )
+        .unwrap();
+    conn
+}
+
+/// A resident with a fever on day 2 (started and ended): 2 alerts.
+fn resident_with_a_fever(d: &str, label: &str, seed: u64) {
+    let start = period_start();
+    let ticket = register(d, label);
+    let (mut phone, _) = mem_vault(Period::days(start, 7), seed);
+    let mut conn = enrol(&mut phone, &ticket);
+    for m in (8 * 60..18 * 60).step_by(10) {
+        let fever = (10 * 60..13 * 60).contains(&m);
+        let temp = if fever { 38.4 } else { 36.6 };
+        phone
+            .record(
+                Metric::BodyTemperature,
+                temp,
+                Unit::Celsius,
+                start + DAY + m * MIN,
+            )
+            .unwrap();
+    }
+    let report = phone
+        .send_alerts(&mut conn, &ticket.node.node_public, now_ms())
+        .unwrap();
+    assert_eq!(report.delivered, 2, "{report:?}");
+    conn.close();
+}
+
+#[test]
+fn the_serve_log_names_the_alert_its_resident_and_what_happened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("node");
+    let d = data.to_str().unwrap();
+    let log = tmp.path().join("serve.log");
+    let node = Node::start(&["--data", d, "--listen", "127.0.0.1:0"], &log);
+    resident_with_a_fever(d, "Ana \"12B\"", 21);
+    let list = json(&["alerts", "--data", d, "--json"]);
+    assert!(node.terminate().success());
+    let log = std::fs::read_to_string(&log).unwrap();
+    let stored: Vec<&str> = log.lines().filter(|l| l.contains("alert stored")).collect();
+    assert_eq!(stored.len(), 2, "{log}");
+    for a in list.as_array().unwrap() {
+        let id = a["id"].as_str().unwrap();
+        let what = a["what"].as_str().unwrap();
+        let line = stored
+            .iter()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("no log line names alert {id}: {log}"));
+        assert!(line.contains(what), "{line}");
+        // The label, quoted and escaped, as the resident's quotes cannot
+        // break out of it.
+        assert!(line.contains(r#""Ana \"12B\"""#), "{line}");
+        assert!(!line.contains("kind="), "{line}");
+    }
+}
