@@ -130,3 +130,57 @@ fn the_serve_log_names_the_alert_its_resident_and_what_happened() {
         assert!(!line.contains("kind="), "{line}");
     }
 }
+
+#[test]
+fn an_acknowledgement_carries_a_name_and_a_note() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("node");
+    let d = data.to_str().unwrap();
+    let node = Node::start(
+        &["--data", d, "--listen", "127.0.0.1:0"],
+        &tmp.path().join("serve.log"),
+    );
+    resident_with_a_fever(d, "Ben, flat 3", 22);
+    let list = json(&["alerts", "--data", d, "--json"]);
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    // Who acknowledged is not optional, and is plain text of bounded length.
+    fails(&["alerts", "ack", &id, "--data", d], 2);
+    let line = fails(&["alerts", "ack", &id, "--by", "Mei\u{1b}[2J", "--data", d], 2);
+    assert!(line.contains("control"), "{line}");
+    let long = "n".repeat(2000);
+    let line = fails(
+        &["alerts", "ack", &id, "--by", "Mei", "--note", &long, "--data", d],
+        2,
+    );
+    assert!(line.contains("at most"), "{line}");
+    fails(&["alerts", "ack", &id, "--by", "  ", "--data", d], 2);
+    assert!(json(&["alerts", "--data", d, "--json", "--unacked"])[1]["id"].is_string());
+
+    let acked = ok(&[
+        "alerts",
+        "ack",
+        &id,
+        "--by",
+        "Mei Lin",
+        "--note",
+        "called her, on her way to the clinic",
+        "--data",
+        d,
+    ]);
+    assert!(acked.contains("Mei Lin"), "{acked}");
+    // A second acknowledgement does not overwrite the first.
+    let again = json(&["alerts", "ack", &id, "--by", "Bob", "--data", d, "--json"]);
+    assert_eq!(again["already"], true);
+    assert_eq!(again["alert"]["acked_by"], "Mei Lin");
+    assert!(node.terminate().success());
+
+    // Stored with the alert: the stopped node shows it too.
+    let list = json(&["alerts", "--data", d, "--json"]);
+    let a = list.as_array().unwrap().iter().find(|a| a["id"] == id.as_str()).unwrap();
+    assert_eq!(a["acked_by"], "Mei Lin");
+    assert_eq!(a["ack_note"], "called her, on her way to the clinic");
+    let other = list.as_array().unwrap().iter().find(|a| a["id"] != id.as_str()).unwrap();
+    assert!(other["acked_by"].is_null() && other["ack_note"].is_null());
+    let text = ok(&["alerts", "--data", d]);
+    assert!(text.contains("by Mei Lin"), "{text}");
+}
