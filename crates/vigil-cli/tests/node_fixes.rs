@@ -184,3 +184,30 @@ fn an_acknowledgement_carries_a_name_and_a_note() {
     let text = ok(&["alerts", "--data", d]);
     assert!(text.contains("by Mei Lin"), "{text}");
 }
+
+#[test]
+fn a_resident_who_ended_monitoring_early_stays_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("node");
+    let d = data.to_str().unwrap();
+    let node = Node::start(
+        &["--data", d, "--listen", "127.0.0.1:0"],
+        &tmp.path().join("serve.log"),
+    );
+    let ticket = register(d, "Cai, flat 9");
+    let (mut phone, keys) = mem_vault(Period::days(period_start(), 7), 23);
+    let mut conn = enrol(&mut phone, &ticket);
+    phone.shred_with_node(&mut conn, &keys, now_ms()).unwrap();
+    conn.close();
+    assert!(node.terminate().success());
+    // Not only with --all: staff must see that she stopped, not lose her.
+    let text = ok(&["residents", "--data", d]);
+    assert!(
+        text.contains("Cai, flat 9") && text.contains("ended early"),
+        "{text}"
+    );
+    let r = json(&["residents", "--data", d, "--json"]);
+    assert_eq!(r.as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r[0]["status"], "ended early", "{r}");
+    assert!(r[0]["threshold_c"].is_null(), "the grant is gone: {r}");
+}
