@@ -211,3 +211,60 @@ fn a_resident_who_ended_monitoring_early_stays_listed() {
     assert_eq!(r[0]["status"], "ended early", "{r}");
     assert!(r[0]["threshold_c"].is_null(), "the grant is gone: {r}");
 }
+
+#[test]
+fn a_node_restarted_on_port_0_comes_back_on_the_port_its_codes_hold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("node");
+    let d = data.to_str().unwrap();
+    let log = tmp.path().join("serve.log");
+    let first = Node::start(&["--data", d, "--listen", "127.0.0.1:0"], &log);
+    let (addr, code) = (first.addr.clone(), first.code.clone());
+    assert!(first.terminate().success());
+    let again = Node::start(&["--data", d, "--listen", "127.0.0.1:0"], &log);
+    assert_eq!(again.addr, addr, "residents' codes hold {addr}");
+    assert_eq!(again.code, code);
+    assert!(again.terminate().success());
+}
+
+#[test]
+fn serve_on_a_busy_port_leaves_no_data_directory_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("node");
+    let d = data.to_str().unwrap();
+    let held = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let line = fails(&["serve", "--data", d, "--listen", &listen], 1);
+    assert!(line.contains(&listen), "{line}");
+    assert!(!data.exists(), "a failed first start created {d}");
+    drop(held);
+}
+
+#[test]
+fn serve_accepts_host_names_and_says_which_do_not_resolve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("node");
+    let d = data.to_str().unwrap();
+    let node = Node::start(
+        &["--data", d, "--listen", "localhost:0", "--advertise", "localhost:4433"],
+        &tmp.path().join("serve.log"),
+    );
+    assert!(
+        node.addr.starts_with("127.0.0.1:") || node.addr.starts_with("[::1]:"),
+        "{}",
+        node.addr
+    );
+    assert!(node.code.contains("/127.0.0.1:4433/") || node.code.contains("/[::1]:4433/"));
+    assert!(node.terminate().success());
+    let other = tmp.path().join("other");
+    let o = other.to_str().unwrap();
+    let line = fails(&["serve", "--data", o, "--listen", "nowhere.invalid:4433"], 2);
+    assert!(
+        line.contains("nowhere.invalid") && line.contains("resolve"),
+        "{line}"
+    );
+    let line = fails(&["serve", "--data", o, "--listen", "localhost"], 2);
+    assert!(line.contains("port"), "{line}");
+    assert!(!other.exists());
+}
