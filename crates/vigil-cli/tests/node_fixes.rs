@@ -268,3 +268,30 @@ fn serve_accepts_host_names_and_says_which_do_not_resolve() {
     assert!(line.contains("port"), "{line}");
     assert!(!other.exists());
 }
+
+#[test]
+fn long_labels_are_cut_in_tables_and_whole_in_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("node");
+    let d = data.to_str().unwrap();
+    let node = Node::start(
+        &["--data", d, "--listen", "127.0.0.1:0"],
+        &tmp.path().join("serve.log"),
+    );
+    // As long as staff may type (80 characters).
+    let label: String = "Dona Ana Maria Costa e Silva, flat 12B, ".repeat(2);
+    assert_eq!(label.chars().count(), 80);
+    resident_with_a_fever(d, &label, 24);
+    assert!(node.terminate().success());
+    for cmd in ["residents", "alerts"] {
+        let text = ok(&[cmd, "--data", d]);
+        assert!(!text.contains(&label), "{cmd}: the whole label: {text}");
+        assert!(text.contains("Dona Ana Maria Costa"), "{text}");
+        assert!(text.contains('…'), "{text}");
+        for line in text.lines() {
+            assert!(line.chars().count() <= 140, "{cmd}: {} columns: {line}", line.chars().count());
+        }
+        let j = json(&[cmd, "--data", d, "--json"]);
+        assert_eq!(j[0]["label"], label.as_str());
+    }
+}
