@@ -540,7 +540,10 @@ fn last_contact_moves_with_every_authenticated_request_coalesced_and_persisted()
         let ana = keys(1);
         let k = AlertKey::from_bytes([3; 32]);
         let mut c = Client::new(relay);
-        assert!(matches!(c.enrol(&ana, &t.ticket), Response::Enrolled { .. }));
+        assert!(matches!(
+            c.enrol(&ana, &t.ticket),
+            Response::Enrolled { .. }
+        ));
         assert_eq!(c.auth(&ana), Response::Ok);
         assert_eq!(c.grant(&k, "x"), Response::Ok);
         let contact = || relay.grants().unwrap()[0].last_contact_ms;
