@@ -196,6 +196,12 @@ fn an_acknowledgement_carries_a_name_and_a_note() {
     assert!(other["acked_by"].is_null() && other["ack_note"].is_null());
     let text = ok(&["alerts", "--data", d]);
     assert!(text.contains("by Mei Lin"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{id}  Mei Lin: called her, on her way to the clinic"
+        )),
+        "{text}"
+    );
 }
 
 #[test]

@@ -56,6 +56,15 @@ pub(crate) fn alerts(data: &Path, unacked: bool, as_json: bool) -> Result<(), Er
         })
         .collect();
     let new = list.iter().filter(|a| a.acked_ms.is_none()).count();
+    // Notes below the table, one line each, so the table keeps its width.
+    let notes: Vec<String> = list
+        .iter()
+        .filter_map(|a| {
+            let note = a.ack_note.as_deref()?;
+            let by = a.acked_by.as_deref().unwrap_or("?");
+            Some(format!("  {}  {}: {}", a.id, cut(by, 20), cut(note, 100)))
+        })
+        .collect();
     out(&table(
         &[
             "ID",
@@ -68,6 +77,9 @@ pub(crate) fn alerts(data: &Path, unacked: bool, as_json: bool) -> Result<(), Er
         ],
         &rows,
     ))?;
+    if !notes.is_empty() {
+        out(&format!("notes:\n{}", notes.join("\n")))?;
+    }
     out(&format!(
         "{} alert{}, {new} not acknowledged{}",
         list.len(),
