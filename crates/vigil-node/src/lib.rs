@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod alerts;
+mod audit;
 mod grant_keys;
 mod kv;
 mod label;
@@ -16,6 +17,7 @@ mod sweep;
 mod tickets;
 
 pub use alerts::{GrantRecord, InboxEntry, MAX_LABEL_CHARS, MonitoringEnded};
+pub use audit::AuditRecord;
 pub use grant_keys::GrantKeys;
 pub use label::{LabelError, MAX_STAFF_LABEL_CHARS, normalize_label};
 pub use limits::VaultLock;
