@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod alerts;
+mod audit;
 mod grant_keys;
 mod kv;
 mod label;
@@ -19,6 +20,7 @@ pub use alerts::{
     ALERT_ID_LEN, AckNote, GrantRecord, InboxEntry, MAX_ACK_BY_CHARS, MAX_ACK_NOTE_CHARS,
     MAX_LABEL_CHARS, MonitoringEnded, alert_id, describe_kind,
 };
+pub use audit::AuditRecord;
 pub use grant_keys::GrantKeys;
 pub use label::{LabelError, MAX_STAFF_LABEL_CHARS, normalize_label};
 pub use limits::VaultLock;

@@ -123,6 +123,16 @@ Example:
   vigil-node sweep --data /var/lib/vigil-node
   vigil-node sweep --data /var/lib/vigil-node --grace 1h --json")]
     Sweep(SweepArgs),
+    /// Staff accounts for the dashboard (`serve --http`): add, list, remove.
+    #[command(after_help = "\
+Example:
+  vigil-node staff add Mei --data /var/lib/vigil-node
+  printf '%s\\n' \"$PASSWORD\" | vigil-node staff add Mei --password-stdin --data /var/lib/vigil-node
+  vigil-node staff list --data /var/lib/vigil-node
+  vigil-node staff remove Mei --data /var/lib/vigil-node
+
+Accounts live in DATA/staff.json (mode 0600, argon2id hashes); changes apply to a serving node at once.")]
+    Staff(StaffArgs),
 }
 
 /// A duration on the command line or in the config file: `90s`, `15m`,
@@ -161,6 +171,48 @@ pub(crate) struct ServeArgs {
     /// [default: 0s].
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub(crate) grace: Option<Duration>,
+    /// Serve the staff dashboard on this TCP address, e.g. 127.0.0.1:8080
+    /// [default: off]. Staff log in with accounts from `vigil-node staff add`.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<SocketAddr>,
+    /// Mark the dashboard's cookies Secure: set this when a TLS proxy fronts
+    /// the dashboard (browsers then send them over HTTPS only).
+    #[arg(long, requires = "http")]
+    pub(crate) http_secure_cookies: bool,
+}
+
+/// `staff`.
+#[derive(Debug, Args)]
+pub(crate) struct StaffArgs {
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) action: StaffAction,
+}
+
+/// `staff ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum StaffAction {
+    /// Add a staff member who can log in to the dashboard; asks for the
+    /// password twice on the terminal (or reads one line with
+    /// --password-stdin). At least 10 characters; stored as an argon2id hash.
+    Add {
+        /// Their name, as the audit log will show it.
+        name: String,
+        /// Read the password from standard input (one line) instead of
+        /// asking on the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the staff members.
+    List,
+    /// Remove a staff member: they can no longer log in, and their open
+    /// dashboard sessions end.
+    Remove {
+        /// Their name.
+        name: String,
+    },
 }
 
 /// `code`.

@@ -22,6 +22,7 @@ mod commands;
 mod config;
 mod serve;
 mod util;
+mod web;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -32,7 +33,7 @@ use clap::error::ErrorKind;
 use tracing_subscriber::EnvFilter;
 
 use crate::common::Error;
-use cli::{AlertsAction, Cli, Command, LogFormat, ResidentsAction};
+use cli::{AlertsAction, Cli, Command, LogFormat, ResidentsAction, StaffAction};
 use config::Settings;
 
 /// Runs `vigil-node` with these arguments (the first is the program name).
@@ -130,7 +131,13 @@ fn execute(cli: &Cli) -> Result<(), Error> {
         if serve_args.is_some() { "info" } else { "warn" },
     )?;
     match &cli.command {
-        Command::Serve(_) => serve::run(&settings),
+        Command::Serve(a) => serve::run(
+            &settings,
+            a.http.map(|addr| serve::Dashboard {
+                addr,
+                secure_cookies: a.http_secure_cookies,
+            }),
+        ),
         Command::Code(a) => code::run(settings.data_dir()?, a),
         Command::Alerts(a) => match &a.action {
             None => commands::alerts(settings.data_dir()?, a.unacked, a.json),
@@ -160,5 +167,13 @@ fn execute(cli: &Cli) -> Result<(), Error> {
             }
         },
         Command::Sweep(a) => commands::sweep(settings.data_dir()?, settings.grace, a.json),
+        Command::Staff(a) => match &a.action {
+            StaffAction::Add {
+                name,
+                password_stdin,
+            } => commands::staff_add(settings.data_dir()?, name, *password_stdin),
+            StaffAction::List => commands::staff_list(settings.data_dir()?, a.json),
+            StaffAction::Remove { name } => commands::staff_remove(settings.data_dir()?, name),
+        },
     }
 }

@@ -21,7 +21,8 @@ use crate::common::time::{ms, now_ms, show_duration};
 /// How long a stopping node waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(5);
 
-fn create_data_dir(data: &Path) -> Result<(), Error> {
+/// Creates the node's data directory (mode 0700) if it is missing.
+pub(crate) fn create_data_dir(data: &Path) -> Result<(), Error> {
     if data.is_dir() {
         return Ok(());
     }
@@ -73,8 +74,17 @@ fn bind(data: &Path, settings: &Settings) -> Result<UdpSocket, Error> {
     })
 }
 
+/// `--http`: the staff dashboard.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dashboard {
+    /// Where to listen.
+    pub(crate) addr: std::net::SocketAddr,
+    /// `--http-secure-cookies`.
+    pub(crate) secure_cookies: bool,
+}
+
 /// Runs the node until SIGINT or SIGTERM.
-pub(crate) fn run(settings: &Settings) -> Result<(), Error> {
+pub(crate) fn run(settings: &Settings, dashboard: Option<Dashboard>) -> Result<(), Error> {
     let data = settings.data_dir()?.to_path_buf();
     // A node already serving this directory is told first: it is why the
     // port is taken.
@@ -96,7 +106,7 @@ pub(crate) fn run(settings: &Settings) -> Result<(), Error> {
         .thread_name("vigil-node")
         .build()
         .map_err(|e| Error::failed(format!("starting the runtime: {e}")))?;
-    let result = rt.block_on(serve(settings, data, socket, identity, node));
+    let result = rt.block_on(serve(settings, data, socket, identity, node, dashboard));
     // Dropping the runtime waits for store work still running on its
     // blocking threads; the store's last handle then closes it.
     drop(rt);
@@ -112,6 +122,7 @@ async fn serve(
     socket: UdpSocket,
     identity: NodeIdentity,
     node: Node,
+    dashboard: Option<Dashboard>,
 ) -> Result<(), Error> {
     let relay = node.relay().clone();
     // Handlers first, so a signal right after the ready line is handled.
@@ -126,6 +137,11 @@ async fn serve(
         .await
         .map_err(|e| Error::failed(format!("cannot listen on {at}: {e}")))?;
     let bound = server.local_addr();
+    // The dashboard's port before the ready line: a busy port fails the start.
+    let web = match dashboard {
+        Some(d) => Some(start_dashboard(d, &data, &node).await?),
+        None => None,
+    };
     let status = Status {
         pid: std::process::id(),
         listen: bound,
@@ -141,6 +157,9 @@ async fn serve(
     match &code {
         Ok(c) => ready.push_str(&format!("\nenrolment code: {c}")),
         Err(why) => ready.push_str(&format!("\nno enrolment code yet: {why}")),
+    }
+    if let Some((addr, _, _)) = &web {
+        ready.push_str(&format!("\nstaff dashboard on http://{addr}/"));
     }
     if let Err(e) = out(&ready) {
         tracing::warn!(error = %e, "could not print the ready lines");
@@ -175,9 +194,61 @@ async fn serve(
             "requests still in flight after {DRAIN:?}; closing anyway"
         );
     }
+    if let Some((_, stop, task)) = web {
+        // Live pages hold their event streams open: stop taking requests,
+        // give the others a moment, then close.
+        let _ = stop.send(());
+        let abort = task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
     admin.close();
     server.shutdown().await;
     Ok(())
+}
+
+/// A running dashboard: its address, its stop signal, its task.
+type WebTask = (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
+async fn start_dashboard(d: Dashboard, data: &Path, node: &Node) -> Result<WebTask, Error> {
+    let listener = tokio::net::TcpListener::bind(d.addr)
+        .await
+        .map_err(|e| Error::failed(format!("cannot serve the dashboard on {}: {e}", d.addr)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::failed(format!("dashboard address: {e}")))?;
+    let staff = vigil_web::staff::Staff::in_dir(data);
+    if staff.list().map(|l| l.is_empty()).unwrap_or(false) {
+        tracing::warn!("no staff accounts yet: add one with `vigil-node staff add NAME`");
+    }
+    let web = vigil_web::Web::new(
+        std::sync::Arc::new(super::web::NodeBackend::new(node.relay().clone())),
+        node.store().clone(),
+        staff,
+        vigil_web::WebConfig {
+            secure_cookies: d.secure_cookies,
+            ..vigil_web::WebConfig::default()
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let stop = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = web.serve(listener, stop).await {
+            tracing::error!(error = %e, "the dashboard stopped");
+        }
+    });
+    tracing::info!(http = %addr, "staff dashboard serving");
+    Ok((addr, stop, task))
 }
 
 async fn sweep_loop(relay: Relay, every: Duration, grace_ms: i64) {

@@ -1,5 +1,5 @@
 //! The operator commands over the store, one file each: `alerts` (and
-//! `alerts ack`), `residents`, `sweep`. Each runs one admin request
+//! `alerts ack`), `residents`, `sweep`, `staff`. Each runs one admin request
 //! (through the serving node or directly) and prints text or JSON.
 
 use std::path::Path;
@@ -13,10 +13,12 @@ use crate::common::{Error, to_json};
 
 mod alerts;
 mod residents;
+mod staff;
 mod sweep;
 
 pub(crate) use alerts::{ack, alerts};
 pub(crate) use residents::{NewResident, add_resident, residents, revoke_resident};
+pub(crate) use staff::{staff_add, staff_list, staff_remove};
 pub(crate) use sweep::sweep;
 
 /// Runs `req` and reads its answer as `T`.

@@ -1,0 +1,45 @@
+app-name = Vigil staff
+nav-label = Main
+nav-inbox = Inbox
+signed-in-as = Signed in as { $name }
+logout = Log out
+login-title = Staff login
+login-name = Name
+login-password = Password
+login-submit = Log in
+login-wrong = Wrong name or password.
+login-too-many = Too many failed logins. Wait a few minutes and try again.
+inbox-title = Fever alerts
+inbox-empty = No alerts.
+inbox-unacked = { $n ->
+    [one] One alert not acknowledged yet.
+   *[other] { $n } alerts not acknowledged yet.
+}
+live-connecting = Connecting to live updates…
+live-on = Live: new alerts appear here without reloading.
+live-lost = Live updates lost; reconnecting…
+col-alert = Alert
+col-resident = Resident
+col-onset = Onset
+col-level = Level
+col-age = Received
+col-status = Status
+col-action = Action
+alert-started = Fever started
+alert-ended = Fever ended
+alert-monitoring-ended = The resident has ended monitoring.
+level-1 = Fever
+level-2 = 38.0 °C or higher
+level-3 = 39.0 °C or higher
+level-unknown = Unknown
+age-now = just now
+age-minutes = { $n } min ago
+age-hours = { $n } h ago
+age-days = { $n } days ago
+status-new = New
+status-acked = Acknowledged by { $name }, { $when }
+someone = staff (before the dashboard)
+ack = Acknowledge
+error-title = Something went wrong
+error-internal = The node could not answer. Try again; if it persists, tell the operator.
+back = Back to the inbox
