@@ -249,7 +249,7 @@ def test_two_devices_a_fever_and_a_shred_through_a_real_node(node, tmp_path):
         phone.record(vf.Metric.HEART_RATE, 70.0, now)
     with pytest.raises(vf.SyncError.Shredded):
         phone.sync(phone_node)
-    with pytest.raises(vf.ShredWithNodeError.Shredded):
+    with pytest.raises(vf.ShredError.Shredded):
         phone.shred_with_node(phone_node, phone_keys, now)
 
     # The tablet hears of it at its next sync and shreds its copy.

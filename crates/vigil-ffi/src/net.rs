@@ -16,7 +16,7 @@ use vigil::{DeviceConnection, EnrolmentCode, SyncFailure, TicketCode};
 use zeroize::Zeroizing;
 
 use crate::keystore::Adapter;
-use crate::net_error::{NetError, ShredWithNodeError, SyncError};
+use crate::net_error::{NetError, SyncError};
 use crate::{KeyStore, Vault};
 
 // The records the network calls share with the local ones (one type each).
@@ -351,7 +351,7 @@ impl Vault {
         node: Arc<Node>,
         key_store: Arc<dyn KeyStore>,
         now_ms: i64,
-    ) -> Result<ShredReport, ShredWithNodeError> {
+    ) -> Result<ShredReport, crate::ShredError> {
         let vault = self.take()?;
         let keys = Adapter(key_store);
         let mut guard = node.lock();

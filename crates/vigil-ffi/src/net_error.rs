@@ -4,7 +4,7 @@
 //! binding's own input checks and `Other` for variants newer than this
 //! binding (the library's enums are non-exhaustive).
 
-use crate::{Gone, KeyStoreError, OpenError, WriteError};
+use crate::{Gone, OpenError, WriteError};
 
 /// Why reaching a node failed ([`vigil::NetError`]), or why its code was
 /// refused.
@@ -417,73 +417,5 @@ impl From<vigil::StorageError> for SyncError {
 impl From<Gone> for SyncError {
     fn from(_: Gone) -> Self {
         SyncError::Shredded
-    }
-}
-
-/// Why a shred did not complete ([`vigil::ShredError`]). The tombstone is
-/// written first whatever failed: the vault never opens again, and opening
-/// its directory finishes the job.
-#[derive(Debug, thiserror::Error, uniffi::Error)]
-pub enum ShredWithNodeError {
-    /// The key store failed to destroy the root.
-    #[error("could not destroy the root key: {source}")]
-    KeyStore {
-        /// Its error.
-        source: KeyStoreError,
-    },
-    /// The store could not be deleted.
-    #[error("could not delete the vault's store: {detail}")]
-    Storage {
-        /// What failed.
-        detail: String,
-    },
-    /// The tombstone is unreadable.
-    #[error("the vault's tombstone is damaged")]
-    BadTombstone,
-    /// Shredded, but the key store held another vault's key (or not a
-    /// Vigil key), which was left untouched.
-    #[error(
-        "vault {vault_id} is shredded; the key store holds another vault's key, left untouched"
-    )]
-    KeyKept {
-        /// The vault shredded (hex).
-        vault_id: String,
-        /// When, ms.
-        shredded_at_ms: i64,
-    },
-    /// The vault was already shredded through this object.
-    #[error("this vault was already shredded")]
-    Shredded,
-    /// An error variant newer than this binding (its message says what).
-    #[error("{detail}")]
-    Other {
-        /// The library's message.
-        detail: String,
-    },
-}
-
-impl From<vigil::ShredError> for ShredWithNodeError {
-    fn from(e: vigil::ShredError) -> Self {
-        use vigil::ShredError as E;
-        match e {
-            E::KeyStore(e) => ShredWithNodeError::KeyStore { source: e.into() },
-            E::Storage(e) => ShredWithNodeError::Storage {
-                detail: e.to_string(),
-            },
-            E::BadTombstone => ShredWithNodeError::BadTombstone,
-            E::KeyKept(t) => ShredWithNodeError::KeyKept {
-                vault_id: t.vault_id.to_string(),
-                shredded_at_ms: t.shredded_at_ms,
-            },
-            e => ShredWithNodeError::Other {
-                detail: e.to_string(),
-            },
-        }
-    }
-}
-
-impl From<Gone> for ShredWithNodeError {
-    fn from(_: Gone) -> Self {
-        ShredWithNodeError::Shredded
     }
 }
