@@ -160,7 +160,7 @@ pub struct WebhookPolicy {
     pub base_ms: i64,
     /// The longest delay between attempts, ms (default 5 minutes).
     pub cap_ms: i64,
-    /// Attempts refused with a client error (4xx other than 408 and 429)
+    /// Attempts refused with a client error (3xx, 4xx other than 408 and 429)
     /// before the delivery is given up (default 5): the receiver says the
     /// request is wrong, so retrying forever would only repeat that.
     pub give_up_after: u32,
@@ -231,6 +231,13 @@ pub enum Settled {
 pub struct WebhookQueue {
     store: MailboxStore,
     policy: WebhookPolicy,
+}
+
+/// A status that says the request itself is wrong: a redirect (not
+/// followed: the operator must fix the URL) or a 4xx other than 408
+/// (timeout) and 429 (slow down).
+fn client_error(status: u16) -> bool {
+    (300..500).contains(&status) && status != 408 && status != 429
 }
 
 fn corrupt(_: postcard::Error) -> StoreError {
@@ -352,18 +359,13 @@ impl WebhookQueue {
         let settled = match outcome {
             Outcome::Status(s) if (200..300).contains(&s) => Settled::Delivered,
             Outcome::Status(s)
-                if (400..500).contains(&s)
-                    && s != 408
-                    && s != 429
-                    && p.client_errors + 1 >= self.policy.give_up_after =>
+                if client_error(s) && p.client_errors + 1 >= self.policy.give_up_after =>
             {
                 Settled::GaveUp
             }
             other => {
                 if let Outcome::Status(s) = other
-                    && (400..500).contains(&s)
-                    && s != 408
-                    && s != 429
+                    && client_error(s)
                 {
                     p.client_errors += 1;
                 }
@@ -615,15 +617,15 @@ mod tests {
         let mut rng = ChaCha20Rng::from_seed([2; 32]);
         q.enqueue(&[t], &entry(2), 0).unwrap();
         let d = q.due(0, 1).unwrap().remove(0);
-        for s in [429, 408, 429, 503, 429, 408] {
+        for s in [429, 408, 429, 503, 429, 408, 100] {
             assert!(matches!(
                 q.settle(&d, Outcome::Status(s), 0, &mut rng).unwrap(),
                 Settled::Retry { .. }
             ));
         }
-        for _ in 0..4 {
+        for s in [400, 301, 404, 403] {
             assert!(matches!(
-                q.settle(&d, Outcome::Status(400), 0, &mut rng).unwrap(),
+                q.settle(&d, Outcome::Status(s), 0, &mut rng).unwrap(),
                 Settled::Retry { .. }
             ));
         }

@@ -85,7 +85,11 @@ Config file (TOML; every key optional, flags win):
   max_pull_bytes = 4194304
   max_connections = 20000
   idle_timeout = \"30s\"
-  max_tickets = 10000                # unused enrolment tickets at once")]
+  max_tickets = 10000                # unused enrolment tickets at once
+  metrics = \"127.0.0.1:9464\"        # GET /metrics (top-level key, before [limits])
+  [webhooks]
+  urls = [\"https://example.org/vigil-hook\"]   # each new alert is POSTed here
+  secret = \"...\"                    # else DATA/webhook-secret (see `webhook secret`)")]
     Serve(ServeArgs),
     /// Print the enrolment code residents' devices need to reach and pin this
     /// node, as text and as a QR code.
@@ -123,6 +127,8 @@ Example:
   vigil-node sweep --data /var/lib/vigil-node
   vigil-node sweep --data /var/lib/vigil-node --grace 1h --json")]
     Sweep(SweepArgs),
+    /// Webhooks: print the secret their bodies are signed with.
+    Webhook(WebhookArgs),
 }
 
 /// A duration on the command line or in the config file: `90s`, `15m`,
@@ -154,6 +160,35 @@ pub(crate) struct ServeArgs {
     /// [default: 0s].
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub(crate) grace: Option<Duration>,
+    /// POST each new fever alert to this URL (http:// or https://; repeat
+    /// for several). Replaces the config file's `[webhooks] urls`.
+    #[arg(long = "webhook", value_name = "URL")]
+    pub(crate) webhooks: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g.
+    /// 127.0.0.1:9464 [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<SocketAddr>,
+}
+
+/// `webhook`.
+#[derive(Debug, Args)]
+pub(crate) struct WebhookArgs {
+    #[command(subcommand)]
+    pub(crate) action: WebhookAction,
+}
+
+/// `webhook ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum WebhookAction {
+    /// Print the secret webhook bodies are signed with (HMAC-SHA256), to
+    /// give to the receivers; created in the data directory at first use.
+    #[command(after_help = "\
+Example:
+  vigil-node webhook secret --data /var/lib/vigil-node
+
+The secret is the config file's `[webhooks] secret` if it sets one, else DATA/webhook-secret
+(owner-only). Anyone holding it can forge deliveries: keep it with the receiver's settings only.")]
+    Secret,
 }
 
 /// `code`.

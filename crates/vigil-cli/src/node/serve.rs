@@ -48,12 +48,13 @@ pub(crate) fn run(settings: &Settings) -> Result<(), Error> {
             ))
         })?
         .with_receipts(identity.signing());
+    let (node, deliverer) = super::hooks::wire(settings, &data, node)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("vigil-node")
         .build()
         .map_err(|e| Error::failed(format!("starting the runtime: {e}")))?;
-    let result = rt.block_on(serve(settings, data, identity, node));
+    let result = rt.block_on(serve(settings, data, identity, node, deliverer));
     // Dropping the runtime waits for store work still running on its
     // blocking threads; the store's last handle then closes it.
     drop(rt);
@@ -68,6 +69,7 @@ async fn serve(
     data: PathBuf,
     identity: NodeIdentity,
     node: Node,
+    deliverer: Option<super::hooks::Deliverer>,
 ) -> Result<(), Error> {
     let relay = node.relay().clone();
     // Handlers first, so a signal right after the ready line is handled.
@@ -81,6 +83,11 @@ async fn serve(
         .await
         .map_err(|e| Error::failed(format!("cannot listen on {}: {e}", settings.listen)))?;
     let bound = server.local_addr();
+    let metrics = match settings.metrics {
+        Some(addr) => Some(super::hooks::bind_metrics(addr).await?),
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
     let status = Status {
         pid: std::process::id(),
         listen: bound,
@@ -93,6 +100,9 @@ async fn serve(
 
     let code = enrolment_code(&identity, settings.advertise.unwrap_or(bound));
     let mut ready = format!("vigil-node listening on {bound}");
+    if let Some(a) = metrics_addr {
+        ready.push_str(&format!("\nmetrics on http://{a}/metrics"));
+    }
     match &code {
         Ok(c) => ready.push_str(&format!("\nenrolment code: {c}")),
         Err(why) => ready.push_str(&format!("\nno enrolment code yet: {why}")),
@@ -106,8 +116,12 @@ async fn serve(
         sweep_every = %show_duration(settings.sweep_every),
         grace = %show_duration(settings.grace),
         code = code.as_ref().map(ToString::to_string).unwrap_or_default(),
+        webhooks = settings.webhooks.len(),
+        metrics = metrics_addr.map(|a| a.to_string()).unwrap_or_default(),
         "node serving"
     );
+    let metrics_task = metrics.map(|l| tokio::spawn(super::hooks::serve_metrics(l, relay.clone())));
+    let deliver_task = deliverer.map(|d| tokio::spawn(d.run()));
 
     let sweeper = tokio::spawn(sweep_loop(
         relay.clone(),
@@ -124,6 +138,10 @@ async fn serve(
         "shutting down: no new connections, finishing requests"
     );
     sweeper.abort();
+    // Deliveries not made stay queued in the store for the next start.
+    for t in [metrics_task, deliver_task].into_iter().flatten() {
+        t.abort();
+    }
     if !server.drain(DRAIN).await {
         tracing::warn!(
             in_flight = server.in_flight(),

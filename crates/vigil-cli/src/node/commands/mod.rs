@@ -14,10 +14,12 @@ use crate::common::{Error, to_json};
 mod alerts;
 mod residents;
 mod sweep;
+mod webhook;
 
 pub(crate) use alerts::{ack, alerts};
 pub(crate) use residents::{NewResident, add_resident, residents, revoke_resident};
 pub(crate) use sweep::sweep;
+pub(crate) use webhook::webhook_secret;
 
 /// Runs `req` and reads its answer as `T`.
 pub(crate) fn request<T: DeserializeOwned>(data: &Path, req: &Request) -> Result<T, Error> {
