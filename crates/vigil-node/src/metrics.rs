@@ -180,12 +180,12 @@ impl Metrics {
         );
         r.register(
             "bundles_stored",
-            "Bundles stored by pushes",
+            "Bundles acknowledged to pushes (a resend after a lost ack counts again)",
             m.bundles_stored.clone(),
         );
         r.register(
             "bytes_stored",
-            "Bytes of bundles and snapshots stored by pushes",
+            "Bytes of bundles and snapshots acknowledged to pushes",
             m.bytes_stored.clone(),
         );
         r.register(

@@ -22,6 +22,7 @@ Examples:
   vigil-node residents --data /var/lib/vigil-node --json
   vigil-node residents revoke 3fa2c19b04de --data /var/lib/vigil-node
   vigil-node sweep --data /var/lib/vigil-node
+  vigil-node webhook secret --data /var/lib/vigil-node
 
 While `serve` runs, the other commands talk to it over DATA/admin.sock; when no node is \
 serving they open the store directly. Exit codes: 0 success, 1 failure, 2 bad input.";
@@ -128,6 +129,11 @@ Example:
   vigil-node sweep --data /var/lib/vigil-node --grace 1h --json")]
     Sweep(SweepArgs),
     /// Webhooks: print the secret their bodies are signed with.
+    #[command(after_help = "\
+Example:
+  vigil-node webhook secret --data /var/lib/vigil-node
+
+Webhooks themselves are `serve --webhook URL` (repeatable) or `[webhooks] urls` in the config file.")]
     Webhook(WebhookArgs),
 }
 
