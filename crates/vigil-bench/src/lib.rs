@@ -12,6 +12,10 @@
 //! the honest residents and the node's memory and disk felt, and what
 //! forgeries the node accepted.
 //!
+//! [`ffi`] measures the app boundary (issue 16): GATT decoding beside
+//! same-run references, `record_gatt` against `record`, and `record`
+//! through the Python binding against the Rust call.
+//!
 //! [`report`] runs every comparison the steps named side by side (the
 //! workspace's benchmarks plus the simulation's seeds per second) and writes a
 //! Markdown report with an SVG plot ([`svg`]) of sync time and bytes against
@@ -61,6 +65,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attack;
+pub mod ffi;
 pub mod load;
 pub mod report;
 pub mod svg;

@@ -4,6 +4,7 @@
 //! vigil-bench load --residents 1000 --json load-1000.json
 //! vigil-bench attack --out docs/perf/attack.md
 //! vigil-bench report --out target/vigil-report
+//! vigil-bench ffi --python /tmp/venv-bench/bin/python --out docs/perf/ffi.md
 //! ```
 
 use std::process::ExitCode;
@@ -32,6 +33,12 @@ enum Command {
     ///
     /// Example: vigil-bench attack --out docs/perf/attack.md
     Attack(vigil_bench::attack::AttackArgs),
+    /// What the app boundary costs: GATT decoding beside same-run
+    /// references, `record_gatt` against `record` on sled, and `record`
+    /// through the Python binding against the Rust call.
+    ///
+    /// Example: vigil-bench ffi --python /tmp/venv-bench/bin/python --out docs/perf/ffi.md
+    Ffi(vigil_bench::ffi::FfiArgs),
     /// Run a node (the relay_node example's stack) and print its enrolment
     /// code; stops when stdin closes. Used by `load` to measure a node in its
     /// own process.
@@ -78,6 +85,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Load(args) => load::main(args),
         Command::Attack(args) => vigil_bench::attack::main(args),
+        Command::Ffi(args) => vigil_bench::ffi::main(args),
         Command::ServeNode(args) => load::serve_node(args),
         Command::Report(args) => report(args),
     };

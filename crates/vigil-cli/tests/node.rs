@@ -209,17 +209,20 @@ fn a_node_serves_takes_a_fever_alert_and_stops_cleanly() {
     assert!(text.contains("2 alerts, 2 not acknowledged"), "{text}");
 
     // Acknowledge it (by a prefix), then again.
-    let acked = ok(&["alerts", "ack", &id[..6], "--data", d]);
+    let acked = ok(&["alerts", "ack", &id[..6], "--by", "Mei", "--data", d]);
     assert!(acked.starts_with(&format!("acknowledged {id}")), "{acked}");
-    let again = json(&["alerts", "ack", &id, "--data", d, "--json"]);
+    let again = json(&["alerts", "ack", &id, "--by", "Mei", "--data", d, "--json"]);
     assert_eq!(again["already"], true);
     assert_eq!(again["alert"]["id"], id.as_str());
     let list = json(&["alerts", "--data", d, "--json", "--unacked"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["kind"], 2);
-    let line = fails(&["alerts", "ack", "ffffffffffff", "--data", d], 1);
+    let line = fails(
+        &["alerts", "ack", "ffffffffffff", "--by", "Mei", "--data", d],
+        1,
+    );
     assert!(line.contains("no alert with id ffffffffffff"), "{line}");
-    fails(&["alerts", "ack", "not-hex", "--data", d], 2);
+    fails(&["alerts", "ack", "not-hex", "--by", "Mei", "--data", d], 2);
 
     // The resident: label, period end, last contact.
     let residents = json(&["residents", "--data", d, "--json"]);
@@ -365,7 +368,7 @@ fn a_node_serves_takes_a_fever_alert_and_stops_cleanly() {
         .find(|a| a["kind"] == 2)
         .unwrap();
     let second_id = second["id"].as_str().unwrap();
-    let acked = ok(&["alerts", "ack", second_id, "--data", d]);
+    let acked = ok(&["alerts", "ack", second_id, "--by", "Mei", "--data", d]);
     assert!(acked.starts_with("acknowledged"), "{acked}");
     assert_eq!(
         ok(&["alerts", "--data", d, "--unacked"]).trim(),
@@ -458,7 +461,7 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
     // Unknown data directory.
     for cmd in [
         vec!["alerts"],
-        vec!["alerts", "ack", "abcd"],
+        vec!["alerts", "ack", "abcd", "--by", "Mei"],
         vec!["residents"],
         vec!["sweep"],
         vec!["code"],
@@ -493,7 +496,7 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
 
     // Bad alert ids.
     for id in ["xyz", "12", "0123456789abcdef"] {
-        let line = fails(&["alerts", "ack", id, "--data", &node], 2);
+        let line = fails(&["alerts", "ack", id, "--by", "Mei", "--data", &node], 2);
         assert!(line.contains("not an alert id"), "{line}");
     }
 
@@ -629,11 +632,11 @@ fn a_fever_staff_have_not_seen_outlives_the_residents_shred() {
     assert_eq!(r[0]["unacked"], 1, "{r}");
 
     // Once read, it is gone.
-    let acked = ok(&["alerts", "ack", &id, "--data", d]);
+    let acked = ok(&["alerts", "ack", &id, "--by", "Mei", "--data", d]);
     assert!(acked.starts_with(&format!("acknowledged {id}")), "{acked}");
     assert_eq!(ok(&["alerts", "--data", d]).trim(), "no alerts");
     let r = json(&["residents", "--all", "--data", d, "--json"]);
-    assert_eq!(r[0]["status"], "ended", "{r}");
+    assert_eq!(r[0]["status"], "ended early", "{r}");
     assert_eq!(r[0]["unacked"], 0, "{r}");
 }
 

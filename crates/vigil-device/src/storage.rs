@@ -22,8 +22,12 @@ pub enum StorageError {
     /// An I/O error.
     #[error("store I/O error: {0}")]
     Io(#[from] std::io::Error),
-    /// Another process held the store for longer than the open would wait.
-    #[error("the store in {dir} is in use by another process (waited {waited_s} s)")]
+    /// Another process, or another open vault in this process (sled's lock
+    /// is per open file), held the store for longer than the open would wait.
+    #[error(
+        "the store in {dir} is in use by another process or another open vault in this process \
+         (waited {waited_s} s): close the other before opening it again"
+    )]
     Locked {
         /// The store's directory.
         dir: String,
@@ -193,6 +197,7 @@ impl SledStorage {
         timeout: Duration,
         on_wait: &mut dyn FnMut(&Path),
     ) -> Result<Self, StorageError> {
+        named(dir)?;
         let started = Instant::now();
         let mut waiting = false;
         loop {
@@ -283,6 +288,19 @@ fn owner_only_below(dir: &Path, top: bool) -> Result<(), StorageError> {
 /// what a vault holds is nobody else's business, even sealed (sled creates
 /// its own files with the process's umask; inside a 0700 directory no other
 /// user can reach them).
+/// An empty path names no directory: the OS reads it as missing, sled as
+/// the working directory. A store there would land among the app's own
+/// files (and a shred would delete what looks like Vigil's there).
+fn named(dir: &Path) -> Result<(), StorageError> {
+    if dir.as_os_str().is_empty() {
+        return Err(StorageError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the vault's directory is an empty path",
+        )));
+    }
+    Ok(())
+}
+
 fn owner_only_dir(dir: &Path) -> Result<(), StorageError> {
     #[cfg(unix)]
     {
@@ -368,6 +386,7 @@ impl SledStorage {
     /// The first entry of `dir` that is not of a store's layout, if any: a
     /// vault is created only in an empty directory or one Vigil made.
     pub fn foreign_entry(dir: &Path) -> Result<Option<String>, StorageError> {
+        named(dir)?;
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -387,6 +406,7 @@ impl SledStorage {
     /// without opening sled (also finishing a shred that was interrupted).
     /// Anything else in `dir` is the resident's and is left where it is.
     pub fn destroy_dir(dir: &Path) -> Result<(), StorageError> {
+        named(dir)?;
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -85,14 +85,48 @@ pub trait KeyStore: Send + Sync {
 }
 
 /// The app's key store as the library's [`vigil::KeyStore`].
+///
+/// It trusts the app's implementation no further than it can check: a
+/// panic in it (a bug in a Rust-side store) is an error, not an unwinding
+/// through the vault; and `store` and `destroy_key` are read back, because a
+/// foreign implementation can fail without saying so (a Python store that
+/// raises `KeyboardInterrupt` or `SystemExit` is reported to Rust as a
+/// success by UniFFI's generated callback, and a platform keystore may drop
+/// a write). A vault created without its key in the store would lose every
+/// reading at the next open; a shred that believes a key destroyed would
+/// leave it readable.
 pub(crate) struct Adapter(pub(crate) Arc<dyn KeyStore>);
+
+/// Runs one call into the app's key store, turning a panic into an error.
+fn guarded<T>(
+    call: &str,
+    f: impl FnOnce() -> Result<T, KeyStoreError>,
+) -> Result<T, KeyStoreError> {
+    // Unwind safety: nothing of Vigil's is borrowed across the call, and the
+    // store's own state is the app's.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-text panic".into());
+        Err(KeyStoreError::Unexpected {
+            detail: format!("the key store panicked in {call}: {what}"),
+        })
+    })
+}
+
+impl Adapter {
+    fn load_bytes(&self) -> Result<Option<Zeroizing<Vec<u8>>>, KeyStoreError> {
+        Ok(guarded("load", || self.0.load())?.map(Zeroizing::new))
+    }
+}
 
 impl vigil::KeyStore for Adapter {
     fn load(&self) -> Result<Option<vigil::RootKey>, vigil::KeyStoreError> {
-        let Some(bytes) = self.0.load()? else {
+        let Some(bytes) = self.load_bytes()? else {
             return Ok(None);
         };
-        let bytes = Zeroizing::new(bytes);
         // Garbage from the app (a truncated entry, another app's secret) is
         // a corrupt store, never a key Vigil would derive from.
         let root = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
@@ -109,10 +143,29 @@ impl vigil::KeyStore for Adapter {
         // The copy handed to the app is moved into UniFFI's buffer, which is
         // freed, not wiped: the app's platform keystore is where the key
         // lives, and it is the app's to protect (SECURITY.md).
-        Ok(self.0.store(root.expose_secret().to_vec())?)
+        guarded("store", || self.0.store(root.expose_secret().to_vec()))?;
+        let kept = self.load_bytes()?;
+        if kept.as_deref().map(Vec::as_slice) != Some(root.expose_secret().as_slice()) {
+            return Err(KeyStoreError::Io {
+                detail: "the app's key store did not keep the root key it was given \
+                         (it reported success; reading it back gave another value or none)"
+                    .into(),
+            }
+            .into());
+        }
+        Ok(())
     }
 
     fn destroy(&self) -> Result<(), vigil::KeyStoreError> {
-        Ok(self.0.destroy_key()?)
+        guarded("destroy_key", || self.0.destroy_key())?;
+        if self.load_bytes()?.is_some() {
+            return Err(KeyStoreError::Io {
+                detail: "the app's key store still holds a key after destroying it \
+                         (it reported success)"
+                    .into(),
+            }
+            .into());
+        }
+        Ok(())
     }
 }

@@ -353,7 +353,8 @@ impl HealthLog {
         Ok(())
     }
 
-    /// Readings of `metric` (all metrics if `None`) with `from_ms <= time < to_ms`,
+    /// Readings of `metric` (all metrics if `None`) with `from_ms <= time < to_ms`
+    /// (`to_ms` = `i64::MAX`: no end, a reading at `i64::MAX` included),
     /// sorted by (time, id); retracted ones only if `include_retracted`.
     pub fn readings(
         &self,
@@ -371,7 +372,9 @@ impl HealthLog {
             .cache
             .iter()
             .filter(|r| metric.is_none_or(|m| r.metric == m))
-            .filter(|r| r.time_ms >= from_ms && r.time_ms < to_ms)
+            // `to_ms` = i64::MAX means no end: the log accepts a reading at
+            // i64::MAX (any time from 0), which must not become invisible.
+            .filter(|r| r.time_ms >= from_ms && (r.time_ms < to_ms || to_ms == i64::MAX))
             .filter(|r| !retracted.contains_key(&r.id))
             .copied()
             .collect();

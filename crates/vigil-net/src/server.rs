@@ -139,9 +139,24 @@ impl NodeServer {
         config: ServerConfig,
         factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync>,
     ) -> Result<NodeServer, NetError> {
+        let socket = std::net::UdpSocket::bind(addr)
+            .map_err(|e| NetError::io(format!("binding {addr}"), e))?;
+        Self::spawn_on(identity, socket, config, factory).await
+    }
+
+    /// As [`NodeServer::spawn`], on a socket the caller bound (so a program
+    /// can learn that its port is taken before it creates anything else).
+    pub async fn spawn_on(
+        identity: &NodeIdentity,
+        socket: std::net::UdpSocket,
+        config: ServerConfig,
+        factory: Arc<dyn Fn() -> Box<dyn FrameHandler> + Send + Sync>,
+    ) -> Result<NodeServer, NetError> {
         let server_config = quinn_server_config(identity, &config)?;
+        let addr = socket
+            .local_addr()
+            .map_err(|e| NetError::io("local address", e))?;
         let io = |e: std::io::Error| NetError::io(format!("binding {addr}"), e);
-        let socket = std::net::UdpSocket::bind(addr).map_err(io)?;
         // A burst of handshakes overflows the system's default receive
         // buffer (208 KiB on Linux) and each lost packet costs a device a 1 s
         // retransmission: ask for more (best effort; the kernel caps it at

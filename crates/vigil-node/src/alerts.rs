@@ -84,6 +84,91 @@ pub struct InboxEntry {
     /// Postcard is not self-describing, so this field is read from records
     /// written with it only (spec §12).
     pub monitoring_ended: Option<MonitoringEnded>,
+    /// Who acknowledged it, and their note. Records written before this
+    /// field existed are read as without it ([`decode_entry`]).
+    pub ack: Option<AckNote>,
+}
+
+/// Staff's name and note on an acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckNote {
+    /// Who acknowledged (at most [`MAX_ACK_BY_CHARS`] characters, no
+    /// control characters).
+    pub by: String,
+    /// What they did or found (at most [`MAX_ACK_NOTE_CHARS`]).
+    pub note: Option<String>,
+}
+
+/// Most characters in the name on an acknowledgement.
+pub const MAX_ACK_BY_CHARS: usize = 64;
+/// Most characters in an acknowledgement's note.
+pub const MAX_ACK_NOTE_CHARS: usize = 500;
+
+impl AckNote {
+    /// Checks and trims a name and a note: not empty, bounded, no control
+    /// characters (they could rewrite an operator's terminal or a log
+    /// line), so what is stored is what every view can show.
+    pub fn new(by: &str, note: Option<&str>) -> Result<AckNote, String> {
+        fn check(what: &str, s: &str, max: usize) -> Result<String, String> {
+            let s = s.trim();
+            if s.chars().count() > max {
+                return Err(format!("{what} is at most {max} characters"));
+            }
+            if s.chars().any(char::is_control) {
+                return Err(format!(
+                    "{what} contains control characters (line breaks, escapes); use plain text"
+                ));
+            }
+            Ok(s.to_owned())
+        }
+        let by = check("the name (--by)", by, MAX_ACK_BY_CHARS)?;
+        if by.is_empty() {
+            return Err("the name (--by) is empty: say who acknowledges".into());
+        }
+        let note = note
+            .map(|n| check("the note (--note)", n, MAX_ACK_NOTE_CHARS))
+            .transpose()?
+            .filter(|n| !n.is_empty());
+        Ok(AckNote { by, note })
+    }
+}
+
+/// The inbox record as written before acknowledgements had a name.
+#[derive(Deserialize)]
+struct InboxEntryV1 {
+    grant_id: [u8; 16],
+    label: String,
+    episode: [u8; 16],
+    kind: u8,
+    onset_ms: i64,
+    level: u8,
+    received_ms: i64,
+    acked_ms: Option<i64>,
+    monitoring_ended: Option<MonitoringEnded>,
+}
+
+/// Reads a stored inbox record, current or written before [`AckNote`]
+/// (a shorter record: the current layout fails on it at its end, so the
+/// two cannot be confused). Nothing is rewritten: an old record gains the
+/// field when it is next written (acknowledged).
+pub(crate) fn decode_entry(v: &[u8]) -> Result<InboxEntry, StoreError> {
+    if let Ok(e) = postcard::from_bytes::<InboxEntry>(v) {
+        return Ok(e);
+    }
+    let o: InboxEntryV1 =
+        postcard::from_bytes(v).map_err(|_| StoreError::Corrupt("alert".into()))?;
+    Ok(InboxEntry {
+        grant_id: o.grant_id,
+        label: o.label,
+        episode: o.episode,
+        kind: o.kind,
+        onset_ms: o.onset_ms,
+        level: o.level,
+        received_ms: o.received_ms,
+        acked_ms: o.acked_ms,
+        monitoring_ended: o.monitoring_ended,
+        ack: None,
+    })
 }
 
 /// "Resident ended monitoring": when, and until when the alert may stay.
@@ -96,14 +181,41 @@ pub struct MonitoringEnded {
     pub period_end_ms: i64,
 }
 
+/// Hex digits in an alert's short id.
+pub const ALERT_ID_LEN: usize = 12;
+
+/// The short id staff see for an alert (`vigil-node alerts`, the serve
+/// log): the first 12 hex digits of
+/// `SHA-256("vigil-node/alert-id" || grant || episode || kind)`, stable
+/// across restarts.
+pub fn alert_id(grant: &[u8; 16], episode: &[u8; 16], kind: u8) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"vigil-node/alert-id");
+    h.update(grant);
+    h.update(episode);
+    h.update([kind]);
+    hex::encode(&h.finalize()[..ALERT_ID_LEN / 2])
+}
+
+/// An alert kind in words.
+pub fn describe_kind(kind: u8) -> &'static str {
+    match kind {
+        ALERT_START => "fever started",
+        ALERT_END => "fever ended",
+        _ => "unknown",
+    }
+}
+
 impl InboxEntry {
     /// "fever started" or "fever ended".
     pub fn describe(&self) -> &'static str {
-        match self.kind {
-            ALERT_START => "fever started",
-            ALERT_END => "fever ended",
-            _ => "unknown",
-        }
+        describe_kind(self.kind)
+    }
+
+    /// Its short id (see [`alert_id`]).
+    pub fn id(&self) -> String {
+        alert_id(&self.grant_id, &self.episode, self.kind)
     }
 }
 
@@ -138,6 +250,7 @@ fn encode_entry(
         received_ms: now_ms,
         acked_ms: None,
         monitoring_ended: None,
+        ack: None,
     };
     postcard::to_stdvec(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -211,7 +324,7 @@ impl MailboxStore {
         self.db()
             .scan_prefix(&p)?
             .into_iter()
-            .map(|(_, v)| postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("alert".into())))
+            .map(|(_, v)| decode_entry(&v))
             .collect()
     }
 
@@ -221,7 +334,7 @@ impl MailboxStore {
             .db()
             .scan_prefix(b"a")?
             .into_iter()
-            .map(|(_, v)| postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("alert".into())))
+            .map(|(_, v)| decode_entry(&v))
             .collect::<Result<_, _>>()?;
         all.sort_by_key(|e| (e.received_ms, e.onset_ms, e.episode, e.kind));
         Ok(all)
@@ -247,22 +360,97 @@ impl MailboxStore {
         kind: u8,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        self.ack_alert_by(grant, episode, kind, now_ms, None)
+    }
+
+    /// Marks an alert as seen by staff, with who and their note (kept only
+    /// on the first acknowledgement); false if there is no such alert.
+    pub fn ack_alert_by(
+        &self,
+        grant: &[u8; 16],
+        episode: &[u8; 16],
+        kind: u8,
+        now_ms: i64,
+        note: Option<AckNote>,
+    ) -> Result<bool, StoreError> {
         let key = alert_key(grant, episode, kind);
         let Some(v) = self.db().get(&key)? else {
             return Ok(false);
         };
-        let mut e: InboxEntry =
-            postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("alert".into()))?;
+        let mut e = decode_entry(&v)?;
         if e.monitoring_ended.is_some() {
             // Kept only until staff saw it: now they have, so it goes.
             self.db().remove(&key)?;
             self.db().flush()?;
             return Ok(true);
         }
-        e.acked_ms.get_or_insert(now_ms);
+        if e.acked_ms.is_none() {
+            e.acked_ms = Some(now_ms);
+            e.ack = note;
+        }
         let v = postcard::to_stdvec(&e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.db().insert(key, v)?;
         self.db().flush()?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layout before `ack`, as an older node wrote it.
+    #[derive(Serialize)]
+    struct Old {
+        grant_id: [u8; 16],
+        label: String,
+        episode: [u8; 16],
+        kind: u8,
+        onset_ms: i64,
+        level: u8,
+        received_ms: i64,
+        acked_ms: Option<i64>,
+        monitoring_ended: Option<MonitoringEnded>,
+    }
+
+    #[test]
+    fn inbox_entries_written_before_ack_notes_are_still_read() {
+        let old = Old {
+            grant_id: [1; 16],
+            label: "Ana".into(),
+            episode: [2; 16],
+            kind: ALERT_START,
+            onset_ms: 600_000,
+            level: 2,
+            received_ms: 700_000,
+            acked_ms: Some(800_000),
+            monitoring_ended: None,
+        };
+        let e = decode_entry(&postcard::to_stdvec(&old).unwrap()).unwrap();
+        assert_eq!(
+            (e.label.as_str(), e.acked_ms, e.ack),
+            ("Ana", Some(800_000), None)
+        );
+        // And the current layout round-trips with its note.
+        let new = InboxEntry {
+            ack: Some(AckNote::new("Mei", Some("called")).unwrap()),
+            ..e
+        };
+        assert_eq!(
+            decode_entry(&postcard::to_stdvec(&new).unwrap()).unwrap(),
+            new
+        );
+        // Damage is still an error, not an empty entry.
+        assert!(decode_entry(&[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn ack_notes_are_bounded_plain_text() {
+        assert!(AckNote::new(" ", None).is_err());
+        assert!(AckNote::new("Mei\nLin", None).is_err());
+        assert!(AckNote::new(&"m".repeat(MAX_ACK_BY_CHARS + 1), None).is_err());
+        assert!(AckNote::new("Mei", Some(&"n".repeat(MAX_ACK_NOTE_CHARS + 1))).is_err());
+        let n = AckNote::new(" Mei ", Some("  ")).unwrap();
+        assert_eq!((n.by.as_str(), n.note), ("Mei", None));
     }
 }

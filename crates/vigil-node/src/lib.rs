@@ -17,13 +17,16 @@ mod sweep;
 mod tickets;
 pub mod webhook;
 
-pub use alerts::{GrantRecord, InboxEntry, MAX_LABEL_CHARS, MonitoringEnded};
+pub use alerts::{
+    ALERT_ID_LEN, AckNote, GrantRecord, InboxEntry, MAX_ACK_BY_CHARS, MAX_ACK_NOTE_CHARS,
+    MAX_LABEL_CHARS, MonitoringEnded, alert_id, describe_kind,
+};
 pub use grant_keys::GrantKeys;
 pub use label::{LabelError, MAX_STAFF_LABEL_CHARS, normalize_label};
 pub use limits::VaultLock;
 pub use metrics::Metrics;
 pub use node::{GRANT_KEYS_DIR, HandlerFactory, Node, NodeConfig, NodeError, RELAY_DIR};
-pub use relay::{Relay, RelayConfig, RelaySession, Session, Usage};
+pub use relay::{CONTACT_EVERY_MS, Relay, RelayConfig, RelaySession, Session, Usage};
 pub use store::{MailboxInfo, MailboxStore, ShredMarker, StoreError};
 pub use sweep::SweepReport;
 pub use tickets::{IssuedTicket, Revoked, TicketError, TicketRecord, TicketState};

@@ -78,6 +78,10 @@ impl Default for RelayConfig {
     }
 }
 
+/// How far a resident's last contact must move before it is written again,
+/// ms: "last contact" is read in minutes and hours, not per request.
+pub const CONTACT_EVERY_MS: i64 = 60_000;
+
 /// (grant, kind, onset) of an alert the forgetful-dedup bug remembers.
 #[cfg(feature = "fault-injection")]
 type SeenAlert = ([u8; 16], u8, i64);
@@ -101,6 +105,10 @@ pub struct Relay {
     metrics: Arc<Metrics>,
     // Queues each new alert for the webhooks, if any.
     webhooks: Option<Webhooks>,
+    // The last contact written per vault: a sync is a contact, but a disk
+    // write per request is not worth it, so it is written only once it
+    // moved by more than CONTACT_EVERY_MS.
+    contacts: Arc<Mutex<HashMap<VaultIdBytes, i64>>>,
     // Injected bug: alert deduplication kept in memory only (lost with
     // this `Relay` value, that is, on a node restart).
     #[cfg(feature = "fault-injection")]
@@ -185,6 +193,7 @@ impl Relay {
             signer: None,
             metrics: Arc::default(),
             webhooks: None,
+            contacts: Arc::default(),
             #[cfg(feature = "fault-injection")]
             forgetful_dedup: None,
         }
@@ -444,6 +453,20 @@ impl Relay {
         self.store.ack_alert(grant, episode, kind, now_ms)
     }
 
+    /// Staff acknowledge an alert with their name and note; false if there
+    /// is no such alert.
+    pub fn ack_alert_by(
+        &self,
+        grant: &[u8; 16],
+        episode: &[u8; 16],
+        kind: u8,
+        now_ms: i64,
+        note: crate::alerts::AckNote,
+    ) -> Result<bool, StoreError> {
+        self.store
+            .ack_alert_by(grant, episode, kind, now_ms, Some(note))
+    }
+
     /// Every grant (active, expired or revoked).
     pub fn grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
         self.store.grants()
@@ -586,7 +609,15 @@ impl Relay {
         g.last_contact_ms = now_ms;
         self.store.put_grant(&g)?;
         if stored {
-            tracing::info!(grant = %hex8(&w.grant_id), kind = w.kind, "alert stored");
+            // The label is the staff's, but quoted and escaped (Debug) so
+            // no character of it can forge or hide a log line.
+            tracing::info!(
+                alert = %crate::alerts::alert_id(&w.grant_id, &w.episode, w.kind),
+                what = crate::alerts::describe_kind(w.kind),
+                label = ?g.grant.label,
+                grant = %hex8(&w.grant_id),
+                "alert stored"
+            );
             self.metrics.alert_stored();
             if let Some(hooks) = &self.webhooks {
                 let entry = InboxEntry {
@@ -599,6 +630,7 @@ impl Relay {
                     received_ms: now_ms,
                     acked_ms: None,
                     monitoring_ended: None,
+                    ack: None,
                 };
                 // The alert is stored and acknowledged to the device either
                 // way; a queue failure is the operator's to see, not a
@@ -652,7 +684,6 @@ impl Relay {
 
     /// Handles one decoded request.
     pub fn handle(&self, s: &mut Session, req: Request, now_ms: i64) -> Response {
-        let _lock = self.limits.lock(&limits::lock_ids(&req, s));
         let proves = matches!(req, Request::Grant(_) | Request::Alert(_));
         let kind = request_kind(&req);
         let pushed = match &req {
@@ -660,9 +691,12 @@ impl Relay {
             Request::PushSnapshot(snap) => Some((false, snap.blob.len())),
             _ => None,
         };
-        let resp = match self.admit(s, req, now_ms) {
-            Ok(r) => r,
-            Err(e) => internal(e),
+        let resp = {
+            let _lock = self.limits.lock(&limits::lock_ids(&req, s));
+            match self.admit(s, req, now_ms) {
+                Ok(r) => r,
+                Err(e) => internal(e),
+            }
         };
         self.metrics.request(kind, &resp);
         if let (Some((bundle, bytes)), Response::Ack { .. }) = (pushed, &resp) {
@@ -671,7 +705,51 @@ impl Relay {
         if proves && matches!(resp, Response::Ok | Response::AlertAck { .. }) {
             s.privileged = true;
         }
+        // Every request a vault's device made after proving its mailbox key
+        // is a contact; the vault lock is released first, as the grant's
+        // lock may be the same shard.
+        if let Some(vault) = s.vault
+            && !matches!(resp, Response::Error(_))
+            && let Err(e) = self.touch(&vault, now_ms)
+        {
+            tracing::error!(error = %e, "could not record a resident's last contact");
+        }
         resp
+    }
+
+    /// Records a contact from `vault`'s devices at `now_ms` on the grant
+    /// its ticket gave, if it moved by more than [`CONTACT_EVERY_MS`] since
+    /// the last one written (so at most one write a minute per vault).
+    fn touch(&self, vault: &VaultIdBytes, now_ms: i64) -> Result<(), StoreError> {
+        {
+            let mut seen = self.contacts.lock().unwrap_or_else(|p| p.into_inner());
+            if seen
+                .get(vault)
+                .is_some_and(|t| now_ms.saturating_sub(*t) < CONTACT_EVERY_MS)
+            {
+                return Ok(());
+            }
+            // Bounded: vaults come and go with periods; forgetting costs
+            // only one extra check each.
+            if seen.len() as u64 >= self.config.max_vaults.saturating_mul(2) {
+                seen.clear();
+            }
+            seen.insert(*vault, now_ms);
+        }
+        let Some(grant) = self.store.ticket_of_vault(vault)?.and_then(|t| t.grant()) else {
+            return Ok(());
+        };
+        // The grant's lock, as a Grant, an Alert or a revocation take it:
+        // this read-modify-write must not undo theirs.
+        let _lock = self.lock_grant(&grant);
+        let Some(mut g) = self.store.grant(&grant)? else {
+            return Ok(());
+        };
+        if now_ms.saturating_sub(g.last_contact_ms) >= CONTACT_EVERY_MS {
+            g.last_contact_ms = now_ms;
+            self.store.put_grant(&g)?;
+        }
+        Ok(())
     }
 
     /// The node-wide caps a request meets before it is handled: the bound

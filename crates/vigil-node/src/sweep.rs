@@ -1,7 +1,7 @@
 //! Deletion at the end of a period: the expiry sweeper and shred requests
 //! (docs/spec.md §13).
 
-use crate::alerts::{InboxEntry, MonitoringEnded};
+use crate::alerts::MonitoringEnded;
 use crate::store::{MailboxStore, StoreError};
 
 /// What a sweep or a shred deleted.
@@ -118,7 +118,7 @@ impl MailboxStore {
         let mut a = vec![b'a'];
         a.extend_from_slice(grant);
         for (k, v) in self.db().scan_prefix(&a)? {
-            match postcard::from_bytes::<InboxEntry>(&v) {
+            match crate::alerts::decode_entry(&v) {
                 Ok(mut e) if e.acked_ms.is_none() => {
                     kept += 1;
                     if e.monitoring_ended.is_none() {
@@ -148,7 +148,7 @@ impl MailboxStore {
     pub fn sweep_ended_alerts(&self, now_ms: i64, grace_ms: i64) -> Result<u64, StoreError> {
         let mut n = 0;
         for (k, v) in self.db().scan_prefix(b"a")? {
-            let Ok(e) = postcard::from_bytes::<InboxEntry>(&v) else {
+            let Ok(e) = crate::alerts::decode_entry(&v) else {
                 continue;
             };
             let Some(m) = e.monitoring_ended else {

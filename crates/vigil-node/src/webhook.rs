@@ -19,28 +19,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::alerts::InboxEntry;
+use crate::alerts::{InboxEntry, alert_id};
 use crate::store::{MailboxStore, StoreError};
 
-/// Hex digits in an alert id (as `vigil-node alerts` shows it).
-pub const ALERT_ID_LEN: usize = 12;
 /// The store's key prefix for queued deliveries.
 const PREFIX: u8 = b'w';
 /// Bytes of a webhook's id (a hash of its URL).
 const TARGET_LEN: usize = 16;
-
-/// The short id of an alert: the first 12 hex digits of
-/// `SHA-256("vigil-node/alert-id" || grant || episode || kind)`. Stable
-/// across restarts; what staff see in `vigil-node alerts` and the webhook
-/// body's `id`.
-pub fn alert_id(e: &InboxEntry) -> String {
-    let mut h = Sha256::new();
-    h.update(b"vigil-node/alert-id");
-    h.update(e.grant_id);
-    h.update(e.episode);
-    h.update([e.kind]);
-    hex::encode(&h.finalize()[..ALERT_ID_LEN / 2])
-}
 
 /// The secret webhook bodies are signed with: 64 hex digits, used as the
 /// HMAC key as text (what the receiver is given). Zeroized on drop, never
@@ -118,7 +103,7 @@ impl TargetId {
 pub struct AlertEvent {
     /// Always `"alert"`.
     pub event: String,
-    /// The alert's id ([`alert_id`]).
+    /// The alert's id (as `vigil-node alerts` shows it).
     pub id: String,
     /// `"fever started"` or `"fever ended"`.
     pub kind: String,
@@ -137,7 +122,7 @@ impl AlertEvent {
     pub fn of(e: &InboxEntry) -> Self {
         AlertEvent {
             event: "alert".into(),
-            id: alert_id(e),
+            id: alert_id(&e.grant_id, &e.episode, e.kind),
             kind: e.describe().into(),
             label: e.label.clone(),
             onset_ms: e.onset_ms,
@@ -492,6 +477,7 @@ mod tests {
             received_ms: 1_700_000_500_000,
             acked_ms: None,
             monitoring_ended: None,
+            ack: None,
         }
     }
 
@@ -523,7 +509,7 @@ mod tests {
             ]
         );
         assert_eq!(body["kind"], "fever started");
-        assert_eq!(body["id"], alert_id(&e).as_str());
+        assert_eq!(body["id"], e.id().as_str());
         let text = String::from_utf8(AlertEvent::of(&e).to_json()).unwrap();
         assert!(!text.contains(&hex::encode(e.grant_id)), "{text}");
     }

@@ -523,3 +523,50 @@ fn a_session_open_across_a_shred_gives_no_grant_again() {
         Response::Error(ProtoError::UnknownGrant)
     );
 }
+
+#[test]
+fn last_contact_moves_with_every_authenticated_request_coalesced_and_persisted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pull = || Request::Pull {
+        have: vec![],
+        max_bytes: 4096,
+    };
+    {
+        let node = node(tmp.path(), RelayConfig::default());
+        let relay = node.relay();
+        let t = relay
+            .issue_ticket("Ana, flat 12B", 10 * HOUR, NOW, &mut rng(3))
+            .unwrap();
+        let ana = keys(1);
+        let k = AlertKey::from_bytes([3; 32]);
+        let mut c = Client::new(relay);
+        assert!(matches!(
+            c.enrol(&ana, &t.ticket),
+            Response::Enrolled { .. }
+        ));
+        assert_eq!(c.auth(&ana), Response::Ok);
+        assert_eq!(c.grant(&k, "x"), Response::Ok);
+        let contact = || relay.grants().unwrap()[0].last_contact_ms;
+        assert_eq!(contact(), NOW);
+        // A sync two hours later (a new connection: Auth, then Pull).
+        let mut later = Client::new(relay);
+        later.now = NOW + 2 * HOUR;
+        assert_eq!(later.auth(&ana), Response::Ok);
+        assert_eq!(later.call(pull()), Response::UpToDate);
+        assert_eq!(contact(), NOW + 2 * HOUR, "a sync is a contact");
+        // Ten seconds later: not worth a disk write.
+        later.now += 10_000;
+        assert_eq!(later.call(pull()), Response::UpToDate);
+        assert_eq!(contact(), NOW + 2 * HOUR, "coalesced within a minute");
+        // Two minutes later it moves again.
+        later.now = NOW + 2 * HOUR + 2 * 60_000;
+        assert_eq!(later.call(pull()), Response::UpToDate);
+        assert_eq!(contact(), NOW + 2 * HOUR + 2 * 60_000);
+    }
+    // Persisted: a restarted node still knows it.
+    let node = node(tmp.path(), RelayConfig::default());
+    assert_eq!(
+        node.relay().grants().unwrap()[0].last_contact_ms,
+        NOW + 2 * HOUR + 2 * 60_000
+    );
+}

@@ -21,7 +21,6 @@
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use vigil_node::{
     GrantRecord, InboxEntry, Relay, SweepReport, TicketError, TicketRecord, TicketState,
 };
@@ -45,6 +44,12 @@ pub(crate) enum Request {
     Ack {
         /// Id or prefix.
         id: String,
+        /// Who acknowledges (checked by the node too).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// Their note.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// Residents (tickets and their grants): active ones, or all.
     Residents {
@@ -117,6 +122,11 @@ pub(crate) struct AlertView {
     /// When staff acknowledged it.
     pub(crate) acked_ms: Option<i64>,
     pub(crate) acked: Option<String>,
+    /// Who acknowledged it, and their note.
+    #[serde(default)]
+    pub(crate) acked_by: Option<String>,
+    #[serde(default)]
+    pub(crate) ack_note: Option<String>,
     /// The grant (hex) and episode (hex).
     pub(crate) grant_id: String,
     pub(crate) episode: String,
@@ -149,7 +159,7 @@ pub(crate) struct ResidentView {
     /// The label staff typed.
     pub(crate) label: String,
     /// "unused", "enrolled", "revoked", "period over", "ended monitoring"
-    /// (shredded early, with alerts staff have not read) or "ended".
+    /// (shredded early, with alerts staff have not read) or "ended early".
     pub(crate) status: String,
     /// The period (the grant's validity), ms and RFC 3339; the start is
     /// gone with the grant of a resident who ended monitoring.
@@ -236,12 +246,7 @@ impl From<SweepReport> for SweepView {
 /// `SHA-256("vigil-node/alert-id" || grant || episode || kind)`. Stable
 /// across restarts and the same on both paths.
 pub(crate) fn alert_id(e: &InboxEntry) -> String {
-    let mut h = Sha256::new();
-    h.update(b"vigil-node/alert-id");
-    h.update(e.grant_id);
-    h.update(e.episode);
-    h.update([e.kind]);
-    hex::encode(&h.finalize()[..ALERT_ID_LEN / 2])
+    e.id()
 }
 
 fn alert_view(e: &InboxEntry) -> AlertView {
@@ -257,6 +262,8 @@ fn alert_view(e: &InboxEntry) -> AlertView {
         received: rfc3339(e.received_ms),
         acked_ms: e.acked_ms,
         acked: e.acked_ms.map(rfc3339),
+        acked_by: e.ack.as_ref().map(|a| a.by.clone()),
+        ack_note: e.ack.as_ref().and_then(|a| a.note.clone()),
         grant_id: hex::encode(e.grant_id),
         episode: hex::encode(e.episode),
         monitoring_ended_ms: e.monitoring_ended.map(|m| m.at_ms),
@@ -329,7 +336,7 @@ fn ticket_view(
         status = if unacked > 0 {
             "ended monitoring"
         } else {
-            "ended"
+            "ended early"
         }
         .to_owned();
     }
@@ -473,8 +480,12 @@ pub(crate) fn execute(
                     .collect::<Vec<_>>()
             }))
         }
-        Request::Ack { id } => {
+        Request::Ack { id, by, note } => {
             let id = check_id(id)?;
+            let note = by
+                .as_deref()
+                .map(|b| vigil_node::AckNote::new(b, note.as_deref()))
+                .transpose()?;
             let inbox = relay.inbox().map_err(store)?;
             let matches: Vec<&InboxEntry> = inbox
                 .iter()
@@ -494,10 +505,11 @@ pub(crate) fn execute(
                     ));
                 }
             };
-            if !relay
-                .ack_alert(&e.grant_id, &e.episode, e.kind, now_ms)
-                .map_err(store)?
-            {
+            let done = match note.clone() {
+                Some(n) => relay.ack_alert_by(&e.grant_id, &e.episode, e.kind, now_ms, n),
+                None => relay.ack_alert(&e.grant_id, &e.episode, e.kind, now_ms),
+            };
+            if !done.map_err(store)? {
                 return Err(format!("alert {id} was swept just now"));
             }
             let found = relay
@@ -512,6 +524,7 @@ pub(crate) fn execute(
                 // deleted it; report it as acknowledged now.
                 None if e.monitoring_ended.is_some() => InboxEntry {
                     acked_ms: Some(now_ms),
+                    ack: note,
                     ..e.clone()
                 },
                 None => return Err(format!("alert {id} was swept just now")),
@@ -524,7 +537,13 @@ pub(crate) fn execute(
         Request::Residents { all } => {
             let views: Vec<ResidentView> = resident_views(relay, now_ms)?
                 .into_iter()
-                .filter(|v| *all || v.status == "unused" || v.status == "enrolled")
+                // A resident who ended monitoring early stays in view until
+                // the period staff set is over: staff must see she stopped.
+                .filter(|v| {
+                    *all || matches!(v.status.as_str(), "unused" | "enrolled")
+                        || (matches!(v.status.as_str(), "ended early" | "ended monitoring")
+                            && v.period_end_ms > now_ms)
+                })
                 .collect();
             json(serde_json::to_value(views))
         }
@@ -601,7 +620,11 @@ mod tests {
             (Request::Status, r#"{"op":"status"}"#),
             (Request::Alerts, r#"{"op":"alerts"}"#),
             (
-                Request::Ack { id: "3fa2".into() },
+                Request::Ack {
+                    id: "3fa2".into(),
+                    by: None,
+                    note: None,
+                },
                 r#"{"op":"ack","id":"3fa2"}"#,
             ),
             (
@@ -642,7 +665,17 @@ mod tests {
             serde_json::json!([])
         );
         assert!(execute(&relay, &Request::Status, 0, None).is_err());
-        let e = execute(&relay, &Request::Ack { id: "abcd".into() }, 0, None).unwrap_err();
+        let e = execute(
+            &relay,
+            &Request::Ack {
+                id: "abcd".into(),
+                by: None,
+                note: None,
+            },
+            0,
+            None,
+        )
+        .unwrap_err();
         assert!(e.contains("no alert with id abcd"), "{e}");
         let s: SweepView = serde_json::from_value(
             execute(&relay, &Request::Sweep { grace_ms: 0 }, 0, None).unwrap(),

@@ -282,7 +282,9 @@ async fn answer(relay: &Relay, status: &Status, line: &[u8]) -> Response {
     match result {
         Ok(Ok(v)) => {
             match &req {
-                Request::Ack { id } => tracing::info!(id, "admin: alert acknowledged"),
+                Request::Ack { id, by, .. } => {
+                    tracing::info!(id, by = ?by, "admin: alert acknowledged");
+                }
                 Request::Sweep { .. } => tracing::info!(report = %v, "admin: swept"),
                 // The answer holds the ticket's secret: never logged.
                 Request::ResidentsAdd { .. } => tracing::info!("admin: resident registered"),

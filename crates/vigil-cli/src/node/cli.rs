@@ -17,7 +17,7 @@ Examples:
   vigil-node serve --data /var/lib/vigil-node --listen 0.0.0.0:4433 --advertise 203.0.113.7:4433
   vigil-node code --data /var/lib/vigil-node
   vigil-node alerts --data /var/lib/vigil-node
-  vigil-node alerts ack 3fa2c19b04de --data /var/lib/vigil-node
+  vigil-node alerts ack 3fa2c19b04de --by \"Mei Lin\" --note \"called, she is fine\" --data /var/lib/vigil-node
   vigil-node residents add --label \"Ana, flat 12B\" --period-end 14d --data /var/lib/vigil-node
   vigil-node residents --data /var/lib/vigil-node --json
   vigil-node residents revoke 3fa2c19b04de --data /var/lib/vigil-node
@@ -106,7 +106,7 @@ The address is --addr, else the node's `advertise` address, else the address it 
 Example:
   vigil-node alerts --data /var/lib/vigil-node
   vigil-node alerts --data /var/lib/vigil-node --unacked --json
-  vigil-node alerts ack 3fa2c19b04de --data /var/lib/vigil-node")]
+  vigil-node alerts ack 3fa2c19b04de --by \"Mei Lin\" --note \"called, she is fine\" --data /var/lib/vigil-node")]
     Alerts(AlertsArgs),
     /// Register residents (`residents add`: a one-time enrolment ticket),
     /// list them with their tickets' state, or revoke one (`residents revoke ID`).
@@ -148,16 +148,23 @@ pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// An address on the command line: `IP:PORT`, `[IPv6]:PORT` or
+/// `HOST:PORT` (resolved now, see [`super::config::resolve_addr`]).
+pub(crate) fn host_addr(s: &str) -> Result<SocketAddr, String> {
+    super::config::resolve_addr(s)
+}
+
 /// `serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// UDP address to listen on, e.g. 0.0.0.0:4433 (port 0 picks a free
-    /// port) [default: 0.0.0.0:4433].
-    #[arg(long, value_name = "ADDR")]
+    /// UDP address to listen on, e.g. 0.0.0.0:4433 or localhost:4433 (port
+    /// 0 picks a free port on the first start and keeps it after)
+    /// [default: 0.0.0.0:4433].
+    #[arg(long, value_name = "ADDR", value_parser = host_addr)]
     pub(crate) listen: Option<SocketAddr>,
     /// The address devices reach the node at, put in enrolment codes (when it
     /// differs from --listen, e.g. behind NAT or with 0.0.0.0).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = host_addr)]
     pub(crate) advertise: Option<SocketAddr>,
     /// How often to sweep expired data, e.g. 60s, 15m [default: 60s].
     #[arg(long, value_name = "DURATION", value_parser = duration)]
@@ -201,7 +208,7 @@ The secret is the config file's `[webhooks] secret` if it sets one, else DATA/we
 #[derive(Debug, Args)]
 pub(crate) struct CodeArgs {
     /// Put this address in the code instead (e.g. the public address).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = host_addr)]
     pub(crate) addr: Option<SocketAddr>,
     /// Print the code only, without the QR code.
     #[arg(long)]
@@ -230,12 +237,18 @@ pub(crate) enum AlertsAction {
     /// Acknowledge an alert: staff have seen it and act on it.
     #[command(after_help = "\
 Example:
-  vigil-node alerts ack 3fa2c19b04de --data /var/lib/vigil-node
+  vigil-node alerts ack 3fa2c19b04de --by \"Mei Lin\" --note \"called, she is fine\" --data /var/lib/vigil-node
 
 ID is the alert's id from `vigil-node alerts`, or a unique prefix of it (at least 4 hex digits).")]
     Ack {
         /// The alert's id (or a unique prefix of at least 4 hex digits).
         id: String,
+        /// Who acknowledges (at most 64 characters), stored with the alert.
+        #[arg(long, value_name = "NAME")]
+        by: String,
+        /// What was done or found (at most 500 characters).
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
     },
 }
 
@@ -276,7 +289,7 @@ mailbox and alerts end then at the latest.")]
         #[arg(long, value_name = "TIME|DURATION")]
         period_end: Option<String>,
         /// Put this address in the ticket instead (as for `vigil-node code`).
-        #[arg(long, value_name = "ADDR")]
+        #[arg(long, value_name = "ADDR", value_parser = host_addr)]
         addr: Option<SocketAddr>,
         /// Print the ticket only, without the QR code.
         #[arg(long)]

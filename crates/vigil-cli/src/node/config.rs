@@ -131,8 +131,44 @@ impl Settings {
 }
 
 fn addr(key: &str, s: &str) -> Result<SocketAddr, String> {
-    s.parse()
-        .map_err(|_| format!("{key}: `{s}` is not an address like 0.0.0.0:4433 or [::]:4433"))
+    resolve_addr(s).map_err(|e| format!("{key}: {e}"))
+}
+
+/// `IP:PORT`, `[IPv6]:PORT`, or `HOST:PORT` with the host name resolved
+/// now (the system's resolver: /etc/hosts, then DNS); of a name's
+/// addresses, the first IPv4 one, else the first. Codes and the socket
+/// hold an address, never a name.
+pub(crate) fn resolve_addr(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let example = "like 0.0.0.0:4433, [::]:4433 or localhost:4433";
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!(
+            "`{s}` is not an address (no port): give HOST:PORT, {example}"
+        ));
+    };
+    let port: u16 = port.parse().map_err(|_| {
+        format!("`{s}`: `{port}` is not a port (0–65535); give an address {example}")
+    })?;
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !name_ok {
+        return Err(format!("`{s}` is not an address {example}"));
+    }
+    let all: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("`{host}` does not resolve to an address ({e}); give an IP address or a name this machine resolves"))?
+        .collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
+        .ok_or_else(|| format!("`{host}` does not resolve to an address; give an IP address"))
 }
 
 /// Line and column (1-based) of a byte offset.
@@ -400,7 +436,8 @@ mod tests {
         for (file, needle) in [
             ("listen = ", "line 1"),
             ("lisen = \"1.2.3.4:5\"", "unknown field"),
-            ("listen = \"nowhere\"", "not an address"),
+            ("listen = \"nowhere\"", "no port"),
+            ("listen = \"nowhere.invalid:4433\"", "does not resolve"),
             ("sweep_every = \"soon\"", "not a duration"),
             ("[limits]\nmax_blobs_per_vault = -1", "line 2"),
             ("sweep_every = \"0s\"", "at least 1s"),

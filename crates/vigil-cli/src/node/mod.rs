@@ -144,7 +144,9 @@ fn execute(cli: &Cli) -> Result<(), Error> {
         Command::Code(a) => code::run(settings.data_dir()?, a),
         Command::Alerts(a) => match &a.action {
             None => commands::alerts(settings.data_dir()?, a.unacked, a.json),
-            Some(AlertsAction::Ack { id }) => commands::ack(settings.data_dir()?, id, a.json),
+            Some(AlertsAction::Ack { id, by, note }) => {
+                commands::ack(settings.data_dir()?, id, by, note.as_deref(), a.json)
+            }
         },
         Command::Residents(a) => match &a.action {
             None => commands::residents(settings.data_dir()?, a.all, a.json),

@@ -1,6 +1,7 @@
 //! `vigil-node serve`: the relay on QUIC, the admin socket, the sweeper, and
 //! a graceful stop on SIGINT/SIGTERM.
 
+use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +12,7 @@ use vigil_node::{Node, Relay};
 
 use super::admin::Status;
 use super::channel::{self, AdminServer};
-use super::code::{enrolment_code, write_state};
+use super::code::{enrolment_code, read_state, write_state};
 use super::config::Settings;
 use super::util::out;
 use crate::common::Error;
@@ -33,11 +34,53 @@ fn create_data_dir(data: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// The address to bind: `--listen` as given, except that port 0 on a node
+/// that served before takes the port it chose then. Residents' codes and
+/// tickets hold that address, so a restart on a new port would strand them
+/// all; an explicit port always wins.
+fn listen_addr(data: &Path, listen: SocketAddr) -> Result<(SocketAddr, bool), Error> {
+    if listen.port() != 0 || !data.is_dir() {
+        return Ok((listen, false));
+    }
+    match read_state(data)? {
+        Some(s) if s.listen.port() != 0 => {
+            Ok((SocketAddr::new(listen.ip(), s.listen.port()), true))
+        }
+        _ => Ok((listen, false)),
+    }
+}
+
+/// Binds the node's UDP socket, before anything is created on disk: a node
+/// that cannot listen leaves no data directory or identity behind.
+fn bind(data: &Path, settings: &Settings) -> Result<UdpSocket, Error> {
+    let (addr, reused) = listen_addr(data, settings.listen)?;
+    if reused {
+        tracing::info!(
+            port = addr.port(),
+            "--listen asks for port 0: reusing the port this node chose on its first start,              which residents' codes hold"
+        );
+    }
+    UdpSocket::bind(addr).map_err(|e| {
+        let hint = if reused {
+            format!(
+                " (port {} was chosen on the node's first start and is in every resident's                  code and ticket: free it, or pass --listen with another port and give                  residents new codes)",
+                addr.port()
+            )
+        } else {
+            String::new()
+        };
+        Error::failed(format!("cannot listen on {addr}: {e}{hint}"))
+    })
+}
+
 /// Runs the node until SIGINT or SIGTERM.
 pub(crate) fn run(settings: &Settings) -> Result<(), Error> {
     let data = settings.data_dir()?.to_path_buf();
-    create_data_dir(&data)?;
+    // A node already serving this directory is told first: it is why the
+    // port is taken.
     channel::clear_stale_socket(&data)?;
+    let socket = bind(&data, settings)?;
+    create_data_dir(&data)?;
     let identity = NodeIdentity::load_or_create(&data)
         .map_err(|e| Error::failed(format!("node identity in {}: {e}", data.display())))?;
     let node = channel::open_relay(&data, settings.relay, true)
@@ -54,7 +97,7 @@ pub(crate) fn run(settings: &Settings) -> Result<(), Error> {
         .thread_name("vigil-node")
         .build()
         .map_err(|e| Error::failed(format!("starting the runtime: {e}")))?;
-    let result = rt.block_on(serve(settings, data, identity, node, deliverer));
+    let result = rt.block_on(serve(settings, data, socket, identity, node, deliverer));
     // Dropping the runtime waits for store work still running on its
     // blocking threads; the store's last handle then closes it.
     drop(rt);
@@ -67,6 +110,7 @@ pub(crate) fn run(settings: &Settings) -> Result<(), Error> {
 async fn serve(
     settings: &Settings,
     data: PathBuf,
+    socket: UdpSocket,
     identity: NodeIdentity,
     node: Node,
     deliverer: Option<super::hooks::Deliverer>,
@@ -79,9 +123,10 @@ async fn serve(
     let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
 
     let factory = node.handler_factory();
-    let server = NodeServer::spawn(&identity, settings.listen, settings.server.clone(), factory)
+    let at = socket.local_addr().map_or(settings.listen, |a| a);
+    let server = NodeServer::spawn_on(&identity, socket, settings.server.clone(), factory)
         .await
-        .map_err(|e| Error::failed(format!("cannot listen on {}: {e}", settings.listen)))?;
+        .map_err(|e| Error::failed(format!("cannot listen on {at}: {e}")))?;
     let bound = server.local_addr();
     let metrics = match settings.metrics {
         Some(addr) => Some(super::hooks::bind_metrics(addr).await?),

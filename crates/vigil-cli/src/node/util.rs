@@ -20,6 +20,23 @@ pub(crate) fn printable(s: &str) -> String {
     out
 }
 
+/// Widest a label is shown in a table, in characters: the whole label is
+/// in `--json` and in each command's own message.
+pub(crate) const LABEL_COLUMN: usize = 32;
+
+/// [`printable`] text cut to `max` characters (an ellipsis marks the cut),
+/// so one long label cannot push a table past the terminal's width.
+pub(crate) fn cut(s: &str, max: usize) -> String {
+    let p = printable(s);
+    if p.chars().count() <= max {
+        return p;
+    }
+    let mut c: String = p.chars().take(max.saturating_sub(1)).collect();
+    c.truncate(c.trim_end().len());
+    c.push('…');
+    c
+}
+
 /// `1.2 KiB`.
 pub(crate) fn bytes(n: u64) -> String {
     match n {
@@ -63,6 +80,14 @@ mod tests {
             "Ana\\u{1b}[2J\\nflat 12"
         );
         assert_eq!(printable("Zoë, 12B"), "Zoë, 12B");
+    }
+
+    #[test]
+    fn long_labels_are_cut_after_escaping() {
+        assert_eq!(cut("Ana", 5), "Ana");
+        assert_eq!(cut("Ana Costa", 5), "Ana…");
+        assert_eq!(cut("a\u{1b}bcdef", 6), "a\\u{1…");
+        assert_eq!(cut(&"x".repeat(200), 32).chars().count(), 32);
     }
 
     #[test]

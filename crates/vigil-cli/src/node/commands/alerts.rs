@@ -6,7 +6,7 @@ use super::{json, level, request};
 use crate::common::Error;
 use crate::common::time::{now_ms, relative, short_utc};
 use crate::node::admin::{self, AckView, AlertView, Request};
-use crate::node::util::{out, printable, table};
+use crate::node::util::{LABEL_COLUMN, cut, out, printable, table};
 
 /// `vigil-node alerts`.
 pub(crate) fn alerts(data: &Path, unacked: bool, as_json: bool) -> Result<(), Error> {
@@ -38,7 +38,10 @@ pub(crate) fn alerts(data: &Path, unacked: bool, as_json: bool) -> Result<(), Er
                     (None, Some(t)) => {
                         format!("NEW, resident ended monitoring {}", short_utc(t))
                     }
-                    (Some(t), _) => format!("acked {}", short_utc(t)),
+                    (Some(t), _) => match &a.acked_by {
+                        Some(by) => format!("acked {} by {}", short_utc(t), cut(by, 20)),
+                        None => format!("acked {}", short_utc(t)),
+                    },
                 },
                 a.what.clone(),
                 short_utc(a.onset_ms),
@@ -48,11 +51,20 @@ pub(crate) fn alerts(data: &Path, unacked: bool, as_json: bool) -> Result<(), Er
                     short_utc(a.received_ms),
                     relative(a.received_ms, now)
                 ),
-                printable(&a.label),
+                cut(&a.label, LABEL_COLUMN),
             ]
         })
         .collect();
     let new = list.iter().filter(|a| a.acked_ms.is_none()).count();
+    // Notes below the table, one line each, so the table keeps its width.
+    let notes: Vec<String> = list
+        .iter()
+        .filter_map(|a| {
+            let note = a.ack_note.as_deref()?;
+            let by = a.acked_by.as_deref().unwrap_or("?");
+            Some(format!("  {}  {}: {}", a.id, cut(by, 20), cut(note, 100)))
+        })
+        .collect();
     out(&table(
         &[
             "ID",
@@ -65,6 +77,9 @@ pub(crate) fn alerts(data: &Path, unacked: bool, as_json: bool) -> Result<(), Er
         ],
         &rows,
     ))?;
+    if !notes.is_empty() {
+        out(&format!("notes:\n{}", notes.join("\n")))?;
+    }
     out(&format!(
         "{} alert{}, {new} not acknowledged{}",
         list.len(),
@@ -77,10 +92,25 @@ pub(crate) fn alerts(data: &Path, unacked: bool, as_json: bool) -> Result<(), Er
     ))
 }
 
-/// `vigil-node alerts ack ID`.
-pub(crate) fn ack(data: &Path, id: &str, as_json: bool) -> Result<(), Error> {
+/// `vigil-node alerts ack ID --by NAME [--note TEXT]`.
+pub(crate) fn ack(
+    data: &Path,
+    id: &str,
+    by: &str,
+    note: Option<&str>,
+    as_json: bool,
+) -> Result<(), Error> {
     let id = admin::check_id(id).map_err(Error::usage)?;
-    let v: AckView = request(data, &Request::Ack { id })?;
+    // Checked here too, so bad input is exit 2 before anything is asked.
+    let n = vigil_node::AckNote::new(by, note).map_err(Error::usage)?;
+    let v: AckView = request(
+        data,
+        &Request::Ack {
+            id,
+            by: Some(n.by),
+            note: n.note,
+        },
+    )?;
     if as_json {
         return json(&v);
     }
@@ -93,10 +123,15 @@ pub(crate) fn ack(data: &Path, id: &str, as_json: bool) -> Result<(), Error> {
         printable(&a.label),
         short_utc(a.onset_ms)
     );
+    let who = a
+        .acked_by
+        .as_deref()
+        .map(|b| format!(" by {}", printable(b)))
+        .unwrap_or_default();
     if v.already {
-        out(&format!("already acknowledged at {when} UTC: {what}"))
+        out(&format!("already acknowledged at {when} UTC{who}: {what}"))
     } else {
-        out(&format!("acknowledged {what}"))?;
+        out(&format!("acknowledged {what}{who}"))?;
         if a.monitoring_ended_ms.is_some() {
             out("The resident had ended monitoring: the alert is now deleted from the node.")?;
         }

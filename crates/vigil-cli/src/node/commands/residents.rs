@@ -14,7 +14,7 @@ use crate::common::time::{now_ms, parse_rfc3339, relative, short_utc};
 use crate::node::admin::{IssuedView, Request, ResidentView, RevokeView};
 use crate::node::code::{current_code, qr_text};
 use crate::node::config::Settings;
-use crate::node::util::{out, printable, table};
+use crate::node::util::{LABEL_COLUMN, cut, out, printable, table};
 
 /// How long a ticket's period lasts when staff do not say: two weeks, so a
 /// seven-day period started within a week of registering fits.
@@ -45,7 +45,7 @@ pub(crate) fn residents(data: &Path, all: bool, as_json: bool) -> Result<(), Err
             vec![
                 r.id.clone(),
                 r.status.clone(),
-                printable(&r.label),
+                cut(&r.label, LABEL_COLUMN),
                 when(Some(r.period_end_ms)),
                 when(r.last_contact_ms),
                 format!("{} ({} new)", r.alerts, r.unacked),
