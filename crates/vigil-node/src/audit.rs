@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::{MailboxStore, StoreError};
 
 /// The audit log's key prefix in the store.
-const PREFIX: u8 = b'w';
+const PREFIX: u8 = b'u';
 
 /// One staff action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

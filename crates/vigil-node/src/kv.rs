@@ -176,6 +176,18 @@ impl Kv {
     }
 
     /// Makes every write so far durable (a no-op in memory).
+    /// Bytes the store takes: on disk for sled (0 if it cannot say), keys
+    /// and values in memory otherwise.
+    pub(crate) fn size(&self) -> u64 {
+        match self {
+            Kv::Sled(db) => db.size_on_disk().unwrap_or(0),
+            Kv::Mem(m) => Self::mem(m)
+                .iter()
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum(),
+        }
+    }
+
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
         if let Kv::Sled(db) = self {
             db.flush()?;

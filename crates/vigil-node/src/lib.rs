@@ -10,11 +10,13 @@ mod grant_keys;
 mod kv;
 mod label;
 mod limits;
+pub mod metrics;
 mod node;
 mod relay;
 mod store;
 mod sweep;
 mod tickets;
+pub mod webhook;
 
 pub use alerts::{
     ALERT_ID_LEN, AckNote, GrantRecord, InboxEntry, MAX_ACK_BY_CHARS, MAX_ACK_NOTE_CHARS,
@@ -24,6 +26,7 @@ pub use audit::AuditRecord;
 pub use grant_keys::GrantKeys;
 pub use label::{LabelError, MAX_STAFF_LABEL_CHARS, normalize_label};
 pub use limits::VaultLock;
+pub use metrics::Metrics;
 pub use node::{GRANT_KEYS_DIR, HandlerFactory, Node, NodeConfig, NodeError, RELAY_DIR};
 pub use relay::{CONTACT_EVERY_MS, Relay, RelayConfig, RelaySession, Session, Usage};
 pub use store::{MailboxInfo, MailboxStore, ShredMarker, StoreError};

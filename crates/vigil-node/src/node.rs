@@ -116,6 +116,14 @@ impl Node {
         }
     }
 
+    /// Queues each new alert for these webhooks (set before the first
+    /// connection: every handler shares it).
+    pub fn with_webhooks(self, webhooks: crate::webhook::Webhooks) -> Self {
+        Node {
+            relay: self.relay.with_webhooks(webhooks),
+        }
+    }
+
     /// A frame handler for one new connection.
     pub fn handler(&self) -> Box<dyn FrameHandler> {
         Box::new(self.relay.session())

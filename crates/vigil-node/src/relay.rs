@@ -20,9 +20,11 @@ use vigil_proto::{AlertWire, BundleItem, GrantDeletion, GrantWire, SnapshotItem,
 use crate::alerts::{GrantRecord, InboxEntry, validate_grant};
 use crate::grant_keys::GrantKeys;
 use crate::limits::{self, Limits, VaultLock, release, reserve};
+use crate::metrics::{Metrics, request_kind};
 use crate::store::{MailboxInfo, MailboxStore, ShredMarker, StoreError};
 use crate::sweep::SweepReport;
 use crate::tickets::{Permit, TicketRecord};
+use crate::webhook::Webhooks;
 
 /// Relay limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +101,10 @@ pub struct Relay {
     alerts: Option<Arc<AlertRole>>,
     // Signs deletion receipts.
     signer: Option<Arc<SigningIdentity>>,
+    // Counters bumped per request (atomics: cheap, shared).
+    metrics: Arc<Metrics>,
+    // Queues each new alert for the webhooks, if any.
+    webhooks: Option<Webhooks>,
     // The last contact written per vault: a sync is a contact, but a disk
     // write per request is not worth it, so it is written only once it
     // moved by more than CONTACT_EVERY_MS.
@@ -185,6 +191,8 @@ impl Relay {
             tickets_lock: Arc::new(Mutex::new(())),
             alerts: None,
             signer: None,
+            metrics: Arc::default(),
+            webhooks: None,
             contacts: Arc::default(),
             #[cfg(feature = "fault-injection")]
             forgetful_dedup: None,
@@ -198,6 +206,38 @@ impl Relay {
     pub fn with_forgetful_alert_dedup(mut self) -> Self {
         self.forgetful_dedup = Some(Arc::default());
         self
+    }
+
+    /// Queues each new alert for these webhooks (spec: "Webhook
+    /// notifications").
+    pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
+        self.webhooks = Some(webhooks);
+        self
+    }
+
+    /// The node's metrics (shared by every clone of this relay).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The metrics in Prometheus text format, with the gauges (inbox,
+    /// usage, store size, webhook queue) read from the store now.
+    pub fn encode_metrics(&self) -> Result<String, StoreError> {
+        let m = &self.metrics;
+        let inbox = self.store.inbox()?;
+        let unacked = inbox.iter().filter(|e| e.acked_ms.is_none()).count();
+        Metrics::set(&m.alerts_in_inbox, inbox.len() as u64);
+        Metrics::set(&m.alerts_unacknowledged, unacked as u64);
+        let u = self.usage()?;
+        Metrics::set(&m.vaults, u.vaults);
+        Metrics::set(&m.blob_bytes, u.bytes);
+        Metrics::set(&m.store_size, self.store.size_on_disk());
+        let queued = match &self.webhooks {
+            Some(w) => w.queue().len()? as u64,
+            None => 0,
+        };
+        Metrics::set(&m.webhook_queue, queued);
+        Ok(m.encode())
     }
 
     /// Signs deletion receipts with this key (the one in the enrolment code).
@@ -227,6 +267,12 @@ impl Relay {
     /// restart-safe: each deletion is one durable batch; run it at start and
     /// periodically.
     pub fn sweep(&self, now_ms: i64, grace_ms: i64) -> Result<SweepReport, StoreError> {
+        let r = self.sweep_inner(now_ms, grace_ms);
+        self.metrics.sweep(r.as_ref().ok());
+        r
+    }
+
+    fn sweep_inner(&self, now_ms: i64, grace_ms: i64) -> Result<SweepReport, StoreError> {
         // Each deletion takes its vault's (or grant's) lock only, and gives
         // its places back under the caps as it goes.
         let counters = self.limits.counters(&self.store)?;
@@ -572,6 +618,27 @@ impl Relay {
                 grant = %hex8(&w.grant_id),
                 "alert stored"
             );
+            self.metrics.alert_stored();
+            if let Some(hooks) = &self.webhooks {
+                let entry = InboxEntry {
+                    grant_id: w.grant_id,
+                    label: g.grant.label.clone(),
+                    episode: w.episode,
+                    kind: w.kind,
+                    onset_ms: payload.onset_ms,
+                    level: payload.level,
+                    received_ms: now_ms,
+                    acked_ms: None,
+                    monitoring_ended: None,
+                    ack: None,
+                };
+                // The alert is stored and acknowledged to the device either
+                // way; a queue failure is the operator's to see, not a
+                // reason for the device to resend what is already stored.
+                if let Err(e) = hooks.alert_stored(&entry, now_ms) {
+                    tracing::error!(error = %e, "could not queue the alert for the webhooks");
+                }
+            }
         }
         Ok(Response::AlertAck { stored })
     }
@@ -608,6 +675,7 @@ impl Relay {
 
     /// A frame handler for one new connection.
     pub fn session(&self) -> RelaySession {
+        self.metrics.connection_opened();
         RelaySession {
             relay: self.clone(),
             session: Session::default(),
@@ -617,6 +685,12 @@ impl Relay {
     /// Handles one decoded request.
     pub fn handle(&self, s: &mut Session, req: Request, now_ms: i64) -> Response {
         let proves = matches!(req, Request::Grant(_) | Request::Alert(_));
+        let kind = request_kind(&req);
+        let pushed = match &req {
+            Request::Push(b) => Some((true, b.blob.len())),
+            Request::PushSnapshot(snap) => Some((false, snap.blob.len())),
+            _ => None,
+        };
         let resp = {
             let _lock = self.limits.lock(&limits::lock_ids(&req, s));
             match self.admit(s, req, now_ms) {
@@ -624,6 +698,10 @@ impl Relay {
                 Err(e) => internal(e),
             }
         };
+        self.metrics.request(kind, &resp);
+        if let (Some((bundle, bytes)), Response::Ack { .. }) = (pushed, &resp) {
+            self.metrics.stored(bundle, bytes);
+        }
         if proves && matches!(resp, Response::Ok | Response::AlertAck { .. }) {
             s.privileged = true;
         }
@@ -1163,7 +1241,9 @@ impl FrameHandler for RelaySession {
             Ok(req) => self.relay.handle(&mut self.session, req, now_ms),
             Err(e) => {
                 tracing::warn!(error = %e, "malformed frame");
-                Response::Error(ProtoError::Malformed(e.to_string()))
+                let resp = Response::Error(ProtoError::Malformed(e.to_string()));
+                self.relay.metrics.request("malformed", &resp);
+                resp
             }
         };
         encode_response(&resp)
@@ -1171,6 +1251,12 @@ impl FrameHandler for RelaySession {
 
     fn authenticated(&self) -> bool {
         self.session.authenticated()
+    }
+}
+
+impl Drop for RelaySession {
+    fn drop(&mut self) {
+        self.relay.metrics.connection_closed();
     }
 }
 

@@ -169,6 +169,11 @@ impl MailboxStore {
         }
     }
 
+    /// The store's size in bytes (on disk, for a store in a directory).
+    pub fn size_on_disk(&self) -> u64 {
+        self.db().size()
+    }
+
     pub(crate) fn db(&self) -> &Kv {
         &self.db
     }

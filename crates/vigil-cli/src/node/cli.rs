@@ -22,6 +22,7 @@ Examples:
   vigil-node residents --data /var/lib/vigil-node --json
   vigil-node residents revoke 3fa2c19b04de --data /var/lib/vigil-node
   vigil-node sweep --data /var/lib/vigil-node
+  vigil-node webhook secret --data /var/lib/vigil-node
 
 While `serve` runs, the other commands talk to it over DATA/admin.sock; when no node is \
 serving they open the store directly. Exit codes: 0 success, 1 failure, 2 bad input.";
@@ -85,7 +86,11 @@ Config file (TOML; every key optional, flags win):
   max_pull_bytes = 4194304
   max_connections = 20000
   idle_timeout = \"30s\"
-  max_tickets = 10000                # unused enrolment tickets at once")]
+  max_tickets = 10000                # unused enrolment tickets at once
+  metrics = \"127.0.0.1:9464\"        # GET /metrics (top-level key, before [limits])
+  [webhooks]
+  urls = [\"https://example.org/vigil-hook\"]   # each new alert is POSTed here
+  secret = \"...\"                    # else DATA/webhook-secret (see `webhook secret`)")]
     Serve(ServeArgs),
     /// Print the enrolment code residents' devices need to reach and pin this
     /// node, as text and as a QR code.
@@ -133,6 +138,13 @@ Example:
 
 Accounts live in DATA/staff.json (mode 0600, argon2id hashes); changes apply to a serving node at once.")]
     Staff(StaffArgs),
+    /// Webhooks: print the secret their bodies are signed with.
+    #[command(after_help = "\
+Example:
+  vigil-node webhook secret --data /var/lib/vigil-node
+
+Webhooks themselves are `serve --webhook URL` (repeatable) or `[webhooks] urls` in the config file.")]
+    Webhook(WebhookArgs),
 }
 
 /// A duration on the command line or in the config file: `90s`, `15m`,
@@ -179,6 +191,14 @@ pub(crate) struct ServeArgs {
     /// the dashboard (browsers then send them over HTTPS only).
     #[arg(long, requires = "http")]
     pub(crate) http_secure_cookies: bool,
+    /// POST each new fever alert to this URL (http:// or https://; repeat
+    /// for several). Replaces the config file's `[webhooks] urls`.
+    #[arg(long = "webhook", value_name = "URL")]
+    pub(crate) webhooks: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g.
+    /// 127.0.0.1:9464 [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<SocketAddr>,
 }
 
 /// `staff`.
@@ -213,6 +233,27 @@ pub(crate) enum StaffAction {
         /// Their name.
         name: String,
     },
+}
+
+/// `webhook`.
+#[derive(Debug, Args)]
+pub(crate) struct WebhookArgs {
+    #[command(subcommand)]
+    pub(crate) action: WebhookAction,
+}
+
+/// `webhook ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum WebhookAction {
+    /// Print the secret webhook bodies are signed with (HMAC-SHA256), to
+    /// give to the receivers; created in the data directory at first use.
+    #[command(after_help = "\
+Example:
+  vigil-node webhook secret --data /var/lib/vigil-node
+
+The secret is the config file's `[webhooks] secret` if it sets one, else DATA/webhook-secret
+(owner-only). Anyone holding it can forge deliveries: keep it with the receiver's settings only.")]
+    Secret,
 }
 
 /// `code`.

@@ -49,6 +49,19 @@ struct File {
     grace: Option<DurationValue>,
     #[serde(default)]
     limits: Limits,
+    metrics: Option<String>,
+    #[serde(default)]
+    webhooks: WebhooksFile,
+}
+
+/// `[webhooks]`: where alerts are POSTed, and the secret they are signed
+/// with (else the data directory's `webhook-secret`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhooksFile {
+    #[serde(default)]
+    urls: Vec<String>,
+    secret: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +113,12 @@ pub(crate) struct Settings {
     pub(crate) relay: RelayConfig,
     /// Endpoint settings.
     pub(crate) server: ServerConfig,
+    /// Where each new alert is POSTed (`--webhook`, else the file's).
+    pub(crate) webhooks: Vec<String>,
+    /// The file's webhook secret, if it sets one.
+    pub(crate) webhook_secret: Option<String>,
+    /// Where `serve` answers GET /metrics, if anywhere.
+    pub(crate) metrics: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -284,6 +303,18 @@ pub(crate) fn resolve(
     if server.idle_timeout < Duration::from_secs(1) {
         return Err(bad("limits.idle_timeout must be at least 1s".into()));
     }
+    let metrics = file
+        .metrics
+        .map(|s| addr("metrics", &s))
+        .transpose()
+        .map_err(bad)?;
+    for u in &file.webhooks.urls {
+        super::hooks::check_url(u).map_err(|e| bad(format!("webhooks.urls: {e}")))?;
+    }
+    if let Some(s) = &file.webhooks.secret {
+        vigil_node::webhook::WebhookSecret::parse(s)
+            .map_err(|e| bad(format!("webhooks.secret: {e}")))?;
+    }
     Ok(Settings {
         data,
         listen,
@@ -298,6 +329,9 @@ pub(crate) fn resolve(
         grace,
         relay,
         server,
+        webhooks: file.webhooks.urls,
+        webhook_secret: file.webhooks.secret,
+        metrics,
     })
 }
 
@@ -408,6 +442,13 @@ mod tests {
             ("[limits]\nmax_blobs_per_vault = -1", "line 2"),
             ("sweep_every = \"0s\"", "at least 1s"),
             ("[limits]\npre_auth_bytes = 10", "too small"),
+            ("[webhooks]\nurls = [\"ftp://x/\"]", "http:// or https://"),
+            (
+                "[webhooks]\nurls = [\"http://x/\"]\nsecret = \"short\"",
+                "32 to 256",
+            ),
+            ("[webhooks]\nurl = \"http://x/\"", "unknown field"),
+            ("metrics = \"9090\"", "not an address"),
             ("[limits]\nmax_pull_bundles = 0", "at least 1"),
         ] {
             let e = settings(&["serve"], file).unwrap_err();

@@ -20,6 +20,7 @@ mod cli;
 mod code;
 mod commands;
 mod config;
+mod hooks;
 mod serve;
 mod util;
 mod web;
@@ -33,7 +34,7 @@ use clap::error::ErrorKind;
 use tracing_subscriber::EnvFilter;
 
 use crate::common::Error;
-use cli::{AlertsAction, Cli, Command, LogFormat, ResidentsAction, StaffAction};
+use cli::{AlertsAction, Cli, Command, LogFormat, ResidentsAction, StaffAction, WebhookAction};
 use config::Settings;
 
 /// Runs `vigil-node` with these arguments (the first is the program name).
@@ -119,13 +120,22 @@ fn execute(cli: &Cli) -> Result<(), Error> {
         Command::Sweep(a) => a.grace,
         _ => None,
     };
-    let settings = config::resolve(
+    let mut settings = config::resolve(
         cli,
         serve_args.and_then(|a| a.listen),
         serve_args.and_then(|a| a.advertise),
         serve_args.and_then(|a| a.sweep_every),
         serve_args.and_then(|a| a.grace).or(sweep_grace),
     )?;
+    if let Some(a) = serve_args {
+        if !a.webhooks.is_empty() {
+            for u in &a.webhooks {
+                hooks::check_url(u).map_err(Error::usage)?;
+            }
+            settings.webhooks = a.webhooks.clone();
+        }
+        settings.metrics = a.metrics.or(settings.metrics);
+    }
     init_logging(
         &settings,
         if serve_args.is_some() { "info" } else { "warn" },
@@ -174,6 +184,9 @@ fn execute(cli: &Cli) -> Result<(), Error> {
             } => commands::staff_add(settings.data_dir()?, name, *password_stdin),
             StaffAction::List => commands::staff_list(settings.data_dir()?, a.json),
             StaffAction::Remove { name } => commands::staff_remove(settings.data_dir()?, name),
+        },
+        Command::Webhook(a) => match a.action {
+            WebhookAction::Secret => commands::webhook_secret(&settings),
         },
     }
 }

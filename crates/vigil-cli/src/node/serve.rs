@@ -101,12 +101,15 @@ pub(crate) fn run(settings: &Settings, dashboard: Option<Dashboard>) -> Result<(
             ))
         })?
         .with_receipts(identity.signing());
+    let (node, deliverer) = super::hooks::wire(settings, &data, node)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("vigil-node")
         .build()
         .map_err(|e| Error::failed(format!("starting the runtime: {e}")))?;
-    let result = rt.block_on(serve(settings, data, socket, identity, node, dashboard));
+    let result = rt.block_on(serve(
+        settings, data, socket, identity, node, dashboard, deliverer,
+    ));
     // Dropping the runtime waits for store work still running on its
     // blocking threads; the store's last handle then closes it.
     drop(rt);
@@ -123,6 +126,7 @@ async fn serve(
     identity: NodeIdentity,
     node: Node,
     dashboard: Option<Dashboard>,
+    deliverer: Option<super::hooks::Deliverer>,
 ) -> Result<(), Error> {
     let relay = node.relay().clone();
     // Handlers first, so a signal right after the ready line is handled.
@@ -142,6 +146,11 @@ async fn serve(
         Some(d) => Some(start_dashboard(d, &data, &node).await?),
         None => None,
     };
+    let metrics = match settings.metrics {
+        Some(addr) => Some(super::hooks::bind_metrics(addr).await?),
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
     let status = Status {
         pid: std::process::id(),
         listen: bound,
@@ -154,6 +163,9 @@ async fn serve(
 
     let code = enrolment_code(&identity, settings.advertise.unwrap_or(bound));
     let mut ready = format!("vigil-node listening on {bound}");
+    if let Some(a) = metrics_addr {
+        ready.push_str(&format!("\nmetrics on http://{a}/metrics"));
+    }
     match &code {
         Ok(c) => ready.push_str(&format!("\nenrolment code: {c}")),
         Err(why) => ready.push_str(&format!("\nno enrolment code yet: {why}")),
@@ -170,8 +182,12 @@ async fn serve(
         sweep_every = %show_duration(settings.sweep_every),
         grace = %show_duration(settings.grace),
         code = code.as_ref().map(ToString::to_string).unwrap_or_default(),
+        webhooks = settings.webhooks.len(),
+        metrics = metrics_addr.map(|a| a.to_string()).unwrap_or_default(),
         "node serving"
     );
+    let metrics_task = metrics.map(|l| tokio::spawn(super::hooks::serve_metrics(l, relay.clone())));
+    let deliver_task = deliverer.map(|d| tokio::spawn(d.run()));
 
     let sweeper = tokio::spawn(sweep_loop(
         relay.clone(),
@@ -188,6 +204,10 @@ async fn serve(
         "shutting down: no new connections, finishing requests"
     );
     sweeper.abort();
+    // Deliveries not made stay queued in the store for the next start.
+    for t in [metrics_task, deliver_task].into_iter().flatten() {
+        t.abort();
+    }
     if !server.drain(DRAIN).await {
         tracing::warn!(
             in_flight = server.in_flight(),

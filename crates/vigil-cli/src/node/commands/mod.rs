@@ -15,11 +15,13 @@ mod alerts;
 mod residents;
 mod staff;
 mod sweep;
+mod webhook;
 
 pub(crate) use alerts::{ack, alerts};
 pub(crate) use residents::{NewResident, add_resident, residents, revoke_resident};
 pub(crate) use staff::{staff_add, staff_list, staff_remove};
 pub(crate) use sweep::sweep;
+pub(crate) use webhook::webhook_secret;
 
 /// Runs `req` and reads its answer as `T`.
 pub(crate) fn request<T: DeserializeOwned>(data: &Path, req: &Request) -> Result<T, Error> {
