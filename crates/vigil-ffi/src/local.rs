@@ -447,8 +447,8 @@ impl From<vigil::Tombstone> for Tombstone {
     }
 }
 
-/// Lowercase hex, as Vigil prints ids.
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex, as Vigil prints ids (the one helper of the binding).
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -16,6 +16,7 @@ use vigil::{DeviceConnection, EnrolmentCode, SyncFailure, TicketCode};
 use zeroize::Zeroizing;
 
 use crate::keystore::Adapter;
+use crate::local::hex;
 use crate::net_error::{NetError, SyncError};
 use crate::{KeyStore, Vault};
 
@@ -164,10 +165,6 @@ fn checked_rule(rule: Option<FeverRule>) -> Result<vigil::FeverRule, SyncError> 
         });
     }
     Ok(rule)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn count(n: usize) -> u64 {
