@@ -24,6 +24,10 @@ pub struct Alert {
     /// When the resident ended monitoring, if they did.
     #[serde(default)]
     pub monitoring_ended_ms: Option<i64>,
+    /// Who acknowledged it, as the node records it (`alerts ack --by`, or
+    /// the staff member logged in here).
+    #[serde(default)]
+    pub acked_by: Option<String>,
 }
 
 /// The node's operations the dashboard uses. Calls block (they read the

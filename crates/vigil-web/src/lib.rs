@@ -228,18 +228,6 @@ impl Web {
             )
             .map_err(|e| e.to_string())
     }
-
-    /// Who acknowledged each alert, from the audit log (last ack wins).
-    fn acked_by(&self) -> std::collections::HashMap<String, String> {
-        self.inner
-            .store
-            .audit_log()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.action == "ack")
-            .map(|r| (r.subject, r.staff))
-            .collect()
-    }
 }
 
 async fn security_headers(mut r: axum::response::Response) -> axum::response::Response {
@@ -388,26 +376,22 @@ fn server_error(web: &Web, lang: Lang, e: &str) -> axum::response::Response {
         .into_response()
 }
 
-/// The inbox and who acknowledged what, read on the blocking pool.
-async fn inbox_data(
-    web: &Web,
-) -> Result<(Vec<Alert>, std::collections::HashMap<String, String>), String> {
+/// The inbox (each alert names who acknowledged it), read on the blocking
+/// pool.
+async fn inbox_data(web: &Web) -> Result<Vec<Alert>, String> {
     let w = web.clone();
-    tokio::task::spawn_blocking(move || {
-        let alerts = w.inner.backend.alerts(now_ms())?;
-        Ok((alerts, w.acked_by()))
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    tokio::task::spawn_blocking(move || w.inner.backend.alerts(now_ms()))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 async fn inbox_page(State(web): State<Web>, a: Authed) -> axum::response::Response {
-    let (alerts, by) = match inbox_data(&web).await {
+    let alerts = match inbox_data(&web).await {
         Ok(x) => x,
         Err(e) => return server_error(&web, a.lang, &e),
     };
     let c = a.ctx(&web);
-    let rows = pages::inbox_rows(&c, &alerts, &|id| by.get(id).cloned(), now_ms());
+    let rows = pages::inbox_rows(&c, &alerts, now_ms());
     let unacked = alerts.iter().filter(|x| x.acked_ms.is_none()).count();
     html(pages::inbox(&c, rows, unacked))
 }
@@ -425,9 +409,9 @@ async fn events(
             }
             rx.mark_unchanged();
             let ev = match inbox_data(&web).await {
-                Ok((alerts, by)) => {
+                Ok(alerts) => {
                     let c = a.ctx(&web);
-                    let rows = pages::inbox_rows(&c, &alerts, &|id| by.get(id).cloned(), now_ms());
+                    let rows = pages::inbox_rows(&c, &alerts, now_ms());
                     let unacked = alerts.iter().filter(|x| x.acked_ms.is_none()).count();
                     Event::default()
                         .event("inbox")

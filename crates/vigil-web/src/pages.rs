@@ -107,12 +107,7 @@ pub fn login(c: &Ctx<'_>, pre_csrf: &str, error: Option<&str>) -> Markup {
 }
 
 /// The inbox table's rows (also what the live stream sends).
-pub fn inbox_rows(
-    c: &Ctx<'_>,
-    alerts: &[Alert],
-    acked_by: &dyn Fn(&str) -> Option<String>,
-    now_ms: i64,
-) -> Markup {
+pub fn inbox_rows(c: &Ctx<'_>, alerts: &[Alert], now_ms: i64) -> Markup {
     let csrf = c.staff.map_or("", |(_, t)| t);
     html! {
         @if alerts.is_empty() {
@@ -135,10 +130,9 @@ pub fn inbox_rows(
                     @match a.acked_ms {
                         None => strong { (c.t("status-new")) },
                         Some(t) => {
-                            @let who = acked_by(&a.id);
                             (c.ta("status-acked", &[
                                 ("when", utc(t).into()),
-                                ("name", who.unwrap_or_else(|| c.t("someone")).into()),
+                                ("name", a.acked_by.clone().unwrap_or_else(|| c.t("someone")).into()),
                             ]))
                         }
                     }

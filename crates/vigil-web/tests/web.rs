@@ -23,11 +23,12 @@ impl Backend for Fake {
     fn alerts(&self, _now_ms: i64) -> Result<Vec<Alert>, String> {
         Ok(self.alerts.lock().unwrap().clone())
     }
-    fn ack(&self, id: &str, _by: &str, now_ms: i64) -> Result<(Alert, bool), String> {
+    fn ack(&self, id: &str, by: &str, now_ms: i64) -> Result<(Alert, bool), String> {
         let mut all = self.alerts.lock().unwrap();
         let a = all.iter_mut().find(|a| a.id == id).ok_or("no such alert")?;
         let already = a.acked_ms.is_some();
         a.acked_ms.get_or_insert(now_ms);
+        a.acked_by.get_or_insert_with(|| by.to_owned());
         Ok((a.clone(), already))
     }
 }
@@ -42,6 +43,7 @@ fn alert(id: &str, label: &str) -> Alert {
         received_ms: 1_780_000_000_000,
         acked_ms: None,
         monitoring_ended_ms: None,
+        acked_by: None,
     }
 }
 
