@@ -4,7 +4,7 @@
 use fluent_bundle::FluentValue;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::backend::Alert;
+use crate::backend::{Alert, Resident};
 use crate::i18n::{Catalogue, Lang};
 
 /// What every page needs.
@@ -186,6 +186,17 @@ pub fn error(c: &Ctx<'_>, key: &str) -> Markup {
             p { a href="/" { (c.t("back")) } }
         },
     )
+}
+
+/// An enrolled resident the node has not heard from for longer than this
+/// is marked "no contact for 24 h", ms.
+pub const NO_CONTACT_MS: i64 = 24 * 3600 * 1000;
+
+/// Whether `r` is enrolled and silent for longer than [`NO_CONTACT_MS`].
+pub fn silent(r: &Resident, now_ms: i64) -> bool {
+    r.status == "enrolled"
+        && r.last_contact_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) > NO_CONTACT_MS)
 }
 
 /// Text for the live stream: one SSE data line (no raw line breaks).

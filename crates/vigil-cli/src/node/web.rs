@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use vigil_node::Relay;
+use vigil_web::backend::{IssuedTicket, NodeInfo, Resident};
 use vigil_web::{Alert, Backend};
 
 use super::admin::{self, Request};
@@ -44,5 +45,21 @@ impl Backend for NodeBackend {
         };
         let a: Acked = self.run(&req, now_ms)?;
         Ok((a.alert, a.already))
+    }
+
+    fn residents(&self, _all: bool, _now_ms: i64) -> Result<Vec<Resident>, String> {
+        Err("not yet".into())
+    }
+
+    fn issue_ticket(&self, _label: &str, _period_ms: i64, _now_ms: i64) -> Result<IssuedTicket, String> {
+        Err("not yet".into())
+    }
+
+    fn revoke(&self, _id: &str, _now_ms: i64) -> Result<(Resident, bool), String> {
+        Err("not yet".into())
+    }
+
+    fn node_info(&self, _now_ms: i64) -> Result<NodeInfo, String> {
+        Err("not yet".into())
     }
 }
