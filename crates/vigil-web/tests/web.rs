@@ -61,6 +61,9 @@ impl Backend for Fake {
         period_ms: i64,
         now_ms: i64,
     ) -> Result<IssuedTicket, String> {
+        if label == "Full" {
+            return Err("too many unused tickets (10000): <revoke> some".into());
+        }
         let mut issued = self.issued.lock().unwrap();
         issued.push((label.to_owned(), period_ms));
         let id = format!("{:032x}", 0xa1b2c3d4e5f6_u64 + issued.len() as u64);
@@ -981,4 +984,63 @@ async fn every_page_links_to_inbox_residents_and_node() {
     }
     let zh = get(&h.app, "/residents", &format!("{cookie}; vigil_lang=zh-CN")).await;
     assert!(zh.body.contains("居民"), "{}", zh.body);
+}
+
+#[tokio::test]
+async fn the_held_code_goes_at_logout_and_at_revoke_and_a_refusal_is_shown() {
+    let h = harness();
+    let (cookie, csrf) = login(&h.app).await;
+    let r = issue(&h, &cookie, &[("csrf", &csrf), ("label", "Ana")]).await;
+    let sheet_at = r.location().to_owned();
+    assert!(get(&h.app, &sheet_at, &cookie).await.body.contains(SECRET));
+    // Logged out and in again: the sheet, without the code.
+    post(&h.app, "/logout", &cookie, &[("csrf", &csrf)]).await;
+    let (cookie, csrf) = login(&h.app).await;
+    let page = get(&h.app, &sheet_at, &cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains(SECRET), "{}", page.body);
+    // Revoked right after issuing: no code either.
+    let r = issue(&h, &cookie, &[("csrf", &csrf), ("label", "Bo")]).await;
+    let sheet_at = r.location().to_owned();
+    let id = sheet_at.split('/').nth(2).unwrap().to_owned();
+    post(
+        &h.app,
+        &format!("/residents/{id}/revoke"),
+        &cookie,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    let page = get(&h.app, &sheet_at, &cookie).await;
+    assert!(!page.body.contains(SECRET), "{}", page.body);
+    // The node refuses: said so on the page (its words escaped), nothing
+    // audited.
+    let r = issue(&h, &cookie, &[("csrf", &csrf), ("label", "Full")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains(r#"id="issue-error""#));
+    assert!(
+        r.body
+            .contains("too many unused tickets (10000): &lt;revoke&gt; some"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains(r#"value="Full""#),
+        "the form keeps what was typed"
+    );
+    let issued = h
+        .store
+        .audit_log()
+        .unwrap()
+        .iter()
+        .filter(|r| r.action == "ticket.issue")
+        .count();
+    assert_eq!(issued, 2);
+    // An unknown ticket has no sheet.
+    let r = get(
+        &h.app,
+        &format!("/residents/{}/sheet", "0".repeat(32)),
+        &cookie,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
