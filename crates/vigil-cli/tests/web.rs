@@ -279,3 +279,131 @@ fn a_fever_alert_appears_live_on_the_dashboard_and_staff_acknowledge_it() {
 
     assert!(node.terminate().success());
 }
+
+/// The text of the element with this id (its first text node).
+fn text_of(page: &str, id: &str) -> String {
+    let at = page
+        .find(&format!(r#"id="{id}""#))
+        .unwrap_or_else(|| panic!("no #{id} in {page}"));
+    let from = at + page[at..].find('>').unwrap() + 1;
+    page[from..from + page[from..].find('<').unwrap()].to_owned()
+}
+
+/// Staff log in over HTTP, issue a ticket with the form, and hand the
+/// resident the sheet: its ticket enrols a real `vigil` device, and the
+/// CLI sees the resident enrolled; revoking with the form shows there too.
+#[test]
+fn a_ticket_issued_on_the_dashboard_enrols_a_device_and_revokes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("node");
+    let d = data.to_str().unwrap();
+    assert!(
+        staff_add(d, "Mei", &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    let port = free_port();
+    // A host name, as --listen takes one.
+    let http_addr = format!("localhost:{port}");
+    let node = Node::start(
+        &["--data", d, "--listen", "127.0.0.1:0", "--http", &http_addr],
+        &tmp.path().join("serve.log"),
+    );
+
+    let (_, head, page) = get(port, "/login", "");
+    let pre = set_cookie(&head, "vigil_login");
+    let form = format!(
+        "csrf={}&name=Mei&password={}",
+        csrf_of(&page),
+        PASSWORD.replace(' ', "+")
+    );
+    let (status, head, _) = post(port, "/login", &pre, &form);
+    assert_eq!(status, 303, "{head}");
+    let session = set_cookie(&head, "vigil_session");
+
+    // Issue a ticket with the form: the answer leads to its sheet.
+    let (status, _, page) = get(port, "/residents", &session);
+    assert_eq!(status, 200);
+    let csrf = csrf_of(&page);
+    let (status, head, _) = post(
+        port,
+        "/residents",
+        &session,
+        &format!("csrf={csrf}&label=Ana+Costa%2C+flat+12B&days=7"),
+    );
+    assert_eq!(status, 303, "{head}");
+    let sheet_at = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (status, _, sheet) = get(port, &sheet_at, &session);
+    assert_eq!(status, 200);
+    assert!(sheet.contains("<svg"), "{sheet}");
+    let ticket = text_of(&sheet, "sheet-ticket");
+    assert!(ticket.starts_with("vigil-ticket1/127.0.0.1:"), "{ticket}");
+    let id = ticket.rsplit('/').nth(1).unwrap().to_owned();
+    assert_eq!(sheet_at, format!("/residents/{id}/sheet"));
+
+    // The resident's device enrols with it.
+    let phone = tmp.path().join("phone");
+    let now = now_ms();
+    let start = now - now.rem_euclid(DAY) - DAY;
+    run(vigil(&phone), ["init", "--start", &rfc3339(start)]).ok();
+    let e = run(vigil(&phone), ["--json", "enrol", &ticket]).json();
+    assert_eq!(e["label"], "Ana Costa, flat 12B");
+    let residents = |all: bool| -> serde_json::Value {
+        let mut args = vec!["residents", "--json", "--data", d];
+        if all {
+            args.push("--all");
+        }
+        let out = vigil_node().args(&args).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let list = residents(false);
+    assert_eq!(list[0]["ticket"], id.as_str(), "{list}");
+    assert_eq!(list[0]["status"], "enrolled", "{list}");
+    let (_, _, page) = get(port, "/residents", &session);
+    assert!(page.contains("Enrolled"), "{page}");
+
+    // Revoke with the form: the CLI shows it revoked.
+    let (status, _, _) = post(
+        port,
+        &format!("/residents/{id}/revoke"),
+        &session,
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(status, 303);
+    let list = residents(true);
+    assert_eq!(list[0]["status"], "revoked", "{list}");
+
+    // The node page: its code as the ready line printed it, the sweep at
+    // start; a resident who ends monitoring gets a receipt, counted there.
+    let (status, _, page) = get(port, "/node", &session);
+    assert_eq!(status, 200);
+    assert!(page.contains(&node.code), "{page}");
+    assert!(page.contains("Ran at"), "{page}");
+    assert_eq!(text_of(&page, "node-receipts"), "0");
+    let (_, head, _) = post(
+        port,
+        "/residents",
+        &session,
+        &format!("csrf={csrf}&label=Bo&days=7"),
+    );
+    let at = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let ticket = text_of(&get(port, &at, &session).2, "sheet-ticket");
+    let tablet = tmp.path().join("tablet");
+    run(vigil(&tablet), ["init", "--start", &rfc3339(start)]).ok();
+    run(vigil(&tablet), ["enrol", &ticket]).ok();
+    run(vigil(&tablet), ["shred", "--yes"]).ok();
+    let (_, _, page) = get(port, "/node", &session);
+    assert_eq!(text_of(&page, "node-receipts"), "1", "{page}");
+
+    assert!(node.terminate().success());
+}

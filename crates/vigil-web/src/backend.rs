@@ -1,8 +1,10 @@
 //! What the dashboard asks of the node. The node program implements
-//! [`Backend`] with the same operations `vigil-node alerts` and `alerts ack`
-//! run (its admin requests), so the pages and the commands answer alike.
+//! [`Backend`] with the same operations `vigil-node alerts`, `alerts ack`,
+//! `residents` (`add`, `revoke`) and `status` run (its admin requests), so
+//! the pages and the commands answer alike.
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 /// One alert, as `vigil-node alerts --json` lists it (fields the pages use).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +32,124 @@ pub struct Alert {
     pub acked_by: Option<String>,
 }
 
+/// One resident, as `vigil-node residents --all --json` lists them (fields
+/// the pages use).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resident {
+    /// Short id (12 hex digits), as the CLI shows it.
+    pub id: String,
+    /// The whole ticket id (32 hex digits); none for a resident enrolled
+    /// before tickets (no sheet, no revoke from here).
+    #[serde(default)]
+    pub ticket: Option<String>,
+    /// The label staff typed.
+    pub label: String,
+    /// "unused", "enrolled", "revoked", "period over", "ended monitoring"
+    /// or "ended early" (the node's words; the pages translate them).
+    pub status: String,
+    /// The period's end, ms.
+    pub period_end_ms: i64,
+    /// When the node last heard from the resident's devices.
+    #[serde(default)]
+    pub last_contact_ms: Option<i64>,
+    /// Alerts in the inbox under this resident, and how many are new.
+    #[serde(default)]
+    pub alerts: usize,
+    /// Unacknowledged.
+    #[serde(default)]
+    pub unacked: usize,
+}
+
+/// A ticket just issued: the only time its secret exists outside the
+/// resident's hands (the node keeps a hash). `Debug` leaves it out.
+#[derive(Clone)]
+pub struct IssuedTicket {
+    /// The whole ticket id (32 hex digits).
+    pub id: String,
+    /// The label as the node stored it (normalised).
+    pub label: String,
+    /// The period's end, ms.
+    pub period_end_ms: i64,
+    /// The ticket as `vigil enrol` takes it (`vigil-ticket1/...`): the
+    /// sheet's text and its QR code's payload.
+    pub ticket: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for IssuedTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedTicket")
+            .field("id", &self.id)
+            .field("label", &self.label)
+            .field("period_end_ms", &self.period_end_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Something used against its cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    /// In use now.
+    pub used: u64,
+    /// The cap.
+    pub max: u64,
+}
+
+/// What the last sweep deleted, and when it ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastSweep {
+    /// When it ran, ms.
+    pub at_ms: i64,
+    /// Mailboxes (vaults) deleted.
+    pub mailboxes: u64,
+    /// Bundles and snapshots deleted.
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Grants deleted.
+    pub grants: u64,
+    /// Alerts deleted.
+    pub alerts: u64,
+    /// Enrolment tickets deleted.
+    #[serde(default)]
+    pub tickets: u64,
+}
+
+/// The node as the Node page shows it (the admin `status` answer).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The enrolment code devices pin (none when the node has no address
+    /// devices can reach: listening on 0.0.0.0 without `--advertise`).
+    #[serde(default)]
+    pub code: Option<String>,
+    /// SHA-256 of the node's TLS certificate, hex.
+    pub fingerprint: String,
+    /// The address it listens on.
+    pub listen: String,
+    /// Its version.
+    pub version: String,
+    /// When it started, ms.
+    pub started_ms: i64,
+    /// Mailboxes held against `limits.max_vaults`.
+    pub mailboxes: Quota,
+    /// Bytes of ciphertext held against `limits.max_store_bytes`.
+    pub blob_bytes: Quota,
+    /// Unused tickets against `limits.max_tickets`.
+    pub unused_tickets: Quota,
+    /// Pairing offers waiting against `limits.max_pairing_slots`.
+    pub pairing_slots: Quota,
+    /// One-time grant keys against `limits.max_grant_keys`.
+    pub grant_keys: Quota,
+    /// Most bytes one resident's vault may hold.
+    pub max_bytes_per_vault: u64,
+    /// The store's size on disk, bytes.
+    pub store_bytes: u64,
+    /// The last sweep since the node started, if one ran.
+    #[serde(default)]
+    pub last_sweep: Option<LastSweep>,
+    /// Deletion receipts signed since the node started.
+    pub receipts: u64,
+}
+
 /// The node's operations the dashboard uses. Calls block (they read the
 /// store): the app runs them on the blocking pool.
 pub trait Backend: Send + Sync + 'static {
@@ -38,4 +158,20 @@ pub trait Backend: Send + Sync + 'static {
     /// Acknowledges the alert `id` in the name of staff member `by`;
     /// returns it and whether it already was.
     fn ack(&self, id: &str, by: &str, now_ms: i64) -> Result<(Alert, bool), String>;
+    /// Residents: active ones, or `all` (revoked, period over too).
+    fn residents(&self, all: bool, now_ms: i64) -> Result<Vec<Resident>, String>;
+    /// Issues an enrolment ticket for `label` whose period ends `period_ms`
+    /// from `now_ms`.
+    fn issue_ticket(
+        &self,
+        label: &str,
+        period_ms: i64,
+        now_ms: i64,
+    ) -> Result<IssuedTicket, String>;
+    /// Revokes the ticket `id` (its whole id); returns the resident and
+    /// whether it already was revoked.
+    fn revoke(&self, id: &str, now_ms: i64) -> Result<(Resident, bool), String>;
+    /// The node: code, fingerprint, storage against quotas, last sweep,
+    /// receipts.
+    fn node_info(&self, now_ms: i64) -> Result<NodeInfo, String>;
 }

@@ -8,6 +8,9 @@
 //! address and per name ([`limit`]). Every acknowledgement is written to the
 //! store's audit log with the staff member's name.
 //!
+//! Staff also issue and revoke enrolment tickets (each written to the audit
+//! log), print a ticket's enrolment sheet, and read the node's state.
+//!
 //! The inbox is live: a task polls the node's inbox every
 //! [`WebConfig::poll_every`] and, when it changed, every open page gets the
 //! new rows over server-sent events. Polling rather than a hook in the
@@ -20,9 +23,11 @@ pub mod backend;
 pub mod i18n;
 pub mod limit;
 pub mod pages;
+pub mod qr;
 pub mod session;
 pub mod staff;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,7 +46,7 @@ use maud::Markup;
 use tokio::sync::watch;
 use vigil_node::{AuditRecord, MailboxStore};
 
-pub use backend::{Alert, Backend};
+pub use backend::{Alert, Backend, IssuedTicket};
 use i18n::{Catalogue, Lang};
 use limit::LoginLimiter;
 use pages::Ctx;
@@ -54,6 +59,15 @@ pub const SESSION_COOKIE: &str = "vigil_session";
 pub const LOGIN_COOKIE: &str = "vigil_login";
 /// The language cookie.
 pub const LANG_COOKIE: &str = "vigil_lang";
+
+/// A ticket's period when staff do not say, days (as `vigil-node residents
+/// add`: two weeks, so a seven-day period started within a week fits).
+pub const DEFAULT_PERIOD_DAYS: u32 = 14;
+/// The longest period the form accepts, days (the node's own cap,
+/// `limits.max_period`, may be lower: it then refuses).
+pub const MAX_PERIOD_DAYS: u32 = 365;
+/// How long the server holds a ticket just issued for its sheet, ms.
+pub const SHEET_HOLD_MS: i64 = 30 * 60_000;
 
 const CSS: &str = include_str!("../static/app.css");
 const JS: &str = include_str!("../static/app.js");
@@ -85,6 +99,25 @@ struct Inner {
     sessions: Mutex<Sessions>,
     limiter: Mutex<LoginLimiter>,
     changes: watch::Sender<u64>,
+    holds: Mutex<HashMap<String, Hold>>,
+}
+
+/// A ticket just issued, held for its sheet.
+///
+/// The node keeps only a hash of a ticket's secret, so the sheet's QR code
+/// can only be drawn from the issue answer. Rendering the sheet as the
+/// answer to the POST would put it behind a browser's "resend the form?"
+/// (a reload would issue a second ticket); instead the answer redirects to
+/// the sheet, and the ticket waits here: in memory only (never in the store
+/// or the audit log), for the session that issued it only (another staff
+/// member, or someone who finds the URL, sees the sheet without the code),
+/// for [`SHEET_HOLD_MS`], until that session logs out or the ticket is
+/// revoked. After that the sheet says the code is gone: revoke and issue
+/// again.
+struct Hold {
+    session: String,
+    ticket: IssuedTicket,
+    until_ms: i64,
 }
 
 /// The dashboard's shared state (cheap to clone).
@@ -130,6 +163,7 @@ impl Web {
                 sessions: Mutex::default(),
                 limiter: Mutex::default(),
                 changes: watch::Sender::new(0),
+                holds: Mutex::default(),
             }),
         }
     }
@@ -140,6 +174,10 @@ impl Web {
             .route("/", get(inbox_page))
             .route("/events", get(events))
             .route("/alerts/{id}/ack", post(ack))
+            .route("/residents", get(residents_page).post(issue))
+            .route("/residents/{id}/sheet", get(sheet_page))
+            .route("/residents/{id}/revoke", post(revoke))
+            .route("/node", get(node_page))
             .route("/login", get(login_page).post(login))
             .route("/logout", post(logout))
             .route("/lang/{tag}", get(set_lang))
@@ -567,6 +605,7 @@ async fn logout(
         return s.into_response();
     }
     lock(&web.inner.sessions).close(&a.id);
+    lock(&web.inner.holds).retain(|_, h| h.session != a.id);
     (
         StatusCode::SEE_OTHER,
         [
@@ -591,4 +630,193 @@ async fn set_lang(State(web): State<Web>, Path(tag): Path<String>) -> axum::resp
         ],
     )
         .into_response()
+}
+
+/// Runs `f` on the backend on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    web: &Web,
+    f: impl FnOnce(&Web) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let w = web.clone();
+    tokio::task::spawn_blocking(move || f(&w))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+/// A whole ticket id: 32 lowercase hex digits (what the pages link to).
+fn valid_ticket_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The residents page, with the issue form as `form` says and `status`.
+async fn residents_response(
+    web: &Web,
+    a: &Authed,
+    form: &pages::IssueForm<'_>,
+    status: StatusCode,
+) -> axum::response::Response {
+    // Every ticket: staff must see revoked ones and ended periods too.
+    let list = match blocking(web, |w| w.inner.backend.residents(true, now_ms())).await {
+        Ok(l) => l,
+        Err(e) => return server_error(web, a.lang, &e),
+    };
+    let page = pages::residents(&a.ctx(web), &list, now_ms(), form);
+    (status, html(page)).into_response()
+}
+
+async fn residents_page(State(web): State<Web>, a: Authed) -> axum::response::Response {
+    residents_response(&web, &a, &pages::IssueForm::default(), StatusCode::OK).await
+}
+
+async fn issue(State(web): State<Web>, a: Authed, Form(form): FormMap) -> axum::response::Response {
+    if let Err(s) = a.check_csrf(&form) {
+        return s.into_response();
+    }
+    let label = form.get("label").map_or("", String::as_str);
+    let days_text = form.get("days").map_or("", |d| d.trim());
+    let refuse = |key: &'static str| pages::IssueForm {
+        label,
+        days: days_text,
+        error: Some((key, None)),
+    };
+    let bad = StatusCode::BAD_REQUEST;
+    // The node checks the label too; checked here first so the refusal is
+    // in the page's language.
+    if vigil_node::normalize_label(label).is_err() {
+        return residents_response(&web, &a, &refuse("issue-error-label"), bad).await;
+    }
+    let days = if days_text.is_empty() {
+        DEFAULT_PERIOD_DAYS
+    } else {
+        match days_text.parse::<u32>() {
+            Ok(d) if (1..=MAX_PERIOD_DAYS).contains(&d) => d,
+            _ => return residents_response(&web, &a, &refuse("issue-error-days"), bad).await,
+        }
+    };
+    let (who, l) = (a.session.staff.clone(), label.to_owned());
+    let period_ms = i64::from(days) * 86_400_000;
+    let issued = blocking(&web, move |w| {
+        w.inner.backend.issue_ticket(&l, period_ms, now_ms())
+    })
+    .await;
+    let t = match issued {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard: the node refused a ticket");
+            let f = pages::IssueForm {
+                error: Some(("issue-error-node", Some(&e))),
+                ..refuse("issue-error-node")
+            };
+            return residents_response(&web, &a, &f, bad).await;
+        }
+    };
+    // The audit names the ticket by its short id: never its secret.
+    let short = t.id.get(..12).unwrap_or(&t.id).to_owned();
+    if let Err(e) = blocking(&web, move |w| w.audit(&who, "ticket.issue", &short)).await {
+        return server_error(&web, a.lang, &e);
+    }
+    let at = format!("/residents/{}/sheet", t.id);
+    let now = now_ms();
+    let mut holds = lock(&web.inner.holds);
+    holds.retain(|_, h| h.until_ms > now);
+    holds.insert(
+        t.id.clone(),
+        Hold {
+            session: a.id.clone(),
+            ticket: t,
+            until_ms: now.saturating_add(SHEET_HOLD_MS),
+        },
+    );
+    drop(holds);
+    Redirect::to(&at).into_response()
+}
+
+async fn sheet_page(
+    State(web): State<Web>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> axum::response::Response {
+    if !valid_ticket_id(&id) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let now = now_ms();
+    let held = lock(&web.inner.holds)
+        .get(&id)
+        .filter(|h| h.session == a.id && h.until_ms > now)
+        .map(|h| h.ticket.clone());
+    let c = a.ctx(&web);
+    if let Some(t) = held {
+        let svg = match qr::svg(&t.ticket) {
+            Ok(s) => s,
+            Err(e) => return server_error(&web, a.lang, &e),
+        };
+        let sheet = pages::SheetTicket {
+            label: &t.label,
+            period_end_ms: t.period_end_ms,
+            code: Some((&t, svg)),
+        };
+        return html(pages::sheet(&c, &sheet));
+    }
+    let list = match blocking(&web, |w| w.inner.backend.residents(true, now_ms())).await {
+        Ok(l) => l,
+        Err(e) => return server_error(&web, a.lang, &e),
+    };
+    match list
+        .iter()
+        .find(|r| r.ticket.as_deref() == Some(id.as_str()))
+    {
+        Some(r) => html(pages::sheet(
+            &c,
+            &pages::SheetTicket {
+                label: &r.label,
+                period_end_ms: r.period_end_ms,
+                code: None,
+            },
+        )),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn revoke(
+    State(web): State<Web>,
+    a: Authed,
+    Path(id): Path<String>,
+    Form(form): FormMap,
+) -> axum::response::Response {
+    if let Err(s) = a.check_csrf(&form) {
+        return s.into_response();
+    }
+    if !valid_ticket_id(&id) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let who = a.session.staff.clone();
+    let i = id.clone();
+    let r = blocking(&web, move |w| {
+        let (_, already) = w.inner.backend.revoke(&i, now_ms())?;
+        if !already {
+            w.audit(&who, "ticket.revoke", &i[..12])?;
+        }
+        Ok(())
+    })
+    .await;
+    // A revoked ticket's sheet shows no code, even to who issued it.
+    lock(&web.inner.holds).remove(&id);
+    match r {
+        Ok(()) => {
+            // Revoking an enrolled resident may drop alerts from the inbox.
+            web.notify();
+            Redirect::to("/residents").into_response()
+        }
+        Err(e) => server_error(&web, a.lang, &e),
+    }
+}
+
+async fn node_page(State(web): State<Web>, a: Authed) -> axum::response::Response {
+    match blocking(&web, |w| w.inner.backend.node_info(now_ms())).await {
+        Ok(n) => html(pages::node(&a.ctx(&web), &n)),
+        Err(e) => server_error(&web, a.lang, &e),
+    }
 }

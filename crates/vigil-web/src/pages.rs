@@ -4,8 +4,17 @@
 use fluent_bundle::FluentValue;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::backend::Alert;
+use crate::backend::{Alert, IssuedTicket, NodeInfo, Quota, Resident};
 use crate::i18n::{Catalogue, Lang};
+
+/// An enrolled resident the node has not heard from for longer than this
+/// is marked "no contact for 24 h", ms: a wristband that fell silent for a
+/// day (battery, forgotten phone) is what staff should follow up.
+pub const NO_CONTACT_MS: i64 = 24 * 3600 * 1000;
+
+/// Widest a label is shown in the residents table, in characters; the
+/// whole label is in the cell's title (and on the sheet).
+pub const LABEL_CUT: usize = 32;
 
 /// What every page needs.
 #[derive(Debug, Clone, Copy)]
@@ -47,8 +56,20 @@ fn age(c: &Ctx<'_>, ms: i64, now_ms: i64) -> String {
     }
 }
 
+/// The navigation entry a page belongs to.
+fn current_nav(title_key: &str) -> &'static str {
+    match title_key {
+        "residents-title" | "sheet-title" => "nav-residents",
+        "node-title" => "nav-node",
+        "inbox-title" => "nav-inbox",
+        _ => "",
+    }
+}
+
 /// The page frame: head, navigation (when logged in), language switch.
 pub fn layout(c: &Ctx<'_>, title_key: &str, body: Markup) -> Markup {
+    let here = current_nav(title_key);
+    let current = |id: &str| (id == here).then_some("page");
     html! {
         (DOCTYPE)
         html lang=(c.lang.tag()) {
@@ -64,7 +85,9 @@ pub fn layout(c: &Ctx<'_>, title_key: &str, body: Markup) -> Markup {
                     span.brand { (c.t("app-name")) }
                     @if let Some((name, csrf)) = c.staff {
                         nav aria-label=(c.t("nav-label")) {
-                            a #nav-inbox href="/" { (c.t("nav-inbox")) }
+                            a #nav-inbox aria-current=[current("nav-inbox")] href="/" { (c.t("nav-inbox")) }
+                            a #nav-residents aria-current=[current("nav-residents")] href="/residents" { (c.t("nav-residents")) }
+                            a #nav-node aria-current=[current("nav-node")] href="/node" { (c.t("nav-node")) }
                         }
                         span #whoami { (c.ta("signed-in-as", &[("name", name.into())])) }
                         form #logout-form method="post" action="/logout" {
@@ -184,6 +207,300 @@ pub fn error(c: &Ctx<'_>, key: &str) -> Markup {
             h1 { (c.t("error-title")) }
             p #error-message { (c.t(key)) }
             p { a href="/" { (c.t("back")) } }
+        },
+    )
+}
+
+/// Whether `r` is enrolled and the node last heard from them more than
+/// [`NO_CONTACT_MS`] before `now_ms`.
+pub fn silent(r: &Resident, now_ms: i64) -> bool {
+    r.status == "enrolled"
+        && r.last_contact_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) > NO_CONTACT_MS)
+}
+
+/// `s` cut to [`LABEL_CUT`] characters, an ellipsis marking the cut.
+pub fn cut(s: &str) -> String {
+    if s.chars().count() <= LABEL_CUT {
+        return s.to_owned();
+    }
+    let mut c: String = s.chars().take(LABEL_CUT - 1).collect();
+    c.truncate(c.trim_end().len());
+    c.push('…');
+    c
+}
+
+/// A byte count: `3.0 MiB`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+fn status_key(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "unused" => "resident-unused",
+        "enrolled" => "resident-enrolled",
+        "revoked" => "resident-revoked",
+        "period over" => "resident-period-over",
+        "ended monitoring" => "resident-ended-monitoring",
+        "ended early" => "resident-ended-early",
+        _ => return None,
+    })
+}
+
+/// What the issue form shows again after a refusal.
+#[derive(Debug, Clone, Default)]
+pub struct IssueForm<'a> {
+    /// The label typed.
+    pub label: &'a str,
+    /// The period typed, days.
+    pub days: &'a str,
+    /// Why it was refused (a catalogue key), and the node's words if it
+    /// was the node.
+    pub error: Option<(&'static str, Option<&'a str>)>,
+}
+
+/// The residents page: the issue form, then every ticket and its state.
+pub fn residents(c: &Ctx<'_>, list: &[Resident], now_ms: i64, form: &IssueForm<'_>) -> Markup {
+    let csrf = c.staff.map_or("", |(_, t)| t);
+    let days = if form.days.is_empty() {
+        crate::DEFAULT_PERIOD_DAYS.to_string()
+    } else {
+        form.days.to_owned()
+    };
+    layout(
+        c,
+        "residents-title",
+        html! {
+            h1 { (c.t("residents-title")) }
+            section #issue aria-labelledby="issue-heading" {
+                h2 #issue-heading { (c.t("issue-title")) }
+                @if let Some((key, detail)) = form.error {
+                    p #issue-error.error role="alert" {
+                        (c.t(key))
+                        @if let Some(d) = detail { " " span lang="en" { (d) } }
+                    }
+                }
+                form #issue-ticket method="post" action="/residents" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="ticket-label" { (c.t("issue-label")) }
+                    input #ticket-label type="text" name="label" value=(form.label) maxlength="80" required aria-describedby="ticket-label-hint";
+                    small #ticket-label-hint.muted { (c.t("issue-label-hint")) }
+                    label for="ticket-days" { (c.t("issue-days")) }
+                    input #ticket-days type="number" name="days" value=(days) min="1" max=(crate::MAX_PERIOD_DAYS) required;
+                    button #issue-submit type="submit" { (c.t("issue-submit")) }
+                }
+            }
+            h2 { (c.t("residents-list")) }
+            @if list.is_empty() {
+                p #residents-empty { (c.t("residents-empty")) }
+            } @else {
+                table #residents {
+                    thead { tr {
+                        th scope="col" { (c.t("col-resident")) }
+                        th scope="col" { (c.t("col-state")) }
+                        th scope="col" { (c.t("col-period-end")) }
+                        th scope="col" { (c.t("col-last-contact")) }
+                        th scope="col" { (c.t("col-alerts")) }
+                        th scope="col" { span.visually-hidden { (c.t("col-action")) } }
+                    } }
+                    tbody #resident-rows {
+                        @for r in list {
+                            tr id={ "resident-" (r.id) } data-status=(r.status) class=[silent(r, now_ms).then_some("silent")] {
+                                td.label title=(r.label) { (cut(&r.label)) br; small.muted { (r.id) } }
+                                td.state {
+                                    (status_key(&r.status).map_or_else(|| r.status.clone(), |k| c.t(k)))
+                                }
+                                td { (utc(r.period_end_ms)) }
+                                td {
+                                    @match r.last_contact_ms {
+                                        Some(t) => { (utc(t)) br; small { (age(c, t, now_ms)) } },
+                                        None => (c.t("never")),
+                                    }
+                                    @if silent(r, now_ms) {
+                                        br; strong.no-contact { (c.t("no-contact")) }
+                                    }
+                                }
+                                td { (c.ta("alerts-count", &[("n", r.alerts.into()), ("new", r.unacked.into())])) }
+                                td.actions {
+                                    @if let Some(t) = &r.ticket {
+                                        a.sheet-link href={ "/residents/" (t) "/sheet" } { (c.t("sheet-link")) }
+                                        @if matches!(r.status.as_str(), "unused" | "enrolled") {
+                                            form.revoke method="post" action={ "/residents/" (t) "/revoke" }
+                                                data-confirm=(c.ta("revoke-confirm", &[("label", cut(&r.label).into())])) {
+                                                input type="hidden" name="csrf" value=(csrf);
+                                                button.revoke type="submit" { (c.t("revoke")) }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// What the sheet shows of its ticket.
+#[derive(Debug, Clone)]
+pub struct SheetTicket<'a> {
+    /// The label.
+    pub label: &'a str,
+    /// The period's end, ms.
+    pub period_end_ms: i64,
+    /// The ticket and its QR code as SVG, while the server holds them
+    /// (right after issuing, for the staff member who issued it).
+    pub code: Option<(&'a IssuedTicket, String)>,
+}
+
+/// The instructions a resident reads, in one language.
+fn instructions(c: &Ctx<'_>, period_end: &str) -> Markup {
+    html! {
+        section.instructions lang=(c.lang.tag()) {
+            h2 { (c.t("sheet-how-title")) }
+            ol {
+                li { (c.t("sheet-how-app")) }
+                li { (c.t("sheet-how-cli")) " " code { (c.t("sheet-how-command")) } }
+                li { (c.t("sheet-how-once")) }
+            }
+            h2 { (c.t("sheet-learns-title")) }
+            ul {
+                li { (c.t("sheet-learns-alert")) }
+                li { (c.t("sheet-learns-sync")) }
+                li { (c.t("sheet-learns-size")) }
+            }
+            h2 { (c.t("sheet-not-title")) }
+            ul {
+                li { (c.t("sheet-not-readings")) }
+                li { (c.t("sheet-not-location")) }
+                li { (c.t("sheet-not-notes")) }
+                li { (c.ta("sheet-not-after", &[("when", period_end.into())])) }
+            }
+        }
+    }
+}
+
+/// The printable enrolment sheet: the ticket (text and QR code) and the
+/// instructions in plain words, in the page's language and then the other.
+pub fn sheet(c: &Ctx<'_>, t: &SheetTicket<'_>) -> Markup {
+    let end = utc(t.period_end_ms);
+    let other = Ctx {
+        lang: match c.lang {
+            Lang::En => Lang::ZhCn,
+            Lang::ZhCn => Lang::En,
+        },
+        ..*c
+    };
+    layout(
+        c,
+        "sheet-title",
+        html! {
+            article #sheet {
+                h1 { (c.t("sheet-title")) }
+                p #sheet-label { (c.ta("sheet-for", &[("label", t.label.into())])) }
+                p #sheet-period-end { (c.ta("sheet-period-end", &[("when", end.clone().into())])) }
+                @match &t.code {
+                    Some((ticket, svg)) => {
+                        div #sheet-qr role="img" aria-label=(c.t("sheet-qr-alt")) { (PreEscaped(svg)) }
+                        p { (c.t("sheet-code-label")) }
+                        code #sheet-ticket { (ticket.ticket.as_str()) }
+                        p.no-print { button #print-sheet type="button" { (c.t("sheet-print")) } }
+                    }
+                    None => {
+                        p #sheet-no-code.error { (c.t("sheet-no-code")) }
+                    }
+                }
+                (instructions(c, &end))
+                (instructions(&other, &end))
+            }
+        },
+    )
+}
+
+fn quota_row(c: &Ctx<'_>, id: &str, key: &str, q: Quota, as_bytes: bool) -> Markup {
+    let show = |n: u64| if as_bytes { bytes(n) } else { n.to_string() };
+    html! {
+        tr id=(id) {
+            th scope="row" { (c.t(key)) }
+            td { (show(q.used)) " / " (show(q.max)) }
+        }
+    }
+}
+
+/// The node page.
+pub fn node(c: &Ctx<'_>, n: &NodeInfo) -> Markup {
+    layout(
+        c,
+        "node-title",
+        html! {
+            section #node {
+                h1 { (c.t("node-title")) }
+                dl {
+                    dt { (c.t("node-code")) }
+                    @match &n.code {
+                        Some(text) => dd #node-code { code { (text) } },
+                        None => dd #node-no-code { (c.t("node-no-code")) },
+                    }
+                    dt { (c.t("node-fingerprint")) }
+                    dd #node-fingerprint { code { (n.fingerprint) } }
+                    dt { (c.t("node-listen")) }
+                    dd #node-listen { (n.listen) }
+                    dt { (c.t("node-started")) }
+                    dd #node-started { (utc(n.started_ms)) " · " (c.t("node-version")) " " (n.version) }
+                }
+                h2 { (c.t("node-storage")) }
+                table #node-storage {
+                    thead { tr {
+                        th scope="col" { (c.t("col-what")) }
+                        th scope="col" { (c.t("col-used")) }
+                    } }
+                    tbody {
+                        (quota_row(c, "quota-mailboxes", "node-mailboxes", n.mailboxes, false))
+                        (quota_row(c, "quota-ciphertext", "node-ciphertext", n.blob_bytes, true))
+                        (quota_row(c, "quota-tickets", "node-unused-tickets", n.unused_tickets, false))
+                        (quota_row(c, "quota-pairings", "node-pairings", n.pairing_slots, false))
+                        (quota_row(c, "quota-grant-keys", "node-grant-keys", n.grant_keys, false))
+                        tr #quota-per-vault {
+                            th scope="row" { (c.t("node-per-vault")) }
+                            td { (bytes(n.max_bytes_per_vault)) }
+                        }
+                        tr #node-disk {
+                            th scope="row" { (c.t("node-disk")) }
+                            td { (bytes(n.store_bytes)) }
+                        }
+                    }
+                }
+                h2 { (c.t("node-sweep")) }
+                div #node-last-sweep {
+                    @match &n.last_sweep {
+                        None => p { (c.t("node-sweep-none")) },
+                        Some(s) => {
+                            p { (c.ta("node-sweep-at", &[("when", utc(s.at_ms).into())])) }
+                            p { (c.ta("node-sweep-removed", &[
+                                ("mailboxes", s.mailboxes.into()),
+                                ("blobs", s.blobs.into()),
+                                ("bytes", bytes(s.bytes).into()),
+                                ("grants", s.grants.into()),
+                                ("alerts", s.alerts.into()),
+                                ("tickets", s.tickets.into()),
+                            ])) }
+                        }
+                    }
+                }
+                h2 { (c.t("node-receipts-title")) }
+                p { (c.t("node-receipts")) " " strong #node-receipts { (n.receipts) } }
+            }
         },
     )
 }

@@ -17,3 +17,13 @@
     document.body.dataset.inboxVersion = String((+document.body.dataset.inboxVersion || 0) + 1);
   });
 })();
+// Revoking asks first (the form says what it does); the sheet prints.
+(function () {
+  document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+    f.addEventListener("submit", function (e) {
+      if (!window.confirm(f.dataset.confirm)) e.preventDefault();
+    });
+  });
+  var print = document.getElementById("print-sheet");
+  if (print) print.addEventListener("click", function () { window.print(); });
+})();

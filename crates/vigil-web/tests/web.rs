@@ -9,14 +9,31 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use vigil_node::MailboxStore;
+use vigil_web::backend::{IssuedTicket, LastSweep, NodeInfo, Quota, Resident};
 use vigil_web::staff::Staff;
 use vigil_web::{Alert, Backend, Web, WebConfig};
 
 const PASSWORD: &str = "correct horse battery";
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+/// The secret part of every ticket the fake issues: it must never reach
+/// the audit log or anyone but the staff member who issued it.
+const SECRET: &str = "5ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2";
 
 #[derive(Default)]
 struct Fake {
     alerts: Mutex<Vec<Alert>>,
+    residents: Mutex<Vec<Resident>>,
+    /// (label, period length) of each ticket issued.
+    issued: Mutex<Vec<(String, i64)>>,
+    node: Mutex<NodeInfo>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 impl Backend for Fake {
@@ -30,6 +47,68 @@ impl Backend for Fake {
         a.acked_ms.get_or_insert(now_ms);
         a.acked_by.get_or_insert_with(|| by.to_owned());
         Ok((a.clone(), already))
+    }
+    fn residents(&self, all: bool, _now_ms: i64) -> Result<Vec<Resident>, String> {
+        let list = self.residents.lock().unwrap().clone();
+        Ok(list
+            .into_iter()
+            .filter(|r| all || matches!(r.status.as_str(), "unused" | "enrolled"))
+            .collect())
+    }
+    fn issue_ticket(
+        &self,
+        label: &str,
+        period_ms: i64,
+        now_ms: i64,
+    ) -> Result<IssuedTicket, String> {
+        if label == "Full" {
+            return Err("too many unused tickets (10000): <revoke> some".into());
+        }
+        let mut issued = self.issued.lock().unwrap();
+        issued.push((label.to_owned(), period_ms));
+        let id = format!("{:032x}", 0xa1b2c3d4e5f6_u64 + issued.len() as u64);
+        let ticket = format!(
+            "vigil-ticket1/127.0.0.1:4433/{}/{}/{}/{id}/{SECRET}",
+            "11".repeat(32),
+            "22".repeat(32),
+            "33".repeat(32)
+        );
+        self.residents
+            .lock()
+            .unwrap()
+            .push(resident(&id, label, "unused", None));
+        Ok(IssuedTicket {
+            id,
+            label: label.to_owned(),
+            period_end_ms: now_ms + period_ms,
+            ticket: ticket.into(),
+        })
+    }
+    fn revoke(&self, id: &str, _now_ms: i64) -> Result<(Resident, bool), String> {
+        let mut all = self.residents.lock().unwrap();
+        let r = all
+            .iter_mut()
+            .find(|r| r.ticket.as_deref() == Some(id))
+            .ok_or("no such ticket")?;
+        let already = r.status == "revoked";
+        r.status = "revoked".into();
+        Ok((r.clone(), already))
+    }
+    fn node_info(&self, _now_ms: i64) -> Result<NodeInfo, String> {
+        Ok(self.node.lock().unwrap().clone())
+    }
+}
+
+fn resident(ticket: &str, label: &str, status: &str, last_contact_ms: Option<i64>) -> Resident {
+    Resident {
+        id: ticket[..12].to_owned(),
+        ticket: Some(ticket.to_owned()),
+        label: label.to_owned(),
+        status: status.to_owned(),
+        period_end_ms: 1_780_000_000_000,
+        last_contact_ms,
+        alerts: 0,
+        unacked: 0,
     }
 }
 
@@ -59,6 +138,7 @@ fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let staff = Staff::in_dir(dir.path());
     staff.add("Mei", PASSWORD, 0).unwrap();
+    staff.add("Li", PASSWORD, 0).unwrap();
     let fake = Arc::new(Fake::default());
     let store = MailboxStore::in_memory();
     let web = Web::new(
@@ -102,7 +182,19 @@ impl Resp {
 fn form_encode(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
-        .map(|(k, v)| format!("{k}={}", v.replace(' ', "+")))
+        .map(|(k, v)| {
+            let v: String = v
+                .bytes()
+                .map(|b| match b {
+                    b' ' => "+".to_owned(),
+                    b if b.is_ascii_alphanumeric() || b"-_.".contains(&b) => {
+                        (b as char).to_string()
+                    }
+                    b => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={v}")
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -171,7 +263,11 @@ async fn try_login(app: &Router, name: &str, password: &str) -> Resp {
 
 /// Logs in; returns the session cookie header and the session's CSRF token.
 async fn login(app: &Router) -> (String, String) {
-    let r = try_login(app, "Mei", PASSWORD).await;
+    login_as(app, "Mei").await
+}
+
+async fn login_as(app: &Router, name: &str) -> (String, String) {
+    let r = try_login(app, name, PASSWORD).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let cookie = format!("vigil_session={}", r.cookie("vigil_session").unwrap());
     let set = r
@@ -481,4 +577,470 @@ async fn a_stored_alert_appears_on_the_live_stream() {
     watcher.abort();
     assert!(found.is_ok(), "no event for the new alert: {seen}");
     assert!(seen.contains("Bo, room 4"));
+}
+
+// ------------------------------------------------------------ residents, sheets, node
+
+/// Reads the sheet's inline SVG QR code back as pixels and decodes it as a
+/// phone's scanner would.
+fn scan_svg(page: &str) -> String {
+    let start = page.find("<svg").expect("an inline SVG");
+    let svg = &page[start..start + page[start..].find("</svg>").unwrap()];
+    let vb = &svg[svg.find("viewBox=\"").unwrap() + 9..];
+    let nums: Vec<usize> = vb[..vb.find('"').unwrap()]
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let (w, h) = (nums[2], nums[3]);
+    let d = &svg[svg.find(" d=\"").unwrap() + 4..];
+    let d = &d[..d.find('"').unwrap()];
+    let mut dark = vec![vec![false; w]; h];
+    // The renderer draws each dark run as `M{x} {y}h{w}v{h}H{x}V{y}`.
+    for seg in d.split('M').filter(|s| !s.is_empty()) {
+        let n: Vec<usize> = seg
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let (x, y, rw, rh) = (n[0], n[1], n[2], n[3]);
+        for row in dark.iter_mut().skip(y).take(rh) {
+            for px in row.iter_mut().skip(x).take(rw) {
+                *px = true;
+            }
+        }
+    }
+    let scale = 4;
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w * scale, h * scale, |x, y| {
+        if dark[y / scale][x / scale] { 0 } else { 255 }
+    });
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code");
+    grids[0].decode().unwrap().1
+}
+
+async fn issue(h: &Harness, cookie: &str, form: &[(&str, &str)]) -> Resp {
+    post(&h.app, "/residents", cookie, form).await
+}
+
+#[tokio::test]
+async fn residents_sheets_and_the_node_page_need_a_session() {
+    let h = harness();
+    let t = "a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4";
+    h.fake
+        .residents
+        .lock()
+        .unwrap()
+        .push(resident(t, "Ana", "enrolled", Some(now_ms())));
+    for path in ["/residents", "/node", &format!("/residents/{t}/sheet")] {
+        let r = get(&h.app, path, "").await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(r.location(), "/login");
+        assert!(!r.body.contains("Ana"));
+    }
+    let forged = "vigil_session=".to_owned() + &"ab".repeat(32);
+    let r = post(
+        &h.app,
+        "/residents",
+        &forged,
+        &[("csrf", "x"), ("label", "Eve")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = post(
+        &h.app,
+        &format!("/residents/{t}/revoke"),
+        &forged,
+        &[("csrf", "x")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(h.fake.issued.lock().unwrap().is_empty());
+    assert_eq!(h.fake.residents.lock().unwrap()[0].status, "enrolled");
+}
+
+#[tokio::test]
+async fn issuing_a_ticket_needs_the_csrf_token_is_audited_and_opens_its_sheet() {
+    let h = harness();
+    let (cookie, csrf) = login(&h.app).await;
+    let page = get(&h.app, "/residents", &cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains(r#"<form id="issue-ticket""#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"name="label""#));
+    // Without the token (a cross-site form): refused, nothing issued.
+    for bad in ["", &"00".repeat(32)] {
+        let r = issue(&h, &cookie, &[("csrf", bad), ("label", "Ana")]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    assert!(h.fake.issued.lock().unwrap().is_empty());
+
+    let r = issue(
+        &h,
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("label", "Ana Costa, flat 12B"),
+            ("days", "7"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        h.fake.issued.lock().unwrap()[0],
+        ("Ana Costa, flat 12B".to_owned(), 7 * DAY)
+    );
+    let sheet_at = r.location().to_owned();
+    let id = format!("{:032x}", 0xa1b2c3d4e5f6_u64 + 1);
+    assert_eq!(sheet_at, format!("/residents/{id}/sheet"));
+    // Audited with the name; the secret is nowhere in the log.
+    let log = h.store.audit_log().unwrap();
+    let issued: Vec<_> = log.iter().filter(|r| r.action == "ticket.issue").collect();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0].staff, "Mei");
+    assert!(id.starts_with(&issued[0].subject[..12]), "{:?}", issued[0]);
+    for r in &log {
+        assert!(
+            !format!("{r:?}").contains(&SECRET[..16]),
+            "the ticket's secret in the audit log: {r:?}"
+        );
+    }
+
+    // The sheet: the ticket as text and as a QR code that scans to it.
+    let sheet = get(&h.app, &sheet_at, &cookie).await;
+    assert_eq!(sheet.status, StatusCode::OK);
+    let ticket = format!(
+        "vigil-ticket1/127.0.0.1:4433/{}/{}/{}/{id}/{SECRET}",
+        "11".repeat(32),
+        "22".repeat(32),
+        "33".repeat(32)
+    );
+    assert!(sheet.body.contains(&ticket), "{}", sheet.body);
+    assert!(sheet.body.contains(r#"id="sheet-qr""#));
+    assert_eq!(scan_svg(&sheet.body), ticket);
+    assert!(sheet.body.contains("vigil enrol"));
+    assert!(sheet.body.contains("Ana Costa, flat 12B"));
+    assert_eq!(sheet.headers[header::CACHE_CONTROL], "no-store");
+
+    // Logged out, or another staff member: no secret.
+    let r = get(&h.app, &sheet_at, "").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(!r.body.contains(SECRET));
+    let (li, _) = login_as(&h.app, "Li").await;
+    let r = get(&h.app, &sheet_at, &li).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.body.contains(SECRET), "{}", r.body);
+    assert!(!r.body.contains("<svg"));
+    assert!(r.body.contains(r#"id="sheet-no-code""#));
+
+    // The residents page lists it with a link to its sheet.
+    let page = get(&h.app, "/residents", &cookie).await;
+    assert!(page.body.contains(r#"id="residents""#));
+    assert!(
+        page.body
+            .contains(&format!(r#"class="sheet-link" href="{sheet_at}""#)),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Unused"), "{}", page.body);
+    assert!(!page.body.contains(SECRET));
+}
+
+#[tokio::test]
+async fn the_period_defaults_to_two_weeks_and_bad_input_issues_nothing() {
+    let h = harness();
+    let (cookie, csrf) = login(&h.app).await;
+    for (label, days) in [
+        ("Ana", "0"),
+        ("Ana", "400"),
+        ("Ana", "soon"),
+        ("", "7"),
+        ("\u{7}", "7"),
+    ] {
+        let r = issue(
+            &h,
+            &cookie,
+            &[("csrf", &csrf), ("label", label), ("days", days)],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{label:?} {days}");
+        assert!(r.body.contains(r#"id="issue-error""#), "{}", r.body);
+    }
+    assert!(h.fake.issued.lock().unwrap().is_empty());
+    let r = issue(&h, &cookie, &[("csrf", &csrf), ("label", "Bo")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        h.fake.issued.lock().unwrap()[0],
+        ("Bo".to_owned(), 14 * DAY)
+    );
+}
+
+#[tokio::test]
+async fn revoking_needs_the_csrf_token_and_is_audited_once() {
+    let h = harness();
+    let t = "0123456789abcdef0123456789abcdef";
+    h.fake
+        .residents
+        .lock()
+        .unwrap()
+        .push(resident(t, "Ana", "enrolled", Some(now_ms())));
+    let (cookie, csrf) = login(&h.app).await;
+    let page = get(&h.app, "/residents", &cookie).await;
+    assert!(page.body.contains(r#"class="revoke""#), "{}", page.body);
+    let at = format!("/residents/{t}/revoke");
+    let r = post(&h.app, &at, &cookie, &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(h.fake.residents.lock().unwrap()[0].status, "enrolled");
+    let r = post(&h.app, &at, &cookie, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/residents");
+    assert_eq!(h.fake.residents.lock().unwrap()[0].status, "revoked");
+    post(&h.app, &at, &cookie, &[("csrf", &csrf)]).await;
+    let log = h.store.audit_log().unwrap();
+    let revokes: Vec<_> = log.iter().filter(|r| r.action == "ticket.revoke").collect();
+    assert_eq!(revokes.len(), 1, "{log:?}");
+    assert_eq!(
+        (revokes[0].staff.as_str(), revokes[0].subject.as_str()),
+        ("Mei", &t[..12])
+    );
+    let page = get(&h.app, "/residents", &cookie).await;
+    assert!(page.body.contains("Revoked"), "{}", page.body);
+    // Not a ticket id: nothing asked of the node.
+    let r = post(
+        &h.app,
+        "/residents/..%2F..%2Fx/revoke",
+        &cookie,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_hostile_long_label_is_escaped_and_cut_in_the_table() {
+    let h = harness();
+    let evil = format!(
+        r#"<script>alert(1)</script>"><img src=x onerror="x()">{}"#,
+        "y".repeat(200)
+    );
+    h.fake.residents.lock().unwrap().push(resident(
+        "0123456789abcdef0123456789abcdef",
+        &evil,
+        "enrolled",
+        Some(now_ms()),
+    ));
+    let (cookie, _) = login(&h.app).await;
+    let page = get(&h.app, "/residents", &cookie).await;
+    assert!(!page.body.contains("<script>alert"), "{}", page.body);
+    assert!(!page.body.contains("<img"));
+    // The whole label in the title, escaped; the cell cut.
+    let escaped = evil
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    assert!(
+        page.body.contains(&format!(r#"title="{escaped}""#)),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains('…'));
+    assert!(!page.body.contains(&format!(">{escaped}<")));
+}
+
+#[tokio::test]
+async fn no_contact_for_24_hours_is_marked_at_the_boundary() {
+    use vigil_web::pages::{NO_CONTACT_MS, silent};
+    assert_eq!(NO_CONTACT_MS, DAY);
+    let now = 1_780_000_000_000;
+    let r = |status: &str, last: i64| {
+        resident(
+            "0123456789abcdef0123456789abcdef",
+            "Ana",
+            status,
+            Some(now - last),
+        )
+    };
+    assert!(!silent(&r("enrolled", DAY), now));
+    assert!(silent(&r("enrolled", DAY + 1), now));
+    assert!(!silent(&r("revoked", 3 * DAY), now));
+    assert!(!silent(&r("unused", 3 * DAY), now));
+
+    let h = harness();
+    let now = now_ms();
+    h.fake.residents.lock().unwrap().extend([
+        resident(
+            "aaaaaaaaaaaa0000000000000000aaaa",
+            "Quiet",
+            "enrolled",
+            Some(now - DAY - 60_000),
+        ),
+        resident(
+            "bbbbbbbbbbbb0000000000000000bbbb",
+            "Heard",
+            "enrolled",
+            Some(now - DAY + 60_000),
+        ),
+    ]);
+    let (cookie, _) = login(&h.app).await;
+    let page = get(&h.app, "/residents", &cookie).await;
+    let row = |id: &str| {
+        let at = page.body.find(&format!(r#"id="resident-{id}""#)).unwrap();
+        let end = at + page.body[at..].find("</tr>").unwrap();
+        page.body[at..end].to_owned()
+    };
+    assert!(
+        row("aaaaaaaaaaaa").contains(r#"class="no-contact""#),
+        "{}",
+        page.body
+    );
+    assert!(!row("bbbbbbbbbbbb").contains("no-contact"));
+}
+
+#[tokio::test]
+async fn the_node_page_shows_code_fingerprint_storage_sweep_and_receipts() {
+    let h = harness();
+    *h.fake.node.lock().unwrap() = NodeInfo {
+        code: Some("vigil1/192.0.2.1:4433/aa/bb/cc".into()),
+        fingerprint: "f1".repeat(32),
+        listen: "0.0.0.0:4433".into(),
+        version: "0.1.0".into(),
+        started_ms: 1_780_000_000_000,
+        mailboxes: Quota {
+            used: 12,
+            max: 20_000,
+        },
+        blob_bytes: Quota {
+            used: 3 * 1_048_576,
+            max: 32 * 1_073_741_824,
+        },
+        unused_tickets: Quota {
+            used: 4,
+            max: 10_000,
+        },
+        pairing_slots: Quota {
+            used: 0,
+            max: 1_000,
+        },
+        grant_keys: Quota {
+            used: 9,
+            max: 21_000,
+        },
+        max_bytes_per_vault: 64 * 1_048_576,
+        store_bytes: 5 * 1_048_576,
+        last_sweep: Some(LastSweep {
+            at_ms: 1_780_000_060_000,
+            mailboxes: 2,
+            blobs: 31,
+            bytes: 4096,
+            grants: 2,
+            alerts: 1,
+            tickets: 1,
+        }),
+        receipts: 7,
+    };
+    let (cookie, _) = login(&h.app).await;
+    let page = get(&h.app, "/node", &cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let b = &page.body;
+    assert!(b.contains(r#"<section id="node""#), "{b}");
+    assert!(b.contains("vigil1/192.0.2.1:4433/aa/bb/cc"));
+    assert!(b.contains(&"f1".repeat(32)));
+    assert!(b.contains(r#"id="node-storage""#));
+    assert!(b.contains("12 / 20000"), "{b}");
+    assert!(b.contains("3.0 MiB / 32.0 GiB"), "{b}");
+    assert!(b.contains(r#"id="node-last-sweep""#));
+    assert!(b.contains("2026-05-28 20:27 UTC"), "{b}");
+    assert!(b.contains(r#"id="node-receipts""#));
+    assert!(b.contains(">7<"), "{b}");
+    // No code: said so.
+    h.fake.node.lock().unwrap().code = None;
+    let page = get(&h.app, "/node", &cookie).await;
+    assert!(page.body.contains(r#"id="node-no-code""#), "{}", page.body);
+}
+
+#[tokio::test]
+async fn every_page_links_to_inbox_residents_and_node() {
+    let h = harness();
+    let (cookie, _) = login(&h.app).await;
+    for (path, current) in [
+        ("/", "nav-inbox"),
+        ("/residents", "nav-residents"),
+        ("/node", "nav-node"),
+    ] {
+        let page = get(&h.app, path, &cookie).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        for id in ["nav-inbox", "nav-residents", "nav-node"] {
+            assert!(page.body.contains(&format!(r#"id="{id}""#)), "{path}: {id}");
+        }
+        assert!(
+            page.body
+                .contains(&format!(r#"id="{current}" aria-current="page""#)),
+            "{path}: {}",
+            page.body
+        );
+    }
+    let zh = get(&h.app, "/residents", &format!("{cookie}; vigil_lang=zh-CN")).await;
+    assert!(zh.body.contains("居民"), "{}", zh.body);
+}
+
+#[tokio::test]
+async fn the_held_code_goes_at_logout_and_at_revoke_and_a_refusal_is_shown() {
+    let h = harness();
+    let (cookie, csrf) = login(&h.app).await;
+    let r = issue(&h, &cookie, &[("csrf", &csrf), ("label", "Ana")]).await;
+    let sheet_at = r.location().to_owned();
+    assert!(get(&h.app, &sheet_at, &cookie).await.body.contains(SECRET));
+    // Logged out and in again: the sheet, without the code.
+    post(&h.app, "/logout", &cookie, &[("csrf", &csrf)]).await;
+    let (cookie, csrf) = login(&h.app).await;
+    let page = get(&h.app, &sheet_at, &cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains(SECRET), "{}", page.body);
+    // Revoked right after issuing: no code either.
+    let r = issue(&h, &cookie, &[("csrf", &csrf), ("label", "Bo")]).await;
+    let sheet_at = r.location().to_owned();
+    let id = sheet_at.split('/').nth(2).unwrap().to_owned();
+    post(
+        &h.app,
+        &format!("/residents/{id}/revoke"),
+        &cookie,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    let page = get(&h.app, &sheet_at, &cookie).await;
+    assert!(!page.body.contains(SECRET), "{}", page.body);
+    // The node refuses: said so on the page (its words escaped), nothing
+    // audited.
+    let r = issue(&h, &cookie, &[("csrf", &csrf), ("label", "Full")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains(r#"id="issue-error""#));
+    assert!(
+        r.body
+            .contains("too many unused tickets (10000): &lt;revoke&gt; some"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains(r#"value="Full""#),
+        "the form keeps what was typed"
+    );
+    let issued = h
+        .store
+        .audit_log()
+        .unwrap()
+        .iter()
+        .filter(|r| r.action == "ticket.issue")
+        .count();
+    assert_eq!(issued, 2);
+    // An unknown ticket has no sheet.
+    let r = get(
+        &h.app,
+        &format!("/residents/{}/sheet", "0".repeat(32)),
+        &cookie,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

@@ -4,7 +4,7 @@
 //! One request per line, one response per line:
 //!
 //! ```text
-//! {"op":"status"}                        -> {"ok":{"pid":..,"listen":..,..}}
+//! {"op":"status"}                        -> {"ok":{"pid":..,"listen":..,"code":..,"mailboxes":{..},..}}
 //! {"op":"alerts"}                        -> {"ok":[{"id":"3fa2c19b04de",..},..]}
 //! {"op":"ack","id":"3fa2"}               -> {"ok":{"already":false,"alert":{..}}}
 //! {"op":"residents","all":false}         -> {"ok":[{"label":..,..},..]}
@@ -19,8 +19,10 @@
 //! the store (node stopped), so both paths answer alike.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use vigil_net::EnrolmentCode;
 use vigil_node::{
     GrantRecord, InboxEntry, Relay, SweepReport, TicketError, TicketRecord, TicketState,
 };
@@ -98,6 +100,170 @@ pub(crate) struct Status {
     pub(crate) started_ms: i64,
     /// Its version.
     pub(crate) version: String,
+}
+
+/// A serving node's own facts beside its relay, shared by its admin socket,
+/// its sweeper and its dashboard: what `status` answers.
+#[derive(Debug, Clone)]
+pub(crate) struct Serving {
+    /// Where and since when it serves.
+    pub(crate) status: Status,
+    /// Its enrolment code, or why it has none (no address devices can
+    /// reach).
+    pub(crate) code: Result<EnrolmentCode, String>,
+    /// SHA-256 of its TLS certificate (in every code, pinned by devices).
+    pub(crate) fingerprint: [u8; 32],
+    /// The last sweep since it started: the sweeper's or `vigil-node
+    /// sweep`'s. In memory: the store keeps no history of sweeps.
+    pub(crate) last_sweep: Arc<Mutex<Option<LastSweepView>>>,
+}
+
+impl Serving {
+    /// A node serving with `status`, code `code` and certificate
+    /// `fingerprint`, not yet swept.
+    pub(crate) fn new(
+        status: Status,
+        code: Result<EnrolmentCode, String>,
+        fingerprint: [u8; 32],
+    ) -> Self {
+        Serving {
+            status,
+            code,
+            fingerprint,
+            last_sweep: Arc::default(),
+        }
+    }
+
+    /// Records a sweep at `at_ms`.
+    pub(crate) fn swept(&self, at_ms: i64, r: &SweepReport) {
+        let v = LastSweepView {
+            at_ms,
+            mailboxes: r.mailboxes,
+            blobs: r.blobs,
+            bytes: r.bytes,
+            grants: r.grants,
+            alerts: r.alerts,
+            pairings: r.pairings,
+            grant_keys: r.grant_keys,
+            tickets: r.tickets,
+        };
+        // A poisoned lock holds a plain value: keep using it.
+        *self
+            .last_sweep
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(v);
+    }
+
+    fn last_sweep(&self) -> Option<LastSweepView> {
+        *self
+            .last_sweep
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A sweep: when, and what it deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LastSweepView {
+    /// When it ran, ms.
+    pub(crate) at_ms: i64,
+    /// Mailboxes (vaults), bundles and snapshots and their bytes.
+    pub(crate) mailboxes: u64,
+    pub(crate) blobs: u64,
+    pub(crate) bytes: u64,
+    /// Grants and alerts.
+    pub(crate) grants: u64,
+    pub(crate) alerts: u64,
+    /// Expired pairing offers, unused grant keys, ended tickets.
+    pub(crate) pairings: u64,
+    pub(crate) grant_keys: u64,
+    pub(crate) tickets: u64,
+}
+
+/// Something in use against its cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct QuotaView {
+    pub(crate) used: u64,
+    pub(crate) max: u64,
+}
+
+/// `status`'s answer: [`Status`] (what `vigil-node code` reads), and the
+/// node's code, storage against its caps, last sweep and receipts (what
+/// the dashboard's Node page shows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StatusView {
+    #[serde(flatten)]
+    pub(crate) status: Status,
+    /// The enrolment code, if the node has an address devices can reach.
+    pub(crate) code: Option<String>,
+    /// Why it has none.
+    pub(crate) no_code: Option<String>,
+    /// SHA-256 of its certificate, hex.
+    pub(crate) fingerprint: String,
+    /// Mailboxes against `limits.max_vaults`.
+    pub(crate) mailboxes: QuotaView,
+    /// Ciphertext bytes against `limits.max_store_bytes`.
+    pub(crate) blob_bytes: QuotaView,
+    /// Unused tickets against `limits.max_tickets`.
+    pub(crate) unused_tickets: QuotaView,
+    /// Pairing offers against `limits.max_pairing_slots`.
+    pub(crate) pairing_slots: QuotaView,
+    /// One-time grant keys against `limits.max_grant_keys`.
+    pub(crate) grant_keys: QuotaView,
+    /// `limits.max_bytes_per_vault`.
+    pub(crate) max_bytes_per_vault: u64,
+    /// The store's size on disk.
+    pub(crate) store_bytes: u64,
+    /// The last sweep since the node started.
+    pub(crate) last_sweep: Option<LastSweepView>,
+    /// Deletion receipts signed since the node started.
+    pub(crate) receipts: u64,
+}
+
+/// A counter's value in the relay's metrics (OpenMetrics text): the
+/// relay counts receipts (shred requests answered `ok`) only there, and
+/// its text form is the interface it promises operators. 0 when never
+/// counted (a counter with labels appears at its first increment).
+fn counter(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// The metric series of deletion receipts signed: a shred answered with
+/// one (an `ok` shred is a receipt; a node without a signing key refuses).
+const RECEIPTS_SERIES: &str = r#"vigil_node_requests_total{kind="shred",result="ok"} "#;
+
+fn status_view(relay: &Relay, s: &Serving) -> Result<StatusView, String> {
+    let store = |e: vigil_node::StoreError| e.to_string();
+    let u = relay.usage().map_err(store)?;
+    let c = relay.config();
+    let q = |used, max| QuotaView { used, max };
+    Ok(StatusView {
+        status: s.status.clone(),
+        code: s.code.as_ref().ok().map(ToString::to_string),
+        no_code: s.code.as_ref().err().cloned(),
+        fingerprint: hex::encode(s.fingerprint),
+        mailboxes: q(u.vaults, c.max_vaults),
+        blob_bytes: q(u.bytes, c.max_store_bytes),
+        unused_tickets: q(
+            relay.store().unused_tickets().map_err(store)?,
+            c.max_tickets,
+        ),
+        pairing_slots: q(u.pairing_slots, c.max_pairing_slots),
+        grant_keys: q(u.grant_keys, c.max_grant_keys),
+        max_bytes_per_vault: c.max_bytes_per_vault,
+        store_bytes: relay.store().size_on_disk(),
+        last_sweep: s.last_sweep(),
+        receipts: counter(&relay.metrics().encode(), RECEIPTS_SERIES),
+    })
 }
 
 /// One alert as the operator sees it.
@@ -452,19 +618,19 @@ pub(crate) fn check_id(id: &str) -> Result<String, String> {
     Ok(id)
 }
 
-/// Runs one request against `relay` at `now_ms`. `status` is the serving
+/// Runs one request against `relay` at `now_ms`. `serving` is the serving
 /// node's, `None` when the store was opened directly.
 pub(crate) fn execute(
     relay: &Relay,
     req: &Request,
     now_ms: i64,
-    status: Option<&Status>,
+    serving: Option<&Serving>,
 ) -> Result<serde_json::Value, String> {
     let store = |e: vigil_node::StoreError| e.to_string();
     let json = |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| e.to_string());
     match req {
-        Request::Status => match status {
-            Some(s) => json(serde_json::to_value(s)),
+        Request::Status => match serving {
+            Some(s) => json(serde_json::to_value(status_view(relay, s)?)),
             None => Err("no node is serving".into()),
         },
         Request::Alerts => {
@@ -605,6 +771,9 @@ pub(crate) fn execute(
         }
         Request::Sweep { grace_ms } => {
             let r = relay.sweep(now_ms, *grace_ms).map_err(store)?;
+            if let Some(s) = serving {
+                s.swept(now_ms, &r);
+            }
             json(serde_json::to_value(SweepView::from(r)))
         }
     }
@@ -651,6 +820,63 @@ mod tests {
         for bad in ["", "3fa", "3fa2c19b04de0", "zzzz", "3fa2-1"] {
             assert!(check_id(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn status_reports_storage_sweeps_and_what_code_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = Relay::new(
+            vigil_node::MailboxStore::open(dir.path()).unwrap(),
+            vigil_node::RelayConfig::default(),
+        );
+        let status = Status {
+            pid: 7,
+            listen: "127.0.0.1:4433".parse().unwrap(),
+            advertise: None,
+            started_ms: 1,
+            version: "0.1.0".into(),
+        };
+        let serving = Serving::new(status.clone(), Err("no address".into()), [0xf1; 32]);
+        let v = execute(&relay, &Request::Status, 5, Some(&serving)).unwrap();
+        // `vigil-node code` reads the same answer as a Status.
+        assert_eq!(serde_json::from_value::<Status>(v.clone()).unwrap(), status);
+        let view: StatusView = serde_json::from_value(v).unwrap();
+        assert_eq!(view.fingerprint, "f1".repeat(32));
+        assert_eq!(
+            (view.code, view.no_code.as_deref()),
+            (None, Some("no address"))
+        );
+        assert_eq!(
+            view.mailboxes.max,
+            vigil_node::RelayConfig::default().max_vaults
+        );
+        assert_eq!((view.last_sweep, view.receipts), (None, 0));
+        execute(&relay, &Request::Sweep { grace_ms: 0 }, 9, Some(&serving)).unwrap();
+        let view: StatusView =
+            serde_json::from_value(execute(&relay, &Request::Status, 10, Some(&serving)).unwrap())
+                .unwrap();
+        assert_eq!(view.last_sweep.unwrap().at_ms, 9);
+    }
+
+    #[test]
+    fn counters_are_read_from_the_metrics_text() {
+        let text = "# TYPE vigil_node_requests counter\n\
+                    vigil_node_requests_total{kind=\"push\",result=\"ok\"} 4\n\
+                    vigil_node_requests_total{kind=\"shred\",result=\"ok\"} 3\n";
+        assert_eq!(counter(text, RECEIPTS_SERIES), 3);
+        assert_eq!(counter("# EOF\n", RECEIPTS_SERIES), 0);
+        // The series name as the relay writes it.
+        let relay = Relay::new(
+            vigil_node::MailboxStore::in_memory(),
+            vigil_node::RelayConfig::default(),
+        );
+        relay.sweep(0, 0).unwrap();
+        let m = relay.metrics().encode();
+        assert_eq!(
+            counter(&m, r#"vigil_node_sweeps_total{result="ok"} "#),
+            1,
+            "{m}"
+        );
     }
 
     #[test]

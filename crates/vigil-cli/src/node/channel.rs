@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use vigil_node::{Node, NodeConfig, NodeError, Relay, RelayConfig, StoreError};
 
-use super::admin::{self, Request, Response, Status};
+use super::admin::{self, Request, Response, Serving, Status};
 use crate::common::Error;
 use crate::common::time::now_ms;
 
@@ -214,7 +214,7 @@ pub(crate) fn clear_stale_socket(data: &Path) -> Result<(), Error> {
 impl AdminServer {
     /// Binds `data/admin.sock` (mode 0600) and answers requests on the
     /// current tokio runtime.
-    pub(crate) fn bind(data: &Path, relay: Relay, status: Status) -> Result<AdminServer, Error> {
+    pub(crate) fn bind(data: &Path, relay: Relay, status: Serving) -> Result<AdminServer, Error> {
         let path = data.join(SOCKET);
         let bind_err = |e: std::io::Error| {
             Error::failed(format!(
@@ -244,7 +244,7 @@ impl AdminServer {
     }
 }
 
-async fn accept_loop(listener: UnixListener, relay: Relay, status: Status, owner: u32) {
+async fn accept_loop(listener: UnixListener, relay: Relay, status: Serving, owner: u32) {
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -270,7 +270,7 @@ async fn accept_loop(listener: UnixListener, relay: Relay, status: Status, owner
     }
 }
 
-async fn answer(relay: &Relay, status: &Status, line: &[u8]) -> Response {
+async fn answer(relay: &Relay, status: &Serving, line: &[u8]) -> Response {
     let req: Request = match serde_json::from_slice(line) {
         Ok(r) => r,
         Err(e) => return Response::Error(format!("bad admin request: {e}")),
@@ -304,7 +304,7 @@ async fn answer(relay: &Relay, status: &Status, line: &[u8]) -> Response {
     }
 }
 
-async fn serve_connection(stream: UnixStream, relay: Relay, status: Status) {
+async fn serve_connection(stream: UnixStream, relay: Relay, status: Serving) {
     let (read, mut write) = stream.into_split();
     let mut read = tokio::io::BufReader::new(read);
     loop {

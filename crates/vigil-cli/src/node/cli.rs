@@ -23,6 +23,8 @@ Examples:
   vigil-node residents revoke 3fa2c19b04de --data /var/lib/vigil-node
   vigil-node sweep --data /var/lib/vigil-node
   vigil-node webhook secret --data /var/lib/vigil-node
+  vigil-node staff add Mei --data /var/lib/vigil-node
+  vigil-node serve --data /var/lib/vigil-node --http 127.0.0.1:8080   # the staff dashboard
 
 While `serve` runs, the other commands talk to it over DATA/admin.sock; when no node is \
 serving they open the store directly. Exit codes: 0 success, 1 failure, 2 bad input.";
@@ -70,6 +72,7 @@ pub(crate) enum Command {
 Example:
   vigil-node serve --data /var/lib/vigil-node --listen 0.0.0.0:4433 --advertise 203.0.113.7:4433
   vigil-node serve --config /etc/vigil-node.toml
+  vigil-node serve --data /var/lib/vigil-node --http localhost:8080   # with the staff dashboard
 
 Config file (TOML; every key optional, flags win):
   data = \"/var/lib/vigil-node\"      # relative to the config file
@@ -88,6 +91,7 @@ Config file (TOML; every key optional, flags win):
   idle_timeout = \"30s\"
   max_tickets = 10000                # unused enrolment tickets at once
   metrics = \"127.0.0.1:9464\"        # GET /metrics (top-level key, before [limits])
+  http = \"127.0.0.1:8080\"           # the staff dashboard (top-level key, before [limits])
   [webhooks]
   urls = [\"https://example.org/vigil-hook\"]   # each new alert is POSTed here
   secret = \"...\"                    # else DATA/webhook-secret (see `webhook secret`)")]
@@ -184,12 +188,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub(crate) grace: Option<Duration>,
     /// Serve the staff dashboard on this TCP address, e.g. 127.0.0.1:8080
-    /// [default: off]. Staff log in with accounts from `vigil-node staff add`.
-    #[arg(long, value_name = "ADDR")]
+    /// or localhost:8080 (or `http` in the config file) [default: off].
+    /// Staff log in with accounts from `vigil-node staff add`.
+    #[arg(long, value_name = "ADDR", value_parser = host_addr)]
     pub(crate) http: Option<SocketAddr>,
     /// Mark the dashboard's cookies Secure: set this when a TLS proxy fronts
     /// the dashboard (browsers then send them over HTTPS only).
-    #[arg(long, requires = "http")]
+    #[arg(long)]
     pub(crate) http_secure_cookies: bool,
     /// POST each new fever alert to this URL (http:// or https://; repeat
     /// for several). Replaces the config file's `[webhooks] urls`.

@@ -6,11 +6,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use qrcode::render::unicode::Dense1x2;
-use qrcode::{EcLevel, QrCode};
 use serde::Serialize;
-use vigil_net::{EnrolmentCode, NodeIdentity};
+use vigil_net::{EnrolmentCode, NodeIdentity, TicketCode};
 
-use super::admin::Status;
+use super::admin::{IssuedView, Status};
 use super::channel;
 use super::cli::CodeArgs;
 use super::util::out;
@@ -116,10 +115,30 @@ pub(crate) fn current_code(
     Ok((code, running.is_some()))
 }
 
-/// The code as a QR code (see [`qr`]) of any text.
+/// The ticket staff hand a resident: the node's code `node` and the ticket
+/// the node just issued (`residents_add`'s answer). Its text (`Display`)
+/// is what `vigil enrol` takes and what every QR code of it holds: `vigil-
+/// node residents add` and the dashboard's enrolment sheet both build it
+/// here, and both draw its QR code with `vigil_web::qr::code`.
+pub(crate) fn ticket_code(node: &EnrolmentCode, issued: &IssuedView) -> Result<TicketCode, String> {
+    let bad = |what: &str| format!("the node's answer has a malformed ticket {what}");
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(&issued.id, &mut id).map_err(|_| bad("id"))?;
+    let mut secret = vigil_crypto::Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(&issued.secret, secret.as_mut()).map_err(|_| bad("secret"))?;
+    Ok(TicketCode {
+        node: node.clone(),
+        ticket: vigil_proto::Ticket {
+            id,
+            secret: vigil_proto::TicketSecret::from_bytes(*secret),
+        },
+    })
+}
+
+/// The code as a QR code (see [`qr`]) of any text, encoded as the
+/// dashboard's sheet encodes it.
 pub(crate) fn qr_text(text: &str) -> Result<String, String> {
-    let q = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L)
-        .map_err(|e| format!("cannot make a QR code: {e}"))?;
+    let q = vigil_web::qr::code(text)?;
     Ok(q.render::<Dense1x2>()
         .dark_color(Dense1x2::Light)
         .light_color(Dense1x2::Dark)
@@ -190,6 +209,38 @@ mod tests {
         let identity = NodeIdentity::load_or_create(dir.path()).unwrap();
         let code = enrolment_code(&identity, "[2001:db8::7]:4433".parse().unwrap()).unwrap();
         assert_eq!(scan(&qr(&code).unwrap()), code.to_string());
+    }
+
+    #[test]
+    fn a_ticket_is_the_code_and_the_issued_ticket_and_parses_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = NodeIdentity::load_or_create(dir.path()).unwrap();
+        let code = enrolment_code(&identity, "192.0.2.1:4433".parse().unwrap()).unwrap();
+        let issued = IssuedView {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            secret: "5e".repeat(32),
+            label: "Ana".into(),
+            period_end_ms: 1,
+            period_end: String::new(),
+        };
+        let t = ticket_code(&code, &issued).unwrap();
+        let text = t.to_string();
+        assert_eq!(
+            text,
+            format!(
+                "{}/{}/{}",
+                code.to_string().replacen("vigil1", "vigil-ticket1", 1),
+                issued.id,
+                issued.secret
+            )
+        );
+        assert_eq!(text.parse::<TicketCode>().unwrap(), t);
+        assert_eq!(scan(&qr_text(&text).unwrap()), text);
+        let broken = IssuedView {
+            secret: "zz".into(),
+            ..issued
+        };
+        assert!(ticket_code(&code, &broken).unwrap_err().contains("secret"));
     }
 
     #[test]

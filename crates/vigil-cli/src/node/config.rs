@@ -50,6 +50,7 @@ struct File {
     #[serde(default)]
     limits: Limits,
     metrics: Option<String>,
+    http: Option<String>,
     #[serde(default)]
     webhooks: WebhooksFile,
 }
@@ -119,6 +120,9 @@ pub(crate) struct Settings {
     pub(crate) webhook_secret: Option<String>,
     /// Where `serve` answers GET /metrics, if anywhere.
     pub(crate) metrics: Option<SocketAddr>,
+    /// Where `serve` serves the staff dashboard (`--http`, else the
+    /// file's `http`), if anywhere.
+    pub(crate) http: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -308,6 +312,11 @@ pub(crate) fn resolve(
         .map(|s| addr("metrics", &s))
         .transpose()
         .map_err(bad)?;
+    let http_flag = match &cli.command {
+        super::cli::Command::Serve(a) => a.http,
+        _ => None,
+    };
+    let http = merge(http_flag, file.http, |s| addr("http", &s)).map_err(bad)?;
     for u in &file.webhooks.urls {
         super::hooks::check_url(u).map_err(|e| bad(format!("webhooks.urls: {e}")))?;
     }
@@ -332,6 +341,7 @@ pub(crate) fn resolve(
         webhooks: file.webhooks.urls,
         webhook_secret: file.webhooks.secret,
         metrics,
+        http,
     })
 }
 
@@ -393,6 +403,19 @@ mod tests {
     }
 
     #[test]
+    fn the_dashboard_address_comes_from_the_flag_or_the_file_and_may_be_a_name() {
+        assert_eq!(settings(&["serve"], "").unwrap().http, None);
+        let file = "http = \"localhost:8080\"\n";
+        let s = settings(&["serve"], file).unwrap();
+        let a = s.http.unwrap();
+        assert!(a.ip().is_loopback() && a.port() == 8080, "{a}");
+        let s = settings(&["serve", "--http", "127.0.0.1:9000"], file).unwrap();
+        assert_eq!(s.http, Some("127.0.0.1:9000".parse().unwrap()));
+        let s = settings(&["serve", "--http", "localhost:9001"], "").unwrap();
+        assert_eq!(s.http.map(|a| a.port()), Some(9001));
+    }
+
+    #[test]
     fn every_admission_limit_is_read_from_the_file() {
         let file = "[limits]\nmax_vaults = 5\nmax_grant_keys = 6\nmax_pairing_slots = 7\n\
                     max_store_bytes = 8000\nmax_period = \"30d\"\nmax_devices_per_vault = 9\n\
@@ -449,6 +472,7 @@ mod tests {
             ),
             ("[webhooks]\nurl = \"http://x/\"", "unknown field"),
             ("metrics = \"9090\"", "not an address"),
+            ("http = \"8080\"", "http: `8080` is not an address"),
             ("[limits]\nmax_pull_bundles = 0", "at least 1"),
         ] {
             let e = settings(&["serve"], file).unwrap_err();

@@ -141,13 +141,20 @@ fn execute(cli: &Cli) -> Result<(), Error> {
         if serve_args.is_some() { "info" } else { "warn" },
     )?;
     match &cli.command {
-        Command::Serve(a) => serve::run(
-            &settings,
-            a.http.map(|addr| serve::Dashboard {
-                addr,
-                secure_cookies: a.http_secure_cookies,
-            }),
-        ),
+        Command::Serve(a) => {
+            if a.http_secure_cookies && settings.http.is_none() {
+                return Err(Error::usage(
+                    "--http-secure-cookies needs the dashboard: give --http ADDR (or `http` in the config file)",
+                ));
+            }
+            serve::run(
+                &settings,
+                settings.http.map(|addr| serve::Dashboard {
+                    addr,
+                    secure_cookies: a.http_secure_cookies,
+                }),
+            )
+        }
         Command::Code(a) => code::run(settings.data_dir()?, a),
         Command::Alerts(a) => match &a.action {
             None => commands::alerts(settings.data_dir()?, a.unacked, a.json),

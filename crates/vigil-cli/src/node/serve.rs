@@ -10,7 +10,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use vigil_net::{NodeIdentity, NodeServer};
 use vigil_node::{Node, Relay};
 
-use super::admin::Status;
+use super::admin::{Serving, Status};
 use super::channel::{self, AdminServer};
 use super::code::{enrolment_code, read_state, write_state};
 use super::config::Settings;
@@ -141,16 +141,6 @@ async fn serve(
         .await
         .map_err(|e| Error::failed(format!("cannot listen on {at}: {e}")))?;
     let bound = server.local_addr();
-    // The dashboard's port before the ready line: a busy port fails the start.
-    let web = match dashboard {
-        Some(d) => Some(start_dashboard(d, &data, &node).await?),
-        None => None,
-    };
-    let metrics = match settings.metrics {
-        Some(addr) => Some(super::hooks::bind_metrics(addr).await?),
-        None => None,
-    };
-    let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
     let status = Status {
         pid: std::process::id(),
         listen: bound,
@@ -158,10 +148,21 @@ async fn serve(
         started_ms: now_ms(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    write_state(&data, &status)?;
-    let admin = AdminServer::bind(&data, relay.clone(), status)?;
-
     let code = enrolment_code(&identity, settings.advertise.unwrap_or(bound));
+    let serving = Serving::new(status.clone(), code.clone(), identity.fingerprint());
+    // The dashboard's port before the ready line: a busy port fails the start.
+    let web = match dashboard {
+        Some(d) => Some(start_dashboard(d, &data, &node, serving.clone()).await?),
+        None => None,
+    };
+    let metrics = match settings.metrics {
+        Some(addr) => Some(super::hooks::bind_metrics(addr).await?),
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
+    write_state(&data, &status)?;
+    let admin = AdminServer::bind(&data, relay.clone(), serving.clone())?;
+
     let mut ready = format!("vigil-node listening on {bound}");
     if let Some(a) = metrics_addr {
         ready.push_str(&format!("\nmetrics on http://{a}/metrics"));
@@ -191,6 +192,7 @@ async fn serve(
 
     let sweeper = tokio::spawn(sweep_loop(
         relay.clone(),
+        serving,
         settings.sweep_every,
         ms(settings.grace),
     ));
@@ -238,7 +240,12 @@ type WebTask = (
     tokio::task::JoinHandle<()>,
 );
 
-async fn start_dashboard(d: Dashboard, data: &Path, node: &Node) -> Result<WebTask, Error> {
+async fn start_dashboard(
+    d: Dashboard,
+    data: &Path,
+    node: &Node,
+    serving: Serving,
+) -> Result<WebTask, Error> {
     let listener = tokio::net::TcpListener::bind(d.addr)
         .await
         .map_err(|e| Error::failed(format!("cannot serve the dashboard on {}: {e}", d.addr)))?;
@@ -250,7 +257,7 @@ async fn start_dashboard(d: Dashboard, data: &Path, node: &Node) -> Result<WebTa
         tracing::warn!("no staff accounts yet: add one with `vigil-node staff add NAME`");
     }
     let web = vigil_web::Web::new(
-        std::sync::Arc::new(super::web::NodeBackend::new(node.relay().clone())),
+        std::sync::Arc::new(super::web::NodeBackend::new(node.relay().clone(), serving)),
         node.store().clone(),
         staff,
         vigil_web::WebConfig {
@@ -271,15 +278,19 @@ async fn start_dashboard(d: Dashboard, data: &Path, node: &Node) -> Result<WebTa
     Ok((addr, stop, task))
 }
 
-async fn sweep_loop(relay: Relay, every: Duration, grace_ms: i64) {
+async fn sweep_loop(relay: Relay, serving: Serving, every: Duration, grace_ms: i64) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // The first tick is immediate: a sweep at start.
         tick.tick().await;
         let r = relay.clone();
-        match tokio::task::spawn_blocking(move || r.sweep(now_ms(), grace_ms)).await {
-            Ok(Ok(report)) => tracing::debug!(?report, "sweep done"),
+        let now = now_ms();
+        match tokio::task::spawn_blocking(move || r.sweep(now, grace_ms)).await {
+            Ok(Ok(report)) => {
+                serving.swept(now, &report);
+                tracing::debug!(?report, "sweep done");
+            }
             Ok(Err(e)) => tracing::error!(error = %e, "sweep failed"),
             Err(e) => tracing::error!(error = %e, "sweep task failed"),
         }

@@ -1,25 +1,29 @@
 //! The dashboard's view of the node: the same admin requests `vigil-node
-//! alerts` and `alerts ack` run, so pages and commands answer alike.
+//! alerts`, `alerts ack`, `residents` (`add`, `revoke`) and `status` run,
+//! so pages and commands answer alike.
 
 use serde::Deserialize;
 use vigil_node::Relay;
+use vigil_web::backend::{IssuedTicket, NodeInfo, Resident};
 use vigil_web::{Alert, Backend};
 
-use super::admin::{self, Request};
+use super::admin::{self, IssuedView, Request, Serving};
+use super::code::ticket_code;
 
 /// The serving node, for the dashboard.
 #[derive(Debug)]
 pub(crate) struct NodeBackend {
     relay: Relay,
+    serving: Serving,
 }
 
 impl NodeBackend {
-    pub(crate) fn new(relay: Relay) -> Self {
-        NodeBackend { relay }
+    pub(crate) fn new(relay: Relay, serving: Serving) -> Self {
+        NodeBackend { relay, serving }
     }
 
     fn run<T: serde::de::DeserializeOwned>(&self, req: &Request, now_ms: i64) -> Result<T, String> {
-        let v = admin::execute(&self.relay, req, now_ms, None)?;
+        let v = admin::execute(&self.relay, req, now_ms, Some(&self.serving))?;
         serde_json::from_value(v).map_err(|e| format!("unexpected answer: {e}"))
     }
 }
@@ -44,5 +48,49 @@ impl Backend for NodeBackend {
         };
         let a: Acked = self.run(&req, now_ms)?;
         Ok((a.alert, a.already))
+    }
+
+    fn residents(&self, all: bool, now_ms: i64) -> Result<Vec<Resident>, String> {
+        self.run(&Request::Residents { all }, now_ms)
+    }
+
+    fn issue_ticket(
+        &self,
+        label: &str,
+        period_ms: i64,
+        now_ms: i64,
+    ) -> Result<IssuedTicket, String> {
+        // The code first, as `residents add` does: no ticket is issued that
+        // could not be handed out.
+        let code = self.serving.code.as_ref().map_err(Clone::clone)?;
+        let req = Request::ResidentsAdd {
+            label: label.to_owned(),
+            period_end_ms: now_ms.saturating_add(period_ms),
+        };
+        let mut issued: IssuedView = self.run(&req, now_ms)?;
+        let ticket = ticket_code(code, &issued);
+        // The answer's copy of the secret is wiped here; the sheet's is the
+        // ticket's text.
+        let _secret = vigil_crypto::Zeroizing::new(std::mem::take(&mut issued.secret));
+        Ok(IssuedTicket {
+            ticket: vigil_crypto::Zeroizing::new(ticket?.to_string()),
+            id: issued.id,
+            label: issued.label,
+            period_end_ms: issued.period_end_ms,
+        })
+    }
+
+    fn revoke(&self, id: &str, now_ms: i64) -> Result<(Resident, bool), String> {
+        #[derive(Deserialize)]
+        struct Revoked {
+            already: bool,
+            resident: Resident,
+        }
+        let r: Revoked = self.run(&Request::ResidentsRevoke { id: id.to_owned() }, now_ms)?;
+        Ok((r.resident, r.already))
+    }
+
+    fn node_info(&self, now_ms: i64) -> Result<NodeInfo, String> {
+        self.run(&Request::Status, now_ms)
     }
 }

@@ -6,13 +6,12 @@ use std::path::Path;
 
 use serde::Serialize;
 use vigil_crypto::Zeroizing;
-use vigil_net::TicketCode;
 
 use super::{json, request, request_with};
 use crate::common::Error;
 use crate::common::time::{now_ms, parse_rfc3339, relative, short_utc};
 use crate::node::admin::{IssuedView, Request, ResidentView, RevokeView};
-use crate::node::code::{current_code, qr_text};
+use crate::node::code::{current_code, qr_text, ticket_code};
 use crate::node::config::Settings;
 use crate::node::util::{LABEL_COLUMN, cut, out, printable, table};
 
@@ -119,7 +118,7 @@ pub(crate) fn add_resident(settings: &Settings, r: &NewResident<'_>) -> Result<(
     }
     // The code first: no ticket is issued that could not be printed.
     let (code, _) = current_code(data, r.addr)?;
-    let issued: IssuedView = request_with(
+    let mut issued: IssuedView = request_with(
         data,
         settings.relay,
         &Request::ResidentsAdd {
@@ -127,16 +126,10 @@ pub(crate) fn add_resident(settings: &Settings, r: &NewResident<'_>) -> Result<(
             period_end_ms: end,
         },
     )?;
-    let secret = Zeroizing::new(issued.secret);
-    let ticket: TicketCode = format!(
-        "{}/{}/{}",
-        code.to_string().replacen("vigil1", "vigil-ticket1", 1),
-        issued.id,
-        secret.as_str()
-    )
-    .parse()
-    .map_err(|e: vigil_net::NetError| Error::failed(format!("the node's answer: {e}")))?;
-    let text = Zeroizing::new(ticket.to_string());
+    let ticket = ticket_code(&code, &issued).map_err(Error::failed);
+    // The answer's copy of the secret is wiped when this returns.
+    let _secret = Zeroizing::new(std::mem::take(&mut issued.secret));
+    let text = Zeroizing::new(ticket?.to_string());
     let qr = qr_text(&text).map_err(Error::failed)?;
     if r.json {
         return json(&Added {
