@@ -216,7 +216,9 @@ fn json_value(v: f64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeviceId, Unit};
+    use crate::model::{Day, DeviceId, Severity, Symptom, Unit};
+
+    const SNOMED_URL: &str = "http://snomed.info/sct";
 
     #[test]
     fn times_and_values_print_as_the_cli_always_printed_them() {
@@ -238,13 +240,15 @@ mod tests {
             .unwrap();
         log.retract(id, "thermometer in tea", t + 2).unwrap();
         let b = bundle(&log, None, false, t + 3);
-        assert_eq!(b["total"], 1);
+        let obs = resources(&b, "Observation");
+        assert_eq!(obs.len(), 1);
         assert_eq!(
-            b["entry"][0]["resource"]["category"][0]["coding"][0]["code"],
+            obs[0]["resource"]["category"][0]["coding"][0]["code"],
             "activity"
         );
         let all = bundle(&log, None, true, t + 3);
-        let obs = &all["entry"][0]["resource"];
+        let entry = resources(&all, "Observation")[0];
+        let obs = &entry["resource"];
         assert_eq!(obs["status"], "entered-in-error");
         assert_eq!(obs["id"], id.to_string());
         assert!(
@@ -253,10 +257,231 @@ mod tests {
                 .unwrap()
                 .contains("thermometer in tea")
         );
+        assert_eq!(entry["fullUrl"], format!("urn:uuid:{}", reading_uuid(id)));
         assert_eq!(
-            all["entry"][0]["fullUrl"],
-            format!("urn:uuid:{}", reading_uuid(id))
+            bundle(&log, Some(Metric::HeartRate), true, t)["entry"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1,
+            "only the Patient"
         );
-        assert_eq!(bundle(&log, Some(Metric::HeartRate), true, t)["total"], 0);
+    }
+
+    const T: i64 = 1_790_000_000_000;
+
+    /// The entries whose resource is of `kind`.
+    fn resources<'a>(b: &'a Value, kind: &str) -> Vec<&'a Value> {
+        b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["resource"]["resourceType"] == kind)
+            .collect()
+    }
+
+    /// A log with a reading of every metric, one of them retracted, and a
+    /// check-in of every symptom over two days.
+    fn full_log() -> (HealthLog, ReadingId) {
+        let mut log = HealthLog::new(DeviceId([7; 16]));
+        let mut retracted = None;
+        for (i, m) in [
+            Metric::BodyTemperature,
+            Metric::HeartRate,
+            Metric::SpO2,
+            Metric::RespiratoryRate,
+            Metric::Steps,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let v = m.range().0;
+            let id = log.record(m, v, m.unit(), T + i as i64).unwrap();
+            retracted.get_or_insert(id);
+        }
+        let retracted = retracted.unwrap();
+        log.retract(retracted, "thermometer in tea", T + 10).unwrap();
+        let sev = [
+            Severity::None,
+            Severity::Mild,
+            Severity::Moderate,
+            Severity::Severe,
+        ];
+        for (i, s) in Symptom::ALL.into_iter().enumerate() {
+            log.check_in(Day::of(T), s, sev[i % 4]).unwrap();
+        }
+        log.check_in(Day(Day::of(T).0 + 1), Symptom::Cough, Severity::Severe)
+            .unwrap();
+        (log, retracted)
+    }
+
+    #[test]
+    fn every_observation_has_the_one_anonymous_patient_as_subject() {
+        let (log, _) = full_log();
+        for (metric, retracted) in [(None, false), (None, true), (Some(Metric::Steps), true)] {
+            let b = bundle(&log, metric, retracted, T + 20);
+            let patients = resources(&b, "Patient");
+            assert_eq!(patients.len(), 1, "one Patient, however filtered");
+            let url = patients[0]["fullUrl"].as_str().unwrap();
+            assert!(url.starts_with("urn:uuid:"), "{url}");
+            // Anonymous: nothing but its type and a fresh id.
+            let p = patients[0]["resource"].as_object().unwrap();
+            let mut keys: Vec<&str> = p.keys().map(String::as_str).collect();
+            keys.sort_unstable();
+            assert_eq!(keys, ["id", "resourceType"]);
+            assert_eq!(format!("urn:uuid:{}", p["id"].as_str().unwrap()), url);
+            let obs = resources(&b, "Observation");
+            assert!(!obs.is_empty());
+            assert_eq!(obs.len() + 1, b["entry"].as_array().unwrap().len());
+            for o in obs {
+                assert_eq!(o["resource"]["subject"], json!({"reference": url}), "{o}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_patient_id_is_fresh_per_export_and_reveals_nothing() {
+        let (log, _) = full_log();
+        let patient = |log: &HealthLog, now| {
+            resources(&bundle(log, None, false, now), "Patient")[0]["fullUrl"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        // Deterministic (the function is pure) ...
+        assert_eq!(patient(&log, T + 20), patient(&log, T + 20));
+        // ... but another export, or another resident's at the same instant,
+        // gets another Patient: bundles merged by a receiver never conflate two.
+        assert_ne!(patient(&log, T + 20), patient(&log, T + 21));
+        let other = HealthLog::new(DeviceId([8; 16]));
+        assert_ne!(patient(&log, T + 20), patient(&other, T + 20));
+        // Not made of the device id (which a reading's UUID is).
+        let url = patient(&log, T + 20);
+        let hex: String = url.chars().filter(char::is_ascii_hexdigit).collect();
+        assert!(!hex.contains("070707070707"), "{url}");
+        // A valid RFC 9562 UUID: version 8, variant 10.
+        let uuid = url.strip_prefix("urn:uuid:").unwrap();
+        assert_eq!(uuid.len(), 36);
+        assert_eq!(&uuid[14..15], "8");
+        assert!("89ab".contains(&uuid[19..20]), "{uuid}");
+    }
+
+    #[test]
+    fn a_collection_bundle_has_no_total_and_unique_full_urls() {
+        // R4 invariant bdl-1: total only in a search or history Bundle.
+        let (log, _) = full_log();
+        let b = bundle(&log, None, true, T + 20);
+        assert!(b.get("total").is_none(), "{}", b["total"]);
+        let urls: std::collections::HashSet<&str> = b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["fullUrl"].as_str().unwrap())
+            .collect();
+        assert_eq!(urls.len(), b["entry"].as_array().unwrap().len());
+        let ids: std::collections::HashSet<&str> = b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"]["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), urls.len());
+        for id in ids {
+            // FHIR id: [A-Za-z0-9\-\.]{1,64}
+            assert!(
+                (1..=64).contains(&id.len())
+                    && id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.'),
+                "{id}"
+            );
+        }
+    }
+
+    /// The check-in Observations of a bundle, by (effective day, Vigil symptom text).
+    fn checkins(b: &Value) -> Vec<&Value> {
+        resources(b, "Observation")
+            .into_iter()
+            .map(|e| &e["resource"])
+            .filter(|o| o["category"][0]["coding"][0]["code"] == "survey")
+            .collect()
+    }
+
+    #[test]
+    fn check_ins_are_observations_with_coded_symptom_and_severity() {
+        let (log, _) = full_log();
+        let b = bundle(&log, None, false, T + 20);
+        let answers = checkins(&b);
+        assert_eq!(answers.len(), Symptom::ALL.len() + 1);
+        let day = Day::of(T).to_string();
+        let find = |code: &str, day: &str| {
+            answers
+                .iter()
+                .find(|o| {
+                    o["effectiveDateTime"] == day
+                        && o["code"]["coding"]
+                            .as_array()
+                            .is_some_and(|c| c.iter().any(|c| c["code"] == code))
+                })
+                .copied()
+                .unwrap_or_else(|| panic!("no check-in {code} on {day}"))
+        };
+        let cough = find("49727002", &day);
+        assert_eq!(cough["status"], "final");
+        assert_eq!(cough["code"]["coding"][0]["system"], SNOMED_URL);
+        assert_eq!(
+            cough["category"][0]["coding"][0]["system"],
+            "http://terminology.hl7.org/CodeSystem/observation-category"
+        );
+        // cough was answered "none": the symptom is absent.
+        assert_eq!(cough["valueCodeableConcept"]["coding"][0]["code"], "2667000");
+        assert_eq!(cough["valueCodeableConcept"]["coding"][0]["system"], SNOMED_URL);
+        // sore throat mild, fatigue moderate, headache severe.
+        for (code, sev) in [("267102003", "255604002"), ("84229001", "6736007"), ("25064002", "24484000")] {
+            assert_eq!(find(code, &day)["valueCodeableConcept"]["coding"][0]["code"], sev, "{code}");
+        }
+        for code in ["267036007", "68962001", "43724002"] {
+            find(code, &day);
+        }
+        // Loss of taste or smell: no single SNOMED CT concept; text says it.
+        assert!(answers.iter().any(|o| o["code"]["text"] == "Loss of taste or smell"));
+        let next = Day(Day::of(T).0 + 1).to_string();
+        assert_eq!(find("49727002", &next)["valueCodeableConcept"]["coding"][0]["code"], "24484000");
+        // Check-ins answer no metric: a one-metric export leaves them out.
+        assert!(checkins(&bundle(&log, Some(Metric::BodyTemperature), true, T)).is_empty());
+    }
+
+    #[test]
+    fn a_conflicting_check_in_is_preliminary_with_every_value_noted() {
+        let (mut phone, _) = full_log();
+        let mut tablet = HealthLog::load(&phone.save(), DeviceId([9; 16])).unwrap();
+        let day = Day::of(T);
+        phone.check_in(day, Symptom::Chills, Severity::Mild).unwrap();
+        tablet.check_in(day, Symptom::Chills, Severity::Severe).unwrap();
+        phone.merge(&mut tablet).unwrap();
+        let shown = phone.checkin(day)[&Symptom::Chills][0];
+        let b = bundle(&phone, None, false, T + 20);
+        let chills: Vec<&Value> = checkins(&b)
+            .into_iter()
+            .filter(|o| o["code"]["coding"][0]["code"] == "43724002")
+            .collect();
+        assert_eq!(chills.len(), 1, "one answer, not two contradicting ones");
+        let o = chills[0];
+        assert_eq!(o["status"], "preliminary");
+        let code = |s: Severity| match s {
+            Severity::Mild => "255604002",
+            Severity::Severe => "24484000",
+            _ => unreachable!(),
+        };
+        assert_eq!(o["valueCodeableConcept"]["coding"][0]["code"], code(shown));
+        let note = o["note"][0]["text"].as_str().unwrap();
+        assert!(note.contains("mild") && note.contains("severe"), "{note}");
+        // Resolved by setting it again: final, no note.
+        phone.check_in(day, Symptom::Chills, Severity::Mild).unwrap();
+        let b = bundle(&phone, None, false, T + 20);
+        let o = checkins(&b)
+            .into_iter()
+            .find(|o| o["code"]["coding"][0]["code"] == "43724002")
+            .unwrap();
+        assert_eq!(o["status"], "final");
+        assert!(o.get("note").is_none());
     }
 }
