@@ -120,7 +120,10 @@ fn the_export_has_an_anonymous_subject_and_the_check_ins() {
     let (dir, now, retracted) = vault(tmp.path());
 
     let bundle = run(at(&dir, now), ["export", "--fhir"]).json();
-    assert!(bundle.get("total").is_none(), "bdl-1: no total in a collection");
+    assert!(
+        bundle.get("total").is_none(),
+        "bdl-1: no total in a collection"
+    );
     let (_, obs) = patient_and_observations(&bundle);
     let readings: Vec<&&Value> = obs
         .iter()

@@ -586,7 +586,10 @@ fn check_fhir(bundle: &Value) -> Vec<&Value> {
         assert!(q["unit"].is_string());
         assert_eq!(q["system"], "http://unitsofmeasure.org");
         assert_eq!(q["code"], unit);
-        assert!(o["subject"]["reference"].is_string(), "vital-signs: subject");
+        assert!(
+            o["subject"]["reference"].is_string(),
+            "vital-signs: subject"
+        );
         out.push(o);
     }
     out

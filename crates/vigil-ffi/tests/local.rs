@@ -216,7 +216,10 @@ fn a_resident_day_through_the_binding() {
     // FHIR: one Observation per reading not retracted, the note with it,
     // and one per check-in answer, each with the anonymous Patient as subject.
     let fhir = vault.export_fhir(None, false, now).unwrap();
-    assert_eq!(fhir.matches("\"resourceType\": \"Observation\"").count(), 5 + 2);
+    assert_eq!(
+        fhir.matches("\"resourceType\": \"Observation\"").count(),
+        5 + 2
+    );
     assert_eq!(fhir.matches("\"valueQuantity\"").count(), 5);
     assert_eq!(fhir.matches("\"subject\"").count(), 5 + 2);
     assert_eq!(fhir.matches("\"resourceType\": \"Patient\"").count(), 1);

@@ -1,7 +1,12 @@
 //! The resident's export as an HL7 FHIR R4 Bundle: one implementation for
 //! every caller (the `vigil export` command, the app bindings).
 //!
-//! Mapping (one Observation per reading):
+//! The Bundle (type `collection`) holds one anonymous Patient, one
+//! Observation per reading and one Observation per check-in answer; every
+//! Observation's `subject` refers to the Patient, as the R4 vital-signs
+//! profile requires of a vital sign.
+//!
+//! **Readings** (one Observation each):
 //!
 //! | metric | LOINC | UCUM | category |
 //! |---|---|---|---|
@@ -13,28 +18,88 @@
 //!
 //! Steps are not a vital sign in FHIR; their category is `activity`.
 //! Retracted readings are left out unless asked for; then they are included
-//! with status `entered-in-error` and the reason as a note. The Bundle has
-//! no Patient: it is the resident's own export, and the log has no identity
-//! in it by design. Pure: the bundle's time stamp is a parameter.
+//! with status `entered-in-error` and the reason as a note. Every
+//! annotation of a reading (all of a conflict's values) is a note.
+//!
+//! **Check-ins** (one Observation per answered symptom and day, category
+//! `survey`): `code` is the symptom's SNOMED CT finding, `valueCodeableConcept`
+//! the severity as a SNOMED CT qualifier value (mild, moderate and severe are
+//! those of FHIR's condition-severity value set; `none` is *Absent*: the
+//! resident said the symptom is not there, which is information too), and
+//! `effectiveDateTime` the check-in's day (a date: the log records the day
+//! an answer is for, not when it was given).
+//!
+//! | symptom | SNOMED CT finding |
+//! |---|---|
+//! | cough | 49727002 Cough |
+//! | sore_throat | 267102003 Sore throat symptom |
+//! | fatigue | 84229001 Fatigue |
+//! | headache | 25064002 Headache |
+//! | shortness_of_breath | 267036007 Dyspnea |
+//! | loss_of_taste_or_smell | none: text only (SNOMED CT has 36955009 Loss of taste and 44169009 Anosmia, but no concept for "either"; coding both would claim they are one) |
+//! | muscle_ache | 68962001 Muscle pain |
+//! | chills | 43724002 Chill |
+//!
+//! | severity | SNOMED CT qualifier value |
+//! |---|---|
+//! | none | 2667000 Absent |
+//! | mild | 255604002 Mild |
+//! | moderate | 6736007 Moderate |
+//! | severe | 24484000 Severe |
+//!
+//! Why Observations and not a QuestionnaireResponse: the log stores each
+//! answer on its own (`"<day>/<symptom>"` → severity), written one at a
+//! time, from any device, merged and in conflict one by one; an Observation
+//! per answer keeps that shape, so a conflict marks the one answer it
+//! concerns, and a receiver charts symptoms beside the vital signs with the
+//! same query. A QuestionnaireResponse would need a published Questionnaire
+//! to mean anything, and would lump answers given at different times into
+//! one resource with one status.
+//!
+//! Conflicts are handled as the log shows them: an answer that two devices
+//! set concurrently to different severities has the value the resident's
+//! views show (the log's winner), status `preliminary` (not yet confirmed:
+//! the resident has not picked one) and a note naming every value. The
+//! resident resolving it makes it `final`. Check-ins cannot be retracted;
+//! an answer set again replaces the earlier one, as in the resident's views.
+//! A one-metric export has no check-ins (they answer no metric).
+//!
+//! **The Patient** is anonymous: a `Patient` with an id and nothing else (no
+//! identifier, name, birth date or anything else): the log has no identity
+//! in it by design, and the export is the resident's to hand over. Its id
+//! (and `urn:uuid:` full URL) is a version-8 UUID made from SHA-256 of the
+//! exporting device and the export's time stamp: another export, or another
+//! resident's at the same instant, gets another Patient, and the hash
+//! reveals neither. A check-in answer's full URL is made the same way from
+//! the Patient's and the answer's day and symptom; a reading's, from its id.
+//!
+//! Pure: the bundle's time stamp is a parameter, and nothing is random.
 //!
 //! ```
 //! use vigil_log::{DeviceId, HealthLog, Metric, Unit, fhir};
 //! let mut log = HealthLog::new(DeviceId([1; 16]));
 //! log.record(Metric::HeartRate, 72.0, Unit::BeatsPerMinute, 1_790_000_000_000).unwrap();
 //! let b = fhir::bundle(&log, None, false, 1_790_000_060_000);
-//! assert_eq!(b["entry"][0]["resource"]["valueQuantity"]["value"], 72);
+//! assert_eq!(b["entry"][0]["resource"]["resourceType"], "Patient");
+//! let hr = &b["entry"][1]["resource"];
+//! assert_eq!(hr["valueQuantity"]["value"], 72);
+//! assert_eq!(hr["subject"]["reference"], b["entry"][0]["fullUrl"]);
 //! assert!(fhir::bundle_json(&log, None, false, 1_790_000_060_000).contains("8867-4"));
 //! ```
+
+use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 use jiff::fmt::temporal::DateTimePrinter;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::log::HealthLog;
-use crate::model::{Metric, Reading, ReadingId};
+use crate::model::{Day, DeviceId, Metric, Reading, ReadingId, Severity, Symptom};
 
 const LOINC: &str = "http://loinc.org";
 const UCUM: &str = "http://unitsofmeasure.org";
+const SNOMED: &str = "http://snomed.info/sct";
 const CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 
 /// LOINC codings (the first is the metric's), UCUM code, unit text, category.
@@ -86,12 +151,34 @@ fn coding(
     }
 }
 
-/// A stable UUID (version 8, RFC 9562) for a reading, for `urn:uuid:` full URLs.
-pub fn reading_uuid(id: ReadingId) -> String {
-    let mut b = id.device.0;
-    for (x, s) in b[8..].iter_mut().zip(id.seq.to_be_bytes()) {
-        *x ^= s;
+/// SNOMED CT finding (code, display) of a symptom, if one concept is it,
+/// and the symptom's text.
+fn symptom_coding(s: Symptom) -> (Option<(&'static str, &'static str)>, &'static str) {
+    match s {
+        Symptom::Cough => (Some(("49727002", "Cough")), "Cough"),
+        Symptom::SoreThroat => (Some(("267102003", "Sore throat symptom")), "Sore throat"),
+        Symptom::Fatigue => (Some(("84229001", "Fatigue")), "Fatigue"),
+        Symptom::Headache => (Some(("25064002", "Headache")), "Headache"),
+        Symptom::ShortnessOfBreath => (Some(("267036007", "Dyspnea")), "Shortness of breath"),
+        // No SNOMED CT concept means "taste or smell"; see the module docs.
+        Symptom::LossOfTasteOrSmell => (None, "Loss of taste or smell"),
+        Symptom::MuscleAche => (Some(("68962001", "Muscle pain")), "Muscle ache"),
+        Symptom::Chills => (Some(("43724002", "Chill")), "Chills"),
     }
+}
+
+/// SNOMED CT qualifier value (code, display) of a severity.
+fn severity_coding(s: Severity) -> (&'static str, &'static str) {
+    match s {
+        Severity::None => ("2667000", "Absent"),
+        Severity::Mild => ("255604002", "Mild"),
+        Severity::Moderate => ("6736007", "Moderate"),
+        Severity::Severe => ("24484000", "Severe"),
+    }
+}
+
+/// 16 bytes as a version-8, variant-10 UUID (RFC 9562), lowercase.
+fn uuid(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x80;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
@@ -105,7 +192,46 @@ pub fn reading_uuid(id: ReadingId) -> String {
     )
 }
 
-fn observation(log: &HealthLog, r: &Reading) -> Value {
+/// A UUID from the first 16 bytes of SHA-256 over `parts`, each prefixed
+/// with its length so that no two inputs hash alike.
+fn hashed_uuid(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    let digest = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    uuid(b)
+}
+
+/// A stable UUID (version 8, RFC 9562) for a reading, for `urn:uuid:` full URLs.
+pub fn reading_uuid(id: ReadingId) -> String {
+    let mut b = id.device.0;
+    for (x, s) in b[8..].iter_mut().zip(id.seq.to_be_bytes()) {
+        *x ^= s;
+    }
+    uuid(b)
+}
+
+/// The anonymous Patient's UUID for an export by `device` stamped `now_ms`:
+/// one-way, so it reveals neither.
+fn patient_uuid(device: DeviceId, now_ms: i64) -> String {
+    hashed_uuid(&[b"vigil fhir patient 1", &device.0, &now_ms.to_be_bytes()])
+}
+
+/// A check-in answer's UUID within the export whose Patient is `patient`.
+fn answer_uuid(patient: &str, day: Day, symptom: Symptom) -> String {
+    hashed_uuid(&[
+        b"vigil fhir check-in 1",
+        patient.as_bytes(),
+        &day.0.to_be_bytes(),
+        symptom.name().as_bytes(),
+    ])
+}
+
+fn observation(log: &HealthLog, r: &Reading, subject: &Value) -> Value {
     let (codes, ucum, unit, category) = coding(r.metric);
     let retraction = log.retraction(r.id);
     let mut notes: Vec<Value> = log
@@ -134,6 +260,7 @@ fn observation(log: &HealthLog, r: &Reading) -> Value {
             "coding": codes.iter().map(|(c, d)| json!({"system": LOINC, "code": c, "display": d})).collect::<Vec<_>>(),
             "text": codes[0].1,
         },
+        "subject": subject,
         "effectiveDateTime": format_time(r.time_ms),
         "valueQuantity": {
             "value": json_value(r.value),
@@ -148,30 +275,93 @@ fn observation(log: &HealthLog, r: &Reading) -> Value {
     o
 }
 
-/// The FHIR R4 Bundle (type `collection`) of the log's readings: those of
-/// `metric` (all if `None`), retracted ones only if `include_retracted`
-/// (then as `entered-in-error`), stamped `now_ms`.
+/// A check-in answer: `values` are the answer's concurrent severities, the
+/// one the resident's views show first.
+fn answer(day: Day, symptom: Symptom, values: &[Severity], subject: &Value) -> Value {
+    let (finding, text) = symptom_coding(symptom);
+    let mut code = json!({ "text": text });
+    if let Some((c, d)) = finding {
+        code["coding"] = json!([{"system": SNOMED, "code": c, "display": d}]);
+    }
+    // The log never stores an answer without a value; `None` would be a
+    // broken caller, and is exported as absent rather than panicking.
+    let shown = values.first().copied().unwrap_or(Severity::None);
+    let (sev_code, sev_display) = severity_coding(shown);
+    // Two devices setting the same severity concurrently disagree on nothing.
+    let distinct: BTreeSet<Severity> = values.iter().copied().collect();
+    let mut o = json!({
+        "resourceType": "Observation",
+        // An id has no '_' (FHIR: [A-Za-z0-9\-.]{1,64}). A reading's id
+        // starts with 32 hex digits and 'h' is not one: the two never clash.
+        "id": format!("checkin-{day}-{}", symptom.name().replace('_', "-")),
+        "status": if distinct.len() > 1 { "preliminary" } else { "final" },
+        "category": [{
+            "coding": [{"system": CATEGORY, "code": "survey", "display": "Survey"}],
+        }],
+        "code": code,
+        "subject": subject,
+        "effectiveDateTime": day.to_string(),
+        "valueCodeableConcept": {
+            "coding": [{"system": SNOMED, "code": sev_code, "display": sev_display}],
+            "text": shown.name(),
+        },
+    });
+    if distinct.len() > 1 {
+        let all: Vec<&str> = values.iter().map(|v| v.name()).collect();
+        o["note"] = json!([{
+            "text": format!(
+                "Unresolved: the resident's devices recorded {} at the same time; {} is shown until the resident picks one.",
+                all.join(", "),
+                shown.name(),
+            ),
+        }]);
+    }
+    o
+}
+
+/// The FHIR R4 Bundle (type `collection`) of the log: the anonymous Patient,
+/// the readings of `metric` (all if `None`), retracted ones only if
+/// `include_retracted` (then as `entered-in-error`), and, when `metric` is
+/// `None`, every check-in answer; stamped `now_ms`.
 pub fn bundle(
     log: &HealthLog,
     metric: Option<Metric>,
     include_retracted: bool,
     now_ms: i64,
 ) -> Value {
-    let entries: Vec<Value> = log
-        .readings(metric, i64::MIN, i64::MAX, include_retracted)
-        .iter()
-        .map(|r| {
-            json!({
-                "fullUrl": format!("urn:uuid:{}", reading_uuid(r.id)),
-                "resource": observation(log, r),
-            })
-        })
-        .collect();
+    let patient = patient_uuid(log.device(), now_ms);
+    let patient_url = format!("urn:uuid:{patient}");
+    let subject = json!({ "reference": patient_url });
+    let mut entries = vec![json!({
+        "fullUrl": patient_url,
+        "resource": {"resourceType": "Patient", "id": patient},
+    })];
+    entries.extend(
+        log.readings(metric, i64::MIN, i64::MAX, include_retracted)
+            .iter()
+            .map(|r| {
+                json!({
+                    "fullUrl": format!("urn:uuid:{}", reading_uuid(r.id)),
+                    "resource": observation(log, r, &subject),
+                })
+            }),
+    );
+    if metric.is_none() {
+        let days: BTreeSet<Day> = log.view().checkins.keys().map(|(d, _)| *d).collect();
+        for day in days {
+            for (symptom, values) in log.checkin(day) {
+                entries.push(json!({
+                    "fullUrl": format!("urn:uuid:{}", answer_uuid(&patient, day, symptom)),
+                    "resource": answer(day, symptom, &values, &subject),
+                }));
+            }
+        }
+    }
+    // No `total`: R4 allows it only in a search or history Bundle (bdl-1).
     json!({
         "resourceType": "Bundle",
         "type": "collection",
         "timestamp": format_time(now_ms),
-        "total": entries.len(),
         "entry": entries,
     })
 }
@@ -300,7 +490,8 @@ mod tests {
             retracted.get_or_insert(id);
         }
         let retracted = retracted.unwrap();
-        log.retract(retracted, "thermometer in tea", T + 10).unwrap();
+        log.retract(retracted, "thermometer in tea", T + 10)
+            .unwrap();
         let sev = [
             Severity::None,
             Severity::Mild,
@@ -390,7 +581,9 @@ mod tests {
             // FHIR id: [A-Za-z0-9\-\.]{1,64}
             assert!(
                 (1..=64).contains(&id.len())
-                    && id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.'),
+                    && id
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.'),
                 "{id}"
             );
         }
@@ -432,19 +625,40 @@ mod tests {
             "http://terminology.hl7.org/CodeSystem/observation-category"
         );
         // cough was answered "none": the symptom is absent.
-        assert_eq!(cough["valueCodeableConcept"]["coding"][0]["code"], "2667000");
-        assert_eq!(cough["valueCodeableConcept"]["coding"][0]["system"], SNOMED_URL);
+        assert_eq!(
+            cough["valueCodeableConcept"]["coding"][0]["code"],
+            "2667000"
+        );
+        assert_eq!(
+            cough["valueCodeableConcept"]["coding"][0]["system"],
+            SNOMED_URL
+        );
         // sore throat mild, fatigue moderate, headache severe.
-        for (code, sev) in [("267102003", "255604002"), ("84229001", "6736007"), ("25064002", "24484000")] {
-            assert_eq!(find(code, &day)["valueCodeableConcept"]["coding"][0]["code"], sev, "{code}");
+        for (code, sev) in [
+            ("267102003", "255604002"),
+            ("84229001", "6736007"),
+            ("25064002", "24484000"),
+        ] {
+            assert_eq!(
+                find(code, &day)["valueCodeableConcept"]["coding"][0]["code"],
+                sev,
+                "{code}"
+            );
         }
         for code in ["267036007", "68962001", "43724002"] {
             find(code, &day);
         }
         // Loss of taste or smell: no single SNOMED CT concept; text says it.
-        assert!(answers.iter().any(|o| o["code"]["text"] == "Loss of taste or smell"));
+        assert!(
+            answers
+                .iter()
+                .any(|o| o["code"]["text"] == "Loss of taste or smell")
+        );
         let next = Day(Day::of(T).0 + 1).to_string();
-        assert_eq!(find("49727002", &next)["valueCodeableConcept"]["coding"][0]["code"], "24484000");
+        assert_eq!(
+            find("49727002", &next)["valueCodeableConcept"]["coding"][0]["code"],
+            "24484000"
+        );
         // Check-ins answer no metric: a one-metric export leaves them out.
         assert!(checkins(&bundle(&log, Some(Metric::BodyTemperature), true, T)).is_empty());
     }
@@ -454,8 +668,14 @@ mod tests {
         let (mut phone, _) = full_log();
         let mut tablet = HealthLog::load(&phone.save(), DeviceId([9; 16])).unwrap();
         let day = Day::of(T);
-        phone.check_in(day, Symptom::Chills, Severity::Mild).unwrap();
-        tablet.check_in(day, Symptom::Chills, Severity::Severe).unwrap();
+        // Chills were severe: each device changes them (setting the same
+        // value again would be no change, and no conflict).
+        phone
+            .check_in(day, Symptom::Chills, Severity::Mild)
+            .unwrap();
+        tablet
+            .check_in(day, Symptom::Chills, Severity::Moderate)
+            .unwrap();
         phone.merge(&mut tablet).unwrap();
         let shown = phone.checkin(day)[&Symptom::Chills][0];
         let b = bundle(&phone, None, false, T + 20);
@@ -468,14 +688,16 @@ mod tests {
         assert_eq!(o["status"], "preliminary");
         let code = |s: Severity| match s {
             Severity::Mild => "255604002",
-            Severity::Severe => "24484000",
+            Severity::Moderate => "6736007",
             _ => unreachable!(),
         };
         assert_eq!(o["valueCodeableConcept"]["coding"][0]["code"], code(shown));
         let note = o["note"][0]["text"].as_str().unwrap();
-        assert!(note.contains("mild") && note.contains("severe"), "{note}");
+        assert!(note.contains("mild") && note.contains("moderate"), "{note}");
         // Resolved by setting it again: final, no note.
-        phone.check_in(day, Symptom::Chills, Severity::Mild).unwrap();
+        phone
+            .check_in(day, Symptom::Chills, Severity::Mild)
+            .unwrap();
         let b = bundle(&phone, None, false, T + 20);
         let o = checkins(&b)
             .into_iter()
