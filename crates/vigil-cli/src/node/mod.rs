@@ -146,6 +146,7 @@ fn execute(cli: &Cli) -> Result<(), Error> {
             a.http.map(|addr| serve::Dashboard {
                 addr,
                 secure_cookies: a.http_secure_cookies,
+                poll_every: a.http_poll,
             }),
         ),
         Command::Code(a) => code::run(settings.data_dir()?, a),

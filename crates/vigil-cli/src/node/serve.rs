@@ -81,6 +81,8 @@ pub(crate) struct Dashboard {
     pub(crate) addr: std::net::SocketAddr,
     /// `--http-secure-cookies`.
     pub(crate) secure_cookies: bool,
+    /// `--http-poll`: how often live pages re-read the inbox.
+    pub(crate) poll_every: Option<Duration>,
 }
 
 /// Runs the node until SIGINT or SIGTERM.
@@ -255,7 +257,9 @@ async fn start_dashboard(d: Dashboard, data: &Path, node: &Node) -> Result<WebTa
         staff,
         vigil_web::WebConfig {
             secure_cookies: d.secure_cookies,
-            ..vigil_web::WebConfig::default()
+            poll_every: d
+                .poll_every
+                .unwrap_or(vigil_web::WebConfig::default().poll_every),
         },
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
