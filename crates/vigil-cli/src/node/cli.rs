@@ -200,7 +200,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, requires = "http")]
     pub(crate) http_secure_cookies: bool,
     /// How often the dashboard re-reads the inbox for its live pages, e.g.
-    /// 1s, 1m [default: 1s].
+    /// 1s, 1m [default: 1s]. New alerts reach them at once regardless; the
+    /// poll catches changes made elsewhere (`alerts ack` in a terminal).
     #[arg(long, value_name = "DURATION", value_parser = poll_duration, requires = "http")]
     pub(crate) http_poll: Option<Duration>,
     /// POST each new fever alert to this URL (http:// or https://; repeat
