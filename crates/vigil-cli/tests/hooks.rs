@@ -506,7 +506,11 @@ fn http(addr: &str, req: &str) -> (u16, String, String) {
     let mut all = String::new();
     s.read_to_string(&mut all).unwrap();
     let (head, body) = all.split_once("\r\n\r\n").unwrap();
-    (head[9..12].parse().unwrap(), head.to_owned(), body.to_owned())
+    (
+        head[9..12].parse().unwrap(),
+        head.to_owned(),
+        body.to_owned(),
+    )
 }
 
 /// The `name=value` of the cookie `name` the response sets.
@@ -585,10 +589,12 @@ fn alerts_reach_the_page_at_once(webhook: bool) {
         let deadline = Instant::now() + PATIENCE;
         let mut line = String::new();
         loop {
-            assert!(Instant::now() < deadline, "no inbox event within {PATIENCE:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no inbox event within {PATIENCE:?}"
+            );
             line.clear();
-            let n = std::io::BufRead::read_line(&mut events, &mut line)
-                .expect("the event stream");
+            let n = std::io::BufRead::read_line(&mut events, &mut line).expect("the event stream");
             assert!(n > 0, "stream closed");
             if line.starts_with("data: <tr") {
                 return line.clone();
