@@ -52,10 +52,7 @@ fn node_alerts(data: &str) -> Vec<Value> {
 }
 
 fn serve(data: &Path, listen: &str, log: &Path) -> Node {
-    Node::start(
-        &["--data", data.to_str().unwrap(), "--listen", listen],
-        log,
-    )
+    Node::start(&["--data", data.to_str().unwrap(), "--listen", listen], log)
 }
 
 /// `vigil --json watch ...` in the background, its event lines read as they come.
@@ -228,6 +225,8 @@ fn watch_records_gatt_lines_backs_off_while_the_node_is_away_then_sends() {
             "1s",
             "--max-retry",
             "4s",
+            "--connect-timeout",
+            "2s",
         ],
     );
     assert_eq!(w.next("started")["gatt"], "2A1C");
