@@ -190,8 +190,9 @@ another `vigil` command on this vault), so the community hears of a fever withou
 each failure up to --max-retry. With --gatt UUID, read a wristband's packets of that GATT \
 characteristic from standard input, one packet a line in hex as `vigil record-gatt` takes them, \
 and record each (a bad line is reported and skipped). Prints one line per event (recorded, \
-synced, node away, alert sent, stopped); with --json one JSON object per line. On a signal it \
-records every line already read, then exits 0. A device that is not enrolled syncs only: its \
+synced, node away, alert sent, stopped); with --json one JSON object per line, its `event` one \
+of started, recorded, refused, error, alert_queued, synced, alert_sent, node_away, sync_failed, \
+input_closed, stopped, and `time`. On a signal it records every line already read, then exits 0. A device that is not enrolled syncs only: its \
 readings reach your enrolled device, which sends the alerts.",
         after_help = "Examples:\n  vigil watch\n  vigil watch --every 5m --json\n  wristband-reader | vigil watch --gatt 2A1C"
     )]

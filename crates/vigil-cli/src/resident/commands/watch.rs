@@ -270,7 +270,13 @@ impl Watcher<'_> {
     /// device is enrolled with the node. An error ends the watch (the vault
     /// is gone or unusable); everything else is an [`Attempt`].
     fn attempt(&mut self) -> Result<Attempt, Error> {
-        let mut vault = self.ctx.open()?;
+        let mut vault = match self.ctx.open() {
+            Ok(v) => v,
+            // Busy (another command held it too long) or a passing storage
+            // failure: try again later rather than stop watching.
+            Err(e) if e.code == exit::FAILED => return Ok(Attempt::Failed(e.message)),
+            Err(e) => return Err(e),
+        };
         let mut conn = match DeviceConnection::connect(&self.code, self.connect_timeout) {
             Ok(c) => c,
             Err(e) => return Ok(Attempt::Away(Error::from(e).message)),
@@ -419,14 +425,18 @@ impl Watcher<'_> {
             return Ok(());
         }
         self.now();
-        let fresh = {
-            let vault = self.ctx.open()?;
-            vault
-                .pending_alerts()?
-                .iter()
-                .filter(|p| p.first_sent_ms.is_none())
-                .count()
+        let vault = match self.ctx.open() {
+            Ok(v) => v,
+            // Busy: look again at the next poll (`seen` is left as it was).
+            Err(e) if e.code == exit::FAILED => return Ok(()),
+            Err(e) => return Err(e),
         };
+        let fresh = vault
+            .pending_alerts()?
+            .iter()
+            .filter(|p| p.first_sent_ms.is_none())
+            .count();
+        drop(vault);
         // Opening may itself touch the files: look again afterwards.
         self.seen = fingerprint(&self.ctx.dir);
         if fresh > 0 && self.enrolled {
