@@ -72,8 +72,8 @@ pub use vigil_device::{
     AlertReport, Batch, DELIVERY_DEADLINE_MS, Disclosure, Enrolment, Entries, FileKeyStore, Grant,
     KeyStore, KeyStoreError, MemStorage, MemoryKeyStore, OpenError, PendingAlert, PendingJoin,
     Period, RecordError, ShredError, SledStorage, SnapshotPolicy, Storage, StorageError,
-    SyncFailure, SyncReport, TOMBSTONE_FILE, Ticket, TicketId, TicketSecret, Tombstone, Vault,
-    WriteError,
+    SyncFailure, SyncReport, SyncSchedule, TOMBSTONE_FILE, Ticket, TicketId, TicketSecret,
+    Tombstone, Vault, WriteError,
 };
 
 // The health log, the decoder of a wristband's Bluetooth GATT values

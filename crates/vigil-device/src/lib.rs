@@ -29,6 +29,7 @@ mod layout;
 mod pairing;
 mod period;
 mod recover;
+mod schedule;
 mod shred;
 mod storage;
 mod sync;
@@ -45,6 +46,7 @@ pub use layout::{RecordError, STORE_FORMAT};
 pub use pairing::{PendingJoin, pairing_slot};
 pub use period::Period;
 pub use recover::{RecoverError, Recovery};
+pub use schedule::{DEFAULT_MAX_RETRY_MS, DEFAULT_RETRY_MS, DEFAULT_SYNC_EVERY_MS, SyncSchedule};
 pub use shred::{ShredError, Tombstone};
 pub use storage::{
     Batch, DAMAGED_PREFIX, DEFAULT_LOCK_WAIT, Entries, MARKER_FILE, MemStorage, SledStorage,

@@ -19,6 +19,7 @@ mod keystore;
 mod local;
 pub mod net;
 pub mod net_error;
+mod schedule;
 
 pub use error::{OpenError, QueryError, ReadError, ShredError, WriteError};
 pub use keystore::{KeyStore, KeyStoreError};
@@ -27,6 +28,7 @@ pub use local::{
     ReadingDetail, Retraction, Severity, SeverityChoice, Symptom, SymptomCheckIn, SymptomSeverity,
     TextChoice, Tombstone,
 };
+pub use schedule::SyncSchedule;
 
 /// The health metrics Vigil records, each in its one fixed unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]

@@ -181,6 +181,23 @@ did.",
     )]
     Sync(SyncArgs),
 
+    /// Keep this device in sync in the background (and record a wristband's packets).
+    #[command(
+        long_about = "Run until stopped (Ctrl-C, SIGINT or SIGTERM): sync with the node now and \
+then every --every, and at once when a fever alert is queued (by a reading recorded here or by \
+another `vigil` command on this vault), so the community hears of a fever without anyone typing \
+`vigil sync`. While the node cannot be reached, retry after --retry, doubling the wait after \
+each failure up to --max-retry. With --gatt UUID, read a wristband's packets of that GATT \
+characteristic from standard input, one packet a line in hex as `vigil record-gatt` takes them, \
+and record each (a bad line is reported and skipped). Prints one line per event (recorded, \
+synced, node away, alert sent, stopped); with --json one JSON object per line, its `event` one \
+of started, recorded, refused, error, alert_queued, synced, alert_sent, node_away, sync_failed, \
+input_closed, stopped, and `time`. On a signal it records every line already read, then exits 0. A device that is not enrolled syncs only: its \
+readings reach your enrolled device, which sends the alerts.",
+        after_help = "Examples:\n  vigil watch\n  vigil watch --every 5m --json\n  wristband-reader | vigil watch --gatt 2A1C"
+    )]
+    Watch(WatchArgs),
+
     /// Pair another device with this vault (short authentication code).
     #[command(
         long_about = "Pairing a second device, through the node:\n\n  1. on the NEW device: \
@@ -475,6 +492,41 @@ pub(crate) struct SyncArgs {
     /// Use this node code instead of the one remembered by `enrol` or `pair join`.
     #[arg(long, value_name = "CODE")]
     pub(crate) node: Option<String>,
+}
+
+/// `vigil watch`.
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// How often to sync when nothing happens.
+    #[arg(long, default_value = "15m", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub(crate) every: i64,
+    /// The first wait after a failed sync; it doubles with each failure.
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub(crate) retry: i64,
+    /// The longest wait between retries.
+    #[arg(long, default_value = "15m", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub(crate) max_retry: i64,
+    /// Read packets of this GATT characteristic (2A1C, 2A37 or 2A5F) from
+    /// standard input, one a line in hex, and record them.
+    #[arg(long, value_parser = parse_characteristic, value_name = "UUID")]
+    pub(crate) gatt: Option<u16>,
+    /// Use this node code instead of the one remembered by `enrol` or `pair join`.
+    #[arg(long, value_name = "CODE")]
+    pub(crate) node: Option<String>,
+    /// How often to look whether another command queued an alert.
+    #[arg(long, default_value = "2s", value_parser = parse_positive_duration, value_name = "DURATION", hide = true)]
+    pub(crate) poll: i64,
+    /// How long to wait for the node to answer a connection.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration, value_name = "DURATION", hide = true)]
+    pub(crate) connect_timeout: i64,
+}
+
+/// A duration greater than zero, in ms.
+fn parse_positive_duration(s: &str) -> Result<i64, String> {
+    match parse_duration(s)? {
+        0 => Err(format!("invalid duration {s:?}: must be more than zero")),
+        d => Ok(d),
+    }
 }
 
 /// `vigil pair`.

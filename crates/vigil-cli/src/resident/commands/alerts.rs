@@ -61,6 +61,30 @@ pub(crate) fn rules(grants: &[Grant]) -> Vec<FeverRule> {
     r
 }
 
+/// What a device without a grant says about alerts, given the node it
+/// remembers (its state's enrolment code, if any).
+///
+/// A node keeps a vault's mailbox only once a device of the vault enrolled
+/// there with a staff ticket (docs/spec.md §15: `Register` without one is
+/// refused), and `vigil enrol` gives the grant in the same step. So a device
+/// that knows a node (it synced or paired through it) without a grant of
+/// its own is a paired device of an enrolled vault: its readings reach the
+/// enrolled device at their syncs, which evaluates the merged log and sends
+/// the alert. Only a device that knows no node sends nothing, ever.
+pub(crate) fn not_enrolled(node: Option<&str>) -> String {
+    match node.and_then(|c| c.parse::<vigil_net::EnrolmentCode>().ok()) {
+        Some(code) => format!(
+            "This device is not enrolled, so it sends no alert itself: fever alerts go out through \
+your enrolled device (enrolled with node {}), once it has synced after this one \
+(`vigil sync` or `vigil watch` on both).",
+            code.addr
+        ),
+        None => {
+            "Not enrolled with a node: no alert is ever sent (`vigil enrol` to allow them).".into()
+        }
+    }
+}
+
 /// `vigil alerts`.
 pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
     let vault = ctx.open()?;
@@ -86,10 +110,8 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
         });
     }
     if grants.is_empty() {
-        writeln!(
-            ctx.out,
-            "Not enrolled with a node: no alert is ever sent (`vigil enrol` to allow them)."
-        )?;
+        let text = not_enrolled(ctx.state().node.as_deref());
+        writeln!(ctx.out, "{text}")?;
     }
     if pending.is_empty() {
         writeln!(ctx.out, "No alert waiting for the node.")?;

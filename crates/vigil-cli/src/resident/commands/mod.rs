@@ -27,6 +27,7 @@ mod shred;
 mod status;
 mod summary;
 mod sync;
+mod watch;
 
 /// Runs one command.
 pub(crate) fn run(ctx: &mut Ctx, command: &Command) -> Result<(), Error> {
@@ -45,6 +46,7 @@ pub(crate) fn run(ctx: &mut Ctx, command: &Command) -> Result<(), Error> {
         Command::Status => status::run(ctx),
         Command::Enrol(a) => enrol::run(ctx, a),
         Command::Sync(a) => sync::run(ctx, a),
+        Command::Watch(a) => watch::run(ctx, a),
         Command::Pair(a) => pair::run(ctx, &a.action),
         Command::Export(a) => export::run(ctx, a),
         Command::Shred(a) => shred::run(ctx, a),

@@ -136,9 +136,10 @@ impl Status {
             "Node",
             match (&self.node, self.enrolled) {
                 (Some(n), true) => format!("{} (fever alerts allowed)", n.addr),
-                (Some(n), false) => {
-                    format!("{} (sync only: not enrolled from this device)", n.addr)
-                }
+                (Some(n), false) => format!(
+                    "{} (sync only: this device is not enrolled; fever alerts go out through your enrolled device)",
+                    n.addr
+                ),
                 (None, _) => "none (run `vigil enrol <node code> --label ...`)".into(),
             },
         );
