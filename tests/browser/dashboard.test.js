@@ -210,7 +210,7 @@ describe("staff dashboard in a browser", () => {
       await h.waitFor(
         summary.filter({ hasText: h.unackedSummary(before + 1) }),
         (l) => l,
-        `the summary to say "${h.unackedSummary(before + 1)}" (it says "${await summary.textContent()}")`,
+        `the summary to say "${h.unackedSummary(before + 1)}" (it said "${await summary.textContent()}" when the wait began)`,
       );
       // A colleague acknowledges it in her own session: this page follows.
       const other = await loggedIn();
@@ -224,7 +224,7 @@ describe("staff dashboard in a browser", () => {
       await h.waitFor(
         summary.filter({ hasText: h.unackedSummary(before) }),
         (l) => l,
-        `the summary to say "${h.unackedSummary(before)}" (it says "${await summary.textContent()}")`,
+        `the summary to say "${h.unackedSummary(before)}" (it said "${await summary.textContent()}" when the wait began)`,
       );
       assert.equal(await page.evaluate(() => window.vigilSameDocument), true, "the page was reloaded");
     } finally {
