@@ -193,6 +193,138 @@ describe("staff dashboard in a browser", () => {
     }
   });
 
+  test("the unacknowledged count follows live events: a new alert, and an ack from another session", async () => {
+    const unacked = async () => (await h.nodeAlerts(node)).filter((a) => a.acked_ms === null).length;
+    const { context, page } = await loggedIn();
+    try {
+      await h.waitLive(page);
+      await page.evaluate(() => {
+        window.vigilSameDocument = true;
+      });
+      const summary = page.locator("#inbox-summary");
+      const before = await unacked();
+      assert.equal(await summary.textContent(), h.unackedSummary(before));
+      // A new alert arrives while the page is open: the rows and the count.
+      const label = await h.residentWithAFever(node, "Sun Li, flat 2F");
+      await h.waitFor(h.alertRow(page, label), (r) => r, `the alert of "${label}" to appear live`);
+      await h.waitFor(
+        summary.filter({ hasText: h.unackedSummary(before + 1) }),
+        (l) => l,
+        `the summary to say "${h.unackedSummary(before + 1)}" (it said "${await summary.textContent()}" when the wait began)`,
+      );
+      // A colleague acknowledges it in her own session: this page follows.
+      const other = await loggedIn();
+      try {
+        await h.alertRow(other.page, label).locator("button", { hasText: "Acknowledge" }).click();
+        await h.alertRow(other.page, label).and(other.page.locator("tr.acked")).waitFor();
+      } finally {
+        await other.context.close();
+      }
+      await h.waitFor(h.alertRow(page, label).and(page.locator("tr.acked")), (r) => r, `"${label}" acknowledged live`);
+      await h.waitFor(
+        summary.filter({ hasText: h.unackedSummary(before) }),
+        (l) => l,
+        `the summary to say "${h.unackedSummary(before)}" (it said "${await summary.textContent()}" when the wait began)`,
+      );
+      assert.equal(await page.evaluate(() => window.vigilSameDocument), true, "the page was reloaded");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("staff issue a ticket on the Residents page; a device enrols with the sheet's code; revoke", async () => {
+    const label = "Chen Jing, flat 5D";
+    const { context, page } = await loggedIn();
+    try {
+      await Promise.all([page.waitForURL((u) => u.pathname === "/residents"), page.click("nav a#nav-residents")]);
+      assert.equal(await page.locator("a#nav-residents").getAttribute("aria-current"), "page");
+      assert.equal(await page.locator("a#nav-inbox").getAttribute("aria-current"), null);
+      assert.equal(await page.locator("input#ticket-days[name=days]").inputValue(), "14", "the default period");
+      const id = await h.issueThroughForm(page, label);
+
+      // The sheet: the label, the QR code as an SVG image, the ticket text.
+      assert.equal(await page.locator("p#sheet-label").textContent(), `For: ${label}`);
+      await h.waitFor(page.locator("div#sheet-qr[role=img] svg"), (l) => l, "the QR code's SVG");
+      assert.ok(await page.locator("div#sheet-qr").getAttribute("aria-label"), "the QR code has a text alternative");
+      const ticket = (await page.locator("code#sheet-ticket").textContent()).trim();
+      assert.match(ticket, /^vigil-ticket1\//);
+      assert.equal(await page.locator("section.instructions[lang]").count(), 2, "instructions in both languages");
+      assert.equal(await page.locator("p#sheet-no-code").count(), 0);
+
+      // On paper: no navigation, no print button; the code stays.
+      await page.emulateMedia({ media: "print" });
+      assert.equal(await page.locator("header nav").isVisible(), false, "the nav is hidden in print");
+      assert.equal(await page.locator("button#print-sheet").isVisible(), false, "the print button is hidden in print");
+      assert.equal(await page.locator("div#sheet-qr svg").isVisible(), true);
+      assert.equal(await page.locator("code#sheet-ticket").isVisible(), true);
+      await page.emulateMedia({ media: "screen" });
+      assert.equal(await page.locator("header nav").isVisible(), true, "the nav is back on screen");
+
+      // Issued, not yet used.
+      await page.goto("/residents");
+      const row = h.residentRow(page, label);
+      assert.equal(await row.getAttribute("id"), `resident-${id.slice(0, 12)}`);
+      assert.equal(await row.getAttribute("data-status"), "unused");
+      assert.equal(await row.locator("td.state").textContent(), "Unused");
+
+      // The resident's device enrols with the text read from the sheet, syncs.
+      const device = await h.enrolDevice(ticket);
+      assert.equal(device.label, label);
+      await device.vigil("record", "temperature", "36.8");
+      await device.vigil("sync");
+      await page.reload();
+      assert.equal(await row.getAttribute("data-status"), "enrolled");
+      assert.equal(await row.locator("td.state").textContent(), "Enrolled");
+      assert.doesNotMatch(await row.locator("td").nth(3).textContent(), /Never/, "the sync is its last contact");
+      assert.equal(await row.locator("strong.no-contact").count(), 0, "just heard from: not silent");
+
+      // Revoke asks first: cancelling keeps the ticket.
+      const asked = [];
+      page.once("dialog", (d) => {
+        asked.push(d.message());
+        return d.dismiss();
+      });
+      await row.locator("button.revoke").click();
+      await page.waitForTimeout(300);
+      await page.reload();
+      assert.equal(asked.length, 1, "revoking asks for confirmation");
+      assert.match(asked[0], /^Revoke the ticket of Chen Jing, flat 5D\?/);
+      assert.equal(await row.getAttribute("data-status"), "enrolled", "a cancelled revoke revokes nothing");
+
+      // Confirmed: revoked, and nothing left to revoke.
+      page.once("dialog", (d) => d.accept());
+      await Promise.all([page.waitForURL((u) => u.pathname === "/residents"), row.locator("button.revoke").click()]);
+      await h.waitFor(row.and(page.locator('tr[data-status="revoked"]')), (l) => l, `"${label}" revoked`);
+      assert.equal(await row.locator("td.state").textContent(), "Revoked");
+      assert.equal(await row.locator("button.revoke").count(), 0);
+      // The sheet no longer shows the code, even to who issued it.
+      await page.goto(`/residents/${id}/sheet`);
+      await page.locator("p#sheet-no-code").waitFor();
+      assert.equal(await page.locator("code#sheet-ticket").count(), 0);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("the Node page shows the node's enrolment code and certificate fingerprint", async () => {
+    const { context, page } = await loggedIn();
+    try {
+      await Promise.all([page.waitForURL((u) => u.pathname === "/node"), page.click("nav a#nav-node")]);
+      assert.equal(await page.locator("a#nav-node").getAttribute("aria-current"), "page");
+      await page.locator("section#node").waitFor();
+      // The same code `vigil-node serve` printed when it started.
+      assert.ok(node.code, "serve printed an enrolment code");
+      assert.equal((await page.locator("dd#node-code").textContent()).trim(), node.code);
+      const fp = (await page.locator("dd#node-fingerprint").textContent()).trim();
+      assert.match(fp, /^([0-9a-f]{2}:?){32}$/i, "a SHA-256 fingerprint");
+      assert.ok(await page.locator("table#node-storage tbody tr").count() >= 5);
+      await page.locator("div#node-last-sweep").waitFor();
+      assert.match(await page.locator("strong#node-receipts").textContent(), /^\d+$/);
+    } finally {
+      await context.close();
+    }
+  });
+
   // Every page staff can reach, opened with a fresh context whose browser
   // asks for `opts.locale` (Accept-Language). Later pages add an entry here.
   const PAGES = [
@@ -226,6 +358,57 @@ describe("staff dashboard in a browser", () => {
         return p;
       },
     },
+    {
+      name: "the residents page with unused, enrolled and revoked tickets",
+      open: async (opts) => {
+        const p = await loggedIn(opts);
+        await p.page.goto("/residents");
+        await p.page.locator("#resident-rows tr").first().waitFor();
+        return p;
+      },
+    },
+    {
+      name: "the residents page with a refused ticket",
+      open: async (opts) => {
+        const p = await loggedIn(opts);
+        await p.page.goto("/residents");
+        await p.page.fill("#ticket-label", "Ana");
+        await p.page.fill("#ticket-days", "999");
+        // The browser's own check of max= would stop the form before the node.
+        await p.page.locator("#ticket-days").evaluate((i) => i.removeAttribute("max"));
+        await p.page.click("#issue-submit");
+        await p.page.locator("#issue-error").waitFor();
+        return p;
+      },
+    },
+    {
+      name: "the enrolment sheet right after issuing (QR code and ticket text)",
+      open: async (opts) => {
+        const p = await loggedIn(opts);
+        await h.issueThroughForm(p.page, "Hana Sato, flat 9E");
+        await p.page.locator("div#sheet-qr svg").waitFor();
+        return p;
+      },
+    },
+    {
+      name: "the enrolment sheet of an earlier ticket (no code)",
+      open: async (opts) => {
+        const p = await loggedIn(opts);
+        await p.page.goto("/residents");
+        await Promise.all([p.page.waitForURL(/\/sheet$/), p.page.locator("a.sheet-link").first().click()]);
+        await p.page.locator("p#sheet-no-code").waitFor();
+        return p;
+      },
+    },
+    {
+      name: "the node page",
+      open: async (opts) => {
+        const p = await loggedIn(opts);
+        await p.page.goto("/node");
+        await p.page.locator("section#node").waitFor();
+        return p;
+      },
+    },
   ];
 
   for (const locale of ["en-GB", "zh-CN"]) {
@@ -241,6 +424,11 @@ describe("staff dashboard in a browser", () => {
         await h.alertRow(p.page, label).and(p.page.locator("tr.acked")).waitFor();
         await p.context.close();
       }
+      // The residents page with every kind of row, made here when this test
+      // runs on its own: unused (a fresh ticket), enrolled (the alerts'
+      // residents), revoked.
+      await h.issueTicket(node, "Omar Haddad, flat 1A");
+      await h.revokedTicket(node, "Sara Lind, flat 4B");
       for (const { name, open } of PAGES) {
         const { context, page } = await open({ locale });
         try {

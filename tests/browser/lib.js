@@ -185,6 +185,14 @@ async function issueTicket(node, label) {
   return ticket;
 }
 
+/** A ticket issued for `label` and revoked at once (`vigil-node residents revoke`). */
+async function revokedTicket(node, label) {
+  const added = JSON.parse(
+    await run(BIN.node, ["residents", "add", "--label", label, "--period-end", "7d", "--json", "--data", node.data]),
+  );
+  await run(BIN.node, ["residents", "revoke", added.id, "--data", node.data]);
+}
+
 /** `vigil-node alerts --json`. */
 async function nodeAlerts(node) {
   return JSON.parse(await run(BIN.node, ["alerts", "--json", "--data", node.data]));
@@ -197,19 +205,30 @@ const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 /**
  * A resident's phone, as the `vigil` CLI: a vault whose period began two
  * days ago (the node checks periods against its real clock), enrolled with
- * a ticket staff issued for `label`, two readings of 38.4 and 38.6 °C five
- * minutes apart (a fever by the default rule), then `vigil sync`, which
- * delivers the alert. Returns the alert's label.
+ * `ticket` (the text staff gave them). Returns `vigil(...args)`, which runs
+ * the CLI on that vault, and the label `vigil enrol` showed.
  */
-async function residentWithAFever(node, label) {
-  const ticket = await issueTicket(node, label);
+async function enrolDevice(ticket) {
   const vault = path.join(tempDir("phone"), "phone");
   const vigil = (...args) => run(BIN.vigil, ["--vault", vault, ...args]);
   const now = Date.now();
   const start = now - (now % DAY_MS) - 2 * DAY_MS;
   await vigil("init", "--start", iso(start));
   const enrolled = JSON.parse(await vigil("--json", "enrol", ticket));
-  assert.equal(enrolled.label, label);
+  return { vigil, label: enrolled.label };
+}
+
+/**
+ * A resident's phone (see enrolDevice) with a ticket staff issued for
+ * `label`, two readings of 38.4 and 38.6 °C five minutes apart (a fever by
+ * the default rule), then `vigil sync`, which delivers the alert. Returns
+ * the alert's label.
+ */
+async function residentWithAFever(node, label) {
+  const ticket = await issueTicket(node, label);
+  const { vigil, label: shown } = await enrolDevice(ticket);
+  assert.equal(shown, label);
+  const now = Date.now();
   await vigil("record", "temperature", "38.4", "--at", iso(now - 9 * MIN_MS));
   const second = await vigil("record", "temperature", "38.6", "--at", iso(now - 4 * MIN_MS));
   assert.match(second, /fever alert is queued/, second);
@@ -314,11 +333,44 @@ async function assertAccessible(page, what) {
   assert.equal(bad.length, 0, `axe-core on ${what} (${page.url()}):\n${text}`);
 }
 
-/** Saves a screenshot for the README, only with VIGIL_SCREENSHOTS=1. */
-async function screenshot(page, name) {
+/**
+ * Saves a screenshot for the README, only with VIGIL_SCREENSHOTS=1;
+ * `fullPage` for a page taller than the window (the enrolment sheet).
+ */
+async function screenshot(page, name, { fullPage = false } = {}) {
   if (!SCREENSHOTS) return;
   fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  await page.screenshot({ path: path.join(SCREENSHOT_DIR, name) });
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, name), fullPage });
+}
+
+/**
+ * The inbox's summary line for `n` unacknowledged alerts, in English, as
+ * the catalogue words it (crates/vigil-web/i18n/en.ftl, inbox-unacked).
+ */
+function unackedSummary(n) {
+  return n === 1 ? "One alert not acknowledged yet." : `${n} alerts not acknowledged yet.`;
+}
+
+/**
+ * Issues a ticket through the Residents page's form as staff do, and waits
+ * for the enrolment sheet it opens. Returns the sheet's ticket id (from
+ * its address).
+ */
+async function issueThroughForm(page, label, days) {
+  await page.goto("/residents");
+  await page.fill("#ticket-label", label);
+  if (days !== undefined) await page.fill("#ticket-days", String(days));
+  await Promise.all([
+    page.waitForURL((u) => /^\/residents\/[0-9a-f]{32}\/sheet$/.test(u.pathname)),
+    page.click("#issue-submit"),
+  ]);
+  await page.locator("article#sheet").waitFor();
+  return new URL(page.url()).pathname.split("/")[2];
+}
+
+/** The Residents page's row of the resident whose label is `label`. */
+function residentRow(page, label) {
+  return page.locator("#resident-rows tr", { has: page.locator(`td.label[title="${label}"]`) });
 }
 
 module.exports = {
@@ -327,15 +379,20 @@ module.exports = {
   addStaff,
   alertRow,
   assertAccessible,
+  enrolDevice,
+  issueThroughForm,
   issueTicket,
   launchBrowser,
   login,
   newPage,
   nodeAlerts,
+  residentRow,
+  revokedTicket,
   residentWithAFever,
   screenshot,
   startNode,
   tempDir,
+  unackedSummary,
   waitFor,
   waitLive,
 };

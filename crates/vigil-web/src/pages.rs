@@ -180,7 +180,16 @@ pub fn inbox(c: &Ctx<'_>, rows: Markup, unacked: usize) -> Markup {
         "inbox-title",
         html! {
             h1 { (c.t("inbox-title")) }
-            p #inbox-summary { (c.ta("inbox-unacked", &[("n", unacked.into())])) }
+            // The live stream sends only the count: app.js words it from
+            // these templates. "one" is the line for 1, which is all that
+            // category holds in the two catalogue languages; "{n}" (a
+            // string, so Fluent picks the default variant) marks the number.
+            // aria-live: the count changes while staff watch.
+            p #inbox-summary aria-live="polite"
+                data-one=(c.ta("inbox-unacked", &[("n", 1.into())]))
+                data-other=(c.ta("inbox-unacked", &[("n", "{n}".into())])) {
+                (c.ta("inbox-unacked", &[("n", unacked.into())]))
+            }
             p #live-status.muted aria-live="polite" data-connected=(c.t("live-on")) data-lost=(c.t("live-lost")) { (c.t("live-connecting")) }
             table #inbox-table {
                 thead { tr {
