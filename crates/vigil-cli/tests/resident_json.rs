@@ -99,10 +99,13 @@ fn parse_errors_with_json_are_json_too() {
     let dir = tmp.path().join("vault");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--json", "recrod", "temperature", "37"], "record"),
-        (vec!["record", "temperature", "hot", "--json"], "invalid value"),
+        (
+            vec!["record", "temperature", "hot", "--json"],
+            "invalid value",
+        ),
         (vec!["log", "--json", "--day", "tomorrow"], "YYYY-MM-DD"),
         (vec!["--json", "status", "--frobnicate"], "--frobnicate"),
-        (vec!["--json"], "COMMAND"),
+        (vec!["--json"], "subcommand"),
     ];
     for (args, needle) in cases {
         let r = run(vigil(&dir), &args);
@@ -170,7 +173,11 @@ fn absent_values_are_null_and_keys_always_present() {
     let noted = rec("36.8", T0 + 3 * HOUR);
     let wrong = rec("39.9", T0 + 4 * HOUR);
     run(at(&dir, now), ["annotate", &noted, "after a walk"]).ok();
-    run(at(&dir, now), ["retract", &wrong, "--reason", "off the wrist"]).ok();
+    run(
+        at(&dir, now),
+        ["retract", &wrong, "--reason", "off the wrist"],
+    )
+    .ok();
     let log = run(at(&dir, now), ["--json", "log", "--all"]).json();
     same_keys_everywhere(&log);
     let by_id = |i: &str| {
@@ -236,7 +243,8 @@ fn typos_get_a_suggestion() {
     let dir = new_vault(tmp.path());
     let now = T0 + DAY;
     let r = run(at(&dir, now), ["recrod", "temperature", "37"]);
-    r.fails(2, "'record'");
+    // The best guess first, though `record-gatt` and others are close too.
+    r.fails(2, "did you mean 'record'?");
     let r = run(vigil(&dir), ["status", "--vualt", "x"]);
     r.fails(2, "'--vault'");
     let r = run(vigil(&dir), ["sattus"]);
@@ -245,7 +253,10 @@ fn typos_get_a_suggestion() {
     let r = run(at(&dir, now), ["checkin", "cough=mild"]);
     assert!(r.ok().contains("Check-in saved"), "{r:#?}");
     let help = run(vigil(&dir), ["--help"]);
-    assert!(help.ok().contains("checkin"), "the alias is shown: {help:#?}");
+    assert!(
+        help.ok().contains("checkin"),
+        "the alias is shown: {help:#?}"
+    );
     // The suggestion reaches --json too.
     let r = run(vigil(&dir), ["--json", "--vualt", "x", "status"]);
     json_error(&r, 2, "usage", "'--vault'");
