@@ -1189,9 +1189,18 @@ fn pairing_in_two_steps_then_conflicts_resolve_across_devices() {
     // Step 1 on the new device: the joiner code, and "not yet" (exit 5).
     let (first, joiner) = tablet_waits(&tablet, &node);
     assert_eq!(first.code, 5, "{first:?}");
-    first.fails(5, "vigil pair show");
-    let line: Value = serde_json::from_str(first.out.lines().next().unwrap()).unwrap();
-    assert_eq!(line["status"], "waiting");
+    let lines: Vec<Value> = first
+        .out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["status"], "waiting");
+    // With --json, "not yet" is the last JSON line, not text on stderr.
+    assert_eq!(lines.len(), 2, "{first:?}");
+    assert_eq!(lines[1]["error"]["code"], "waiting");
+    let msg = lines[1]["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("vigil pair show"), "{msg}");
+    assert!(first.err.is_empty(), "{first:?}");
     assert!(joiner.starts_with("vigil-join1/"));
     // The tablet has no vault yet.
     run(vigil(&tablet), ["log"]).fails(3, "still being paired");

@@ -15,6 +15,19 @@ pub(crate) mod exit {
     pub(crate) const SHREDDED: u8 = 4;
     /// Pairing: the offer is not at the node yet; run the same command again.
     pub(crate) const WAITING: u8 = 5;
+
+    /// The stable name of an exit code, as `vigil --json` reports it in
+    /// `{"error": {"code": ...}}` (scripts match on it, so it never changes).
+    pub(crate) fn name(code: u8) -> &'static str {
+        match code {
+            FAILED => "failed",
+            USAGE => "usage",
+            NO_VAULT => "no_vault",
+            SHREDDED => "shredded",
+            WAITING => "waiting",
+            _ => "internal",
+        }
+    }
 }
 
 /// A failure, shown as `error: <message>` on one line.

@@ -38,7 +38,9 @@ Exit codes: 0 success; 1 the operation failed (network, storage, refused, not co
 2 bad input; 3 no usable vault (none there, or missing or wrong key file); 4 the vault was
 shredded; 5 pairing offer not at the node yet (run `vigil pair join` again).
 
-Output: add --json for machine-readable output: one JSON document on stdout (`pair join`:\none JSON line per step).";
+Output: add --json for machine-readable output: one JSON document on stdout (`pair join`:
+one JSON line per step). With --json a failure is {\"error\": {\"code\", \"message\"}} on stdout,
+code one of failed, usage, no_vault, shredded, waiting (exit codes 1-5); absent values are null.";
 
 /// `vigil`: the resident's CLI.
 #[derive(Debug, Parser)]
@@ -142,6 +144,7 @@ fever rule.",
     /// Daily symptom check-in (set symptoms, or show a day's check-in).
     #[command(
         name = "check-in",
+        visible_alias = "checkin",
         long_about = "Set how you feel today (or on --day): SYMPTOM=SEVERITY pairs. Symptoms: \
 cough, sore-throat, fatigue, headache, shortness-of-breath, loss-of-taste-or-smell, muscle-ache, \
 chills. Severities: none, mild, moderate, severe. Without pairs, shows the day's check-in.",

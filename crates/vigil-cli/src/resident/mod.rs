@@ -2,7 +2,8 @@
 //!
 //! [`run`] parses the arguments, runs one command and turns every failure
 //! into a one-line `error: ...` on stderr and a documented exit code (see
-//! `vigil --help`). The vault's library (`vigil-device`) does the work; this
+//! `vigil --help`); with `--json`, into `{"error": {"code", "message"}}` on
+//! stdout instead, with the same exit code (README, "JSON output"). The vault's library (`vigil-device`) does the work; this
 //! module reads the clock, finds the files and prints.
 
 use std::ffi::OsString;
@@ -36,9 +37,13 @@ where
             .with_writer(std::io::stderr)
             .try_init();
     }
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // Clap's refusals come before there is a `Cli` to ask: a script that
+    // passed --json must get JSON for those too.
+    let json = wants_json(&args);
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
-        Err(e) => return clap_error(&e),
+        Err(e) => return clap_error(&e, json),
     };
     let stdout = std::io::stdout();
     let result = context(&cli, Box::new(stdout.lock())).and_then(|mut ctx| {
@@ -52,11 +57,51 @@ where
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", one_line(&e.message));
-            ExitCode::from(e.code)
-        }
+        Err(e) => fail(e.code, &one_line(&e.message), cli.json),
     }
+}
+
+/// Whether `--json` is among the arguments (before a `--`, after which
+/// every argument is a value).
+fn wants_json(args: &[OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
+/// `--json`'s error object.
+#[derive(serde::Serialize)]
+struct ErrorJson<'a> {
+    error: ErrorBody<'a>,
+}
+
+/// Its fields: the exit code's stable name and the one-line message.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    code: &'static str,
+    message: &'a str,
+}
+
+/// Reports a failure (`message` on one line, without `error: `) and
+/// returns its exit code: as JSON on stdout with `--json`, else on stderr.
+fn fail(code: u8, message: &str, json: bool) -> ExitCode {
+    let doc = ErrorJson {
+        error: ErrorBody {
+            code: exit::name(code),
+            message,
+        },
+    };
+    // On one line, so it is also the last line of `pair join`'s JSON lines.
+    // Two strings always serialize; were it to fail, the text still goes out.
+    if let Some(s) = json.then(|| serde_json::to_string(&doc).ok()).flatten() {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout leaves only the exit code to tell.
+        let _ = writeln!(out, "{s}").and_then(|()| out.flush());
+        return ExitCode::from(code);
+    }
+    eprintln!("error: {message}");
+    ExitCode::from(code)
 }
 
 fn context(cli: &Cli, out: Box<dyn Write>) -> Result<Ctx, CliError> {
@@ -78,30 +123,71 @@ fn context(cli: &Cli, out: Box<dyn Write>) -> Result<Ctx, CliError> {
     })
 }
 
-/// Clap's own errors, on one line; help and version go to stdout as usual.
-fn clap_error(e: &clap::Error) -> ExitCode {
+/// Clap's own errors, on one line with its suggestions; help and version
+/// go to stdout as usual.
+fn clap_error(e: &clap::Error, json: bool) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand if !json => {
             let _ = e.print();
             return ExitCode::from(exit::USAGE);
         }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            return fail(exit::USAGE, "a subcommand is required (see --help)", json);
+        }
         _ => {}
     }
-    let text = e.render().to_string();
-    let first: Vec<&str> = text
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .map(str::trim)
-        .collect();
-    let msg = first.join(" ");
-    let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
-    eprintln!("error: {msg} (see --help)");
-    ExitCode::from(exit::USAGE)
+    let mut msg = clap_message(&e.render().to_string(), suggestion(e).is_some());
+    if let Some(s) = suggestion(e) {
+        msg = format!("{msg}; {s}");
+    }
+    fail(exit::USAGE, &format!("{msg} (see --help)"), json)
+}
+
+/// Clap's rendered error on one line: its first paragraph (the error) and
+/// its `tip:` lines, not the usage; without the "similar" tips when
+/// [`suggestion`] words them instead.
+fn clap_message(text: &str, skip_similar: bool) -> String {
+    let mut paragraphs = text.split("\n\n").map(str::trim);
+    let first = one_line(paragraphs.next().unwrap_or_default());
+    let mut parts = vec![first.strip_prefix("error: ").unwrap_or(&first).to_owned()];
+    parts.extend(
+        paragraphs
+            .flat_map(str::lines)
+            .map(str::trim)
+            .filter(|l| l.starts_with("tip: ") && !(skip_similar && l.contains(" similar ")))
+            .map(one_line),
+    );
+    parts.join("; ")
+}
+
+/// Clap's typo suggestions (`recrod` → `record`, `--vualt` → `--vault`),
+/// best first: clap lists them best last, which reads backwards on one line.
+fn suggestion(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    [
+        ContextKind::SuggestedSubcommand,
+        ContextKind::SuggestedArg,
+        ContextKind::SuggestedValue,
+    ]
+    .into_iter()
+    .find_map(|kind| {
+        let names: Vec<String> = match e.get(kind)? {
+            ContextValue::String(s) => vec![format!("'{s}'")],
+            ContextValue::Strings(v) => v.iter().rev().map(|s| format!("'{s}'")).collect(),
+            _ => return None,
+        };
+        let (best, rest) = names.split_first()?;
+        Some(if rest.is_empty() {
+            format!("did you mean {best}?")
+        } else {
+            format!("did you mean {best}? (or {})", rest.join(", "))
+        })
+    })
 }
 
 /// A bug must still end with one line, not a backtrace.

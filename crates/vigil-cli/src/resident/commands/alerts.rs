@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde::Serialize;
 use vigil_device::{Grant, PendingAlert};
-use vigil_log::FeverRule;
+use vigil_log::{FeverEpisode, FeverRule};
 
 use crate::common::Error;
 use crate::common::time::format_time;
@@ -41,14 +41,28 @@ impl PendingJson {
 struct AlertsJson {
     enrolled: bool,
     episodes: Vec<EpisodeJson>,
-    pending: Vec<PendingJson>,
+    /// Named as in `vigil status --json` (it was `pending` before issue 18).
+    pending_alerts: Vec<PendingJson>,
 }
 
+/// A fever episode in `--json` output (`alerts` lists them, `status` shows
+/// the current one): `end` is null while it lasts.
 #[derive(Debug, Serialize)]
-struct EpisodeJson {
+pub(crate) struct EpisodeJson {
     end: Option<String>,
     onset: String,
     peak_c: f64,
+}
+
+impl EpisodeJson {
+    /// The episode `e`.
+    pub(crate) fn of(e: &FeverEpisode) -> Self {
+        EpisodeJson {
+            end: e.end_ms.map(format_time),
+            onset: format_time(e.onset_ms),
+            peak_c: e.peak_c,
+        }
+    }
 }
 
 /// The rules the device evaluates: each grant's, or the default if none.
@@ -95,15 +109,8 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
     if ctx.json {
         return ctx.print_json(&AlertsJson {
             enrolled: !grants.is_empty(),
-            episodes: episodes
-                .iter()
-                .map(|e| EpisodeJson {
-                    end: e.end_ms.map(format_time),
-                    onset: format_time(e.onset_ms),
-                    peak_c: e.peak_c,
-                })
-                .collect(),
-            pending: pending
+            episodes: episodes.iter().map(EpisodeJson::of).collect(),
+            pending_alerts: pending
                 .iter()
                 .map(|p| PendingJson::of(p, ctx.now_ms))
                 .collect(),

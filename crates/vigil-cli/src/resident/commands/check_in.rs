@@ -38,9 +38,10 @@ pub(crate) fn run(ctx: &mut Ctx, args: &CheckInArgs) -> Result<(), Error> {
             .map(|s| {
                 let vals = checkin.get(s).cloned().unwrap_or_default();
                 SymptomJson {
-                    conflicting: (vals.len() > 1).then(|| vals.iter().map(|v| v.name()).collect()),
                     symptom: symptom_name(*s),
                     value: vals.first().map(|v| v.name()),
+                    value_conflict: (vals.len() > 1)
+                        .then(|| vals.iter().map(|v| v.name()).collect()),
                 }
             })
             .collect();
@@ -83,7 +84,9 @@ struct CheckInJson {
 /// One symptom of the day: its severity, and every value when devices differ.
 #[derive(Debug, Serialize)]
 struct SymptomJson {
-    conflicting: Option<Vec<&'static str>>,
     symptom: String,
     value: Option<&'static str>,
+    /// Every value when devices differ, as `log` has `annotation_conflict`
+    /// (it was `conflicting` before issue 18).
+    value_conflict: Option<Vec<&'static str>>,
 }

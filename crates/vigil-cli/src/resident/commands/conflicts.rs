@@ -172,16 +172,13 @@ fn unresolved(
 }
 
 /// One conflict in `vigil conflicts --json`: a check-in has `day` and
-/// `symptom`, an annotation `reading`.
+/// `symptom`, an annotation `reading`; the others are null.
 #[derive(Debug, Serialize)]
 struct ConflictJson {
-    #[serde(skip_serializing_if = "Option::is_none")]
     day: Option<String>,
     key: String,
     kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     reading: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     symptom: Option<String>,
     values: Vec<String>,
 }
@@ -190,7 +187,6 @@ struct ConflictJson {
 #[derive(Debug, Serialize)]
 struct Resolved {
     key: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     reading: Option<String>,
     value: String,
 }

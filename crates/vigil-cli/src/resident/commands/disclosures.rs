@@ -89,29 +89,21 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
 }
 
 /// One disclosure in `vigil disclosures --json`: `time` and `kind`, and the
-/// fields of that kind.
+/// fields of that kind; the other kinds' fields are null.
 #[derive(Debug, Default, Serialize)]
 struct DisclosureJson {
-    #[serde(skip_serializing_if = "Option::is_none")]
     confirm_count: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     confirm_window_ms: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    device: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The joining device's pairing key, hex (`node` names an address elsewhere).
+    device_key: Option<String>,
     episode: Option<&'static str>,
     kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     label: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     level: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    node: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The node's public key, hex.
+    node_key: Option<String>,
     onset: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     recovery_ms: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     threshold_c: Option<f64>,
     time: String,
 }
@@ -129,7 +121,7 @@ impl DisclosureJson {
                 confirm_window_ms: Some(rule.confirm_window_ms),
                 kind: "grant",
                 label: Some(label.clone()),
-                node: Some(node_hex(node)),
+                node_key: Some(node_hex(node)),
                 recovery_ms: Some(rule.recovery_ms),
                 threshold_c: Some(rule.threshold_c),
                 time: format_time(*at_ms),
@@ -160,7 +152,7 @@ impl DisclosureJson {
                 ..Default::default()
             },
             Disclosure::Pairing { at_ms, joiner } => DisclosureJson {
-                device: Some(node_hex(joiner)),
+                device_key: Some(node_hex(joiner)),
                 kind: "pairing",
                 time: format_time(*at_ms),
                 ..Default::default()

@@ -13,18 +13,15 @@ use crate::resident::fmt::*;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// One reading in `vigil log --json`; the annotation and retraction only
-/// when there is one.
+/// One reading in `vigil log --json`; the annotation and retraction are
+/// null when there is none (keys are always present: README, "JSON output").
 #[derive(Debug, Serialize)]
 struct ReadingJson {
-    #[serde(skip_serializing_if = "Option::is_none")]
     annotation: Option<String>,
     /// Every value, when devices set the annotation differently.
-    #[serde(skip_serializing_if = "Option::is_none")]
     annotation_conflict: Option<Vec<String>>,
     id: String,
     metric: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     retracted: Option<RetractionJson>,
     time: String,
     unit: &'static str,

@@ -12,13 +12,14 @@ use crate::resident::context::{Ctx, connect, parse_node_code};
 /// `vigil shred`.
 pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
     if let Some(t) = ctx.tombstone() {
-        return already_shredded(ctx, t.shredded_at_ms);
+        return already_shredded(ctx, t.shredded_at_ms, Some(t.vault_id.to_string()));
     }
     let vault = match ctx.open() {
         Ok(v) => v,
         Err(e) if e.code == exit::SHREDDED => {
-            let at = ctx.tombstone().map_or(ctx.now_ms, |t| t.shredded_at_ms);
-            return already_shredded(ctx, at);
+            let t = ctx.tombstone();
+            let at = t.as_ref().map_or(ctx.now_ms, |t| t.shredded_at_ms);
+            return already_shredded(ctx, at, t.map(|t| t.vault_id.to_string()));
         }
         Err(e) => return Err(e),
     };
@@ -93,9 +94,10 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
             },
         });
         return ctx.print_json(&Shredded {
+            already_shredded: false,
             receipt,
             shredded_at: format_time(tombstone.shredded_at_ms),
-            vault: vault_id.to_string(),
+            vault: Some(vault_id.to_string()),
         });
     }
     writeln!(
@@ -149,11 +151,13 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
 /// of outlasts the resident's erasure of everything else (SECURITY.md).
 const UNSEEN_NOTE: &str = "A fever alert the community has not yet seen stays at the node until staff read it or the period ends.";
 
-fn already_shredded(ctx: &mut Ctx, at_ms: i64) -> Result<(), Error> {
+fn already_shredded(ctx: &mut Ctx, at_ms: i64, vault: Option<String>) -> Result<(), Error> {
     if ctx.json {
-        return ctx.print_json(&AlreadyShredded {
+        return ctx.print_json(&Shredded {
             already_shredded: true,
+            receipt: None,
             shredded_at: format_time(at_ms),
+            vault,
         });
     }
     writeln!(
@@ -168,35 +172,24 @@ fn already_shredded(ctx: &mut Ctx, at_ms: i64) -> Result<(), Error> {
 /// `vigil shred --json`.
 #[derive(Debug, Serialize)]
 struct Shredded {
+    /// Whether it was shredded before this command (then `receipt` is null).
+    already_shredded: bool,
     receipt: Option<ReceiptJson>,
     shredded_at: String,
-    vault: String,
+    /// The vault's id; null if its tombstone cannot be read.
+    vault: Option<String>,
 }
 
-/// The node's deletion receipt; only `verified` when it does not verify.
+/// The node's deletion receipt; all null but `verified` when it does not verify.
 #[derive(Debug, Default, Serialize)]
 struct ReceiptJson {
-    #[serde(skip_serializing_if = "Option::is_none")]
     alerts: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     blobs: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     deleted_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     grants: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     kept_unseen_alerts: Option<u64>,
     /// Device ids (hex) the node will tell, as `vigil status` shows them.
-    #[serde(skip_serializing_if = "Option::is_none")]
     devices: Option<Vec<String>>,
     verified: bool,
-}
-
-/// `vigil shred --json` on a vault already shredded.
-#[derive(Debug, Serialize)]
-struct AlreadyShredded {
-    already_shredded: bool,
-    shredded_at: String,
 }

@@ -7,7 +7,7 @@ use vigil_device::{Grant, PendingAlert, Period};
 use vigil_log::{FeverEpisode, Metric};
 use vigil_net::EnrolmentCode;
 
-use super::alerts::{PendingJson, rules};
+use super::alerts::{EpisodeJson, PendingJson, rules};
 use crate::common::Error;
 use crate::common::time::{format_duration, format_time};
 use crate::resident::context::Ctx;
@@ -191,16 +191,13 @@ impl StatusJson {
             conflicts: status.conflicts,
             device: status.device.clone(),
             enrolled: status.enrolled,
-            fever: status.fever.as_ref().map(|e| FeverJson {
-                onset: format_time(e.onset_ms),
-                peak_c: e.peak_c,
-            }),
+            fever: status.fever.as_ref().map(EpisodeJson::of),
             grants: status
                 .grants
                 .iter()
                 .map(|g| GrantJson {
                     label: g.label.clone(),
-                    node: node_hex(&g.node),
+                    node_key: node_hex(&g.node),
                     valid_until: format_time(g.valid_until_ms),
                 })
                 .collect(),
@@ -209,7 +206,7 @@ impl StatusJson {
             last_temperature: status.last_temperature.map(Num),
             node: status.node.as_ref().map(|n| n.addr.to_string()),
             now: format_time(now),
-            overdue_alerts: status.overdue,
+            alerts_overdue: status.overdue,
             pending_alerts: status
                 .pending
                 .iter()
@@ -230,17 +227,20 @@ impl StatusJson {
 /// `vigil status --json`.
 #[derive(Debug, Serialize)]
 struct StatusJson {
+    /// Counts read `alerts_<state>`, as in `sync` and `record` (it was
+    /// `overdue_alerts` before issue 18).
+    alerts_overdue: usize,
     conflicts: usize,
     device: String,
     enrolled: bool,
-    fever: Option<FeverJson>,
+    /// The current episode, shaped as `vigil alerts --json` lists them.
+    fever: Option<EpisodeJson>,
     grants: Vec<GrantJson>,
     last_reading: Option<String>,
     last_sync: Option<String>,
     last_temperature: Option<Num>,
     node: Option<String>,
     now: String,
-    overdue_alerts: usize,
     pending_alerts: Vec<PendingJson>,
     period: PeriodLeft,
     readings: usize,
@@ -249,15 +249,10 @@ struct StatusJson {
 }
 
 #[derive(Debug, Serialize)]
-struct FeverJson {
-    onset: String,
-    peak_c: f64,
-}
-
-#[derive(Debug, Serialize)]
 struct GrantJson {
     label: String,
-    node: String,
+    /// The node's public key, hex (`node` is its address: README, "JSON output").
+    node_key: String,
     valid_until: String,
 }
 
