@@ -261,3 +261,56 @@ fn typos_get_a_suggestion() {
     let r = run(vigil(&dir), ["--json", "--vualt", "x", "status"]);
     json_error(&r, 2, "usage", "'--vault'");
 }
+
+/// `export --json` to a file: both kinds of export write the same keys,
+/// with `null` for what does not apply (no `observations` in an Automerge
+/// export, no `bytes` in a FHIR one), as every other command does.
+#[test]
+fn export_summaries_have_the_same_keys_with_null() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let now = T0 + DAY;
+    run(
+        at(&dir, now),
+        ["record", "temperature", "36.6", "--at", &rfc3339(T0 + HOUR)],
+    )
+    .ok();
+    let fhir = tmp.path().join("week.fhir.json");
+    let am = tmp.path().join("week.automerge");
+    let a = run(
+        at(&dir, now),
+        [
+            "--json",
+            "export",
+            "--fhir",
+            "--out",
+            fhir.to_str().unwrap(),
+        ],
+    )
+    .json();
+    let b = run(
+        at(&dir, now),
+        ["--json", "export", "--automerge", am.to_str().unwrap()],
+    )
+    .json();
+    let keys = |v: &Value| {
+        v.as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(keys(&a), keys(&b), "{a} / {b}");
+    assert!(
+        keys(&a).contains("observations") && keys(&a).contains("bytes"),
+        "{a}"
+    );
+    assert!(
+        a.as_object().unwrap().values().any(Value::is_null),
+        "FHIR: {a}"
+    );
+    assert!(
+        b.as_object().unwrap().values().any(Value::is_null),
+        "Automerge: {b}"
+    );
+}
