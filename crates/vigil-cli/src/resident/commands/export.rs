@@ -74,11 +74,8 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ExportArgs) -> Result<(), CliError> {
 /// itself is a document of FHIR's, built as one.)
 #[derive(Debug, serde::Serialize)]
 struct Written {
-    #[serde(skip_serializing_if = "Option::is_none")]
     bytes: Option<usize>,
     file: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     observations: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     readings: Option<usize>,
 }
