@@ -508,7 +508,13 @@ fn times_are_shown_and_days_taken_in_the_local_time_zone() {
     let now = T0 + 5 * DAY + 18 * HOUR; // 2026-11-29T02:00+08:00
     let bj = |args: &[&str]| run(at_tz(&dir, now, "Asia/Shanghai"), args);
     // Input accepts offsets: the resident types their own clock time.
-    let r = bj(&["record", "temperature", "37.9", "--at", "2026-11-27T22:30:00+08:00"]);
+    let r = bj(&[
+        "record",
+        "temperature",
+        "37.9",
+        "--at",
+        "2026-11-27T22:30:00+08:00",
+    ]);
     assert!(r.ok().contains("2026-11-27T22:30:00+08:00"), "{r:?}");
     record(&dir, now, "temperature", "38.2", late);
 
@@ -519,9 +525,15 @@ fn times_are_shown_and_days_taken_in_the_local_time_zone() {
     // `--day` is the local day.
     let d27 = bj(&["log", "--day", "2026-11-27"]);
     assert!(d27.ok().contains("22:30:00+08:00"), "{d27:?}");
-    assert!(!d27.out.contains("38.2"), "01:00 local is the 28th: {d27:?}");
+    assert!(
+        !d27.out.contains("38.2"),
+        "01:00 local is the 28th: {d27:?}"
+    );
     let d28 = bj(&["log", "--day", "2026-11-28"]);
-    assert!(d28.ok().contains("38.2") && !d28.out.contains("37.9"), "{d28:?}");
+    assert!(
+        d28.ok().contains("38.2") && !d28.out.contains("37.9"),
+        "{d28:?}"
+    );
     // Summaries group by local day.
     let sum = bj(&["--json", "summary"]).json();
     let days: Vec<&str> = sum
@@ -542,6 +554,7 @@ fn times_are_shown_and_days_taken_in_the_local_time_zone() {
     assert!(!utc.out.contains("+08:00"), "{utc:?}");
     // JSON stays UTC whatever the zone, so scripts read one format.
     let json = bj(&["--json", "log"]).json();
+    assert_eq!(json[0]["time"], rfc3339(evening));
     assert_eq!(json[0]["time"], "2026-11-27T14:30:00Z");
 
     // Another zone, another reading of the same instants.
@@ -583,7 +596,8 @@ fn notes_and_reasons_cannot_drive_the_terminal() {
     let a = record(&dir, now, "temperature", "36.7", T0 + 2 * HOUR);
     let b = record(&dir, now, "temperature", "39.9", T0 + 3 * HOUR);
     let c = record(&dir, now, "temperature", "36.8", T0 + 4 * HOUR);
-    let evil = "fine\u{1b}[2J\n2026-11-23T05:00:00Z  temperature  35.0  °C  ok\u{202e}txt.exe\u{7f}\u{9b}";
+    let evil =
+        "fine\u{1b}[2J\n2026-11-23T05:00:00Z  temperature  35.0  °C  ok\u{202e}txt.exe\u{7f}\u{9b}";
     run(at(&dir, now), ["annotate", &a, evil]).ok();
     run(
         at(&dir, now),
@@ -598,10 +612,18 @@ fn notes_and_reasons_cannot_drive_the_terminal() {
     for bad in ['\u{1b}', '\r', '\u{7}', '\u{7f}', '\u{9b}', '\u{202e}'] {
         assert!(!out.contains(bad), "{bad:?} printed raw: {out}");
     }
-    assert_eq!(out.lines().count(), 4, "header + 3 readings, no fake row: {out}");
+    assert_eq!(
+        out.lines().count(),
+        4,
+        "header + 3 readings, no fake row: {out}"
+    );
     assert!(out.contains("\\u{1b}[2J\\n2026-11-23T05:00:00Z"), "{out}");
     for line in out.lines() {
-        assert!(line.chars().count() < 200, "{} chars: {line}", line.chars().count());
+        assert!(
+            line.chars().count() < 200,
+            "{} chars: {line}",
+            line.chars().count()
+        );
     }
     assert!(out.contains('…'), "a cut note says so: {out}");
     // The full texts, as they were written, are in --json.
