@@ -251,16 +251,16 @@ mod tests {
             format_time_in(t, &zone("America/St_Johns")),
             "2026-11-27T11:00:00-03:30"
         );
-        let date = bj.date(t + 3 * HOUR).unwrap();
+        let date = bj.date(t + 3 * HOUR_MS).unwrap();
         assert_eq!(date.to_string(), "2026-11-28");
         let (start, end) = bj.day_range(date).unwrap();
         assert_eq!(format_time(start), "2026-11-27T16:00:00Z");
-        assert_eq!(end - start, 24 * HOUR);
+        assert_eq!(end - start, 24 * HOUR_MS);
         // A day with a daylight-saving change is 23 hours long.
         let ny = zone("America/New_York");
         let (start, end) = ny.day_range("2026-03-08".parse().unwrap()).unwrap();
         assert_eq!(format_time(start), "2026-03-08T05:00:00Z");
-        assert_eq!(end - start, 23 * HOUR);
+        assert_eq!(end - start, 23 * HOUR_MS);
     }
 
     #[test]

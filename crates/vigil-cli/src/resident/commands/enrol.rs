@@ -83,7 +83,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &EnrolArgs) -> Result<(), Error> {
         ctx.out,
         "Enrolled with node {}.\nStaff see your alerts as \"{}\" (the label they set in your ticket; a label from the node is shown escaped).\nUntil {} the node may receive fever alerts (episode onset to 10 minutes, level), and nothing else of your log.\nRule: at least {} reading(s) ≥ {} °C within {}; an episode ends after {} below.\nThis grant is recorded in `vigil disclosures`; `vigil sync` now uses this node.",
         code.addr,
-        printable(&label),
+        printable(label),
         ctx.time(grant.valid_until_ms),
         rule.confirm_count,
         rule.threshold_c,
