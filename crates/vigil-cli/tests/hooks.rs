@@ -2,7 +2,8 @@
 //! alerts are POSTed to a test receiver (a tiny HTTP server here), signed,
 //! with a stable idempotency key, retried after a 500, and delivered once
 //! across a node restart while the receiver was down; `--metrics` serves
-//! the counters.
+//! the counters. A new alert reaches an open dashboard page and the webhook
+//! when it is stored, not at the next poll.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Read, Write};
@@ -482,4 +483,161 @@ fn an_alert_stored_while_the_receiver_is_down_is_delivered_once_after_a_restart(
         hits[1].headers["idempotency-key"]
     );
     assert!(node.terminate().success());
+}
+
+/// `vigil-node staff add NAME` with the password on stdin.
+fn staff_add(d: &str, name: &str, password: &str) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil-node"))
+        .args(["staff", "add", name, "--password-stdin", "--data", d])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// One HTTP/1.1 request on a new connection: (status, head, body).
+fn http(addr: &str, req: &str) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    let (head, body) = all.split_once("\r\n\r\n").unwrap();
+    (
+        head[9..12].parse().unwrap(),
+        head.to_owned(),
+        body.to_owned(),
+    )
+}
+
+/// The `name=value` of the cookie `name` the response sets.
+fn set_cookie(head: &str, name: &str) -> String {
+    head.lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: "))
+        .find(|l| l.starts_with(&format!("{name}=")))
+        .map(|l| l.split(';').next().unwrap().to_owned())
+        .unwrap()
+}
+
+/// Logs `name` in on the dashboard at `addr`: the session cookie.
+fn log_in(addr: &str, name: &str, password: &str) -> String {
+    let (_, head, page) = http(
+        addr,
+        "GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let pre = set_cookie(&head, "vigil_login");
+    let at = page.find(r#"name="csrf" value=""#).unwrap() + 19;
+    let form = format!(
+        "csrf={}&name={name}&password={}",
+        &page[at..at + 64],
+        password.replace(' ', "+")
+    );
+    let (status, head, _) = http(
+        addr,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: x\r\nCookie: {pre}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        ),
+    );
+    assert_eq!(status, 303, "{head}");
+    set_cookie(&head, "vigil_session")
+}
+
+/// Staff watch the dashboard, whose inbox poll is an hour apart: only the
+/// relay's "alert stored" signal can bring a device's alerts to the open
+/// page in time (and to the webhook, if `webhook`).
+fn alerts_reach_the_page_at_once(webhook: bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("node");
+    let d = data.to_str().unwrap();
+    let password = "correct horse battery";
+    staff_add(d, "Mei", password);
+    let rx = Receiver::start("127.0.0.1:0", &[]);
+    let hook = format!("http://{}/hook", rx.addr);
+    let http_addr = format!("127.0.0.1:{}", free_port());
+    let mut args = vec![
+        "--data",
+        d,
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        &http_addr,
+        "--http-poll",
+        "1h",
+    ];
+    if webhook {
+        args.extend(["--webhook", &hook]);
+    }
+    let node = Node::start(&args, &tmp.path().join("serve.log"));
+    let session = log_in(&http_addr, "Mei", password);
+
+    // The page is open: its event stream, whose first event is the inbox now.
+    let mut events = std::net::TcpStream::connect(&http_addr).unwrap();
+    events.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        events,
+        "GET /events HTTP/1.1\r\nHost: x\r\nCookie: {session}\r\n\r\n"
+    )
+    .unwrap();
+    let mut events = std::io::BufReader::new(events);
+    let mut next_inbox = || {
+        // Keep-alive comments come every 15 s: a deadline, not a read
+        // timeout, bounds the wait (the poll is an hour away).
+        let deadline = Instant::now() + PATIENCE;
+        let mut line = String::new();
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "no inbox event within {PATIENCE:?}"
+            );
+            line.clear();
+            let n = std::io::BufRead::read_line(&mut events, &mut line).expect("the event stream");
+            assert!(n > 0, "stream closed");
+            if line.starts_with("data: <tr") {
+                return line.clone();
+            }
+        }
+    };
+    assert!(next_inbox().contains("inbox-empty"));
+
+    let label = "Ana Costa, flat 12B";
+    resident_with_a_fever(d, label);
+    // Both alerts (started, ended) reach the page.
+    let mut rows = next_inbox();
+    while rows.matches("id=\"alert-").count() < 2 {
+        rows = next_inbox();
+    }
+    assert!(rows.contains(label), "{rows}");
+    let ids = alert_ids(d);
+    for id in &ids {
+        assert!(rows.contains(&format!("id=\"alert-{id}")), "{rows}");
+    }
+    if webhook {
+        let mut got: Vec<String> = rx
+            .wait_for(2)
+            .iter()
+            .map(|h| {
+                let b: Value = serde_json::from_slice(&h.body).unwrap();
+                b["id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, ids);
+    } else {
+        assert!(rx.hits().is_empty());
+    }
+    assert!(node.terminate().success());
+}
+
+#[test]
+fn a_new_alert_reaches_an_open_page_without_waiting_for_its_poll() {
+    alerts_reach_the_page_at_once(false);
+}
+
+#[test]
+fn with_a_webhook_too_a_new_alert_reaches_both_without_waiting_for_a_poll() {
+    alerts_reach_the_page_at_once(true);
 }

@@ -698,6 +698,10 @@ fn check_fhir(bundle: &Value) -> Vec<&Value> {
         );
         assert!(urls.insert(url.to_owned()), "fullUrl unique");
         let o = &e["resource"];
+        if o["resourceType"] == "Patient" {
+            // The anonymous subject (tests/fhir.rs checks it and check-ins).
+            continue;
+        }
         assert_eq!(o["resourceType"], "Observation");
         assert!(id_ok(o["id"].as_str().unwrap()), "{}", o["id"]);
         let status = o["status"].as_str().unwrap();
@@ -726,7 +730,10 @@ fn check_fhir(bundle: &Value) -> Vec<&Value> {
         assert!(q["unit"].is_string());
         assert_eq!(q["system"], "http://unitsofmeasure.org");
         assert_eq!(q["code"], unit);
-        assert!(o.get("subject").is_none());
+        assert!(
+            o["subject"]["reference"].is_string(),
+            "vital-signs: subject"
+        );
         out.push(o);
     }
     out
@@ -772,7 +779,7 @@ fn fhir_export_of_a_simulated_week() {
     let bundle: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let obs = check_fhir(&bundle);
     assert_eq!(obs.len(), 49 - 1, "the retracted reading is left out");
-    assert_eq!(bundle["total"], 48);
+    assert!(bundle.get("total").is_none(), "bdl-1");
     assert!(obs.iter().all(|o| o["status"] == "final"));
     assert!(!obs.iter().any(|o| o["id"] == ids[5].as_str()));
     let temp = obs.iter().find(|o| o["id"] == ids[0].as_str()).unwrap();

@@ -143,7 +143,10 @@ fun conflictBetweenDevices(n: NodeStory): String {
 fun exports(n: NodeStory): String {
     val fhir = n.phone().exportFhir(null, false, n.now)
     val observations = Regex("\"resourceType\"\\s*:\\s*\"Observation\"").findAll(fhir).count()
-    check(observations == 2) { "FHIR bundle with $observations observations" }
+    // Two readings and the resolved check-in answer.
+    check(observations == 3) { "FHIR bundle with $observations observations" }
+    val subjects = Regex("\"subject\"\\s*:").findAll(fhir).count()
+    check(subjects == observations) { "FHIR bundle with $subjects subjects for $observations observations" }
     val doc = n.phone().exportAutomerge()
     check(doc.isNotEmpty()) { "empty Automerge export" }
     return "FHIR bundle of $observations observations, Automerge document of ${doc.size} bytes"

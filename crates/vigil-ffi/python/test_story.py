@@ -230,8 +230,13 @@ def test_two_devices_a_fever_and_a_shred_through_a_real_node(node, tmp_path):
     bundle = json.loads(phone.export_fhir(None, False, now))
     assert bundle["resourceType"] == "Bundle"
     observations = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
-    assert len(observations) == 4
-    assert {o["valueQuantity"]["code"] for o in observations} == {"Cel"}
+    readings = [o for o in observations if "valueQuantity" in o]
+    assert len(readings) == 4
+    assert {o["valueQuantity"]["code"] for o in readings} == {"Cel"}
+    # The check-in answer, as resolved: cough (SNOMED CT 49727002), moderate.
+    [answer] = [o for o in observations if "valueCodeableConcept" in o]
+    assert (answer["code"]["coding"][0]["code"], answer["status"]) == ("49727002", "final")
+    assert answer["valueCodeableConcept"]["coding"][0]["code"] == "6736007"
     doc = phone.export_automerge()
     assert len(doc) > 0
     print(f"exports: FHIR bundle of {len(observations)} observations, Automerge document of {len(doc)} bytes")

@@ -213,9 +213,16 @@ fn a_resident_day_through_the_binding() {
     assert!(!vault.is_due(now).unwrap());
     assert!(vault.is_due(start + 7 * DAY).unwrap());
 
-    // FHIR: one Observation per reading not retracted, the note with it.
+    // FHIR: one Observation per reading not retracted, the note with it,
+    // and one per check-in answer, each with the anonymous Patient as subject.
     let fhir = vault.export_fhir(None, false, now).unwrap();
-    assert_eq!(fhir.matches("\"resourceType\": \"Observation\"").count(), 5);
+    assert_eq!(
+        fhir.matches("\"resourceType\": \"Observation\"").count(),
+        5 + 2
+    );
+    assert_eq!(fhir.matches("\"valueQuantity\"").count(), 5);
+    assert_eq!(fhir.matches("\"subject\"").count(), 5 + 2);
+    assert_eq!(fhir.matches("\"resourceType\": \"Patient\"").count(), 1);
     assert!(fhir.contains("after the stairs"));
     assert!(!fhir.contains("the strap was loose"));
     let with_retracted = vault.export_fhir(None, true, now).unwrap();

@@ -430,8 +430,9 @@ impl fmt::Debug for Webhooks {
 
 impl Webhooks {
     /// Queues alerts in `queue` for `targets`; `wake` is called after each
-    /// enqueue (the driver's notification, so delivery does not wait for a
-    /// poll).
+    /// new alert, once it is queued (the driver's notification, so delivery
+    /// does not wait for a poll). With no targets nothing is queued but
+    /// `wake` is still called: a dashboard's live pages listen to it too.
     pub fn new(
         queue: WebhookQueue,
         targets: Vec<TargetId>,
@@ -451,10 +452,9 @@ impl Webhooks {
 
     /// Queues a newly stored alert.
     pub(crate) fn alert_stored(&self, e: &InboxEntry, now_ms: i64) -> Result<(), StoreError> {
-        if self.targets.is_empty() {
-            return Ok(());
+        if !self.targets.is_empty() {
+            self.queue.enqueue(&self.targets, e, now_ms)?;
         }
-        self.queue.enqueue(&self.targets, e, now_ms)?;
         (self.wake)();
         Ok(())
     }

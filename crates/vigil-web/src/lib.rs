@@ -11,12 +11,12 @@
 //! Staff also issue and revoke enrolment tickets (each written to the audit
 //! log), print a ticket's enrolment sheet, and read the node's state.
 //!
-//! The inbox is live: a task polls the node's inbox every
-//! [`WebConfig::poll_every`] and, when it changed, every open page gets the
-//! new rows over server-sent events. Polling rather than a hook in the
-//! relay's alert path: it sees every writer (the relay, `vigil-node alerts
-//! ack`, the sweeper) without touching the relay, for one inbox scan a
-//! second.
+//! The inbox is live: every open page gets the new rows over server-sent
+//! events when [`Web::notify`] is called (the node program calls it when
+//! its relay stores an alert, and acknowledgements here call it), and a
+//! task polls the node's inbox every [`WebConfig::poll_every`] to catch
+//! every other writer (`vigil-node alerts ack`, the sweeper) without
+//! touching the relay, for one inbox scan a second.
 #![forbid(unsafe_code)]
 
 pub mod backend;

@@ -162,6 +162,14 @@ pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// A polling interval: a duration above zero.
+fn poll_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err(format!("`{s}`: give a duration above zero")),
+        d => Ok(d),
+    }
+}
+
 /// An address on the command line: `IP:PORT`, `[IPv6]:PORT` or
 /// `HOST:PORT` (resolved now, see [`super::config::resolve_addr`]).
 pub(crate) fn host_addr(s: &str) -> Result<SocketAddr, String> {
@@ -196,6 +204,11 @@ pub(crate) struct ServeArgs {
     /// the dashboard (browsers then send them over HTTPS only).
     #[arg(long)]
     pub(crate) http_secure_cookies: bool,
+    /// How often the dashboard re-reads the inbox for its live pages, e.g.
+    /// 1s, 1m [default: 1s]. New alerts reach them at once regardless; the
+    /// poll catches changes made elsewhere (`alerts ack` in a terminal).
+    #[arg(long, value_name = "DURATION", value_parser = poll_duration)]
+    pub(crate) http_poll: Option<Duration>,
     /// POST each new fever alert to this URL (http:// or https://; repeat
     /// for several). Replaces the config file's `[webhooks] urls`.
     #[arg(long = "webhook", value_name = "URL")]

@@ -115,14 +115,26 @@ pub(crate) struct Deliverer {
     wake: Arc<Notify>,
 }
 
+/// What [`wire`] set up.
+pub(crate) struct Wired {
+    /// The node; its relay signals each new alert.
+    pub(crate) node: Node,
+    /// The webhooks' deliverer, if there are webhooks.
+    pub(crate) deliverer: Option<Deliverer>,
+    /// Notified when an alert is stored, if the dashboard asked: its live
+    /// pages show it then rather than at their next poll.
+    pub(crate) alert_stored: Option<Arc<Notify>>,
+}
+
 /// Wires the webhooks into `node`: its relay queues each new alert and
-/// wakes the deliverer. Deliveries for webhooks no longer configured are
-/// dropped (a removed URL gets nothing). `None` without webhooks.
+/// wakes the deliverer, and the dashboard if `dashboard`. Deliveries for
+/// webhooks no longer configured are dropped (a removed URL gets nothing).
 pub(crate) fn wire(
     settings: &Settings,
     data: &Path,
     node: Node,
-) -> Result<(Node, Option<Deliverer>), Error> {
+    dashboard: bool,
+) -> Result<Wired, Error> {
     let queue = WebhookQueue::new(node.store().clone(), WebhookPolicy::default());
     let mut urls = HashMap::new();
     for u in &settings.webhooks {
@@ -138,25 +150,45 @@ pub(crate) fn wire(
             "dropped queued deliveries to webhooks no longer configured"
         );
     }
-    if urls.is_empty() {
-        return Ok((node, None));
+    if urls.is_empty() && !dashboard {
+        return Ok(Wired {
+            node,
+            deliverer: None,
+            alert_stored: None,
+        });
     }
-    let secret = secret(settings, data)?;
-    let wake = Arc::new(Notify::new());
-    let w = wake.clone();
-    let hooks = Webhooks::new(queue.clone(), targets, Arc::new(move || w.notify_one()));
+    let secret = match urls.is_empty() {
+        true => None,
+        false => Some(secret(settings, data)?),
+    };
+    // Each listener has its own Notify: a permit is kept for each until it
+    // looks, so neither steals the other's wake-up.
+    let deliver = secret.as_ref().map(|_| Arc::new(Notify::new()));
+    let pages = dashboard.then(|| Arc::new(Notify::new()));
+    let (d, p) = (deliver.clone(), pages.clone());
+    let wake = move || {
+        for n in [&d, &p].into_iter().flatten() {
+            n.notify_one();
+        }
+    };
+    let hooks = Webhooks::new(queue.clone(), targets, Arc::new(wake));
     let node = node.with_webhooks(hooks);
     let metrics = node.relay().metrics().clone();
-    Ok((
-        node,
-        Some(Deliverer {
+    let deliverer = match (secret, deliver) {
+        (Some(secret), Some(wake)) => Some(Deliverer {
             queue,
             urls,
             secret,
             metrics,
             wake,
         }),
-    ))
+        _ => None,
+    };
+    Ok(Wired {
+        node,
+        deliverer,
+        alert_stored: pages,
+    })
 }
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;

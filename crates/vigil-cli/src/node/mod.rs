@@ -142,9 +142,10 @@ fn execute(cli: &Cli) -> Result<(), Error> {
     )?;
     match &cli.command {
         Command::Serve(a) => {
-            if a.http_secure_cookies && settings.http.is_none() {
+            // Checked here, not by clap: the address may come from the file.
+            if (a.http_secure_cookies || a.http_poll.is_some()) && settings.http.is_none() {
                 return Err(Error::usage(
-                    "--http-secure-cookies needs the dashboard: give --http ADDR (or `http` in the config file)",
+                    "--http-secure-cookies and --http-poll need the dashboard: give --http ADDR (or `http` in the config file)",
                 ));
             }
             serve::run(
@@ -152,6 +153,7 @@ fn execute(cli: &Cli) -> Result<(), Error> {
                 settings.http.map(|addr| serve::Dashboard {
                     addr,
                     secure_cookies: a.http_secure_cookies,
+                    poll_every: a.http_poll,
                 }),
             )
         }

@@ -4,9 +4,11 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
 use vigil_net::{NodeIdentity, NodeServer};
 use vigil_node::{Node, Relay};
 
@@ -81,6 +83,8 @@ pub(crate) struct Dashboard {
     pub(crate) addr: std::net::SocketAddr,
     /// `--http-secure-cookies`.
     pub(crate) secure_cookies: bool,
+    /// `--http-poll`: how often live pages re-read the inbox.
+    pub(crate) poll_every: Option<Duration>,
 }
 
 /// Runs the node until SIGINT or SIGTERM.
@@ -101,15 +105,13 @@ pub(crate) fn run(settings: &Settings, dashboard: Option<Dashboard>) -> Result<(
             ))
         })?
         .with_receipts(identity.signing());
-    let (node, deliverer) = super::hooks::wire(settings, &data, node)?;
+    let wired = super::hooks::wire(settings, &data, node, dashboard.is_some())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("vigil-node")
         .build()
         .map_err(|e| Error::failed(format!("starting the runtime: {e}")))?;
-    let result = rt.block_on(serve(
-        settings, data, socket, identity, node, dashboard, deliverer,
-    ));
+    let result = rt.block_on(serve(settings, data, socket, identity, wired, dashboard));
     // Dropping the runtime waits for store work still running on its
     // blocking threads; the store's last handle then closes it.
     drop(rt);
@@ -124,10 +126,14 @@ async fn serve(
     data: PathBuf,
     socket: UdpSocket,
     identity: NodeIdentity,
-    node: Node,
+    wired: super::hooks::Wired,
     dashboard: Option<Dashboard>,
-    deliverer: Option<super::hooks::Deliverer>,
 ) -> Result<(), Error> {
+    let super::hooks::Wired {
+        node,
+        deliverer,
+        alert_stored,
+    } = wired;
     let relay = node.relay().clone();
     // Handlers first, so a signal right after the ready line is handled.
     let sig =
@@ -152,7 +158,7 @@ async fn serve(
     let serving = Serving::new(status.clone(), code.clone(), identity.fingerprint());
     // The dashboard's port before the ready line: a busy port fails the start.
     let web = match dashboard {
-        Some(d) => Some(start_dashboard(d, &data, &node, serving.clone()).await?),
+        Some(d) => Some(start_dashboard(d, &data, &node, serving.clone(), alert_stored).await?),
         None => None,
     };
     let metrics = match settings.metrics {
@@ -245,6 +251,7 @@ async fn start_dashboard(
     data: &Path,
     node: &Node,
     serving: Serving,
+    alert_stored: Option<Arc<Notify>>,
 ) -> Result<WebTask, Error> {
     let listener = tokio::net::TcpListener::bind(d.addr)
         .await
@@ -262,7 +269,9 @@ async fn start_dashboard(
         staff,
         vigil_web::WebConfig {
             secure_cookies: d.secure_cookies,
-            ..vigil_web::WebConfig::default()
+            poll_every: d
+                .poll_every
+                .unwrap_or(vigil_web::WebConfig::default().poll_every),
         },
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -270,8 +279,25 @@ async fn start_dashboard(
         let stop = async move {
             let _ = stopped.await;
         };
-        if let Err(e) = web.serve(listener, stop).await {
-            tracing::error!(error = %e, "the dashboard stopped");
+        // A stored alert reaches the live pages at once; their poll stays
+        // for changes made elsewhere (`alerts ack` from a terminal, sweeps).
+        let pages = web.clone();
+        let forward = async move {
+            match alert_stored {
+                Some(n) => loop {
+                    n.notified().await;
+                    pages.notify();
+                },
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            r = web.serve(listener, stop) => {
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "the dashboard stopped");
+                }
+            }
+            () = forward => {}
         }
     });
     tracing::info!(http = %addr, "staff dashboard serving");

@@ -1,8 +1,10 @@
 //! `vigil export`: an HL7 FHIR R4 Bundle, or the Automerge document.
 //!
 //! The Bundle is built by `vigil_log::fhir` (its mapping is documented
-//! there), the one implementation the app bindings share; retracted
-//! readings are in it only with `--include-retracted`.
+//! there), the one implementation the app bindings share: an anonymous
+//! Patient, the readings and the check-in answers as Observations;
+//! retracted readings are in it only with `--include-retracted`, and
+//! `--metric` leaves out the check-ins.
 
 use std::io::Write;
 
@@ -41,7 +43,14 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ExportArgs) -> Result<(), CliError> {
     match &args.out {
         Some(path) => {
             write_private(path, format!("{text}\n").as_bytes(), args.force)?;
-            let n = bundle["entry"].as_array().map_or(0, Vec::len);
+            // Observations (readings and check-in answers), not entries:
+            // the anonymous Patient is one too.
+            let n = bundle["entry"].as_array().map_or(0, |entries| {
+                entries
+                    .iter()
+                    .filter(|e| e["resource"]["resourceType"] == "Observation")
+                    .count()
+            });
             if ctx.json {
                 return ctx.print_json(&Written {
                     bytes: None,
