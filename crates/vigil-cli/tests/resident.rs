@@ -489,6 +489,150 @@ fn notes_and_reasons_read_from_stdin_stay_out_of_argv() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"));
 }
 
+/// A `vigil` command at a fixed "now" in the time zone `tz`.
+fn at_tz(dir: &Path, now: i64, tz: &str) -> Command {
+    let mut c = at(dir, now);
+    c.env("TZ", tz);
+    c
+}
+
+/// A resident in Beijing sees times in their own zone: an evening reading
+/// under today's date, not tomorrow's; `--utc` and `--json` stay in UTC.
+#[test]
+fn times_are_shown_and_days_taken_in_the_local_time_zone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    // 2026-11-27T14:30Z is 22:30 in Beijing; 17:00Z is 01:00 the next day there.
+    let evening = T0 + 4 * DAY + 14 * HOUR + 30 * MIN;
+    let late = T0 + 4 * DAY + 17 * HOUR;
+    let now = T0 + 5 * DAY + 18 * HOUR; // 2026-11-29T02:00+08:00
+    let bj = |args: &[&str]| run(at_tz(&dir, now, "Asia/Shanghai"), args);
+    // Input accepts offsets: the resident types their own clock time.
+    let r = bj(&[
+        "record",
+        "temperature",
+        "37.9",
+        "--at",
+        "2026-11-27T22:30:00+08:00",
+    ]);
+    assert!(r.ok().contains("2026-11-27T22:30:00+08:00"), "{r:?}");
+    record(&dir, now, "temperature", "38.2", late);
+
+    let log = bj(&["log"]);
+    assert!(log.ok().contains("2026-11-27T22:30:00+08:00"), "{log:?}");
+    assert!(log.out.contains("2026-11-28T01:00:00+08:00"), "{log:?}");
+    assert!(!log.out.contains("14:30"), "no UTC time shown: {log:?}");
+    // `--day` is the local day.
+    let d27 = bj(&["log", "--day", "2026-11-27"]);
+    assert!(d27.ok().contains("22:30:00+08:00"), "{d27:?}");
+    assert!(
+        !d27.out.contains("38.2"),
+        "01:00 local is the 28th: {d27:?}"
+    );
+    let d28 = bj(&["log", "--day", "2026-11-28"]);
+    assert!(
+        d28.ok().contains("38.2") && !d28.out.contains("37.9"),
+        "{d28:?}"
+    );
+    // Summaries group by local day.
+    let sum = bj(&["--json", "summary"]).json();
+    let days: Vec<&str> = sum
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["day"].as_str().unwrap())
+        .collect();
+    assert_eq!(days, ["2026-11-27", "2026-11-28"], "{sum}");
+    // A check-in without --day is for today, local: the 29th in Beijing.
+    let c = bj(&["check-in", "cough=mild"]);
+    assert!(c.ok().contains("2026-11-29"), "{c:?}");
+
+    // --utc forces UTC, and UTC days.
+    let utc = bj(&["--utc", "log", "--day", "2026-11-27"]);
+    assert!(utc.ok().contains("2026-11-27T14:30:00Z"), "{utc:?}");
+    assert!(utc.out.contains("2026-11-27T17:00:00Z"), "{utc:?}");
+    assert!(!utc.out.contains("+08:00"), "{utc:?}");
+    // JSON stays UTC whatever the zone, so scripts read one format.
+    let json = bj(&["--json", "log"]).json();
+    assert_eq!(json[0]["time"], rfc3339(evening));
+    assert_eq!(json[0]["time"], "2026-11-27T14:30:00Z");
+
+    // Another zone, another reading of the same instants.
+    let ny = run(at_tz(&dir, now, "America/New_York"), ["log"]);
+    assert!(ny.ok().contains("2026-11-27T09:30:00-05:00"), "{ny:?}");
+}
+
+/// A zone the system does not know is not a crash: UTC, with a note.
+#[test]
+fn an_unknown_time_zone_falls_back_to_utc_with_a_note() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let now = T0 + DAY;
+    record(&dir, now, "temperature", "36.6", T0 + 8 * HOUR);
+    let r = run(at_tz(&dir, now, "Mars/Olympus_Mons"), ["log"]);
+    assert!(r.ok().contains("2026-11-23T08:00:00Z"), "{r:?}");
+    assert!(
+        r.err.contains("Mars/Olympus_Mons") && r.err.contains("UTC"),
+        "{r:?}"
+    );
+    // With TZ unset, the system's zone (whatever it is) is used, without a crash.
+    let mut c = at(&dir, now);
+    c.env_remove("TZ");
+    assert!(run(c, ["log"]).ok().contains("36.6"));
+    // The help no longer says everything is UTC, and names --utc.
+    let help = run(vigil(&dir), ["--help"]);
+    assert!(!help.ok().contains("shown in UTC"), "{help:?}");
+    assert!(help.out.contains("--utc"), "{help:?}");
+}
+
+/// A note or a reason written on a paired device (or pasted from anywhere)
+/// cannot drive the resident's terminal, fake table rows or flood a line;
+/// `--json` keeps the full text.
+#[test]
+fn notes_and_reasons_cannot_drive_the_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_vault(tmp.path());
+    let now = T0 + DAY;
+    let a = record(&dir, now, "temperature", "36.7", T0 + 2 * HOUR);
+    let b = record(&dir, now, "temperature", "39.9", T0 + 3 * HOUR);
+    let c = record(&dir, now, "temperature", "36.8", T0 + 4 * HOUR);
+    let evil =
+        "fine\u{1b}[2J\n2026-11-23T05:00:00Z  temperature  35.0  °C  ok\u{202e}txt.exe\u{7f}\u{9b}";
+    run(at(&dir, now), ["annotate", &a, evil]).ok();
+    run(
+        at(&dir, now),
+        ["retract", &b, "--reason", "bad\u{1b}]0;pwned\u{7}\r"],
+    )
+    .ok();
+    let long = "a long note ".repeat(167)[..2000].to_owned();
+    run(at(&dir, now), ["annotate", &c, &long]).ok();
+
+    let log = run(at(&dir, now), ["log", "--all"]);
+    let out = log.ok();
+    for bad in ['\u{1b}', '\r', '\u{7}', '\u{7f}', '\u{9b}', '\u{202e}'] {
+        assert!(!out.contains(bad), "{bad:?} printed raw: {out}");
+    }
+    assert_eq!(
+        out.lines().count(),
+        4,
+        "header + 3 readings, no fake row: {out}"
+    );
+    assert!(out.contains("\\u{1b}[2J\\n2026-11-23T05:00:00Z"), "{out}");
+    for line in out.lines() {
+        assert!(
+            line.chars().count() < 200,
+            "{} chars: {line}",
+            line.chars().count()
+        );
+    }
+    assert!(out.contains('…'), "a cut note says so: {out}");
+    // The full texts, as they were written, are in --json.
+    let json = run(at(&dir, now), ["--json", "log", "--all"]).json();
+    assert_eq!(json[0]["annotation"], evil);
+    assert_eq!(json[1]["retracted"]["reason"], "bad\u{1b}]0;pwned\u{7}\r");
+    assert_eq!(json[2]["annotation"], long.as_str());
+}
+
 #[test]
 fn status_alerts_and_disclosures_offline() {
     let tmp = tempfile::tempdir().unwrap();

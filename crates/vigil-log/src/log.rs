@@ -528,11 +528,24 @@ impl HealthLog {
         out
     }
 
-    /// Per-day min / max / mean / count for each metric, over non-retracted readings.
+    /// Per-day min / max / mean / count for each metric, over non-retracted
+    /// readings, by UTC day.
     pub fn daily_summaries(&self, metric: Option<Metric>) -> Vec<DailySummary> {
+        self.daily_summaries_by(metric, Day::of)
+    }
+
+    /// [`Self::daily_summaries`] by the days `day_of` assigns to a reading's
+    /// time (ms): the caller's local day, so that a resident's evening
+    /// readings count for that evening's date. The time zone is the
+    /// caller's to choose; the log never reads one.
+    pub fn daily_summaries_by(
+        &self,
+        metric: Option<Metric>,
+        day_of: impl Fn(i64) -> Day,
+    ) -> Vec<DailySummary> {
         let mut acc: BTreeMap<(Day, Metric), (f64, f64, f64, usize)> = BTreeMap::new();
         for r in self.readings(metric, i64::MIN, i64::MAX, false) {
-            let e = acc.entry((Day::of(r.time_ms), r.metric)).or_insert((
+            let e = acc.entry((day_of(r.time_ms), r.metric)).or_insert((
                 f64::INFINITY,
                 f64::NEG_INFINITY,
                 0.0,

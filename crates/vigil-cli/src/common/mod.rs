@@ -1,10 +1,11 @@
 //! The layer both programs stand on: one error type that carries its exit
-//! code, times and durations (jiff), text tables (comfy-table), atomic file
-//! writes (vigil-fs) and JSON output.
+//! code, times and durations (jiff), text tables (comfy-table), text made
+//! safe for a terminal, atomic file writes (vigil-fs) and JSON output.
 
 pub(crate) mod error;
 pub(crate) mod input;
 pub(crate) mod table;
+pub(crate) mod text;
 pub(crate) mod time;
 
 pub(crate) use error::{Error, exit, one_line};

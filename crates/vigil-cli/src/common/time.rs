@@ -1,11 +1,15 @@
-//! Times and durations, through jiff: RFC 3339 in (any offset), UTC out;
-//! durations such as `90s`, `10m`, `1h30m`, `2d` in, `4d 3h 12m` out.
-//! Times are ms since the Unix epoch, as everywhere in Vigil.
+//! Times and durations, through jiff: RFC 3339 in (any offset); out in
+//! UTC ([`format_time`], for JSON and `vigil-node`) or in a display
+//! [`Zone`] ([`format_time_in`], for what the resident reads); durations
+//! such as `90s`, `10m`, `1h30m`, `2d` in, `4d 3h 12m` out. Times are ms
+//! since the Unix epoch, as everywhere in Vigil.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use jiff::civil::Date;
 use jiff::fmt::friendly::{Designator, Spacing, SpanParser, SpanPrinter};
 use jiff::fmt::temporal::DateTimePrinter;
+use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, SpanRelativeTo, SpanRound, Timestamp, Unit};
 
 const MINUTE_MS: i64 = 60_000;
@@ -47,6 +51,72 @@ pub(crate) fn format_time(ms: i64) -> String {
     DateTimePrinter::new()
         .precision(precision)
         .timestamp_to_string(&t)
+}
+
+/// The time zone times are shown in: the system's, or UTC. Resolved once
+/// by the program (never inside library code) and passed to the
+/// formatting functions.
+#[derive(Debug, Clone)]
+pub(crate) struct Zone(TimeZone);
+
+impl Zone {
+    /// UTC (`--utc`).
+    pub(crate) fn utc() -> Zone {
+        Zone(TimeZone::UTC)
+    }
+
+    /// The system's zone: `TZ` if set, else `/etc/localtime` (or the
+    /// platform's setting). If it cannot be determined (an unknown `TZ`, no
+    /// zoneinfo database), UTC and a note saying why, for stderr.
+    pub(crate) fn system() -> (Zone, Option<String>) {
+        match TimeZone::try_system() {
+            Ok(tz) => (Zone(tz), None),
+            Err(e) => {
+                let why = match std::env::var_os("TZ") {
+                    Some(tz) => format!("TZ={:?} is not a time zone", tz.to_string_lossy()),
+                    None => format!("the system's time zone is unknown ({e})"),
+                };
+                (
+                    Zone::utc(),
+                    Some(format!("note: {why}; times are shown in UTC")),
+                )
+            }
+        }
+    }
+
+    /// The calendar date at `ms` in this zone.
+    pub(crate) fn date(&self, ms: i64) -> Option<Date> {
+        timestamp(ms).map(|t| t.to_zoned(self.0.clone()).date())
+    }
+
+    /// The instants `[start, end)` of `date` in this zone, ms: midnight to
+    /// the next midnight (23 or 25 hours across a daylight-saving change).
+    pub(crate) fn day_range(&self, date: Date) -> Option<(i64, i64)> {
+        let start = date.to_zoned(self.0.clone()).ok()?.start_of_day().ok()?;
+        let next = date.tomorrow().ok()?.to_zoned(self.0.clone()).ok()?;
+        let end = next.start_of_day().ok()?;
+        Some((
+            start.timestamp().as_millisecond(),
+            end.timestamp().as_millisecond(),
+        ))
+    }
+}
+
+/// RFC 3339 in `zone`, with milliseconds only when they are not zero:
+/// `2026-11-27T22:30:00+08:00`; `Z` where the offset is zero (UTC), as
+/// [`format_time`] writes it.
+pub(crate) fn format_time_in(ms: i64, zone: &Zone) -> String {
+    let Some(t) = timestamp(ms) else {
+        return ms.to_string();
+    };
+    let offset = zone.0.to_offset(t);
+    if offset.seconds() == 0 {
+        return format_time(ms);
+    }
+    let precision = (ms.rem_euclid(1000) != 0).then_some(3);
+    DateTimePrinter::new()
+        .precision(precision)
+        .timestamp_with_offset_to_string(&t, offset)
 }
 
 /// RFC 3339 in UTC, whole seconds: `2025-06-01T14:20:00Z`.
@@ -164,6 +234,33 @@ mod tests {
         ] {
             assert!(parse_rfc3339(bad).is_none(), "{bad}");
         }
+    }
+
+    fn zone(name: &str) -> Zone {
+        Zone(TimeZone::get(name).expect("the system's zoneinfo has it"))
+    }
+
+    #[test]
+    fn local_times_and_days() {
+        let t = parse_rfc3339("2026-11-27T14:30:00Z").unwrap();
+        let bj = zone("Asia/Shanghai");
+        assert_eq!(format_time_in(t, &bj), "2026-11-27T22:30:00+08:00");
+        assert_eq!(format_time_in(t + 5, &bj), "2026-11-27T22:30:00.005+08:00");
+        assert_eq!(format_time_in(t, &Zone::utc()), "2026-11-27T14:30:00Z");
+        assert_eq!(
+            format_time_in(t, &zone("America/St_Johns")),
+            "2026-11-27T11:00:00-03:30"
+        );
+        let date = bj.date(t + 3 * HOUR_MS).unwrap();
+        assert_eq!(date.to_string(), "2026-11-28");
+        let (start, end) = bj.day_range(date).unwrap();
+        assert_eq!(format_time(start), "2026-11-27T16:00:00Z");
+        assert_eq!(end - start, 24 * HOUR_MS);
+        // A day with a daylight-saving change is 23 hours long.
+        let ny = zone("America/New_York");
+        let (start, end) = ny.day_range("2026-03-08".parse().unwrap()).unwrap();
+        assert_eq!(format_time(start), "2026-03-08T05:00:00Z");
+        assert_eq!(end - start, 23 * HOUR_MS);
     }
 
     #[test]

@@ -22,8 +22,10 @@ key lives in a separate file, by default beside the directory with `.key` append
 ($HOME/.vigil.key); change it with --key-file (env VIGIL_KEY_FILE). Keep the key file out of \
 backups: without it the vault cannot be read.
 
-Times are RFC 3339 (2026-11-27T08:10:00Z, or with an offset such as +01:00) or `now`; they are \
-shown in UTC. Metrics: temperature (°C), heart-rate (bpm), spo2 (%), respiratory-rate (/min), \
+Times are RFC 3339 (2026-11-27T08:10:00Z, or with an offset such as +08:00) or `now`. They are \
+shown in the system's time zone (TZ, else /etc/localtime; UTC if it cannot be determined), and \
+--day names a day in that zone; --utc shows UTC and takes UTC days. --json always writes UTC. \
+Metrics: temperature (°C), heart-rate (bpm), spo2 (%), respiratory-rate (/min), \
 steps (count).";
 
 const AFTER_HELP: &str = "\
@@ -64,6 +66,10 @@ pub(crate) struct Cli {
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+
+    /// Show times in UTC and take --day as a UTC day, whatever the time zone.
+    #[arg(long, global = true)]
+    pub(crate) utc: bool,
 
     /// Use this time as "now" instead of the clock (tests and demos).
     #[arg(long, global = true, hide = true, env = "VIGIL_NOW", value_parser = parse_time_arg, value_name = "TIME")]
@@ -120,7 +126,7 @@ works with `annotate` and `retract`). Retracted readings are hidden unless --all
 
     /// Per-day minimum, maximum and mean of each metric.
     #[command(
-        long_about = "Per UTC day and metric: the number of readings, minimum, maximum and mean, \
+        long_about = "Per day (in the local time zone, or UTC with --utc) and metric: the number of readings, minimum, maximum and mean, \
 over readings that are not retracted.",
         after_help = "Examples:\n  vigil summary\n  vigil summary --metric temperature --json"
     )]
@@ -383,7 +389,7 @@ pub(crate) struct LogArgs {
     /// Only this metric.
     #[arg(long, value_parser = parse_metric)]
     pub(crate) metric: Option<Metric>,
-    /// Only this UTC day (YYYY-MM-DD).
+    /// Only this day (YYYY-MM-DD), local time unless --utc.
     #[arg(long, value_parser = parse_day, conflicts_with_all = ["from", "to"])]
     pub(crate) day: Option<vigil_log::Day>,
     /// Only readings at or after this time.
@@ -403,7 +409,7 @@ pub(crate) struct SummaryArgs {
     /// Only this metric.
     #[arg(long, value_parser = parse_metric)]
     pub(crate) metric: Option<Metric>,
-    /// Only this UTC day (YYYY-MM-DD).
+    /// Only this day (YYYY-MM-DD), local time unless --utc.
     #[arg(long, value_parser = parse_day)]
     pub(crate) day: Option<vigil_log::Day>,
 }
@@ -431,7 +437,7 @@ pub(crate) struct RetractArgs {
 /// `vigil check-in`.
 #[derive(Debug, Args)]
 pub(crate) struct CheckInArgs {
-    /// The UTC day (default: today).
+    /// The day (default: today), local time unless --utc.
     #[arg(long, value_parser = parse_day)]
     pub(crate) day: Option<vigil_log::Day>,
     /// SYMPTOM=SEVERITY pairs, e.g. cough=mild.

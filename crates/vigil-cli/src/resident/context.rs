@@ -13,6 +13,7 @@ use vigil_device::{FileKeyStore, SledStorage, Vault};
 use vigil_net::{DeviceConnection, EnrolmentCode};
 
 use super::error::open_error;
+use crate::common::time::{Zone, format_time_in};
 use crate::common::{Error as CliError, exit};
 
 /// The CLI's own state, a JSON file inside the vault directory, so that a
@@ -45,6 +46,9 @@ pub(crate) struct Ctx {
     pub(crate) now_ms: i64,
     /// Whether to print JSON.
     pub(crate) json: bool,
+    /// The zone times are shown in and days are taken in (`--utc`, or the
+    /// system's), resolved once by `run`.
+    pub(crate) zone: Zone,
     /// Standard output.
     pub(crate) out: Box<dyn Write>,
 }
@@ -55,6 +59,7 @@ impl std::fmt::Debug for Ctx {
             .field("dir", &self.dir)
             .field("key_file", &self.key_file)
             .field("now_ms", &self.now_ms)
+            .field("zone", &self.zone)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +86,12 @@ pub(crate) fn rng() -> UnwrapErr<getrandom::SysRng> {
 }
 
 impl Ctx {
+    /// A time for the text output, in the display zone (`--json` writes
+    /// UTC with `format_time`).
+    pub(crate) fn time(&self, ms: i64) -> String {
+        format_time_in(ms, &self.zone)
+    }
+
     /// The key store.
     pub(crate) fn key_store(&self) -> FileKeyStore {
         FileKeyStore::new(&self.key_file)
@@ -131,7 +142,7 @@ impl Ctx {
             vigil_device::DEFAULT_LOCK_WAIT,
             &mut tell,
         )
-        .map_err(|e| open_error(e, &self.dir, &self.key_file, self.now_ms))
+        .map_err(|e| open_error(e, &self.dir, &self.key_file, self.now_ms, &self.zone))
     }
 
     /// The tombstone of a shredded vault in the directory, if any.

@@ -6,7 +6,7 @@ use vigil_device::{
 };
 
 use super::fmt::value_error;
-use crate::common::time::format_time;
+use crate::common::time::{Zone, format_time, format_time_in};
 use crate::common::{Error as CliError, exit, one_line};
 
 impl From<StorageError> for CliError {
@@ -107,16 +107,20 @@ pub(crate) fn open_error(
     dir: &std::path::Path,
     key: &std::path::Path,
     now_ms: i64,
+    zone: &Zone,
 ) -> CliError {
     let (d, k) = (dir.display(), key.display());
     let shredded = |t: &vigil_device::Tombstone, note: &str| {
         let when = if t.shredded_at_ms >= now_ms - 1000 {
             format!(
                 "its monitoring period ended at {}, so it was shredded just now",
-                format_time(t.period.end_ms)
+                format_time_in(t.period.end_ms, zone)
             )
         } else {
-            format!("it was shredded at {}", format_time(t.shredded_at_ms))
+            format!(
+                "it was shredded at {}",
+                format_time_in(t.shredded_at_ms, zone)
+            )
         };
         CliError::new(
             exit::SHREDDED,

@@ -1,10 +1,10 @@
 //! Presentation shared by the commands: reading ids, values, units, names.
 
-use vigil_log::{FeverRule, HealthLog, LogError, Metric, Reading, ReadingId, Symptom};
+use vigil_log::{Day, FeverRule, HealthLog, LogError, Metric, Reading, ReadingId, Symptom};
 
 use super::cli::metric_name;
 use crate::common::Error as CliError;
-use crate::common::time::{format_duration, format_time};
+use crate::common::time::{Zone, format_duration, format_time_in};
 
 pub(crate) use crate::common::table::render as table;
 
@@ -31,15 +31,36 @@ pub(crate) fn value_with_unit(m: Metric, v: f64) -> String {
 }
 
 /// A reading as a confirmation names it: `3fa2c1d0-4 (temperature 37.9 °C
-/// at 2026-11-23T08:00:00Z)`.
-pub(crate) fn reading_line(r: &Reading) -> String {
+/// at 2026-11-23T08:00:00Z)`, its time in `zone`.
+pub(crate) fn reading_line(r: &Reading, zone: &Zone) -> String {
     format!(
         "{} ({} {} at {})",
         short_id(r.id),
         mname(r.metric),
         value_with_unit(r.metric, r.value),
-        format_time(r.time_ms)
+        format_time_in(r.time_ms, zone)
     )
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The day (as the log names days: a calendar date) that `ms` falls on in
+/// `zone`: a resident in Beijing finds an evening reading under today's
+/// date, not tomorrow's.
+pub(crate) fn local_day(ms: i64, zone: &Zone) -> Day {
+    zone.date(ms)
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map_or(Day::of(ms), |z| Day::of(z.timestamp().as_millisecond()))
+}
+
+/// The instants `[start, end)` of `day` in `zone`, ms.
+pub(crate) fn day_range(day: Day, zone: &Zone) -> (i64, i64) {
+    let utc = (day.start_ms(), day.start_ms() + DAY_MS);
+    let Ok(t) = jiff::Timestamp::from_millisecond(day.start_ms()) else {
+        return utc;
+    };
+    let date = t.to_zoned(jiff::tz::TimeZone::UTC).date();
+    zone.day_range(date).unwrap_or(utc)
 }
 
 /// A value as stored, shortest form (`37.9`, `72`, `4200`).

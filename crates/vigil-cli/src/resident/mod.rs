@@ -18,7 +18,8 @@ pub(crate) mod context;
 mod error;
 mod fmt;
 
-use crate::common::time::now_ms;
+use crate::common::text::printable;
+use crate::common::time::{Zone, now_ms};
 use crate::common::{Error as CliError, exit, one_line};
 use cli::Cli;
 use context::{Ctx, default_key_file, default_vault_dir};
@@ -100,7 +101,9 @@ fn fail(code: u8, message: &str, json: bool) -> ExitCode {
         let _ = writeln!(out, "{s}").and_then(|()| out.flush());
         return ExitCode::from(code);
     }
-    eprintln!("error: {message}");
+    // Messages may carry a node's words or a path: escaped on a terminal,
+    // so they cannot drive it (JSON has its own escaping).
+    eprintln!("error: {}", printable(message));
     ExitCode::from(code)
 }
 
@@ -114,11 +117,23 @@ fn context(cli: &Cli, out: Box<dyn Write>) -> Result<Ctx, CliError> {
         _ => default_key_file(&dir),
     };
     let real = now_ms();
+    // The display zone, once for the whole command; library code never
+    // reads it.
+    let zone = if cli.utc {
+        Zone::utc()
+    } else {
+        let (zone, note) = Zone::system();
+        if let Some(note) = note {
+            eprintln!("{}", printable(&note));
+        }
+        zone
+    };
     Ok(Ctx {
         dir,
         key_file,
         now_ms: cli.now.map_or(real, |t| t.resolve(real)),
         json: cli.json,
+        zone,
         out,
     })
 }

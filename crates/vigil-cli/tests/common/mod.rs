@@ -125,6 +125,9 @@ pub(crate) fn vigil(dir: &Path) -> Command {
     ] {
         c.env_remove(v);
     }
+    // Times are shown in the local zone: the tests' expectations are in
+    // UTC whatever the machine's zone (a test sets TZ itself to try others).
+    c.env("TZ", "UTC");
     c.arg("--vault").arg(dir);
     c
 }

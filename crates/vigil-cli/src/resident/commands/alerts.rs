@@ -128,8 +128,8 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
             .map(|p| {
                 vec![
                     alert_kind(p.kind).into(),
-                    format_time(p.queued_ms),
-                    p.first_sent_ms.map_or("not yet".into(), format_time),
+                    ctx.time(p.queued_ms),
+                    p.first_sent_ms.map_or("not yet".into(), |t| ctx.time(t)),
                     if p.overdue(ctx.now_ms) {
                         "OVERDUE: the community has not received it".into()
                     } else {
@@ -155,11 +155,9 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
             writeln!(
                 ctx.out,
                 "  onset {}, {}, peak {} °C",
-                format_time(e.onset_ms),
-                e.end_ms.map_or("ongoing".to_owned(), |t| format!(
-                    "ended {}",
-                    format_time(t)
-                )),
+                ctx.time(e.onset_ms),
+                e.end_ms
+                    .map_or("ongoing".to_owned(), |t| format!("ended {}", ctx.time(t))),
                 e.peak_c
             )?;
         }

@@ -22,7 +22,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &AnnotateArgs) -> Result<(), Error> {
             id: r.id.to_string(),
         });
     }
-    writeln!(ctx.out, "Annotated {}", reading_line(&r))?;
+    writeln!(ctx.out, "Annotated {}", reading_line(&r, &ctx.zone))?;
     Ok(())
 }
 

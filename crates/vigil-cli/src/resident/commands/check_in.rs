@@ -3,10 +3,9 @@
 use std::io::Write;
 
 use serde::Serialize;
-use vigil_log::{Day, Symptom};
+use vigil_log::Symptom;
 
 use crate::common::Error;
-use crate::common::time::format_time;
 use crate::resident::cli::*;
 use crate::resident::context::Ctx;
 use crate::resident::fmt::*;
@@ -14,17 +13,19 @@ use crate::resident::fmt::*;
 /// `vigil check-in`.
 pub(crate) fn run(ctx: &mut Ctx, args: &CheckInArgs) -> Result<(), Error> {
     let mut vault = ctx.open()?;
-    let day = args.day.unwrap_or(Day::of(ctx.now_ms));
+    // Days are the resident's local days (or UTC ones with --utc).
+    let today = local_day(ctx.now_ms, &ctx.zone);
+    let day = args.day.unwrap_or(today);
     if !args.set.is_empty() {
         let p = vault.period();
-        if day < Day::of(p.start_ms) || day > Day::of(p.end_ms - 1) {
+        if day < local_day(p.start_ms, &ctx.zone) || day > local_day(p.end_ms - 1, &ctx.zone) {
             return Err(Error::usage(format!(
                 "{day} is outside the monitoring period ({} to {})",
-                format_time(p.start_ms),
-                format_time(p.end_ms)
+                ctx.time(p.start_ms),
+                ctx.time(p.end_ms)
             )));
         }
-        if day > Day::of(ctx.now_ms) {
+        if day > today {
             return Err(Error::usage(format!("{day} is in the future")));
         }
         for (symptom, severity) in &args.set {

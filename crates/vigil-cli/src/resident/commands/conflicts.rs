@@ -7,9 +7,13 @@ use vigil_device::Vault;
 use vigil_log::{Conflict, Day, Severity, Symptom};
 
 use crate::common::Error;
+use crate::common::text::cut;
 use crate::resident::cli::*;
 use crate::resident::context::Ctx;
 use crate::resident::fmt::*;
+
+/// Widest a conflicting note is shown, in characters (`--json` has them whole).
+const CONFLICT_NOTE: usize = 120;
 
 fn conflict_key(c: &Conflict) -> String {
     match c {
@@ -66,7 +70,12 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ConflictsArgs) -> Result<(), Error> {
             ),
             Conflict::Annotation { values, .. } => (
                 "annotation".into(),
-                values.iter().map(|v| format!("{v:?}")).collect(),
+                // Escaped and cut: a note set on another device is
+                // someone else's text on this terminal.
+                values
+                    .iter()
+                    .map(|v| format!("\"{}\"", cut(v, CONFLICT_NOTE)))
+                    .collect(),
             ),
         };
         writeln!(ctx.out, "{key}  ({what}, set differently on your devices)")?;

@@ -6,6 +6,7 @@ use serde::Serialize;
 use vigil_device::Disclosure;
 
 use crate::common::Error;
+use crate::common::text::printable;
 use crate::common::time::format_time;
 use crate::resident::context::Ctx;
 use crate::resident::fmt::{alert_kind, node_hex, rule_text, table};
@@ -34,11 +35,12 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
                 rule,
                 label,
             } => vec![
-                format_time(*at_ms),
+                ctx.time(*at_ms),
                 "grant".into(),
                 format!(
-                    "fever-alert grant to node {}…: label {label:?}, rule {}",
+                    "fever-alert grant to node {}…: label \"{}\", rule {}",
                     &node_hex(node)[..16],
+                    printable(label),
                     rule_text(rule)
                 ),
             ],
@@ -48,12 +50,12 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
                 kind,
                 level,
             } => vec![
-                format_time(*at_ms),
+                ctx.time(*at_ms),
                 "alert sent".into(),
                 format!(
                     "fever episode {}, onset {} (10-minute slot), level {level}",
                     alert_kind(*kind),
-                    format_time(*onset_ms)
+                    ctx.time(*onset_ms)
                 ),
             ],
             Disclosure::AlertAcknowledged {
@@ -61,16 +63,16 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
                 onset_ms,
                 kind,
             } => vec![
-                format_time(*at_ms),
+                ctx.time(*at_ms),
                 "alert received".into(),
                 format!(
                     "the node acknowledged the alert (episode {}, onset {})",
                     alert_kind(*kind),
-                    format_time(*onset_ms)
+                    ctx.time(*onset_ms)
                 ),
             ],
             Disclosure::Pairing { at_ms, joiner } => vec![
-                format_time(*at_ms),
+                ctx.time(*at_ms),
                 "pairing".into(),
                 format!(
                     "the vault's key, wrapped to new device {}…",

@@ -8,6 +8,7 @@ use vigil_log::{FeverRule, RuleError};
 use vigil_net::TicketCode;
 
 use crate::common::input::text_arg;
+use crate::common::text::printable;
 use crate::common::time::{format_duration, format_time};
 use crate::common::{Error, one_line};
 use crate::resident::cli::*;
@@ -80,9 +81,10 @@ pub(crate) fn run(ctx: &mut Ctx, args: &EnrolArgs) -> Result<(), Error> {
     }
     writeln!(
         ctx.out,
-        "Enrolled with node {}.\nStaff see your alerts as {label:?} (the label they set in your ticket; a label from the node is shown escaped).\nUntil {} the node may receive fever alerts (episode onset to 10 minutes, level), and nothing else of your log.\nRule: at least {} reading(s) ≥ {} °C within {}; an episode ends after {} below.\nThis grant is recorded in `vigil disclosures`; `vigil sync` now uses this node.",
+        "Enrolled with node {}.\nStaff see your alerts as \"{}\" (the label they set in your ticket; a label from the node is shown escaped).\nUntil {} the node may receive fever alerts (episode onset to 10 minutes, level), and nothing else of your log.\nRule: at least {} reading(s) ≥ {} °C within {}; an episode ends after {} below.\nThis grant is recorded in `vigil disclosures`; `vigil sync` now uses this node.",
         code.addr,
-        format_time(grant.valid_until_ms),
+        printable(label),
+        ctx.time(grant.valid_until_ms),
         rule.confirm_count,
         rule.threshold_c,
         format_duration(rule.confirm_window_ms),
@@ -92,8 +94,8 @@ pub(crate) fn run(ctx: &mut Ctx, args: &EnrolArgs) -> Result<(), Error> {
         writeln!(
             ctx.out,
             "(Staff set the period to end at {}, before this vault's end at {}: the node keeps your mailbox and alerts until then.)",
-            format_time(grant.valid_until_ms),
-            format_time(p.end_ms)
+            ctx.time(grant.valid_until_ms),
+            ctx.time(p.end_ms)
         )?;
     }
     if previous.is_some_and(|p| p != code.to_string()) {
@@ -111,7 +113,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &EnrolArgs) -> Result<(), Error> {
         Err(e) => writeln!(
             ctx.out,
             "Alerts already due could not be sent yet ({}); `vigil sync` retries.",
-            one_line(&e.to_string())
+            printable(&one_line(&e.to_string()))
         )?,
         Ok(_) => {}
     }

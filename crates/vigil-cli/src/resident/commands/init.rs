@@ -7,7 +7,6 @@ use vigil_device::{Period, Vault};
 
 use crate::common::Error;
 use crate::common::exit;
-use crate::common::time::format_time;
 use crate::resident::cli::*;
 use crate::resident::context::{Ctx, rng};
 use crate::resident::error::open_error;
@@ -21,7 +20,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &InitArgs) -> Result<(), Error> {
             format!(
                 "{} holds the tombstone of a vault shredded at {}: choose another --vault directory",
                 ctx.dir.display(),
-                format_time(t.shredded_at_ms)
+                ctx.time(t.shredded_at_ms)
             ),
         ));
     }
@@ -48,8 +47,8 @@ pub(crate) fn run(ctx: &mut Ctx, args: &InitArgs) -> Result<(), Error> {
     if period.end_ms <= ctx.now_ms {
         return Err(Error::usage(format!(
             "that period ({} to {}) is already over",
-            format_time(period.start_ms),
-            format_time(period.end_ms)
+            ctx.time(period.start_ms),
+            ctx.time(period.end_ms)
         )));
     }
     if let Some(parent) = ctx.key_file.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -57,7 +56,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &InitArgs) -> Result<(), Error> {
     }
     std::fs::create_dir_all(&ctx.dir)?;
     let vault = Vault::create(&ctx.dir, period, Box::new(ctx.key_store()), &mut rng())
-        .map_err(|e| open_error(e, &ctx.dir, &ctx.key_file, ctx.now_ms))?;
+        .map_err(|e| open_error(e, &ctx.dir, &ctx.key_file, ctx.now_ms, &ctx.zone))?;
     if ctx.json {
         return ctx.print_json(&Created {
             device: vault.device_id().to_string(),
@@ -72,8 +71,8 @@ pub(crate) fn run(ctx: &mut Ctx, args: &InitArgs) -> Result<(), Error> {
         "Created vault {} in {}\nPeriod: {} to {} ({} days); then the vault is shredded.\nKey file: {} (keep it out of backups; without it the vault cannot be read).\nNext: `vigil enrol <ticket>` with the ticket staff gave you (for sync and fever alerts), `vigil record temperature 36.8`.",
         vault.vault_id(),
         ctx.dir.display(),
-        format_time(period.start_ms),
-        format_time(period.end_ms),
+        ctx.time(period.start_ms),
+        ctx.time(period.end_ms),
         args.days,
         ctx.key_file.display()
     )?;

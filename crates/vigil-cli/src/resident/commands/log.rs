@@ -6,12 +6,17 @@ use serde::Serialize;
 use vigil_log::HealthLog;
 
 use crate::common::Error;
+use crate::common::text::cut;
 use crate::common::time::format_time;
 use crate::resident::cli::*;
 use crate::resident::context::Ctx;
 use crate::resident::fmt::*;
 
-const DAY_MS: i64 = 86_400_000;
+/// Widest a note is shown in the table, and a retraction's reason, in
+/// characters: the whole text is in `--json`, and a table line stays
+/// within a terminal's width.
+const NOTE_COLUMN: usize = 40;
+const REASON_COLUMN: usize = 30;
 
 /// One reading in `vigil log --json`; the annotation and retraction are
 /// null when there is none (keys are always present: README, "JSON output").
@@ -55,7 +60,7 @@ fn reading_json(log: &HealthLog, r: &vigil_log::Reading) -> ReadingJson {
 pub(crate) fn run(ctx: &mut Ctx, args: &LogArgs) -> Result<(), Error> {
     let vault = ctx.open()?;
     let (from, to) = match args.day {
-        Some(d) => (d.start_ms(), d.start_ms() + DAY_MS),
+        Some(d) => day_range(d, &ctx.zone),
         None => (
             args.from.map_or(i64::MIN, |t| t.resolve(ctx.now_ms)),
             args.to.map_or(i64::MAX, |t| t.resolve(ctx.now_ms)),
@@ -75,7 +80,10 @@ pub(crate) fn run(ctx: &mut Ctx, args: &LogArgs) -> Result<(), Error> {
         .iter()
         .map(|r| {
             let mut note = log.annotation(r.id);
-            let mut n = note.first().cloned().unwrap_or_default();
+            let mut n = note
+                .first()
+                .map(|n| cut(n, NOTE_COLUMN))
+                .unwrap_or_default();
             if note.len() > 1 {
                 n.push_str(&format!(" [{} conflicting notes]", note.len()));
             }
@@ -83,7 +91,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &LogArgs) -> Result<(), Error> {
                 note.clear();
                 n = format!(
                     "RETRACTED ({}){}",
-                    x.reason,
+                    cut(&x.reason, REASON_COLUMN),
                     if n.is_empty() {
                         String::new()
                     } else {
@@ -92,7 +100,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &LogArgs) -> Result<(), Error> {
                 );
             }
             vec![
-                format_time(r.time_ms),
+                ctx.time(r.time_ms),
                 mname(r.metric).to_owned(),
                 fmt_value(r.value),
                 unit_label(r.metric).to_owned(),

@@ -12,7 +12,7 @@ use vigil_device::{KeyStore, PendingJoin, SledStorage, SyncFailure, Vault};
 use vigil_net::{DeviceConnection, EnrolmentCode};
 use vigil_proto::{ProtoError, SyncError};
 
-use crate::common::time::{format_duration, format_time};
+use crate::common::time::format_duration;
 use crate::common::{Error, exit, one_line};
 use crate::resident::cli::*;
 use crate::resident::context::{Ctx, JOINER_FILE, connect, parse_node_code, rng, write_private};
@@ -221,7 +221,7 @@ fn interrupted_join(ctx: &Ctx) -> Result<bool, Error> {
             format!(
                 "{} holds the tombstone of a vault shredded at {}: pass --vault DIR with a new directory",
                 ctx.dir.display(),
-                format_time(t.shredded_at_ms)
+                ctx.time(t.shredded_at_ms)
             ),
         ));
     }
@@ -359,7 +359,7 @@ fn joined(ctx: &mut Ctx, code: &EnrolmentCode, vault: &Vault, sas: &str) -> Resu
         "Joined vault {} ({} readings; period ends {}). Key file: {}.\nTo send fever alerts from this device too, run `vigil enrol <node code> --label ...` here.",
         vault.vault_id(),
         vault.log().len(),
-        format_time(p.end_ms),
+        ctx.time(p.end_ms),
         ctx.key_file.display()
     )?;
     Ok(())

@@ -19,8 +19,8 @@ pub(crate) fn open_for_reading_at(ctx: &mut Ctx, at: i64) -> Result<vigil_device
     if at > ctx.now_ms + FUTURE_SLACK_MS {
         return Err(Error::usage(format!(
             "{} is in the future (now is {})",
-            format_time(at),
-            format_time(ctx.now_ms)
+            ctx.time(at),
+            ctx.time(ctx.now_ms)
         )));
     }
     let vault = ctx.open()?;
@@ -28,9 +28,9 @@ pub(crate) fn open_for_reading_at(ctx: &mut Ctx, at: i64) -> Result<vigil_device
     if at < p.start_ms || at >= p.end_ms {
         return Err(Error::usage(format!(
             "{} is outside the monitoring period ({} to {})",
-            format_time(at),
-            format_time(p.start_ms),
-            format_time(p.end_ms)
+            ctx.time(at),
+            ctx.time(p.start_ms),
+            ctx.time(p.end_ms)
         )));
     }
     Ok(vault)
@@ -59,7 +59,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RecordArgs) -> Result<(), Error> {
         "Recorded {} {} at {} (id {})",
         mname(args.metric),
         value_with_unit(args.metric, args.value),
-        format_time(at),
+        ctx.time(at),
         short_id(id)
     )?;
     if queued > 0 {

@@ -64,7 +64,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RecordGattArgs) -> Result<(), Error> {
             "Recorded {} {} at {} (id {}) from GATT {c:04X}",
             mname(r.metric),
             value_with_unit(r.metric, r.value),
-            format_time(r.time_ms),
+            ctx.time(r.time_ms),
             short_id(r.id)
         )?;
     }

@@ -99,7 +99,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> {
 
 fn recover_error(ctx: &Ctx, e: RecoverError) -> Error {
     match e {
-        RecoverError::Open(e) => open_error(e, &ctx.dir, &ctx.key_file, ctx.now_ms),
+        RecoverError::Open(e) => open_error(e, &ctx.dir, &ctx.key_file, ctx.now_ms, &ctx.zone),
         RecoverError::PeriodUnknown => Error::usage(format!(
             "the vault's period is not recorded in {} (its marker file is missing or damaged): pass --start TIME and --days N as given to `vigil init`",
             ctx.dir.display()

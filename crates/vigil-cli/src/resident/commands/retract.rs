@@ -26,7 +26,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RetractArgs) -> Result<(), Error> {
     writeln!(
         ctx.out,
         "Retracted {}: it no longer counts in views, summaries, exports or alerts",
-        reading_line(&r)
+        reading_line(&r, &ctx.zone)
     )?;
     Ok(())
 }

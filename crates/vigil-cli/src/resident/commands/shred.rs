@@ -103,7 +103,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
     writeln!(
         ctx.out,
         "Vault {vault_id} shredded at {}: the key file is destroyed and the store deleted; only a tombstone remains in {}.",
-        format_time(tombstone.shredded_at_ms),
+        ctx.time(tombstone.shredded_at_ms),
         ctx.dir.display()
     )?;
     match receipt {
@@ -111,7 +111,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ShredArgs) -> Result<(), Error> {
             writeln!(
                 ctx.out,
                 "The node's signed receipt (verified): at {} it deleted {} blob(s) ({} bytes), {} grant(s) and {} alert(s).",
-                format_time(b.deleted_at_ms),
+                ctx.time(b.deleted_at_ms),
                 b.blobs,
                 b.bytes,
                 b.grants,
@@ -164,7 +164,7 @@ fn already_shredded(ctx: &mut Ctx, at_ms: i64, vault: Option<String>) -> Result<
         ctx.out,
         "The vault in {} was already shredded at {}; only its tombstone remains.",
         ctx.dir.display(),
-        format_time(at_ms)
+        ctx.time(at_ms)
     )?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use vigil_net::EnrolmentCode;
 
 use super::alerts::{EpisodeJson, PendingJson, rules};
 use crate::common::Error;
-use crate::common::time::{format_duration, format_time};
+use crate::common::time::{Zone, format_duration, format_time, format_time_in};
 use crate::resident::context::Ctx;
 use crate::resident::fmt::{Num, node_hex};
 
@@ -19,7 +19,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
     if ctx.json {
         return ctx.print_json(&StatusJson::of(&status));
     }
-    ctx.out.write_all(status.text().as_bytes())?;
+    ctx.out.write_all(status.text(&ctx.zone).as_bytes())?;
     Ok(())
 }
 
@@ -87,8 +87,9 @@ impl Status {
         })
     }
 
-    /// The text output: one line per fact, the name in a 12-column field.
-    fn text(&self) -> String {
+    /// The text output: one line per fact, the name in a 12-column field,
+    /// times in `zone`.
+    fn text(&self, zone: &Zone) -> String {
         let Status {
             now,
             period: p,
@@ -106,8 +107,8 @@ impl Status {
             "Period",
             format!(
                 "{} to {}: {}",
-                format_time(p.start_ms),
-                format_time(p.end_ms),
+                format_time_in(p.start_ms, zone),
+                format_time_in(p.end_ms, zone),
                 if now < p.start_ms {
                     format!("starts in {}", format_duration(p.start_ms - now))
                 } else {
@@ -128,8 +129,10 @@ impl Status {
                 } else {
                     String::new()
                 },
-                self.last_reading
-                    .map_or(String::new(), |t| format!(", last at {}", format_time(t)))
+                self.last_reading.map_or(String::new(), |t| format!(
+                    ", last at {}",
+                    format_time_in(t, zone)
+                ))
             ),
         );
         line(
@@ -146,7 +149,11 @@ impl Status {
         line(
             "Last sync",
             self.last_sync.map_or("never".into(), |t| {
-                format!("{} ({} ago)", format_time(t), format_duration(now - t))
+                format!(
+                    "{} ({} ago)",
+                    format_time_in(t, zone),
+                    format_duration(now - t)
+                )
             }),
         );
         line(
@@ -176,7 +183,11 @@ impl Status {
         line(
             "Fever",
             self.fever.as_ref().map_or("none now".into(), |e| {
-                format!("since {} (peak {} °C)", format_time(e.onset_ms), e.peak_c)
+                format!(
+                    "since {} (peak {} °C)",
+                    format_time_in(e.onset_ms, zone),
+                    e.peak_c
+                )
             }),
         );
         s

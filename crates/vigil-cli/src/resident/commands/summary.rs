@@ -14,7 +14,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &SummaryArgs) -> Result<(), Error> {
     let vault = ctx.open()?;
     let sums: Vec<_> = vault
         .log()
-        .daily_summaries(args.metric)
+        .daily_summaries_by(args.metric, |t| local_day(t, &ctx.zone))
         .into_iter()
         .filter(|s| args.day.is_none_or(|d| s.day == d))
         .collect();
