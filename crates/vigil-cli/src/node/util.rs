@@ -5,37 +5,13 @@ use std::io::Write;
 
 use crate::common::Error;
 
-/// Text a resident chose (a label) made safe for a terminal: control
-/// characters, which could move the cursor or recolour the operator's
-/// screen, are shown escaped.
-pub(crate) fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+// One escaping for both programs (control characters, bidi overrides):
+// labels are text a resident chose.
+pub(crate) use crate::common::text::{cut, printable};
 
 /// Widest a label is shown in a table, in characters: the whole label is
 /// in `--json` and in each command's own message.
 pub(crate) const LABEL_COLUMN: usize = 32;
-
-/// [`printable`] text cut to `max` characters (an ellipsis marks the cut),
-/// so one long label cannot push a table past the terminal's width.
-pub(crate) fn cut(s: &str, max: usize) -> String {
-    let p = printable(s);
-    if p.chars().count() <= max {
-        return p;
-    }
-    let mut c: String = p.chars().take(max.saturating_sub(1)).collect();
-    c.truncate(c.trim_end().len());
-    c.push('…');
-    c
-}
 
 /// `1.2 KiB`.
 pub(crate) fn bytes(n: u64) -> String {

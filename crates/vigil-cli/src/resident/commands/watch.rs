@@ -24,6 +24,7 @@ use vigil_device::{SyncFailure, SyncSchedule};
 use vigil_log::gatt;
 use vigil_net::{DeviceConnection, EnrolmentCode};
 
+use crate::common::text::printable;
 use crate::common::time::{format_duration, format_time, now_ms};
 use crate::common::{Error, exit, one_line};
 use crate::resident::cli::WatchArgs;
@@ -187,8 +188,10 @@ impl Watcher<'_> {
 
     /// Prints one event: a JSON object on one line, or the time and `text`.
     fn event(&mut self, name: &str, fields: Value, text: String) -> Result<(), Error> {
-        let time = format_time((self.clock)());
+        let at = (self.clock)();
         if self.ctx.json {
+            // JSON keeps UTC, as every command's JSON does.
+            let time = format_time(at);
             let mut obj = match fields {
                 Value::Object(m) => m,
                 _ => serde_json::Map::new(),
@@ -198,7 +201,8 @@ impl Watcher<'_> {
             let line = serde_json::to_string(&obj).map_err(|e| Error::failed(e.to_string()))?;
             writeln!(self.ctx.out, "{line}")?;
         } else {
-            writeln!(self.ctx.out, "{time}  {}", one_line(&text))?;
+            let time = self.ctx.time(at);
+            writeln!(self.ctx.out, "{time}  {}", printable(&one_line(&text)))?;
         }
         self.ctx.out.flush()?;
         Ok(())
@@ -235,7 +239,7 @@ impl Watcher<'_> {
                     format!(
                         "synced with node {}: sent {bytes_sent} bytes ({pushed} bundle(s)), received {bytes_received} bytes ({received} bundle(s)); next sync at {}",
                         self.code.addr,
-                        format_time(next)
+                        self.ctx.time(next)
                     ),
                 )?;
                 if delivered > 0 {
@@ -400,7 +404,7 @@ impl Watcher<'_> {
                     "recorded {} {} at {} (id {}) from GATT {c:04X}",
                     mname(r.metric),
                     value_with_unit(r.metric, r.value),
-                    format_time(r.time_ms),
+                    self.ctx.time(r.time_ms),
                     short_id(r.id)
                 ),
             )?;
