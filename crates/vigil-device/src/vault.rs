@@ -9,7 +9,7 @@ use vigil_crypto::rand_core::CryptoRng;
 use vigil_crypto::{KeySchedule, RootKey, ShortAuthCode, VaultId, X25519Identity, X25519PublicKey};
 use vigil_log::{
     ChangeHash, Day, DeviceId, FeverRule, HealthLog, LogError, Metric, Reading, ReadingId,
-    Severity, Symptom, Unit,
+    Retraction, Severity, Symptom, Unit,
 };
 use vigil_proto::{
     Exchange, GrantDeletion, ProtoError, RedeemTicket, Registration, SyncError, Ticket, drive,
@@ -424,6 +424,17 @@ impl Vault {
     pub fn retract(&mut self, id: ReadingId, reason: &str, time_ms: i64) -> Result<(), WriteError> {
         self.log.retract(id, reason, time_ms)?;
         self.persist()
+    }
+
+    /// Takes back a reading's retraction (durable on Ok): it counts again
+    /// in views, statistics and the fever rule, so alerts are evaluated
+    /// anew at `now_ms` (a fever it completes is alerted now). Returns the
+    /// retraction removed.
+    pub fn unretract(&mut self, id: ReadingId, now_ms: i64) -> Result<Retraction, WriteError> {
+        let r = self.log.unretract(id)?;
+        self.persist()?;
+        self.evaluate_alerts(now_ms)?;
+        Ok(r)
     }
 
     /// Sets a check-in value, or resolves a conflict (durable on Ok).

@@ -66,6 +66,9 @@ pub enum LogError {
     /// A reading id that is not in the log.
     #[error("no reading {0} in this log")]
     UnknownReading(ReadingId),
+    /// Un-retracting a reading that is not retracted.
+    #[error("reading {0} is not retracted")]
+    NotRetracted(ReadingId),
     /// A reading id that could not be parsed.
     #[error("invalid reading id {0:?}")]
     InvalidReadingId(String),

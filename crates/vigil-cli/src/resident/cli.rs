@@ -139,6 +139,15 @@ fever rule.",
     )]
     Retract(RetractArgs),
 
+    /// Take back a retraction (the reading counts again).
+    #[command(
+        long_about = "Take back the retraction of a reading: it counts again in views, \
+summaries, exports and the fever rule (a fever it completes is alerted). The retraction \
+stays in the log's history.",
+        after_help = "Example:\n  vigil unretract 3fa2c1d0-4"
+    )]
+    Unretract(UnretractArgs),
+
     /// Daily symptom check-in (set symptoms, or show a day's check-in).
     #[command(
         name = "check-in",
@@ -406,6 +415,13 @@ pub(crate) struct RetractArgs {
     /// Why it is wrong; `-` reads it from standard input.
     #[arg(long)]
     pub(crate) reason: String,
+}
+
+/// `vigil unretract`.
+#[derive(Debug, Args)]
+pub(crate) struct UnretractArgs {
+    /// The reading's id, as `vigil log --all` shows it.
+    pub(crate) id: String,
 }
 
 /// `vigil check-in`.
