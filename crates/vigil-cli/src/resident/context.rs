@@ -98,8 +98,23 @@ impl Ctx {
             || self.dir.join(vigil_device::TOMBSTONE_FILE).exists()
     }
 
+    /// Whether the vault path names something other than a directory (a
+    /// regular file, say), which no command can use as a vault.
+    pub(crate) fn dir_is_not_a_directory(&self) -> bool {
+        fs::metadata(&self.dir).is_ok_and(|m| !m.is_dir())
+    }
+
     /// Opens the vault (shredding it if its period is over).
     pub(crate) fn open(&self) -> Result<Vault, CliError> {
+        if self.dir_is_not_a_directory() {
+            return Err(CliError::new(
+                exit::NO_VAULT,
+                format!(
+                    "{} is a file, not a vault directory: pass --vault DIR",
+                    self.dir.display()
+                ),
+            ));
+        }
         if self.joiner_pending() && !self.key_file.exists() {
             return Err(CliError::new(
                 exit::NO_VAULT,

@@ -15,6 +15,12 @@ use crate::resident::fmt::PeriodJson;
 
 /// `vigil init`.
 pub(crate) fn run(ctx: &mut Ctx, args: &InitArgs) -> Result<(), Error> {
+    if ctx.dir_is_not_a_directory() {
+        return Err(Error::usage(format!(
+            "{} is a file, not a vault directory: pass --vault with a new or empty directory (nothing was changed)",
+            ctx.dir.display()
+        )));
+    }
     if let Some(t) = ctx.tombstone() {
         return Err(Error::new(
             exit::SHREDDED,
