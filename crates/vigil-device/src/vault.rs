@@ -344,12 +344,31 @@ impl Vault {
 
     /// Records a reading. When this returns Ok the reading is sealed and
     /// durably stored (see SECURITY.md for what "durably" means on sled).
+    ///
+    /// An alert this reading completes is queued as of `time_ms`: for a
+    /// reading measured earlier and entered now, use
+    /// [`Vault::record_received`], or the alert looks overdue at once.
     pub fn record(
         &mut self,
         metric: Metric,
         value: f64,
         unit: Unit,
         time_ms: i64,
+    ) -> Result<ReadingId, WriteError> {
+        self.record_received(metric, value, unit, time_ms, time_ms)
+    }
+
+    /// [`Vault::record`] of a reading measured at `time_ms` and entered at
+    /// `now_ms` (a back-dated reading): an alert it completes is queued at
+    /// `now_ms`, so its delivery deadline runs from when it could first be
+    /// sent, not from when the fever was measured.
+    pub fn record_received(
+        &mut self,
+        metric: Metric,
+        value: f64,
+        unit: Unit,
+        time_ms: i64,
+        now_ms: i64,
     ) -> Result<ReadingId, WriteError> {
         let id = self.log.record(metric, value, unit, time_ms)?;
         self.persist()?;
@@ -359,7 +378,7 @@ impl Vault {
                 &mut self.crypto,
                 &self.log,
                 value,
-                time_ms,
+                now_ms,
             )?;
         }
         Ok(id)
@@ -407,7 +426,9 @@ impl Vault {
                     &mut self.crypto,
                     &self.log,
                     r.value,
-                    r.time_ms,
+                    // Queued when it arrived, not when the packet says it
+                    // was measured (a wristband's stored readings).
+                    received_at_ms,
                 )?;
             }
         }

@@ -78,7 +78,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RecordArgs) -> Result<(), Error> {
     let at = args.at.map_or(ctx.now_ms, |t| t.resolve(ctx.now_ms));
     let mut vault = open_for_reading_at(ctx, at)?;
     let before = vault.pending_alerts()?.len();
-    let id = vault.record(args.metric, args.value, args.metric.unit(), at)?;
+    let id = vault.record_received(args.metric, args.value, args.metric.unit(), at, ctx.now_ms)?;
     let queued = vault.pending_alerts()?.len().saturating_sub(before);
     if ctx.json {
         return ctx.print_json(&Recorded {
