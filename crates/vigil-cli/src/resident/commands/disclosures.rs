@@ -1,5 +1,6 @@
 //! `vigil disclosures`: everything that left this device.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
@@ -14,8 +15,16 @@ use crate::resident::fmt::{alert_kind, node_hex, rule_text, table};
 pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
     let vault = ctx.open()?;
     let all = vault.disclosures()?;
+    let ends = episode_ends(&vault)?;
+    // An "ended" alert names its episode by the onset; the row shows when
+    // the episode ended, which is what the alert told the node.
+    let ended = |kind: u8, onset_ms: i64| {
+        (kind == vigil_proto::alert::ALERT_END)
+            .then(|| ends.get(&onset_ms).copied())
+            .flatten()
+    };
     if ctx.json {
-        let v: Vec<DisclosureJson> = all.iter().map(DisclosureJson::of).collect();
+        let v: Vec<DisclosureJson> = all.iter().map(|d| DisclosureJson::of(d, &ended)).collect();
         return ctx.print_json(&v);
     }
     if all.is_empty() {
@@ -50,11 +59,18 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
             } => vec![
                 format_time(*at_ms),
                 "alert sent".into(),
-                format!(
-                    "fever episode {}, onset {} (10-minute slot), level {level}",
-                    alert_kind(*kind),
-                    format_time(*onset_ms)
-                ),
+                match ended(*kind, *onset_ms) {
+                    Some(end) => format!(
+                        "fever episode ended at {} (onset {}, 10-minute slot), level {level}",
+                        format_time(end),
+                        format_time(*onset_ms)
+                    ),
+                    None => format!(
+                        "fever episode {}, onset {} (10-minute slot), level {level}",
+                        alert_kind(*kind),
+                        format_time(*onset_ms)
+                    ),
+                },
             ],
             Disclosure::AlertAcknowledged {
                 at_ms,
@@ -63,11 +79,18 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
             } => vec![
                 format_time(*at_ms),
                 "alert received".into(),
-                format!(
-                    "the node acknowledged the alert (episode {}, onset {})",
-                    alert_kind(*kind),
-                    format_time(*onset_ms)
-                ),
+                match ended(*kind, *onset_ms) {
+                    Some(end) => format!(
+                        "the node acknowledged the alert (episode ended at {}, onset {})",
+                        format_time(end),
+                        format_time(*onset_ms)
+                    ),
+                    None => format!(
+                        "the node acknowledged the alert (episode {}, onset {})",
+                        alert_kind(*kind),
+                        format_time(*onset_ms)
+                    ),
+                },
             ],
             Disclosure::Pairing { at_ms, joiner } => vec![
                 format_time(*at_ms),
@@ -99,6 +122,8 @@ struct DisclosureJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     device: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    ended: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     episode: Option<&'static str>,
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,7 +142,7 @@ struct DisclosureJson {
 }
 
 impl DisclosureJson {
-    fn of(d: &Disclosure) -> Self {
+    fn of(d: &Disclosure, ended: &dyn Fn(u8, i64) -> Option<i64>) -> Self {
         match d {
             Disclosure::Grant {
                 at_ms,
@@ -141,6 +166,7 @@ impl DisclosureJson {
                 kind,
                 level,
             } => DisclosureJson {
+                ended: ended(*kind, *onset_ms).map(format_time),
                 episode: Some(alert_kind(*kind)),
                 kind: "alert-sent",
                 level: Some(*level),
@@ -153,6 +179,7 @@ impl DisclosureJson {
                 onset_ms,
                 kind,
             } => DisclosureJson {
+                ended: ended(*kind, *onset_ms).map(format_time),
                 episode: Some(alert_kind(*kind)),
                 kind: "alert-acknowledged",
                 onset: Some(format_time(*onset_ms)),
@@ -167,4 +194,19 @@ impl DisclosureJson {
             },
         }
     }
+}
+
+/// When each ended fever episode of the log ended, by its rounded onset
+/// (how alerts name an episode), under every rule this vault granted.
+fn episode_ends(vault: &vigil_device::Vault) -> Result<BTreeMap<i64, i64>, Error> {
+    let mut ends = BTreeMap::new();
+    for rule in super::alerts::rules(&vault.grants()?) {
+        for e in vault.log().fever_episodes_including_retracted(&rule) {
+            if let Some(end) = e.end_ms {
+                ends.entry(vigil_proto::alert::round_onset(e.onset_ms))
+                    .or_insert(end);
+            }
+        }
+    }
+    Ok(ends)
 }
