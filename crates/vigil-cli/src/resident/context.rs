@@ -216,7 +216,15 @@ pub(crate) fn parse_node_code(s: &str) -> Result<EnrolmentCode, CliError> {
 
 /// Connects to the node, pinning its certificate.
 pub(crate) fn connect(code: &EnrolmentCode) -> Result<DeviceConnection, CliError> {
-    DeviceConnection::connect(code, CONNECT_TIMEOUT)
+    connect_within(code, CONNECT_TIMEOUT)
+}
+
+/// [`connect`], giving up after `timeout` (a command's own `--timeout`).
+pub(crate) fn connect_within(
+    code: &EnrolmentCode,
+    timeout: Duration,
+) -> Result<DeviceConnection, CliError> {
+    DeviceConnection::connect(code, timeout)
         .map_err(|e| CliError::from(e).context(&format!("node {}", code.addr)))
 }
 
