@@ -153,7 +153,7 @@ stays in the log's history.",
         name = "check-in",
         long_about = "Set how you feel today (or on --day): SYMPTOM=SEVERITY pairs. Symptoms: \
 cough, sore-throat, fatigue, headache, shortness-of-breath, loss-of-taste-or-smell, muscle-ache, \
-chills. Severities: none, mild, moderate, severe. Without pairs, shows the day's check-in.",
+chills, fever, other (any other symptom). Each symptom once. Severities: none, mild, moderate, severe. Without pairs, shows the day's check-in.",
         after_help = "Examples:\n  vigil check-in cough=mild fatigue=none\n  vigil check-in --day 2026-11-27 headache=moderate\n  vigil check-in --day 2026-11-27"
     )]
     CheckIn(CheckInArgs),
