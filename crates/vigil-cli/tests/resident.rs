@@ -420,7 +420,7 @@ fn annotate_retract_and_check_in() {
     assert!(r.out.contains("cough") && r.out.contains("mild"));
     let day = run(at(&dir, now), ["--json", "check-in", "--day", "2026-11-23"]).json();
     let syms = day["symptoms"].as_array().unwrap();
-    assert_eq!(syms.len(), 8);
+    assert_eq!(syms.len(), 10);
     assert_eq!(syms[0]["symptom"], "cough");
     assert_eq!(syms[0]["value"], "mild");
     assert_eq!(syms[1]["value"], "none");

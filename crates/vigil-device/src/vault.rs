@@ -9,7 +9,7 @@ use vigil_crypto::rand_core::CryptoRng;
 use vigil_crypto::{KeySchedule, RootKey, ShortAuthCode, VaultId, X25519Identity, X25519PublicKey};
 use vigil_log::{
     ChangeHash, Day, DeviceId, FeverRule, HealthLog, LogError, Metric, Reading, ReadingId,
-    Severity, Symptom, Unit,
+    Retraction, Severity, Symptom, Unit,
 };
 use vigil_proto::{
     Exchange, GrantDeletion, ProtoError, RedeemTicket, Registration, SyncError, Ticket, drive,
@@ -344,12 +344,31 @@ impl Vault {
 
     /// Records a reading. When this returns Ok the reading is sealed and
     /// durably stored (see SECURITY.md for what "durably" means on sled).
+    ///
+    /// An alert this reading completes is queued as of `time_ms`: for a
+    /// reading measured earlier and entered now, use
+    /// [`Vault::record_received`], or the alert looks overdue at once.
     pub fn record(
         &mut self,
         metric: Metric,
         value: f64,
         unit: Unit,
         time_ms: i64,
+    ) -> Result<ReadingId, WriteError> {
+        self.record_received(metric, value, unit, time_ms, time_ms)
+    }
+
+    /// [`Vault::record`] of a reading measured at `time_ms` and entered at
+    /// `now_ms` (a back-dated reading): an alert it completes is queued at
+    /// `now_ms`, so its delivery deadline runs from when it could first be
+    /// sent, not from when the fever was measured.
+    pub fn record_received(
+        &mut self,
+        metric: Metric,
+        value: f64,
+        unit: Unit,
+        time_ms: i64,
+        now_ms: i64,
     ) -> Result<ReadingId, WriteError> {
         let id = self.log.record(metric, value, unit, time_ms)?;
         self.persist()?;
@@ -359,7 +378,7 @@ impl Vault {
                 &mut self.crypto,
                 &self.log,
                 value,
-                time_ms,
+                now_ms,
             )?;
         }
         Ok(id)
@@ -407,7 +426,9 @@ impl Vault {
                     &mut self.crypto,
                     &self.log,
                     r.value,
-                    r.time_ms,
+                    // Queued when it arrived, not when the packet says it
+                    // was measured (a wristband's stored readings).
+                    received_at_ms,
                 )?;
             }
         }
@@ -424,6 +445,17 @@ impl Vault {
     pub fn retract(&mut self, id: ReadingId, reason: &str, time_ms: i64) -> Result<(), WriteError> {
         self.log.retract(id, reason, time_ms)?;
         self.persist()
+    }
+
+    /// Takes back a reading's retraction (durable on Ok): it counts again
+    /// in views, statistics and the fever rule, so alerts are evaluated
+    /// anew at `now_ms` (a fever it completes is alerted now). Returns the
+    /// retraction removed.
+    pub fn unretract(&mut self, id: ReadingId, now_ms: i64) -> Result<Retraction, WriteError> {
+        let r = self.log.unretract(id)?;
+        self.persist()?;
+        self.evaluate_alerts(now_ms)?;
+        Ok(r)
     }
 
     /// Sets a check-in value, or resolves a conflict (durable on Ok).

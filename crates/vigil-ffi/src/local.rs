@@ -37,6 +37,10 @@ pub enum Symptom {
     MuscleAche,
     /// Chills or feeling feverish.
     Chills,
+    /// Fever (felt, besides the thermometer's readings).
+    Fever,
+    /// Any other symptom.
+    Other,
 }
 
 impl From<Symptom> for vigil::Symptom {
@@ -50,6 +54,8 @@ impl From<Symptom> for vigil::Symptom {
             Symptom::LossOfTasteOrSmell => vigil::Symptom::LossOfTasteOrSmell,
             Symptom::MuscleAche => vigil::Symptom::MuscleAche,
             Symptom::Chills => vigil::Symptom::Chills,
+            Symptom::Fever => vigil::Symptom::Fever,
+            Symptom::Other => vigil::Symptom::Other,
         }
     }
 }
@@ -66,6 +72,8 @@ impl From<vigil::Symptom> for Symptom {
             vigil::Symptom::LossOfTasteOrSmell => Symptom::LossOfTasteOrSmell,
             vigil::Symptom::MuscleAche => Symptom::MuscleAche,
             vigil::Symptom::Chills => Symptom::Chills,
+            vigil::Symptom::Fever => Symptom::Fever,
+            vigil::Symptom::Other => Symptom::Other,
         }
     }
 }

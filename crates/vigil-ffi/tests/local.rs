@@ -124,7 +124,7 @@ fn a_resident_day_through_the_binding() {
         .unwrap();
 
     let checkin = vault.check_in_of(day.clone()).unwrap();
-    assert_eq!(checkin.len(), 8, "every symptom, answered or not");
+    assert_eq!(checkin.len(), 10, "every symptom, answered or not");
     let answer = |s: Symptom| {
         checkin
             .iter()

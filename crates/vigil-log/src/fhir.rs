@@ -39,6 +39,8 @@
 //! | loss_of_taste_or_smell | none: text only (SNOMED CT has 36955009 Loss of taste and 44169009 Anosmia, but no concept for "either"; coding both would claim they are one) |
 //! | muscle_ache | 68962001 Muscle pain |
 //! | chills | 43724002 Chill |
+//! | fever | 386661006 Fever |
+//! | other | none: text only ("Other symptom": not one finding but any) |
 //!
 //! | severity | SNOMED CT qualifier value |
 //! |---|---|
@@ -164,6 +166,9 @@ fn symptom_coding(s: Symptom) -> (Option<(&'static str, &'static str)>, &'static
         Symptom::LossOfTasteOrSmell => (None, "Loss of taste or smell"),
         Symptom::MuscleAche => (Some(("68962001", "Muscle pain")), "Muscle ache"),
         Symptom::Chills => (Some(("43724002", "Chill")), "Chills"),
+        Symptom::Fever => (Some(("386661006", "Fever")), "Fever"),
+        // Not one symptom but any: text only, as for loss of taste or smell.
+        Symptom::Other => (None, "Other symptom"),
     }
 }
 

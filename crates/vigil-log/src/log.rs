@@ -337,6 +337,25 @@ impl HealthLog {
         Ok(())
     }
 
+    /// Takes back a retraction: the reading counts again in views and
+    /// statistics. Returns the retraction removed (the one shown).
+    ///
+    /// CRDT-safe: deleting the key removes every retraction this device has
+    /// seen; a retraction another device makes concurrently is not seen, so
+    /// it survives the merge and the reading stays retracted (a retraction
+    /// is the cautious outcome), which the resident can then undo again.
+    pub fn unretract(&mut self, id: ReadingId) -> Result<Retraction, LogError> {
+        self.require(id)?;
+        let Some(r) = self.retraction(id) else {
+            return Err(LogError::NotRetracted(id));
+        };
+        self.doc
+            .delete(&self.retractions, id.to_string())
+            .map_err(|e| LogError::Malformed(e.to_string()))?;
+        self.doc.commit();
+        Ok(r)
+    }
+
     /// Sets one symptom of a day's check-in. Setting a value that is in
     /// conflict resolves the conflict.
     pub fn check_in(

@@ -66,6 +66,9 @@ pub enum LogError {
     /// A reading id that is not in the log.
     #[error("no reading {0} in this log")]
     UnknownReading(ReadingId),
+    /// Un-retracting a reading that is not retracted.
+    #[error("reading {0} is not retracted")]
+    NotRetracted(ReadingId),
     /// A reading id that could not be parsed.
     #[error("invalid reading id {0:?}")]
     InvalidReadingId(String),
@@ -476,11 +479,16 @@ pub enum Symptom {
     MuscleAche,
     /// Chills or feeling feverish.
     Chills,
+    /// Fever, as the resident feels it (the thermometer's readings are
+    /// separate and alone drive alerts).
+    Fever,
+    /// Any other symptom (the resident's notes say which).
+    Other,
 }
 
 impl Symptom {
     /// Every symptom.
-    pub const ALL: [Symptom; 8] = [
+    pub const ALL: [Symptom; 10] = [
         Symptom::Cough,
         Symptom::SoreThroat,
         Symptom::Fatigue,
@@ -489,6 +497,8 @@ impl Symptom {
         Symptom::LossOfTasteOrSmell,
         Symptom::MuscleAche,
         Symptom::Chills,
+        Symptom::Fever,
+        Symptom::Other,
     ];
 
     /// The symptom's name in the log and the CLI.
@@ -502,6 +512,10 @@ impl Symptom {
             Symptom::LossOfTasteOrSmell => "loss_of_taste_or_smell",
             Symptom::MuscleAche => "muscle_ache",
             Symptom::Chills => "chills",
+            // New names only add keys to the log: a reader that does not
+            // know them skips them, and every earlier key reads as before.
+            Symptom::Fever => "fever",
+            Symptom::Other => "other",
         }
     }
 }

@@ -360,3 +360,35 @@ fn two<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
         (&mut r[0], &mut l[b])
     }
 }
+
+/// Un-retracting on one device while another retracts the same reading
+/// anew: both converge, and the concurrent retraction (not seen by the
+/// un-retract) wins, so the reading stays out of views on both.
+#[test]
+fn unretract_converges_and_a_concurrent_retraction_survives() {
+    let mut phone = HealthLog::new(dev(1));
+    let id = phone
+        .record(Metric::BodyTemperature, 39.9, Unit::Celsius, T0)
+        .unwrap();
+    phone.retract(id, "thermometer in tea", T0 + MIN).unwrap();
+    let mut tablet = replica(&mut phone, dev(2));
+    assert_eq!(
+        phone.unretract(id).unwrap().reason,
+        "thermometer in tea",
+        "returns what it took back"
+    );
+    assert!(phone.retraction(id).is_none());
+    assert_eq!(phone.readings(None, i64::MIN, i64::MAX, false).len(), 1);
+    assert_eq!(phone.unretract(id), Err(LogError::NotRetracted(id)));
+    // Merged alone, the un-retract reaches the tablet.
+    let mut tablet2 = replica(&mut tablet, dev(3));
+    tablet2.merge(&mut phone).unwrap();
+    assert!(tablet2.retraction(id).is_none());
+    // Concurrently, the tablet retracts it again: that retraction survives.
+    tablet.retract(id, "still wrong", T0 + 2 * MIN).unwrap();
+    phone.merge(&mut tablet).unwrap();
+    tablet.merge(&mut phone).unwrap();
+    assert_eq!(phone.view(), tablet.view());
+    assert_eq!(phone.retraction(id).unwrap().reason, "still wrong");
+    assert!(phone.readings(None, i64::MIN, i64::MAX, false).is_empty());
+}

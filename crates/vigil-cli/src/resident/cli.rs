@@ -147,13 +147,22 @@ fever rule.",
     )]
     Retract(RetractArgs),
 
+    /// Take back a retraction (the reading counts again).
+    #[command(
+        long_about = "Take back the retraction of a reading: it counts again in views, \
+summaries, exports and the fever rule (a fever it completes is alerted). The retraction \
+stays in the log's history.",
+        after_help = "Example:\n  vigil unretract 3fa2c1d0-4"
+    )]
+    Unretract(UnretractArgs),
+
     /// Daily symptom check-in (set symptoms, or show a day's check-in).
     #[command(
         name = "check-in",
         visible_alias = "checkin",
         long_about = "Set how you feel today (or on --day): SYMPTOM=SEVERITY pairs. Symptoms: \
 cough, sore-throat, fatigue, headache, shortness-of-breath, loss-of-taste-or-smell, muscle-ache, \
-chills. Severities: none, mild, moderate, severe. Without pairs, shows the day's check-in.",
+chills, fever, other (any other symptom). Each symptom once. Severities: none, mild, moderate, severe. Without pairs, shows the day's check-in.",
         after_help = "Examples:\n  vigil check-in cough=mild fatigue=none\n  vigil check-in --day 2026-11-27 headache=moderate\n  vigil check-in --day 2026-11-27"
     )]
     CheckIn(CheckInArgs),
@@ -432,6 +441,13 @@ pub(crate) struct RetractArgs {
     /// Why it is wrong; `-` reads it from standard input.
     #[arg(long)]
     pub(crate) reason: String,
+}
+
+/// `vigil unretract`.
+#[derive(Debug, Args)]
+pub(crate) struct UnretractArgs {
+    /// The reading's id, as `vigil log --all` shows it.
+    pub(crate) id: String,
 }
 
 /// `vigil check-in`.

@@ -109,8 +109,23 @@ impl Ctx {
             || self.dir.join(vigil_device::TOMBSTONE_FILE).exists()
     }
 
+    /// Whether the vault path names something other than a directory (a
+    /// regular file, say), which no command can use as a vault.
+    pub(crate) fn dir_is_not_a_directory(&self) -> bool {
+        fs::metadata(&self.dir).is_ok_and(|m| !m.is_dir())
+    }
+
     /// Opens the vault (shredding it if its period is over).
     pub(crate) fn open(&self) -> Result<Vault, CliError> {
+        if self.dir_is_not_a_directory() {
+            return Err(CliError::new(
+                exit::NO_VAULT,
+                format!(
+                    "{} is a file, not a vault directory: pass --vault DIR",
+                    self.dir.display()
+                ),
+            ));
+        }
         if self.joiner_pending() && !self.key_file.exists() {
             return Err(CliError::new(
                 exit::NO_VAULT,
@@ -212,7 +227,15 @@ pub(crate) fn parse_node_code(s: &str) -> Result<EnrolmentCode, CliError> {
 
 /// Connects to the node, pinning its certificate.
 pub(crate) fn connect(code: &EnrolmentCode) -> Result<DeviceConnection, CliError> {
-    DeviceConnection::connect(code, CONNECT_TIMEOUT)
+    connect_within(code, CONNECT_TIMEOUT)
+}
+
+/// [`connect`], giving up after `timeout` (a command's own `--timeout`).
+pub(crate) fn connect_within(
+    code: &EnrolmentCode,
+    timeout: Duration,
+) -> Result<DeviceConnection, CliError> {
+    DeviceConnection::connect(code, timeout)
         .map_err(|e| CliError::from(e).context(&format!("node {}", code.addr)))
 }
 

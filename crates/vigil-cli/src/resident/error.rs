@@ -111,14 +111,24 @@ pub(crate) fn open_error(
 ) -> CliError {
     let (d, k) = (dir.display(), key.display());
     let shredded = |t: &vigil_device::Tombstone, note: &str| {
-        let when = if t.shredded_at_ms >= now_ms - 1000 {
+        // What the tombstone records: when the shred happened, and the
+        // period. Before the period's end, only the resident can have asked
+        // for it (on this device or another); at or after it, the period
+        // ending did it, and "just now" only on the open that shredded.
+        let when = if t.shredded_at_ms < t.period.end_ms {
+            format!(
+                "it was shredded by the resident at {}, before the end of its monitoring period",
+                format_time_in(t.shredded_at_ms, zone)
+            )
+        } else if t.shredded_at_ms == now_ms {
             format!(
                 "its monitoring period ended at {}, so it was shredded just now",
                 format_time_in(t.period.end_ms, zone)
             )
         } else {
             format!(
-                "it was shredded at {}",
+                "its monitoring period ended at {}, and it was shredded at {}",
+                format_time_in(t.period.end_ms, zone),
                 format_time_in(t.shredded_at_ms, zone)
             )
         };

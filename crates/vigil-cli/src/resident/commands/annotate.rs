@@ -13,6 +13,11 @@ use crate::resident::fmt::*;
 /// `vigil annotate`.
 pub(crate) fn run(ctx: &mut Ctx, args: &AnnotateArgs) -> Result<(), Error> {
     let text = text_arg(&args.text, "note")?;
+    if text.trim().is_empty() {
+        return Err(Error::usage(
+            "the note is empty: write what to note about the reading (nothing was changed)",
+        ));
+    }
     let mut vault = ctx.open()?;
     let r = find_reading(vault.log(), &args.id)?;
     vault.annotate(r.id, &text)?;

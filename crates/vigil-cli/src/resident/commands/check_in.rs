@@ -12,6 +12,17 @@ use crate::resident::fmt::*;
 
 /// `vigil check-in`.
 pub(crate) fn run(ctx: &mut Ctx, args: &CheckInArgs) -> Result<(), Error> {
+    // `cough=mild cough=severe` would keep the last one without a word.
+    for (i, (symptom, severity)) in args.set.iter().enumerate() {
+        if let Some((_, other)) = args.set[..i].iter().find(|(s, _)| s == symptom) {
+            return Err(Error::usage(format!(
+                "{} is given twice ({} and {}): give each symptom once (nothing was saved)",
+                symptom_name(*symptom),
+                other.name(),
+                severity.name()
+            )));
+        }
+    }
     let mut vault = ctx.open()?;
     // Days are the resident's local days (or UTC ones with --utc).
     let today = local_day(ctx.now_ms, &ctx.zone);

@@ -29,6 +29,9 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ConflictsArgs) -> Result<(), Error> {
         return resolve(ctx, &mut vault, key, value.as_deref(), *pick);
     }
     let all = vault.log().conflicts();
+    let me = vault.device_id();
+    // Who set each value: the device id the log records with it.
+    let devices = |c: &Conflict| vault.log().conflict_devices(c);
     if ctx.json {
         let v: Vec<ConflictJson> = all
             .iter()
@@ -39,6 +42,10 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ConflictsArgs) -> Result<(), Error> {
                     values,
                 } => ConflictJson {
                     day: Some(day.to_string()),
+                    devices: devices(c)
+                        .iter()
+                        .map(|d| d.map(|d| d.to_string()))
+                        .collect(),
                     key: conflict_key(c),
                     kind: "check-in",
                     reading: None,
@@ -47,6 +54,10 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ConflictsArgs) -> Result<(), Error> {
                 },
                 Conflict::Annotation { reading, values } => ConflictJson {
                     day: None,
+                    devices: devices(c)
+                        .iter()
+                        .map(|d| d.map(|d| d.to_string()))
+                        .collect(),
                     key: conflict_key(c),
                     kind: "annotation",
                     reading: Some(reading.to_string()),
@@ -79,9 +90,15 @@ pub(crate) fn run(ctx: &mut Ctx, args: &ConflictsArgs) -> Result<(), Error> {
             ),
         };
         writeln!(ctx.out, "{key}  ({what}, set differently on your devices)")?;
+        let by = devices(c);
         for (i, v) in values.iter().enumerate() {
-            let shown = if i == 0 { "  (shown now)" } else { "" };
-            writeln!(ctx.out, "  {}. {v}{shown}", i + 1)?;
+            let shown = if i == 0 { ", shown now" } else { "" };
+            let who = match by.get(i).copied().flatten() {
+                Some(d) if d == me => "this device".to_owned(),
+                Some(d) => format!("device {}", &d.to_string()[..8]),
+                None => "an unknown device".to_owned(),
+            };
+            writeln!(ctx.out, "  {}. {v}  (set on {who}{shown})", i + 1)?;
         }
         writeln!(ctx.out, "  resolve: vigil conflicts resolve {key} --pick N")?;
     }
@@ -140,6 +157,11 @@ fn resolve(
             value: severity.name().to_owned(),
         }
     } else {
+        // Every reading id has a `-`: without one, the key is likely a
+        // symptom's name, which needs its day.
+        if !key.contains('-') {
+            return Err(not_a_key(&all, key));
+        }
         let r = find_reading(vault.log(), key)?;
         let values = unresolved(&all, key, |c| match c {
             Conflict::Annotation { reading, values } if *reading == r.id => Some(values.clone()),
@@ -166,6 +188,32 @@ fn resolve(
     Ok(())
 }
 
+/// The refusal of a key that is neither DAY/SYMPTOM nor a reading id: what
+/// a key is, and, for a bare symptom name, its conflicts' keys.
+fn not_a_key(all: &[Conflict], key: &str) -> Error {
+    let hint = match key.parse::<Symptom>() {
+        Ok(symptom) => {
+            let keys: Vec<String> = all
+                .iter()
+                .filter(|c| matches!(c, Conflict::CheckIn { symptom: s, .. } if *s == symptom))
+                .map(conflict_key)
+                .collect();
+            if keys.is_empty() {
+                format!(
+                    "; there is no unresolved conflict about {}",
+                    symptom_name(symptom)
+                )
+            } else {
+                format!("; for {}: {}", symptom_name(symptom), keys.join(", "))
+            }
+        }
+        Err(_) => String::new(),
+    };
+    Error::usage(format!(
+        "{key:?} is not a conflict key: give DAY/SYMPTOM (e.g. 2026-11-23/cough) for a check-in or the reading id for an annotation, as `vigil conflicts` lists them{hint}"
+    ))
+}
+
 /// The values of the one conflict in `all` that `find` picks out, or the
 /// usage error for `key`, which names no unresolved conflict.
 fn unresolved(
@@ -185,6 +233,8 @@ fn unresolved(
 #[derive(Debug, Serialize)]
 struct ConflictJson {
     day: Option<String>,
+    /// The device that set each of `values` (`null` if unknown).
+    devices: Vec<Option<String>>,
     key: String,
     kind: &'static str,
     reading: Option<String>,

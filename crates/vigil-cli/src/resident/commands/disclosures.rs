@@ -1,5 +1,6 @@
 //! `vigil disclosures`: everything that left this device.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
@@ -15,8 +16,16 @@ use crate::resident::fmt::{alert_kind, node_hex, rule_text, table};
 pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
     let vault = ctx.open()?;
     let all = vault.disclosures()?;
+    let ends = episode_ends(&vault)?;
+    // An "ended" alert names its episode by the onset; the row shows when
+    // the episode ended, which is what the alert told the node.
+    let ended = |kind: u8, onset_ms: i64| {
+        (kind == vigil_proto::alert::ALERT_END)
+            .then(|| ends.get(&onset_ms).copied())
+            .flatten()
+    };
     if ctx.json {
-        let v: Vec<DisclosureJson> = all.iter().map(DisclosureJson::of).collect();
+        let v: Vec<DisclosureJson> = all.iter().map(|d| DisclosureJson::of(d, &ended)).collect();
         return ctx.print_json(&v);
     }
     if all.is_empty() {
@@ -52,11 +61,18 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
             } => vec![
                 ctx.time(*at_ms),
                 "alert sent".into(),
-                format!(
-                    "fever episode {}, onset {} (10-minute slot), level {level}",
-                    alert_kind(*kind),
-                    ctx.time(*onset_ms)
-                ),
+                match ended(*kind, *onset_ms) {
+                    Some(end) => format!(
+                        "fever episode ended at {} (onset {}, 10-minute slot), level {level}",
+                        ctx.time(end),
+                        ctx.time(*onset_ms)
+                    ),
+                    None => format!(
+                        "fever episode {}, onset {} (10-minute slot), level {level}",
+                        alert_kind(*kind),
+                        ctx.time(*onset_ms)
+                    ),
+                },
             ],
             Disclosure::AlertAcknowledged {
                 at_ms,
@@ -65,11 +81,18 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
             } => vec![
                 ctx.time(*at_ms),
                 "alert received".into(),
-                format!(
-                    "the node acknowledged the alert (episode {}, onset {})",
-                    alert_kind(*kind),
-                    ctx.time(*onset_ms)
-                ),
+                match ended(*kind, *onset_ms) {
+                    Some(end) => format!(
+                        "the node acknowledged the alert (episode ended at {}, onset {})",
+                        ctx.time(end),
+                        ctx.time(*onset_ms)
+                    ),
+                    None => format!(
+                        "the node acknowledged the alert (episode {}, onset {})",
+                        alert_kind(*kind),
+                        ctx.time(*onset_ms)
+                    ),
+                },
             ],
             Disclosure::Pairing { at_ms, joiner } => vec![
                 ctx.time(*at_ms),
@@ -98,6 +121,7 @@ struct DisclosureJson {
     confirm_window_ms: Option<i64>,
     /// The joining device's pairing key, hex (`node` names an address elsewhere).
     device_key: Option<String>,
+    ended: Option<String>,
     episode: Option<&'static str>,
     kind: &'static str,
     label: Option<String>,
@@ -111,7 +135,7 @@ struct DisclosureJson {
 }
 
 impl DisclosureJson {
-    fn of(d: &Disclosure) -> Self {
+    fn of(d: &Disclosure, ended: &dyn Fn(u8, i64) -> Option<i64>) -> Self {
         match d {
             Disclosure::Grant {
                 at_ms,
@@ -135,6 +159,7 @@ impl DisclosureJson {
                 kind,
                 level,
             } => DisclosureJson {
+                ended: ended(*kind, *onset_ms).map(format_time),
                 episode: Some(alert_kind(*kind)),
                 kind: "alert-sent",
                 level: Some(*level),
@@ -147,6 +172,7 @@ impl DisclosureJson {
                 onset_ms,
                 kind,
             } => DisclosureJson {
+                ended: ended(*kind, *onset_ms).map(format_time),
                 episode: Some(alert_kind(*kind)),
                 kind: "alert-acknowledged",
                 onset: Some(format_time(*onset_ms)),
@@ -161,4 +187,19 @@ impl DisclosureJson {
             },
         }
     }
+}
+
+/// When each ended fever episode of the log ended, by its rounded onset
+/// (how alerts name an episode), under every rule this vault granted.
+fn episode_ends(vault: &vigil_device::Vault) -> Result<BTreeMap<i64, i64>, Error> {
+    let mut ends = BTreeMap::new();
+    for rule in super::alerts::rules(&vault.grants()?) {
+        for e in vault.log().fever_episodes_including_retracted(&rule) {
+            if let Some(end) = e.end_ms {
+                ends.entry(vigil_proto::alert::round_onset(e.onset_ms))
+                    .or_insert(end);
+            }
+        }
+    }
+    Ok(ends)
 }

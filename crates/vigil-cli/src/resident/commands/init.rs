@@ -7,13 +7,24 @@ use vigil_device::{Period, Vault};
 
 use crate::common::Error;
 use crate::common::exit;
+use crate::common::time::format_duration;
 use crate::resident::cli::*;
 use crate::resident::context::{Ctx, rng};
 use crate::resident::error::open_error;
 use crate::resident::fmt::PeriodJson;
 
+const DAY_MS: i64 = 86_400_000;
+/// How far ahead a period may start.
+const MAX_START_AHEAD_MS: i64 = 30 * DAY_MS;
+
 /// `vigil init`.
 pub(crate) fn run(ctx: &mut Ctx, args: &InitArgs) -> Result<(), Error> {
+    if ctx.dir_is_not_a_directory() {
+        return Err(Error::usage(format!(
+            "{} is a file, not a vault directory: pass --vault with a new or empty directory (nothing was changed)",
+            ctx.dir.display()
+        )));
+    }
     if let Some(t) = ctx.tombstone() {
         return Err(Error::new(
             exit::SHREDDED,
@@ -43,6 +54,16 @@ pub(crate) fn run(ctx: &mut Ctx, args: &InitArgs) -> Result<(), Error> {
         )));
     }
     let start = args.start.map_or(ctx.now_ms, |t| t.resolve(ctx.now_ms));
+    // A start years ahead is a typo far more often than a plan: the vault
+    // would sit unused, and its period's end with it.
+    if start > ctx.now_ms + MAX_START_AHEAD_MS {
+        return Err(Error::usage(format!(
+            "the period would start at {}, {} in the future: a period may start at most {} days from now (nothing was created)",
+            ctx.time(start),
+            format_duration(start - ctx.now_ms),
+            MAX_START_AHEAD_MS / DAY_MS
+        )));
+    }
     let period = Period::days(start, args.days);
     if period.end_ms <= ctx.now_ms {
         return Err(Error::usage(format!(
@@ -66,14 +87,23 @@ pub(crate) fn run(ctx: &mut Ctx, args: &InitArgs) -> Result<(), Error> {
             vault_dir: ctx.dir.display().to_string(),
         });
     }
+    let starts = if start > ctx.now_ms {
+        format!(
+            "; it starts in {}, and readings before then are refused",
+            format_duration(start - ctx.now_ms)
+        )
+    } else {
+        String::new()
+    };
     writeln!(
         ctx.out,
-        "Created vault {} in {}\nPeriod: {} to {} ({} days); then the vault is shredded.\nKey file: {} (keep it out of backups; without it the vault cannot be read).\nNext: `vigil enrol <ticket>` with the ticket staff gave you (for sync and fever alerts), `vigil record temperature 36.8`.",
+        "Created vault {} in {}\nPeriod: {} to {} ({} day{}){starts}; then the vault is shredded.\nKey file: {} (keep it out of backups; without it the vault cannot be read).\nNext: `vigil enrol <ticket>` with the ticket staff gave you (for sync and fever alerts), `vigil record temperature 36.8`.",
         vault.vault_id(),
         ctx.dir.display(),
         ctx.time(period.start_ms),
         ctx.time(period.end_ms),
         args.days,
+        if args.days == 1 { "" } else { "s" },
         ctx.key_file.display()
     )?;
     Ok(())

@@ -27,6 +27,7 @@ mod shred;
 mod status;
 mod summary;
 mod sync;
+mod unretract;
 mod watch;
 
 /// Runs one command.
@@ -39,6 +40,7 @@ pub(crate) fn run(ctx: &mut Ctx, command: &Command) -> Result<(), Error> {
         Command::Summary(a) => summary::run(ctx, a),
         Command::Annotate(a) => annotate::run(ctx, a),
         Command::Retract(a) => retract::run(ctx, a),
+        Command::Unretract(a) => unretract::run(ctx, a),
         Command::CheckIn(a) => check_in::run(ctx, a),
         Command::Conflicts(a) => conflicts::run(ctx, a),
         Command::Disclosures => disclosures::run(ctx),

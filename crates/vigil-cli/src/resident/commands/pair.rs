@@ -15,7 +15,9 @@ use vigil_proto::{ProtoError, SyncError};
 use crate::common::time::format_duration;
 use crate::common::{Error, exit, one_line};
 use crate::resident::cli::*;
-use crate::resident::context::{Ctx, JOINER_FILE, connect, parse_node_code, rng, write_private};
+use crate::resident::context::{
+    CONNECT_TIMEOUT, Ctx, JOINER_FILE, connect, connect_within, parse_node_code, rng, write_private,
+};
 use crate::resident::error::shredded_elsewhere;
 use crate::resident::fmt::PeriodJson;
 
@@ -292,7 +294,18 @@ fn wait_for_offer(
 ) -> Result<(DeviceConnection, PendingJoin), Error> {
     let deadline = Instant::now() + Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
     let poll = Duration::from_millis(u64::try_from(poll_ms.max(100)).unwrap_or(2000));
-    let mut conn = Some(connect(code)?);
+    // `--timeout` covers connecting too: a down node must not hold the
+    // command for the full connect timeout past it (0 means "ask once",
+    // which still gets the usual connect timeout).
+    let connect_timeout = |first: bool| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if first && timeout_ms <= 0 {
+            CONNECT_TIMEOUT
+        } else {
+            left.clamp(Duration::from_millis(200), CONNECT_TIMEOUT)
+        }
+    };
+    let mut conn = Some(connect_within(code, connect_timeout(true))?);
     let mut last_err: Option<Error> = None;
     loop {
         if let Some(c) = conn.as_mut() {
@@ -326,7 +339,7 @@ fn wait_for_offer(
                 .max(Duration::from_millis(50)),
         );
         if conn.is_none() {
-            match connect(code) {
+            match connect_within(code, connect_timeout(false)) {
                 Ok(c) => conn = Some(c),
                 Err(e) => last_err = Some(e),
             }

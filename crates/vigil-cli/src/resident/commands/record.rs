@@ -36,13 +36,49 @@ pub(crate) fn open_for_reading_at(ctx: &mut Ctx, at: i64) -> Result<vigil_device
     Ok(vault)
 }
 
+/// For a value the log refuses, what it most likely is: a temperature in
+/// °F, or an SpO2 written as a fraction. Only when the converted value is
+/// itself valid, so the hint never suggests another refusal.
+fn unit_hint(metric: vigil_log::Metric, value: f64) -> Option<String> {
+    use vigil_log::Metric;
+    let (lo, hi) = metric.range();
+    let valid = |v: f64| (lo..=hi).contains(&v);
+    match metric {
+        Metric::BodyTemperature => {
+            // Rounded to the 0.1 °C a thermometer shows.
+            let c = ((value - 32.0) * 5.0 / 9.0 * 10.0).round() / 10.0;
+            valid(c).then(|| {
+                format!(
+                    "{} looks like °F (= {c:.1} °C); Vigil records °C: `vigil record temperature {c:.1}`",
+                    fmt_value(value)
+                )
+            })
+        }
+        Metric::SpO2 if value > 0.0 && value <= 1.0 => {
+            let p = (value * 100.0).round();
+            valid(p).then(|| {
+                format!(
+                    "{} looks like a fraction (= {p} %); Vigil records percent: `vigil record spo2 {p}`",
+                    fmt_value(value)
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
 /// `vigil record`.
 pub(crate) fn run(ctx: &mut Ctx, args: &RecordArgs) -> Result<(), Error> {
-    validate_value(args.metric, args.value)?;
+    validate_value(args.metric, args.value).map_err(|e| {
+        match unit_hint(args.metric, args.value) {
+            Some(hint) => Error::usage(format!("{}: {hint}", e.message)),
+            None => e,
+        }
+    })?;
     let at = args.at.map_or(ctx.now_ms, |t| t.resolve(ctx.now_ms));
     let mut vault = open_for_reading_at(ctx, at)?;
     let before = vault.pending_alerts()?.len();
-    let id = vault.record(args.metric, args.value, args.metric.unit(), at)?;
+    let id = vault.record_received(args.metric, args.value, args.metric.unit(), at, ctx.now_ms)?;
     let queued = vault.pending_alerts()?.len().saturating_sub(before);
     if ctx.json {
         return ctx.print_json(&Recorded {

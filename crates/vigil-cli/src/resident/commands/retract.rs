@@ -15,6 +15,16 @@ pub(crate) fn run(ctx: &mut Ctx, args: &RetractArgs) -> Result<(), Error> {
     let reason = text_arg(&args.reason, "reason")?;
     let mut vault = ctx.open()?;
     let r = find_reading(vault.log(), &args.id)?;
+    // Retracting again would silently replace the first reason.
+    if let Some(x) = vault.log().retraction(r.id) {
+        return Err(Error::usage(format!(
+            "reading {} is already retracted (at {}, reason {:?}); nothing was changed. To count it again: `vigil unretract {}`",
+            reading_line(&r, &ctx.zone),
+            ctx.time(x.time_ms),
+            x.reason,
+            short_id(r.id)
+        )));
+    }
     vault.retract(r.id, &reason, ctx.now_ms)?;
     if ctx.json {
         return ctx.print_json(&Retracted {
