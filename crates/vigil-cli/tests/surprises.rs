@@ -266,8 +266,8 @@ fn a_back_dated_fever_is_not_overdue_seconds_after_it_is_recorded() {
         run(vigil(&phone), ["record", "temperature", v, "--at", &at]).ok();
     }
     let a = run(vigil(&phone), ["--json", "alerts"]).json();
-    assert_eq!(a["pending"].as_array().unwrap().len(), 1, "{a}");
-    assert_eq!(a["pending"][0]["overdue"], false, "{a}");
+    assert_eq!(a["pending_alerts"].as_array().unwrap().len(), 1, "{a}");
+    assert_eq!(a["pending_alerts"][0]["overdue"], false, "{a}");
     let text = run(vigil(&phone), ["alerts"]);
     assert!(!text.ok().contains("OVERDUE"), "{text:?}");
     let s = run(vigil(&phone), ["status"]);
@@ -275,7 +275,7 @@ fn a_back_dated_fever_is_not_overdue_seconds_after_it_is_recorded() {
     // Queued now: overdue 15 minutes from now, not before.
     let late = rfc3339(real_now() + 20 * MIN);
     let a = run(vigil(&phone), ["--now", &late, "--json", "alerts"]).json();
-    assert_eq!(a["pending"][0]["overdue"], true, "{a}");
+    assert_eq!(a["pending_alerts"][0]["overdue"], true, "{a}");
 }
 
 // ---------------------------------------------------------------- 8. the "fever ended" row
