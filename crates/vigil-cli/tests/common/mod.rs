@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub(crate) mod in_process;
+
 #[allow(unused_imports)] // each test file uses its own subset
 pub(crate) use vigil_testkit::{
     DAY, FOREIGN_FILES, HOUR, MIN, assert_foreign_files_intact, files, now_ms, now_ms as real_now,
