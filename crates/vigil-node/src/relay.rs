@@ -856,6 +856,7 @@ impl Relay {
                 Some(role) => self.alert(role, w, now_ms),
                 None => err(ProtoError::UnknownGrant),
             },
+            Request::AlertStatus(_) => err(ProtoError::Malformed("unknown request".into())),
             Request::Shred {
                 vault,
                 key,
@@ -1026,6 +1027,7 @@ impl Relay {
             | Request::PairFetch { .. }
             | Request::Grant(_)
             | Request::Alert(_)
+            | Request::AlertStatus(_)
             | Request::GrantKey
             | Request::Enrol { .. }
             | Request::Shred { .. } => unreachable!("handled before authentication"),
