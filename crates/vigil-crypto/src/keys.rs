@@ -26,6 +26,7 @@ pub(crate) mod label {
     pub(crate) const MAILBOX_VERIFIER: &[u8] = b"vigil/v1/mailbox-verifier";
     pub(crate) const STORE_INDEX: &[u8] = b"vigil/v1/store-index";
     pub(crate) const GRANT_SHRED: &[u8] = b"vigil/v1/grant-shred";
+    pub(crate) const GRANT_STATUS: &[u8] = b"vigil/v1/grant-status";
 }
 
 /// Defines a 32-byte secret key type: zeroized on drop, redacted `Debug`,
@@ -152,6 +153,29 @@ impl AlertKey {
         proof: &[u8; 32],
     ) -> bool {
         self.shred_proof(vault, grant_id).ct_eq(proof).into()
+    }
+
+    /// The proof that whoever asks a node for the acknowledgement state of
+    /// grant `grant_id`'s alerts holds this grant's alert key (docs/spec.md
+    /// §12): HKDF-Expand over `grant_id` with `HKDF(K, "vigil/v1/grant-status")`
+    /// as the PRK. Its own label, so it never doubles as a deletion proof.
+    pub fn status_proof(&self, grant_id: &[u8; 16]) -> [u8; 32] {
+        let mut s = zeroize::Zeroizing::new([0u8; 32]);
+        Hkdf::<Sha256>::new(None, &self.0)
+            .expand(label::GRANT_STATUS, s.as_mut())
+            .expect("32 bytes is far below HKDF's limit");
+        let mut out = [0u8; 32];
+        Hkdf::<Sha256>::from_prk(s.as_ref())
+            .expect("a 32-byte key is a valid SHA-256 PRK")
+            .expand(grant_id, &mut out)
+            .expect("32 bytes is far below HKDF's limit");
+        out
+    }
+
+    /// Whether `proof` is [`AlertKey::status_proof`] for `grant_id`, in
+    /// constant time.
+    pub fn verify_status_proof(&self, grant_id: &[u8; 16], proof: &[u8; 32]) -> bool {
+        self.status_proof(grant_id).ct_eq(proof).into()
     }
 }
 

@@ -147,6 +147,7 @@ pub(crate) fn lock_ids<'a>(req: &'a Request, s: &'a Session) -> Vec<&'a [u8]> {
             .collect(),
         Request::Grant(w) => vec![&w.grant_id],
         Request::Alert(w) => vec![&w.grant_id],
+        Request::AlertStatus(q) => vec![&q.grant_id],
         Request::Push(_)
         | Request::Pull { .. }
         | Request::PushSnapshot(_)
@@ -171,6 +172,11 @@ pub(crate) fn refuse_early(req: &Request, max_list: u64) -> Option<ProtoError> {
         Request::Pull { have, .. } => too_long("have", have.len(), max_list),
         Request::PushSnapshot(s) => too_long("covers", s.covers.len(), max_list),
         Request::Shred { grants, .. } => too_long("grants", grants.len(), MAX_SHRED_GRANTS),
+        Request::AlertStatus(q) => too_long(
+            "alerts",
+            q.alerts.len(),
+            vigil_proto::MAX_ALERT_STATUS as u64,
+        ),
         _ => None,
     }
 }

@@ -91,6 +91,7 @@ pub(crate) fn request_kind(r: &Request) -> &'static str {
         Request::GrantKey => "grant_key",
         Request::Shred { .. } => "shred",
         Request::Enrol { .. } => "enrol",
+        Request::AlertStatus(_) => "alert_status",
         #[allow(unreachable_patterns)] // the enum may grow
         _ => "other",
     }

@@ -15,7 +15,10 @@ use vigil_crypto::{
 };
 use vigil_proto::alert::{grant_id, open_alert};
 use vigil_proto::receipt::{ReceiptBody, sign_receipt};
-use vigil_proto::{AlertWire, BundleItem, GrantDeletion, GrantWire, SnapshotItem, VersionVector};
+use vigil_proto::{
+    AlertState, AlertStatusQuery, AlertWire, BundleItem, GrantDeletion, GrantWire, SnapshotItem,
+    VersionVector,
+};
 
 use crate::alerts::{GrantRecord, InboxEntry, validate_grant};
 use crate::grant_keys::GrantKeys;
@@ -148,6 +151,19 @@ impl AlertRole {
         drop(keys);
         self.unwrap_grant(&g.grant.grant_key, &g.grant.wrapped_key)
             .is_some_and(|k| grant_id(&k) == id && k.verify_shred_proof(vault, &id, proof))
+    }
+
+    /// Whether `proof` shows that the sender holds grant `g`'s alert key,
+    /// for asking the state of its alerts (docs/spec.md §12).
+    fn proves_status(&self, g: &GrantRecord, proof: &[u8; 32]) -> bool {
+        let id = g.grant.grant_id;
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = keys.get(&id) {
+            return k.verify_status_proof(&id, proof);
+        }
+        drop(keys);
+        self.unwrap_grant(&g.grant.grant_key, &g.grant.wrapped_key)
+            .is_some_and(|k| grant_id(&k) == id && k.verify_status_proof(&id, proof))
     }
 }
 
@@ -643,6 +659,41 @@ impl Relay {
         Ok(Response::AlertAck { stored })
     }
 
+    /// The acknowledgement state of a grant's alerts, for the device that
+    /// proves it holds the grant's alert key (docs/spec.md §12). Every
+    /// refusal reads as an unknown grant, so a stranger holding a grant id
+    /// learns nothing, not even that the grant exists. Who acknowledged is
+    /// never sent: the resident learns when, not which staff member.
+    fn alert_status(&self, role: &AlertRole, q: AlertStatusQuery) -> Result<Response, StoreError> {
+        let refuse = |why: &str| {
+            tracing::warn!(grant = %hex8(&q.grant_id), why, "alert status refused");
+            Ok(Response::Error(ProtoError::UnknownGrant))
+        };
+        let Some(g) = self.store.grant(&q.grant_id)? else {
+            return refuse("unknown grant");
+        };
+        if !role.proves_status(&g, &q.proof) {
+            return refuse("proof does not verify");
+        }
+        let inbox = self.store.inbox_of(&q.grant_id)?;
+        let states = q
+            .alerts
+            .iter()
+            .map(|&(episode, kind)| {
+                let e = inbox
+                    .iter()
+                    .find(|e| e.episode == episode && e.kind == kind);
+                AlertState {
+                    episode,
+                    kind,
+                    stored: e.is_some(),
+                    acked_ms: e.and_then(|e| e.acked_ms),
+                }
+            })
+            .collect();
+        Ok(Response::AlertStatus(states))
+    }
+
     /// What the node holds against its node-wide caps.
     pub fn usage(&self) -> Result<Usage, StoreError> {
         use std::sync::atomic::Ordering::Acquire;
@@ -856,6 +907,10 @@ impl Relay {
                 Some(role) => self.alert(role, w, now_ms),
                 None => err(ProtoError::UnknownGrant),
             },
+            Request::AlertStatus(q) => match &self.alerts {
+                Some(role) => self.alert_status(role, q),
+                None => err(ProtoError::UnknownGrant),
+            },
             Request::Shred {
                 vault,
                 key,
@@ -1026,6 +1081,7 @@ impl Relay {
             | Request::PairFetch { .. }
             | Request::Grant(_)
             | Request::Alert(_)
+            | Request::AlertStatus(_)
             | Request::GrantKey
             | Request::Enrol { .. }
             | Request::Shred { .. } => unreachable!("handled before authentication"),

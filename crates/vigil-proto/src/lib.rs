@@ -22,8 +22,8 @@ pub use conversation::{
 };
 pub use exchange::{CloseReason, Exchange, ExchangeError, FrameHandler};
 pub use messages::{
-    AlertWire, BundleItem, DeviceIdBytes, GrantDeletion, GrantWire, ProtoError, Request, Response,
-    SnapshotItem, VaultIdBytes, VersionVector,
+    AlertState, AlertStatusQuery, AlertWire, BundleItem, DeviceIdBytes, GrantDeletion, GrantWire,
+    MAX_ALERT_STATUS, ProtoError, Request, Response, SnapshotItem, VaultIdBytes, VersionVector,
 };
 pub use sync::{DeviceSync, Registration, SyncConfig, SyncError, SyncEvent};
 pub use ticket::{Ticket, TicketId, TicketSecret};

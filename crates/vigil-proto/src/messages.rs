@@ -160,6 +160,38 @@ pub enum Request {
         /// End of the monitoring period (ms); the node caps it at the ticket's.
         expires_ms: i64,
     },
+    /// Asks whether staff acknowledged this grant's delivered alerts
+    /// (docs/spec.md §12). No mailbox authentication: `proof` shows the
+    /// sender holds the grant's alert key, as `Shred` does for a deletion.
+    /// The node answers for this grant's alerts only.
+    AlertStatus(AlertStatusQuery),
+}
+
+/// Most alerts one `AlertStatus` may ask about.
+pub const MAX_ALERT_STATUS: usize = 256;
+
+/// A device's question about its own delivered alerts under one grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertStatusQuery {
+    /// The grant.
+    pub grant_id: [u8; 16],
+    /// `AlertKey::status_proof(grant_id)` under the grant's alert key.
+    pub proof: [u8; 32],
+    /// The alerts asked about: (episode, kind), at most [`MAX_ALERT_STATUS`].
+    pub alerts: Vec<([u8; 16], u8)>,
+}
+
+/// What the node knows of one alert a device asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertState {
+    /// The episode.
+    pub episode: [u8; 16],
+    /// The kind (1 started, 2 ended).
+    pub kind: u8,
+    /// Whether the node holds it in its inbox.
+    pub stored: bool,
+    /// When staff acknowledged it, if they did (never who).
+    pub acked_ms: Option<i64>,
 }
 
 /// One grant a `Shred` asks the node to delete, with its proof.
@@ -266,6 +298,8 @@ pub enum Response {
         /// The end of the period staff set: the mailbox and the grant end then.
         period_end_ms: i64,
     },
+    /// The answer to `AlertStatus`: one entry per alert asked, in order.
+    AlertStatus(Vec<AlertState>),
 }
 
 /// Typed protocol errors the node returns.

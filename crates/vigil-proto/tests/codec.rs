@@ -2,8 +2,9 @@
 
 use proptest::prelude::*;
 use vigil_proto::{
-    BundleItem, CodecError, MAX_FRAME, PROTOCOL_VERSION, ProtoError, Request, Response,
-    SnapshotItem, decode_request, decode_response, encode_request, encode_response,
+    AlertState, AlertStatusQuery, BundleItem, CodecError, MAX_FRAME, PROTOCOL_VERSION, ProtoError,
+    Request, Response, SnapshotItem, decode_request, decode_response, encode_request,
+    encode_response,
 };
 
 fn arb_request() -> impl Strategy<Value = Request> {
@@ -35,6 +36,18 @@ fn arb_request() -> impl Strategy<Value = Request> {
             .prop_map(|(covers, blob)| Request::PushSnapshot(SnapshotItem { covers, blob })),
         (any::<[u8; 32]>(), bytes).prop_map(|(slot, wrapped)| Request::PairOffer { slot, wrapped }),
         any::<[u8; 32]>().prop_map(|slot| Request::PairFetch { slot }),
+        (
+            any::<[u8; 16]>(),
+            any::<[u8; 32]>(),
+            proptest::collection::vec((any::<[u8; 16]>(), any::<u8>()), 0..5)
+        )
+            .prop_map(
+                |(grant_id, proof, alerts)| Request::AlertStatus(AlertStatusQuery {
+                    grant_id,
+                    proof,
+                    alerts
+                })
+            ),
     ]
 }
 
@@ -90,9 +103,36 @@ fn responses_round_trip() {
             }],
             more: true,
         },
+        Response::AlertStatus(vec![
+            AlertState {
+                episode: [5; 16],
+                kind: 1,
+                stored: true,
+                acked_ms: Some(1_700_000_000_000),
+            },
+            AlertState {
+                episode: [6; 16],
+                kind: 2,
+                stored: false,
+                acked_ms: None,
+            },
+        ]),
     ] {
         assert_eq!(decode_response(&encode_response(&r)), Ok(r));
     }
+}
+
+#[test]
+fn alert_status_answers_reject_trailing_bytes() {
+    let r = Response::AlertStatus(vec![AlertState {
+        episode: [5; 16],
+        kind: 1,
+        stored: true,
+        acked_ms: None,
+    }]);
+    let mut frame = encode_response(&r);
+    frame.push(0);
+    assert_eq!(decode_response(&frame), Err(CodecError::TrailingBytes(1)));
 }
 
 #[test]
