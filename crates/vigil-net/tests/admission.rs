@@ -190,8 +190,13 @@ fn an_authenticated_megabyte_is_read_only_for_a_push() {
     let err = dev.exchange(&pull).unwrap_err();
     assert_eq!(reason(&err), Some(CloseReason::FrameTooLarge), "{err}");
     let sent = dev.udp_bytes_sent() - before;
+    // Less than the megabyte: the node reset the stream before the device
+    // could send it all. How much got out before the reset arrived depends
+    // on scheduling (758 KB once on a loaded 2-core CI machine, where 600
+    // KiB was asked), so the bound is the claim itself, with room for
+    // QUIC's framing.
     assert!(
-        sent < 600 * 1024,
+        sent < 960 * 1024,
         "the node stopped reading early: {sent} bytes"
     );
     // The connection stays usable, and a megabyte push is read whole.
