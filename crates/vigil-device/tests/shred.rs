@@ -805,7 +805,11 @@ fn delivered_alerts_and_staff_acknowledgements_are_sealed_and_shredded() {
     );
     let inbox = relay.inbox().unwrap();
     let e = &inbox[0];
-    assert!(relay.ack_alert(&e.grant_id, &e.episode, e.kind, t + MIN).unwrap());
+    assert!(
+        relay
+            .ack_alert(&e.grant_id, &e.episode, e.kind, t + MIN)
+            .unwrap()
+    );
     v.refresh_alert_status(&mut Direct(relay.session(), t + 2 * MIN), &node_pk)
         .unwrap();
     let d = v.delivered_alerts().unwrap();
@@ -816,7 +820,8 @@ fn delivered_alerts_and_staff_acknowledgements_are_sealed_and_shredded() {
     assert!(vigil_testkit::files_containing(&dir, &e.episode).is_empty());
     let v = Vault::open_at(&dir, &FileKeyStore::new(&keyfile), t + 3 * MIN).unwrap();
     assert_eq!(v.delivered_alerts().unwrap(), d, "kept across opens");
-    v.shred_now(&FileKeyStore::new(&keyfile), t + 4 * MIN).unwrap();
+    v.shred_now(&FileKeyStore::new(&keyfile), t + 4 * MIN)
+        .unwrap();
     let left = files(&dir);
     assert_eq!(left, vec![dir.join(TOMBSTONE_FILE)], "{left:?}");
     let tomb = std::fs::read(&left[0]).unwrap();

@@ -216,7 +216,10 @@ fn staff_acknowledgement_reaches_the_device_durably_and_is_not_asked_again() {
     assert_eq!(kinds, vec![ALERT_START, ALERT_END]);
     let inbox = n.relay.inbox().unwrap();
     let start = inbox.iter().find(|e| e.kind == ALERT_START).unwrap();
-    assert_eq!((d[0].episode, d[0].onset_ms, d[0].level), (start.episode, start.onset_ms, 2));
+    assert_eq!(
+        (d[0].episode, d[0].onset_ms, d[0].level),
+        (start.episode, start.onset_ms, 2)
+    );
 
     // Staff have not looked yet: the device asks, learns nothing new.
     let t = START + 2 * DAY + 10 * MIN;
@@ -224,11 +227,20 @@ fn staff_acknowledgement_reaches_the_device_durably_and_is_not_asked_again() {
     let r = v.refresh_alert_status(&mut c, &n.public).unwrap();
     assert_eq!((r.asked, r.acknowledged, r.unknown), (2, 0, 0));
     assert_eq!(asked(&c), vec![(grant, 2)]);
-    assert!(v.delivered_alerts().unwrap().iter().all(|a| a.staff_acked_ms.is_none()));
+    assert!(
+        v.delivered_alerts()
+            .unwrap()
+            .iter()
+            .all(|a| a.staff_acked_ms.is_none())
+    );
 
     // Staff acknowledge the start.
     let acked_at = t + 5 * MIN;
-    assert!(n.relay.ack_alert(&grant, &start.episode, ALERT_START, acked_at).unwrap());
+    assert!(
+        n.relay
+            .ack_alert(&grant, &start.episode, ALERT_START, acked_at)
+            .unwrap()
+    );
     let r = v
         .refresh_alert_status(&mut conn(&n, acked_at + MIN, Status::Real), &n.public)
         .unwrap();
@@ -250,14 +262,23 @@ fn staff_acknowledgement_reaches_the_device_durably_and_is_not_asked_again() {
     v.refresh_alert_status(&mut c, &n.public).unwrap();
     assert_eq!(asked(&c), vec![(grant, 1)]);
     // Everything acknowledged: nothing left to ask, no request made.
-    assert!(n.relay.ack_alert(&grant, &d[1].episode, ALERT_END, acked_at + 4 * MIN).unwrap());
+    assert!(
+        n.relay
+            .ack_alert(&grant, &d[1].episode, ALERT_END, acked_at + 4 * MIN)
+            .unwrap()
+    );
     v.refresh_alert_status(&mut conn(&n, acked_at + 5 * MIN, Status::Real), &n.public)
         .unwrap();
     let mut c = conn(&n, acked_at + 6 * MIN, Status::Real);
     let r = v.refresh_alert_status(&mut c, &n.public).unwrap();
     assert_eq!(r.asked, 0);
     assert!(c.seen.is_empty(), "{:?}", c.seen);
-    assert!(v.delivered_alerts().unwrap().iter().all(|a| a.staff_acked_ms.is_some()));
+    assert!(
+        v.delivered_alerts()
+            .unwrap()
+            .iter()
+            .all(|a| a.staff_acked_ms.is_some())
+    );
 }
 
 #[test]
@@ -266,13 +287,22 @@ fn an_old_or_refusing_node_leaves_the_state_unknown_and_fails_nothing() {
     let mut v = feverish(&n, mem_vault(22), "Ben");
     let grant = v.grants().unwrap()[0].grant_id;
     let start = n.relay.inbox().unwrap()[0].clone();
-    assert!(n.relay.ack_alert(&grant, &start.episode, start.kind, START + 2 * DAY).unwrap());
+    assert!(
+        n.relay
+            .ack_alert(&grant, &start.episode, start.kind, START + 2 * DAY)
+            .unwrap()
+    );
     let t = START + 3 * DAY;
     for status in [Status::Old, Status::Refuse] {
         let mut c = conn(&n, t, status);
         let r = v.refresh_alert_status(&mut c, &n.public).unwrap();
         assert_eq!((r.asked, r.acknowledged, r.unknown), (2, 0, 2));
-        assert!(v.delivered_alerts().unwrap().iter().all(|a| a.staff_acked_ms.is_none()));
+        assert!(
+            v.delivered_alerts()
+                .unwrap()
+                .iter()
+                .all(|a| a.staff_acked_ms.is_none())
+        );
         // The same connection still works for the rest of a sync.
         v.sync(&mut c).unwrap();
     }
@@ -280,9 +310,16 @@ fn an_old_or_refusing_node_leaves_the_state_unknown_and_fails_nothing() {
     let mut c = conn(&n, t, Status::Lie);
     let r = v.refresh_alert_status(&mut c, &n.public).unwrap();
     assert_eq!(r.acknowledged, 0);
-    assert!(v.delivered_alerts().unwrap().iter().all(|a| a.staff_acked_ms.is_none()));
+    assert!(
+        v.delivered_alerts()
+            .unwrap()
+            .iter()
+            .all(|a| a.staff_acked_ms.is_none())
+    );
     // The honest node: now it shows.
-    let r = v.refresh_alert_status(&mut conn(&n, t, Status::Real), &n.public).unwrap();
+    let r = v
+        .refresh_alert_status(&mut conn(&n, t, Status::Real), &n.public)
+        .unwrap();
     assert_eq!(r.acknowledged, 1);
 }
 
@@ -296,7 +333,11 @@ fn a_device_asking_about_another_residents_grant_learns_nothing() {
     assert_ne!(ana_grant, bo_grant);
     // Staff acknowledge every alert, Ana's and Bo's.
     for e in n.relay.inbox().unwrap() {
-        assert!(n.relay.ack_alert(&e.grant_id, &e.episode, e.kind, START + 2 * DAY + MIN).unwrap());
+        assert!(
+            n.relay
+                .ack_alert(&e.grant_id, &e.episode, e.kind, START + 2 * DAY + MIN)
+                .unwrap()
+        );
     }
     // Bo's device points its question at Ana's grant (read off the
     // dashboard): its proof is for Bo's grant, so the node refuses it like
@@ -305,15 +346,28 @@ fn a_device_asking_about_another_residents_grant_learns_nothing() {
     let mut c = conn(&n, t, Status::AskAbout(ana_grant));
     let r = bo.refresh_alert_status(&mut c, &n.public).unwrap();
     assert_eq!((r.acknowledged, r.unknown), (0, 2));
-    assert_eq!(c.answers.last(), Some(&Response::Error(ProtoError::UnknownGrant)));
-    assert!(bo.delivered_alerts().unwrap().iter().all(|a| a.staff_acked_ms.is_none()));
+    assert_eq!(
+        c.answers.last(),
+        Some(&Response::Error(ProtoError::UnknownGrant))
+    );
+    assert!(
+        bo.delivered_alerts()
+            .unwrap()
+            .iter()
+            .all(|a| a.staff_acked_ms.is_none())
+    );
     // Each device, asking honestly, learns about its own alerts only.
-    ana.refresh_alert_status(&mut conn(&n, t, Status::Real), &n.public).unwrap();
-    bo.refresh_alert_status(&mut conn(&n, t, Status::Real), &n.public).unwrap();
+    ana.refresh_alert_status(&mut conn(&n, t, Status::Real), &n.public)
+        .unwrap();
+    bo.refresh_alert_status(&mut conn(&n, t, Status::Real), &n.public)
+        .unwrap();
     for (v, g) in [(&ana, ana_grant), (&bo, bo_grant)] {
         let d = v.delivered_alerts().unwrap();
         assert_eq!(d.len(), 2);
-        assert!(d.iter().all(|a| a.grant_id == g && a.staff_acked_ms == Some(START + 2 * DAY + MIN)));
+        assert!(
+            d.iter()
+                .all(|a| a.grant_id == g && a.staff_acked_ms == Some(START + 2 * DAY + MIN))
+        );
     }
 }
 
