@@ -51,7 +51,13 @@ fn feverish_resident(d: &str, vault: &std::path::Path, label: &str) {
     for (temp, ago) in [("38.4", 9), ("38.6", 4)] {
         run(
             vigil(vault),
-            ["record", "temperature", temp, "--at", &rfc3339(now - ago * MIN)],
+            [
+                "record",
+                "temperature",
+                temp,
+                "--at",
+                &rfc3339(now - ago * MIN),
+            ],
         )
         .ok();
     }
@@ -121,7 +127,10 @@ fn the_resident_sees_when_staff_acknowledged_a_fever_never_who() {
     let s = run(vigil(&ana), ["status"]);
     assert!(s.ok().contains("not yet acknowledged"), "{s:?}");
     let s = run(vigil(&ana), ["--json", "status"]).json();
-    assert!(s["delivered_alerts"][0]["acknowledged_by_staff"].is_null(), "{s}");
+    assert!(
+        s["delivered_alerts"][0]["acknowledged_by_staff"].is_null(),
+        "{s}"
+    );
 
     // Staff acknowledge, with their name and a note.
     let id = alert_id(d, "Ana Costa, flat 12B");
@@ -155,11 +164,15 @@ fn the_resident_sees_when_staff_acknowledged_a_fever_never_who() {
         "{at} within the ack"
     );
     let s = run(vigil(&ana), ["--json", "status"]).json();
-    assert_eq!(s["delivered_alerts"][0]["acknowledged_by_staff"], at.as_str());
+    assert_eq!(
+        s["delivered_alerts"][0]["acknowledged_by_staff"],
+        at.as_str()
+    );
     // In text, in the display zone: the same instant at UTC+8.
     let text = run(vigil(&ana), ["alerts"]);
     assert!(
-        text.ok().contains(&format!("acknowledged by staff at {}", &at[..16])),
+        text.ok()
+            .contains(&format!("acknowledged by staff at {}", &at[..16])),
         "{text:?}"
     );
     let mut shanghai = vigil(&ana);
@@ -171,7 +184,8 @@ fn the_resident_sees_when_staff_acknowledged_a_fever_never_who() {
         .strftime("%Y-%m-%dT%H:%M")
         .to_string();
     assert!(
-        text.ok().contains(&format!("acknowledged by staff at {local}")),
+        text.ok()
+            .contains(&format!("acknowledged by staff at {local}")),
         "{local}: {text:?}"
     );
     // Who acknowledged, and their note, are nowhere on the resident's side.
@@ -224,7 +238,15 @@ fn another_residents_device_learns_nothing_and_a_refused_question_fails_no_sync(
         .unwrap()
         .to_owned();
     staff(&["residents", "revoke", &bo_ticket, "--data", d]);
-    staff(&["alerts", "ack", &alert_id(d, "Bo"), "--by", "Mei", "--data", d]);
+    staff(&[
+        "alerts",
+        "ack",
+        &alert_id(d, "Bo"),
+        "--by",
+        "Mei",
+        "--data",
+        d,
+    ]);
     let r = run(vigil(&bo), ["--json", "sync"]);
     let s = r.json();
     assert_eq!(s["alerts_acknowledged_by_staff"], 0, "{s}");

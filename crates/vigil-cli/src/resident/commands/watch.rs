@@ -300,7 +300,14 @@ impl Watcher<'_> {
         let mut delivered = 0;
         if self.enrolled {
             match vault.send_alerts(&mut conn, &self.code.node_public, self.ctx.now_ms) {
-                Ok(a) => delivered = a.delivered,
+                Ok(a) => {
+                    delivered = a.delivered;
+                    // Whether staff saw the alerts: learnt when the node
+                    // tells, never a reason to call the sync failed.
+                    if let Err(e) = vault.refresh_alert_status(&mut conn, &self.code.node_public) {
+                        tracing::info!(error = %e, "staff acknowledgement not refreshed");
+                    }
+                }
                 Err(e @ SyncFailure::Transport(_)) => return Ok(Attempt::Away(e.to_string())),
                 Err(e) => {
                     return Ok(Attempt::Failed(format!(
