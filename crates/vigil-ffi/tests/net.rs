@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use vigil::node::LocalNode;
 use vigil_ffi::net::{FeverRule, Joiner, Node, default_fever_rule};
 use vigil_ffi::net_error::{NetError, SyncError};
-use vigil_ffi::{KeyStore, KeyStoreError, Metric, OpenError, ReadError, Vault, WriteError};
+use vigil_ffi::{
+    AlertKind, KeyStore, KeyStoreError, Metric, OpenError, ReadError, Vault, WriteError,
+};
 
 /// The app's key store: a key in memory.
 #[derive(Debug, Default)]
@@ -312,4 +314,42 @@ fn hostile_codes_and_calls_give_typed_errors() {
     ));
     assert!(!std::path::Path::new(&dir).exists());
     other.shutdown();
+}
+
+/// Staff acknowledgement visible to the resident (issue 18): the app
+/// refreshes it from the node after sending, and reads it with the
+/// delivered alerts; never who acknowledged.
+#[test]
+fn the_app_learns_when_staff_acknowledged_a_delivered_alert() {
+    let w = world();
+    let now = w.now;
+    w.phone.enrol(w.phone_node.clone(), None, now).unwrap();
+    let temp = Metric::BodyTemperature;
+    w.phone.record(temp, 38.6, now - 240_000).unwrap();
+    w.phone.record(temp, 38.9, now - 120_000).unwrap();
+    assert!(w.phone.delivered_alerts().unwrap().is_empty());
+    let sent = w.phone.send_alerts(w.phone_node.clone(), now).unwrap();
+    assert_eq!(sent.delivered, 1);
+    let d = w.phone.delivered_alerts().unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].kind, AlertKind::Started);
+    assert_eq!((d[0].delivered_ms, d[0].staff_acked_ms), (now, None));
+    let r = w.phone.refresh_alert_status(w.phone_node.clone()).unwrap();
+    assert_eq!((r.asked, r.acknowledged, r.unknown), (1, 0, 0));
+
+    let relay = w.node.node().relay();
+    let e = relay.inbox().unwrap()[0].clone();
+    assert_eq!(hex_of(&e.episode), d[0].episode);
+    assert!(relay.ack_alert(&e.grant_id, &e.episode, e.kind, now + 60_000).unwrap());
+    let r = w.phone.refresh_alert_status(w.phone_node.clone()).unwrap();
+    assert_eq!((r.asked, r.acknowledged, r.unknown), (1, 1, 0));
+    let d = w.phone.delivered_alerts().unwrap();
+    assert_eq!(d[0].staff_acked_ms, Some(now + 60_000));
+    // Known now: nothing more to ask.
+    let r = w.phone.refresh_alert_status(w.phone_node.clone()).unwrap();
+    assert_eq!(r.asked, 0);
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
