@@ -24,9 +24,9 @@ mod schedule;
 pub use error::{OpenError, QueryError, ReadError, ShredError, WriteError};
 pub use keystore::{KeyStore, KeyStoreError};
 pub use local::{
-    AlertKind, Conflict, DailySummary, Disclosure, FeverEpisode, FeverRule, Grant, PendingAlert,
-    ReadingDetail, Retraction, Severity, SeverityChoice, Symptom, SymptomCheckIn, SymptomSeverity,
-    TextChoice, Tombstone,
+    AlertKind, Conflict, DailySummary, DeliveredAlert, Disclosure, FeverEpisode, FeverRule, Grant,
+    PendingAlert, ReadingDetail, Retraction, Severity, SeverityChoice, Symptom, SymptomCheckIn,
+    SymptomSeverity, TextChoice, Tombstone,
 };
 pub use schedule::SyncSchedule;
 

@@ -340,7 +340,11 @@ fn the_app_learns_when_staff_acknowledged_a_delivered_alert() {
     let relay = w.node.node().relay();
     let e = relay.inbox().unwrap()[0].clone();
     assert_eq!(hex_of(&e.episode), d[0].episode);
-    assert!(relay.ack_alert(&e.grant_id, &e.episode, e.kind, now + 60_000).unwrap());
+    assert!(
+        relay
+            .ack_alert(&e.grant_id, &e.episode, e.kind, now + 60_000)
+            .unwrap()
+    );
     let r = w.phone.refresh_alert_status(w.phone_node.clone()).unwrap();
     assert_eq!((r.asked, r.acknowledged, r.unknown), (1, 1, 0));
     let d = w.phone.delivered_alerts().unwrap();
