@@ -19,7 +19,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &SyncArgs) -> Result<(), Error> {
     let report = match vault.sync(&mut conn) {
         Ok(r) => r,
         Err(SyncFailure::ShreddedElsewhere(t)) => {
-            return Err(shredded_elsewhere(vault, &ctx.key_store(), &t));
+            return Err(shredded_elsewhere(vault, &ctx.key_store(), &t, &ctx.zone));
         }
         Err(e) => return Err(Error::from(e).context("sync failed")),
     };

@@ -288,7 +288,12 @@ impl Watcher<'_> {
         let report = match vault.sync(&mut conn) {
             Ok(r) => r,
             Err(SyncFailure::ShreddedElsewhere(t)) => {
-                return Err(shredded_elsewhere(vault, &self.ctx.key_store(), &t));
+                return Err(shredded_elsewhere(
+                    vault,
+                    &self.ctx.key_store(),
+                    &t,
+                    &self.ctx.zone,
+                ));
             }
             Err(e @ SyncFailure::Transport(_)) => return Ok(Attempt::Away(e.to_string())),
             Err(e) => return Ok(Attempt::Failed(Error::from(e).message)),
