@@ -22,7 +22,11 @@ fn the_shredded_elsewhere_message_gives_the_time_in_the_display_zone() {
     );
     let line: Value = serde_json::from_str(first.out.lines().next().unwrap()).unwrap();
     let joiner = line["joiner_code"].as_str().unwrap().to_owned();
-    run(vigil(&phone), ["pair", "show", &joiner, "--node", &node.code]).ok();
+    run(
+        vigil(&phone),
+        ["pair", "show", &joiner, "--node", &node.code],
+    )
+    .ok();
     run(
         vigil(&tablet),
         ["pair", "join", &node.code, "--timeout", "0", "--yes"],
