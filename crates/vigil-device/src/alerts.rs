@@ -144,13 +144,13 @@ fn record_delivered(
     let key = slot.delivered_key(crypto.index_key());
     let existing = delivered(storage, crypto)?;
     let known = existing.iter().find(|(k, _)| *k == key).map(|(_, r)| r);
-    if known.is_none() && existing.len() >= MAX_DELIVERED_ALERTS {
-        if let Some((oldest, _)) = existing
+    if known.is_none()
+        && existing.len() >= MAX_DELIVERED_ALERTS
+        && let Some((oldest, _)) = existing
             .iter()
             .min_by_key(|(k, r)| (r.delivered_ms, k.clone()))
-        {
-            batch.remove(oldest.clone());
-        }
+    {
+        batch.remove(oldest.clone());
     }
     let record = DeliveredRecord {
         grant: slot.grant,
@@ -686,5 +686,83 @@ impl Alerts {
             Ok(())
         })?;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemStorage;
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::SeedableRng;
+    use vigil_crypto::{KeySchedule, RootKey};
+    use vigil_log::DeviceId;
+
+    /// The record of delivered alerts stays bounded: past the bound, the
+    /// alert delivered longest ago goes, in the same batch; a record
+    /// written again keeps what the device knew of staff's acknowledgement.
+    #[test]
+    fn delivered_records_are_bounded_and_keep_the_acknowledgement() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let keys = KeySchedule::new(RootKey::generate(&mut rng));
+        let mut crypto = VaultCrypto::new(keys, DeviceId([1; 16]), &mut rng);
+        let mut storage = MemStorage::new();
+        let slot = |i: usize| AlertSlot {
+            grant: [7; 16],
+            episode: u128::try_from(i).unwrap().to_be_bytes(),
+            kind: 1,
+        };
+        let rec = OutboxRecord {
+            grant: [7; 16],
+            episode: [0; 16],
+            kind: 1,
+            queued_ms: 0,
+            first_sent_ms: None,
+            onset_ms: 5,
+            level: 2,
+            blob: Vec::new(),
+        };
+        for i in 0..=MAX_DELIVERED_ALERTS {
+            let mut batch = Batch::default();
+            let at = i64::try_from(i).unwrap();
+            record_delivered(&storage, &mut crypto, &mut batch, &slot(i), &rec, at).unwrap();
+            storage.apply(batch).unwrap();
+        }
+        let all = delivered(&storage, &crypto).unwrap();
+        assert_eq!(all.len(), MAX_DELIVERED_ALERTS);
+        assert!(
+            all.iter().all(|(_, r)| r.episode != slot(0).episode),
+            "the oldest went"
+        );
+        // Staff's acknowledgement, once known, survives the record being
+        // written again (a retry after a crash), and nothing else goes.
+        let (key, r) = all
+            .iter()
+            .find(|(_, r)| r.episode == slot(1).episode)
+            .unwrap()
+            .clone();
+        let acked = DeliveredRecord {
+            staff_acked_ms: Some(99),
+            ..r
+        };
+        let sealed = crypto
+            .seal_record(LocalRecord::AlertDelivered(&key), &acked)
+            .unwrap();
+        let mut batch = Batch::default();
+        batch.put(key, sealed);
+        storage.apply(batch).unwrap();
+        let mut batch = Batch::default();
+        record_delivered(&storage, &mut crypto, &mut batch, &slot(1), &rec, 1_000).unwrap();
+        storage.apply(batch).unwrap();
+        let all = delivered(&storage, &crypto).unwrap();
+        assert_eq!(all.len(), MAX_DELIVERED_ALERTS);
+        let again = all
+            .iter()
+            .find(|(_, r)| r.episode == slot(1).episode)
+            .unwrap();
+        assert_eq!(
+            (again.1.staff_acked_ms, again.1.delivered_ms),
+            (Some(99), 1)
+        );
     }
 }
