@@ -197,7 +197,7 @@ def test_two_devices_a_fever_and_a_shred_through_a_real_node(node, tmp_path):
     # Staff acknowledge it, with a name and a note: the app learns when,
     # never who or what they wrote.
     [delivered] = phone.delivered_alerts()
-    assert delivered.kind == vf.AlertKind.STARTED and delivered.staff_acked_ms is None
+    assert isinstance(delivered.kind, vf.AlertKind.STARTED) and delivered.staff_acked_ms is None
     node.admin("alerts", "ack", inbox[0]["id"], "--by", "Mei", "--note", "called her")
     status = phone.refresh_alert_status(phone_node)
     assert (status.asked, status.acknowledged, status.unknown) == (1, 1, 0)
