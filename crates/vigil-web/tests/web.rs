@@ -1134,7 +1134,9 @@ async fn a_silent_resident_comes_first_on_page_one() {
 #[tokio::test]
 async fn search_finds_by_label_or_id_prefix_and_shows_the_query_as_text() {
     let h = harness();
-    let mut list = many_residents(250);
+    // "Resident 100"–"Resident 199" and "Resident 1000"–"Resident 1199"
+    // contain "resident 1": 300 of them.
+    let mut list = many_residents(1200);
     list.push(resident(
         "abcdef0123450000000000000000abcd",
         "Ana Costa, flat 12B",
@@ -1157,7 +1159,8 @@ async fn search_finds_by_label_or_id_prefix_and_shows_the_query_as_text() {
     // Many matches: paged, the query kept in the links.
     let r = get(&h.app, "/residents?q=resident+1", &cookie).await;
     assert_eq!(row_ids(&r.body).len(), 100);
-    assert!(r.body.contains("1–100 of 111"), "{}", r.body);
+    assert!(r.body.contains("1–100 of 300"), "{}", r.body);
+    assert!(r.body.contains("1,201 in all"), "{}", r.body);
     assert!(r.body.contains(r#"href="/residents?page=2&amp;q=resident%201""#), "{}", r.body);
     // Nothing found: said so.
     let r = get(&h.app, "/residents?q=nobody", &cookie).await;
