@@ -1081,7 +1081,11 @@ async fn the_residents_page_shows_one_page_at_a_time_and_links_the_others() {
     let ids1 = row_ids(&first.body);
     assert_eq!(ids1.len(), 100, "{}", first.body);
     assert!(first.body.contains("1–100 of 250"), "{}", first.body);
-    assert!(first.body.contains(r#"href="/residents?page=2""#), "{}", first.body);
+    assert!(
+        first.body.contains(r#"href="/residents?page=2""#),
+        "{}",
+        first.body
+    );
     assert!(!first.body.contains(r#"id="page-prev""#));
     // `?page=1` is the same page.
     let again = get(&h.app, "/residents?page=1", &cookie).await;
@@ -1101,11 +1105,23 @@ async fn the_residents_page_shows_one_page_at_a_time_and_links_the_others() {
     let mut all = ids1;
     all.extend(row_ids(&second.body));
     all.extend(ids3);
-    let want: Vec<String> = h.fake.residents.lock().unwrap().iter().map(|r| r.id.clone()).collect();
+    let want: Vec<String> = h
+        .fake
+        .residents
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
     assert_eq!(all, want);
 
     // The same in Chinese: the range comes from the catalogue.
-    let zh = get(&h.app, "/residents?page=2", &format!("{cookie}; vigil_lang=zh-CN")).await;
+    let zh = get(
+        &h.app,
+        "/residents?page=2",
+        &format!("{cookie}; vigil_lang=zh-CN"),
+    )
+    .await;
     assert!(!zh.body.contains("101–200 of 250"));
     assert!(zh.body.contains("101–200"), "{}", zh.body);
 }
@@ -1147,7 +1163,11 @@ async fn search_finds_by_label_or_id_prefix_and_shows_the_query_as_text() {
     let (cookie, _) = login(&h.app).await;
 
     let page = get(&h.app, "/residents", &cookie).await;
-    assert!(page.body.contains(r#"<form id="residents-search""#), "{}", page.body);
+    assert!(
+        page.body.contains(r#"<form id="residents-search""#),
+        "{}",
+        page.body
+    );
 
     // By label, any case.
     let r = get(&h.app, "/residents?q=aNA+cOSTA", &cookie).await;
@@ -1161,18 +1181,30 @@ async fn search_finds_by_label_or_id_prefix_and_shows_the_query_as_text() {
     assert_eq!(row_ids(&r.body).len(), 100);
     assert!(r.body.contains("1–100 of 300"), "{}", r.body);
     assert!(r.body.contains("1,201 in all"), "{}", r.body);
-    assert!(r.body.contains(r#"href="/residents?page=2&amp;q=resident%201""#), "{}", r.body);
+    assert!(
+        r.body
+            .contains(r#"href="/residents?page=2&amp;q=resident%201""#),
+        "{}",
+        r.body
+    );
     // Nothing found: said so.
     let r = get(&h.app, "/residents?q=nobody", &cookie).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(row_ids(&r.body).is_empty());
-    assert!(r.body.contains(r#"id="residents-none-found""#), "{}", r.body);
+    assert!(
+        r.body.contains(r#"id="residents-none-found""#),
+        "{}",
+        r.body
+    );
 
     // A hostile query is shown back as text only.
     let evil = r#""><script>alert(1)</script>"#;
     let r = get(
         &h.app,
-        &format!("/residents?q={}", form_encode(&[("", evil)])[1..].to_owned()),
+        &format!(
+            "/residents?q={}",
+            form_encode(&[("", evil)])[1..].to_owned()
+        ),
         &cookie,
     )
     .await;
@@ -1187,10 +1219,22 @@ async fn hostile_page_and_search_parameters_get_a_clear_page() {
     h.fake.residents.lock().unwrap().extend(many_residents(250));
     let (cookie, _) = login(&h.app).await;
     // Not a page number: refused with a message, never a server error.
-    for bad in ["-1", "0", "abc", "1.5", "99999999999999999999999", "%00", "2%0A3"] {
+    for bad in [
+        "-1",
+        "0",
+        "abc",
+        "1.5",
+        "99999999999999999999999",
+        "%00",
+        "2%0A3",
+    ] {
         let r = get(&h.app, &format!("/residents?page={bad}"), &cookie).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "page={bad}");
-        assert!(r.body.contains(r#"id="residents-error""#), "page={bad}: {}", r.body);
+        assert!(
+            r.body.contains(r#"id="residents-error""#),
+            "page={bad}: {}",
+            r.body
+        );
         assert!(r.body.contains(r#"href="/residents""#));
     }
     // Past the end: the last page.
