@@ -164,12 +164,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Residents page shows them: searched, ordered, windowed by
     /// [`ResidentPage::select`]. A backend that can read the store more
     /// cheaply for one page may do so; it must read it once, not per row.
-    fn resident_page(
-        &self,
-        query: &ResidentQuery,
-        now_ms: i64,
-    ) -> Result<ResidentPage, String> {
-        Ok(ResidentPage::select(self.residents(true, now_ms)?, query, now_ms))
+    fn resident_page(&self, query: &ResidentQuery, now_ms: i64) -> Result<ResidentPage, String> {
+        Ok(ResidentPage::select(
+            self.residents(true, now_ms)?,
+            query,
+            now_ms,
+        ))
     }
     /// Issues an enrolment ticket for `label` whose period ends `period_ms`
     /// from `now_ms`.

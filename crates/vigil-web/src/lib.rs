@@ -710,10 +710,16 @@ async fn residents_response(
     // Every ticket: staff must see revoked ones and ended periods too.
     let query = backend::ResidentQuery {
         q: ask.q.clone(),
-        offset: ask.page.saturating_sub(1).saturating_mul(RESIDENTS_PER_PAGE),
+        offset: ask
+            .page
+            .saturating_sub(1)
+            .saturating_mul(RESIDENTS_PER_PAGE),
         limit: RESIDENTS_PER_PAGE,
     };
-    let page = match blocking(web, move |w| w.inner.backend.resident_page(&query, now_ms())).await
+    let page = match blocking(web, move |w| {
+        w.inner.backend.resident_page(&query, now_ms())
+    })
+    .await
     {
         Ok(p) => p,
         Err(e) => return server_error(web, a.lang, &e),
@@ -763,14 +769,30 @@ async fn issue(State(web): State<Web>, a: Authed, Form(form): FormMap) -> axum::
     // The node checks the label too; checked here first so the refusal is
     // in the page's language.
     if vigil_node::normalize_label(label).is_err() {
-        return residents_response(&web, &a, &ListAsk::default(), &refuse("issue-error-label"), bad).await;
+        return residents_response(
+            &web,
+            &a,
+            &ListAsk::default(),
+            &refuse("issue-error-label"),
+            bad,
+        )
+        .await;
     }
     let days = if days_text.is_empty() {
         DEFAULT_PERIOD_DAYS
     } else {
         match days_text.parse::<u32>() {
             Ok(d) if (1..=MAX_PERIOD_DAYS).contains(&d) => d,
-            _ => return residents_response(&web, &a, &ListAsk::default(), &refuse("issue-error-days"), bad).await,
+            _ => {
+                return residents_response(
+                    &web,
+                    &a,
+                    &ListAsk::default(),
+                    &refuse("issue-error-days"),
+                    bad,
+                )
+                .await;
+            }
         }
     };
     let (who, l) = (a.session.staff.clone(), label.to_owned());
