@@ -271,3 +271,62 @@ impl ResidentPage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(i: u64, label: &str, last_contact_ms: i64) -> Resident {
+        Resident {
+            id: format!("{i:012x}"),
+            ticket: Some(format!("{i:012x}{}", "0".repeat(20))),
+            label: label.to_owned(),
+            status: "enrolled".into(),
+            period_end_ms: 0,
+            last_contact_ms: Some(last_contact_ms),
+            alerts: 0,
+            unacked: 0,
+        }
+    }
+
+    /// Every window the selections give equals that window of the whole
+    /// list sorted: silent first, then label, then id (labels repeat, so
+    /// the id decides), including windows that straddle the two groups.
+    #[test]
+    fn each_window_is_the_window_of_the_full_order() {
+        let now = 10 * crate::pages::NO_CONTACT_MS;
+        // A scrambled list: every 7th resident silent, labels repeating.
+        let all: Vec<Resident> = (0..537u64)
+            .map(|i| {
+                let j = (i * 389) % 537;
+                let last = if j % 7 == 0 { 0 } else { now };
+                r(j, &format!("L{}", j % 23), last)
+            })
+            .collect();
+        let mut want: Vec<(bool, Resident)> = all
+            .iter()
+            .map(|x| (crate::pages::silent(x, now), x.clone()))
+            .collect();
+        want.sort_by(order);
+        let want: Vec<String> = want.into_iter().map(|(_, x)| x.id).collect();
+        for limit in [1, 10, 77, 100, 537, 1000] {
+            for offset in (0..600).step_by(limit.min(53)) {
+                let q = ResidentQuery {
+                    q: String::new(),
+                    offset,
+                    limit,
+                };
+                let p = ResidentPage::select(all.clone(), &q, now);
+                let start = offset.min((537 - 1) / limit * limit);
+                let got: Vec<String> = p.rows.into_iter().map(|x| x.id).collect();
+                assert_eq!(p.offset, start);
+                assert_eq!(
+                    got,
+                    want[start..(start + limit).min(537)],
+                    "{offset} {limit}"
+                );
+                assert_eq!((p.matching, p.total), (537, 537));
+            }
+        }
+    }
+}
