@@ -1,0 +1,387 @@
+//! What a device sends and what a node keeps (issue 19; docs/spec.md §10,
+//! §11): bundles are compressed, a backlog larger than the document goes
+//! as the document, the node's store stays near one snapshot — and none of
+//! it lets a relay or a bad payload in.
+
+use std::io::Write;
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use vigil_crypto::{Context, KeySchedule, Kind, NodeId, X25519Identity};
+use vigil_device::{KeyStore, MemStorage, MemoryKeyStore, Period, SnapshotPolicy, Vault};
+use vigil_log::{Day, Metric, Severity, Symptom};
+use vigil_node::{MailboxStore, Relay, RelayConfig};
+use vigil_proto::{BundleItem, Exchange, ExchangeError, FrameHandler, Response};
+
+const START: i64 = 1_790_035_200_000;
+const MIN: i64 = 60_000;
+
+/// The relay in process; `sent` counts every byte the device sends.
+struct Direct {
+    session: vigil_node::RelaySession,
+    now: i64,
+    sent: usize,
+}
+
+impl Exchange for Direct {
+    fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
+        self.sent += request.len();
+        Ok(self.session.handle(request, self.now))
+    }
+
+    fn node(&self) -> NodeId {
+        vigil_testkit::node_id(X25519Identity::from_bytes([0x4e; 32]).public_key())
+    }
+}
+
+fn conn(relay: &Relay) -> Direct {
+    Direct {
+        session: relay.session(),
+        now: START,
+        sent: 0,
+    }
+}
+
+/// A relay that edits what it serves.
+struct Mitm<F: FnMut(&mut Response)> {
+    inner: Direct,
+    edit: F,
+}
+
+impl<F: FnMut(&mut Response)> Exchange for Mitm<F> {
+    fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
+        let raw = self.inner.exchange(request)?;
+        let mut resp = vigil_proto::decode_response(&raw).unwrap();
+        (self.edit)(&mut resp);
+        Ok(vigil_proto::encode_response(&resp))
+    }
+
+    fn node(&self) -> NodeId {
+        self.inner.node()
+    }
+}
+
+fn relay(dir: &std::path::Path) -> Relay {
+    Relay::new(MailboxStore::open(dir).unwrap(), RelayConfig::default())
+}
+
+/// A resident's first device, enrolled at the node, and its key store.
+fn first_device(relay: &Relay, seed: u64) -> (Vault, MemoryKeyStore) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let keys = MemoryKeyStore::new();
+    let mut v = Vault::create_with(
+        Box::new(MemStorage::new()),
+        Period::days(START, 7),
+        Box::new(keys.clone()),
+        &mut rng,
+    )
+    .unwrap();
+    let t = relay
+        .issue_ticket("a resident", v.period().end_ms, START, &mut rng)
+        .unwrap();
+    v.redeem_ticket(&mut conn(relay), &t.ticket).unwrap();
+    (v, keys)
+}
+
+/// A second device of `a`'s vault.
+fn pair(relay: &Relay, a: &mut Vault, seed: u64) -> Vault {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let id = X25519Identity::generate(&mut rng);
+    a.offer_pairing(&mut conn(relay), &id.public_key(), START)
+        .unwrap();
+    Vault::fetch_join(&mut conn(relay), &id)
+        .unwrap()
+        .confirm(
+            Box::new(MemStorage::new()),
+            Box::new(MemoryKeyStore::new()),
+            &mut conn(relay),
+            &mut rng,
+        )
+        .unwrap()
+}
+
+/// A band's readings for minutes `from..to` (temperature and heart rate
+/// every minute, SpO2 and respiration every 5, steps every 15).
+fn band(v: &mut Vault, from: i64, to: i64) {
+    for m in from..to {
+        for (metric, value) in vigil_testkit::wristband_readings(m, 5, 15) {
+            v.record(metric, value, metric.unit(), START + m * MIN)
+                .unwrap();
+        }
+    }
+}
+
+/// The size of the vault's whole log sealed as one snapshot (uncompressed
+/// Automerge `save()` in an envelope): the reference of issue 19.
+fn sealed_snapshot(v: &mut Vault) -> usize {
+    vigil_crypto::sealed_len(v.export_automerge().len())
+}
+
+/// Seals `plain` as `device`'s bundle `seq` of the vault whose root `keys`
+/// holds: what only a device of the vault (a broken or hostile one) can make.
+fn seal_bundle(keys: &MemoryKeyStore, device: [u8; 16], seq: u64, plain: &[u8]) -> Vec<u8> {
+    let ks = KeySchedule::new(keys.load().unwrap().unwrap());
+    let ctx = Context::new("vigil/v1/bundle")
+        .bytes(ks.vault_id().as_bytes())
+        .bytes(&device)
+        .u64(seq);
+    vigil_crypto::seal(
+        &ks.log_key(),
+        Kind::LogBundle,
+        &ctx,
+        plain,
+        &mut ChaCha20Rng::seed_from_u64(seq),
+    )
+    .unwrap()
+}
+
+/// Opens `device`'s bundle `seq` as its author's vault would.
+fn open_bundle(keys: &MemoryKeyStore, device: [u8; 16], seq: u64, blob: &[u8]) -> Vec<u8> {
+    let ks = KeySchedule::new(keys.load().unwrap().unwrap());
+    let ctx = Context::new("vigil/v1/bundle")
+        .bytes(ks.vault_id().as_bytes())
+        .bytes(&device)
+        .u64(seq);
+    vigil_crypto::open(&ks.log_key(), Kind::LogBundle, &ctx, blob)
+        .unwrap()
+        .to_vec()
+}
+
+fn deflate(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn bundles_of(r: &mut Response) -> &mut Vec<BundleItem> {
+    match r {
+        Response::Bundles { bundles, .. } => bundles,
+        // Callers check the kind first.
+        _ => panic!("not a bundles reply"),
+    }
+}
+
+fn is_bundles(r: &Response) -> bool {
+    matches!(r, Response::Bundles { .. })
+}
+
+/// A device of the vault (broken or hostile) sealed a payload that
+/// decompresses past the envelope limit, one that is not a compressed
+/// stream at all, and one of an unknown format: each is rejected like a
+/// tampered blob, the sync goes on, and the honest bundle arrives later.
+#[test]
+fn a_bomb_or_garbage_payload_is_rejected_and_sync_continues() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = relay(tmp.path());
+    let (mut a, keys) = first_device(&relay, 1);
+    let mut b = pair(&relay, &mut a, 2);
+    band(&mut a, 0, 20);
+    a.sync(&mut conn(&relay)).unwrap();
+    let good = a.log().view();
+    let author = a.device_id().0;
+
+    // 17 MiB of Automerge-looking bytes, deflated to a few KiB.
+    let mut big = vec![0u8; 17 * 1024 * 1024];
+    big[..4].copy_from_slice(&[0x85, 0x6f, 0x4a, 0x83]);
+    let mut bomb = vec![0x01];
+    bomb.extend_from_slice(&deflate(&big));
+    drop(big);
+    let mut garbage = vec![0x01];
+    garbage.extend((0..600u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    let unknown = vec![0x7f; 300];
+
+    for (what, plain) in [("bomb", bomb), ("garbage", garbage), ("unknown", unknown)] {
+        let mut m = Mitm {
+            inner: conn(&relay),
+            edit: |r: &mut Response| {
+                if is_bundles(r) {
+                    for item in bundles_of(r).iter_mut() {
+                        if item.device == author {
+                            item.blob = seal_bundle(&keys, author, item.seq, &plain);
+                        }
+                    }
+                }
+            },
+        };
+        let report = b
+            .sync_with(&mut m, SnapshotPolicy::Never)
+            .unwrap_or_else(|e| panic!("{what}: the sync failed: {e}"));
+        assert!(report.rejected >= 1, "{what}: not rejected");
+        assert_eq!(report.received, 0, "{what}: applied");
+        assert!(
+            b.log().view().readings.iter().all(|r| good.readings.contains(r)),
+            "{what}: foreign data entered the log"
+        );
+    }
+    // Nothing lost: an honest sync brings A's readings.
+    b.sync_with(&mut conn(&relay), SnapshotPolicy::Never)
+        .unwrap();
+    assert_eq!(b.log().view(), good);
+}
+
+/// A bundle sealed before compression existed (raw Automerge changes, as
+/// nodes and devices still hold them) opens, applies and survives a reopen.
+#[test]
+fn an_old_format_bundle_still_opens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = relay(tmp.path());
+    let (mut a, keys) = first_device(&relay, 3);
+    let mut b = pair(&relay, &mut a, 4);
+    band(&mut a, 0, 30);
+    a.sync(&mut conn(&relay)).unwrap();
+    let good = a.log().view();
+    let author = a.device_id().0;
+    let mut old_format = 0;
+    // The relay serves A's bundles re-sealed in the old format: their
+    // Automerge bytes themselves.
+    let mut m = Mitm {
+        inner: conn(&relay),
+        edit: |r: &mut Response| {
+            if is_bundles(r) {
+                for item in bundles_of(r).iter_mut() {
+                    if item.device != author {
+                        continue;
+                    }
+                    let plain = open_bundle(&keys, author, item.seq, &item.blob);
+                    let raw = match plain.first() {
+                        Some(0x85) => plain,
+                        Some(0x01) => {
+                            let mut out = Vec::new();
+                            std::io::Read::read_to_end(
+                                &mut flate2::read::DeflateDecoder::new(&plain[1..]),
+                                &mut out,
+                            )
+                            .unwrap();
+                            out
+                        }
+                        other => panic!("unexpected bundle format {other:?}"),
+                    };
+                    assert_eq!(&raw[..4], &[0x85, 0x6f, 0x4a, 0x83]);
+                    item.blob = seal_bundle(&keys, author, item.seq, &raw);
+                    old_format += 1;
+                }
+            }
+        },
+    };
+    let report = b.sync_with(&mut m, SnapshotPolicy::Never).unwrap();
+    assert!(old_format >= 1);
+    assert_eq!(report.rejected, 0);
+    assert_eq!(b.log().view(), good);
+}
+
+/// A device offline for half a day pushes about its document, not its
+/// backlog of changes: every byte it sends in the sync (frames included)
+/// is at most 1.2 times the sealed snapshot of its log.
+#[test]
+fn a_long_offline_backlog_goes_as_the_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = relay(tmp.path());
+    let (mut a, _) = first_device(&relay, 5);
+    a.sync(&mut conn(&relay)).unwrap();
+    band(&mut a, 0, 720);
+    let mut c = conn(&relay);
+    let report = a.sync(&mut c).unwrap();
+    assert_eq!(report.pushed, 1);
+    let snapshot = sealed_snapshot(&mut a);
+    assert!(
+        c.sent as f64 <= 1.2 * snapshot as f64,
+        "sent {} bytes for a sealed snapshot of {snapshot}",
+        c.sent
+    );
+    // And what was pushed is the whole log: a new device gets it all.
+    let mut b = pair(&relay, &mut a, 6);
+    assert_eq!(b.log().view(), a.log().view());
+    b.sync(&mut conn(&relay)).unwrap();
+    assert_eq!(b.log().view(), a.log().view());
+}
+
+/// Two devices, one of which pushes its backlog as the document, still
+/// converge, and a conflicting check-in stays a visible conflict.
+#[test]
+fn devices_converge_and_conflicts_stay_visible_across_document_bundles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = relay(tmp.path());
+    let (mut a, _) = first_device(&relay, 7);
+    let mut b = pair(&relay, &mut a, 8);
+    band(&mut a, 0, 360);
+    band(&mut b, 1000, 1010);
+    let day = Day::of(START);
+    a.check_in(day, Symptom::Cough, Severity::Mild).unwrap();
+    b.check_in(day, Symptom::Cough, Severity::Severe).unwrap();
+    for _ in 0..2 {
+        a.sync(&mut conn(&relay)).unwrap();
+        b.sync(&mut conn(&relay)).unwrap();
+    }
+    assert_eq!(a.log().view(), b.log().view());
+    assert_eq!(a.heads(), b.heads());
+    assert_eq!(a.log().conflicts().len(), 1);
+    assert_eq!(b.log().conflicts().len(), 1);
+}
+
+/// A relay cannot make a device take another vault's document bundle in
+/// place of one of its own vault's.
+#[test]
+fn another_vaults_document_bundle_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = relay(tmp.path());
+    let (mut a, _) = first_device(&relay, 9);
+    let mut b = pair(&relay, &mut a, 10);
+    let (mut stranger, _) = first_device(&relay, 11);
+    band(&mut stranger, 0, 240);
+    stranger.sync(&mut conn(&relay)).unwrap();
+    let stolen: Vec<BundleItem> = relay
+        .store()
+        .bundles(stranger.vault_id().as_bytes())
+        .map(|x| x.unwrap())
+        .collect();
+    assert!(!stolen.is_empty());
+    band(&mut a, 0, 10);
+    a.sync(&mut conn(&relay)).unwrap();
+    let good = a.log().view();
+    let author = a.device_id().0;
+    let mut m = Mitm {
+        inner: conn(&relay),
+        edit: |r: &mut Response| {
+            if is_bundles(r) {
+                for item in bundles_of(r).iter_mut() {
+                    if item.device == author {
+                        item.blob = stolen[stolen.len() - 1].blob.clone();
+                    }
+                }
+            }
+        },
+    };
+    let report = b.sync_with(&mut m, SnapshotPolicy::Never).unwrap();
+    assert!(report.rejected >= 1);
+    assert!(
+        b.log().view().readings.iter().all(|r| good.readings.contains(r)),
+        "the other vault's readings entered the log"
+    );
+    b.sync_with(&mut conn(&relay), SnapshotPolicy::Never)
+        .unwrap();
+    assert_eq!(b.log().view(), good);
+}
+
+/// A day synced hourly leaves the node holding at most 1.5 times the
+/// sealed snapshot of the log for this vault, before any sweep.
+#[test]
+fn the_node_keeps_about_one_snapshot_per_vault() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = relay(tmp.path());
+    let (mut a, _) = first_device(&relay, 12);
+    for hour in 0..24 {
+        band(&mut a, hour * 60, (hour + 1) * 60);
+        a.sync(&mut conn(&relay)).unwrap();
+    }
+    let stored = relay
+        .store()
+        .mailbox(a.vault_id().as_bytes())
+        .unwrap()
+        .unwrap()
+        .bytes;
+    let snapshot = sealed_snapshot(&mut a);
+    assert!(
+        stored as f64 <= 1.5 * snapshot as f64,
+        "the node keeps {stored} bytes for a sealed snapshot of {snapshot}"
+    );
+}
