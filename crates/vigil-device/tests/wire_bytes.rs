@@ -9,7 +9,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use vigil_crypto::{Context, KeySchedule, Kind, NodeId, X25519Identity};
 use vigil_device::{KeyStore, MemStorage, MemoryKeyStore, Period, SnapshotPolicy, Vault};
-use vigil_log::{Day, Metric, Severity, Symptom};
+use vigil_log::{Day, Severity, Symptom};
 use vigil_node::{MailboxStore, Relay, RelayConfig};
 use vigil_proto::{BundleItem, Exchange, ExchangeError, FrameHandler, Response};
 
@@ -209,7 +209,11 @@ fn a_bomb_or_garbage_payload_is_rejected_and_sync_continues() {
         assert!(report.rejected >= 1, "{what}: not rejected");
         assert_eq!(report.received, 0, "{what}: applied");
         assert!(
-            b.log().view().readings.iter().all(|r| good.readings.contains(r)),
+            b.log()
+                .view()
+                .readings
+                .iter()
+                .all(|r| good.readings.contains(r)),
             "{what}: foreign data entered the log"
         );
     }
@@ -328,7 +332,10 @@ fn another_vaults_document_bundle_is_rejected() {
     let mut b = pair(&relay, &mut a, 10);
     let (mut stranger, _) = first_device(&relay, 11);
     band(&mut stranger, 0, 240);
-    stranger.sync(&mut conn(&relay)).unwrap();
+    // Without relay snapshots, so the node keeps the bundles to steal.
+    stranger
+        .sync_with(&mut conn(&relay), SnapshotPolicy::Never)
+        .unwrap();
     let stolen: Vec<BundleItem> = relay
         .store()
         .bundles(stranger.vault_id().as_bytes())
@@ -336,7 +343,8 @@ fn another_vaults_document_bundle_is_rejected() {
         .collect();
     assert!(!stolen.is_empty());
     band(&mut a, 0, 10);
-    a.sync(&mut conn(&relay)).unwrap();
+    a.sync_with(&mut conn(&relay), SnapshotPolicy::Never)
+        .unwrap();
     let good = a.log().view();
     let author = a.device_id().0;
     let mut m = Mitm {
@@ -354,7 +362,11 @@ fn another_vaults_document_bundle_is_rejected() {
     let report = b.sync_with(&mut m, SnapshotPolicy::Never).unwrap();
     assert!(report.rejected >= 1);
     assert!(
-        b.log().view().readings.iter().all(|r| good.readings.contains(r)),
+        b.log()
+            .view()
+            .readings
+            .iter()
+            .all(|r| good.readings.contains(r)),
         "the other vault's readings entered the log"
     );
     b.sync_with(&mut conn(&relay), SnapshotPolicy::Never)
