@@ -234,7 +234,7 @@ pub(crate) struct SyncVolumeRecord {
     /// Bytes of bundles the node took since then: own acknowledged ones and
     /// those received from other devices.
     pub(crate) since: u64,
-    /// The sealed size of the whole log as a payload, when last measured.
+    /// The log's `save()` sealed uncompressed, when last measured.
     pub(crate) doc: u64,
 }
 

@@ -397,3 +397,59 @@ fn the_node_keeps_about_one_snapshot_per_vault() {
         "the node keeps {stored} bytes for a sealed snapshot of {snapshot}"
     );
 }
+
+/// The figures of issue 19 for one day of band readings (run with
+/// `cargo test -p vigil-device --test wire_bytes -- --ignored --nocapture`):
+/// ratios, so any machine gives the same ones.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_a_day() {
+    let readings_per_day: usize = (0..1440)
+        .map(|m| vigil_testkit::wristband_readings(m, 5, 15).len())
+        .sum();
+    // A device offline for the day, then one sync.
+    let tmp = tempfile::tempdir().unwrap();
+    let relay1 = relay(tmp.path());
+    let (mut a, _) = first_device(&relay1, 20);
+    a.sync(&mut conn(&relay1)).unwrap();
+    band(&mut a, 0, 1440);
+    let mut c = conn(&relay1);
+    a.sync(&mut c).unwrap();
+    let snap = sealed_snapshot(&mut a);
+    println!(
+        "offline day: sent {} bytes, sealed snapshot {snap}: {:.2}x",
+        c.sent,
+        c.sent as f64 / snap as f64
+    );
+    // The same day synced hourly: every frame the device sends.
+    let tmp = tempfile::tempdir().unwrap();
+    let relay2 = relay(tmp.path());
+    let (mut b, _) = first_device(&relay2, 21);
+    let (mut sent, mut snapshots) = (0, 0);
+    for hour in 0..24 {
+        band(&mut b, hour * 60, (hour + 1) * 60);
+        let mut c = conn(&relay2);
+        snapshots += usize::from(b.sync(&mut c).unwrap().uploaded_snapshot);
+        sent += c.sent;
+    }
+    let save = b.export_automerge().len();
+    let per = |x: usize| x as f64 / readings_per_day as f64;
+    println!(
+        "hourly day: {readings_per_day} readings, sent {sent} bytes ({:.1} B/reading, {snapshots} relay snapshots); save() {save} ({:.1} B/reading): {:.2}x",
+        per(sent),
+        per(save),
+        sent as f64 / save as f64
+    );
+    let stored = relay2
+        .store()
+        .mailbox(b.vault_id().as_bytes())
+        .unwrap()
+        .unwrap()
+        .bytes;
+    let snap = sealed_snapshot(&mut b);
+    println!(
+        "node after the hourly day: {stored} bytes of blobs, sealed snapshot {snap}: {:.2}x; store directory {} bytes (sled, one vault)",
+        stored as f64 / snap as f64,
+        relay2.store().size_on_disk()
+    );
+}
