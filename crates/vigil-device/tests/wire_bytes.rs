@@ -453,3 +453,39 @@ fn measure_a_day() {
         relay2.store().size_on_disk()
     );
 }
+
+/// The node's disk for many residents: ten vaults, each a day of band
+/// readings synced hourly, on one node. Counts the blob bytes the relay
+/// accounts (sealed bundles and snapshots) and the store directory (sled's
+/// files, all of them).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_node_disk_for_ten_residents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = relay(tmp.path());
+    let mut vaults: Vec<Vault> = (0..10).map(|i| first_device(&relay, 100 + i).0).collect();
+    for hour in 0..24 {
+        for v in &mut vaults {
+            band(v, hour * 60, (hour + 1) * 60);
+            v.sync(&mut conn(&relay)).unwrap();
+        }
+    }
+    let blobs: u64 = vaults
+        .iter()
+        .map(|v| {
+            relay
+                .store()
+                .mailbox(v.vault_id().as_bytes())
+                .unwrap()
+                .unwrap()
+                .bytes
+        })
+        .sum();
+    let snap: usize = vaults.iter_mut().map(sealed_snapshot).sum();
+    let dir = relay.store().size_on_disk();
+    println!(
+        "ten residents, a day hourly: blobs {blobs} bytes ({:.2}x the sealed snapshots, {snap}); store directory {dir} bytes ({:.2}x)",
+        blobs as f64 / snap as f64,
+        dir as f64 / snap as f64
+    );
+}
