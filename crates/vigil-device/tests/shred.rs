@@ -326,8 +326,10 @@ fn online_device_gets_a_receipt_offline_one_shreds_alone_and_the_node_forgets() 
     let receipt = t.receipt.clone().expect("a receipt");
     let body = vigil_proto::receipt::verify_receipt(&verify, &receipt).unwrap();
     assert_eq!(body.vault, vault);
+    // At least the relay snapshot: the snapshot policy (docs/spec.md §10)
+    // lets the node drop the bundles it covers.
     assert!(
-        body.blobs >= 2 && body.grants == 1 && body.alerts == 0 && body.kept_unseen_alerts == 1,
+        body.blobs >= 1 && body.grants == 1 && body.alerts == 0 && body.kept_unseen_alerts == 1,
         "{body:?}"
     );
     assert_eq!(
