@@ -14,6 +14,12 @@ pub enum DeviceFault {
     /// The device's own entry in its version vector does not advance past a
     /// restart: the next bundle reuses the last acknowledged sequence number.
     OwnSeqStuckAfterRestart,
+    /// The process dies inside a fold: the staged readings are committed to
+    /// the in-memory log, but the batch that stores their chunk and removes
+    /// their journal entries is never applied (the fold returns an error;
+    /// the harness then drops the vault as a kill would). Not a bug: a
+    /// crash the store must survive, placed where a kill rarely lands.
+    CrashBeforeFoldBatch,
 }
 
 /// The faults injected into one vault (always none without the feature).
@@ -33,5 +39,21 @@ impl Faults {
     /// Whether `fault` is injected.
     pub(crate) fn has(&self, fault: DeviceFault) -> bool {
         self.injected.contains(&fault)
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+impl Faults {
+    /// Whether the crash inside a fold is injected (never, without the feature).
+    pub(crate) fn crash_before_fold_batch(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Faults {
+    /// Whether the crash inside a fold is injected.
+    pub(crate) fn crash_before_fold_batch(&self) -> bool {
+        self.has(DeviceFault::CrashBeforeFoldBatch)
     }
 }
