@@ -182,6 +182,9 @@ fn make_vault(dir: &Path, keys: &MemoryKeyStore, n: i64) -> Vault {
         &mut rng,
     )
     .unwrap();
+    // Folded two readings at a time, so the store holds several chunks
+    // for the tamper checks below (not only journal entries).
+    v.set_fold_every(2);
     for i in 0..n {
         v.record(
             Metric::HeartRate,
