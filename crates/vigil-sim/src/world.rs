@@ -422,6 +422,9 @@ fn step(w: &mut World, config: &SimConfig, n: usize) {
             let on = !w.devices[d].online;
             w.set_online(d, on);
         }
+        // Half the crashes land inside a fold (before its batch); the others
+        // kill a device whose journal holds the readings since its last sync.
+        91..=94 if n % 2 == 0 => w.crash_mid_fold(d),
         91..=94 => w.crash(d),
         97..=98 if w.devices.len() < 6 && w.devices[0].online && !w.devices[0].shredded => {
             // A new device pairs while others may be partitioned.
@@ -583,6 +586,7 @@ impl World {
         let Some(dev) = self.devices.get_mut(d) else {
             return;
         };
+        let journal = dev.vault.as_ref().map_or(0, |v| v.pending_readings());
         dev.vault = None;
         if self.node.bug == Bug::VectorAheadOfReceivedAfterRestart {
             // Received bundles (`r/`) and the relay snapshot (`R/`).
@@ -590,7 +594,23 @@ impl World {
                 .lose_keys(|k| k.starts_with(b"r/") || k.starts_with(b"R/"));
         }
         let n = self.step;
-        self.event(format!("step {n}: device {d} crashed"));
+        self.event(format!(
+            "step {n}: device {d} crashed ({journal} readings in its journal)"
+        ));
+    }
+
+    /// Device `d` crashes inside a fold of its journal: the readings are
+    /// committed in memory, and the process dies before the batch that
+    /// stores their chunk and removes their journal entries. Every reading
+    /// it acknowledged must survive all the same.
+    pub fn crash_mid_fold(&mut self, d: usize) {
+        if let Some(v) = self.devices.get_mut(d).and_then(|dev| dev.vault.as_mut()) {
+            v.inject_fault(vigil_device::DeviceFault::CrashBeforeFoldBatch);
+            let folded = v.fold();
+            let n = self.step;
+            self.event(format!("step {n}: device {d} fold cut short: {folded:?}"));
+        }
+        self.crash(d);
     }
 
     /// A crashed device `d` starts again from its storage.
