@@ -20,6 +20,10 @@ pub enum DeviceFault {
     /// the harness then drops the vault as a kill would). Not a bug: a
     /// crash the store must survive, placed where a kill rarely lands.
     CrashBeforeFoldBatch,
+    /// A fold removes its journal entries in a batch of their own, before
+    /// the batch that stores their chunk (not atomically with it): a crash
+    /// in between loses the readings.
+    FoldRemovesJournalFirst,
 }
 
 /// The faults injected into one vault (always none without the feature).
@@ -48,6 +52,11 @@ impl Faults {
     pub(crate) fn crash_before_fold_batch(&self) -> bool {
         false
     }
+
+    /// Whether a fold removes its entries before storing its chunk (never).
+    pub(crate) fn fold_removes_journal_first(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(feature = "fault-injection")]
@@ -55,5 +64,10 @@ impl Faults {
     /// Whether the crash inside a fold is injected.
     pub(crate) fn crash_before_fold_batch(&self) -> bool {
         self.has(DeviceFault::CrashBeforeFoldBatch)
+    }
+
+    /// Whether a fold removes its entries before storing its chunk.
+    pub(crate) fn fold_removes_journal_first(&self) -> bool {
+        self.has(DeviceFault::FoldRemovesJournalFirst)
     }
 }

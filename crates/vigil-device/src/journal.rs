@@ -215,6 +215,13 @@ impl Journal {
             let sealed = crypto.seal_chunk(self.next_seq, &chunk)?;
             batch.put(chunk_key(self.next_seq), sealed);
         }
+        if faults.fold_removes_journal_first() && !self.folded_entries.is_empty() {
+            let mut early = Batch::default();
+            for n in &self.folded_entries {
+                early.remove(journal_key(*n));
+            }
+            storage.apply(early)?;
+        }
         for n in &self.folded_entries {
             batch.remove(journal_key(*n));
         }

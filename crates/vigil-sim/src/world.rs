@@ -1,6 +1,6 @@
 //! The simulated world: devices, a node, a clock, faults, and invariants.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use rand_chacha::ChaCha20Rng;
@@ -29,7 +29,9 @@ struct Device {
     session: RelaySession,
     online: bool,
     skew_ms: i64,
-    acked: BTreeSet<ReadingId>,
+    /// Every reading it acknowledged, with what it recorded, in order: a
+    /// lost reading whose id was given again to another still counts as lost.
+    acked: Vec<(ReadingId, (i64, Metric, f64))>,
     shredded: bool,
     /// Requests the network held back, delivered late (out of order).
     held: Vec<Vec<u8>>,
@@ -89,6 +91,9 @@ fn with_bug(mut v: Vault, bug: Bug, restarted: bool) -> Vault {
         Bug::SkipQueuedChanges => v.inject_fault(vigil_device::DeviceFault::SkipQueuedChanges),
         Bug::OwnSeqStuckAfterRestart if restarted => {
             v.inject_fault(vigil_device::DeviceFault::OwnSeqStuckAfterRestart)
+        }
+        Bug::FoldRemovesJournalFirst => {
+            v.inject_fault(vigil_device::DeviceFault::FoldRemovesJournalFirst)
         }
         _ => {}
     }
@@ -246,7 +251,7 @@ fn setup(config: &SimConfig) -> World {
         session,
         online: true,
         skew_ms: 0,
-        acked: BTreeSet::new(),
+        acked: Vec::new(),
         shredded: false,
         held: Vec::new(),
     });
@@ -310,7 +315,7 @@ fn pair(w: &mut World, faults: Faults, skew_ms: i64) -> Result<usize, String> {
         session,
         online: true,
         skew_ms,
-        acked: BTreeSet::new(),
+        acked: Vec::new(),
         shredded: false,
         held: Vec::new(),
     });
@@ -486,7 +491,7 @@ impl World {
             .map_err(|e| e.to_string());
         match &res {
             Ok(id) => {
-                self.devices[d].acked.insert(*id);
+                self.devices[d].acked.push((*id, (t, metric, value)));
                 self.event(format!("step {n}: device {d} recorded {id}"));
             }
             Err(e) => self.event(format!("step {n}: device {d} record failed: {e}")),
@@ -713,10 +718,14 @@ fn check(w: &mut World) -> Vec<String> {
         failures.push("devices' heads differ after the heal".into());
     }
     if let Some(view) = views.first() {
-        let present: BTreeSet<ReadingId> = view.readings.iter().map(|r| r.id).collect();
+        let present: BTreeMap<ReadingId, (i64, Metric, f64)> = view
+            .readings
+            .iter()
+            .map(|r| (r.id, (r.time_ms, r.metric, r.value)))
+            .collect();
         for (d, dev) in w.devices.iter().enumerate() {
-            for id in &dev.acked {
-                if !present.contains(id) {
+            for (id, what) in &dev.acked {
+                if present.get(id) != Some(what) {
                     failures.push(format!("reading {id} acknowledged by device {d} is lost"));
                 }
             }
