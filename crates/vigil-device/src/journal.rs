@@ -242,9 +242,9 @@ impl Journal {
             batch.remove(journal_key(*n));
         }
         if !self.folded_entries.is_empty() && faults.crash_before_fold_batch() {
-            return Err(WriteError::Storage(StorageError::Io(std::io::Error::other(
-                "injected crash before the fold's batch",
-            ))));
+            return Err(WriteError::Storage(StorageError::Io(
+                std::io::Error::other("injected crash before the fold's batch"),
+            )));
         }
         storage.apply(batch)?;
         self.folded_entries.clear();

@@ -519,18 +519,17 @@ impl Vault {
     /// when the journal is full. On a failed write they are unstaged
     /// (nothing recorded), so Ok means durable and Err means absent.
     fn journal_append(&mut self, readings: &[Reading]) -> Result<(), WriteError> {
-        let due = match self.journal.append(
-            self.storage.as_mut(),
-            &mut self.crypto,
-            &self.log,
-            readings,
-        ) {
-            Ok(due) => due,
-            Err(e) => {
-                self.log.unstage_last(readings.len());
-                return Err(e);
-            }
-        };
+        let due =
+            match self
+                .journal
+                .append(self.storage.as_mut(), &mut self.crypto, &self.log, readings)
+            {
+                Ok(due) => due,
+                Err(e) => {
+                    self.log.unstage_last(readings.len());
+                    return Err(e);
+                }
+            };
         if due {
             // The readings are durable already; a failed fold leaves them
             // in the journal for the next one, so it is logged, not returned

@@ -43,11 +43,19 @@ fn readings_fold_into_one_change() {
     // Every reading is visible at once, before any fold.
     assert_eq!(vault.log().len(), 50);
     assert_eq!(vault.pending_readings(), 50);
-    assert_eq!(vault.pending_chunks(), chunks_before, "no chunk per reading");
+    assert_eq!(
+        vault.pending_chunks(),
+        chunks_before,
+        "no chunk per reading"
+    );
     vault.fold().unwrap();
     assert_eq!(vault.pending_readings(), 0);
     assert_eq!(vault.pending_chunks(), chunks_before + 1);
-    assert_eq!(changes(&mut vault), before + 1, "fifty readings, one change");
+    assert_eq!(
+        changes(&mut vault),
+        before + 1,
+        "fifty readings, one change"
+    );
     assert_eq!(vault.log().len(), 50);
 }
 
@@ -149,10 +157,7 @@ fn a_tampered_journal_entry_is_corruption() {
         s.apply(b).unwrap();
     }
     let err = Vault::open_at(&dir, &keys, START).unwrap_err();
-    assert!(
-        matches!(err, vigil_device::OpenError::Corrupt(_)),
-        "{err}"
-    );
+    assert!(matches!(err, vigil_device::OpenError::Corrupt(_)), "{err}");
 }
 
 /// A store with a journal says format 4, so an older build (format 3)
@@ -223,7 +228,10 @@ impl Storage for SharedMem {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, vigil_device::StorageError> {
         self.0.lock().unwrap().get(key)
     }
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<vigil_device::Entries, vigil_device::StorageError> {
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> Result<vigil_device::Entries, vigil_device::StorageError> {
         self.0.lock().unwrap().scan_prefix(prefix)
     }
     fn apply(&mut self, batch: vigil_device::Batch) -> Result<(), vigil_device::StorageError> {

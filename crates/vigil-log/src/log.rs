@@ -335,7 +335,9 @@ impl HealthLog {
         if self.by_id.contains_key(&reading.id) {
             return Ok(false);
         }
-        reading.metric.validate(reading.value, reading.metric.unit())?;
+        reading
+            .metric
+            .validate(reading.value, reading.metric.unit())?;
         if reading.time_ms < 0 {
             return Err(LogError::NegativeTime(reading.time_ms));
         }

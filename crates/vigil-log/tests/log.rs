@@ -405,8 +405,13 @@ fn staged_readings_fold_into_one_change_and_survive_merges() {
     assert_eq!(before, 0);
     let staged: Vec<_> = (0..20)
         .map(|i| {
-            a.stage(Metric::HeartRate, 60.0 + i as f64, Unit::BeatsPerMinute, T0 + i * MIN)
-                .unwrap()
+            a.stage(
+                Metric::HeartRate,
+                60.0 + i as f64,
+                Unit::BeatsPerMinute,
+                T0 + i * MIN,
+            )
+            .unwrap()
         })
         .collect();
     assert_eq!(a.len(), 20);
@@ -428,11 +433,17 @@ fn staged_readings_fold_into_one_change_and_survive_merges() {
     assert_eq!(fresh.len(), 21);
     assert_eq!(fresh.view().readings, a.view().readings);
     let mut doc = automerge::AutoCommit::load(&a.save()).unwrap();
-    assert_eq!(doc.get_changes(&[]).len(), 3, "creation, b's reading, one fold");
+    assert_eq!(
+        doc.get_changes(&[]).len(),
+        3,
+        "creation, b's reading, one fold"
+    );
     // Idempotent replay; the next id continues after the staged ones.
     assert!(!a.restage(staged[3]).unwrap());
     assert_eq!(a.len(), 21);
-    let next = a.stage(Metric::HeartRate, 70.0, Unit::BeatsPerMinute, T0).unwrap();
+    let next = a
+        .stage(Metric::HeartRate, 70.0, Unit::BeatsPerMinute, T0)
+        .unwrap();
     assert_eq!(next.id.seq, 21);
     // Another device's reading is never restaged as this one's.
     let mut foreign = staged[0];
@@ -440,5 +451,11 @@ fn staged_readings_fold_into_one_change_and_survive_merges() {
     assert!(a.restage(foreign).is_err());
     a.unstage_last(1);
     assert_eq!(a.len(), 21);
-    assert_eq!(a.stage(Metric::HeartRate, 70.0, Unit::BeatsPerMinute, T0).unwrap().id.seq, 21);
+    assert_eq!(
+        a.stage(Metric::HeartRate, 70.0, Unit::BeatsPerMinute, T0)
+            .unwrap()
+            .id
+            .seq,
+        21
+    );
 }

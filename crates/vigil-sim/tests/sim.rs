@@ -95,11 +95,7 @@ fn the_harness_catches_injected_bugs() {
             Scenario::Week,
             "reached the inbox twice",
         ),
-        (
-            Bug::FoldRemovesJournalFirst,
-            Scenario::Week,
-            "is lost",
-        ),
+        (Bug::FoldRemovesJournalFirst, Scenario::Week, "is lost"),
     ] {
         let caught = (0..60).find_map(|seed| {
             let c = SimConfig {
