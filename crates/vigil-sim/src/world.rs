@@ -429,7 +429,7 @@ fn step(w: &mut World, config: &SimConfig, n: usize) {
         }
         // Half the crashes land inside a fold (before its batch); the others
         // kill a device whose journal holds the readings since its last sync.
-        91..=94 if n % 2 == 0 => w.crash_mid_fold(d),
+        91..=94 if n.is_multiple_of(2) => w.crash_mid_fold(d),
         91..=94 => w.crash(d),
         97..=98 if w.devices.len() < 6 && w.devices[0].online && !w.devices[0].shredded => {
             // A new device pairs while others may be partitioned.
