@@ -57,6 +57,15 @@ pub(crate) const P_ALERTED: &[u8] = b"A/";
 pub(crate) const P_DISCLOSURE: &[u8] = b"d/";
 /// The local snapshot's blob name ([`SnapshotRecord`]).
 pub(crate) const SNAPSHOT_BLOB: &str = "snapshot";
+/// `s/ || tag(slot)` → sealed [`DeliveredRecord`]: an alert the node
+/// confirmed, and when staff acknowledged it if the node said so (issue 18).
+/// Keyed by a keyed hash like `a/`, unlinked from it.
+pub(crate) const P_ALERT_DELIVERED: &[u8] = b"s/";
+/// Most delivered-alert records kept: past it, the oldest delivered goes.
+/// An episode is at most two alerts per grant, and episodes are at least
+/// the recovery time apart, so a period never comes near it; it only bounds
+/// what a runaway rule could write.
+pub(crate) const MAX_DELIVERED_ALERTS: usize = 512;
 
 fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut k = prefix.to_vec();
@@ -156,6 +165,11 @@ impl AlertSlot {
     /// Its "already queued" marker's key.
     pub(crate) fn marker_key(&self, index: &IndexKey) -> Vec<u8> {
         self.key(index, "vigil/v1/index/alerted", P_ALERTED)
+    }
+
+    /// Its delivered-alert record's key.
+    pub(crate) fn delivered_key(&self, index: &IndexKey) -> Vec<u8> {
+        self.key(index, "vigil/v1/index/alert-delivered", P_ALERT_DELIVERED)
     }
 }
 
@@ -322,6 +336,22 @@ pub(crate) struct OutboxRecord {
     pub(crate) blob: Vec<u8>,
 }
 
+/// `s/`: an alert its node confirmed, kept so the device can ask whether
+/// staff acknowledged it (sealed: slot, onset, level and the staff's
+/// acknowledgement are health facts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DeliveredRecord {
+    pub(crate) grant: [u8; 16],
+    pub(crate) episode: [u8; 16],
+    pub(crate) kind: u8,
+    pub(crate) onset_ms: i64,
+    pub(crate) level: u8,
+    /// When the node confirmed it (device clock).
+    pub(crate) delivered_ms: i64,
+    /// When staff acknowledged it, as the node last said (node clock).
+    pub(crate) staff_acked_ms: Option<i64>,
+}
+
 /// The tombstone file: what remains of a shredded vault. The node's receipt
 /// is kept only as its SHA-256: the receipt counts the alerts deleted, and
 /// a count above zero says there was a fever.
@@ -361,6 +391,8 @@ pub(crate) enum LocalRecord<'a> {
     Alerted(&'a [u8]),
     /// An alert-outbox entry, by its key.
     AlertOutbox(&'a [u8]),
+    /// A delivered-alert record, by its key.
+    AlertDelivered(&'a [u8]),
     /// Journal entry `n`.
     Journal(u64),
 }
@@ -378,6 +410,9 @@ impl LocalRecord<'_> {
                 .bytes(vault.as_bytes())
                 .bytes(key),
             LocalRecord::AlertOutbox(key) => Context::new("vigil/v1/alert-outbox")
+                .bytes(vault.as_bytes())
+                .bytes(key),
+            LocalRecord::AlertDelivered(key) => Context::new("vigil/v1/alert-delivered")
                 .bytes(vault.as_bytes())
                 .bytes(key),
             LocalRecord::Journal(n) => Context::new("vigil/v1/journal")
@@ -696,6 +731,12 @@ mod tests {
         assert!(o.starts_with(P_ALERT_OUTBOX) && m.starts_with(P_ALERTED));
         assert_ne!(o[2..], m[2..]);
         assert!(!o.windows(16).any(|w| w == slot.grant || w == slot.episode));
+        let s = slot.delivered_key(&index);
+        assert!(s.len() == 18 && s.starts_with(P_ALERT_DELIVERED));
+        assert!(
+            s[2..] != o[2..] && s[2..] != m[2..],
+            "unlinked from the outbox and marker"
+        );
         let other = AlertSlot { kind: 1, ..slot };
         assert_ne!(other.outbox_key(&index), o);
         assert_ne!(slot.outbox_key(&IndexKey::from_bytes([8; 32])), o);
@@ -720,6 +761,7 @@ mod never_panic {
             let _ = decode::<SyncRecord>(&bytes, SMALL_RECORD);
             let _ = decode::<RelaySnapshotRecord>(&bytes, LOG_RECORD);
             let _ = decode::<OutboxRecord>(&bytes, SMALL_RECORD);
+            let _ = decode::<DeliveredRecord>(&bytes, SMALL_RECORD);
             let _ = decode::<TombstoneRecord>(&bytes, SMALL_RECORD);
             let _ = decode::<TombstoneRecordV2>(&bytes, SMALL_RECORD);
             let _ = crate::shred::Tombstone::decode(&bytes);

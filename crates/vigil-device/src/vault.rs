@@ -15,7 +15,7 @@ use vigil_proto::{
     Exchange, GrantDeletion, ProtoError, RedeemTicket, Registration, SyncError, Ticket, drive,
 };
 
-use crate::alerts::{AlertReport, Alerts, Grant, PendingAlert};
+use crate::alerts::{AlertReport, AlertStatusReport, Alerts, DeliveredAlert, Grant, PendingAlert};
 use crate::disclosure::{self, Disclosure};
 use crate::error::{OpenError, SyncFailure, WriteError};
 use crate::faults::Faults;
@@ -824,6 +824,31 @@ impl Vault {
         self.evaluate_alerts(now_ms)?;
         self.alerts
             .deliver(self.storage.as_mut(), &mut self.crypto, conn, node, now_ms)
+    }
+
+    /// Alerts their node confirmed (by onset), each with when staff
+    /// acknowledged it if the node said so ([`Vault::refresh_alert_status`]).
+    pub fn delivered_alerts(&self) -> Result<Vec<DeliveredAlert>, StorageError> {
+        Alerts::delivered(self.storage.as_ref(), &self.crypto)
+    }
+
+    /// Asks `node` over `conn` whether staff acknowledged this device's
+    /// delivered alerts not yet known acknowledged, and stores the answer
+    /// durably (docs/spec.md §12). A node that will not tell (an older one,
+    /// or one refusing the question) leaves them unknown and fails nothing;
+    /// only a transport or protocol failure is an error. Call it after
+    /// [`Vault::send_alerts`]; with nothing to ask, nothing is sent.
+    pub fn refresh_alert_status(
+        &mut self,
+        conn: &mut dyn Exchange,
+        node: &X25519PublicKey,
+    ) -> Result<AlertStatusReport, SyncFailure> {
+        // The proof is for this node's grant: never shown to another node.
+        if conn.node().x25519() != node {
+            return Err(SyncFailure::WrongNode);
+        }
+        self.alerts
+            .refresh_status(self.storage.as_mut(), &mut self.crypto, conn, node)
     }
 
     // ---- shredding ----
