@@ -19,7 +19,13 @@ use vigil_proto::VersionVector;
 use crate::period::Period;
 
 /// The store format version this build writes and the highest it reads.
-pub const STORE_FORMAT: u32 = 3;
+/// Format 4 added the reading journal (`j/`): a format-3 build must refuse
+/// such a store rather than ignore readings that are only there. A format-3
+/// store (no journal) is read, and marked 4 when opened.
+pub const STORE_FORMAT: u32 = 4;
+/// The oldest store format this build opens (format 3 differs only by
+/// having no journal).
+pub(crate) const OLDEST_READ_FORMAT: u32 = 3;
 
 // ---- keys -----------------------------------------------------------------
 
@@ -31,6 +37,9 @@ pub(crate) const K_META: &[u8] = b"m/vault";
 pub(crate) const K_SYNC: &[u8] = b"m/sync";
 /// `c/ || be64(seq)` → sealed chunk of own changes not yet in the snapshot.
 pub(crate) const P_CHUNK: &[u8] = b"c/";
+/// `j/ || be64(n)` → sealed [`JournalRecord`]: readings durable but not yet
+/// folded into a chunk (docs/spec.md §8, Writes).
+pub(crate) const P_JOURNAL: &[u8] = b"j/";
 /// `r/ || device || be64(seq)` → a bundle received from another device, as received.
 pub(crate) const P_RECEIVED: &[u8] = b"r/";
 /// [`RelaySnapshotRecord`]: the relay snapshot last received, as received.
@@ -77,6 +86,18 @@ pub(crate) fn chunk_key(seq: u64) -> Vec<u8> {
 pub(crate) fn parse_chunk_key(k: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(
         k.strip_prefix(P_CHUNK)?.try_into().ok()?,
+    ))
+}
+
+/// The key of journal entry `n` (from 1).
+pub(crate) fn journal_key(n: u64) -> Vec<u8> {
+    join(P_JOURNAL, &[&n.to_be_bytes()])
+}
+
+/// The n in a journal key.
+pub(crate) fn parse_journal_key(k: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(
+        k.strip_prefix(P_JOURNAL)?.try_into().ok()?,
     ))
 }
 
@@ -222,6 +243,14 @@ pub(crate) struct MetaRecord {
 pub(crate) struct SnapshotRecord {
     pub(crate) covered: u64,
     pub(crate) sealed: Vec<u8>,
+}
+
+/// `j/`: the readings of one durable write (one, or two for a GATT packet
+/// with SpO2 and pulse), each in the log's own 42-byte encoding
+/// ([`vigil_log::Reading::encode`]), so a replay gives the same ids.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct JournalRecord {
+    pub(crate) readings: Vec<Vec<u8>>,
 }
 
 /// `m/sync`: what sync must remember between sessions.
@@ -502,6 +531,8 @@ pub(crate) enum LocalRecord<'a> {
     AlertOutbox(&'a [u8]),
     /// A delivered-alert record, by its key.
     AlertDelivered(&'a [u8]),
+    /// Journal entry `n`.
+    Journal(u64),
 }
 
 impl LocalRecord<'_> {
@@ -522,6 +553,9 @@ impl LocalRecord<'_> {
             LocalRecord::AlertDelivered(key) => Context::new("vigil/v1/alert-delivered")
                 .bytes(vault.as_bytes())
                 .bytes(key),
+            LocalRecord::Journal(n) => Context::new("vigil/v1/journal")
+                .bytes(vault.as_bytes())
+                .u64(*n),
         }
     }
 }
@@ -883,6 +917,8 @@ mod tests {
         assert_ne!(other.outbox_key(&index), o);
         assert_ne!(slot.outbox_key(&IndexKey::from_bytes([8; 32])), o);
         assert_eq!(parse_disclosure_key(&disclosure_key(5)), Some(5));
+        assert_eq!(parse_journal_key(&journal_key(300)), Some(300));
+        assert!(journal_key(2) < journal_key(256), "replayed in order");
     }
 }
 
@@ -915,6 +951,8 @@ mod never_panic {
             let _ = parse_sync_outbox_key(&bytes);
             let _ = parse_grant_key(&bytes);
             let _ = parse_disclosure_key(&bytes);
+            let _ = parse_journal_key(&bytes);
+            let _ = decode::<JournalRecord>(&bytes, SMALL_RECORD);
         }
 
         #[test]

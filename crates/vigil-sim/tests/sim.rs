@@ -95,6 +95,7 @@ fn the_harness_catches_injected_bugs() {
             Scenario::Week,
             "reached the inbox twice",
         ),
+        (Bug::FoldRemovesJournalFirst, Scenario::Week, "is lost"),
     ] {
         let caught = (0..60).find_map(|seed| {
             let c = SimConfig {
@@ -114,7 +115,7 @@ fn the_harness_catches_injected_bugs() {
         );
         eprintln!("{bug:?}: caught at seed {seed}: {}", failures[0]);
     }
-    assert_eq!(Bug::ALL.len(), 6, "a new bug needs a row above");
+    assert_eq!(Bug::ALL.len(), 7, "a new bug needs a row above");
 }
 
 /// The CI's bounded sweep: 64 seeds of every scenario (256 runs of a
