@@ -360,7 +360,7 @@ mod tests {
     fn summary_marks_met_and_missed_targets() {
         let mut f = Figures::new();
         parse_figures("figure: record_per_s 4000\nfigure: shred_ms 2.5\n", &mut f);
-        let md = markdown(&f, "", "test machine", false);
+        let md = markdown(&f, "", &machine_for_tests(), false);
         assert!(
             md.contains("| durable record rate (sled) | 4000/s | ≥ 5,000/s | **missed** |"),
             "{md}"
@@ -373,6 +373,89 @@ mod tests {
             md.contains("| open the week's vault | not measured |"),
             "{md}"
         );
+    }
+
+    fn machine_for_tests() -> Machine {
+        Machine {
+            cpu: "Test CPU".into(),
+            cores: 2,
+            ram_gib: 24.0,
+            rustc: "rustc test".into(),
+        }
+    }
+
+    /// The issue-19 targets are ratios against a reference measured in the
+    /// same run: over the bound is missed, under it met, whatever the
+    /// machine's absolute speed.
+    #[test]
+    fn ratio_targets_are_missed_when_the_ratio_is_over() {
+        let mut f = Figures::new();
+        parse_figures(
+            "figure: upload_ratio 2.5 35.0 14.0\nfigure: backlog_ratio 1.19 205000 172300\n\
+             figure: node_disk_ratio 1.51 260000 172300\nfigure: sim_instructions 1600000000\n\
+             figure: record_vs_sled 79.5 4000 5031\nfigure: open_vs_load 1.2 60.0 50.0\n",
+            &mut f,
+        );
+        let md = markdown(&f, "", &machine_for_tests(), false);
+        for (row, verdict) in [
+            ("| 2.50× (35.0 / 14.0 B) | ≤ 2× |", "**missed**"),
+            ("| 1.19× (205000 / 172300 B) | ≤ 1.2× |", "met"),
+            ("| 1.51× (260000 / 172300 B) | ≤ 1.5× |", "**missed**"),
+            ("| 100.0 % (1600 M instructions) | ≤ 37 % |", "**missed**"),
+            ("| 79.5 % (4000 / 5031 per s) | ≥ 80 % |", "**missed**"),
+            ("| 1.20× (60.0 / 50.0 ms) | ≤ 1.2× |", "met"),
+        ] {
+            let wanted = format!("{row} {verdict} |");
+            assert!(md.contains(&wanted), "{wanted} not in\n{md}");
+        }
+        // The same figures a little better meet every target.
+        let mut f = Figures::new();
+        parse_figures(
+            "figure: upload_ratio 1.9 26.6 14.0\nfigure: node_disk_ratio 1.4 241220 172300\n\
+             figure: sim_instructions 590000000\nfigure: record_vs_sled 80.0 4025 5031\n",
+            &mut f,
+        );
+        let md = markdown(&f, "", &machine_for_tests(), false);
+        assert!(md.contains("| 1.90× (26.6 / 14.0 B) | ≤ 2× | met |"), "{md}");
+        assert!(md.contains("| 1.40× (241220 / 172300 B) | ≤ 1.5× | met |"), "{md}");
+        assert!(md.contains("| 36.9 % (590 M instructions) | ≤ 37 % | met |"), "{md}");
+        assert!(md.contains("| 80.0 % (4025 / 5031 per s) | ≥ 80 % | met |"), "{md}");
+    }
+
+    /// Every summary row names the CPU, the core count and the user CPU
+    /// time of the program that measured it.
+    #[test]
+    fn every_figure_has_the_cpu_and_its_user_time_beside_it() {
+        let mut f = Figures::new();
+        parse_figures(
+            "figure: record_vs_sled 85 4300 5031\nfigure: user_s.reference 12.34\n\
+             figure: shred_ms 2.5\n",
+            &mut f,
+        );
+        let md = markdown(&f, "", &machine_for_tests(), false);
+        let row = md
+            .lines()
+            .find(|l| l.contains("sled insert+flush"))
+            .expect("the record row");
+        assert!(row.ends_with("| Test CPU ×2, 12.3 s user (reference) |"), "{row}");
+        // A figure whose program's time was not read says so.
+        let row = md.lines().find(|l| l.contains("shred")).expect("the shred row");
+        assert!(row.ends_with("| Test CPU ×2, user time not read (week) |"), "{row}");
+    }
+
+    #[test]
+    fn callgrind_instruction_count_is_read() {
+        let err = "==4242== Events    : Ir\n==4242== Collected : 1600123456\n==4242==\n==4242== I   refs:      1,600,123,456\n";
+        assert_eq!(parse_callgrind(err), Some(1_600_123_456));
+        assert_eq!(parse_callgrind("valgrind: no such tool"), None);
+    }
+
+    #[test]
+    fn children_user_time_is_read_from_proc_stat() {
+        // pid (comm with ) and spaces) state ... field 14 utime, 15 stime, 16 cutime.
+        let stat = "77 (cargo (x) y) S 1 77 77 0 -1 4194304 100 0 0 0 5 6 250 30 20 0 1 0";
+        assert_eq!(children_user_s(stat), Some(2.5));
+        assert_eq!(children_user_s("garbage"), None);
     }
 
     #[test]
@@ -408,7 +491,7 @@ mod tests {
     #[test]
     fn the_report_text_is_unchanged() {
         let f = every_figure();
-        let md = markdown(&f, "| t |\n", "test machine", true);
+        let md = markdown(&f, "| t |\n", &machine_for_tests(), true);
         assert_eq!(md, include_str!("testdata/report.md"));
         assert_eq!(sync_plot(&f).unwrap(), include_str!("testdata/sync.svg"));
     }
