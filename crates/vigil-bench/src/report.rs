@@ -295,11 +295,8 @@ fn sim_executable(opts: &ReportOptions) -> Result<PathBuf, ReportError> {
     )?;
     out.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find_map(|m| {
-            (m["reason"] == "compiler-artifact" && m["target"]["name"] == "vigil-sim")
-                .then(|| m["executable"].as_str().map(PathBuf::from))
-                .flatten()
-        })
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "vigil-sim")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .ok_or_else(|| ReportError::Bench {
             command: "cargo build --release -p vigil-sim".into(),
             detail: "cargo named no vigil-sim executable".into(),
@@ -324,13 +321,9 @@ fn sim_instructions(
     if opts.quick {
         args[1] = "0..1".into();
     }
-    let out_file = opts.out_dir.join("callgrind.out.vigil-sim");
-    if let Some(dir) = out_file.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| ReportError::Write {
-            path: dir.to_owned(),
-            source,
-        })?;
-    }
+    // Beside the program, not in the report's directory (which may be
+    // docs/perf): `callgrind_annotate` reads it for a profile.
+    let out_file = exe.with_file_name("callgrind.out.vigil-sim");
     let shown = format!(
         "{} --tool=callgrind {} {}",
         valgrind.display(),
@@ -524,6 +517,16 @@ pub fn markdown(f: &Figures, bench_tables: &str, machine: &Machine, quick: bool)
     let mut md = String::new();
     let _ = writeln!(md, "# Vigil performance report\n");
     let _ = writeln!(md, "Machine: {machine}.");
+    if let Some(l) = f.get("load_average").and_then(|l| l.last()) {
+        // Other work on the machine slows both sides of a ratio, but not
+        // always alike: a loaded run's ratios are worth a second run.
+        let _ = writeln!(
+            md,
+            "\nLoad average (1 min) at the start / end of the run: {:.1} / {:.1}.",
+            l.first().copied().unwrap_or(0.0),
+            l.get(1).copied().unwrap_or(0.0)
+        );
+    }
     if quick {
         let _ = writeln!(
             md,
@@ -571,6 +574,7 @@ pub fn markdown(f: &Figures, bench_tables: &str, machine: &Machine, quick: bool)
 /// Runs everything and writes `report.md`, `sync.svg` and `volume.svg`
 /// into `out_dir`; returns the Markdown.
 pub fn run(opts: &ReportOptions) -> Result<String, ReportError> {
+    let load_before = crate::attack::load_average();
     let mut output = run_benches(opts)?;
     let mut f = Figures::new();
     eprintln!(
@@ -587,7 +591,9 @@ pub fn run(opts: &ReportOptions) -> Result<String, ReportError> {
             let _ = writeln!(
                 output,
                 "\n## Simulation cost under callgrind\n\n| figure | value |\n|---|---:|\n\
-                 | instructions, `vigil-sim {}`{} | {n} |\n| share of the 1.60 G before issue 19 | {:.1} % |\n",
+                 | instructions, `vigil-sim {}`{} | {n} |\n| share of the 1.60 G before issue 19 | {:.1} % |\n\n\
+                 The profile is `callgrind.out.vigil-sim` beside the release `vigil-sim` program \
+                 (read it with `callgrind_annotate`).\n",
                 CALLGRIND_SIM_ARGS.join(" "),
                 if opts.quick {
                     " (quick: seed 0 only)"
@@ -607,6 +613,9 @@ pub fn run(opts: &ReportOptions) -> Result<String, ReportError> {
         }
     }
     parse_figures(&output, &mut f);
+    if let (Some(a), Some(b)) = (load_before, crate::attack::load_average()) {
+        f.insert("load_average".into(), vec![vec![a, b]]);
+    }
     let md = markdown(&f, &tables(&output), &Machine::this(), opts.quick);
     write(&opts.out_dir.join("report.md"), &md)?;
     if let Some(svg) = sync_plot(&f) {
@@ -807,7 +816,8 @@ mod tests {
              figure: record_vs_sled 91.2 5458 5985\nfigure: open_vs_load 1.18 61.6 52.0\n\
              figure: user_s.volume 31.25\nfigure: user_s.week 12.5\nfigure: user_s.callgrind 40\n\
              figure: interval_point 1 900.5 120.25\nfigure: interval_point 60 210 30.5\n\
-             figure: interval_point 1440 190.75 20\nfigure: interval_point 15 400 50\n",
+             figure: interval_point 1440 190.75 20\nfigure: interval_point 15 400 50\n\
+             figure: load_average 0.52 1.5\n",
             &mut f,
         );
         f
