@@ -772,6 +772,22 @@ mod tests {
     }
 
     #[test]
+    fn bench_targets_are_read_from_cargo_metadata() {
+        let json = r#"{"packages":[
+            {"name":"vigil","targets":[{"kind":["lib"],"name":"vigil"},{"kind":["bench"],"name":"sync"}]},
+            {"name":"vigil-bench","targets":[{"kind":["bin"],"name":"vigil-bench"},{"kind":["bench"],"name":"volume"},{"kind":["test"],"name":"load"}]}
+        ]}"#;
+        assert_eq!(
+            parse_bench_targets(json),
+            vec![
+                ("vigil".to_owned(), "sync".to_owned()),
+                ("vigil-bench".to_owned(), "volume".to_owned())
+            ]
+        );
+        assert!(parse_bench_targets("not json").is_empty());
+    }
+
+    #[test]
     fn callgrind_instruction_count_is_read() {
         let err = "==4242== Events    : Ir\n==4242== Collected : 1600123456\n==4242==\n==4242== I   refs:      1,600,123,456\n";
         assert_eq!(parse_callgrind(err), Some(1_600_123_456));
