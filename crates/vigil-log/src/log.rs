@@ -786,3 +786,120 @@ fn decode_retraction(v: &ScalarValue) -> Option<Retraction> {
         reason: String::from_utf8_lossy(&b[24..]).into_owned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plain definition of [`HealthLog::own_changes_since`]: every
+    /// change `heads` does not include, built, then this device's kept.
+    fn plain_own_changes_since(log: &mut HealthLog, heads: &[ChangeHash]) -> (Vec<u8>, usize) {
+        let me = ActorId::from(&log.device.0[..]);
+        let mut out = Vec::new();
+        let mut n = 0;
+        for c in log.doc.get_changes(heads) {
+            if c.actor_id() == &me {
+                out.extend_from_slice(c.raw_bytes());
+                n += 1;
+            }
+        }
+        (out, n)
+    }
+
+    /// A small deterministic generator (xorshift), so the test needs no RNG crate.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// Three replicas edit, exchange whole saves or only what is new, and
+    /// at random points compare `own_changes_since` of heads each kept
+    /// earlier with the plain definition: the same bytes, the same count.
+    /// Exchanges make another device's changes depend on this one's, and
+    /// this one's on theirs, both ways the cheap path must get right.
+    #[test]
+    fn own_changes_since_is_the_plain_definition() {
+        const T0: i64 = 1_790_000_000_000;
+        for round in 1..=30u64 {
+            let mut rng = Rng(round.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+            let mut first = HealthLog::new(DeviceId([1; 16]));
+            let saved = first.save();
+            let mut reps = vec![first];
+            for d in 2..=3u8 {
+                reps.push(HealthLog::load(&saved, DeviceId([d; 16])).expect("a saved log loads"));
+            }
+            let mut kept: Vec<Vec<Vec<ChangeHash>>> = vec![vec![Vec::new()]; 3];
+            let mut compared = 0;
+            for step in 0..120 {
+                let w = rng.next(3);
+                let t = T0 + step * 60_000;
+                match rng.next(8) {
+                    0..=2 => {
+                        reps[w]
+                            .record(
+                                Metric::HeartRate,
+                                60.0 + rng.next(40) as f64,
+                                Unit::BeatsPerMinute,
+                                t,
+                            )
+                            .expect("a valid reading");
+                    }
+                    3 => {
+                        let known = reps[w].readings(None, i64::MIN, i64::MAX, true);
+                        if !known.is_empty() {
+                            let id = known[rng.next(known.len())].id;
+                            reps[w]
+                                .annotate(id, &format!("note {step}"))
+                                .expect("a known reading");
+                        }
+                    }
+                    4 => {
+                        let sev = [Severity::None, Severity::Mild][rng.next(2)];
+                        reps[w]
+                            .check_in(Day::of(T0), Symptom::ALL[rng.next(3)], sev)
+                            .expect("an initialised log");
+                    }
+                    5 => {
+                        let from = rng.next(3);
+                        if from != w {
+                            let whole = reps[from].save();
+                            reps[w].apply(&whole).expect("a save applies");
+                        }
+                    }
+                    6 => {
+                        // Only what `from` made since heads `w` once kept,
+                        // as a bundle would carry it.
+                        let from = rng.next(3);
+                        let heads = kept[from][rng.next(kept[from].len())].clone();
+                        let (chunk, _) = reps[from].own_changes_since(&heads);
+                        if from != w && !chunk.is_empty() {
+                            reps[w].apply(&chunk).expect("changes apply");
+                        }
+                    }
+                    _ => {
+                        let heads = reps[w].heads();
+                        kept[w].push(heads);
+                    }
+                }
+                let c = rng.next(3);
+                let heads = kept[c][rng.next(kept[c].len())].clone();
+                let want = plain_own_changes_since(&mut reps[c], &heads);
+                assert_eq!(
+                    reps[c].own_changes_since(&heads),
+                    want,
+                    "round {round} step {step}: replica {c}"
+                );
+                compared += usize::from(want.1 > 0);
+            }
+            assert!(
+                compared > 10,
+                "round {round}: only {compared} non-empty comparisons"
+            );
+        }
+    }
+}
