@@ -738,13 +738,44 @@ impl HealthLog {
     /// concatenated (an incremental chunk), and how many there are.
     pub fn own_changes_since(&mut self, heads: &[ChangeHash]) -> (Vec<u8>, usize) {
         let me = ActorId::from(&self.device.0[..]);
+        // Automerge rebuilds (re-encodes) every change it returns, and the
+        // changes since `heads` are mostly other devices' (received since
+        // the last bundle). Their metadata, which costs no rebuilding, says
+        // which are this device's, in the order `get_changes` gives.
+        let mut own = Vec::new();
+        let mut have = heads.to_vec();
+        for m in self.doc.get_changes_meta(heads) {
+            if *m.actor == me {
+                own.push(m.hash);
+            } else {
+                have.push(m.hash);
+            }
+        }
+        if own.is_empty() {
+            return (Vec::new(), 0);
+        }
+        // Build only this device's: with the others' changes counted as
+        // had, what is left is ours, unless another device's change depends
+        // on one of ours (it then counts ours as had too): then build all.
+        let mut built: HashMap<ChangeHash, automerge::Change> = self
+            .doc
+            .get_changes(&have)
+            .into_iter()
+            .map(|c| (c.hash(), c))
+            .collect();
+        if !own.iter().all(|h| built.contains_key(h)) {
+            built = self
+                .doc
+                .get_changes(heads)
+                .into_iter()
+                .map(|c| (c.hash(), c))
+                .collect();
+        }
         let mut out = Vec::new();
         let mut n = 0;
-        for c in self.doc.get_changes(heads) {
-            if c.actor_id() == &me {
-                out.extend_from_slice(c.raw_bytes());
-                n += 1;
-            }
+        for c in own.iter().filter_map(|h| built.get(h)) {
+            out.extend_from_slice(c.raw_bytes());
+            n += 1;
         }
         (out, n)
     }
