@@ -837,6 +837,124 @@ mod tests {
         (out, n)
     }
 
+    /// The plain definition of [`HealthLog::view`]: every key of the three
+    /// maps looked up on its own, all concurrent values each time.
+    fn view_by_key(log: &HealthLog) -> LogView {
+        let mut annotations = BTreeMap::new();
+        for item in log.doc.map_range(&log.annotations, ..) {
+            if let Ok(id) = item.key.parse::<ReadingId>() {
+                let mut v = log.annotation(id);
+                v.sort();
+                annotations.insert(id, v);
+            }
+        }
+        let mut retractions = BTreeMap::new();
+        for item in log.doc.map_range(&log.retractions, ..) {
+            if let Some((id, r)) = item
+                .key
+                .parse::<ReadingId>()
+                .ok()
+                .and_then(|id| Some((id, log.retraction(id)?)))
+            {
+                retractions.insert(id, r);
+            }
+        }
+        let mut checkins = BTreeMap::new();
+        for item in log.doc.map_range(&log.checkins, ..) {
+            if let Some(k) = parse_checkin_key(&item.key) {
+                let mut v = log.checkin_values(k.0, k.1);
+                v.sort();
+                checkins.insert(k, v);
+            }
+        }
+        LogView {
+            readings: log.readings(None, i64::MIN, i64::MAX, true),
+            annotations,
+            retractions,
+            checkins,
+        }
+    }
+
+    /// Replicas annotate, retract, take retractions back and check in,
+    /// concurrently (conflicts), and write keys no Vigil device writes (a
+    /// non-canonical id, a value of the wrong type): `view` equals the
+    /// per-key definition at every step, on every replica.
+    #[test]
+    fn view_is_the_per_key_definition() {
+        const T0: i64 = 1_790_000_000_000;
+        for round in 1..=12u64 {
+            let mut rng = Rng(round.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+            let mut first = HealthLog::new(DeviceId([1; 16]));
+            for i in 0..4 {
+                first
+                    .record(Metric::HeartRate, 60.0, Unit::BeatsPerMinute, T0 + i)
+                    .expect("a valid reading");
+            }
+            let saved = first.save();
+            let mut reps = vec![first];
+            for d in 2..=3u8 {
+                reps.push(HealthLog::load(&saved, DeviceId([d; 16])).expect("a saved log loads"));
+            }
+            for step in 0..60 {
+                let w = rng.next(3);
+                let known = reps[w].readings(None, i64::MIN, i64::MAX, true);
+                let id = known[rng.next(known.len())].id;
+                match rng.next(8) {
+                    0 | 1 => reps[w]
+                        .annotate(id, &format!("note {}", rng.next(3)))
+                        .expect("known"),
+                    2 => reps[w].retract(id, "wrong", T0 + step).expect("known"),
+                    3 => {
+                        let _ = reps[w].unretract(id);
+                    }
+                    4 => {
+                        let sev = [Severity::None, Severity::Mild, Severity::Severe][rng.next(3)];
+                        reps[w]
+                            .check_in(Day::of(T0), Symptom::ALL[rng.next(3)], sev)
+                            .expect("an initialised log");
+                    }
+                    5 => {
+                        // What no Vigil device writes: an upper-case id, a
+                        // number where text belongs, a check-in in the wrong case.
+                        let r = &mut reps[w];
+                        let key = id.to_string().to_uppercase();
+                        match rng.next(3) {
+                            0 => r.doc.put(&r.annotations, key, "odd").expect("a put"),
+                            1 => r.doc.put(&r.annotations, id.to_string(), 7).expect("a put"),
+                            _ => r
+                                .doc
+                                .put(
+                                    &r.checkins,
+                                    checkin_key(Day::of(T0), Symptom::ALL[0]),
+                                    "SEVERE",
+                                )
+                                .expect("a put"),
+                        }
+                        r.doc.commit();
+                    }
+                    _ => {
+                        let from = rng.next(3);
+                        if from != w {
+                            let whole = reps[from].save();
+                            reps[w].apply(&whole).expect("a save applies");
+                        }
+                    }
+                }
+                for (i, r) in reps.iter().enumerate() {
+                    assert_eq!(
+                        r.view(),
+                        view_by_key(r),
+                        "round {round} step {step}: replica {i}"
+                    );
+                }
+            }
+            assert!(
+                reps.iter().any(|r| !r.conflicts().is_empty()),
+                "round {round}: no conflict was exercised"
+            );
+        }
+    }
+
     /// A small deterministic generator (xorshift), so the test needs no RNG crate.
     struct Rng(u64);
     impl Rng {
