@@ -612,30 +612,62 @@ impl HealthLog {
     }
 
     /// The whole visible state, canonically ordered, for comparing replicas.
+    ///
+    /// One pass over each map: a key with a single value takes it from the
+    /// pass, and only a key in conflict (or not in the canonical form the
+    /// lookups use) is looked up for all its values, as
+    /// [`HealthLog::annotation`], [`HealthLog::retraction`] and
+    /// [`HealthLog::checkin`] do. A lookup per key cost more than the rest.
     pub fn view(&self) -> LogView {
+        let text = |v: &automerge::ValueRef<'_>| match v {
+            automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => {
+                Some(s.as_ref().to_owned())
+            }
+            _ => None,
+        };
         let mut annotations = BTreeMap::new();
         for item in self.doc.map_range(&self.annotations, ..) {
             if let Ok(id) = item.key.parse::<ReadingId>() {
-                let mut v = self.annotation(id);
+                let mut v = if !item.conflict && item.key == id.to_string() {
+                    text(&item.value).into_iter().collect()
+                } else {
+                    self.annotation(id)
+                };
                 v.sort();
                 annotations.insert(id, v);
             }
         }
         let mut retractions = BTreeMap::new();
         for item in self.doc.map_range(&self.retractions, ..) {
-            if let Some((id, r)) = item
-                .key
-                .parse::<ReadingId>()
-                .ok()
-                .and_then(|id| Some((id, self.retraction(id)?)))
-            {
+            let Ok(id) = item.key.parse::<ReadingId>() else {
+                continue;
+            };
+            let r = if item.key == id.to_string() {
+                // The winning value, which is what `retraction` looks up.
+                match &item.value {
+                    automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) => {
+                        decode_retraction_bytes(b)
+                    }
+                    _ => None,
+                }
+            } else {
+                self.retraction(id)
+            };
+            if let Some(r) = r {
                 retractions.insert(id, r);
             }
         }
         let mut checkins = BTreeMap::new();
         for item in self.doc.map_range(&self.checkins, ..) {
             if let Some(k) = parse_checkin_key(&item.key) {
-                let mut v = self.checkin_values(k.0, k.1);
+                let mut v = if !item.conflict && item.key == checkin_key(k.0, k.1) {
+                    text(&item.value)
+                        .and_then(|s| s.parse::<Severity>().ok())
+                        .into_iter()
+                        .collect()
+                } else {
+                    self.checkin_values(k.0, k.1)
+                };
                 v.sort();
                 checkins.insert(k, v);
             }
@@ -804,6 +836,10 @@ fn decode_retraction(v: &ScalarValue) -> Option<Retraction> {
     let ScalarValue::Bytes(b) = v else {
         return None;
     };
+    decode_retraction_bytes(b)
+}
+
+fn decode_retraction_bytes(b: &[u8]) -> Option<Retraction> {
     if b.len() < 24 {
         return None;
     }
