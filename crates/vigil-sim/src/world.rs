@@ -71,11 +71,13 @@ impl NodeParts {
             ..NodeConfig::default()
         };
         let grant_keys = self.dir.path().join(vigil_node::GRANT_KEYS_DIR);
+        // The receipt key goes to the relay directly: `Node::with_receipts`
+        // takes a reference and derives the key pair again from its bytes.
         let relay = Node::with_store(self.store.clone(), &grant_keys, &config)
             .expect("grant keys")
-            .with_receipts(&SigningIdentity::from_bytes([7; 32]))
             .relay()
-            .clone();
+            .clone()
+            .with_receipts(SigningIdentity::from_bytes([7; 32]));
         if self.bug == Bug::AlertDedupForgetsOnRestart {
             relay.with_forgetful_alert_dedup()
         } else {
