@@ -137,7 +137,15 @@ fn fresh_rng(rng: &mut ChaCha20Rng) -> ChaCha20Rng {
 
 fn setup(config: &SimConfig) -> World {
     let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
-    let dir = tempfile::tempdir().expect("a temporary directory");
+    // The node's grant-key files (files by design, written with fsync)
+    // go to memory where the system has it: on a disk, the run's four
+    // fsyncs took longer than all its computing (the store is in memory
+    // for the same reason, below).
+    let dir = tempfile::Builder::new()
+        .prefix("vigil-sim")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .expect("a temporary directory");
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     // The node's store lives in memory (clones share it): a node restart
