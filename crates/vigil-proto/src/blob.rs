@@ -1,5 +1,47 @@
 //! Byte-string fields (`#[serde(with = "crate::blob")]`): serialised as
-//! serde bytes rather than as a sequence of `u8`.
+//! serde bytes rather than as a sequence of `u8`. Postcard writes both the
+//! same way (a varint length, then the bytes), so nothing changes on the
+//! wire or at rest; a sequence costs a call per byte, which made sealed
+//! blobs the bulk of encoding and decoding frames.
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserializer, Serializer};
+
+pub(crate) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bytes(bytes)
+}
+
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    d.deserialize_byte_buf(Bytes)
+}
+
+struct Bytes;
+
+impl<'de> Visitor<'de> for Bytes {
+    type Value = Vec<u8>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a byte string")
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+        Ok(v.to_vec())
+    }
+
+    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+        Ok(v)
+    }
+
+    /// Formats without a byte string (JSON: an array of numbers). The
+    /// length hint is not trusted beyond a small first allocation.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(b) = seq.next_element::<u8>()? {
+            out.push(b);
+        }
+        Ok(out)
+    }
+}
 
 #[cfg(test)]
 mod tests {
