@@ -69,11 +69,11 @@
 
 // The vault and its components.
 pub use vigil_device::{
-    AlertReport, Batch, DELIVERY_DEADLINE_MS, Disclosure, Enrolment, Entries, FileKeyStore, Grant,
-    KeyStore, KeyStoreError, MemStorage, MemoryKeyStore, OpenError, PendingAlert, PendingJoin,
-    Period, RecordError, ShredError, SledStorage, SnapshotPolicy, Storage, StorageError,
-    SyncFailure, SyncReport, SyncSchedule, TOMBSTONE_FILE, Ticket, TicketId, TicketSecret,
-    Tombstone, Vault, WriteError,
+    AlertReport, AlertStatusReport, Batch, DELIVERY_DEADLINE_MS, DeliveredAlert, Disclosure,
+    Enrolment, Entries, FileKeyStore, Grant, KeyStore, KeyStoreError, MemStorage, MemoryKeyStore,
+    OpenError, PendingAlert, PendingJoin, Period, RecordError, ShredError, SledStorage,
+    SnapshotPolicy, Storage, StorageError, SyncFailure, SyncReport, SyncSchedule, TOMBSTONE_FILE,
+    Ticket, TicketId, TicketSecret, Tombstone, Vault, WriteError,
 };
 
 // The health log, the decoder of a wristband's Bluetooth GATT values

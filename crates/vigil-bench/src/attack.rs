@@ -304,7 +304,7 @@ fn user_s(pid: Option<u32>) -> Option<f64> {
 }
 
 /// The 1-minute load average, from `/proc/loadavg`.
-fn load_average() -> Option<f64> {
+pub(crate) fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
         .split_whitespace()

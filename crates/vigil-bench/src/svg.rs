@@ -25,6 +25,9 @@ pub struct Panel {
     pub y_label: String,
     /// The lines.
     pub series: Vec<Series>,
+    /// Labelled x ticks at these positions (for a scale that is not
+    /// linear, e.g. log10 of an interval); empty: round numeric ticks.
+    pub x_ticks: Vec<(f64, String)>,
 }
 
 const W: f64 = 460.0;
@@ -78,7 +81,7 @@ pub fn render(panels: &[Panel]) -> String {
     for (i, p) in panels.iter().enumerate() {
         let f = Frame::fit(p, W * i as f64);
         f.title(&mut out, &p.title);
-        f.grid(&mut out);
+        f.grid(&mut out, &p.x_ticks);
         f.axes(&mut out, p);
         for (k, s) in p.series.iter().enumerate() {
             f.series(&mut out, s);
@@ -111,11 +114,17 @@ impl Frame {
         let (xmax, ymax) = pts.fold((0f64, 0f64), |(a, b), (x, y)| (a.max(*x), b.max(*y)));
         let (xs, ys) = (tick_step(xmax), tick_step(ymax));
         let (xtop, ytop) = ((xmax / xs).ceil() * xs, (ymax / ys).ceil() * ys);
+        // Labelled ticks: the axis ends at the last one.
+        let labelled_top = p.x_ticks.iter().map(|t| t.0).fold(xmax, f64::max);
         Frame {
             ox,
             xs,
             ys,
-            xtop: xtop.max(xs),
+            xtop: if p.x_ticks.is_empty() {
+                xtop.max(xs)
+            } else {
+                labelled_top.max(f64::MIN_POSITIVE)
+            },
             ytop: ytop.max(ys),
             pw: W - LEFT - RIGHT,
             ph: H - TOP - BOTTOM,
@@ -139,8 +148,9 @@ impl Frame {
         );
     }
 
-    /// Horizontal grid lines with the y labels, then the x ticks and labels.
-    fn grid(&self, out: &mut String) {
+    /// Horizontal grid lines with the y labels, then the x ticks and labels
+    /// (`labelled`, or round numbers if it is empty).
+    fn grid(&self, out: &mut String, labelled: &[(f64, String)]) {
         let mut t = 0.0;
         while t <= self.ytop + self.ys / 2.0 {
             let y = self.py(t);
@@ -155,18 +165,30 @@ impl Frame {
             );
             t += self.ys;
         }
-        let mut t = 0.0;
-        while t <= self.xtop + self.xs / 2.0 {
-            let x = self.px(t);
+        let mut ticks: Vec<(f64, String)> = labelled.to_vec();
+        if ticks.is_empty() {
+            let mut t = 0.0;
+            while t <= self.xtop + self.xs / 2.0 {
+                ticks.push((t, label(t)));
+                t += self.xs;
+            }
+        }
+        let round = !labelled.is_empty();
+        for (t, text) in ticks {
+            // Labelled ticks sit anywhere: one decimal is enough.
+            let x = if round {
+                (self.px(t) * 10.0).round() / 10.0
+            } else {
+                self.px(t)
+            };
             let _ = writeln!(
                 out,
                 r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#999"/><text x="{x}" y="{}" text-anchor="middle">{}</text>"##,
                 self.py(0.0),
                 self.py(0.0) + 5.0,
                 self.py(0.0) + 18.0,
-                label(t)
+                escape(&text)
             );
-            t += self.xs;
         }
     }
 
@@ -266,6 +288,7 @@ mod tests {
                     points: vec![(1.0, 1.0)],
                 },
             ],
+            x_ticks: vec![],
         }]);
         assert!(svg.starts_with("<svg"));
         assert!(svg.trim_end().ends_with("</svg>"));

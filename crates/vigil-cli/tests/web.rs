@@ -366,6 +366,18 @@ fn a_ticket_issued_on_the_dashboard_enrols_a_device_and_revokes() {
     assert_eq!(list[0]["status"], "enrolled", "{list}");
     let (_, _, page) = get(port, "/residents", &session);
     assert!(page.contains("Enrolled"), "{page}");
+    // The node's residents searched, by the ticket's id prefix and by
+    // label in another case; a search matching no one shows no row.
+    for q in [&id[..8], "ana+COSTA"] {
+        let (status, _, page) = get(port, &format!("/residents?q={q}"), &session);
+        assert_eq!(status, 200);
+        assert!(
+            page.contains(&format!(r#"<tr id="resident-{}""#, &id[..12])),
+            "{page}"
+        );
+    }
+    let (_, _, page) = get(port, "/residents?q=nobody&page=3", &session);
+    assert!(!page.contains(r#"<tr id="resident-"#), "{page}");
 
     // Revoke with the form: the CLI shows it revoked.
     let (status, _, _) = post(

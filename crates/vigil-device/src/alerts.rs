@@ -11,15 +11,16 @@ use vigil_proto::alert::{
     ALERT_END, ALERT_START, AlertPayload, episode_id, grant_id, level_for, round_onset, seal_alert,
 };
 use vigil_proto::{
-    AlertEvent, AlertWire, Conversation, DeliverAlerts, Exchange, GiveGrant, GrantAuth, GrantWire,
-    OutgoingAlert, Registration, Ticket, drive,
+    AlertEvent, AlertStatusEvent, AlertStatusQuery, AlertWire, Conversation, DeliverAlerts,
+    Exchange, GiveGrant, GrantAuth, GrantWire, MAX_ALERT_STATUS, OutgoingAlert, ProtoError,
+    QueryAlertStatus, Registration, Ticket, drive,
 };
 
 use crate::disclosure::{Disclosure, disclose};
 use crate::error::{SyncFailure, WriteError};
 use crate::layout::{
-    self, AlertSlot, LocalRecord, OutboxRecord, P_ALERT_OUTBOX, P_GRANT, VaultCrypto, grant_key,
-    parse_grant_key,
+    self, AlertSlot, DeliveredRecord, LocalRecord, MAX_DELIVERED_ALERTS, OutboxRecord,
+    P_ALERT_DELIVERED, P_ALERT_OUTBOX, P_GRANT, VaultCrypto, grant_key, parse_grant_key,
 };
 use crate::period::Period;
 use crate::storage::{Batch, Storage, StorageError};
@@ -76,6 +77,93 @@ pub struct AlertReport {
     pub delivered: usize,
     /// Alerts still waiting.
     pub pending: usize,
+}
+
+/// An alert its node confirmed receiving, and whether staff acknowledged it
+/// (docs/spec.md §12): the device keeps these so it can ask the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveredAlert {
+    /// The grant.
+    pub grant_id: [u8; 16],
+    /// The episode.
+    pub episode: [u8; 16],
+    /// Started (1) or ended (2).
+    pub kind: u8,
+    /// The episode's onset as the alert told it (rounded to 10 minutes), ms.
+    pub onset_ms: i64,
+    /// The level band sent (1–3).
+    pub level: u8,
+    /// When the node confirmed it, ms (this device's clock).
+    pub delivered_ms: i64,
+    /// When staff acknowledged it, ms (the node's clock), once the node
+    /// said so; `None` while not acknowledged or not known. Who
+    /// acknowledged is never sent to the device.
+    pub staff_acked_ms: Option<i64>,
+}
+
+/// What [`crate::Vault::refresh_alert_status`] learnt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertStatusReport {
+    /// Delivered alerts asked about (those not yet known acknowledged).
+    pub asked: usize,
+    /// Alerts newly known acknowledged by staff.
+    pub acknowledged: usize,
+    /// Alerts whose state the node did not tell: an older node, or one that
+    /// refused the question. Their state stays unknown; nothing failed.
+    pub unknown: usize,
+}
+
+/// The delivered-alert records: each one's store key and its record, opened.
+fn delivered(
+    storage: &dyn Storage,
+    crypto: &VaultCrypto,
+) -> Result<Vec<(Vec<u8>, DeliveredRecord)>, StorageError> {
+    let mut out = Vec::new();
+    for (k, v) in storage.scan_prefix(P_ALERT_DELIVERED)? {
+        let rec: DeliveredRecord = crypto
+            .open_record(LocalRecord::AlertDelivered(&k), &v)
+            .ok_or_else(|| StorageError::Corrupt("delivered alert record does not open".into()))?;
+        out.push((k, rec));
+    }
+    // Opaque keys: order by the episode's time, its start before its end.
+    out.sort_by_key(|(_, r)| (r.onset_ms, r.grant, r.episode, r.kind));
+    Ok(out)
+}
+
+/// Adds to `batch` the record that the node confirmed `rec`'s alert, keeping
+/// what the device already knew of it, and, at the bound, removing the
+/// record delivered longest ago.
+fn record_delivered(
+    storage: &dyn Storage,
+    crypto: &mut VaultCrypto,
+    batch: &mut Batch,
+    slot: &AlertSlot,
+    rec: &OutboxRecord,
+    now_ms: i64,
+) -> Result<(), WriteError> {
+    let key = slot.delivered_key(crypto.index_key());
+    let existing = delivered(storage, crypto)?;
+    let known = existing.iter().find(|(k, _)| *k == key).map(|(_, r)| r);
+    if known.is_none()
+        && existing.len() >= MAX_DELIVERED_ALERTS
+        && let Some((oldest, _)) = existing
+            .iter()
+            .min_by_key(|(k, r)| (r.delivered_ms, k.clone()))
+    {
+        batch.remove(oldest.clone());
+    }
+    let record = DeliveredRecord {
+        grant: slot.grant,
+        episode: slot.episode,
+        kind: slot.kind,
+        onset_ms: rec.onset_ms,
+        level: rec.level,
+        delivered_ms: known.map_or(now_ms, |r| r.delivered_ms),
+        staff_acked_ms: known.and_then(|r| r.staff_acked_ms),
+    };
+    let sealed = crypto.seal_record(LocalRecord::AlertDelivered(&key), &record)?;
+    batch.put(key, sealed);
+    Ok(())
 }
 
 /// The alert component: the grants this device made, and whether an
@@ -391,6 +479,118 @@ impl Alerts {
             .collect())
     }
 
+    /// Alerts their node confirmed, by onset, each with what the device
+    /// knows of staff's acknowledgement.
+    pub(crate) fn delivered(
+        storage: &dyn Storage,
+        crypto: &VaultCrypto,
+    ) -> Result<Vec<DeliveredAlert>, StorageError> {
+        Ok(delivered(storage, crypto)?
+            .into_iter()
+            .map(|(_, r)| DeliveredAlert {
+                grant_id: r.grant,
+                episode: r.episode,
+                kind: r.kind,
+                onset_ms: r.onset_ms,
+                level: r.level,
+                delivered_ms: r.delivered_ms,
+                staff_acked_ms: r.staff_acked_ms,
+            })
+            .collect())
+    }
+
+    /// Asks `node` over `conn` which of this device's delivered alerts under
+    /// its grant staff acknowledged (those not yet known acknowledged, at
+    /// most [`MAX_ALERT_STATUS`] a question) and stores each answer durably.
+    /// A refused question (an older node's `Malformed`, `UnknownGrant`)
+    /// leaves its alerts unknown; only the transport or a garbled
+    /// conversation fails. An answer is believed only for the alert asked
+    /// in its place.
+    pub(crate) fn refresh_status(
+        &self,
+        storage: &mut dyn Storage,
+        crypto: &mut VaultCrypto,
+        conn: &mut dyn Exchange,
+        node: &X25519PublicKey,
+    ) -> Result<AlertStatusReport, SyncFailure> {
+        let mut report = AlertStatusReport::default();
+        let records = delivered(storage, crypto)?;
+        let mut questions = Vec::new();
+        // Per question: the records it asks about, in its order.
+        let mut asked: Vec<Vec<&(Vec<u8>, DeliveredRecord)>> = Vec::new();
+        for g in self.grants.iter().filter(|g| g.node == *node) {
+            let open: Vec<&(Vec<u8>, DeliveredRecord)> = records
+                .iter()
+                .filter(|(_, r)| r.grant == g.grant_id && r.staff_acked_ms.is_none())
+                .collect();
+            let proof = crypto.keys().alert_key(&g.node).status_proof(&g.grant_id);
+            for chunk in open.chunks(MAX_ALERT_STATUS) {
+                questions.push(AlertStatusQuery {
+                    grant_id: g.grant_id,
+                    proof,
+                    alerts: chunk.iter().map(|(_, r)| (r.episode, r.kind)).collect(),
+                });
+                report.asked += chunk.len();
+                asked.push(chunk.to_vec());
+            }
+        }
+        if questions.is_empty() {
+            return Ok(report);
+        }
+        let mut conv = QueryAlertStatus::new(questions);
+        drive(&mut conv, conn, |conv| -> Result<(), SyncFailure> {
+            while let Some(ev) = conv.poll_event() {
+                match ev {
+                    AlertStatusEvent::Answered(i, states) => {
+                        let chunk = &asked[i];
+                        if states.len() != chunk.len() {
+                            tracing::warn!(
+                                asked = chunk.len(),
+                                answered = states.len(),
+                                "the node answered another number of alerts than asked"
+                            );
+                        }
+                        let mut batch = Batch::default();
+                        for (j, (key, rec)) in chunk.iter().enumerate() {
+                            let Some(s) = states
+                                .get(j)
+                                .filter(|s| s.episode == rec.episode && s.kind == rec.kind)
+                            else {
+                                report.unknown += 1;
+                                continue;
+                            };
+                            if let Some(at) = s.acked_ms {
+                                let mut r = rec.clone();
+                                r.staff_acked_ms = Some(at);
+                                let sealed =
+                                    crypto.seal_record(LocalRecord::AlertDelivered(key), &r)?;
+                                batch.put(key.clone(), sealed);
+                                report.acknowledged += 1;
+                            }
+                        }
+                        storage.apply(batch)?;
+                    }
+                    AlertStatusEvent::Refused(i, e) => {
+                        match &e {
+                            ProtoError::Malformed(_) => tracing::info!(
+                                "the node does not answer alert status (an older node); staff acknowledgement unknown"
+                            ),
+                            ProtoError::UnknownGrant => tracing::info!(
+                                "the node does not know this grant's alerts; staff acknowledgement unknown"
+                            ),
+                            e => {
+                                tracing::warn!(error = %e, "node refused the alert status question; unknown")
+                            }
+                        }
+                        report.unknown += asked[i].len();
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(report)
+    }
+
     /// Sends every pending alert for `node` over `conn` (the caller
     /// evaluated first), removing each from the outbox once the node
     /// acknowledges it. Each alert's first transmission and acknowledgement
@@ -454,6 +654,10 @@ impl Alerts {
                         let (key, slot, rec) = &entries[i];
                         let mut batch = Batch::default();
                         batch.remove(key.clone());
+                        // The outbox forgets it; the delivered record, in
+                        // the same durable batch, remembers it, so the
+                        // device can ask whether staff saw it.
+                        record_delivered(storage, crypto, &mut batch, slot, rec, now_ms)?;
                         disclose(
                             storage,
                             crypto,
@@ -482,5 +686,83 @@ impl Alerts {
             Ok(())
         })?;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemStorage;
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::SeedableRng;
+    use vigil_crypto::{KeySchedule, RootKey};
+    use vigil_log::DeviceId;
+
+    /// The record of delivered alerts stays bounded: past the bound, the
+    /// alert delivered longest ago goes, in the same batch; a record
+    /// written again keeps what the device knew of staff's acknowledgement.
+    #[test]
+    fn delivered_records_are_bounded_and_keep_the_acknowledgement() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let keys = KeySchedule::new(RootKey::generate(&mut rng));
+        let mut crypto = VaultCrypto::new(keys, DeviceId([1; 16]), &mut rng);
+        let mut storage = MemStorage::new();
+        let slot = |i: usize| AlertSlot {
+            grant: [7; 16],
+            episode: u128::try_from(i).unwrap().to_be_bytes(),
+            kind: 1,
+        };
+        let rec = OutboxRecord {
+            grant: [7; 16],
+            episode: [0; 16],
+            kind: 1,
+            queued_ms: 0,
+            first_sent_ms: None,
+            onset_ms: 5,
+            level: 2,
+            blob: Vec::new(),
+        };
+        for i in 0..=MAX_DELIVERED_ALERTS {
+            let mut batch = Batch::default();
+            let at = i64::try_from(i).unwrap();
+            record_delivered(&storage, &mut crypto, &mut batch, &slot(i), &rec, at).unwrap();
+            storage.apply(batch).unwrap();
+        }
+        let all = delivered(&storage, &crypto).unwrap();
+        assert_eq!(all.len(), MAX_DELIVERED_ALERTS);
+        assert!(
+            all.iter().all(|(_, r)| r.episode != slot(0).episode),
+            "the oldest went"
+        );
+        // Staff's acknowledgement, once known, survives the record being
+        // written again (a retry after a crash), and nothing else goes.
+        let (key, r) = all
+            .iter()
+            .find(|(_, r)| r.episode == slot(1).episode)
+            .unwrap()
+            .clone();
+        let acked = DeliveredRecord {
+            staff_acked_ms: Some(99),
+            ..r
+        };
+        let sealed = crypto
+            .seal_record(LocalRecord::AlertDelivered(&key), &acked)
+            .unwrap();
+        let mut batch = Batch::default();
+        batch.put(key, sealed);
+        storage.apply(batch).unwrap();
+        let mut batch = Batch::default();
+        record_delivered(&storage, &mut crypto, &mut batch, &slot(1), &rec, 1_000).unwrap();
+        storage.apply(batch).unwrap();
+        let all = delivered(&storage, &crypto).unwrap();
+        assert_eq!(all.len(), MAX_DELIVERED_ALERTS);
+        let again = all
+            .iter()
+            .find(|(_, r)| r.episode == slot(1).episode)
+            .unwrap();
+        assert_eq!(
+            (again.1.staff_acked_ms, again.1.delivered_ms),
+            (Some(99), 1)
+        );
     }
 }

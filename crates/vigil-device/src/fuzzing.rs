@@ -30,4 +30,5 @@ pub fn store_records(bytes: &[u8]) {
     let _ = layout::parse_sync_outbox_key(bytes);
     let _ = layout::parse_grant_key(bytes);
     let _ = layout::parse_disclosure_key(bytes);
+    let _ = layout::unpack_log(bytes);
 }

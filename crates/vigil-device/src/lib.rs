@@ -35,7 +35,9 @@ mod storage;
 mod sync;
 mod vault;
 
-pub use alerts::{AlertReport, DELIVERY_DEADLINE_MS, Grant, PendingAlert};
+pub use alerts::{
+    AlertReport, AlertStatusReport, DELIVERY_DEADLINE_MS, DeliveredAlert, Grant, PendingAlert,
+};
 pub use disclosure::Disclosure;
 pub use error::{OpenError, SyncFailure, WriteError};
 #[cfg(feature = "fault-injection")]

@@ -15,13 +15,15 @@ use vigil_proto::{
     Exchange, GrantDeletion, ProtoError, RedeemTicket, Registration, SyncError, Ticket, drive,
 };
 
-use crate::alerts::{AlertReport, Alerts, Grant, PendingAlert};
+use crate::alerts::{AlertReport, AlertStatusReport, Alerts, DeliveredAlert, Grant, PendingAlert};
 use crate::disclosure::{self, Disclosure};
 use crate::error::{OpenError, SyncFailure, WriteError};
 use crate::faults::Faults;
 use crate::journal::Journal;
 use crate::keystore::KeyStore;
-use crate::layout::{self, K_FORMAT, K_META, MetaRecord, SMALL_RECORD, STORE_FORMAT, VaultCrypto};
+use crate::layout::{
+    self, K_FORMAT, K_META, MetaRecord, OLDEST_READ_FORMAT, SMALL_RECORD, STORE_FORMAT, VaultCrypto,
+};
 use crate::pairing::{self, PendingJoin};
 use crate::period::Period;
 use crate::shred::{self, ShredError, Tombstone};
@@ -271,7 +273,7 @@ impl Vault {
                 supported: STORE_FORMAT,
             });
         }
-        if format < STORE_FORMAT {
+        if format < OLDEST_READ_FORMAT {
             // Earlier layouts packed records differently (format 1) or kept
             // the alert outbox in the clear (format 2): never read as this one.
             return Err(OpenError::OlderFormat {
@@ -293,11 +295,23 @@ impl Vault {
             return Err(OpenError::WrongKey { expected: vault_id });
         }
         let crypto = VaultCrypto::new(keys, DeviceId(meta.device), rng);
-        let (mut log, journal) = Journal::load(storage.as_ref(), &crypto)?;
+        let (mut log, mut journal) = Journal::load(storage.as_ref(), &crypto)?;
         let sync = SyncState::load(storage.as_ref(), &crypto, &mut log, meta.period)?;
         let alerts = Alerts::load(storage.as_ref(), &crypto, meta.period)?;
         // Everything loaded is stored already.
         log.mark_all_saved();
+        // The journal's readings last, staged with their ids: they are in
+        // no chunk, snapshot or bundle yet.
+        journal.replay(storage.as_ref(), &crypto, &mut log)?;
+        let mut storage = storage;
+        if format < STORE_FORMAT {
+            // Format 3 is format 4 without a journal: mark the store 4
+            // before this build writes its first entry, so a format-3 build
+            // refuses it instead of ignoring the readings under `j/`.
+            let mut batch = Batch::default();
+            batch.put(K_FORMAT, STORE_FORMAT.to_be_bytes().to_vec());
+            storage.apply(batch)?;
+        }
         Ok(Vault {
             storage,
             crypto,
@@ -340,6 +354,30 @@ impl Vault {
         self.journal.since_snapshot()
     }
 
+    /// Fold automatically once this many readings wait in the journal
+    /// (0: only at sync, before other writes, and on [`Vault::fold`]).
+    pub fn set_fold_every(&mut self, readings: u64) {
+        self.journal.set_fold_every(readings);
+    }
+
+    /// Readings durable in the journal and not yet folded into the log's
+    /// document (they are in every view already).
+    pub fn pending_readings(&self) -> usize {
+        Journal::pending_readings(&self.log)
+    }
+
+    /// Folds the readings waiting in the journal into the log as one
+    /// Automerge change, stored as one chunk in the same atomic batch that
+    /// removes their journal entries. Sync, every other write and reading
+    /// the heads fold by themselves, and so does a record that brings the
+    /// journal to its size ([`Vault::set_fold_every`]); an app calls this
+    /// on a timer to bound the journal in time as well. Nothing is lost if
+    /// it fails: the readings stay in the journal.
+    pub fn fold(&mut self) -> Result<(), WriteError> {
+        self.journal.fold_in_memory(&mut self.log)?;
+        self.persist()
+    }
+
     // ---- writing the log ----
 
     /// Records a reading. When this returns Ok the reading is sealed and
@@ -370,8 +408,11 @@ impl Vault {
         time_ms: i64,
         now_ms: i64,
     ) -> Result<ReadingId, WriteError> {
-        let id = self.log.record(metric, value, unit, time_ms)?;
-        self.persist()?;
+        let reading = self.log.stage(metric, value, unit, time_ms)?;
+        self.journal_append(&[reading])?;
+        let id = reading.id;
+        // The alert is evaluated now, on the staged reading: it never waits
+        // for a fold.
         if metric == Metric::BodyTemperature {
             self.alerts.watch_fever(
                 self.storage.as_mut(),
@@ -410,15 +451,16 @@ impl Vault {
         }
         let mut recorded = Vec::with_capacity(values.len());
         for (metric, value) in values {
-            let id = self.log.record(metric, value, metric.unit(), time_ms)?;
-            recorded.push(Reading {
-                id,
-                time_ms,
-                metric,
-                value,
-            });
+            match self.log.stage(metric, value, metric.unit(), time_ms) {
+                Ok(r) => recorded.push(r),
+                Err(e) => {
+                    self.log.unstage_last(recorded.len());
+                    return Err(e.into());
+                }
+            }
         }
-        self.persist()?;
+        // Both values of a packet in one journal entry: both or neither.
+        self.journal_append(&recorded)?;
         for r in &recorded {
             if r.metric == Metric::BodyTemperature {
                 self.alerts.watch_fever(
@@ -437,12 +479,14 @@ impl Vault {
 
     /// Annotates a reading (durable on Ok).
     pub fn annotate(&mut self, id: ReadingId, text: &str) -> Result<(), WriteError> {
+        self.fold_first()?;
         self.log.annotate(id, text)?;
         self.persist()
     }
 
     /// Retracts a reading with a reason (durable on Ok).
     pub fn retract(&mut self, id: ReadingId, reason: &str, time_ms: i64) -> Result<(), WriteError> {
+        self.fold_first()?;
         self.log.retract(id, reason, time_ms)?;
         self.persist()
     }
@@ -452,6 +496,7 @@ impl Vault {
     /// anew at `now_ms` (a fever it completes is alerted now). Returns the
     /// retraction removed.
     pub fn unretract(&mut self, id: ReadingId, now_ms: i64) -> Result<Retraction, WriteError> {
+        self.fold_first()?;
         let r = self.log.unretract(id)?;
         self.persist()?;
         self.evaluate_alerts(now_ms)?;
@@ -465,15 +510,55 @@ impl Vault {
         symptom: Symptom,
         severity: Severity,
     ) -> Result<(), WriteError> {
+        self.fold_first()?;
         self.log.check_in(day, symptom, severity)?;
         self.persist()
     }
 
-    /// Stores every change not yet stored; compacts when it is due.
+    /// Seals freshly staged readings as one journal entry, durably; folds
+    /// when the journal is full. On a failed write they are unstaged
+    /// (nothing recorded), so Ok means durable and Err means absent.
+    fn journal_append(&mut self, readings: &[Reading]) -> Result<(), WriteError> {
+        let due =
+            match self
+                .journal
+                .append(self.storage.as_mut(), &mut self.crypto, &self.log, readings)
+            {
+                Ok(due) => due,
+                Err(e) => {
+                    self.log.unstage_last(readings.len());
+                    return Err(e);
+                }
+            };
+        if due {
+            // The readings are durable already; a failed fold leaves them
+            // in the journal for the next one, so it is logged, not returned
+            // (an Err would tell the caller a durable reading was not
+            // recorded, and a retry would record it twice).
+            if let Err(e) = self.fold() {
+                tracing::warn!(error = %e, "fold failed; will retry");
+            }
+        }
+        Ok(())
+    }
+
+    /// Before any other change: commit the staged readings first, so the
+    /// document's change order keeps every reading before what refers to
+    /// it (annotation, retraction). In memory only: the write that follows
+    /// stores both in one chunk and removes the journal entries.
+    fn fold_first(&mut self) -> Result<(), WriteError> {
+        self.journal.fold_in_memory(&mut self.log)
+    }
+
+    /// Stores every change not yet stored (and removes the journal entries
+    /// folded into them); compacts when it is due.
     fn persist(&mut self) -> Result<(), WriteError> {
-        let due = self
-            .journal
-            .persist(self.storage.as_mut(), &mut self.crypto, &mut self.log)?;
+        let due = self.journal.persist(
+            self.storage.as_mut(),
+            &mut self.crypto,
+            &mut self.log,
+            &self.faults,
+        )?;
         if due {
             // The change is already durable; a failed compaction only delays
             // compaction, so it is logged, not returned.
@@ -487,9 +572,12 @@ impl Vault {
     /// Writes one sealed snapshot of the whole log, then drops the chunks it
     /// covers, and the received bundles it holds.
     fn compact(&mut self) -> Result<(), WriteError> {
-        let mut batch =
-            self.journal
-                .compact(self.storage.as_mut(), &mut self.crypto, &mut self.log)?;
+        let mut batch = self.journal.compact(
+            self.storage.as_mut(),
+            &mut self.crypto,
+            &mut self.log,
+            &self.faults,
+        )?;
         // Received bundles are in the snapshot too, unless some change still
         // waits for a dependency (Automerge keeps those out of `save()`).
         if self.log.missing_deps() == 0 {
@@ -499,8 +587,10 @@ impl Vault {
         Ok(())
     }
 
-    /// The log's Automerge heads (equal on two devices that hold the same changes).
+    /// The log's Automerge heads (equal on two devices that hold the same
+    /// changes). Folds the journal first, so the heads cover every reading.
     pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.fold_quietly();
         let mut h = self.log.heads();
         h.sort();
         h
@@ -509,7 +599,18 @@ impl Vault {
     /// The plaintext log as a compact Automerge document, for the resident's
     /// own use (export). This is plaintext: it is never written by the vault.
     pub fn export_automerge(&mut self) -> Vec<u8> {
+        self.fold_quietly();
         self.log.save()
+    }
+
+    /// Folds for a caller that cannot return a write error: the in-memory
+    /// fold cannot fail for want of storage, so the document holds every
+    /// reading either way; if storing its chunk fails, the readings stay in
+    /// the journal (durable) and the next write stores the chunk.
+    fn fold_quietly(&mut self) {
+        if let Err(e) = self.fold() {
+            tracing::warn!(error = %e, "fold failed; the journal keeps the readings");
+        }
     }
 
     // ---- sync and pairing ----
@@ -526,7 +627,9 @@ impl Vault {
         conn: &mut dyn Exchange,
         policy: SnapshotPolicy,
     ) -> Result<SyncReport, SyncFailure> {
-        self.persist()?;
+        // Every reading goes out, folded: the bundle carries one change for
+        // the readings since the last sync, not one per reading.
+        self.fold()?;
         let r = self.sync.sync(
             self.storage.as_mut(),
             &mut self.crypto,
@@ -721,6 +824,31 @@ impl Vault {
         self.evaluate_alerts(now_ms)?;
         self.alerts
             .deliver(self.storage.as_mut(), &mut self.crypto, conn, node, now_ms)
+    }
+
+    /// Alerts their node confirmed (by onset), each with when staff
+    /// acknowledged it if the node said so ([`Vault::refresh_alert_status`]).
+    pub fn delivered_alerts(&self) -> Result<Vec<DeliveredAlert>, StorageError> {
+        Alerts::delivered(self.storage.as_ref(), &self.crypto)
+    }
+
+    /// Asks `node` over `conn` whether staff acknowledged this device's
+    /// delivered alerts not yet known acknowledged, and stores the answer
+    /// durably (docs/spec.md §12). A node that will not tell (an older one,
+    /// or one refusing the question) leaves them unknown and fails nothing;
+    /// only a transport or protocol failure is an error. Call it after
+    /// [`Vault::send_alerts`]; with nothing to ask, nothing is sent.
+    pub fn refresh_alert_status(
+        &mut self,
+        conn: &mut dyn Exchange,
+        node: &X25519PublicKey,
+    ) -> Result<AlertStatusReport, SyncFailure> {
+        // The proof is for this node's grant: never shown to another node.
+        if conn.node().x25519() != node {
+            return Err(SyncFailure::WrongNode);
+        }
+        self.alerts
+            .refresh_status(self.storage.as_mut(), &mut self.crypto, conn, node)
     }
 
     // ---- shredding ----

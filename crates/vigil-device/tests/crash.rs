@@ -1,6 +1,7 @@
 //! Crash safety: a child process records readings as fast as it can and is
 //! killed with SIGKILL at a random moment; every reading whose `record`
-//! returned Ok (reported on a pipe) must be in the vault when it reopens.
+//! returned Ok (reported on a pipe) must be in the vault when it reopens —
+//! whether it was still in the journal, inside a fold, or folded.
 //!
 //! The child is this same test binary, re-run with `VIGIL_CRASH_CHILD` set.
 
@@ -33,8 +34,10 @@ fn crash_child() {
             Vault::create(&store, Period::days(START, 7), Box::new(keys), &mut rng).unwrap()
         }
     };
-    // Small, so kills also land inside compactions.
-    vault.set_compact_every(97);
+    // Small, so kills also land inside folds (the journal's readings
+    // committed as one change, its entries removed) and compactions.
+    vault.set_fold_every(13);
+    vault.set_compact_every(7);
     let mut out = std::io::stdout().lock();
     let mut i = vault.log().len() as i64;
     loop {

@@ -91,6 +91,16 @@ fn corrupt_then_recover(kind: &str) {
     let rel = file.strip_prefix(&dir).unwrap().to_owned();
     if kind == "db" {
         flip_first_message(&file);
+    } else if kind == "blob" {
+        // Every blob: the reading journal's entries, removed by a fold,
+        // leave dead leaf pages among them until sled reclaims them, and
+        // a flipped dead page rightly goes unnoticed.
+        for f in files(&dir)
+            .iter()
+            .filter(|f| f.parent().unwrap().ends_with("blobs"))
+        {
+            flip(f);
+        }
     } else {
         flip(&file);
     }

@@ -194,6 +194,17 @@ def test_two_devices_a_fever_and_a_shred_through_a_real_node(node, tmp_path):
     assert inbox[0]["label"] == LABEL
     assert inbox[0]["what"] == "fever started"
 
+    # Staff acknowledge it, with a name and a note: the app learns when,
+    # never who or what they wrote.
+    [delivered] = phone.delivered_alerts()
+    assert isinstance(delivered.kind, vf.AlertKind.STARTED) and delivered.staff_acked_ms is None
+    node.admin("alerts", "ack", inbox[0]["id"], "--by", "Mei", "--note", "called her")
+    status = phone.refresh_alert_status(phone_node)
+    assert (status.asked, status.acknowledged, status.unknown) == (1, 1, 0)
+    [delivered] = phone.delivered_alerts()
+    assert abs(delivered.staff_acked_ms - now_ms()) < 60_000
+    assert "Mei" not in repr(phone.delivered_alerts())
+
     # Sync both ways.
     phone.sync(phone_node)
     report = tablet.sync(tablet_node)

@@ -24,9 +24,9 @@ mod schedule;
 pub use error::{OpenError, QueryError, ReadError, ShredError, WriteError};
 pub use keystore::{KeyStore, KeyStoreError};
 pub use local::{
-    AlertKind, Conflict, DailySummary, Disclosure, FeverEpisode, FeverRule, Grant, PendingAlert,
-    ReadingDetail, Retraction, Severity, SeverityChoice, Symptom, SymptomCheckIn, SymptomSeverity,
-    TextChoice, Tombstone,
+    AlertKind, Conflict, DailySummary, DeliveredAlert, Disclosure, FeverEpisode, FeverRule, Grant,
+    PendingAlert, ReadingDetail, Retraction, Severity, SeverityChoice, Symptom, SymptomCheckIn,
+    SymptomSeverity, TextChoice, Tombstone,
 };
 pub use schedule::SyncSchedule;
 
@@ -187,11 +187,20 @@ impl Vault {
         Ok(Vault::new(vault))
     }
 
-    /// Records a reading in the metric's unit; durable when this returns.
-    /// Returns the reading's id.
+    /// Records a reading measured at `at_ms`, in the metric's unit; durable
+    /// when this returns. Returns the reading's id. A fever alert it
+    /// completes is queued as of now (the system clock: when the reading
+    /// was entered), like the CLI's `vigil record`, so a reading entered
+    /// late does not show its alert as overdue at once.
     pub fn record(&self, metric: Metric, value: f64, at_ms: i64) -> Result<String, WriteError> {
         let metric = vigil::Metric::from(metric);
-        self.with(|v| Ok(v.record(metric, value, metric.unit(), at_ms)?.to_string()))
+        let entered_ms = system_now_ms();
+        self.with(|v| {
+            Ok(
+                v.record_received(metric, value, metric.unit(), at_ms, entered_ms)?
+                    .to_string(),
+            )
+        })
     }
 
     /// Records the raw value of a wristband's GATT characteristic
@@ -235,4 +244,12 @@ impl Vault {
             })
         })
     }
+}
+
+/// Now by the system clock, ms: the binding is the app's driver, the one
+/// place that reads the clock for calls that take no time.
+fn system_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

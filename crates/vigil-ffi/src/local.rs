@@ -308,6 +308,42 @@ pub struct PendingAlert {
     pub overdue: bool,
 }
 
+/// An alert its node confirmed receiving ([`vigil::DeliveredAlert`]), with
+/// when staff acknowledged it once the node said so (`refresh_alert_status`).
+/// Who acknowledged is never sent to the device.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DeliveredAlert {
+    /// The grant it went under (hex).
+    pub grant_id: String,
+    /// The episode (hex).
+    pub episode: String,
+    /// Start or end of the episode.
+    pub kind: AlertKind,
+    /// The episode's onset as the alert told it (rounded to 10 minutes), ms.
+    pub onset_ms: i64,
+    /// The level band sent (1–3).
+    pub level: u8,
+    /// When the node confirmed it, ms (this device's clock).
+    pub delivered_ms: i64,
+    /// When staff acknowledged it, ms (the node's clock): none while not
+    /// acknowledged, or while the node has not said (an older node).
+    pub staff_acked_ms: Option<i64>,
+}
+
+impl From<vigil::DeliveredAlert> for DeliveredAlert {
+    fn from(d: vigil::DeliveredAlert) -> Self {
+        DeliveredAlert {
+            grant_id: hex(&d.grant_id),
+            episode: hex(&d.episode),
+            kind: d.kind.into(),
+            onset_ms: d.onset_ms,
+            level: d.level,
+            delivered_ms: d.delivered_ms,
+            staff_acked_ms: d.staff_acked_ms,
+        }
+    }
+}
+
 /// A fever-alert grant this device made to a node ([`vigil::Grant`]).
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Grant {
@@ -909,6 +945,18 @@ impl Vault {
                     queued_ms: p.queued_ms,
                     first_sent_ms: p.first_sent_ms,
                 })
+                .collect())
+        })
+    }
+
+    /// Alerts their node confirmed, by onset, each with when staff
+    /// acknowledged it as far as the device knows (`vigil alerts`): show
+    /// "acknowledged by staff at ..." or "not yet acknowledged".
+    pub fn delivered_alerts(&self) -> Result<Vec<DeliveredAlert>, QueryError> {
+        self.with(|v| {
+            Ok(v.delivered_alerts()?
+                .into_iter()
+                .map(DeliveredAlert::from)
                 .collect())
         })
     }

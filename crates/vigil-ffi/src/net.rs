@@ -207,6 +207,18 @@ pub struct AlertReport {
     pub pending: u64,
 }
 
+/// What asking the node about staff acknowledgement learnt.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AlertStatusReport {
+    /// Delivered alerts asked about (those not yet known acknowledged).
+    pub asked: u64,
+    /// Alerts newly known acknowledged by staff.
+    pub acknowledged: u64,
+    /// Alerts whose state the node did not tell (an older node, or one
+    /// refusing the question): still unknown, and nothing failed.
+    pub unknown: u64,
+}
+
 /// The node's signed deletion receipt, verified against its code.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Receipt {
@@ -306,6 +318,21 @@ impl Vault {
         Ok(AlertReport {
             delivered: count(r.delivered),
             pending: count(r.pending),
+        })
+    }
+
+    /// Asks the node whether staff acknowledged this device's delivered
+    /// alerts (those not yet known acknowledged) and stores the answer;
+    /// `delivered_alerts` then shows it. Call it after `send_alerts`. An
+    /// older node, or one refusing the question, leaves the state unknown
+    /// and raises nothing; only the network or the protocol failing does.
+    pub fn refresh_alert_status(&self, node: Arc<Node>) -> Result<AlertStatusReport, SyncError> {
+        let public = node.node_public();
+        let r = self.with(|v| node.run(|c| v.refresh_alert_status(c, &public)))?;
+        Ok(AlertStatusReport {
+            asked: count(r.asked),
+            acknowledged: count(r.acknowledged),
+            unknown: count(r.unknown),
         })
     }
 

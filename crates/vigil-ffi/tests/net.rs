@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use vigil::node::LocalNode;
 use vigil_ffi::net::{FeverRule, Joiner, Node, default_fever_rule};
 use vigil_ffi::net_error::{NetError, SyncError};
-use vigil_ffi::{KeyStore, KeyStoreError, Metric, OpenError, ReadError, Vault, WriteError};
+use vigil_ffi::{
+    AlertKind, KeyStore, KeyStoreError, Metric, OpenError, ReadError, Vault, WriteError,
+};
 
 /// The app's key store: a key in memory.
 #[derive(Debug, Default)]
@@ -312,4 +314,69 @@ fn hostile_codes_and_calls_give_typed_errors() {
     ));
     assert!(!std::path::Path::new(&dir).exists());
     other.shutdown();
+}
+
+/// Staff acknowledgement visible to the resident (issue 18): the app
+/// refreshes it from the node after sending, and reads it with the
+/// delivered alerts; never who acknowledged.
+#[test]
+fn the_app_learns_when_staff_acknowledged_a_delivered_alert() {
+    let w = world();
+    let now = w.now;
+    w.phone.enrol(w.phone_node.clone(), None, now).unwrap();
+    let temp = Metric::BodyTemperature;
+    w.phone.record(temp, 38.6, now - 240_000).unwrap();
+    w.phone.record(temp, 38.9, now - 120_000).unwrap();
+    assert!(w.phone.delivered_alerts().unwrap().is_empty());
+    let sent = w.phone.send_alerts(w.phone_node.clone(), now).unwrap();
+    assert_eq!(sent.delivered, 1);
+    let d = w.phone.delivered_alerts().unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].kind, AlertKind::Started);
+    assert_eq!((d[0].delivered_ms, d[0].staff_acked_ms), (now, None));
+    let r = w.phone.refresh_alert_status(w.phone_node.clone()).unwrap();
+    assert_eq!((r.asked, r.acknowledged, r.unknown), (1, 0, 0));
+
+    let relay = w.node.node().relay();
+    let e = relay.inbox().unwrap()[0].clone();
+    assert_eq!(hex_of(&e.episode), d[0].episode);
+    assert!(
+        relay
+            .ack_alert(&e.grant_id, &e.episode, e.kind, now + 60_000)
+            .unwrap()
+    );
+    let r = w.phone.refresh_alert_status(w.phone_node.clone()).unwrap();
+    assert_eq!((r.asked, r.acknowledged, r.unknown), (1, 1, 0));
+    let d = w.phone.delivered_alerts().unwrap();
+    assert_eq!(d[0].staff_acked_ms, Some(now + 60_000));
+    // Known now: nothing more to ask.
+    let r = w.phone.refresh_alert_status(w.phone_node.clone()).unwrap();
+    assert_eq!(r.asked, 0);
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A fever measured 40 minutes ago (the world's period began an hour ago)
+/// and entered now (issue 18): its alert is
+/// queued as of now, as the CLI's `record` does, so the app does not tell
+/// the resident at once that the community has not received it.
+#[test]
+fn a_back_dated_fever_entered_now_is_not_overdue() {
+    let w = world();
+    w.phone.enrol(w.phone_node.clone(), None, w.now).unwrap();
+    // Longer ago than the 15-minute delivery deadline.
+    let measured = now_ms() - 40 * 60_000;
+    let temp = Metric::BodyTemperature;
+    w.phone.record(temp, 38.6, measured).unwrap();
+    w.phone.record(temp, 38.9, measured + 300_000).unwrap();
+    let entered = now_ms();
+    let pending = w.phone.pending_alerts(entered).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(!pending[0].overdue, "{pending:?}");
+    assert!(
+        pending[0].queued_ms >= entered - 60_000,
+        "queued when entered: {pending:?}"
+    );
 }

@@ -87,7 +87,11 @@ pub struct LogView {
 
 /// A resident's health log for one monitoring period: a typed, validated API
 /// over an Automerge document. Pure: no I/O, no clock — every time is a
-/// parameter. Each mutating call commits exactly one Automerge change.
+/// parameter. Each mutating call commits exactly one Automerge change,
+/// except [`HealthLog::stage`]: staged readings are visible to every query
+/// at once but enter the document only at the next [`HealthLog::fold`], as
+/// one change for all of them (one change per reading cost ~150–200 bytes
+/// of change metadata and most of the time of a durable record).
 #[derive(Debug)]
 pub struct HealthLog {
     doc: AutoCommit,
@@ -105,6 +109,9 @@ pub struct HealthLog {
     by_id: HashMap<ReadingId, usize>,
     unreadable: usize,
     saved_heads: Vec<ChangeHash>,
+    /// Readings staged but not in the document yet, in staging order (also
+    /// at the end of `cache`, so queries see them).
+    staged: Vec<Reading>,
 }
 
 impl HealthLog {
@@ -150,6 +157,7 @@ impl HealthLog {
             by_id: HashMap::new(),
             unreadable: 0,
             saved_heads: Vec::new(),
+            staged: Vec::new(),
         }
     }
 
@@ -213,6 +221,7 @@ impl HealthLog {
             by_id: HashMap::new(),
             unreadable: 0,
             saved_heads,
+            staged: Vec::new(),
         };
         log.rebuild_cache();
         Ok(log)
@@ -242,6 +251,17 @@ impl HealthLog {
             }
         }
         self.readings_len = len;
+        // Staged readings stay visible after a merge, after the document's;
+        // one that the document now holds (it cannot, for this device's own
+        // ids, but a replay must never show a reading twice) is dropped.
+        let staged = std::mem::take(&mut self.staged);
+        for r in staged {
+            if !self.by_id.contains_key(&r.id) {
+                self.by_id.insert(r.id, self.cache.len());
+                self.cache.push(r);
+                self.staged.push(r);
+            }
+        }
         self.next_seq = self
             .cache
             .iter()
@@ -256,7 +276,8 @@ impl HealthLog {
         self.device
     }
 
-    /// Records a reading measured at `time_ms` and returns its id.
+    /// Records a reading measured at `time_ms` and returns its id: stages
+    /// it and folds at once (one change). See [`HealthLog::stage`] to batch.
     pub fn record(
         &mut self,
         metric: Metric,
@@ -264,6 +285,23 @@ impl HealthLog {
         unit: Unit,
         time_ms: i64,
     ) -> Result<ReadingId, LogError> {
+        let r = self.stage(metric, value, unit, time_ms)?;
+        self.fold()?;
+        Ok(r.id)
+    }
+
+    /// Validates a reading measured at `time_ms`, gives it the next id and
+    /// makes it visible to every query, without touching the document: it
+    /// enters it at the next [`HealthLog::fold`]. Nothing of it is in
+    /// [`HealthLog::unsaved`], [`HealthLog::save`] or the heads until then,
+    /// so the caller keeps it durable some other way (the device's journal).
+    pub fn stage(
+        &mut self,
+        metric: Metric,
+        value: f64,
+        unit: Unit,
+        time_ms: i64,
+    ) -> Result<Reading, LogError> {
         self.require_init()?;
         let value = metric.validate(value, unit)?;
         if time_ms < 0 {
@@ -278,15 +316,88 @@ impl HealthLog {
             metric,
             value,
         };
-        self.doc
-            .insert(&self.readings, self.readings_len, reading.encode().to_vec())
-            .map_err(|e| LogError::Malformed(e.to_string()))?;
-        self.doc.commit();
-        self.readings_len += 1;
-        self.next_seq += 1;
+        self.push_staged(reading);
+        Ok(reading)
+    }
+
+    /// Stages a reading staged before (read back from the caller's journal
+    /// after a restart), with its id. Returns false, and changes nothing,
+    /// if the log holds it already (replay is idempotent). A reading that
+    /// is not this device's, or that a query would refuse, is `Malformed`.
+    pub fn restage(&mut self, reading: Reading) -> Result<bool, LogError> {
+        self.require_init()?;
+        if reading.id.device != self.device {
+            return Err(LogError::Malformed(format!(
+                "staged reading {} is not this device's",
+                reading.id
+            )));
+        }
+        if self.by_id.contains_key(&reading.id) {
+            return Ok(false);
+        }
+        reading
+            .metric
+            .validate(reading.value, reading.metric.unit())?;
+        if reading.time_ms < 0 {
+            return Err(LogError::NegativeTime(reading.time_ms));
+        }
+        self.push_staged(reading);
+        Ok(true)
+    }
+
+    fn push_staged(&mut self, reading: Reading) {
+        self.next_seq = self.next_seq.max(reading.id.seq + 1);
         self.by_id.insert(reading.id, self.cache.len());
         self.cache.push(reading);
-        Ok(reading.id)
+        self.staged.push(reading);
+    }
+
+    /// Drops the last `n` staged readings (a caller that could not make
+    /// them durable): they leave every view, and their ids are given again.
+    pub fn unstage_last(&mut self, n: usize) {
+        for _ in 0..n.min(self.staged.len()) {
+            if let Some(r) = self.staged.pop() {
+                // Staged readings are always the cache's last entries.
+                self.cache.pop();
+                self.by_id.remove(&r.id);
+            }
+        }
+        self.next_seq = self
+            .cache
+            .iter()
+            .filter(|r| r.id.device == self.device)
+            .map(|r| r.id.seq + 1)
+            .max()
+            .unwrap_or(1);
+    }
+
+    /// Readings staged and not folded yet.
+    pub fn staged(&self) -> &[Reading] {
+        &self.staged
+    }
+
+    /// Commits every staged reading to the document as ONE Automerge change
+    /// (none if nothing is staged) and returns how many. All or nothing:
+    /// the change is built and committed here, never left open for an
+    /// implicit commit (`get_heads`, `save`, ...) to take part of.
+    pub fn fold(&mut self) -> Result<usize, LogError> {
+        if self.staged.is_empty() {
+            return Ok(0);
+        }
+        for (i, r) in self.staged.iter().enumerate() {
+            if let Err(e) =
+                self.doc
+                    .insert(&self.readings, self.readings_len + i, r.encode().to_vec())
+            {
+                self.doc.rollback();
+                return Err(LogError::Malformed(e.to_string()));
+            }
+        }
+        self.doc.commit();
+        let n = self.staged.len();
+        self.readings_len += n;
+        self.staged.clear();
+        Ok(n)
     }
 
     fn check_text(text: &str) -> Result<(), LogError> {
@@ -712,8 +823,11 @@ impl HealthLog {
         if !self.is_initialised() && self.doc.get(ROOT, K_SCHEMA).ok().flatten().is_some() {
             let doc = std::mem::take(&mut self.doc);
             let saved = std::mem::take(&mut self.saved_heads);
+            let staged = std::mem::take(&mut self.staged);
             let mut fresh = Self::from_doc(doc, self.device)?;
             fresh.saved_heads = saved;
+            fresh.staged = staged;
+            fresh.rebuild_cache();
             *self = fresh;
             return Ok(());
         }

@@ -392,3 +392,70 @@ fn unretract_converges_and_a_concurrent_retraction_survives() {
     assert_eq!(phone.retraction(id).unwrap().reason, "still wrong");
     assert!(phone.readings(None, i64::MIN, i64::MAX, false).is_empty());
 }
+
+/// Staged readings (the device's journal keeps them durable) are visible at
+/// once, stay visible across a merge, enter the document only at the fold,
+/// as one change for all of them, and a replay of one already there adds
+/// nothing.
+#[test]
+fn staged_readings_fold_into_one_change_and_survive_merges() {
+    let mut a = HealthLog::new(dev(1));
+    let mut b = replica(&mut a, dev(2));
+    let before = a.unsaved().0.len();
+    assert_eq!(before, 0);
+    let staged: Vec<_> = (0..20)
+        .map(|i| {
+            a.stage(
+                Metric::HeartRate,
+                60.0 + i as f64,
+                Unit::BeatsPerMinute,
+                T0 + i * MIN,
+            )
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(a.len(), 20);
+    assert_eq!(a.staged().len(), 20);
+    assert!(a.unsaved().0.is_empty(), "nothing in the document yet");
+    // A merge from another device keeps the staged readings, after its own.
+    b.record(Metric::SpO2, 97.0, Unit::Percent, T0).unwrap();
+    a.merge(&mut b).unwrap();
+    assert_eq!(a.len(), 21);
+    assert_eq!(a.staged().len(), 20);
+    let heads = a.heads();
+    assert_eq!(a.fold().unwrap(), 20);
+    assert!(a.staged().is_empty());
+    assert_ne!(a.heads(), heads);
+    // What a stores next carries all twenty.
+    let (chunk, _) = a.unsaved();
+    let mut fresh = replica(&mut b, dev(3));
+    fresh.apply(&chunk).unwrap();
+    assert_eq!(fresh.len(), 21);
+    assert_eq!(fresh.view().readings, a.view().readings);
+    let mut doc = automerge::AutoCommit::load(&a.save()).unwrap();
+    assert_eq!(
+        doc.get_changes(&[]).len(),
+        3,
+        "creation, b's reading, one fold"
+    );
+    // Idempotent replay; the next id continues after the staged ones.
+    assert!(!a.restage(staged[3]).unwrap());
+    assert_eq!(a.len(), 21);
+    let next = a
+        .stage(Metric::HeartRate, 70.0, Unit::BeatsPerMinute, T0)
+        .unwrap();
+    assert_eq!(next.id.seq, 21);
+    // Another device's reading is never restaged as this one's.
+    let mut foreign = staged[0];
+    foreign.id.device = dev(9);
+    assert!(a.restage(foreign).is_err());
+    a.unstage_last(1);
+    assert_eq!(a.len(), 21);
+    assert_eq!(
+        a.stage(Metric::HeartRate, 70.0, Unit::BeatsPerMinute, T0)
+            .unwrap()
+            .id
+            .seq,
+        21
+    );
+}

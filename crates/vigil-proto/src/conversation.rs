@@ -866,3 +866,99 @@ impl Conversation for RequestShred {
         None
     }
 }
+
+/// What [`QueryAlertStatus`] tells its caller, per question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertStatusEvent {
+    /// The node answered question `i` (the states, as the node sent them:
+    /// the caller matches them to what it asked).
+    Answered(usize, Vec<crate::messages::AlertState>),
+    /// The node refused question `i`: an unknown grant or a proof it does
+    /// not accept (`UnknownGrant`), or a node older than the request
+    /// (`Malformed`). The state stays unknown; the conversation goes on.
+    Refused(usize, ProtoError),
+}
+
+/// Asks the node which of a grant's delivered alerts staff acknowledged
+/// (docs/spec.md §12): `Hello`, then one `AlertStatus` per question. A
+/// refusal ends no conversation: the node answers each question alone.
+#[derive(Debug)]
+pub struct QueryAlertStatus {
+    questions: Vec<crate::messages::AlertStatusQuery>,
+    next: usize,
+    hello_done: bool,
+    waiting: bool,
+    failed: bool,
+    events: VecDeque<AlertStatusEvent>,
+}
+
+impl QueryAlertStatus {
+    /// Asks `questions` in order (each at most
+    /// [`crate::MAX_ALERT_STATUS`] alerts).
+    pub fn new(questions: Vec<crate::messages::AlertStatusQuery>) -> Self {
+        QueryAlertStatus {
+            questions,
+            next: 0,
+            hello_done: false,
+            waiting: false,
+            failed: false,
+            events: VecDeque::new(),
+        }
+    }
+}
+
+impl Conversation for QueryAlertStatus {
+    type Event = AlertStatusEvent;
+
+    fn poll_request(&mut self) -> Option<Vec<u8>> {
+        if self.waiting || self.failed || self.next >= self.questions.len() {
+            return None;
+        }
+        self.waiting = true;
+        Some(if self.hello_done {
+            encode_request(&Request::AlertStatus(self.questions[self.next].clone()))
+        } else {
+            hello()
+        })
+    }
+
+    fn handle_response(&mut self, frame: &[u8]) -> Result<(), SyncError> {
+        if !std::mem::take(&mut self.waiting) {
+            self.failed = true;
+            return Err(SyncError::Unexpected("reply without a request".into()));
+        }
+        let resp = match decode_response(frame) {
+            Ok(r) => r,
+            Err(e) => {
+                self.failed = true;
+                return Err(e.into());
+            }
+        };
+        if !self.hello_done {
+            let r = match resp {
+                Response::Error(e) => Err(SyncError::Refused(e)),
+                r => hello_ok(&r),
+            };
+            self.failed = r.is_err();
+            self.hello_done = r.is_ok();
+            return r;
+        }
+        let i = self.next;
+        match resp {
+            Response::AlertStatus(states) => {
+                self.events.push_back(AlertStatusEvent::Answered(i, states));
+            }
+            Response::Error(e) => self.events.push_back(AlertStatusEvent::Refused(i, e)),
+            r => {
+                self.failed = true;
+                return Err(unexpected(&r, "alert status"));
+            }
+        }
+        self.next += 1;
+        Ok(())
+    }
+
+    fn poll_event(&mut self) -> Option<AlertStatusEvent> {
+        self.events.pop_front()
+    }
+}

@@ -18,8 +18,9 @@ pub use codec::{
     decode_request, decode_response, encode_request, encode_response, request_limit,
 };
 pub use conversation::{
-    AlertEvent, Conversation, DeliverAlerts, DriveError, FetchPairing, GiveGrant, GrantAuth,
-    OfferPairing, OutgoingAlert, PairingFetched, RedeemTicket, RequestShred, drive, pairing_slot,
+    AlertEvent, AlertStatusEvent, Conversation, DeliverAlerts, DriveError, FetchPairing, GiveGrant,
+    GrantAuth, OfferPairing, OutgoingAlert, PairingFetched, QueryAlertStatus, RedeemTicket,
+    RequestShred, drive, pairing_slot,
 };
 pub use exchange::{CloseReason, Exchange, ExchangeError, FrameHandler};
 pub use messages::{

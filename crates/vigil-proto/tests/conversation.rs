@@ -411,3 +411,70 @@ fn a_transport_failure_stops_the_drive() {
     );
     assert!(matches!(r, Err(DriveError::Transport(_))));
 }
+
+fn status_question(grant: u8, n: u8) -> vigil_proto::AlertStatusQuery {
+    vigil_proto::AlertStatusQuery {
+        grant_id: [grant; 16],
+        proof: [grant ^ 0xff; 32],
+        alerts: (0..n).map(|e| ([e; 16], 1)).collect(),
+    }
+}
+
+/// Staff acknowledgement (issue 18): one `AlertStatus` per question after
+/// `Hello`; a refusal (an older node's `Malformed`, `UnknownGrant`) is an
+/// event and the next question is still asked; a reply of another kind
+/// ends the conversation as an error, never as an answer.
+#[test]
+fn alert_status_questions_go_on_past_a_refusal_and_stop_at_a_wrong_reply() {
+    use vigil_proto::{AlertState, AlertStatusEvent, QueryAlertStatus};
+    let state = AlertState {
+        episode: [0; 16],
+        kind: 1,
+        stored: true,
+        acked_ms: Some(7),
+    };
+    let mut node = Scripted::new(vec![
+        hello_ok(),
+        Response::Error(ProtoError::Malformed("unknown variant".into())),
+        Response::AlertStatus(vec![state]),
+    ]);
+    let mut conv = QueryAlertStatus::new(vec![status_question(1, 2), status_question(2, 1)]);
+    let mut events = Vec::new();
+    drive(&mut conv, &mut node, |c| {
+        while let Some(e) = c.poll_event() {
+            events.push(e);
+        }
+        Ok::<(), DriveError>(())
+    })
+    .unwrap();
+    assert_eq!(node.names(), vec!["Hello", "other", "other"]);
+    assert!(matches!(&node.asked[2], Request::AlertStatus(q) if q.grant_id == [2; 16]));
+    assert_eq!(
+        events,
+        vec![
+            AlertStatusEvent::Refused(0, ProtoError::Malformed("unknown variant".into())),
+            AlertStatusEvent::Answered(1, vec![state]),
+        ]
+    );
+
+    // A reply of another kind: an error, no answer reported.
+    let mut node = Scripted::new(vec![hello_ok(), Response::Ok]);
+    let mut conv = QueryAlertStatus::new(vec![status_question(1, 1), status_question(2, 1)]);
+    let r = drive(&mut conv, &mut node, |c| {
+        assert!(c.poll_event().is_none());
+        Ok::<(), DriveError>(())
+    });
+    assert!(
+        matches!(r, Err(DriveError::Protocol(SyncError::Unexpected(_)))),
+        "{r:?}"
+    );
+    assert_eq!(node.asked.len(), 2, "nothing asked after the wrong reply");
+
+    // Nothing to ask: no request at all, not even Hello.
+    let mut node = Scripted::new(vec![]);
+    drive(&mut QueryAlertStatus::new(vec![]), &mut node, |_| {
+        Ok::<(), DriveError>(())
+    })
+    .unwrap();
+    assert!(node.asked.is_empty());
+}

@@ -64,17 +64,21 @@ pub enum Bug {
     /// The node deduplicates alerts in memory only, so after a restart a
     /// repeated alert for a known episode becomes a second inbox entry.
     AlertDedupForgetsOnRestart,
+    /// A device's fold removes its journal entries before it stores the
+    /// chunk of the readings they held, not in the same batch.
+    FoldRemovesJournalFirst,
 }
 
 impl Bug {
     /// Every injectable bug.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 7] = [
         Bug::RelayDropsAckedBundles,
         Bug::VectorAheadOfReceivedAfterRestart,
         Bug::NodeForgetsInboxOnRestart,
         Bug::SkipQueuedChanges,
         Bug::OwnSeqStuckAfterRestart,
         Bug::AlertDedupForgetsOnRestart,
+        Bug::FoldRemovesJournalFirst,
     ];
 
     /// The bug's name on the command line (`vigil-sim --bug NAME`).
@@ -87,6 +91,7 @@ impl Bug {
             Bug::SkipQueuedChanges => "skip-queued-changes",
             Bug::OwnSeqStuckAfterRestart => "own-seq-stuck-after-restart",
             Bug::AlertDedupForgetsOnRestart => "alert-dedup-forgets",
+            Bug::FoldRemovesJournalFirst => "fold-removes-journal-first",
         }
     }
 

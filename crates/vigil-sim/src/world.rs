@@ -1,6 +1,6 @@
 //! The simulated world: devices, a node, a clock, faults, and invariants.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use rand_chacha::ChaCha20Rng;
@@ -30,7 +30,9 @@ struct Device {
     session: RelaySession,
     online: bool,
     skew_ms: i64,
-    acked: BTreeSet<ReadingId>,
+    /// Every reading it acknowledged, with what it recorded, in order: a
+    /// lost reading whose id was given again to another still counts as lost.
+    acked: Vec<(ReadingId, (i64, Metric, f64))>,
     shredded: bool,
     /// Requests the network held back, delivered late (out of order).
     held: Vec<Vec<u8>>,
@@ -92,6 +94,9 @@ fn with_bug(mut v: Vault, bug: Bug, restarted: bool) -> Vault {
         Bug::SkipQueuedChanges => v.inject_fault(vigil_device::DeviceFault::SkipQueuedChanges),
         Bug::OwnSeqStuckAfterRestart if restarted => {
             v.inject_fault(vigil_device::DeviceFault::OwnSeqStuckAfterRestart)
+        }
+        Bug::FoldRemovesJournalFirst => {
+            v.inject_fault(vigil_device::DeviceFault::FoldRemovesJournalFirst)
         }
         _ => {}
     }
@@ -239,7 +244,7 @@ fn setup(config: &SimConfig) -> World {
         session,
         online: true,
         skew_ms: 0,
-        acked: BTreeSet::new(),
+        acked: Vec::new(),
         shredded: false,
         held: Vec::new(),
     });
@@ -303,7 +308,7 @@ fn pair(w: &mut World, faults: Faults, skew_ms: i64) -> Result<usize, String> {
         session,
         online: true,
         skew_ms,
-        acked: BTreeSet::new(),
+        acked: Vec::new(),
         shredded: false,
         held: Vec::new(),
     });
@@ -415,6 +420,9 @@ fn step(w: &mut World, config: &SimConfig, n: usize) {
             let on = !w.devices[d].online;
             w.set_online(d, on);
         }
+        // Half the crashes land inside a fold (before its batch); the others
+        // kill a device whose journal holds the readings since its last sync.
+        91..=94 if n.is_multiple_of(2) => w.crash_mid_fold(d),
         91..=94 => w.crash(d),
         97..=98 if w.devices.len() < 6 && w.devices[0].online && !w.devices[0].shredded => {
             // A new device pairs while others may be partitioned.
@@ -476,7 +484,7 @@ impl World {
             .map_err(|e| e.to_string());
         match &res {
             Ok(id) => {
-                self.devices[d].acked.insert(*id);
+                self.devices[d].acked.push((*id, (t, metric, value)));
                 self.event(format!("step {n}: device {d} recorded {id}"));
             }
             Err(e) => self.event(format!("step {n}: device {d} record failed: {e}")),
@@ -576,6 +584,7 @@ impl World {
         let Some(dev) = self.devices.get_mut(d) else {
             return;
         };
+        let journal = dev.vault.as_ref().map_or(0, |v| v.pending_readings());
         dev.vault = None;
         if self.node.bug == Bug::VectorAheadOfReceivedAfterRestart {
             // Received bundles (`r/`) and the relay snapshot (`R/`).
@@ -583,7 +592,23 @@ impl World {
                 .lose_keys(|k| k.starts_with(b"r/") || k.starts_with(b"R/"));
         }
         let n = self.step;
-        self.event(format!("step {n}: device {d} crashed"));
+        self.event(format!(
+            "step {n}: device {d} crashed ({journal} readings in its journal)"
+        ));
+    }
+
+    /// Device `d` crashes inside a fold of its journal: the readings are
+    /// committed in memory, and the process dies before the batch that
+    /// stores their chunk and removes their journal entries. Every reading
+    /// it acknowledged must survive all the same.
+    pub fn crash_mid_fold(&mut self, d: usize) {
+        if let Some(v) = self.devices.get_mut(d).and_then(|dev| dev.vault.as_mut()) {
+            v.inject_fault(vigil_device::DeviceFault::CrashBeforeFoldBatch);
+            let folded = v.fold();
+            let n = self.step;
+            self.event(format!("step {n}: device {d} fold cut short: {folded:?}"));
+        }
+        self.crash(d);
     }
 
     /// A crashed device `d` starts again from its storage.
@@ -686,10 +711,14 @@ fn check(w: &mut World) -> Vec<String> {
         failures.push("devices' heads differ after the heal".into());
     }
     if let Some(view) = views.first() {
-        let present: BTreeSet<ReadingId> = view.readings.iter().map(|r| r.id).collect();
+        let present: BTreeMap<ReadingId, (i64, Metric, f64)> = view
+            .readings
+            .iter()
+            .map(|r| (r.id, (r.time_ms, r.metric, r.value)))
+            .collect();
         for (d, dev) in w.devices.iter().enumerate() {
-            for id in &dev.acked {
-                if !present.contains(id) {
+            for (id, what) in &dev.acked {
+                if present.get(id) != Some(what) {
                     failures.push(format!("reading {id} acknowledged by device {d} is lost"));
                 }
             }

@@ -46,25 +46,36 @@ fn one_seed_replays_exactly_and_seeds_differ() {
     assert!(a.events > 50);
 }
 
-fn more_devices_than_three(w: &World) -> Result<(), String> {
-    if w.device_count() > 3 {
-        Ok(())
-    } else {
-        Err(format!("only {} devices", w.device_count()))
+fn at_most_two_devices(w: &World) -> Result<(), String> {
+    match w.device_count() {
+        n if n <= 2 => Ok(()),
+        n => Err(format!("{n} devices, more than two")),
     }
 }
 
+fn at_least_three_devices(w: &World) -> Result<(), String> {
+    match w.device_count() {
+        n if n >= 3 => Ok(()),
+        n => Err(format!("{n} devices, fewer than three")),
+    }
+}
+
+/// A run starts with three devices and may pair more (devices are never
+/// removed), so one of these invariants always holds and the other never
+/// does, whatever the seed draws: exactly the broken one is reported.
 #[test]
 fn a_user_invariant_is_checked_and_reported() {
-    let r = run(&config(3, Scenario::Week), &[more_devices_than_three]);
-    assert_eq!(r.failures, vec!["only 3 devices".to_owned()]);
     let r = run(
-        &SimConfig {
-            devices: 4,
-            ..config(3, Scenario::Week)
-        },
-        &[more_devices_than_three],
+        &config(3, Scenario::Week),
+        &[at_least_three_devices, at_most_two_devices],
     );
+    assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+    assert!(
+        r.failures[0].ends_with("devices, more than two"),
+        "{:?}",
+        r.failures
+    );
+    let r = run(&config(3, Scenario::Week), &[at_least_three_devices]);
     assert!(r.failures.is_empty(), "{:?}", r.failures);
 }
 
@@ -77,7 +88,8 @@ fn the_harness_catches_injected_bugs() {
         (
             Bug::VectorAheadOfReceivedAfterRestart,
             Scenario::Conflicts,
-            "differ",
+            // Its journal cannot be replayed into the log it lost.
+            "does not reopen",
         ),
         (
             Bug::NodeForgetsInboxOnRestart,
@@ -88,13 +100,20 @@ fn the_harness_catches_injected_bugs() {
         (
             Bug::OwnSeqStuckAfterRestart,
             Scenario::Week,
-            "already stored",
+            // The node acknowledges a reused seq whose bundle it has folded
+            // into a relay snapshot (it keeps no copy to compare), so the
+            // readings in the new bundle never leave the device.
+            "is lost",
         ),
         (
+            // Only the enrolled device sends alerts, so a duplicate needs a
+            // lost reply and a node restart before the retry: the conflicts
+            // scenario's faults make that likely enough.
             Bug::AlertDedupForgetsOnRestart,
-            Scenario::Week,
+            Scenario::Conflicts,
             "reached the inbox twice",
         ),
+        (Bug::FoldRemovesJournalFirst, Scenario::Week, "is lost"),
     ] {
         let caught = (0..60).find_map(|seed| {
             let c = SimConfig {
@@ -114,7 +133,7 @@ fn the_harness_catches_injected_bugs() {
         );
         eprintln!("{bug:?}: caught at seed {seed}: {}", failures[0]);
     }
-    assert_eq!(Bug::ALL.len(), 6, "a new bug needs a row above");
+    assert_eq!(Bug::ALL.len(), 7, "a new bug needs a row above");
 }
 
 /// The CI's bounded sweep: 64 seeds of every scenario (256 runs of a

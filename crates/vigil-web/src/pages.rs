@@ -4,7 +4,7 @@
 use fluent_bundle::FluentValue;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::backend::{Alert, IssuedTicket, NodeInfo, Quota, Resident};
+use crate::backend::{Alert, IssuedTicket, NodeInfo, Quota, Resident, ResidentPage};
 use crate::i18n::{Catalogue, Lang};
 
 /// An enrolled resident the node has not heard from for longer than this
@@ -278,8 +278,119 @@ pub struct IssueForm<'a> {
     pub error: Option<(&'static str, Option<&'a str>)>,
 }
 
-/// The residents page: the issue form, then every ticket and its state.
-pub fn residents(c: &Ctx<'_>, list: &[Resident], now_ms: i64, form: &IssueForm<'_>) -> Markup {
+/// How the residents list is shown: its search, page, and why the request
+/// was refused if it was.
+#[derive(Debug, Clone, Default)]
+pub struct ListView<'a> {
+    /// The search as typed (already checked: short, no control characters).
+    pub q: &'a str,
+    /// Rows per page.
+    pub per_page: usize,
+    /// Why the page or search given was refused (a catalogue key).
+    pub error: Option<&'static str>,
+}
+
+/// A number with thousands separators: `10,000`.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// `s` percent-encoded for a query string value (everything but unreserved
+/// characters), so a search survives a round trip through the links.
+fn query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The link to page `n` (1-based) of the list with search `q`.
+fn page_link(n: usize, q: &str) -> String {
+    if q.is_empty() {
+        format!("/residents?page={n}")
+    } else {
+        format!("/residents?page={n}&q={}", query_value(q))
+    }
+}
+
+/// The search form, where the list is and which page, and the links to the
+/// pages either side.
+fn list_nav(c: &Ctx<'_>, page: &ResidentPage, view: &ListView<'_>) -> Markup {
+    let per = view.per_page.max(1);
+    let number = page.offset / per + 1;
+    let pages = page.matching.div_ceil(per).max(1);
+    html! {
+        form #residents-search method="get" action="/residents" role="search" {
+            label for="residents-q" { (c.t("residents-search")) }
+            input #residents-q type="search" name="q" value=(view.q) maxlength=(crate::MAX_SEARCH_CHARS);
+            button #residents-search-submit type="submit" { (c.t("residents-search-submit")) }
+            @if !view.q.is_empty() {
+                " " a #residents-search-clear href="/residents" { (c.t("residents-search-clear")) }
+            }
+        }
+        @if let Some(key) = view.error {
+            p #residents-error.error role="alert" {
+                (c.t(key)) " " a href="/residents" { (c.t("residents-first-page")) }
+            }
+        }
+        p #residents-range aria-live="polite" {
+            @if page.matching == 0 {
+                @if !view.q.is_empty() {
+                    span #residents-none-found { (c.ta("residents-none-found", &[("q", view.q.into())])) }
+                }
+            } @else {
+                (c.ta("residents-range", &[
+                    ("from", grouped(page.offset + 1).into()),
+                    ("to", grouped(page.offset + page.rows.len()).into()),
+                    ("total", grouped(page.matching).into()),
+                ]))
+                @if !view.q.is_empty() {
+                    " " (c.ta("residents-found-in", &[
+                        ("q", view.q.into()),
+                        ("all", grouped(page.total).into()),
+                    ]))
+                }
+            }
+        }
+        @if pages > 1 {
+            nav #residents-pages aria-label=(c.t("residents-pages")) {
+                @if number > 1 {
+                    a #page-prev rel="prev" href=(page_link(number - 1, view.q)) { (c.t("residents-prev")) }
+                    " "
+                }
+                span #page-at { (c.ta("residents-page-of", &[("n", grouped(number).into()), ("pages", grouped(pages).into())])) }
+                @if number < pages {
+                    " "
+                    a #page-next rel="next" href=(page_link(number + 1, view.q)) { (c.t("residents-next")) }
+                }
+            }
+        }
+    }
+}
+
+/// The residents page: the issue form, then one page of the tickets and
+/// their state, residents who need attention first.
+pub fn residents(
+    c: &Ctx<'_>,
+    page: &ResidentPage,
+    view: &ListView<'_>,
+    now_ms: i64,
+    form: &IssueForm<'_>,
+) -> Markup {
+    let list = &page.rows;
     let csrf = c.staff.map_or("", |(_, t)| t);
     let days = if form.days.is_empty() {
         crate::DEFAULT_PERIOD_DAYS.to_string()
@@ -310,9 +421,12 @@ pub fn residents(c: &Ctx<'_>, list: &[Resident], now_ms: i64, form: &IssueForm<'
                 }
             }
             h2 { (c.t("residents-list")) }
-            @if list.is_empty() {
+            @if page.total == 0 {
                 p #residents-empty { (c.t("residents-empty")) }
             } @else {
+                (list_nav(c, page, view))
+            }
+            @if !list.is_empty() {
                 table #residents {
                     thead { tr {
                         th scope="col" { (c.t("col-resident")) }

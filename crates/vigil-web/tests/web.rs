@@ -1044,3 +1044,228 @@ async fn the_held_code_goes_at_logout_and_at_revoke_and_a_refusal_is_shown() {
     .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+// ------------------------------------------------------------ residents at community scale
+
+/// `n` residents heard from an hour ago, labelled "Resident 000" …, each
+/// with a distinct short id.
+fn many_residents(n: usize) -> Vec<Resident> {
+    let now = now_ms();
+    (0..n)
+        .map(|i| {
+            resident(
+                &format!("{:012x}{}", 0x10_0000 + i, "0".repeat(20)),
+                &format!("Resident {i:03}"),
+                "enrolled",
+                Some(now - HOUR),
+            )
+        })
+        .collect()
+}
+
+/// The short ids of a page's resident rows, in order.
+fn row_ids(page: &str) -> Vec<String> {
+    page.match_indices(r#"<tr id="resident-"#)
+        .map(|(at, m)| page[at + m.len()..at + m.len() + 12].to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_residents_page_shows_one_page_at_a_time_and_links_the_others() {
+    let h = harness();
+    h.fake.residents.lock().unwrap().extend(many_residents(250));
+    let (cookie, _) = login(&h.app).await;
+
+    let first = get(&h.app, "/residents", &cookie).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let ids1 = row_ids(&first.body);
+    assert_eq!(ids1.len(), 100, "{}", first.body);
+    assert!(first.body.contains("1–100 of 250"), "{}", first.body);
+    assert!(
+        first.body.contains(r#"href="/residents?page=2""#),
+        "{}",
+        first.body
+    );
+    assert!(!first.body.contains(r#"id="page-prev""#));
+    // `?page=1` is the same page.
+    let again = get(&h.app, "/residents?page=1", &cookie).await;
+    assert_eq!(row_ids(&again.body), ids1);
+
+    let second = get(&h.app, "/residents?page=2", &cookie).await;
+    assert!(second.body.contains("101–200 of 250"), "{}", second.body);
+    assert!(second.body.contains(r#"href="/residents?page=1""#));
+    assert!(second.body.contains(r#"href="/residents?page=3""#));
+    let last = get(&h.app, "/residents?page=3", &cookie).await;
+    let ids3 = row_ids(&last.body);
+    assert_eq!(ids3.len(), 50);
+    assert!(last.body.contains("201–250 of 250"), "{}", last.body);
+    assert!(!last.body.contains(r#"id="page-next""#));
+
+    // Every resident on exactly one page, in label order.
+    let mut all = ids1;
+    all.extend(row_ids(&second.body));
+    all.extend(ids3);
+    let want: Vec<String> = h
+        .fake
+        .residents
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(all, want);
+
+    // The same in Chinese: the range comes from the catalogue.
+    let zh = get(
+        &h.app,
+        "/residents?page=2",
+        &format!("{cookie}; vigil_lang=zh-CN"),
+    )
+    .await;
+    assert!(!zh.body.contains("101–200 of 250"));
+    assert!(zh.body.contains("101–200"), "{}", zh.body);
+}
+
+#[tokio::test]
+async fn a_silent_resident_comes_first_on_page_one() {
+    let h = harness();
+    let now = now_ms();
+    let mut list = many_residents(250);
+    // Last in label order and in the store: only being silent brings her up.
+    list.push(resident(
+        &format!("ffffffffffff{}", "0".repeat(20)),
+        "Zoe Quiet",
+        "enrolled",
+        Some(now - 3 * DAY),
+    ));
+    h.fake.residents.lock().unwrap().extend(list);
+    let (cookie, _) = login(&h.app).await;
+    let page = get(&h.app, "/residents", &cookie).await;
+    let ids = row_ids(&page.body);
+    assert_eq!(ids.len(), 100);
+    assert_eq!(ids[0], "ffffffffffff", "{}", page.body);
+    assert_eq!(ids[1], format!("{:012x}", 0x10_0000));
+}
+
+#[tokio::test]
+async fn search_finds_by_label_or_id_prefix_and_shows_the_query_as_text() {
+    let h = harness();
+    // "Resident 100"–"Resident 199" and "Resident 1000"–"Resident 1199"
+    // contain "resident 1": 300 of them.
+    let mut list = many_residents(1200);
+    list.push(resident(
+        "abcdef0123450000000000000000abcd",
+        "Ana Costa, flat 12B",
+        "enrolled",
+        Some(now_ms()),
+    ));
+    h.fake.residents.lock().unwrap().extend(list);
+    let (cookie, _) = login(&h.app).await;
+
+    let page = get(&h.app, "/residents", &cookie).await;
+    assert!(
+        page.body.contains(r#"<form id="residents-search""#),
+        "{}",
+        page.body
+    );
+
+    // By label, any case.
+    let r = get(&h.app, "/residents?q=aNA+cOSTA", &cookie).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(row_ids(&r.body), ["abcdef012345"], "{}", r.body);
+    // By id prefix.
+    let r = get(&h.app, "/residents?q=abcdef01", &cookie).await;
+    assert_eq!(row_ids(&r.body), ["abcdef012345"]);
+    // Many matches: paged, the query kept in the links.
+    let r = get(&h.app, "/residents?q=resident+1", &cookie).await;
+    assert_eq!(row_ids(&r.body).len(), 100);
+    assert!(r.body.contains("1–100 of 300"), "{}", r.body);
+    assert!(r.body.contains("1,201 in all"), "{}", r.body);
+    assert!(
+        r.body
+            .contains(r#"href="/residents?page=2&amp;q=resident%201""#),
+        "{}",
+        r.body
+    );
+    // Nothing found: said so.
+    let r = get(&h.app, "/residents?q=nobody", &cookie).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(row_ids(&r.body).is_empty());
+    assert!(
+        r.body.contains(r#"id="residents-none-found""#),
+        "{}",
+        r.body
+    );
+
+    // A hostile query is shown back as text only.
+    let evil = r#""><script>alert(1)</script>"#;
+    let r = get(
+        &h.app,
+        &format!(
+            "/residents?q={}",
+            form_encode(&[("", evil)])[1..].to_owned()
+        ),
+        &cookie,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.body.contains("<script>alert"), "{}", r.body);
+    assert!(r.body.contains("&quot;&gt;&lt;script&gt;"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn hostile_page_and_search_parameters_get_a_clear_page() {
+    let h = harness();
+    h.fake.residents.lock().unwrap().extend(many_residents(250));
+    let (cookie, _) = login(&h.app).await;
+    // Not a page number: refused with a message, never a server error.
+    for bad in [
+        "-1",
+        "0",
+        "abc",
+        "1.5",
+        "99999999999999999999999",
+        "%00",
+        "2%0A3",
+    ] {
+        let r = get(&h.app, &format!("/residents?page={bad}"), &cookie).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "page={bad}");
+        assert!(
+            r.body.contains(r#"id="residents-error""#),
+            "page={bad}: {}",
+            r.body
+        );
+        assert!(r.body.contains(r#"href="/residents""#));
+    }
+    // Past the end: the last page.
+    let r = get(&h.app, "/residents?page=9999", &cookie).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(row_ids(&r.body).len(), 50);
+    assert!(r.body.contains("201–250 of 250"), "{}", r.body);
+    // Past the end of a search with no match: no rows, no panic.
+    let r = get(&h.app, "/residents?page=5&q=nobody", &cookie).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(row_ids(&r.body).is_empty());
+    // A 10 KB query, or one with control characters: refused with a
+    // message, not echoed.
+    let long = "a".repeat(10 * 1024);
+    let r = get(&h.app, &format!("/residents?q={long}"), &cookie).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains(r#"id="residents-error""#), "{}", r.body);
+    assert!(!r.body.contains(&long[..200]));
+    for ctl in ["%07", "a%0Db", "%1B%5B31m", "%C2%85"] {
+        let r = get(&h.app, &format!("/residents?q={ctl}"), &cookie).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "q={ctl}");
+        assert!(r.body.contains(r#"id="residents-error""#));
+    }
+    // Not UTF-8, or a malformed query string: the same clear refusal.
+    for raw in ["q=%FF%FE", "page=%", "q=%zz"] {
+        let r = get(&h.app, &format!("/residents?{raw}"), &cookie).await;
+        assert!(
+            r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::OK,
+            "{raw}: {}",
+            r.status
+        );
+        assert!(!r.body.is_empty());
+    }
+}

@@ -51,7 +51,21 @@ impl Backend for NodeBackend {
     }
 
     fn residents(&self, all: bool, now_ms: i64) -> Result<Vec<Resident>, String> {
-        self.run(&Request::Residents { all }, now_ms)
+        // The same listing as `vigil-node residents`, without the JSON round
+        // trip `run` makes (a third of the page's CPU at 10,000 residents).
+        Ok(admin::residents(&self.relay, all, now_ms)?
+            .into_iter()
+            .map(|v| Resident {
+                id: v.id,
+                ticket: v.ticket,
+                label: v.label,
+                status: v.status,
+                period_end_ms: v.period_end_ms,
+                last_contact_ms: v.last_contact_ms,
+                alerts: v.alerts,
+                unacked: v.unacked,
+            })
+            .collect())
     }
 
     fn issue_ticket(

@@ -6,7 +6,7 @@ use vigil_device::{
 };
 
 use super::fmt::value_error;
-use crate::common::time::{Zone, format_time, format_time_in};
+use crate::common::time::{Zone, format_time_in};
 use crate::common::{Error as CliError, exit, one_line};
 
 impl From<StorageError> for CliError {
@@ -51,7 +51,10 @@ impl From<SyncFailure> for CliError {
             _ => None,
         };
         match e {
-            SyncFailure::ShreddedElsewhere(t) => shredded_message(&t, ""),
+            // Without the command's display zone here: UTC, marked so. The
+            // commands that sync (`sync`, `pair`, `watch`) catch this first
+            // and say it in the display zone (`shredded_elsewhere`).
+            SyncFailure::ShreddedElsewhere(t) => shredded_message(&t, "", &Zone::utc()),
             SyncFailure::Protocol(SyncError::Refused(ref p)) if refused(p).is_some() => {
                 CliError::failed(refused(p).unwrap_or_default())
             }
@@ -60,22 +63,27 @@ impl From<SyncFailure> for CliError {
     }
 }
 
-fn shredded_message(t: &Tombstone, note: &str) -> CliError {
+fn shredded_message(t: &Tombstone, note: &str, zone: &Zone) -> CliError {
     CliError::new(
         exit::SHREDDED,
         format!(
             "this vault was shredded on another device at {}; this device has shredded its copy too, and only its tombstone remains{note}",
-            format_time(t.shredded_at_ms)
+            format_time_in(t.shredded_at_ms, zone)
         ),
     )
 }
 
 /// A sync found the vault shredded on another device (the device already
 /// wrote its tombstone and deleted its store): destroys the key now, and
-/// says so with exit code 4.
-pub(crate) fn shredded_elsewhere(vault: Vault, keys: &dyn KeyStore, t: &Tombstone) -> CliError {
+/// says so with exit code 4, the time in the display `zone`.
+pub(crate) fn shredded_elsewhere(
+    vault: Vault,
+    keys: &dyn KeyStore,
+    t: &Tombstone,
+    zone: &Zone,
+) -> CliError {
     match vault.finish_shred(keys) {
-        Ok(()) => shredded_message(t, ""),
+        Ok(()) => shredded_message(t, "", zone),
         // The tombstone is written: the next open destroys the key.
         Err(e) => shredded_message(
             t,
@@ -83,6 +91,7 @@ pub(crate) fn shredded_elsewhere(vault: Vault, keys: &dyn KeyStore, t: &Tombston
                 " (the key file is not destroyed yet: {})",
                 one_line(&e.to_string())
             ),
+            zone,
         ),
     }
 }

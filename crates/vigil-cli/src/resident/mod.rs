@@ -42,6 +42,8 @@ where
     // Clap's refusals come before there is a `Cli` to ask: a script that
     // passed --json must get JSON for those too.
     let json = wants_json(&args);
+    // A panic from here on reports in the form the caller asked for.
+    PANIC_AS_JSON.store(json, std::sync::atomic::Ordering::Relaxed);
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => return clap_error(&e, json),
@@ -206,6 +208,31 @@ fn suggestion(e: &clap::Error) -> Option<String> {
 }
 
 /// A bug must still end with one line, not a backtrace.
+/// Whether a panic is reported as `--json`'s error object on stdout.
+static PANIC_AS_JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The exit code of a panic (Rust's own, documented in the README as the
+/// `internal` error): a bug, never an expected failure.
+pub(crate) const PANIC_EXIT: u8 = 101;
+
+/// How a panic with `message` is reported: the JSON error object (code
+/// `internal`) for stdout, or the `error: ...` line for stderr.
+fn panic_report(message: &str, json: bool) -> String {
+    let text = format!("internal error ({}); please report it", one_line(message));
+    if json {
+        let doc = ErrorJson {
+            error: ErrorBody {
+                code: exit::name(PANIC_EXIT),
+                message: &text,
+            },
+        };
+        if let Ok(s) = serde_json::to_string(&doc) {
+            return s;
+        }
+    }
+    format!("error: {}", printable(&text))
+}
+
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let msg = info
@@ -218,9 +245,32 @@ fn install_panic_hook() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!(
-            "error: internal error ({}{at}); please report it",
-            one_line(&msg)
-        );
+        let json = PANIC_AS_JSON.load(std::sync::atomic::Ordering::Relaxed);
+        let report = panic_report(&format!("{msg}{at}"), json);
+        if json {
+            // Stdout, as every `--json` error: a script reads one object
+            // there and nothing on stderr. The exit code is the panic's.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{report}").and_then(|()| out.flush());
+        } else {
+            eprintln!("{report}");
+        }
     }));
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_under_json_is_the_internal_error_object() {
+        let r = panic_report("index out of bounds\nat x.rs:3", true);
+        let v: serde_json::Value = serde_json::from_str(&r).expect("one JSON object");
+        assert_eq!(v["error"]["code"], "internal");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(m.starts_with("internal error (index out of bounds"), "{m}");
+        assert!(!r.contains('\n'), "one line: {r}");
+        let t = panic_report("boom", false);
+        assert_eq!(t, "error: internal error (boom); please report it");
+    }
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use serde::Serialize;
-use vigil_device::{Grant, PendingAlert};
+use vigil_device::{DeliveredAlert, Grant, PendingAlert};
 use vigil_log::{FeverEpisode, FeverRule};
 
 use crate::common::Error;
@@ -36,9 +36,48 @@ impl PendingJson {
     }
 }
 
+/// An alert the node confirmed, in `--json` output, with staff's
+/// acknowledgement as the node last reported it (never who).
+#[derive(Debug, Serialize)]
+pub(crate) struct DeliveredJson {
+    /// When staff acknowledged it (RFC 3339, UTC), or null: not
+    /// acknowledged, or the node has not said.
+    acknowledged_by_staff: Option<String>,
+    delivered: String,
+    episode: String,
+    grant: String,
+    kind: &'static str,
+    level: u8,
+    onset: String,
+}
+
+impl DeliveredJson {
+    /// The delivered alert `d`.
+    pub(crate) fn of(d: &DeliveredAlert) -> Self {
+        DeliveredJson {
+            acknowledged_by_staff: d.staff_acked_ms.map(format_time),
+            delivered: format_time(d.delivered_ms),
+            episode: hex::encode(d.episode),
+            grant: hex::encode(d.grant_id),
+            kind: alert_kind(d.kind),
+            level: d.level,
+            onset: format_time(d.onset_ms),
+        }
+    }
+}
+
+/// What the resident reads about staff and a delivered alert, in `zone`.
+pub(crate) fn staff_text(d: &DeliveredAlert, ctx: &Ctx) -> String {
+    d.staff_acked_ms.map_or("not yet acknowledged".into(), |t| {
+        format!("acknowledged by staff at {}", ctx.time(t))
+    })
+}
+
 /// `vigil alerts --json`.
 #[derive(Debug, Serialize)]
 struct AlertsJson {
+    /// Alerts the node received, oldest onset first (issue 18).
+    delivered_alerts: Vec<DeliveredJson>,
     enrolled: bool,
     episodes: Vec<EpisodeJson>,
     /// Named as in `vigil status --json` (it was `pending` before issue 18).
@@ -103,11 +142,13 @@ your enrolled device (enrolled with node {}), once it has synced after this one 
 pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
     let vault = ctx.open()?;
     let pending = vault.pending_alerts()?;
+    let delivered = vault.delivered_alerts()?;
     let grants = vault.grants()?;
     let rule = rules(&grants)[0];
     let episodes = vault.log().fever_episodes(&rule);
     if ctx.json {
         return ctx.print_json(&AlertsJson {
+            delivered_alerts: delivered.iter().map(DeliveredJson::of).collect(),
             enrolled: !grants.is_empty(),
             episodes: episodes.iter().map(EpisodeJson::of).collect(),
             pending_alerts: pending
@@ -143,6 +184,22 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
             table(&["EPISODE", "QUEUED", "FIRST SENT", "STATE"], &rows, &[]).as_bytes(),
         )?;
     }
+    if !delivered.is_empty() {
+        let rows: Vec<Vec<String>> = delivered
+            .iter()
+            .map(|d| {
+                vec![
+                    alert_kind(d.kind).into(),
+                    ctx.time(d.onset_ms),
+                    ctx.time(d.delivered_ms),
+                    staff_text(d, ctx),
+                ]
+            })
+            .collect();
+        writeln!(ctx.out, "Alerts the node received:")?;
+        ctx.out
+            .write_all(table(&["EPISODE", "ONSET", "DELIVERED", "STAFF"], &rows, &[]).as_bytes())?;
+    }
     if episodes.is_empty() {
         writeln!(
             ctx.out,
@@ -163,4 +220,9 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// An alert's kind as a phrase ("fever started").
+pub(crate) fn alert_kind_text(kind: u8) -> String {
+    format!("fever {}", alert_kind(kind))
 }

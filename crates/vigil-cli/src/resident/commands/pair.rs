@@ -396,7 +396,7 @@ fn finish_interrupted_join(ctx: &mut Ctx, code: &EnrolmentCode) -> Result<(), Er
         // destroy the key now, as `vigil sync` does.
         Err(SyncFailure::ShreddedElsewhere(t)) => {
             remove_joiner(ctx);
-            return Err(shredded_elsewhere(vault, &ctx.key_store(), &t));
+            return Err(shredded_elsewhere(vault, &ctx.key_store(), &t, &ctx.zone));
         }
         Err(e) => return Err(Error::from(e).context("first sync failed")),
     }

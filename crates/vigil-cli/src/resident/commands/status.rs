@@ -3,11 +3,11 @@
 use std::io::Write;
 
 use serde::Serialize;
-use vigil_device::{Grant, PendingAlert, Period};
+use vigil_device::{DeliveredAlert, Grant, PendingAlert, Period};
 use vigil_log::{FeverEpisode, Metric};
 use vigil_net::EnrolmentCode;
 
-use super::alerts::{EpisodeJson, PendingJson, rules};
+use super::alerts::{DeliveredJson, EpisodeJson, PendingJson, alert_kind_text, rules};
 use crate::common::Error;
 use crate::common::time::{Zone, format_duration, format_time, format_time_in};
 use crate::resident::context::Ctx;
@@ -43,6 +43,8 @@ struct Status {
     enrolled: bool,
     grants: Vec<Grant>,
     pending: Vec<PendingAlert>,
+    /// Alerts the node received, with staff's acknowledgement (issue 18).
+    delivered: Vec<DeliveredAlert>,
     overdue: usize,
     conflicts: usize,
     fever: Option<FeverEpisode>,
@@ -81,6 +83,7 @@ impl Status {
             enrolled,
             overdue: pending.iter().filter(|p| p.overdue(now)).count(),
             pending,
+            delivered: vault.delivered_alerts()?,
             conflicts: log.conflicts().len(),
             fever: rules(&grants).iter().find_map(|r| log.current_fever(r)),
             grants,
@@ -172,6 +175,19 @@ impl Status {
                 )
             },
         );
+        for (i, d) in self.delivered.iter().enumerate() {
+            line(
+                if i == 0 { "Delivered" } else { "" },
+                format!(
+                    "{} (onset {}): {}",
+                    alert_kind_text(d.kind),
+                    format_time_in(d.onset_ms, zone),
+                    d.staff_acked_ms.map_or("not yet acknowledged".into(), |t| {
+                        format!("acknowledged by staff at {}", format_time_in(t, zone))
+                    })
+                ),
+            );
+        }
         line(
             "Conflicts",
             if conflicts == 0 {
@@ -200,6 +216,7 @@ impl StatusJson {
         let Status { now, period: p, .. } = *status;
         StatusJson {
             conflicts: status.conflicts,
+            delivered_alerts: status.delivered.iter().map(DeliveredJson::of).collect(),
             device: status.device.clone(),
             enrolled: status.enrolled,
             fever: status.fever.as_ref().map(EpisodeJson::of),
@@ -242,6 +259,8 @@ struct StatusJson {
     /// `overdue_alerts` before issue 18).
     alerts_overdue: usize,
     conflicts: usize,
+    /// Alerts the node received, shaped as in `vigil alerts --json`.
+    delivered_alerts: Vec<DeliveredJson>,
     device: String,
     enrolled: bool,
     /// The current episode, shaped as `vigil alerts --json` lists them.

@@ -19,7 +19,7 @@ pub(crate) fn run(ctx: &mut Ctx, args: &SyncArgs) -> Result<(), Error> {
     let report = match vault.sync(&mut conn) {
         Ok(r) => r,
         Err(SyncFailure::ShreddedElsewhere(t)) => {
-            return Err(shredded_elsewhere(vault, &ctx.key_store(), &t));
+            return Err(shredded_elsewhere(vault, &ctx.key_store(), &t, &ctx.zone));
         }
         Err(e) => return Err(Error::from(e).context("sync failed")),
     };
@@ -33,12 +33,33 @@ pub(crate) fn run(ctx: &mut Ctx, args: &SyncArgs) -> Result<(), Error> {
     } else {
         None
     };
+    // Then whether staff acknowledged the alerts delivered (issue 18). An
+    // older node, or one refusing, leaves it unknown inside the call; only
+    // a lost connection comes back here, and it fails nothing either: the
+    // log and the alerts are through.
+    let staff_status = if enrolled {
+        vault
+            .refresh_alert_status(&mut conn, &code.node_public)
+            .map_err(|e| {
+                tracing::info!(error = %e, "staff acknowledgement not refreshed");
+                Error::from(e).message
+            })
+            .err()
+    } else {
+        None
+    };
     conn.close();
     let pending = vault.pending_alerts()?;
+    let delivered_alerts = vault.delivered_alerts()?;
+    let acknowledged = delivered_alerts
+        .iter()
+        .filter(|a| a.staff_acked_ms.is_some())
+        .count();
     ctx.synced_with(&code)?;
     let delivered = alerts.as_ref().map_or(0, |a| a.delivered);
     if ctx.json {
         return ctx.print_json(&Synced {
+            alerts_acknowledged_by_staff: acknowledged,
             alerts_delivered: delivered,
             alerts_pending: pending.len(),
             enrolled,
@@ -76,6 +97,19 @@ pub(crate) fn run(ctx: &mut Ctx, args: &SyncArgs) -> Result<(), Error> {
             "Fever alerts: {delivered} delivered, {} waiting.",
             pending.len()
         )?;
+        if !delivered_alerts.is_empty() {
+            writeln!(
+                ctx.out,
+                "Staff acknowledged {acknowledged} of the {} alert(s) the node received (`vigil alerts` shows which).",
+                delivered_alerts.len()
+            )?;
+        }
+        if let Some(e) = staff_status {
+            writeln!(
+                ctx.out,
+                "Could not ask the node whether staff saw your alerts ({e}); the next sync asks again."
+            )?;
+        }
     } else if !pending.is_empty() {
         writeln!(
             ctx.out,
@@ -89,6 +123,9 @@ pub(crate) fn run(ctx: &mut Ctx, args: &SyncArgs) -> Result<(), Error> {
 /// `vigil sync --json`.
 #[derive(Debug, Serialize)]
 struct Synced {
+    /// Delivered alerts staff are known to have acknowledged (all of this
+    /// device's, not only this sync's).
+    alerts_acknowledged_by_staff: usize,
     alerts_delivered: usize,
     alerts_pending: usize,
     enrolled: bool,

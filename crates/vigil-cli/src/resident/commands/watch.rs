@@ -288,7 +288,12 @@ impl Watcher<'_> {
         let report = match vault.sync(&mut conn) {
             Ok(r) => r,
             Err(SyncFailure::ShreddedElsewhere(t)) => {
-                return Err(shredded_elsewhere(vault, &self.ctx.key_store(), &t));
+                return Err(shredded_elsewhere(
+                    vault,
+                    &self.ctx.key_store(),
+                    &t,
+                    &self.ctx.zone,
+                ));
             }
             Err(e @ SyncFailure::Transport(_)) => return Ok(Attempt::Away(e.to_string())),
             Err(e) => return Ok(Attempt::Failed(Error::from(e).message)),
@@ -300,7 +305,14 @@ impl Watcher<'_> {
         let mut delivered = 0;
         if self.enrolled {
             match vault.send_alerts(&mut conn, &self.code.node_public, self.ctx.now_ms) {
-                Ok(a) => delivered = a.delivered,
+                Ok(a) => {
+                    delivered = a.delivered;
+                    // Whether staff saw the alerts: learnt when the node
+                    // tells, never a reason to call the sync failed.
+                    if let Err(e) = vault.refresh_alert_status(&mut conn, &self.code.node_public) {
+                        tracing::info!(error = %e, "staff acknowledgement not refreshed");
+                    }
+                }
                 Err(e @ SyncFailure::Transport(_)) => return Ok(Attempt::Away(e.to_string())),
                 Err(e) => {
                     return Ok(Attempt::Failed(format!(
