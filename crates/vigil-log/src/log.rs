@@ -1227,6 +1227,66 @@ mod tests {
         );
     }
 
+    /// Replicas edit, save, and receive saves and change chunks, some of
+    /// which wait for dependencies that have not arrived (they change
+    /// `save()`, which keeps them, but not the heads): after every step,
+    /// `save()` gives what Automerge's own save of the document gives now.
+    #[test]
+    fn save_is_the_documents_save() {
+        const T0: i64 = 1_790_000_000_000;
+        let mut queued = 0;
+        for round in 1..=12u64 {
+            let mut rng = Rng(round.wrapping_mul(0xa076_1d64_78bd_642f) | 1);
+            let mut first = HealthLog::new(DeviceId([1; 16]));
+            let saved = first.save();
+            let mut reps = vec![first];
+            for d in 2..=3u8 {
+                reps.push(HealthLog::load(&saved, DeviceId([d; 16])).expect("a saved log loads"));
+            }
+            let mut chunks: Vec<Vec<u8>> = Vec::new();
+            for step in 0..80 {
+                let w = rng.next(3);
+                let t = T0 + step * 60_000;
+                match rng.next(6) {
+                    0 | 1 => {
+                        reps[w]
+                            .stage(Metric::HeartRate, 60.0, Unit::BeatsPerMinute, t)
+                            .expect("a valid reading");
+                        reps[w].fold().expect("a fold");
+                        let (chunk, heads) = reps[w].unsaved();
+                        reps[w].mark_saved(heads);
+                        chunks.push(chunk);
+                    }
+                    2 => {
+                        let sev = [Severity::None, Severity::Mild][rng.next(2)];
+                        reps[w]
+                            .check_in(Day::of(T0), Symptom::ALL[rng.next(3)], sev)
+                            .expect("an initialised log");
+                    }
+                    3 => {
+                        let from = rng.next(3);
+                        let whole = reps[from].save();
+                        reps[w].apply(&whole).expect("a save applies");
+                    }
+                    _ => {
+                        // A later chunk alone: it may wait for earlier ones.
+                        if !chunks.is_empty() {
+                            let c = chunks[rng.next(chunks.len())].clone();
+                            let before = reps[w].missing_deps();
+                            reps[w].apply(&c).expect("a chunk applies");
+                            queued += usize::from(reps[w].missing_deps() > before);
+                        }
+                    }
+                }
+                for (i, r) in reps.iter_mut().enumerate() {
+                    let want = r.doc.clone().save();
+                    assert_eq!(r.save(), want, "round {round} step {step}: replica {i}");
+                }
+            }
+        }
+        assert!(queued > 5, "only {queued} chunks waited for dependencies");
+    }
+
     /// A small deterministic generator (xorshift), so the test needs no RNG crate.
     struct Rng(u64);
     impl Rng {
