@@ -112,6 +112,11 @@ pub struct HealthLog {
     /// Readings staged but not in the document yet, in staging order (also
     /// at the end of `cache`, so queries see them).
     staged: Vec<Reading>,
+    /// The last [`HealthLog::save`] and the heads it was made at. A sync
+    /// saves the whole log several times over (to measure it, to upload it
+    /// as a relay snapshot, as a bundle's payload, as the local snapshot)
+    /// while nothing changes in between.
+    last_save: Option<(Vec<ChangeHash>, Vec<u8>)>,
 }
 
 impl HealthLog {
@@ -158,6 +163,7 @@ impl HealthLog {
             unreadable: 0,
             saved_heads: Vec::new(),
             staged: Vec::new(),
+            last_save: None,
         }
     }
 
@@ -222,6 +228,7 @@ impl HealthLog {
             unreadable: 0,
             saved_heads,
             staged: Vec::new(),
+            last_save: None,
         };
         log.rebuild_cache();
         Ok(log)
@@ -820,6 +827,9 @@ impl HealthLog {
     /// After changes arrived: find the schema's objects if this replica
     /// started empty, and rebuild the decoded view.
     fn after_import(&mut self) -> Result<(), LogError> {
+        // Changes that wait for dependencies change `save()` (it keeps
+        // them) but not the heads.
+        self.last_save = None;
         if !self.is_initialised() && self.doc.get(ROOT, K_SCHEMA).ok().flatten().is_some() {
             let doc = std::mem::take(&mut self.doc);
             let saved = std::mem::take(&mut self.saved_heads);
@@ -845,7 +855,15 @@ impl HealthLog {
 
     /// The compact whole document (Automerge `save()`).
     pub fn save(&mut self) -> Vec<u8> {
-        self.doc.save()
+        let heads = self.doc.get_heads();
+        if let Some((at, bytes)) = &self.last_save
+            && *at == heads
+        {
+            return bytes.clone();
+        }
+        let bytes = self.doc.save();
+        self.last_save = Some((heads, bytes.clone()));
+        bytes
     }
 
     /// The changes made or received since the last [`HealthLog::mark_saved`]
@@ -1131,6 +1149,7 @@ mod tests {
             unreadable: log.unreadable,
             saved_heads: log.saved_heads.clone(),
             staged: log.staged.clone(),
+            last_save: log.last_save.clone(),
         }
     }
 
