@@ -437,21 +437,41 @@ pub(crate) enum PayloadError {
 /// (1,315,618 vs 1,297,123 bytes from 3,688,451) and better on `save()`
 /// (115,815 vs 117,954 from 168,785), with no new dependency.
 pub(crate) fn pack_log(automerge: &[u8]) -> Zeroizing<Vec<u8>> {
-    use std::io::Write;
-    let mut enc = flate2::write::DeflateEncoder::new(
-        Vec::with_capacity(automerge.len() / 2 + 16),
-        flate2::Compression::default(),
-    );
-    // Writing into a Vec cannot fail; if it did, the bytes go as they are.
-    let packed = enc.write_all(automerge).and_then(|()| enc.finish());
-    match packed {
-        Ok(deflated) if deflated.len() + 1 < automerge.len() => {
+    match deflate(automerge) {
+        Some(deflated) if deflated.len() + 1 < automerge.len() => {
             let mut out = Zeroizing::new(Vec::with_capacity(deflated.len() + 1));
             out.push(PAYLOAD_DEFLATE);
             out.extend_from_slice(&deflated);
             out
         }
         _ => Zeroizing::new(automerge.to_vec()),
+    }
+}
+
+/// Raw DEFLATE of `input` at the default level, with the smallest window
+/// that still reaches back to its first byte from its last (zlib keeps
+/// `MIN_LOOKAHEAD` = 262 bytes of the window for lookahead), so the stream
+/// is exactly what the default 32 KiB window gives (pinned by a test).
+/// zlib zeroes the window and its hash chain at setup: for the few-KiB
+/// payloads of a sync that was most of the cost of compressing them.
+/// `None` if the compressor fails (it does not, into a Vec).
+fn deflate(input: &[u8]) -> Option<Vec<u8>> {
+    use flate2::{Compress, Compression, FlushCompress, Status};
+    let bits = (9..15u8)
+        .find(|b| input.len().saturating_add(262) <= 1usize << b)
+        .unwrap_or(15);
+    let mut c = Compress::new_with_window_bits(Compression::default(), false, bits);
+    let mut out = Vec::with_capacity(input.len() / 2 + 64);
+    loop {
+        let consumed = usize::try_from(c.total_in()).ok()?;
+        let status = c
+            .compress_vec(input.get(consumed..)?, &mut out, FlushCompress::Finish)
+            .ok()?;
+        match status {
+            Status::StreamEnd => return Some(out),
+            // Out of room: more room, and go on.
+            Status::Ok | Status::BufError => out.reserve(out.capacity().max(64)),
+        }
     }
 }
 
