@@ -924,7 +924,7 @@ mod tests {
                         x ^= x << 13;
                         x ^= x >> 7;
                         x ^= x << 17;
-                        if x % 4 == 0 {
+                        if x.is_multiple_of(4) {
                             (x >> 32) as u8
                         } else {
                             (i % 13) as u8
