@@ -818,9 +818,17 @@ impl HealthLog {
                 return self.after_import();
             }
         }
+        let heads = self.doc.get_heads();
         self.doc
             .load_incremental(chunk)
             .map_err(|e| LogError::Malformed(e.to_string()))?;
+        if self.is_initialised() && self.doc.get_heads() == heads {
+            // Nothing entered the document (all known, or waiting for
+            // dependencies): the decoded view stands. A change that waits
+            // still changes `save()`, which keeps it.
+            self.last_save = None;
+            return Ok(());
+        }
         self.after_import()
     }
 
