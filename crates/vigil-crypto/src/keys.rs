@@ -339,6 +339,11 @@ fn hex_prefix(bytes: &[u8]) -> String {
 pub struct KeySchedule {
     root: RootKey,
     vault_id: VaultId,
+    /// HKDF-Extract(salt = vault id, ikm = root), the pseudorandom key every
+    /// purpose's key is expanded from: extracted once here rather than at
+    /// each derivation (a sync derives its mailbox key, a delivery its
+    /// alert key). As secret as the root; zeroized on drop like it.
+    prk: zeroize::Zeroizing<[u8; 32]>,
 }
 
 impl fmt::Debug for KeySchedule {
@@ -355,9 +360,14 @@ impl KeySchedule {
     pub fn new(root: RootKey) -> Self {
         let mut id = [0u8; 16];
         expand(&root, None, &[label::VAULT_ID], &mut id);
+        let (mut prk, _) = Hkdf::<Sha256>::extract(Some(&id), &root.0);
+        let mut prk_bytes = zeroize::Zeroizing::new([0u8; 32]);
+        prk_bytes.copy_from_slice(&prk);
+        prk.as_mut_slice().zeroize();
         Self {
             root,
             vault_id: VaultId(id),
+            prk: prk_bytes,
         }
     }
 
@@ -407,19 +417,23 @@ impl KeySchedule {
     /// that swapped the wrapped root or the joiner's key cannot predict it.
     pub fn pairing_code(&self, joiner: &X25519PublicKey) -> ShortAuthCode {
         let mut out = [0u8; 8];
-        expand(
-            &self.root,
-            Some(self.vault_id.as_bytes()),
-            &[label::SAS_PREFIX, joiner.as_bytes()],
-            &mut out,
-        );
+        self.expand(&[label::SAS_PREFIX, joiner.as_bytes()], &mut out);
         ShortAuthCode::from_okm(out)
     }
 
     fn derive(&self, info: &[&[u8]]) -> [u8; 32] {
         let mut out = [0u8; 32];
-        expand(&self.root, Some(self.vault_id.as_bytes()), info, &mut out);
+        self.expand(info, &mut out);
         out
+    }
+
+    /// HKDF-Expand from the extracted key: the same output as
+    /// [`expand`]`(root, Some(vault id), ...)`, without the extraction.
+    fn expand(&self, info: &[&[u8]], out: &mut [u8]) {
+        Hkdf::<Sha256>::from_prk(self.prk.as_ref())
+            .expect("a SHA-256 output is a valid HKDF pseudorandom key")
+            .expand_multi_info(info, out)
+            .expect("HKDF output length is a small compile-time constant");
     }
 }
 

@@ -46,33 +46,43 @@ impl fmt::Debug for X25519PublicKey {
 
 /// An X25519 secret key that receives wrapped keys (a joining device, a node).
 /// Zeroized on drop; `Debug` prints only the public half.
-pub struct X25519Identity(StaticSecret);
+pub struct X25519Identity {
+    secret: StaticSecret,
+    /// Computed once (a scalar multiplication): pairing, unwrapping and
+    /// the node's grant keys each ask for it, some several times.
+    public: X25519PublicKey,
+}
 
 impl X25519Identity {
+    fn new(secret: StaticSecret) -> Self {
+        let public = X25519PublicKey(PublicKey::from(&secret).to_bytes());
+        Self { secret, public }
+    }
+
     /// Generates a fresh identity.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        Self(StaticSecret::random_from_rng(rng))
+        Self::new(StaticSecret::random_from_rng(rng))
     }
 
     /// Rebuilds an identity from its stored secret bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(StaticSecret::from(bytes))
+        Self::new(StaticSecret::from(bytes))
     }
 
     /// The secret bytes, for a key store to persist.
     pub fn expose_secret(&self) -> &[u8; 32] {
-        self.0.as_bytes()
+        self.secret.as_bytes()
     }
 
     /// The public key to hand to whoever wraps keys for this identity.
     pub fn public_key(&self) -> X25519PublicKey {
-        X25519PublicKey(PublicKey::from(&self.0).to_bytes())
+        self.public
     }
 
     /// X25519 with this identity; `None` if the result is all zero
     /// (a low-order peer key, which contributes nothing).
     pub(crate) fn agree(&self, peer: &X25519PublicKey) -> Option<Zeroizing<[u8; 32]>> {
-        let shared = self.0.diffie_hellman(&PublicKey::from(peer.0));
+        let shared = self.secret.diffie_hellman(&PublicKey::from(peer.0));
         shared
             .was_contributory()
             .then(|| Zeroizing::new(shared.to_bytes()))

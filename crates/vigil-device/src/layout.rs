@@ -437,21 +437,41 @@ pub(crate) enum PayloadError {
 /// (1,315,618 vs 1,297,123 bytes from 3,688,451) and better on `save()`
 /// (115,815 vs 117,954 from 168,785), with no new dependency.
 pub(crate) fn pack_log(automerge: &[u8]) -> Zeroizing<Vec<u8>> {
-    use std::io::Write;
-    let mut enc = flate2::write::DeflateEncoder::new(
-        Vec::with_capacity(automerge.len() / 2 + 16),
-        flate2::Compression::default(),
-    );
-    // Writing into a Vec cannot fail; if it did, the bytes go as they are.
-    let packed = enc.write_all(automerge).and_then(|()| enc.finish());
-    match packed {
-        Ok(deflated) if deflated.len() + 1 < automerge.len() => {
+    match deflate(automerge) {
+        Some(deflated) if deflated.len() + 1 < automerge.len() => {
             let mut out = Zeroizing::new(Vec::with_capacity(deflated.len() + 1));
             out.push(PAYLOAD_DEFLATE);
             out.extend_from_slice(&deflated);
             out
         }
         _ => Zeroizing::new(automerge.to_vec()),
+    }
+}
+
+/// Raw DEFLATE of `input` at the default level, with the smallest window
+/// that still reaches back to its first byte from its last (zlib keeps
+/// `MIN_LOOKAHEAD` = 262 bytes of the window for lookahead), so the stream
+/// is exactly what the default 32 KiB window gives (pinned by a test).
+/// zlib zeroes the window and its hash chain at setup: for the few-KiB
+/// payloads of a sync that was most of the cost of compressing them.
+/// `None` if the compressor fails (it does not, into a Vec).
+fn deflate(input: &[u8]) -> Option<Vec<u8>> {
+    use flate2::{Compress, Compression, FlushCompress, Status};
+    let bits = (9..15u8)
+        .find(|b| input.len().saturating_add(262) <= 1usize << b)
+        .unwrap_or(15);
+    let mut c = Compress::new_with_window_bits(Compression::default(), false, bits);
+    let mut out = Vec::with_capacity(input.len() / 2 + 64);
+    loop {
+        let consumed = usize::try_from(c.total_in()).ok()?;
+        let status = c
+            .compress_vec(input.get(consumed..)?, &mut out, FlushCompress::Finish)
+            .ok()?;
+        match status {
+            Status::StreamEnd => return Some(out),
+            // Out of room: more room, and go on.
+            Status::Ok | Status::BufError => out.reserve(out.capacity().max(64)),
+        }
     }
 }
 
@@ -848,6 +868,81 @@ mod tests {
             decode::<OutboxRecord>(&bytes[..bytes.len() - 1], SMALL_RECORD),
             Err(RecordError::Malformed(_))
         ));
+    }
+
+    /// The payload as DEFLATE with zlib's default 32 KiB window, as it was
+    /// first written: the bytes every payload must keep.
+    fn pack_log_default_window(automerge: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(automerge).expect("into a Vec");
+        let deflated = enc.finish().expect("into a Vec");
+        if deflated.len() + 1 < automerge.len() {
+            [&[PAYLOAD_DEFLATE][..], &deflated].concat()
+        } else {
+            automerge.to_vec()
+        }
+    }
+
+    /// Real logs (saves and change chunks of 0 to 3,000 readings, with
+    /// annotations) and synthetic inputs of every length around each
+    /// window size a payload could be given (repetitive, so matches reach
+    /// back as far as they can; and noisy): `pack_log` gives exactly the
+    /// bytes of the default window, whatever it allocates.
+    #[test]
+    fn log_payloads_are_the_default_window_deflate() {
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        let mut log = vigil_log::HealthLog::new(vigil_log::DeviceId([7; 16]));
+        let mut heads = log.heads();
+        for i in 0..3000i64 {
+            log.stage(
+                vigil_log::Metric::HeartRate,
+                50.0 + (i % 70) as f64,
+                vigil_log::Unit::BeatsPerMinute,
+                1_790_000_000_000 + i * 60_000,
+            )
+            .expect("a valid reading");
+            if i % 97 == 0 || i % 1000 == 999 {
+                log.fold().expect("a fold");
+                let id = log.readings(None, i64::MIN, i64::MAX, true)[0].id;
+                log.annotate(id, &format!("note {i}")).expect("known");
+                inputs.push(log.save());
+                inputs.push(log.own_changes_since(&heads).0);
+                heads = log.heads();
+            }
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for bits in 9..=16u32 {
+            for delta in [-300i64, -263, -262, -261, -1, 0, 1, 300] {
+                let len = usize::try_from((1i64 << bits) + delta).expect("positive");
+                let repetitive: Vec<u8> = (0..len)
+                    .map(|i| (i % 251) as u8 ^ (i / 977) as u8)
+                    .collect();
+                let noisy: Vec<u8> = (0..len)
+                    .map(|i| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        if x.is_multiple_of(4) {
+                            (x >> 32) as u8
+                        } else {
+                            (i % 13) as u8
+                        }
+                    })
+                    .collect();
+                inputs.push(repetitive);
+                inputs.push(noisy);
+            }
+        }
+        for (i, input) in inputs.iter().enumerate() {
+            assert_eq!(
+                *pack_log(input),
+                pack_log_default_window(input),
+                "input {i} of {} bytes",
+                input.len()
+            );
+        }
     }
 
     #[test]

@@ -507,29 +507,25 @@ impl Run<'_> {
         if !self.log.is_initialised() {
             return Ok(());
         }
-        // The whole log as a payload, once, if the policy needs it.
-        let mut doc = None;
         let upload = match self.policy {
             SnapshotPolicy::Always => true,
             SnapshotPolicy::Never => false,
             SnapshotPolicy::Auto => {
                 self.state.rec.since_relay_snapshot >= AUTO_SNAPSHOT_EVERY
                     || (node_over_budget(&self.state.vol, self.state.vol.doc) && {
-                        // The estimate may be stale: measure before deciding.
-                        let (packed, size) = doc_payload(self.log);
+                        // The estimate may be stale: measure before deciding
+                        // (compressing only to upload: the log keeps this
+                        // save for that).
+                        let size = sealed_len(&Zeroizing::new(self.log.save()));
                         // A hint, not a fact: kept in memory, stored with
                         // the next record written.
                         self.state.vol.doc = size;
-                        doc = Some(packed);
                         node_over_budget(&self.state.vol, size)
                     })
             }
         };
         if upload {
-            let doc = match doc {
-                Some(d) => d,
-                None => doc_payload(self.log).0,
-            };
+            let doc = doc_payload(self.log).0;
             let blob = self.crypto.seal_relay_snapshot(&have, &doc)?;
             self.offered = blob.len() as u64;
             self.auto_offered = self.policy == SnapshotPolicy::Auto;

@@ -112,6 +112,11 @@ pub struct HealthLog {
     /// Readings staged but not in the document yet, in staging order (also
     /// at the end of `cache`, so queries see them).
     staged: Vec<Reading>,
+    /// The last [`HealthLog::save`] and the heads it was made at. A sync
+    /// saves the whole log several times over (to measure it, to upload it
+    /// as a relay snapshot, as a bundle's payload, as the local snapshot)
+    /// while nothing changes in between.
+    last_save: Option<(Vec<ChangeHash>, Vec<u8>)>,
 }
 
 impl HealthLog {
@@ -158,6 +163,7 @@ impl HealthLog {
             unreadable: 0,
             saved_heads: Vec::new(),
             staged: Vec::new(),
+            last_save: None,
         }
     }
 
@@ -222,6 +228,7 @@ impl HealthLog {
             unreadable: 0,
             saved_heads,
             staged: Vec::new(),
+            last_save: None,
         };
         log.rebuild_cache();
         Ok(log)
@@ -723,30 +730,62 @@ impl HealthLog {
     }
 
     /// The whole visible state, canonically ordered, for comparing replicas.
+    ///
+    /// One pass over each map: a key with a single value takes it from the
+    /// pass, and only a key in conflict (or not in the canonical form the
+    /// lookups use) is looked up for all its values, as
+    /// [`HealthLog::annotation`], [`HealthLog::retraction`] and
+    /// [`HealthLog::checkin`] do. A lookup per key cost more than the rest.
     pub fn view(&self) -> LogView {
+        let text = |v: &automerge::ValueRef<'_>| match v {
+            automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => {
+                Some(s.as_ref().to_owned())
+            }
+            _ => None,
+        };
         let mut annotations = BTreeMap::new();
         for item in self.doc.map_range(&self.annotations, ..) {
             if let Ok(id) = item.key.parse::<ReadingId>() {
-                let mut v = self.annotation(id);
+                let mut v = if !item.conflict && item.key == id.to_string() {
+                    text(&item.value).into_iter().collect()
+                } else {
+                    self.annotation(id)
+                };
                 v.sort();
                 annotations.insert(id, v);
             }
         }
         let mut retractions = BTreeMap::new();
         for item in self.doc.map_range(&self.retractions, ..) {
-            if let Some((id, r)) = item
-                .key
-                .parse::<ReadingId>()
-                .ok()
-                .and_then(|id| Some((id, self.retraction(id)?)))
-            {
+            let Ok(id) = item.key.parse::<ReadingId>() else {
+                continue;
+            };
+            let r = if item.key == id.to_string() {
+                // The winning value, which is what `retraction` looks up.
+                match &item.value {
+                    automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) => {
+                        decode_retraction_bytes(b)
+                    }
+                    _ => None,
+                }
+            } else {
+                self.retraction(id)
+            };
+            if let Some(r) = r {
                 retractions.insert(id, r);
             }
         }
         let mut checkins = BTreeMap::new();
         for item in self.doc.map_range(&self.checkins, ..) {
             if let Some(k) = parse_checkin_key(&item.key) {
-                let mut v = self.checkin_values(k.0, k.1);
+                let mut v = if !item.conflict && item.key == checkin_key(k.0, k.1) {
+                    text(&item.value)
+                        .and_then(|s| s.parse::<Severity>().ok())
+                        .into_iter()
+                        .collect()
+                } else {
+                    self.checkin_values(k.0, k.1)
+                };
                 v.sort();
                 checkins.insert(k, v);
             }
@@ -779,15 +818,26 @@ impl HealthLog {
                 return self.after_import();
             }
         }
+        let heads = self.doc.get_heads();
         self.doc
             .load_incremental(chunk)
             .map_err(|e| LogError::Malformed(e.to_string()))?;
+        if self.is_initialised() && self.doc.get_heads() == heads {
+            // Nothing entered the document (all known, or waiting for
+            // dependencies): the decoded view stands. A change that waits
+            // still changes `save()`, which keeps it.
+            self.last_save = None;
+            return Ok(());
+        }
         self.after_import()
     }
 
     /// After changes arrived: find the schema's objects if this replica
     /// started empty, and rebuild the decoded view.
     fn after_import(&mut self) -> Result<(), LogError> {
+        // Changes that wait for dependencies change `save()` (it keeps
+        // them) but not the heads.
+        self.last_save = None;
         if !self.is_initialised() && self.doc.get(ROOT, K_SCHEMA).ok().flatten().is_some() {
             let doc = std::mem::take(&mut self.doc);
             let saved = std::mem::take(&mut self.saved_heads);
@@ -813,7 +863,15 @@ impl HealthLog {
 
     /// The compact whole document (Automerge `save()`).
     pub fn save(&mut self) -> Vec<u8> {
-        self.doc.save()
+        let heads = self.doc.get_heads();
+        if let Some((at, bytes)) = &self.last_save
+            && *at == heads
+        {
+            return bytes.clone();
+        }
+        let bytes = self.doc.save();
+        self.last_save = Some((heads, bytes.clone()));
+        bytes
     }
 
     /// The changes made or received since the last [`HealthLog::mark_saved`]
@@ -852,13 +910,44 @@ impl HealthLog {
     /// concatenated (an incremental chunk), and how many there are.
     pub fn own_changes_since(&mut self, heads: &[ChangeHash]) -> (Vec<u8>, usize) {
         let me = ActorId::from(&self.device.0[..]);
+        // Automerge rebuilds (re-encodes) every change it returns, and the
+        // changes since `heads` are mostly other devices' (received since
+        // the last bundle). Their metadata, which costs no rebuilding, says
+        // which are this device's, in the order `get_changes` gives.
+        let mut own = Vec::new();
+        let mut have = heads.to_vec();
+        for m in self.doc.get_changes_meta(heads) {
+            if *m.actor == me {
+                own.push(m.hash);
+            } else {
+                have.push(m.hash);
+            }
+        }
+        if own.is_empty() {
+            return (Vec::new(), 0);
+        }
+        // Build only this device's: with the others' changes counted as
+        // had, what is left is ours, unless another device's change depends
+        // on one of ours (it then counts ours as had too): then build all.
+        let mut built: HashMap<ChangeHash, automerge::Change> = self
+            .doc
+            .get_changes(&have)
+            .into_iter()
+            .map(|c| (c.hash(), c))
+            .collect();
+        if !own.iter().all(|h| built.contains_key(h)) {
+            built = self
+                .doc
+                .get_changes(heads)
+                .into_iter()
+                .map(|c| (c.hash(), c))
+                .collect();
+        }
         let mut out = Vec::new();
         let mut n = 0;
-        for c in self.doc.get_changes(heads) {
-            if c.actor_id() == &me {
-                out.extend_from_slice(c.raw_bytes());
-                n += 1;
-            }
+        for c in own.iter().filter_map(|h| built.get(h)) {
+            out.extend_from_slice(c.raw_bytes());
+            n += 1;
         }
         (out, n)
     }
@@ -887,6 +976,10 @@ fn decode_retraction(v: &ScalarValue) -> Option<Retraction> {
     let ScalarValue::Bytes(b) = v else {
         return None;
     };
+    decode_retraction_bytes(b)
+}
+
+fn decode_retraction_bytes(b: &[u8]) -> Option<Retraction> {
     if b.len() < 24 {
         return None;
     }
@@ -899,4 +992,422 @@ fn decode_retraction(v: &ScalarValue) -> Option<Retraction> {
         time_ms: i64::from_be_bytes(t),
         reason: String::from_utf8_lossy(&b[24..]).into_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plain definition of [`HealthLog::own_changes_since`]: every
+    /// change `heads` does not include, built, then this device's kept.
+    fn plain_own_changes_since(log: &mut HealthLog, heads: &[ChangeHash]) -> (Vec<u8>, usize) {
+        let me = ActorId::from(&log.device.0[..]);
+        let mut out = Vec::new();
+        let mut n = 0;
+        for c in log.doc.get_changes(heads) {
+            if c.actor_id() == &me {
+                out.extend_from_slice(c.raw_bytes());
+                n += 1;
+            }
+        }
+        (out, n)
+    }
+
+    /// The plain definition of [`HealthLog::view`]: every key of the three
+    /// maps looked up on its own, all concurrent values each time.
+    fn view_by_key(log: &HealthLog) -> LogView {
+        let mut annotations = BTreeMap::new();
+        for item in log.doc.map_range(&log.annotations, ..) {
+            if let Ok(id) = item.key.parse::<ReadingId>() {
+                let mut v = log.annotation(id);
+                v.sort();
+                annotations.insert(id, v);
+            }
+        }
+        let mut retractions = BTreeMap::new();
+        for item in log.doc.map_range(&log.retractions, ..) {
+            if let Some((id, r)) = item
+                .key
+                .parse::<ReadingId>()
+                .ok()
+                .and_then(|id| Some((id, log.retraction(id)?)))
+            {
+                retractions.insert(id, r);
+            }
+        }
+        let mut checkins = BTreeMap::new();
+        for item in log.doc.map_range(&log.checkins, ..) {
+            if let Some(k) = parse_checkin_key(&item.key) {
+                let mut v = log.checkin_values(k.0, k.1);
+                v.sort();
+                checkins.insert(k, v);
+            }
+        }
+        LogView {
+            readings: log.readings(None, i64::MIN, i64::MAX, true),
+            annotations,
+            retractions,
+            checkins,
+        }
+    }
+
+    /// Replicas annotate, retract, take retractions back and check in,
+    /// concurrently (conflicts), and write keys no Vigil device writes (a
+    /// non-canonical id, a value of the wrong type): `view` equals the
+    /// per-key definition at every step, on every replica.
+    #[test]
+    fn view_is_the_per_key_definition() {
+        const T0: i64 = 1_790_000_000_000;
+        for round in 1..=12u64 {
+            let mut rng = Rng(round.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+            let mut first = HealthLog::new(DeviceId([1; 16]));
+            for i in 0..4 {
+                first
+                    .record(Metric::HeartRate, 60.0, Unit::BeatsPerMinute, T0 + i)
+                    .expect("a valid reading");
+            }
+            let saved = first.save();
+            let mut reps = vec![first];
+            for d in 2..=3u8 {
+                reps.push(HealthLog::load(&saved, DeviceId([d; 16])).expect("a saved log loads"));
+            }
+            for step in 0..60 {
+                let w = rng.next(3);
+                let known = reps[w].readings(None, i64::MIN, i64::MAX, true);
+                let id = known[rng.next(known.len())].id;
+                match rng.next(8) {
+                    0 | 1 => reps[w]
+                        .annotate(id, &format!("note {}", rng.next(3)))
+                        .expect("known"),
+                    2 => reps[w].retract(id, "wrong", T0 + step).expect("known"),
+                    3 => {
+                        let _ = reps[w].unretract(id);
+                    }
+                    4 => {
+                        let sev = [Severity::None, Severity::Mild, Severity::Severe][rng.next(3)];
+                        reps[w]
+                            .check_in(Day::of(T0), Symptom::ALL[rng.next(3)], sev)
+                            .expect("an initialised log");
+                    }
+                    5 => {
+                        // What no Vigil device writes: an upper-case id, a
+                        // number where text belongs, a check-in in the wrong case.
+                        let r = &mut reps[w];
+                        let key = id.to_string().to_uppercase();
+                        match rng.next(3) {
+                            0 => r.doc.put(&r.annotations, key, "odd").expect("a put"),
+                            1 => r.doc.put(&r.annotations, id.to_string(), 7).expect("a put"),
+                            _ => r
+                                .doc
+                                .put(
+                                    &r.checkins,
+                                    checkin_key(Day::of(T0), Symptom::ALL[0]),
+                                    "SEVERE",
+                                )
+                                .expect("a put"),
+                        }
+                        r.doc.commit();
+                    }
+                    _ => {
+                        let from = rng.next(3);
+                        if from != w {
+                            let whole = reps[from].save();
+                            reps[w].apply(&whole).expect("a save applies");
+                        }
+                    }
+                }
+                for (i, r) in reps.iter().enumerate() {
+                    assert_eq!(
+                        r.view(),
+                        view_by_key(r),
+                        "round {round} step {step}: replica {i}"
+                    );
+                }
+            }
+            assert!(
+                reps.iter().any(|r| !r.conflicts().is_empty()),
+                "round {round}: no conflict was exercised"
+            );
+        }
+    }
+
+    /// The plain definition of [`HealthLog::apply`] on an initialised log:
+    /// Automerge's incremental load of the whole chunk, then the decoded
+    /// view rebuilt.
+    fn apply_plain(log: &mut HealthLog, chunk: &[u8]) -> Result<(), LogError> {
+        log.doc
+            .load_incremental(chunk)
+            .map_err(|e| LogError::Malformed(e.to_string()))?;
+        log.after_import()
+    }
+
+    /// An exact copy of a replica (same actor, same history, same cache).
+    fn twin(log: &HealthLog) -> HealthLog {
+        HealthLog {
+            doc: log.doc.clone(),
+            device: log.device,
+            readings: log.readings.clone(),
+            annotations: log.annotations.clone(),
+            retractions: log.retractions.clone(),
+            checkins: log.checkins.clone(),
+            readings_len: log.readings_len,
+            next_seq: log.next_seq,
+            cache: log.cache.clone(),
+            by_id: log.by_id.clone(),
+            unreadable: log.unreadable,
+            saved_heads: log.saved_heads.clone(),
+            staged: log.staged.clone(),
+            last_save: log.last_save.clone(),
+        }
+    }
+
+    /// Three replicas record (some readings staged, not folded), annotate,
+    /// retract and check in, and exchange what a sync carries: whole saves
+    /// (new, partly known, or wholly known), own changes, and their
+    /// concatenations in either order, some cut short. Each payload goes to
+    /// the replica by `apply` and to its exact twin by the plain definition:
+    /// the same result (Ok or the same error), then the same heads, view,
+    /// staged readings, missing dependencies and saved document.
+    #[test]
+    fn apply_is_the_incremental_load() {
+        const T0: i64 = 1_790_000_000_000;
+        let mut kinds = [0usize; 7];
+        for round in 1..=20u64 {
+            let mut rng = Rng(round.wrapping_mul(0xd6e8_feb8_6659_fd93) | 1);
+            let mut first = HealthLog::new(DeviceId([1; 16]));
+            let saved = first.save();
+            let mut reps = vec![first];
+            for d in 2..=3u8 {
+                reps.push(HealthLog::load(&saved, DeviceId([d; 16])).expect("a saved log loads"));
+            }
+            let mut old: Vec<Vec<u8>> = vec![saved];
+            for step in 0..80 {
+                let w = rng.next(3);
+                let t = T0 + step * 60_000;
+                match rng.next(10) {
+                    0..=2 => {
+                        reps[w]
+                            .stage(
+                                Metric::HeartRate,
+                                60.0 + rng.next(40) as f64,
+                                Unit::BeatsPerMinute,
+                                t,
+                            )
+                            .expect("a valid reading");
+                        if rng.next(2) == 0 {
+                            reps[w].fold().expect("a fold");
+                        }
+                    }
+                    3 => {
+                        let known = reps[w].readings(None, i64::MIN, i64::MAX, true);
+                        let id = known.get(rng.next(known.len().max(1))).map(|r| r.id);
+                        if let Some(id) = id {
+                            let _ = if rng.next(2) == 0 {
+                                reps[w].annotate(id, &format!("note {step}"))
+                            } else {
+                                reps[w].retract(id, "wrong", t)
+                            };
+                        }
+                    }
+                    4 => {
+                        let sev = [Severity::None, Severity::Mild][rng.next(2)];
+                        reps[w]
+                            .check_in(Day::of(T0), Symptom::ALL[rng.next(3)], sev)
+                            .expect("an initialised log");
+                    }
+                    _ => {
+                        let from = rng.next(3);
+                        let whole = reps[from].save();
+                        let heads = reps[w].heads();
+                        let (own, _) = reps[from].own_changes_since(&heads);
+                        let kind = rng.next(7);
+                        kinds[kind] += 1;
+                        let payload = match kind {
+                            0 | 1 => whole.clone(),
+                            2 => old[rng.next(old.len())].clone(),
+                            3 => [whole.clone(), own].concat(),
+                            4 => [own, whole.clone()].concat(),
+                            5 => [old[rng.next(old.len())].clone(), whole.clone()].concat(),
+                            _ => whole[..whole.len() - 1 - rng.next(whole.len() / 2)].to_vec(),
+                        };
+                        old.push(whole);
+                        let mut plain = twin(&reps[w]);
+                        let got = reps[w].apply(&payload);
+                        let want = apply_plain(&mut plain, &payload);
+                        let r = &mut reps[w];
+                        let at =
+                            format!("round {round} step {step}: replica {w}, payload kind {kind}");
+                        assert_eq!(got.is_ok(), want.is_ok(), "{at}: {got:?} against {want:?}");
+                        assert_eq!(r.heads(), plain.heads(), "{at}");
+                        assert_eq!(r.view(), plain.view(), "{at}");
+                        assert_eq!(r.staged(), plain.staged(), "{at}");
+                        assert_eq!(r.missing_deps(), plain.missing_deps(), "{at}");
+                        assert_eq!(r.len(), plain.len(), "{at}");
+                        assert_eq!(r.save(), plain.save(), "{at}");
+                    }
+                }
+            }
+        }
+        assert!(
+            kinds.iter().all(|&k| k > 20),
+            "every payload kind exercised: {kinds:?}"
+        );
+    }
+
+    /// Replicas edit, save, and receive saves and change chunks, some of
+    /// which wait for dependencies that have not arrived (they change
+    /// `save()`, which keeps them, but not the heads): after every step,
+    /// `save()` gives what Automerge's own save of the document gives now.
+    #[test]
+    fn save_is_the_documents_save() {
+        const T0: i64 = 1_790_000_000_000;
+        let mut queued = 0;
+        for round in 1..=12u64 {
+            let mut rng = Rng(round.wrapping_mul(0xa076_1d64_78bd_642f) | 1);
+            let mut first = HealthLog::new(DeviceId([1; 16]));
+            let saved = first.save();
+            let mut reps = vec![first];
+            for d in 2..=3u8 {
+                reps.push(HealthLog::load(&saved, DeviceId([d; 16])).expect("a saved log loads"));
+            }
+            let mut chunks: Vec<Vec<u8>> = Vec::new();
+            for step in 0..80 {
+                let w = rng.next(3);
+                let t = T0 + step * 60_000;
+                match rng.next(6) {
+                    0 | 1 => {
+                        reps[w]
+                            .stage(Metric::HeartRate, 60.0, Unit::BeatsPerMinute, t)
+                            .expect("a valid reading");
+                        reps[w].fold().expect("a fold");
+                        let (chunk, heads) = reps[w].unsaved();
+                        reps[w].mark_saved(heads);
+                        chunks.push(chunk);
+                    }
+                    2 => {
+                        let sev = [Severity::None, Severity::Mild][rng.next(2)];
+                        reps[w]
+                            .check_in(Day::of(T0), Symptom::ALL[rng.next(3)], sev)
+                            .expect("an initialised log");
+                    }
+                    3 => {
+                        let from = rng.next(3);
+                        let whole = reps[from].save();
+                        reps[w].apply(&whole).expect("a save applies");
+                    }
+                    _ => {
+                        // A later chunk alone: it may wait for earlier ones.
+                        if !chunks.is_empty() {
+                            let c = chunks[rng.next(chunks.len())].clone();
+                            let before = reps[w].missing_deps();
+                            reps[w].apply(&c).expect("a chunk applies");
+                            queued += usize::from(reps[w].missing_deps() > before);
+                        }
+                    }
+                }
+                for (i, r) in reps.iter_mut().enumerate() {
+                    let want = r.doc.clone().save();
+                    assert_eq!(r.save(), want, "round {round} step {step}: replica {i}");
+                }
+            }
+        }
+        assert!(queued > 5, "only {queued} chunks waited for dependencies");
+    }
+
+    /// A small deterministic generator (xorshift), so the test needs no RNG crate.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// Three replicas edit, exchange whole saves or only what is new, and
+    /// at random points compare `own_changes_since` of heads each kept
+    /// earlier with the plain definition: the same bytes, the same count.
+    /// Exchanges make another device's changes depend on this one's, and
+    /// this one's on theirs, both ways the cheap path must get right.
+    #[test]
+    fn own_changes_since_is_the_plain_definition() {
+        const T0: i64 = 1_790_000_000_000;
+        for round in 1..=30u64 {
+            let mut rng = Rng(round.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+            let mut first = HealthLog::new(DeviceId([1; 16]));
+            let saved = first.save();
+            let mut reps = vec![first];
+            for d in 2..=3u8 {
+                reps.push(HealthLog::load(&saved, DeviceId([d; 16])).expect("a saved log loads"));
+            }
+            let mut kept: Vec<Vec<Vec<ChangeHash>>> = vec![vec![Vec::new()]; 3];
+            let mut compared = 0;
+            for step in 0..120 {
+                let w = rng.next(3);
+                let t = T0 + step * 60_000;
+                match rng.next(8) {
+                    0..=2 => {
+                        reps[w]
+                            .record(
+                                Metric::HeartRate,
+                                60.0 + rng.next(40) as f64,
+                                Unit::BeatsPerMinute,
+                                t,
+                            )
+                            .expect("a valid reading");
+                    }
+                    3 => {
+                        let known = reps[w].readings(None, i64::MIN, i64::MAX, true);
+                        if !known.is_empty() {
+                            let id = known[rng.next(known.len())].id;
+                            reps[w]
+                                .annotate(id, &format!("note {step}"))
+                                .expect("a known reading");
+                        }
+                    }
+                    4 => {
+                        let sev = [Severity::None, Severity::Mild][rng.next(2)];
+                        reps[w]
+                            .check_in(Day::of(T0), Symptom::ALL[rng.next(3)], sev)
+                            .expect("an initialised log");
+                    }
+                    5 => {
+                        let from = rng.next(3);
+                        if from != w {
+                            let whole = reps[from].save();
+                            reps[w].apply(&whole).expect("a save applies");
+                        }
+                    }
+                    6 => {
+                        // Only what `from` made since heads `w` once kept,
+                        // as a bundle would carry it.
+                        let from = rng.next(3);
+                        let heads = kept[from][rng.next(kept[from].len())].clone();
+                        let (chunk, _) = reps[from].own_changes_since(&heads);
+                        if from != w && !chunk.is_empty() {
+                            reps[w].apply(&chunk).expect("changes apply");
+                        }
+                    }
+                    _ => {
+                        let heads = reps[w].heads();
+                        kept[w].push(heads);
+                    }
+                }
+                let c = rng.next(3);
+                let heads = kept[c][rng.next(kept[c].len())].clone();
+                let want = plain_own_changes_since(&mut reps[c], &heads);
+                assert_eq!(
+                    reps[c].own_changes_since(&heads),
+                    want,
+                    "round {round} step {step}: replica {c}"
+                );
+                compared += usize::from(want.1 > 0);
+            }
+            assert!(
+                compared > 10,
+                "round {round}: only {compared} non-empty comparisons"
+            );
+        }
+    }
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alert;
+mod blob;
 mod codec;
 mod conversation;
 mod exchange;

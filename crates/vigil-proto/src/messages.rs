@@ -59,6 +59,7 @@ pub struct BundleItem {
     /// The author's bundle counter, from 1.
     pub seq: u64,
     /// The sealed envelope (kind LogBundle).
+    #[serde(with = "crate::blob")]
     pub blob: Vec<u8>,
 }
 
@@ -69,6 +70,7 @@ pub struct SnapshotItem {
     #[serde(deserialize_with = "bounded_vv")]
     pub covers: VersionVector,
     /// The sealed envelope (kind LogSnapshot).
+    #[serde(with = "crate::blob")]
     pub blob: Vec<u8>,
 }
 
@@ -113,6 +115,7 @@ pub enum Request {
         /// `SHA-256("vigil/v1/pair-slot" || joiner public key)`.
         slot: [u8; 32],
         /// The root wrapped to the joiner (82 bytes).
+        #[serde(with = "crate::blob")]
         wrapped: Vec<u8>,
     },
     /// Fetches a wrapped root left for this joiner (no authentication).
@@ -143,6 +146,7 @@ pub enum Request {
         /// The shred notice, sealed by the shredding device under the log
         /// key (docs/spec.md §13): the node hands it to the vault's other
         /// devices, which open it before shredding themselves.
+        #[serde(with = "crate::blob")]
         notice: Vec<u8>,
     },
     /// Registers the vault's mailbox with a staff-issued enrolment ticket
@@ -213,6 +217,7 @@ pub struct GrantWire {
     /// The one-time X25519 key the node issued for this grant (`GrantKey`).
     pub grant_key: [u8; 32],
     /// The alert key wrapped to `grant_key` (82 bytes).
+    #[serde(with = "crate::blob")]
     pub wrapped_key: Vec<u8>,
     /// Threshold, °C.
     pub threshold_c: f64,
@@ -240,6 +245,7 @@ pub struct AlertWire {
     /// 1 = episode started, 2 = episode ended.
     pub kind: u8,
     /// The sealed alert (kind Alert, the grant's alert key).
+    #[serde(with = "crate::blob")]
     pub blob: Vec<u8>,
 }
 
@@ -274,6 +280,7 @@ pub enum Response {
     /// The wrapped root left for this joiner.
     PairOffer {
         /// The root wrapped to the joiner.
+        #[serde(with = "crate::blob")]
         wrapped: Vec<u8>,
     },
     /// The request was refused.
@@ -285,7 +292,7 @@ pub enum Response {
         stored: bool,
     },
     /// A signed deletion receipt (§13).
-    Receipt(Vec<u8>),
+    Receipt(#[serde(with = "crate::blob")] Vec<u8>),
     /// A one-time grant key.
     GrantKey {
         /// Its public half.
@@ -385,6 +392,7 @@ pub enum ProtoError {
     #[error("this vault was shredded on another device")]
     VaultShredded {
         /// The sealed notice the shredding device left (opaque to the node).
+        #[serde(with = "crate::blob")]
         notice: Vec<u8>,
     },
     /// A node-wide cap would be exceeded (vaults, grant keys, pairing

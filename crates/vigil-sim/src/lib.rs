@@ -13,6 +13,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod canary;
 mod config;
 mod net;
 mod storage;

@@ -11,6 +11,7 @@ use vigil_device::{KeyStore, MemoryKeyStore, OpenError, Period, Vault};
 use vigil_log::{Day, FeverRule, Metric, ReadingId, Severity, Symptom};
 use vigil_node::{MailboxStore, Node, NodeConfig, Relay, RelaySession};
 
+use crate::canary::Canaries;
 use crate::config::{Bug, Invariant, Scenario, SimConfig, SimReport};
 use crate::net::{Faults, SimLink};
 use crate::storage::SharedStorage;
@@ -48,7 +49,7 @@ pub struct World {
     now_ms: i64,
     rng: ChaCha20Rng,
     log: Vec<String>,
-    canaries: Vec<String>,
+    canaries: Canaries,
     node: NodeParts,
     faults: Faults,
     seed: u64,
@@ -72,11 +73,13 @@ impl NodeParts {
             ..NodeConfig::default()
         };
         let grant_keys = self.dir.path().join(vigil_node::GRANT_KEYS_DIR);
+        // The receipt key goes to the relay directly: `Node::with_receipts`
+        // takes a reference and derives the key pair again from its bytes.
         let relay = Node::with_store(self.store.clone(), &grant_keys, &config)
             .expect("grant keys")
-            .with_receipts(&SigningIdentity::from_bytes([7; 32]))
             .relay()
-            .clone();
+            .clone()
+            .with_receipts(SigningIdentity::from_bytes([7; 32]));
         if self.bug == Bug::AlertDedupForgetsOnRestart {
             relay.with_forgetful_alert_dedup()
         } else {
@@ -131,24 +134,6 @@ impl World {
     }
 }
 
-/// Whether `hay` contains `needle` (non-empty). Jumps between occurrences
-/// of the first byte: a byte-by-byte window compare made the canary scan the
-/// run's largest cost.
-fn holds(hay: &[u8], needle: &[u8]) -> bool {
-    let Some((&first, rest)) = needle.split_first() else {
-        return true;
-    };
-    let mut i = 0;
-    while let Some(p) = hay[i..].iter().position(|&b| b == first) {
-        let at = i + p + 1;
-        if hay.len() - at >= rest.len() && &hay[at..at + rest.len()] == rest {
-            return true;
-        }
-        i = at;
-    }
-    false
-}
-
 fn fresh_rng(rng: &mut ChaCha20Rng) -> ChaCha20Rng {
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
@@ -157,7 +142,15 @@ fn fresh_rng(rng: &mut ChaCha20Rng) -> ChaCha20Rng {
 
 fn setup(config: &SimConfig) -> World {
     let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
-    let dir = tempfile::tempdir().expect("a temporary directory");
+    // The node's grant-key files (files by design, written with fsync)
+    // go to memory where the system has it: on a disk, the run's four
+    // fsyncs took longer than all its computing (the store is in memory
+    // for the same reason, below).
+    let dir = tempfile::Builder::new()
+        .prefix("vigil-sim")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .expect("a temporary directory");
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     // The node's store lives in memory (clones share it): a node restart
@@ -186,7 +179,7 @@ fn setup(config: &SimConfig) -> World {
         now_ms: START,
         rng,
         log: Vec::new(),
-        canaries: Vec::new(),
+        canaries: Canaries::default(),
         node,
         faults: faults_for(config.scenario),
         seed: config.seed,
@@ -734,10 +727,8 @@ fn check(w: &mut World) -> Vec<String> {
     // The node never holds a plaintext canary.
     {
         let tap = w.tap.lock().unwrap_or_else(|p| p.into_inner());
-        for c in &w.canaries {
-            if tap.iter().any(|f| holds(f, c.as_bytes())) {
-                failures.push(format!("the node received canary {c} in plaintext"));
-            }
+        for c in w.canaries.found_in_any(tap.iter().map(Vec::as_slice)) {
+            failures.push(format!("the node received canary {c} in plaintext"));
         }
     }
     // Fever episodes in the merged log reach the inbox once; no alert without one.
@@ -873,12 +864,10 @@ pub fn run(config: &SimConfig, extra: &[Invariant]) -> SimReport {
         // At every step: nothing the node received so far holds a canary.
         let tap = w.tap.lock().unwrap_or_else(|p| p.into_inner());
         for f in &tap[scanned..] {
-            for c in &w.canaries {
-                if holds(f, c.as_bytes()) {
-                    failures.push(format!(
-                        "step {n}: the node received canary {c} in plaintext"
-                    ));
-                }
+            for c in w.canaries.found_in(f) {
+                failures.push(format!(
+                    "step {n}: the node received canary {c} in plaintext"
+                ));
             }
         }
         scanned = tap.len();
@@ -909,21 +898,5 @@ pub fn run(config: &SimConfig, extra: &[Invariant]) -> SimReport {
         failures,
         readings,
         alerts,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::holds;
-
-    #[test]
-    fn holds_finds_needles_anywhere_and_only_whole() {
-        assert!(holds(b"xxCANARY-1", b"CANARY-1"));
-        assert!(holds(b"CANARY-1xx", b"CANARY-1"));
-        assert!(holds(b"CCANARY-1", b"CANARY-1"));
-        assert!(!holds(b"CANARY-", b"CANARY-1"));
-        assert!(!holds(b"CANARX-1 CANARY-2", b"CANARY-1"));
-        assert!(!holds(b"", b"C"));
-        assert!(holds(b"anything", b""));
     }
 }
