@@ -509,3 +509,126 @@ fn measure_node_disk_for_ten_residents() {
         dir as f64 / snap as f64
     );
 }
+
+/// Every request frame of a sync, kept for a breakdown.
+struct Recording {
+    inner: Direct,
+    frames: Vec<Vec<u8>>,
+}
+
+impl Exchange for Recording {
+    fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
+        self.frames.push(request.to_vec());
+        self.inner.exchange(request)
+    }
+
+    fn node(&self) -> NodeId {
+        self.inner.node()
+    }
+}
+
+fn deflate_at(bytes: &[u8], level: u32) -> usize {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(level));
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap().len()
+}
+
+/// Where one hourly sync's bytes go (issue 19's upload target), for the
+/// monitoring week's band (temperature and heart rate every minute, SpO2 and
+/// respiration every 5, steps every 15: 148 readings an hour) and for the
+/// bench's band (temperature and heart rate every 30 s: 240 an hour): the
+/// bundle's Automerge changes, compressed (as sent, and at DEFLATE's best
+/// level), padded, sealed, in its `Push` frame, and the conversation's
+/// other frames.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_an_hourly_sync() {
+    type Readings = fn(i64) -> Vec<(vigil_log::Metric, f64)>;
+    let week: Readings = |m| vigil_testkit::wristband_readings(m, 5, 15);
+    let bench: Readings = |m| {
+        vec![
+            (vigil_log::Metric::BodyTemperature, 36.5 + (m % 7) as f64 * 0.05),
+            (vigil_log::Metric::HeartRate, 60.0 + (m % 40) as f64),
+        ]
+    };
+    // The bench's band records every 30 s: two steps a minute.
+    for (name, readings, per_minute) in [("week band", week, 1), ("bench band", bench, 2)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let relay = relay(tmp.path());
+        let (mut a, keys) = first_device(&relay, 30);
+        a.sync(&mut conn(&relay)).unwrap();
+        for hour in 0..4i64 {
+            let mut n = 0;
+            for step in hour * 60 * per_minute..(hour + 1) * 60 * per_minute {
+                for (metric, value) in readings(step) {
+                    a.record(metric, value, metric.unit(), START + step * MIN / per_minute)
+                        .unwrap();
+                    n += 1;
+                }
+            }
+            let mut rec = Recording {
+                inner: conn(&relay),
+                frames: Vec::new(),
+            };
+            a.sync_with(&mut rec, SnapshotPolicy::Never).unwrap();
+            let mut others = Vec::new();
+            let mut total = 0;
+            for f in &rec.frames {
+                total += f.len();
+                match vigil_proto::decode_request(f).unwrap() {
+                    vigil_proto::Request::Push(b) => {
+                        let plain = open_bundle(&keys, b.device, b.seq, &b.blob);
+                        let raw = match plain.first() {
+                            Some(0x01) => {
+                                let mut out = Vec::new();
+                                std::io::Read::read_to_end(
+                                    &mut flate2::read::DeflateDecoder::new(&plain[1..]),
+                                    &mut out,
+                                )
+                                .unwrap();
+                                out
+                            }
+                            _ => plain.clone(),
+                        };
+                        println!(
+                            "figure: {name}, hour {hour}: {n} readings; bundle: Automerge changes {} B, DEFLATE default {} B (best {}), payload {} B, padded {} B (+{} B padding), sealed {} B, Push frame {} B",
+                            raw.len(),
+                            deflate_at(&raw, 6),
+                            deflate_at(&raw, 9),
+                            plain.len(),
+                            vigil_crypto::bucket_len(plain.len()),
+                            vigil_crypto::bucket_len(plain.len()) - plain.len() - 4,
+                            b.blob.len(),
+                            f.len()
+                        );
+                    }
+                    other => {
+                        let kind = format!("{other:?}");
+                        let kind = kind.split([' ', '(', '{']).next().unwrap_or("?").to_owned();
+                        others.push(format!("{kind} {} B", f.len()));
+                    }
+                }
+            }
+            println!(
+                "figure: {name}, hour {hour}: the rest of the conversation: {}; all {total} B, {:.1} B/reading",
+                others.join(", "),
+                total as f64 / n as f64
+            );
+        }
+        let save = a.export_automerge().len();
+        println!(
+            "figure: {name}: save() after 4 hours {save} B, {:.1} B/reading",
+            save as f64 / (readings_count(readings, per_minute, 4)) as f64
+        );
+    }
+}
+
+fn readings_count(
+    readings: fn(i64) -> Vec<(vigil_log::Metric, f64)>,
+    per_minute: i64,
+    hours: i64,
+) -> usize {
+    (0..hours * 60 * per_minute)
+        .map(|s| readings(s).len())
+        .sum()
+}
