@@ -211,7 +211,14 @@ fn known_answer_blobs_of_both_versions() {
 fn new_blobs_are_version_2_with_quarter_octave_buckets() {
     let mut rng = ChaCha20Rng::seed_from_u64(12);
     let ks = keys(9);
-    let blob = seal(&ks.log_key(), Kind::LogBundle, &ctx(0), &[5; 1100], &mut rng).unwrap();
+    let blob = seal(
+        &ks.log_key(),
+        Kind::LogBundle,
+        &ctx(0),
+        &[5; 1100],
+        &mut rng,
+    )
+    .unwrap();
     assert_eq!(&blob[..6], b"VGIL\x02\x01");
     assert_eq!(blob.len(), OVERHEAD + 1280);
     for (len, bucket) in [

@@ -547,7 +547,10 @@ fn measure_an_hourly_sync() {
     let week: Readings = |m| vigil_testkit::wristband_readings(m, 5, 15);
     let bench: Readings = |m| {
         vec![
-            (vigil_log::Metric::BodyTemperature, 36.5 + (m % 7) as f64 * 0.05),
+            (
+                vigil_log::Metric::BodyTemperature,
+                36.5 + (m % 7) as f64 * 0.05,
+            ),
             (vigil_log::Metric::HeartRate, 60.0 + (m % 40) as f64),
         ]
     };
@@ -561,8 +564,13 @@ fn measure_an_hourly_sync() {
             let mut n = 0;
             for step in hour * 60 * per_minute..(hour + 1) * 60 * per_minute {
                 for (metric, value) in readings(step) {
-                    a.record(metric, value, metric.unit(), START + step * MIN / per_minute)
-                        .unwrap();
+                    a.record(
+                        metric,
+                        value,
+                        metric.unit(),
+                        START + step * MIN / per_minute,
+                    )
+                    .unwrap();
                     n += 1;
                 }
             }
