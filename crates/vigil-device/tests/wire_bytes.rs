@@ -404,6 +404,67 @@ fn the_node_keeps_about_one_snapshot_per_vault() {
     );
 }
 
+/// A band synced hourly for 40 hours: its bundles keep the node's bytes for
+/// the vault under 1.5 times the log, so no relay snapshot is uploaded —
+/// none every so many bundles either, which would cost the log again each
+/// time — and every byte the device sends, frames included, is at most
+/// twice Automerge's `save()` of the log (issue 19's upload target).
+#[test]
+fn hourly_bundles_under_the_node_budget_upload_no_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = relay(tmp.path());
+    let (mut a, _) = first_device(&relay, 13);
+    let mut c = conn(&relay);
+    a.sync(&mut c).unwrap();
+    for hour in 0..40 {
+        band(&mut a, hour * 60, (hour + 1) * 60);
+        let report = a.sync(&mut c).unwrap();
+        assert!(!report.uploaded_snapshot, "a relay snapshot at hour {hour}");
+    }
+    let save = a.export_automerge().len();
+    assert!(
+        c.sent <= 2 * save,
+        "sent {} bytes for a save() of {save}",
+        c.sent
+    );
+    let stored = relay
+        .store()
+        .mailbox(a.vault_id().as_bytes())
+        .unwrap()
+        .unwrap()
+        .bytes;
+    assert!(stored as f64 <= 1.5 * sealed_snapshot(&mut a) as f64);
+}
+
+/// A band synced every minute: each bundle carries a few readings in the
+/// smallest blob (302 bytes), so the node's bytes outgrow the log and the
+/// byte budget alone brings them back under 1.5 times it with relay
+/// snapshots.
+#[test]
+fn minute_bundles_still_bring_relay_snapshots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = relay(tmp.path());
+    let (mut a, _) = first_device(&relay, 14);
+    let mut c = conn(&relay);
+    let mut snapshots = 0;
+    for minute in 0..240 {
+        band(&mut a, minute, minute + 1);
+        snapshots += usize::from(a.sync(&mut c).unwrap().uploaded_snapshot);
+    }
+    assert!(snapshots >= 1);
+    let stored = relay
+        .store()
+        .mailbox(a.vault_id().as_bytes())
+        .unwrap()
+        .unwrap()
+        .bytes;
+    let snapshot = sealed_snapshot(&mut a);
+    assert!(
+        stored as f64 <= 1.5 * snapshot as f64,
+        "the node keeps {stored} bytes for a sealed snapshot of {snapshot}"
+    );
+}
+
 /// The figures of issue 19 for one day of band readings (run with
 /// `cargo test -p vigil-device --test wire_bytes -- --ignored --nocapture`):
 /// ratios, so any machine gives the same ones.
