@@ -263,6 +263,8 @@ pub(crate) struct SyncRecord {
     /// The seq of the next outgoing bundle.
     pub(crate) next_bundle: u64,
     /// Bundles acknowledged since this device last uploaded a relay snapshot.
+    /// Counted, but no longer a reason to upload one (the policy is bytes,
+    /// `m/sync-volume`); kept so the record's encoding stays the same.
     pub(crate) since_relay_snapshot: u64,
 }
 
