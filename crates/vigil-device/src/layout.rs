@@ -890,6 +890,63 @@ mod tests {
         assert_eq!(*inflate(&packed[1..], 4096).unwrap(), big);
     }
 
+    /// Bytes like a bundle of readings: Automerge's value column holds
+    /// them back to back, 42 bytes each (docs/spec.md §6), so the same
+    /// field recurs every 42 bytes.
+    fn readings_like(n: u64) -> Vec<u8> {
+        let mut out = AUTOMERGE_MAGIC.to_vec();
+        out.extend_from_slice(&[0x11; 60]);
+        for i in 0..n {
+            out.push(1);
+            out.extend_from_slice(&[0xd7; 16]);
+            out.extend_from_slice(&(1000 + i).to_be_bytes());
+            out.extend_from_slice(&(1_790_035_200_000 + i * 30_000).to_be_bytes());
+            out.push(1 + (i % 2) as u8);
+            let value = if i % 2 == 0 {
+                36.5 + (i % 7) as f64 * 0.05
+            } else {
+                60.0 + (i % 40) as f64
+            };
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn readings_compress_with_the_stride_filter_and_round_trip() {
+        let automerge = readings_like(148);
+        let packed = pack_log(&automerge);
+        // Format 02, stride 42 (docs/spec.md §10).
+        assert_eq!(packed[..2], [0x02, 42]);
+        // Smaller than DEFLATE alone by a fifth at least.
+        let mut plain = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut plain, &automerge).unwrap();
+        let plain = plain.finish().unwrap();
+        assert!(
+            packed.len() * 5 < plain.len() * 4,
+            "{} vs {}",
+            packed.len(),
+            plain.len()
+        );
+        assert_eq!(*unpack_log(&packed).unwrap(), automerge);
+        // Stride 0 is malformed, and so is a payload without a stream.
+        let mut other = packed.to_vec();
+        other[1] = 0;
+        assert_eq!(unpack_log(&other), Err(PayloadError::Malformed));
+        assert_eq!(unpack_log(&packed[..1]), Err(PayloadError::Malformed));
+        // A bomb stops at the limit under this format too.
+        let mut bomb = vec![0x02, 42];
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, &vec![0u8; PAYLOAD_LIMIT + 1]).unwrap();
+        bomb.extend_from_slice(&e.finish().unwrap());
+        assert_eq!(
+            unpack_log(&bomb),
+            Err(PayloadError::TooLarge {
+                limit: PAYLOAD_LIMIT
+            })
+        );
+    }
+
     #[test]
     fn keys_round_trip_and_sort_by_number() {
         assert_eq!(parse_chunk_key(&chunk_key(258)), Some(258));

@@ -229,54 +229,81 @@ fn a_bomb_or_garbage_payload_is_rejected_and_sync_continues() {
     assert_eq!(b.log().view(), good);
 }
 
-/// A bundle sealed before compression existed (raw Automerge changes, as
-/// nodes and devices still hold them) opens, applies and survives a reopen.
-#[test]
-fn an_old_format_bundle_still_opens() {
-    let tmp = tempfile::tempdir().unwrap();
-    let relay = relay(tmp.path());
-    let (mut a, keys) = first_device(&relay, 3);
-    let mut b = pair(&relay, &mut a, 4);
-    band(&mut a, 0, 30);
-    a.sync(&mut conn(&relay)).unwrap();
-    let good = a.log().view();
-    let author = a.device_id().0;
-    let mut old_format = 0;
-    // The relay serves A's bundles re-sealed in the old format: their
-    // Automerge bytes themselves.
-    let mut m = Mitm {
-        inner: conn(&relay),
-        edit: |r: &mut Response| {
-            if is_bundles(r) {
-                for item in bundles_of(r).iter_mut() {
-                    if item.device != author {
-                        continue;
-                    }
-                    let plain = open_bundle(&keys, author, item.seq, &item.blob);
-                    let raw = match plain.first() {
-                        Some(0x85) => plain,
-                        Some(0x01) => {
-                            let mut out = Vec::new();
-                            std::io::Read::read_to_end(
-                                &mut flate2::read::DeflateDecoder::new(&plain[1..]),
-                                &mut out,
-                            )
-                            .unwrap();
-                            out
-                        }
-                        other => panic!("unexpected bundle format {other:?}"),
-                    };
-                    assert_eq!(&raw[..4], &[0x85, 0x6f, 0x4a, 0x83]);
-                    item.blob = seal_bundle(&keys, author, item.seq, &raw);
-                    old_format += 1;
-                }
-            }
-        },
+/// The Automerge bytes of an opened log payload, decoded here from the
+/// spec (docs/spec.md §10), not by the crate: `85 6f 4a 83...` as it is,
+/// `01 || DEFLATE`, or `02 || stride || DEFLATE` of the bytes each minus the
+/// byte `stride` before it. Returns the format byte too.
+fn decode_payload(plain: &[u8]) -> (u8, Vec<u8>) {
+    let inflate = |bytes: &[u8]| {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::DeflateDecoder::new(bytes), &mut out)
+            .unwrap();
+        out
     };
-    let report = b.sync_with(&mut m, SnapshotPolicy::Never).unwrap();
-    assert!(old_format >= 1);
-    assert_eq!(report.rejected, 0);
-    assert_eq!(b.log().view(), good);
+    let (format, raw) = match plain[0] {
+        0x85 => (0x85, plain.to_vec()),
+        0x01 => (0x01, inflate(&plain[1..])),
+        0x02 => {
+            let stride = plain[1] as usize;
+            let mut out = inflate(&plain[2..]);
+            for i in stride..out.len() {
+                out[i] = out[i].wrapping_add(out[i - stride]);
+            }
+            (0x02, out)
+        }
+        other => panic!("unexpected bundle format {other:#04x}"),
+    };
+    assert_eq!(&raw[..4], &[0x85, 0x6f, 0x4a, 0x83]);
+    (format, raw)
+}
+
+/// Bundles of the earlier formats — sealed before compression existed (raw
+/// Automerge changes) and DEFLATE alone, as nodes and devices still hold
+/// them — open and apply; and the bundles a device writes now, of band
+/// readings, are the stride format.
+#[test]
+fn old_format_bundles_still_open() {
+    for (seed, old) in [(3, 0x85u8), (40, 0x01)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let relay = relay(tmp.path());
+        let (mut a, keys) = first_device(&relay, seed);
+        let mut b = pair(&relay, &mut a, seed + 1);
+        band(&mut a, 0, 30);
+        a.sync(&mut conn(&relay)).unwrap();
+        let good = a.log().view();
+        let author = a.device_id().0;
+        let (mut reformatted, mut stride) = (0, 0);
+        // The relay serves A's bundles re-sealed in the old format.
+        let mut m = Mitm {
+            inner: conn(&relay),
+            edit: |r: &mut Response| {
+                if is_bundles(r) {
+                    for item in bundles_of(r).iter_mut() {
+                        if item.device != author {
+                            continue;
+                        }
+                        let plain = open_bundle(&keys, author, item.seq, &item.blob);
+                        let (format, raw) = decode_payload(&plain);
+                        stride += usize::from(format == 0x02);
+                        let old_plain = if old == 0x85 {
+                            raw
+                        } else {
+                            let mut p = vec![0x01];
+                            p.extend_from_slice(&deflate(&raw));
+                            p
+                        };
+                        item.blob = seal_bundle(&keys, author, item.seq, &old_plain);
+                        reformatted += 1;
+                    }
+                }
+            },
+        };
+        let report = b.sync_with(&mut m, SnapshotPolicy::Never).unwrap();
+        assert!(reformatted >= 1);
+        assert!(stride >= 1, "no bundle of readings in the stride format");
+        assert_eq!(report.rejected, 0);
+        assert_eq!(b.log().view(), good);
+    }
 }
 
 /// A device offline for half a day pushes about its document, not its
