@@ -625,9 +625,9 @@ fn deflate_at(bytes: &[u8], level: u32) -> usize {
 /// monitoring week's band (temperature and heart rate every minute, SpO2 and
 /// respiration every 5, steps every 15: 148 readings an hour) and for the
 /// bench's band (temperature and heart rate every 30 s: 240 an hour): the
-/// bundle's Automerge changes, compressed (as sent, and at DEFLATE's best
-/// level), padded, sealed, in its `Push` frame, and the conversation's
-/// other frames.
+/// bundle's Automerge changes, compressed (with DEFLATE alone, at the
+/// default and the best level, and as sent), padded, sealed, in its `Push`
+/// frame, and the conversation's other frames.
 #[test]
 #[ignore = "a measurement, not a check"]
 fn measure_an_hourly_sync() {
@@ -674,20 +674,9 @@ fn measure_an_hourly_sync() {
                 match vigil_proto::decode_request(f).unwrap() {
                     vigil_proto::Request::Push(b) => {
                         let plain = open_bundle(&keys, b.device, b.seq, &b.blob);
-                        let raw = match plain.first() {
-                            Some(0x01) => {
-                                let mut out = Vec::new();
-                                std::io::Read::read_to_end(
-                                    &mut flate2::read::DeflateDecoder::new(&plain[1..]),
-                                    &mut out,
-                                )
-                                .unwrap();
-                                out
-                            }
-                            _ => plain.clone(),
-                        };
+                        let (format, raw) = decode_payload(&plain);
                         println!(
-                            "figure: {name}, hour {hour}: {n} readings; bundle: Automerge changes {} B, DEFLATE default {} B (best {}), payload {} B, padded {} B (+{} B padding), sealed {} B, Push frame {} B",
+                            "figure: {name}, hour {hour}: {n} readings; bundle: Automerge changes {} B, DEFLATE alone {} B (best level {}), payload (format {format:02x}) {} B, padded {} B (+{} B padding), sealed {} B, Push frame {} B",
                             raw.len(),
                             deflate_at(&raw, 6),
                             deflate_at(&raw, 9),
