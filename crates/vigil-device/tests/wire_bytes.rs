@@ -306,9 +306,10 @@ fn old_format_bundles_still_open() {
     }
 }
 
-/// A device offline for half a day pushes about its document, not its
-/// backlog of changes: every byte it sends in the sync (frames included)
-/// is at most 1.2 times the sealed snapshot of its log.
+/// A device offline for half a day pushes no more than about its document,
+/// whatever its backlog of changes (those compressed, or the document when
+/// that is smaller): every byte it sends in the sync (frames included) is
+/// at most 1.2 times the sealed snapshot of its log.
 #[test]
 fn a_long_offline_backlog_goes_as_the_document() {
     let tmp = tempfile::tempdir().unwrap();
