@@ -6,6 +6,10 @@
 //! "VGIL" | version (1) | kind (1) | nonce (24) | ciphertext (bucket) | tag (16)
 //! padded plaintext = u32-le length | plaintext | zero bytes up to the bucket
 //! ```
+//!
+//! Version 2 (written) and version 1 (still opened) differ only in their
+//! buckets between 1 KiB and 16 KiB: quarter octaves, against powers of two
+//! up to 4 KiB and multiples of 4 KiB above (docs/spec.md §3).
 
 use chacha20poly1305::{AeadInOut, KeyInit, XChaCha20Poly1305, XNonce};
 use rand_core::CryptoRng;
@@ -15,8 +19,13 @@ use crate::keys::{AlertKey, LogKey, StoreKey};
 
 /// The four magic bytes that start every sealed blob.
 pub const MAGIC: [u8; 4] = *b"VGIL";
-/// The envelope format version this code writes and reads.
-pub const VERSION: u8 = 1;
+/// The envelope format version this code writes (and opens, with
+/// [`POW2_VERSION`]): quarter-octave buckets between 1 KiB and 16 KiB.
+pub const VERSION: u8 = 2;
+/// The first envelope version, still opened: every blob sealed before
+/// version 2, on devices and nodes, is one. Its buckets are powers of two up
+/// to 4 KiB, then multiples of 4 KiB.
+pub const POW2_VERSION: u8 = 1;
 /// Header length: magic, version, kind.
 pub const HEADER_LEN: usize = 6;
 /// XChaCha20 nonce length.
@@ -29,7 +38,13 @@ pub const OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
 pub const MAX_PLAINTEXT_LEN: usize = 16 * 1024 * 1024;
 /// Smallest padded size: every blob hides lengths below this.
 pub const MIN_BUCKET: usize = 256;
-/// Up to this padded size buckets are powers of two; above it, multiples of it.
+/// Up to this padded size buckets are powers of two (256, 512, 1024).
+pub const POW2_BUCKETS_UP_TO: usize = 1024;
+/// From [`POW2_BUCKETS_UP_TO`] to this padded size, buckets are quarter
+/// octaves: a size in (2^k, 2^(k+1)] is rounded up to a multiple of 2^(k-2).
+pub const QUARTER_BUCKETS_UP_TO: usize = 16 * 1024;
+/// Above [`QUARTER_BUCKETS_UP_TO`] (in version 1: above this), buckets are
+/// multiples of this.
 pub const PAGE_BUCKET: usize = 4096;
 /// Largest sealed blob [`open`] will consider.
 pub const MAX_SEALED_LEN: usize = OVERHEAD + bucket_len(MAX_PLAINTEXT_LEN);
@@ -145,9 +160,25 @@ pub enum SealError {
 #[error("sealed blob could not be opened")]
 pub struct OpenError;
 
-/// The padded size for a plaintext of `len` bytes (the length prefix included):
-/// powers of two from 256 B to 4 KiB, then multiples of 4 KiB.
+/// The padded size for a plaintext of `len` bytes (the length prefix
+/// included), as [`seal`] writes it: powers of two from 256 B to 1 KiB,
+/// quarter octaves to 16 KiB (1280, 1536, 1792, 2048, 2560, ... 14336,
+/// 16384: at most a quarter more than the bytes padded), then multiples of
+/// 4 KiB.
 pub const fn bucket_len(len: usize) -> usize {
+    let n = len + LEN_PREFIX;
+    if n <= POW2_BUCKETS_UP_TO || n > QUARTER_BUCKETS_UP_TO {
+        pow2_bucket_len(len)
+    } else {
+        // n is in (2^k, 2^(k+1)]: steps of 2^(k-2), at least 256 here.
+        let step = n.next_power_of_two() / 8;
+        n.div_ceil(step) * step
+    }
+}
+
+/// Version 1's padded size: powers of two from 256 B to 4 KiB, then
+/// multiples of 4 KiB. Version 2 differs only between 1 KiB and 16 KiB.
+const fn pow2_bucket_len(len: usize) -> usize {
     let n = len + LEN_PREFIX;
     if n <= MIN_BUCKET {
         MIN_BUCKET
@@ -158,18 +189,27 @@ pub const fn bucket_len(len: usize) -> usize {
     }
 }
 
+/// The padded size of a blob of envelope `version` (one this code opens).
+const fn bucket_len_of(version: u8, len: usize) -> usize {
+    if version == POW2_VERSION {
+        pow2_bucket_len(len)
+    } else {
+        bucket_len(len)
+    }
+}
+
 /// The exact size of the blob [`seal`] produces for a plaintext of `len` bytes.
 pub const fn sealed_len(len: usize) -> usize {
     OVERHEAD + bucket_len(len)
 }
 
-fn header(kind: Kind) -> [u8; HEADER_LEN] {
+fn header(version: u8, kind: Kind) -> [u8; HEADER_LEN] {
     [
         MAGIC[0],
         MAGIC[1],
         MAGIC[2],
         MAGIC[3],
-        VERSION,
+        version,
         kind.to_byte(),
     ]
 }
@@ -201,7 +241,7 @@ pub fn seal<K: EnvelopeKey, R: CryptoRng + ?Sized>(
     }
     let padded = bucket_len(plaintext.len());
     let mut out = vec![0u8; OVERHEAD + padded];
-    let hdr = header(kind);
+    let hdr = header(VERSION, kind);
     out[..HEADER_LEN].copy_from_slice(&hdr);
     let (nonce, body) = out[HEADER_LEN..].split_at_mut(NONCE_LEN);
     rng.fill_bytes(nonce);
@@ -228,13 +268,19 @@ pub fn open<K: EnvelopeKey>(
     if sealed.len() < OVERHEAD + MIN_BUCKET || sealed.len() > MAX_SEALED_LEN {
         return Err(OpenError);
     }
-    let hdr = header(kind);
+    // The version byte is authenticated (it is in the AAD): a relay that
+    // rewrites it makes the blob unopenable, never read by the other rule.
+    let version = sealed[4];
+    if version != VERSION && version != POW2_VERSION {
+        return Err(OpenError);
+    }
+    let hdr = header(version, kind);
     if sealed[..HEADER_LEN] != hdr {
         return Err(OpenError);
     }
     let padded = sealed.len() - OVERHEAD;
     // Only canonical bucket sizes are ever written; anything else was altered.
-    if padded < LEN_PREFIX || bucket_len(padded - LEN_PREFIX) != padded {
+    if padded < LEN_PREFIX || bucket_len_of(version, padded - LEN_PREFIX) != padded {
         return Err(OpenError);
     }
     let nonce =
@@ -257,7 +303,7 @@ pub fn open<K: EnvelopeKey>(
     // Authenticated by now, so these checks cannot leak anything to a forger;
     // they catch a sealing bug or a forged-with-the-key blob.
     if len > padded - LEN_PREFIX
-        || bucket_len(len) != padded
+        || bucket_len_of(version, len) != padded
         || body[LEN_PREFIX + len..].iter().any(|&b| b != 0)
     {
         return Err(OpenError);
@@ -273,14 +319,20 @@ mod tests {
 
     #[test]
     fn buckets() {
-        assert_eq!(bucket_len(0), 256);
-        assert_eq!(bucket_len(252), 256);
-        assert_eq!(bucket_len(253), 512);
-        assert_eq!(bucket_len(4092), 4096);
-        assert_eq!(bucket_len(4093), 8192);
-        assert_eq!(bucket_len(8188), 8192);
-        assert_eq!(bucket_len(8189), 12288);
-        assert_eq!(bucket_len(65536), 69632);
+        assert_eq!(pow2_bucket_len(0), 256);
+        assert_eq!(pow2_bucket_len(252), 256);
+        assert_eq!(pow2_bucket_len(253), 512);
+        assert_eq!(pow2_bucket_len(4092), 4096);
+        assert_eq!(pow2_bucket_len(4093), 8192);
+        assert_eq!(pow2_bucket_len(8188), 8192);
+        assert_eq!(pow2_bucket_len(8189), 12288);
+        assert_eq!(pow2_bucket_len(65536), 69632);
+        // Version 2 differs only between 1 KiB and 16 KiB.
+        for len in (0..1021).chain(16_381..70_000) {
+            assert_eq!(bucket_len(len), pow2_bucket_len(len), "{len}");
+        }
+        assert_eq!(bucket_len(1021), 1280);
+        assert_eq!(bucket_len(8189), 10240);
         assert_eq!(MAX_SEALED_LEN, OVERHEAD + 16 * 1024 * 1024 + 4096);
     }
 }

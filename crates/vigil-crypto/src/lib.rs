@@ -30,8 +30,8 @@ mod wycheproof;
 
 pub use envelope::{
     Context, EnvelopeKey, HEADER_LEN, Kind, MAGIC, MAX_PLAINTEXT_LEN, MAX_SEALED_LEN, MIN_BUCKET,
-    NONCE_LEN, OVERHEAD, OpenError, PAGE_BUCKET, SealError, TAG_LEN, VERSION, bucket_len, open,
-    seal, sealed_len,
+    NONCE_LEN, OVERHEAD, OpenError, PAGE_BUCKET, POW2_BUCKETS_UP_TO, POW2_VERSION,
+    QUARTER_BUCKETS_UP_TO, SealError, TAG_LEN, VERSION, bucket_len, open, seal, sealed_len,
 };
 pub use joiner::{JOINER_CODE_PREFIX, JoinerCodeError, joiner_code, parse_joiner_code};
 pub use keys::{

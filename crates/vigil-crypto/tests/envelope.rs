@@ -165,3 +165,83 @@ fn too_large_is_refused_and_oversized_blob_does_not_open() {
 fn the_error_says_nothing_specific() {
     assert_eq!(OpenError.to_string(), "sealed blob could not be opened");
 }
+
+/// Known-answer blobs made outside the crate (tests/data/envelope_kat.py):
+/// blobs of both envelope versions open — the version 1 blobs that devices
+/// and nodes still hold, padded to powers of two, and version 2 blobs,
+/// padded to quarter octaves — and a blob padded to the other version's
+/// bucket is refused, though its tag verifies.
+#[test]
+fn known_answer_blobs_of_both_versions() {
+    let ks = KeySchedule::new(RootKey::from_bytes(core::array::from_fn(|i| i as u8)));
+    let mut seen = [0; 2];
+    for line in include_str!("data/envelope_kat.txt").lines() {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(' ').collect();
+        let (verdict, version, len, padded) = (f[0], f[1], f[2], f[3]);
+        let len: usize = len.parse().unwrap();
+        let blob = hex::decode(f[4]).unwrap();
+        assert_eq!(blob.len(), OVERHEAD + padded.parse::<usize>().unwrap());
+        let opened = open(&ks.log_key(), Kind::LogBundle, &ctx(7), &blob);
+        match verdict {
+            "opens" => {
+                let want: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+                assert_eq!(
+                    opened.as_deref().map(|p| p.to_vec()),
+                    Ok(want),
+                    "version {version}, {len} B"
+                );
+                seen[0] += 1;
+            }
+            _ => {
+                assert_eq!(opened, Err(OpenError), "version {version}, {len} B");
+                seen[1] += 1;
+            }
+        }
+    }
+    assert_eq!(seen, [6, 2]);
+}
+
+/// New blobs are version 2: between 1 KiB and 16 KiB a blob is padded to a
+/// quarter octave (at most 25 % more), not to the next power of two, so an
+/// hour of band readings (~1.2 KB compressed) no longer seals to 2 KiB.
+#[test]
+fn new_blobs_are_version_2_with_quarter_octave_buckets() {
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let ks = keys(9);
+    let blob = seal(
+        &ks.log_key(),
+        Kind::LogBundle,
+        &ctx(0),
+        &[5; 1100],
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(&blob[..6], b"VGIL\x02\x01");
+    assert_eq!(blob.len(), OVERHEAD + 1280);
+    for (len, bucket) in [
+        (0, 256),
+        (252, 256),
+        (253, 512),
+        (1020, 1024),
+        (1021, 1280),
+        (1276, 1280),
+        (1277, 1536),
+        (2044, 2048),
+        (2045, 2560),
+        (4092, 4096),
+        (4093, 5120),
+        (8189, 10240),
+        (16380, 16384),
+        (16381, 20480),
+        (65536, 69632),
+    ] {
+        assert_eq!(bucket_len(len), bucket, "{len} B");
+    }
+    // Never more than a quarter of padding above 1 KiB.
+    for len in 1021..40_000 {
+        assert!(bucket_len(len) * 4 <= (len + 4) * 5, "{len} B");
+    }
+}

@@ -21,8 +21,6 @@ use crate::layout::{
 use crate::period::Period;
 use crate::storage::{Batch, Storage, StorageError};
 
-/// Upload a relay snapshot after this many bundles since the last one.
-pub const AUTO_SNAPSHOT_EVERY: u64 = 32;
 /// The sync record's size limit (a vector entry per device, the heads).
 const SYNC_RECORD: usize = 1 << 20;
 /// Reply size hint for pulls.
@@ -39,6 +37,13 @@ const RECEIVED_FLUSH_BYTES: usize = 2 * PAYLOAD_LIMIT;
 /// the node drop the bundles (docs/spec.md §10). Measured on a day synced
 /// hourly, half a snapshot instead made the device upload a snapshot at
 /// 19 of 24 syncs, 16x the log's bytes in all.
+///
+/// This is the only reason [`SnapshotPolicy::Auto`] uploads: bundles that
+/// are about as compact as the log (an hour of band readings seals to
+/// ~1.05x its share of `save()`) never pass it, and a snapshot would only
+/// cost the log's bytes again. An upload every 32 bundles, as before, sent
+/// the whole log five times in a week synced hourly (3.56x `save()` per
+/// reading in all, against 1.22x now).
 fn node_over_budget(vol: &SyncVolumeRecord, doc: u64) -> bool {
     vol.node_snapshot.saturating_add(vol.since) > doc.saturating_add(doc / 2)
 }
@@ -57,7 +62,8 @@ fn doc_payload(log: &mut HealthLog) -> (Zeroizing<Vec<u8>>, u64) {
 /// When to upload a sealed snapshot of the whole log to the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SnapshotPolicy {
-    /// After [`AUTO_SNAPSHOT_EVERY`] bundles have reached the relay since the last one.
+    /// When the node's bytes for the vault (the relay snapshot it holds and
+    /// the bundles since) pass 1.5 times the log's sealed `save()`.
     #[default]
     Auto,
     /// At the end of this sync.
@@ -224,8 +230,8 @@ impl SyncState {
 
     /// What a bundle of `changes` (this device's, not yet bundled) carries:
     /// the changes compressed, or the whole log compressed when that is
-    /// smaller — a backlog of a week's changes is many times the document
-    /// that holds them. A receiver applies either the same way (Automerge
+    /// smaller — a backlog of many small changes can be many times the
+    /// document that holds them. A receiver applies either the same way (Automerge
     /// loads a whole document incrementally). `save()` is computed only
     /// when the compressed changes are larger than the document was when
     /// last measured (`vol.doc`, which only grows with the log), and its
@@ -511,17 +517,16 @@ impl Run<'_> {
             SnapshotPolicy::Always => true,
             SnapshotPolicy::Never => false,
             SnapshotPolicy::Auto => {
-                self.state.rec.since_relay_snapshot >= AUTO_SNAPSHOT_EVERY
-                    || (node_over_budget(&self.state.vol, self.state.vol.doc) && {
-                        // The estimate may be stale: measure before deciding
-                        // (compressing only to upload: the log keeps this
-                        // save for that).
-                        let size = sealed_len(&Zeroizing::new(self.log.save()));
-                        // A hint, not a fact: kept in memory, stored with
-                        // the next record written.
-                        self.state.vol.doc = size;
-                        node_over_budget(&self.state.vol, size)
-                    })
+                node_over_budget(&self.state.vol, self.state.vol.doc) && {
+                    // The estimate may be stale: measure before deciding
+                    // (compressing only to upload: the log keeps this
+                    // save for that).
+                    let size = sealed_len(&Zeroizing::new(self.log.save()));
+                    // A hint, not a fact: kept in memory, stored with
+                    // the next record written.
+                    self.state.vol.doc = size;
+                    node_over_budget(&self.state.vol, size)
+                }
             }
         };
         if upload {
