@@ -116,6 +116,10 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
+/// The directory, inside the store's, that holds the sealed blobs
+/// (bundles and snapshots), one file each.
+pub const SEALED_DIR: &str = "sealed";
+
 /// sled's page cache for the node's store: 128 MiB.
 pub(crate) const NODE_CACHE_BYTES: u64 = 128 * 1024 * 1024;
 
