@@ -6,6 +6,7 @@
 
 mod alerts;
 mod audit;
+mod blobs;
 mod grant_keys;
 mod kv;
 mod label;

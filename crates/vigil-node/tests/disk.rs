@@ -205,7 +205,11 @@ fn a_store_of_the_previous_layout_opens_with_everything_after_an_interrupted_upg
             .iter()
             .any(|n| n.starts_with('.') || n.starts_with("0123"))
     );
-    assert_eq!(names.len(), 4, "one file per stored blob: {names:?}");
+    assert_eq!(
+        names.len(),
+        2,
+        "the snapshot's file and the bundles' pack: {names:?}"
+    );
 }
 
 fn info_bytes(i: &MailboxInfo) -> Vec<u8> {
@@ -283,21 +287,41 @@ fn replaced_and_deleted_blobs_leave_the_disk() {
     }
     let sealed = dir.join(SEALED_DIR);
     let count = || std::fs::read_dir(&sealed).unwrap().count();
-    assert_eq!(count(), 10);
-    for covers in [8, 10] {
-        let s = SnapshotItem {
-            covers: vec![(DEVICE, covers)],
-            blob: blob(&mut rng, 20_000),
-        };
-        assert!(store.put_snapshot(&v, &s, &mut info, |_| true).unwrap());
+    assert_eq!(count(), 1, "the bundles go to one pack");
+    // A snapshot covering 8 of them: the pack stays for 9 and 10.
+    let s = SnapshotItem {
+        covers: vec![(DEVICE, 8)],
+        blob: blob(&mut rng, 20_000),
+    };
+    assert!(store.put_snapshot(&v, &s, &mut info, |_| true).unwrap());
+    assert_eq!(count(), 2);
+    for seq in [9, 10] {
+        assert!(store.bundle(&v, &DEVICE, seq).unwrap().is_some());
     }
-    assert_eq!(count(), 1, "only the last snapshot is left");
+    // Bundle 11 goes to a new pack, and a snapshot covering 10 drops the
+    // first pack and the first snapshot.
+    let b = BundleItem {
+        device: DEVICE,
+        seq: 11,
+        blob: blob(&mut rng, 3_000),
+    };
+    info.bytes += 3_000;
+    info.blobs += 1;
+    store.append(&v, &b, &info).unwrap();
+    assert_eq!(count(), 3);
+    let s = SnapshotItem {
+        covers: vec![(DEVICE, 10)],
+        blob: blob(&mut rng, 20_000),
+    };
+    assert!(store.put_snapshot(&v, &s, &mut info, |_| true).unwrap());
+    assert_eq!(count(), 2, "the last snapshot and bundle 11's pack");
+    assert_eq!(store.bundle(&v, &DEVICE, 11).unwrap(), Some(b.blob));
     // The same snapshot again (a retry) keeps its file.
     let again = store.snapshot(&v).unwrap().unwrap();
     assert!(store.put_snapshot(&v, &again, &mut info, |_| true).unwrap());
     assert_eq!(store.snapshot(&v).unwrap(), Some(again));
-    assert_eq!(count(), 1);
+    assert_eq!(count(), 2);
     let r = store.delete_vault(&v).unwrap();
-    assert_eq!((r.blobs, r.bytes), (1, 20_000));
+    assert_eq!((r.blobs, r.bytes), (2, 23_000));
     assert_eq!(count(), 0);
 }
