@@ -325,3 +325,107 @@ fn replaced_and_deleted_blobs_leave_the_disk() {
     assert_eq!((r.blobs, r.bytes), (2, 23_000));
     assert_eq!(count(), 0);
 }
+
+/// The blob of bundle `seq` in the kill test (its bytes derive from it).
+fn kill_blob(seq: u64) -> Vec<u8> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seq);
+    blob(&mut rng, 1_000 + (seq as usize * 397) % 6_000)
+}
+
+const KILL_ENV: &str = "VIGIL_NODE_DISK_KILL_CHILD";
+
+/// The child of the kill test: appends bundles and every fifth time a
+/// snapshot covering all but the last two, printing each one acknowledged
+/// (`Ok` returned) until it is killed.
+#[test]
+#[ignore = "the kill test's child process"]
+fn kill_child() {
+    let Ok(dir) = std::env::var(KILL_ENV) else {
+        return;
+    };
+    let store = MailboxStore::open(Path::new(&dir)).unwrap();
+    let v = vault(9);
+    if store.mailbox(&v).unwrap().is_none() {
+        store.put_mailbox(&v, &mailbox()).unwrap();
+    }
+    let mut seq = store.highest(&v, &DEVICE).unwrap();
+    loop {
+        seq += 1;
+        let b = BundleItem {
+            device: DEVICE,
+            seq,
+            blob: kill_blob(seq),
+        };
+        let mut info = store.mailbox(&v).unwrap().unwrap();
+        info.bytes += b.blob.len() as u64;
+        info.blobs += 1;
+        store.append(&v, &b, &info).unwrap();
+        println!("bundle {seq}");
+        if seq % 5 == 0 {
+            let s = SnapshotItem {
+                covers: vec![(DEVICE, seq - 2)],
+                blob: kill_blob(1_000_000 + seq),
+            };
+            assert!(store.put_snapshot(&v, &s, &mut info, |_| true).unwrap());
+            println!("snapshot {}", seq - 2);
+        }
+    }
+}
+
+/// kill -9 at arbitrary points of appends and snapshot replacements, five
+/// times over one store: every acknowledged bundle the snapshot does not
+/// cover reads back whole, the snapshot covers at least the last one
+/// acknowledged, and the store keeps working.
+#[test]
+fn a_kill_during_appends_and_snapshots_loses_nothing_acknowledged() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let exe = std::env::current_exe().unwrap();
+    for round in 0..5u64 {
+        let mut child = std::process::Command::new(&exe)
+            .args(["--exact", "kill_child", "--include-ignored", "--nocapture"])
+            .args(["--test-threads", "1"])
+            .env(KILL_ENV, &dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (mut acked, mut covered) = (0u64, 0u64);
+        let mut lines = 0;
+        for line in out.lines() {
+            let line = line.unwrap();
+            if let Some(n) = line.strip_prefix("bundle ") {
+                acked = n.parse().unwrap();
+            } else if let Some(n) = line.strip_prefix("snapshot ") {
+                covered = n.parse().unwrap();
+            } else {
+                continue;
+            }
+            lines += 1;
+            if lines == 7 + round * 5 {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let store = MailboxStore::open(&dir).unwrap();
+        let v = vault(9);
+        assert!(store.highest(&v, &DEVICE).unwrap() >= acked);
+        let snap = store.snapshot(&v).unwrap();
+        let snap_covers = snap.as_ref().map_or(0, |s| s.covers[0].1);
+        assert!(snap_covers >= covered, "round {round}");
+        if let Some(s) = &snap {
+            assert_eq!(s.blob, kill_blob(1_000_000 + snap_covers + 2));
+        }
+        for seq in snap_covers + 1..=acked {
+            assert_eq!(
+                store.bundle(&v, &DEVICE, seq).unwrap(),
+                Some(kill_blob(seq)),
+                "round {round}, bundle {seq}"
+            );
+        }
+        let got: Vec<u64> = store.bundles(&v).map(|b| b.unwrap().seq).collect();
+        assert!(got.iter().all(|s| *s > snap_covers));
+    }
+}
