@@ -361,7 +361,7 @@ fn kill_child() {
         info.blobs += 1;
         store.append(&v, &b, &info).unwrap();
         println!("bundle {seq}");
-        if seq % 5 == 0 {
+        if seq.is_multiple_of(5) {
             let s = SnapshotItem {
                 covers: vec![(DEVICE, seq - 2)],
                 blob: kill_blob(1_000_000 + seq),
