@@ -120,8 +120,8 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-/// The directory, inside the store's, that holds the sealed blobs
-/// (bundles and snapshots), one file each.
+/// The directory, inside the store's, that holds the sealed blobs: a file
+/// per snapshot, and per vault a pack of its bundles since that snapshot.
 pub const SEALED_DIR: &str = "sealed";
 
 /// sled's log segment for a new store: 64 KiB. With the blobs in files,
