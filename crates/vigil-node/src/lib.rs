@@ -6,6 +6,7 @@
 
 mod alerts;
 mod audit;
+mod blobs;
 mod grant_keys;
 mod kv;
 mod label;
@@ -29,6 +30,6 @@ pub use limits::VaultLock;
 pub use metrics::Metrics;
 pub use node::{GRANT_KEYS_DIR, HandlerFactory, Node, NodeConfig, NodeError, RELAY_DIR};
 pub use relay::{CONTACT_EVERY_MS, Relay, RelayConfig, RelaySession, Session, Usage};
-pub use store::{MailboxInfo, MailboxStore, ShredMarker, StoreError};
+pub use store::{MailboxInfo, MailboxStore, SEALED_DIR, ShredMarker, StoreError};
 pub use sweep::SweepReport;
 pub use tickets::{IssuedTicket, Revoked, TicketError, TicketRecord, TicketState};

@@ -49,25 +49,26 @@ impl MailboxStore {
         if self.mailbox(vault)?.is_some() {
             r.mailboxes = 1;
         }
-        for prefix in [b'v', b'b', b'h', b's'] {
+        // Bundles and the snapshot: their records now, their files once
+        // the batch is durable (a kill in between leaves files the next
+        // open removes).
+        let mut files = std::collections::HashSet::new();
+        for (k, len, file) in self.blob_refs(vault)? {
+            r.blobs += 1;
+            r.bytes += len;
+            files.insert(file);
+            batch.remove(k);
+        }
+        for prefix in [b'v', b'h'] {
             let mut p = vec![prefix];
             p.extend_from_slice(vault);
-            for (k, v) in self.db().scan_prefix(&p)? {
-                if prefix == b'b' {
-                    r.blobs += 1;
-                    r.bytes += v.len() as u64;
-                } else if prefix == b's' {
-                    // A snapshot record is the blob plus the vector it
-                    // covers: count the blob, as the mailbox's usage does.
-                    r.blobs += 1;
-                    r.bytes += postcard::from_bytes::<vigil_proto::SnapshotItem>(&v)
-                        .map_or(v.len(), |s| s.blob.len()) as u64;
-                }
+            for (k, _) in self.db().scan_prefix(&p)? {
                 batch.remove(k);
             }
         }
         self.db().apply(batch)?;
         self.db().flush()?;
+        self.blobs().remove(&files);
         Ok(r)
     }
 
