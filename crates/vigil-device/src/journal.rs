@@ -6,7 +6,8 @@
 //! returns; a sealed snapshot of the whole log replaces the chunks it covers
 //! from time to time (compaction).
 
-use vigil_log::{HealthLog, Reading};
+use vigil_crypto::Zeroizing;
+use vigil_log::{DeviceId, HealthLog, Reading};
 
 use crate::error::{OpenError, WriteError};
 use crate::faults::Faults;
@@ -88,9 +89,7 @@ impl Journal {
         let doc = crypto
             .open_snapshot(snap.covered, &snap.sealed)
             .ok_or_else(|| OpenError::Corrupt("snapshot does not decrypt".into()))?;
-        let mut log = HealthLog::load_any(&doc, crypto.device())
-            .map_err(|e| OpenError::Corrupt(format!("snapshot: {e}")))?;
-        let mut pending = Vec::new();
+        let mut chunks = Zeroizing::new(Vec::new());
         let mut last = snap.covered;
         let mut count = 0;
         let mut bytes = 0;
@@ -104,15 +103,12 @@ impl Journal {
             let chunk = crypto
                 .open_chunk(seq, &v)
                 .ok_or_else(|| OpenError::Corrupt(format!("change {seq} does not decrypt")))?;
-            pending.extend_from_slice(&chunk);
+            chunks.extend_from_slice(&chunk);
             last = seq;
             count += 1;
             bytes += v.len() as u64;
         }
-        if !pending.is_empty() {
-            log.apply(&pending)
-                .map_err(|e| OpenError::Corrupt(format!("changes: {e}")))?;
-        }
+        let log = Self::load_log(&doc, chunks, crypto.device())?;
         let journal = Journal {
             next_seq: last + 1,
             since_snapshot: count,
@@ -124,6 +120,37 @@ impl Journal {
             fold_every: DEFAULT_FOLD_EVERY,
         };
         Ok((log, journal))
+    }
+
+    /// The log of a snapshot and the chunks after it. Loaded as one
+    /// document (Automerge reads a save followed by changes), so the decoded
+    /// view is built once, not once for the snapshot and again for the
+    /// chunks. A snapshot that is not a log yet (a joining device's, before
+    /// its first sync), or whose chunks do not load with it, takes the
+    /// longer way: the snapshot alone, then the chunks applied, which keeps
+    /// changes waiting for their dependencies and reports what is damaged.
+    fn load_log(
+        doc: &[u8],
+        chunks: Zeroizing<Vec<u8>>,
+        device: DeviceId,
+    ) -> Result<HealthLog, OpenError> {
+        if !chunks.is_empty() {
+            let mut whole = Zeroizing::new(Vec::with_capacity(doc.len() + chunks.len()));
+            whole.extend_from_slice(doc);
+            whole.extend_from_slice(&chunks);
+            if let Ok(log) = HealthLog::load_any(&whole, device)
+                && log.is_initialised()
+            {
+                return Ok(log);
+            }
+        }
+        let mut log = HealthLog::load_any(doc, device)
+            .map_err(|e| OpenError::Corrupt(format!("snapshot: {e}")))?;
+        if !chunks.is_empty() {
+            log.apply(&chunks)
+                .map_err(|e| OpenError::Corrupt(format!("changes: {e}")))?;
+        }
+        Ok(log)
     }
 
     /// Stages every journal entry's readings in the log, in order, with
