@@ -262,9 +262,10 @@ pub(crate) struct SyncRecord {
     pub(crate) bundled: Vec<[u8; 32]>,
     /// The seq of the next outgoing bundle.
     pub(crate) next_bundle: u64,
-    /// Bundles acknowledged since this device last uploaded a relay snapshot.
-    /// Counted, but no longer a reason to upload one (the policy is bytes,
-    /// `m/sync-volume`); kept so the record's encoding stays the same.
+    /// Bundles acknowledged since this device last uploaded a relay snapshot,
+    /// as stores before format 02 payloads counted them. No longer kept up
+    /// to date (the policy is bytes, `m/sync-volume`, which counts bundles
+    /// too); written back as read so the record's encoding stays the same.
     pub(crate) since_relay_snapshot: u64,
 }
 

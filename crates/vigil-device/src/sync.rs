@@ -394,8 +394,7 @@ impl Run<'_> {
             SyncEvent::PullDone => self.pull_done(session),
             SyncEvent::SnapshotAcked => {
                 self.report.uploaded_snapshot = true;
-                let mut next = self.state.rec.clone();
-                next.since_relay_snapshot = 0;
+                let next = self.state.rec.clone();
                 let vol = SyncVolumeRecord {
                     node_snapshot: self.offered,
                     since: 0,
@@ -412,7 +411,6 @@ impl Run<'_> {
     fn acked(&mut self, seq: u64) -> Result<(), SyncFailure> {
         let mut next = self.state.rec.clone();
         set_vv(&mut next.vv, self.crypto.device().0, seq);
-        next.since_relay_snapshot += 1;
         let key = sync_outbox_key(seq);
         let size = self.storage.get(&key)?.map_or(0, |b| b.len() as u64);
         let vol = SyncVolumeRecord {
