@@ -901,6 +901,35 @@ impl VaultCrypto {
 mod tests {
     use super::*;
 
+    /// The local snapshot's record keeps its stored encoding: a store
+    /// written before (its sealed log a plain `Vec<u8>`, read as a
+    /// sequence) reads the same, and what is written now is byte for byte
+    /// what was written then, for every length class of the varint prefix.
+    #[test]
+    fn snapshot_record_encoding_is_unchanged() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Plain {
+            covered: u64,
+            sealed: Vec<u8>,
+        }
+        for len in [0usize, 1, 127, 128, 16_383, 16_384, 200_000] {
+            let sealed: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let plain = encode(&Plain {
+                covered: len as u64 * 3,
+                sealed: sealed.clone(),
+            });
+            let now = encode(&SnapshotRecord {
+                covered: len as u64 * 3,
+                sealed: sealed.clone(),
+            });
+            assert_eq!(now, plain, "length {len}");
+            let back: SnapshotRecord = decode(&plain, LOG_RECORD).expect("an old record reads");
+            assert_eq!((back.covered, back.sealed), (len as u64 * 3, sealed));
+            // Cut short: an error, never a shorter log.
+            assert!(decode::<SnapshotRecord>(&plain[..plain.len() - 1], LOG_RECORD).is_err());
+        }
+    }
+
     #[test]
     fn records_refuse_trailing_bytes_oversize_and_garbage() {
         let rec = OutboxRecord {
