@@ -1,6 +1,7 @@
 //! The health log: one Automerge document per vault (docs/spec.md §6).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 
 use automerge::transaction::Transactable;
 use automerge::{
@@ -106,7 +107,11 @@ pub struct HealthLog {
     next_seq: u64,
     /// Decoded readings, in list order, rebuilt after merges.
     cache: Vec<Reading>,
-    by_id: HashMap<ReadingId, usize>,
+    /// `cache`'s positions by id, built at the first lookup by id: opening
+    /// a week's vault looks none up, and hashing every id cost as much as
+    /// decoding the readings (half of building the view). Once built, kept
+    /// up to date with `cache`; reset when `cache` is rebuilt.
+    by_id: OnceLock<HashMap<ReadingId, usize>>,
     unreadable: usize,
     saved_heads: Vec<ChangeHash>,
     /// Readings staged but not in the document yet, in staging order (also
@@ -159,7 +164,7 @@ impl HealthLog {
             readings_len: 0,
             next_seq: 1,
             cache: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: OnceLock::new(),
             unreadable: 0,
             saved_heads: Vec::new(),
             staged: Vec::new(),
@@ -224,7 +229,7 @@ impl HealthLog {
             readings_len: 0,
             next_seq: 1,
             cache: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: OnceLock::new(),
             unreadable: 0,
             saved_heads,
             staged: Vec::new(),
@@ -236,8 +241,11 @@ impl HealthLog {
 
     fn rebuild_cache(&mut self) {
         self.cache.clear();
-        self.by_id.clear();
+        self.by_id = OnceLock::new();
         self.unreadable = 0;
+        // Automerge's `length` is a cheap count; it saves growing the
+        // vector a dozen times on a week's log.
+        self.cache.reserve(self.doc.length(&self.readings));
         let mut len = 0;
         for item in self.doc.list_range(&self.readings, ..) {
             len += 1;
@@ -248,34 +256,55 @@ impl HealthLog {
                 _ => None,
             };
             match decoded {
-                Some(r) => {
-                    self.by_id.insert(r.id, self.cache.len());
-                    self.cache.push(r);
-                }
+                Some(r) => self.cache.push(r),
                 // From a newer version, or damaged: kept in the document,
                 // left out of views, counted.
                 None => self.unreadable += 1,
             }
         }
         self.readings_len = len;
+        self.next_seq = self.own_next_seq();
         // Staged readings stay visible after a merge, after the document's;
         // one that the document now holds (it cannot, for this device's own
         // ids, but a replay must never show a reading twice) is dropped.
         let staged = std::mem::take(&mut self.staged);
         for r in staged {
-            if !self.by_id.contains_key(&r.id) {
-                self.by_id.insert(r.id, self.cache.len());
-                self.cache.push(r);
-                self.staged.push(r);
+            if !self.contains(r.id) {
+                self.push_staged(r);
             }
         }
-        self.next_seq = self
-            .cache
+    }
+
+    /// One more than the greatest sequence number of this device's readings
+    /// in `cache` (1 if none).
+    fn own_next_seq(&self) -> u64 {
+        self.cache
             .iter()
             .filter(|r| r.id.device == self.device)
             .map(|r| r.id.seq + 1)
             .max()
-            .unwrap_or(1);
+            .unwrap_or(1)
+    }
+
+    /// `cache`'s positions by id, built now if no lookup came before.
+    fn index(&self) -> &HashMap<ReadingId, usize> {
+        self.by_id.get_or_init(|| {
+            let mut m = HashMap::with_capacity(self.cache.len());
+            for (i, r) in self.cache.iter().enumerate() {
+                m.insert(r.id, i);
+            }
+            m
+        })
+    }
+
+    /// Whether `cache` holds the reading `id`. This device's readings all
+    /// have sequence numbers below `next_seq`: one at or above it is not
+    /// there, which answers a journal's replay without building the index.
+    fn contains(&self, id: ReadingId) -> bool {
+        if id.device == self.device && id.seq >= self.next_seq {
+            return false;
+        }
+        self.index().contains_key(&id)
     }
 
     /// The device editing this replica.
@@ -339,7 +368,7 @@ impl HealthLog {
                 reading.id
             )));
         }
-        if self.by_id.contains_key(&reading.id) {
+        if self.contains(reading.id) {
             return Ok(false);
         }
         reading
@@ -354,7 +383,10 @@ impl HealthLog {
 
     fn push_staged(&mut self, reading: Reading) {
         self.next_seq = self.next_seq.max(reading.id.seq + 1);
-        self.by_id.insert(reading.id, self.cache.len());
+        let at = self.cache.len();
+        if let Some(m) = self.by_id.get_mut() {
+            m.insert(reading.id, at);
+        }
         self.cache.push(reading);
         self.staged.push(reading);
     }
@@ -366,16 +398,12 @@ impl HealthLog {
             if let Some(r) = self.staged.pop() {
                 // Staged readings are always the cache's last entries.
                 self.cache.pop();
-                self.by_id.remove(&r.id);
+                if let Some(m) = self.by_id.get_mut() {
+                    m.remove(&r.id);
+                }
             }
         }
-        self.next_seq = self
-            .cache
-            .iter()
-            .filter(|r| r.id.device == self.device)
-            .map(|r| r.id.seq + 1)
-            .max()
-            .unwrap_or(1);
+        self.next_seq = self.own_next_seq();
     }
 
     /// Readings staged and not folded yet.
@@ -420,7 +448,7 @@ impl HealthLog {
 
     fn require(&self, id: ReadingId) -> Result<(), LogError> {
         self.require_init()?;
-        if self.by_id.contains_key(&id) {
+        if self.contains(id) {
             Ok(())
         } else {
             Err(LogError::UnknownReading(id))
@@ -521,7 +549,10 @@ impl HealthLog {
 
     /// The reading with this id, if present.
     pub fn reading(&self, id: ReadingId) -> Option<Reading> {
-        self.by_id.get(&id).map(|&i| self.cache[i])
+        if id.device == self.device && id.seq >= self.next_seq {
+            return None;
+        }
+        self.index().get(&id).map(|&i| self.cache[i])
     }
 
     /// Number of readings in the document (retracted included).
