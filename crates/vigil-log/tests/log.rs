@@ -556,3 +556,65 @@ fn lookups_by_id_agree_with_the_readings_after_load() {
         );
     }
 }
+
+/// A journal's replay at open, without a lookup per reading: readings
+/// restaged with `restage_deferred` are checked for validity at once, and
+/// against the document when the view is next needed. One the document
+/// holds already is not shown twice nor staged; the new ones are staged,
+/// in order, and ids continue after them, whether the view was built
+/// before the replay, after it, or only after a merge came in between.
+#[test]
+fn deferred_restage_is_restage() {
+    let mut a = HealthLog::new(dev(1));
+    let mut b = replica(&mut a, dev(2));
+    for i in 0..10 {
+        a.record(Metric::HeartRate, 60.0, Unit::BeatsPerMinute, T0 + i * MIN)
+            .unwrap();
+    }
+    let saved = a.save();
+    // Three more staged (in a journal), not in the saved document.
+    let journal: Vec<_> = (10..13)
+        .map(|i| {
+            a.stage(Metric::HeartRate, 61.0, Unit::BeatsPerMinute, T0 + i * MIN)
+                .unwrap()
+        })
+        .collect();
+    let held = a.readings(None, i64::MIN, i64::MAX, true)[4];
+    b.record(Metric::SpO2, 97.0, Unit::Percent, T0).unwrap();
+    for case in 0..3 {
+        let mut o = HealthLog::load(&saved, dev(1)).unwrap();
+        if case == 1 {
+            assert_eq!(o.len(), 10);
+        }
+        o.restage_deferred(held).unwrap();
+        for r in &journal {
+            o.restage_deferred(*r).unwrap();
+        }
+        let mut foreign = journal[0];
+        foreign.id.device = dev(9);
+        assert!(o.restage_deferred(foreign).is_err());
+        let mut bad = journal[0];
+        bad.time_ms = -1;
+        assert!(o.restage_deferred(bad).is_err());
+        let mut expected = 13;
+        if case == 2 {
+            o.merge(&mut b).unwrap();
+            expected += 1;
+        }
+        assert_eq!(o.len(), expected);
+        assert_eq!(o.staged(), &journal[..]);
+        for r in &journal {
+            assert_eq!(o.reading(r.id), Some(*r));
+        }
+        assert_eq!(
+            o.readings(Some(Metric::HeartRate), i64::MIN, i64::MAX, true),
+            a.readings(Some(Metric::HeartRate), i64::MIN, i64::MAX, true)
+        );
+        let next = o
+            .stage(Metric::HeartRate, 62.0, Unit::BeatsPerMinute, T0)
+            .unwrap();
+        assert_eq!(next.id.seq, 14);
+        assert_eq!(o.fold().unwrap(), 4);
+        assert_eq!(o.len(), expected + 1);
+    }
+}
