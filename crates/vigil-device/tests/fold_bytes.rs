@@ -129,7 +129,8 @@ fn open_a_week_against_automerge_load() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(9);
     // A reading of the first day, looked up by id after an open: the
-    // first lookup by id builds the log's index (not built at open).
+    // first query builds the log's decoded view, and the first lookup by
+    // id its index (neither is built at open).
     let first =
         Vault::open_at(&dir, &keys, START)
             .unwrap()
