@@ -513,20 +513,44 @@ fn undo_stride_delta(bytes: &mut [u8], stride: u8) {
     }
 }
 
-/// Raw DEFLATE of `input` at the default level, with the smallest window
-/// that still reaches back to its first byte from its last (zlib keeps
-/// `MIN_LOOKAHEAD` = 262 bytes of the window for lookahead), so the stream
-/// is exactly what the default 32 KiB window gives (pinned by a test).
-/// zlib zeroes the window and its hash chain at setup: for the few-KiB
-/// payloads of a sync that was most of the cost of compressing them.
-/// `prefix` comes first in the output. `None` if the compressor fails (it
-/// does not, into a Vec; another candidate is taken then).
+/// Raw DEFLATE of `input` at the default level and window (32 KiB), the
+/// stream every payload has had (pinned by a test). `prefix` comes first in
+/// the output. `None` if the compressor fails (it does not, into a Vec;
+/// another candidate is taken then).
+///
+/// One compressor per thread is kept and reset between payloads: zlib
+/// zeroes its 128 KiB hash table and its window when it sets up, and again
+/// the table when it resets, which for the few-KiB payloads of a sync was
+/// most of the cost of compressing them (a smaller window, as before, still
+/// set up the whole table twice). What the kept window still holds is the
+/// last payload's plaintext, as the freed one of a fresh compressor held it.
 fn deflate(prefix: &[u8], input: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    use flate2::{Compress, Compression, FlushCompress, Status};
-    let bits = (9..15u8)
-        .find(|b| input.len().saturating_add(262) <= 1usize << b)
-        .unwrap_or(15);
-    let mut c = Compress::new_with_window_bits(Compression::default(), false, bits);
+    use flate2::{Compress, Compression};
+    thread_local! {
+        static DEFLATER: std::cell::RefCell<Option<Compress>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    DEFLATER.with(|cell| {
+        // Taken out while in use: a panic mid-way drops it instead of
+        // leaving a half-used one for the next payload.
+        let mut c = cell
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| Compress::new(Compression::default(), false));
+        let out = deflate_with(&mut c, prefix, input);
+        c.reset();
+        *cell.borrow_mut() = Some(c);
+        out
+    })
+}
+
+/// [`deflate`] with the compressor `c`, fresh or reset.
+fn deflate_with(
+    c: &mut flate2::Compress,
+    prefix: &[u8],
+    input: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    use flate2::{FlushCompress, Status};
     let mut out = Zeroizing::new(Vec::with_capacity(input.len() / 2 + 64));
     out.extend_from_slice(prefix);
     loop {
