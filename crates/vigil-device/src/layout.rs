@@ -1124,6 +1124,56 @@ mod tests {
         out
     }
 
+    /// A bundle of band readings (one fold of 1 to 60 readings, heart rate
+    /// and temperature alternating every 30 s, as a device bundles them)
+    /// packs to the smallest of the Automerge bytes as they are, DEFLATE
+    /// alone and DEFLATE after the stride filter: whichever candidates
+    /// `pack_log` leaves untried, it never costs a byte.
+    #[test]
+    fn bundles_of_readings_pack_to_the_smallest_candidate() {
+        for n in 1..=60i64 {
+            let mut log = vigil_log::HealthLog::new(vigil_log::DeviceId([9; 16]));
+            let heads = log.heads();
+            for i in 0..n {
+                let (metric, value, unit) = if i % 2 == 0 {
+                    (
+                        vigil_log::Metric::HeartRate,
+                        55.0 + (i % 41) as f64,
+                        vigil_log::Unit::BeatsPerMinute,
+                    )
+                } else {
+                    (
+                        vigil_log::Metric::BodyTemperature,
+                        36.4 + (i % 7) as f64 * 0.1,
+                        vigil_log::Unit::Celsius,
+                    )
+                };
+                log.stage(metric, value, unit, 1_790_000_000_000 + i * 30_000)
+                    .expect("a valid reading");
+            }
+            log.fold().expect("a fold");
+            let changes = log.own_changes_since(&heads).0;
+            let best = [
+                changes.len(),
+                deflate(&[PAYLOAD_DEFLATE], &changes).expect("into a Vec").len(),
+                deflate(
+                    &[PAYLOAD_STRIDE_DEFLATE, READING_STRIDE],
+                    &stride_delta(&changes, READING_STRIDE),
+                )
+                .expect("into a Vec")
+                .len(),
+            ]
+            .into_iter()
+            .min();
+            assert_eq!(
+                Some(pack_log(&changes).len()),
+                best,
+                "{n} readings, {} bytes",
+                changes.len()
+            );
+        }
+    }
+
     /// A whole document goes as DEFLATE alone (format 01, which every
     /// build reads), never the stride format, and round-trips; on a day of
     /// band readings (every 30 s, with notes) the stride candidate it no
