@@ -531,53 +531,74 @@ fn undo_stride_delta(bytes: &mut [u8], stride: u8) {
 /// the output. `None` if the compressor fails (it does not, into a Vec;
 /// another candidate is taken then).
 ///
-/// One compressor per thread is kept and reset between payloads: zlib
-/// zeroes its 128 KiB hash table and its window when it sets up, and again
-/// the table when it resets, which for the few-KiB payloads of a sync was
-/// most of the cost of compressing them (a smaller window, as before, still
-/// set up the whole table twice). What the kept window still holds is the
-/// last payload's plaintext, as the freed one of a fresh compressor held it.
+/// Compressors are kept per thread and reset between payloads: zlib zeroes
+/// its 128 KiB hash table and its window when it sets up, and again the
+/// table when it resets, which for the few-KiB payloads of a sync was most
+/// of the cost of compressing them. It also zeroes its symbol buffer (3
+/// bytes a symbol) at every reset and block: 48 KiB at the default memory
+/// level, so inputs short enough never to fill a smaller one go to a
+/// compressor with a 2,048-symbol buffer. A block ends only when that
+/// buffer fills (at the default level), so the stream is the same. What a
+/// kept window still holds is the last payload's plaintext, as the freed
+/// memory of a fresh compressor held it.
 fn deflate(prefix: &[u8], input: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    use flate2::{Compress, Compression};
+    use zlib_rs::{Deflate, DeflateConfig};
+    /// Memory level 5: `1 << (5 + 6)` symbols.
+    const SMALL_MEM_LEVEL: i32 = 5;
+    /// Every input of at most this many bytes (one symbol a byte at most)
+    /// fits the small compressor's symbol buffer with room to spare.
+    const SMALL_INPUT: usize = (1 << (SMALL_MEM_LEVEL + 6)) - 8;
     thread_local! {
-        static DEFLATER: std::cell::RefCell<Option<Compress>> =
-            const { std::cell::RefCell::new(None) };
+        static DEFLATERS: std::cell::RefCell<[Option<Deflate>; 2]> =
+            const { std::cell::RefCell::new([None, None]) };
     }
-    DEFLATER.with(|cell| {
+    let small = input.len() <= SMALL_INPUT;
+    DEFLATERS.with(|cell| {
+        let slot = usize::from(!small);
         // Taken out while in use: a panic mid-way drops it instead of
         // leaving a half-used one for the next payload.
-        let mut c = cell
-            .borrow_mut()
-            .take()
-            .unwrap_or_else(|| Compress::new(Compression::default(), false));
+        let kept = cell.borrow_mut()[slot].take();
+        let mut c = kept.unwrap_or_else(|| {
+            Deflate::new_with_config(DeflateConfig {
+                level: 6,
+                window_bits: -15,
+                mem_level: if small { SMALL_MEM_LEVEL } else { 8 },
+                ..DeflateConfig::default()
+            })
+        });
         let out = deflate_with(&mut c, prefix, input);
         c.reset();
-        *cell.borrow_mut() = Some(c);
+        cell.borrow_mut()[slot] = Some(c);
         out
     })
 }
 
 /// [`deflate`] with the compressor `c`, fresh or reset.
 fn deflate_with(
-    c: &mut flate2::Compress,
+    c: &mut zlib_rs::Deflate,
     prefix: &[u8],
     input: &[u8],
 ) -> Option<Zeroizing<Vec<u8>>> {
-    use flate2::{FlushCompress, Status};
-    let mut out = Zeroizing::new(Vec::with_capacity(input.len() / 2 + 64));
+    use zlib_rs::{DeflateFlush, Status};
+    let mut out = Zeroizing::new(Vec::with_capacity(prefix.len() + input.len() / 2 + 64));
     out.extend_from_slice(prefix);
     loop {
         let consumed = usize::try_from(c.total_in()).ok()?;
-        let status = c
-            .compress_vec(input.get(consumed..)?, &mut out, FlushCompress::Finish)
-            .ok()?;
-        match status {
+        let before = c.total_out();
+        let start = out.len();
+        if out.capacity() - start < 64 {
+            let more = out.capacity().max(64);
+            out.reserve(more);
+        }
+        let room = out.capacity();
+        out.resize(room, 0);
+        let status = c.compress(input.get(consumed..)?, &mut out[start..], DeflateFlush::Finish);
+        let written = usize::try_from(c.total_out() - before).ok()?;
+        out.truncate(start + written);
+        match status.ok()? {
             Status::StreamEnd => return Some(out),
-            // Out of room: more room, and go on.
-            Status::Ok | Status::BufError => {
-                let more = out.capacity().max(64);
-                out.reserve(more);
-            }
+            // Out of room: more room (above), and go on.
+            Status::Ok | Status::BufError => {}
         }
     }
 }
