@@ -592,7 +592,11 @@ fn deflate_with(
         }
         let room = out.capacity();
         out.resize(room, 0);
-        let status = c.compress(input.get(consumed..)?, &mut out[start..], DeflateFlush::Finish);
+        let status = c.compress(
+            input.get(consumed..)?,
+            &mut out[start..],
+            DeflateFlush::Finish,
+        );
         let written = usize::try_from(c.total_out() - before).ok()?;
         out.truncate(start + written);
         match status.ok()? {
@@ -1189,7 +1193,9 @@ mod tests {
             let changes = log.own_changes_since(&heads).0;
             let best = [
                 changes.len(),
-                deflate(&[PAYLOAD_DEFLATE], &changes).expect("into a Vec").len(),
+                deflate(&[PAYLOAD_DEFLATE], &changes)
+                    .expect("into a Vec")
+                    .len(),
                 deflate(
                     &[PAYLOAD_STRIDE_DEFLATE, READING_STRIDE],
                     &stride_delta(&changes, READING_STRIDE),

@@ -16,7 +16,8 @@ use crate::faults::Faults;
 use crate::layout::{
     self, K_RELAY_SNAPSHOT, K_SYNC, K_SYNC_VOLUME, LOG_RECORD, P_RECEIVED, P_SYNC_OUTBOX,
     PAYLOAD_LIMIT, RelaySnapshotRecord, SMALL_RECORD, SyncRecord, SyncVolumeRecord, VaultCrypto,
-    pack_document, pack_log, parse_received_key, parse_sync_outbox_key, received_key, sync_outbox_key, unpack_log,
+    pack_document, pack_log, parse_received_key, parse_sync_outbox_key, received_key,
+    sync_outbox_key, unpack_log,
 };
 use crate::period::Period;
 use crate::storage::{Batch, Storage, StorageError};
