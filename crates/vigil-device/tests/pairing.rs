@@ -190,3 +190,63 @@ fn a_slot_takes_one_offer() {
         .unwrap_err();
     assert!(is_slot_taken(&e), "{e:?}");
 }
+
+/// A joiner whose first device left an offer through a mailbox proves the
+/// mailbox key with `Auth`, which the node answers only for a mailbox that
+/// exists with that key: a `Register` before it (which never creates a
+/// mailbox: that takes a staff ticket) only costs the join a round trip.
+#[test]
+fn a_join_syncs_without_a_register_round_trip() {
+    let relay = relay();
+    let mut first = phone(&relay, 12);
+    let joiner = X25519Identity::generate(&mut rng(13));
+    let j = joiner.public_key();
+    first.offer_pairing(&mut conn(&relay).0, &j, START).unwrap();
+    let pending = Vault::fetch_join(&mut conn(&relay).0, &joiner).unwrap();
+    let (mut c, sent) = conn(&relay);
+    let joined = pending
+        .confirm(
+            Box::new(MemStorage::new()),
+            Box::new(MemoryKeyStore::new()),
+            &mut c,
+            &mut rng(14),
+        )
+        .unwrap();
+    assert_eq!(joined.log().len(), 1);
+    let sent = sent.lock().unwrap();
+    assert!(
+        !sent.iter().any(|k| k == "Register"),
+        "the join registered again: {sent:?}"
+    );
+    assert_eq!(sent.first().map(String::as_str), Some("Hello"), "{sent:?}");
+    assert!(sent.iter().any(|k| k == "Auth"), "{sent:?}");
+}
+
+/// Confirming a join through a node that does not know the vault (another
+/// node than the one the offer went through) fails as a sync there always
+/// did: the node asks for the staff ticket, which the app explains.
+#[test]
+fn a_join_through_a_node_without_the_vault_asks_for_a_ticket() {
+    let relay = relay();
+    let other = self::relay();
+    let mut first = phone(&relay, 15);
+    let joiner = X25519Identity::generate(&mut rng(16));
+    let j = joiner.public_key();
+    first.offer_pairing(&mut conn(&relay).0, &j, START).unwrap();
+    let pending = Vault::fetch_join(&mut conn(&relay).0, &joiner).unwrap();
+    let e = pending
+        .confirm(
+            Box::new(MemStorage::new()),
+            Box::new(MemoryKeyStore::new()),
+            &mut conn(&other).0,
+            &mut rng(17),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SyncFailure::Protocol(SyncError::Refused(ProtoError::TicketRequired))
+        ),
+        "{e:?}"
+    );
+}
