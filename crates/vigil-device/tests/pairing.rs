@@ -250,3 +250,48 @@ fn a_join_through_a_node_without_the_vault_asks_for_a_ticket() {
         "{e:?}"
     );
 }
+
+/// A join cut off during its download (the connection lost at the pull,
+/// after the store was created) leaves, on disk, a vault that opens with
+/// the received key and gets the log at its next sync: the resident does
+/// not have to pair again, though the offer is gone from the node.
+#[test]
+fn a_join_cut_off_during_the_download_leaves_a_vault_that_opens_and_syncs() {
+    struct CutAtPull(Conn);
+    impl Exchange for CutAtPull {
+        fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
+            if matches!(decode_request(request), Ok(Request::Pull { .. })) {
+                return Err(ExchangeError::ConnectionLost(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "cut",
+                )));
+            }
+            self.0.exchange(request)
+        }
+        fn node(&self) -> NodeId {
+            self.0.node()
+        }
+    }
+    let relay = relay();
+    let mut first = phone(&relay, 18);
+    let joiner = X25519Identity::generate(&mut rng(19));
+    let j = joiner.public_key();
+    first.offer_pairing(&mut conn(&relay).0, &j, START).unwrap();
+    let pending = Vault::fetch_join(&mut conn(&relay).0, &joiner).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = MemoryKeyStore::new();
+    let e = pending
+        .confirm(
+            Box::new(vigil_device::SledStorage::open(dir.path()).unwrap()),
+            Box::new(keys.clone()),
+            &mut CutAtPull(conn(&relay).0),
+            &mut rng(20),
+        )
+        .unwrap_err();
+    assert!(matches!(e, SyncFailure::Transport(_)), "{e:?}");
+    let mut joined = Vault::open_at(dir.path(), &keys, START + MIN).unwrap();
+    assert_eq!(joined.vault_id(), first.vault_id());
+    assert_eq!(joined.log().len(), 0);
+    joined.sync(&mut conn(&relay).0).unwrap();
+    assert_eq!(joined.log().len(), 1);
+}
