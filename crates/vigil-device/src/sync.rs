@@ -277,7 +277,10 @@ impl SyncState {
     /// as one sealed bundle and pulls what the version vector lacks. The
     /// caller has stored every pending change first. The state in memory
     /// changes only with what was durably applied, so a failure half-way
-    /// leaves both in step.
+    /// leaves both in step. `register`: ask the node to confirm the
+    /// mailbox before authenticating (a joining device skips it: its
+    /// mailbox exists, and `Auth` proves the key).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn sync(
         &mut self,
         storage: &mut dyn Storage,
@@ -286,10 +289,11 @@ impl SyncState {
         conn: &mut dyn Exchange,
         policy: SnapshotPolicy,
         faults: &Faults,
+        register: bool,
     ) -> Result<SyncReport, SyncFailure> {
         self.make_bundle(storage, crypto, log, faults)?;
         // The mailbox key for the node behind `conn`, and only that node.
-        let mut session = self.session(storage, crypto, &conn.node())?;
+        let mut session = self.session(storage, crypto, &conn.node(), register)?;
         let mut run = Run {
             state: self,
             storage,
@@ -339,6 +343,7 @@ impl SyncState {
         storage: &dyn Storage,
         crypto: &VaultCrypto,
         node: &NodeId,
+        register: bool,
     ) -> Result<DeviceSync, StorageError> {
         let own = crypto.device().0;
         let outgoing: Vec<BundleItem> = storage
@@ -356,7 +361,7 @@ impl SyncState {
         let config = SyncConfig {
             vault: *crypto.vault_id().as_bytes(),
             mailbox_key: *mailbox.expose_secret(),
-            register: Some(Registration {
+            register: register.then(|| Registration {
                 verifier: mailbox.verifier().to_bytes(),
                 expires_ms: self.period.end_ms,
             }),

@@ -190,6 +190,14 @@ impl HealthLog {
     }
 
     fn from_doc(doc: AutoCommit, device: DeviceId) -> Result<Self, LogError> {
+        let mut log = Self::from_doc_unbuilt(doc, device)?;
+        log.rebuild_cache();
+        Ok(log)
+    }
+
+    /// [`HealthLog::from_doc`] without the decoded view: the caller builds
+    /// it once it has set what the view depends on (the staged readings).
+    fn from_doc_unbuilt(doc: AutoCommit, device: DeviceId) -> Result<Self, LogError> {
         let mut doc = doc.with_actor(ActorId::from(&device.0[..]));
         let schema = match doc.get(ROOT, K_SCHEMA) {
             Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
@@ -214,7 +222,7 @@ impl HealthLog {
         let retractions = obj(&doc, K_RETRACTIONS, ObjType::Map)?;
         let checkins = obj(&doc, K_CHECKINS, ObjType::Map)?;
         let saved_heads = doc.get_heads();
-        let mut log = HealthLog {
+        let log = HealthLog {
             doc,
             device,
             readings,
@@ -230,7 +238,6 @@ impl HealthLog {
             staged: Vec::new(),
             last_save: None,
         };
-        log.rebuild_cache();
         Ok(log)
     }
 
@@ -842,7 +849,9 @@ impl HealthLog {
             let doc = std::mem::take(&mut self.doc);
             let saved = std::mem::take(&mut self.saved_heads);
             let staged = std::mem::take(&mut self.staged);
-            let mut fresh = Self::from_doc(doc, self.device)?;
+            // The view is built once, below, with the staged readings (a
+            // joining device's first download: it was built twice).
+            let mut fresh = Self::from_doc_unbuilt(doc, self.device)?;
             fresh.saved_heads = saved;
             fresh.staged = staged;
             fresh.rebuild_cache();
