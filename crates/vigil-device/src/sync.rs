@@ -16,7 +16,8 @@ use crate::faults::Faults;
 use crate::layout::{
     self, K_RELAY_SNAPSHOT, K_SYNC, K_SYNC_VOLUME, LOG_RECORD, P_RECEIVED, P_SYNC_OUTBOX,
     PAYLOAD_LIMIT, RelaySnapshotRecord, SMALL_RECORD, SyncRecord, SyncVolumeRecord, VaultCrypto,
-    pack_log, parse_received_key, parse_sync_outbox_key, received_key, sync_outbox_key, unpack_log,
+    pack_document, pack_log, parse_received_key, parse_sync_outbox_key, received_key,
+    sync_outbox_key, unpack_log,
 };
 use crate::period::Period;
 use crate::storage::{Batch, Storage, StorageError};
@@ -56,7 +57,7 @@ fn sealed_len(payload: &[u8]) -> u64 {
 /// [`node_over_budget`].
 fn doc_payload(log: &mut HealthLog) -> (Zeroizing<Vec<u8>>, u64) {
     let raw = Zeroizing::new(log.save());
-    (pack_log(&raw), sealed_len(&raw))
+    (pack_document(&raw), sealed_len(&raw))
 }
 
 /// When to upload a sealed snapshot of the whole log to the relay.
