@@ -484,7 +484,12 @@ fn a_store_of_the_first_file_layout_opens_with_everything() {
         blob: blob(&mut rng, 30_000),
     };
     {
-        let db = sled::open(&dir).unwrap();
+        // With the 64 KiB segments that version gave new stores.
+        let db = sled::Config::new()
+            .path(&dir)
+            .segment_size(64 * 1024)
+            .open()
+            .unwrap();
         std::fs::create_dir_all(&sealed).unwrap();
         let (pack, file) = ([0xaa; 16], [0xbb; 16]);
         let mut packed = Vec::new();
