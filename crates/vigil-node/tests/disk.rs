@@ -652,4 +652,14 @@ fn a_pack_cut_short_is_a_corrupt_store_error() {
         store.bundle(&v, &DEVICE, 3),
         Err(vigil_node::StoreError::Corrupt(_))
     ));
+    // Nor does the next push paper over the hole: it is refused.
+    let b = BundleItem {
+        device: DEVICE,
+        seq: 4,
+        blob: blob(&mut rng, 2_000),
+    };
+    info.bytes += 2_000;
+    info.blobs += 1;
+    let r = store.append(&v, &b, &info);
+    assert!(matches!(r, Err(vigil_node::StoreError::Corrupt(_))), "{r:?}");
 }
