@@ -1,8 +1,11 @@
 //! Where the node keeps sealed blobs, out of sled (issue 19): in files in
 //! the store's [`crate::SEALED_DIR`]. A snapshot is a file of its own; a
 //! vault's bundles since its last snapshot are appended to one pack file
-//! (an hourly bundle is ~2 KB: a file each would take a 4 KiB block each).
-//! sled keeps a small reference per blob.
+//! (an hourly bundle is ~2 KB: a file each would take a 4 KiB block each),
+//! each bundle behind a header saying its device, seq and length. sled
+//! keeps a reference per snapshot and, per vault, which packs and how far
+//! (a record per bundle, rewritten with its leaf at every push, cost sled
+//! about as much as the bundles).
 //!
 //! Why not in sled: sled 0.34 writes a value inside its tree leaf, rewrites
 //! the whole leaf as neighbours change, and keeps overwritten and removed
@@ -11,13 +14,14 @@
 //! bytes on disk.
 //!
 //! Crash safety: a blob's bytes are durable (a snapshot file: temporary
-//! file, fsync, rename, fsync of the directory; a bundle: appended to its
-//! pack, fsync) before the sled batch that refers to them, and a file is
-//! removed only after the batch that drops its last record is flushed. A
-//! kill in between leaves bytes nothing refers to (a file, or a pack's
-//! tail), never a record without its bytes; the next open removes the files
-//! ([`crate::MailboxStore::open`]), and a pack's dead tail goes with the
-//! pack at the vault's next snapshot.
+//! file, fsync, rename, fsync of the directory; a bundle: written to its
+//! pack, fsync) before the sled batch that refers to them (a pack's record
+//! names its committed end), and a file is removed only after the batch
+//! that drops its last record is flushed. A kill in between leaves bytes
+//! nothing refers to (a file, or a pack's tail past its committed end),
+//! never a record without its bytes; the next open removes the files
+//! ([`crate::MailboxStore::open`]), and the next write to a pack cuts its
+//! tail first.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -255,8 +259,12 @@ impl Blobs {
                     .write(true)
                     .open(&p)
                     .map_err(StoreError::Io)?;
-                if f.metadata().map_err(StoreError::Io)?.len() != at {
-                    f.set_len(at).map_err(StoreError::Io)?;
+                // Shorter than what its record acknowledged is damage:
+                // refused, not zero-filled.
+                match f.metadata().map_err(StoreError::Io)?.len() {
+                    len if len < at => return Err(damaged()),
+                    len if len > at => f.set_len(at).map_err(StoreError::Io)?,
+                    _ => {}
                 }
                 f.seek(SeekFrom::Start(at)).map_err(StoreError::Io)?;
                 f.write_all(bytes).map_err(StoreError::Io)?;
@@ -268,7 +276,11 @@ impl Blobs {
             Blobs::Mem(m) => {
                 let mut g = Self::mem(m);
                 let f = g.entry(pack).or_default();
-                f.truncate(usize::try_from(at).unwrap_or(usize::MAX));
+                let at = usize::try_from(at).map_err(|_| damaged())?;
+                if f.len() < at {
+                    return Err(damaged());
+                }
+                f.truncate(at);
                 f.extend_from_slice(bytes);
             }
         }

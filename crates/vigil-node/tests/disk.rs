@@ -661,5 +661,8 @@ fn a_pack_cut_short_is_a_corrupt_store_error() {
     info.bytes += 2_000;
     info.blobs += 1;
     let r = store.append(&v, &b, &info);
-    assert!(matches!(r, Err(vigil_node::StoreError::Corrupt(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(vigil_node::StoreError::Corrupt(_))),
+        "{r:?}"
+    );
 }
