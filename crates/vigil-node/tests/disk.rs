@@ -666,3 +666,54 @@ fn a_pack_cut_short_is_a_corrupt_store_error() {
         "{r:?}"
     );
 }
+
+/// What the previous version (the first file layout) does at open with a
+/// store it finds, step by step as its store.rs did: with `Flayout` other
+/// than `sealed-files-1` it "upgrades" from blobs inline in sled, whose
+/// first step removes every file in `sealed/`; with `sealed-files-1` it
+/// decodes every `b` record (tag 2: pack reference) before it removes the
+/// files they do not name. Returns whether it would remove blob files
+/// (`false`: it stops with a corrupt-record error first).
+fn previous_version_would_remove_files(dir: &Path) -> bool {
+    let db = sled::Config::new()
+        .path(dir)
+        .segment_size(16 * 1024)
+        .open()
+        .unwrap();
+    if db.get(b"Flayout").unwrap().as_deref() != Some(&b"sealed-files-1"[..]) {
+        return true;
+    }
+    db.scan_prefix(b"b").all(|r| {
+        let (_, v) = r.unwrap();
+        matches!(v.split_first(), Some((2, rest)) if rest.len() == 32)
+            || matches!(v.split_first(), Some((1, rest)) if rest.len() == 24)
+    })
+}
+
+/// A node downgraded to the previous version after this one converted or
+/// created its store: the previous version refuses the store (a corrupt
+/// record) instead of removing the packs it does not know as blob files.
+#[test]
+fn the_previous_version_refuses_a_converted_store_instead_of_removing_its_packs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let v = vault(7);
+    {
+        let store = MailboxStore::open(&dir).unwrap();
+        store.put_mailbox(&v, &mailbox()).unwrap();
+        let mut info = mailbox();
+        let b = BundleItem {
+            device: DEVICE,
+            seq: 1,
+            blob: blob(&mut rng, 1_000),
+        };
+        info.bytes += 1_000;
+        info.blobs += 1;
+        store.append(&v, &b, &info).unwrap();
+    }
+    assert!(!previous_version_would_remove_files(&dir));
+    // And this version still opens it, whole.
+    let store = MailboxStore::open(&dir).unwrap();
+    assert_eq!(store.bundles(&v).count(), 1);
+}
