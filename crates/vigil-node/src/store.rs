@@ -142,10 +142,24 @@ pub(crate) const NODE_CACHE_BYTES: u64 = 128 * 1024 * 1024;
 /// without it was written by the first layout (blobs inline in sled) and
 /// is upgraded at open.
 const LAYOUT_KEY: &[u8] = b"Flayout";
-/// [`LAYOUT_KEY`]'s value: sealed blobs in files, a vault's bundles in
+/// The record saying the current layout ([`LAYOUT_FILES`]). A new key, not
+/// a new value of [`LAYOUT_KEY`]: the previous version takes any other
+/// value there for blobs inline in sled, and its upgrade first removes
+/// every file in [`SEALED_DIR`]. A store of the current layout keeps
+/// [`LAYOUT_KEY`] at [`LAYOUT_FILES_1`] and a [`TRIPWIRE_KEY`] record, so
+/// a node downgraded to the previous version refuses it (a corrupt bundle
+/// record, before it removes any file) instead of emptying it.
+const LAYOUT2_KEY: &[u8] = b"Flayout2";
+/// [`LAYOUT2_KEY`]'s value: sealed blobs in files, a vault's bundles in
 /// packs of entries with headers, one sled record ([`PackIndex`]) per
 /// vault saying which packs and how far.
 const LAYOUT_FILES: &[u8] = b"sealed-files-2";
+/// A bundle record by the previous version's reading (prefix `b`) that
+/// does not decode as a blob reference: see [`LAYOUT2_KEY`]. Nothing in
+/// the current layout reads it.
+const TRIPWIRE_KEY: &[u8] = b"b";
+/// [`TRIPWIRE_KEY`]'s value (its first byte is neither reference tag).
+const TRIPWIRE: &[u8] = b"sealed-files-2: bundles are in packs, not in records";
 /// [`LAYOUT_KEY`]'s value for the first file layout: a sled record per
 /// bundle saying where it is in a pack of bare blobs. Upgraded at open:
 /// each record, rewritten with its sled leaf at every push, made sled take
@@ -255,11 +269,15 @@ impl MailboxStore {
             db: Kv::Sled(db),
             blobs: Blobs::Files(sealed),
         };
-        match store.db.get(LAYOUT_KEY)?.as_deref() {
+        let unknown = || StoreError::Corrupt("store layout (unknown)".into());
+        match store.db.get(LAYOUT2_KEY)?.as_deref() {
             Some(LAYOUT_FILES) => {}
-            Some(LAYOUT_FILES_1) => store.upgrade(Previous::Files1)?,
-            None => store.upgrade(Previous::Inline)?,
-            Some(_) => return Err(StoreError::Corrupt("store layout (unknown)".into())),
+            Some(_) => return Err(unknown()),
+            None => match store.db.get(LAYOUT_KEY)?.as_deref() {
+                Some(LAYOUT_FILES_1) => store.upgrade(Previous::Files1)?,
+                None => store.upgrade(Previous::Inline)?,
+                Some(_) => return Err(unknown()),
+            },
         }
         store.remove_unreferenced()?;
         Ok(store)
@@ -360,7 +378,9 @@ impl MailboxStore {
             moved += 1;
         }
         finish(pack.take(), &mut batch)?;
-        batch.insert(LAYOUT_KEY.to_vec(), LAYOUT_FILES.to_vec());
+        batch.insert(LAYOUT_KEY.to_vec(), LAYOUT_FILES_1.to_vec());
+        batch.insert(LAYOUT2_KEY.to_vec(), LAYOUT_FILES.to_vec());
+        batch.insert(TRIPWIRE_KEY.to_vec(), TRIPWIRE.to_vec());
         self.db.apply(batch)?;
         self.db.flush()?;
         if moved > 0 {

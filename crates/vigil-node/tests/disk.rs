@@ -717,3 +717,29 @@ fn the_previous_version_refuses_a_converted_store_instead_of_removing_its_packs(
     let store = MailboxStore::open(&dir).unwrap();
     assert_eq!(store.bundles(&v).count(), 1);
 }
+
+/// A store marked with a layout this version does not know (a later
+/// version's) is a typed error at open, and nothing in it is touched.
+#[test]
+fn a_store_of_an_unknown_layout_is_refused_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    drop(MailboxStore::open(&dir).unwrap());
+    let sealed = dir.join(SEALED_DIR);
+    std::fs::write(sealed.join("00000000000000000000000000000000"), b"x").unwrap();
+    {
+        let db = sled::Config::new()
+            .path(&dir)
+            .segment_size(16 * 1024)
+            .open()
+            .unwrap();
+        db.insert(&b"Flayout2"[..], &b"sealed-files-9"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let r = MailboxStore::open(&dir);
+    assert!(
+        matches!(r, Err(vigil_node::StoreError::Corrupt(_))),
+        "{r:?}"
+    );
+    assert_eq!(std::fs::read_dir(&sealed).unwrap().count(), 1);
+}
