@@ -136,6 +136,10 @@ struct SizePoint {
     plain_bytes: u64,
     push: Duration,
     push_bytes: u64,
+    /// The E2EE time's first part: the pairing fetch (`Vault::fetch_join`);
+    /// the rest is `confirm` (create the store, then Hello, Auth, Pull and
+    /// open the snapshot).
+    fetch: Duration,
 }
 
 /// A phone records `days` of the workload and pushes it; a freshly paired
@@ -188,8 +192,9 @@ fn measure(
         let mut conn = connect();
         let before = counters(&conn);
         let t = Instant::now();
-        let mut tablet = Vault::fetch_join(&mut conn, &tablet_id)
-            .unwrap()
+        let pending = Vault::fetch_join(&mut conn, &tablet_id).unwrap();
+        let fetch = t.elapsed();
+        let mut tablet = pending
             .confirm(
                 Box::new(MemStorage::new()),
                 Box::new(MemoryKeyStore::new()),
@@ -209,7 +214,7 @@ fn measure(
         let plain_bytes = counters(&conn) - before;
         assert_eq!(plain.get_heads().len(), tablet.heads().len());
         conn.close();
-        rounds.push((e2ee, e2ee_bytes, plain_time, plain_bytes));
+        rounds.push((e2ee, e2ee_bytes, plain_time, plain_bytes, fetch));
     }
     let median = |mut v: Vec<Duration>| {
         v.sort();
@@ -217,6 +222,7 @@ fn measure(
     };
     let e2ee = median(rounds.iter().map(|r| r.0).collect());
     let plain_time = median(rounds.iter().map(|r| r.2).collect());
+    let fetch = median(rounds.iter().map(|r| r.4).collect());
     let (e2ee_bytes, plain_bytes) = (rounds[0].1, rounds[0].3);
     SizePoint {
         readings: week.len(),
@@ -226,6 +232,7 @@ fn measure(
         plain_bytes,
         push,
         push_bytes,
+        fetch,
     }
 }
 
@@ -348,6 +355,16 @@ fn print_sizes(points: &[(i64, SizePoint)]) {
             p.e2ee_bytes,
             ms(p.plain),
             p.plain_bytes
+        );
+    }
+    println!("\nE2EE time by part (medians of the three rounds):\n");
+    println!("| days | pairing fetch | confirm (store, Hello, Auth, Pull, open) |");
+    println!("|---:|---:|---:|");
+    for (days, p) in points {
+        println!(
+            "| {days} | {:.1} ms | {:.1} ms |",
+            ms(p.fetch),
+            ms(p.e2ee.saturating_sub(p.fetch))
         );
     }
     let (days, w) = points.last().expect("at least one size");

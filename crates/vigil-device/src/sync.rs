@@ -16,7 +16,8 @@ use crate::faults::Faults;
 use crate::layout::{
     self, K_RELAY_SNAPSHOT, K_SYNC, K_SYNC_VOLUME, LOG_RECORD, P_RECEIVED, P_SYNC_OUTBOX,
     PAYLOAD_LIMIT, RelaySnapshotRecord, SMALL_RECORD, SyncRecord, SyncVolumeRecord, VaultCrypto,
-    pack_log, parse_received_key, parse_sync_outbox_key, received_key, sync_outbox_key, unpack_log,
+    pack_document, pack_log, parse_received_key, parse_sync_outbox_key, received_key,
+    sync_outbox_key, unpack_log,
 };
 use crate::period::Period;
 use crate::storage::{Batch, Storage, StorageError};
@@ -56,7 +57,7 @@ fn sealed_len(payload: &[u8]) -> u64 {
 /// [`node_over_budget`].
 fn doc_payload(log: &mut HealthLog) -> (Zeroizing<Vec<u8>>, u64) {
     let raw = Zeroizing::new(log.save());
-    (pack_log(&raw), sealed_len(&raw))
+    (pack_document(&raw), sealed_len(&raw))
 }
 
 /// When to upload a sealed snapshot of the whole log to the relay.
@@ -276,7 +277,10 @@ impl SyncState {
     /// as one sealed bundle and pulls what the version vector lacks. The
     /// caller has stored every pending change first. The state in memory
     /// changes only with what was durably applied, so a failure half-way
-    /// leaves both in step.
+    /// leaves both in step. `register`: ask the node to confirm the
+    /// mailbox before authenticating (a joining device skips it: its
+    /// mailbox exists, and `Auth` proves the key).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn sync(
         &mut self,
         storage: &mut dyn Storage,
@@ -285,10 +289,11 @@ impl SyncState {
         conn: &mut dyn Exchange,
         policy: SnapshotPolicy,
         faults: &Faults,
+        register: bool,
     ) -> Result<SyncReport, SyncFailure> {
         self.make_bundle(storage, crypto, log, faults)?;
         // The mailbox key for the node behind `conn`, and only that node.
-        let mut session = self.session(storage, crypto, &conn.node())?;
+        let mut session = self.session(storage, crypto, &conn.node(), register)?;
         let mut run = Run {
             state: self,
             storage,
@@ -338,6 +343,7 @@ impl SyncState {
         storage: &dyn Storage,
         crypto: &VaultCrypto,
         node: &NodeId,
+        register: bool,
     ) -> Result<DeviceSync, StorageError> {
         let own = crypto.device().0;
         let outgoing: Vec<BundleItem> = storage
@@ -355,7 +361,7 @@ impl SyncState {
         let config = SyncConfig {
             vault: *crypto.vault_id().as_bytes(),
             mailbox_key: *mailbox.expose_secret(),
-            register: Some(Registration {
+            register: register.then(|| Registration {
                 verifier: mailbox.verifier().to_bytes(),
                 expires_ms: self.period.end_ms,
             }),

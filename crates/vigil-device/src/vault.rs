@@ -627,6 +627,17 @@ impl Vault {
         conn: &mut dyn Exchange,
         policy: SnapshotPolicy,
     ) -> Result<SyncReport, SyncFailure> {
+        self.sync_registering(conn, policy, true)
+    }
+
+    /// [`Vault::sync_with`]; `register`: confirm the mailbox at the node
+    /// before authenticating (see [`PendingJoin::confirm`] for when not).
+    fn sync_registering(
+        &mut self,
+        conn: &mut dyn Exchange,
+        policy: SnapshotPolicy,
+        register: bool,
+    ) -> Result<SyncReport, SyncFailure> {
         // Every reading goes out, folded: the bundle carries one change for
         // the readings since the last sync, not one per reading.
         self.fold()?;
@@ -637,6 +648,7 @@ impl Vault {
             conn,
             policy,
             &self.faults,
+            register,
         );
         match r {
             Err(SyncFailure::Protocol(SyncError::Refused(ProtoError::VaultShredded {
@@ -958,7 +970,21 @@ impl PendingJoin {
         let mut key_store = key_store;
         let mut vault =
             Vault::create_with_root(storage, period, Some(key_store.as_mut()), root, false, rng)?;
-        vault.sync_with(conn, SnapshotPolicy::Never)?;
+        // The offer came through the vault's mailbox, so the node the joiner
+        // fetched it from has the mailbox: `Auth` proves the key there, and
+        // a `Register` first (which never creates a mailbox: that takes a
+        // staff ticket) would only add a round trip. A node that does not
+        // know the vault (another one than the offer's) is asked again with
+        // `Register`, so the joiner gets the answer any sync there gets
+        // (`TicketRequired`, which the app explains), not a bare `UnknownVault`.
+        match vault.sync_registering(conn, SnapshotPolicy::Never, false) {
+            Err(SyncFailure::Protocol(SyncError::Refused(ProtoError::UnknownVault))) => {
+                vault.sync_registering(conn, SnapshotPolicy::Never, true)?;
+            }
+            r => {
+                r?;
+            }
+        }
         Ok(vault)
     }
 }

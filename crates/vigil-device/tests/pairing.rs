@@ -190,3 +190,108 @@ fn a_slot_takes_one_offer() {
         .unwrap_err();
     assert!(is_slot_taken(&e), "{e:?}");
 }
+
+/// A joiner whose first device left an offer through a mailbox proves the
+/// mailbox key with `Auth`, which the node answers only for a mailbox that
+/// exists with that key: a `Register` before it (which never creates a
+/// mailbox: that takes a staff ticket) only costs the join a round trip.
+#[test]
+fn a_join_syncs_without_a_register_round_trip() {
+    let relay = relay();
+    let mut first = phone(&relay, 12);
+    let joiner = X25519Identity::generate(&mut rng(13));
+    let j = joiner.public_key();
+    first.offer_pairing(&mut conn(&relay).0, &j, START).unwrap();
+    let pending = Vault::fetch_join(&mut conn(&relay).0, &joiner).unwrap();
+    let (mut c, sent) = conn(&relay);
+    let joined = pending
+        .confirm(
+            Box::new(MemStorage::new()),
+            Box::new(MemoryKeyStore::new()),
+            &mut c,
+            &mut rng(14),
+        )
+        .unwrap();
+    assert_eq!(joined.log().len(), 1);
+    let sent = sent.lock().unwrap();
+    assert!(
+        !sent.iter().any(|k| k == "Register"),
+        "the join registered again: {sent:?}"
+    );
+    assert_eq!(sent.first().map(String::as_str), Some("Hello"), "{sent:?}");
+    assert!(sent.iter().any(|k| k == "Auth"), "{sent:?}");
+}
+
+/// Confirming a join through a node that does not know the vault (another
+/// node than the one the offer went through) fails as a sync there always
+/// did: the node asks for the staff ticket, which the app explains.
+#[test]
+fn a_join_through_a_node_without_the_vault_asks_for_a_ticket() {
+    let relay = relay();
+    let other = self::relay();
+    let mut first = phone(&relay, 15);
+    let joiner = X25519Identity::generate(&mut rng(16));
+    let j = joiner.public_key();
+    first.offer_pairing(&mut conn(&relay).0, &j, START).unwrap();
+    let pending = Vault::fetch_join(&mut conn(&relay).0, &joiner).unwrap();
+    let e = pending
+        .confirm(
+            Box::new(MemStorage::new()),
+            Box::new(MemoryKeyStore::new()),
+            &mut conn(&other).0,
+            &mut rng(17),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SyncFailure::Protocol(SyncError::Refused(ProtoError::TicketRequired))
+        ),
+        "{e:?}"
+    );
+}
+
+/// A join cut off during its download (the connection lost at the pull,
+/// after the store was created) leaves, on disk, a vault that opens with
+/// the received key and gets the log at its next sync: the resident does
+/// not have to pair again, though the offer is gone from the node.
+#[test]
+fn a_join_cut_off_during_the_download_leaves_a_vault_that_opens_and_syncs() {
+    struct CutAtPull(Conn);
+    impl Exchange for CutAtPull {
+        fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
+            if matches!(decode_request(request), Ok(Request::Pull { .. })) {
+                return Err(ExchangeError::ConnectionLost(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "cut",
+                )));
+            }
+            self.0.exchange(request)
+        }
+        fn node(&self) -> NodeId {
+            self.0.node()
+        }
+    }
+    let relay = relay();
+    let mut first = phone(&relay, 18);
+    let joiner = X25519Identity::generate(&mut rng(19));
+    let j = joiner.public_key();
+    first.offer_pairing(&mut conn(&relay).0, &j, START).unwrap();
+    let pending = Vault::fetch_join(&mut conn(&relay).0, &joiner).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = MemoryKeyStore::new();
+    let e = pending
+        .confirm(
+            Box::new(vigil_device::SledStorage::open(dir.path()).unwrap()),
+            Box::new(keys.clone()),
+            &mut CutAtPull(conn(&relay).0),
+            &mut rng(20),
+        )
+        .unwrap_err();
+    assert!(matches!(e, SyncFailure::Transport(_)), "{e:?}");
+    let mut joined = Vault::open_at(dir.path(), &keys, START + MIN).unwrap();
+    assert_eq!(joined.vault_id(), first.vault_id());
+    assert_eq!(joined.log().len(), 0);
+    joined.sync(&mut conn(&relay).0).unwrap();
+    assert_eq!(joined.log().len(), 1);
+}

@@ -250,6 +250,7 @@ impl HealthLog {
         Self::from_doc(doc, device)
     }
 
+    /// The log of `doc`, its view not built (see [`HealthLog::build_view`]).
     fn from_doc(doc: AutoCommit, device: DeviceId) -> Result<Self, LogError> {
         let mut doc = doc.with_actor(ActorId::from(&device.0[..]));
         let schema = match doc.get(ROOT, K_SCHEMA) {
@@ -945,6 +946,8 @@ impl HealthLog {
             let doc = std::mem::take(&mut self.doc);
             let saved = std::mem::take(&mut self.saved_heads);
             let staged = self.take_staged();
+            // The view is not built here: it is built once, when first
+            // needed, with the staged readings.
             let mut fresh = Self::from_doc(doc, self.device)?;
             fresh.saved_heads = saved;
             fresh.pending = staged;
