@@ -442,9 +442,12 @@ fn the_node_keeps_about_one_snapshot_per_vault() {
 /// log, so without relay snapshots the node keeps about 1.05 × throughout.
 /// The data plan: after the first, a relay snapshot comes only once the
 /// node has taken at least the previous one's bytes again in bundles (its
-/// bytes for the vault have doubled), never in quick succession, and every
-/// byte sent, frames included, stays under 2.5 × Automerge's `save()` of
-/// the log.
+/// bytes for the vault have doubled), never in quick succession; so the
+/// snapshots' sizes grow geometrically, their sum stays within about twice
+/// the last one (the log compressed, ~0.7 × `save()`), and every byte sent,
+/// frames included, stays under 3 × Automerge's `save()` of the log (about
+/// 1.2 × of it the bundles). The 2 × target is for the bench's band
+/// (`volume`), whose bundles stay under the node's budget.
 #[test]
 fn hourly_bundles_keep_the_node_under_the_log_and_snapshots_spaced() {
     let tmp = tempfile::tempdir().unwrap();
@@ -489,7 +492,7 @@ fn hourly_bundles_keep_the_node_under_the_log_and_snapshots_spaced() {
     );
     let save = a.export_automerge().len();
     assert!(
-        c.sent as f64 <= 2.5 * save as f64,
+        c.sent as f64 <= 3.0 * save as f64,
         "sent {} bytes for a save() of {save}",
         c.sent
     );
