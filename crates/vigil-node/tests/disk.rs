@@ -55,8 +55,9 @@ fn mailbox() -> MailboxInfo {
 
 /// A week of `residents` syncing hourly, as the device does (sync.rs):
 /// a ~2 KB bundle an hour, and a relay snapshot replacing the bundles
-/// whenever the node's bytes pass 1.5 times the document (which grows to
-/// ~120 KB; the snapshot is it compressed). Returns the live blob bytes.
+/// whenever the node's bytes pass 7/8 of the document (which grows to
+/// ~120 KB; the snapshot is it compressed) and the bundles since the last
+/// snapshot are at least its size. Returns the live blob bytes.
 fn week(store: &MailboxStore, residents: u64, rng: &mut ChaCha20Rng) -> u64 {
     let n = residents as usize;
     for i in 0..residents {
@@ -77,7 +78,7 @@ fn week(store: &MailboxStore, residents: u64, rng: &mut ChaCha20Rng) -> u64 {
             store.append(&v, &b, &info).unwrap();
             since[i] += BUNDLE as u64;
             let doc = 123_000 * h / 168 + 2_000;
-            if snap[i] + since[i] > doc + doc / 2 {
+            if snap[i] + since[i] > doc - doc / 8 && since[i] >= snap[i] {
                 let len = doc * 55 / 100;
                 let s = SnapshotItem {
                     covers: vec![(DEVICE, h)],
