@@ -233,6 +233,11 @@ impl Journal {
         self.compact_every = chunks;
     }
 
+    /// Whether compaction is enabled (`compact_every` is not 0).
+    pub(crate) fn compacts(&self) -> bool {
+        self.compact_every > 0
+    }
+
     /// Chunks stored since the last snapshot.
     pub(crate) fn since_snapshot(&self) -> u64 {
         self.since_snapshot
