@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use vigil_device::{Batch, Entries, MemStorage, MemoryKeyStore, Period, Storage, StorageError, Vault};
+use vigil_device::{
+    Batch, Entries, MemStorage, MemoryKeyStore, Period, Storage, StorageError, Vault,
+};
 use vigil_log::{Metric, Reading, Unit};
 use vigil_testkit::disk_vault;
 
@@ -43,7 +45,11 @@ fn a_closed_vault_reopens_from_one_document() {
     let dir = tmp.path().join("vault");
     let (mut vault, keys) = disk_vault(&dir, Period::days(START, 7), 1);
     record_300(&mut vault);
-    assert_eq!(vault.pending_chunks(), 1, "the setup leaves a chunk pending");
+    assert_eq!(
+        vault.pending_chunks(),
+        1,
+        "the setup leaves a chunk pending"
+    );
     assert_eq!(vault.pending_readings(), 44, "and readings in the journal");
     vault.fold().unwrap();
     let before = all(&vault);
@@ -55,7 +61,12 @@ fn a_closed_vault_reopens_from_one_document() {
     assert_eq!(all(&vault), before);
     // The vault goes on as before: the next reading is recorded and stays.
     vault
-        .record(Metric::HeartRate, 70.0, Unit::BeatsPerMinute, START + 400 * MIN)
+        .record(
+            Metric::HeartRate,
+            70.0,
+            Unit::BeatsPerMinute,
+            START + 400 * MIN,
+        )
         .unwrap();
     drop(vault);
     let vault = Vault::open_at(&dir, &keys, START).unwrap();
@@ -116,10 +127,17 @@ fn a_close_that_cannot_write_its_snapshot_loses_nothing() {
     let pending = vault.pending_chunks();
     assert!(pending > 0);
     store.fail_blobs.store(true, Ordering::SeqCst);
-    assert!(vault.close().is_err(), "the failed snapshot write is reported");
+    assert!(
+        vault.close().is_err(),
+        "the failed snapshot write is reported"
+    );
     store.fail_blobs.store(false, Ordering::SeqCst);
     let vault = Vault::open_with(Box::new(store), &keys, &mut rng).unwrap();
-    assert_eq!(vault.pending_chunks(), pending, "the chunks are still there");
+    assert_eq!(
+        vault.pending_chunks(),
+        pending,
+        "the chunks are still there"
+    );
     assert_eq!(all(&vault), before);
 }
 
