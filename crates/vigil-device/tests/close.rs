@@ -178,3 +178,100 @@ impl Storage for Failing {
         Ok(())
     }
 }
+
+/// The child of [`a_kill_during_close_loses_nothing`]: records a few
+/// readings, closes, reopens, and again, until killed, printing `ok <id>`
+/// after each durable record, so kills land inside closes too.
+#[test]
+fn close_child() {
+    let Ok(dir) = std::env::var("VIGIL_CLOSE_CHILD") else {
+        return; // Only meaningful when spawned by the test below.
+    };
+    let dir = std::path::Path::new(&dir);
+    let keys = vigil_device::FileKeyStore::new(dir.join("root.key"));
+    let store = dir.join("vault");
+    let mut out = std::io::stdout().lock();
+    loop {
+        let mut vault = match Vault::open_at(&store, &keys, START) {
+            Ok(v) => v,
+            Err(_) => {
+                let mut rng = ChaCha20Rng::seed_from_u64(7);
+                Vault::create(
+                    &store,
+                    Period::days(START, 7),
+                    Box::new(keys.clone()),
+                    &mut rng,
+                )
+                .unwrap()
+            }
+        };
+        // Folds every 13 readings, no compaction but the close's.
+        vault.set_fold_every(13);
+        vault.set_compact_every(1_000_000);
+        let n = vault.log().len() as i64;
+        for i in n..n + 30 {
+            let id = vault
+                .record(
+                    Metric::HeartRate,
+                    60.0 + (i % 100) as f64,
+                    Unit::BeatsPerMinute,
+                    START + i * 1000,
+                )
+                .unwrap();
+            use std::io::Write;
+            writeln!(out, "ok {id}").unwrap();
+            out.flush().unwrap();
+        }
+        vault.close().unwrap();
+        use std::io::Write;
+        writeln!(out, "closed").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// A kill -9 at any moment, inside a close's fold or compaction too, loses
+/// no acknowledged reading: the close's compaction is the ordinary one.
+#[test]
+fn a_kill_during_close_loses_nothing() {
+    use rand_chacha::rand_core::Rng;
+    let tmp = tempfile::tempdir().unwrap();
+    let seed = vigil_testkit::seed_from_env("VIGIL_CLOSE_SEED", "close kill test");
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut acked = Vec::new();
+    let mut closes = 0;
+    for round in 0..10 {
+        let mut child =
+            vigil_testkit::TestChild::spawn("close_child", "VIGIL_CLOSE_CHILD", tmp.path());
+        let first = child
+            .wait_for_line(|l| l.starts_with("ok "))
+            .unwrap_or_else(|| panic!("round {round} (seed {seed}): child exited"));
+        acked.push(first.trim_end()["ok ".len()..].to_owned());
+        std::thread::sleep(std::time::Duration::from_millis(1 + rng.next_u64() % 150));
+        let rest = child.kill();
+        let mut lines: Vec<&str> = rest.split('\n').collect();
+        lines.pop(); // empty, or torn by the kill
+        acked.extend(
+            lines
+                .iter()
+                .filter_map(|l| l.strip_prefix("ok "))
+                .map(String::from),
+        );
+        closes += lines.iter().filter(|l| **l == "closed").count();
+        let vault = Vault::open_at(
+            &tmp.path().join("vault"),
+            &vigil_device::FileKeyStore::new(tmp.path().join("root.key")),
+            START,
+        )
+        .unwrap_or_else(|e| panic!("round {round} (seed {seed}): does not open: {e}"));
+        let present: std::collections::HashSet<String> =
+            all(&vault).iter().map(|r| r.id.to_string()).collect();
+        for id in &acked {
+            assert!(
+                present.contains(id),
+                "round {round} (seed {seed}): {id} lost"
+            );
+        }
+    }
+    assert!(closes > 0, "the children closed the vault (seed {seed})");
+    eprintln!("{closes} closes, {} readings acknowledged", acked.len());
+}
