@@ -4,7 +4,9 @@
 //! whose chunk is stored in the same atomic batch that removes the entries;
 //! every other change is sealed and stored as a chunk before its write
 //! returns; a sealed snapshot of the whole log replaces the chunks it covers
-//! from time to time (compaction).
+//! from time to time (compaction), and at an explicit close
+//! ([`crate::Vault::close`]), so that an open after a close loads one
+//! document.
 
 use vigil_crypto::Zeroizing;
 use vigil_log::{DeviceId, HealthLog, Reading};
