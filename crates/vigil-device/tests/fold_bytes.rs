@@ -147,15 +147,20 @@ fn open_a_week_against_automerge_load() {
             .readings(None, i64::MIN, i64::MAX, true)[0];
     // First as a kill leaves it (the vault dropped: the snapshot, then
     // the chunks stored since), then after an explicit close (one document).
+    let since = |c: Option<std::time::Duration>| Some(thread_cpu()?.saturating_sub(c?));
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     for state in ["after a kill (no close)", "after a close"] {
         if state == "after a close" {
-            Vault::open_at(&dir, &keys, START).unwrap().close().unwrap();
+            let v = Vault::open_at(&dir, &keys, START).unwrap();
+            let (t, c) = (Instant::now(), thread_cpu());
+            v.close().unwrap();
+            let cpu = since(c).map_or(String::new(), |c| format!(", CPU {:.1} ms", ms(c)));
+            println!("close (fold + compaction): {:.1} ms{cpu}", ms(t.elapsed()));
         }
         let pending = Vault::open_at(&dir, &keys, START).unwrap().pending_chunks();
         println!("{state}: {pending} chunk(s) after the snapshot");
         let (mut opens, mut loads, mut firsts, mut summaries) = (vec![], vec![], vec![], vec![]);
         let (mut open_cpu, mut load_cpu, mut first_cpu) = (vec![], vec![], vec![]);
-        let since = |c: Option<std::time::Duration>| Some(thread_cpu()?.saturating_sub(c?));
         for _ in 0..n {
             let (t, c) = (Instant::now(), thread_cpu());
             let v = if state == "after a close" {
@@ -184,7 +189,6 @@ fn open_a_week_against_automerge_load() {
             drop(v);
         }
         let (open, load) = (median(opens), median(loads));
-        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         println!(
             "figure: {state}: open a week's vault {:.1} ms / Automerge load of its document ({} B) {:.1} ms = {:.2}x (median of {n})",
             ms(open),
