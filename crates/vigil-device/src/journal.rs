@@ -4,7 +4,9 @@
 //! whose chunk is stored in the same atomic batch that removes the entries;
 //! every other change is sealed and stored as a chunk before its write
 //! returns; a sealed snapshot of the whole log replaces the chunks it covers
-//! from time to time (compaction).
+//! from time to time (compaction), and at an explicit close
+//! ([`crate::Vault::close`]), so that an open after a close loads one
+//! document.
 
 use vigil_crypto::Zeroizing;
 use vigil_log::{DeviceId, HealthLog, Reading};
@@ -231,6 +233,11 @@ impl Journal {
     /// Compact after this many chunks (0: never).
     pub(crate) fn set_compact_every(&mut self, chunks: u64) {
         self.compact_every = chunks;
+    }
+
+    /// Whether compaction is enabled (`compact_every` is not 0).
+    pub(crate) fn compacts(&self) -> bool {
+        self.compact_every > 0
     }
 
     /// Chunks stored since the last snapshot.

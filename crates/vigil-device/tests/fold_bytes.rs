@@ -145,63 +145,99 @@ fn open_a_week_against_automerge_load() {
             .unwrap()
             .log()
             .readings(None, i64::MIN, i64::MAX, true)[0];
-    let (mut opens, mut loads, mut firsts, mut summaries) = (vec![], vec![], vec![], vec![]);
-    let (mut open_cpu, mut load_cpu, mut first_cpu) = (vec![], vec![], vec![]);
+    // First as a kill leaves it (the vault dropped: the snapshot, then
+    // the chunks stored since), then after an explicit close (one document).
     let since = |c: Option<std::time::Duration>| Some(thread_cpu()?.saturating_sub(c?));
-    for _ in 0..n {
-        let (t, c) = (Instant::now(), thread_cpu());
-        let v = Vault::open_at(&dir, &keys, START).unwrap();
-        opens.push(t.elapsed());
-        open_cpu.extend(since(c));
-        // Open, then what an app asks first: the same open, plus the
-        // first lookup by id, and plus the week's daily summaries.
-        assert_eq!(v.log().reading(first.id), Some(first));
-        firsts.push(t.elapsed());
-        first_cpu.extend(since(c));
-        assert_eq!(v.log().len(), week.len());
-        drop(v);
-        let (t, c) = (Instant::now(), thread_cpu());
-        let d = automerge::AutoCommit::load(&doc).unwrap();
-        loads.push(t.elapsed());
-        load_cpu.extend(since(c));
-        drop(d);
-        let t = Instant::now();
-        let v = Vault::open_at(&dir, &keys, START).unwrap();
-        assert!(!v.log().daily_summaries(None).is_empty());
-        summaries.push(t.elapsed());
-        drop(v);
-    }
-    let (open, load) = (median(opens), median(loads));
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-    println!(
-        "figure: open a week's vault {:.1} ms / Automerge load of its document ({} B) {:.1} ms = {:.2}x (median of {n})",
-        ms(open),
-        doc.len(),
-        ms(load),
-        open.as_secs_f64() / load.as_secs_f64()
-    );
-    for (what, d) in [
-        ("open + the first lookup by id", median(firsts)),
-        ("open + the week's daily summaries", median(summaries)),
-    ] {
+    for state in ["after a kill (no close)", "after a close"] {
+        if state == "after a close" {
+            let v = Vault::open_at(&dir, &keys, START).unwrap();
+            let (t, c) = (Instant::now(), thread_cpu());
+            v.close().unwrap();
+            let cpu = since(c).map_or(String::new(), |c| format!(", CPU {:.1} ms", ms(c)));
+            println!("close (fold + compaction): {:.1} ms{cpu}", ms(t.elapsed()));
+        }
+        let pending = Vault::open_at(&dir, &keys, START).unwrap().pending_chunks();
+        println!("{state}: {pending} chunk(s) after the snapshot");
+        let (mut opens, mut loads, mut firsts, mut summaries) = (vec![], vec![], vec![], vec![]);
+        let (mut open_cpu, mut load_cpu, mut first_cpu) = (vec![], vec![], vec![]);
+        for _ in 0..n {
+            let (t, c) = (Instant::now(), thread_cpu());
+            let v = if state == "after a close" {
+                open_after_close(&dir, &keys)
+            } else {
+                open_after_kill(&dir, &keys)
+            };
+            opens.push(t.elapsed());
+            open_cpu.extend(since(c));
+            // Open, then what an app asks first: the same open, plus the
+            // first lookup by id, and plus the week's daily summaries.
+            assert_eq!(v.log().reading(first.id), Some(first));
+            firsts.push(t.elapsed());
+            first_cpu.extend(since(c));
+            assert_eq!(v.log().len(), week.len());
+            drop(v);
+            let (t, c) = (Instant::now(), thread_cpu());
+            let d = automerge_load(&doc);
+            loads.push(t.elapsed());
+            load_cpu.extend(since(c));
+            drop(d);
+            let t = Instant::now();
+            let v = Vault::open_at(&dir, &keys, START).unwrap();
+            assert!(!v.log().daily_summaries(None).is_empty());
+            summaries.push(t.elapsed());
+            drop(v);
+        }
+        let (open, load) = (median(opens), median(loads));
         println!(
-            "figure: {what} {:.1} ms / Automerge load {:.1} ms = {:.2}x (median of {n})",
-            ms(d),
+            "figure: {state}: open a week's vault {:.1} ms / Automerge load of its document ({} B) {:.1} ms = {:.2}x (median of {n})",
+            ms(open),
+            doc.len(),
             ms(load),
-            d.as_secs_f64() / load.as_secs_f64()
+            open.as_secs_f64() / load.as_secs_f64()
         );
+        for (what, d) in [
+            ("open + the first lookup by id", median(firsts)),
+            ("open + the week's daily summaries", median(summaries)),
+        ] {
+            println!(
+                "figure: {state}: {what} {:.1} ms / Automerge load {:.1} ms = {:.2}x (median of {n})",
+                ms(d),
+                ms(load),
+                d.as_secs_f64() / load.as_secs_f64()
+            );
+        }
+        if open_cpu.len() == n && load_cpu.len() == n && first_cpu.len() == n {
+            let (o, l, f) = (median(open_cpu), median(load_cpu), median(first_cpu));
+            println!(
+                "figure: {state}: the calling thread's CPU: open {:.1} ms (+ the first lookup by id {:.1} ms) / Automerge load {:.1} ms = {:.2}x ({:.2}x) (median of {n})",
+                ms(o),
+                ms(f),
+                ms(l),
+                o.as_secs_f64() / l.as_secs_f64(),
+                f.as_secs_f64() / l.as_secs_f64()
+            );
+        }
     }
-    if open_cpu.len() == n && load_cpu.len() == n && first_cpu.len() == n {
-        let (o, l, f) = (median(open_cpu), median(load_cpu), median(first_cpu));
-        println!(
-            "figure: the calling thread's CPU: open {:.1} ms (+ the first lookup by id {:.1} ms) / Automerge load {:.1} ms = {:.2}x ({:.2}x) (median of {n})",
-            ms(o),
-            ms(f),
-            ms(l),
-            o.as_secs_f64() / l.as_secs_f64(),
-            f.as_secs_f64() / l.as_secs_f64()
-        );
-    }
+}
+
+// Named, never inlined, so a profiler can count each on its own:
+// `valgrind --tool=callgrind --toggle-collect='*open_after_kill*'
+// --toggle-collect='*open_after_close*' --toggle-collect='*automerge_load*'`,
+// then `callgrind_annotate --inclusive=yes`.
+#[inline(never)]
+fn open_after_kill(dir: &std::path::Path, keys: &MemoryKeyStore) -> Vault {
+    Vault::open_at(dir, keys, START).unwrap()
+}
+
+#[inline(never)]
+fn open_after_close(dir: &std::path::Path, keys: &MemoryKeyStore) -> Vault {
+    Vault::open_at(dir, keys, START).unwrap()
+}
+
+#[inline(never)]
+fn automerge_load(doc: &[u8]) -> automerge::AutoCommit {
+    automerge::AutoCommit::load(doc).unwrap()
 }
 
 /// A measurement, not a check: the durable record rate on sled against

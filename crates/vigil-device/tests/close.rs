@@ -1,0 +1,277 @@
+//! Closing a vault (issue 19, open against Automerge's load): an explicit
+//! close folds what waits in the journal and compacts the chunks stored
+//! since the last snapshot, so the next open loads one document instead of
+//! a snapshot followed by changes that Automerge applies one object walk at
+//! a time. A vault dropped without a close (a kill) writes nothing more.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use vigil_device::{
+    Batch, Entries, MemStorage, MemoryKeyStore, Period, Storage, StorageError, Vault,
+};
+use vigil_log::{Metric, Reading, Unit};
+use vigil_testkit::disk_vault;
+
+const START: i64 = 1_790_035_200_000;
+const MIN: i64 = 60_000;
+
+/// 300 readings: the 256th folds them into one stored chunk (under the
+/// 16 KiB that compacts by itself), and 44 wait in the journal.
+fn record_300(vault: &mut Vault) {
+    for i in 0..300 {
+        vault
+            .record(
+                Metric::HeartRate,
+                60.0 + (i % 40) as f64,
+                Unit::BeatsPerMinute,
+                START + i * MIN,
+            )
+            .unwrap();
+    }
+}
+
+fn all(vault: &Vault) -> Vec<Reading> {
+    vault.log().readings(None, i64::MIN, i64::MAX, true)
+}
+
+/// The resident closes the app: the next open finds one snapshot, no chunk
+/// after it and no journal entry, and every reading with its id.
+#[test]
+fn a_closed_vault_reopens_from_one_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let (mut vault, keys) = disk_vault(&dir, Period::days(START, 7), 1);
+    record_300(&mut vault);
+    assert_eq!(
+        vault.pending_chunks(),
+        1,
+        "the setup leaves a chunk pending"
+    );
+    assert_eq!(vault.pending_readings(), 44, "and readings in the journal");
+    vault.fold().unwrap();
+    let before = all(&vault);
+    vault.close().unwrap();
+
+    let mut vault = Vault::open_at(&dir, &keys, START).unwrap();
+    assert_eq!(vault.pending_chunks(), 0, "no chunk left to apply at open");
+    assert_eq!(vault.pending_readings(), 0, "no journal left to replay");
+    assert_eq!(all(&vault), before);
+    // The vault goes on as before: the next reading is recorded and stays.
+    vault
+        .record(
+            Metric::HeartRate,
+            70.0,
+            Unit::BeatsPerMinute,
+            START + 400 * MIN,
+        )
+        .unwrap();
+    drop(vault);
+    let vault = Vault::open_at(&dir, &keys, START).unwrap();
+    assert_eq!(vault.log().len(), 301);
+}
+
+/// Readings still in the journal at close are folded and compacted too.
+#[test]
+fn close_folds_the_journal_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let (mut vault, keys) = disk_vault(&dir, Period::days(START, 7), 1);
+    record_300(&mut vault);
+    let ids: Vec<_> = vault.log().staged().iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 44);
+    vault.close().unwrap();
+    let vault = Vault::open_at(&dir, &keys, START).unwrap();
+    assert_eq!((vault.pending_chunks(), vault.pending_readings()), (0, 0));
+    for id in ids {
+        assert!(vault.log().reading(id).is_some(), "{id} lost at close");
+    }
+    assert_eq!(vault.log().len(), 300);
+}
+
+/// Pins the other way out: a vault dropped without a close (what a kill
+/// leaves) writes nothing more, and the next open loads the snapshot, the
+/// chunk after it and the journal, losing nothing.
+#[test]
+fn a_vault_dropped_without_close_writes_nothing_more() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let (mut vault, keys) = disk_vault(&dir, Period::days(START, 7), 1);
+    record_300(&mut vault);
+    drop(vault);
+    let vault = Vault::open_at(&dir, &keys, START).unwrap();
+    assert_eq!(vault.pending_chunks(), 1);
+    assert_eq!(vault.pending_readings(), 44);
+    assert_eq!(vault.log().len(), 300);
+}
+
+/// A close whose snapshot cannot be written returns the error, and loses
+/// nothing: the next open loads what was stored before.
+#[test]
+fn a_close_that_cannot_write_its_snapshot_loses_nothing() {
+    let keys = MemoryKeyStore::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let store = Failing::default();
+    let mut vault = Vault::create_with(
+        Box::new(store.clone()),
+        Period::days(START, 7),
+        Box::new(keys.clone()),
+        &mut rng,
+    )
+    .unwrap();
+    record_300(&mut vault);
+    vault.fold().unwrap();
+    let before = all(&vault);
+    let pending = vault.pending_chunks();
+    assert!(pending > 0);
+    store.fail_blobs.store(true, Ordering::SeqCst);
+    assert!(
+        vault.close().is_err(),
+        "the failed snapshot write is reported"
+    );
+    store.fail_blobs.store(false, Ordering::SeqCst);
+    let vault = Vault::open_with(Box::new(store), &keys, &mut rng).unwrap();
+    assert_eq!(
+        vault.pending_chunks(),
+        pending,
+        "the chunks are still there"
+    );
+    assert_eq!(all(&vault), before);
+}
+
+/// An in-memory disk shared with the reopening, whose blob writes (the
+/// snapshot) can be made to fail.
+#[derive(Debug, Clone, Default)]
+struct Failing {
+    mem: Arc<Mutex<MemStorage>>,
+    fail_blobs: Arc<AtomicBool>,
+}
+
+impl Storage for Failing {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.mem.lock().unwrap().get(key)
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
+        self.mem.lock().unwrap().scan_prefix(prefix)
+    }
+    fn apply(&mut self, batch: Batch) -> Result<(), StorageError> {
+        self.mem.lock().unwrap().apply(batch)
+    }
+    fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.mem.lock().unwrap().get_blob(name)
+    }
+    fn put_blob(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError> {
+        if self.fail_blobs.load(Ordering::SeqCst) {
+            return Err(StorageError::Io(std::io::Error::other("disk full")));
+        }
+        self.mem.lock().unwrap().put_blob(name, value)
+    }
+    fn tombstone(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        self.mem.lock().unwrap().tombstone()
+    }
+    fn put_tombstone(&mut self, value: &[u8]) -> Result<(), StorageError> {
+        self.mem.lock().unwrap().put_tombstone(value)
+    }
+    fn destroy(self: Box<Self>) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+/// The child of [`a_kill_during_close_loses_nothing`]: records a few
+/// readings, closes, reopens, and again, until killed, printing `ok <id>`
+/// after each durable record, so kills land inside closes too.
+#[test]
+fn close_child() {
+    let Ok(dir) = std::env::var("VIGIL_CLOSE_CHILD") else {
+        return; // Only meaningful when spawned by the test below.
+    };
+    let dir = std::path::Path::new(&dir);
+    let keys = vigil_device::FileKeyStore::new(dir.join("root.key"));
+    let store = dir.join("vault");
+    let mut out = std::io::stdout().lock();
+    loop {
+        let mut vault = match Vault::open_at(&store, &keys, START) {
+            Ok(v) => v,
+            Err(_) => {
+                let mut rng = ChaCha20Rng::seed_from_u64(7);
+                Vault::create(
+                    &store,
+                    Period::days(START, 7),
+                    Box::new(keys.clone()),
+                    &mut rng,
+                )
+                .unwrap()
+            }
+        };
+        // Folds every 13 readings, no compaction but the close's.
+        vault.set_fold_every(13);
+        vault.set_compact_every(1_000_000);
+        let n = vault.log().len() as i64;
+        for i in n..n + 30 {
+            let id = vault
+                .record(
+                    Metric::HeartRate,
+                    60.0 + (i % 100) as f64,
+                    Unit::BeatsPerMinute,
+                    START + i * 1000,
+                )
+                .unwrap();
+            use std::io::Write;
+            writeln!(out, "ok {id}").unwrap();
+            out.flush().unwrap();
+        }
+        vault.close().unwrap();
+        use std::io::Write;
+        writeln!(out, "closed").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// A kill -9 at any moment, inside a close's fold or compaction too, loses
+/// no acknowledged reading: the close's compaction is the ordinary one.
+#[test]
+fn a_kill_during_close_loses_nothing() {
+    use rand_chacha::rand_core::Rng;
+    let tmp = tempfile::tempdir().unwrap();
+    let seed = vigil_testkit::seed_from_env("VIGIL_CLOSE_SEED", "close kill test");
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut acked = Vec::new();
+    let mut closes = 0;
+    for round in 0..10 {
+        let mut child =
+            vigil_testkit::TestChild::spawn("close_child", "VIGIL_CLOSE_CHILD", tmp.path());
+        let first = child
+            .wait_for_line(|l| l.starts_with("ok "))
+            .unwrap_or_else(|| panic!("round {round} (seed {seed}): child exited"));
+        acked.push(first.trim_end()["ok ".len()..].to_owned());
+        std::thread::sleep(std::time::Duration::from_millis(1 + rng.next_u64() % 150));
+        let rest = child.kill();
+        let mut lines: Vec<&str> = rest.split('\n').collect();
+        lines.pop(); // empty, or torn by the kill
+        acked.extend(
+            lines
+                .iter()
+                .filter_map(|l| l.strip_prefix("ok "))
+                .map(String::from),
+        );
+        closes += lines.iter().filter(|l| **l == "closed").count();
+        let vault = Vault::open_at(
+            &tmp.path().join("vault"),
+            &vigil_device::FileKeyStore::new(tmp.path().join("root.key")),
+            START,
+        )
+        .unwrap_or_else(|e| panic!("round {round} (seed {seed}): does not open: {e}"));
+        let present: std::collections::HashSet<String> =
+            all(&vault).iter().map(|r| r.id.to_string()).collect();
+        for id in &acked {
+            assert!(
+                present.contains(id),
+                "round {round} (seed {seed}): {id} lost"
+            );
+        }
+    }
+    assert!(closes > 0, "the children closed the vault (seed {seed})");
+    eprintln!("{closes} closes, {} readings acknowledged", acked.len());
+}
