@@ -677,7 +677,7 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| open the week's vault / Automerge load of the same document, same run | not measured |"),
+            md.contains("| open the week's vault (closed with `close()`) / Automerge load of the same document, same run | not measured |"),
             "{md}"
         );
     }
@@ -829,7 +829,7 @@ mod tests {
              figure: sync_point 1000 0.25 1500000 0.5 2500000\n\
              figure: upload_ratio 13.9 194.2 13.97\nfigure: backlog_ratio 22.4 3862846 172400\n\
              figure: node_disk_ratio 3.1 534000 172400\nfigure: sim_instructions 1601234567\n\
-             figure: record_vs_sled 91.2 5458 5985\nfigure: open_vs_load 1.18 61.6 52.0\n\
+             figure: record_vs_sled 91.2 5458 5985\nfigure: open_after_kill_vs_load 1.41 73.3 52.0\nfigure: open_vs_load 1.18 61.6 52.0\n\
              figure: user_s.volume 31.25\nfigure: user_s.week 12.5\nfigure: user_s.callgrind 40\n\
              figure: interval_point 1 900.5 120.25\nfigure: interval_point 60 210 30.5\n\
              figure: interval_point 1440 190.75 20\nfigure: interval_point 15 400 50\n\
