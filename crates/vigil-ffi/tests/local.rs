@@ -736,3 +736,30 @@ fn grants_disclosures_and_waiting_alerts_of_an_enrolled_device() {
         other => panic!("expected grant, sent, acknowledged; got {other:?}"),
     }
 }
+
+/// An app releases its vault object when it is done (Kotlin's `close()`,
+/// Python's last reference): that is an orderly close, not a crash, so the
+/// fold chunks stored since the last snapshot are compacted and the next
+/// open loads one document.
+#[test]
+fn releasing_the_vault_object_compacts_so_the_next_open_loads_one_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Arc::new(AppKeys::default());
+    let (vault, start, _) = create(tmp.path(), &keys);
+    // 300 readings: one fold of 256 is stored as a chunk, 44 wait in the
+    // journal.
+    for i in 0..300 {
+        vault
+            .record(Metric::HeartRate, 60.0 + f64::from(i % 40), start + i64::from(i) * MIN)
+            .unwrap();
+    }
+    let before = vault.status().unwrap();
+    assert!(before.pending_chunks >= 1, "{before:?}");
+    drop(vault);
+
+    let dir = tmp.path().display().to_string();
+    let reopened = Vault::open(dir, keys.clone()).unwrap();
+    let after = reopened.status().unwrap();
+    assert_eq!(after.readings, 300);
+    assert_eq!(after.pending_chunks, 0, "released without compacting: {after:?}");
+}
