@@ -157,6 +157,23 @@ impl Vault {
     }
 }
 
+/// An app releasing its vault object (Kotlin's `close()`, Swift's deinit,
+/// Python's last reference) is an orderly close, not a crash: the journal
+/// is folded and the chunks since the last snapshot compacted
+/// ([`vigil::Vault::close`]), so the next open loads one document. A
+/// failure loses nothing (the next open reads the store as it is) and is
+/// only logged, since a release has no caller to tell.
+impl Drop for Vault {
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(vault) = inner.take()
+            && let Err(e) = vault.close()
+        {
+            tracing::warn!(error = %e, "closing the vault: left as it was, nothing lost");
+        }
+    }
+}
+
 #[uniffi::export]
 impl Vault {
     /// Creates a vault in `dir` (a new or empty directory) for a period of

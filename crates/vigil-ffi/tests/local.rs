@@ -750,7 +750,11 @@ fn releasing_the_vault_object_compacts_so_the_next_open_loads_one_document() {
     // journal.
     for i in 0..300 {
         vault
-            .record(Metric::HeartRate, 60.0 + f64::from(i % 40), start + i64::from(i) * MIN)
+            .record(
+                Metric::HeartRate,
+                60.0 + f64::from(i % 40),
+                start + i64::from(i) * MIN,
+            )
             .unwrap();
     }
     let before = vault.status().unwrap();
@@ -761,5 +765,8 @@ fn releasing_the_vault_object_compacts_so_the_next_open_loads_one_document() {
     let reopened = Vault::open(dir, keys.clone()).unwrap();
     let after = reopened.status().unwrap();
     assert_eq!(after.readings, 300);
-    assert_eq!(after.pending_chunks, 0, "released without compacting: {after:?}");
+    assert_eq!(
+        after.pending_chunks, 0,
+        "released without compacting: {after:?}"
+    );
 }
