@@ -464,6 +464,34 @@ fn hourly_bundles_under_the_node_budget_upload_no_snapshot() {
     assert!(stored as f64 <= 1.5 * sealed_snapshot(&mut a) as f64);
 }
 
+/// A band synced every minute for three hours: the node holds under 64 KiB
+/// for the vault all along (180 blobs of ~302 bytes), so no relay snapshot
+/// is uploaded, however small the log is next to its bundles — a snapshot
+/// would cost the device the whole log again to save the node a few KiB,
+/// and every other device of the vault the work of applying it.
+#[test]
+fn a_vault_small_on_the_node_uploads_no_relay_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = relay(tmp.path());
+    let (mut a, _) = first_device(&relay, 15);
+    let mut c = conn(&relay);
+    for minute in 0..180 {
+        band(&mut a, minute, minute + 1);
+        let report = a.sync(&mut c).unwrap();
+        let stored = relay
+            .store()
+            .mailbox(a.vault_id().as_bytes())
+            .unwrap()
+            .unwrap()
+            .bytes;
+        assert!(stored < 64 * 1024, "the node holds {stored} bytes");
+        assert!(
+            !report.uploaded_snapshot,
+            "a relay snapshot at minute {minute}, the node holding {stored} bytes"
+        );
+    }
+}
+
 /// A band synced every minute: each bundle carries a few readings in the
 /// smallest blob (302 bytes), so the node's bytes outgrow the log and the
 /// byte budget alone brings them back under 1.5 times it with relay
