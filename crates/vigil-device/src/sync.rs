@@ -45,9 +45,21 @@ const RECEIVED_FLUSH_BYTES: usize = 2 * PAYLOAD_LIMIT;
 /// cost the log's bytes again. An upload every 32 bundles, as before, sent
 /// the whole log five times in a week synced hourly (3.56x `save()` per
 /// reading in all, against 1.22x now).
+///
+/// Under [`RELAY_SNAPSHOT_FLOOR`] it never passes: a small vault's bundles
+/// can be many times its log (a few readings per minimal blob), but a
+/// snapshot then saves the node a few KiB at the cost of the whole log on
+/// the device's link and a whole-document apply on every other device.
 fn node_over_budget(vol: &SyncVolumeRecord, doc: u64) -> bool {
-    vol.node_snapshot.saturating_add(vol.since) > doc.saturating_add(doc / 2)
+    let held = vol.node_snapshot.saturating_add(vol.since);
+    held >= RELAY_SNAPSHOT_FLOOR && held > doc.saturating_add(doc / 2)
 }
+
+/// The node's bytes for a vault under which [`SnapshotPolicy::Auto`] never
+/// uploads a relay snapshot. A week of band readings seals to ~170 KiB, so
+/// from about two days of readings on the 1.5x budget alone decides; before
+/// that the node holds at most this much (plus the last bundle) per vault.
+pub const RELAY_SNAPSHOT_FLOOR: u64 = 64 * 1024;
 
 fn sealed_len(payload: &[u8]) -> u64 {
     vigil_crypto::sealed_len(payload.len()) as u64
@@ -517,15 +529,17 @@ impl Run<'_> {
         if !self.log.is_initialised() {
             return Ok(());
         }
+        // The log's `save()` when the decision measured it: the upload
+        // compresses the same bytes rather than saving the log again.
+        let mut saved: Option<Zeroizing<Vec<u8>>> = None;
         let upload = match self.policy {
             SnapshotPolicy::Always => true,
             SnapshotPolicy::Never => false,
             SnapshotPolicy::Auto => {
                 node_over_budget(&self.state.vol, self.state.vol.doc) && {
-                    // The estimate may be stale: measure before deciding
-                    // (compressing only to upload: the log keeps this
-                    // save for that).
-                    let size = sealed_len(&Zeroizing::new(self.log.save()));
+                    // The estimate may be stale: measure before deciding.
+                    let raw = saved.insert(Zeroizing::new(self.log.save()));
+                    let size = sealed_len(raw);
                     // A hint, not a fact: kept in memory, stored with
                     // the next record written.
                     self.state.vol.doc = size;
@@ -534,7 +548,10 @@ impl Run<'_> {
             }
         };
         if upload {
-            let doc = doc_payload(self.log).0;
+            let doc = match saved {
+                Some(raw) => pack_document(&raw),
+                None => doc_payload(self.log).0,
+            };
             let blob = self.crypto.seal_relay_snapshot(&have, &doc)?;
             self.offered = blob.len() as u64;
             self.auto_offered = self.policy == SnapshotPolicy::Auto;
