@@ -146,11 +146,6 @@ impl SyncState {
         }
     }
 
-    /// The sealed bytes received and stored apart from the local snapshot.
-    pub(crate) fn received_stored(&self) -> u64 {
-        self.received_stored
-    }
-
     /// Whether what was received and stored apart is worth a compaction
     /// now. Each open applies it again, at a cost that grows with its
     /// bytes; a compaction saves the whole log once. Past half the log's

@@ -677,10 +677,9 @@ impl Vault {
                 if self.journal.compacts()
                     && self.sync.received_worth_folding()
                     && self.log.missing_deps() == 0
+                    && let Err(e) = self.compact()
                 {
-                    if let Err(e) = self.compact() {
-                        tracing::warn!(error = %e, "compaction failed; will retry");
-                    }
+                    tracing::warn!(error = %e, "compaction failed; will retry");
                 }
                 Ok(report)
             }
