@@ -466,7 +466,13 @@ fn main() {
 
     let days = if full { 7 } else { 1 };
     let (pushed, snapshot, week_readings) = backlog(days, &mut rng);
+    // `VIGIL_NODE_RESIDENTS=1,3,10` measures the node's disk at each of
+    // those counts (after the default's, so its rows and figure stay as
+    // they were).
     let residents = if full { 3 } else { 1 };
+    let extra: Vec<u64> = std::env::var("VIGIL_NODE_RESIDENTS")
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default();
     let (apparent, allocated) = node_disk(residents, days, &mut rng);
     println!(
         "## A week offline, and what a node keeps ({days} day(s), {week_readings} readings)\n"
@@ -497,5 +503,13 @@ fn main() {
         "figure: node_disk_ratio {:.3} {allocated:.0} {snapshot}",
         allocated / snapshot as f64
     );
+    for n in extra {
+        let (apparent, allocated) = node_disk(n, days, &mut rng);
+        println!(
+            "figure: node_disk_residents {n} {:.3} {:.3} {allocated:.0} {apparent:.0} {snapshot}",
+            allocated / snapshot as f64,
+            apparent / snapshot as f64
+        );
+    }
     println!("\n(volume: {:.1} s wall)\n", t0.elapsed().as_secs_f64());
 }

@@ -173,7 +173,9 @@ impl Journal {
                 let r = Reading::decode(bytes).ok_or_else(|| {
                     OpenError::Corrupt(format!("journal entry {n} holds a malformed reading"))
                 })?;
-                log.restage(r)
+                // Checked against the document when the log's view is
+                // next needed, not here: open decodes no reading.
+                log.restage_deferred(r)
                     .map_err(|e| OpenError::Corrupt(format!("journal entry {n}: {e}")))?;
             }
             self.open_entries.push(n);

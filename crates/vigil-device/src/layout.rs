@@ -242,6 +242,7 @@ pub(crate) struct MetaRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SnapshotRecord {
     pub(crate) covered: u64,
+    #[serde(with = "bytes")]
     pub(crate) sealed: Vec<u8>,
 }
 
@@ -322,6 +323,43 @@ pub(crate) mod rule {
             confirm_window_ms: r.confirm_window_ms,
             recovery_ms: r.recovery_ms,
         })
+    }
+}
+
+/// A byte string as stored, in the encoding postcard gives a `Vec<u8>`
+/// (its length, then its bytes), read in one copy (`#[serde(with =
+/// "layout::bytes")]`). Read as a sequence, byte by byte, the week's
+/// snapshot (~170 KB) took ~0.6 ms of every open.
+pub(crate) mod bytes {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Bytes;
+        impl<'de> Visitor<'de> for Bytes {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(b) = seq.next_element()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_byte_buf(Bytes)
     }
 }
 
@@ -984,6 +1022,35 @@ impl VaultCrypto {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The local snapshot's record keeps its stored encoding: a store
+    /// written before (its sealed log a plain `Vec<u8>`, read as a
+    /// sequence) reads the same, and what is written now is byte for byte
+    /// what was written then, for every length class of the varint prefix.
+    #[test]
+    fn snapshot_record_encoding_is_unchanged() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Plain {
+            covered: u64,
+            sealed: Vec<u8>,
+        }
+        for len in [0usize, 1, 127, 128, 16_383, 16_384, 200_000] {
+            let sealed: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let plain = encode(&Plain {
+                covered: len as u64 * 3,
+                sealed: sealed.clone(),
+            });
+            let now = encode(&SnapshotRecord {
+                covered: len as u64 * 3,
+                sealed: sealed.clone(),
+            });
+            assert_eq!(now, plain, "length {len}");
+            let back: SnapshotRecord = decode(&plain, LOG_RECORD).expect("an old record reads");
+            assert_eq!((back.covered, back.sealed), (len as u64 * 3, sealed));
+            // Cut short: an error, never a shorter log.
+            assert!(decode::<SnapshotRecord>(&plain[..plain.len() - 1], LOG_RECORD).is_err());
+        }
+    }
 
     #[test]
     fn records_refuse_trailing_bytes_oversize_and_garbage() {

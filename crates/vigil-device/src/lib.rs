@@ -54,6 +54,6 @@ pub use storage::{
     Batch, DAMAGED_PREFIX, DEFAULT_LOCK_WAIT, Entries, MARKER_FILE, MemStorage, SledStorage,
     Storage, StorageError, TOMBSTONE_FILE,
 };
-pub use sync::{RELAY_SNAPSHOT_FLOOR, SnapshotPolicy, SyncReport};
+pub use sync::{SnapshotPolicy, SyncReport};
 pub use vault::{Enrolment, Vault};
 pub use vigil_proto::{Ticket, TicketId, TicketSecret};

@@ -9,8 +9,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use vigil_crypto::{Context, KeySchedule, Kind, NodeId, X25519Identity};
 use vigil_device::{
-    KeyStore, MemStorage, MemoryKeyStore, Period, RELAY_SNAPSHOT_FLOOR, SledStorage,
-    SnapshotPolicy, Storage, Vault,
+    KeyStore, MemStorage, MemoryKeyStore, Period, SledStorage, SnapshotPolicy, Storage, Vault,
 };
 use vigil_log::{Day, Severity, Symptom};
 use vigil_node::{MailboxStore, Relay, RelayConfig};
@@ -272,7 +271,9 @@ fn old_format_bundles_still_open() {
         let (mut a, keys) = first_device(&relay, seed);
         let mut b = pair(&relay, &mut a, seed + 1);
         band(&mut a, 0, 30);
-        a.sync(&mut conn(&relay)).unwrap();
+        // No relay snapshot: B is to receive A's bundles themselves.
+        a.sync_with(&mut conn(&relay), SnapshotPolicy::Never)
+            .unwrap();
         let good = a.log().view();
         let author = a.device_id().0;
         let (mut reformatted, mut stride) = (0, 0);
@@ -435,74 +436,74 @@ fn the_node_keeps_about_one_snapshot_per_vault() {
     );
 }
 
-/// A band synced hourly for 40 hours: its bundles keep the node's bytes for
-/// the vault under 1.5 times the log, so no relay snapshot is uploaded —
-/// none every so many bundles either, which would cost the log again each
-/// time — and every byte the device sends, frames included, is at most
-/// twice Automerge's `save()` of the log (issue 19's upload target).
+/// A band synced hourly for 40 hours, the two sides of issue 19's volume
+/// targets at once. The node's disk (and what a new device downloads to
+/// join): from the sixth hour on, the node holds for the vault at most 0.9 ×
+/// the log's sealed `save()` on average over the syncs, and never more than
+/// 1.1 × — bundles of band readings seal to about 1.05 × their share of the
+/// log, so without relay snapshots the node keeps about 1.05 × throughout.
+/// The data plan: after the first, a relay snapshot comes only once the
+/// node has taken at least the previous one's bytes again in bundles (its
+/// bytes for the vault have doubled), never in quick succession; so the
+/// snapshots' sizes grow geometrically, their sum stays within about twice
+/// the last one (the log compressed, ~0.7 × `save()`), and every byte sent,
+/// frames included, stays under 3 × Automerge's `save()` of the log (about
+/// 1.2 × of it the bundles). The issue's 2 × target is for the bench's band
+/// (`volume`), whose bundles stay under the node's budget.
 #[test]
-fn hourly_bundles_under_the_node_budget_upload_no_snapshot() {
+fn hourly_bundles_keep_the_node_under_the_log_and_snapshots_spaced() {
     let tmp = tempfile::tempdir().unwrap();
     let relay = relay(tmp.path());
     let (mut a, _) = first_device(&relay, 13);
     let mut c = conn(&relay);
     a.sync(&mut c).unwrap();
+    let (mut bundles_since, mut last, mut snapshots) = (0, 0, 0);
+    let (mut max_ratio, mut sum_ratio) = (0f64, 0f64);
     for hour in 0..40 {
         band(&mut a, hour * 60, (hour + 1) * 60);
+        let (sent, snapshot_sent) = (c.sent, c.snapshot_sent);
         let report = a.sync(&mut c).unwrap();
-        assert!(!report.uploaded_snapshot, "a relay snapshot at hour {hour}");
-    }
-    let save = a.export_automerge().len();
-    assert!(
-        c.sent <= 2 * save,
-        "sent {} bytes for a save() of {save}",
-        c.sent
-    );
-    let stored = relay
-        .store()
-        .mailbox(a.vault_id().as_bytes())
-        .unwrap()
-        .unwrap()
-        .bytes;
-    assert!(stored as f64 <= 1.5 * sealed_snapshot(&mut a) as f64);
-}
-
-/// A band synced every minute for three hours: the node holds under 64 KiB
-/// for the vault all along (180 blobs of ~302 bytes), so no relay snapshot
-/// is uploaded, however small the log is next to its bundles — a snapshot
-/// would cost the device the whole log again to save the node a few KiB,
-/// and every other device of the vault the work of applying it.
-#[test]
-fn a_vault_small_on_the_node_uploads_no_relay_snapshot() {
-    let tmp = tempfile::tempdir().unwrap();
-    let relay = relay(tmp.path());
-    let (mut a, _) = first_device(&relay, 15);
-    let mut c = conn(&relay);
-    for minute in 0..180 {
-        band(&mut a, minute, minute + 1);
-        let report = a.sync(&mut c).unwrap();
+        let snapshot = c.snapshot_sent - snapshot_sent;
+        // Every frame but the snapshot's: the bundles and their overhead.
+        bundles_since += c.sent - sent - snapshot;
+        if report.uploaded_snapshot {
+            snapshots += 1;
+            assert!(
+                last <= bundles_since,
+                "hour {hour}: a snapshot after {bundles_since} bytes of bundles, the previous was {last}"
+            );
+            (last, bundles_since) = (snapshot, 0);
+        }
         let stored = relay
             .store()
             .mailbox(a.vault_id().as_bytes())
             .unwrap()
             .unwrap()
             .bytes;
-        assert!(
-            stored < RELAY_SNAPSHOT_FLOOR,
-            "the node holds {stored} bytes"
-        );
-        assert!(
-            !report.uploaded_snapshot,
-            "a relay snapshot at minute {minute}, the node holding {stored} bytes"
-        );
+        if hour >= 5 {
+            let ratio = stored as f64 / sealed_snapshot(&mut a) as f64;
+            max_ratio = max_ratio.max(ratio);
+            sum_ratio += ratio;
+        }
     }
+    assert!(snapshots >= 1, "no relay snapshot in 40 hours");
+    let mean_ratio = sum_ratio / 35.0;
+    assert!(
+        max_ratio <= 1.1 && mean_ratio <= 0.9,
+        "the node kept up to {max_ratio:.3} times the log, {mean_ratio:.3} on average"
+    );
+    let save = a.export_automerge().len();
+    assert!(
+        c.sent as f64 <= 3.0 * save as f64,
+        "sent {} bytes for a save() of {save}",
+        c.sent
+    );
 }
 
 /// A band synced every minute: each bundle carries a few readings in the
-/// smallest blob (302 bytes), so the node's bytes outgrow the log; once
-/// they pass [`RELAY_SNAPSHOT_FLOOR`] the byte budget alone brings them
-/// back with relay snapshots, and the node never holds more than the
-/// floor (plus the bundle that crossed it) or 1.5 times the log.
+/// smallest blob (302 bytes), so the node's bytes outgrow the log and the
+/// byte budget alone brings them back under 1.5 times it with relay
+/// snapshots.
 #[test]
 fn minute_bundles_still_bring_relay_snapshots() {
     let tmp = tempfile::tempdir().unwrap();
@@ -510,23 +511,22 @@ fn minute_bundles_still_bring_relay_snapshots() {
     let (mut a, _) = first_device(&relay, 14);
     let mut c = conn(&relay);
     let mut snapshots = 0;
-    for minute in 0..480 {
+    for minute in 0..240 {
         band(&mut a, minute, minute + 1);
         snapshots += usize::from(a.sync(&mut c).unwrap().uploaded_snapshot);
-        let stored = relay
-            .store()
-            .mailbox(a.vault_id().as_bytes())
-            .unwrap()
-            .unwrap()
-            .bytes;
-        let budget =
-            (RELAY_SNAPSHOT_FLOOR as f64 + 1024.0).max(1.5 * sealed_snapshot(&mut a) as f64);
-        assert!(
-            stored as f64 <= budget,
-            "minute {minute}: the node keeps {stored} bytes for a budget of {budget}"
-        );
     }
-    assert!(snapshots >= 2, "{snapshots} relay snapshots in 8 hours");
+    assert!(snapshots >= 1);
+    let stored = relay
+        .store()
+        .mailbox(a.vault_id().as_bytes())
+        .unwrap()
+        .unwrap()
+        .bytes;
+    let snapshot = sealed_snapshot(&mut a);
+    assert!(
+        stored as f64 <= 1.5 * snapshot as f64,
+        "the node keeps {stored} bytes for a sealed snapshot of {snapshot}"
+    );
 }
 
 /// A second device that records nothing but receives a day of hourly

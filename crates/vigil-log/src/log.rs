@@ -1,6 +1,7 @@
 //! The health log: one Automerge document per vault (docs/spec.md §6).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 
 use automerge::transaction::Transactable;
 use automerge::{
@@ -100,23 +101,87 @@ pub struct HealthLog {
     annotations: ObjId,
     retractions: ObjId,
     checkins: ObjId,
-    /// Length of the readings list: Automerge's `length()` is O(n), so it is
-    /// counted once at load and kept up to date.
-    readings_len: usize,
-    next_seq: u64,
-    /// Decoded readings, in list order, rebuilt after merges.
-    cache: Vec<Reading>,
-    by_id: HashMap<ReadingId, usize>,
-    unreadable: usize,
+    /// The decoded readings, built from the document when first needed
+    /// (a query, a write), not at load or after a merge: opening a week's
+    /// vault decoded 24,864 readings before anyone asked for one. Reset
+    /// (unset) when changes enter the document.
+    view: OnceLock<View>,
+    /// While `view` is unset: the readings staged (restaged from a
+    /// journal, or staged before a merge), in staging order, to stage again
+    /// when the view is built, each unless the document holds it by then.
+    /// Meaningless (and ignored) while `view` is set.
+    pending: Vec<Reading>,
     saved_heads: Vec<ChangeHash>,
-    /// Readings staged but not in the document yet, in staging order (also
-    /// at the end of `cache`, so queries see them).
-    staged: Vec<Reading>,
     /// The last [`HealthLog::save`] and the heads it was made at. A sync
     /// saves the whole log several times over (to measure it, to upload it
     /// as a relay snapshot, as a bundle's payload, as the local snapshot)
     /// while nothing changes in between.
     last_save: Option<(Vec<ChangeHash>, Vec<u8>)>,
+}
+
+/// The document's readings decoded, with the staged ones after them.
+#[derive(Debug, Clone, Default)]
+struct View {
+    /// Length of the readings list (Automerge's `length()` is O(n)).
+    readings_len: usize,
+    /// The next sequence number of this device's readings: above every
+    /// one in `cache`.
+    next_seq: u64,
+    /// Decoded readings, in list order, then the staged ones.
+    cache: Vec<Reading>,
+    /// `cache`'s positions by id, built at the first lookup by id: opening
+    /// a week's vault looks none up, and hashing every id cost as much as
+    /// decoding the readings. Once built, kept up to date with `cache`.
+    by_id: OnceLock<HashMap<ReadingId, usize>>,
+    /// List entries that did not decode.
+    unreadable: usize,
+    /// Readings staged but not in the document yet, in staging order (also
+    /// at the end of `cache`, so queries see them).
+    staged: Vec<Reading>,
+}
+
+impl View {
+    /// One more than the greatest sequence number of `device`'s readings
+    /// in `cache` (1 if none).
+    fn own_next_seq(&self, device: DeviceId) -> u64 {
+        self.cache
+            .iter()
+            .filter(|r| r.id.device == device)
+            .map(|r| r.id.seq + 1)
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// `cache`'s positions by id, built now if no lookup came before.
+    fn index(&self) -> &HashMap<ReadingId, usize> {
+        self.by_id.get_or_init(|| {
+            let mut m = HashMap::with_capacity(self.cache.len());
+            for (i, r) in self.cache.iter().enumerate() {
+                m.insert(r.id, i);
+            }
+            m
+        })
+    }
+
+    /// Whether `cache` holds the reading `id`. The log's own readings
+    /// (`device`'s) all have sequence numbers below `next_seq`: one at or
+    /// above it is not there, which answers a replay without the index.
+    fn contains(&self, device: DeviceId, id: ReadingId) -> bool {
+        if id.device == device && id.seq >= self.next_seq {
+            return false;
+        }
+        self.index().contains_key(&id)
+    }
+
+    fn push_staged(&mut self, reading: Reading) {
+        self.next_seq = self.next_seq.max(reading.id.seq + 1);
+        let at = self.cache.len();
+        if let Some(m) = self.by_id.get_mut() {
+            m.insert(reading.id, at);
+        }
+        self.cache.push(reading);
+        self.staged.push(reading);
+    }
 }
 
 impl HealthLog {
@@ -156,13 +221,9 @@ impl HealthLog {
             annotations: ROOT,
             retractions: ROOT,
             checkins: ROOT,
-            readings_len: 0,
-            next_seq: 1,
-            cache: Vec::new(),
-            by_id: HashMap::new(),
-            unreadable: 0,
+            view: OnceLock::new(),
+            pending: Vec::new(),
             saved_heads: Vec::new(),
-            staged: Vec::new(),
             last_save: None,
         }
     }
@@ -189,15 +250,8 @@ impl HealthLog {
         Self::from_doc(doc, device)
     }
 
+    /// The log of `doc`, its view not built (see [`HealthLog::build_view`]).
     fn from_doc(doc: AutoCommit, device: DeviceId) -> Result<Self, LogError> {
-        let mut log = Self::from_doc_unbuilt(doc, device)?;
-        log.rebuild_cache();
-        Ok(log)
-    }
-
-    /// [`HealthLog::from_doc`] without the decoded view: the caller builds
-    /// it once it has set what the view depends on (the staged readings).
-    fn from_doc_unbuilt(doc: AutoCommit, device: DeviceId) -> Result<Self, LogError> {
         let mut doc = doc.with_actor(ActorId::from(&device.0[..]));
         let schema = match doc.get(ROOT, K_SCHEMA) {
             Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
@@ -222,67 +276,83 @@ impl HealthLog {
         let retractions = obj(&doc, K_RETRACTIONS, ObjType::Map)?;
         let checkins = obj(&doc, K_CHECKINS, ObjType::Map)?;
         let saved_heads = doc.get_heads();
-        let log = HealthLog {
+        Ok(HealthLog {
             doc,
             device,
             readings,
             annotations,
             retractions,
             checkins,
-            readings_len: 0,
-            next_seq: 1,
-            cache: Vec::new(),
-            by_id: HashMap::new(),
-            unreadable: 0,
+            view: OnceLock::new(),
+            pending: Vec::new(),
             saved_heads,
-            staged: Vec::new(),
             last_save: None,
-        };
-        Ok(log)
+        })
     }
 
-    fn rebuild_cache(&mut self) {
-        self.cache.clear();
-        self.by_id.clear();
-        self.unreadable = 0;
-        let mut len = 0;
-        for item in self.doc.list_range(&self.readings, ..) {
-            len += 1;
-            let decoded = match &item.value {
-                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) => {
-                    Reading::decode(b)
+    /// Decodes the document's readings (one pass over the list), then
+    /// stages the pending readings again, each unless the document now
+    /// holds it (it cannot, for this device's own ids, but a replay must
+    /// never show a reading twice).
+    fn build_view(&self) -> View {
+        let mut v = View::default();
+        if self.is_initialised() {
+            // Automerge's `length` is a cheap count; it saves growing the
+            // vector a dozen times on a week's log.
+            v.cache.reserve(self.doc.length(&self.readings));
+            for item in self.doc.list_range(&self.readings, ..) {
+                v.readings_len += 1;
+                let decoded = match &item.value {
+                    automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) => {
+                        Reading::decode(b)
+                    }
+                    _ => None,
+                };
+                match decoded {
+                    Some(r) => v.cache.push(r),
+                    // From a newer version, or damaged: kept in the document,
+                    // left out of views, counted.
+                    None => v.unreadable += 1,
                 }
-                _ => None,
-            };
-            match decoded {
-                Some(r) => {
-                    self.by_id.insert(r.id, self.cache.len());
-                    self.cache.push(r);
-                }
-                // From a newer version, or damaged: kept in the document,
-                // left out of views, counted.
-                None => self.unreadable += 1,
             }
         }
-        self.readings_len = len;
-        // Staged readings stay visible after a merge, after the document's;
-        // one that the document now holds (it cannot, for this device's own
-        // ids, but a replay must never show a reading twice) is dropped.
-        let staged = std::mem::take(&mut self.staged);
-        for r in staged {
-            if !self.by_id.contains_key(&r.id) {
-                self.by_id.insert(r.id, self.cache.len());
-                self.cache.push(r);
-                self.staged.push(r);
+        v.next_seq = v.own_next_seq(self.device);
+        for r in &self.pending {
+            if !v.contains(self.device, r.id) {
+                v.push_staged(*r);
             }
         }
-        self.next_seq = self
-            .cache
-            .iter()
-            .filter(|r| r.id.device == self.device)
-            .map(|r| r.id.seq + 1)
-            .max()
-            .unwrap_or(1);
+        v
+    }
+
+    /// The view, built now if nothing needed it since the last load or merge.
+    fn view_ref(&self) -> &View {
+        self.view.get_or_init(|| self.build_view())
+    }
+
+    /// The view to change, built now if needed.
+    fn view_mut(&mut self) -> &mut View {
+        if self.view.get().is_none() {
+            let v = self.build_view();
+            self.pending.clear();
+            // Unset just above, and `&mut self` excludes any other writer.
+            let _ = self.view.set(v);
+        }
+        self.view.get_mut().expect("the view was built just above")
+    }
+
+    /// Changes entered the document: the view is built again when next
+    /// needed, with the staged readings kept (pending) until then.
+    fn invalidate(&mut self) {
+        if let Some(v) = self.view.take() {
+            self.pending = v.staged;
+        }
+    }
+
+    /// The staged readings, taken out (the view reset).
+    fn take_staged(&mut self) -> Vec<Reading> {
+        self.invalidate();
+        std::mem::take(&mut self.pending)
     }
 
     /// The device editing this replica.
@@ -321,16 +391,18 @@ impl HealthLog {
         if time_ms < 0 {
             return Err(LogError::NegativeTime(time_ms));
         }
+        let device = self.device;
+        let v = self.view_mut();
         let reading = Reading {
             id: ReadingId {
-                device: self.device,
-                seq: self.next_seq,
+                device,
+                seq: v.next_seq,
             },
             time_ms,
             metric,
             value,
         };
-        self.push_staged(reading);
+        v.push_staged(reading);
         Ok(reading)
     }
 
@@ -339,6 +411,37 @@ impl HealthLog {
     /// if the log holds it already (replay is idempotent). A reading that
     /// is not this device's, or that a query would refuse, is `Malformed`.
     pub fn restage(&mut self, reading: Reading) -> Result<bool, LogError> {
+        self.check_restaged(&reading)?;
+        let device = self.device;
+        let v = self.view_mut();
+        if v.contains(device, reading.id) {
+            return Ok(false);
+        }
+        v.push_staged(reading);
+        Ok(true)
+    }
+
+    /// [`HealthLog::restage`] without saying whether the log held the
+    /// reading already: a reading that is not this device's, or that a
+    /// query would refuse, is `Malformed` at once; whether the document
+    /// holds it is checked when the view is next needed (and it is then
+    /// not staged again). A journal's replay at open thus decodes no
+    /// reading until one is asked for.
+    pub fn restage_deferred(&mut self, reading: Reading) -> Result<(), LogError> {
+        self.check_restaged(&reading)?;
+        match self.view.get_mut() {
+            Some(v) => {
+                if !v.contains(self.device, reading.id) {
+                    v.push_staged(reading);
+                }
+            }
+            None => self.pending.push(reading),
+        }
+        Ok(())
+    }
+
+    /// What [`HealthLog::restage`] refuses whatever the log holds.
+    fn check_restaged(&self, reading: &Reading) -> Result<(), LogError> {
         self.require_init()?;
         if reading.id.device != self.device {
             return Err(LogError::Malformed(format!(
@@ -346,48 +449,35 @@ impl HealthLog {
                 reading.id
             )));
         }
-        if self.by_id.contains_key(&reading.id) {
-            return Ok(false);
-        }
         reading
             .metric
             .validate(reading.value, reading.metric.unit())?;
         if reading.time_ms < 0 {
             return Err(LogError::NegativeTime(reading.time_ms));
         }
-        self.push_staged(reading);
-        Ok(true)
-    }
-
-    fn push_staged(&mut self, reading: Reading) {
-        self.next_seq = self.next_seq.max(reading.id.seq + 1);
-        self.by_id.insert(reading.id, self.cache.len());
-        self.cache.push(reading);
-        self.staged.push(reading);
+        Ok(())
     }
 
     /// Drops the last `n` staged readings (a caller that could not make
     /// them durable): they leave every view, and their ids are given again.
     pub fn unstage_last(&mut self, n: usize) {
-        for _ in 0..n.min(self.staged.len()) {
-            if let Some(r) = self.staged.pop() {
+        let device = self.device;
+        let v = self.view_mut();
+        for _ in 0..n.min(v.staged.len()) {
+            if let Some(r) = v.staged.pop() {
                 // Staged readings are always the cache's last entries.
-                self.cache.pop();
-                self.by_id.remove(&r.id);
+                v.cache.pop();
+                if let Some(m) = v.by_id.get_mut() {
+                    m.remove(&r.id);
+                }
             }
         }
-        self.next_seq = self
-            .cache
-            .iter()
-            .filter(|r| r.id.device == self.device)
-            .map(|r| r.id.seq + 1)
-            .max()
-            .unwrap_or(1);
+        v.next_seq = v.own_next_seq(device);
     }
 
     /// Readings staged and not folded yet.
     pub fn staged(&self) -> &[Reading] {
-        &self.staged
+        &self.view_ref().staged
     }
 
     /// Commits every staged reading to the document as ONE Automerge change
@@ -395,22 +485,24 @@ impl HealthLog {
     /// the change is built and committed here, never left open for an
     /// implicit commit (`get_heads`, `save`, ...) to take part of.
     pub fn fold(&mut self) -> Result<usize, LogError> {
-        if self.staged.is_empty() {
+        self.view_mut();
+        let v = self.view.get_mut().expect("view_mut built it");
+        if v.staged.is_empty() {
             return Ok(0);
         }
-        for (i, r) in self.staged.iter().enumerate() {
-            if let Err(e) =
-                self.doc
-                    .insert(&self.readings, self.readings_len + i, r.encode().to_vec())
+        for (i, r) in v.staged.iter().enumerate() {
+            if let Err(e) = self
+                .doc
+                .insert(&self.readings, v.readings_len + i, r.encode().to_vec())
             {
                 self.doc.rollback();
                 return Err(LogError::Malformed(e.to_string()));
             }
         }
         self.doc.commit();
-        let n = self.staged.len();
-        self.readings_len += n;
-        self.staged.clear();
+        let n = v.staged.len();
+        v.readings_len += n;
+        v.staged.clear();
         Ok(n)
     }
 
@@ -427,7 +519,7 @@ impl HealthLog {
 
     fn require(&self, id: ReadingId) -> Result<(), LogError> {
         self.require_init()?;
-        if self.by_id.contains_key(&id) {
+        if self.view_ref().contains(self.device, id) {
             Ok(())
         } else {
             Err(LogError::UnknownReading(id))
@@ -513,6 +605,7 @@ impl HealthLog {
             self.retracted_ids()
         };
         let mut out: Vec<Reading> = self
+            .view_ref()
             .cache
             .iter()
             .filter(|r| metric.is_none_or(|m| r.metric == m))
@@ -528,22 +621,26 @@ impl HealthLog {
 
     /// The reading with this id, if present.
     pub fn reading(&self, id: ReadingId) -> Option<Reading> {
-        self.by_id.get(&id).map(|&i| self.cache[i])
+        let v = self.view_ref();
+        if id.device == self.device && id.seq >= v.next_seq {
+            return None;
+        }
+        v.index().get(&id).map(|&i| v.cache[i])
     }
 
     /// Number of readings in the document (retracted included).
     pub fn len(&self) -> usize {
-        self.cache.len()
+        self.view_ref().cache.len()
     }
 
     /// Whether the log holds no readings.
     pub fn is_empty(&self) -> bool {
-        self.cache.is_empty()
+        self.view_ref().cache.is_empty()
     }
 
     /// List entries that could not be decoded (written by a newer version, or damaged).
     pub fn unreadable_entries(&self) -> usize {
-        self.unreadable
+        self.view_ref().unreadable
     }
 
     fn retracted_ids(&self) -> HashMap<ReadingId, ()> {
@@ -848,17 +945,16 @@ impl HealthLog {
         if !self.is_initialised() && self.doc.get(ROOT, K_SCHEMA).ok().flatten().is_some() {
             let doc = std::mem::take(&mut self.doc);
             let saved = std::mem::take(&mut self.saved_heads);
-            let staged = std::mem::take(&mut self.staged);
-            // The view is built once, below, with the staged readings (a
-            // joining device's first download: it was built twice).
-            let mut fresh = Self::from_doc_unbuilt(doc, self.device)?;
+            let staged = self.take_staged();
+            // The view is not built here: it is built once, when first
+            // needed, with the staged readings.
+            let mut fresh = Self::from_doc(doc, self.device)?;
             fresh.saved_heads = saved;
-            fresh.staged = staged;
-            fresh.rebuild_cache();
+            fresh.pending = staged;
             *self = fresh;
             return Ok(());
         }
-        self.rebuild_cache();
+        self.invalidate();
         Ok(())
     }
 
@@ -1159,13 +1255,9 @@ mod tests {
             annotations: log.annotations.clone(),
             retractions: log.retractions.clone(),
             checkins: log.checkins.clone(),
-            readings_len: log.readings_len,
-            next_seq: log.next_seq,
-            cache: log.cache.clone(),
-            by_id: log.by_id.clone(),
-            unreadable: log.unreadable,
+            view: log.view.clone(),
+            pending: log.pending.clone(),
             saved_heads: log.saved_heads.clone(),
-            staged: log.staged.clone(),
             last_save: log.last_save.clone(),
         }
     }

@@ -459,3 +459,162 @@ fn staged_readings_fold_into_one_change_and_survive_merges() {
         21
     );
 }
+
+/// Pins every lookup by id (`reading`, `annotate`'s and `retract`'s check,
+/// `restage`'s idempotence) on a log as a device opens it: loaded from a
+/// save followed by chunks, two devices' readings, some staged again from
+/// a journal, one merge and one unstage later. Each answer must equal the
+/// one a scan of `readings` gives, whether or not any lookup came before
+/// (the lookup index may be built late).
+#[test]
+fn lookups_by_id_agree_with_the_readings_after_load() {
+    let mut a = HealthLog::new(dev(1));
+    let mut b = replica(&mut a, dev(2));
+    for i in 0..30 {
+        a.record(
+            Metric::HeartRate,
+            60.0 + i as f64,
+            Unit::BeatsPerMinute,
+            T0 + i * MIN,
+        )
+        .unwrap();
+        b.record(Metric::SpO2, 95.0, Unit::Percent, T0 + i * MIN + 1)
+            .unwrap();
+    }
+    let saved = a.save();
+    a.mark_all_saved();
+    a.merge(&mut b).unwrap();
+    for i in 30..40 {
+        a.record(Metric::HeartRate, 60.0, Unit::BeatsPerMinute, T0 + i * MIN)
+            .unwrap();
+    }
+    let mut chunks = a.unsaved().0;
+    let journal: Vec<_> = (40..45)
+        .map(|i| {
+            a.stage(Metric::HeartRate, 61.0, Unit::BeatsPerMinute, T0 + i * MIN)
+                .unwrap()
+        })
+        .collect();
+    let mut whole = saved.clone();
+    whole.append(&mut chunks);
+    let unknown = vigil_log::ReadingId {
+        device: dev(1),
+        seq: 999,
+    };
+    for lookup_first in [false, true] {
+        let mut o = HealthLog::load(&whole, dev(1)).unwrap();
+        assert_eq!(o.len(), 70);
+        if lookup_first {
+            assert!(o.reading(journal[0].id).is_none());
+        }
+        // Replay: each new once, then every one again (idempotent), and a
+        // reading the document holds already is not staged twice.
+        for r in &journal {
+            assert!(o.restage(*r).unwrap());
+        }
+        for r in &journal {
+            assert!(!o.restage(*r).unwrap());
+        }
+        let in_doc = a.readings(Some(Metric::HeartRate), i64::MIN, i64::MAX, true)[3];
+        assert!(!o.restage(in_doc).unwrap());
+        assert_eq!(o.len(), 75);
+        assert_eq!(
+            o.readings(None, i64::MIN, i64::MAX, true),
+            a.readings(None, i64::MIN, i64::MAX, true)
+        );
+        let check = |o: &HealthLog| {
+            for r in o.readings(None, i64::MIN, i64::MAX, true) {
+                assert_eq!(o.reading(r.id), Some(r));
+            }
+            assert_eq!(o.reading(unknown), None);
+        };
+        check(&o);
+        assert!(matches!(
+            o.annotate(unknown, "x"),
+            Err(LogError::UnknownReading(_))
+        ));
+        let other = b.readings(None, i64::MIN, i64::MAX, true)[0].id;
+        o.annotate(other, "seen").unwrap();
+        o.retract(journal[1].id, "wrong", T0).unwrap();
+        // A merge rebuilds the view; staged readings stay, found by id.
+        let mut c = replica(&mut b, dev(3));
+        c.record(Metric::SpO2, 96.0, Unit::Percent, T0 + 99 * MIN)
+            .unwrap();
+        o.merge(&mut c).unwrap();
+        assert_eq!(o.len(), 76);
+        check(&o);
+        o.unstage_last(2);
+        assert_eq!(o.reading(journal[4].id), None);
+        assert_eq!(o.reading(journal[2].id), Some(journal[2]));
+        check(&o);
+        assert_eq!(
+            o.stage(Metric::HeartRate, 62.0, Unit::BeatsPerMinute, T0)
+                .unwrap()
+                .id
+                .seq,
+            journal[3].id.seq
+        );
+    }
+}
+
+/// A journal's replay at open, without a lookup per reading: readings
+/// restaged with `restage_deferred` are checked for validity at once, and
+/// against the document when the view is next needed. One the document
+/// holds already is not shown twice nor staged; the new ones are staged,
+/// in order, and ids continue after them, whether the view was built
+/// before the replay, after it, or only after a merge came in between.
+#[test]
+fn deferred_restage_is_restage() {
+    let mut a = HealthLog::new(dev(1));
+    let mut b = replica(&mut a, dev(2));
+    for i in 0..10 {
+        a.record(Metric::HeartRate, 60.0, Unit::BeatsPerMinute, T0 + i * MIN)
+            .unwrap();
+    }
+    let saved = a.save();
+    // Three more staged (in a journal), not in the saved document.
+    let journal: Vec<_> = (10..13)
+        .map(|i| {
+            a.stage(Metric::HeartRate, 61.0, Unit::BeatsPerMinute, T0 + i * MIN)
+                .unwrap()
+        })
+        .collect();
+    let held = a.readings(None, i64::MIN, i64::MAX, true)[4];
+    b.record(Metric::SpO2, 97.0, Unit::Percent, T0).unwrap();
+    for case in 0..3 {
+        let mut o = HealthLog::load(&saved, dev(1)).unwrap();
+        if case == 1 {
+            assert_eq!(o.len(), 10);
+        }
+        o.restage_deferred(held).unwrap();
+        for r in &journal {
+            o.restage_deferred(*r).unwrap();
+        }
+        let mut foreign = journal[0];
+        foreign.id.device = dev(9);
+        assert!(o.restage_deferred(foreign).is_err());
+        let mut bad = journal[0];
+        bad.time_ms = -1;
+        assert!(o.restage_deferred(bad).is_err());
+        let mut expected = 13;
+        if case == 2 {
+            o.merge(&mut b).unwrap();
+            expected += 1;
+        }
+        assert_eq!(o.len(), expected);
+        assert_eq!(o.staged(), &journal[..]);
+        for r in &journal {
+            assert_eq!(o.reading(r.id), Some(*r));
+        }
+        assert_eq!(
+            o.readings(Some(Metric::HeartRate), i64::MIN, i64::MAX, true),
+            a.readings(Some(Metric::HeartRate), i64::MIN, i64::MAX, true)
+        );
+        let next = o
+            .stage(Metric::HeartRate, 62.0, Unit::BeatsPerMinute, T0)
+            .unwrap();
+        assert_eq!(next.id.seq, 14);
+        assert_eq!(o.fold().unwrap(), 4);
+        assert_eq!(o.len(), expected + 1);
+    }
+}

@@ -1,8 +1,11 @@
 //! Where the node keeps sealed blobs, out of sled (issue 19): in files in
 //! the store's [`crate::SEALED_DIR`]. A snapshot is a file of its own; a
 //! vault's bundles since its last snapshot are appended to one pack file
-//! (an hourly bundle is ~2 KB: a file each would take a 4 KiB block each).
-//! sled keeps a small reference per blob.
+//! (an hourly bundle is ~2 KB: a file each would take a 4 KiB block each),
+//! each bundle behind a header saying its device, seq and length. sled
+//! keeps a reference per snapshot and, per vault, which packs and how far
+//! (a record per bundle, rewritten with its leaf at every push, cost sled
+//! about as much as the bundles).
 //!
 //! Why not in sled: sled 0.34 writes a value inside its tree leaf, rewrites
 //! the whole leaf as neighbours change, and keeps overwritten and removed
@@ -11,13 +14,14 @@
 //! bytes on disk.
 //!
 //! Crash safety: a blob's bytes are durable (a snapshot file: temporary
-//! file, fsync, rename, fsync of the directory; a bundle: appended to its
-//! pack, fsync) before the sled batch that refers to them, and a file is
-//! removed only after the batch that drops its last record is flushed. A
-//! kill in between leaves bytes nothing refers to (a file, or a pack's
-//! tail), never a record without its bytes; the next open removes the files
-//! ([`crate::MailboxStore::open`]), and a pack's dead tail goes with the
-//! pack at the vault's next snapshot.
+//! file, fsync, rename, fsync of the directory; a bundle: written to its
+//! pack, fsync) before the sled batch that refers to them (a pack's record
+//! names its committed end), and a file is removed only after the batch
+//! that drops its last record is flushed. A kill in between leaves bytes
+//! nothing refers to (a file, or a pack's tail past its committed end),
+//! never a record without its bytes; the next open removes the files
+//! ([`crate::MailboxStore::open`]), and the next write to a pack cuts its
+//! tail first.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -55,9 +59,73 @@ pub(crate) fn snapshot_name(key: &[u8], bytes: &[u8]) -> BlobName {
 
 /// The pack the next bundles of `vault` go to, while its snapshot record is
 /// `snapshot` (empty if none): a new snapshot starts a new pack, so the
-/// packs whose bundles it covers can go whole.
+/// packs whose bundles it covers can go whole. ("pack2": packs of entries
+/// with headers; the first file layout's packs of bare blobs hashed
+/// "pack", so a conversion never writes over the pack it reads.)
 pub(crate) fn pack_name(vault: &[u8], snapshot: &[u8]) -> BlobName {
-    hash_name(&[b"pack", vault, snapshot])
+    hash_name(&[b"pack2", vault, snapshot])
+}
+
+/// A pack entry's header: the device, the seq (8 bytes, big-endian) and
+/// the blob's length (4 bytes, big-endian), before the blob.
+pub(crate) const ENTRY_HEADER: usize = 28;
+
+/// A pack entry: `blob` prefixed with its header.
+pub(crate) fn pack_entry(device: &[u8; 16], seq: u64, blob: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let len = u32::try_from(blob.len())
+        .map_err(|_| StoreError::Corrupt("a bundle too long for a pack".into()))?;
+    let mut v = Vec::with_capacity(ENTRY_HEADER + blob.len());
+    v.extend_from_slice(device);
+    v.extend_from_slice(&seq.to_be_bytes());
+    v.extend_from_slice(&len.to_be_bytes());
+    v.extend_from_slice(blob);
+    Ok(v)
+}
+
+fn damaged() -> StoreError {
+    StoreError::Corrupt("blob pack missing, short or damaged".into())
+}
+
+/// The entries whose headers tile `[0, end)` of `pack`, each header read
+/// by `read` at its position.
+fn tile(
+    pack: BlobName,
+    end: u64,
+    mut read: impl FnMut(u64, &mut [u8; ENTRY_HEADER]) -> Result<(), StoreError>,
+) -> Result<Vec<PackEntry>, StoreError> {
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    while pos < end {
+        let offset = pos
+            .checked_add(ENTRY_HEADER as u64)
+            .filter(|o| *o <= end)
+            .ok_or_else(damaged)?;
+        let mut h = [0; ENTRY_HEADER];
+        read(pos, &mut h)?;
+        let (device, rest) = h.split_at(16);
+        let (seq, len) = rest.split_at(8);
+        let device: [u8; 16] = device.try_into().map_err(|_| damaged())?;
+        let seq = u64::from_be_bytes(seq.try_into().map_err(|_| damaged())?);
+        let len = u64::from(u32::from_be_bytes(len.try_into().map_err(|_| damaged())?));
+        pos = offset
+            .checked_add(len)
+            .filter(|e| *e <= end)
+            .ok_or_else(damaged)?;
+        out.push(PackEntry {
+            device,
+            seq,
+            stored: Stored::Packed { pack, offset, len },
+        });
+    }
+    Ok(out)
+}
+
+/// A bundle in a pack, as its header says.
+#[derive(Debug, Clone)]
+pub(crate) struct PackEntry {
+    pub(crate) device: [u8; 16],
+    pub(crate) seq: u64,
+    pub(crate) stored: Stored,
 }
 
 /// Where a blob is, as its sled record says.
@@ -169,41 +237,95 @@ impl Blobs {
         })
     }
 
-    /// Appends `bytes` to the pack `pack`, durably, before this returns.
-    /// Callers serialise appends to a pack (the relay's vault lock): the
-    /// offset is the pack's length. A torn earlier append (a kill) only
-    /// leaves dead bytes before this one.
-    pub(crate) fn append(&self, pack: BlobName, bytes: &[u8]) -> Result<Stored, StoreError> {
-        let offset = match self {
+    /// Writes `bytes` into the pack `pack` at `at` (the end its record
+    /// says is committed), durably, before this returns; returns the new
+    /// end. Whatever lay past `at` is cut first: the tail a kill left
+    /// between a pack's write and the record that acknowledges it. Callers
+    /// serialise writes to a pack (the relay's vault lock).
+    pub(crate) fn write_at(
+        &self,
+        pack: BlobName,
+        at: u64,
+        bytes: &[u8],
+    ) -> Result<u64, StoreError> {
+        let end = at.saturating_add(bytes.len() as u64);
+        match self {
             Blobs::Files(dir) => {
                 let p = Self::path(dir, &pack);
                 let created = !p.exists();
                 let mut f = std::fs::OpenOptions::new()
                     .create(true)
-                    .append(true)
+                    .truncate(false)
+                    .write(true)
                     .open(&p)
                     .map_err(StoreError::Io)?;
-                let offset = f.metadata().map_err(StoreError::Io)?.len();
+                // Shorter than what its record acknowledged is damage:
+                // refused, not zero-filled.
+                match f.metadata().map_err(StoreError::Io)?.len() {
+                    len if len < at => return Err(damaged()),
+                    len if len > at => f.set_len(at).map_err(StoreError::Io)?,
+                    _ => {}
+                }
+                f.seek(SeekFrom::Start(at)).map_err(StoreError::Io)?;
                 f.write_all(bytes).map_err(StoreError::Io)?;
                 f.sync_data().map_err(StoreError::Io)?;
                 if created {
                     vigil_fs::sync_dir(dir).map_err(StoreError::Io)?;
                 }
-                offset
             }
             Blobs::Mem(m) => {
                 let mut g = Self::mem(m);
                 let f = g.entry(pack).or_default();
-                let offset = f.len() as u64;
+                let at = usize::try_from(at).map_err(|_| damaged())?;
+                if f.len() < at {
+                    return Err(damaged());
+                }
+                f.truncate(at);
                 f.extend_from_slice(bytes);
-                offset
             }
-        };
-        Ok(Stored::Packed {
-            pack,
-            offset,
-            len: bytes.len() as u64,
-        })
+        }
+        Ok(end)
+    }
+
+    /// The entries of the pack `pack` up to its committed `end`, headers
+    /// only (the blobs are read by [`Blobs::load`]). A pack shorter than
+    /// `end`, or whose headers do not tile it, is damage.
+    pub(crate) fn pack_entries(
+        &self,
+        pack: BlobName,
+        end: u64,
+    ) -> Result<Vec<PackEntry>, StoreError> {
+        match self {
+            Blobs::Files(dir) => {
+                let mut f = match std::fs::File::open(Self::path(dir, &pack)) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(damaged()),
+                    Err(e) => return Err(StoreError::Io(e)),
+                };
+                if f.metadata().map_err(StoreError::Io)?.len() < end {
+                    return Err(damaged());
+                }
+                tile(pack, end, |pos, h| {
+                    f.seek(SeekFrom::Start(pos)).map_err(StoreError::Io)?;
+                    f.read_exact(h).map_err(StoreError::Io)
+                })
+            }
+            Blobs::Mem(m) => {
+                let g = Self::mem(m);
+                let f = g.get(&pack).ok_or_else(damaged)?;
+                if (f.len() as u64) < end {
+                    return Err(damaged());
+                }
+                tile(pack, end, |pos, h| {
+                    let start = usize::try_from(pos).map_err(|_| damaged())?;
+                    let src = f
+                        .get(start..start.saturating_add(ENTRY_HEADER))
+                        .ok_or_else(damaged)?;
+                    h.copy_from_slice(src);
+                    Ok(())
+                })
+            }
+        }
     }
 
     /// The blob a record refers to: a missing or short file is damage.

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use crate::blobs::{BlobName, Blobs, Stored, pack_name, snapshot_name};
+use crate::blobs::{BlobName, Blobs, PackEntry, Stored, pack_entry, pack_name, snapshot_name};
 use crate::kv::{Kv, KvBatch};
 
 use vigil_proto::{BundleItem, DeviceIdBytes, SnapshotItem, VaultIdBytes, VersionVector};
@@ -124,23 +124,80 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
 /// per snapshot, and per vault a pack of its bundles since that snapshot.
 pub const SEALED_DIR: &str = "sealed";
 
-/// sled's log segment for a new store: 64 KiB. With the blobs in files,
-/// sled holds small records only, and the space it has not reclaimed yet
-/// is counted in segments (measured, a week of hourly pushes: 1 MB for ten
-/// residents with 512 KiB segments, 330 KB with 64 KiB).
-const SEGMENT_BYTES: usize = 64 * 1024;
-/// sled's default segment, which stores created before kept.
-const OLD_SEGMENT_BYTES: usize = 512 * 1024;
+/// sled's log segment for a new store: 16 KiB. With the blobs in files
+/// and a record per vault (not per bundle), sled holds small records only,
+/// and the space it has not reclaimed yet is counted in segments
+/// (measured, three residents' week of hourly pushes: 229 KB beside the
+/// blob files with 64 KiB segments, see `tests/disk.rs`). sled stores an
+/// item over a quarter of a segment (4 KiB here) as a file of its own.
+const SEGMENT_BYTES: usize = 16 * 1024;
+/// The segments stores created before kept: 64 KiB, then sled's default.
+/// sled opens a store only with its own segment size.
+const EARLIER_SEGMENT_BYTES: [usize; 2] = [64 * 1024, 512 * 1024];
 
 /// sled's page cache for the node's store: 128 MiB.
 pub(crate) const NODE_CACHE_BYTES: u64 = 128 * 1024 * 1024;
 
 /// The record saying that blobs live in files ([`SEALED_DIR`]): a store
-/// without it was written by the previous layout (blobs inline in sled)
-/// and is upgraded at open.
+/// without it was written by the first layout (blobs inline in sled) and
+/// is upgraded at open.
 const LAYOUT_KEY: &[u8] = b"Flayout";
-/// [`LAYOUT_KEY`]'s value: sealed blobs in files.
-const LAYOUT_FILES: &[u8] = b"sealed-files-1";
+/// The record saying the current layout ([`LAYOUT_FILES`]). A new key, not
+/// a new value of [`LAYOUT_KEY`]: the previous version takes any other
+/// value there for blobs inline in sled, and its upgrade first removes
+/// every file in [`SEALED_DIR`]. A store of the current layout keeps
+/// [`LAYOUT_KEY`] at [`LAYOUT_FILES_1`] and a [`TRIPWIRE_KEY`] record, so
+/// a node downgraded to the previous version refuses it (a corrupt bundle
+/// record, before it removes any file) instead of emptying it.
+const LAYOUT2_KEY: &[u8] = b"Flayout2";
+/// [`LAYOUT2_KEY`]'s value: sealed blobs in files, a vault's bundles in
+/// packs of entries with headers, one sled record ([`PackIndex`]) per
+/// vault saying which packs and how far.
+const LAYOUT_FILES: &[u8] = b"sealed-files-2";
+/// A bundle record by the previous version's reading (prefix `b`) that
+/// does not decode as a blob reference: see [`LAYOUT2_KEY`]. Nothing in
+/// the current layout reads it.
+const TRIPWIRE_KEY: &[u8] = b"b";
+/// [`TRIPWIRE_KEY`]'s value (its first byte is neither reference tag).
+const TRIPWIRE: &[u8] = b"sealed-files-2: bundles are in packs, not in records";
+/// [`LAYOUT_KEY`]'s value for the first file layout: a sled record per
+/// bundle saying where it is in a pack of bare blobs. Upgraded at open:
+/// each record, rewritten with its sled leaf at every push, made sled take
+/// about 110 KB per resident in a week, as much as the week's snapshot.
+const LAYOUT_FILES_1: &[u8] = b"sealed-files-1";
+
+/// A vault's bundles, at `k` + vault: the packs they are in, each with
+/// the end of what its records acknowledged (a kill's torn tail lies past
+/// it), and per device the highest seq snapshots dropped (entries at or
+/// below it are dead bytes in a pack kept for a later one).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct PackIndex {
+    packs: Vec<(BlobName, u64)>,
+    gone: VersionVector,
+}
+
+impl PackIndex {
+    fn gone(&self, device: &DeviceIdBytes) -> u64 {
+        self.gone
+            .iter()
+            .find(|(d, _)| d == device)
+            .map_or(0, |(_, s)| *s)
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        postcard::to_stdvec(self).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+/// What the store holds for a vault's blobs, for deleting it: the records
+/// to remove, the blobs and bytes they count, and their files.
+#[derive(Debug, Default)]
+pub(crate) struct VaultBlobs {
+    pub(crate) keys: Vec<Vec<u8>>,
+    pub(crate) blobs: u64,
+    pub(crate) bytes: u64,
+    pub(crate) files: HashSet<BlobName>,
+}
 
 /// A snapshot's record in sled: what it covers, and where its blob is.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -196,23 +253,33 @@ impl MailboxStore {
         };
         // sled refuses another segment size than a store's own (it says so
         // before it takes the lock or writes anything): a store created
-        // before keeps sled's default.
-        let db = match open(SEGMENT_BYTES)? {
-            Err(sled::Error::Unsupported(why)) if why.contains("io buffer size") => {
-                open(OLD_SEGMENT_BYTES)??
+        // before keeps its own.
+        let mut opened = open(SEGMENT_BYTES)?;
+        for earlier in EARLIER_SEGMENT_BYTES {
+            match opened {
+                Err(sled::Error::Unsupported(ref why)) if why.contains("io buffer size") => {
+                    opened = open(earlier)?;
+                }
+                _ => break,
             }
-            r => r?,
-        };
+        }
+        let db = opened?;
         std::fs::create_dir_all(&sealed).map_err(StoreError::Io)?;
         let store = MailboxStore {
             db: Kv::Sled(db),
             blobs: Blobs::Files(sealed),
         };
-        if store.db.get(LAYOUT_KEY)?.as_deref() == Some(LAYOUT_FILES) {
-            store.remove_unreferenced()?;
-        } else {
-            store.upgrade()?;
+        let unknown = || StoreError::Corrupt("store layout (unknown)".into());
+        match store.db.get(LAYOUT2_KEY)?.as_deref() {
+            Some(LAYOUT_FILES) => {}
+            Some(_) => return Err(unknown()),
+            None => match store.db.get(LAYOUT_KEY)?.as_deref() {
+                Some(LAYOUT_FILES_1) => store.upgrade(Previous::Files1)?,
+                None => store.upgrade(Previous::Inline)?,
+                Some(_) => return Err(unknown()),
+            },
         }
+        store.remove_unreferenced()?;
         Ok(store)
     }
 
@@ -221,8 +288,8 @@ impl MailboxStore {
     /// At open only, before any request is served.
     fn remove_unreferenced(&self) -> Result<(), StoreError> {
         let mut keep = HashSet::new();
-        for (_, v) in self.db.scan_prefix(b"b")? {
-            keep.insert(Stored::decode(&v)?.file());
+        for (_, v) in self.db.scan_prefix(b"k")? {
+            keep.extend(decode_index(&v)?.packs.into_iter().map(|(n, _)| n));
         }
         for (_, v) in self.db.scan_prefix(b"s")? {
             keep.insert(Stored::decode(&decode_snapshot_ref(&v)?.stored)?.file());
@@ -234,44 +301,93 @@ impl MailboxStore {
         Ok(())
     }
 
-    /// Moves the blobs of a store of the previous layout (inline in sled)
-    /// into files. Crash-safe: the files are written first (durably), then
-    /// one sled batch swaps every record for its reference and marks the
-    /// layout; killed before that batch, the store is still the previous
+    /// Moves the blobs of a store of an earlier layout into the current
+    /// one: from inline in sled into files, or from the first file layout
+    /// (a record per bundle) into packs with headers. Crash-safe: the new
+    /// files are written first (durably, under names the earlier layout
+    /// does not use), then one sled batch swaps the records and marks the
+    /// layout; killed before that batch, the store is still the earlier
     /// layout whole, and the next open starts again (removing the files
-    /// written so far first). A new store is marked at once.
-    fn upgrade(&self) -> Result<(), StoreError> {
-        self.blobs.retain(&HashSet::new())?;
+    /// the earlier layout does not name first). The earlier layout's files
+    /// go after the batch ([`MailboxStore::remove_unreferenced`]). A new
+    /// store is marked at once.
+    fn upgrade(&self, from: Previous) -> Result<(), StoreError> {
+        let mut keep = HashSet::new();
+        if from == Previous::Files1 {
+            for (_, v) in self.db.scan_prefix(b"b")? {
+                keep.insert(Stored::decode(&v)?.file());
+            }
+            for (_, v) in self.db.scan_prefix(b"s")? {
+                keep.insert(Stored::decode(&decode_snapshot_ref(&v)?.stored)?.file());
+            }
+        }
+        self.blobs.retain(&keep)?;
         let mut batch = KvBatch::default();
         let mut moved = 0u64;
-        // Snapshots first: a vault's bundles go to the pack its new
-        // snapshot record names.
-        let mut snapshots: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        // Snapshots first: a vault's bundles go to the pack its snapshot
+        // record names, and what it covers is dropped.
+        let mut snapshots: HashMap<Vec<u8>, (Vec<u8>, VersionVector)> = HashMap::new();
         for r in self.db.range(b"s".to_vec(), b"t".to_vec()) {
             let (k, v) = r?;
+            let vault = k.get(1..).unwrap_or_default().to_vec();
+            if from == Previous::Files1 {
+                let covers = decode_snapshot_ref(&v)?.covers;
+                snapshots.insert(vault, (v, covers));
+                continue;
+            }
             let snap: SnapshotItem =
                 postcard::from_bytes(&v).map_err(|_| StoreError::Corrupt("snapshot".into()))?;
             let stored = self
                 .blobs
                 .put_file(snapshot_name(&k, &snap.blob), &snap.blob)?;
-            let record = encode_snapshot_ref(snap.covers, &stored)?;
+            let record = encode_snapshot_ref(snap.covers.clone(), &stored)?;
             batch.insert(k.clone(), record.clone());
-            snapshots.insert(k.get(1..).unwrap_or_default().to_vec(), record);
+            snapshots.insert(vault, (record, snap.covers));
             moved += 1;
         }
+        // Bundles in key order: a vault's in one pack, written at once.
+        let mut pack: Option<(Vec<u8>, Vec<u8>)> = None;
+        let finish =
+            |pack: Option<(Vec<u8>, Vec<u8>)>, batch: &mut KvBatch| -> Result<(), StoreError> {
+                let Some((vault, bytes)) = pack else {
+                    return Ok(());
+                };
+                let (record, covers) = snapshots.get(&vault).cloned().unwrap_or_default();
+                let name = pack_name(&vault, &record);
+                let end = self.blobs.write_at(name, 0, &bytes)?;
+                let index = PackIndex {
+                    packs: vec![(name, end)],
+                    gone: covers,
+                };
+                batch.insert(key(b'k', &[&vault]), index.encode()?);
+                Ok(())
+            };
         for r in self.db.range(b"b".to_vec(), b"c".to_vec()) {
-            let (k, blob) = r?;
-            let vault = k.get(1..17).unwrap_or_default();
-            let snap = snapshots.get(vault).map(Vec::as_slice).unwrap_or_default();
-            let stored = self.blobs.append(pack_name(vault, snap), &blob)?;
-            batch.insert(k, stored.encode());
+            let (k, v) = r?;
+            let (vault, device, seq) = bundle_key(&k)?;
+            let blob = match from {
+                Previous::Files1 => self.blobs.load(&Stored::decode(&v)?)?,
+                Previous::Inline => v,
+            };
+            if pack.as_ref().is_some_and(|(v, _)| v.as_slice() != vault) {
+                finish(pack.take(), &mut batch)?;
+            }
+            let (_, bytes) = pack.get_or_insert_with(|| (vault.to_vec(), Vec::new()));
+            bytes.extend_from_slice(&pack_entry(&device, seq, &blob)?);
+            batch.remove(k);
             moved += 1;
         }
-        batch.insert(LAYOUT_KEY.to_vec(), LAYOUT_FILES.to_vec());
+        finish(pack.take(), &mut batch)?;
+        batch.insert(LAYOUT_KEY.to_vec(), LAYOUT_FILES_1.to_vec());
+        batch.insert(LAYOUT2_KEY.to_vec(), LAYOUT_FILES.to_vec());
+        batch.insert(TRIPWIRE_KEY.to_vec(), TRIPWIRE.to_vec());
         self.db.apply(batch)?;
         self.db.flush()?;
         if moved > 0 {
-            tracing::info!(moved, "moved the store's sealed blobs into files");
+            tracing::info!(
+                moved,
+                "moved the store's sealed blobs to the current layout"
+            );
         }
         Ok(())
     }
@@ -375,12 +491,14 @@ impl MailboxStore {
         device: &DeviceIdBytes,
         seq: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let index = self.index(vault)?;
         match self
-            .db
-            .get(&key(b'b', &[vault, device, &seq.to_be_bytes()]))?
+            .live(&index)?
+            .into_iter()
+            .find(|e| e.device == *device && e.seq == seq)
         {
             None => Ok(None),
-            Some(v) => self.blobs.load(&Stored::decode(&v)?).map(Some),
+            Some(e) => self.blobs.load(&e.stored).map(Some),
         }
     }
 
@@ -394,11 +512,25 @@ impl MailboxStore {
         // The bytes first, durably: a record never refers to missing ones.
         // Into the pack of the vault's current snapshot (a new snapshot
         // starts a new pack).
-        let k = key(b'b', &[vault, &b.device, &b.seq.to_be_bytes()]);
+        // The pack's committed end comes from its record: a tail a kill
+        // left past it is cut by the write.
         let snap = self.db.get(&key(b's', &[vault]))?.unwrap_or_default();
-        let stored = self.blobs.append(pack_name(vault, &snap), &b.blob)?;
+        let name = pack_name(vault, &snap);
+        let mut index = self.index(vault)?;
+        let at = index
+            .packs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, end)| *end);
+        let end = self
+            .blobs
+            .write_at(name, at, &pack_entry(&b.device, b.seq, &b.blob)?)?;
+        match index.packs.iter_mut().find(|(n, _)| *n == name) {
+            Some(p) => p.1 = end,
+            None => index.packs.push((name, end)),
+        }
         let mut batch = KvBatch::default();
-        batch.insert(k, stored.encode());
+        batch.insert(key(b'k', &[vault]), index.encode()?);
         batch.insert(key(b'h', &[vault, &b.device]), b.seq.to_be_bytes());
         batch.insert(key(b'v', &[vault]), info.encode());
         self.db.apply(batch)?;
@@ -427,31 +559,43 @@ impl MailboxStore {
         vault: &'a VaultIdBytes,
         have: &HashMap<DeviceIdBytes, u64>,
     ) -> Result<impl Iterator<Item = Result<BundleItem, StoreError>> + use<'a>, StoreError> {
-        let wanted: Vec<_> = self
-            .holdings(vault)?
+        let index = self.index(vault)?;
+        let mut wanted: Vec<PackEntry> = self
+            .live(&index)?
             .into_iter()
-            .filter_map(|(device, highest)| {
-                let from = have.get(&device).copied().unwrap_or(0).saturating_add(1);
-                (from <= highest).then_some((device, from, highest))
-            })
+            .filter(|e| e.seq > have.get(&e.device).copied().unwrap_or(0))
             .collect();
-        Ok(wanted.into_iter().flat_map(move |(device, from, highest)| {
-            let start = key(b'b', &[vault, &device, &from.to_be_bytes()]);
-            let end = key(
-                b'b',
-                &[vault, &device, &highest.saturating_add(1).to_be_bytes()],
-            );
-            self.db.range(start, end).map(move |r| {
-                let (k, v) = r?;
-                let seq = k
-                    .get(33..41)
-                    .and_then(|s| s.try_into().ok())
-                    .map(u64::from_be_bytes)
-                    .ok_or_else(|| StoreError::Corrupt("bundle key".into()))?;
-                let blob = self.blobs.load(&Stored::decode(&v)?)?;
-                Ok(BundleItem { device, seq, blob })
+        wanted.sort_by_key(|e| (e.device, e.seq));
+        Ok(wanted.into_iter().map(move |e| {
+            let blob = self.blobs.load(&e.stored)?;
+            Ok(BundleItem {
+                device: e.device,
+                seq: e.seq,
+                blob,
             })
         }))
+    }
+
+    /// A vault's [`PackIndex`] (empty if it has no bundles yet).
+    fn index(&self, vault: &VaultIdBytes) -> Result<PackIndex, StoreError> {
+        match self.db.get(&key(b'k', &[vault]))? {
+            None => Ok(PackIndex::default()),
+            Some(v) => decode_index(&v),
+        }
+    }
+
+    /// The bundles `index` holds that no snapshot dropped, in pack order.
+    fn live(&self, index: &PackIndex) -> Result<Vec<PackEntry>, StoreError> {
+        let mut out = Vec::new();
+        for (pack, end) in &index.packs {
+            out.extend(
+                self.blobs
+                    .pack_entries(*pack, *end)?
+                    .into_iter()
+                    .filter(|e| e.seq > index.gone(&e.device)),
+            );
+        }
+        Ok(out)
     }
 
     /// The stored snapshot, if any.
@@ -473,20 +617,26 @@ impl MailboxStore {
         }
     }
 
-    /// The record key, length and file of every blob of a vault: its
-    /// bundles and its snapshot.
-    pub(crate) fn blob_refs(
-        &self,
-        vault: &VaultIdBytes,
-    ) -> Result<Vec<(Vec<u8>, u64, BlobName)>, StoreError> {
-        let mut out = Vec::new();
-        for (k, v) in self.db.scan_prefix(&key(b'b', &[vault]))? {
-            let s = Stored::decode(&v)?;
-            out.push((k, s.len(), s.file()));
+    /// Every blob of a vault (its live bundles and its snapshot), with
+    /// the records that name them and their files: what deleting it drops.
+    pub(crate) fn vault_blobs(&self, vault: &VaultIdBytes) -> Result<VaultBlobs, StoreError> {
+        let mut out = VaultBlobs::default();
+        let k = key(b'k', &[vault]);
+        if let Some(v) = self.db.get(&k)? {
+            let index = decode_index(&v)?;
+            for e in self.live(&index)? {
+                out.blobs += 1;
+                out.bytes += e.stored.len();
+            }
+            out.files.extend(index.packs.iter().map(|(n, _)| *n));
+            out.keys.push(k);
         }
         if let Some(r) = self.snapshot_ref(vault)? {
             let s = Stored::decode(&r.stored)?;
-            out.push((key(b's', &[vault]), s.len(), s.file()));
+            out.blobs += 1;
+            out.bytes += s.len();
+            out.files.insert(s.file());
+            out.keys.push(key(b's', &[vault]));
         }
         Ok(out)
     }
@@ -516,25 +666,44 @@ impl MailboxStore {
             blobs = blobs.saturating_sub(1);
             dropped.insert(s.file());
         }
-        let covers: HashMap<_, _> = snap.covers.iter().copied().collect();
-        let covered = |d: &DeviceIdBytes| covers.get(d).copied().unwrap_or(0);
-        for (k, v) in self.db.scan_prefix(&key(b'b', &[vault]))? {
-            let (device, seq) = k
-                .get(17..33)
-                .and_then(|d| d.try_into().ok())
-                .zip(k.get(33..41).and_then(|s| s.try_into().ok()))
-                .map(|(d, s): (DeviceIdBytes, [u8; 8])| (d, u64::from_be_bytes(s)))
-                .ok_or_else(|| StoreError::Corrupt("bundle key".into()))?;
-            let s = Stored::decode(&v)?;
-            if seq <= covered(&device) {
-                batch.remove(k);
-                bytes = bytes.saturating_sub(s.len());
-                blobs = blobs.saturating_sub(1);
-                dropped.insert(s.file());
-            } else {
-                still.insert(s.file());
+        // What the snapshot drops, per device: up to what it covers, but
+        // not past what the relay holds (a later bundle at a seq it claims
+        // to cover is still stored, as it was before).
+        let mut index = self.index(vault)?;
+        let held: HashMap<_, _> = self.holdings(vault)?.into_iter().collect();
+        let mut gone = index.gone.clone();
+        for (d, c) in &snap.covers {
+            let g = (*c).min(held.get(d).copied().unwrap_or(0));
+            match gone.iter_mut().find(|(x, _)| x == d) {
+                Some(e) => e.1 = e.1.max(g),
+                None => gone.push((*d, g)),
             }
         }
+        let next = PackIndex {
+            packs: Vec::new(),
+            gone,
+        };
+        for (pack, end) in std::mem::take(&mut index.packs) {
+            let mut kept = false;
+            for e in self.blobs.pack_entries(pack, end)? {
+                let (was, is) = (e.seq > index.gone(&e.device), e.seq > next.gone(&e.device));
+                if was && !is {
+                    bytes = bytes.saturating_sub(e.stored.len());
+                    blobs = blobs.saturating_sub(1);
+                }
+                kept |= is;
+            }
+            if kept {
+                index.packs.push((pack, end));
+                still.insert(pack);
+            } else {
+                dropped.insert(pack);
+            }
+        }
+        let index = PackIndex {
+            packs: index.packs,
+            gone: next.gone,
+        };
         let after = MailboxInfo {
             // Stored counters plus a wire size: saturated, a sum past
             // u64::MAX fails every quota instead of wrapping.
@@ -551,7 +720,9 @@ impl MailboxStore {
             .put_file(snapshot_name(&k, &snap.blob), &snap.blob)?;
         // The same snapshot again (a retry) is the same file: it stays.
         dropped.retain(|n| *n != stored.file() && !still.contains(n));
-        batch.insert(k, encode_snapshot_ref(snap.covers.clone(), &stored)?);
+        let record = encode_snapshot_ref(snap.covers.clone(), &stored)?;
+        batch.insert(k, record);
+        batch.insert(key(b'k', &[vault]), index.encode()?);
         batch.insert(key(b'v', &[vault]), after.encode());
         self.db.apply(batch)?;
         self.db.flush()?;
@@ -690,6 +861,35 @@ fn encode_snapshot_ref(covers: VersionVector, stored: &Stored) -> Result<Vec<u8>
     let stored = stored.encode();
     postcard::to_stdvec(&SnapshotRef { covers, stored })
         .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode_index(v: &[u8]) -> Result<PackIndex, StoreError> {
+    postcard::from_bytes(v).map_err(|_| StoreError::Corrupt("pack index".into()))
+}
+
+/// The layout a store is upgraded from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Previous {
+    /// Blobs inline in sled.
+    Inline,
+    /// [`LAYOUT_FILES_1`].
+    Files1,
+}
+
+/// The (vault, device, seq) of an earlier layout's bundle record key.
+fn bundle_key(k: &[u8]) -> Result<(&[u8], DeviceIdBytes, u64), StoreError> {
+    let bad = || StoreError::Corrupt("bundle key".into());
+    let vault = k.get(1..17).ok_or_else(bad)?;
+    let device = k
+        .get(17..33)
+        .and_then(|d| d.try_into().ok())
+        .ok_or_else(bad)?;
+    let seq = k
+        .get(33..41)
+        .and_then(|s| s.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(bad)?;
+    Ok((vault, device, seq))
 }
 
 fn decode_snapshot_ref(v: &[u8]) -> Result<SnapshotRef, StoreError> {

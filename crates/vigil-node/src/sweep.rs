@@ -52,13 +52,13 @@ impl MailboxStore {
         // Bundles and the snapshot: their records now, their files once
         // the batch is durable (a kill in between leaves files the next
         // open removes).
-        let mut files = std::collections::HashSet::new();
-        for (k, len, file) in self.blob_refs(vault)? {
-            r.blobs += 1;
-            r.bytes += len;
-            files.insert(file);
+        let blobs = self.vault_blobs(vault)?;
+        r.blobs += blobs.blobs;
+        r.bytes += blobs.bytes;
+        for k in blobs.keys {
             batch.remove(k);
         }
+        let files = blobs.files;
         for prefix in [b'v', b'h'] {
             let mut p = vec![prefix];
             p.extend_from_slice(vault);
