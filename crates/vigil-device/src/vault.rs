@@ -600,10 +600,14 @@ impl Vault {
         )?;
         // Received bundles are in the snapshot too, unless some change still
         // waits for a dependency (Automerge keeps those out of `save()`).
-        if self.log.missing_deps() == 0 {
+        let forget = self.log.missing_deps() == 0;
+        if forget {
             SyncState::forget_received(self.storage.as_ref(), &mut batch)?;
         }
         self.storage.apply(batch)?;
+        if forget {
+            self.sync.received_folded();
+        }
         Ok(())
     }
 
@@ -682,6 +686,23 @@ impl Vault {
                     r
                 }
             },
+            Ok(report) => {
+                // What other devices sent is applied again at every open
+                // until a local snapshot holds it: past the bytes that make
+                // a compaction due for our own chunks, fold it in (the
+                // same compaction, so the same crash safety). Not while a
+                // change waits for a dependency: `save()` leaves it out,
+                // so the received records would stay, and so would the
+                // reason to compact.
+                if self.journal.compacts()
+                    && self.sync.received_worth_folding()
+                    && self.log.missing_deps() == 0
+                    && let Err(e) = self.compact()
+                {
+                    tracing::warn!(error = %e, "compaction failed; will retry");
+                }
+                Ok(report)
+            }
             r => r,
         }
     }

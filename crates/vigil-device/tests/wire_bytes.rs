@@ -8,7 +8,9 @@ use std::io::Write;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use vigil_crypto::{Context, KeySchedule, Kind, NodeId, X25519Identity};
-use vigil_device::{KeyStore, MemStorage, MemoryKeyStore, Period, SnapshotPolicy, Vault};
+use vigil_device::{
+    KeyStore, MemStorage, MemoryKeyStore, Period, SledStorage, SnapshotPolicy, Storage, Vault,
+};
 use vigil_log::{Day, Severity, Symptom};
 use vigil_node::{MailboxStore, Relay, RelayConfig};
 use vigil_proto::{BundleItem, Exchange, ExchangeError, FrameHandler, Response};
@@ -525,6 +527,55 @@ fn minute_bundles_still_bring_relay_snapshots() {
         stored as f64 <= 1.5 * snapshot as f64,
         "the node keeps {stored} bytes for a sealed snapshot of {snapshot}"
     );
+}
+
+/// A second device that records nothing but receives a day of hourly
+/// bundles (~25 KiB): what it received goes into its own local snapshot
+/// once it passes 16 KiB, so each open loads one document instead of
+/// applying every received bundle again, and the store does not keep the
+/// same changes twice. Reopened, it holds what the first device holds.
+#[test]
+fn received_bundles_are_folded_into_the_local_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = relay(tmp.path());
+    let (mut a, _) = first_device(&relay, 16);
+    let dir = tmp.path().join("b");
+    let b_keys = MemoryKeyStore::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    let id = X25519Identity::generate(&mut rng);
+    a.offer_pairing(&mut conn(&relay), &id.public_key(), START)
+        .unwrap();
+    let mut b = Vault::fetch_join(&mut conn(&relay), &id)
+        .unwrap()
+        .confirm(
+            Box::new(SledStorage::open(&dir).unwrap()),
+            Box::new(b_keys.clone()),
+            &mut conn(&relay),
+            &mut rng,
+        )
+        .unwrap();
+    for hour in 0..24 {
+        band(&mut a, hour * 60, (hour + 1) * 60);
+        a.sync(&mut conn(&relay)).unwrap();
+        b.sync(&mut conn(&relay)).unwrap();
+    }
+    drop(b);
+    let store = SledStorage::open(&dir).unwrap();
+    let received: usize = store
+        .scan_prefix(b"r/")
+        .unwrap()
+        .iter()
+        .map(|(_, v)| v.len())
+        .sum::<usize>()
+        + store.get(b"R/snapshot").unwrap().map_or(0, |v| v.len());
+    drop(store);
+    assert!(
+        received <= 16 * 1024 + 2048,
+        "{received} bytes of received blobs kept beside the log"
+    );
+    let mut b = Vault::open_at(&dir, &b_keys, START).unwrap();
+    assert_eq!(b.log().view(), a.log().view());
+    assert_eq!(b.heads(), a.heads());
 }
 
 /// The figures of issue 19 for one day of band readings (run with
