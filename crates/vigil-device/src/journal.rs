@@ -231,11 +231,6 @@ impl Journal {
     }
 
     /// Compact after this many chunks (0: never).
-    /// Whether compaction is enabled (`set_compact_every(0)` disables it).
-    pub(crate) fn compacts(&self) -> bool {
-        self.compact_every > 0
-    }
-
     pub(crate) fn set_compact_every(&mut self, chunks: u64) {
         self.compact_every = chunks;
     }
