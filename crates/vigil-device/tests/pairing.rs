@@ -295,3 +295,94 @@ fn a_join_cut_off_during_the_download_leaves_a_vault_that_opens_and_syncs() {
     joined.sync(&mut conn(&relay).0).unwrap();
     assert_eq!(joined.log().len(), 1);
 }
+
+/// A store that notes the size of every blob written (the local snapshot
+/// is the one blob a vault writes).
+#[derive(Debug, Default)]
+struct NotingBlobs {
+    inner: MemStorage,
+    blobs: Arc<Mutex<Vec<usize>>>,
+}
+
+impl vigil_device::Storage for NotingBlobs {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, vigil_device::StorageError> {
+        self.inner.get(key)
+    }
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> Result<vigil_device::Entries, vigil_device::StorageError> {
+        self.inner.scan_prefix(prefix)
+    }
+    fn apply(&mut self, batch: vigil_device::Batch) -> Result<(), vigil_device::StorageError> {
+        self.inner.apply(batch)
+    }
+    fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, vigil_device::StorageError> {
+        self.inner.get_blob(name)
+    }
+    fn put_blob(&mut self, name: &str, value: &[u8]) -> Result<(), vigil_device::StorageError> {
+        self.blobs.lock().unwrap().push(value.len());
+        self.inner.put_blob(name, value)
+    }
+    fn tombstone(&self) -> Result<Option<Vec<u8>>, vigil_device::StorageError> {
+        self.inner.tombstone()
+    }
+    fn put_tombstone(&mut self, value: &[u8]) -> Result<(), vigil_device::StorageError> {
+        self.inner.put_tombstone(value)
+    }
+    fn destroy(self: Box<Self>) -> Result<(), vigil_device::StorageError> {
+        Ok(())
+    }
+}
+
+/// The resident watches the pairing screen while the new device confirms:
+/// the join stores the relay snapshot as it came and does not save and
+/// seal the whole log again as its local snapshot then (a second copy of
+/// the work the download already did: ~1/3 of a week's join). Folding what
+/// it received into a local snapshot waits for the device's next sync.
+#[test]
+fn a_join_does_not_save_the_log_again_and_its_next_sync_compacts() {
+    let relay = relay();
+    let mut first = phone(&relay, 31);
+    for i in 0..3000 {
+        first
+            .record(
+                Metric::HeartRate,
+                60.0 + f64::from(i % 50),
+                Unit::BeatsPerMinute,
+                START + 2 * MIN + i64::from(i) * 30_000,
+            )
+            .unwrap();
+    }
+    first.sync(&mut conn(&relay).0).unwrap();
+    let joiner = X25519Identity::generate(&mut rng(32));
+    first
+        .offer_pairing(&mut conn(&relay).0, &joiner.public_key(), START)
+        .unwrap();
+    let pending = Vault::fetch_join(&mut conn(&relay).0, &joiner).unwrap();
+    let blobs = Arc::new(Mutex::new(vec![]));
+    let store = NotingBlobs {
+        inner: MemStorage::new(),
+        blobs: blobs.clone(),
+    };
+    let mut joined = pending
+        .confirm(
+            Box::new(store),
+            Box::new(MemoryKeyStore::new()),
+            &mut conn(&relay).0,
+            &mut rng(33),
+        )
+        .unwrap();
+    assert_eq!(joined.log().len(), 3001);
+    let at_join = blobs.lock().unwrap().clone();
+    assert!(
+        at_join.iter().all(|&n| n < 1024),
+        "the join saved the log again: blobs of {at_join:?} bytes"
+    );
+    joined.sync(&mut conn(&relay).0).unwrap();
+    let after = blobs.lock().unwrap().clone();
+    assert!(
+        after.iter().any(|&n| n >= 4096),
+        "the next sync did not fold what the join received: blobs of {after:?} bytes"
+    );
+}
