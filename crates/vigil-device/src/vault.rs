@@ -651,16 +651,19 @@ impl Vault {
         conn: &mut dyn Exchange,
         policy: SnapshotPolicy,
     ) -> Result<SyncReport, SyncFailure> {
-        self.sync_registering(conn, policy, true)
+        self.sync_registering(conn, policy, true, true)
     }
 
     /// [`Vault::sync_with`]; `register`: confirm the mailbox at the node
-    /// before authenticating (see [`PendingJoin::confirm`] for when not).
+    /// before authenticating (see [`PendingJoin::confirm`] for when not);
+    /// `fold_received`: compact what was received into the local snapshot
+    /// if it is worth it now (a join leaves it to the next sync).
     fn sync_registering(
         &mut self,
         conn: &mut dyn Exchange,
         policy: SnapshotPolicy,
         register: bool,
+        fold_received: bool,
     ) -> Result<SyncReport, SyncFailure> {
         // Every reading goes out, folded: the bundle carries one change for
         // the readings since the last sync, not one per reading.
@@ -694,7 +697,8 @@ impl Vault {
                 // change waits for a dependency: `save()` leaves it out,
                 // so the received records would stay, and so would the
                 // reason to compact.
-                if self.journal.compacts()
+                if fold_received
+                    && self.journal.compacts()
                     && self.sync.received_worth_folding()
                     && self.log.missing_deps() == 0
                     && let Err(e) = self.compact()
@@ -1018,9 +1022,12 @@ impl PendingJoin {
         // know the vault (another one than the offer's) is asked again with
         // `Register`, so the joiner gets the answer any sync there gets
         // (`TicketRequired`, which the app explains), not a bare `UnknownVault`.
-        match vault.sync_registering(conn, SnapshotPolicy::Never, false) {
+        // What the join received is stored as it came; folding it into a
+        // local snapshot (saving and sealing the whole log again, a third
+        // of a week's join) waits for the next sync, off the pairing screen.
+        match vault.sync_registering(conn, SnapshotPolicy::Never, false, false) {
             Err(SyncFailure::Protocol(SyncError::Refused(ProtoError::UnknownVault))) => {
-                vault.sync_registering(conn, SnapshotPolicy::Never, true)?;
+                vault.sync_registering(conn, SnapshotPolicy::Never, true, false)?;
             }
             r => {
                 r?;
