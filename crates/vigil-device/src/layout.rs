@@ -1229,6 +1229,23 @@ mod tests {
         out
     }
 
+    /// The `i`th reading of a band: heart rate and body temperature in turn.
+    fn band_reading(i: i64) -> (vigil_log::Metric, f64, vigil_log::Unit) {
+        if i % 2 == 0 {
+            (
+                vigil_log::Metric::HeartRate,
+                55.0 + (i % 41) as f64,
+                vigil_log::Unit::BeatsPerMinute,
+            )
+        } else {
+            (
+                vigil_log::Metric::BodyTemperature,
+                36.4 + (i % 7) as f64 * 0.1,
+                vigil_log::Unit::Celsius,
+            )
+        }
+    }
+
     /// A bundle of band readings (one fold of 1 to 60 readings, heart rate
     /// and temperature alternating every 30 s, as a device bundles them)
     /// packs to the smallest of the Automerge bytes as they are, DEFLATE
@@ -1240,19 +1257,7 @@ mod tests {
             let mut log = vigil_log::HealthLog::new(vigil_log::DeviceId([9; 16]));
             let heads = log.heads();
             for i in 0..n {
-                let (metric, value, unit) = if i % 2 == 0 {
-                    (
-                        vigil_log::Metric::HeartRate,
-                        55.0 + (i % 41) as f64,
-                        vigil_log::Unit::BeatsPerMinute,
-                    )
-                } else {
-                    (
-                        vigil_log::Metric::BodyTemperature,
-                        36.4 + (i % 7) as f64 * 0.1,
-                        vigil_log::Unit::Celsius,
-                    )
-                };
+                let (metric, value, unit) = band_reading(i);
                 log.stage(metric, value, unit, 1_790_000_000_000 + i * 30_000)
                     .expect("a valid reading");
             }
@@ -1289,19 +1294,7 @@ mod tests {
     fn documents_pack_as_deflate_alone() {
         let mut log = vigil_log::HealthLog::new(vigil_log::DeviceId([9; 16]));
         for i in 0..2880i64 {
-            let (metric, value, unit) = if i % 2 == 0 {
-                (
-                    vigil_log::Metric::HeartRate,
-                    55.0 + (i % 41) as f64,
-                    vigil_log::Unit::BeatsPerMinute,
-                )
-            } else {
-                (
-                    vigil_log::Metric::BodyTemperature,
-                    36.4 + (i % 7) as f64 * 0.1,
-                    vigil_log::Unit::Celsius,
-                )
-            };
+            let (metric, value, unit) = band_reading(i);
             log.stage(metric, value, unit, 1_790_000_000_000 + i * 30_000)
                 .expect("a valid reading");
             if i % 120 == 119 {
