@@ -297,11 +297,7 @@ impl Blobs {
     ) -> Result<Vec<PackEntry>, StoreError> {
         match self {
             Blobs::Files(dir) => {
-                let mut f = match std::fs::File::open(Self::path(dir, &pack)) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(damaged()),
-                    Err(e) => return Err(StoreError::Io(e)),
-                };
+                let mut f = open_existing(&Self::path(dir, &pack), damaged)?;
                 if f.metadata().map_err(StoreError::Io)?.len() < end {
                     return Err(damaged());
                 }
@@ -338,11 +334,7 @@ impl Blobs {
         let size = usize::try_from(len).map_err(|_| missing())?;
         match self {
             Blobs::Files(dir) => {
-                let mut f = match std::fs::File::open(Self::path(dir, &name)) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
-                    Err(e) => return Err(StoreError::Io(e)),
-                };
+                let mut f = open_existing(&Self::path(dir, &name), missing)?;
                 let flen = f.metadata().map_err(StoreError::Io)?.len();
                 if offset.checked_add(len).is_none_or(|end| end > flen) {
                     return Err(missing());
@@ -430,5 +422,18 @@ impl Blobs {
                 .sum(),
             Blobs::Mem(m) => Self::mem(m).values().map(|v| v.len() as u64).sum(),
         }
+    }
+}
+
+/// Opens a blob file a record names: a file that is not there is the
+/// store's damage (`gone`), any other failure an I/O error.
+fn open_existing(
+    path: &std::path::Path,
+    gone: impl FnOnce() -> StoreError,
+) -> Result<std::fs::File, StoreError> {
+    match std::fs::File::open(path) {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(gone()),
+        Err(e) => Err(StoreError::Io(e)),
     }
 }
