@@ -1415,6 +1415,84 @@ mod tests {
         assert!(queued > 5, "only {queued} chunks waited for dependencies");
     }
 
+    /// The plain definition of [`HealthLog::fold`]: each staged reading
+    /// inserted at the end of the list on its own, then one commit.
+    fn fold_plain(log: &mut HealthLog) -> usize {
+        log.view_mut();
+        let v = log.view.get_mut().expect("view_mut built it");
+        for (i, r) in v.staged.iter().enumerate() {
+            log.doc
+                .insert(&log.readings, v.readings_len + i, r.encode().to_vec())
+                .expect("an index within the list");
+        }
+        log.doc.commit();
+        let n = v.staged.len();
+        v.readings_len += n;
+        v.staged.clear();
+        n
+    }
+
+    /// Replicas record, stage and exchange changes (so the list ends in
+    /// other devices' concurrent inserts as well as this one's); at each
+    /// fold, an exact twin folds by the plain definition: the same count,
+    /// the same change (heads, own changes' bytes), the same view and save.
+    #[test]
+    fn fold_is_the_per_reading_insert() {
+        const T0: i64 = 1_790_000_000_000;
+        let mut folds = 0;
+        for round in 1..=10u64 {
+            let mut rng = Rng(round.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+            let mut first = HealthLog::new(DeviceId([1; 16]));
+            let saved = first.save();
+            let mut reps = vec![first];
+            for d in 2..=3u8 {
+                reps.push(HealthLog::load(&saved, DeviceId([d; 16])).expect("a saved log loads"));
+            }
+            for step in 0..80 {
+                let w = rng.next(3);
+                let t = T0 + step * 30_000;
+                match rng.next(6) {
+                    0..=2 => {
+                        for k in 0..=rng.next(40) as i64 {
+                            reps[w]
+                                .stage(
+                                    Metric::HeartRate,
+                                    60.0 + rng.next(40) as f64,
+                                    Unit::BeatsPerMinute,
+                                    t + k,
+                                )
+                                .expect("a valid reading");
+                        }
+                    }
+                    3 => {
+                        let from = rng.next(3);
+                        if from != w {
+                            reps[from].fold().expect("a fold");
+                            let whole = reps[from].save();
+                            reps[w].apply(&whole).expect("a save applies");
+                        }
+                    }
+                    _ => {
+                        let heads = reps[w].heads();
+                        let mut plain = twin(&reps[w]);
+                        let n = reps[w].fold().expect("a fold");
+                        assert_eq!(n, fold_plain(&mut plain), "round {round} step {step}");
+                        assert_eq!(reps[w].heads(), plain.heads(), "round {round} step {step}");
+                        assert_eq!(
+                            reps[w].own_changes_since(&heads),
+                            plain.own_changes_since(&heads),
+                            "round {round} step {step}"
+                        );
+                        assert_eq!(reps[w].view(), plain.view(), "round {round} step {step}");
+                        assert_eq!(reps[w].save(), plain.save(), "round {round} step {step}");
+                        folds += usize::from(n > 1);
+                    }
+                }
+            }
+        }
+        assert!(folds > 50, "only {folds} folds of several readings");
+    }
+
     /// A small deterministic generator (xorshift), so the test needs no RNG crate.
     struct Rng(u64);
     impl Rng {
