@@ -490,14 +490,17 @@ impl HealthLog {
         if v.staged.is_empty() {
             return Ok(0);
         }
-        for (i, r) in v.staged.iter().enumerate() {
-            if let Err(e) = self
-                .doc
-                .insert(&self.readings, v.readings_len + i, r.encode().to_vec())
-            {
-                self.doc.rollback();
-                return Err(LogError::Malformed(e.to_string()));
-            }
+        // One splice of every staged reading: the same insert ops as one
+        // `insert` each (pinned by a test), but Automerge places them in
+        // its op set at once. Each `insert` cost ~107 K instructions, most
+        // of it splicing the op set's columns, whatever the list's length.
+        let values = v
+            .staged
+            .iter()
+            .map(|r| ScalarValue::Bytes(r.encode().to_vec()));
+        if let Err(e) = self.doc.splice(&self.readings, v.readings_len, 0, values) {
+            self.doc.rollback();
+            return Err(LogError::Malformed(e.to_string()));
         }
         self.doc.commit();
         let n = v.staged.len();
