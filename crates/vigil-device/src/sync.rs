@@ -202,6 +202,9 @@ impl SyncState {
                 .map_err(|e| OpenError::Corrupt(format!("sync volume record: {e}")))?,
         };
         let mut received_stored = 0u64;
+        // The relay snapshot and the bundles after it go to Automerge in
+        // one call (as a sync applies them), bounded like a sync's reply.
+        let mut pending = Vec::new();
         if let Some(v) = storage.get(K_RELAY_SNAPSHOT)? {
             received_stored += v.len() as u64;
             let doc = layout::decode::<RelaySnapshotRecord>(&v, LOG_RECORD)
@@ -209,10 +212,8 @@ impl SyncState {
                 .and_then(|r| crypto.open_relay_snapshot(&r.covers, &r.sealed))
                 .and_then(|p| unpack_log(&p).ok())
                 .ok_or_else(|| OpenError::Corrupt("relay snapshot does not decrypt".into()))?;
-            log.apply(&doc)
-                .map_err(|e| OpenError::Corrupt(format!("relay snapshot: {e}")))?;
+            pending.extend_from_slice(&doc);
         }
-        let mut pending = Vec::new();
         for (k, v) in storage.scan_prefix(P_RECEIVED)? {
             let (author, seq) = parse_received_key(&k)
                 .ok_or_else(|| OpenError::Corrupt("bad received-bundle key".into()))?;
@@ -365,6 +366,7 @@ impl SyncState {
             policy,
             faults,
             report: SyncReport::default(),
+            snapshot: None,
             received: Vec::new(),
             received_bytes: 0,
             offered: 0,
@@ -444,9 +446,12 @@ struct Run<'a> {
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     faults: &'a Faults,
     report: SyncReport,
+    /// The relay snapshot opened from the current reply (and its Automerge
+    /// bytes), applied with the bundles after it.
+    snapshot: Option<(SnapshotItem, Zeroizing<Vec<u8>>)>,
     /// Bundles opened from the current reply, applied together.
     received: Vec<(BundleItem, Vec<u8>)>,
-    /// The Automerge bytes in `received`.
+    /// The Automerge bytes in `snapshot` and `received`.
     received_bytes: usize,
     /// The sealed size of the relay snapshot offered in this sync.
     offered: u64,
@@ -493,8 +498,11 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// A relay snapshot to start from: applied, and stored as received
-    /// (sealed) with the vector it covers, in one durable batch; the next
+    /// A relay snapshot to start from: kept to apply with the bundles
+    /// after it in the same reply, in one Automerge call (each call splices
+    /// Automerge's op set once per run of new ops: the snapshot's and the
+    /// bundles' land at the same places), and stored as received (sealed)
+    /// with the vector it covers in the same durable batch; the next
     /// compaction folds it into the local snapshot.
     fn snapshot(&mut self, session: &mut DeviceSync, s: SnapshotItem) -> Result<(), SyncFailure> {
         let doc = self
@@ -515,31 +523,13 @@ impl Run<'_> {
             self.report.rejected += 1;
             return Ok(());
         };
-        self.log.apply(&doc).map_err(WriteError::from)?;
-        let mut next = self.state.rec.clone();
-        for (d, seq) in &s.covers {
-            set_vv(&mut next.vv, *d, *seq);
+        // What came before it is applied and stored first, in order: the
+        // snapshot resets the bytes the node holds since its snapshot.
+        if self.snapshot.is_some() || !self.received.is_empty() {
+            self.store_received()?;
         }
-        // The node holds this snapshot and the bundles past it, which the
-        // rest of the pull brings and counts.
-        let vol = SyncVolumeRecord {
-            node_snapshot: s.blob.len() as u64,
-            since: 0,
-            ..self.state.vol
-        };
-        let mut batch = Batch::default();
-        let stored = s.blob.len() as u64;
-        batch.put(
-            K_RELAY_SNAPSHOT,
-            layout::encode(&RelaySnapshotRecord {
-                covers: s.covers,
-                sealed: s.blob,
-            }),
-        );
-        self.state.commit(self.storage, batch, next, vol)?;
-        self.state.received_stored = self.state.received_stored.saturating_add(stored);
-        self.log.mark_all_saved();
-        self.report.received_snapshot = true;
+        self.received_bytes = self.received_bytes.saturating_add(doc.len());
+        self.snapshot = Some((s, doc));
         Ok(())
     }
 
@@ -613,10 +603,11 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Applies received bundles and stores them as received, with the
-    /// advanced version vector, in one durable batch.
+    /// Applies the received relay snapshot and bundles, in one Automerge
+    /// call, and stores them as received, with the advanced version vector,
+    /// in one durable batch.
     fn store_received(&mut self) -> Result<(), SyncFailure> {
-        if self.received.is_empty() {
+        if self.snapshot.is_none() && self.received.is_empty() {
             return Ok(());
         }
         let own = self.log.device();
@@ -626,6 +617,25 @@ impl Run<'_> {
         let mut vol = self.state.vol;
         let mut stored = 0u64;
         self.received_bytes = 0;
+        if let Some((s, doc)) = self.snapshot.take() {
+            all.extend_from_slice(&doc);
+            for (d, seq) in &s.covers {
+                set_vv(&mut next.vv, *d, *seq);
+            }
+            // The node holds this snapshot and the bundles past it, which
+            // the rest of the pull brings and counts.
+            vol.node_snapshot = s.blob.len() as u64;
+            vol.since = 0;
+            stored = s.blob.len() as u64;
+            batch.put(
+                K_RELAY_SNAPSHOT,
+                layout::encode(&RelaySnapshotRecord {
+                    covers: s.covers,
+                    sealed: s.blob,
+                }),
+            );
+            self.report.received_snapshot = true;
+        }
         #[allow(unused_variables)]
         for (i, (b, chunk)) in self.received.drain(..).enumerate() {
             set_vv(&mut next.vv, b.device, b.seq);
