@@ -1422,6 +1422,32 @@ mod tests {
         );
     }
 
+    /// Payloads opened one after another on one thread each read as they
+    /// would alone, whatever the one before did: a bomb stopped at the
+    /// limit, a stream cut short, bytes after a stream, a valid payload.
+    #[test]
+    fn payloads_unpack_alike_in_any_order() {
+        let valid = pack_log(&readings_like(148));
+        let doc = pack_document(&readings_like(30));
+        let mut bomb = vec![PAYLOAD_DEFLATE];
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, &vec![0u8; PAYLOAD_LIMIT + 1]).unwrap();
+        bomb.extend_from_slice(&e.finish().unwrap());
+        let cut = doc[..doc.len() / 2].to_vec();
+        let mut trailing = doc.to_vec();
+        trailing.push(0);
+        let all: [&[u8]; 5] = [&valid, &doc, &bomb, &cut, &trailing];
+        let alone: Vec<_> = all.iter().map(|p| unpack_log(p)).collect();
+        assert!(alone[0].is_ok() && alone[1].is_ok());
+        assert!(alone[2..].iter().all(Result::is_err));
+        for (i, first) in all.iter().enumerate() {
+            for (j, then) in all.iter().enumerate() {
+                assert_eq!(unpack_log(first), alone[i], "payload {i} before {j}");
+                assert_eq!(unpack_log(then), alone[j], "payload {j} after {i}");
+            }
+        }
+    }
+
     #[test]
     fn keys_round_trip_and_sort_by_number() {
         assert_eq!(parse_chunk_key(&chunk_key(258)), Some(258));
