@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use vigil_crypto::rand_core::CryptoRng;
 use vigil_crypto::{
-    Context, IndexKey, KeySchedule, Kind, LogKey, SealError, StoreKey, VaultId, X25519PublicKey,
-    Zeroizing, open, seal,
+    Context, IndexKey, KeySchedule, Kind, LogKey, MailboxKey, MailboxVerifier, NodeId, SealError,
+    StoreKey, VaultId, X25519PublicKey, Zeroizing, open, seal,
 };
 use vigil_log::DeviceId;
 use vigil_proto::VersionVector;
@@ -896,6 +896,13 @@ impl VaultCrypto {
         &self.keys
     }
 
+    /// The mailbox key for `node` and its verifier.
+    pub(crate) fn mailbox(&mut self, node: &NodeId) -> (MailboxKey, MailboxVerifier) {
+        let key = self.keys.mailbox_key(node);
+        let verifier = key.verifier();
+        (key, verifier)
+    }
+
     /// The key that names records by keyed hash ([`AlertSlot`]'s keys).
     pub(crate) fn index_key(&self) -> &IndexKey {
         &self.index_key
@@ -1471,6 +1478,31 @@ mod tests {
                 assert_eq!(unpack_log(first), alone[i], "payload {i} before {j}");
                 assert_eq!(unpack_log(then), alone[j], "payload {j} after {i}");
             }
+        }
+    }
+
+    /// The mailbox key and verifier a sync uses for a node are the key
+    /// schedule's for that node, whichever node the vault synced with
+    /// before (several nodes in turn, back and forth).
+    #[test]
+    fn mailbox_keys_are_the_schedules_per_node() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let keys = KeySchedule::new(vigil_crypto::RootKey::generate(&mut rng));
+        let schedule = KeySchedule::new(vigil_crypto::RootKey::from_bytes(
+            *keys.root().expose_secret(),
+        ));
+        let mut crypto = VaultCrypto::new(keys, DeviceId([1; 16]), &mut rng);
+        let nodes: Vec<vigil_crypto::NodeId> = (0..3u8)
+            .map(|i| {
+                let id = vigil_crypto::X25519Identity::generate(&mut rng);
+                vigil_crypto::NodeId::new(id.public_key(), [i; 32])
+            })
+            .collect();
+        for i in [0usize, 0, 1, 0, 2, 2, 1] {
+            let want = schedule.mailbox_key(&nodes[i]);
+            let (key, verifier) = crypto.mailbox(&nodes[i]);
+            assert_eq!(key.expose_secret(), want.expose_secret(), "node {i}");
+            assert_eq!(verifier.to_bytes(), want.verifier().to_bytes(), "node {i}");
         }
     }
 

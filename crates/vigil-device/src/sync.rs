@@ -406,7 +406,7 @@ impl SyncState {
     fn session(
         &self,
         storage: &dyn Storage,
-        crypto: &VaultCrypto,
+        crypto: &mut VaultCrypto,
         node: &NodeId,
         register: bool,
     ) -> Result<DeviceSync, StorageError> {
@@ -422,12 +422,13 @@ impl SyncState {
                 })
             })
             .collect();
-        let mailbox = crypto.keys().mailbox_key(node);
+        let vault = *crypto.vault_id().as_bytes();
+        let (mailbox, verifier) = crypto.mailbox(node);
         let config = SyncConfig {
-            vault: *crypto.vault_id().as_bytes(),
+            vault,
             mailbox_key: *mailbox.expose_secret(),
             register: register.then(|| Registration {
-                verifier: mailbox.verifier().to_bytes(),
+                verifier: verifier.to_bytes(),
                 expires_ms: self.period.end_ms,
             }),
             pull_max_bytes: PULL_MAX_BYTES,
