@@ -861,6 +861,8 @@ pub(crate) struct VaultCrypto {
     index_key: IndexKey,
     device: DeviceId,
     rng: ChaCha20Rng,
+    /// The last node's mailbox key and verifier (see [`VaultCrypto::mailbox`]).
+    mailbox: Option<(NodeId, MailboxKey, MailboxVerifier)>,
 }
 
 impl std::fmt::Debug for VaultCrypto {
@@ -888,6 +890,7 @@ impl VaultCrypto {
             keys,
             device,
             rng: ChaCha20Rng::from_seed(seed),
+            mailbox: None,
         }
     }
 
@@ -896,11 +899,19 @@ impl VaultCrypto {
         &self.keys
     }
 
-    /// The mailbox key for `node` and its verifier.
-    pub(crate) fn mailbox(&mut self, node: &NodeId) -> (MailboxKey, MailboxVerifier) {
-        let key = self.keys.mailbox_key(node);
-        let verifier = key.verifier();
-        (key, verifier)
+    /// The mailbox key for `node` and its verifier, derived once for the
+    /// node last asked for: every sync needs them (an HKDF and a SHA-256,
+    /// 24 K instructions), and a vault syncs with one node or a few in
+    /// turn. The key is no more exposed kept than the key schedule it
+    /// comes from, beside it, and is zeroized on drop like it.
+    pub(crate) fn mailbox(&mut self, node: &NodeId) -> (&MailboxKey, MailboxVerifier) {
+        if self.mailbox.as_ref().is_none_or(|(n, _, _)| n != node) {
+            let key = self.keys.mailbox_key(node);
+            let verifier = key.verifier();
+            self.mailbox = Some((*node, key, verifier));
+        }
+        let (_, key, verifier) = self.mailbox.as_ref().expect("set just above");
+        (key, *verifier)
     }
 
     /// The key that names records by keyed hash ([`AlertSlot`]'s keys).
