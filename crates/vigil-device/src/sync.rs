@@ -661,3 +661,51 @@ impl Run<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_log::{Metric, Unit};
+
+    /// A bundle's payload seals to no more than either candidate would
+    /// (the changes packed, the whole log packed), and one whose changes
+    /// fit the smallest envelope bucket as they are goes as they are:
+    /// neither compressing them nor saving the log (`vol.doc` is left as
+    /// it was) could make the sealed bundle smaller.
+    #[test]
+    fn bundle_payloads_seal_smallest_and_small_ones_go_as_they_are() {
+        let mut log = HealthLog::new(DeviceId([3; 16]));
+        let mut heads = log.heads();
+        let mut small = 0;
+        for n in 1..=40i64 {
+            for i in 0..n {
+                let t = 1_790_000_000_000 + (n * 100 + i) * 30_000;
+                log.stage(Metric::HeartRate, 55.0 + (i % 41) as f64, Unit::BeatsPerMinute, t)
+                    .expect("a valid reading");
+            }
+            log.fold().expect("a fold");
+            if n % 3 == 0 {
+                let id = log.readings(None, i64::MIN, i64::MAX, true)[0].id;
+                log.annotate(id, "note").expect("known");
+            }
+            let (changes, _) = log.own_changes_since(&heads);
+            heads = log.heads();
+            for doc in [0, 1 << 20] {
+                let mut vol = SyncVolumeRecord {
+                    doc,
+                    ..SyncVolumeRecord::default()
+                };
+                let payload = SyncState::bundle_payload(&changes, &mut log, &mut vol);
+                assert_eq!(*unpack_log(&payload).expect("reads"), changes);
+                let best = sealed_len(&pack_log(&changes)).min(sealed_len(&doc_payload(&mut log).0));
+                assert!(sealed_len(&payload) <= best, "n {n}: {}", changes.len());
+                if vigil_crypto::bucket_len(changes.len()) == vigil_crypto::MIN_BUCKET {
+                    assert!(*payload == changes, "n {n}: {} bytes packed", changes.len());
+                    assert_eq!(vol.doc, doc, "n {n}: the log was saved");
+                    small += 1;
+                }
+            }
+        }
+        assert!(small >= 4, "only {small} small bundles");
+    }
+}
