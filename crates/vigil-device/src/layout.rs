@@ -1387,8 +1387,8 @@ mod tests {
             let zeros = filtered.iter().filter(|b| **b == 0).count();
             assert!(zeros * 2 < changes.len(), "{zeros} of {}", changes.len());
             let plain = deflate(&[PAYLOAD_DEFLATE], &changes).expect("into a Vec");
-            let stride = deflate(&[PAYLOAD_STRIDE_DEFLATE, READING_STRIDE], &filtered)
-                .expect("into a Vec");
+            let stride =
+                deflate(&[PAYLOAD_STRIDE_DEFLATE, READING_STRIDE], &filtered).expect("into a Vec");
             assert!(stride.len() >= plain.len(), "the stride format would win");
             DEFLATES.with(|n| n.set(0));
             let packed = pack_log(&changes);

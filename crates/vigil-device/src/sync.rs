@@ -688,8 +688,13 @@ mod tests {
         for n in 1..=40i64 {
             for i in 0..n {
                 let t = 1_790_000_000_000 + (n * 100 + i) * 30_000;
-                log.stage(Metric::HeartRate, 55.0 + (i % 41) as f64, Unit::BeatsPerMinute, t)
-                    .expect("a valid reading");
+                log.stage(
+                    Metric::HeartRate,
+                    55.0 + (i % 41) as f64,
+                    Unit::BeatsPerMinute,
+                    t,
+                )
+                .expect("a valid reading");
             }
             log.fold().expect("a fold");
             if n % 3 == 0 {
@@ -705,7 +710,8 @@ mod tests {
                 };
                 let payload = SyncState::bundle_payload(&changes, &mut log, &mut vol);
                 assert_eq!(*unpack_log(&payload).expect("reads"), changes);
-                let best = sealed_len(&pack_log(&changes)).min(sealed_len(&doc_payload(&mut log).0));
+                let best =
+                    sealed_len(&pack_log(&changes)).min(sealed_len(&doc_payload(&mut log).0));
                 assert!(sealed_len(&payload) <= best, "n {n}: {}", changes.len());
                 if vigil_crypto::bucket_len(changes.len()) == vigil_crypto::MIN_BUCKET {
                     assert!(*payload == changes, "n {n}: {} bytes packed", changes.len());
