@@ -202,6 +202,9 @@ impl SyncState {
                 .map_err(|e| OpenError::Corrupt(format!("sync volume record: {e}")))?,
         };
         let mut received_stored = 0u64;
+        // The relay snapshot and the bundles after it go to Automerge in
+        // one call (as a sync applies them), bounded like a sync's reply.
+        let mut pending = Vec::new();
         if let Some(v) = storage.get(K_RELAY_SNAPSHOT)? {
             received_stored += v.len() as u64;
             let doc = layout::decode::<RelaySnapshotRecord>(&v, LOG_RECORD)
@@ -209,10 +212,8 @@ impl SyncState {
                 .and_then(|r| crypto.open_relay_snapshot(&r.covers, &r.sealed))
                 .and_then(|p| unpack_log(&p).ok())
                 .ok_or_else(|| OpenError::Corrupt("relay snapshot does not decrypt".into()))?;
-            log.apply(&doc)
-                .map_err(|e| OpenError::Corrupt(format!("relay snapshot: {e}")))?;
+            pending.extend_from_slice(&doc);
         }
-        let mut pending = Vec::new();
         for (k, v) in storage.scan_prefix(P_RECEIVED)? {
             let (author, seq) = parse_received_key(&k)
                 .ok_or_else(|| OpenError::Corrupt("bad received-bundle key".into()))?;
@@ -293,8 +294,9 @@ impl SyncState {
     }
 
     /// What a bundle of `changes` (this device's, not yet bundled) carries:
-    /// the changes compressed, or the whole log compressed when that is
-    /// smaller — a backlog of many small changes can be many times the
+    /// the changes as they are when they fit the smallest envelope bucket,
+    /// else the changes compressed, or the whole log compressed when that
+    /// is smaller — a backlog of many small changes can be many times the
     /// document that holds them. A receiver applies either the same way (Automerge
     /// loads a whole document incrementally). `save()` is computed only
     /// when the compressed changes are larger than the document was when
@@ -305,6 +307,13 @@ impl SyncState {
         log: &mut HealthLog,
         vol: &mut SyncVolumeRecord,
     ) -> Zeroizing<Vec<u8>> {
+        // Changes that fit the smallest envelope bucket as they are seal
+        // to the smallest blob there is: compressing them, or the log,
+        // cannot make it smaller (in the simulation, most of a sync's
+        // bundles of a few mixed changes).
+        if vigil_crypto::bucket_len(changes.len()) == vigil_crypto::MIN_BUCKET {
+            return Zeroizing::new(changes.to_vec());
+        }
         let packed = pack_log(changes);
         if sealed_len(&packed) <= vol.doc && changes.len() <= PAYLOAD_LIMIT {
             return packed;
@@ -365,6 +374,7 @@ impl SyncState {
             policy,
             faults,
             report: SyncReport::default(),
+            snapshot: None,
             received: Vec::new(),
             received_bytes: 0,
             offered: 0,
@@ -404,7 +414,7 @@ impl SyncState {
     fn session(
         &self,
         storage: &dyn Storage,
-        crypto: &VaultCrypto,
+        crypto: &mut VaultCrypto,
         node: &NodeId,
         register: bool,
     ) -> Result<DeviceSync, StorageError> {
@@ -420,12 +430,13 @@ impl SyncState {
                 })
             })
             .collect();
-        let mailbox = crypto.keys().mailbox_key(node);
+        let vault = *crypto.vault_id().as_bytes();
+        let (mailbox, verifier) = crypto.mailbox(node);
         let config = SyncConfig {
-            vault: *crypto.vault_id().as_bytes(),
+            vault,
             mailbox_key: *mailbox.expose_secret(),
             register: register.then(|| Registration {
-                verifier: mailbox.verifier().to_bytes(),
+                verifier: verifier.to_bytes(),
                 expires_ms: self.period.end_ms,
             }),
             pull_max_bytes: PULL_MAX_BYTES,
@@ -444,9 +455,12 @@ struct Run<'a> {
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     faults: &'a Faults,
     report: SyncReport,
+    /// The relay snapshot opened from the current reply (and its Automerge
+    /// bytes), applied with the bundles after it.
+    snapshot: Option<(SnapshotItem, Zeroizing<Vec<u8>>)>,
     /// Bundles opened from the current reply, applied together.
     received: Vec<(BundleItem, Vec<u8>)>,
-    /// The Automerge bytes in `received`.
+    /// The Automerge bytes in `snapshot` and `received`.
     received_bytes: usize,
     /// The sealed size of the relay snapshot offered in this sync.
     offered: u64,
@@ -493,8 +507,11 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// A relay snapshot to start from: applied, and stored as received
-    /// (sealed) with the vector it covers, in one durable batch; the next
+    /// A relay snapshot to start from: kept to apply with the bundles
+    /// after it in the same reply, in one Automerge call (each call splices
+    /// Automerge's op set once per run of new ops: the snapshot's and the
+    /// bundles' land at the same places), and stored as received (sealed)
+    /// with the vector it covers in the same durable batch; the next
     /// compaction folds it into the local snapshot.
     fn snapshot(&mut self, session: &mut DeviceSync, s: SnapshotItem) -> Result<(), SyncFailure> {
         let doc = self
@@ -515,31 +532,13 @@ impl Run<'_> {
             self.report.rejected += 1;
             return Ok(());
         };
-        self.log.apply(&doc).map_err(WriteError::from)?;
-        let mut next = self.state.rec.clone();
-        for (d, seq) in &s.covers {
-            set_vv(&mut next.vv, *d, *seq);
+        // What came before it is applied and stored first, in order: the
+        // snapshot resets the bytes the node holds since its snapshot.
+        if self.snapshot.is_some() || !self.received.is_empty() {
+            self.store_received()?;
         }
-        // The node holds this snapshot and the bundles past it, which the
-        // rest of the pull brings and counts.
-        let vol = SyncVolumeRecord {
-            node_snapshot: s.blob.len() as u64,
-            since: 0,
-            ..self.state.vol
-        };
-        let mut batch = Batch::default();
-        let stored = s.blob.len() as u64;
-        batch.put(
-            K_RELAY_SNAPSHOT,
-            layout::encode(&RelaySnapshotRecord {
-                covers: s.covers,
-                sealed: s.blob,
-            }),
-        );
-        self.state.commit(self.storage, batch, next, vol)?;
-        self.state.received_stored = self.state.received_stored.saturating_add(stored);
-        self.log.mark_all_saved();
-        self.report.received_snapshot = true;
+        self.received_bytes = self.received_bytes.saturating_add(doc.len());
+        self.snapshot = Some((s, doc));
         Ok(())
     }
 
@@ -613,10 +612,11 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Applies received bundles and stores them as received, with the
-    /// advanced version vector, in one durable batch.
+    /// Applies the received relay snapshot and bundles, in one Automerge
+    /// call, and stores them as received, with the advanced version vector,
+    /// in one durable batch.
     fn store_received(&mut self) -> Result<(), SyncFailure> {
-        if self.received.is_empty() {
+        if self.snapshot.is_none() && self.received.is_empty() {
             return Ok(());
         }
         let own = self.log.device();
@@ -626,6 +626,25 @@ impl Run<'_> {
         let mut vol = self.state.vol;
         let mut stored = 0u64;
         self.received_bytes = 0;
+        if let Some((s, doc)) = self.snapshot.take() {
+            all.extend_from_slice(&doc);
+            for (d, seq) in &s.covers {
+                set_vv(&mut next.vv, *d, *seq);
+            }
+            // The node holds this snapshot and the bundles past it, which
+            // the rest of the pull brings and counts.
+            vol.node_snapshot = s.blob.len() as u64;
+            vol.since = 0;
+            stored = s.blob.len() as u64;
+            batch.put(
+                K_RELAY_SNAPSHOT,
+                layout::encode(&RelaySnapshotRecord {
+                    covers: s.covers,
+                    sealed: s.blob,
+                }),
+            );
+            self.report.received_snapshot = true;
+        }
         #[allow(unused_variables)]
         for (i, (b, chunk)) in self.received.drain(..).enumerate() {
             set_vv(&mut next.vv, b.device, b.seq);
@@ -648,5 +667,59 @@ impl Run<'_> {
         // Everything applied is stored (as received bundles): nothing to re-save.
         self.log.mark_all_saved();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_log::{Metric, Unit};
+
+    /// A bundle's payload seals to no more than either candidate would
+    /// (the changes packed, the whole log packed), and one whose changes
+    /// fit the smallest envelope bucket as they are goes as they are:
+    /// neither compressing them nor saving the log (`vol.doc` is left as
+    /// it was) could make the sealed bundle smaller.
+    #[test]
+    fn bundle_payloads_seal_smallest_and_small_ones_go_as_they_are() {
+        let mut log = HealthLog::new(DeviceId([3; 16]));
+        let mut heads = log.heads();
+        let mut small = 0;
+        for n in 1..=40i64 {
+            for i in 0..n {
+                let t = 1_790_000_000_000 + (n * 100 + i) * 30_000;
+                log.stage(
+                    Metric::HeartRate,
+                    55.0 + (i % 41) as f64,
+                    Unit::BeatsPerMinute,
+                    t,
+                )
+                .expect("a valid reading");
+            }
+            log.fold().expect("a fold");
+            if n % 3 == 0 {
+                let id = log.readings(None, i64::MIN, i64::MAX, true)[0].id;
+                log.annotate(id, "note").expect("known");
+            }
+            let (changes, _) = log.own_changes_since(&heads);
+            heads = log.heads();
+            for doc in [0, 1 << 20] {
+                let mut vol = SyncVolumeRecord {
+                    doc,
+                    ..SyncVolumeRecord::default()
+                };
+                let payload = SyncState::bundle_payload(&changes, &mut log, &mut vol);
+                assert_eq!(*unpack_log(&payload).expect("reads"), changes);
+                let best =
+                    sealed_len(&pack_log(&changes)).min(sealed_len(&doc_payload(&mut log).0));
+                assert!(sealed_len(&payload) <= best, "n {n}: {}", changes.len());
+                if vigil_crypto::bucket_len(changes.len()) == vigil_crypto::MIN_BUCKET {
+                    assert!(*payload == changes, "n {n}: {} bytes packed", changes.len());
+                    assert_eq!(vol.doc, doc, "n {n}: the log was saved");
+                    small += 1;
+                }
+            }
+        }
+        assert!(small >= 4, "only {small} small bundles");
     }
 }
