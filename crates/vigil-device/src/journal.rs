@@ -17,7 +17,22 @@ use crate::layout::{
     self, JournalRecord, LOG_RECORD, LocalRecord, P_CHUNK, P_JOURNAL, SNAPSHOT_BLOB,
     SnapshotRecord, VaultCrypto, chunk_key, journal_key, parse_chunk_key, parse_journal_key,
 };
-use crate::storage::{Batch, Storage, StorageError};
+use crate::storage::{Batch, SledStorage, Storage, StorageError};
+
+/// The blob holding this device's id beside the snapshot: an open reads
+/// it to load the snapshot while sled opens its files (see
+/// [`Journal::preload`]). Only a hint: the store's metadata (in sled, in
+/// the clear as well) says which device this is, and a snapshot loaded for
+/// another id is not used.
+pub(crate) const DEVICE_BLOB: &str = "device";
+
+/// A snapshot loaded before the store was open (see [`Journal::preload`]).
+pub(crate) struct Preloaded {
+    /// The snapshot blob as it was read.
+    blob: Vec<u8>,
+    /// Its log.
+    log: HealthLog,
+}
 
 /// By default, compact after this many stored change chunks.
 pub const DEFAULT_COMPACT_EVERY: u64 = 256;
@@ -76,21 +91,51 @@ impl Journal {
         Ok(journal)
     }
 
+    /// The log of the snapshot of the store in `dir`, read and loaded
+    /// without sled, so that an open does it while sled opens its files
+    /// (on a week's vault, sled's open was a sixth of the whole).
+    /// `crypto` is for the device the store's [`DEVICE_BLOB`] names.
+    /// `None` if anything is missing or does not load: the open then reads
+    /// the snapshot through the store as before, and reports what is wrong.
+    /// [`Journal::load`] uses this only if the store, once open and locked,
+    /// holds the same snapshot bytes and no chunk after it.
+    pub(crate) fn preload(dir: &std::path::Path, crypto: &VaultCrypto) -> Option<Preloaded> {
+        let blob = SledStorage::read_blob(dir, SNAPSHOT_BLOB).ok()??;
+        let snap: SnapshotRecord = layout::decode(&blob, LOG_RECORD).ok()?;
+        let doc = crypto.open_snapshot(snap.covered, &snap.sealed)?;
+        let log = HealthLog::load_any(&doc, crypto.device()).ok()?;
+        Some(Preloaded { blob, log })
+    }
+
     /// Loads the log: the snapshot, then every chunk after it. The caller
     /// applies what other components stored, marks the log saved, then
-    /// replays the journal ([`Journal::replay`]).
+    /// replays the journal ([`Journal::replay`]). `preloaded` is the log
+    /// of the snapshot if [`Journal::preload`] loaded it (with `crypto`'s
+    /// keys and device): used if the store still holds those very bytes
+    /// (read now, under sled's lock, so a compaction by another process in
+    /// between is seen) and no chunk after them.
     pub(crate) fn load(
         storage: &dyn Storage,
         crypto: &VaultCrypto,
+        preloaded: Option<Preloaded>,
     ) -> Result<(HealthLog, Journal), OpenError> {
         let blob = storage
             .get_blob(SNAPSHOT_BLOB)?
             .ok_or_else(|| OpenError::Corrupt("snapshot missing".into()))?;
         let snap: SnapshotRecord = layout::decode(&blob, LOG_RECORD)
             .map_err(|e| OpenError::Corrupt(format!("snapshot truncated or malformed: {e}")))?;
-        let doc = crypto
-            .open_snapshot(snap.covered, &snap.sealed)
-            .ok_or_else(|| OpenError::Corrupt("snapshot does not decrypt".into()))?;
+        let preloaded = preloaded.filter(|p| p.blob == blob);
+        let open_snapshot = || {
+            crypto
+                .open_snapshot(snap.covered, &snap.sealed)
+                .ok_or_else(|| OpenError::Corrupt("snapshot does not decrypt".into()))
+        };
+        // Decrypted first, as before, unless it was already: a damaged
+        // snapshot is reported before any damaged chunk.
+        let doc = match preloaded {
+            Some(_) => None,
+            None => Some(open_snapshot()?),
+        };
         let mut chunks = Zeroizing::new(Vec::new());
         let mut last = snap.covered;
         let mut count = 0;
@@ -110,7 +155,21 @@ impl Journal {
             count += 1;
             bytes += v.len() as u64;
         }
-        let log = Self::load_log(&doc, chunks, crypto.device())?;
+        let log = match (preloaded, doc) {
+            (Some(p), _) if chunks.is_empty() => p.log,
+            // After a kill: the chunks applied to the snapshot's log, the
+            // longer way of `load_log` (its load was paid for already, on
+            // the other thread). Should they not apply, `load_log` decides.
+            (Some(p), _) => {
+                let mut log = p.log;
+                match log.apply(&chunks) {
+                    Ok(()) => log,
+                    Err(_) => Self::load_log(&open_snapshot()?, chunks, crypto.device())?,
+                }
+            }
+            (None, Some(doc)) => Self::load_log(&doc, chunks, crypto.device())?,
+            (None, None) => Self::load_log(&open_snapshot()?, chunks, crypto.device())?,
+        };
         let journal = Journal {
             next_seq: last + 1,
             since_snapshot: count,
