@@ -399,3 +399,81 @@ impl Journal {
         Ok(batch)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KeyStore, MemoryKeyStore, Period, Vault};
+    use rand_chacha::rand_core::SeedableRng;
+    use vigil_crypto::KeySchedule;
+    use vigil_log::{Metric, Unit};
+
+    const START: i64 = 1_790_035_200_000;
+
+    fn record(vault: &mut Vault, n: i64, from: i64) {
+        for i in from..from + n {
+            vault
+                .record(
+                    Metric::HeartRate,
+                    60.0 + (i % 40) as f64,
+                    Unit::BeatsPerMinute,
+                    START + i * 60_000,
+                )
+                .unwrap();
+        }
+    }
+
+    /// A snapshot loaded early is used only while the store holds those
+    /// very bytes: had another process compacted in between (a new
+    /// snapshot, its chunks removed), the early log would lack what the
+    /// removed chunks held. And after a kill, the chunks after the
+    /// snapshot are applied to it.
+    #[test]
+    fn an_early_snapshot_is_used_only_while_the_store_holds_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("v");
+        let keys = MemoryKeyStore::new();
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let mut v = Vault::create(
+            &dir,
+            Period::days(START, 7),
+            Box::new(keys.clone()),
+            &mut rng,
+        )
+        .unwrap();
+        let device = v.device_id();
+        record(&mut v, 300, 0);
+        v.close().unwrap();
+        let crypto = VaultCrypto::new(
+            KeySchedule::new(keys.load().unwrap().unwrap()),
+            device,
+            &mut rng,
+        );
+        let early = Journal::preload(&dir, &crypto).unwrap();
+        assert_eq!(early.log.len(), 300);
+
+        // Another process records and compacts before this open locks the store.
+        let mut v = Vault::open_at(&dir, &keys, START).unwrap();
+        record(&mut v, 10, 300);
+        v.close().unwrap();
+        let storage = SledStorage::open(&dir).unwrap();
+        let (log, _) = Journal::load(&storage, &crypto, Some(early)).unwrap();
+        assert_eq!(log.len(), 310, "the stale early snapshot was used");
+        drop(storage);
+
+        // A kill after a fold: the snapshot, then a chunk of 256 readings.
+        let early = Journal::preload(&dir, &crypto).unwrap();
+        let mut v = Vault::open_at(&dir, &keys, START).unwrap();
+        record(&mut v, 300, 310);
+        assert_eq!(v.pending_chunks(), 1);
+        drop(v);
+        let storage = SledStorage::open(&dir).unwrap();
+        let (log, journal) = Journal::load(&storage, &crypto, Some(early)).unwrap();
+        assert_eq!((log.len(), journal.since_snapshot()), (310 + 256, 1));
+        let (plain, _) = Journal::load(&storage, &crypto, None).unwrap();
+        assert_eq!(
+            log.readings(None, i64::MIN, i64::MAX, true),
+            plain.readings(None, i64::MIN, i64::MAX, true)
+        );
+    }
+}

@@ -324,7 +324,12 @@ fn a_wrong_device_id_beside_the_snapshot_changes_nothing() {
     }
     let mut vault = Vault::open_at(&dir, &keys, START).unwrap();
     let id = vault
-        .record(Metric::HeartRate, 71.0, Unit::BeatsPerMinute, START + 500 * MIN)
+        .record(
+            Metric::HeartRate,
+            71.0,
+            Unit::BeatsPerMinute,
+            START + 500 * MIN,
+        )
         .unwrap();
     assert_eq!(id.device, device);
     drop(vault);
