@@ -324,7 +324,7 @@ impl Vault {
         // Keys made early are for the device the hint named: used only if
         // it is the one the metadata names.
         let (crypto, preloaded) = match early {
-            Early::Ready(crypto, preloaded) if crypto.device() == device => (crypto, preloaded),
+            Early::Ready(ready) if ready.0.device() == device => *ready,
             early => {
                 let root = match early {
                     Early::Key(root) => root,
@@ -1097,8 +1097,8 @@ enum Early {
     /// id beside the snapshot, or no randomness for the keys).
     Key(Result<Option<RootKey>, KeyStoreError>),
     /// The keys for the device the id beside the snapshot names, and the
-    /// snapshot's log if it loaded.
-    Ready(VaultCrypto, Option<Preloaded>),
+    /// snapshot's log if it loaded (boxed: the keys' state is ~5 KiB).
+    Ready(Box<(VaultCrypto, Option<Preloaded>)>),
     /// Nothing: the key is loaded again (a failed thread, or an open that
     /// did not start early).
     Reload,
@@ -1124,6 +1124,6 @@ impl Early {
         };
         let crypto = VaultCrypto::new(KeySchedule::new(root), device, &mut rng);
         let preloaded = Journal::preload(dir, &crypto);
-        Early::Ready(crypto, preloaded)
+        Early::Ready(Box::new((crypto, preloaded)))
     }
 }
