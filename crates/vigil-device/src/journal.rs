@@ -17,7 +17,22 @@ use crate::layout::{
     self, JournalRecord, LOG_RECORD, LocalRecord, P_CHUNK, P_JOURNAL, SNAPSHOT_BLOB,
     SnapshotRecord, VaultCrypto, chunk_key, journal_key, parse_chunk_key, parse_journal_key,
 };
-use crate::storage::{Batch, Storage, StorageError};
+use crate::storage::{Batch, SledStorage, Storage, StorageError};
+
+/// The blob holding this device's id beside the snapshot: an open reads
+/// it to load the snapshot while sled opens its files (see
+/// [`Journal::preload`]). Only a hint: the store's metadata (in sled, in
+/// the clear as well) says which device this is, and a snapshot loaded for
+/// another id is not used.
+pub(crate) const DEVICE_BLOB: &str = "device";
+
+/// A snapshot loaded before the store was open (see [`Journal::preload`]).
+pub(crate) struct Preloaded {
+    /// The snapshot blob as it was read.
+    blob: Vec<u8>,
+    /// Its log.
+    log: HealthLog,
+}
 
 /// By default, compact after this many stored change chunks.
 pub const DEFAULT_COMPACT_EVERY: u64 = 256;
@@ -76,21 +91,51 @@ impl Journal {
         Ok(journal)
     }
 
+    /// The log of the snapshot of the store in `dir`, read and loaded
+    /// without sled, so that an open does it while sled opens its files
+    /// (on a week's vault, sled's open was a sixth of the whole).
+    /// `crypto` is for the device the store's [`DEVICE_BLOB`] names.
+    /// `None` if anything is missing or does not load: the open then reads
+    /// the snapshot through the store as before, and reports what is wrong.
+    /// [`Journal::load`] uses this only if the store, once open and locked,
+    /// holds the same snapshot bytes and no chunk after it.
+    pub(crate) fn preload(dir: &std::path::Path, crypto: &VaultCrypto) -> Option<Preloaded> {
+        let blob = SledStorage::read_blob(dir, SNAPSHOT_BLOB).ok()??;
+        let snap: SnapshotRecord = layout::decode(&blob, LOG_RECORD).ok()?;
+        let doc = crypto.open_snapshot(snap.covered, &snap.sealed)?;
+        let log = HealthLog::load_any(&doc, crypto.device()).ok()?;
+        Some(Preloaded { blob, log })
+    }
+
     /// Loads the log: the snapshot, then every chunk after it. The caller
     /// applies what other components stored, marks the log saved, then
-    /// replays the journal ([`Journal::replay`]).
+    /// replays the journal ([`Journal::replay`]). `preloaded` is the log
+    /// of the snapshot if [`Journal::preload`] loaded it (with `crypto`'s
+    /// keys and device): used if the store still holds those very bytes
+    /// (read now, under sled's lock, so a compaction by another process in
+    /// between is seen) and no chunk after them.
     pub(crate) fn load(
         storage: &dyn Storage,
         crypto: &VaultCrypto,
+        preloaded: Option<Preloaded>,
     ) -> Result<(HealthLog, Journal), OpenError> {
         let blob = storage
             .get_blob(SNAPSHOT_BLOB)?
             .ok_or_else(|| OpenError::Corrupt("snapshot missing".into()))?;
         let snap: SnapshotRecord = layout::decode(&blob, LOG_RECORD)
             .map_err(|e| OpenError::Corrupt(format!("snapshot truncated or malformed: {e}")))?;
-        let doc = crypto
-            .open_snapshot(snap.covered, &snap.sealed)
-            .ok_or_else(|| OpenError::Corrupt("snapshot does not decrypt".into()))?;
+        let preloaded = preloaded.filter(|p| p.blob == blob);
+        let open_snapshot = || {
+            crypto
+                .open_snapshot(snap.covered, &snap.sealed)
+                .ok_or_else(|| OpenError::Corrupt("snapshot does not decrypt".into()))
+        };
+        // Decrypted first, as before, unless it was already: a damaged
+        // snapshot is reported before any damaged chunk.
+        let doc = match preloaded {
+            Some(_) => None,
+            None => Some(open_snapshot()?),
+        };
         let mut chunks = Zeroizing::new(Vec::new());
         let mut last = snap.covered;
         let mut count = 0;
@@ -110,7 +155,21 @@ impl Journal {
             count += 1;
             bytes += v.len() as u64;
         }
-        let log = Self::load_log(&doc, chunks, crypto.device())?;
+        let log = match (preloaded, doc) {
+            (Some(p), _) if chunks.is_empty() => p.log,
+            // After a kill: the chunks applied to the snapshot's log, the
+            // longer way of `load_log` (its load was paid for already, on
+            // the other thread). Should they not apply, `load_log` decides.
+            (Some(p), _) => {
+                let mut log = p.log;
+                match log.apply(&chunks) {
+                    Ok(()) => log,
+                    Err(_) => Self::load_log(&open_snapshot()?, chunks, crypto.device())?,
+                }
+            }
+            (None, Some(doc)) => Self::load_log(&doc, chunks, crypto.device())?,
+            (None, None) => Self::load_log(&open_snapshot()?, chunks, crypto.device())?,
+        };
         let journal = Journal {
             next_seq: last + 1,
             since_snapshot: count,
@@ -338,5 +397,83 @@ impl Journal {
         self.since_snapshot = 0;
         self.bytes_since_snapshot = 0;
         Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KeyStore, MemoryKeyStore, Period, Vault};
+    use rand_chacha::rand_core::SeedableRng;
+    use vigil_crypto::KeySchedule;
+    use vigil_log::{Metric, Unit};
+
+    const START: i64 = 1_790_035_200_000;
+
+    fn record(vault: &mut Vault, n: i64, from: i64) {
+        for i in from..from + n {
+            vault
+                .record(
+                    Metric::HeartRate,
+                    60.0 + (i % 40) as f64,
+                    Unit::BeatsPerMinute,
+                    START + i * 60_000,
+                )
+                .unwrap();
+        }
+    }
+
+    /// A snapshot loaded early is used only while the store holds those
+    /// very bytes: had another process compacted in between (a new
+    /// snapshot, its chunks removed), the early log would lack what the
+    /// removed chunks held. And after a kill, the chunks after the
+    /// snapshot are applied to it.
+    #[test]
+    fn an_early_snapshot_is_used_only_while_the_store_holds_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("v");
+        let keys = MemoryKeyStore::new();
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let mut v = Vault::create(
+            &dir,
+            Period::days(START, 7),
+            Box::new(keys.clone()),
+            &mut rng,
+        )
+        .unwrap();
+        let device = v.device_id();
+        record(&mut v, 300, 0);
+        v.close().unwrap();
+        let crypto = VaultCrypto::new(
+            KeySchedule::new(keys.load().unwrap().unwrap()),
+            device,
+            &mut rng,
+        );
+        let early = Journal::preload(&dir, &crypto).unwrap();
+        assert_eq!(early.log.len(), 300);
+
+        // Another process records and compacts before this open locks the store.
+        let mut v = Vault::open_at(&dir, &keys, START).unwrap();
+        record(&mut v, 10, 300);
+        v.close().unwrap();
+        let storage = SledStorage::open(&dir).unwrap();
+        let (log, _) = Journal::load(&storage, &crypto, Some(early)).unwrap();
+        assert_eq!(log.len(), 310, "the stale early snapshot was used");
+        drop(storage);
+
+        // A kill after a fold: the snapshot, then a chunk of 256 readings.
+        let early = Journal::preload(&dir, &crypto).unwrap();
+        let mut v = Vault::open_at(&dir, &keys, START).unwrap();
+        record(&mut v, 300, 310);
+        assert_eq!(v.pending_chunks(), 1);
+        drop(v);
+        let storage = SledStorage::open(&dir).unwrap();
+        let (log, journal) = Journal::load(&storage, &crypto, Some(early)).unwrap();
+        assert_eq!((log.len(), journal.since_snapshot()), (310 + 256, 1));
+        let (plain, _) = Journal::load(&storage, &crypto, None).unwrap();
+        assert_eq!(
+            log.readings(None, i64::MIN, i64::MAX, true),
+            plain.readings(None, i64::MIN, i64::MAX, true)
+        );
     }
 }

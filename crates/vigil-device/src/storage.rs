@@ -453,16 +453,33 @@ impl SledStorage {
         vigil_fs::sync_dir(dir).map_err(io_err)
     }
 
+    /// The named blob `name` of the store in `dir`, read without opening
+    /// sled (and without its lock): for what an open may load while sled
+    /// opens, and checks against [`Storage::get_blob`] once it has.
+    pub(crate) fn read_blob(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let path = blob_path(dir, name)?;
+        match std::fs::read(path) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
     fn write_atomic(&self, path: &Path, value: &[u8]) -> Result<(), StorageError> {
         vigil_fs::write_atomic(path, value, vigil_fs::Mode::OwnerOnly).map_err(io_err)
     }
 
     fn blob_path(&self, name: &str) -> Result<PathBuf, StorageError> {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
-            return Err(StorageError::BadBlobName(name.to_owned()));
-        }
-        Ok(self.dir.join(format!("vigil-{name}.blob")))
+        blob_path(&self.dir, name)
     }
+}
+
+/// Where the store in `dir` keeps its blob `name`.
+fn blob_path(dir: &Path, name: &str) -> Result<PathBuf, StorageError> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+        return Err(StorageError::BadBlobName(name.to_owned()));
+    }
+    Ok(dir.join(format!("vigil-{name}.blob")))
 }
 
 /// Whether sled refused to open because another process holds the store:

@@ -19,8 +19,8 @@ use crate::alerts::{AlertReport, AlertStatusReport, Alerts, DeliveredAlert, Gran
 use crate::disclosure::{self, Disclosure};
 use crate::error::{OpenError, SyncFailure, WriteError};
 use crate::faults::Faults;
-use crate::journal::Journal;
-use crate::keystore::KeyStore;
+use crate::journal::{DEVICE_BLOB, Journal, Preloaded};
+use crate::keystore::{KeyStore, KeyStoreError};
 use crate::layout::{
     self, K_FORMAT, K_META, MetaRecord, OLDEST_READ_FORMAT, SMALL_RECORD, STORE_FORMAT, VaultCrypto,
 };
@@ -163,6 +163,9 @@ impl Vault {
         }
         let mut crypto = VaultCrypto::new(KeySchedule::new(root), device, rng);
         storage.mark(crypto.vault_id(), period)?;
+        // Beside the snapshot, for the next open to load it while sled
+        // opens (a hint: the metadata below is what says which device).
+        storage.put_blob(DEVICE_BLOB, &device.0)?;
         let mut log = if new_log {
             HealthLog::new(device)
         } else {
@@ -232,9 +235,26 @@ impl Vault {
             }
             return Err(OpenError::NotAVault(dir.display().to_string()));
         }
-        let storage = SledStorage::open_waiting(dir, timeout, on_wait).map_err(damaged)?;
-        let vault =
-            Self::open_with(Box::new(storage), key_store, &mut system_rng()?).map_err(|e| {
+        // The key now, and on another thread the log's snapshot, while sled
+        // opens its files here: sled's open is mostly waiting (its
+        // threadpool reads each segment's header, it zeroes and fsyncs the
+        // tail of its log), the snapshot's load is CPU. Whatever goes wrong
+        // there, the open goes the usual way and reports it.
+        let root = key_store.load();
+        let (storage, early) = std::thread::scope(|s| {
+            let early = std::thread::Builder::new()
+                .name("vigil-open".into())
+                .spawn_scoped(s, move || Early::start(dir, root));
+            let storage = SledStorage::open_waiting(dir, timeout, on_wait);
+            let early = match early {
+                Ok(h) => h.join().unwrap_or(Early::Reload),
+                Err(_) => Early::Reload,
+            };
+            (storage, early)
+        });
+        let storage = storage.map_err(damaged)?;
+        let vault = Self::open_inner(Box::new(storage), key_store, &mut system_rng()?, early)
+            .map_err(|e| {
                 match damaged(e) {
                     // The marker is written before the metadata: with a
                     // marker, missing metadata is damage (or a create cut
@@ -257,6 +277,17 @@ impl Vault {
         storage: Box<dyn Storage>,
         key_store: &dyn KeyStore,
         rng: &mut R,
+    ) -> Result<Vault, OpenError> {
+        Self::open_inner(storage, key_store, rng, Early::Reload)
+    }
+
+    /// [`Vault::open_with`], with what [`Early::start`] did before the
+    /// store was open.
+    fn open_inner<R: CryptoRng + ?Sized>(
+        storage: Box<dyn Storage>,
+        key_store: &dyn KeyStore,
+        rng: &mut R,
+        early: Early,
     ) -> Result<Vault, OpenError> {
         if let Some(t) = storage.tombstone()? {
             return Err(OpenError::Shredded(shred::finish(storage, key_store, &t)?));
@@ -289,13 +320,28 @@ impl Vault {
         )
         .map_err(|e| OpenError::Corrupt(format!("vault metadata: {e}")))?;
         let vault_id = VaultId::from_bytes(meta.vault);
-        let root = key_store.load()?.ok_or(OpenError::MissingKey)?;
-        let keys = KeySchedule::new(root);
-        if keys.vault_id() != vault_id {
+        let device = DeviceId(meta.device);
+        // Keys made early are for the device the hint named: used only if
+        // it is the one the metadata names.
+        let (crypto, preloaded) = match early {
+            Early::Ready(ready) if ready.0.device() == device => *ready,
+            early => {
+                let root = match early {
+                    Early::Key(root) => root,
+                    Early::Ready(..) | Early::Reload => key_store.load(),
+                }?
+                .ok_or(OpenError::MissingKey)?;
+                let keys = KeySchedule::new(root);
+                if keys.vault_id() != vault_id {
+                    return Err(OpenError::WrongKey { expected: vault_id });
+                }
+                (VaultCrypto::new(keys, device, rng), None)
+            }
+        };
+        if crypto.vault_id() != vault_id {
             return Err(OpenError::WrongKey { expected: vault_id });
         }
-        let crypto = VaultCrypto::new(keys, DeviceId(meta.device), rng);
-        let (mut log, mut journal) = Journal::load(storage.as_ref(), &crypto)?;
+        let (mut log, mut journal) = Journal::load(storage.as_ref(), &crypto, preloaded)?;
         let sync = SyncState::load(storage.as_ref(), &crypto, &mut log, meta.period)?;
         let alerts = Alerts::load(storage.as_ref(), &crypto, meta.period)?;
         // Everything loaded is stored already.
@@ -394,6 +440,13 @@ impl Vault {
         // `compact_every` 0 means the app wants no compaction at all.
         if self.journal.since_snapshot() > 0 && self.journal.compacts() {
             self.compact()?;
+        }
+        // A store made before the device's id was kept beside the snapshot
+        // gets it now, for the next open to load the snapshot while sled
+        // opens (see `Journal::preload`).
+        let device = self.crypto.device();
+        if self.storage.get_blob(DEVICE_BLOB)?.as_deref() != Some(&device.0[..]) {
+            self.storage.put_blob(DEVICE_BLOB, &device.0)?;
         }
         Ok(())
     }
@@ -1034,5 +1087,43 @@ impl PendingJoin {
             }
         }
         Ok(vault)
+    }
+}
+
+/// What an open did while sled opened the store (see
+/// [`Vault::open_waiting`]).
+enum Early {
+    /// The key as the key store gave it: nothing else was done (no device
+    /// id beside the snapshot, or no randomness for the keys).
+    Key(Result<Option<RootKey>, KeyStoreError>),
+    /// The keys for the device the id beside the snapshot names, and the
+    /// snapshot's log if it loaded (boxed: the keys' state is ~5 KiB).
+    Ready(Box<(VaultCrypto, Option<Preloaded>)>),
+    /// Nothing: the key is loaded again (a failed thread, or an open that
+    /// did not start early).
+    Reload,
+}
+
+impl Early {
+    /// Makes the keys for the device named beside the snapshot in `dir`,
+    /// and loads the snapshot's log with them.
+    fn start(dir: &Path, root: Result<Option<RootKey>, KeyStoreError>) -> Early {
+        let root = match root {
+            Ok(Some(root)) => root,
+            other => return Early::Key(other),
+        };
+        let device = match SledStorage::read_blob(dir, DEVICE_BLOB) {
+            Ok(Some(d)) => match <[u8; 16]>::try_from(d.as_slice()) {
+                Ok(d) => DeviceId(d),
+                Err(_) => return Early::Key(Ok(Some(root))),
+            },
+            _ => return Early::Key(Ok(Some(root))),
+        };
+        let Ok(mut rng) = system_rng() else {
+            return Early::Key(Ok(Some(root)));
+        };
+        let crypto = VaultCrypto::new(KeySchedule::new(root), device, &mut rng);
+        let preloaded = Journal::preload(dir, &crypto);
+        Early::Ready(Box::new((crypto, preloaded)))
     }
 }

@@ -275,3 +275,64 @@ fn a_kill_during_close_loses_nothing() {
     assert!(closes > 0, "the children closed the vault (seed {seed})");
     eprintln!("{closes} closes, {} readings acknowledged", acked.len());
 }
+
+/// The device's id as the store keeps it beside its snapshot (not secret:
+/// sled's metadata holds it in the clear too).
+fn device_file(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("vigil-device.blob")
+}
+
+/// An open loads the snapshot while sled opens its files, which needs the
+/// device's id before sled can give it: a new vault writes it beside the
+/// snapshot, and a close writes it for a store made by an older build.
+#[test]
+fn the_device_id_is_kept_beside_the_snapshot_for_the_next_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let (mut vault, keys) = disk_vault(&dir, Period::days(START, 7), 1);
+    let device = vault.device_id();
+    assert_eq!(std::fs::read(device_file(&dir)).unwrap(), device.0);
+    record_300(&mut vault);
+    let before = all(&vault);
+    vault.close().unwrap();
+    // A store from a build that did not write it.
+    std::fs::remove_file(device_file(&dir)).unwrap();
+    let vault = Vault::open_at(&dir, &keys, START).unwrap();
+    assert_eq!(all(&vault), before);
+    vault.close().unwrap();
+    assert_eq!(std::fs::read(device_file(&dir)).unwrap(), device.0);
+    let vault = Vault::open_at(&dir, &keys, START).unwrap();
+    assert_eq!((vault.device_id(), all(&vault)), (device, before));
+}
+
+/// The id beside the snapshot is a hint, never trusted: another device's
+/// id or garbage there opens the vault as the store's metadata says, with
+/// every reading, and the vault goes on recording as itself.
+#[test]
+fn a_wrong_device_id_beside_the_snapshot_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let (mut vault, keys) = disk_vault(&dir, Period::days(START, 7), 1);
+    let device = vault.device_id();
+    record_300(&mut vault);
+    let before = all(&vault);
+    vault.close().unwrap();
+    for hint in [vec![0x5a; 16], vec![1, 2, 3], Vec::new()] {
+        std::fs::write(device_file(&dir), &hint).unwrap();
+        let vault = Vault::open_at(&dir, &keys, START).unwrap();
+        assert_eq!((vault.device_id(), all(&vault)), (device, before.clone()));
+    }
+    let mut vault = Vault::open_at(&dir, &keys, START).unwrap();
+    let id = vault
+        .record(
+            Metric::HeartRate,
+            71.0,
+            Unit::BeatsPerMinute,
+            START + 500 * MIN,
+        )
+        .unwrap();
+    assert_eq!(id.device, device);
+    drop(vault);
+    let vault = Vault::open_at(&dir, &keys, START).unwrap();
+    assert_eq!(vault.log().reading(id).map(|r| r.id), Some(id));
+}
