@@ -1507,6 +1507,102 @@ mod tests {
         }
     }
 
+    /// A device's own flow, as its sync drives `own_changes_since`: the
+    /// heads it passes are those it took after its last non-empty bundle
+    /// (the sync record's `bundled`); between two bundles it folds,
+    /// annotates, retracts and takes back retractions, checks in, persists
+    /// (`unsaved`, `mark_saved`) or not, receives other devices' changes
+    /// (which depend on its own), asks twice in a row, and restarts from
+    /// what it persisted. Every answer is the plain definition's: the same
+    /// bytes in the same order, the same count, so no own change is lost
+    /// from or repeated on the wire, whatever kept state answers it.
+    #[test]
+    fn own_changes_since_the_last_bundle_is_the_plain_definition() {
+        const T0: i64 = 1_790_000_000_000;
+        for round in 1..=20u64 {
+            let mut rng = Rng(round.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+            let mut me = HealthLog::new(DeviceId([1; 16]));
+            let saved = me.save();
+            let mut other = HealthLog::load(&saved, DeviceId([2; 16])).expect("loads");
+            let mut stored = saved.clone();
+            me.mark_all_saved();
+            let mut bundled = me.heads();
+            let mut wire: Vec<u8> = Vec::new();
+            let mut nonempty = 0;
+            for step in 0..150i64 {
+                let t = T0 + step * 60_000;
+                match rng.next(12) {
+                    0..=2 => {
+                        for _ in 0..=rng.next(3) {
+                            me.stage(Metric::HeartRate, 60.0, Unit::BeatsPerMinute, t)
+                                .expect("a valid reading");
+                        }
+                        me.fold().expect("a fold");
+                    }
+                    3 => {
+                        let known = me.readings(None, i64::MIN, i64::MAX, true);
+                        if !known.is_empty() {
+                            let id = known[rng.next(known.len())].id;
+                            me.annotate(id, &format!("n{step}")).expect("known");
+                        }
+                    }
+                    4 => {
+                        let known = me.readings(None, i64::MIN, i64::MAX, true);
+                        if !known.is_empty() {
+                            let id = known[rng.next(known.len())].id;
+                            if me.retraction(id).is_some() {
+                                me.unretract(id).expect("retracted");
+                            } else {
+                                me.retract(id, "wrong", t).expect("known");
+                            }
+                        }
+                    }
+                    5 => me
+                        .check_in(Day::of(T0), Symptom::ALL[rng.next(3)], Severity::Mild)
+                        .expect("an initialised log"),
+                    6 => {
+                        // The other device builds on what it received of
+                        // ours, and we receive it.
+                        other.apply(&wire).expect("applies");
+                        other
+                            .record(Metric::HeartRate, 70.0, Unit::BeatsPerMinute, t)
+                            .expect("a valid reading");
+                        let whole = other.save();
+                        me.apply(&whole).expect("applies");
+                    }
+                    7 | 8 => {
+                        let (chunk, heads) = me.unsaved();
+                        stored.extend_from_slice(&chunk);
+                        me.mark_saved(heads);
+                    }
+                    9 => {
+                        // A restart from what was persisted.
+                        let (chunk, heads) = me.unsaved();
+                        stored.extend_from_slice(&chunk);
+                        me.mark_saved(heads);
+                        me = HealthLog::load(&stored, DeviceId([1; 16])).expect("loads");
+                    }
+                    _ => {
+                        // A sync: the bundle, asked for once more as a
+                        // failed sync would.
+                        for _ in 0..=rng.next(2) {
+                            let want = plain_own_changes_since(&mut me, &bundled);
+                            let got = me.own_changes_since(&bundled);
+                            assert_eq!(got, want, "round {round} step {step}");
+                        }
+                        let (chunk, n) = me.own_changes_since(&bundled);
+                        if n > 0 {
+                            wire.extend_from_slice(&chunk);
+                            bundled = me.heads();
+                            nonempty += 1;
+                        }
+                    }
+                }
+            }
+            assert!(nonempty > 5, "round {round}: only {nonempty} bundles");
+        }
+    }
+
     /// Three replicas edit, exchange whole saves or only what is new, and
     /// at random points compare `own_changes_since` of heads each kept
     /// earlier with the plain definition: the same bytes, the same count.
