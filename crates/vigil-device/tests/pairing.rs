@@ -458,7 +458,12 @@ fn a_pairing_uploads_no_snapshot_the_node_holds_nearly_all_of() {
     // A reading more, then a second pairing: the node's snapshot covers
     // all but one small bundle.
     first
-        .record(Metric::HeartRate, 61.0, Unit::BeatsPerMinute, START + 9 * MIN)
+        .record(
+            Metric::HeartRate,
+            61.0,
+            Unit::BeatsPerMinute,
+            START + 9 * MIN,
+        )
         .unwrap();
     let b = X25519Identity::generate(&mut rng(23));
     let (mut c, sent) = conn(&relay);
@@ -492,7 +497,9 @@ fn a_pairing_uploads_no_snapshot_the_node_holds_nearly_all_of() {
     }
     let c3 = X25519Identity::generate(&mut rng(25));
     let (mut c, sent) = conn(&relay);
-    first.offer_pairing(&mut c, &c3.public_key(), START).unwrap();
+    first
+        .offer_pairing(&mut c, &c3.public_key(), START)
+        .unwrap();
     assert!(
         sent.lock().unwrap().iter().any(|k| k == "PushSnapshot"),
         "the log was not uploaded though the node's snapshot covers little of it"
