@@ -1619,7 +1619,8 @@ mod tests {
     /// (which depend on its own), asks twice in a row, and restarts from
     /// what it persisted. Every answer is the plain definition's: the same
     /// bytes in the same order, the same count, so no own change is lost
-    /// from or repeated on the wire, whatever kept state answers it.
+    /// from or repeated on the wire, whatever kept state answers it. Each
+    /// persist's chunk is Automerge's `save_after` the last one.
     #[test]
     fn own_changes_since_the_last_bundle_is_the_plain_definition() {
         const T0: i64 = 1_790_000_000_000;
@@ -1675,7 +1676,12 @@ mod tests {
                         me.apply(&whole).expect("applies");
                     }
                     7 | 8 => {
+                        // What a persist stores: every change since the
+                        // last one, as Automerge gives them.
+                        let want = me.doc.save_after(&me.saved_heads);
                         let (chunk, heads) = me.unsaved();
+                        assert_eq!(chunk, want, "round {round} step {step}: unsaved");
+                        assert_eq!(heads, me.heads());
                         stored.extend_from_slice(&chunk);
                         me.mark_saved(heads);
                     }
