@@ -135,6 +135,12 @@ struct OwnChanges {
     /// actor's changes, each depending on the one before: the order
     /// Automerge gives them in), with its raw bytes when known.
     since: Vec<(ChangeHash, Option<Vec<u8>>)>,
+    /// When the document is exactly what was last marked saved plus own
+    /// changes committed here since: those, in commit order (what
+    /// [`HealthLog::unsaved`] returns, without Automerge's walk of the
+    /// change graph). `None` when unknown (after a load, or once other
+    /// devices' changes arrived unsaved).
+    unsaved: Option<Vec<ChangeHash>>,
 }
 
 /// The document's readings decoded, with the staged ones after them.
@@ -205,9 +211,22 @@ impl View {
 impl OwnChanges {
     /// A local commit (`None`: it had no op, nothing entered the document).
     fn committed(&mut self, hash: Option<ChangeHash>) {
-        if let (Some(h), Some(_)) = (hash, &self.mark) {
+        let Some(h) = hash else { return };
+        if self.mark.is_some() {
             self.since.push((h, None));
         }
+        if let Some(list) = &mut self.unsaved {
+            list.push(h);
+        }
+    }
+
+    /// The raw bytes of the own change `hash` if kept.
+    fn bytes_of(&self, hash: &ChangeHash) -> Option<&[u8]> {
+        self.since
+            .iter()
+            .rev()
+            .find(|(h, _)| h == hash)
+            .and_then(|(_, b)| b.as_deref())
     }
 
     /// The raw bytes of the own change `hash`, built for another reason.
@@ -973,6 +992,7 @@ impl HealthLog {
             // than importing a whole document incrementally.
             if let Ok(doc) = AutoCommit::load(chunk) {
                 self.doc = doc.with_actor(ActorId::from(&self.device.0[..]));
+                self.own = OwnChanges::default();
                 return self.after_import();
             }
         }
@@ -987,6 +1007,8 @@ impl HealthLog {
             self.last_save = None;
             return Ok(());
         }
+        // Other changes are now unsaved too.
+        self.own.unsaved = None;
         self.after_import()
     }
 
@@ -1042,6 +1064,32 @@ impl HealthLog {
         if heads == self.saved_heads {
             return (Vec::new(), heads);
         }
+        // Only own changes committed here since the last save: their raw
+        // bytes, in commit order, are the chunk (Automerge's `save_after`
+        // gives the same: one chain of changes). Each is built alone,
+        // unless kept, and kept for the next bundle.
+        if let Some(list) = self.own.unsaved.clone()
+            && !list.is_empty()
+        {
+            let mut out = Vec::new();
+            let mut all = true;
+            for h in &list {
+                if let Some(b) = self.own.bytes_of(h) {
+                    out.extend_from_slice(b);
+                } else if let Some(c) = self.doc.get_change_by_hash(h) {
+                    let bytes = c.raw_bytes();
+                    self.own.learn(*h, bytes);
+                    out.extend_from_slice(bytes);
+                } else {
+                    // Committed here, so in the document: cannot happen.
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                return (out, heads);
+            }
+        }
         // Fast path for the common case, one local change on top of what is
         // saved: its raw bytes are the chunk, with no walk of the change graph.
         if let [head] = heads.as_slice()
@@ -1060,10 +1108,13 @@ impl HealthLog {
     /// [`HealthLog::unsaved`] when the caller stored it another way).
     pub fn mark_all_saved(&mut self) {
         self.saved_heads = self.doc.get_heads();
+        self.own.unsaved = Some(Vec::new());
     }
 
     /// Records that everything up to `heads` is stored.
     pub fn mark_saved(&mut self, heads: Vec<ChangeHash>) {
+        // Only heads of the whole document say what is unsaved after them.
+        self.own.unsaved = (heads == self.doc.get_heads()).then(Vec::new);
         self.saved_heads = heads;
     }
 
