@@ -1723,8 +1723,12 @@ mod tests {
                         other
                             .record(Metric::HeartRate, 70.0, Unit::BeatsPerMinute, t)
                             .expect("a valid reading");
-                        let whole = other.save();
-                        me.apply(&whole).expect("applies");
+                        if rng.next(2) == 0 {
+                            let whole = other.save();
+                            me.apply(&whole).expect("applies");
+                        } else {
+                            me.merge(&mut other).expect("merges");
+                        }
                     }
                     7 | 8 => {
                         // What a persist stores: every change since the
