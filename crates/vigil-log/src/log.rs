@@ -1007,14 +1007,14 @@ impl HealthLog {
             self.last_save = None;
             return Ok(());
         }
-        // Other changes are now unsaved too.
-        self.own.unsaved = None;
         self.after_import()
     }
 
     /// After changes arrived: find the schema's objects if this replica
     /// started empty, and rebuild the decoded view.
     fn after_import(&mut self) -> Result<(), LogError> {
+        // Other devices' changes are now unsaved too.
+        self.own.unsaved = None;
         // Changes that wait for dependencies change `save()` (it keeps
         // them) but not the heads.
         self.last_save = None;
