@@ -977,6 +977,8 @@ impl HealthLog {
 
     /// Merges another replica's changes into this one.
     pub fn merge(&mut self, other: &mut HealthLog) -> Result<(), LogError> {
+        // Even a merge that fails may leave changes of other devices in.
+        self.own.unsaved = None;
         self.doc
             .merge(&mut other.doc)
             .map_err(|e| LogError::Malformed(e.to_string()))?;
@@ -997,6 +999,9 @@ impl HealthLog {
             }
         }
         let heads = self.doc.get_heads();
+        // Even a chunk that fails part-way may leave changes of other
+        // devices in: what is unsaved is no longer only ours.
+        self.own.unsaved = None;
         self.doc
             .load_incremental(chunk)
             .map_err(|e| LogError::Malformed(e.to_string()))?;
