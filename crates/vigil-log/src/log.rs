@@ -1125,6 +1125,15 @@ impl HealthLog {
 
     /// This device's own changes that `heads` does not already include,
     /// concatenated (an incremental chunk), and how many there are.
+    ///
+    /// Asked again with the heads after the last non-empty answer (a
+    /// sync's next bundle), it answers from the changes committed here
+    /// since, without walking Automerge's change graph. Changes of this
+    /// device's actor that arrive by [`HealthLog::apply`] or
+    /// [`HealthLog::merge`] instead (only possible for a replica rolled
+    /// back behind what it sent) are then left out: whoever sent them
+    /// holds them already. After a load, or with other heads, the walk
+    /// answers, and includes them.
     pub fn own_changes_since(&mut self, heads: &[ChangeHash]) -> (Vec<u8>, usize) {
         if self.own.mark.as_deref() != Some(heads) {
             return self.own_changes_walked(heads);
