@@ -75,6 +75,10 @@ fn node_over_budget(vol: &SyncVolumeRecord, doc: u64) -> bool {
 /// (see [`node_over_budget`]): about a day of hourly band bundles.
 const RELAY_SNAPSHOT_FLOOR: u64 = 32 * 1024;
 
+/// See [`SnapshotPolicy::Join`]: the bundles since the node's snapshot
+/// under which a pairing uploads none (1/4 of it).
+const JOIN_SINCE_DIVISOR: u64 = 4;
+
 fn sealed_len(payload: &[u8]) -> u64 {
     vigil_crypto::sealed_len(payload.len()) as u64
 }
@@ -96,6 +100,15 @@ pub enum SnapshotPolicy {
     Auto,
     /// At the end of this sync.
     Always,
+    /// For a device about to join (what `Vault::offer_pairing` syncs
+    /// with): at the end of this sync, unless the node behind the
+    /// connection holds a relay snapshot this device saw it accept (or
+    /// send) since it opened the vault, and the bundles since are at most
+    /// a quarter of it. The joiner then downloads that
+    /// snapshot and those bundles, at most 1.25x the snapshot, which
+    /// covers all but them: uploading the whole log again for each pairing
+    /// cost a save, a DEFLATE and the upload of the log.
+    Join,
     /// Not in this sync.
     Never,
 }
@@ -129,6 +142,11 @@ pub(crate) struct SyncState {
     /// what every open applies again until a compaction folds them in.
     /// An over-estimate at worst (a replaced relay snapshot still counts).
     received_stored: u64,
+    /// The node known to hold the relay snapshot `vol.node_snapshot`
+    /// counts: it accepted ours, or sent us its own, since the vault was
+    /// opened. Not stored: after a restart (or an upload that may not have
+    /// reached it) a pairing uploads a snapshot again.
+    snapshot_at: Option<NodeId>,
 }
 
 fn set_vv(vv: &mut VersionVector, device: [u8; 16], seq: u64) {
@@ -154,6 +172,7 @@ impl SyncState {
             },
             vol: SyncVolumeRecord::default(),
             received_stored: 0,
+            snapshot_at: None,
         }
     }
 
@@ -241,6 +260,7 @@ impl SyncState {
             rec,
             vol,
             received_stored,
+            snapshot_at: None,
         })
     }
 
@@ -364,9 +384,11 @@ impl SyncState {
         register: bool,
     ) -> Result<SyncReport, SyncFailure> {
         self.make_bundle(storage, crypto, log, faults)?;
+        let node = conn.node();
         // The mailbox key for the node behind `conn`, and only that node.
-        let mut session = self.session(storage, crypto, &conn.node(), register)?;
+        let mut session = self.session(storage, crypto, &node, register)?;
         let mut run = Run {
+            node,
             state: self,
             storage,
             crypto,
@@ -404,6 +426,8 @@ impl SyncState {
                 };
                 let rec = run.state.rec.clone();
                 run.state.commit(run.storage, Batch::default(), rec, vol)?;
+                // Counted as uploaded, but no node is known to hold it.
+                run.state.snapshot_at = None;
                 Ok(run.report)
             }
             Err(e) => Err(e),
@@ -447,6 +471,8 @@ impl SyncState {
 
 /// One sync in progress: what it may touch, and what it did so far.
 struct Run<'a> {
+    /// The node behind the connection.
+    node: NodeId,
     state: &'a mut SyncState,
     storage: &'a mut dyn Storage,
     crypto: &'a mut VaultCrypto,
@@ -483,9 +509,10 @@ impl Run<'_> {
                     since: 0,
                     ..self.state.vol
                 };
-                Ok(self
-                    .state
-                    .commit(self.storage, Batch::default(), next, vol)?)
+                self.state
+                    .commit(self.storage, Batch::default(), next, vol)?;
+                self.state.snapshot_at = Some(self.node);
+                Ok(())
             }
         }
     }
@@ -587,6 +614,12 @@ impl Run<'_> {
         let upload = match self.policy {
             SnapshotPolicy::Always => true,
             SnapshotPolicy::Never => false,
+            SnapshotPolicy::Join => {
+                let vol = &self.state.vol;
+                self.state.snapshot_at != Some(self.node)
+                    || vol.node_snapshot == 0
+                    || vol.since > vol.node_snapshot / JOIN_SINCE_DIVISOR
+            }
             SnapshotPolicy::Auto => {
                 node_over_budget(&self.state.vol, self.state.vol.doc) && {
                     // The estimate may be stale: measure before deciding.
@@ -626,6 +659,7 @@ impl Run<'_> {
         let mut vol = self.state.vol;
         let mut stored = 0u64;
         self.received_bytes = 0;
+        let took_snapshot = self.snapshot.is_some();
         if let Some((s, doc)) = self.snapshot.take() {
             all.extend_from_slice(&doc);
             for (d, seq) in &s.covers {
@@ -663,6 +697,10 @@ impl Run<'_> {
         }
         self.log.apply(&all).map_err(WriteError::from)?;
         self.state.commit(self.storage, batch, next, vol)?;
+        if took_snapshot {
+            // The node sent its snapshot: it holds it.
+            self.state.snapshot_at = Some(self.node);
+        }
         self.state.received_stored = self.state.received_stored.saturating_add(stored);
         // Everything applied is stored (as received bundles): nothing to re-save.
         self.log.mark_all_saved();

@@ -791,15 +791,17 @@ impl Vault {
     }
 
     /// First device: syncs (uploading a snapshot, so the joiner needs one
-    /// download), then leaves the period's root, wrapped to `joiner`, at the
-    /// node, and returns the code the resident compares on both screens.
+    /// download, unless the node holds one that covers nearly all: see
+    /// [`SnapshotPolicy::Join`]), then leaves the period's root, wrapped to
+    /// `joiner`, at the node, and returns the code the resident compares
+    /// on both screens.
     pub fn offer_pairing(
         &mut self,
         conn: &mut dyn Exchange,
         joiner: &X25519PublicKey,
         now_ms: i64,
     ) -> Result<ShortAuthCode, SyncFailure> {
-        self.sync_with(conn, SnapshotPolicy::Always)?;
+        self.sync_with(conn, SnapshotPolicy::Join)?;
         let mut batch = Batch::default();
         disclosure::disclose(
             self.storage.as_ref(),

@@ -386,3 +386,124 @@ fn a_join_does_not_save_the_log_again_and_its_next_sync_compacts() {
         "the next sync did not fold what the join received: blobs of {after:?} bytes"
     );
 }
+
+/// A connection to `relay` that counts the bytes of every reply.
+struct Counted {
+    session: vigil_node::RelaySession,
+    received: usize,
+}
+
+impl Exchange for Counted {
+    fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ExchangeError> {
+        let reply = self.session.handle(request, START);
+        self.received += reply.len();
+        Ok(reply)
+    }
+
+    fn node(&self) -> NodeId {
+        node_id(X25519Identity::from_bytes([0x4e; 32]).public_key())
+    }
+}
+
+/// Joins a new device through `relay` with the offer left for `joiner`;
+/// returns it and the bytes its join downloaded.
+fn join(relay: &Relay, joiner: &X25519Identity, seed: u64) -> (Vault, usize) {
+    let pending = Vault::fetch_join(&mut conn(relay).0, joiner).unwrap();
+    let mut c = Counted {
+        session: relay.session(),
+        received: 0,
+    };
+    let joined = pending
+        .confirm(
+            Box::new(MemStorage::new()),
+            Box::new(MemoryKeyStore::new()),
+            &mut c,
+            &mut rng(seed),
+        )
+        .unwrap();
+    (joined, c.received)
+}
+
+/// A relay snapshot is a whole sealed log: uploading it for every pairing
+/// cost the first device a save, a DEFLATE and the upload of the log
+/// each time. When the node already holds a snapshot this device saw it
+/// accept, and what it holds since is small against it, the joiner's
+/// download is that snapshot and a few bundles: no upload, and the join
+/// downloads about what it did with a fresh snapshot. When the bundles
+/// since are not small, the snapshot is uploaded as before.
+#[test]
+fn a_pairing_uploads_no_snapshot_the_node_holds_nearly_all_of() {
+    let relay = relay();
+    let mut first = phone(&relay, 20);
+    for i in 0..200 {
+        first
+            .record(
+                Metric::HeartRate,
+                60.0 + (i % 30) as f64,
+                Unit::BeatsPerMinute,
+                START + 2 * MIN + i * 1000,
+            )
+            .unwrap();
+    }
+    let a = X25519Identity::generate(&mut rng(21));
+    let (mut c, sent) = conn(&relay);
+    first.offer_pairing(&mut c, &a.public_key(), START).unwrap();
+    assert!(
+        sent.lock().unwrap().iter().any(|k| k == "PushSnapshot"),
+        "the first pairing uploads the log"
+    );
+    let (joined_a, bytes_a) = join(&relay, &a, 22);
+    assert_eq!(joined_a.log().view(), first.log().view());
+
+    // A reading more, then a second pairing: the node's snapshot covers
+    // all but one small bundle.
+    first
+        .record(
+            Metric::HeartRate,
+            61.0,
+            Unit::BeatsPerMinute,
+            START + 9 * MIN,
+        )
+        .unwrap();
+    let b = X25519Identity::generate(&mut rng(23));
+    let (mut c, sent) = conn(&relay);
+    first.offer_pairing(&mut c, &b.public_key(), START).unwrap();
+    let sent = sent.lock().unwrap().clone();
+    assert!(
+        !sent.iter().any(|k| k == "PushSnapshot"),
+        "uploaded the log again: {sent:?}"
+    );
+    let (joined_b, bytes_b) = join(&relay, &b, 24);
+    assert_eq!(joined_b.log().view(), first.log().view());
+    assert!(
+        bytes_b * 4 <= bytes_a * 5,
+        "the join downloads {bytes_b} bytes, the one after a fresh snapshot {bytes_a}"
+    );
+
+    // Many more readings: the bundles since are no longer small, and the
+    // next pairing uploads the log again.
+    for i in 0..400 {
+        first
+            .record(
+                Metric::HeartRate,
+                60.0 + (i % 30) as f64,
+                Unit::BeatsPerMinute,
+                START + 10 * MIN + i * 1000,
+            )
+            .unwrap();
+        if i % 50 == 49 {
+            first.sync(&mut conn(&relay).0).unwrap();
+        }
+    }
+    let c3 = X25519Identity::generate(&mut rng(25));
+    let (mut c, sent) = conn(&relay);
+    first
+        .offer_pairing(&mut c, &c3.public_key(), START)
+        .unwrap();
+    assert!(
+        sent.lock().unwrap().iter().any(|k| k == "PushSnapshot"),
+        "the log was not uploaded though the node's snapshot covers little of it"
+    );
+    let (joined_c, _) = join(&relay, &c3, 26);
+    assert_eq!(joined_c.log().view(), first.log().view());
+}
