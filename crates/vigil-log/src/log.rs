@@ -1445,12 +1445,7 @@ mod tests {
         let mut kinds = [0usize; 7];
         for round in 1..=20u64 {
             let mut rng = Rng(round.wrapping_mul(0xd6e8_feb8_6659_fd93) | 1);
-            let mut first = HealthLog::new(DeviceId([1; 16]));
-            let saved = first.save();
-            let mut reps = vec![first];
-            for d in 2..=3u8 {
-                reps.push(HealthLog::load(&saved, DeviceId([d; 16])).expect("a saved log loads"));
-            }
+            let (mut reps, saved) = three_replicas();
             let mut old: Vec<Vec<u8>> = vec![saved];
             for step in 0..80 {
                 let w = rng.next(3);
@@ -1525,6 +1520,18 @@ mod tests {
         );
     }
 
+    /// Three replicas of one new log (devices 1, 2 and 3), and the save
+    /// the other two loaded.
+    fn three_replicas() -> (Vec<HealthLog>, Vec<u8>) {
+        let mut first = HealthLog::new(DeviceId([1; 16]));
+        let saved = first.save();
+        let mut reps = vec![first];
+        for d in 2..=3u8 {
+            reps.push(HealthLog::load(&saved, DeviceId([d; 16])).expect("a saved log loads"));
+        }
+        (reps, saved)
+    }
+
     /// Replicas edit, save, and receive saves and change chunks, some of
     /// which wait for dependencies that have not arrived (they change
     /// `save()`, which keeps them, but not the heads): after every step,
@@ -1535,12 +1542,7 @@ mod tests {
         let mut queued = 0;
         for round in 1..=12u64 {
             let mut rng = Rng(round.wrapping_mul(0xa076_1d64_78bd_642f) | 1);
-            let mut first = HealthLog::new(DeviceId([1; 16]));
-            let saved = first.save();
-            let mut reps = vec![first];
-            for d in 2..=3u8 {
-                reps.push(HealthLog::load(&saved, DeviceId([d; 16])).expect("a saved log loads"));
-            }
+            let (mut reps, _) = three_replicas();
             let mut chunks: Vec<Vec<u8>> = Vec::new();
             for step in 0..80 {
                 let w = rng.next(3);
@@ -1614,12 +1616,7 @@ mod tests {
         let mut folds = 0;
         for round in 1..=10u64 {
             let mut rng = Rng(round.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-            let mut first = HealthLog::new(DeviceId([1; 16]));
-            let saved = first.save();
-            let mut reps = vec![first];
-            for d in 2..=3u8 {
-                reps.push(HealthLog::load(&saved, DeviceId([d; 16])).expect("a saved log loads"));
-            }
+            let (mut reps, _) = three_replicas();
             for step in 0..80 {
                 let w = rng.next(3);
                 let t = T0 + step * 30_000;
@@ -1792,12 +1789,7 @@ mod tests {
         const T0: i64 = 1_790_000_000_000;
         for round in 1..=30u64 {
             let mut rng = Rng(round.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-            let mut first = HealthLog::new(DeviceId([1; 16]));
-            let saved = first.save();
-            let mut reps = vec![first];
-            for d in 2..=3u8 {
-                reps.push(HealthLog::load(&saved, DeviceId([d; 16])).expect("a saved log loads"));
-            }
+            let (mut reps, _) = three_replicas();
             let mut kept: Vec<Vec<Vec<ChangeHash>>> = vec![vec![Vec::new()]; 3];
             let mut compared = 0;
             for step in 0..120 {
