@@ -10,11 +10,18 @@ use automerge::{
 
 use crate::fever::{FeverEpisode, FeverRule, episodes};
 use crate::model::{
-    Day, DeviceId, LogError, MAX_TEXT_CHARS, Metric, Reading, ReadingId, Severity, Symptom, Unit,
+    Day, DeviceId, LogError, MAX_TEXT_CHARS, Metric, READING_LEN, Reading, ReadingId, Severity,
+    Symptom, Unit,
 };
 
 /// The schema version this build writes and the highest it reads.
-pub const SCHEMA_VERSION: u64 = 1;
+///
+/// 2: a readings list element is a block, one or more encoded readings
+/// back to back (one per fold); 1: one reading per element, which reads
+/// as a block of one. A fold into a schema-1 document writes 2 in the same
+/// change, so a build that reads only 1 refuses the document at load
+/// instead of counting the blocks' readings as unreadable entries.
+pub const SCHEMA_VERSION: u64 = 2;
 
 const K_SCHEMA: &str = "schema";
 const K_READINGS: &str = "readings";
@@ -106,6 +113,10 @@ pub struct HealthLog {
     annotations: ObjId,
     retractions: ObjId,
     checkins: ObjId,
+    /// The document's schema version as last read (at load), `None` once
+    /// other devices' changes arrived (one may have written it): read again
+    /// at the next fold, which writes [`SCHEMA_VERSION`] if it is lower.
+    doc_schema: Option<u64>,
     /// The decoded readings, built from the document when first needed
     /// (a query, a write), not at load or after a merge: opening a week's
     /// vault decoded 24,864 readings before anyone asked for one. Reset
@@ -151,7 +162,8 @@ struct OwnChanges {
 /// The document's readings decoded, with the staged ones after them.
 #[derive(Debug, Clone, Default)]
 struct View {
-    /// Length of the readings list (Automerge's `length()` is O(n)).
+    /// Length of the readings list, in elements (blocks), not readings
+    /// (Automerge's `length()` is O(n)).
     readings_len: usize,
     /// The next sequence number of this device's readings: above every
     /// one in `cache`.
@@ -285,6 +297,7 @@ impl HealthLog {
             annotations: ROOT,
             retractions: ROOT,
             checkins: ROOT,
+            doc_schema: None,
             view: OnceLock::new(),
             pending: Vec::new(),
             saved_heads: Vec::new(),
@@ -318,14 +331,8 @@ impl HealthLog {
     /// The log of `doc`, its view not built (see [`HealthLog::build_view`]).
     fn from_doc(doc: AutoCommit, device: DeviceId) -> Result<Self, LogError> {
         let mut doc = doc.with_actor(ActorId::from(&device.0[..]));
-        let schema = match doc.get(ROOT, K_SCHEMA) {
-            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-                ScalarValue::Uint(v) => *v,
-                ScalarValue::Int(v) => u64::try_from(*v).unwrap_or(0),
-                _ => 0,
-            },
-            _ => return Err(LogError::Malformed("no schema version".into())),
-        };
+        let schema =
+            schema_version(&doc).ok_or_else(|| LogError::Malformed("no schema version".into()))?;
         if schema > SCHEMA_VERSION {
             return Err(LogError::NewerSchema {
                 found: schema,
@@ -348,6 +355,7 @@ impl HealthLog {
             annotations,
             retractions,
             checkins,
+            doc_schema: Some(schema),
             view: OnceLock::new(),
             pending: Vec::new(),
             saved_heads,
@@ -356,29 +364,33 @@ impl HealthLog {
         })
     }
 
-    /// Decodes the document's readings (one pass over the list), then
-    /// stages the pending readings again, each unless the document now
-    /// holds it (it cannot, for this device's own ids, but a replay must
-    /// never show a reading twice).
+    /// Decodes the document's readings (one pass over the list, each
+    /// block's readings in order), then stages the pending readings again,
+    /// each unless the document now holds it (it cannot, for this device's
+    /// own ids, but a replay must never show a reading twice).
     fn build_view(&self) -> View {
         let mut v = View::default();
         if self.is_initialised() {
-            // Automerge's `length` is a cheap count; it saves growing the
-            // vector a dozen times on a week's log.
-            v.cache.reserve(self.doc.length(&self.readings));
             for item in self.doc.list_range(&self.readings, ..) {
                 v.readings_len += 1;
-                let decoded = match &item.value {
-                    automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) => {
-                        Reading::decode(b)
+                match &item.value {
+                    // A block: a positive multiple of a reading's length
+                    // (a schema-1 element is a block of one). A reading in
+                    // it that does not decode (from a newer version, or
+                    // damaged) costs only itself.
+                    automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b))
+                        if !b.is_empty() && b.len() % READING_LEN == 0 =>
+                    {
+                        for enc in b.chunks_exact(READING_LEN) {
+                            match Reading::decode(enc) {
+                                Some(r) => v.cache.push(r),
+                                None => v.unreadable += 1,
+                            }
+                        }
                     }
-                    _ => None,
-                };
-                match decoded {
-                    Some(r) => v.cache.push(r),
-                    // From a newer version, or damaged: kept in the document,
-                    // left out of views, counted.
-                    None => v.unreadable += 1,
+                    // Anything else: kept in the document, left out of
+                    // views, counted once.
+                    _ => v.unreadable += 1,
                 }
             }
         }
@@ -550,28 +562,51 @@ impl HealthLog {
     /// (none if nothing is staged) and returns how many. All or nothing:
     /// the change is built and committed here, never left open for an
     /// implicit commit (`get_heads`, `save`, ...) to take part of.
+    ///
+    /// The readings go in as one list element, a block of their encodings
+    /// in staging order ([`MAX_BLOCK_READINGS`] at most; a larger fold
+    /// writes several). One element per reading made Automerge's list the
+    /// simulation's largest cost: an op, its id and its metadata per
+    /// reading, built, saved and loaded again at every sync. In a
+    /// schema-1 document the change also writes the schema version.
     pub fn fold(&mut self) -> Result<usize, LogError> {
         self.view_mut();
         let v = self.view.get_mut().expect("view_mut built it");
         if v.staged.is_empty() {
             return Ok(0);
         }
-        // One splice of every staged reading: the same insert ops as one
-        // `insert` each (pinned by a test), but Automerge places them in
-        // its op set at once. Each `insert` cost ~107 K instructions, most
-        // of it splicing the op set's columns, whatever the list's length.
-        let values = v
+        let blocks: Vec<ScalarValue> = v
             .staged
-            .iter()
-            .map(|r| ScalarValue::Bytes(r.encode().to_vec()));
-        if let Err(e) = self.doc.splice(&self.readings, v.readings_len, 0, values) {
+            .chunks(MAX_BLOCK_READINGS)
+            .map(|c| {
+                let mut b = Vec::with_capacity(c.len() * READING_LEN);
+                for r in c {
+                    b.extend_from_slice(&r.encode());
+                }
+                ScalarValue::Bytes(b)
+            })
+            .collect();
+        let n_blocks = blocks.len();
+        let schema = match self.doc_schema {
+            Some(s) => s,
+            None => schema_version(&self.doc).unwrap_or(0),
+        };
+        // Never lowered: a newer schema merged in stays (a load refuses it).
+        if schema < SCHEMA_VERSION
+            && let Err(e) = self.doc.put(ROOT, K_SCHEMA, SCHEMA_VERSION)
+        {
+            self.doc.rollback();
+            return Err(LogError::Malformed(e.to_string()));
+        }
+        if let Err(e) = self.doc.splice(&self.readings, v.readings_len, 0, blocks) {
             self.doc.rollback();
             return Err(LogError::Malformed(e.to_string()));
         }
         let hash = self.doc.commit();
         self.own.committed(hash);
+        self.doc_schema = Some(schema.max(SCHEMA_VERSION));
         let n = v.staged.len();
-        v.readings_len += n;
+        v.readings_len += n_blocks;
         v.staged.clear();
         Ok(n)
     }
@@ -1025,6 +1060,8 @@ impl HealthLog {
     fn after_import(&mut self) -> Result<(), LogError> {
         // Other devices' changes are now unsaved too.
         self.own.unsaved = None;
+        // And one of them may have written the schema version.
+        self.doc_schema = None;
         // Changes that wait for dependencies change `save()` (it keeps
         // them) but not the heads.
         self.last_save = None;
@@ -1242,6 +1279,18 @@ impl HealthLog {
     }
 }
 
+/// The schema version `doc` carries, if any (0 if not a number).
+fn schema_version(doc: &AutoCommit) -> Option<u64> {
+    match doc.get(ROOT, K_SCHEMA) {
+        Ok(Some((Value::Scalar(s), _))) => Some(match s.as_ref() {
+            ScalarValue::Uint(v) => *v,
+            ScalarValue::Int(v) => u64::try_from(*v).unwrap_or(0),
+            _ => 0,
+        }),
+        _ => None,
+    }
+}
+
 fn checkin_key(day: Day, symptom: Symptom) -> String {
     format!("{day}/{symptom}")
 }
@@ -1276,7 +1325,6 @@ fn decode_retraction_bytes(b: &[u8]) -> Option<Retraction> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::READING_LEN;
 
     /// The plain definition of [`HealthLog::own_changes_since`]: every
     /// change `heads` does not include, built, then this device's kept.
@@ -1430,6 +1478,7 @@ mod tests {
             annotations: log.annotations.clone(),
             retractions: log.retractions.clone(),
             checkins: log.checkins.clone(),
+            doc_schema: log.doc_schema,
             view: log.view.clone(),
             pending: log.pending.clone(),
             saved_heads: log.saved_heads.clone(),
@@ -1801,7 +1850,11 @@ mod tests {
         assert_eq!(n, 1, "the upgrade and the block in one change");
         let upgrade = log.doc.get_changes(&heads);
         assert_eq!(upgrade.len(), 1);
-        assert_eq!(upgrade[0].len(), 2, "one op for the schema, one for the block");
+        assert_eq!(
+            upgrade[0].len(),
+            2,
+            "one op for the schema, one for the block"
+        );
         let want = sorted([old.clone(), new.clone()].concat());
         assert_eq!(all(&log), want);
 
@@ -1818,7 +1871,11 @@ mod tests {
             .expect("a valid reading");
         let later = log.doc.get_changes(&heads);
         assert_eq!(later.len(), 1);
-        assert_eq!(later[0].len(), 1, "the block alone: the schema is 2 already");
+        assert_eq!(
+            later[0].len(),
+            1,
+            "the block alone: the schema is 2 already"
+        );
 
         // What a build that knows only the schema below sees: a document
         // carrying a newer one is refused at load.
@@ -1864,7 +1921,12 @@ mod tests {
                 for k in 0..n {
                     folded.push(
                         reps[w]
-                            .stage(Metric::HeartRate, 80.0, Unit::BeatsPerMinute, T0 + 2 * k + w as i64)
+                            .stage(
+                                Metric::HeartRate,
+                                80.0,
+                                Unit::BeatsPerMinute,
+                                T0 + 2 * k + w as i64,
+                            )
                             .expect("a valid reading"),
                     );
                 }
@@ -1922,6 +1984,9 @@ mod tests {
             ScalarValue::Bytes(block_of(&rs[11..12])),
         ];
         let mut log = HealthLog::new(DeviceId([2; 16]));
+        // A replica from before the elements arrived: it gets them by apply.
+        let mut applied =
+            HealthLog::load(&log.save(), DeviceId([3; 16])).expect("a saved log loads");
         log.doc
             .splice(&log.readings, 0, 0, entries)
             .expect("a splice");
@@ -1932,7 +1997,6 @@ mod tests {
             .copied()
             .collect();
         let saved = log.save();
-        let mut applied = HealthLog::new(DeviceId([3; 16]));
         applied.apply(&saved).expect("a save applies");
         for (what, mut r) in [
             ("loaded", HealthLog::load(&saved, d1).expect("loads")),
