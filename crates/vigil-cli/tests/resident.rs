@@ -924,11 +924,18 @@ fn automerge_export_holds_every_reading() {
         .expect("readings list");
     let mut found = vec![];
     for item in doc.list_range(&readings, ..) {
-        if let automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) = item.value {
-            assert_eq!(b.len(), 42, "docs/spec.md §6 reading encoding");
-            let device = hex::encode(&b[1..17]);
-            let seq = u64::from_be_bytes(b[17..25].try_into().unwrap());
-            found.push(format!("{device}-{seq}"));
+        if let automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(block)) = item.value {
+            // docs/spec.md §6: a block of 42-byte encoded readings.
+            assert!(
+                !block.is_empty() && block.len() % 42 == 0,
+                "docs/spec.md §6 block of readings: {} bytes",
+                block.len()
+            );
+            for b in block.chunks_exact(42) {
+                let device = hex::encode(&b[1..17]);
+                let seq = u64::from_be_bytes(b[17..25].try_into().unwrap());
+                found.push(format!("{device}-{seq}"));
+            }
         }
     }
     for (i, id) in ids.iter().enumerate() {

@@ -10,14 +10,26 @@ use automerge::{
 
 use crate::fever::{FeverEpisode, FeverRule, episodes};
 use crate::model::{
-    Day, DeviceId, LogError, MAX_TEXT_CHARS, Metric, Reading, ReadingId, Severity, Symptom, Unit,
+    Day, DeviceId, LogError, MAX_TEXT_CHARS, Metric, READING_LEN, Reading, ReadingId, Severity,
+    Symptom, Unit,
 };
 
 /// The schema version this build writes and the highest it reads.
-pub const SCHEMA_VERSION: u64 = 1;
+///
+/// 2: a readings list element is a block, one or more encoded readings
+/// back to back (one per fold); 1: one reading per element, which reads
+/// as a block of one. A fold into a schema-1 document writes 2 in the same
+/// change, so a build that reads only 1 refuses the document at load
+/// instead of counting the blocks' readings as unreadable entries.
+pub const SCHEMA_VERSION: u64 = 2;
 
 const K_SCHEMA: &str = "schema";
 const K_READINGS: &str = "readings";
+/// The most readings one list element (a block) holds: a larger fold
+/// writes several elements, still in one change. Bounds one Automerge
+/// value (~172 KB), which a whole-vault rewrite of a large fold would
+/// otherwise grow without limit.
+const MAX_BLOCK_READINGS: usize = 4096;
 const K_ANNOTATIONS: &str = "annotations";
 const K_RETRACTIONS: &str = "retractions";
 const K_CHECKINS: &str = "checkins";
@@ -101,6 +113,10 @@ pub struct HealthLog {
     annotations: ObjId,
     retractions: ObjId,
     checkins: ObjId,
+    /// The document's schema version as last read (at load), `None` once
+    /// other devices' changes arrived (one may have written it): read again
+    /// at the next fold, which writes [`SCHEMA_VERSION`] if it is lower.
+    doc_schema: Option<u64>,
     /// The decoded readings, built from the document when first needed
     /// (a query, a write), not at load or after a merge: opening a week's
     /// vault decoded 24,864 readings before anyone asked for one. Reset
@@ -146,7 +162,8 @@ struct OwnChanges {
 /// The document's readings decoded, with the staged ones after them.
 #[derive(Debug, Clone, Default)]
 struct View {
-    /// Length of the readings list (Automerge's `length()` is O(n)).
+    /// Length of the readings list, in elements (blocks), not readings
+    /// (Automerge's `length()` is O(n)).
     readings_len: usize,
     /// The next sequence number of this device's readings: above every
     /// one in `cache`.
@@ -280,6 +297,7 @@ impl HealthLog {
             annotations: ROOT,
             retractions: ROOT,
             checkins: ROOT,
+            doc_schema: None,
             view: OnceLock::new(),
             pending: Vec::new(),
             saved_heads: Vec::new(),
@@ -313,14 +331,8 @@ impl HealthLog {
     /// The log of `doc`, its view not built (see [`HealthLog::build_view`]).
     fn from_doc(doc: AutoCommit, device: DeviceId) -> Result<Self, LogError> {
         let mut doc = doc.with_actor(ActorId::from(&device.0[..]));
-        let schema = match doc.get(ROOT, K_SCHEMA) {
-            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-                ScalarValue::Uint(v) => *v,
-                ScalarValue::Int(v) => u64::try_from(*v).unwrap_or(0),
-                _ => 0,
-            },
-            _ => return Err(LogError::Malformed("no schema version".into())),
-        };
+        let schema =
+            schema_version(&doc).ok_or_else(|| LogError::Malformed("no schema version".into()))?;
         if schema > SCHEMA_VERSION {
             return Err(LogError::NewerSchema {
                 found: schema,
@@ -343,6 +355,7 @@ impl HealthLog {
             annotations,
             retractions,
             checkins,
+            doc_schema: Some(schema),
             view: OnceLock::new(),
             pending: Vec::new(),
             saved_heads,
@@ -351,29 +364,33 @@ impl HealthLog {
         })
     }
 
-    /// Decodes the document's readings (one pass over the list), then
-    /// stages the pending readings again, each unless the document now
-    /// holds it (it cannot, for this device's own ids, but a replay must
-    /// never show a reading twice).
+    /// Decodes the document's readings (one pass over the list, each
+    /// block's readings in order), then stages the pending readings again,
+    /// each unless the document now holds it (it cannot, for this device's
+    /// own ids, but a replay must never show a reading twice).
     fn build_view(&self) -> View {
         let mut v = View::default();
         if self.is_initialised() {
-            // Automerge's `length` is a cheap count; it saves growing the
-            // vector a dozen times on a week's log.
-            v.cache.reserve(self.doc.length(&self.readings));
             for item in self.doc.list_range(&self.readings, ..) {
                 v.readings_len += 1;
-                let decoded = match &item.value {
-                    automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) => {
-                        Reading::decode(b)
+                match &item.value {
+                    // A block: a positive multiple of a reading's length
+                    // (a schema-1 element is a block of one). A reading in
+                    // it that does not decode (from a newer version, or
+                    // damaged) costs only itself.
+                    automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b))
+                        if !b.is_empty() && b.len() % READING_LEN == 0 =>
+                    {
+                        for enc in b.chunks_exact(READING_LEN) {
+                            match Reading::decode(enc) {
+                                Some(r) => v.cache.push(r),
+                                None => v.unreadable += 1,
+                            }
+                        }
                     }
-                    _ => None,
-                };
-                match decoded {
-                    Some(r) => v.cache.push(r),
-                    // From a newer version, or damaged: kept in the document,
-                    // left out of views, counted.
-                    None => v.unreadable += 1,
+                    // Anything else: kept in the document, left out of
+                    // views, counted once.
+                    _ => v.unreadable += 1,
                 }
             }
         }
@@ -545,28 +562,51 @@ impl HealthLog {
     /// (none if nothing is staged) and returns how many. All or nothing:
     /// the change is built and committed here, never left open for an
     /// implicit commit (`get_heads`, `save`, ...) to take part of.
+    ///
+    /// The readings go in as one list element, a block of their encodings
+    /// in staging order ([`MAX_BLOCK_READINGS`] at most; a larger fold
+    /// writes several). One element per reading made Automerge's list the
+    /// simulation's largest cost: an op, its id and its metadata per
+    /// reading, built, saved and loaded again at every sync. In a
+    /// schema-1 document the change also writes the schema version.
     pub fn fold(&mut self) -> Result<usize, LogError> {
         self.view_mut();
         let v = self.view.get_mut().expect("view_mut built it");
         if v.staged.is_empty() {
             return Ok(0);
         }
-        // One splice of every staged reading: the same insert ops as one
-        // `insert` each (pinned by a test), but Automerge places them in
-        // its op set at once. Each `insert` cost ~107 K instructions, most
-        // of it splicing the op set's columns, whatever the list's length.
-        let values = v
+        let blocks: Vec<ScalarValue> = v
             .staged
-            .iter()
-            .map(|r| ScalarValue::Bytes(r.encode().to_vec()));
-        if let Err(e) = self.doc.splice(&self.readings, v.readings_len, 0, values) {
+            .chunks(MAX_BLOCK_READINGS)
+            .map(|c| {
+                let mut b = Vec::with_capacity(c.len() * READING_LEN);
+                for r in c {
+                    b.extend_from_slice(&r.encode());
+                }
+                ScalarValue::Bytes(b)
+            })
+            .collect();
+        let n_blocks = blocks.len();
+        let schema = match self.doc_schema {
+            Some(s) => s,
+            None => schema_version(&self.doc).unwrap_or(0),
+        };
+        // Never lowered: a newer schema merged in stays (a load refuses it).
+        if schema < SCHEMA_VERSION
+            && let Err(e) = self.doc.put(ROOT, K_SCHEMA, SCHEMA_VERSION)
+        {
+            self.doc.rollback();
+            return Err(LogError::Malformed(e.to_string()));
+        }
+        if let Err(e) = self.doc.splice(&self.readings, v.readings_len, 0, blocks) {
             self.doc.rollback();
             return Err(LogError::Malformed(e.to_string()));
         }
         let hash = self.doc.commit();
         self.own.committed(hash);
+        self.doc_schema = Some(schema.max(SCHEMA_VERSION));
         let n = v.staged.len();
-        v.readings_len += n;
+        v.readings_len += n_blocks;
         v.staged.clear();
         Ok(n)
     }
@@ -1020,6 +1060,8 @@ impl HealthLog {
     fn after_import(&mut self) -> Result<(), LogError> {
         // Other devices' changes are now unsaved too.
         self.own.unsaved = None;
+        // And one of them may have written the schema version.
+        self.doc_schema = None;
         // Changes that wait for dependencies change `save()` (it keeps
         // them) but not the heads.
         self.last_save = None;
@@ -1237,6 +1279,18 @@ impl HealthLog {
     }
 }
 
+/// The schema version `doc` carries, if any (0 if not a number).
+fn schema_version(doc: &AutoCommit) -> Option<u64> {
+    match doc.get(ROOT, K_SCHEMA) {
+        Ok(Some((Value::Scalar(s), _))) => Some(match s.as_ref() {
+            ScalarValue::Uint(v) => *v,
+            ScalarValue::Int(v) => u64::try_from(*v).unwrap_or(0),
+            _ => 0,
+        }),
+        _ => None,
+    }
+}
+
 fn checkin_key(day: Day, symptom: Symptom) -> String {
     format!("{day}/{symptom}")
 }
@@ -1424,6 +1478,7 @@ mod tests {
             annotations: log.annotations.clone(),
             retractions: log.retractions.clone(),
             checkins: log.checkins.clone(),
+            doc_schema: log.doc_schema,
             view: log.view.clone(),
             pending: log.pending.clone(),
             saved_heads: log.saved_heads.clone(),
@@ -1606,12 +1661,63 @@ mod tests {
         n
     }
 
-    /// Replicas record, stage and exchange changes (so the list ends in
-    /// other devices' concurrent inserts as well as this one's); at each
-    /// fold, an exact twin folds by the plain definition: the same count,
-    /// the same change (heads, own changes' bytes), the same view and save.
+    /// The list's elements: their bytes, `None` for one that is not bytes.
+    fn elements(log: &HealthLog) -> Vec<Option<Vec<u8>>> {
+        log.doc
+            .list_range(&log.readings, ..)
+            .map(|item| match item.value {
+                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) => {
+                    Some(b.to_vec())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The schema version the document carries.
+    fn schema_of(log: &HealthLog) -> Option<u64> {
+        match log.doc.get(ROOT, K_SCHEMA) {
+            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                ScalarValue::Uint(v) => Some(*v),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Readings' encodings back to back: a block.
+    fn block_of(readings: &[Reading]) -> Vec<u8> {
+        readings.iter().flat_map(|r| r.encode()).collect()
+    }
+
+    /// A valid heart-rate reading of `device`.
+    fn heart(device: DeviceId, seq: u64, time_ms: i64) -> Reading {
+        Reading {
+            id: ReadingId { device, seq },
+            time_ms,
+            metric: Metric::HeartRate,
+            value: 60.0 + (seq % 40) as f64,
+        }
+    }
+
+    /// Every reading of `log`, sorted as views sort them.
+    fn all(log: &HealthLog) -> Vec<Reading> {
+        log.readings(None, i64::MIN, i64::MAX, true)
+    }
+
+    fn sorted(mut rs: Vec<Reading>) -> Vec<Reading> {
+        rs.sort_by_key(|r| (r.time_ms, r.id));
+        rs
+    }
+
+    /// Replicas stage, fold and exchange changes (so the list ends in other
+    /// devices' concurrent blocks as well as this one's). At each fold: ONE
+    /// element more, at the end of this replica's list, holding the staged
+    /// readings' encodings in staging order, in ONE change; the view equals
+    /// an exact twin's that folds by the per-reading definition (one
+    /// element per reading), and a reload of the document alone shows it.
     #[test]
-    fn fold_is_the_per_reading_insert() {
+    fn a_fold_is_one_block_of_the_staged_readings() {
         const T0: i64 = 1_790_000_000_000;
         let mut folds = 0;
         for round in 1..=10u64 {
@@ -1642,24 +1748,321 @@ mod tests {
                         }
                     }
                     _ => {
+                        let at = format!("round {round} step {step}");
                         let heads = reps[w].heads();
+                        let staged = reps[w].staged().to_vec();
+                        let before = elements(&reps[w]);
                         let mut plain = twin(&reps[w]);
                         let n = reps[w].fold().expect("a fold");
-                        assert_eq!(n, fold_plain(&mut plain), "round {round} step {step}");
-                        assert_eq!(reps[w].heads(), plain.heads(), "round {round} step {step}");
-                        assert_eq!(
-                            reps[w].own_changes_since(&heads),
-                            plain.own_changes_since(&heads),
-                            "round {round} step {step}"
-                        );
-                        assert_eq!(reps[w].view(), plain.view(), "round {round} step {step}");
-                        assert_eq!(reps[w].save(), plain.save(), "round {round} step {step}");
+                        assert_eq!(n, staged.len(), "{at}");
+                        assert_eq!(n, fold_plain(&mut plain), "{at}");
+                        let after = elements(&reps[w]);
+                        if n == 0 {
+                            assert_eq!(after, before, "{at}");
+                            assert_eq!(reps[w].heads(), heads, "{at}");
+                        } else {
+                            assert_eq!(after.len(), before.len() + 1, "{at}");
+                            assert_eq!(after[..before.len()], before[..], "{at}");
+                            assert_eq!(after[before.len()], Some(block_of(&staged)), "{at}");
+                            assert_eq!(reps[w].own_changes_since(&heads).1, 1, "{at}");
+                        }
+                        assert!(reps[w].staged().is_empty(), "{at}");
+                        assert_eq!(reps[w].view(), plain.view(), "{at}");
+                        assert_eq!(reps[w].len(), plain.len(), "{at}");
+                        assert_eq!(reps[w].unreadable_entries(), 0, "{at}");
+                        for r in &staged {
+                            assert_eq!(reps[w].reading(r.id), Some(*r), "{at}");
+                        }
+                        let device = reps[w].device();
+                        let reloaded =
+                            HealthLog::load(&reps[w].save(), device).expect("a saved log loads");
+                        assert_eq!(reloaded.view(), plain.view(), "{at}");
+                        assert_eq!(reloaded.len(), plain.len(), "{at}");
                         folds += usize::from(n > 1);
                     }
                 }
             }
         }
         assert!(folds > 50, "only {folds} folds of several readings");
+    }
+
+    /// A log as schema-1 builds wrote it, built with Automerge directly:
+    /// schema 1, one list element per reading, inserted over several
+    /// changes. Its save.
+    fn schema_1_log(device: DeviceId, readings: &[Reading]) -> Vec<u8> {
+        let mut doc = AutoCommit::new().with_actor(ActorId::from(&device.0[..]));
+        doc.put(ROOT, K_SCHEMA, 1u64).expect("a put");
+        let list = doc
+            .put_object(ROOT, K_READINGS, ObjType::List)
+            .expect("a list");
+        for key in [K_ANNOTATIONS, K_RETRACTIONS, K_CHECKINS] {
+            doc.put_object(ROOT, key, ObjType::Map).expect("a map");
+        }
+        doc.commit();
+        for (i, r) in readings.iter().enumerate() {
+            doc.insert(&list, i, r.encode().to_vec())
+                .expect("an index within the list");
+            if i % 3 == 2 {
+                doc.commit();
+            }
+        }
+        doc.commit();
+        doc.save()
+    }
+
+    /// A vault written by a schema-1 build reads unchanged (same readings,
+    /// lookups, sequence numbers). Its first fold here writes schema 2 in
+    /// the same change as the block, so that a build reading only schema 1
+    /// refuses the document rather than drop the block's readings; later
+    /// folds do not write it again. Old and new readings stay visible,
+    /// after a reload and on a replica that gets the change alone.
+    #[test]
+    fn a_schema_1_log_reads_unchanged_and_its_first_fold_writes_schema_2() {
+        const T0: i64 = 1_790_000_000_000;
+        let d1 = DeviceId([1; 16]);
+        let old: Vec<Reading> = (1..=10).map(|s| heart(d1, s, T0 - s as i64)).collect();
+        let saved = schema_1_log(d1, &old);
+
+        let mut log = HealthLog::load(&saved, DeviceId([2; 16])).expect("a schema-1 log loads");
+        assert_eq!(schema_of(&log), Some(1));
+        assert_eq!(all(&log), sorted(old.clone()));
+        assert_eq!(log.len(), old.len());
+        assert_eq!(log.unreadable_entries(), 0);
+        for r in &old {
+            assert_eq!(log.reading(r.id), Some(*r));
+        }
+        let mut first = HealthLog::load(&saved, d1).expect("a schema-1 log loads");
+        let next = first
+            .stage(Metric::HeartRate, 70.0, Unit::BeatsPerMinute, T0)
+            .expect("a valid reading");
+        assert_eq!(next.id.seq, 11, "the author's sequence goes on");
+
+        let heads = log.heads();
+        let new: Vec<Reading> = (0..3)
+            .map(|i| {
+                log.stage(Metric::HeartRate, 61.0, Unit::BeatsPerMinute, T0 + i)
+                    .expect("a valid reading")
+            })
+            .collect();
+        assert_eq!(log.fold().expect("a fold"), 3);
+        assert_eq!(schema_of(&log), Some(2), "the first fold upgrades");
+        let (chunk, n) = log.own_changes_since(&heads);
+        assert_eq!(n, 1, "the upgrade and the block in one change");
+        let upgrade = log.doc.get_changes(&heads);
+        assert_eq!(upgrade.len(), 1);
+        assert_eq!(
+            upgrade[0].len(),
+            2,
+            "one op for the schema, one for the block"
+        );
+        let want = sorted([old.clone(), new.clone()].concat());
+        assert_eq!(all(&log), want);
+
+        let mut other = HealthLog::load(&saved, DeviceId([3; 16])).expect("loads");
+        other.apply(&chunk).expect("the change applies");
+        assert_eq!(schema_of(&other), Some(2));
+        assert_eq!(other.view(), log.view());
+        let reloaded = HealthLog::load(&log.save(), DeviceId([2; 16])).expect("loads");
+        assert_eq!(reloaded.view(), log.view());
+        assert_eq!(reloaded.unreadable_entries(), 0);
+
+        let heads = log.heads();
+        log.record(Metric::HeartRate, 62.0, Unit::BeatsPerMinute, T0 + 9)
+            .expect("a valid reading");
+        let later = log.doc.get_changes(&heads);
+        assert_eq!(later.len(), 1);
+        assert_eq!(
+            later[0].len(),
+            1,
+            "the block alone: the schema is 2 already"
+        );
+
+        // What a build that knows only the schema below sees: a document
+        // carrying a newer one is refused at load.
+        let mut newer = log.doc.clone();
+        newer
+            .put(ROOT, K_SCHEMA, SCHEMA_VERSION + 1)
+            .expect("a put");
+        newer.commit();
+        match HealthLog::load(&newer.save(), DeviceId([4; 16])) {
+            Err(LogError::NewerSchema { found, supported }) => {
+                assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            }
+            other => panic!("a newer schema loaded: {other:?}"),
+        }
+        assert_eq!(SCHEMA_VERSION, 2);
+        assert_eq!(
+            schema_of(&HealthLog::new(DeviceId([5; 16]))),
+            Some(2),
+            "new logs write schema 2"
+        );
+    }
+
+    /// Two devices fold concurrently, on a new log and on a schema-1 log
+    /// (both then write schema 2): whatever way the changes travel (whole
+    /// saves, own changes, a merge), every replica shows both blocks'
+    /// readings and the old ones, and converged replicas' views are equal.
+    #[test]
+    fn concurrent_folds_merge_with_both_blocks_visible() {
+        const T0: i64 = 1_790_000_000_000;
+        let d1 = DeviceId([1; 16]);
+        let old: Vec<Reading> = (1..=4).map(|s| heart(d1, s, T0 + 7 * s as i64)).collect();
+        let starts = [
+            (HealthLog::new(d1).save(), Vec::new()),
+            (schema_1_log(d1, &old), old.clone()),
+        ];
+        for (start, old) in starts {
+            let mut reps: Vec<HealthLog> = (1..=3u8)
+                .map(|d| HealthLog::load(&start, DeviceId([d; 16])).expect("loads"))
+                .collect();
+            let heads = reps[0].heads();
+            let mut folded = Vec::new();
+            for (w, n) in [(0usize, 5i64), (1, 7)] {
+                for k in 0..n {
+                    folded.push(
+                        reps[w]
+                            .stage(
+                                Metric::HeartRate,
+                                80.0,
+                                Unit::BeatsPerMinute,
+                                T0 + 2 * k + w as i64,
+                            )
+                            .expect("a valid reading"),
+                    );
+                }
+                assert_eq!(reps[w].fold().expect("a fold"), n as usize);
+            }
+            let (from_a, _) = reps[0].own_changes_since(&heads);
+            let (from_b, _) = reps[1].own_changes_since(&heads);
+            let save_b = reps[1].save();
+            reps[0].apply(&save_b).expect("a save applies");
+            reps[1].apply(&from_a).expect("a change applies");
+            // The third gets B's change, then A's in a merge.
+            reps[2].apply(&from_b).expect("a change applies");
+            let (left, right) = reps.split_at_mut(2);
+            right[0].merge(&mut left[0]).expect("a merge");
+            let want = sorted([old.clone(), folded.clone()].concat());
+            for (i, r) in reps.iter().enumerate() {
+                assert_eq!(all(r), want, "replica {i}");
+                assert_eq!(r.view(), reps[0].view(), "replica {i}");
+                assert_eq!(r.unreadable_entries(), 0, "replica {i}");
+                assert_eq!(elements(r).len(), old.len() + 2, "replica {i}");
+                assert_eq!(schema_of(r), Some(2), "replica {i}");
+            }
+            for (i, r) in reps.iter_mut().enumerate() {
+                let device = r.device();
+                let reloaded = HealthLog::load(&r.save(), device).expect("loads");
+                assert_eq!(reloaded.view(), r.view(), "replica {i}");
+            }
+        }
+    }
+
+    /// Damaged or foreign list elements, among good blocks and a schema-1
+    /// element: a reading of a block that does not decode counts one
+    /// unreadable entry and its block's other readings stay; an element of
+    /// the wrong length or not bytes counts one. Lookups find exactly the
+    /// readings kept; the author's next sequence number is above them all.
+    #[test]
+    fn a_damaged_block_loses_only_what_does_not_decode() {
+        const T0: i64 = 1_790_000_000_000;
+        let d1 = DeviceId([1; 16]);
+        let rs: Vec<Reading> = (1..=12).map(|s| heart(d1, s, T0 + s as i64)).collect();
+        let mut damaged_version = block_of(&rs[0..5]);
+        damaged_version[2 * READING_LEN] = 0xff; // reading 3
+        let mut damaged_metric = block_of(&rs[5..8]);
+        damaged_metric[READING_LEN + 33] = 0xee; // reading 7
+        let mut wrong_len = block_of(&rs[8..10]);
+        wrong_len.push(0); // readings 9 and 10, one entry
+        let entries: Vec<ScalarValue> = vec![
+            ScalarValue::Bytes(damaged_version),
+            ScalarValue::Bytes(damaged_metric),
+            ScalarValue::Bytes(wrong_len),
+            ScalarValue::Bytes(Vec::new()),
+            ScalarValue::Str("not a reading".into()),
+            ScalarValue::Bytes(rs[10].encode().to_vec()), // schema 1: a block of one
+            ScalarValue::Uint(42),
+            ScalarValue::Bytes(block_of(&rs[11..12])),
+        ];
+        let mut log = HealthLog::new(DeviceId([2; 16]));
+        // A replica from before the elements arrived: it gets them by apply.
+        let mut applied =
+            HealthLog::load(&log.save(), DeviceId([3; 16])).expect("a saved log loads");
+        log.doc
+            .splice(&log.readings, 0, 0, entries)
+            .expect("a splice");
+        log.doc.commit();
+        let kept: Vec<Reading> = rs
+            .iter()
+            .filter(|r| ![3, 7, 9, 10].contains(&r.id.seq))
+            .copied()
+            .collect();
+        let saved = log.save();
+        applied.apply(&saved).expect("a save applies");
+        for (what, mut r) in [
+            ("loaded", HealthLog::load(&saved, d1).expect("loads")),
+            ("applied", applied),
+        ] {
+            assert_eq!(all(&r), sorted(kept.clone()), "{what}");
+            assert_eq!(r.unreadable_entries(), 6, "{what}");
+            assert_eq!(r.len(), kept.len(), "{what}");
+            for x in &rs {
+                assert_eq!(r.reading(x.id), kept.contains(x).then_some(*x), "{what}");
+            }
+            if r.device() == d1 {
+                let next = r
+                    .stage(Metric::HeartRate, 70.0, Unit::BeatsPerMinute, T0)
+                    .expect("a valid reading");
+                assert_eq!(next.id.seq, 13, "{what}");
+                r.fold().expect("a fold");
+                assert_eq!(r.unreadable_entries(), 6, "{what}");
+                assert_eq!(r.len(), kept.len() + 1, "{what}");
+            }
+        }
+    }
+
+    /// A fold of more readings than a block holds: still one change, in
+    /// blocks of at most the bound, in staging order; it round-trips
+    /// through save and load (same view, the author's next sequence number
+    /// above them).
+    #[test]
+    fn a_fold_past_the_block_bound_round_trips() {
+        const T0: i64 = 1_790_000_000_000;
+        let d1 = DeviceId([1; 16]);
+        let n = 2 * MAX_BLOCK_READINGS + 5;
+        let mut log = HealthLog::new(d1);
+        let heads = log.heads();
+        for i in 0..n {
+            log.stage(
+                Metric::HeartRate,
+                60.0 + (i % 40) as f64,
+                Unit::BeatsPerMinute,
+                T0 + i as i64 * 1000,
+            )
+            .expect("a valid reading");
+        }
+        let staged = log.staged().to_vec();
+        assert_eq!(log.fold().expect("a fold"), n);
+        assert_eq!(log.own_changes_since(&heads).1, 1, "one change");
+        let els = elements(&log);
+        assert_eq!(els.len(), n.div_ceil(MAX_BLOCK_READINGS));
+        let mut flat = Vec::new();
+        for e in els {
+            let b = e.expect("bytes");
+            assert!(b.len() <= MAX_BLOCK_READINGS * READING_LEN);
+            flat.extend_from_slice(&b);
+        }
+        assert_eq!(flat, block_of(&staged));
+        let saved = log.save();
+        let mut again = HealthLog::load(&saved, d1).expect("loads");
+        assert_eq!(again.view(), log.view());
+        assert_eq!(again.len(), n);
+        assert_eq!(again.unreadable_entries(), 0);
+        let next = again
+            .stage(Metric::HeartRate, 70.0, Unit::BeatsPerMinute, T0)
+            .expect("a valid reading");
+        assert_eq!(next.id.seq, n as u64 + 1);
+        let other = HealthLog::load(&saved, DeviceId([2; 16])).expect("loads");
+        assert_eq!(other.view(), log.view());
     }
 
     /// A small deterministic generator (xorshift), so the test needs no RNG crate.
