@@ -234,6 +234,7 @@ fn close_child() {
 #[test]
 fn a_kill_during_close_loses_nothing() {
     use rand_chacha::rand_core::Rng;
+    sled_warnings_to_stderr();
     let tmp = tempfile::tempdir().unwrap();
     let seed = vigil_testkit::seed_from_env("VIGIL_CLOSE_SEED", "close kill test");
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -262,7 +263,12 @@ fn a_kill_during_close_loses_nothing() {
             &vigil_device::FileKeyStore::new(tmp.path().join("root.key")),
             START,
         )
-        .unwrap_or_else(|e| panic!("round {round} (seed {seed}): does not open: {e}"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "round {round} (seed {seed}): does not open: {e}\nits files: {}",
+                keep_on_failure(tmp.path())
+            )
+        });
         let present: std::collections::HashSet<String> =
             all(&vault).iter().map(|r| r.id.to_string()).collect();
         for id in &acked {
@@ -274,6 +280,63 @@ fn a_kill_during_close_loses_nothing() {
     }
     assert!(closes > 0, "the children closed the vault (seed {seed})");
     eprintln!("{closes} closes, {} readings acknowledged", acked.len());
+}
+
+/// What a failed round leaves, for its report: the store's files with
+/// their sizes, and with `VIGIL_CLOSE_KEEP=<dir>` a copy of the whole
+/// directory there (the temporary one is deleted as the test unwinds).
+fn keep_on_failure(dir: &std::path::Path) -> String {
+    fn walk(dir: &std::path::Path, base: &std::path::Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let rel = path.strip_prefix(base).unwrap_or(&path).display();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => walk(&path, base, out),
+                Ok(m) => out.push(format!("{rel} ({} B)", m.len())),
+                Err(_) => out.push(format!("{rel} (?)")),
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files);
+    let mut report = files.join(", ");
+    if let Some(keep) = std::env::var_os("VIGIL_CLOSE_KEEP") {
+        let keep = std::path::Path::new(&keep).join(format!("kept-{}", std::process::id()));
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(dir)
+            .arg(&keep)
+            .status();
+        report.push_str(&format!("\nkept in {} ({copied:?})", keep.display()));
+    }
+    report
+}
+
+/// sled reports through the `log` crate which of its files it refused
+/// (its snapshot, a segment, its config); the test shows it on stderr.
+fn sled_warnings_to_stderr() {
+    struct Stderr;
+    impl log::Log for Stderr {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.level() <= log::Level::Warn
+        }
+        fn log(&self, r: &log::Record) {
+            if self.enabled(r.metadata()) {
+                eprintln!("[{} {}] {}", r.level(), r.target(), r.args());
+            }
+        }
+        fn flush(&self) {}
+    }
+    static LOGGER: Stderr = Stderr;
+    // Another test of this binary may have set it already: either is fine.
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
 }
 
 /// The device's id as the store keeps it beside its snapshot (not secret:
