@@ -247,68 +247,16 @@ impl SledStorage {
     }
 }
 
-/// Removes the snapshot files sled began and never committed, which sled
-/// would otherwise read as its snapshot and refuse the store over.
-///
-/// sled 0.34.7 writes the snapshot of its page table only while it opens
-/// (`advance_snapshot` in pagecache/snapshot.rs): `write_snapshot` creates
-/// `snap.<lsn>.generating`, writes and fsyncs it, and renames it to
-/// `snap.<lsn>`; the rename is the commit. But the snapshot it reads at
-/// open is the last name in sort order among `get_snapshot_files`
-/// (config.rs), which leaves out only a `.in___motion` suffix, not
-/// `.generating`. A kill or power cut between the create and the rename
-/// leaves an empty or torn `snap.<newer lsn>.generating` beside the
-/// committed `snap.<older lsn>`; it sorts last, fails its length or CRC
-/// check in `read_snapshot`, and every later open fails with
-/// `Corruption { at: None }` though nothing committed is damaged.
-///
-/// Such a file holds nothing that is not in the committed snapshot and the
-/// log after it (sled replays the log from the committed snapshot and
-/// writes the newer one again; after its next snapshot it deletes every
-/// other `snap.` file itself), so removing it loses nothing. A damaged
-/// committed `snap.<lsn>` is left alone: that is damage, for recover.
-///
-/// Only while no process holds the store: a `.generating` file of an open
-/// in progress is that open's. sled holds an exclusive `flock` on its `db`
-/// file for as long as a store is open; the same lock, taken here on a
-/// file handle of our own and released before sled opens, tells whether
-/// anyone does (another process, or another open vault in this one).
+/// Removes the snapshot files sled began and never committed (see
+/// [`vigil_fs::remove_abandoned_sled_snapshots`]), which sled would
+/// otherwise read as the store's snapshot and refuse the store over.
 fn remove_abandoned_snapshots(dir: &Path) -> Result<(), StorageError> {
-    let db = match std::fs::File::open(dir.join("db")) {
-        Ok(f) => f,
-        // No store yet (sled makes `db` before any snapshot), or a `db`
-        // sled will report on itself.
-        Err(_) => return Ok(()),
-    };
-    match db.try_lock() {
-        Ok(()) => {}
-        // Held: the open in progress owns its files; sled's open reports
-        // the lock and the caller waits its turn, coming back here.
-        Err(std::fs::TryLockError::WouldBlock) => return Ok(()),
-        // Not lockable here: leave everything to sled.
-        Err(std::fs::TryLockError::Error(_)) => return Ok(()),
+    for path in vigil_fs::remove_abandoned_sled_snapshots(dir).map_err(io_err)? {
+        tracing::warn!(
+            file = %path.display(),
+            "removed a snapshot sled began and never committed (a kill or power cut during an open)"
+        );
     }
-    let mut removed = false;
-    for e in std::fs::read_dir(dir).map_err(io_err)? {
-        let e = e.map_err(io_err)?;
-        let name = e.file_name();
-        let abandoned = name
-            .to_str()
-            .is_some_and(|n| n.starts_with("snap.") && n.ends_with(".generating"));
-        if abandoned && e.file_type().map_err(io_err)?.is_file() {
-            tracing::warn!(
-                file = %e.path().display(),
-                "removing a snapshot sled began and never committed (a kill or power cut during an open)"
-            );
-            std::fs::remove_file(e.path()).map_err(io_err)?;
-            removed = true;
-        }
-    }
-    if removed {
-        vigil_fs::sync_dir(dir).map_err(io_err)?;
-    }
-    // The lock goes with the handle, before sled takes it on its own.
-    drop(db);
     Ok(())
 }
 

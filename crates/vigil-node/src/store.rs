@@ -237,6 +237,14 @@ impl MailboxStore {
 
     fn open_once(dir: &Path) -> Result<Self, StoreError> {
         let sealed = dir.join(SEALED_DIR);
+        // A node killed while sled wrote its snapshot at start would
+        // otherwise never open again (see the function).
+        for path in vigil_fs::remove_abandoned_sled_snapshots(dir).map_err(StoreError::Io)? {
+            tracing::warn!(
+                file = %path.display(),
+                "removed a snapshot sled began and never committed (a kill or power cut during a start)"
+            );
+        }
         // sled caches up to 1 GiB of pages by default, which a node of
         // 10,000 residents fills; every write is flushed, so a smaller cache
         // costs only re-reads of cold mailboxes.
