@@ -205,6 +205,68 @@ fn erase_leftovers(path: &Path) -> io::Result<bool> {
     Ok(any)
 }
 
+/// Removes the snapshot files a sled 0.34.7 store began and never
+/// committed, and returns their paths; only while no process holds the
+/// store (else nothing is touched).
+///
+/// sled writes the snapshot of its page table only while it opens
+/// (`advance_snapshot` in its pagecache/snapshot.rs): it creates
+/// `snap.<lsn>.generating`, writes and fsyncs it, and renames it to
+/// `snap.<lsn>`; the rename is the commit. But the snapshot it reads at
+/// open is the last name in sort order among its `get_snapshot_files`
+/// (config.rs), which leaves out only a `.in___motion` suffix, not
+/// `.generating`. A kill or power cut between the create and the rename
+/// leaves an empty or torn `snap.<newer lsn>.generating` beside the
+/// committed `snap.<older lsn>`; it sorts last, fails its length or CRC
+/// check, and every later open fails with `Corruption { at: None }` though
+/// nothing committed is damaged.
+///
+/// Such a file holds nothing that is not in the committed snapshot and the
+/// log after it (sled replays the log from the committed snapshot and
+/// writes the newer one again), so removing it loses nothing. A damaged
+/// committed `snap.<lsn>` is left alone: that is damage, for the caller to
+/// report.
+///
+/// A `.generating` file of an open in progress is that open's: sled holds
+/// an exclusive lock on its `db` file for as long as a store is open, and
+/// the same lock, taken here on a handle of our own and released before
+/// returning, tells whether anyone does (another process, or another open
+/// store in this one).
+pub fn remove_abandoned_sled_snapshots(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let db = match fs::File::open(dir.join("db")) {
+        Ok(f) => f,
+        // No store yet (sled makes `db` before any snapshot), or a `db`
+        // sled will report on itself.
+        Err(_) => return Ok(Vec::new()),
+    };
+    match db.try_lock() {
+        Ok(()) => {}
+        // Held: the open in progress owns its files. Or not lockable
+        // here: leave everything to sled.
+        Err(fs::TryLockError::WouldBlock) | Err(fs::TryLockError::Error(_)) => {
+            return Ok(Vec::new());
+        }
+    }
+    let mut removed = Vec::new();
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let abandoned = e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("snap.") && n.ends_with(".generating"));
+        if abandoned && e.file_type()?.is_file() {
+            fs::remove_file(e.path())?;
+            removed.push(e.path());
+        }
+    }
+    if !removed.is_empty() {
+        sync_dir(dir)?;
+    }
+    // The lock goes with the handle, before sled takes it on its own.
+    drop(db);
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,66 +400,4 @@ mod tests {
         erase(&path).unwrap();
         assert_eq!(names(dir.path()), [".b.key.Xy12Ab.tmp", "a.key.tmp"]);
     }
-}
-
-/// Removes the snapshot files a sled 0.34.7 store began and never
-/// committed, and returns their paths; only while no process holds the
-/// store (else nothing is touched).
-///
-/// sled writes the snapshot of its page table only while it opens
-/// (`advance_snapshot` in its pagecache/snapshot.rs): it creates
-/// `snap.<lsn>.generating`, writes and fsyncs it, and renames it to
-/// `snap.<lsn>`; the rename is the commit. But the snapshot it reads at
-/// open is the last name in sort order among its `get_snapshot_files`
-/// (config.rs), which leaves out only a `.in___motion` suffix, not
-/// `.generating`. A kill or power cut between the create and the rename
-/// leaves an empty or torn `snap.<newer lsn>.generating` beside the
-/// committed `snap.<older lsn>`; it sorts last, fails its length or CRC
-/// check, and every later open fails with `Corruption { at: None }` though
-/// nothing committed is damaged.
-///
-/// Such a file holds nothing that is not in the committed snapshot and the
-/// log after it (sled replays the log from the committed snapshot and
-/// writes the newer one again), so removing it loses nothing. A damaged
-/// committed `snap.<lsn>` is left alone: that is damage, for the caller to
-/// report.
-///
-/// A `.generating` file of an open in progress is that open's: sled holds
-/// an exclusive lock on its `db` file for as long as a store is open, and
-/// the same lock, taken here on a handle of our own and released before
-/// returning, tells whether anyone does (another process, or another open
-/// store in this one).
-pub fn remove_abandoned_sled_snapshots(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let db = match fs::File::open(dir.join("db")) {
-        Ok(f) => f,
-        // No store yet (sled makes `db` before any snapshot), or a `db`
-        // sled will report on itself.
-        Err(_) => return Ok(Vec::new()),
-    };
-    match db.try_lock() {
-        Ok(()) => {}
-        // Held: the open in progress owns its files. Or not lockable
-        // here: leave everything to sled.
-        Err(fs::TryLockError::WouldBlock) | Err(fs::TryLockError::Error(_)) => {
-            return Ok(Vec::new());
-        }
-    }
-    let mut removed = Vec::new();
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        let abandoned = e
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with("snap.") && n.ends_with(".generating"));
-        if abandoned && e.file_type()?.is_file() {
-            fs::remove_file(e.path())?;
-            removed.push(e.path());
-        }
-    }
-    if !removed.is_empty() {
-        sync_dir(dir)?;
-    }
-    // The lock goes with the handle, before sled takes it on its own.
-    drop(db);
-    Ok(removed)
 }
