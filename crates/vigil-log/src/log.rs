@@ -1102,6 +1102,39 @@ impl HealthLog {
         bytes
     }
 
+    /// [`HealthLog::save`], with the columns compressed by `compress`: it
+    /// is given the document saved with no column compressed (Automerge's
+    /// `save_nocompress()`) and returns the document as `save()` gives it,
+    /// or `None` to have Automerge compress it. Automerge sets up a fresh
+    /// DEFLATE compressor for each large column, and zlib zeroes ~300 KiB
+    /// to set one up; a caller that keeps a compressor only resets it.
+    /// Shares `save()`'s cache: at the same heads either returns the bytes
+    /// the other made.
+    pub fn save_compressing_with(
+        &mut self,
+        compress: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
+    ) -> Vec<u8> {
+        let heads = self.doc.get_heads();
+        if let Some((at, bytes)) = &self.last_save
+            && *at == heads
+        {
+            return bytes.clone();
+        }
+        let plain = self.doc.save_nocompress();
+        let bytes = match compress(&plain) {
+            Some(bytes) => bytes,
+            None => self.doc.save(),
+        };
+        self.last_save = Some((heads, bytes.clone()));
+        bytes
+    }
+
+    /// The whole document with no column compressed (Automerge's
+    /// `save_nocompress()`); loads like [`HealthLog::save`]'s bytes.
+    pub fn save_uncompressed(&mut self) -> Vec<u8> {
+        self.doc.save_nocompress()
+    }
+
     /// The changes made or received since the last [`HealthLog::mark_saved`]
     /// (or since load), as one incremental chunk (empty if none), and the
     /// heads to pass to `mark_saved` once the chunk is durable. Until then the
