@@ -556,8 +556,114 @@ pub(crate) fn pack_document(automerge: &[u8]) -> Zeroizing<Vec<u8>> {
 /// where [`deflate`]'s kept one is only reset. `None` if `plain` is not one
 /// document chunk as Automerge writes it (the caller lets Automerge save).
 pub(crate) fn compress_document(plain: &[u8]) -> Option<Vec<u8>> {
-    let _ = plain;
+    use sha2::Digest;
+    /// Automerge's chunk type of a document.
+    const DOCUMENT: u8 = 0;
+    /// A column's spec flag: its data is DEFLATE-compressed.
+    const DEFLATED: u64 = 0b1000;
+    // The chunk's header: magic, checksum (4), type, data length.
+    let rest = plain.strip_prefix(&AUTOMERGE_MAGIC)?;
+    let (&kind, rest) = rest.get(4..)?.split_first()?;
+    if kind != DOCUMENT {
+        return None;
+    }
+    let mut at = 0;
+    let len = usize::try_from(uleb(rest, &mut at)?).ok()?;
+    let data = rest.get(at..at.checked_add(len)?)?;
+    let after = &rest[at + len..];
+    // The data: the actors and the heads, then the change columns' and the
+    // op columns' metadata (spec, length), then their data, then the heads'
+    // indexes.
+    let mut at = 0;
+    for _ in 0..uleb(data, &mut at)? {
+        let n = usize::try_from(uleb(data, &mut at)?).ok()?;
+        at = at.checked_add(n)?;
+    }
+    let heads = usize::try_from(uleb(data, &mut at)?).ok()?;
+    at = at.checked_add(heads.checked_mul(32)?)?;
+    let prefix = data.get(..at)?;
+    let mut groups = [Vec::new(), Vec::new()];
+    for columns in &mut groups {
+        for _ in 0..uleb(data, &mut at)? {
+            let spec = uleb(data, &mut at)?;
+            let n = usize::try_from(uleb(data, &mut at)?).ok()?;
+            columns.push((spec, n));
+        }
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(data.len()));
+    out.extend_from_slice(prefix);
+    let mut column_data = Zeroizing::new(Vec::with_capacity(data.len() - at));
+    let mut meta = Vec::new();
+    for columns in &groups {
+        write_uleb(&mut meta, columns.len() as u64);
+        for &(spec, n) in columns {
+            let bytes = data.get(at..at.checked_add(n)?)?;
+            at += n;
+            let (spec, n) = if n < AUTOMERGE_DEFLATE_MIN || spec & DEFLATED != 0 {
+                column_data.extend_from_slice(bytes);
+                (spec, n)
+            } else {
+                let deflated = deflate(&[], bytes)?;
+                column_data.extend_from_slice(&deflated);
+                (spec | DEFLATED, deflated.len())
+            };
+            write_uleb(&mut meta, spec);
+            write_uleb(&mut meta, n as u64);
+        }
+    }
+    out.extend_from_slice(&meta);
+    out.extend_from_slice(&column_data);
+    out.extend_from_slice(&data[at..]);
+    // The checksum: the first 4 bytes of SHA-256 over the type, the
+    // length and the data.
+    let mut len_bytes = Vec::with_capacity(10);
+    write_uleb(&mut len_bytes, out.len() as u64);
+    let mut hasher = sha2::Sha256::new();
+    hasher.update([DOCUMENT]);
+    hasher.update(&len_bytes);
+    hasher.update(&out);
+    let hash = hasher.finalize();
+    let mut doc = Vec::with_capacity(4 + 4 + 1 + len_bytes.len() + out.len() + after.len());
+    doc.extend_from_slice(&AUTOMERGE_MAGIC);
+    doc.extend_from_slice(&hash[..4]);
+    doc.push(DOCUMENT);
+    doc.extend_from_slice(&len_bytes);
+    doc.extend_from_slice(&out);
+    doc.extend_from_slice(after);
+    Some(doc)
+}
+
+/// Reads an unsigned LEB128 number at `*at`, moving past it.
+fn uleb(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        value |= u64::from(b & 0x7f).checked_shl(shift)?;
+        if b & 0x80 == 0 {
+            return Some(value);
+        }
+    }
     None
+}
+
+/// Appends `value` as unsigned LEB128.
+fn write_uleb(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let b = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// The log's `save()`, its columns compressed by [`compress_document`]
+/// (the same bytes, without Automerge's compressor set-ups).
+pub(crate) fn save_log(log: &mut vigil_log::HealthLog) -> Vec<u8> {
+    log.save_compressing_with(compress_document)
 }
 
 /// The smallest of `candidates` (the first on a tie) and `automerge` as it
