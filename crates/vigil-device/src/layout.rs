@@ -544,18 +544,26 @@ pub(crate) fn pack_document(automerge: &[u8]) -> Zeroizing<Vec<u8>> {
     smallest(automerge, [deflate(&[PAYLOAD_DEFLATE], automerge)])
 }
 
-/// Automerge's `save()` made from its `save_nocompress()` `plain`: each
-/// column of at least [`AUTOMERGE_DEFLATE_MIN`] bytes compressed (and
-/// flagged so), the document chunk's checksum computed again, and what
-/// follows the chunk (changes still waiting for their dependencies) kept.
-/// The bytes are Automerge's own, by construction and pinned by a test:
-/// the same raw DEFLATE at the default level and window ([`deflate`], the
-/// stream flate2 gives) of the same columns. What differs is the cost:
-/// Automerge sets up a fresh compressor for each such column (zlib-rs
-/// zeroing its ~300 KiB of tables, 445 K instructions under callgrind),
-/// where [`deflate`]'s kept one is only reset. `None` if `plain` is not one
-/// document chunk as Automerge writes it (the caller lets Automerge save).
+/// The log's document for the local snapshot and relay snapshots, from
+/// Automerge's `save_nocompress()` `plain`: [`compress_columns`] with
+/// Automerge's threshold.
 pub(crate) fn compress_document(plain: &[u8]) -> Option<Vec<u8>> {
+    compress_columns(plain, AUTOMERGE_DEFLATE_MIN)
+}
+
+/// Automerge's `save()` made from its `save_nocompress()` `plain`, with
+/// each column of at least `min` bytes compressed (and flagged so), the
+/// document chunk's checksum computed again, and what follows the chunk
+/// (changes still waiting for their dependencies) kept. At `min` =
+/// [`AUTOMERGE_DEFLATE_MIN`] the bytes are Automerge's own, by
+/// construction and pinned by a test: the same raw DEFLATE at the default
+/// level and window ([`deflate`], the stream flate2 gives) of the same
+/// columns. What differs is the cost: Automerge sets up a fresh compressor
+/// for each such column (zlib-rs zeroing its ~300 KiB of tables, 445 K
+/// instructions under callgrind), where [`deflate`]'s kept one is only
+/// reset. `None` if `plain` is not one document chunk as Automerge writes
+/// it (the caller lets Automerge save).
+fn compress_columns(plain: &[u8], min: usize) -> Option<Vec<u8>> {
     use sha2::Digest;
     /// Automerge's chunk type of a document.
     const DOCUMENT: u8 = 0;
@@ -599,7 +607,7 @@ pub(crate) fn compress_document(plain: &[u8]) -> Option<Vec<u8>> {
         for &(spec, n) in columns {
             let bytes = data.get(at..at.checked_add(n)?)?;
             at += n;
-            let (spec, n) = if n < AUTOMERGE_DEFLATE_MIN || spec & DEFLATED != 0 {
+            let (spec, n) = if n < min || spec & DEFLATED != 0 {
                 column_data.extend_from_slice(bytes);
                 (spec, n)
             } else {
@@ -1559,8 +1567,9 @@ mod tests {
 
     /// Logs of every size from empty to 3,000 readings, with annotations,
     /// another device's changes, and changes waiting for a dependency
-    /// (which `save()` keeps after the document): `compress_document` of
-    /// the uncompressed save gives exactly Automerge's `save()`.
+    /// (which `save()` keeps after the document): `compress_columns` of the
+    /// uncompressed save at Automerge's threshold gives exactly Automerge's
+    /// `save()`, and `compress_document`'s form loads to the same document.
     #[test]
     fn compress_document_gives_automerges_save() {
         let mut other = vigil_log::HealthLog::new(vigil_log::DeviceId([8; 16]));
@@ -1568,8 +1577,14 @@ mod tests {
         let mut checked = 0;
         let mut check = |log: &mut vigil_log::HealthLog| {
             let want = log.save();
-            let got = compress_document(&log.save_uncompressed()).expect("a document");
+            let plain = log.save_uncompressed();
+            let got = compress_columns(&plain, AUTOMERGE_DEFLATE_MIN).expect("a document");
             assert_eq!(got, want, "after {checked} checks");
+            // The snapshot's form: the same document.
+            let doc = compress_document(&plain).expect("a document");
+            let mut loaded =
+                vigil_log::HealthLog::load(&doc, vigil_log::DeviceId([6; 16])).expect("loads");
+            assert_eq!(loaded.save(), want, "after {checked} checks");
             checked += 1;
         };
         check(&mut log);
@@ -1614,6 +1629,34 @@ mod tests {
         assert_eq!(compress_document(b"not automerge"), None);
         let plain = log.save_uncompressed();
         assert_eq!(compress_document(&plain[..plain.len() / 2]), None);
+    }
+
+    /// Columns under 4 KiB are left as they are (compressing one costs a
+    /// compressor reset, ~160 K instructions under callgrind, to save a
+    /// few hundred bytes that the relay snapshot's DEFLATE of the whole
+    /// document takes anyway): 80 band readings (3,360 bytes of values,
+    /// which Automerge compresses) are stored as they are.
+    #[test]
+    fn small_columns_are_left_uncompressed() {
+        let mut log = vigil_log::HealthLog::new(vigil_log::DeviceId([7; 16]));
+        for i in 0..80i64 {
+            let (metric, value, unit) = band_reading(i);
+            log.stage(metric, value, unit, 1_790_000_000_000 + i * 30_000)
+                .expect("a valid reading");
+            if i % 40 == 39 {
+                log.fold().expect("a fold");
+            }
+        }
+        let plain = log.save_uncompressed();
+        assert!(log.save() != plain, "Automerge compresses some column");
+        let doc = compress_document(&plain).expect("a document");
+        assert!(
+            doc == plain,
+            "{} bytes, uncompressed {}, Automerge's {}",
+            doc.len(),
+            plain.len(),
+            log.save().len()
+        );
     }
 
     #[test]
