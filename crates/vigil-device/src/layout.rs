@@ -617,6 +617,16 @@ fn compress_columns(plain: &[u8], min: usize) -> Option<Vec<u8>> {
             columns.push((spec, n));
         }
     }
+    // No column to compress: `plain` is the document, checksum and all
+    // (most of the simulation's documents; hashing one again cost 10 M).
+    let mut rest_at = at;
+    if groups.iter().flatten().all(|&(spec, n)| {
+        let keep = n < min || spec & DEFLATED != 0;
+        rest_at = rest_at.saturating_add(n);
+        keep
+    }) {
+        return (rest_at <= data.len()).then(|| plain.to_vec());
+    }
     let mut out = Zeroizing::new(Vec::with_capacity(data.len()));
     out.extend_from_slice(prefix);
     let mut column_data = Zeroizing::new(Vec::with_capacity(data.len() - at));
