@@ -627,8 +627,6 @@ fn compress_columns(plain: &[u8], min: usize) -> Option<Vec<u8>> {
     }) {
         return (rest_at <= data.len()).then(|| plain.to_vec());
     }
-    let mut out = Zeroizing::new(Vec::with_capacity(data.len()));
-    out.extend_from_slice(prefix);
     let mut column_data = Zeroizing::new(Vec::with_capacity(data.len() - at));
     let mut meta = Vec::new();
     for columns in &groups {
@@ -648,24 +646,28 @@ fn compress_columns(plain: &[u8], min: usize) -> Option<Vec<u8>> {
             write_uleb(&mut meta, n as u64);
         }
     }
-    out.extend_from_slice(&meta);
-    out.extend_from_slice(&column_data);
-    out.extend_from_slice(&data[at..]);
+    let suffix = &data[at..];
+    let parts = [prefix, &meta, &column_data, suffix];
     // The checksum: the first 4 bytes of SHA-256 over the type, the
-    // length and the data.
+    // length and the data (hashed in its parts, not copied together).
     let mut len_bytes = Vec::with_capacity(10);
-    write_uleb(&mut len_bytes, out.len() as u64);
+    write_uleb(&mut len_bytes, parts.iter().map(|p| p.len() as u64).sum());
     let mut hasher = sha2::Sha256::new();
     hasher.update([DOCUMENT]);
     hasher.update(&len_bytes);
-    hasher.update(&out);
+    for p in parts {
+        hasher.update(p);
+    }
     let hash = hasher.finalize();
-    let mut doc = Vec::with_capacity(4 + 4 + 1 + len_bytes.len() + out.len() + after.len());
+    let total = 4 + 4 + 1 + len_bytes.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut doc = Vec::with_capacity(total + after.len());
     doc.extend_from_slice(&AUTOMERGE_MAGIC);
     doc.extend_from_slice(&hash[..4]);
     doc.push(DOCUMENT);
     doc.extend_from_slice(&len_bytes);
-    doc.extend_from_slice(&out);
+    for p in parts {
+        doc.extend_from_slice(p);
+    }
     doc.extend_from_slice(after);
     Some(doc)
 }
