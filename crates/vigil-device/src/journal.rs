@@ -365,7 +365,7 @@ impl Journal {
         log: &mut HealthLog,
     ) -> Result<u64, WriteError> {
         let covered = self.next_seq - 1;
-        let sealed = crypto.seal_snapshot(covered, &log.save())?;
+        let sealed = crypto.seal_snapshot(covered, &layout::save_log(log))?;
         storage.put_blob(
             SNAPSHOT_BLOB,
             &layout::encode(&SnapshotRecord { covered, sealed }),

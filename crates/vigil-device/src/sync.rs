@@ -86,7 +86,7 @@ fn sealed_len(payload: &[u8]) -> u64 {
 /// The log's `save()` compressed, and its reference size for
 /// [`node_over_budget`].
 fn doc_payload(log: &mut HealthLog) -> (Zeroizing<Vec<u8>>, u64) {
-    let raw = Zeroizing::new(log.save());
+    let raw = Zeroizing::new(layout::save_log(log));
     (pack_document(&raw), sealed_len(&raw))
 }
 
@@ -623,7 +623,7 @@ impl Run<'_> {
             SnapshotPolicy::Auto => {
                 node_over_budget(&self.state.vol, self.state.vol.doc) && {
                     // The estimate may be stale: measure before deciding.
-                    let raw = saved.insert(Zeroizing::new(self.log.save()));
+                    let raw = saved.insert(Zeroizing::new(layout::save_log(self.log)));
                     let size = sealed_len(raw);
                     // A hint, not a fact: kept in memory, stored with
                     // the next record written.

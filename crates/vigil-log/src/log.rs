@@ -133,6 +133,9 @@ pub struct HealthLog {
     /// as a relay snapshot, as a bundle's payload, as the local snapshot)
     /// while nothing changes in between.
     last_save: Option<(Vec<ChangeHash>, Vec<u8>)>,
+    /// The same for [`HealthLog::save_compressing_with`], whose bytes
+    /// may differ from `save()`'s.
+    last_save_with: Option<(Vec<ChangeHash>, Vec<u8>)>,
     /// This device's changes committed here since some heads, with their
     /// raw bytes once known, so that [`HealthLog::own_changes_since`]
     /// those heads (a sync's next bundle) need not walk Automerge's change
@@ -302,6 +305,7 @@ impl HealthLog {
             pending: Vec::new(),
             saved_heads: Vec::new(),
             last_save: None,
+            last_save_with: None,
             own: OwnChanges::default(),
         }
     }
@@ -360,6 +364,7 @@ impl HealthLog {
             pending: Vec::new(),
             saved_heads,
             last_save: None,
+            last_save_with: None,
             own: OwnChanges::default(),
         })
     }
@@ -1050,6 +1055,7 @@ impl HealthLog {
             // dependencies): the decoded view stands. A change that waits
             // still changes `save()`, which keeps it.
             self.last_save = None;
+            self.last_save_with = None;
             return Ok(());
         }
         self.after_import()
@@ -1065,6 +1071,7 @@ impl HealthLog {
         // Changes that wait for dependencies change `save()` (it keeps
         // them) but not the heads.
         self.last_save = None;
+        self.last_save_with = None;
         if !self.is_initialised() && self.doc.get(ROOT, K_SCHEMA).ok().flatten().is_some() {
             let doc = std::mem::take(&mut self.doc);
             let saved = std::mem::take(&mut self.saved_heads);
@@ -1100,6 +1107,40 @@ impl HealthLog {
         let bytes = self.doc.save();
         self.last_save = Some((heads, bytes.clone()));
         bytes
+    }
+
+    /// [`HealthLog::save`], with the columns compressed by `compress`: it
+    /// is given the document saved with no column compressed (Automerge's
+    /// `save_nocompress()`) and returns the document as `save()` gives it,
+    /// or `None` to have Automerge compress it. Automerge sets up a fresh
+    /// DEFLATE compressor for each large column, and zlib zeroes ~300 KiB
+    /// to set one up; a caller that keeps a compressor only resets it, or
+    /// leaves small columns as they are. Cached by heads like `save()`,
+    /// apart from it: `compress` may return other bytes for the same
+    /// document, and `save()` stays Automerge's own.
+    pub fn save_compressing_with(
+        &mut self,
+        compress: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
+    ) -> Vec<u8> {
+        let heads = self.doc.get_heads();
+        if let Some((at, bytes)) = &self.last_save_with
+            && *at == heads
+        {
+            return bytes.clone();
+        }
+        let plain = self.doc.save_nocompress();
+        let bytes = match compress(&plain) {
+            Some(bytes) => bytes,
+            None => self.doc.save(),
+        };
+        self.last_save_with = Some((heads, bytes.clone()));
+        bytes
+    }
+
+    /// The whole document with no column compressed (Automerge's
+    /// `save_nocompress()`); loads like [`HealthLog::save`]'s bytes.
+    pub fn save_uncompressed(&mut self) -> Vec<u8> {
+        self.doc.save_nocompress()
     }
 
     /// The changes made or received since the last [`HealthLog::mark_saved`]
@@ -1484,6 +1525,7 @@ mod tests {
             saved_heads: log.saved_heads.clone(),
             own: log.own.clone(),
             last_save: log.last_save.clone(),
+            last_save_with: log.last_save_with.clone(),
         }
     }
 
