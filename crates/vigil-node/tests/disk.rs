@@ -221,6 +221,38 @@ fn info_bytes(i: &MailboxInfo) -> Vec<u8> {
     v
 }
 
+/// A store at `dir` holding, for vault `v`, three acknowledged bundles of
+/// `bundle` bytes and a snapshot of `snapshot` bytes, then closed.
+fn store_three_bundles_and_a_snapshot(
+    dir: &Path,
+    v: &[u8; 16],
+    rng: &mut ChaCha20Rng,
+    bundle: usize,
+    snapshot: usize,
+) -> (Vec<BundleItem>, SnapshotItem) {
+    let bundles: Vec<BundleItem> = (1..=3)
+        .map(|seq| BundleItem {
+            device: DEVICE,
+            seq,
+            blob: blob(rng, bundle),
+        })
+        .collect();
+    let snap = SnapshotItem {
+        covers: vec![],
+        blob: blob(rng, snapshot),
+    };
+    let store = MailboxStore::open(dir).unwrap();
+    store.put_mailbox(v, &mailbox()).unwrap();
+    let mut info = mailbox();
+    for b in &bundles {
+        info.bytes += b.blob.len() as u64;
+        info.blobs += 1;
+        store.append(v, b, &info).unwrap();
+    }
+    assert!(store.put_snapshot(v, &snap, &mut info, |_| true).unwrap());
+    (bundles, snap)
+}
+
 /// A kill between a blob's file and its record (or between a record's
 /// removal and its file's) leaves a file nothing refers to: the next open
 /// removes it, and keeps every acknowledged blob.
@@ -230,28 +262,7 @@ fn files_a_crash_left_without_a_record_are_removed_and_nothing_else() {
     let dir = tmp.path().join("node");
     let mut rng = ChaCha20Rng::seed_from_u64(4);
     let v = vault(2);
-    let bundles: Vec<BundleItem> = (1..=3)
-        .map(|seq| BundleItem {
-            device: DEVICE,
-            seq,
-            blob: blob(&mut rng, 5_000),
-        })
-        .collect();
-    let snap = SnapshotItem {
-        covers: vec![],
-        blob: blob(&mut rng, 9_000),
-    };
-    {
-        let store = MailboxStore::open(&dir).unwrap();
-        store.put_mailbox(&v, &mailbox()).unwrap();
-        let mut info = mailbox();
-        for b in &bundles {
-            info.bytes += b.blob.len() as u64;
-            info.blobs += 1;
-            store.append(&v, b, &info).unwrap();
-        }
-        assert!(store.put_snapshot(&v, &snap, &mut info, |_| true).unwrap());
-    }
+    let (bundles, snap) = store_three_bundles_and_a_snapshot(&dir, &v, &mut rng, 5_000, 9_000);
     let sealed = dir.join(SEALED_DIR);
     let before = std::fs::read_dir(&sealed).unwrap().count();
     std::fs::write(
@@ -757,28 +768,7 @@ fn a_sled_snapshot_torn_by_a_kill_during_start_is_not_read() {
     let dir = tmp.path().join("node");
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let v = vault(3);
-    let bundles: Vec<BundleItem> = (1..=3)
-        .map(|seq| BundleItem {
-            device: DEVICE,
-            seq,
-            blob: blob(&mut rng, 2_000),
-        })
-        .collect();
-    let snap = SnapshotItem {
-        covers: vec![],
-        blob: blob(&mut rng, 4_000),
-    };
-    {
-        let store = MailboxStore::open(&dir).unwrap();
-        store.put_mailbox(&v, &mailbox()).unwrap();
-        let mut info = mailbox();
-        for b in &bundles {
-            info.bytes += b.blob.len() as u64;
-            info.blobs += 1;
-            store.append(&v, b, &info).unwrap();
-        }
-        assert!(store.put_snapshot(&v, &snap, &mut info, |_| true).unwrap());
-    }
+    let (bundles, snap) = store_three_bundles_and_a_snapshot(&dir, &v, &mut rng, 2_000, 4_000);
     // Opened once more, so that sled has committed a snapshot of its own.
     drop(MailboxStore::open(&dir).unwrap());
     let newest = std::fs::read_dir(&dir)
