@@ -169,12 +169,38 @@ fn parse_bench_targets(json: &str) -> Vec<(String, String)> {
 /// `cutime` field of `/proc/self/stat`, what `getrusage(RUSAGE_CHILDREN)`
 /// reports), read from the text of that file.
 pub(crate) fn children_user_s(stat: &str) -> Option<f64> {
-    // Fields after the parenthesised command name (which may hold spaces
-    // and parentheses): cutime is field 16, the 14th after it.
+    // cutime is field 16, the 14th after the command name.
+    stat_seconds(stat, 13)
+}
+
+/// The clock-tick field `nth` after the parenthesised command name (which
+/// may hold spaces and parentheses) of a `/proc/PID/stat` text, in seconds.
+fn stat_seconds(stat: &str, nth: usize) -> Option<f64> {
     let after = stat.rsplit_once(')')?.1;
-    let ticks: u64 = after.split_whitespace().nth(13)?.parse().ok()?;
+    let ticks: u64 = after.split_whitespace().nth(nth)?.parse().ok()?;
     // USER_HZ: /proc reports clock ticks of 1/100 s on Linux.
     Some(ticks as f64 / 100.0)
+}
+
+/// This process's own user CPU seconds so far (the `utime` field of
+/// `/proc/self/stat`, field 14), for a benchmark to print beside its
+/// figures; `None` where /proc is not there.
+pub fn self_user_s() -> Option<f64> {
+    stat_seconds(&std::fs::read_to_string("/proc/self/stat").ok()?, 11)
+}
+
+/// The CPU's model name from `/proc/cpuinfo` ("unknown CPU" where it is
+/// not there), for a benchmark to print beside its figures.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 /// This process's children's user CPU seconds so far.
@@ -463,15 +489,7 @@ impl Machine {
     /// This machine: `/proc/cpuinfo`, `/proc/meminfo`, the cores this
     /// process may use and the compiler on the PATH.
     pub fn this() -> Machine {
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split(':').nth(1))
-                    .map(|m| m.trim().to_owned())
-            })
-            .unwrap_or_else(|| "unknown CPU".into());
+        let cpu = cpu_model();
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
         let ram_gib = std::fs::read_to_string("/proc/meminfo")
             .ok()

@@ -5,7 +5,7 @@
 //! by side in one run, on Automerge alone, with the log's own encoding of
 //! a reading; the candidate is not implemented in the log.
 //!
-//! `cargo bench -p vigil-log --bench fold_model` prints a Markdown table
+//! `cargo bench -p vigil-bench --bench fold_model` prints a Markdown table
 //! (median of 5 runs of a week: 168 hourly folds of 148 readings). For an
 //! instruction count, run its binary under callgrind with `--bench` and
 //! `VIGIL_FOLD_MODEL=each` or `=fold` to take one side. Without `--bench`
@@ -14,6 +14,7 @@
 use std::time::{Duration, Instant};
 
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue, transaction::Transactable};
+use vigil_bench::report::{cpu_model, self_user_s};
 use vigil_log::{DeviceId, Metric, READING_LEN, Reading, ReadingId};
 
 /// What one side measured, for one week.
@@ -94,29 +95,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-/// This process's user CPU time so far, from `/proc/self/stat` (Linux;
-/// clock ticks at the usual 100 per second), or `None` elsewhere.
-fn user_cpu_s() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses: utime is
-    // the 14th field of the line, the 12th after ")".
-    let rest = stat.rsplit_once(')')?.1;
-    let ticks: f64 = rest.split_whitespace().nth(11)?.parse().ok()?;
-    Some(ticks / 100.0)
-}
-
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (runs, folds, per_fold) = if full { (5, 168, 148) } else { (1, 4, 16) };
@@ -176,6 +154,6 @@ fn main() {
         cpu_model(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu.elapsed().as_secs_f64(),
-        user_cpu_s().map_or_else(|| "unknown".into(), |u| format!("{u:.1} s"))
+        self_user_s().map_or_else(|| "unknown".into(), |u| format!("{u:.1} s"))
     );
 }
